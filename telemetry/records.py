@@ -1,0 +1,120 @@
+"""What the request path hands to the recorder: plain structs, cheap to build on the hot path.
+
+Times are Unix epoch seconds (floats, UTC); the writer turns them into timestamps off the hot
+path. Money is a `Decimal` in US dollars, or `None` when the price is unknown (never a guessed 0).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+
+class SpanRecord(msgspec.Struct, kw_only=True):
+    span_id: str
+    trace_id: str
+    workspace_id: str
+    parent_span_id: str | None = None
+    name: str
+    component: str
+    started_at: float
+    ended_at: float
+    status: str = "ok"  # ok | error | cancelled
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    events: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.ended_at - self.started_at) * 1000.0
+
+
+class DecisionRecord(msgspec.Struct, kw_only=True):
+    decision_id: str
+    trace_id: str
+    workspace_id: str
+    sequence: int
+    type: str  # rule_evaluation | model_selection | rate_limit | budget_check | cache_decision | guardrail | retry | fallback
+    component: str
+    rule_id: str | None = None
+    rule_name: str | None = None
+    input: dict[str, Any] = msgspec.field(default_factory=dict)
+    output: dict[str, Any] = msgspec.field(default_factory=dict)
+    reasoning: str = ""
+    evaluation_us: float = 0.0
+    created_at: float
+
+
+class InteractionRecord(msgspec.Struct, kw_only=True):
+    interaction_id: str
+    trace_id: str
+    workspace_id: str
+    span_id: str | None = None
+    api_key_id: str | None = None
+    provider: str
+    requested_model: str
+    provider_model: str
+    deployment: str
+    attempt: int = 1
+    operation: str  # chat | embeddings
+    stream: bool = False
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    total_tokens: int | None = None
+    cost_usd: Decimal | None = None
+    started_at: float
+    ended_at: float
+    ttft_ms: float | None = None
+    tokens_per_second: float | None = None
+    status: str = "ok"  # ok | error | cancelled
+    http_status: int | None = None
+    finish_reason: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    cache_hit: bool = False
+    prompt: Any = None  # stored only as telemetry.store_content allows
+    response: Any = None
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.ended_at - self.started_at) * 1000.0
+
+
+class TraceRecord(msgspec.Struct, kw_only=True):
+    trace_id: str
+    workspace_id: str
+    api_key_id: str | None = None
+    request_id: str
+    end_user: str | None = None
+    route: str
+    method: str = "POST"
+    started_at: float
+    ended_at: float
+    status: str = "ok"  # ok | error | cancelled
+    http_status: int = 200
+    requested_model: str | None = None
+    provider: str | None = None
+    provider_model: str | None = None
+    stream: bool = False
+    error_type: str | None = None
+    error_message: str | None = None
+    overhead_ms: float | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    # Routing features kept even when content is not, so rules can be replayed against history.
+    features: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.ended_at - self.started_at) * 1000.0
+
+
+class TraceBundle(msgspec.Struct, kw_only=True):
+    """Everything one request produced: enqueued to the recorder in a single call."""
+
+    trace: TraceRecord
+    spans: list[SpanRecord] = msgspec.field(default_factory=list)
+    decisions: list[DecisionRecord] = msgspec.field(default_factory=list)
+    interactions: list[InteractionRecord] = msgspec.field(default_factory=list)

@@ -1,0 +1,195 @@
+"""The database tables, as SQLAlchemy Core. One schema for SQLite and Postgres alike.
+
+Ids are strings: trace ids are 32 hex digits (W3C, time-ordered when we mint them), span ids 16,
+every other id a UUIDv7 in hex. Times are timezone-aware UTC timestamps.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+Timestamp = sa.DateTime(timezone=True)
+Money = sa.Numeric(20, 10)
+
+DEFAULT_WORKSPACE_ID = "00000000000000000000000000000000"
+
+# Upper bounds in milliseconds of the latency buckets kept in usage_rollups; the last bucket is +Inf.
+ROLLUP_LATENCY_BOUNDS_MS: tuple[float, ...] = (
+    10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+)
+ROLLUP_BUCKET_COLUMNS: tuple[str, ...] = tuple(
+    f"latency_bucket_{i}" for i in range(len(ROLLUP_LATENCY_BOUNDS_MS) + 1)
+)
+
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    sa.Column("workspace_id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("slug", sa.String(100), nullable=False, unique=True),
+    sa.Column("settings", JSONType, nullable=False, default=dict),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column(
+        "workspace_id",
+        sa.String(32),
+        sa.ForeignKey("workspaces.workspace_id"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),  # SHA-256 hex
+    sa.Column("display_prefix", sa.String(32), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False, default="user"),  # user | master
+    sa.Column("metadata", JSONType, nullable=False, default=dict),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+    sa.Column("expires_at", Timestamp, nullable=True),
+)
+
+traces = sa.Table(
+    "traces",
+    metadata,
+    sa.Column("trace_id", sa.String(32), primary_key=True),
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("api_key_id", sa.String(32), nullable=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    sa.Column("end_user", sa.String(256), nullable=True),
+    sa.Column("route", sa.String(128), nullable=False),
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("ended_at", Timestamp, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("http_status", sa.Integer, nullable=False),
+    sa.Column("requested_model", sa.String(256), nullable=True),
+    sa.Column("provider", sa.String(128), nullable=True),
+    sa.Column("provider_model", sa.String(256), nullable=True),
+    sa.Column("stream", sa.Boolean, nullable=False),
+    sa.Column("error_type", sa.String(64), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("overhead_ms", sa.Float, nullable=True),
+    sa.Column("tags", JSONType, nullable=False),
+    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("features", JSONType, nullable=False),
+    sa.Index(None, "started_at"),
+    sa.Index(None, "workspace_id", "started_at"),
+    sa.Index(None, "requested_model", "started_at"),
+)
+
+spans = sa.Table(
+    "spans",
+    metadata,
+    sa.Column("span_id", sa.String(16), primary_key=True),
+    sa.Column("trace_id", sa.String(32), nullable=False),
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("parent_span_id", sa.String(16), nullable=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("component", sa.String(64), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("ended_at", Timestamp, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attributes", JSONType, nullable=False),
+    sa.Column("events", JSONType, nullable=False),
+    sa.Index(None, "trace_id"),
+    sa.Index(None, "started_at"),
+)
+
+decisions = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("decision_id", sa.String(32), primary_key=True),
+    sa.Column("trace_id", sa.String(32), nullable=False),
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("component", sa.String(64), nullable=False),
+    sa.Column("rule_id", sa.String(128), nullable=True),
+    sa.Column("rule_name", sa.String(256), nullable=True),
+    sa.Column("input", JSONType, nullable=False),
+    sa.Column("output", JSONType, nullable=False),
+    sa.Column("reasoning", sa.Text, nullable=False),
+    sa.Column("evaluation_us", sa.Float, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "trace_id", "sequence"),
+    sa.Index(None, "workspace_id", "created_at"),
+    sa.Index(None, "type", "created_at"),
+)
+
+ai_interactions = sa.Table(
+    "ai_interactions",
+    metadata,
+    sa.Column("interaction_id", sa.String(32), primary_key=True),
+    sa.Column("trace_id", sa.String(32), nullable=False),
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("span_id", sa.String(16), nullable=True),
+    sa.Column("api_key_id", sa.String(32), nullable=True),
+    sa.Column("provider", sa.String(128), nullable=False),
+    sa.Column("requested_model", sa.String(256), nullable=False),
+    sa.Column("provider_model", sa.String(256), nullable=False),
+    sa.Column("deployment", sa.String(256), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("operation", sa.String(32), nullable=False),
+    sa.Column("stream", sa.Boolean, nullable=False),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=True),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=True),
+    sa.Column("cached_tokens", sa.BigInteger, nullable=True),
+    sa.Column("total_tokens", sa.BigInteger, nullable=True),
+    sa.Column("cost_usd", Money, nullable=True),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("ended_at", Timestamp, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("ttft_ms", sa.Float, nullable=True),
+    sa.Column("tokens_per_second", sa.Float, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("http_status", sa.Integer, nullable=True),
+    sa.Column("finish_reason", sa.String(64), nullable=True),
+    sa.Column("error_type", sa.String(64), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("cache_hit", sa.Boolean, nullable=False),
+    sa.Column("prompt", JSONType, nullable=True),
+    sa.Column("response", JSONType, nullable=True),
+    sa.Index(None, "trace_id"),
+    sa.Index(None, "started_at"),
+    sa.Index(None, "workspace_id", "started_at"),
+    sa.Index(None, "requested_model", "started_at"),
+)
+
+usage_rollups = sa.Table(
+    "usage_rollups",
+    metadata,
+    sa.Column("bucket_start", Timestamp, nullable=False),  # the minute, UTC
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("api_key_id", sa.String(32), nullable=False),  # "" when no key
+    sa.Column("provider", sa.String(128), nullable=False),
+    sa.Column("model", sa.String(256), nullable=False),  # the requested (public) model
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+    sa.Column("cache_hits", sa.BigInteger, nullable=False),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cached_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_usd", Money, nullable=False),
+    sa.Column("latency_ms_sum", sa.Float, nullable=False),
+    *(sa.Column(name, sa.BigInteger, nullable=False) for name in ROLLUP_BUCKET_COLUMNS),
+    sa.PrimaryKeyConstraint("bucket_start", "workspace_id", "api_key_id", "provider", "model"),
+    sa.Index(None, "workspace_id", "bucket_start"),
+    sa.Index(None, "model", "bucket_start"),
+)

@@ -1,0 +1,85 @@
+"""Shared fixtures: real Postgres and Redis, one fresh database per test that asks for one.
+
+Services come from STEERWAY_TEST_DATABASE_URL / STEERWAY_TEST_REDIS_URL (defaults: the local
+servers). When one is unreachable its tests skip with the reason, except under CI=true, where
+they fail: CI must run every test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+POSTGRES_URL = os.environ.get(
+    "STEERWAY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("STEERWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _service_missing(what: str, error: BaseException) -> None:
+    message = f"{what} is unreachable ({type(error).__name__}: {error})"
+    if IN_CI:
+        pytest.fail(f"{message}; under CI=true every {what} test must run", pytrace=False)
+    pytest.skip(message)
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty Postgres database for this test, dropped afterwards."""
+    name = f"steerway_test_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as error:
+        _service_missing("Postgres", error)
+    try:
+        yield _with_database(POSTGRES_URL, name)
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'steerway.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database of each backend in turn: every storage test runs on both."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database flushed before and after the test."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.RedisError as error:
+        _service_missing("Redis", error)
+    try:
+        yield REDIS_URL
+    finally:
+        client.flushdb()
+        client.close()
