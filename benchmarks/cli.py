@@ -1,0 +1,265 @@
+"""`python -m benchmarks [SCENARIO ...]` and `python -m benchmarks profile`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shlex
+import shutil
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from benchmarks.harness import COMPARED_TARGETS, Harness, Options
+from benchmarks.machine import describe_machine
+from benchmarks.peers import BENCH_DIR
+from benchmarks.processes import StartupError
+from benchmarks.report import Report, update_readme
+from benchmarks.results import ScenarioResult
+from benchmarks.scenarios import SCENARIOS, run_scenario
+from benchmarks.targets import LITELLM_ENVIRONMENT, Workspace
+from benchmarks.wrk import INSTALL_HINT, wrk_path
+
+RESULTS_DIR = Path(__file__).parent / "results"
+README = Path(__file__).parent / "README.md"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
+
+
+def name_list(choices: tuple[str, ...]):
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(part.strip() for part in text.split(",") if part.strip())
+        unknown = [name for name in names if name not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(unknown) or 'empty list'}; choose from {', '.join(choices)}"
+            )
+        return names
+
+    return parse
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    return tuple(positive_int(part) for part in text.split(",") if part.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Load Steerway, LiteLLM and Portkey side by side against the mock provider. "
+        "`python -m benchmarks profile --help` profiles Steerway under load.",
+    )
+    defaults = Options()
+    parser.add_argument(
+        "scenarios",
+        nargs="*",
+        metavar="SCENARIO",
+        help=f"scenarios to run (default: all): {', '.join(SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--targets",
+        type=name_list(COMPARED_TARGETS),
+        default=defaults.targets,
+        help="comma-separated head-to-head targets (default: all four)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=positive_int,
+        default=defaults.runs,
+        help="rounds per scenario; medians are over rounds (default: 3)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=positive_float,
+        default=defaults.duration_s,
+        help="seconds of load per cell (default: 5)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=positive_int,
+        default=defaults.connections,
+        help="connections for the throughput-style scenarios (default: 32)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=defaults.wrk_threads,
+        help="wrk threads (default: 2)",
+    )
+    parser.add_argument(
+        "--mock-workers",
+        type=positive_int,
+        default=defaults.mock_workers,
+        help="worker processes of each mock provider (default: 2)",
+    )
+    parser.add_argument(
+        "--stream-samples",
+        type=positive_int,
+        default=defaults.stream_samples,
+        help="streams timed per round for TTFB (default: 100)",
+    )
+    parser.add_argument(
+        "--scaling-workers",
+        type=int_list,
+        default=defaults.scaling_workers,
+        help="Steerway worker counts for `scaling` (default: 1,2,4)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=defaults.postgres_url,
+        help="maintenance database URL used to create and drop the bench database",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=defaults.redis_url,
+        help="Redis database for `redis` (flushed before and after)",
+    )
+    parser.add_argument("--output", type=Path, help="results file (default: results/DATE.md)")
+    parser.add_argument(
+        "--no-readme",
+        action="store_true",
+        help="do not rewrite the latest-results section of benchmarks/README.md",
+    )
+    return parser
+
+
+def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def settings_lines(options: Options, harness: Harness) -> list[tuple[str, str]]:
+    versions = harness.versions
+    lines = [
+        ("rounds per cell", str(options.runs)),
+        ("load per cell", f"{options.duration_s:g} s (after a {options.warmup_s:g} s warm-up)"),
+        (
+            "wrk",
+            f"{options.wrk_threads} threads; {options.connections} connections for "
+            "throughput, streaming and memory; 1 for serial",
+        ),
+        (
+            "mock provider",
+            f"`steerway mock-provider`, {options.mock_workers} workers each: "
+            "one for plain completions, one for streams "
+            f"(TTFT {options.stream_ttft_ms:g} ms, {options.stream_chunks} chunks, "
+            f"{options.stream_chunk_interval_ms:g} ms apart)",
+        ),
+    ]
+    descriptions = {
+        "steerway": "1 worker, SQLite store, in-process state",
+        "litellm": "1 worker, no database, env "
+        + ", ".join(f"{k}={v}" for k, v in LITELLM_ENVIRONMENT.items()),
+        "portkey": "one Node.js process, `--headless`, NODE_ENV=production, bound to 127.0.0.1",
+    }
+    for name in options.targets:
+        if name == "direct":
+            continue
+        if name in versions:
+            lines.append((name, f"{versions[name]} ({descriptions[name]})"))
+        elif name in harness.unavailable:
+            lines.append((name, harness.unavailable[name]))
+    return lines
+
+
+def default_output(scenarios: list[str], today: str) -> Path:
+    if scenarios == list(SCENARIOS):
+        return RESULTS_DIR / f"{today}.md"
+    return RESULTS_DIR / f"{today}-{'-'.join(scenarios)}.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "profile":
+        from benchmarks.profiling import main as profile_main
+
+        return profile_main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.scenarios if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    if wrk_path() is None:
+        print(INSTALL_HINT, file=sys.stderr)
+        return 2
+    scenarios = [name for name in SCENARIOS if name in args.scenarios] or list(SCENARIOS)
+    options = Options(
+        runs=args.runs,
+        duration_s=args.duration,
+        connections=args.connections,
+        wrk_threads=args.threads,
+        mock_workers=args.mock_workers,
+        stream_samples=args.stream_samples,
+        scaling_workers=args.scaling_workers,
+        postgres_url=args.postgres_url,
+        redis_url=args.redis_url,
+        targets=args.targets,
+    )
+    started = dt.datetime.now(dt.UTC)
+    workspace = Workspace(root=BENCH_DIR / "runs" / started.strftime("%Y%m%d-%H%M%S"))
+    workspace.root.mkdir(parents=True, exist_ok=True)
+    harness = Harness(options, workspace)
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    results: list[ScenarioResult] = []
+    try:
+        harness.require_mocks()
+        for name in scenarios:
+            results.append(run_scenario(harness, name))
+    except KeyboardInterrupt:
+        print("[bench] interrupted; stopping every process", file=sys.stderr)
+        return 130
+    except StartupError as error:
+        print(f"[bench] cannot run: {error}", file=sys.stderr)
+        return 1
+    finally:
+        workspace.stop_all()
+        signal.signal(signal.SIGTERM, previous)
+        _remove_databases(workspace.root)
+    command = shlex.join(["python", "-m", "benchmarks", *argv])
+    report = Report(
+        title=f"Benchmark results {started:%Y-%m-%d %H:%M} UTC",
+        command=command,
+        machine=describe_machine(),
+        settings=settings_lines(options, harness),
+        results=results,
+    )
+    output = args.output or default_output(scenarios, f"{started:%Y-%m-%d}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report.document())
+    print(report.document())
+    print(f"[bench] results written to {output}; logs in {workspace.logs}")
+    if scenarios == list(SCENARIOS) and not args.no_readme:
+        relative = (
+            output.relative_to(README.parent) if output.is_relative_to(README.parent) else output
+        )
+        update_readme(README, report, str(relative))
+        print(f"[bench] {README} updated")
+    return 0
+
+
+def _remove_databases(root: Path) -> None:
+    """Keep the logs of a run, not its SQLite files."""
+    for path in root.rglob("*.db*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+    for path in root.iterdir() if root.exists() else []:
+        if path.is_dir() and path.name != "logs" and not any(path.iterdir()):
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,193 @@
+"""The application factory: a Litestar app with the `/v1` proxy mounted as raw ASGI.
+
+Everything with a lifetime (database engine, recorder, upstream client, the embedded mock) is
+built on startup and closed on shutdown, once per worker process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.exceptions import HTTPException
+from litestar.handlers import asgi
+from litestar.types import Receive, Scope, Send
+
+from gateway.auth import Authenticator
+from gateway.config import GatewayConfig, ProviderConfig, load_config
+from gateway.defaults import default_config, wants_mock
+from gateway.errors import GatewayError, error_body
+from gateway.keys import KeyStore
+from gateway.proxy import Proxy
+from gateway.routing import Router
+from gateway.settings import Settings
+from providers.openai import OpenAIAdapter
+from providers.upstream import UpstreamClient
+from telemetry import metrics
+from telemetry.db import create_engine, ping
+from telemetry.recorder import Recorder
+
+logger = logging.getLogger("steerway")
+
+
+class Gateway:
+    """One worker's running parts."""
+
+    def __init__(self, settings: Settings, config: GatewayConfig | None = None) -> None:
+        self.settings = settings
+        self._given_config = config
+        self.config: GatewayConfig | None = None
+        self.proxy: Proxy | None = None
+        self.recorder: Recorder | None = None
+        self.upstream = UpstreamClient()
+        self.engine = create_engine(settings.database_url)
+        self._mock: Any = None
+
+    async def start(self) -> None:
+        config = self._given_config or await self._load_config()
+        self.config = config
+        telemetry_config = config.telemetry
+        self.recorder = Recorder(
+            self.engine,
+            queue_size=telemetry_config.queue_size,
+            batch_size=telemetry_config.batch_size,
+            flush_interval=telemetry_config.flush_interval_ms / 1000.0,
+            spill_dir=_worker_spill_dir(telemetry_config.spill_dir),
+            observer=metrics.PrometheusRecorderObserver(),
+        )
+        await self.recorder.start()
+        await self.upstream.start()
+        adapters = {
+            name: _adapter(name, provider, self.upstream)
+            for name, provider in config.providers.items()
+        }
+        router = Router.from_config(config, adapters, config.price_table())
+        self.proxy = Proxy(
+            router=router,
+            authenticator=Authenticator(
+                KeyStore(self.engine),
+                master_key=self.settings.master_key,
+                ttl=config.auth.key_cache_ttl_seconds,
+            ),
+            record=self.recorder.record,
+            store_content=telemetry_config.store_content == "full",
+            max_body_bytes=config.limits.max_body_bytes,
+        )
+
+    async def _load_config(self) -> GatewayConfig:
+        if self.settings.config_path:
+            return load_config(self.settings.config_path)
+        if wants_mock(os.environ):
+            from providers.mock_server import start_mock_server
+
+            self._mock = await start_mock_server()
+            logger.info("no provider configured: serving the built-in mock provider")
+            return default_config(os.environ, mock_base_url=self._mock.base_url)
+        return default_config(os.environ)
+
+    async def stop(self) -> None:
+        if self.recorder is not None:
+            await self.recorder.stop()
+        await self.upstream.close()
+        if self._mock is not None:
+            await self._mock.close()
+        await self.engine.dispose()
+
+    async def ready(self) -> bool:
+        try:
+            await ping(self.engine)
+        except Exception as error:
+            logger.warning("readiness check failed: %s", type(error).__name__)
+            return False
+        return self.proxy is not None
+
+
+def _worker_spill_dir(base: str) -> Path:
+    """Each worker spills to its own folder so no two processes append to one file."""
+    return Path(base) / f"worker-{os.getpid()}"
+
+
+def _adapter(name: str, provider: ProviderConfig, upstream: UpstreamClient) -> OpenAIAdapter:
+    return OpenAIAdapter(
+        name,
+        base_url=provider.base_url,
+        api_key=provider.api_key.reveal() if provider.api_key is not None else None,
+        client=upstream,
+        headers=dict(provider.headers),
+        connect_timeout=provider.timeouts.connect,
+        first_byte_timeout=provider.timeouts.first_byte,
+        total_timeout=provider.timeouts.total,
+    )
+
+
+def _openai_error(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, GatewayError):
+        return Response(exc.body(), status_code=exc.status, media_type=MediaType.JSON)
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        return Response(
+            error_body(str(exc.detail), kind, code=f"http_{status}"),
+            status_code=status,
+            media_type=MediaType.JSON,
+        )
+    logger.exception("unhandled error", exc_info=exc)
+    return Response(
+        error_body("The gateway failed to handle this request.", "server_error", "internal_error"),
+        status_code=500,
+        media_type=MediaType.JSON,
+    )
+
+
+def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> Litestar:
+    gateway = Gateway(settings or Settings.from_env(), config)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    @asgi("/v1", is_mount=True, copy_scope=False)
+    async def v1(scope: Scope, receive: Receive, send: Send) -> None:
+        proxy = gateway.proxy
+        if proxy is None:
+            raise GatewayError(503, "The gateway is starting.", type="server_error")
+        await proxy(scope, receive, send)  # type: ignore[arg-type]
+
+    @get("/healthz", media_type=MediaType.JSON, sync_to_thread=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz", media_type=MediaType.JSON)
+    async def readyz() -> Response[dict[str, str]]:
+        if await gateway.ready():
+            return Response({"status": "ready"})
+        return Response({"status": "unavailable", "reason": "database unreachable"}, status_code=503)
+
+    @get("/metrics", sync_to_thread=False)
+    def prometheus() -> Response[bytes]:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    app = Litestar(
+        route_handlers=[v1, healthz, readyz, prometheus],
+        lifespan=[lifespan],
+        exception_handlers={Exception: _openai_error},
+        openapi_config=None,
+        logging_config=None,
+    )
+    app.state.gateway = gateway
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    """The uvicorn factory entry point (`steerway serve`)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,74 @@
+"""Authentication on the hot path: a bearer key, resolved through a short-TTL in-process cache.
+
+The TTL bounds how long a revoked key keeps working on any worker (one second by default), and
+the cache keeps the database off the hot path for every request after the first in that window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from datetime import UTC, datetime
+
+from gateway.errors import invalid_key, missing_key
+from gateway.keys import KeyInfo, KeyStore
+from telemetry.schema import DEFAULT_WORKSPACE_ID
+
+MASTER_KEY_INFO = KeyInfo(
+    key_id="master",
+    workspace_id=DEFAULT_WORKSPACE_ID,
+    name="master key",
+    role="master",
+    display_prefix="(STEERWAY_MASTER_KEY)",
+)
+
+
+class Authenticator:
+    def __init__(
+        self,
+        store: KeyStore,
+        *,
+        master_key: str | None = None,
+        ttl: float = 1.0,
+        max_entries: int = 100_000,
+    ) -> None:
+        self._store = store
+        self._master_hash = (
+            hashlib.sha256(master_key.encode()).digest() if master_key else None
+        )
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
+
+    async def authenticate(self, authorization: str | None) -> KeyInfo:
+        """The key behind an `Authorization` header value, or a 401 GatewayError."""
+        if not authorization:
+            raise missing_key()
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise missing_key()
+        digest = hashlib.sha256(token.encode()).digest()
+        if self._master_hash is not None and hmac.compare_digest(digest, self._master_hash):
+            return MASTER_KEY_INFO
+        key_hash = digest.hex()
+        now = time.monotonic()
+        cached = self._cache.get(key_hash)
+        if cached is not None and cached[0] > now:
+            info = cached[1]
+        else:
+            info = await self._store.find_by_hash(key_hash)
+            if len(self._cache) >= self._max_entries:
+                self._evict(now)
+            self._cache[key_hash] = (now + self._ttl, info)
+        if info is None or not info.active(datetime.now(UTC)):
+            raise invalid_key()
+        return info
+
+    def _evict(self, now: float) -> None:
+        expired = [key for key, (until, _) in self._cache.items() if until <= now]
+        for key in expired:
+            del self._cache[key]
+        if len(self._cache) >= self._max_entries:
+            self._cache.clear()

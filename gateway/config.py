@@ -1,0 +1,814 @@
+"""The gateway's configuration file: loading, `${ENV}` interpolation, validation, frozen structs.
+
+Validation reports every problem it finds, each prefixed with its path in the file
+(`models.fast[1].provider: unknown provider 'opnai' (did you mean 'openai'?)`), so one run of
+`steerway check-config` shows all that needs fixing. Values that came from the environment are
+shown in messages by their `${VAR}` reference, never expanded, and `api_key` values are `Secret`s:
+a key can reach neither an error message nor the repr of a config.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hmac
+import os
+import re
+from collections.abc import Collection, Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+import yaml
+
+from providers.pricing import ModelPrice, PriceTable
+
+PROVIDER_TYPES: Final = ("openai",)
+STORE_CONTENT_MODES: Final = ("full", "none")
+
+_TOP_LEVEL: Final = "(top level)"
+_PROVIDER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_USERINFO: Final = re.compile(r"//[^/?#]*@")
+_HEADER_NAME: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Headers the upstream client computes itself; a configured value would corrupt the request.
+_RESERVED_HEADERS: Final = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
+)
+
+
+class Secret:
+    """A credential: shows as `***` everywhere; `.reveal()` is the one way to read it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __format__(self, format_spec: str) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+
+class Timeouts(msgspec.Struct, frozen=True, kw_only=True):
+    """Seconds allowed for one upstream call: to connect, to the first response byte, in all."""
+
+    connect: float = 5.0
+    first_byte: float = 60.0
+    total: float = 600.0
+
+
+class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    type: str
+    base_url: str
+    """Without a trailing slash: adapters append paths such as `/chat/completions`."""
+    api_key: Secret | None = None
+    headers: Mapping[str, str] = msgspec.field(default_factory=dict)
+    timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
+
+    def _safe_fields(self) -> Iterator[tuple[str, Any]]:
+        """Field values fit to show: header values may carry credentials, URLs a password."""
+        for field in self.__struct_fields__:
+            value = getattr(self, field)
+            if field == "headers":
+                value = dict.fromkeys(value, "***")
+            elif field == "base_url":
+                value = _without_password(value)
+            yield field, value
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{field}={value!r}" for field, value in self._safe_fields())
+        return f"ProviderConfig({shown})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return list(self._safe_fields())
+
+
+class Deployment(msgspec.Struct, frozen=True, kw_only=True):
+    """One place a public model can be served: a provider and the provider's own model name."""
+
+    provider: str
+    model: str
+    weight: float = 1.0
+    price: ModelPrice | None = None
+    """Overrides the price table for this deployment only."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+    def price_in(self, table: PriceTable) -> ModelPrice | None:
+        """This deployment's own price, else the table's price for its model."""
+        return self.price if self.price is not None else table.lookup(self.model)
+
+
+class ModelRoute(msgspec.Struct, frozen=True, kw_only=True):
+    """A public model name and the deployments that serve it."""
+
+    name: str
+    deployments: tuple[Deployment, ...]
+
+
+class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
+    store_content: Literal["full", "none"] = "full"
+    queue_size: int = 100_000
+    batch_size: int = 2_000
+    flush_interval_ms: int = 200
+    spill_dir: str = "./var/spill"
+
+
+class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
+    max_body_bytes: int = 20 * 1024 * 1024
+
+
+class AuthConfig(msgspec.Struct, frozen=True, kw_only=True):
+    key_cache_ttl_seconds: float = 1.0
+
+
+class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
+    providers: Mapping[str, ProviderConfig] = msgspec.field(default_factory=dict)
+    models: Mapping[str, ModelRoute] = msgspec.field(default_factory=dict)
+    prices: Mapping[str, ModelPrice] = msgspec.field(default_factory=dict)
+    """Per-model price overrides on top of the shipped table, by the provider's model name."""
+    telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+
+    def model_names(self) -> list[str]:
+        """Public model names in the order the file declares them."""
+        return list(self.models)
+
+    def route(self, model: str) -> ModelRoute | None:
+        return self.models.get(model)
+
+    def deployments(self, model: str) -> tuple[Deployment, ...]:
+        """The deployments serving public model `model`; empty when no such model is declared."""
+        route = self.models.get(model)
+        return route.deployments if route is not None else ()
+
+    def provider(self, name: str) -> ProviderConfig:
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise KeyError(f"unknown provider {name!r}") from None
+
+    def price_table(self, base: PriceTable | None = None) -> PriceTable:
+        """`base` (default: the shipped table) with this config's `prices` applied."""
+        table = PriceTable.shipped() if base is None else base
+        return table.with_overrides(self.prices) if self.prices else table
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` lists every reason, one line each."""
+
+    def __init__(self, problems: list[str], *, source: str | None = None) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+        self.source = source
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+def load_config(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> GatewayConfig:
+    """Read, interpolate and validate the YAML file at `path`; raise `ConfigError` if unusable."""
+    source = os.fspath(path)
+    data, duplicate_keys = _read_yaml(source)
+    try:
+        config = parse_config(data, environ)
+    except ConfigError as error:
+        raise ConfigError(duplicate_keys + error.problems, source=source) from None
+    if duplicate_keys:
+        raise ConfigError(duplicate_keys, source=source)
+    return config
+
+
+def check_config(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """Every problem with the file at `path`; an empty list means it is valid."""
+    try:
+        load_config(path, environ)
+    except ConfigError as error:
+        return error.problems
+    return []
+
+
+def parse_config(
+    data: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None
+) -> GatewayConfig:
+    """Validate an already-decoded config (as YAML would give), for configs built in code."""
+    reader = _Reader()
+    expanded = _Interpolator(os.environ if environ is None else environ, reader).expand(data, "")
+    config = _parse_gateway(expanded, reader)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return config
+
+
+# --- reading the file -------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that also notes duplicate keys, which YAML would silently overwrite."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicate_keys: list[str] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            if key_node.value in seen:
+                mark = key_node.start_mark
+                self.duplicate_keys.append(
+                    f"{_position(mark)}: duplicate key {key_node.value!r}"
+                    " (only the last one would count)"
+                )
+            seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _position(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _read_yaml(source: str) -> tuple[Any, list[str]]:
+    """The decoded document and the duplicate keys found in it."""
+    try:
+        with open(source, "rb") as file:
+            raw = file.read()
+    except FileNotFoundError:
+        raise ConfigError([f"{source}: config file not found"], source=source) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{source}: is a directory, not a config file"], source=source) from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError([f"{source}: cannot read: {reason}"], source=source) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        message = f"{source}: not UTF-8 text (bad byte at offset {error.start})"
+        raise ConfigError([message], source=source) from None
+    loader = _Loader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        where = _position(error.problem_mark) if error.problem_mark else source
+        what = error.problem or error.context or "cannot be parsed"
+        raise ConfigError([f"{where}: YAML syntax error: {what}"], source=source) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            [f"{source}: not valid YAML ({type(error).__name__})"], source=source
+        ) from None
+    finally:
+        loader.dispose()
+    return data, loader.duplicate_keys
+
+
+# --- interpolation --------------------------------------------------------------------------
+
+
+class _Unresolved:
+    """Stands in for a string whose interpolation failed and was already reported."""
+
+    def __repr__(self) -> str:
+        return "<unresolved>"
+
+
+_UNRESOLVED: Final = _Unresolved()
+
+
+class _FromEnv(str):
+    """An interpolated string; messages show `template` so no environment value leaks."""
+
+    template: str
+
+    def __new__(cls, value: str, template: str) -> _FromEnv:
+        instance = super().__new__(cls, value)
+        instance.template = template
+        return instance
+
+
+class _Interpolator:
+    """Expands `${VAR}`, `${VAR:-default}` and `$$` in string values (never in keys)."""
+
+    def __init__(self, environ: Mapping[str, str], reader: _Reader) -> None:
+        self._environ = environ
+        self._reader = reader
+
+    def expand(self, value: Any, path: str) -> Any:
+        if isinstance(value, str):
+            return self._expand_string(value, path)
+        if isinstance(value, Mapping):
+            return {
+                key: self.expand(item, _join(path, key) if isinstance(key, str) else path)
+                for key, item in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.expand(item, f"{path}[{index}]") for index, item in enumerate(value)]
+        return value
+
+    def _expand_string(self, text: str, path: str) -> str | _Unresolved:
+        if "$" not in text:
+            return text
+        parts: list[str] = []
+        referenced = failed = False
+        position = 0
+        while (dollar := text.find("$", position)) >= 0:
+            parts.append(text[position:dollar])
+            following = text[dollar + 1 : dollar + 2]
+            if following == "$":
+                parts.append("$")
+                position = dollar + 2
+                continue
+            if following != "{":
+                parts.append("$")
+                position = dollar + 1
+                continue
+            end = text.find("}", dollar + 2)
+            if end < 0:
+                self._reader.report(
+                    path, "unterminated '${' (write '$$' for a literal dollar sign)"
+                )
+                return _UNRESOLVED
+            value = self._lookup(text[dollar + 2 : end], path)
+            if value is None:
+                failed = True
+            else:
+                parts.append(value)
+            referenced = True
+            position = end + 1
+        parts.append(text[position:])
+        if failed:
+            return _UNRESOLVED
+        expanded = "".join(parts)
+        return _FromEnv(expanded, text) if referenced else expanded
+
+    def _lookup(self, reference: str, path: str) -> str | None:
+        name, has_default, default = reference.partition(":-")
+        if not _ENV_NAME.fullmatch(name):
+            self._reader.report(path, f"invalid environment variable name {name!r} in '${{...}}'")
+            return None
+        value = self._environ.get(name)
+        if has_default:
+            return value or default
+        if value is None:
+            self._reader.report(path, f"environment variable {name} is not set")
+        return value
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def _join(path: str, key: str) -> str:
+    shown = key if key and not any(c.isspace() or c in "[]'\"" for c in key) else repr(key)
+    return f"{path}.{shown}" if path else shown
+
+
+def _show(value: Any) -> str:
+    """A value for an error message; environment-derived strings show as their reference."""
+    if isinstance(value, _FromEnv):
+        return f"{value.template!r} (from the environment)"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 80 else value[:77] + "...")
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)
+    return _describe_type(value)
+
+
+def _describe_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _did_you_mean(word: str, choices: Collection[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _without_password(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return _USERINFO.sub("//***@", url)
+    if password is None:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _as_decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        number = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip().replace("_", ""))
+        except InvalidOperation:
+            return None
+    else:
+        return None
+    return number if number.is_finite() else None
+
+
+class _Reader:
+    """Typed reads of decoded YAML that record a problem for each bad value and carry on.
+
+    Each read returns a usable stand-in (the default) on failure so that checking can go on to
+    the rest of the file; the config built from stand-ins is thrown away if any problem exists.
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def report(self, path: str, message: str) -> None:
+        self.problems.append(f"{path or _TOP_LEVEL}: {message}")
+
+    def entries(self, value: Any, path: str) -> list[tuple[str, Any]]:
+        """The items of a free-form mapping (names chosen by the user), `null` being empty."""
+        if value is None or value is _UNRESOLVED:
+            return []
+        if not isinstance(value, Mapping):
+            self.report(path, f"expected a mapping, got {_describe_type(value)}")
+            return []
+        items: list[tuple[str, Any]] = []
+        for key, item in value.items():
+            if isinstance(key, str) and key:
+                items.append((key, item))
+            else:
+                self.report(path, f"names must be non-empty strings, got {_show(key)}")
+        return items
+
+    def fields(
+        self, value: Any, path: str, known: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """The fields of a fixed-shape mapping; reports unknown and missing ones."""
+        if value is _UNRESOLVED:
+            return {}
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            self.report(path, f"expected a mapping, got {_describe_type(value)}")
+            return {}
+        found: dict[str, Any] = {}
+        misspelled: set[str] = set()
+        for key, item in value.items():
+            if key in known:
+                found[key] = item
+                continue
+            close = difflib.get_close_matches(key, known, n=1) if isinstance(key, str) else []
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            misspelled.update(close)
+            self.report(path, f"unknown field {_show(key)}{hint}")
+        for key in required:
+            if found.get(key) is None and key not in misspelled:
+                self.report(path, f"missing required field {key!r}")
+        return found
+
+    def string(self, value: Any, path: str, *, default: str = "") -> str:
+        if value is None or value is _UNRESOLVED:
+            return default
+        if not isinstance(value, str):
+            self.report(path, f"expected a string, got {_show(value)}")
+            return default
+        if not value:
+            self.report(path, "must not be empty")
+            return default
+        return str.__str__(value)
+
+    def secret(self, value: Any, path: str) -> Secret | None:
+        """An optional credential; an empty value (`${KEY:-}`) means none."""
+        if value is None or value is _UNRESOLVED or isinstance(value, Secret):
+            return value if isinstance(value, Secret) else None
+        if not isinstance(value, str):
+            self.report(path, f"expected a string, got {_describe_type(value)}")
+            return None
+        return Secret(str.__str__(value)) if value else None
+
+    def choice(self, value: Any, path: str, options: tuple[str, ...], *, default: str) -> str:
+        if value is None or value is _UNRESOLVED:
+            return default
+        if value not in options:
+            self.report(path, f"expected one of {', '.join(options)}; got {_show(value)}")
+            return default
+        return str.__str__(value)
+
+    def positive_number(self, value: Any, path: str, *, default: float) -> float:
+        return self._number(value, path, default=default, allow_zero=False)
+
+    def non_negative_number(self, value: Any, path: str, *, default: float) -> float:
+        return self._number(value, path, default=default, allow_zero=True)
+
+    def _number(self, value: Any, path: str, *, default: float, allow_zero: bool) -> float:
+        if value is None or value is _UNRESOLVED:
+            return default
+        number = _as_decimal(value)
+        if number is None or number < 0 or (number == 0 and not allow_zero):
+            kind = "a non-negative" if allow_zero else "a positive"
+            self.report(path, f"expected {kind} number, got {_show(value)}")
+            return default
+        return float(number)
+
+    def positive_integer(self, value: Any, path: str, *, default: int) -> int:
+        if value is None or value is _UNRESOLVED:
+            return default
+        number = _as_decimal(value)
+        if number is None or number <= 0 or number != number.to_integral_value():
+            self.report(path, f"expected a positive integer, got {_show(value)}")
+            return default
+        return int(number)
+
+    def money(self, value: Any, path: str) -> Decimal:
+        """A non-negative price, kept exact: `0.15` reads as Decimal('0.15')."""
+        if value is None or value is _UNRESOLVED:
+            return Decimal(0)
+        number = _as_decimal(value)
+        if number is None or number < 0:
+            self.report(path, f"expected a non-negative number of US dollars, got {_show(value)}")
+            return Decimal(0)
+        return number
+
+    def http_url(self, value: Any, path: str) -> str:
+        url = self.string(value, path)
+        if not url:
+            return url
+        try:
+            parts = urlsplit(url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            _ = parts.port  # a malformed port raises ValueError
+        except ValueError:
+            valid = False
+        if not valid:
+            shown = value if isinstance(value, _FromEnv) else _without_password(url)
+            self.report(path, f"not an http(s) URL: {_show(shown)}")
+            return ""
+        return url.rstrip("/")
+
+
+def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
+    top = reader.fields(data, "", ("providers", "models", "prices", "telemetry", "limits", "auth"))
+    provider_values = reader.entries(top.get("providers"), "providers")
+    providers = {
+        name: _parse_provider(name, value, _join("providers", name), reader)
+        for name, value in provider_values
+    }
+    declared = [name for name, _ in provider_values]
+    models = {
+        name: _parse_route(name, value, _join("models", name), declared, reader)
+        for name, value in reader.entries(top.get("models"), "models")
+    }
+    prices = {
+        name: _parse_price(value, _join("prices", name), reader)
+        for name, value in reader.entries(top.get("prices"), "prices")
+    }
+    return GatewayConfig(
+        providers=providers,
+        models=models,
+        prices=prices,
+        telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
+        limits=_parse_limits(top.get("limits"), "limits", reader),
+        auth=_parse_auth(top.get("auth"), "auth", reader),
+    )
+
+
+def _parse_provider(name: str, value: Any, path: str, reader: _Reader) -> ProviderConfig:
+    if not _PROVIDER_NAME.fullmatch(name):
+        reader.report(path, "invalid provider name: use letters, digits, '.', '_' and '-'")
+    fields = reader.fields(
+        value,
+        path,
+        ("type", "base_url", "api_key", "headers", "timeouts"),
+        required=("type", "base_url"),
+    )
+    provider_type = reader.string(fields.get("type"), _join(path, "type"))
+    if provider_type and provider_type not in PROVIDER_TYPES:
+        reader.report(
+            _join(path, "type"),
+            f"unknown provider type {_show(fields['type'])}; "
+            f"expected one of: {', '.join(PROVIDER_TYPES)}",
+        )
+    return ProviderConfig(
+        name=name,
+        type=provider_type,
+        base_url=reader.http_url(fields.get("base_url"), _join(path, "base_url")),
+        api_key=reader.secret(fields.get("api_key"), _join(path, "api_key")),
+        headers=_parse_headers(fields.get("headers"), _join(path, "headers"), reader),
+        timeouts=_parse_timeouts(fields.get("timeouts"), _join(path, "timeouts"), reader),
+    )
+
+
+def _parse_headers(value: Any, path: str, reader: _Reader) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, header_value in reader.entries(value, path):
+        header_path = _join(path, name)
+        if not _HEADER_NAME.fullmatch(name):
+            reader.report(header_path, "not a valid HTTP header name")
+        elif name.lower() in _RESERVED_HEADERS:
+            reader.report(header_path, "set by the gateway itself; it cannot be configured")
+        if header_value is _UNRESOLVED:
+            continue
+        if isinstance(header_value, int) and not isinstance(header_value, bool):
+            header_value = str(header_value)
+        if not isinstance(header_value, str):
+            reader.report(header_path, f"expected a string, got {_describe_type(header_value)}")
+        elif "\r" in header_value or "\n" in header_value:
+            reader.report(header_path, "header values must not contain line breaks")
+        else:
+            headers[name] = str.__str__(header_value)
+    return headers
+
+
+def _parse_timeouts(value: Any, path: str, reader: _Reader) -> Timeouts:
+    fields = reader.fields(value, path, ("connect", "first_byte", "total"))
+    defaults = Timeouts()
+    timeouts = Timeouts(
+        connect=reader.positive_number(
+            fields.get("connect"), _join(path, "connect"), default=defaults.connect
+        ),
+        first_byte=reader.positive_number(
+            fields.get("first_byte"), _join(path, "first_byte"), default=defaults.first_byte
+        ),
+        total=reader.positive_number(
+            fields.get("total"), _join(path, "total"), default=defaults.total
+        ),
+    )
+    for name in ("connect", "first_byte"):
+        if getattr(timeouts, name) > timeouts.total:
+            reader.report(
+                _join(path, name),
+                f"{getattr(timeouts, name):g}s is longer than the total timeout "
+                f"({timeouts.total:g}s)",
+            )
+    return timeouts
+
+
+def _parse_route(
+    name: str, value: Any, path: str, declared: list[str], reader: _Reader
+) -> ModelRoute:
+    if isinstance(value, Mapping):
+        fields = reader.fields(value, path, ("deployments",), required=("deployments",))
+        value = fields.get("deployments")
+        path = _join(path, "deployments")
+        if value is None:
+            return ModelRoute(name=name, deployments=())
+    if not isinstance(value, list):
+        if value is not _UNRESOLVED:
+            reader.report(
+                path,
+                "expected a list of deployments or a mapping with 'deployments', "
+                f"got {_describe_type(value)}",
+            )
+        return ModelRoute(name=name, deployments=())
+    if not value:
+        reader.report(path, "expected at least one deployment")
+    deployments = tuple(
+        _parse_deployment(name, item, f"{path}[{index}]", declared, reader)
+        for index, item in enumerate(value)
+    )
+    return ModelRoute(name=name, deployments=deployments)
+
+
+def _parse_deployment(
+    public_name: str, value: Any, path: str, declared: list[str], reader: _Reader
+) -> Deployment:
+    fields = reader.fields(
+        value, path, ("provider", "model", "weight", "price"), required=("provider",)
+    )
+    provider = reader.string(fields.get("provider"), _join(path, "provider"))
+    if provider and provider not in declared:
+        if not declared:
+            hint = "; no providers are declared"
+        else:
+            hint = _did_you_mean(provider, declared) or f"; declared: {', '.join(declared)}"
+        reader.report(
+            _join(path, "provider"), f"unknown provider {_show(fields['provider'])}{hint}"
+        )
+    price = fields.get("price")
+    return Deployment(
+        provider=provider,
+        model=reader.string(fields.get("model"), _join(path, "model"), default=public_name),
+        weight=reader.positive_number(fields.get("weight"), _join(path, "weight"), default=1.0),
+        price=None if price is None else _parse_price(price, _join(path, "price"), reader),
+    )
+
+
+def _parse_price(value: Any, path: str, reader: _Reader) -> ModelPrice:
+    fields = reader.fields(
+        value,
+        path,
+        ("input_per_million", "output_per_million", "cached_input_per_million"),
+        required=("input_per_million", "output_per_million"),
+    )
+    cached = fields.get("cached_input_per_million")
+    return ModelPrice(
+        input_per_million=reader.money(
+            fields.get("input_per_million"), _join(path, "input_per_million")
+        ),
+        output_per_million=reader.money(
+            fields.get("output_per_million"), _join(path, "output_per_million")
+        ),
+        cached_input_per_million=(
+            None
+            if cached is None
+            else reader.money(cached, _join(path, "cached_input_per_million"))
+        ),
+    )
+
+
+def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
+    fields = reader.fields(
+        value,
+        path,
+        ("store_content", "queue_size", "batch_size", "flush_interval_ms", "spill_dir"),
+    )
+    defaults = TelemetryConfig()
+    store_content = reader.choice(
+        fields.get("store_content"),
+        _join(path, "store_content"),
+        STORE_CONTENT_MODES,
+        default=defaults.store_content,
+    )
+    telemetry = TelemetryConfig(
+        store_content="none" if store_content == "none" else "full",
+        queue_size=reader.positive_integer(
+            fields.get("queue_size"), _join(path, "queue_size"), default=defaults.queue_size
+        ),
+        batch_size=reader.positive_integer(
+            fields.get("batch_size"), _join(path, "batch_size"), default=defaults.batch_size
+        ),
+        flush_interval_ms=reader.positive_integer(
+            fields.get("flush_interval_ms"),
+            _join(path, "flush_interval_ms"),
+            default=defaults.flush_interval_ms,
+        ),
+        spill_dir=reader.string(
+            fields.get("spill_dir"), _join(path, "spill_dir"), default=defaults.spill_dir
+        ),
+    )
+    if telemetry.batch_size > telemetry.queue_size:
+        reader.report(
+            _join(path, "batch_size"),
+            f"{telemetry.batch_size} is larger than queue_size ({telemetry.queue_size})",
+        )
+    return telemetry
+
+
+def _parse_limits(value: Any, path: str, reader: _Reader) -> LimitsConfig:
+    fields = reader.fields(value, path, ("max_body_bytes",))
+    return LimitsConfig(
+        max_body_bytes=reader.positive_integer(
+            fields.get("max_body_bytes"),
+            _join(path, "max_body_bytes"),
+            default=LimitsConfig().max_body_bytes,
+        )
+    )
+
+
+def _parse_auth(value: Any, path: str, reader: _Reader) -> AuthConfig:
+    fields = reader.fields(value, path, ("key_cache_ttl_seconds",))
+    return AuthConfig(
+        key_cache_ttl_seconds=reader.non_negative_number(
+            fields.get("key_cache_ttl_seconds"),
+            _join(path, "key_cache_ttl_seconds"),
+            default=AuthConfig().key_cache_ttl_seconds,
+        )
+    )

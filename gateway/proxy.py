@@ -1,0 +1,808 @@
+"""The OpenAI-compatible routes under `/v1`: the product's hot path, as a raw ASGI app.
+
+One request: authenticate, read and validate the body, pick a deployment, call the provider,
+answer, and hand one trace bundle to the recorder. Nothing here touches the database except the
+key lookup on a cache miss; telemetry is a single enqueue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from gateway.auth import Authenticator
+from gateway.errors import (
+    GatewayError,
+    body_too_large,
+    internal_error,
+    invalid_request,
+    method_not_allowed,
+    not_found,
+    upstream_error,
+    upstream_timeout,
+)
+from gateway.keys import KeyInfo
+from gateway.routing import Router, Target
+from gateway.validation import decode_object, validate_chat, validate_embeddings
+from providers.errors import UpstreamFailure
+from providers.openai import OpenAIAdapter
+from providers.usage import UNKNOWN_USAGE, Usage
+from telemetry import metrics
+from telemetry.ids import span_id_hex, uuid7_hex
+from telemetry.records import InteractionRecord, TraceBundle, TraceRecord
+from telemetry.schema import DEFAULT_WORKSPACE_ID
+from telemetry.trace import RequestTrace
+
+logger = logging.getLogger("steerway.proxy")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_TAGS = 32
+MAX_TAG_LENGTH = 64
+MAX_METADATA_BYTES = 8192
+_JSON = b"application/json"
+_SSE = b"text/event-stream"
+_PASS_STATUSES = frozenset({400, 404, 409, 413, 422, 429})
+
+
+class ClientGone(Exception):
+    """The client disconnected before the gateway could answer."""
+
+
+class Exchange:
+    """The state of one request as it moves through the pipeline."""
+
+    __slots__ = (
+        "end_user",
+        "error_message",
+        "error_type",
+        "features",
+        "headers",
+        "http_status",
+        "key",
+        "metadata",
+        "overhead_ms",
+        "provider",
+        "provider_model",
+        "request_id",
+        "requested_model",
+        "response_started",
+        "route",
+        "status",
+        "stream",
+        "tags",
+        "trace",
+        "upstream_seconds",
+    )
+
+    def __init__(self, route: str, headers: dict[str, str]) -> None:
+        self.route = route
+        self.headers = headers
+        self.trace = RequestTrace(headers.get("traceparent"))
+        self.request_id = _request_id(headers.get("x-request-id"))
+        self.key: KeyInfo | None = None
+        self.requested_model: str | None = None
+        self.provider: str | None = None
+        self.provider_model: str | None = None
+        self.stream = False
+        self.end_user: str | None = None
+        self.status = "ok"
+        self.http_status = 200
+        self.error_type: str | None = None
+        self.error_message: str | None = None
+        self.upstream_seconds = 0.0
+        self.overhead_ms: float | None = None
+        self.response_started = False
+        self.tags: list[str] = []
+        self.metadata: dict[str, Any] = {}
+        self.features: dict[str, Any] = {}
+
+    def base_headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"x-request-id", self.request_id.encode()),
+            (b"x-steerway-trace-id", self.trace.trace_id.encode()),
+        ]
+
+
+class StreamState:
+    __slots__ = ("client_gone", "done", "finish_reason", "first_output", "texts", "usage")
+
+    def __init__(self) -> None:
+        self.client_gone = False
+        self.done = False
+        self.first_output: float | None = None
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.texts: dict[int, list[str]] = {}
+
+
+class Proxy:
+    """The ASGI app mounted at `/v1`."""
+
+    def __init__(
+        self,
+        *,
+        router: Router,
+        authenticator: Authenticator,
+        record: Callable[[TraceBundle], bool],
+        store_content: bool,
+        max_body_bytes: int,
+    ) -> None:
+        self.router = router
+        self.authenticator = authenticator
+        self.record = record
+        self.store_content = store_content
+        self.max_body_bytes = max_body_bytes
+        self._handlers: dict[str, tuple[str, Callable[..., Awaitable[None]]]] = {
+            "/chat/completions": ("POST", self._chat),
+            "/embeddings": ("POST", self._embeddings),
+            "/models": ("GET", self._models),
+        }
+        self._models_body = msgspec.json.encode(
+            {
+                "object": "list",
+                "data": [
+                    {"id": name, "object": "model", "created": 0, "owned_by": "steerway"}
+                    for name in router.model_names
+                ],
+            }
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"].rstrip("/") or "/"
+        exchange = Exchange("/v1" + path, _decode_headers(scope["headers"]))
+        try:
+            handler = self._handlers.get(path)
+            if handler is None:
+                raise not_found("/v1" + path)
+            method, run = handler
+            if scope["method"] != method:
+                raise method_not_allowed(scope["method"], "/v1" + path)
+            await run(exchange, receive, send)
+        except GatewayError as error:
+            await self._fail(exchange, send, error)
+        except ClientGone:
+            exchange.status = "cancelled"
+            exchange.http_status = 499
+            exchange.error_type = "client_disconnected"
+        except Exception:
+            logger.exception("unhandled error on %s (trace %s)", path, exchange.trace.trace_id)
+            await self._fail(exchange, send, internal_error())
+        finally:
+            self._finish(exchange)
+
+    # --- routes -----------------------------------------------------------------------------
+
+    async def _chat(self, exchange: Exchange, receive: Receive, send: Send) -> None:
+        await self._authenticate(exchange)
+        body = await self._read_body(exchange, receive)
+        payload = decode_object(body)
+        model = validate_chat(payload)
+        self._note_request(exchange, payload, model, len(body))
+        target = self._select(exchange, model)
+        if exchange.stream:
+            await self._chat_stream(exchange, target, payload, receive, send)
+        else:
+            await self._chat_once(exchange, target, payload, send)
+
+    async def _embeddings(self, exchange: Exchange, receive: Receive, send: Send) -> None:
+        await self._authenticate(exchange)
+        body = await self._read_body(exchange, receive)
+        payload = decode_object(body)
+        model = validate_embeddings(payload)
+        self._note_request(exchange, payload, model, len(body))
+        target = self._select(exchange, model)
+        adapter = target.adapter
+        span_id = span_id_hex()
+        request = adapter.encode_request(payload, target.provider_model)
+        started = time.perf_counter()
+        try:
+            response = await adapter.send(
+                "embeddings", request, traceparent=exchange.trace.traceparent_for(span_id)
+            )
+            raw = await adapter.read_body(response)
+            usage = adapter.parse_embeddings(raw)
+        except UpstreamFailure as failure:
+            self._attempt(exchange, target, "embeddings", span_id, started, failure=failure)
+            raise _client_error(target, failure) from None
+        ended = time.perf_counter()
+        exchange.upstream_seconds = ended - started
+        self._attempt(
+            exchange,
+            target,
+            "embeddings",
+            span_id,
+            started,
+            ended=ended,
+            usage=usage,
+            prompt=payload.get("input"),
+        )
+        await self._respond(exchange, send, 200, raw, provider_headers=True)
+
+    async def _models(self, exchange: Exchange, receive: Receive, send: Send) -> None:
+        await self._authenticate(exchange)
+        await self._respond(exchange, send, 200, self._models_body)
+
+    # --- pipeline stages --------------------------------------------------------------------
+
+    async def _authenticate(self, exchange: Exchange) -> None:
+        started = time.perf_counter()
+        try:
+            exchange.key = await self.authenticator.authenticate(exchange.headers.get("authorization"))
+        except GatewayError:
+            exchange.trace.add_span("auth", "gateway", started, time.perf_counter(), status="error")
+            raise
+        exchange.trace.add_span(
+            "auth",
+            "gateway",
+            started,
+            time.perf_counter(),
+            attributes={"key.id": exchange.key.key_id, "key.role": exchange.key.role},
+        )
+        _read_tags_and_metadata(exchange)
+
+    async def _read_body(self, exchange: Exchange, receive: Receive) -> bytes:
+        declared = exchange.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise body_too_large(self.max_body_bytes)
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body"):
+            if len(body) > self.max_body_bytes:
+                raise body_too_large(self.max_body_bytes)
+            return body
+        parts = [body]
+        size = len(body)
+        while message.get("more_body"):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise body_too_large(self.max_body_bytes)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _note_request(
+        self, exchange: Exchange, payload: dict[str, Any], model: str, body_size: int
+    ) -> None:
+        exchange.requested_model = model
+        exchange.stream = payload.get("stream") is True
+        user = payload.get("user")
+        exchange.end_user = user if isinstance(user, str) else None
+        exchange.features = _routing_features(payload, model, body_size, exchange)
+
+    def _select(self, exchange: Exchange, model: str) -> Target:
+        started = time.perf_counter()
+        route = self.router.resolve(model)
+        selection = route.select()
+        target = selection.target
+        ended = time.perf_counter()
+        exchange.provider = target.provider
+        exchange.provider_model = target.provider_model
+        exchange.trace.add_span(
+            "route",
+            "gateway",
+            started,
+            ended,
+            attributes={"model.requested": model, "deployment": target.deployment.id},
+        )
+        exchange.trace.add_decision(
+            "model_selection",
+            "router",
+            input={"requested_model": model, "candidates": selection.candidates},
+            output={
+                "provider": target.provider,
+                "model": target.provider_model,
+                "deployment": target.deployment.id,
+            },
+            reasoning=selection.reasoning,
+            evaluation_us=(ended - started) * 1e6,
+        )
+        return target
+
+    async def _chat_once(
+        self, exchange: Exchange, target: Target, payload: dict[str, Any], send: Send
+    ) -> None:
+        adapter = target.adapter
+        span_id = span_id_hex()
+        request = adapter.encode_request(payload, target.provider_model)
+        started = time.perf_counter()
+        try:
+            response = await adapter.send(
+                "chat", request, traceparent=exchange.trace.traceparent_for(span_id)
+            )
+            raw = await adapter.read_body(response)
+            result = adapter.parse_chat(raw)
+        except UpstreamFailure as failure:
+            self._attempt(exchange, target, "chat", span_id, started, failure=failure)
+            raise _client_error(target, failure) from None
+        ended = time.perf_counter()
+        exchange.upstream_seconds = ended - started
+        self._attempt(
+            exchange,
+            target,
+            "chat",
+            span_id,
+            started,
+            ended=ended,
+            usage=result.usage,
+            finish_reason=",".join(r or "" for r in result.finish_reasons) or None,
+            prompt=payload.get("messages"),
+            response=result.messages,
+        )
+        await self._respond(exchange, send, 200, raw, provider_headers=True)
+
+    async def _chat_stream(
+        self,
+        exchange: Exchange,
+        target: Target,
+        payload: dict[str, Any],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        adapter = target.adapter
+        options = payload.get("stream_options")
+        client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+        span_id = span_id_hex()
+        request = adapter.encode_request(payload, target.provider_model, add_usage=True)
+        started = time.perf_counter()
+        try:
+            response = await adapter.send(
+                "chat", request, traceparent=exchange.trace.traceparent_for(span_id)
+            )
+        except UpstreamFailure as failure:
+            self._attempt(exchange, target, "chat", span_id, started, failure=failure)
+            raise _client_error(target, failure) from None
+        exchange.upstream_seconds = time.perf_counter() - started
+        state = StreamState()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_disconnect(watcher: asyncio.Future[None]) -> None:
+            if not watcher.cancelled() and not state.done:
+                state.client_gone = True
+                task.cancel()
+
+        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        watcher.add_done_callback(on_disconnect)
+        failure: UpstreamFailure | None = None
+        try:
+            await self._start(exchange, send, 200, _SSE, provider_headers=True)
+            await self._pump(adapter, response, send, state, client_wants_usage)
+            state.done = True
+        except asyncio.CancelledError:
+            if not state.client_gone:
+                raise
+            task.uncancel()
+        except UpstreamFailure as error:
+            state.done = True
+            failure = error
+        finally:
+            state.done = True
+            watcher.remove_done_callback(on_disconnect)
+            watcher.cancel()
+            response.close()
+        ended = time.perf_counter()
+        usage = state.usage or UNKNOWN_USAGE
+        self._attempt(
+            exchange,
+            target,
+            "chat",
+            span_id,
+            started,
+            ended=ended,
+            usage=usage,
+            finish_reason=state.finish_reason,
+            first_output=state.first_output,
+            failure=failure,
+            cancelled=state.client_gone,
+            prompt=payload.get("messages"),
+            response=(
+                [{"index": i, "content": "".join(parts)} for i, parts in sorted(state.texts.items())]
+                if self.store_content
+                else None
+            ),
+        )
+        if state.client_gone:
+            exchange.status = "cancelled"
+            exchange.http_status = 499
+            exchange.error_type = "client_disconnected"
+            exchange.error_message = "the client disconnected mid-stream; upstream cancelled"
+            metrics.streams_cancelled.labels(target.public_model).inc()
+            return
+        if failure is not None:
+            error = _client_error(target, failure)
+            exchange.status = "error"
+            exchange.error_type = error.code
+            exchange.error_message = error.message
+            event = b"data: " + error.body() + b"\n\n"
+            await send({"type": "http.response.body", "body": event, "more_body": False})
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _pump(
+        self,
+        adapter: OpenAIAdapter,
+        response: aiohttp.ClientResponse,
+        send: Send,
+        state: StreamState,
+        client_wants_usage: bool,
+    ) -> None:
+        """Forward upstream SSE events as they arrive, reading usage and finish reasons."""
+        parse = adapter.parse_stream_data
+        keep_text = self.store_content
+        pending = b""
+        async for piece in adapter.stream_pieces(response):
+            if b"\r" in piece:
+                piece = piece.replace(b"\r\n", b"\n")
+            pending += piece
+            if b"\n\n" not in pending:
+                continue
+            *events, pending = pending.split(b"\n\n")
+            out = []
+            for event in events:
+                if event and _inspect_event(event, parse, state, client_wants_usage, keep_text):
+                    out.append(event + b"\n\n")
+            if out:
+                await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+        if pending.strip() and _inspect_event(
+            pending, parse, state, client_wants_usage, keep_text
+        ):
+            await send({"type": "http.response.body", "body": pending + b"\n\n", "more_body": True})
+
+    # --- answers ----------------------------------------------------------------------------
+
+    async def _start(
+        self,
+        exchange: Exchange,
+        send: Send,
+        status: int,
+        content_type: bytes,
+        *,
+        content_length: int | None = None,
+        provider_headers: bool = False,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        headers = exchange.base_headers()
+        headers.append((b"content-type", content_type))
+        if content_length is not None:
+            headers.append((b"content-length", str(content_length).encode()))
+        if content_type == _SSE:
+            headers.append((b"cache-control", b"no-cache"))
+            headers.append((b"x-accel-buffering", b"no"))
+        if provider_headers and exchange.provider is not None:
+            headers.append((b"x-steerway-provider", exchange.provider.encode()))
+            headers.append((b"x-steerway-model", (exchange.provider_model or "").encode()))
+        if status < 400:
+            elapsed = time.perf_counter() - exchange.trace.start
+            overhead = max(elapsed - exchange.upstream_seconds, 0.0) * 1000.0
+            exchange.overhead_ms = overhead
+            headers.append((b"x-steerway-overhead-ms", f"{overhead:.3f}".encode()))
+        if extra:
+            headers.extend((name.encode(), value.encode()) for name, value in extra.items())
+        exchange.response_started = True
+        exchange.http_status = status
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def _respond(
+        self,
+        exchange: Exchange,
+        send: Send,
+        status: int,
+        body: bytes,
+        *,
+        provider_headers: bool = False,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        await self._start(
+            exchange,
+            send,
+            status,
+            _JSON,
+            content_length=len(body),
+            provider_headers=provider_headers,
+            extra=extra,
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _fail(self, exchange: Exchange, send: Send, error: GatewayError) -> None:
+        exchange.status = "error"
+        exchange.http_status = error.status
+        exchange.error_type = error.code or error.type
+        exchange.error_message = error.message
+        if exchange.response_started:
+            event = b"data: " + error.body() + b"\n\n"
+            await send({"type": "http.response.body", "body": event, "more_body": False})
+            return
+        await self._respond(
+            exchange, send, error.status, error.body(), provider_headers=True, extra=error.headers
+        )
+
+    # --- telemetry --------------------------------------------------------------------------
+
+    def _attempt(
+        self,
+        exchange: Exchange,
+        target: Target,
+        operation: str,
+        span_id: str,
+        started: float,
+        *,
+        ended: float | None = None,
+        usage: Usage = UNKNOWN_USAGE,
+        finish_reason: str | None = None,
+        first_output: float | None = None,
+        failure: UpstreamFailure | None = None,
+        cancelled: bool = False,
+        prompt: Any = None,
+        response: Any = None,
+    ) -> None:
+        """Record one provider attempt: its span, its interaction row and its metrics."""
+        if ended is None:
+            ended = time.perf_counter()
+        trace = exchange.trace
+        status = "cancelled" if cancelled else ("error" if failure is not None else "ok")
+        error_type = None if failure is None else _failure_type(failure)
+        cost = None
+        if target.price is not None and usage.prompt_tokens is not None:
+            cost = target.price.cost(
+                usage.prompt_tokens,
+                usage.completion_tokens if operation == "chat" else 0,
+                usage.cached_tokens,
+            )
+        ttft_ms = None if first_output is None else (first_output - started) * 1000.0
+        tokens_per_second = None
+        if usage.completion_tokens and first_output is not None and ended > first_output:
+            tokens_per_second = usage.completion_tokens / (ended - first_output)
+        elif usage.completion_tokens and first_output is None and ended > started:
+            tokens_per_second = usage.completion_tokens / (ended - started)
+        attempt = len(trace.interactions) + 1
+        trace.interactions.append(
+            InteractionRecord(
+                interaction_id=uuid7_hex(),
+                trace_id=trace.trace_id,
+                workspace_id="",
+                span_id=span_id,
+                api_key_id=exchange.key.key_id if exchange.key else None,
+                provider=target.provider,
+                requested_model=target.public_model,
+                provider_model=target.provider_model,
+                deployment=target.deployment.id,
+                attempt=attempt,
+                operation=operation,
+                stream=exchange.stream,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cached_tokens=usage.cached_tokens,
+                total_tokens=usage.total_tokens,
+                cost_usd=cost,
+                started_at=trace.wall(started),
+                ended_at=trace.wall(ended),
+                ttft_ms=ttft_ms,
+                tokens_per_second=tokens_per_second,
+                status=status,
+                http_status=(failure.status if failure is not None else 200),
+                finish_reason=finish_reason,
+                error_type=error_type,
+                error_message=None if failure is None else failure.message,
+                prompt=prompt if self.store_content else None,
+                response=response if self.store_content else None,
+            )
+        )
+        trace.add_span(
+            f"provider.{operation}",
+            "provider",
+            started,
+            ended,
+            status=status,
+            span_id=span_id,
+            attributes={
+                "gen_ai.provider.name": target.provider,
+                "gen_ai.request.model": target.provider_model,
+                "gen_ai.usage.input_tokens": usage.prompt_tokens,
+                "gen_ai.usage.output_tokens": usage.completion_tokens,
+                "error.type": error_type,
+            },
+        )
+        labels = (operation, target.provider, target.public_model)
+        metrics.operation_duration.labels(*labels, error_type or "").observe(ended - started)
+        if usage.prompt_tokens is not None:
+            metrics.token_usage.labels(*labels, "input").observe(usage.prompt_tokens)
+        if usage.completion_tokens is not None and operation == "chat":
+            metrics.token_usage.labels(*labels, "output").observe(usage.completion_tokens)
+        if ttft_ms is not None:
+            metrics.time_to_first_token.labels(*labels).observe(ttft_ms / 1000.0)
+        if cost is not None:
+            metrics.cost_total.labels(target.provider, target.public_model).inc(float(cost))
+        if error_type is not None:
+            metrics.upstream_errors.labels(target.provider, error_type).inc()
+
+    def _finish(self, exchange: Exchange) -> None:
+        ended = time.perf_counter()
+        key = exchange.key
+        workspace = key.workspace_id if key is not None else DEFAULT_WORKSPACE_ID
+        trace = TraceRecord(
+            trace_id=exchange.trace.trace_id,
+            workspace_id=workspace,
+            api_key_id=key.key_id if key is not None else None,
+            request_id=exchange.request_id,
+            end_user=exchange.end_user,
+            route=exchange.route,
+            method="GET" if exchange.route == "/v1/models" else "POST",
+            started_at=exchange.trace.start_wall,
+            ended_at=exchange.trace.wall(ended),
+            status=exchange.status,
+            http_status=exchange.http_status,
+            requested_model=exchange.requested_model,
+            provider=exchange.provider,
+            provider_model=exchange.provider_model,
+            stream=exchange.stream,
+            error_type=exchange.error_type,
+            error_message=exchange.error_message,
+            overhead_ms=exchange.overhead_ms,
+            tags=exchange.tags,
+            metadata=exchange.metadata,
+            features=exchange.features,
+        )
+        try:
+            self.record(exchange.trace.bundle(trace, ended))
+        except Exception:
+            logger.exception("could not hand trace %s to the recorder", trace.trace_id)
+        model = exchange.requested_model
+        model_label = model if model is not None and model in self.router else "unknown"
+        metrics.requests_total.labels(exchange.route, model_label, str(exchange.http_status)).inc()
+        if exchange.overhead_ms is not None:
+            metrics.gateway_overhead.labels(exchange.route).observe(exchange.overhead_ms / 1000.0)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _decode_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
+
+
+def _request_id(given: str | None) -> str:
+    if given and len(given) <= 128 and given.isprintable() and given.isascii():
+        return given
+    return uuid7_hex()
+
+
+def _read_tags_and_metadata(exchange: Exchange) -> None:
+    tags = exchange.headers.get("x-steerway-tags")
+    if tags:
+        exchange.tags = [t.strip()[:MAX_TAG_LENGTH] for t in tags.split(",") if t.strip()][
+            :MAX_TAGS
+        ]
+    raw = exchange.headers.get("x-steerway-metadata")
+    if raw:
+        if len(raw) > MAX_METADATA_BYTES:
+            raise invalid_request(
+                f"The x-steerway-metadata header is larger than {MAX_METADATA_BYTES} bytes.",
+                param="x-steerway-metadata",
+            )
+        try:
+            metadata = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            metadata = None
+        if not isinstance(metadata, dict):
+            raise invalid_request(
+                "The x-steerway-metadata header must be a JSON object.",
+                param="x-steerway-metadata",
+            )
+        exchange.metadata = metadata
+
+
+def _routing_features(
+    payload: dict[str, Any], model: str, body_size: int, exchange: Exchange
+) -> dict[str, Any]:
+    """What rules can match on, kept with the trace even when content is not stored."""
+    messages = payload.get("messages")
+    features: dict[str, Any] = {
+        "model": model,
+        "stream": exchange.stream,
+        "estimated_input_tokens": max(body_size // 4, 1),
+        "user": exchange.end_user,
+    }
+    if isinstance(messages, list):
+        features["message_count"] = len(messages)
+        features["has_images"] = any(
+            isinstance(m.get("content"), list)
+            and any(isinstance(p, dict) and p.get("type") == "image_url" for p in m["content"])
+            for m in messages
+        )
+        features["has_tools"] = bool(payload.get("tools"))
+        features["has_response_format"] = payload.get("response_format") is not None
+        for name in ("max_tokens", "max_completion_tokens", "temperature", "n"):
+            value = payload.get(name)
+            if value is not None:
+                features[name] = value
+    return features
+
+
+def _inspect_event(
+    event: bytes,
+    parse: Callable[[bytes], Any],
+    state: StreamState,
+    client_wants_usage: bool,
+    keep_text: bool,
+) -> bool:
+    """Read one SSE event; return whether to forward it to the client."""
+    data = None
+    for line in event.split(b"\n"):
+        if line.startswith(b"data:"):
+            value = line[5:].strip()
+            data = value if data is None else data + value
+    if data is None or data == b"[DONE]":
+        return True
+    chunk = parse(data)
+    if chunk.has_output and state.first_output is None:
+        state.first_output = time.perf_counter()
+    if chunk.finish_reason is not None:
+        state.finish_reason = chunk.finish_reason
+    if keep_text:
+        for index, text in chunk.contents:
+            state.texts.setdefault(index, []).append(text)
+    if chunk.usage is not None:
+        state.usage = chunk.usage
+        if chunk.usage_only and not client_wants_usage:
+            return False
+    return True
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _failure_type(failure: UpstreamFailure) -> str:
+    if failure.kind == "http":
+        return f"http_{failure.status}"
+    return failure.kind
+
+
+def _client_error(target: Target, failure: UpstreamFailure) -> GatewayError:
+    """The error the client sees for a failed provider attempt."""
+    provider = target.provider
+    if failure.kind == "timeout":
+        return upstream_timeout(provider, failure.message)
+    if failure.kind != "http" or failure.status is None:
+        return upstream_error(provider, failure.message)
+    status = failure.status
+    if status in _PASS_STATUSES:
+        headers = {}
+        if failure.retry_after:
+            headers["retry-after"] = failure.retry_after
+        if failure.retry_after_ms:
+            headers["retry-after-ms"] = failure.retry_after_ms
+        return GatewayError(
+            status,
+            f"{provider}: {failure.message}",
+            type=failure.error_type
+            or ("rate_limit_error" if status == 429 else "invalid_request_error"),
+            code=failure.error_code,
+            param=failure.param,
+            headers=headers,
+        )
+    if status in (401, 403):
+        return upstream_error(
+            provider, f"the provider rejected the gateway's credentials (HTTP {status})"
+        )
+    return upstream_error(provider, f"HTTP {status}: {failure.message}")

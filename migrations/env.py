@@ -1,0 +1,94 @@
+"""Alembic environment for SQLite and Postgres alike, through the project's async engines.
+
+The database URL comes, in order, from `config.attributes["database_url"]` (the programmatic API
+in `migrations`), `alembic -x database_url=...`, `sqlalchemy.url` in the ini file, or
+`STEERWAY_DATABASE_URL`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from telemetry.db import async_url, create_engine, redact_url
+from telemetry.schema import metadata
+
+config = context.config
+
+if config.config_file_name is not None and config.attributes.get("configure_logging", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+def _database_url() -> str:
+    url = (
+        config.attributes.get("database_url")
+        or context.get_x_argument(as_dictionary=True).get("database_url")
+        or config.get_main_option("sqlalchemy.url")
+        or os.environ.get("STEERWAY_DATABASE_URL")
+    )
+    if not url:
+        raise RuntimeError(
+            "no database URL: set STEERWAY_DATABASE_URL or pass -x database_url=<url>"
+        )
+    return str(url)
+
+
+def _run_migrations(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_online(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_migrations)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+def _run_offline(url: str) -> None:
+    context.configure(
+        url=async_url(url),
+        target_metadata=metadata,
+        literal_binds=True,
+        render_as_batch=url.startswith("sqlite"),
+        dialect_opts={"paramstyle": "named"},
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _inside_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def main() -> None:
+    url = _database_url()
+    if context.is_offline_mode():
+        _run_offline(url)
+    elif _inside_event_loop():
+        raise RuntimeError(
+            f"migrations for {redact_url(url)} cannot run inside a running event loop; "
+            "call the functions in the `migrations` package, which run them on a worker thread"
+        )
+    else:
+        asyncio.run(_run_online(url))
+
+
+main()

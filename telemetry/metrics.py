@@ -1,0 +1,144 @@
+"""Prometheus metrics: OpenTelemetry GenAI histograms in Prometheus form plus `steerway_*` series.
+
+Label sets stay bounded: models are the configured public names (anything else is `unknown`),
+providers the configured ones; no per-key or per-user label. With several workers the serve
+command sets `PROMETHEUS_MULTIPROC_DIR` before any worker starts, and `/metrics` sums across them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+# Bucket bounds recommended by the OpenTelemetry GenAI semantic conventions.
+OPERATION_DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)
+TOKEN_USAGE_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)
+TIME_TO_FIRST_TOKEN_BUCKETS = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)
+OVERHEAD_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1,
+)
+
+_GENAI_LABELS = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
+
+operation_duration = Histogram(
+    "gen_ai_client_operation_duration_seconds",
+    "Duration of GenAI operations as seen by the gateway's client to the provider.",
+    [*_GENAI_LABELS, "error_type"],
+    buckets=OPERATION_DURATION_BUCKETS,
+)
+token_usage = Histogram(
+    "gen_ai_client_token_usage",
+    "Tokens used per GenAI operation, by token type (input, output).",
+    [*_GENAI_LABELS, "gen_ai_token_type"],
+    buckets=TOKEN_USAGE_BUCKETS,
+)
+time_to_first_token = Histogram(
+    "gen_ai_server_time_to_first_token_seconds",
+    "Time from sending a streaming request to receiving its first token.",
+    list(_GENAI_LABELS),
+    buckets=TIME_TO_FIRST_TOKEN_BUCKETS,
+)
+requests_total = Counter(
+    "steerway_requests_total",
+    "Requests answered by the gateway, by route, model and HTTP status.",
+    ["route", "model", "status_code"],
+)
+gateway_overhead = Histogram(
+    "steerway_gateway_overhead_seconds",
+    "Time the gateway itself adds to a request (total minus the provider's time).",
+    ["route"],
+    buckets=OVERHEAD_BUCKETS,
+)
+cost_total = Counter(
+    "steerway_cost_usd_total",
+    "Provider cost in US dollars, from the price table (unknown prices add nothing).",
+    ["provider", "model"],
+)
+upstream_errors = Counter(
+    "steerway_upstream_errors_total",
+    "Failed provider attempts, by provider and error type.",
+    ["provider", "error_type"],
+)
+streams_cancelled = Counter(
+    "steerway_streams_cancelled_total",
+    "Streams ended because the client disconnected; the upstream request is cancelled.",
+    ["model"],
+)
+telemetry_enqueued = Counter(
+    "steerway_telemetry_enqueued_total", "Trace bundles accepted by the recorder's queue."
+)
+telemetry_dropped = Counter(
+    "steerway_telemetry_dropped_total",
+    "Trace bundles dropped because the recorder's queue was full.",
+)
+telemetry_queue_depth = Gauge(
+    "steerway_telemetry_queue_depth",
+    "Trace bundles waiting in the recorder's queue.",
+    multiprocess_mode="livesum",
+)
+telemetry_rows_written = Counter(
+    "steerway_telemetry_rows_written_total", "Rows written by the recorder, by table.", ["table"]
+)
+telemetry_batch_seconds = Histogram(
+    "steerway_telemetry_batch_seconds",
+    "Time to write one recorder batch.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+telemetry_spilled = Counter(
+    "steerway_telemetry_spilled_total",
+    "Trace bundles written to the local spill file while the database was unavailable.",
+)
+telemetry_write_failures = Counter(
+    "steerway_telemetry_write_failures_total", "Failed recorder batch writes (retried or spilled)."
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text for `/metrics`, summed across workers when running multi-process."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class PrometheusRecorderObserver:
+    """Feeds the recorder's events into the `steerway_telemetry_*` series."""
+
+    def enqueued(self, depth: int) -> None:
+        telemetry_enqueued.inc()
+        telemetry_queue_depth.set(depth)
+
+    def dropped(self, count: int) -> None:
+        telemetry_dropped.inc(count)
+
+    def written(self, table: str, rows: int) -> None:
+        telemetry_rows_written.labels(table).inc(rows)
+
+    def batch_written(self, seconds: float, bundles: int) -> None:
+        telemetry_batch_seconds.observe(seconds)
+
+    def spilled(self, bundles: int) -> None:
+        telemetry_spilled.inc(bundles)
+
+    def write_failed(self, error: BaseException) -> None:
+        telemetry_write_failures.inc()
+
+    def queue_depth(self, depth: int) -> None:
+        telemetry_queue_depth.set(depth)

@@ -1,0 +1,536 @@
+"""The recorder: one non-blocking call per request, a background task that writes batches.
+
+`Recorder.record` appends the request's `TraceBundle` to a bounded in-memory queue and returns;
+it never blocks, never raises, and tells the caller with `False` when the queue is full. The
+writer task takes up to `batch_size` bundles (or what arrived within `flush_interval`) and writes
+them in one transaction.
+
+When the database is unavailable a batch is retried with exponential backoff; if it still fails
+(or the queue fills up meanwhile) the batch goes to an append-only spill file in `spill_dir`
+and the writer carries on, probing the database now and then. Once a write succeeds again the
+spill files (also those a previous process left behind) are replayed and deleted. Without a
+`spill_dir` a failing batch is retried in memory; the queue then fills and new bundles are
+counted as dropped. `stop()` writes or spills everything accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from telemetry.records import TraceBundle
+from telemetry.spill import SpillFile, spill_files
+from telemetry.writers import BatchWriter, is_row_problem
+
+logger = logging.getLogger("steerway.telemetry.recorder")
+
+_SPILL_WHEN_QUEUE_FULLER_THAN = 0.8
+
+
+class RecorderObserver(Protocol):
+    """Hook for metrics about the recorder (the gateway feeds Prometheus from it)."""
+
+    def enqueued(self, depth: int) -> None: ...
+    def dropped(self, count: int) -> None: ...
+    def written(self, table: str, rows: int) -> None: ...
+    def batch_written(self, seconds: float, bundles: int) -> None: ...
+    def spilled(self, bundles: int) -> None: ...
+    def write_failed(self, error: BaseException) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderStats:
+    enqueued: int
+    dropped: int
+    written_bundles: int
+    spilled_bundles: int
+    replayed_bundles: int
+    queue_depth: int
+    last_error: str | None  # the exception's type name only: messages can carry data
+
+
+def describe_error(error: BaseException) -> str:
+    """A log-safe description: the type, plus the driver's message for connection problems.
+
+    Messages of data errors can quote row values (prompts, metadata), so those show the type only.
+    """
+    name = type(error).__name__
+    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
+        cause: BaseException = error.orig
+        name = f"{name} ({type(cause).__name__})"
+    else:
+        cause = error
+    connection_problem = isinstance(
+        error,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | OSError
+        | TimeoutError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError,
+    )
+    if connection_problem and not is_row_problem(error):
+        message = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        if message:
+            return f"{name}: {message[:200]}"
+    return name
+
+
+class Recorder:
+    """Batches trace bundles into the database off the request path."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        queue_size: int = 100_000,
+        batch_size: int = 2000,
+        flush_interval: float = 0.2,
+        spill_dir: Path | None = None,
+        observer: RecorderObserver | None = None,
+        retry_initial: float = 0.1,
+        retry_max: float = 5.0,
+        retry_attempts: int = 4,
+        stop_timeout: float = 30.0,
+    ) -> None:
+        if queue_size < 1 or batch_size < 1:
+            raise ValueError("queue_size and batch_size must be at least 1")
+        self._writer = BatchWriter(engine)
+        self._queue: deque[TraceBundle] = deque()
+        self._capacity = queue_size
+        self._queue_size = queue_size
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._spill_dir = Path(spill_dir) if spill_dir is not None else None
+        self._observer = observer
+        self._report_depth: Callable[[int], None] | None = getattr(observer, "queue_depth", None)
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._retry_attempts = max(1, retry_attempts)
+        self._stop_timeout = stop_timeout
+
+        self._wake = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._idle = True
+        self._urgent = 0
+        self._stopping = False
+        self._stop_deadline = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+        self._enqueued = 0
+        self._dropped = 0
+        self._written = 0
+        self._spilled = 0
+        self._replayed = 0
+        self._done = 0  # accepted bundles that are written, spilled or given up on
+        self._last_error: str | None = None
+        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+        self._outage = False
+        self._outage_delay = retry_initial
+        self._next_attempt_at = 0.0
+        self._spilling: SpillFile | None = None
+        self._replaying: SpillFile | None = None
+        self._replay_pending = self._spill_dir is not None
+
+    # -- the request path ------------------------------------------------------------------
+
+    def record(self, bundle: TraceBundle) -> bool:
+        """Queue one request's records. Never blocks or raises; False when the queue is full."""
+        queue = self._queue
+        if len(queue) >= self._capacity:
+            self._dropped += 1
+            if self._observer is not None:
+                with contextlib.suppress(Exception):
+                    self._observer.dropped(1)
+            return False
+        queue.append(bundle)
+        self._enqueued += 1
+        if self._idle or len(queue) >= self._batch_size:
+            self._wake.set()
+        if self._observer is not None:
+            with contextlib.suppress(Exception):
+                self._observer.enqueued(len(queue))
+        return True
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the writer task; spill files found in `spill_dir` are replayed in the background."""
+        if self._task is not None:
+            return
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name="steerway-telemetry-recorder"
+        )
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is written (or spilled, or given up on)."""
+        target = self._enqueued
+        if self._done >= target:
+            return
+        if self._task is None or self._task.done():
+            raise RuntimeError("the recorder is not running: call start() first")
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append((target, waiter))
+        self._urgent += 1
+        self._wake.set()
+        try:
+            await waiter
+        finally:
+            self._urgent -= 1
+
+    async def stop(self) -> None:
+        """Write everything accepted (spilling what the database will not take), then stop.
+
+        Without a spill folder and with the database down, bundles still unwritten after
+        `stop_timeout` seconds are counted as dropped.
+        """
+        if self._task is None:
+            if not self._queue:
+                self._capacity = 0
+                return
+            await self.start()
+        assert self._task is not None
+        self._stopping = True
+        self._stop_deadline = time.monotonic() + self._stop_timeout
+        self._stop_requested.set()
+        self._wake.set()
+        await asyncio.shield(self._task)
+
+    @property
+    def stats(self) -> RecorderStats:
+        return RecorderStats(
+            enqueued=self._enqueued,
+            dropped=self._dropped,
+            written_bundles=self._written,
+            spilled_bundles=self._spilled,
+            replayed_bundles=self._replayed,
+            queue_depth=len(self._queue),
+            last_error=self._last_error,
+        )
+
+    # -- the writer task -------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while await self._step_safely():
+                pass
+        finally:
+            self._capacity = 0
+            self._release_spill_files()
+            self._settle_waiters(everything=True)
+
+    async def _step_safely(self) -> bool:
+        try:
+            return await self._step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            logger.error("telemetry writer error: %s", describe_error(error))
+            self._last_error = type(error).__name__
+            await self._pause(self._retry_initial)
+            return True
+
+    async def _step(self) -> bool:
+        """One round of work; False once stopping and nothing is left."""
+        worked = False
+        if self._queue:
+            await self._collect()
+            await self._deliver(self._take())
+            worked = True
+        if (
+            self._replay_pending
+            and not self._stopping
+            and self._may_attempt()
+            and len(self._queue) <= self._queue_size // 2
+        ):
+            await self._replay_chunk()
+            worked = True
+        if worked:
+            return True
+        if self._stopping:
+            # Decided with no await since the queue was seen empty: nothing can slip in unseen.
+            self._capacity = 0
+            return False
+        await self._wait_for_work()
+        return True
+
+    async def _wait_for_work(self) -> None:
+        timeout = None
+        if self._replay_pending:
+            timeout = max(0.0, self._next_attempt_at - time.monotonic())
+        self._idle = True
+        try:
+            if not self._queue and not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            self._idle = False
+            self._wake.clear()
+
+    async def _collect(self) -> None:
+        """Give the batch up to `flush_interval` to fill, unless someone is waiting for it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._flush_interval
+        while len(self._queue) < self._batch_size and not self._urgent and not self._stopping:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _take(self) -> list[TraceBundle]:
+        queue = self._queue
+        batch = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
+        if self._report_depth is not None:
+            with contextlib.suppress(Exception):
+                self._report_depth(len(queue))
+        return batch
+
+    # -- delivering a live batch -----------------------------------------------------------
+
+    async def _deliver(self, batch: list[TraceBundle]) -> None:
+        attempt = 0
+        while True:
+            if self._outage and self._spill_dir is not None:
+                if self._may_attempt():
+                    if await self._try_write(batch, replay=False):
+                        break
+                    self._postpone_next_attempt()
+                if self._spill(batch):
+                    break
+            elif await self._try_write(batch, replay=False):
+                break
+            attempt += 1
+            delay = min(self._retry_initial * 2 ** (attempt - 1), self._retry_max)
+            if self._spill_dir is not None and self._should_spill(attempt):
+                self._enter_outage(delay)
+                if self._spill(batch):
+                    break
+            if self._stopping and time.monotonic() >= self._stop_deadline:
+                logger.error(
+                    "telemetry: %d bundles could not be written before shutdown; dropped",
+                    len(batch),
+                )
+                self._count_dropped(len(batch))
+                break
+            await self._pause(delay)
+        self._finish(len(batch))
+
+    def _should_spill(self, attempt: int) -> bool:
+        return (
+            attempt >= self._retry_attempts
+            or self._stopping
+            or len(self._queue) >= self._queue_size * _SPILL_WHEN_QUEUE_FULLER_THAN
+        )
+
+    async def _try_write(self, batch: Sequence[TraceBundle], *, replay: bool) -> bool:
+        """Write the batch; False (error noted) when the database is unavailable."""
+        started = time.perf_counter()
+        try:
+            counts, rejected = await self._write(batch)
+        except Exception as error:
+            self._note_failure(error)
+            return False
+        elapsed = time.perf_counter() - started
+        stored = len(batch) - rejected
+        if replay:
+            self._replayed += stored
+        else:
+            self._written += stored
+        if self._outage:
+            logger.warning("telemetry: the database is writable again; replaying spill files")
+            self._outage = False
+            self._outage_delay = self._retry_initial
+            self._seal_spill_file()
+        if self._observer is not None:
+            with contextlib.suppress(Exception):
+                for table, rows in counts.items():
+                    if rows:
+                        self._observer.written(table, rows)
+                self._observer.batch_written(elapsed, stored)
+        return True
+
+    async def _write(self, batch: Sequence[TraceBundle]) -> tuple[dict[str, int], int]:
+        """Rows written per table and the number of bundles rejected as unwritable."""
+        try:
+            return await self._writer.write(batch), 0
+        except Exception as error:
+            if not is_row_problem(error):
+                raise
+        return await self._write_carefully(batch)
+
+    async def _write_carefully(self, batch: Sequence[TraceBundle]) -> tuple[dict[str, int], int]:
+        """Skip rows already stored; if the batch still fails, write bundle by bundle and reject
+        only the bundles the database refuses (a value too long for its column, say)."""
+        try:
+            return await self._writer.write(batch, skip_existing=True), 0
+        except Exception as error:
+            if not is_row_problem(error):
+                raise
+            if len(batch) == 1:
+                logger.error(
+                    "telemetry bundle for trace %s rejected by the database (%s); dropped",
+                    getattr(batch[0].trace, "trace_id", "?"),
+                    describe_error(error),
+                )
+                self._count_dropped(1)
+                return {}, 1
+        totals: dict[str, int] = {}
+        rejected = 0
+        for bundle in batch:
+            counts, bad = await self._write_carefully([bundle])
+            rejected += bad
+            for table, rows in counts.items():
+                totals[table] = totals.get(table, 0) + rows
+        return totals, rejected
+
+    # -- outages, spilling and replay ------------------------------------------------------
+
+    def _may_attempt(self) -> bool:
+        return not self._outage or time.monotonic() >= self._next_attempt_at
+
+    def _enter_outage(self, delay: float) -> None:
+        if not self._outage:
+            logger.warning(
+                "telemetry: the database is unavailable (%s); spilling batches to %s",
+                self._last_error,
+                self._spill_dir,
+            )
+        self._outage = True
+        self._outage_delay = delay
+        self._next_attempt_at = time.monotonic() + delay
+
+    def _postpone_next_attempt(self) -> None:
+        self._outage_delay = min(self._outage_delay * 2, self._retry_max)
+        self._next_attempt_at = time.monotonic() + self._outage_delay
+
+    def _spill(self, batch: list[TraceBundle]) -> bool:
+        """Append the batch to this process's spill file; False if the disk refuses it too."""
+        assert self._spill_dir is not None
+        try:
+            if self._spilling is None:
+                self._spilling = SpillFile.create(self._spill_dir)
+            written = self._spilling.append(batch)
+        except OSError as error:
+            logger.error(
+                "telemetry: cannot write the spill file in %s (%s); keeping the batch in memory",
+                self._spill_dir,
+                describe_error(error),
+            )
+            return False
+        self._spilled += written
+        self._count_dropped(len(batch) - written)
+        self._replay_pending = True
+        if self._observer is not None:
+            with contextlib.suppress(Exception):
+                self._observer.spilled(written)
+        return True
+
+    def _seal_spill_file(self) -> None:
+        """Stop appending to this outage's spill file, making it available for replay."""
+        if self._spilling is not None:
+            self._spilling.release()
+            self._spilling = None
+        self._replay_pending = self._spill_dir is not None
+
+    async def _replay_chunk(self) -> None:
+        assert self._spill_dir is not None
+        if self._replaying is None:
+            self._replaying = self._claim_next_spill_file()
+            if self._replaying is None:
+                self._replay_pending = False
+                return
+            logger.info("telemetry: replaying spill file %s", self._replaying.path.name)
+        spill = self._replaying
+        try:
+            bundles, next_offset = spill.read(self._batch_size)
+        except OSError as error:
+            logger.error(
+                "telemetry: cannot read spill file %s (%s); left in place",
+                spill.path.name,
+                describe_error(error),
+            )
+            spill.release()
+            self._replaying = None
+            self._replay_pending = False
+            return
+        if not bundles:
+            spill.delete()
+            self._replaying = None
+            return
+        if await self._try_write(bundles, replay=True):
+            spill.offset = next_offset
+        elif self._outage:
+            self._postpone_next_attempt()
+        else:
+            self._enter_outage(self._retry_initial)
+
+    def _claim_next_spill_file(self) -> SpillFile | None:
+        assert self._spill_dir is not None
+        for path in spill_files(self._spill_dir):
+            claimed = SpillFile.claim(path)
+            if claimed is not None:
+                return claimed
+        return None
+
+    def _release_spill_files(self) -> None:
+        for spill in (self._spilling, self._replaying):
+            if spill is not None:
+                spill.release()
+        self._spilling = None
+        self._replaying = None
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _note_failure(self, error: BaseException) -> None:
+        self._last_error = type(error).__name__
+        if not self._outage:
+            logger.warning("telemetry batch write failed: %s", describe_error(error))
+        if self._observer is not None:
+            with contextlib.suppress(Exception):
+                self._observer.write_failed(error)
+
+    def _count_dropped(self, count: int) -> None:
+        if count <= 0:
+            return
+        self._dropped += count
+        if self._observer is not None:
+            with contextlib.suppress(Exception):
+                self._observer.dropped(count)
+
+    def _finish(self, bundles: int) -> None:
+        self._done += bundles
+        self._settle_waiters()
+
+    def _settle_waiters(self, *, everything: bool = False) -> None:
+        waiting = []
+        for target, waiter in self._flush_waiters:
+            if everything or self._done >= target:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self._flush_waiters = waiting
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep; a stop() arriving meanwhile cuts the first such sleep short."""
+        if self._stop_requested.is_set():
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), seconds)

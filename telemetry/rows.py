@@ -1,0 +1,270 @@
+"""Records to table rows: epoch floats become UTC timestamps, properties become columns.
+
+Rows are tuples in each table's column order (the `*_COLUMNS` constants), the form Postgres
+`COPY` takes; `as_dicts` turns them into parameter sets for executemany inserts. JSON columns
+hold Python values here; each writer encodes them as its driver needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from telemetry.records import (
+    DecisionRecord,
+    InteractionRecord,
+    SpanRecord,
+    TraceBundle,
+    TraceRecord,
+)
+
+Row = tuple[Any, ...]
+
+TRACE_COLUMNS: tuple[str, ...] = (
+    "trace_id",
+    "workspace_id",
+    "api_key_id",
+    "request_id",
+    "end_user",
+    "route",
+    "method",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "status",
+    "http_status",
+    "requested_model",
+    "provider",
+    "provider_model",
+    "stream",
+    "error_type",
+    "error_message",
+    "overhead_ms",
+    "tags",
+    "metadata",
+    "features",
+)
+SPAN_COLUMNS: tuple[str, ...] = (
+    "span_id",
+    "trace_id",
+    "workspace_id",
+    "parent_span_id",
+    "name",
+    "component",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "status",
+    "attributes",
+    "events",
+)
+DECISION_COLUMNS: tuple[str, ...] = (
+    "decision_id",
+    "trace_id",
+    "workspace_id",
+    "sequence",
+    "type",
+    "component",
+    "rule_id",
+    "rule_name",
+    "input",
+    "output",
+    "reasoning",
+    "evaluation_us",
+    "created_at",
+)
+INTERACTION_COLUMNS: tuple[str, ...] = (
+    "interaction_id",
+    "trace_id",
+    "workspace_id",
+    "span_id",
+    "api_key_id",
+    "provider",
+    "requested_model",
+    "provider_model",
+    "deployment",
+    "attempt",
+    "operation",
+    "stream",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "total_tokens",
+    "cost_usd",
+    "started_at",
+    "ended_at",
+    "latency_ms",
+    "ttft_ms",
+    "tokens_per_second",
+    "status",
+    "http_status",
+    "finish_reason",
+    "error_type",
+    "error_message",
+    "cache_hit",
+    "prompt",
+    "response",
+)
+
+
+def utc(epoch_seconds: float) -> datetime:
+    return datetime.fromtimestamp(epoch_seconds, UTC)
+
+
+def trace_row(t: TraceRecord) -> Row:
+    return (
+        t.trace_id,
+        t.workspace_id,
+        t.api_key_id,
+        t.request_id,
+        t.end_user,
+        t.route,
+        t.method,
+        utc(t.started_at),
+        utc(t.ended_at),
+        t.duration_ms,
+        t.status,
+        t.http_status,
+        t.requested_model,
+        t.provider,
+        t.provider_model,
+        t.stream,
+        t.error_type,
+        t.error_message,
+        t.overhead_ms,
+        t.tags,
+        t.metadata,
+        t.features,
+    )
+
+
+def span_row(s: SpanRecord) -> Row:
+    return (
+        s.span_id,
+        s.trace_id,
+        s.workspace_id,
+        s.parent_span_id,
+        s.name,
+        s.component,
+        utc(s.started_at),
+        utc(s.ended_at),
+        s.duration_ms,
+        s.status,
+        s.attributes,
+        s.events,
+    )
+
+
+def decision_row(d: DecisionRecord) -> Row:
+    return (
+        d.decision_id,
+        d.trace_id,
+        d.workspace_id,
+        d.sequence,
+        d.type,
+        d.component,
+        d.rule_id,
+        d.rule_name,
+        d.input,
+        d.output,
+        d.reasoning,
+        d.evaluation_us,
+        utc(d.created_at),
+    )
+
+
+def interaction_row(i: InteractionRecord) -> Row:
+    return (
+        i.interaction_id,
+        i.trace_id,
+        i.workspace_id,
+        i.span_id,
+        i.api_key_id,
+        i.provider,
+        i.requested_model,
+        i.provider_model,
+        i.deployment,
+        i.attempt,
+        i.operation,
+        i.stream,
+        i.prompt_tokens,
+        i.completion_tokens,
+        i.cached_tokens,
+        i.total_tokens,
+        i.cost_usd,
+        utc(i.started_at),
+        utc(i.ended_at),
+        i.latency_ms,
+        i.ttft_ms,
+        i.tokens_per_second,
+        i.status,
+        i.http_status,
+        i.finish_reason,
+        i.error_type,
+        i.error_message,
+        i.cache_hit,
+        i.prompt,
+        i.response,
+    )
+
+
+@dataclass(slots=True)
+class BatchRecords:
+    """A batch's records, grouped by the table they go to."""
+
+    traces: list[TraceRecord] = field(default_factory=list)
+    spans: list[SpanRecord] = field(default_factory=list)
+    decisions: list[DecisionRecord] = field(default_factory=list)
+    interactions: list[InteractionRecord] = field(default_factory=list)
+
+    @classmethod
+    def from_bundles(cls, bundles: Sequence[TraceBundle]) -> BatchRecords:
+        batch = cls()
+        for bundle in bundles:
+            batch.traces.append(bundle.trace)
+            batch.spans.extend(bundle.spans)
+            batch.decisions.extend(bundle.decisions)
+            batch.interactions.extend(bundle.interactions)
+        return batch
+
+    def without(self, existing: dict[str, set[str]]) -> BatchRecords:
+        """The records whose ids are not in `existing` (table name → ids already stored)."""
+        return BatchRecords(
+            traces=[t for t in self.traces if t.trace_id not in existing.get("traces", ())],
+            spans=[s for s in self.spans if s.span_id not in existing.get("spans", ())],
+            decisions=[
+                d for d in self.decisions if d.decision_id not in existing.get("decisions", ())
+            ],
+            interactions=[
+                i
+                for i in self.interactions
+                if i.interaction_id not in existing.get("ai_interactions", ())
+            ],
+        )
+
+    def ids(self) -> dict[str, list[str]]:
+        return {
+            "traces": [t.trace_id for t in self.traces],
+            "spans": [s.span_id for s in self.spans],
+            "decisions": [d.decision_id for d in self.decisions],
+            "ai_interactions": [i.interaction_id for i in self.interactions],
+        }
+
+    def table_rows(self) -> list[tuple[str, tuple[str, ...], list[Row]]]:
+        """(table, columns, rows) for each append-only table, in insert order."""
+        return [
+            ("traces", TRACE_COLUMNS, [trace_row(t) for t in self.traces]),
+            ("spans", SPAN_COLUMNS, [span_row(s) for s in self.spans]),
+            ("decisions", DECISION_COLUMNS, [decision_row(d) for d in self.decisions]),
+            (
+                "ai_interactions",
+                INTERACTION_COLUMNS,
+                [interaction_row(i) for i in self.interactions],
+            ),
+        ]
+
+
+def as_dicts(columns: Sequence[str], rows: Sequence[Row]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, row, strict=True)) for row in rows]

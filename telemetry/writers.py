@@ -1,0 +1,164 @@
+"""Write one batch of trace bundles in one transaction: four append-only tables and the roll-ups.
+
+Postgres takes the append tables through asyncpg `COPY` on the transaction's own connection;
+SQLite through executemany inserts. `skip_existing=True` is the careful mode for a batch that
+may already be (partly) stored, such as a spill file replayed after a crash: rows whose id is
+already in the database are left out, and so are their interactions' roll-up counts, so a
+replay never counts anything twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from telemetry import rollups
+from telemetry.records import TraceBundle
+from telemetry.rows import BatchRecords, Row, as_dicts
+from telemetry.schema import metadata
+
+_ID_COLUMNS = {
+    "traces": "trace_id",
+    "spans": "span_id",
+    "decisions": "decision_id",
+    "ai_interactions": "interaction_id",
+}
+_JSON_COLUMNS = {
+    name: frozenset(
+        column.name for column in metadata.tables[name].columns if isinstance(column.type, sa.JSON)
+    )
+    for name in _ID_COLUMNS
+}
+_ID_LOOKUP_CHUNK = 500
+_json_encoder = msgspec.json.Encoder()
+
+
+def is_row_problem(error: BaseException) -> bool:
+    """The batch's content is at fault (a duplicate id, a value the column rejects), not the
+    database's availability: the same batch would fail again, so it needs the careful path."""
+    return isinstance(
+        error,
+        sa_exc.IntegrityError
+        | sa_exc.DataError
+        | asyncpg.IntegrityConstraintViolationError
+        | asyncpg.DataError
+        | TypeError
+        | ValueError
+        | OverflowError,
+    )
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else _json_encoder.encode(value).decode()
+
+
+class BatchWriter:
+    """Writes batches of bundles to one database; holds no state between batches."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        self._upsert = rollups.upsert_statement(self._dialect)
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        self._insert_new = {
+            name: insert(metadata.tables[name]).on_conflict_do_nothing(
+                index_elements=[_ID_COLUMNS[name]]
+            )
+            for name in _ID_COLUMNS
+        }
+
+    async def write(
+        self, bundles: Sequence[TraceBundle], *, skip_existing: bool = False
+    ) -> dict[str, int]:
+        """Write the bundles; returns rows written per table (roll-ups: rows upserted)."""
+        records = BatchRecords.from_bundles(bundles)
+        async with self._engine.begin() as connection:
+            if skip_existing:
+                records = records.without(await self._stored_ids(connection, records))
+            tables = records.table_rows()
+            if skip_existing:
+                await self._insert_ignoring_duplicates(connection, tables)
+            elif self._dialect == "postgresql":
+                await self._copy(connection, tables)
+            else:
+                await self._insert(connection, tables)
+            rollup_rows = rollups.aggregate(records.interactions)
+            if rollup_rows:
+                await connection.execute(self._upsert, rollup_rows)
+        counts = {name: len(rows) for name, _, rows in tables}
+        counts["usage_rollups"] = len(rollup_rows)
+        return counts
+
+    async def _stored_ids(
+        self, connection: AsyncConnection, records: BatchRecords
+    ) -> dict[str, set[str]]:
+        stored: dict[str, set[str]] = {}
+        for name, ids in records.ids().items():
+            column = metadata.tables[name].c[_ID_COLUMNS[name]]
+            found: set[str] = set()
+            for start in range(0, len(ids), _ID_LOOKUP_CHUNK):
+                chunk = ids[start : start + _ID_LOOKUP_CHUNK]
+                result = await connection.execute(sa.select(column).where(column.in_(chunk)))
+                found.update(result.scalars())
+            stored[name] = found
+        return stored
+
+    async def _copy(
+        self, connection: AsyncConnection, tables: list[tuple[str, tuple[str, ...], list[Row]]]
+    ) -> None:
+        # asyncpg only starts the transaction on the first statement SQLAlchemy sends; COPY goes
+        # around SQLAlchemy, so send one first to make sure COPY runs inside the transaction.
+        await connection.exec_driver_sql("SELECT 1")
+        raw = (await connection.get_raw_connection()).driver_connection
+        if raw is None or not raw.is_in_transaction():
+            raise RuntimeError("COPY would run outside the batch's transaction")
+        for name, columns, rows in tables:
+            if not rows:
+                continue
+            json_positions = [i for i, c in enumerate(columns) if c in _JSON_COLUMNS[name]]
+            if json_positions:
+                rows = [_encode_json(row, json_positions) for row in rows]
+            await raw.copy_records_to_table(name, records=rows, columns=list(columns))
+
+    async def _insert(
+        self, connection: AsyncConnection, tables: list[tuple[str, tuple[str, ...], list[Row]]]
+    ) -> None:
+        for name, columns, rows in tables:
+            if rows:
+                await connection.execute(
+                    metadata.tables[name].insert(), _parameters(name, columns, rows)
+                )
+
+    async def _insert_ignoring_duplicates(
+        self, connection: AsyncConnection, tables: list[tuple[str, tuple[str, ...], list[Row]]]
+    ) -> None:
+        for name, columns, rows in tables:
+            if rows:
+                await connection.execute(self._insert_new[name], _parameters(name, columns, rows))
+
+
+def _encode_json(row: Row, positions: list[int]) -> Row:
+    values = list(row)
+    for position in positions:
+        values[position] = _json_text(values[position])
+    return tuple(values)
+
+
+def _parameters(name: str, columns: tuple[str, ...], rows: list[Row]) -> list[dict[str, Any]]:
+    """executemany parameters; a JSON column's None is stored as SQL NULL, not JSON `null`."""
+    parameters = as_dicts(columns, rows)
+    nullable_json = [
+        c for c in _JSON_COLUMNS[name] if metadata.tables[name].c[c].nullable and c in columns
+    ]
+    for row in parameters:
+        for column in nullable_json:
+            if row[column] is None:
+                row[column] = sa.null()
+    return parameters
