@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from benchmarks.harness import COMPARED_TARGETS, Harness, Options
-from benchmarks.machine import describe_machine
+from benchmarks.machine import describe_machine, load_average
 from benchmarks.peers import BENCH_DIR
 from benchmarks.processes import StartupError
 from benchmarks.report import Report, update_readme
@@ -214,6 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         targets=args.targets,
     )
     started = dt.datetime.now(dt.UTC)
+    load_at_start = load_average()
+    if float(load_at_start.replace("unknown", "0")) > 0.5:
+        print(
+            f"[bench] warning: load average {load_at_start} before the run; "
+            "other work on the machine will skew the numbers",
+            file=sys.stderr,
+        )
     workspace = Workspace(root=BENCH_DIR / "runs" / started.strftime("%Y%m%d-%H%M%S"))
     workspace.root.mkdir(parents=True, exist_ok=True)
     harness = Harness(options, workspace)
@@ -237,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(
         title=f"Benchmark results {started:%Y-%m-%d %H:%M} UTC",
         command=command,
-        machine=describe_machine(),
+        machine=describe_machine(load_at_start),
         settings=settings_lines(options, harness),
         results=results,
     )

@@ -44,7 +44,13 @@ def _command_output(argv: list[str], *, any_status: bool = False) -> str:
     return lines[0]
 
 
-def describe_machine() -> list[tuple[str, str]]:
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine skews every number of a run."""
+    fields = _read("/proc/loadavg").split()
+    return fields[0] if fields else "unknown"
+
+
+def describe_machine(load_at_start: str) -> list[tuple[str, str]]:
     memory = memory_total_gib(_read("/proc/meminfo"))
     wrk = wrk_path()
     wrk_version = (
@@ -59,5 +65,6 @@ def describe_machine() -> list[tuple[str, str]]:
         ("Python", sys.version.split()[0]),
         ("Node.js", node_version()),
         ("wrk", wrk_version),
+        ("load average (1 min) at start / end", f"{load_at_start} / {load_average()}"),
         ("Steerway commit", _command_output(["git", "rev-parse", "--short", "HEAD"])),
     ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +27,7 @@ from benchmarks.processes import (
 PLAIN_MODEL = "bench-model"
 STREAM_MODEL = "bench-stream"
 UPSTREAM_MODEL = "mock-gpt"
-MOCK_COMMAND = [sys.executable, "-m", "providers.mock_server"]  # DEV-ONLY
+MOCK_COMMAND = [str(peers.steerway_executable()), "mock-provider"]
 LOOPBACK_PRELOAD = Path(__file__).parent / "node" / "loopback.cjs"
 
 

@@ -444,19 +444,21 @@ class Recorder:
     def _seal_spill_file(self) -> None:
         """Stop appending to this outage's spill file, making it available for replay."""
         if self._spilling is not None:
-            self._spilling.release()
+            if self._spilling is not self._replaying:
+                self._spilling.release()
             self._spilling = None
         self._replay_pending = self._spill_dir is not None
 
     async def _replay_chunk(self) -> None:
-        assert self._spill_dir is not None
-        if self._replaying is None:
-            self._replaying = self._claim_next_spill_file()
-            if self._replaying is None:
+        """Replay the next chunk of spill files; during an outage this is also the probe that
+        finds the database back, reading this process's own active spill file if need be."""
+        spill = self._replaying
+        if spill is None:
+            spill = self._claim_next_spill_file() or self._spilling
+            if spill is None:
                 self._replay_pending = False
                 return
-            logger.info("telemetry: replaying spill file %s", self._replaying.path.name)
-        spill = self._replaying
+            self._replaying = spill
         try:
             bundles, next_offset = spill.read(self._batch_size)
         except OSError as error:
@@ -465,12 +467,17 @@ class Recorder:
                 spill.path.name,
                 describe_error(error),
             )
-            spill.release()
+            if spill is not self._spilling:
+                spill.release()
             self._replaying = None
             self._replay_pending = False
             return
         if not bundles:
-            spill.delete()
+            if spill is self._spilling:  # nothing spilled yet that could serve as a probe
+                self._replay_pending = False
+            else:
+                logger.info("telemetry: spill file %s replayed", spill.path.name)
+                spill.delete()
             self._replaying = None
             return
         if await self._try_write(bundles, replay=True):

@@ -30,6 +30,15 @@ _id_prefix = os.urandom(4).hex()
 _sequence = itertools.count(1)
 
 
+def _new_id_prefix() -> None:
+    """Forked workers must not hand out the same ids."""
+    global _id_prefix
+    _id_prefix = os.urandom(4).hex()
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
 def new_id(kind: str) -> str:
     return f"{kind}mock{_id_prefix}{next(_sequence):010x}"
 
@@ -47,32 +56,15 @@ def usage_body(plan: ChatPlan) -> dict[str, Any]:
 
 def completion_body(plan: ChatPlan, *, include_usage: bool) -> bytes:
     text = plan.text
-    message: dict[str, Any]
-    if plan.tool_call is None:
-        message = {"role": "assistant", "content": text, "refusal": None}
-        tool_call_id = ""
-    else:
-        message = {"role": "assistant", "content": None, "refusal": None}
-        tool_call_id = new_id("call_")
-    choices = []
-    for index in range(plan.n):
-        if plan.tool_call is not None:
-            message = dict(message)
-            message["tool_calls"] = [
-                {
-                    "id": tool_call_id if index == 0 else new_id("call_"),
-                    "type": "function",
-                    "function": {"name": plan.tool_call.name, "arguments": text},
-                }
-            ]
-        choices.append(
-            {
-                "index": index,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": plan.finish_reason,
-            }
-        )
+    choices = [
+        {
+            "index": index,
+            "message": _message(plan, text),
+            "logprobs": None,
+            "finish_reason": plan.finish_reason,
+        }
+        for index in range(plan.n)
+    ]
     body: dict[str, Any] = {
         "id": new_id("chatcmpl-"),
         "object": "chat.completion",
@@ -84,6 +76,17 @@ def completion_body(plan: ChatPlan, *, include_usage: bool) -> bytes:
     if include_usage:
         body["usage"] = usage_body(plan)
     return _encode(body)
+
+
+def _message(plan: ChatPlan, text: str) -> dict[str, Any]:
+    if plan.tool_call is None:
+        return {"role": "assistant", "content": text, "refusal": None}
+    call = {
+        "id": new_id("call_"),
+        "type": "function",
+        "function": {"name": plan.tool_call.name, "arguments": text},
+    }
+    return {"role": "assistant", "content": None, "refusal": None, "tool_calls": [call]}
 
 
 class ChatStream:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, TypeGuard
 
-_MAX_DEPTH = 12
+_MAX_DEPTH = 8
+_MAX_ARRAY_ITEMS = 3
 
 _STRING_BY_FORMAT = {
     "date-time": "2024-01-01T00:00:00Z",
@@ -63,7 +64,7 @@ def _example(schema: Any, *, root: Any, depth: int) -> Any:
             }
         case "array":
             count = schema.get("minItems", 0)
-            count = count if isinstance(count, int) and 0 <= count <= 16 else 0
+            count = min(count, _MAX_ARRAY_ITEMS) if isinstance(count, int) and count > 0 else 0
             item = _example(schema.get("items", {}), root=root, depth=depth + 1)
             return [item] * count
         case "string":

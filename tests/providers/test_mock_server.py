@@ -19,6 +19,7 @@ import aiohttp
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from providers.mock_server import (
     IMAGE_TOKENS,
@@ -32,7 +33,7 @@ from providers.mock_server import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-USER_MESSAGES = [{"role": "user", "content": "hello there"}]
+USER_MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 
 WEATHER_TOOL = {
     "type": "function",
@@ -554,7 +555,9 @@ async def test_injected_429_carries_retry_after_headers(client):
     headers = caught.value.response.headers
     assert headers["retry-after"] == "2"
     assert headers["retry-after-ms"] == "2000"
-    assert caught.value.body["type"] == "requests"
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert body["type"] == "requests"
     assert caught.value.code == "rate_limit_exceeded"
 
 

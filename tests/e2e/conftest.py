@@ -1,0 +1,299 @@
+"""End-to-end fixtures: the mock provider and the gateway as real processes on loopback.
+
+The gateway runs as `steerway serve` in a subprocess, exactly as users start it, on SQLite and
+on Postgres; the tests talk to it with the official `openai` SDK and read what it recorded
+straight from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import openai
+import pytest
+import sqlalchemy as sa
+import yaml
+
+import migrations
+from telemetry.db import create_engine
+from tests.conftest import IN_CI, POSTGRES_URL
+
+REPO = Path(__file__).resolve().parents[2]
+STEERWAY = str(Path(sys.executable).with_name("steerway"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise RuntimeError(f"process exited with {process.returncode}:\n{output}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not become ready in {timeout} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> str:
+    """SIGTERM (graceful: the recorder flushes), then the captured output."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.stdout.read().decode() if process.stdout else ""
+
+
+class MockProcess:
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.url}/v1"
+        self.process = subprocess.Popen(
+            [STEERWAY, "mock-provider", "--host", "127.0.0.1", "--port", str(self.port), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(f"{self.url}/_mock/stats", self.process)
+
+    def stats(self) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.url}/_mock/stats").json())
+
+    def last_request(self) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.url}/_mock/last-request").json())
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/_mock/reset")
+
+
+class Database:
+    """A database URL plus a way to run a query against it from synchronous tests."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        async def run() -> list[dict[str, Any]]:
+            engine = create_engine(self.url)
+            try:
+                async with engine.connect() as conn:
+                    result = await conn.execute(sa.text(sql), params)
+                    return [dict(row._mapping) for row in result]
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+
+    def wait_rows(
+        self, sql: str, count: int = 1, timeout: float = 10.0, **params: Any
+    ) -> list[dict[str, Any]]:
+        """Poll until the recorder has written at least `count` rows for the query."""
+        deadline = time.monotonic() + timeout
+        rows = self.rows(sql, **params)
+        while len(rows) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+            rows = self.rows(sql, **params)
+        return rows
+
+
+class GatewayProcess:
+    def __init__(
+        self,
+        database: Database,
+        config: dict[str, Any] | None,
+        tmp: Path,
+        *,
+        master_key: str | None = None,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.database = database
+        self.master_key = master_key
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.url}/v1"
+        environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+        environ.pop("STEERWAY_MASTER_KEY", None)
+        environ.pop("STEERWAY_CONFIG", None)
+        environ["STEERWAY_DATABASE_URL"] = database.url
+        if master_key:
+            environ["STEERWAY_MASTER_KEY"] = master_key
+        if config is not None:
+            path = tmp / f"steerway-{self.port}.yaml"
+            config = {"telemetry": {"spill_dir": str(tmp / "spill")}, **config}
+            path.write_text(yaml.safe_dump(config))
+            environ["STEERWAY_CONFIG"] = str(path)
+        environ.update(env or {})
+        self.process = subprocess.Popen(
+            [STEERWAY, "serve", "--port", str(self.port), "--workers", str(workers)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=environ,
+            cwd=tmp,
+        )
+        wait_for(f"{self.url}/readyz", self.process)
+
+    def client(self, api_key: str | None = None, **kwargs: Any) -> openai.OpenAI:
+        return openai.OpenAI(
+            base_url=self.base_url, api_key=api_key or self.master_key, max_retries=0, **kwargs
+        )
+
+    def http(self, api_key: str | None = None) -> httpx.Client:
+        key = api_key or self.master_key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "STEERWAY_DATABASE_URL": self.database.url}
+        return subprocess.run(
+            [STEERWAY, *args], capture_output=True, text=True, env=env, timeout=60
+        )
+
+    def stop(self) -> str:
+        return stop(self.process)
+
+
+def _create_postgres() -> str:
+    name = f"steerway_e2e_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(create())
+    except (OSError, asyncpg.PostgresError) as error:
+        message = f"Postgres is unreachable ({type(error).__name__}: {error})"
+        if IN_CI:
+            pytest.fail(message + "; under CI=true every Postgres test must run", pytrace=False)
+        pytest.skip(message)
+    return f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
+
+
+def _drop_postgres(url: str) -> None:
+    name = url.rpartition("/")[2]
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def backend_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    """A migrated database of each backend in turn, shared by one test module."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'steerway.db'}"
+        migrations.upgrade(url)
+        yield Database(url)
+        return
+    url = _create_postgres()
+    try:
+        migrations.upgrade(url)
+        yield Database(url)
+    finally:
+        _drop_postgres(url)
+
+
+@pytest.fixture(scope="session")
+def mock_provider() -> Iterator[MockProcess]:
+    mock = MockProcess()
+    try:
+        yield mock
+    finally:
+        stop(mock.process)
+
+
+def mock_config(mock: MockProcess, **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "providers": {"mock": {"type": "openai", "base_url": mock.base_url}},
+        "models": {
+            "mock-gpt": [{"provider": "mock", "model": "mock-gpt"}],
+            "mock-embedding": [{"provider": "mock", "model": "mock-embedding"}],
+            "split": [
+                {"provider": "mock", "model": "mock-gpt", "weight": 3},
+                {"provider": "mock", "model": "mock-gpt-large", "weight": 1},
+            ],
+            "unpriced": [{"provider": "mock", "model": "some-unpriced-model"}],
+        },
+    }
+    config.update(extra)
+    return config
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    backend_database: Database,
+    mock_provider: MockProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayProcess]:
+    """A gateway on each backend in turn, configured against the mock provider."""
+    tmp = tmp_path_factory.mktemp("gateway")
+    config = mock_config(
+        mock_provider,
+        providers={
+            "mock": {
+                "type": "openai",
+                "base_url": mock_provider.base_url,
+                "timeouts": {"connect": 2, "first_byte": 2, "total": 10},
+            }
+        },
+        limits={"max_body_bytes": 1_000_000},
+    )
+    process = GatewayProcess(
+        backend_database, config, tmp, master_key="sk-master-" + secrets.token_hex(8)
+    )
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def start_gateway(
+    tmp_path: Path,
+) -> Iterator[Callable[..., GatewayProcess]]:
+    """Start extra gateways with their own settings; all are stopped after the test."""
+    started: list[GatewayProcess] = []
+
+    def start(database: Database, config: dict[str, Any] | None, **kwargs: Any) -> GatewayProcess:
+        process = GatewayProcess(database, config, tmp_path, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

@@ -1,0 +1,282 @@
+"""The recorder against real databases: what lands, roll-ups, shutdown, back-pressure."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import migrations
+from telemetry.db import create_engine
+from telemetry.recorder import Recorder
+from telemetry.schema import (
+    ROLLUP_BUCKET_COLUMNS,
+    ai_interactions,
+    decisions,
+    spans,
+    traces,
+    usage_rollups,
+)
+from tests.telemetry import (
+    MINUTE,
+    RecordingObserver,
+    as_utc,
+    count,
+    fetch,
+    fetch_table,
+    make_bundle,
+)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+def _rollup_counts(row: object) -> list[int]:
+    return [int(getattr(row, name)) for name in ROLLUP_BUCKET_COLUMNS]
+
+
+async def test_every_row_lands_with_its_values(engine: AsyncEngine) -> None:
+    observer = RecordingObserver()
+    recorder = Recorder(engine, observer=observer, flush_interval=0.01)
+    await recorder.start()
+    priced = make_bundle(cost=Decimal("0.0000123456"), latency_ms=250.0)
+    unpriced = make_bundle(cost=None, started_at=MINUTE + 10.25)
+    third = make_bundle(api_key_id=None, cost=Decimal("3.1400000001"))
+    for bundle in (priced, unpriced, third):
+        assert recorder.record(bundle) is True
+    await recorder.flush()
+
+    assert await count(engine, "traces") == 3
+    assert await count(engine, "spans") == 6
+    assert await count(engine, "decisions") == 3
+    assert await count(engine, "ai_interactions") == 3
+
+    stored_traces = {row.trace_id: row for row in await fetch_table(engine, traces)}
+    trace = stored_traces[priced.trace.trace_id]
+    assert as_utc(trace.started_at) == datetime.fromtimestamp(priced.trace.started_at, UTC)
+    assert as_utc(trace.ended_at) == datetime.fromtimestamp(priced.trace.ended_at, UTC)
+    assert trace.duration_ms == pytest.approx(priced.trace.duration_ms)
+    assert trace.tags == ["prod", "ü-tag"]
+    assert trace.metadata == {"team": "search", "nested": {"n": 1, "list": [1, 2.5, None]}}
+    assert trace.features == {"token_estimate": 42, "has_tools": False}
+    assert trace.stream is False
+    assert trace.end_user == "user-7"
+    assert trace.overhead_ms == pytest.approx(0.42)
+
+    stored_spans = {row.span_id: row for row in await fetch_table(engine, spans)}
+    span = stored_spans[priced.spans[0].span_id]
+    assert span.attributes == {"gen_ai.system": "openai"}
+    assert span.events == [{"name": "first_token", "at_ms": 12.5}]
+    assert span.duration_ms == pytest.approx(250.0)
+    child = stored_spans[priced.spans[1].span_id]
+    assert child.parent_span_id == span.span_id
+    assert child.attributes == {} and child.events == []
+
+    (decision,) = [
+        row for row in await fetch_table(engine, decisions) if row.trace_id == priced.trace.trace_id
+    ]
+    assert decision.input == {"model": "gpt-4o-mini"}
+    assert decision.output == {"provider": "openai"}
+    assert decision.rule_name == "cheap first"
+    assert decision.evaluation_us == pytest.approx(17.5)
+
+    stored = {row.trace_id: row for row in await fetch_table(engine, ai_interactions)}
+    assert stored[priced.trace.trace_id].cost_usd == Decimal("0.0000123456")
+    assert stored[third.trace.trace_id].cost_usd == Decimal("3.1400000001")
+    assert stored[unpriced.trace.trace_id].cost_usd is None
+    interaction = stored[priced.trace.trace_id]
+    assert interaction.latency_ms == pytest.approx(250.0)
+    assert as_utc(interaction.started_at) == datetime.fromtimestamp(
+        priced.interactions[0].started_at, UTC
+    )
+    assert interaction.prompt == [{"role": "user", "content": "hi"}]
+    assert interaction.response is None  # SQL NULL, not JSON null
+    assert interaction.cache_hit is False
+    assert stored[third.trace.trace_id].api_key_id is None
+
+    stats = recorder.stats
+    assert (stats.enqueued, stats.written_bundles, stats.dropped, stats.queue_depth) == (3, 3, 0, 0)
+    assert observer.rows["traces"] == 3 and observer.rows["spans"] == 6
+    assert sum(bundles for _, bundles in observer.batches) == 3
+    await recorder.stop()
+
+
+async def test_json_null_response_is_sql_null(engine: AsyncEngine) -> None:
+    recorder = Recorder(engine, flush_interval=0.01)
+    await recorder.start()
+    recorder.record(make_bundle())
+    await recorder.stop()
+    rows = await fetch(engine, "SELECT count(*) FROM ai_interactions WHERE response IS NULL")
+    assert rows[0][0] == 1
+
+
+async def test_rollups_of_two_batches_in_one_minute_add_up(engine: AsyncEngine) -> None:
+    recorder = Recorder(engine, flush_interval=0.01)
+    await recorder.start()
+    first = [
+        make_bundle(latency_ms=5.0, cost=Decimal("0.0000000001")),  # bucket 0 (<= 10 ms)
+        make_bundle(latency_ms=10.0, cost=Decimal("0.5")),  # bucket 0: bounds are inclusive
+        make_bundle(latency_ms=100_000.0, cost=None, status="error"),  # +Inf bucket
+    ]
+    for bundle in first:
+        recorder.record(bundle)
+    await recorder.flush()
+    second = [
+        make_bundle(latency_ms=300.0, cost=Decimal("1.25"), cache_hit=True, cached_tokens=4),
+        make_bundle(latency_ms=300.0, cost=None, prompt_tokens=None, completion_tokens=None),
+        make_bundle(started_at=MINUTE + 61.0, latency_ms=20.0),  # the next minute
+        make_bundle(api_key_id=None, latency_ms=20.0),  # another key: another row
+    ]
+    for bundle in second:
+        recorder.record(bundle)
+    await recorder.stop()
+
+    rows = {
+        (as_utc(row.bucket_start), row.api_key_id): row
+        for row in await fetch_table(engine, usage_rollups)
+    }
+    minute = datetime.fromtimestamp(MINUTE, UTC)
+    assert set(rows) == {
+        (minute, "key1"),
+        (minute, ""),
+        (datetime.fromtimestamp(MINUTE + 60, UTC), "key1"),
+    }
+    main = rows[(minute, "key1")]
+    assert main.workspace_id == first[0].trace.workspace_id
+    assert (main.provider, main.model) == ("openai", "gpt-4o-mini")
+    assert main.requests == 5
+    assert main.errors == 1
+    assert main.cache_hits == 1
+    assert main.prompt_tokens == 40
+    assert main.completion_tokens == 20
+    assert main.cached_tokens == 4
+    assert main.cost_usd == Decimal("1.7500000001")  # the two unknown costs add nothing
+    assert main.latency_ms_sum == pytest.approx(5 + 10 + 100_000 + 300 + 300)
+    expected = [0] * len(ROLLUP_BUCKET_COLUMNS)
+    expected[0] = 2
+    expected[5] = 2  # 250 < 300 <= 500
+    expected[-1] = 1
+    assert _rollup_counts(main) == expected
+    assert rows[(minute, "")].requests == 1
+    assert _rollup_counts(rows[(minute, "")])[1] == 1  # 10 < 20 <= 25
+
+
+async def test_concurrent_recorders_add_into_the_same_rollup_rows(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    workers = 4
+    per_worker = 60
+    engines = [create_engine(database_url) for _ in range(workers)]
+    recorders = [Recorder(e, batch_size=7, flush_interval=0.001) for e in engines]
+    for recorder in recorders:
+        await recorder.start()
+
+    async def produce(recorder: Recorder) -> None:
+        for n in range(per_worker):
+            recorder.record(make_bundle(cost=Decimal("0.0000000003"), latency_ms=40.0))
+            if n % 5 == 0:
+                await asyncio.sleep(0)
+
+    await asyncio.gather(*(produce(r) for r in recorders))
+    await asyncio.gather(*(r.stop() for r in recorders))
+    for e in engines:
+        await e.dispose()
+
+    (row,) = await fetch_table(engine, usage_rollups)
+    total = workers * per_worker
+    assert row.requests == total
+    assert row.prompt_tokens == 10 * total
+    assert row.cost_usd == Decimal("0.0000000003") * total
+    assert _rollup_counts(row)[2] == total  # 25 < 40 <= 50
+    assert await count(engine, "ai_interactions") == total
+
+
+async def test_stop_writes_everything_without_waiting_for_the_interval(
+    engine: AsyncEngine,
+) -> None:
+    recorder = Recorder(engine, flush_interval=60.0, batch_size=50)
+    await recorder.start()
+    bundles = [make_bundle() for _ in range(120)]
+    for bundle in bundles:
+        assert recorder.record(bundle)
+    await asyncio.wait_for(recorder.stop(), 20)
+    assert await count(engine, "traces") == 120
+    assert recorder.stats.written_bundles == 120
+    assert recorder.record(make_bundle()) is False  # a stopped recorder accepts nothing more
+
+
+async def test_full_queue_drops_and_says_so(engine: AsyncEngine) -> None:
+    observer = RecordingObserver()
+    recorder = Recorder(engine, queue_size=3, observer=observer)
+    accepted = [recorder.record(make_bundle()) for _ in range(5)]
+    assert accepted == [True, True, True, False, False]
+    assert recorder.stats.dropped == 2
+    assert recorder.stats.queue_depth == 3
+    assert observer.dropped_counts == [1, 1]
+    assert observer.enqueued_depths == [1, 2, 3]
+    await recorder.start()
+    await recorder.stop()
+    assert await count(engine, "traces") == 3
+
+
+async def test_a_bundle_the_database_refuses_does_not_sink_its_batch(
+    engine: AsyncEngine,
+) -> None:
+    observer = RecordingObserver()
+    recorder = Recorder(engine, observer=observer, flush_interval=0.01)
+    await recorder.start()
+    good = [make_bundle() for _ in range(3)]
+    bad = make_bundle()
+    bad.trace.route = None  # type: ignore[assignment]  # NOT NULL in every database
+    for bundle in (good[0], bad, good[1], good[2]):
+        recorder.record(bundle)
+    await recorder.stop()
+    assert await count(engine, "traces") == 3
+    assert await count(engine, "ai_interactions") == 3
+    (row,) = await fetch_table(engine, usage_rollups)
+    assert row.requests == 3  # the refused bundle's interaction is not counted either
+    assert recorder.stats.written_bundles == 3
+    assert recorder.stats.dropped == 1
+    assert observer.dropped_counts == [1]
+
+
+async def test_a_duplicate_batch_writes_nothing_twice(engine: AsyncEngine) -> None:
+    recorder = Recorder(engine, flush_interval=0.01)
+    await recorder.start()
+    bundles = [make_bundle() for _ in range(4)]
+    for bundle in bundles:
+        recorder.record(bundle)
+    await recorder.flush()
+    again = [msgspec.structs.replace(b) for b in bundles[:2]] + [make_bundle()]
+    for bundle in again:
+        recorder.record(bundle)
+    await recorder.stop()
+    assert await count(engine, "traces") == 5
+    assert await count(engine, "spans") == 10
+    (row,) = await fetch_table(engine, usage_rollups)
+    assert row.requests == 5
+    assert recorder.stats.dropped == 0
+
+
+async def test_flush_before_start_is_an_error(engine: AsyncEngine) -> None:
+    recorder = Recorder(engine)
+    recorder.record(make_bundle())
+    with pytest.raises(RuntimeError, match="start"):
+        await recorder.flush()
+
+
+def test_bad_sizes_are_refused(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with pytest.raises(ValueError, match="queue_size"):
+        Recorder(engine, queue_size=0)
