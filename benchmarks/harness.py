@@ -92,7 +92,7 @@ class Harness:
             self.unavailable[name] = f"not installed: {error}"
             print(f"[bench] {name}: not installed: {error}", flush=True)
             return None
-        except StartupError as error:
+        except (StartupError, OSError) as error:
             self.unavailable[name] = f"did not start: {error}".splitlines()[0]
             print(f"[bench] {name}: did not start: {error}", flush=True)
             return None

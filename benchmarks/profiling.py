@@ -17,7 +17,7 @@ from collections import Counter
 from typing import Any
 
 from benchmarks.harness import Harness, Options
-from benchmarks.peers import BENCH_DIR, PeerUnavailable, ensure_py_spy
+from benchmarks.peers import BENCH_DIR, REPO, PeerUnavailable, ensure_py_spy
 from benchmarks.processes import StartupError
 from benchmarks.scenarios import load
 from benchmarks.targets import PLAIN_MODEL, STREAM_MODEL, SteerwayOptions, Workspace
@@ -35,37 +35,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stream", action="store_true", help="profile streamed completions")
     parser.add_argument("--format", choices=("speedscope", "flamegraph"), default="speedscope")
     parser.add_argument("--top", type=positive_int, default=25, help="functions to print")
+    parser.add_argument(
+        "--gil", action="store_true", help="sample only the thread holding the GIL (py-spy --gil)"
+    )
+    parser.add_argument("--native", action="store_true", help="include C frames (py-spy --native)")
     return parser
 
 
+def function_label(frame: dict[str, Any]) -> str:
+    """`name (file)`, the file shortened to its package path; lines of one function merge."""
+    where = str(frame.get("file", ""))
+    for marker in ("site-packages/", str(REPO) + "/", "/lib/python3"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+            break
+    return f"{frame['name']} ({where})"
+
+
 def top_functions(speedscope: dict[str, Any], limit: int) -> list[tuple[str, float, float]]:
-    """(frame, self share, total share) of the frames with the most self time."""
-    frames = speedscope["shared"]["frames"]
-    own: Counter[int] = Counter()
-    total: Counter[int] = Counter()
+    """(function, self share, total share) of the functions with the most self time."""
+    labels = [function_label(frame) for frame in speedscope["shared"]["frames"]]
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
     weight_sum = 0.0
     for profile in speedscope["profiles"]:
         for stack, weight in zip(profile["samples"], profile["weights"], strict=False):
             if not stack:
                 continue
             weight_sum += weight
-            own[stack[-1]] += weight
-            for index in set(stack):
-                total[index] += weight
+            own[labels[stack[-1]]] += weight
+            for label in {labels[index] for index in stack}:
+                total[label] += weight
     if weight_sum == 0:
         return []
-
-    def label(index: int) -> str:
-        frame = frames[index]
-        where = frame.get("file", "")
-        for marker in ("site-packages/", "/work/main/"):
-            if marker in where:
-                where = where.split(marker, 1)[1]
-        return f"{frame['name']} ({where}:{frame.get('line', '?')})"
-
     return [
-        (label(index), weight / weight_sum, total[index] / weight_sum)
-        for index, weight in own.most_common(limit)
+        (label, weight / weight_sum, total[label] / weight_sum)
+        for label, weight in own.most_common(limit)
     ]
 
 
@@ -106,6 +111,8 @@ def main(argv: list[str]) -> int:
                 "--output",
                 str(output),
                 "--nonblocking",
+                *(["--gil"] if args.gil else []),
+                *(["--native"] if args.native else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -311,7 +311,7 @@ class Variants:
     def start(self, result: ScenarioResult, options: SteerwayOptions) -> Target | None:
         try:
             target = self.harness.start_variant(options)
-        except StartupError as error:
+        except (StartupError, OSError) as error:
             result.cell(options.name).unavailable = f"did not start: {error}".splitlines()[0]
             print(f"[bench] {options.name}: did not start: {error}", flush=True)
             return None

@@ -34,9 +34,7 @@ class Authenticator:
         max_entries: int = 100_000,
     ) -> None:
         self._store = store
-        self._master_hash = (
-            hashlib.sha256(master_key.encode()).digest() if master_key else None
-        )
+        self._master_hash = hashlib.sha256(master_key.encode()).digest() if master_key else None
         self._ttl = ttl
         self._max_entries = max_entries
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}

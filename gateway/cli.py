@@ -60,6 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
         http="httptools",
         lifespan="on",
         access_log=False,
+        proxy_headers=False,
         log_level=args.log_level,
         timeout_graceful_shutdown=10,
     )
@@ -159,8 +160,8 @@ async def _keys_async(args: argparse.Namespace, settings: Settings) -> int:
             _print_created(created)
             return 0
         if args.keys_command == "list":
-            workspace_id = await store.workspace_id(args.workspace) if args.workspace else None
-            keys = await store.list(workspace_id=workspace_id, include_revoked=args.all)
+            scope = await store.workspace_id(args.workspace) if args.workspace else None
+            keys = await store.list(workspace_id=scope, include_revoked=args.all)
             _print_keys(keys)
             return 0
         revoked = await store.revoke(args.key)

@@ -40,7 +40,9 @@ def error_body(message: str, type: str, code: str | None = None, param: str | No
     )
 
 
-def invalid_request(message: str, param: str | None = None, code: str | None = None) -> GatewayError:
+def invalid_request(
+    message: str, param: str | None = None, code: str | None = None
+) -> GatewayError:
     return GatewayError(400, message, param=param, code=code)
 
 
@@ -86,7 +88,9 @@ def not_found(path: str) -> GatewayError:
 
 
 def method_not_allowed(method: str, path: str) -> GatewayError:
-    return GatewayError(405, f"Method {method} is not allowed on {path}.", code="method_not_allowed")
+    return GatewayError(
+        405, f"Method {method} is not allowed on {path}.", code="method_not_allowed"
+    )
 
 
 def upstream_error(provider: str, detail: str, status: int = 502) -> GatewayError:

@@ -154,7 +154,9 @@ class KeyStore:
             row = (await conn.execute(query)).first()
         return None if row is None else _row_to_info(row)
 
-    async def list(self, *, workspace_id: str | None = None, include_revoked: bool = False) -> list[KeyInfo]:
+    async def list(
+        self, *, workspace_id: str | None = None, include_revoked: bool = False
+    ) -> list[KeyInfo]:
         query = sa.select(api_keys).order_by(api_keys.c.key_id)
         if workspace_id is not None:
             query = query.where(api_keys.c.workspace_id == workspace_id)
@@ -184,8 +186,10 @@ class KeyStore:
         return await self.find_by_hash(rows[0].key_hash)
 
     async def has_master_key(self) -> bool:
-        query = sa.select(sa.func.count()).select_from(api_keys).where(
-            api_keys.c.role == "master", api_keys.c.revoked_at.is_(None)
+        query = (
+            sa.select(sa.func.count())
+            .select_from(api_keys)
+            .where(api_keys.c.role == "master", api_keys.c.revoked_at.is_(None))
         )
         async with self._engine.connect() as conn:
             return bool((await conn.execute(query)).scalar_one())

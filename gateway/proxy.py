@@ -41,6 +41,15 @@ from telemetry.trace import RequestTrace
 
 logger = logging.getLogger("steerway.proxy")
 
+_operation_duration = metrics.Labelled(metrics.operation_duration)
+_token_usage = metrics.Labelled(metrics.token_usage)
+_time_to_first_token = metrics.Labelled(metrics.time_to_first_token)
+_cost_total = metrics.Labelled(metrics.cost_total)
+_upstream_errors = metrics.Labelled(metrics.upstream_errors)
+_requests_total = metrics.Labelled(metrics.requests_total)
+_gateway_overhead = metrics.Labelled(metrics.gateway_overhead)
+_streams_cancelled = metrics.Labelled(metrics.streams_cancelled)
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -239,7 +248,9 @@ class Proxy:
     async def _authenticate(self, exchange: Exchange) -> None:
         started = time.perf_counter()
         try:
-            exchange.key = await self.authenticator.authenticate(exchange.headers.get("authorization"))
+            exchange.key = await self.authenticator.authenticate(
+                exchange.headers.get("authorization")
+            )
         except GatewayError:
             exchange.trace.add_span("auth", "gateway", started, time.perf_counter(), status="error")
             raise
@@ -365,9 +376,9 @@ class Proxy:
             response = await adapter.send(
                 "chat", request, traceparent=exchange.trace.traceparent_for(span_id)
             )
-        except UpstreamFailure as failure:
-            self._attempt(exchange, target, "chat", span_id, started, failure=failure)
-            raise _client_error(target, failure) from None
+        except UpstreamFailure as refused:
+            self._attempt(exchange, target, "chat", span_id, started, failure=refused)
+            raise _client_error(target, refused) from None
         exchange.upstream_seconds = time.perf_counter() - started
         state = StreamState()
         task = asyncio.current_task()
@@ -384,14 +395,12 @@ class Proxy:
         try:
             await self._start(exchange, send, 200, _SSE, provider_headers=True)
             await self._pump(adapter, response, send, state, client_wants_usage)
-            state.done = True
         except asyncio.CancelledError:
             if not state.client_gone:
                 raise
             task.uncancel()
-        except UpstreamFailure as error:
-            state.done = True
-            failure = error
+        except UpstreamFailure as broken:
+            failure = broken
         finally:
             state.done = True
             watcher.remove_done_callback(on_disconnect)
@@ -413,7 +422,10 @@ class Proxy:
             cancelled=state.client_gone,
             prompt=payload.get("messages"),
             response=(
-                [{"index": i, "content": "".join(parts)} for i, parts in sorted(state.texts.items())]
+                [
+                    {"index": i, "content": "".join(parts)}
+                    for i, parts in sorted(state.texts.items())
+                ]
                 if self.store_content
                 else None
             ),
@@ -423,15 +435,10 @@ class Proxy:
             exchange.http_status = 499
             exchange.error_type = "client_disconnected"
             exchange.error_message = "the client disconnected mid-stream; upstream cancelled"
-            metrics.streams_cancelled.labels(target.public_model).inc()
+            _streams_cancelled(target.public_model).inc()
             return
         if failure is not None:
-            error = _client_error(target, failure)
-            exchange.status = "error"
-            exchange.error_type = error.code
-            exchange.error_message = error.message
-            event = b"data: " + error.body() + b"\n\n"
-            await send({"type": "http.response.body", "body": event, "more_body": False})
+            await self._fail(exchange, send, _client_error(target, failure))
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -460,9 +467,7 @@ class Proxy:
                     out.append(event + b"\n\n")
             if out:
                 await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
-        if pending.strip() and _inspect_event(
-            pending, parse, state, client_wants_usage, keep_text
-        ):
+        if pending.strip() and _inspect_event(pending, parse, state, client_wants_usage, keep_text):
             await send({"type": "http.response.body", "body": pending + b"\n\n", "more_body": True})
 
     # --- answers ----------------------------------------------------------------------------
@@ -522,10 +527,10 @@ class Proxy:
 
     async def _fail(self, exchange: Exchange, send: Send, error: GatewayError) -> None:
         exchange.status = "error"
-        exchange.http_status = error.status
         exchange.error_type = error.code or error.type
         exchange.error_message = error.message
         if exchange.response_started:
+            # The status line already went out as 200; the trace keeps what the client got.
             event = b"data: " + error.body() + b"\n\n"
             await send({"type": "http.response.body", "body": event, "more_body": False})
             return
@@ -620,17 +625,17 @@ class Proxy:
             },
         )
         labels = (operation, target.provider, target.public_model)
-        metrics.operation_duration.labels(*labels, error_type or "").observe(ended - started)
+        _operation_duration(*labels, error_type or "").observe(ended - started)
         if usage.prompt_tokens is not None:
-            metrics.token_usage.labels(*labels, "input").observe(usage.prompt_tokens)
+            _token_usage(*labels, "input").observe(usage.prompt_tokens)
         if usage.completion_tokens is not None and operation == "chat":
-            metrics.token_usage.labels(*labels, "output").observe(usage.completion_tokens)
+            _token_usage(*labels, "output").observe(usage.completion_tokens)
         if ttft_ms is not None:
-            metrics.time_to_first_token.labels(*labels).observe(ttft_ms / 1000.0)
+            _time_to_first_token(*labels).observe(ttft_ms / 1000.0)
         if cost is not None:
-            metrics.cost_total.labels(target.provider, target.public_model).inc(float(cost))
+            _cost_total(target.provider, target.public_model).inc(float(cost))
         if error_type is not None:
-            metrics.upstream_errors.labels(target.provider, error_type).inc()
+            _upstream_errors(target.provider, error_type).inc()
 
     def _finish(self, exchange: Exchange) -> None:
         ended = time.perf_counter()
@@ -665,9 +670,9 @@ class Proxy:
             logger.exception("could not hand trace %s to the recorder", trace.trace_id)
         model = exchange.requested_model
         model_label = model if model is not None and model in self.router else "unknown"
-        metrics.requests_total.labels(exchange.route, model_label, str(exchange.http_status)).inc()
+        _requests_total(exchange.route, model_label, str(exchange.http_status)).inc()
         if exchange.overhead_ms is not None:
-            metrics.gateway_overhead.labels(exchange.route).observe(exchange.overhead_ms / 1000.0)
+            _gateway_overhead(exchange.route).observe(exchange.overhead_ms / 1000.0)
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -59,7 +59,9 @@ def _model(payload: dict[str, Any]) -> str:
     return model
 
 
-def _optional(payload: dict[str, Any], name: str, types: type | tuple[type, ...], expected: str) -> None:
+def _optional(
+    payload: dict[str, Any], name: str, types: type | tuple[type, ...], expected: str
+) -> None:
     value = payload.get(name)
     if value is None:
         return

@@ -60,7 +60,9 @@ class _ErrorEnvelope(msgspec.Struct):
     error: _ErrorDetail | str | None = None
 
 
-def parse_error_body(raw: bytes, limit: int = 2000) -> tuple[str, str | None, str | None, str | None]:
+def parse_error_body(
+    raw: bytes, limit: int = 2000
+) -> tuple[str, str | None, str | None, str | None]:
     """(message, type, code, param) from an OpenAI-shaped error body, or the raw text."""
     try:
         envelope = msgspec.json.decode(raw, type=_ErrorEnvelope)

@@ -107,9 +107,11 @@ class OpenAIAdapter:
         body["model"] = provider_model
         if add_usage:
             options = body.get("stream_options")
-            body["stream_options"] = {**options, "include_usage": True} if isinstance(
-                options, dict
-            ) else {"include_usage": True}
+            body["stream_options"] = (
+                {**options, "include_usage": True}
+                if isinstance(options, dict)
+                else {"include_usage": True}
+            )
         return msgspec.json.encode(body)
 
     async def send(
@@ -126,7 +128,9 @@ class OpenAIAdapter:
         except TimeoutError as error:
             raise UpstreamFailure("timeout", "no response in time") from error
         except aiohttp.ClientConnectorError as error:
-            raise UpstreamFailure("connect", f"cannot connect ({error.os_error.strerror})") from error
+            raise UpstreamFailure(
+                "connect", f"cannot connect ({error.os_error.strerror})"
+            ) from error
         except aiohttp.ClientError as error:
             raise UpstreamFailure("connect", self._describe(error)) from error
         if response.status >= 400:
@@ -157,7 +161,9 @@ class OpenAIAdapter:
         try:
             decoded = msgspec.json.decode(raw, type=_ChatResponse)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            raise UpstreamFailure("malformed", "the provider's answer is not a chat completion") from error
+            raise UpstreamFailure(
+                "malformed", "the provider's answer is not a chat completion"
+            ) from error
         return ChatResult(
             usage=decoded.usage.normalise() if decoded.usage else UNKNOWN_USAGE,
             finish_reasons=[choice.finish_reason for choice in decoded.choices],
@@ -169,7 +175,9 @@ class OpenAIAdapter:
         try:
             decoded = msgspec.json.decode(raw, type=_EmbeddingResponse)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            raise UpstreamFailure("malformed", "the provider's answer is not an embedding list") from error
+            raise UpstreamFailure(
+                "malformed", "the provider's answer is not an embedding list"
+            ) from error
         return decoded.usage.normalise() if decoded.usage else UNKNOWN_USAGE
 
     def parse_stream_data(self, data: bytes) -> StreamChunk:
@@ -177,7 +185,9 @@ class OpenAIAdapter:
         try:
             chunk = msgspec.json.decode(data, type=_Chunk)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            raise UpstreamFailure("malformed", "the provider streamed an event that is not JSON") from error
+            raise UpstreamFailure(
+                "malformed", "the provider streamed an event that is not JSON"
+            ) from error
         contents: list[tuple[int, str]] = []
         has_output = False
         finish = None

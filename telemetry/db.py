@@ -45,8 +45,8 @@ def redact_url(url: str | URL) -> str:
 def _scheme(url: str) -> str:
     scheme, separator, _ = url.partition("://")
     if not separator:
-        raise ValueError(
-            f"not a database URL: {redact_url(url)!r}; "
+        raise ValueError(  # the value is not echoed: it may be a secret set in the wrong place
+            "not a database URL (no scheme://); "
             "expected sqlite:///path/to/file.db or postgresql://user@host/database"
         )
     return scheme.lower()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -25,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -36,6 +36,7 @@ from telemetry.writers import BatchWriter, is_row_problem
 logger = logging.getLogger("steerway.telemetry.recorder")
 
 _SPILL_WHEN_QUEUE_FULLER_THAN = 0.8
+_URL_PASSWORD = re.compile(r"(\w://[^:/@\s]*:)[^@\s]*@")
 
 
 class RecorderObserver(Protocol):
@@ -60,31 +61,28 @@ class RecorderStats:
     last_error: str | None  # the exception's type name only: messages can carry data
 
 
-def describe_error(error: BaseException) -> str:
-    """A log-safe description: the type, plus the driver's message for connection problems.
+def root_cause(error: BaseException) -> BaseException:
+    """The driver's own exception beneath SQLAlchemy's wrappers."""
+    cause = error
+    while isinstance(cause, sa_exc.DBAPIError) and cause.orig is not None:
+        cause = cause.orig
+    while cause.__cause__ is not None and type(cause).__module__.startswith("sqlalchemy"):
+        cause = cause.__cause__
+    return cause
 
-    Messages of data errors can quote row values (prompts, metadata), so those show the type only.
-    """
-    name = type(error).__name__
-    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
-        cause: BaseException = error.orig
-        name = f"{name} ({type(cause).__name__})"
-    else:
-        cause = error
-    connection_problem = isinstance(
-        error,
-        sa_exc.OperationalError
-        | sa_exc.InterfaceError
-        | OSError
-        | TimeoutError
-        | asyncpg.PostgresConnectionError
-        | asyncpg.InterfaceError,
-    )
-    if connection_problem and not is_row_problem(error):
-        message = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        if message:
-            return f"{name}: {message[:200]}"
-    return name
+
+def describe_error(error: BaseException) -> str:
+    """A log-safe description: the driver's error type and, unless the error is about the rows
+    themselves (whose messages can quote values such as prompts), its message."""
+    cause = root_cause(error)
+    name = type(cause).__name__
+    if is_row_problem(error) or is_row_problem(cause):
+        return name
+    lines = str(cause).strip().splitlines()
+    if not lines:
+        return name
+    message = _URL_PASSWORD.sub(r"\1***@", lines[0])[:200]
+    return f"{name}: {message}"
 
 
 class Recorder:
@@ -238,7 +236,7 @@ class Recorder:
             raise
         except Exception as error:
             logger.error("telemetry writer error: %s", describe_error(error))
-            self._last_error = type(error).__name__
+            self._last_error = type(root_cause(error)).__name__
             await self._pause(self._retry_initial)
             return True
 
@@ -505,7 +503,7 @@ class Recorder:
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _note_failure(self, error: BaseException) -> None:
-        self._last_error = type(error).__name__
+        self._last_error = type(root_cause(error)).__name__
         if not self._outage:
             logger.warning("telemetry batch write failed: %s", describe_error(error))
         if self._observer is not None:

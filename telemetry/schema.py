@@ -27,7 +27,18 @@ DEFAULT_WORKSPACE_ID = "00000000000000000000000000000000"
 
 # Upper bounds in milliseconds of the latency buckets kept in usage_rollups; the last bucket is +Inf.
 ROLLUP_LATENCY_BOUNDS_MS: tuple[float, ...] = (
-    10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
+    30000,
+    60000,
 )
 ROLLUP_BUCKET_COLUMNS: tuple[str, ...] = tuple(
     f"latency_bucket_{i}" for i in range(len(ROLLUP_LATENCY_BOUNDS_MS) + 1)

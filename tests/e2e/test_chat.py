@@ -118,9 +118,7 @@ def test_traceparent_is_continued_and_propagated(
     upstream = mock_provider.last_request()["headers"]["traceparent"]
     version, upstream_trace, parent, flags = upstream.split("-")
     assert (version, upstream_trace, flags) == ("00", trace_id, "01")
-    span = gateway.database.wait_rows(
-        "SELECT name FROM spans WHERE span_id = :s", s=parent
-    )
+    span = gateway.database.wait_rows("SELECT name FROM spans WHERE span_id = :s", s=parent)
     assert span[0]["name"] == "provider.chat"
 
 
@@ -133,16 +131,21 @@ def test_streaming_with_usage(gateway: GatewayProcess) -> None:
     assert "hello there" in text
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
-    finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finish = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finish == ["stop"]
 
 
 def test_streaming_without_usage_still_records_tokens(gateway: GatewayProcess) -> None:
-    with gateway.http() as http, http.stream(
-        "POST",
-        "/v1/chat/completions",
-        json={"model": "mock-gpt", "messages": HELLO, "stream": True},
-    ) as response:
+    with (
+        gateway.http() as http,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={"model": "mock-gpt", "messages": HELLO, "stream": True},
+        ) as response,
+    ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         body = "".join(response.iter_text())

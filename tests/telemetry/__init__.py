@@ -156,9 +156,9 @@ async def count(engine: AsyncEngine, table: str) -> int:
     return int(rows[0][0])
 
 
-async def eventually(condition: Callable[[], bool], *, timeout: float = 10.0) -> None:
-    """Wait until `condition()` holds; fail with AssertionError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+async def eventually(condition: Callable[[], bool], *, within: float = 10.0) -> None:
+    """Wait until `condition()` holds; fail with AssertionError after `within` seconds."""
+    deadline = time.monotonic() + within
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")

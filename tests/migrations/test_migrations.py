@@ -1,0 +1,112 @@
+"""The migrations build exactly the tables in telemetry.schema, on SQLite and Postgres alike."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+import migrations
+from telemetry.db import create_engine
+from telemetry.schema import DEFAULT_WORKSPACE_ID, metadata
+
+TABLES = {
+    "workspaces",
+    "api_keys",
+    "traces",
+    "spans",
+    "decisions",
+    "ai_interactions",
+    "usage_rollups",
+}
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+def _inspect(connection: Connection) -> dict[str, Any]:
+    inspector = sa.inspect(connection)
+    tables = set(inspector.get_table_names()) - {"alembic_version"}
+    return {
+        "tables": tables,
+        "rollup_pk": inspector.get_pk_constraint("usage_rollups") if tables else None,
+        "indexes": {
+            table: {index["name"] for index in inspector.get_indexes(table)} for table in tables
+        },
+    }
+
+
+async def _with_connection(url: str, work: Any) -> Any:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(work)
+    finally:
+        await engine.dispose()
+
+
+async def _default_workspaces(url: str) -> list[Any]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(
+                sa.text("SELECT workspace_id, name, slug, settings FROM workspaces")
+            )
+            return list(result.all())
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_matches_the_schema_and_downgrade_undoes_it(database_url: str) -> None:
+    assert await asyncio.to_thread(migrations.current, database_url) is None
+
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    assert await asyncio.to_thread(migrations.current, database_url) == migrations.head()
+    assert await _with_connection(database_url, _differences) == []
+    shape = await _with_connection(database_url, _inspect)
+    assert shape["tables"] == TABLES == set(metadata.tables)
+    assert shape["rollup_pk"]["constrained_columns"] == [
+        "bucket_start",
+        "workspace_id",
+        "api_key_id",
+        "provider",
+        "model",
+    ]
+    assert "ix_usage_rollups_workspace_id_bucket_start" in shape["indexes"]["usage_rollups"]
+    assert "ix_traces_requested_model_started_at" in shape["indexes"]["traces"]
+    (workspace,) = await _default_workspaces(database_url)
+    assert tuple(workspace[:3]) == (DEFAULT_WORKSPACE_ID, "Default", "default")
+
+    await asyncio.to_thread(migrations.downgrade, database_url, "base")
+    assert await asyncio.to_thread(migrations.current, database_url) is None
+    assert (await _with_connection(database_url, _inspect))["tables"] == set()
+
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    assert await _with_connection(database_url, _differences) == []
+    assert len(await _default_workspaces(database_url)) == 1
+
+
+async def test_the_api_works_when_called_inside_a_running_event_loop(sqlite_url: str) -> None:
+    migrations.upgrade(sqlite_url)  # blocks this loop briefly, but must not fail
+    assert migrations.current(sqlite_url) == migrations.head()
+    migrations.upgrade(sqlite_url)  # already at head: nothing to do
+    assert migrations.current(sqlite_url) == migrations.head()
+
+
+def test_upgrading_twice_is_harmless_from_plain_code(sqlite_url: str) -> None:
+    migrations.upgrade(sqlite_url)
+    migrations.upgrade(sqlite_url)
+    assert migrations.current(sqlite_url) == "0001"
+
+
+def test_a_bad_url_is_a_clear_error_without_the_password() -> None:
+    with pytest.raises(ValueError, match="mysql") as caught:
+        migrations.upgrade("mysql://admin:hunter2@db.example/steerway")
+    assert "hunter2" not in str(caught.value)
