@@ -57,7 +57,7 @@ class Gateway:
             queue_size=telemetry_config.queue_size,
             batch_size=telemetry_config.batch_size,
             flush_interval=telemetry_config.flush_interval_ms / 1000.0,
-            spill_dir=_worker_spill_dir(telemetry_config.spill_dir),
+            spill_dir=Path(telemetry_config.spill_dir),
             observer=metrics.PrometheusRecorderObserver(),
         )
         await self.recorder.start()
@@ -105,11 +105,6 @@ class Gateway:
             logger.warning("readiness check failed: %s", type(error).__name__)
             return False
         return self.proxy is not None
-
-
-def _worker_spill_dir(base: str) -> Path:
-    """Each worker spills to its own folder so no two processes append to one file."""
-    return Path(base) / f"worker-{os.getpid()}"
 
 
 def _adapter(name: str, provider: ProviderConfig, upstream: UpstreamClient) -> OpenAIAdapter:

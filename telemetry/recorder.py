@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.records import TraceBundle
+from telemetry.rows import fit_to_columns
 from telemetry.spill import SpillFile, spill_files
-from telemetry.writers import BatchWriter, is_row_problem
+from telemetry.writers import BatchWriter, is_row_problem, root_cause
 
 logger = logging.getLogger("steerway.telemetry.recorder")
 
@@ -59,16 +59,6 @@ class RecorderStats:
     replayed_bundles: int
     queue_depth: int
     last_error: str | None  # the exception's type name only: messages can carry data
-
-
-def root_cause(error: BaseException) -> BaseException:
-    """The driver's own exception beneath SQLAlchemy's wrappers."""
-    cause = error
-    while isinstance(cause, sa_exc.DBAPIError) and cause.orig is not None:
-        cause = cause.orig
-    while cause.__cause__ is not None and type(cause).__module__.startswith("sqlalchemy"):
-        cause = cause.__cause__
-    return cause
 
 
 def describe_error(error: BaseException) -> str:
@@ -134,6 +124,7 @@ class Recorder:
         self._done = 0  # accepted bundles that are written, spilled or given up on
         self._last_error: str | None = None
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._in_flight: list[TraceBundle] = []
 
         self._outage = False
         self._outage_delay = retry_initial
@@ -226,8 +217,20 @@ class Recorder:
                 pass
         finally:
             self._capacity = 0
+            self._spill_leftovers()
             self._release_spill_files()
             self._settle_waiters(everything=True)
+
+    def _spill_leftovers(self) -> None:
+        """If the task is cancelled rather than stopped, keep what it held on disk if it can."""
+        leftovers = self._in_flight + list(self._queue)
+        self._in_flight = []
+        self._queue.clear()
+        if not leftovers:
+            return
+        if self._spill_dir is None or not self._spill(leftovers):
+            logger.error("telemetry: %d bundles lost: the writer was cancelled", len(leftovers))
+            self._count_dropped(len(leftovers))
 
     async def _step_safely(self) -> bool:
         try:
@@ -302,6 +305,21 @@ class Recorder:
     # -- delivering a live batch -----------------------------------------------------------
 
     async def _deliver(self, batch: list[TraceBundle]) -> None:
+        """Write the batch, retrying; spill it when the database stays down. Always settles it."""
+        self._in_flight = batch
+        try:
+            await self._deliver_until_settled(batch)
+        except Exception as error:
+            logger.error(
+                "telemetry: %d bundles lost to an unexpected error: %s",
+                len(batch),
+                describe_error(error),
+            )
+            self._count_dropped(len(batch))
+        self._in_flight = []  # left set on cancellation, for _spill_leftovers
+        self._finish(len(batch))
+
+    async def _deliver_until_settled(self, batch: list[TraceBundle]) -> None:
         attempt = 0
         while True:
             if self._outage and self._spill_dir is not None:
@@ -327,7 +345,6 @@ class Recorder:
                 self._count_dropped(len(batch))
                 break
             await self._pause(delay)
-        self._finish(len(batch))
 
     def _should_spill(self, attempt: int) -> bool:
         return (
@@ -381,6 +398,9 @@ class Recorder:
             if not is_row_problem(error):
                 raise
             if len(batch) == 1:
+                fitted = fit_to_columns(batch[0])
+                if fitted is not None:
+                    return await self._write_carefully([fitted])
                 logger.error(
                     "telemetry bundle for trace %s rejected by the database (%s); dropped",
                     getattr(batch[0].trace, "trace_id", "?"),

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+import msgspec
+import sqlalchemy as sa
 
 from telemetry.records import (
     DecisionRecord,
@@ -19,8 +22,10 @@ from telemetry.records import (
     TraceBundle,
     TraceRecord,
 )
+from telemetry.schema import metadata
 
 Row = tuple[Any, ...]
+_R = TypeVar("_R", TraceRecord, SpanRecord, DecisionRecord, InteractionRecord)
 
 TRACE_COLUMNS: tuple[str, ...] = (
     "trace_id",
@@ -268,3 +273,48 @@ class BatchRecords:
 
 def as_dicts(columns: Sequence[str], rows: Sequence[Row]) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _string_limits(table: str) -> dict[str, int]:
+    return {
+        column.name: column.type.length
+        for column in metadata.tables[table].columns
+        if isinstance(column.type, sa.String) and column.type.length
+    }
+
+
+_LIMITS = {
+    TraceRecord: _string_limits("traces"),
+    SpanRecord: _string_limits("spans"),
+    DecisionRecord: _string_limits("decisions"),
+    InteractionRecord: _string_limits("ai_interactions"),
+}
+
+
+def _fit(record: _R) -> _R:
+    changes = {
+        name: value[:limit]
+        for name, limit in _LIMITS[type(record)].items()
+        if isinstance(value := getattr(record, name), str) and len(value) > limit
+    }
+    return msgspec.structs.replace(record, **changes) if changes else record
+
+
+def fit_to_columns(bundle: TraceBundle) -> TraceBundle | None:
+    """The bundle with every string cut to its column's length (Postgres enforces them), or
+    None when nothing is too long."""
+    fitted = TraceBundle(
+        trace=_fit(bundle.trace),
+        spans=[_fit(s) for s in bundle.spans],
+        decisions=[_fit(d) for d in bundle.decisions],
+        interactions=[_fit(i) for i in bundle.interactions],
+    )
+    unchanged = fitted.trace is bundle.trace and all(
+        new is old
+        for new, old in zip(
+            [*fitted.spans, *fitted.decisions, *fitted.interactions],
+            [*bundle.spans, *bundle.decisions, *bundle.interactions],
+            strict=True,
+        )
+    )
+    return None if unchanged else fitted

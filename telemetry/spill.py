@@ -82,7 +82,7 @@ class SpillFile:
         for bundle in bundles:
             try:
                 lines.append(_encoder.encode(bundle))
-            except (TypeError, ValueError, OverflowError) as error:
+            except (TypeError, ValueError, OverflowError, RecursionError) as error:
                 logger.error(
                     "telemetry bundle for trace %s cannot be spilled (%s); dropped",
                     getattr(bundle.trace, "trace_id", "?"),

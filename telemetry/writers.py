@@ -41,18 +41,31 @@ _ID_LOOKUP_CHUNK = 500
 _json_encoder = msgspec.json.Encoder()
 
 
+def root_cause(error: BaseException) -> BaseException:
+    """The driver's own exception beneath SQLAlchemy's wrappers."""
+    cause = error
+    while isinstance(cause, sa_exc.DBAPIError) and cause.orig is not None:
+        cause = cause.orig
+    while cause.__cause__ is not None and type(cause).__module__.startswith("sqlalchemy"):
+        cause = cause.__cause__
+    return cause
+
+
 def is_row_problem(error: BaseException) -> bool:
-    """The batch's content is at fault (a duplicate id, a value the column rejects), not the
-    database's availability: the same batch would fail again, so it needs the careful path."""
+    """The batch's content is at fault (a duplicate id, a value the column rejects, JSON nested
+    too deep), not the database's availability: the same batch would fail again, so it needs
+    the careful path rather than a retry."""
+    if isinstance(error, sa_exc.IntegrityError | sa_exc.DataError):
+        return True
     return isinstance(
-        error,
-        sa_exc.IntegrityError
-        | sa_exc.DataError
-        | asyncpg.IntegrityConstraintViolationError
+        root_cause(error),
+        asyncpg.IntegrityConstraintViolationError
         | asyncpg.DataError
+        | asyncpg.ProgramLimitExceededError
         | TypeError
         | ValueError
-        | OverflowError,
+        | OverflowError
+        | RecursionError,
     )
 
 

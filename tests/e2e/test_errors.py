@@ -242,6 +242,75 @@ def test_invalid_fields_are_400_naming_the_param(
     assert_still_serving(gateway)
 
 
+_DEPTH = 5_000
+HOSTILE_CASES = [
+    pytest.param(
+        {"content": b'{"model": "mock-gpt", "messages": ' + b"[" * _DEPTH + b"]" * _DEPTH + b"}"},
+        None,
+        id="deeply-nested-body",
+    ),
+    pytest.param(
+        {"json": {"model": "mock-gpt", "messages": [{"role": ["user"], "content": "x"}]}},
+        "messages[0].role",
+        id="role-is-an-array",
+    ),
+    pytest.param(
+        {"json": {"model": "mock-gpt", "messages": [{"role": {"a": 1}, "content": "x"}]}},
+        "messages[0].role",
+        id="role-is-an-object",
+    ),
+    pytest.param(
+        {
+            "json": {"model": "mock-gpt", "messages": HELLO},
+            "headers": {"x-steerway-metadata": "[" * 2_000 + "]" * 2_000},
+        },
+        "x-steerway-metadata",
+        id="deeply-nested-metadata-header",
+    ),
+]
+
+
+@pytest.mark.parametrize(("request_args", "param"), HOSTILE_CASES)
+def test_hostile_input_is_a_400_never_a_500(
+    gateway: GatewayProcess, request_args: dict[str, Any], param: str | None
+) -> None:
+    """Input built to trip a parser: a clear 400, not an internal error."""
+    with gateway.http() as http:
+        response = http.post("/v1/chat/completions", **request_args)
+    assert response.status_code == 400, response.text
+    error = openai_error(response)
+    assert error["type"] == "invalid_request_error"
+    if param is not None:
+        assert error["param"] == param, error
+    assert_still_serving(gateway)
+
+
+def test_bad_trace_headers(gateway: GatewayProcess) -> None:
+    with gateway.http() as http:
+        for metadata in ("not json", '["a list"]', '"text"'):
+            response = http.post(
+                "/v1/chat/completions",
+                json={"model": "mock-gpt", "messages": HELLO},
+                headers={"x-steerway-metadata": metadata},
+            )
+            assert response.status_code == 400, (metadata, response.text)
+            assert openai_error(response)["param"] == "x-steerway-metadata"
+        for traceparent in (
+            "garbage",
+            "00-" + "0" * 32 + "-00f067aa0ba902b7-01",
+            "ff-" + "a" * 32 + "-00f067aa0ba902b7-01",
+        ):
+            response = http.post(
+                "/v1/chat/completions",
+                json={"model": "mock-gpt", "messages": HELLO},
+                headers={"traceparent": traceparent},
+            )
+            assert response.status_code == 200, (traceparent, response.text)
+            trace_id = trace_id_of(response)
+            assert trace_id not in traceparent
+            assert recorded_trace(gateway.database, trace_id)["status"] == "ok"
+
+
 def test_sdk_raises_bad_request_error_with_param(gateway: GatewayProcess) -> None:
     client = gateway.client()
     attempts: list[tuple[str, Any, str]] = [

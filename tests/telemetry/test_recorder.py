@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
-from telemetry.db import create_engine
+from telemetry.db import create_engine, is_postgres
 from telemetry.recorder import Recorder
+from telemetry.records import TraceBundle
 from telemetry.schema import (
     ROLLUP_BUCKET_COLUMNS,
     ai_interactions,
@@ -230,15 +231,34 @@ async def test_full_queue_drops_and_says_so(engine: AsyncEngine) -> None:
     assert await count(engine, "traces") == 3
 
 
+def _deeply_nested(depth: int) -> dict[str, object]:
+    root: dict[str, object] = {}
+    node = root
+    for _ in range(depth):
+        child: dict[str, object] = {}
+        node["a"] = child
+        node = child
+    return root
+
+
+def _missing_route(bundle: TraceBundle) -> None:
+    bundle.trace.route = None  # type: ignore[assignment]  # NOT NULL in every database
+
+
+def _unencodable_metadata(bundle: TraceBundle) -> None:
+    bundle.trace.metadata = _deeply_nested(100_000)
+
+
+@pytest.mark.parametrize("spoil", [_missing_route, _unencodable_metadata])
 async def test_a_bundle_the_database_refuses_does_not_sink_its_batch(
-    engine: AsyncEngine,
+    engine: AsyncEngine, spoil: Callable[[TraceBundle], None]
 ) -> None:
     observer = RecordingObserver()
     recorder = Recorder(engine, observer=observer, flush_interval=0.01)
     await recorder.start()
     good = [make_bundle() for _ in range(3)]
     bad = make_bundle()
-    bad.trace.route = None  # type: ignore[assignment]  # NOT NULL in every database
+    spoil(bad)
     for bundle in (good[0], bad, good[1], good[2]):
         recorder.record(bundle)
     await recorder.stop()
@@ -280,3 +300,20 @@ def test_bad_sizes_are_refused(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
     with pytest.raises(ValueError, match="queue_size"):
         Recorder(engine, queue_size=0)
+
+
+async def test_strings_longer_than_their_columns_are_cut_not_lost(engine: AsyncEngine) -> None:
+    recorder = Recorder(engine, flush_interval=0.01)
+    await recorder.start()
+    long = make_bundle(status="error")
+    long.trace.error_type = "e" * 500  # the column holds 64
+    long.trace.end_user = "u" * 1000  # the column holds 256
+    recorder.record(long)
+    recorder.record(make_bundle())
+    await recorder.stop()
+    assert recorder.stats.dropped == 0
+    stored = {row.trace_id: row for row in await fetch_table(engine, traces)}
+    row = stored[long.trace.trace_id]
+    if is_postgres(engine):  # SQLite does not enforce lengths and keeps the whole value
+        assert (len(row.error_type), len(row.end_user)) == (64, 256)
+    assert row.error_type.startswith("eee") and row.end_user.startswith("uuu")

@@ -205,3 +205,28 @@ async def test_without_a_spill_folder_batches_wait_in_memory_and_overflow_is_dro
     await recorder.stop()
     await engine.dispose()
     assert recorder.stats.spilled_bundles == 0
+
+
+def test_a_writer_cancelled_at_loop_shutdown_spills_what_it_held(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    migrations.upgrade(sqlite_url)
+    spill_dir = tmp_path / "spill"
+    bundles = [make_bundle() for _ in range(5)]
+
+    async def serve_and_forget_to_stop() -> Recorder:
+        engine = create_engine(sqlite_url)
+        recorder = fast_retrying(engine, spill_dir=spill_dir, flush_interval=60.0)
+        await recorder.start()
+        for bundle in bundles:
+            recorder.record(bundle)
+        await asyncio.sleep(0.05)  # the writer is now waiting for its batch to fill
+        return recorder  # asyncio.run cancels the writer task on the way out
+
+    recorder = asyncio.run(serve_and_forget_to_stop())
+    assert recorder.stats.spilled_bundles == 5
+    (path,) = spill_files(spill_dir)
+    claimed = SpillFile.claim(path)
+    assert claimed is not None
+    assert claimed.read(10)[0] == bundles
+    claimed.release()
