@@ -85,6 +85,7 @@ class Exchange:
         "request_id",
         "requested_model",
         "response_started",
+        "responded_at",
         "route",
         "status",
         "stream",
@@ -111,6 +112,7 @@ class Exchange:
         self.upstream_seconds = 0.0
         self.overhead_ms: float | None = None
         self.response_started = False
+        self.responded_at = 0.0
         self.tags: list[str] = []
         self.metadata: dict[str, Any] = {}
         self.features: dict[str, Any] = {}
@@ -501,6 +503,7 @@ class Proxy:
         if extra:
             headers.extend((name.encode(), value.encode()) for name, value in extra.items())
         exchange.response_started = True
+        exchange.responded_at = time.perf_counter()
         exchange.http_status = status
         await send({"type": "http.response.start", "status": status, "headers": headers})
 
@@ -639,6 +642,15 @@ class Proxy:
 
     def _finish(self, exchange: Exchange) -> None:
         ended = time.perf_counter()
+        if exchange.response_started:
+            exchange.trace.add_span(
+                "response",
+                "gateway",
+                exchange.responded_at,
+                ended,
+                status=exchange.status,
+                attributes={"http.status_code": exchange.http_status, "stream": exchange.stream},
+            )
         key = exchange.key
         workspace = key.workspace_id if key is not None else DEFAULT_WORKSPACE_ID
         trace = TraceRecord(

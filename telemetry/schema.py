@@ -6,8 +6,12 @@ every other id a UUIDv7 in hex. Times are timezone-aware UTC timestamps.
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
 
 metadata = sa.MetaData(
     naming_convention={
@@ -21,7 +25,42 @@ metadata = sa.MetaData(
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 Timestamp = sa.DateTime(timezone=True)
-Money = sa.Numeric(20, 10)
+
+MONEY_SCALE = 10  # decimal places kept: 1e-10 USD
+
+
+class Money(sa.TypeDecorator[Decimal]):
+    """US dollars as an exact Decimal with ten decimal places.
+
+    Postgres keeps NUMERIC(20, 10). SQLite has no exact decimal type (NUMERIC there means a
+    float once a fraction appears), so the value is stored as an integer count of 1e-10 USD:
+    sums stay exact in SQL too, and reading through this type gives the Decimal back.
+    """
+
+    impl = sa.Numeric(20, MONEY_SCALE)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return int(Decimal(value).scaleb(MONEY_SCALE).to_integral_value())
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-MONEY_SCALE)
+        return Decimal(value)
+
+
+def money_from_sql(value: Any, dialect_name: str) -> Decimal | None:
+    """A money value read with plain SQL (no column type attached), as a Decimal."""
+    if value is None:
+        return None
+    if dialect_name == "sqlite":
+        return Decimal(int(value)).scaleb(-MONEY_SCALE)
+    return Decimal(value)
+
 
 DEFAULT_WORKSPACE_ID = "00000000000000000000000000000000"
 
@@ -163,7 +202,7 @@ ai_interactions = sa.Table(
     sa.Column("completion_tokens", sa.BigInteger, nullable=True),
     sa.Column("cached_tokens", sa.BigInteger, nullable=True),
     sa.Column("total_tokens", sa.BigInteger, nullable=True),
-    sa.Column("cost_usd", Money, nullable=True),
+    sa.Column("cost_usd", Money(), nullable=True),
     sa.Column("started_at", Timestamp, nullable=False),
     sa.Column("ended_at", Timestamp, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
@@ -197,7 +236,7 @@ usage_rollups = sa.Table(
     sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
     sa.Column("completion_tokens", sa.BigInteger, nullable=False),
     sa.Column("cached_tokens", sa.BigInteger, nullable=False),
-    sa.Column("cost_usd", Money, nullable=False),
+    sa.Column("cost_usd", Money(), nullable=False),
     sa.Column("latency_ms_sum", sa.Float, nullable=False),
     *(sa.Column(name, sa.BigInteger, nullable=False) for name in ROLLUP_BUCKET_COLUMNS),
     sa.PrimaryKeyConstraint("bucket_start", "workspace_id", "api_key_id", "provider", "model"),

@@ -56,7 +56,7 @@ def test_non_streaming_answer_headers_and_records(gateway: GatewayProcess) -> No
         "SELECT name, parent_span_id, span_id FROM spans WHERE trace_id = :t", t=trace_id
     )
     names = {span["name"] for span in spans}
-    assert {"gateway.request", "auth", "route", "provider.chat"} <= names
+    assert {"gateway.request", "auth", "route", "provider.chat", "response"} == names
     root = next(s for s in spans if s["name"] == "gateway.request")
     assert all(s["parent_span_id"] == root["span_id"] for s in spans if s is not root)
     decisions = gateway.database.rows(
