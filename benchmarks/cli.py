@@ -8,6 +8,7 @@ import shlex
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -45,7 +46,7 @@ def positive_float(text: str) -> float:
     return value
 
 
-def name_list(choices: tuple[str, ...]):
+def name_list(choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
     def parse(text: str) -> tuple[str, ...]:
         names = tuple(part.strip() for part in text.split(",") if part.strip())
         unknown = [name for name in names if name not in choices]

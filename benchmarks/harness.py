@@ -106,7 +106,3 @@ class Harness:
         target = start_steerway(self.workspace, self.require_mocks(), options)
         print(f"[bench] {options.name} ready", flush=True)
         return target
-
-    def stop_target(self, target: Target) -> None:
-        if target.process is not None and target.name not in self.targets:
-            self.workspace.stop(target.process)

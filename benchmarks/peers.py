@@ -89,29 +89,34 @@ def ensure_litellm() -> tuple[Path, str]:
     return executable, _python_package_version(python, "litellm") or "unknown"
 
 
+def portkey_manifest() -> dict[str, object]:
+    return {
+        "name": "steerway-bench-portkey",
+        "private": True,
+        "dependencies": {PORTKEY_PACKAGE: PORTKEY_VERSION},
+    }
+
+
 def ensure_portkey() -> tuple[Path, str]:
     """Portkey's `start-server.js` under `.bench/portkey` and its version, installing it first."""
     root = BENCH_DIR / "portkey"
     package_dir = root / "node_modules" / "@portkey-ai" / "gateway"
     entry = package_dir / "build" / "start-server.js"
-    version = _package_json_version(package_dir / "package.json")
-    if version != PORTKEY_VERSION or not entry.exists():
+    installed = _package_json_version(package_dir / "package.json")
+    if installed != PORTKEY_VERSION or not entry.exists():
         if shutil.which("npm") is None:
             raise PeerUnavailable("npm is not on PATH (Node.js 20 with npm is needed)")
         root.mkdir(parents=True, exist_ok=True)
-        manifest = root / "package.json"
-        if not manifest.exists():
-            manifest.write_text(json.dumps({"name": "steerway-bench-portkey", "private": True}))
+        (root / "package.json").write_text(json.dumps(portkey_manifest(), indent=2) + "\n")
         _run_install(
-            ["npm", "install", "--no-audit", "--no-fund", f"{PORTKEY_PACKAGE}@{PORTKEY_VERSION}"],
+            ["npm", "install", "--no-audit", "--no-fund"],
             cwd=root,
             log=BENCH_DIR / "portkey-install.log",
             what=f"npm install {PORTKEY_PACKAGE}@{PORTKEY_VERSION}",
         )
-        version = _package_json_version(package_dir / "package.json")
     if not entry.exists():
         raise PeerUnavailable(f"{entry} missing after npm install")
-    return entry, version or "unknown"
+    return entry, _package_json_version(package_dir / "package.json") or "unknown"
 
 
 def ensure_py_spy() -> Path:

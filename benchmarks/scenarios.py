@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from benchmarks.harness import Harness
 from benchmarks.memory import tree_memory
 from benchmarks.processes import StartupError
-from benchmarks.results import Cell, Check, Metric, ScenarioResult, at_least, at_most
+from benchmarks.results import Check, Metric, ScenarioResult, at_least, at_most
 from benchmarks.streaming import measure_streams
 from benchmarks.targets import PLAIN_MODEL, STREAM_MODEL, SteerwayOptions, Target
 from benchmarks.wrk import WrkError, WrkResult, run_wrk
@@ -319,16 +319,6 @@ class Variants:
         return target
 
 
-def rename(target: Target, name: str) -> Target:
-    return Target(
-        name=name,
-        version=target.version,
-        routes=target.routes,
-        process=target.process,
-        metrics_url=target.metrics_url,
-    )
-
-
 def scaling(harness: Harness) -> ScenarioResult:
     connections = harness.options.connections
     workers = harness.options.scaling_workers
@@ -431,6 +421,3 @@ def run_scenario(harness: Harness, name: str) -> ScenarioResult:
     result = SCENARIOS[name](harness)
     result.notes.append(f"scenario wall time {time.monotonic() - started:.0f} s")
     return result
-
-
-__all__ = ["SCENARIOS", "Cell", "run_scenario"]

@@ -94,5 +94,5 @@ def sum_samples(
 
 
 def is_success(labels: dict[str, str]) -> bool:
-    status = labels.get("status") or labels.get("http_status") or labels.get("code") or ""
+    status = labels.get("status_code") or labels.get("status") or labels.get("code") or ""
     return status.startswith("2")

@@ -42,7 +42,9 @@ class Workspace:
     def logs(self) -> Path:
         return self.root / "logs"
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None):
+    def spawn(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None
+    ) -> ManagedProcess:
         process = spawn(name, argv, env=env, log_dir=self.logs, cwd=cwd)
         self.processes.append(process)
         return process

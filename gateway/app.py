@@ -6,6 +6,7 @@ built on startup and closed on shutdown, once per worker process.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -78,6 +79,10 @@ class Gateway:
             store_content=telemetry_config.store_content == "full",
             max_body_bytes=config.limits.max_body_bytes,
         )
+        # Everything built so far lives as long as the process: keep it out of the collector's
+        # way so full collections stay short while serving.
+        gc.collect()
+        gc.freeze()
 
     async def _load_config(self) -> GatewayConfig:
         if self.settings.config_path:

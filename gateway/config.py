@@ -129,7 +129,7 @@ class ModelRoute(msgspec.Struct, frozen=True, kw_only=True):
 class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
     store_content: Literal["full", "none"] = "full"
     queue_size: int = 100_000
-    batch_size: int = 2_000
+    batch_size: int = 256
     flush_interval_ms: int = 200
     spill_dir: str = "./var/spill"
 

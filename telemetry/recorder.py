@@ -83,7 +83,7 @@ class Recorder:
         engine: AsyncEngine,
         *,
         queue_size: int = 100_000,
-        batch_size: int = 2000,
+        batch_size: int = 256,
         flush_interval: float = 0.2,
         spill_dir: Path | None = None,
         observer: RecorderObserver | None = None,

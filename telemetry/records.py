@@ -1,5 +1,8 @@
 """What the request path hands to the recorder: plain structs, cheap to build on the hot path.
 
+The structs are not tracked by the cyclic garbage collector (`gc=False`: they never form
+cycles), so thousands of them waiting in the recorder's queue add nothing to collection pauses.
+
 Times are Unix epoch seconds (floats, UTC); the writer turns them into timestamps off the hot
 path. Money is a `Decimal` in US dollars, or `None` when the price is unknown (never a guessed 0).
 """
@@ -12,7 +15,7 @@ from typing import Any
 import msgspec
 
 
-class SpanRecord(msgspec.Struct, kw_only=True):
+class SpanRecord(msgspec.Struct, kw_only=True, gc=False):
     span_id: str
     trace_id: str
     workspace_id: str
@@ -30,7 +33,7 @@ class SpanRecord(msgspec.Struct, kw_only=True):
         return (self.ended_at - self.started_at) * 1000.0
 
 
-class DecisionRecord(msgspec.Struct, kw_only=True):
+class DecisionRecord(msgspec.Struct, kw_only=True, gc=False):
     decision_id: str
     trace_id: str
     workspace_id: str
@@ -46,7 +49,7 @@ class DecisionRecord(msgspec.Struct, kw_only=True):
     created_at: float
 
 
-class InteractionRecord(msgspec.Struct, kw_only=True):
+class InteractionRecord(msgspec.Struct, kw_only=True, gc=False):
     interaction_id: str
     trace_id: str
     workspace_id: str
@@ -82,7 +85,7 @@ class InteractionRecord(msgspec.Struct, kw_only=True):
         return (self.ended_at - self.started_at) * 1000.0
 
 
-class TraceRecord(msgspec.Struct, kw_only=True):
+class TraceRecord(msgspec.Struct, kw_only=True, gc=False):
     trace_id: str
     workspace_id: str
     api_key_id: str | None = None
@@ -111,7 +114,7 @@ class TraceRecord(msgspec.Struct, kw_only=True):
         return (self.ended_at - self.started_at) * 1000.0
 
 
-class TraceBundle(msgspec.Struct, kw_only=True):
+class TraceBundle(msgspec.Struct, kw_only=True, gc=False):
     """Everything one request produced: enqueued to the recorder in a single call."""
 
     trace: TraceRecord

@@ -53,10 +53,10 @@ def test_prometheus_samples_are_summed_by_label_filter() -> None:
         [
             "# HELP steerway_requests_total Requests.",
             "# TYPE steerway_requests_total counter",
-            'steerway_requests_total{route="/v1/chat/completions",status="200"} 120.0',
-            'steerway_requests_total{route="/v1/chat/completions",status="502"} 3.0',
-            'steerway_requests_total{route="/v1/embeddings",status="200"} 5.0',
-            'steerway_requests_created{route="/v1/chat/completions",status="200"} 1.7e9',
+            'steerway_requests_total{route="/v1/chat/completions",status_code="200"} 120.0',
+            'steerway_requests_total{route="/v1/chat/completions",status_code="502"} 3.0',
+            'steerway_requests_total{route="/v1/embeddings",status_code="200"} 5.0',
+            'steerway_requests_created{route="/v1/chat/completions",status_code="200"} 1.7e9',
         ]
     )
     assert sum_samples(text, "steerway_requests_total") == 128.0

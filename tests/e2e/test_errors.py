@@ -12,17 +12,18 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
-from tests.e2e.conftest import Database, GatewayProcess, MockProcess
+from tests.e2e.conftest import Database, GatewayProcess, MockProcess, free_port
 
-HELLO = [{"role": "user", "content": "hello there"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 ERROR_FIELDS = {"message", "type", "param", "code"}
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -30,7 +31,19 @@ _HEX_ID = re.compile(r"[0-9a-f]{32}")
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def openai_error(response: httpx.Response) -> dict[str, Any]:
+class HttpResponse(Protocol):
+    """What the tests read from a response: httpx's, or the one an SDK exception carries."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+
+def openai_error(response: HttpResponse) -> dict[str, Any]:
     """The `error` object of an OpenAI-shaped error body, after checking the shape."""
     assert response.headers["content-type"].startswith("application/json"), response.text
     body = response.json()
@@ -42,7 +55,7 @@ def openai_error(response: httpx.Response) -> dict[str, Any]:
     return dict(error)
 
 
-def trace_id_of(response: httpx.Response) -> str:
+def trace_id_of(response: HttpResponse) -> str:
     trace_id = response.headers["x-steerway-trace-id"]
     assert _HEX_ID.fullmatch(trace_id), trace_id
     return str(trace_id)
@@ -55,13 +68,14 @@ def traces_by_id(database: Database, trace_ids: list[str]) -> dict[str, dict[str
     rows = database.wait_rows(
         f"SELECT * FROM traces WHERE trace_id IN ({listed})", count=len(set(trace_ids))
     )
-    return {row["trace_id"]: row for row in rows}
+    found = {row["trace_id"]: row for row in rows}
+    missing = set(trace_ids) - set(found)
+    assert not missing, f"traces not recorded: {sorted(missing)}"
+    return found
 
 
 def recorded_trace(database: Database, trace_id: str) -> dict[str, Any]:
-    rows = traces_by_id(database, [trace_id])
-    assert trace_id in rows, f"trace {trace_id} was not recorded"
-    return rows[trace_id]
+    return traces_by_id(database, [trace_id])[trace_id]
 
 
 def recorded_interaction(database: Database, trace_id: str) -> dict[str, Any]:
@@ -91,7 +105,7 @@ def assert_failed_attempt(
     return interaction
 
 
-def poll(condition: Any, timeout: float = 5.0) -> bool:
+def poll(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -203,7 +217,7 @@ EMBEDDING_CASES: list[tuple[str, dict[str, Any], str, str | None]] = [
     ("model is missing", {"input": "x"}, "model", None),
     (
         "dimensions is a string",
-        {"model": "mock-embedding", "input": "x", "dimensions": "8"},
+        {"model": "mock-embedding", "input": ["x"], "dimensions": "8"},
         "dimensions",
         "invalid_type",
     ),
@@ -240,6 +254,21 @@ def test_invalid_fields_are_400_naming_the_param(
         assert trace["route"] == path
         assert trace["error_message"], case
     assert_still_serving(gateway)
+
+
+def test_embedding_options_are_checked_whatever_the_input(
+    gateway: GatewayProcess, mock_provider: MockProcess
+) -> None:
+    """`dimensions` is checked for an array input; a single string input must not skip it."""
+    upstream_before = mock_provider.stats()["requests_total"]
+    with gateway.http() as http:
+        response = http.post(
+            "/v1/embeddings", json={"model": "mock-embedding", "input": "x", "dimensions": "8"}
+        )
+    assert response.status_code == 400
+    error = openai_error(response)
+    assert (error["param"], error["code"]) == ("dimensions", "invalid_type"), error
+    assert mock_provider.stats()["requests_total"] == upstream_before, "bad input reached upstream"
 
 
 _DEPTH = 5_000
@@ -313,7 +342,7 @@ def test_bad_trace_headers(gateway: GatewayProcess) -> None:
 
 def test_sdk_raises_bad_request_error_with_param(gateway: GatewayProcess) -> None:
     client = gateway.client()
-    attempts: list[tuple[str, Any, str]] = [
+    attempts: list[tuple[str, Callable[[], object], str | None]] = [
         (
             "messages",
             lambda: client.chat.completions.create(model="mock-gpt", messages=[]),
@@ -337,7 +366,7 @@ def test_sdk_raises_bad_request_error_with_param(gateway: GatewayProcess) -> Non
             lambda: client.chat.completions.create(
                 model="mock-gpt", messages=HELLO, stream_options={"include_usage": True}
             ),
-            "",
+            None,
         ),
         (
             "input",
@@ -352,7 +381,7 @@ def test_sdk_raises_bad_request_error_with_param(gateway: GatewayProcess) -> Non
         error = caught.value
         assert error.status_code == 400
         assert error.param == param
-        assert (error.code or "") == code
+        assert error.code == code
         assert error.type == "invalid_request_error"
         trace_ids.append(trace_id_of(error.response))
     for trace in traces_by_id(gateway.database, trace_ids).values():
@@ -378,7 +407,7 @@ def test_unknown_model_is_404_model_not_found(gateway: GatewayProcess) -> None:
 
 def test_oversize_body_is_413(gateway: GatewayProcess, mock_provider: MockProcess) -> None:
     upstream_before = mock_provider.stats()["requests_total"]
-    huge = [{"role": "user", "content": "x" * 1_000_100}]
+    huge: list[ChatCompletionMessageParam] = [{"role": "user", "content": "x" * 1_000_100}]
     with pytest.raises(openai.APIStatusError) as caught:
         gateway.client().chat.completions.create(model="mock-gpt", messages=huge)
     assert caught.value.status_code == 413
@@ -725,6 +754,33 @@ def test_client_disconnect_cancels_the_upstream_stream(
     assert_still_serving(gateway)
 
 
+def test_client_disconnect_cancels_a_waiting_upstream_call(
+    gateway: GatewayProcess, mock_provider: MockProcess
+) -> None:
+    """A client that gives up on a slow answer: the gateway should stop paying for it too.
+
+    The upstream delay stays under the 2 s first-byte timeout, so only the gateway noticing the
+    disconnect can cancel the upstream call before the mock answers.
+    """
+    cancelled_before = mock_provider.stats()["requests_cancelled"]
+    request_id = "gone-" + secrets.token_hex(6)
+    body = {"model": "mock-gpt", "messages": HELLO, "mock": {"latency_ms": 1_900}}
+    with gateway.http() as http, pytest.raises(httpx.TimeoutException):
+        http.post(
+            "/v1/chat/completions",
+            json=body,
+            headers={"x-request-id": request_id},
+            timeout=0.4,
+        )
+    cancelled = poll(lambda: mock_provider.stats()["requests_cancelled"] > cancelled_before, 1.0)
+    trace = gateway.database.wait_rows(
+        "SELECT status, http_status FROM traces WHERE request_id = :r", r=request_id
+    )
+    assert cancelled, f"the upstream call went on after the client disconnected: {trace}"
+    assert trace == [{"status": "cancelled", "http_status": 499}]
+    assert_still_serving(gateway)
+
+
 # --- secrets ----------------------------------------------------------------------------------
 
 SECRET = "sk-verysecretvalue123456"
@@ -789,24 +845,35 @@ def echoing_upstream() -> Iterator[EchoingUpstream]:
 
 
 def test_provider_secret_never_leaks(
-    backend_database: Database, echoing_upstream: EchoingUpstream, start_gateway: Any
+    backend_database: Database,
+    echoing_upstream: EchoingUpstream,
+    start_gateway: Callable[..., GatewayProcess],
 ) -> None:
+    """Upstream errors that echo the key, and a provider nobody listens for: no secret escapes."""
     config = {
         "providers": {
             "echo": {
                 "type": "openai",
                 "base_url": echoing_upstream.base_url,
                 "api_key": "${SOME_SECRET}",
-            }
+            },
+            "nowhere": {
+                "type": "openai",
+                "base_url": f"http://127.0.0.1:{free_port()}/v1",
+                "api_key": "${SOME_SECRET}",
+            },
         },
-        "models": {"echo-gpt": [{"provider": "echo", "model": "gpt-4o-mini"}]},
+        "models": {
+            "echo-gpt": [{"provider": "echo", "model": "gpt-4o-mini"}],
+            "nowhere-gpt": [{"provider": "nowhere", "model": "gpt-4o-mini"}],
+        },
     }
     master = "sk-master-" + secrets.token_hex(8)
-    gateway: GatewayProcess = start_gateway(
+    gateway = start_gateway(
         backend_database, config, master_key=master, env={"SOME_SECRET": SECRET}
     )
     client = gateway.client()
-    answers: list[httpx.Response] = []
+    answers: list[HttpResponse] = []
     expectations = [
         (401, openai.InternalServerError),
         (403, openai.InternalServerError),
@@ -828,6 +895,11 @@ def test_provider_secret_never_leaks(
     with pytest.raises(openai.BadRequestError) as embedded:
         client.embeddings.create(model="echo-gpt", input="x", extra_body={"mock": {"error": 400}})
     answers.append(embedded.value.response)
+    with pytest.raises(openai.InternalServerError) as unreachable:
+        client.chat.completions.create(model="nowhere-gpt", messages=HELLO)
+    assert unreachable.value.status_code == 502
+    assert "cannot connect" in unreachable.value.message
+    answers.append(unreachable.value.response)
 
     assert echoing_upstream.authorizations, "the upstream was never called"
     assert all(a == f"Bearer {SECRET}" for a in echoing_upstream.authorizations)
@@ -838,17 +910,16 @@ def test_provider_secret_never_leaks(
 
     trace_ids = [trace_id_of(r) for r in answers]
     recorded = traces_by_id(backend_database, trace_ids)
-    backend_database.wait_rows(
-        "SELECT * FROM ai_interactions WHERE trace_id IN ("
-        + ", ".join(f"'{t}'" for t in trace_ids)
-        + ")",
-        count=len(trace_ids),
-    )
-    interaction_messages = backend_database.rows(
-        "SELECT error_message FROM ai_interactions WHERE error_message IS NOT NULL"
-    )
-    assert len(interaction_messages) >= len(trace_ids)
-    assert any("Incorrect API key provided" in r["error_message"] for r in interaction_messages)
+    listed = ", ".join(f"'{t}'" for t in trace_ids)
+    interactions = {
+        row["trace_id"]: row
+        for row in backend_database.wait_rows(
+            f"SELECT * FROM ai_interactions WHERE trace_id IN ({listed})", count=len(trace_ids)
+        )
+    }
+    assert all(row["status"] == "error" and row["error_message"] for row in interactions.values())
+    assert interactions[trace_ids[-1]]["error_type"] == "connect"
+    assert "Incorrect API key provided" in interactions[trace_ids[0]]["error_message"]
     output = gateway.stop()
     assert "Steerway listening" in output
     assert SECRET not in output

@@ -12,11 +12,12 @@ from collections.abc import Callable
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 import migrations
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config
 
-HELLO = [{"role": "user", "content": "hello there"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 _CREATED = re.compile(r"Created key ([0-9a-f]{32}) '([^']*)' in workspace ([0-9a-z-]+)\.")
 _PLAINTEXT = re.compile(r"^\s+(sk-sw-[A-Za-z0-9_-]+)\s*$", re.MULTILINE)
 REVOCATION_WINDOW = 2.0

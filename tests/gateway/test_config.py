@@ -76,7 +76,7 @@ def test_empty_file_is_an_empty_valid_config(tmp_path: Path) -> None:
     assert config.model_names() == []
     assert config.providers == {}
     assert config.telemetry.queue_size == 100_000
-    assert config.telemetry.batch_size == 2_000
+    assert config.telemetry.batch_size == 256
     assert config.telemetry.flush_interval_ms == 200
     assert config.telemetry.spill_dir == "./var/spill"
 
