@@ -141,6 +141,11 @@ def _keys(args: argparse.Namespace) -> int:
         return asyncio.run(_keys_async(args, settings))
     except UnknownWorkspace as error:
         return _fail(str(error))
+    except Exception as error:
+        return _fail(
+            f"cannot use the database at {redact_url(settings.database_url)} "
+            f"({type(error).__name__}); is it running and migrated ('steerway migrate')?"
+        )
 
 
 async def _keys_async(args: argparse.Namespace, settings: Settings) -> int:
@@ -153,7 +158,10 @@ async def _keys_async(args: argparse.Namespace, settings: Settings) -> int:
                 workspace_id = await store.ensure_workspace(args.workspace)
             expires = None
             if args.expires:
-                expires = datetime.fromisoformat(args.expires)
+                try:
+                    expires = datetime.fromisoformat(args.expires)
+                except ValueError:
+                    return _fail(f"--expires: not an ISO 8601 time: '{args.expires}'")
                 if expires.tzinfo is None:
                     expires = expires.replace(tzinfo=UTC)
             created = await store.create(args.name, workspace_id=workspace_id, expires_at=expires)

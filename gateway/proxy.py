@@ -124,12 +124,46 @@ class Exchange:
         ]
 
 
+class DisconnectWatch:
+    """Cancels the running task if the client disconnects, until `close()`.
+
+    ASGI servers report a vanished client only through `receive()`; without watching it, a
+    provider call would run (and be paid for) to the end for nobody.
+    """
+
+    __slots__ = ("_closed", "_task", "_watcher", "gone")
+
+    def __init__(self, receive: Receive) -> None:
+        self.gone = False
+        self._closed = False
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        self._watcher.add_done_callback(self._on_done)
+
+    def _on_done(self, watcher: asyncio.Future[None]) -> None:
+        if not watcher.cancelled() and not self._closed:
+            self.gone = True
+            self._task.cancel()
+
+    def absorb(self) -> None:
+        """Called in `except CancelledError`: re-raises unless the cancel was ours."""
+        if not self.gone:
+            raise
+        self._task.uncancel()
+
+    def close(self) -> None:
+        self._closed = True
+        self._watcher.remove_done_callback(self._on_done)
+        self._watcher.cancel()
+
+
 class StreamState:
-    __slots__ = ("client_gone", "done", "finish_reason", "first_output", "texts", "usage")
+    __slots__ = ("client_gone", "finish_reason", "first_output", "texts", "usage")
 
     def __init__(self) -> None:
         self.client_gone = False
-        self.done = False
         self.first_output: float | None = None
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
@@ -205,7 +239,7 @@ class Proxy:
         if exchange.stream:
             await self._chat_stream(exchange, target, payload, receive, send)
         else:
-            await self._chat_once(exchange, target, payload, send)
+            await self._chat_once(exchange, target, payload, receive, send)
 
     async def _embeddings(self, exchange: Exchange, receive: Receive, send: Send) -> None:
         await self._authenticate(exchange)
@@ -218,11 +252,8 @@ class Proxy:
         span_id = span_id_hex()
         request = adapter.encode_request(payload, target.provider_model)
         started = time.perf_counter()
+        raw = await self._fetch(exchange, target, "embeddings", request, span_id, started, receive)
         try:
-            response = await adapter.send(
-                "embeddings", request, traceparent=exchange.trace.traceparent_for(span_id)
-            )
-            raw = await adapter.read_body(response)
             usage = adapter.parse_embeddings(raw)
         except UpstreamFailure as failure:
             self._attempt(exchange, target, "embeddings", span_id, started, failure=failure)
@@ -328,18 +359,48 @@ class Proxy:
         )
         return target
 
+    async def _fetch(
+        self,
+        exchange: Exchange,
+        target: Target,
+        operation: str,
+        request: bytes,
+        span_id: str,
+        started: float,
+        receive: Receive,
+    ) -> bytes:
+        """One non-streaming provider attempt, abandoned if the client disconnects meanwhile."""
+        adapter = target.adapter
+        watch = DisconnectWatch(receive)
+        try:
+            response = await adapter.send(
+                operation, request, traceparent=exchange.trace.traceparent_for(span_id)
+            )
+            return await adapter.read_body(response)
+        except UpstreamFailure as failure:
+            self._attempt(exchange, target, operation, span_id, started, failure=failure)
+            raise _client_error(target, failure) from None
+        except asyncio.CancelledError:
+            watch.absorb()
+            self._attempt(exchange, target, operation, span_id, started, cancelled=True)
+            raise ClientGone() from None
+        finally:
+            watch.close()
+
     async def _chat_once(
-        self, exchange: Exchange, target: Target, payload: dict[str, Any], send: Send
+        self,
+        exchange: Exchange,
+        target: Target,
+        payload: dict[str, Any],
+        receive: Receive,
+        send: Send,
     ) -> None:
         adapter = target.adapter
         span_id = span_id_hex()
         request = adapter.encode_request(payload, target.provider_model)
         started = time.perf_counter()
+        raw = await self._fetch(exchange, target, "chat", request, span_id, started, receive)
         try:
-            response = await adapter.send(
-                "chat", request, traceparent=exchange.trace.traceparent_for(span_id)
-            )
-            raw = await adapter.read_body(response)
             result = adapter.parse_chat(raw)
         except UpstreamFailure as failure:
             self._attempt(exchange, target, "chat", span_id, started, failure=failure)
@@ -383,31 +444,19 @@ class Proxy:
             raise _client_error(target, refused) from None
         exchange.upstream_seconds = time.perf_counter() - started
         state = StreamState()
-        task = asyncio.current_task()
-        assert task is not None
-
-        def on_disconnect(watcher: asyncio.Future[None]) -> None:
-            if not watcher.cancelled() and not state.done:
-                state.client_gone = True
-                task.cancel()
-
-        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
-        watcher.add_done_callback(on_disconnect)
+        watch = DisconnectWatch(receive)
         failure: UpstreamFailure | None = None
         try:
             await self._start(exchange, send, 200, _SSE, provider_headers=True)
             await self._pump(adapter, response, send, state, client_wants_usage)
         except asyncio.CancelledError:
-            if not state.client_gone:
-                raise
-            task.uncancel()
+            watch.absorb()
         except UpstreamFailure as broken:
             failure = broken
         finally:
-            state.done = True
-            watcher.remove_done_callback(on_disconnect)
-            watcher.cancel()
+            watch.close()
             response.close()
+        state.client_gone = watch.gone
         ended = time.perf_counter()
         usage = state.usage or UNKNOWN_USAGE
         self._attempt(
@@ -604,7 +653,9 @@ class Proxy:
                 ttft_ms=ttft_ms,
                 tokens_per_second=tokens_per_second,
                 status=status,
-                http_status=(failure.status if failure is not None else 200),
+                http_status=(
+                    failure.status if failure is not None else (None if cancelled else 200)
+                ),
                 finish_reason=finish_reason,
                 error_type=error_type,
                 error_message=None if failure is None else failure.message,
@@ -715,7 +766,7 @@ def _read_tags_and_metadata(exchange: Exchange) -> None:
             )
         try:
             metadata = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             metadata = None
         if not isinstance(metadata, dict):
             raise invalid_request(

@@ -21,7 +21,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
         raise invalid_request("The request body is empty; send a JSON object.")
     try:
         payload = _decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise invalid_json() from None
     if not isinstance(payload, dict):
         raise invalid_json()
@@ -94,7 +94,7 @@ def validate_chat(payload: dict[str, Any]) -> str:
                 f"Missing required parameter: 'messages[{index}].role'.",
                 param=f"messages[{index}].role",
             )
-        if role not in MESSAGE_ROLES:
+        if not isinstance(role, str) or role not in MESSAGE_ROLES:
             raise invalid_request(
                 f"Invalid value for 'messages[{index}].role': expected one of "
                 f"{', '.join(sorted(MESSAGE_ROLES))}.",
@@ -131,11 +131,9 @@ def validate_embeddings(payload: dict[str, Any]) -> str:
     value = payload.get("input")
     if value is None:
         raise invalid_request("Missing required parameter: 'input'.", param="input")
-    if isinstance(value, str):
-        return model
-    if not isinstance(value, list):
+    if not isinstance(value, str | list):
         raise _type_error("input", "a string or an array", value)
-    if not value:
+    if isinstance(value, list) and not value:
         raise invalid_request(
             "Invalid 'input': empty array. Expected an array with minimum length 1.",
             param="input",
