@@ -225,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     workspace = Workspace(root=BENCH_DIR / "runs" / started.strftime("%Y%m%d-%H%M%S"))
     workspace.root.mkdir(parents=True, exist_ok=True)
     harness = Harness(options, workspace)
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    previous = {
+        signum: signal.signal(signum, raise_interrupt) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     results: list[ScenarioResult] = []
     try:
         harness.require_mocks()
@@ -239,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         workspace.stop_all()
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         _remove_databases(workspace.root)
     command = shlex.join(["python", "-m", "benchmarks", *argv])
     report = Report(
