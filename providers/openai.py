@@ -11,6 +11,8 @@ from typing import Any
 
 import aiohttp
 import msgspec
+from multidict import CIMultiDict
+from yarl import URL
 
 from providers.errors import UpstreamFailure, parse_error_body, scrub_secrets
 from providers.upstream import UpstreamClient
@@ -87,17 +89,18 @@ class OpenAIAdapter:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._client = client
-        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        # Built once: aiohttp takes a ready CIMultiDict and a parsed URL without converting them.
+        self._headers = CIMultiDict({"Content-Type": "application/json", **(headers or {})})
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = aiohttp.ClientTimeout(
             total=total_timeout, sock_connect=connect_timeout, sock_read=first_byte_timeout
         )
         self.first_byte_timeout = first_byte_timeout
-        self._urls = {op: self._base_url + path for op, path in OPERATION_PATHS.items()}
+        self._urls = {op: URL(self._base_url + path) for op, path in OPERATION_PATHS.items()}
 
     def url(self, operation: str) -> str:
-        return self._urls[operation]
+        return str(self._urls[operation])
 
     def encode_request(
         self, payload: dict[str, Any], provider_model: str, *, add_usage: bool = False
@@ -120,7 +123,8 @@ class OpenAIAdapter:
         """POST to the provider; raises UpstreamFailure for transport errors and error statuses."""
         headers = self._headers
         if traceparent:
-            headers = {**headers, "traceparent": traceparent}
+            headers = headers.copy()
+            headers["traceparent"] = traceparent
         try:
             response = await self._client.session.post(
                 self._urls[operation], data=body, headers=headers, timeout=self._timeout

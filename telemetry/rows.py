@@ -7,7 +7,7 @@ hold Python values here; each writer encodes them as its driver needs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -257,18 +257,32 @@ class BatchRecords:
             "ai_interactions": [i.interaction_id for i in self.interactions],
         }
 
-    def table_rows(self) -> list[tuple[str, tuple[str, ...], list[Row]]]:
-        """(table, columns, rows) for each append-only table, in insert order."""
+    def tables(self) -> list[TableRecords]:
+        """Each append-only table's records and how to turn one into a row, in insert order."""
         return [
-            ("traces", TRACE_COLUMNS, [trace_row(t) for t in self.traces]),
-            ("spans", SPAN_COLUMNS, [span_row(s) for s in self.spans]),
-            ("decisions", DECISION_COLUMNS, [decision_row(d) for d in self.decisions]),
-            (
-                "ai_interactions",
-                INTERACTION_COLUMNS,
-                [interaction_row(i) for i in self.interactions],
+            TableRecords("traces", TRACE_COLUMNS, self.traces, trace_row),
+            TableRecords("spans", SPAN_COLUMNS, self.spans, span_row),
+            TableRecords("decisions", DECISION_COLUMNS, self.decisions, decision_row),
+            TableRecords(
+                "ai_interactions", INTERACTION_COLUMNS, self.interactions, interaction_row
             ),
         ]
+
+    def table_rows(self) -> list[tuple[str, tuple[str, ...], list[Row]]]:
+        """(table, columns, rows) for each append-only table, in insert order."""
+        return [(t.name, t.columns, t.rows()) for t in self.tables()]
+
+
+@dataclass(slots=True, frozen=True)
+class TableRecords:
+    name: str
+    columns: tuple[str, ...]
+    records: Sequence[Any]
+    to_row: Callable[[Any], Row]
+
+    def rows(self, start: int = 0, stop: int | None = None) -> list[Row]:
+        to_row = self.to_row
+        return [to_row(record) for record in self.records[start:stop]]
 
 
 def as_dicts(columns: Sequence[str], rows: Sequence[Row]) -> list[dict[str, Any]]:

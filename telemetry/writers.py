@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from telemetry import rollups
 from telemetry.records import TraceBundle
-from telemetry.rows import BatchRecords, Row, as_dicts
+from telemetry.rows import BatchRecords, Row, TableRecords, as_dicts
 from telemetry.schema import metadata
 
 _ID_COLUMNS = {
@@ -38,6 +38,9 @@ _JSON_COLUMNS = {
     for name in _ID_COLUMNS
 }
 _ID_LOOKUP_CHUNK = 500
+# Rows converted and sent per statement. The conversion runs on the event loop, so a batch is
+# cut into pieces the loop can serve requests between.
+CHUNK_ROWS = 128
 _json_encoder = msgspec.json.Encoder()
 
 
@@ -97,7 +100,7 @@ class BatchWriter:
         async with self._engine.begin() as connection:
             if skip_existing:
                 records = records.without(await self._stored_ids(connection, records))
-            tables = records.table_rows()
+            tables = records.tables()
             if skip_existing:
                 await self._insert_ignoring_duplicates(connection, tables)
             elif self._dialect == "postgresql":
@@ -107,7 +110,7 @@ class BatchWriter:
             rollup_rows = rollups.aggregate(records.interactions)
             if rollup_rows:
                 await connection.execute(self._upsert, rollup_rows)
-        counts = {name: len(rows) for name, _, rows in tables}
+        counts = {table.name: len(table.records) for table in tables}
         counts["usage_rollups"] = len(rollup_rows)
         return counts
 
@@ -125,42 +128,44 @@ class BatchWriter:
             stored[name] = found
         return stored
 
-    async def _copy(
-        self, connection: AsyncConnection, tables: list[tuple[str, tuple[str, ...], list[Row]]]
-    ) -> None:
+    async def _copy(self, connection: AsyncConnection, tables: list[TableRecords]) -> None:
         # asyncpg only starts the transaction on the first statement SQLAlchemy sends; COPY goes
         # around SQLAlchemy, so send one first to make sure COPY runs inside the transaction.
         await connection.exec_driver_sql("SELECT 1")
         raw = (await connection.get_raw_connection()).driver_connection
         if raw is None or not raw.is_in_transaction():
             raise RuntimeError("COPY would run outside the batch's transaction")
-        for name, columns, rows in tables:
-            if not rows:
-                continue
+        for table in tables:
+            name, columns = table.name, table.columns
             json_positions = [i for i, c in enumerate(columns) if c in _JSON_COLUMNS[name]]
-            if json_positions:
-                rows = [_encode_json(row, json_positions) for row in rows]
-            await raw.copy_records_to_table(name, records=rows, columns=list(columns))
+            for start in range(0, len(table.records), CHUNK_ROWS):
+                rows = table.rows(start, start + CHUNK_ROWS)
+                if json_positions:
+                    rows = [_encode_json(row, json_positions) for row in rows]
+                await raw.copy_records_to_table(name, records=rows, columns=list(columns))
 
-    async def _insert(
-        self, connection: AsyncConnection, tables: list[tuple[str, tuple[str, ...], list[Row]]]
-    ) -> None:
-        for name, columns, rows in tables:
-            if not rows:
+    async def _insert(self, connection: AsyncConnection, tables: list[TableRecords]) -> None:
+        for table in tables:
+            if not table.records:
                 continue
-            insert = self._driver_inserts.get(name)
+            insert = self._driver_inserts.get(table.name)
             if insert is None:
-                insert = self._driver_inserts[name] = _DriverInsert(
-                    metadata.tables[name], columns, connection.dialect
+                insert = self._driver_inserts[table.name] = _DriverInsert(
+                    metadata.tables[table.name], table.columns, connection.dialect
                 )
-            await connection.exec_driver_sql(insert.sql, insert.parameters(rows))
+            for start in range(0, len(table.records), CHUNK_ROWS):
+                rows = table.rows(start, start + CHUNK_ROWS)
+                await connection.exec_driver_sql(insert.sql, insert.parameters(rows))
 
     async def _insert_ignoring_duplicates(
-        self, connection: AsyncConnection, tables: list[tuple[str, tuple[str, ...], list[Row]]]
+        self, connection: AsyncConnection, tables: list[TableRecords]
     ) -> None:
-        for name, columns, rows in tables:
+        for table in tables:
+            rows = table.rows()
             if rows:
-                await connection.execute(self._insert_new[name], _parameters(name, columns, rows))
+                await connection.execute(
+                    self._insert_new[table.name], _parameters(table.name, table.columns, rows)
+                )
 
 
 class _DriverInsert:
