@@ -18,6 +18,10 @@ from telemetry.db import create_engine, redact_url
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
 
+class NotMigrated(Exception):
+    pass
+
+
 def _fail(message: str, code: int = 1) -> int:
     print(f"steerway: {message}", file=sys.stderr)
     return code
@@ -38,6 +42,8 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
     try:
         banner = asyncio.run(_prepare_master_key(settings))
+    except NotMigrated as error:
+        return _fail(f"{error}; run 'steerway migrate' first")
     except Exception as error:
         return _fail(
             f"cannot use the database at {redact_url(settings.database_url)} "
@@ -69,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 async def _prepare_master_key(settings: Settings) -> str:
     """Make sure a master key exists; a generated one is printed once and stored only hashed."""
+    await _require_migrated(settings.database_url)
     if settings.master_key:
         return "Master key: from STEERWAY_MASTER_KEY."
     engine = create_engine(settings.database_url)
@@ -88,6 +95,22 @@ async def _prepare_master_key(settings: Settings) -> str:
         f"    {created.plaintext}\n\n"
         f"Use it as the OpenAI api_key with base_url http://HOST:PORT/v1.\n{rule}"
     )
+
+
+async def _require_migrated(url: str) -> None:
+    import migrations
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            revision = await connection.run_sync(migrations.revision_of)
+    finally:
+        await engine.dispose()
+    if revision != migrations.head():
+        raise NotMigrated(
+            f"the database at {redact_url(url)} is at revision {revision or '(none)'}, "
+            f"not {migrations.head()}"
+        )
 
 
 def _prepare_multiprocess_metrics() -> None:

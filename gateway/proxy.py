@@ -31,7 +31,7 @@ from gateway.keys import KeyInfo
 from gateway.routing import Router, Target
 from gateway.validation import decode_object, validate_chat, validate_embeddings
 from providers.errors import UpstreamFailure
-from providers.openai import OpenAIAdapter
+from providers.openai_format import event_data, read_chunk
 from providers.usage import UNKNOWN_USAGE, Usage
 from telemetry import metrics
 from telemetry.ids import span_id_hex, uuid7_hex
@@ -250,11 +250,11 @@ class Proxy:
         target = self._select(exchange, model)
         adapter = target.adapter
         span_id = span_id_hex()
-        request = adapter.encode_request(payload, target.provider_model)
+        request = adapter.encode_embeddings(payload, target.provider_model)
         started = time.perf_counter()
         raw = await self._fetch(exchange, target, "embeddings", request, span_id, started, receive)
         try:
-            usage = adapter.parse_embeddings(raw)
+            result = adapter.parse_embeddings(raw, target.public_model)
         except UpstreamFailure as failure:
             self._attempt(exchange, target, "embeddings", span_id, started, failure=failure)
             raise _client_error(target, failure) from None
@@ -267,10 +267,10 @@ class Proxy:
             span_id,
             started,
             ended=ended,
-            usage=usage,
+            usage=result.usage,
             prompt=payload.get("input"),
         )
-        await self._respond(exchange, send, 200, raw, provider_headers=True)
+        await self._respond(exchange, send, 200, result.body, provider_headers=True)
 
     async def _models(self, exchange: Exchange, receive: Receive, send: Send) -> None:
         await self._authenticate(exchange)
@@ -374,7 +374,10 @@ class Proxy:
         watch = DisconnectWatch(receive)
         try:
             response = await adapter.send(
-                operation, request, traceparent=exchange.trace.traceparent_for(span_id)
+                operation,
+                request,
+                provider_model=target.provider_model,
+                traceparent=exchange.trace.traceparent_for(span_id),
             )
             return await adapter.read_body(response)
         except UpstreamFailure as failure:
@@ -397,11 +400,11 @@ class Proxy:
     ) -> None:
         adapter = target.adapter
         span_id = span_id_hex()
-        request = adapter.encode_request(payload, target.provider_model)
+        request = adapter.encode_chat(payload, target.provider_model, stream=False)
         started = time.perf_counter()
         raw = await self._fetch(exchange, target, "chat", request, span_id, started, receive)
         try:
-            result = adapter.parse_chat(raw)
+            result = adapter.parse_chat(raw, target.public_model)
         except UpstreamFailure as failure:
             self._attempt(exchange, target, "chat", span_id, started, failure=failure)
             raise _client_error(target, failure) from None
@@ -419,7 +422,7 @@ class Proxy:
             prompt=payload.get("messages"),
             response=result.messages,
         )
-        await self._respond(exchange, send, 200, raw, provider_headers=True)
+        await self._respond(exchange, send, 200, result.body, provider_headers=True)
 
     async def _chat_stream(
         self,
@@ -433,11 +436,15 @@ class Proxy:
         options = payload.get("stream_options")
         client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
         span_id = span_id_hex()
-        request = adapter.encode_request(payload, target.provider_model, add_usage=True)
+        request = adapter.encode_chat(payload, target.provider_model, stream=True)
         started = time.perf_counter()
         try:
             response = await adapter.send(
-                "chat", request, traceparent=exchange.trace.traceparent_for(span_id)
+                "chat",
+                request,
+                provider_model=target.provider_model,
+                stream=True,
+                traceparent=exchange.trace.traceparent_for(span_id),
             )
         except UpstreamFailure as refused:
             self._attempt(exchange, target, "chat", span_id, started, failure=refused)
@@ -448,7 +455,7 @@ class Proxy:
         failure: UpstreamFailure | None = None
         try:
             await self._start(exchange, send, 200, _SSE, provider_headers=True)
-            await self._pump(adapter, response, send, state, client_wants_usage)
+            await self._pump(target, response, send, state, client_wants_usage)
         except asyncio.CancelledError:
             watch.absorb()
         except UpstreamFailure as broken:
@@ -495,31 +502,22 @@ class Proxy:
 
     async def _pump(
         self,
-        adapter: OpenAIAdapter,
+        target: Target,
         response: aiohttp.ClientResponse,
         send: Send,
         state: StreamState,
         client_wants_usage: bool,
     ) -> None:
-        """Forward upstream SSE events as they arrive, reading usage and finish reasons."""
-        parse = adapter.parse_stream_data
+        """Forward the provider's events as they arrive, reading usage and finish reasons."""
         keep_text = self.store_content
-        pending = b""
-        async for piece in adapter.stream_pieces(response):
-            if b"\r" in piece:
-                piece = piece.replace(b"\r\n", b"\n")
-            pending += piece
-            if b"\n\n" not in pending:
-                continue
-            *events, pending = pending.split(b"\n\n")
-            out = []
-            for event in events:
-                if event and _inspect_event(event, parse, state, client_wants_usage, keep_text):
-                    out.append(event + b"\n\n")
+        async for events in target.adapter.stream_events(response, target.public_model):
+            out = [
+                event + b"\n\n"
+                for event in events
+                if _inspect_event(event, state, client_wants_usage, keep_text)
+            ]
             if out:
                 await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
-        if pending.strip() and _inspect_event(pending, parse, state, client_wants_usage, keep_text):
-            await send({"type": "http.response.body", "body": pending + b"\n\n", "more_body": True})
 
     # --- answers ----------------------------------------------------------------------------
 
@@ -804,21 +802,13 @@ def _routing_features(
 
 
 def _inspect_event(
-    event: bytes,
-    parse: Callable[[bytes], Any],
-    state: StreamState,
-    client_wants_usage: bool,
-    keep_text: bool,
+    event: bytes, state: StreamState, client_wants_usage: bool, keep_text: bool
 ) -> bool:
     """Read one SSE event; return whether to forward it to the client."""
-    data = None
-    for line in event.split(b"\n"):
-        if line.startswith(b"data:"):
-            value = line[5:].strip()
-            data = value if data is None else data + value
+    data = event_data(event)
     if data is None or data == b"[DONE]":
         return True
-    chunk = parse(data)
+    chunk = read_chunk(data)
     if chunk.has_output and state.first_output is None:
         state.first_output = time.perf_counter()
     if chunk.finish_reason is not None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 from bisect import bisect
+from collections.abc import Mapping
 from itertools import accumulate
 
 import msgspec
 
 from gateway.config import Deployment, GatewayConfig
 from gateway.errors import model_not_found
-from providers.openai import OpenAIAdapter
+from providers.base import ProviderAdapter
 from providers.pricing import ModelPrice, PriceTable
 
 
@@ -19,7 +20,7 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
 
     public_model: str
     deployment: Deployment
-    adapter: OpenAIAdapter
+    adapter: ProviderAdapter
     price: ModelPrice | None
 
     @property
@@ -74,7 +75,7 @@ class Router:
 
     @classmethod
     def from_config(
-        cls, config: GatewayConfig, adapters: dict[str, OpenAIAdapter], prices: PriceTable
+        cls, config: GatewayConfig, adapters: Mapping[str, ProviderAdapter], prices: PriceTable
     ) -> Router:
         routes = {}
         for name, model in config.models.items():

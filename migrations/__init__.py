@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from telemetry.db import create_engine
 
-__all__ = ["current", "downgrade", "head", "upgrade"]
+__all__ = ["current", "downgrade", "head", "revision_of", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 _T = TypeVar("_T")
@@ -54,7 +54,7 @@ def downgrade(database_url: str, revision: str) -> None:
     _outside_event_loop(lambda: command.downgrade(_config(database_url), revision))
 
 
-def _revision_of(connection: Connection) -> str | None:
+def revision_of(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -62,7 +62,7 @@ async def _current(database_url: str) -> str | None:
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            return await connection.run_sync(_revision_of)
+            return await connection.run_sync(revision_of)
     finally:
         await engine.dispose()
 

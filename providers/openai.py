@@ -14,9 +14,11 @@ import msgspec
 from multidict import CIMultiDict
 from yarl import URL
 
+from providers.base import ChatResult, EmbeddingResult
 from providers.errors import UpstreamFailure, parse_error_body, scrub_secrets
+from providers.openai_format import SSESplitter
 from providers.upstream import UpstreamClient
-from providers.usage import UNKNOWN_USAGE, OpenAIUsage, Usage
+from providers.usage import UNKNOWN_USAGE, OpenAIUsage
 
 OPERATION_PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings"}
 
@@ -34,100 +36,42 @@ class _ChatResponse(msgspec.Struct):
 
 class _EmbeddingResponse(msgspec.Struct):
     usage: OpenAIUsage | None = None
-    model: str | None = None
 
 
-class _Delta(msgspec.Struct):
-    content: str | None = None
-    tool_calls: list[Any] | None = None
+class HTTPAdapter:
+    """What adapters over HTTP share: the client, timeouts, headers, errors and body reading."""
 
-
-class _ChunkChoice(msgspec.Struct):
-    index: int = 0
-    delta: _Delta | None = None
-    finish_reason: str | None = None
-
-
-class _Chunk(msgspec.Struct):
-    choices: list[_ChunkChoice] = []
-    usage: OpenAIUsage | None = None
-
-
-class ChatResult(msgspec.Struct):
-    usage: Usage
-    finish_reasons: list[str | None]
-    messages: list[Any]
-    response_model: str | None
-
-
-class StreamChunk(msgspec.Struct):
-    """What the gateway reads from one streamed event."""
-
-    contents: list[tuple[int, str]]  # (choice index, text delta)
-    has_output: bool  # carries content or a tool-call delta
-    finish_reason: str | None
-    usage: Usage | None
-    usage_only: bool  # a final `choices: []` usage chunk
-
-
-class OpenAIAdapter:
-    type = "openai"
+    type = "http"
 
     def __init__(
         self,
         name: str,
         *,
-        base_url: str,
-        api_key: str | None,
         client: UpstreamClient,
-        headers: dict[str, str] | None = None,
-        connect_timeout: float = 5.0,
-        first_byte_timeout: float = 60.0,
-        total_timeout: float = 600.0,
+        api_key: str | None,
+        headers: dict[str, str],
+        connect_timeout: float,
+        first_byte_timeout: float,
+        total_timeout: float,
     ) -> None:
         self.name = name
-        self._base_url = base_url.rstrip("/")
-        self._api_key = api_key
         self._client = client
+        self._api_key = api_key
         # Built once: aiohttp takes a ready CIMultiDict and a parsed URL without converting them.
-        self._headers = CIMultiDict({"Content-Type": "application/json", **(headers or {})})
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._headers = CIMultiDict({"Content-Type": "application/json", **headers})
         self._timeout = aiohttp.ClientTimeout(
             total=total_timeout, sock_connect=connect_timeout, sock_read=first_byte_timeout
         )
-        self.first_byte_timeout = first_byte_timeout
-        self._urls = {op: URL(self._base_url + path) for op, path in OPERATION_PATHS.items()}
 
-    def url(self, operation: str) -> str:
-        return str(self._urls[operation])
-
-    def encode_request(
-        self, payload: dict[str, Any], provider_model: str, *, add_usage: bool = False
-    ) -> bytes:
-        """The upstream body: the client's fields untouched except the model (and usage for streams)."""
-        body = dict(payload)
-        body["model"] = provider_model
-        if add_usage:
-            options = body.get("stream_options")
-            body["stream_options"] = (
-                {**options, "include_usage": True}
-                if isinstance(options, dict)
-                else {"include_usage": True}
-            )
-        return msgspec.json.encode(body)
-
-    async def send(
-        self, operation: str, body: bytes, *, traceparent: str | None = None
+    async def post(
+        self, url: URL, body: bytes, headers: CIMultiDict[str], traceparent: str | None
     ) -> aiohttp.ClientResponse:
-        """POST to the provider; raises UpstreamFailure for transport errors and error statuses."""
-        headers = self._headers
         if traceparent:
             headers = headers.copy()
             headers["traceparent"] = traceparent
         try:
             response = await self._client.session.post(
-                self._urls[operation], data=body, headers=headers, timeout=self._timeout
+                url, data=body, headers=headers, timeout=self._timeout
             )
         except TimeoutError as error:
             raise UpstreamFailure("timeout", "no response in time") from error
@@ -151,8 +95,8 @@ class OpenAIAdapter:
         finally:
             response.release()
 
-    async def stream_pieces(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        """The raw bytes of a streamed answer as they arrive; transport failures become UpstreamFailure."""
+    async def pieces(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """The raw bytes of a streamed answer as they arrive."""
         try:
             async for piece in response.content.iter_any():
                 yield piece
@@ -160,55 +104,6 @@ class OpenAIAdapter:
             raise UpstreamFailure("timeout", "the stream stalled") from error
         except (aiohttp.ClientError, OSError) as error:
             raise UpstreamFailure("disconnected", "the provider closed the stream early") from error
-
-    def parse_chat(self, raw: bytes) -> ChatResult:
-        try:
-            decoded = msgspec.json.decode(raw, type=_ChatResponse)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            raise UpstreamFailure(
-                "malformed", "the provider's answer is not a chat completion"
-            ) from error
-        return ChatResult(
-            usage=decoded.usage.normalise() if decoded.usage else UNKNOWN_USAGE,
-            finish_reasons=[choice.finish_reason for choice in decoded.choices],
-            messages=[choice.message for choice in decoded.choices],
-            response_model=decoded.model,
-        )
-
-    def parse_embeddings(self, raw: bytes) -> Usage:
-        try:
-            decoded = msgspec.json.decode(raw, type=_EmbeddingResponse)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            raise UpstreamFailure(
-                "malformed", "the provider's answer is not an embedding list"
-            ) from error
-        return decoded.usage.normalise() if decoded.usage else UNKNOWN_USAGE
-
-    def parse_stream_data(self, data: bytes) -> StreamChunk:
-        """Read one `data:` payload of a chat stream (not `[DONE]`)."""
-        try:
-            chunk = msgspec.json.decode(data, type=_Chunk)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            raise UpstreamFailure(
-                "malformed", "the provider streamed an event that is not JSON"
-            ) from error
-        contents: list[tuple[int, str]] = []
-        has_output = False
-        finish = None
-        for choice in chunk.choices:
-            delta = choice.delta
-            if delta is not None:
-                if delta.content:
-                    contents.append((choice.index, delta.content))
-                    has_output = True
-                elif delta.tool_calls:
-                    has_output = True
-            if choice.finish_reason is not None:
-                finish = choice.finish_reason
-        usage = chunk.usage.normalise() if chunk.usage else None
-        return StreamChunk(
-            contents, has_output, finish, usage, usage_only=not chunk.choices and usage is not None
-        )
 
     async def _raise_for_status(self, response: aiohttp.ClientResponse) -> None:
         try:
@@ -231,3 +126,103 @@ class OpenAIAdapter:
 
     def _describe(self, error: BaseException) -> str:
         return scrub_secrets(f"{type(error).__name__}: {error}", self._api_key)
+
+
+class OpenAIAdapter(HTTPAdapter):
+    type = "openai"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str,
+        api_key: str | None,
+        client: UpstreamClient,
+        headers: dict[str, str] | None = None,
+        connect_timeout: float = 5.0,
+        first_byte_timeout: float = 60.0,
+        total_timeout: float = 600.0,
+    ) -> None:
+        super().__init__(
+            name,
+            client=client,
+            api_key=api_key,
+            headers=headers or {},
+            connect_timeout=connect_timeout,
+            first_byte_timeout=first_byte_timeout,
+            total_timeout=total_timeout,
+        )
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        base = base_url.rstrip("/")
+        self._urls = {op: URL(base + path) for op, path in OPERATION_PATHS.items()}
+
+    def url(self, operation: str) -> str:
+        return str(self._urls[operation])
+
+    def encode_chat(self, payload: dict[str, Any], provider_model: str, *, stream: bool) -> bytes:
+        """The client's fields untouched but the model, and the usage chunk asked for in streams."""
+        body = dict(payload)
+        body["model"] = provider_model
+        if stream:
+            options = body.get("stream_options")
+            body["stream_options"] = (
+                {**options, "include_usage": True}
+                if isinstance(options, dict)
+                else {"include_usage": True}
+            )
+        return msgspec.json.encode(body)
+
+    def encode_embeddings(self, payload: dict[str, Any], provider_model: str) -> bytes:
+        body = dict(payload)
+        body["model"] = provider_model
+        return msgspec.json.encode(body)
+
+    async def send(
+        self,
+        operation: str,
+        body: bytes,
+        *,
+        provider_model: str,
+        stream: bool = False,
+        traceparent: str | None = None,
+    ) -> aiohttp.ClientResponse:
+        return await self.post(self._urls[operation], body, self._headers, traceparent)
+
+    def parse_chat(self, raw: bytes, public_model: str) -> ChatResult:
+        try:
+            decoded = msgspec.json.decode(raw, type=_ChatResponse)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            raise UpstreamFailure(
+                "malformed", "the provider's answer is not a chat completion"
+            ) from error
+        return ChatResult(
+            body=raw,
+            usage=decoded.usage.normalise() if decoded.usage else UNKNOWN_USAGE,
+            finish_reasons=[choice.finish_reason for choice in decoded.choices],
+            messages=[choice.message for choice in decoded.choices],
+            response_model=decoded.model,
+        )
+
+    def parse_embeddings(self, raw: bytes, public_model: str) -> EmbeddingResult:
+        try:
+            decoded = msgspec.json.decode(raw, type=_EmbeddingResponse)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            raise UpstreamFailure(
+                "malformed", "the provider's answer is not an embedding list"
+            ) from error
+        return EmbeddingResult(
+            body=raw, usage=decoded.usage.normalise() if decoded.usage else UNKNOWN_USAGE
+        )
+
+    async def stream_events(
+        self, response: aiohttp.ClientResponse, public_model: str
+    ) -> AsyncIterator[list[bytes]]:
+        splitter = SSESplitter()
+        async for piece in self.pieces(response):
+            events = splitter.feed(piece)
+            if events:
+                yield events
+        rest = splitter.close()
+        if rest:
+            yield rest

@@ -1,0 +1,65 @@
+"""What every provider adapter offers the gateway: OpenAI's wire format in, OpenAI's out.
+
+An adapter turns the client's OpenAI-shaped request into its provider's request, sends it over
+the shared upstream client, and turns the answer back into OpenAI's shape: a chat completion,
+an embedding list, or chat-completion chunks as SSE events. Failures are `UpstreamFailure`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import aiohttp
+import msgspec
+
+from providers.usage import Usage
+
+
+class ChatResult(msgspec.Struct):
+    body: bytes  # an OpenAI `chat.completion` JSON document, ready for the client
+    usage: Usage
+    finish_reasons: list[str | None]
+    messages: list[Any]
+    response_model: str | None
+
+
+class EmbeddingResult(msgspec.Struct):
+    body: bytes  # an OpenAI embedding `list` JSON document
+    usage: Usage
+
+
+class ProviderAdapter(Protocol):
+    name: str
+    type: str
+
+    def encode_chat(self, payload: dict[str, Any], provider_model: str, *, stream: bool) -> bytes:
+        """The provider's request body for an OpenAI chat request (usage always asked for)."""
+        ...
+
+    def encode_embeddings(self, payload: dict[str, Any], provider_model: str) -> bytes: ...
+
+    async def send(
+        self,
+        operation: str,
+        body: bytes,
+        *,
+        provider_model: str,
+        stream: bool = False,
+        traceparent: str | None = None,
+    ) -> aiohttp.ClientResponse:
+        """POST to the provider; an error status or transport error raises UpstreamFailure."""
+        ...
+
+    async def read_body(self, response: aiohttp.ClientResponse) -> bytes: ...
+
+    def parse_chat(self, raw: bytes, public_model: str) -> ChatResult: ...
+
+    def parse_embeddings(self, raw: bytes, public_model: str) -> EmbeddingResult: ...
+
+    def stream_events(
+        self, response: aiohttp.ClientResponse, public_model: str
+    ) -> AsyncIterator[list[bytes]]:
+        """OpenAI chat-completion-chunk SSE events (`data: {...}` or `data: [DONE]`, no
+        trailing blank line), in groups as they arrive from the provider."""
+        ...
