@@ -191,8 +191,8 @@ class PrometheusRecorderObserver:
     """Feeds the recorder's events into the `steerway_telemetry_*` series."""
 
     def enqueued(self, depth: int) -> None:
+        # The depth gauge is set when the writer takes a batch (`queue_depth`), not per request.
         telemetry_enqueued.inc()
-        telemetry_queue_depth.set(depth)
 
     def dropped(self, count: int) -> None:
         telemetry_dropped.inc(count)
