@@ -462,7 +462,10 @@ class Proxy:
             failure = broken
         finally:
             watch.close()
-            response.close()
+            if failure is None and not watch.gone and response.content.at_eof():
+                response.release()  # read to the end: the connection goes back to the pool
+            else:
+                response.close()  # abandoned midway: drop the connection, the provider stops
         state.client_gone = watch.gone
         ended = time.perf_counter()
         usage = state.usage or UNKNOWN_USAGE

@@ -138,23 +138,23 @@ def completion_message(message: AnthropicMessage) -> dict[str, Any]:
 def completion_body(
     message: AnthropicMessage, assistant: dict[str, Any], usage: Usage, public_model: str
 ) -> bytes:
-    return _encode(
-        {
-            "id": message.id,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": public_model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": assistant,
-                    "logprobs": None,
-                    "finish_reason": finish_reason(message.stop_reason),
-                }
-            ],
-            "usage": openai_usage(usage),
-        }
-    )
+    document: dict[str, Any] = {
+        "id": message.id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": public_model,
+        "choices": [
+            {
+                "index": 0,
+                "message": assistant,
+                "logprobs": None,
+                "finish_reason": finish_reason(message.stop_reason),
+            }
+        ],
+    }
+    if usage.known:
+        document["usage"] = openai_usage(usage)
+    return _encode(document)
 
 
 class _StreamError(msgspec.Struct):

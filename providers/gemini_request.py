@@ -192,7 +192,7 @@ def _assistant_parts(
         place = f"{where}.tool_calls[{index}]"
         function = call.get("function") if isinstance(call, dict) else None
         name = function.get("name") if isinstance(function, dict) else None
-        if not isinstance(name, str) or not name:
+        if not isinstance(function, dict) or not isinstance(name, str) or not name:
             raise UnsupportedRequest("a tool call needs 'function.name'", place)
         arguments = _json_arguments(function.get("arguments"), f"{place}.function.arguments")
         if isinstance(call.get("id"), str):

@@ -47,9 +47,7 @@ def gemini_schema(schema: Any) -> dict[str, Any]:
     return _convert(schema, root=schema, depth=0, expanding=frozenset())
 
 
-def _convert(
-    schema: Any, *, root: Any, depth: int, expanding: frozenset[str]
-) -> dict[str, Any]:
+def _convert(schema: Any, *, root: Any, depth: int, expanding: frozenset[str]) -> dict[str, Any]:
     if not isinstance(schema, dict) or depth > _MAX_DEPTH:
         return {}
     reference = schema.get("$ref")
@@ -61,7 +59,9 @@ def _convert(
         return _convert(merged, root=root, depth=depth + 1, expanding=expanding | {reference})
     all_of = schema.get("allOf")
     if isinstance(all_of, list) and all_of:
-        return _convert(_merge_all_of(schema, all_of, root), root=root, depth=depth + 1, expanding=expanding)
+        return _convert(
+            _merge_all_of(schema, all_of, root), root=root, depth=depth + 1, expanding=expanding
+        )
 
     out: dict[str, Any] = {}
     _copy_type(schema, out)
@@ -99,7 +99,10 @@ def _convert(
         if len(variants) == 1:
             out.update(_convert(variants[0], root=root, depth=depth + 1, expanding=expanding))
         elif variants:
-            out["anyOf"] = [_convert(option, root=root, depth=depth + 1, expanding=expanding) for option in variants]
+            out["anyOf"] = [
+                _convert(option, root=root, depth=depth + 1, expanding=expanding)
+                for option in variants
+            ]
     return out
 
 

@@ -9,10 +9,13 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from providers.mock.anthropic import MESSAGES_PATH, AnthropicMessages
+from providers.mock.azure import add_azure_routes
 from providers.mock.chat_plan import plan_chat
 from providers.mock.chat_responses import MALFORMED_BODY, ChatStream, completion_body
 from providers.mock.embeddings import embeddings_body
 from providers.mock.errors import MockRequestError, error_response, injected_error_response
+from providers.mock.gemini import GEMINI_PATH, GeminiModels
 from providers.mock.settings import (
     Behaviour,
     MockControl,
@@ -214,6 +217,9 @@ def create_mock_app(settings: MockSettings | None = None) -> web.Application:
     app[PROVIDER_KEY] = provider
     app.router.add_post(CHAT_PATH, provider.chat_completions)
     app.router.add_post(EMBEDDINGS_PATH, provider.embeddings)
+    app.router.add_post(MESSAGES_PATH, AnthropicMessages(provider).handle)
+    app.router.add_post(GEMINI_PATH, GeminiModels(provider).handle)
+    add_azure_routes(app, provider)
     app.router.add_get(MODELS_PATH, provider.list_models)
     app.router.add_get(MODELS_PATH + "/{model}", provider.retrieve_model)
     app.router.add_get("/healthz", provider.health)
