@@ -19,6 +19,7 @@ from benchmarks.processes import StartupError
 from benchmarks.report import Report, update_readme
 from benchmarks.results import ScenarioResult
 from benchmarks.scenarios import SCENARIOS, run_scenario
+from benchmarks.soak import SoakSettings, run_soak
 from benchmarks.targets import LITELLM_ENVIRONMENT, Workspace
 from benchmarks.wrk import INSTALL_HINT, wrk_path
 
@@ -134,6 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.redis_url,
         help="Redis database for `redis` (flushed before and after)",
     )
+    soak = SoakSettings()
+    parser.add_argument(
+        "--soak-requests",
+        type=positive_int,
+        default=soak.requests,
+        help=f"requests for `soak`, after its warm-up (default: {soak.requests})",
+    )
+    parser.add_argument(
+        "--soak-samples",
+        type=positive_int,
+        default=soak.samples,
+        help=f"equal slices of `soak`, memory read after each (default: {soak.samples})",
+    )
     parser.add_argument("--output", type=Path, help="results file (default: results/DATE.md)")
     parser.add_argument(
         "--no-readme",
@@ -147,7 +161,9 @@ def raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def settings_lines(options: Options, harness: Harness) -> list[tuple[str, str]]:
+def settings_lines(
+    options: Options, harness: Harness, soak: SoakSettings | None = None
+) -> list[tuple[str, str]]:
     versions = harness.versions
     lines = [
         ("rounds per cell", str(options.runs)),
@@ -178,6 +194,15 @@ def settings_lines(options: Options, harness: Harness) -> list[tuple[str, str]]:
             lines.append((name, f"{versions[name]} ({descriptions[name]})"))
         elif name in harness.unavailable:
             lines.append((name, harness.unavailable[name]))
+    if soak is not None:
+        lines.append(
+            (
+                "soak",
+                f"{soak.requests:,} requests in {soak.samples} slices after "
+                f"{soak.warmup_requests:,} warm-up requests, {options.connections} connections, "
+                "1 wrk thread; a fresh Steerway (1 worker, SQLite store, telemetry on)",
+            )
+        )
     return lines
 
 
@@ -198,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    if args.soak_samples > args.soak_requests:
+        parser.error(
+            f"--soak-samples ({args.soak_samples}) cannot exceed "
+            f"--soak-requests ({args.soak_requests})"
+        )
     if wrk_path() is None:
         print(INSTALL_HINT, file=sys.stderr)
         return 2
@@ -214,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         redis_url=args.redis_url,
         targets=args.targets,
     )
+    soak = SoakSettings(requests=args.soak_requests, samples=args.soak_samples)
     started = dt.datetime.now(dt.UTC)
     load_at_start = load_average()
     if float(load_at_start.replace("unknown", "0")) > 0.5:
@@ -231,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     results: list[ScenarioResult] = []
     try:
         harness.require_mocks()
+        overrides = {"soak": lambda h: run_soak(h, soak)}
         for name in scenarios:
-            results.append(run_scenario(harness, name))
+            results.append(run_scenario(harness, name, overrides))
     except KeyboardInterrupt:
         print("[bench] interrupted; stopping every process", file=sys.stderr)
         return 130
@@ -249,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         title=f"Benchmark results {started:%Y-%m-%d %H:%M} UTC",
         command=command,
         machine=describe_machine(load_at_start),
-        settings=settings_lines(options, harness),
+        settings=settings_lines(options, harness, soak if "soak" in scenarios else None),
         results=results,
     )
     output = args.output or default_output(scenarios, f"{started:%Y-%m-%d}")

@@ -36,9 +36,13 @@ def markdown_table(
 
 def scenario_table(result: ScenarioResult) -> str:
     names = list(result.cells)
-    measured = [name for name in names if result.measured(name) is not None]
+    measured = [n for n in names if result.measured(n) is not None] if result.ratios else []
     primary = next(m for m in result.metrics if m.key == result.primary)
-    header = ["target", *(m.label for m in result.metrics), *(m.label for m in result.overheads)]
+    header = [
+        result.row_label,
+        *(m.label for m in result.metrics),
+        *(m.label for m in result.overheads),
+    ]
     header += [f"{primary.label} ÷ {other}" for other in measured]
     rows: list[list[str]] = []
     for name in names:

@@ -58,6 +58,9 @@ class ScenarioResult:
     cells: dict[str, Cell] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    row_label: str = "target"
+    ratios: bool = True
+    """Whether the table has `row ÷ column` columns (off when rows are samples, not targets)."""
 
     def cell(self, target: str) -> Cell:
         return self.cells.setdefault(target, Cell(target))

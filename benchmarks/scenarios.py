@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from benchmarks.harness import Harness
@@ -405,7 +405,15 @@ def postgres(harness: Harness) -> ScenarioResult:
     return run_postgres_scenario(harness)
 
 
-SCENARIOS: dict[str, Callable[[Harness], ScenarioResult]] = {
+def soak(harness: Harness) -> ScenarioResult:
+    from benchmarks.soak import SoakSettings, run_soak
+
+    return run_soak(harness, SoakSettings())
+
+
+Scenario = Callable[[Harness], ScenarioResult]
+
+SCENARIOS: dict[str, Scenario] = {
     "serial": serial,
     "throughput": throughput,
     "streaming": streaming,
@@ -413,11 +421,15 @@ SCENARIOS: dict[str, Callable[[Harness], ScenarioResult]] = {
     "postgres": postgres,
     "redis": redis,
     "memory": memory,
+    "soak": soak,
 }
 
 
-def run_scenario(harness: Harness, name: str) -> ScenarioResult:
+def run_scenario(
+    harness: Harness, name: str, overrides: Mapping[str, Scenario] | None = None
+) -> ScenarioResult:
+    """Run scenario `name`; `overrides` replaces some (e.g. `soak` with settings from the CLI)."""
     started = time.monotonic()
-    result = SCENARIOS[name](harness)
+    result = {**SCENARIOS, **(overrides or {})}[name](harness)
     result.notes.append(f"scenario wall time {time.monotonic() - started:.0f} s")
     return result

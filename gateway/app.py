@@ -20,13 +20,17 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from gateway.auth import Authenticator
-from gateway.config import GatewayConfig, ProviderConfig, load_config
+from gateway.config import DEFAULT_ANTHROPIC_VERSION, GatewayConfig, ProviderConfig, load_config
 from gateway.defaults import default_config, wants_mock
 from gateway.errors import GatewayError, error_body
 from gateway.keys import KeyStore
 from gateway.proxy import Proxy
 from gateway.routing import Router
 from gateway.settings import Settings
+from providers.anthropic import AnthropicAdapter
+from providers.azure import AzureOpenAIAdapter
+from providers.base import ProviderAdapter
+from providers.gemini import GeminiAdapter
 from providers.openai import OpenAIAdapter
 from providers.upstream import UpstreamClient
 from telemetry import metrics
@@ -112,17 +116,28 @@ class Gateway:
         return self.proxy is not None
 
 
-def _adapter(name: str, provider: ProviderConfig, upstream: UpstreamClient) -> OpenAIAdapter:
-    return OpenAIAdapter(
-        name,
-        base_url=provider.base_url,
-        api_key=provider.api_key.reveal() if provider.api_key is not None else None,
-        client=upstream,
-        headers=dict(provider.headers),
-        connect_timeout=provider.timeouts.connect,
-        first_byte_timeout=provider.timeouts.first_byte,
-        total_timeout=provider.timeouts.total,
-    )
+def _adapter(name: str, provider: ProviderConfig, upstream: UpstreamClient) -> ProviderAdapter:
+    common: dict[str, Any] = {
+        "base_url": provider.base_url,
+        "api_key": provider.api_key.reveal() if provider.api_key is not None else None,
+        "client": upstream,
+        "headers": dict(provider.headers),
+        "connect_timeout": provider.timeouts.connect,
+        "first_byte_timeout": provider.timeouts.first_byte,
+        "total_timeout": provider.timeouts.total,
+    }
+    if provider.type == "anthropic":
+        return AnthropicAdapter(
+            name,
+            anthropic_version=provider.api_version or DEFAULT_ANTHROPIC_VERSION,
+            forward_fields=provider.forward_fields,
+            **common,
+        )
+    if provider.type == "gemini":
+        return GeminiAdapter(name, **common)
+    if provider.type == "azure":
+        return AzureOpenAIAdapter(name, api_version=provider.api_version or "", **common)
+    return OpenAIAdapter(name, **common)
 
 
 def _openai_error(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

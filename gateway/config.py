@@ -23,7 +23,12 @@ import yaml
 
 from providers.pricing import ModelPrice, PriceTable
 
-PROVIDER_TYPES: Final = ("openai",)
+PROVIDER_TYPES: Final = ("openai", "anthropic", "gemini", "azure")
+DEFAULT_BASE_URLS: Final = {
+    "anthropic": "https://api.anthropic.com/v1",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
+}
+DEFAULT_ANTHROPIC_VERSION: Final = "2023-06-01"
 STORE_CONTENT_MODES: Final = ("full", "none")
 
 _TOP_LEVEL: Final = "(top level)"
@@ -82,6 +87,11 @@ class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True):
     api_key: Secret | None = None
     headers: Mapping[str, str] = msgspec.field(default_factory=dict)
     timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
+    api_version: str | None = None
+    """`azure`: the `api-version` query parameter (required); `anthropic`: the
+    `anthropic-version` header (default 2023-06-01)."""
+    forward_fields: tuple[str, ...] = ()
+    """`anthropic`: request fields passed through untranslated (Anthropic rejects unknown ones)."""
 
     def _safe_fields(self) -> Iterator[tuple[str, Any]]:
         """Field values fit to show: header values may carry credentials, URLs a password."""
@@ -613,11 +623,17 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
 def _parse_provider(name: str, value: Any, path: str, reader: _Reader) -> ProviderConfig:
     if not _PROVIDER_NAME.fullmatch(name):
         reader.report(path, "invalid provider name: use letters, digits, '.', '_' and '-'")
+    declared_type = value.get("type") if isinstance(value, Mapping) else None
+    required = ["type"]
+    if declared_type not in DEFAULT_BASE_URLS:
+        required.append("base_url")
+    if declared_type == "azure":
+        required.append("api_version")
     fields = reader.fields(
         value,
         path,
-        ("type", "base_url", "api_key", "headers", "timeouts"),
-        required=("type", "base_url"),
+        ("type", "base_url", "api_key", "headers", "timeouts", "api_version", "forward_fields"),
+        required=tuple(required),
     )
     provider_type = reader.string(fields.get("type"), _join(path, "type"))
     if provider_type and provider_type not in PROVIDER_TYPES:
@@ -626,13 +642,37 @@ def _parse_provider(name: str, value: Any, path: str, reader: _Reader) -> Provid
             f"unknown provider type {_show(fields['type'])}; "
             f"expected one of: {', '.join(PROVIDER_TYPES)}",
         )
+    api_version = None
+    if fields.get("api_version") is not None:
+        if provider_type not in ("azure", "anthropic"):
+            reader.report(_join(path, "api_version"), "only azure and anthropic providers take it")
+        api_version = reader.string(fields.get("api_version"), _join(path, "api_version")) or None
+    elif provider_type == "anthropic":
+        api_version = DEFAULT_ANTHROPIC_VERSION
+    forward_fields: list[str] = []
+    raw_forward = fields.get("forward_fields")
+    if raw_forward is not None:
+        forward_path = _join(path, "forward_fields")
+        if provider_type != "anthropic":
+            reader.report(forward_path, "only anthropic providers take it")
+        elif not isinstance(raw_forward, list) or not all(
+            isinstance(item, str) and item for item in raw_forward
+        ):
+            reader.report(forward_path, "expected a list of field names")
+        else:
+            forward_fields = [str.__str__(item) for item in raw_forward]
+    base_url = fields.get("base_url")
+    if base_url is None and provider_type in DEFAULT_BASE_URLS:
+        base_url = DEFAULT_BASE_URLS[provider_type]
     return ProviderConfig(
         name=name,
         type=provider_type,
-        base_url=reader.http_url(fields.get("base_url"), _join(path, "base_url")),
+        base_url=reader.http_url(base_url, _join(path, "base_url")),
         api_key=reader.secret(fields.get("api_key"), _join(path, "api_key")),
         headers=_parse_headers(fields.get("headers"), _join(path, "headers"), reader),
         timeouts=_parse_timeouts(fields.get("timeouts"), _join(path, "timeouts"), reader),
+        api_version=api_version,
+        forward_fields=tuple(forward_fields),
     )
 
 

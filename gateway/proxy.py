@@ -250,11 +250,13 @@ class Proxy:
         target = self._select(exchange, model)
         adapter = target.adapter
         span_id = span_id_hex()
-        request = adapter.encode_embeddings(payload, target.provider_model)
         started = time.perf_counter()
+        request = self._encode(exchange, target, "embeddings", payload, span_id, started)
         raw = await self._fetch(exchange, target, "embeddings", request, span_id, started, receive)
         try:
-            result = adapter.parse_embeddings(raw, target.public_model)
+            result = adapter.parse_embeddings(
+                raw, target.public_model, encoding_format=payload.get("encoding_format")
+            )
         except UpstreamFailure as failure:
             self._attempt(exchange, target, "embeddings", span_id, started, failure=failure)
             raise _client_error(target, failure) from None
@@ -359,6 +361,27 @@ class Proxy:
         )
         return target
 
+    def _encode(
+        self,
+        exchange: Exchange,
+        target: Target,
+        operation: str,
+        payload: dict[str, Any],
+        span_id: str,
+        started: float,
+        *,
+        stream: bool = False,
+    ) -> bytes:
+        """The provider's request body; a request it cannot express is the client's 400."""
+        adapter = target.adapter
+        try:
+            if operation == "embeddings":
+                return adapter.encode_embeddings(payload, target.provider_model)
+            return adapter.encode_chat(payload, target.provider_model, stream=stream)
+        except UpstreamFailure as failure:
+            self._attempt(exchange, target, operation, span_id, started, failure=failure)
+            raise _client_error(target, failure) from None
+
     async def _fetch(
         self,
         exchange: Exchange,
@@ -400,8 +423,8 @@ class Proxy:
     ) -> None:
         adapter = target.adapter
         span_id = span_id_hex()
-        request = adapter.encode_chat(payload, target.provider_model, stream=False)
         started = time.perf_counter()
+        request = self._encode(exchange, target, "chat", payload, span_id, started)
         raw = await self._fetch(exchange, target, "chat", request, span_id, started, receive)
         try:
             result = adapter.parse_chat(raw, target.public_model)
@@ -436,8 +459,8 @@ class Proxy:
         options = payload.get("stream_options")
         client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
         span_id = span_id_hex()
-        request = adapter.encode_chat(payload, target.provider_model, stream=True)
         started = time.perf_counter()
+        request = self._encode(exchange, target, "chat", payload, span_id, started, stream=True)
         try:
             response = await adapter.send(
                 "chat",

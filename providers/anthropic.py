@@ -110,7 +110,9 @@ class AnthropicAdapter(HTTPAdapter):
             response_model=message.model,
         )
 
-    def parse_embeddings(self, raw: bytes, public_model: str) -> EmbeddingResult:
+    def parse_embeddings(
+        self, raw: bytes, public_model: str, *, encoding_format: str | None = None
+    ) -> EmbeddingResult:
         self._no_embeddings()
 
     async def stream_events(

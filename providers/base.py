@@ -55,7 +55,12 @@ class ProviderAdapter(Protocol):
 
     def parse_chat(self, raw: bytes, public_model: str) -> ChatResult: ...
 
-    def parse_embeddings(self, raw: bytes, public_model: str) -> EmbeddingResult: ...
+    def parse_embeddings(
+        self, raw: bytes, public_model: str, *, encoding_format: str | None = None
+    ) -> EmbeddingResult:
+        """`encoding_format` is the client's (`float` or `base64`), for providers that answer
+        in another form."""
+        ...
 
     def stream_events(
         self, response: aiohttp.ClientResponse, public_model: str

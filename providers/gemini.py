@@ -8,7 +8,6 @@ log line that prints URLs.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
@@ -28,9 +27,6 @@ DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
 _encode = msgspec.json.Encoder().encode
 
-# The OpenAI request's `encoding_format`, from `encode_embeddings` to `parse_embeddings`: both
-# run in the task serving the request, and Gemini's answer does not say which was asked for.
-_embedding_format: ContextVar[str] = ContextVar("gemini_embedding_format", default="float")
 
 
 class _GeminiError(msgspec.Struct):
@@ -105,9 +101,7 @@ class GeminiAdapter(HTTPAdapter):
         return _encode(chat_body(payload))
 
     def encode_embeddings(self, payload: dict[str, Any], provider_model: str) -> bytes:
-        body = embeddings_body(payload, provider_model)
-        _embedding_format.set(str(payload.get("encoding_format") or "float"))
-        return _encode(body)
+        return _encode(embeddings_body(payload, provider_model))
 
     async def send(
         self,
@@ -127,9 +121,7 @@ class GeminiAdapter(HTTPAdapter):
     def parse_embeddings(
         self, raw: bytes, public_model: str, *, encoding_format: str | None = None
     ) -> EmbeddingResult:
-        """Without `encoding_format`, the one of the request encoded last in this task."""
-        chosen = encoding_format or _embedding_format.get()
-        body = gemini_response.parse_embeddings(raw, public_model, chosen)
+        body = gemini_response.parse_embeddings(raw, public_model, encoding_format or "float")
         return EmbeddingResult(body=body, usage=UNKNOWN_USAGE)
 
     async def stream_events(

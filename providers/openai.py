@@ -204,7 +204,9 @@ class OpenAIAdapter(HTTPAdapter):
             response_model=decoded.model,
         )
 
-    def parse_embeddings(self, raw: bytes, public_model: str) -> EmbeddingResult:
+    def parse_embeddings(
+        self, raw: bytes, public_model: str, *, encoding_format: str | None = None
+    ) -> EmbeddingResult:
         try:
             decoded = msgspec.json.decode(raw, type=_EmbeddingResponse)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:

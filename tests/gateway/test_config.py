@@ -192,7 +192,7 @@ prices:
         ),
         (
             "providers:\n  openai: {type: opneai, base_url: 'http://h'}\n",
-            "providers.openai.type: unknown provider type 'opneai'; expected one of: openai",
+            "providers.openai.type: unknown provider type 'opneai'; expected one of: openai, anthropic, gemini, azure",
         ),
         (
             PROVIDERS + "models:\n  fast: [{provider: openai, weight: -1}]\n",
@@ -315,7 +315,7 @@ telemetry:
         load_config(write(tmp_path, text), {})
     assert caught.value.problems == [
         "providers.openai.api_key: environment variable OPENAI_API_KEY is not set",
-        "providers.openai.type: unknown provider type 'opneai'; expected one of: openai",
+        "providers.openai.type: unknown provider type 'opneai'; expected one of: openai, anthropic, gemini, azure",
         "providers.openai.base_url: not an http(s) URL: 'ftp://x'",
         "models.fast[0].weight: expected a positive number, got -1",
         "models.fast[1].provider: unknown provider 'opnai' (did you mean 'openai'?)",

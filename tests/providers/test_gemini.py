@@ -584,7 +584,8 @@ async def test_embeddings_over_http(adapter: GeminiAdapter, server: MockServer) 
 
     body = adapter.encode_embeddings({**payload, "encoding_format": "base64"}, "text-embedding-004")
     response = await adapter.send("embeddings", body, provider_model="text-embedding-004")
-    packed = json.loads(adapter.parse_embeddings(await adapter.read_body(response), "e").body)
+    raw = await adapter.read_body(response)
+    packed = json.loads(adapter.parse_embeddings(raw, "e", encoding_format="base64").body)
     first = array("f", base64.b64decode(packed["data"][0]["embedding"]))
     assert first.tolist() == pytest.approx(floats["data"][0]["embedding"])
 
