@@ -51,6 +51,8 @@ class Drift:
     final: float
     highest: float
     lowest: float
+    midpoint: float
+    """The sample halfway through: growth after it tells a leak from a slow settling."""
 
     @property
     def final_pct(self) -> float:
@@ -63,6 +65,10 @@ class Drift:
     @property
     def lowest_pct(self) -> float:
         return percent_change(self.baseline, self.lowest)
+
+    @property
+    def second_half_pct(self) -> float:
+        return percent_change(self.midpoint, self.final)
 
     def within(self, tolerance_pct: float) -> bool:
         return max(abs(self.highest_pct), abs(self.lowest_pct)) <= tolerance_pct
@@ -87,7 +93,13 @@ def split_requests(total: int, slices: int) -> list[int]:
 def memory_drift(baseline: float, samples: list[float]) -> Drift:
     if not samples:
         raise ValueError("no memory sample after the baseline")
-    return Drift(baseline=baseline, final=samples[-1], highest=max(samples), lowest=min(samples))
+    return Drift(
+        baseline=baseline,
+        final=samples[-1],
+        highest=max(samples),
+        lowest=min(samples),
+        midpoint=samples[(len(samples) - 1) // 2],
+    )
 
 
 def flat_memory_check(drift: Drift | None, requests: int) -> Check:
@@ -300,7 +312,8 @@ def run_soak(harness: Harness, settings: SoakSettings) -> ScenarioResult:
             0,
             f"RSS baseline {drift.baseline:.1f} MiB; final {drift.final:.1f} MiB "
             f"({drift.final_pct:+.1f}%); max {drift.highest:.1f} MiB ({drift.highest_pct:+.1f}%) "
-            f"after {total:,} requests counted by wrk",
+            f"after {total:,} requests counted by wrk; second half "
+            f"{drift.midpoint:.1f} -> {drift.final:.1f} MiB ({drift.second_half_pct:+.1f}%)",
         )
     result.checks.append(flat_memory_check(drift, settings.requests))
     return result

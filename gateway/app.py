@@ -23,6 +23,7 @@ from gateway.auth import Authenticator
 from gateway.config import DEFAULT_ANTHROPIC_VERSION, GatewayConfig, ProviderConfig, load_config
 from gateway.defaults import default_config, wants_mock
 from gateway.errors import GatewayError, error_body
+from gateway.health import create_health
 from gateway.keys import KeyStore
 from gateway.proxy import Proxy
 from gateway.routing import Router
@@ -51,6 +52,7 @@ class Gateway:
         self.recorder: Recorder | None = None
         self.upstream = UpstreamClient()
         self.engine = create_engine(settings.database_url)
+        self.health = create_health(settings.redis_url)
         self._mock: Any = None
 
     async def start(self) -> None:
@@ -67,6 +69,7 @@ class Gateway:
         )
         await self.recorder.start()
         await self.upstream.start()
+        await self.health.start()
         adapters = {
             name: _adapter(name, provider, self.upstream)
             for name, provider in config.providers.items()
@@ -82,6 +85,7 @@ class Gateway:
             record=self.recorder.record,
             store_content=telemetry_config.store_content == "full",
             max_body_bytes=config.limits.max_body_bytes,
+            health=self.health,
         )
         # Everything built so far lives as long as the process: keep it out of the collector's
         # way so full collections stay short while serving.
@@ -103,6 +107,7 @@ class Gateway:
         if self.recorder is not None:
             await self.recorder.stop()
         await self.upstream.close()
+        await self.health.close()
         if self._mock is not None:
             await self._mock.close()
         await self.engine.dispose()
@@ -191,6 +196,10 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
 
     @get("/metrics", sync_to_thread=False)
     def prometheus() -> Response[bytes]:
+        if gateway.proxy is not None:
+            cooling = gateway.health.cooling_down()
+            for deployment in gateway.proxy.router.deployments():
+                metrics.deployment_up.labels(deployment).set(0 if deployment in cooling else 1)
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

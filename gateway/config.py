@@ -119,6 +119,10 @@ class Deployment(msgspec.Struct, frozen=True, kw_only=True):
     weight: float = 1.0
     price: ModelPrice | None = None
     """Overrides the price table for this deployment only."""
+    rpm: int | None = None
+    """Requests per minute this deployment may take; None: no limit."""
+    tpm: int | None = None
+    """Tokens (estimated input + max output) per minute; None: no limit."""
 
     @property
     def id(self) -> str:
@@ -129,11 +133,46 @@ class Deployment(msgspec.Struct, frozen=True, kw_only=True):
         return self.price if self.price is not None else table.lookup(self.model)
 
 
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Retries of one public model's deployments, before any fallback is tried."""
+
+    attempts: int = 0
+    """Retries after the first attempt. None by default: the OpenAI SDK already retries twice
+    on its own, and retries at both ends multiply."""
+    backoff: float = 0.25
+    """Seconds before the first retry; doubled each time, with full jitter."""
+    max_backoff: float = 8.0
+
+
+class CooldownConfig(msgspec.Struct, frozen=True, kw_only=True):
+    failures: int = 3
+    window: float = 60.0
+    period: float = 30.0
+
+
+class ModelTimeouts(msgspec.Struct, frozen=True, kw_only=True):
+    """Overrides of the provider's timeouts for one public model; None keeps the provider's."""
+
+    connect: float | None = None
+    first_token: float | None = None
+    total: float | None = None
+
+
+STRATEGIES: Final = ("weighted", "latency", "least_busy")
+FALLBACK_TRIGGERS: Final = ("error", "context_window", "content_filter")
+
+
 class ModelRoute(msgspec.Struct, frozen=True, kw_only=True):
     """A public model name and the deployments that serve it."""
 
     name: str
     deployments: tuple[Deployment, ...]
+    strategy: str = "weighted"
+    retries: RetryPolicy = msgspec.field(default_factory=RetryPolicy)
+    fallbacks: tuple[str, ...] = ()
+    fallback_on: tuple[str, ...] = ("error", "context_window")
+    cooldown: CooldownConfig = msgspec.field(default_factory=CooldownConfig)
+    timeouts: ModelTimeouts = msgspec.field(default_factory=ModelTimeouts)
 
 
 class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -606,6 +645,14 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
         name: _parse_route(name, value, _join("models", name), declared, reader)
         for name, value in reader.entries(top.get("models"), "models")
     }
+    for name, route in models.items():
+        for index, fallback in enumerate(route.fallbacks):
+            where = f"{_join(_join('models', name), 'fallbacks')}[{index}]"
+            if fallback == name:
+                reader.report(where, "a model cannot fall back to itself")
+            elif fallback not in models:
+                hint = _did_you_mean(fallback, list(models))
+                reader.report(where, f"unknown model {_show(fallback)}{hint}")
     prices = {
         name: _parse_price(value, _join("prices", name), reader)
         for name, value in reader.entries(top.get("prices"), "prices")
@@ -724,12 +771,27 @@ def _parse_timeouts(value: Any, path: str, reader: _Reader) -> Timeouts:
 def _parse_route(
     name: str, value: Any, path: str, declared: list[str], reader: _Reader
 ) -> ModelRoute:
+    options: dict[str, Any] = {}
     if isinstance(value, Mapping):
-        fields = reader.fields(value, path, ("deployments",), required=("deployments",))
+        fields = reader.fields(
+            value,
+            path,
+            (
+                "deployments",
+                "strategy",
+                "retries",
+                "fallbacks",
+                "fallback_on",
+                "cooldown",
+                "timeouts",
+            ),
+            required=("deployments",),
+        )
+        options = _parse_route_options(fields, path, reader)
         value = fields.get("deployments")
         path = _join(path, "deployments")
         if value is None:
-            return ModelRoute(name=name, deployments=())
+            return ModelRoute(name=name, deployments=(), **options)
     if not isinstance(value, list):
         if value is not _UNRESOLVED:
             reader.report(
@@ -744,14 +806,86 @@ def _parse_route(
         _parse_deployment(name, item, f"{path}[{index}]", declared, reader)
         for index, item in enumerate(value)
     )
-    return ModelRoute(name=name, deployments=deployments)
+    return ModelRoute(name=name, deployments=deployments, **options)
+
+
+def _parse_route_options(fields: dict[str, Any], path: str, reader: _Reader) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if fields.get("strategy") is not None:
+        options["strategy"] = reader.choice(
+            fields["strategy"], _join(path, "strategy"), STRATEGIES, default="weighted"
+        )
+    if fields.get("retries") is not None:
+        retry_path = _join(path, "retries")
+        retry = reader.fields(fields["retries"], retry_path, ("attempts", "backoff", "max_backoff"))
+        defaults = RetryPolicy()
+        attempts = retry.get("attempts")
+        options["retries"] = RetryPolicy(
+            attempts=0
+            if attempts == 0
+            else reader.positive_integer(
+                attempts, _join(retry_path, "attempts"), default=defaults.attempts
+            ),
+            backoff=reader.non_negative_number(
+                retry.get("backoff"), _join(retry_path, "backoff"), default=defaults.backoff
+            ),
+            max_backoff=reader.non_negative_number(
+                retry.get("max_backoff"),
+                _join(retry_path, "max_backoff"),
+                default=defaults.max_backoff,
+            ),
+        )
+    for key in ("fallbacks", "fallback_on"):
+        raw = fields.get(key)
+        if raw is None:
+            continue
+        if not isinstance(raw, list) or not all(isinstance(i, str) and i for i in raw):
+            reader.report(_join(path, key), "expected a list of names")
+            continue
+        if key == "fallback_on":
+            for index, trigger in enumerate(raw):
+                if trigger not in FALLBACK_TRIGGERS:
+                    reader.report(
+                        f"{_join(path, key)}[{index}]",
+                        f"expected one of {', '.join(FALLBACK_TRIGGERS)}; got {_show(trigger)}",
+                    )
+        options[key] = tuple(str.__str__(item) for item in raw)
+    if fields.get("cooldown") is not None:
+        cool_path = _join(path, "cooldown")
+        cool = reader.fields(fields["cooldown"], cool_path, ("failures", "window", "period"))
+        defaults_c = CooldownConfig()
+        options["cooldown"] = CooldownConfig(
+            failures=reader.positive_integer(
+                cool.get("failures"), _join(cool_path, "failures"), default=defaults_c.failures
+            ),
+            window=reader.positive_number(
+                cool.get("window"), _join(cool_path, "window"), default=defaults_c.window
+            ),
+            period=reader.positive_number(
+                cool.get("period"), _join(cool_path, "period"), default=defaults_c.period
+            ),
+        )
+    if fields.get("timeouts") is not None:
+        time_path = _join(path, "timeouts")
+        times = reader.fields(fields["timeouts"], time_path, ("connect", "first_token", "total"))
+        options["timeouts"] = ModelTimeouts(
+            **{
+                key: reader.positive_number(times[key], _join(time_path, key), default=1.0)
+                for key in ("connect", "first_token", "total")
+                if times.get(key) is not None
+            }
+        )
+    return options
 
 
 def _parse_deployment(
     public_name: str, value: Any, path: str, declared: list[str], reader: _Reader
 ) -> Deployment:
     fields = reader.fields(
-        value, path, ("provider", "model", "weight", "price"), required=("provider",)
+        value,
+        path,
+        ("provider", "model", "weight", "price", "rpm", "tpm"),
+        required=("provider",),
     )
     provider = reader.string(fields.get("provider"), _join(path, "provider"))
     if provider and provider not in declared:
@@ -768,6 +902,12 @@ def _parse_deployment(
         model=reader.string(fields.get("model"), _join(path, "model"), default=public_name),
         weight=reader.positive_number(fields.get("weight"), _join(path, "weight"), default=1.0),
         price=None if price is None else _parse_price(price, _join(path, "price"), reader),
+        rpm=None
+        if fields.get("rpm") is None
+        else reader.positive_integer(fields["rpm"], _join(path, "rpm"), default=1),
+        tpm=None
+        if fields.get("tpm") is None
+        else reader.positive_integer(fields["tpm"], _join(path, "tpm"), default=1),
     )
 
 

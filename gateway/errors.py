@@ -111,6 +111,17 @@ def upstream_timeout(provider: str, detail: str) -> GatewayError:
     )
 
 
+def no_deployment(model: str) -> GatewayError:
+    return GatewayError(
+        503,
+        f"No deployment of `{model}` is available right now: all are cooling down after "
+        "failures or at their capacity. Retry later.",
+        type="server_error",
+        code="no_deployment_available",
+        headers={"retry-after": "1"},
+    )
+
+
 def internal_error() -> GatewayError:
     return GatewayError(
         500,

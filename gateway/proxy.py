@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -23,12 +23,22 @@ from gateway.errors import (
     internal_error,
     invalid_request,
     method_not_allowed,
+    no_deployment,
     not_found,
     upstream_error,
     upstream_timeout,
 )
+from gateway.health import DeploymentHealth, InProcessHealth
 from gateway.keys import KeyInfo
-from gateway.routing import Router, Target
+from gateway.reliability import (
+    AttemptFailed,
+    classify,
+    cooldown_policy,
+    counts_against_health,
+    fallback_trigger,
+    retry_delay,
+)
+from gateway.routing import Route, Router, Target
 from gateway.validation import decode_object, validate_chat, validate_embeddings
 from providers.errors import UpstreamFailure
 from providers.openai_format import event_data, read_chunk
@@ -49,6 +59,9 @@ _upstream_errors = metrics.Labelled(metrics.upstream_errors)
 _requests_total = metrics.Labelled(metrics.requests_total)
 _gateway_overhead = metrics.Labelled(metrics.gateway_overhead)
 _streams_cancelled = metrics.Labelled(metrics.streams_cancelled)
+_retries = metrics.Labelled(metrics.retries_total)
+_fallbacks = metrics.Labelled(metrics.fallbacks_total)
+_cooldowns = metrics.Labelled(metrics.cooldowns_total)
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -71,6 +84,7 @@ class Exchange:
     """The state of one request as it moves through the pipeline."""
 
     __slots__ = (
+        "attempts",
         "end_user",
         "error_message",
         "error_type",
@@ -100,6 +114,7 @@ class Exchange:
         self.trace = RequestTrace(headers.get("traceparent"))
         self.request_id = _request_id(headers.get("x-request-id"))
         self.key: KeyInfo | None = None
+        self.attempts = 0
         self.requested_model: str | None = None
         self.provider: str | None = None
         self.provider_model: str | None = None
@@ -181,8 +196,10 @@ class Proxy:
         record: Callable[[TraceBundle], bool],
         store_content: bool,
         max_body_bytes: int,
+        health: DeploymentHealth | None = None,
     ) -> None:
         self.router = router
+        self.health: DeploymentHealth = health or InProcessHealth()
         self.authenticator = authenticator
         self.record = record
         self.store_content = store_content
@@ -235,11 +252,7 @@ class Proxy:
         payload = decode_object(body)
         model = validate_chat(payload)
         self._note_request(exchange, payload, model, len(body))
-        target = self._select(exchange, model)
-        if exchange.stream:
-            await self._chat_stream(exchange, target, payload, receive, send)
-        else:
-            await self._chat_once(exchange, target, payload, receive, send)
+        await self._serve(exchange, model, payload, "chat", receive, send)
 
     async def _embeddings(self, exchange: Exchange, receive: Receive, send: Send) -> None:
         await self._authenticate(exchange)
@@ -247,32 +260,7 @@ class Proxy:
         payload = decode_object(body)
         model = validate_embeddings(payload)
         self._note_request(exchange, payload, model, len(body))
-        target = self._select(exchange, model)
-        adapter = target.adapter
-        span_id = span_id_hex()
-        started = time.perf_counter()
-        request = self._encode(exchange, target, "embeddings", payload, span_id, started)
-        raw = await self._fetch(exchange, target, "embeddings", request, span_id, started, receive)
-        try:
-            result = adapter.parse_embeddings(
-                raw, target.public_model, encoding_format=payload.get("encoding_format")
-            )
-        except UpstreamFailure as failure:
-            self._attempt(exchange, target, "embeddings", span_id, started, failure=failure)
-            raise _client_error(target, failure) from None
-        ended = time.perf_counter()
-        exchange.upstream_seconds = ended - started
-        self._attempt(
-            exchange,
-            target,
-            "embeddings",
-            span_id,
-            started,
-            ended=ended,
-            usage=result.usage,
-            prompt=payload.get("input"),
-        )
-        await self._respond(exchange, send, 200, result.body, provider_headers=True)
+        await self._serve(exchange, model, payload, "embeddings", receive, send)
 
     async def _models(self, exchange: Exchange, receive: Receive, send: Send) -> None:
         await self._authenticate(exchange)
@@ -332,12 +320,150 @@ class Proxy:
         exchange.end_user = user if isinstance(user, str) else None
         exchange.features = _routing_features(payload, model, body_size, exchange)
 
-    def _select(self, exchange: Exchange, model: str) -> Target:
+    # --- reliability: retries, fallbacks, cooldowns ------------------------------------------
+
+    async def _serve(
+        self,
+        exchange: Exchange,
+        model: str,
+        payload: dict[str, Any],
+        operation: str,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Answer from the model's deployments, retrying and then falling back as configured."""
+        primary = self.router.resolve(model)
+        tokens = _capacity_tokens(exchange, payload)
+        avoid: set[str] = set()
+        error: GatewayError | None = None
+        previous = model
+        for position, name in enumerate((model, *primary.config.fallbacks)):
+            route = primary if position else self.router.resolve(name)
+            if position:
+                exchange.trace.add_decision(
+                    "fallback",
+                    "reliability",
+                    input={"from": previous, "error": error.message if error else None},
+                    output={"to": name},
+                    reasoning=f"'{previous}' could not answer; trying fallback '{name}'",
+                    evaluation_us=0.0,
+                )
+                _fallbacks(previous, name).inc()
+            outcome = await self._try_route(
+                exchange, route, payload, operation, tokens, avoid, receive, send
+            )
+            if outcome is None:
+                return
+            error, kind = outcome
+            trigger = fallback_trigger(kind)
+            if trigger is None or trigger not in route.config.fallback_on:
+                break
+            previous = name
+        raise error or no_deployment(model)
+
+    async def _try_route(
+        self,
+        exchange: Exchange,
+        route: Route,
+        payload: dict[str, Any],
+        operation: str,
+        tokens: int,
+        avoid: set[str],
+        receive: Receive,
+        send: Send,
+    ) -> tuple[GatewayError, str] | None:
+        """Attempts on one model's deployments; None once answered, else the last error and its kind."""
+        policy = route.config.retries
+        for retry in range(policy.attempts + 1):
+            target = self._select(exchange, route, tokens, avoid)
+            if target is None:
+                return no_deployment(route.name), "retryable"
+            try:
+                await self._call(exchange, target, payload, operation, tokens, receive, send)
+            except AttemptFailed as failed:
+                avoid.add(target.id)
+                kind = classify(failed.failure)
+                if counts_against_health(kind) and len(route.targets) > 1:
+                    # A model with one deployment has nowhere else to go: cooling it down
+                    # would only turn one provider error into many.
+                    await self._note_failure(exchange, route, target)
+                if kind != "retryable" or retry == policy.attempts:
+                    return failed.error, kind
+                delay = retry_delay(policy, retry, failed.failure)
+                exchange.trace.add_decision(
+                    "retry",
+                    "reliability",
+                    input={
+                        "deployment": target.id,
+                        "attempt": exchange.attempts,
+                        "error": failed.failure.message,
+                        "status": failed.failure.status,
+                    },
+                    output={"retry": retry + 1, "delay_s": delay},
+                    reasoning=(
+                        f"attempt {exchange.attempts} failed ({_failure_type(failed.failure)}); "
+                        + (
+                            f"retrying in {delay:.3f}s"
+                            if delay is not None
+                            else "the provider asked for a longer wait than max_backoff: "
+                            "retrying on another deployment"
+                        )
+                    ),
+                    evaluation_us=0.0,
+                )
+                _retries(route.name).inc()
+                if delay:
+                    await self._pause(delay, receive)
+                continue
+            await self.health.success(target.id)
+            return None
+        return no_deployment(route.name), "retryable"
+
+    async def _note_failure(self, exchange: Exchange, route: Route, target: Target) -> None:
+        until = await self.health.failure(target.id, cooldown_policy(route.config.cooldown))
+        if until is None:
+            return
+        exchange.trace.add_decision(
+            "cooldown",
+            "reliability",
+            input={"deployment": target.id, "failures": route.config.cooldown.failures},
+            output={"cooling_down_until": until},
+            reasoning=(
+                f"{target.id} failed {route.config.cooldown.failures} times in a row: out of "
+                f"rotation for {route.config.cooldown.period:g}s, then probed back in"
+            ),
+            evaluation_us=0.0,
+        )
+        _cooldowns(target.id).inc()
+
+    async def _pause(self, seconds: float, receive: Receive) -> None:
+        """Wait before a retry, unless the client leaves meanwhile."""
+        watch = DisconnectWatch(receive)
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            watch.absorb()
+            raise ClientGone() from None
+        finally:
+            watch.close()
+
+    def _select(
+        self, exchange: Exchange, route: Route, tokens: int, avoid: set[str]
+    ) -> Target | None:
         started = time.perf_counter()
-        route = self.router.resolve(model)
-        selection = route.select()
-        target = selection.target
+        selection = route.select(self.health, tokens=tokens, avoid=avoid)
         ended = time.perf_counter()
+        if selection is None:
+            exchange.trace.add_decision(
+                "model_selection",
+                "router",
+                input={"requested_model": route.name, "avoid": sorted(avoid)},
+                output={},
+                reasoning="no deployment is available: all are cooling down or at capacity",
+                evaluation_us=(ended - started) * 1e6,
+            )
+            return None
+        target = selection.target
         exchange.provider = target.provider
         exchange.provider_model = target.provider_model
         exchange.trace.add_span(
@@ -345,21 +471,45 @@ class Proxy:
             "gateway",
             started,
             ended,
-            attributes={"model.requested": model, "deployment": target.deployment.id},
+            attributes={"model.requested": route.name, "deployment": target.id},
         )
         exchange.trace.add_decision(
             "model_selection",
             "router",
-            input={"requested_model": model, "candidates": selection.candidates},
+            input={"requested_model": route.name, "candidates": selection.candidates},
             output={
                 "provider": target.provider,
                 "model": target.provider_model,
-                "deployment": target.deployment.id,
+                "deployment": target.id,
             },
             reasoning=selection.reasoning,
             evaluation_us=(ended - started) * 1e6,
         )
         return target
+
+    async def _call(
+        self,
+        exchange: Exchange,
+        target: Target,
+        payload: dict[str, Any],
+        operation: str,
+        tokens: int,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """One attempt on one deployment; AttemptFailed when another attempt may help."""
+        exchange.attempts += 1
+        target.load.started(tokens, int(time.time() // 60))
+        latency_ms = None
+        try:
+            if operation == "embeddings":
+                latency_ms = await self._embed_once(exchange, target, payload, receive, send)
+            elif exchange.stream:
+                latency_ms = await self._chat_stream(exchange, target, payload, receive, send)
+            else:
+                latency_ms = await self._chat_once(exchange, target, payload, receive, send)
+        finally:
+            target.load.finished(latency_ms)
 
     def _encode(
         self,
@@ -380,7 +530,7 @@ class Proxy:
             return adapter.encode_chat(payload, target.provider_model, stream=stream)
         except UpstreamFailure as failure:
             self._attempt(exchange, target, operation, span_id, started, failure=failure)
-            raise _client_error(target, failure) from None
+            raise AttemptFailed(failure, _client_error(target, failure)) from None
 
     async def _fetch(
         self,
@@ -401,11 +551,12 @@ class Proxy:
                 request,
                 provider_model=target.provider_model,
                 traceparent=exchange.trace.traceparent_for(span_id),
+                timeouts=target.timeout,
             )
             return await adapter.read_body(response)
         except UpstreamFailure as failure:
             self._attempt(exchange, target, operation, span_id, started, failure=failure)
-            raise _client_error(target, failure) from None
+            raise AttemptFailed(failure, _client_error(target, failure)) from None
         except asyncio.CancelledError:
             watch.absorb()
             self._attempt(exchange, target, operation, span_id, started, cancelled=True)
@@ -420,7 +571,8 @@ class Proxy:
         payload: dict[str, Any],
         receive: Receive,
         send: Send,
-    ) -> None:
+    ) -> float:
+        """A non-streaming chat attempt; answers the client and returns the latency in ms."""
         adapter = target.adapter
         span_id = span_id_hex()
         started = time.perf_counter()
@@ -430,7 +582,7 @@ class Proxy:
             result = adapter.parse_chat(raw, target.public_model)
         except UpstreamFailure as failure:
             self._attempt(exchange, target, "chat", span_id, started, failure=failure)
-            raise _client_error(target, failure) from None
+            raise AttemptFailed(failure, _client_error(target, failure)) from None
         ended = time.perf_counter()
         exchange.upstream_seconds = ended - started
         self._attempt(
@@ -446,6 +598,88 @@ class Proxy:
             response=result.messages,
         )
         await self._respond(exchange, send, 200, result.body, provider_headers=True)
+        return (ended - started) * 1000.0
+
+    async def _embed_once(
+        self,
+        exchange: Exchange,
+        target: Target,
+        payload: dict[str, Any],
+        receive: Receive,
+        send: Send,
+    ) -> float:
+        adapter = target.adapter
+        span_id = span_id_hex()
+        started = time.perf_counter()
+        request = self._encode(exchange, target, "embeddings", payload, span_id, started)
+        raw = await self._fetch(exchange, target, "embeddings", request, span_id, started, receive)
+        try:
+            result = adapter.parse_embeddings(
+                raw, target.public_model, encoding_format=payload.get("encoding_format")
+            )
+        except UpstreamFailure as failure:
+            self._attempt(exchange, target, "embeddings", span_id, started, failure=failure)
+            raise AttemptFailed(failure, _client_error(target, failure)) from None
+        ended = time.perf_counter()
+        exchange.upstream_seconds = ended - started
+        self._attempt(
+            exchange,
+            target,
+            "embeddings",
+            span_id,
+            started,
+            ended=ended,
+            usage=result.usage,
+            prompt=payload.get("input"),
+        )
+        await self._respond(exchange, send, 200, result.body, provider_headers=True)
+        return (ended - started) * 1000.0
+
+    async def _open_stream(
+        self,
+        exchange: Exchange,
+        target: Target,
+        request: bytes,
+        span_id: str,
+        started: float,
+        receive: Receive,
+    ) -> tuple[aiohttp.ClientResponse, AsyncIterator[list[bytes]], list[bytes]]:
+        """Send a streaming request and wait for its first events (within the first-token
+        timeout). Nothing has reached the client yet, so a failure here may be retried."""
+        adapter = target.adapter
+        watch = DisconnectWatch(receive)
+        response = None
+        try:
+            response = await adapter.send(
+                "chat",
+                request,
+                provider_model=target.provider_model,
+                stream=True,
+                traceparent=exchange.trace.traceparent_for(span_id),
+                timeouts=target.timeout,
+            )
+            events = aiter(adapter.stream_events(response, target.public_model))
+            try:
+                async with asyncio.timeout(target.first_token_timeout):
+                    first = await anext(events)
+            except TimeoutError:
+                raise UpstreamFailure("timeout", "no first event in time") from None
+            except StopAsyncIteration:
+                raise UpstreamFailure("malformed", "the provider sent an empty stream") from None
+            return response, events, first
+        except UpstreamFailure as failure:
+            if response is not None:
+                response.close()
+            self._attempt(exchange, target, "chat", span_id, started, failure=failure)
+            raise AttemptFailed(failure, _client_error(target, failure)) from None
+        except asyncio.CancelledError:
+            if response is not None:
+                response.close()
+            watch.absorb()
+            self._attempt(exchange, target, "chat", span_id, started, cancelled=True)
+            raise ClientGone() from None
+        finally:
+            watch.close()
 
     async def _chat_stream(
         self,
@@ -454,31 +688,26 @@ class Proxy:
         payload: dict[str, Any],
         receive: Receive,
         send: Send,
-    ) -> None:
-        adapter = target.adapter
+    ) -> float | None:
+        """A streaming attempt. Once the first byte is out, a failure ends the stream with an
+        error event instead of being retried."""
         options = payload.get("stream_options")
         client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
         span_id = span_id_hex()
         started = time.perf_counter()
         request = self._encode(exchange, target, "chat", payload, span_id, started, stream=True)
-        try:
-            response = await adapter.send(
-                "chat",
-                request,
-                provider_model=target.provider_model,
-                stream=True,
-                traceparent=exchange.trace.traceparent_for(span_id),
-            )
-        except UpstreamFailure as refused:
-            self._attempt(exchange, target, "chat", span_id, started, failure=refused)
-            raise _client_error(target, refused) from None
+        response, events, first = await self._open_stream(
+            exchange, target, request, span_id, started, receive
+        )
         exchange.upstream_seconds = time.perf_counter() - started
         state = StreamState()
         watch = DisconnectWatch(receive)
         failure: UpstreamFailure | None = None
         try:
             await self._start(exchange, send, 200, _SSE, provider_headers=True)
-            await self._pump(target, response, send, state, client_wants_usage)
+            await self._forward(first, state, send, client_wants_usage)
+            async for batch in events:
+                await self._forward(batch, state, send, client_wants_usage)
         except asyncio.CancelledError:
             watch.absorb()
         except UpstreamFailure as broken:
@@ -520,30 +749,25 @@ class Proxy:
             exchange.error_type = "client_disconnected"
             exchange.error_message = "the client disconnected mid-stream; upstream cancelled"
             _streams_cancelled(target.public_model).inc()
-            return
+            return None
         if failure is not None:
             await self._fail(exchange, send, _client_error(target, failure))
-            return
+            return None
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return (ended - started) * 1000.0
 
-    async def _pump(
-        self,
-        target: Target,
-        response: aiohttp.ClientResponse,
-        send: Send,
-        state: StreamState,
-        client_wants_usage: bool,
+    async def _forward(
+        self, events: list[bytes], state: StreamState, send: Send, client_wants_usage: bool
     ) -> None:
-        """Forward the provider's events as they arrive, reading usage and finish reasons."""
+        """Pass the provider's events on, reading usage and finish reasons as they go by."""
         keep_text = self.store_content
-        async for events in target.adapter.stream_events(response, target.public_model):
-            out = [
-                event + b"\n\n"
-                for event in events
-                if _inspect_event(event, state, client_wants_usage, keep_text)
-            ]
-            if out:
-                await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+        out = [
+            event + b"\n\n"
+            for event in events
+            if _inspect_event(event, state, client_wants_usage, keep_text)
+        ]
+        if out:
+            await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
 
     # --- answers ----------------------------------------------------------------------------
 
@@ -568,6 +792,7 @@ class Proxy:
         if provider_headers and exchange.provider is not None:
             headers.append((b"x-steerway-provider", exchange.provider.encode()))
             headers.append((b"x-steerway-model", (exchange.provider_model or "").encode()))
+            headers.append((b"x-steerway-attempts", str(exchange.attempts).encode()))
         if status < 400:
             elapsed = time.perf_counter() - exchange.trace.start
             overhead = max(elapsed - exchange.upstream_seconds, 0.0) * 1000.0
@@ -825,6 +1050,13 @@ def _routing_features(
             if value is not None:
                 features[name] = value
     return features
+
+
+def _capacity_tokens(exchange: Exchange, payload: dict[str, Any]) -> int:
+    """Tokens a request may use, for tpm capacity: its estimated input plus its output cap."""
+    limit = payload.get("max_completion_tokens") or payload.get("max_tokens") or 0
+    estimate = exchange.features.get("estimated_input_tokens", 0)
+    return int(estimate) + (limit if isinstance(limit, int) else 0)
 
 
 def _inspect_event(

@@ -1,27 +1,83 @@
-"""Route resolution: a public model name to one of its deployments, with the reason recorded."""
+"""Route resolution: a public model name to one of its deployments, with the reason recorded.
+
+Each route picks among the deployments that are healthy (not cooling down) and have capacity
+left this minute, by its strategy: weighted random, lowest recent latency, or fewest requests
+in flight. Capacity and latency are this worker's view; cooldowns are shared when Redis is.
+"""
 
 from __future__ import annotations
 
 import random
-from bisect import bisect
-from collections.abc import Mapping
-from itertools import accumulate
+import time
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING
 
+import aiohttp
 import msgspec
 
-from gateway.config import Deployment, GatewayConfig
+from gateway.config import Deployment, GatewayConfig, ModelRoute
 from gateway.errors import model_not_found
 from providers.base import ProviderAdapter
 from providers.pricing import ModelPrice, PriceTable
 
+if TYPE_CHECKING:
+    from gateway.health import DeploymentHealth
+
+LATENCY_SMOOTHING = 0.2
+"""Weight of the newest sample in the latency EWMA."""
+
+
+class DeploymentLoad:
+    """One worker's running view of a deployment: in flight, latency, use this minute."""
+
+    __slots__ = ("ewma_ms", "in_flight", "minute", "requests", "tokens")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.ewma_ms: float | None = None
+        self.minute = 0
+        self.requests = 0
+        self.tokens = 0
+
+    def _roll(self, minute: int) -> None:
+        if minute != self.minute:
+            self.minute = minute
+            self.requests = 0
+            self.tokens = 0
+
+    def has_room(self, deployment: Deployment, tokens: int, minute: int) -> bool:
+        self._roll(minute)
+        if deployment.rpm is not None and self.requests >= deployment.rpm:
+            return False
+        return deployment.tpm is None or self.tokens + tokens <= deployment.tpm
+
+    def started(self, tokens: int, minute: int) -> None:
+        self._roll(minute)
+        self.requests += 1
+        self.tokens += tokens
+        self.in_flight += 1
+
+    def finished(self, latency_ms: float | None) -> None:
+        self.in_flight -= 1
+        if latency_ms is not None:
+            previous = self.ewma_ms
+            self.ewma_ms = (
+                latency_ms
+                if previous is None
+                else previous + LATENCY_SMOOTHING * (latency_ms - previous)
+            )
+
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
-    """A deployment ready to call: its adapter built and its price looked up once."""
+    """A deployment ready to call: adapter, price and timeouts resolved once at startup."""
 
     public_model: str
     deployment: Deployment
     adapter: ProviderAdapter
     price: ModelPrice | None
+    timeout: aiohttp.ClientTimeout
+    first_token_timeout: float
+    load: DeploymentLoad
 
     @property
     def provider(self) -> str:
@@ -31,6 +87,10 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     def provider_model(self) -> str:
         return self.deployment.model
 
+    @property
+    def id(self) -> str:
+        return self.deployment.id
+
 
 class Selection(msgspec.Struct, frozen=True):
     target: Target
@@ -39,34 +99,70 @@ class Selection(msgspec.Struct, frozen=True):
 
 
 class Route:
-    """The deployments of one public model, chosen by weighted random."""
+    """The deployments of one public model and how to choose among them."""
 
-    def __init__(self, name: str, targets: list[Target]) -> None:
-        self.name = name
+    def __init__(self, config: ModelRoute, targets: list[Target]) -> None:
+        self.name = config.name
+        self.config = config
         self.targets = targets
-        self._cumulative = list(accumulate(t.deployment.weight for t in targets))
-        self._total = self._cumulative[-1] if targets else 0.0
-        self._candidates: list[dict[str, object]] = [
-            {"deployment": t.deployment.id, "weight": t.deployment.weight} for t in targets
-        ]
-        if len(targets) == 1:
-            self._single: Selection | None = Selection(
-                targets[0], "the only deployment of this model", self._candidates
-            )
-        else:
-            self._single = None
+        self.strategy = config.strategy
+        self._single = len(targets) == 1
 
-    def select(self) -> Selection:
-        if self._single is not None:
-            return self._single
-        index = bisect(self._cumulative, random.random() * self._total)
-        target = self.targets[min(index, len(self.targets) - 1)]
-        weights = ":".join(f"{t.deployment.weight:g}" for t in self.targets)
-        return Selection(
-            target,
-            f"weighted random among {len(self.targets)} deployments (weights {weights})",
-            self._candidates,
-        )
+    def select(
+        self,
+        health: DeploymentHealth,
+        *,
+        tokens: int = 0,
+        avoid: Collection[str] = (),
+    ) -> Selection | None:
+        """A deployment for the next attempt, or None when none is healthy with room left.
+
+        `avoid` holds deployments that already failed this request: they are chosen again only
+        when nothing else is available.
+        """
+        now = time.time()
+        minute = int(now // 60)
+        usable: list[Target] = []
+        skipped: list[str] = []
+        for target in self.targets:
+            if not health.available(target.id, now):
+                skipped.append(f"{target.id} cooling down")
+            elif not target.load.has_room(target.deployment, tokens, minute):
+                skipped.append(f"{target.id} at its rpm/tpm capacity")
+            else:
+                usable.append(target)
+        if not usable:
+            return None
+        fresh = [t for t in usable if t.id not in avoid] or usable
+        if self._single or len(fresh) == 1:
+            target = fresh[0]
+            reason = (
+                "the only deployment of this model"
+                if self._single
+                else "the only usable deployment left"
+            )
+        elif self.strategy == "latency":
+            target = min(fresh, key=lambda t: (t.load.ewma_ms or 0.0, random.random()))
+            reason = f"lowest recent latency among {len(fresh)} deployments"
+        elif self.strategy == "least_busy":
+            target = min(fresh, key=lambda t: (t.load.in_flight, random.random()))
+            reason = f"fewest requests in flight among {len(fresh)} deployments"
+        else:
+            target = random.choices(fresh, weights=[t.deployment.weight for t in fresh])[0]
+            weights = ":".join(f"{t.deployment.weight:g}" for t in fresh)
+            reason = f"weighted random among {len(fresh)} deployments (weights {weights})"
+        if skipped:
+            reason += "; skipped " + ", ".join(skipped)
+        candidates: list[dict[str, object]] = [
+            {
+                "deployment": t.id,
+                "weight": t.deployment.weight,
+                "in_flight": t.load.in_flight,
+                "latency_ms": None if t.load.ewma_ms is None else round(t.load.ewma_ms, 3),
+            }
+            for t in usable
+        ]
+        return Selection(target, reason, candidates)
 
 
 class Router:
@@ -78,18 +174,31 @@ class Router:
         cls, config: GatewayConfig, adapters: Mapping[str, ProviderAdapter], prices: PriceTable
     ) -> Router:
         routes = {}
+        loads: dict[str, DeploymentLoad] = {}  # one per deployment, whichever models share it
         for name, model in config.models.items():
-            targets = [
-                Target(
-                    public_model=name,
-                    deployment=deployment,
-                    adapter=adapters[deployment.provider],
-                    price=deployment.price_in(prices),
+            overrides = model.timeouts
+            targets = []
+            for deployment in model.deployments:
+                adapter = adapters[deployment.provider]
+                provider = config.providers[deployment.provider]
+                timeout = adapter.timeout(
+                    connect=overrides.connect,
+                    first_byte=overrides.first_token,
+                    total=overrides.total,
                 )
-                for deployment in model.deployments
-            ]
+                targets.append(
+                    Target(
+                        public_model=name,
+                        deployment=deployment,
+                        adapter=adapter,
+                        price=deployment.price_in(prices),
+                        timeout=timeout,
+                        first_token_timeout=overrides.first_token or provider.timeouts.first_byte,
+                        load=loads.setdefault(deployment.id, DeploymentLoad()),
+                    )
+                )
             if targets:
-                routes[name] = Route(name, targets)
+                routes[name] = Route(model, targets)
         return cls(routes)
 
     def resolve(self, model: str) -> Route:
@@ -105,5 +214,5 @@ class Router:
     def model_names(self) -> list[str]:
         return list(self._routes)
 
-    def providers(self) -> set[str]:
-        return {t.provider for route in self._routes.values() for t in route.targets}
+    def deployments(self) -> list[str]:
+        return sorted({t.id for route in self._routes.values() for t in route.targets})

@@ -93,10 +93,11 @@ class AnthropicAdapter(HTTPAdapter):
         provider_model: str,
         stream: bool = False,
         traceparent: str | None = None,
+        timeouts: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
         if operation != "chat":
             self._no_embeddings()
-        return await self.post(self._url, body, self._headers, traceparent)
+        return await self.post(self._url, body, self._headers, traceparent, timeouts)
 
     def parse_chat(self, raw: bytes, public_model: str) -> ChatResult:
         message = decode_message(raw)

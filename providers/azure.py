@@ -75,6 +75,7 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         provider_model: str,
         stream: bool = False,
         traceparent: str | None = None,
+        timeouts: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
         url = self.deployment_url(operation, provider_model)
-        return await self.post(url, body, self._headers, traceparent)
+        return await self.post(url, body, self._headers, traceparent, timeouts)

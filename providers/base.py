@@ -47,11 +47,22 @@ class ProviderAdapter(Protocol):
         provider_model: str,
         stream: bool = False,
         traceparent: str | None = None,
+        timeouts: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
         """POST to the provider; an error status or transport error raises UpstreamFailure."""
         ...
 
     async def read_body(self, response: aiohttp.ClientResponse) -> bytes: ...
+
+    def timeout(
+        self,
+        *,
+        connect: float | None = None,
+        first_byte: float | None = None,
+        total: float | None = None,
+    ) -> aiohttp.ClientTimeout:
+        """The provider's timeouts with the given ones replaced."""
+        ...
 
     def parse_chat(self, raw: bytes, public_model: str) -> ChatResult: ...
 

@@ -111,9 +111,10 @@ class GeminiAdapter(HTTPAdapter):
         provider_model: str,
         stream: bool = False,
         traceparent: str | None = None,
+        timeouts: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
         url = self.url(operation, provider_model, stream=stream)
-        return await self.post(url, body, self._headers, traceparent)
+        return await self.post(url, body, self._headers, traceparent, timeouts)
 
     def parse_chat(self, raw: bytes, public_model: str) -> ChatResult:
         return gemini_response.parse_chat(raw, public_model)

@@ -63,15 +63,35 @@ class HTTPAdapter:
             total=total_timeout, sock_connect=connect_timeout, sock_read=first_byte_timeout
         )
 
+    def timeout(
+        self,
+        *,
+        connect: float | None = None,
+        first_byte: float | None = None,
+        total: float | None = None,
+    ) -> aiohttp.ClientTimeout:
+        """This provider's timeouts with some replaced (a model's own overrides)."""
+        base = self._timeout
+        return aiohttp.ClientTimeout(
+            total=total if total is not None else base.total,
+            sock_connect=connect if connect is not None else base.sock_connect,
+            sock_read=first_byte if first_byte is not None else base.sock_read,
+        )
+
     async def post(
-        self, url: URL, body: bytes, headers: CIMultiDict[str], traceparent: str | None
+        self,
+        url: URL,
+        body: bytes,
+        headers: CIMultiDict[str],
+        traceparent: str | None,
+        timeouts: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
         if traceparent:
             headers = headers.copy()
             headers["traceparent"] = traceparent
         try:
             response = await self._client.session.post(
-                url, data=body, headers=headers, timeout=self._timeout
+                url, data=body, headers=headers, timeout=timeouts or self._timeout
             )
         except TimeoutError as error:
             raise UpstreamFailure("timeout", "no response in time") from error
@@ -186,8 +206,9 @@ class OpenAIAdapter(HTTPAdapter):
         provider_model: str,
         stream: bool = False,
         traceparent: str | None = None,
+        timeouts: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
-        return await self.post(self._urls[operation], body, self._headers, traceparent)
+        return await self.post(self._urls[operation], body, self._headers, traceparent, timeouts)
 
     def parse_chat(self, raw: bytes, public_model: str) -> ChatResult:
         try:

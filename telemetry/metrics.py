@@ -133,6 +133,25 @@ streams_cancelled = Counter(
     "Streams ended because the client disconnected; the upstream request is cancelled.",
     ["model"],
 )
+retries_total = Counter(
+    "steerway_retries_total", "Provider attempts retried, by public model.", ["model"]
+)
+fallbacks_total = Counter(
+    "steerway_fallbacks_total",
+    "Requests moved to a fallback model, by the model they left and the one they went to.",
+    ["from_model", "to_model"],
+)
+cooldowns_total = Counter(
+    "steerway_cooldowns_total",
+    "Times a deployment was taken out of rotation after repeated failures.",
+    ["deployment"],
+)
+deployment_up = Gauge(
+    "steerway_deployment_up",
+    "1 while a deployment is in rotation, 0 while it cools down after failures.",
+    ["deployment"],
+    multiprocess_mode="min",
+)
 telemetry_enqueued = Counter(
     "steerway_telemetry_enqueued_total", "Trace bundles accepted by the recorder's queue."
 )

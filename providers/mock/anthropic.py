@@ -1,7 +1,9 @@
 """The mock provider's Anthropic Messages API: `POST /v1/messages`, streaming and not.
 
 It honours the same per-request `mock` control field as the OpenAI route. Errors have
-Anthropic's shape, `{"type": "error", "error": {"type", "message"}}`. See docs/providers.md.
+Anthropic's shape, `{"type": "error", "error": {"type", "message"}}`; an injected error's
+`mock.error_code` becomes its Anthropic equivalent (see `injected_error_document`). See
+docs/providers.md.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from providers.mock.anthropic_plan import (
     plan_messages,
 )
 from providers.mock.chat_responses import SSE_HEADERS, new_id
+from providers.mock.errors import retry_headers
 from providers.mock.settings import Behaviour, MockControl, apply_control, default_behaviour
 from providers.mock.stats import RecordedRequest
 
@@ -48,6 +51,7 @@ ERROR_TYPES = {
     504: "timeout_error",
     529: "overloaded_error",
 }
+_ERROR_TYPE_NAMES = frozenset(ERROR_TYPES.values())
 _MESSAGES = {
     "invalid_request_error": "The mock provider was asked to reject this request.",
     "authentication_error": "invalid x-api-key",
@@ -57,6 +61,14 @@ _MESSAGES = {
     "api_error": "An unexpected error has occurred internal to the mock provider.",
     "overloaded_error": "Overloaded",
 }
+_NATIVE_BY_CODE = {
+    "context_length_exceeded": (
+        "invalid_request_error",
+        "prompt is too long: 200001 tokens > 200000 maximum",
+    ),
+    "content_filter": ("invalid_request_error", "Output blocked by content filtering policy"),
+}
+"""Anthropic's error type and message for the OpenAI codes a test may put in `error_code`."""
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -72,14 +84,35 @@ def error_document(status: int, message: str | None = None) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": text}}
 
 
+def injected_error_document(behaviour: Behaviour) -> dict[str, Any]:
+    """The error a request with `mock.error` gets. `error_code` may be an OpenAI code with an
+    Anthropic equivalent (`context_length_exceeded`, `content_filter`) or an Anthropic error
+    type (`overloaded_error`); `error_message` replaces the message."""
+    assert behaviour.error is not None
+    document = error_document(behaviour.error)
+    error = document["error"]
+    code = behaviour.error_code
+    if code is not None and code in _NATIVE_BY_CODE:
+        error["type"], error["message"] = _NATIVE_BY_CODE[code]
+    elif code is not None and code in _ERROR_TYPE_NAMES:
+        error["type"] = code
+        error["message"] = _MESSAGES.get(code, error["message"])
+    if behaviour.error_message is not None:
+        error["message"] = behaviour.error_message
+    return document
+
+
 def anthropic_error(
     status: int, message: str | None = None, headers: dict[str, str] | None = None
 ) -> web.Response:
+    return _error_response(status, error_document(status, message), headers)
+
+
+def _error_response(
+    status: int, document: dict[str, Any], headers: dict[str, str] | None = None
+) -> web.Response:
     return web.Response(
-        status=status,
-        body=_encode(error_document(status, message)),
-        content_type="application/json",
-        headers=headers,
+        status=status, body=_encode(document), content_type="application/json", headers=headers
     )
 
 
@@ -96,16 +129,21 @@ class AnthropicMessages:
         provider.stats.requests[MESSAGES_PATH] += 1
         try:
             body = await self._read_body(request)
+            provider.count_model(body.get("model"))
             behaviour = self._behaviour(body)
             plan = plan_messages(body, behaviour, self.cache)
         except AnthropicRequestError as error:
             return anthropic_error(error.status, error.message)
+        behaviour = provider.faults.resolve(behaviour, plan.model)
         if behaviour.hang:
             return await self._hang(request)
         mid_stream_error = plan.stream and behaviour.drop_after_chunks is not None
         if behaviour.error is not None and not mid_stream_error:
             await _sleep_ms(behaviour.latency_ms)
-            return anthropic_error(behaviour.error, headers=_retry_headers(behaviour.retry_after))
+            document = injected_error_document(behaviour)
+            return _error_response(
+                behaviour.error, document, headers=retry_headers(behaviour.retry_after)
+            )
         if plan.stream:
             return await MessagesStream(request, plan, behaviour, provider).run()
         try:
@@ -288,7 +326,7 @@ class MessagesStream:
         """End the stream early: with an error event when an error was asked for, else by
         closing the connection mid-body."""
         if self.behaviour.error is not None:
-            self._event("error", {"error": error_document(self.behaviour.error)["error"]})
+            self._event("error", {"error": injected_error_document(self.behaviour)["error"]})
             await self._flush()
             return True
         await self._flush()
@@ -327,13 +365,6 @@ def _delta(block: PlannedBlock, text: str) -> dict[str, Any]:
     if block.type == "text":
         return {"type": "text_delta", "text": text}
     return {"type": "input_json_delta", "partial_json": text}
-
-
-def _retry_headers(retry_after: float | None) -> dict[str, str] | None:
-    if retry_after is None:
-        return None
-    seconds = int(retry_after) if float(retry_after).is_integer() else retry_after
-    return {"retry-after": str(seconds), "retry-after-ms": str(round(retry_after * 1000))}
 
 
 def _client_gone(request: web.Request) -> bool:

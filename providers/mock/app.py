@@ -15,6 +15,7 @@ from providers.mock.chat_plan import plan_chat
 from providers.mock.chat_responses import MALFORMED_BODY, ChatStream, completion_body
 from providers.mock.embeddings import embeddings_body
 from providers.mock.errors import MockRequestError, error_response, injected_error_response
+from providers.mock.faults import FaultGates
 from providers.mock.gemini import GEMINI_PATH, GeminiModels
 from providers.mock.settings import (
     Behaviour,
@@ -50,20 +51,36 @@ class MockProvider:
     def __init__(self, settings: MockSettings) -> None:
         self.settings = settings
         self.stats = MockStats()
+        self.faults = FaultGates()
         self.last_request: RecordedRequest | None = None
         self._default_behaviour = default_behaviour(settings)
         self._expected_authorization = (
             None if settings.require_api_key is None else f"Bearer {settings.require_api_key}"
         )
 
-    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+    def clear_state(self) -> None:
+        """Zero the counters, forget the last request and restart every `mock.scenario`."""
+        self.stats.reset()
+        self.faults.reset()
+        self.last_request = None
+
+    def count_model(self, model: object) -> None:
+        if isinstance(model, str) and model:
+            self.stats.requests_by_model[model] += 1
+
+    async def chat_completions(
+        self, request: web.Request, *, url_model: str | None = None
+    ) -> web.StreamResponse:
+        """`url_model`: the model named by the route (an Azure deployment) instead of the body."""
         self.stats.requests[CHAT_PATH] += 1
         try:
             body = await self._read_body(request)
+            self.count_model(url_model or body.get("model"))
             behaviour = self._behaviour(body)
             plan = plan_chat(body, behaviour)
         except MockRequestError as error:
             return error.to_response()
+        behaviour = self.faults.resolve(behaviour, url_model or plan.model)
         if behaviour.hang:
             return await self._hang(request)
         if behaviour.error is not None:
@@ -82,16 +99,20 @@ class MockProvider:
             content_type="application/json",
         )
 
-    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+    async def embeddings(
+        self, request: web.Request, *, url_model: str | None = None
+    ) -> web.StreamResponse:
         self.stats.requests[EMBEDDINGS_PATH] += 1
         try:
             body = await self._read_body(request)
+            self.count_model(url_model or body.get("model"))
             behaviour = self._behaviour(body)
             payload = embeddings_body(
                 body, self.settings.embedding_dimensions, with_usage=not behaviour.no_usage
             )
         except MockRequestError as error:
             return error.to_response()
+        behaviour = self.faults.resolve(behaviour, url_model or body["model"])
         if behaviour.hang:
             return await self._hang(request)
         if behaviour.error is not None:
@@ -124,8 +145,12 @@ class MockProvider:
             return error_response(404, f"The model '{model_id}' does not exist", param="model")
         return web.Response(body=_encode(_model_entry(model_id)), content_type="application/json")
 
+    def stats_snapshot(self) -> dict[str, Any]:
+        """The counters, plus how many requests each `mock.scenario` has seen."""
+        return {**self.stats.snapshot(), "scenarios": self.faults.counts()}
+
     async def show_stats(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(body=_encode(self.stats.snapshot()), content_type="application/json")
+        return web.Response(body=_encode(self.stats_snapshot()), content_type="application/json")
 
     async def show_last_request(self, request: web.Request) -> web.StreamResponse:
         if self.last_request is None:
@@ -135,9 +160,8 @@ class MockProvider:
         )
 
     async def reset(self, request: web.Request) -> web.StreamResponse:
-        self.stats.reset()
-        self.last_request = None
-        return web.Response(body=_encode(self.stats.snapshot()), content_type="application/json")
+        self.clear_state()
+        return web.Response(body=_encode(self.stats_snapshot()), content_type="application/json")
 
     async def health(self, request: web.Request) -> web.StreamResponse:
         return web.Response(body=b'{"status":"ok"}', content_type="application/json")
@@ -178,7 +202,12 @@ class MockProvider:
     async def _injected_error(self, behaviour: Behaviour) -> web.Response:
         assert behaviour.error is not None
         await _sleep_ms(behaviour.latency_ms)
-        return injected_error_response(behaviour.error, behaviour.retry_after)
+        return injected_error_response(
+            behaviour.error,
+            behaviour.retry_after,
+            code=behaviour.error_code,
+            message=behaviour.error_message,
+        )
 
     async def _hang(self, request: web.Request) -> web.Response:
         """Never answer; return once the client has gone away."""

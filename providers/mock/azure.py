@@ -3,15 +3,16 @@
 They answer exactly like the OpenAI routes, after checking what Azure requires: an
 `api-version` query parameter (a date, optionally `-preview`) and, when the mock requires a key,
 an `api-key` header. A request with an `Authorization` header is refused, so a test sees at once
-when an Azure client sends OpenAI's header instead.
+when an Azure client sends OpenAI's header instead. The deployment in the URL is the model that
+`mock.fail_models` and the `requests_by_model` counter go by.
 """
 
 from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
@@ -24,7 +25,13 @@ AZURE_CHAT_PATH = "/openai/deployments/{deployment}/chat/completions"
 AZURE_EMBEDDINGS_PATH = "/openai/deployments/{deployment}/embeddings"
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+class DeploymentHandler(Protocol):
+    """An OpenAI route handler told which deployment the URL names."""
+
+    def __call__(
+        self, request: web.Request, *, url_model: str | None = None
+    ) -> Awaitable[web.StreamResponse]: ...
 
 
 class AzureDeployments:
@@ -39,7 +46,9 @@ class AzureDeployments:
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         return await self._forward(request, self.provider.embeddings)
 
-    async def _forward(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def _forward(
+        self, request: web.Request, handler: DeploymentHandler
+    ) -> web.StreamResponse:
         version = request.query.get("api-version")
         if not version:
             return error_response(
@@ -60,7 +69,8 @@ class AzureDeployments:
                     code="401",
                 )
             headers["Authorization"] = f"Bearer {expected}"
-        return await handler(request.clone(headers=headers))
+        deployment = request.match_info["deployment"]
+        return await handler(request.clone(headers=headers), url_model=deployment)
 
 
 def add_azure_routes(app: web.Application, provider: MockProvider) -> None:

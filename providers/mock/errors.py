@@ -33,6 +33,19 @@ _INJECTED_MESSAGE: dict[int, str] = {
     504: "The server timed out while processing your request.",
 }
 
+_INJECTED_BY_CODE: dict[str, tuple[str, str | None]] = {
+    "context_length_exceeded": (
+        "This model's maximum context length is 128000 tokens, but your messages came to "
+        "128001 tokens. Shorten the messages and try again.",
+        "messages",
+    ),
+    "content_filter": (
+        "The request was rejected because it was flagged by the content management policy.",
+        "prompt",
+    ),
+}
+"""Message and `param` of an injected error with a well-known `mock.error_code`."""
+
 
 class MockRequestError(Exception):
     """A request the mock provider rejects, turned into an OpenAI error response by the handler."""
@@ -81,12 +94,26 @@ def error_response(
     )
 
 
-def injected_error_response(status: int, retry_after: float | None) -> web.Response:
-    headers: dict[str, str] | None = None
-    if retry_after is not None:
-        seconds = int(retry_after) if float(retry_after).is_integer() else retry_after
-        headers = {
-            "retry-after": str(seconds),
-            "retry-after-ms": str(round(retry_after * 1000)),
-        }
-    return error_response(status, headers=headers)
+def retry_headers(retry_after: float | None) -> dict[str, str] | None:
+    """`retry-after` (seconds) and `retry-after-ms` for an injected error, if asked for."""
+    if retry_after is None:
+        return None
+    seconds = int(retry_after) if float(retry_after).is_integer() else retry_after
+    return {"retry-after": str(seconds), "retry-after-ms": str(round(retry_after * 1000))}
+
+
+def injected_error_response(
+    status: int,
+    retry_after: float | None,
+    *,
+    code: str | None = None,
+    message: str | None = None,
+) -> web.Response:
+    default_message, param = _INJECTED_BY_CODE.get(code, (None, None)) if code else (None, None)
+    return error_response(
+        status,
+        message or default_message,
+        param=param,
+        code=code,
+        headers=retry_headers(retry_after),
+    )

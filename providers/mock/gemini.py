@@ -5,7 +5,8 @@ events, as Gemini sends them) and `batchEmbedContents`. Answers are deterministi
 OpenAI route's rules (see docs/mock-provider.md); errors have Gemini's shape,
 `{"error": {"code", "message", "status"}}`. The per-request `mock` control is honoured, with four
 Gemini-only keys: `safety_block` (`"prompt"` or `true`: blocked prompt; `"candidate"`: answer cut
-with finishReason SAFETY), `parallel_tool_calls`, `thoughts_tokens` and `cached_tokens`.
+with finishReason SAFETY), `parallel_tool_calls`, `thoughts_tokens` and `cached_tokens`. The model
+in the URL is the one `mock.fail_models` and the `requests_by_model` counter go by.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from aiohttp import web
 
 from providers.mock.chat_plan import IMAGE_TOKENS, reply_words, split_evenly, split_words
 from providers.mock.embeddings import embedding_vector
-from providers.mock.errors import MockRequestError
+from providers.mock.errors import MockRequestError, retry_headers
 from providers.mock.schema_example import example_from_schema
 from providers.mock.settings import Behaviour, MockControl, apply_control, default_behaviour
 from providers.mock.stats import RecordedRequest
@@ -61,6 +62,33 @@ _MESSAGES = {
     503: "The model is overloaded. Please try again later.",
     504: "Deadline exceeded.",
 }
+_RPC_STATUSES = frozenset(
+    {
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    }
+)
+_NATIVE_BY_CODE = {
+    "context_length_exceeded": (
+        "INVALID_ARGUMENT",
+        "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576).",
+    ),
+}
+"""Gemini's status and message for the OpenAI codes a test may put in `error_code`."""
 _SAFETY_RATINGS = [
     {"category": "HARM_CATEGORY_HARASSMENT", "probability": "HIGH", "blocked": True},
     {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
@@ -81,17 +109,42 @@ _GEMINI_KEYS = frozenset(GeminiControl.__struct_fields__)
 
 
 def gemini_error(
-    status: int, message: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    rpc_status: str | None = None,
 ) -> web.Response:
     body = {
         "error": {
             "code": status,
             "message": message or _MESSAGES.get(status, f"Mock error {status}."),
-            "status": STATUS_NAMES.get(status, "INTERNAL" if status >= 500 else "UNKNOWN"),
+            "status": rpc_status
+            or STATUS_NAMES.get(status, "INTERNAL" if status >= 500 else "UNKNOWN"),
         }
     }
     return web.Response(
         status=status, body=_encode(body), content_type="application/json", headers=headers
+    )
+
+
+def injected_gemini_error(behaviour: Behaviour) -> web.Response:
+    """The error a request with `mock.error` gets. `error_code` may be an OpenAI code with a
+    Gemini equivalent (`context_length_exceeded`) or a status name (`FAILED_PRECONDITION`);
+    `error_message` replaces the message."""
+    assert behaviour.error is not None
+    code = behaviour.error_code
+    rpc_status: str | None = None
+    message: str | None = None
+    if code is not None and code in _NATIVE_BY_CODE:
+        rpc_status, message = _NATIVE_BY_CODE[code]
+    elif code is not None and code in _RPC_STATUSES:
+        rpc_status = code
+    return gemini_error(
+        behaviour.error,
+        behaviour.error_message or message,
+        retry_headers(behaviour.retry_after),
+        rpc_status=rpc_status,
     )
 
 
@@ -140,6 +193,7 @@ class GeminiModels:
             return gemini_error(404, f"Method {method!r} is not found.")
         try:
             body = await self._read_body(request)
+            provider.count_model(model)
             behaviour, control = self._behaviour(body)
             if method == "batchEmbedContents":
                 answer = _embeddings_body(body, model, provider.settings.embedding_dimensions)
@@ -147,11 +201,12 @@ class GeminiModels:
                 plan = plan_generation(body, model, behaviour, control)
         except MockRequestError as error:
             return gemini_error(error.status, error.message)
+        behaviour = provider.faults.resolve(behaviour, model)
         if behaviour.hang:
             return await self._hang(request)
         if behaviour.error is not None:
             await _sleep_ms(behaviour.latency_ms)
-            return gemini_error(behaviour.error, headers=_retry_headers(behaviour.retry_after))
+            return injected_gemini_error(behaviour)
         if method == "streamGenerateContent":
             return await GeminiStream(request, plan, behaviour, provider).run()
         try:
@@ -486,13 +541,6 @@ def _embeddings_body(body: dict[str, Any], model: str, default_dimensions: int) 
             raise MockRequestError(f"{where}.output_dimensionality: out of range")
         embeddings.append({"values": embedding_vector(text, dimensions).tolist()})
     return _encode({"embeddings": embeddings})
-
-
-def _retry_headers(retry_after: float | None) -> dict[str, str] | None:
-    if retry_after is None:
-        return None
-    seconds = int(retry_after) if float(retry_after).is_integer() else retry_after
-    return {"retry-after": str(seconds), "retry-after-ms": str(round(retry_after * 1000))}
 
 
 async def _sleep_ms(milliseconds: float) -> None:

@@ -50,9 +50,8 @@ class MockServer:
         return None if recorded is None else recorded.to_dict()
 
     def reset(self) -> None:
-        provider = self._app[PROVIDER_KEY]
-        provider.stats.reset()
-        provider.last_request = None
+        """Zero the counters, forget the last request and restart every `mock.scenario`."""
+        self._app[PROVIDER_KEY].clear_state()
 
     async def close(self) -> None:
         await self._runner.cleanup()

@@ -16,6 +16,9 @@ NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 ErrorStatus = Annotated[int, msgspec.Meta(ge=400, le=599)]
+ScenarioId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+ErrorCode = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+ErrorMessage = Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,26 @@ class MockControl(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     hang: bool = False
     drop_after_chunks: NonNegativeInt | None = None
     no_usage: bool = False
+    fail_first: NonNegativeInt | None = None
+    """Only the first `fail_first` requests of `scenario` get the injected failure."""
+    scenario: ScenarioId | None = None
+    fail_models: dict[str, ErrorStatus] | None = None
+    """Only requests for these models fail, each with its own status."""
+    error_code: ErrorCode | None = None
+    error_message: ErrorMessage | None = None
+
+    def __post_init__(self) -> None:
+        if (self.fail_first is None) != (self.scenario is None):
+            raise ValueError("`fail_first` and `scenario` must be given together")
+        shapes_error = self.error_code is not None or self.error_message is not None
+        if shapes_error and self.error is None and not self.gated:
+            raise ValueError(
+                "`error_code` and `error_message` need `error`, `fail_first` or `fail_models`"
+            )
+
+    @property
+    def gated(self) -> bool:
+        return self.fail_first is not None or self.fail_models is not None
 
 
 class Behaviour(msgspec.Struct, frozen=True):
@@ -77,6 +100,21 @@ class Behaviour(msgspec.Struct, frozen=True):
     hang: bool = False
     drop_after_chunks: int | None = None
     no_usage: bool = False
+    error_code: str | None = None
+    error_message: str | None = None
+    fail_first: int | None = None
+    scenario: str | None = None
+    fail_models: dict[str, int] | None = None
+
+    @property
+    def fails(self) -> bool:
+        """Whether an injected failure of any kind is asked for."""
+        return (
+            self.error is not None
+            or self.hang
+            or self.malformed
+            or self.drop_after_chunks is not None
+        )
 
     @property
     def word_count(self) -> int:
@@ -112,4 +150,9 @@ def apply_control(base: Behaviour, control: MockControl) -> Behaviour:
         hang=control.hang,
         drop_after_chunks=control.drop_after_chunks,
         no_usage=control.no_usage,
+        error_code=control.error_code,
+        error_message=control.error_message,
+        fail_first=control.fail_first,
+        scenario=control.scenario,
+        fail_models=control.fail_models,
     )

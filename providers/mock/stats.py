@@ -21,6 +21,8 @@ class MockStats:
 
     def reset(self) -> None:
         self.requests: Counter[str] = Counter()
+        self.requests_by_model: Counter[str] = Counter()
+        """Requests per model: the body's `model`, or the model or deployment in the URL."""
         self.streams_started = 0
         self.streams_completed = 0
         self.streams_aborted = 0
@@ -35,6 +37,7 @@ class MockStats:
             "pid": os.getpid(),
             "requests": dict(self.requests),
             "requests_total": sum(self.requests.values()),
+            "requests_by_model": dict(self.requests_by_model),
             "streams_started": self.streams_started,
             "streams_completed": self.streams_completed,
             "streams_aborted": self.streams_aborted,

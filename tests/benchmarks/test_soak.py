@@ -36,6 +36,15 @@ def test_drift_is_measured_against_the_baseline_not_the_first_sample() -> None:
     assert drift.final_pct == pytest.approx(2.5)
     assert drift.highest_pct == pytest.approx(15.0)
     assert drift.lowest_pct == pytest.approx(-5.0)
+    assert drift.midpoint == 230.0
+    assert drift.second_half_pct == pytest.approx((205.0 - 230.0) / 230.0 * 100)
+
+
+def test_a_plateau_after_early_growth_shows_in_the_second_half() -> None:
+    drift = memory_drift(130.0, [153.0, 161.0, 161.5, 161.5, 161.5, 161.5])
+    assert drift.midpoint == 161.5
+    assert drift.second_half_pct == pytest.approx(0.0)
+    assert not drift.within(10.0)
 
 
 def test_percent_change_needs_a_positive_baseline() -> None:

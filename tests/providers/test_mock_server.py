@@ -14,6 +14,7 @@ import time
 from array import array
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
@@ -703,6 +704,314 @@ async def test_stats_count_by_path_and_reset(client, server):
         assert after["streams_started"] == 0
         missing = await http.get(f"{server.url}/_mock/last-request")
         assert missing.status_code == 404
+
+
+# --- scenario faults for retry and fallback tests -------------------------------------------
+
+
+async def stats_of(server: MockServer) -> dict[str, Any]:
+    async with httpx.AsyncClient() as http:
+        return dict((await http.get(f"{server.url}/_mock/stats")).json())
+
+
+def chat_body(model: str, control: dict[str, Any]) -> dict[str, Any]:
+    return {"model": model, "messages": USER_MESSAGES, "mock": control}
+
+
+async def test_fail_first_fails_that_many_attempts_then_succeeds(server):
+    control = {"fail_first": 2, "scenario": "retry-twice", "retry_after": 0.5}
+    url = f"{server.base_url}/chat/completions"
+    async with httpx.AsyncClient() as http:
+        answers = [(await http.post(url, json=chat_body("mock-gpt", control))) for _ in range(4)]
+        other = await http.post(url, json=chat_body("mock-gpt", {**control, "scenario": "b"}))
+
+    assert [answer.status_code for answer in answers] == [503, 503, 200, 200]
+    assert answers[0].json()["error"]["code"] == "service_unavailable"
+    assert answers[0].headers["retry-after-ms"] == "500"
+    assert "retry-after" not in answers[2].headers
+    assert answers[2].json()["choices"][0]["message"]["content"].startswith("Echo: hello")
+    assert other.status_code == 503
+    assert (await stats_of(server))["scenarios"] == {"retry-twice": 4, "b": 1}
+
+
+async def test_fail_first_uses_the_given_status_and_counts_survive_until_reset(client, server):
+    control = {"fail_first": 1, "scenario": "reset-me", "error": 429}
+    with pytest.raises(openai.RateLimitError):
+        await client.chat.completions.create(
+            model="mock-gpt", messages=USER_MESSAGES, extra_body={"mock": control}
+        )
+    answer = await client.chat.completions.create(
+        model="mock-gpt", messages=USER_MESSAGES, extra_body={"mock": control}
+    )
+    assert answer.choices[0].finish_reason == "stop"
+
+    async with httpx.AsyncClient() as http:
+        reset = await http.post(f"{server.url}/_mock/reset")
+    assert reset.json()["scenarios"] == {}
+    with pytest.raises(openai.RateLimitError):
+        await client.chat.completions.create(
+            model="mock-gpt", messages=USER_MESSAGES, extra_body={"mock": control}
+        )
+
+
+async def test_fail_first_with_drop_after_chunks_breaks_only_the_first_stream(client, server):
+    control = {"fail_first": 1, "scenario": "drop-once", "drop_after_chunks": 1}
+    first = await client.chat.completions.create(
+        model="mock-gpt", messages=USER_MESSAGES, stream=True, extra_body={"mock": control}
+    )
+    with pytest.raises(openai.APIConnectionError):
+        async for _ in first:
+            pass
+    second = await client.chat.completions.create(
+        model="mock-gpt", messages=USER_MESSAGES, stream=True, extra_body={"mock": control}
+    )
+    text = "".join([chunk.choices[0].delta.content or "" async for chunk in second])
+    assert text == reply_text("hello there", 8)
+    await wait_until(lambda: server.stats.streams_completed == 1)
+    assert server.stats.streams_dropped == 1
+
+
+async def test_fail_first_with_hang_and_malformed(client, server):
+    hang_once = {"fail_first": 1, "scenario": "hang-once", "hang": True}
+    with pytest.raises(openai.APITimeoutError):
+        await client.with_options(timeout=0.2).chat.completions.create(
+            model="mock-gpt", messages=USER_MESSAGES, extra_body={"mock": hang_once}
+        )
+    answer = await client.chat.completions.create(
+        model="mock-gpt", messages=USER_MESSAGES, extra_body={"mock": hang_once}
+    )
+    assert answer.choices[0].message.content
+
+    malformed_once = {"fail_first": 1, "scenario": "malformed-once", "malformed": True}
+    with pytest.raises(json.JSONDecodeError):
+        await client.chat.completions.create(
+            model="mock-gpt", messages=USER_MESSAGES, extra_body={"mock": malformed_once}
+        )
+    answer = await client.chat.completions.create(
+        model="mock-gpt", messages=USER_MESSAGES, extra_body={"mock": malformed_once}
+    )
+    assert answer.choices[0].message.content
+
+
+async def test_fail_first_on_embeddings(client):
+    control = {"fail_first": 1, "scenario": "embed-once", "error": 500}
+    with pytest.raises(openai.InternalServerError):
+        await client.embeddings.create(
+            model="mock-embedding", input="x", extra_body={"mock": control}
+        )
+    answer = await client.embeddings.create(
+        model="mock-embedding", input="x", extra_body={"mock": control}
+    )
+    assert len(answer.data[0].embedding) == 16
+
+
+async def test_invalid_requests_do_not_use_up_the_fail_first_budget(server):
+    control = {"fail_first": 1, "scenario": "invalid-first"}
+    url = f"{server.base_url}/chat/completions"
+    async with httpx.AsyncClient() as http:
+        invalid = await http.post(url, json={"model": "mock-gpt", "messages": [], "mock": control})
+        first = await http.post(url, json=chat_body("mock-gpt", control))
+    assert invalid.status_code == 400
+    assert invalid.json()["error"]["param"] == "messages"
+    assert first.status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("control", "complaint"),
+    [
+        ({"fail_first": 1}, "`fail_first` and `scenario` must be given together"),
+        ({"scenario": "lonely"}, "`fail_first` and `scenario` must be given together"),
+        ({"error_code": "content_filter"}, "need `error`, `fail_first` or `fail_models`"),
+        ({"fail_models": {"a": 200}}, "fail_models"),
+        ({"fail_first": -1, "scenario": "s"}, "fail_first"),
+        ({"fail_first": 1, "scenario": ""}, "scenario"),
+        ({"fail_first": 1, "scenario": "s", "fail_after": 2}, "unknown field `fail_after`"),
+    ],
+)
+async def test_invalid_fault_controls_are_refused(server, control, complaint):
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            f"{server.base_url}/chat/completions", json=chat_body("mock-gpt", control)
+        )
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["param"] == "mock"
+    assert complaint in error["message"]
+
+
+async def test_fail_models_breaks_only_the_listed_models(client, server):
+    control = {"fail_models": {"deployment-a": 502, "deployment-c": 429}}
+    with pytest.raises(openai.InternalServerError) as caught:
+        await client.chat.completions.create(
+            model="deployment-a", messages=USER_MESSAGES, extra_body={"mock": control}
+        )
+    assert caught.value.status_code == 502
+    answer = await client.chat.completions.create(
+        model="deployment-b", messages=USER_MESSAGES, extra_body={"mock": control}
+    )
+    assert answer.model == "deployment-b"
+    with pytest.raises(openai.RateLimitError):
+        await client.chat.completions.create(
+            model="deployment-c", messages=USER_MESSAGES, extra_body={"mock": control}
+        )
+    assert (await stats_of(server))["requests_by_model"] == {
+        "deployment-a": 1,
+        "deployment-b": 1,
+        "deployment-c": 1,
+    }
+
+
+async def test_fail_models_with_fail_first_counts_only_the_listed_models(server):
+    control = {"fail_models": {"deployment-a": 503}, "fail_first": 1, "scenario": "a-once"}
+    url = f"{server.base_url}/chat/completions"
+    async with httpx.AsyncClient() as http:
+        b_first = await http.post(url, json=chat_body("deployment-b", control))
+        a_first = await http.post(url, json=chat_body("deployment-a", control))
+        a_second = await http.post(url, json=chat_body("deployment-a", control))
+    assert [b_first.status_code, a_first.status_code, a_second.status_code] == [200, 503, 200]
+    assert (await stats_of(server))["scenarios"] == {"a-once": 2}
+
+
+async def test_fail_models_follow_the_azure_deployment_in_the_url(server):
+    control = {"fail_models": {"gpt-4o-eu": 503}}
+    body = chat_body("public-name", control)
+    async with httpx.AsyncClient() as http:
+        broken, working = [
+            await http.post(
+                f"{server.url}/openai/deployments/{deployment}/chat/completions",
+                params={"api-version": "2024-10-21"},
+                json=body,
+            )
+            for deployment in ("gpt-4o-eu", "gpt-4o-us")
+        ]
+    assert broken.status_code == 503
+    assert working.status_code == 200
+    assert (await stats_of(server))["requests_by_model"] == {"gpt-4o-eu": 1, "gpt-4o-us": 1}
+
+
+async def test_error_code_and_message_shape_the_openai_error(client):
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(
+            model="mock-gpt",
+            messages=USER_MESSAGES,
+            extra_body={"mock": {"error": 400, "error_code": "context_length_exceeded"}},
+        )
+    assert caught.value.code == "context_length_exceeded"
+    assert caught.value.param == "messages"
+    assert "maximum context length" in caught.value.message
+
+    control = {"error": 400, "error_code": "content_filter", "error_message": "Flagged: violence"}
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(
+            model="mock-gpt", messages=USER_MESSAGES, extra_body={"mock": control}
+        )
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert body["code"] == "content_filter"
+    assert body["message"] == "Flagged: violence"
+    assert body["type"] == "invalid_request_error"
+
+
+async def test_requests_by_model_counts_attempts_per_model_and_resets(client, server):
+    for model in ("mock-gpt", "mock-gpt", "mock-gpt-large"):
+        await client.chat.completions.create(model=model, messages=USER_MESSAGES)
+    await client.embeddings.create(model="mock-embedding", input="x")
+    with pytest.raises(openai.InternalServerError):
+        await client.chat.completions.create(
+            model="mock-gpt", messages=USER_MESSAGES, extra_body={"mock": {"error": 500}}
+        )
+
+    stats = await stats_of(server)
+    assert stats["requests_by_model"] == {"mock-gpt": 3, "mock-gpt-large": 1, "mock-embedding": 1}
+    server.reset()
+    assert (await stats_of(server))["requests_by_model"] == {}
+
+
+ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01"}
+
+
+def anthropic_body(model: str, control: dict[str, Any], stream: bool = False) -> dict[str, Any]:
+    return {
+        "model": model,
+        "max_tokens": 64,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "hello there"}],
+        "mock": control,
+    }
+
+
+async def test_anthropic_fail_first_with_a_prompt_too_long_error(server):
+    control = {
+        "fail_first": 1,
+        "scenario": "anthropic-too-long",
+        "error": 400,
+        "error_code": "context_length_exceeded",
+    }
+    url = f"{server.url}/v1/messages"
+    async with httpx.AsyncClient(headers=ANTHROPIC_HEADERS) as http:
+        first = await http.post(url, json=anthropic_body("claude-a", control))
+        second = await http.post(url, json=anthropic_body("claude-a", control))
+    assert first.status_code == 400
+    assert first.json() == {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "message": "prompt is too long: 200001 tokens > 200000 maximum",
+        },
+    }
+    assert second.status_code == 200
+    assert second.json()["stop_reason"] == "end_turn"
+    assert (await stats_of(server))["requests_by_model"] == {"claude-a": 2}
+
+
+async def test_anthropic_fail_models_sends_a_mid_stream_error_on_one_model_only(server):
+    control = {
+        "fail_models": {"claude-a": 529},
+        "drop_after_chunks": 2,
+        "error_message": "Overloaded for this test",
+    }
+    url = f"{server.url}/v1/messages"
+    async with httpx.AsyncClient(headers=ANTHROPIC_HEADERS) as http:
+        broken = await http.post(url, json=anthropic_body("claude-a", control, stream=True))
+        working = await http.post(url, json=anthropic_body("claude-b", control, stream=True))
+    assert broken.status_code == 200
+    last_event = broken.text.strip().split("\n\n")[-1]
+    assert last_event.startswith("event: error\n")
+    error = json.loads(last_event.split("data: ", 1)[1])["error"]
+    assert error == {"type": "overloaded_error", "message": "Overloaded for this test"}
+    assert working.text.strip().endswith('data: {"type":"message_stop"}')
+
+
+async def test_gemini_fail_models_follow_the_url_model_with_native_errors(server):
+    control = {
+        "fail_models": {"gemini-pro": 400},
+        "error_code": "context_length_exceeded",
+        "fail_first": 1,
+        "scenario": "gemini-too-long",
+    }
+    body = {"contents": [{"role": "user", "parts": [{"text": "hello there"}]}], "mock": control}
+    async with httpx.AsyncClient() as http:
+        flash = await http.post(
+            f"{server.url}/v1beta/models/gemini-flash:generateContent", json=body
+        )
+        pro = [
+            await http.post(f"{server.url}/v1beta/models/gemini-pro:generateContent", json=body)
+            for _ in range(2)
+        ]
+        status_code = await http.post(
+            f"{server.url}/v1beta/models/gemini-pro:generateContent",
+            json={**body, "mock": {"error": 400, "error_code": "FAILED_PRECONDITION"}},
+        )
+    assert flash.status_code == 200
+    assert flash.json()["candidates"][0]["finishReason"] == "STOP"
+    assert pro[0].status_code == 400
+    error = pro[0].json()["error"]
+    assert error["code"] == 400
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert "exceeds the maximum number of tokens" in error["message"]
+    assert pro[1].status_code == 200
+    assert status_code.json()["error"]["status"] == "FAILED_PRECONDITION"
+    assert (await stats_of(server))["requests_by_model"] == {"gemini-flash": 1, "gemini-pro": 3}
 
 
 # --- command line and worker processes ------------------------------------------------------
