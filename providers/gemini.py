@@ -28,7 +28,6 @@ DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 _encode = msgspec.json.Encoder().encode
 
 
-
 class _GeminiError(msgspec.Struct):
     message: str | None = None
     status: str | None = None
