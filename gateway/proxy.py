@@ -338,7 +338,7 @@ class Proxy:
         error: GatewayError | None = None
         previous = model
         for position, name in enumerate((model, *primary.config.fallbacks)):
-            route = primary if position else self.router.resolve(name)
+            route = self.router.resolve(name) if position else primary
             if position:
                 exchange.trace.add_decision(
                     "fallback",
@@ -390,6 +390,9 @@ class Proxy:
                 if kind != "retryable" or retry == policy.attempts:
                     return failed.error, kind
                 delay = retry_delay(policy, retry, failed.failure)
+                if delay is None and len(route.targets) == 1:
+                    # The only deployment asked for a longer wait than we may spend here.
+                    return failed.error, kind
                 exchange.trace.add_decision(
                     "retry",
                     "reliability",
