@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
+import redis
 
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess
 
@@ -280,3 +281,44 @@ def test_rpm_capacity_is_respected(gateway: GatewayProcess) -> None:
             assert error.body["code"] == "no_deployment_available"  # type: ignore[index]
     assert 503 in statuses
     assert statuses.count(200) <= 4
+
+
+def test_cooldowns_are_shared_through_redis(
+    backend_database: Database,
+    mock_provider: MockProcess,
+    redis_url: str,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    config = {
+        "providers": {"mock": {"type": "openai", "base_url": mock_provider.base_url}},
+        "models": {
+            "pair": {
+                "deployments": [
+                    {"provider": "mock", "model": "mock-red"},
+                    {"provider": "mock", "model": "mock-green"},
+                ],
+                "retries": {"attempts": 1, "backoff": 0.01},
+                "cooldown": {"failures": 2, "window": 30, "period": 30},
+            }
+        },
+    }
+    shared = start_gateway(
+        backend_database,
+        config,
+        master_key="sk-redis-" + secrets.token_hex(8),
+        workers=2,
+        env={"STEERWAY_REDIS_URL": redis_url},
+    )
+    broken = {"mock": {"fail_models": {"mock-red": 503}}}
+    for _ in range(10):
+        client = shared.client(http_client=httpx.Client())  # new connections: both workers
+        client.chat.completions.create(model="pair", messages=HELLO, extra_body=broken)
+    cooling = redis.Redis.from_url(redis_url).zrange("steerway:health:cooling", 0, -1)
+    assert b"mock/mock-red" in cooling
+    # Every worker now leaves the cooling deployment alone.
+    before = mock_provider.stats()["requests_by_model"].get("mock-red", 0)
+    time.sleep(1.0)  # the workers' mirrors refresh every 0.5 s
+    for _ in range(10):
+        client = shared.client(http_client=httpx.Client())
+        client.chat.completions.create(model="pair", messages=HELLO)
+    assert mock_provider.stats()["requests_by_model"].get("mock-red", 0) == before
