@@ -137,8 +137,8 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Retries of one public model's deployments, before any fallback is tried."""
 
     attempts: int = 0
-    """Retries after the first attempt. None by default: the OpenAI SDK already retries twice
-    on its own, and retries at both ends multiply."""
+    """Retries after the first attempt; 0 by default: the OpenAI SDK already retries twice on
+    its own, and retries at both ends multiply."""
     backoff: float = 0.25
     """Seconds before the first retry; doubled each time, with full jitter."""
     max_backoff: float = 8.0

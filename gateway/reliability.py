@@ -25,6 +25,8 @@ CONTEXT_WINDOW_PHRASES = (
     "prompt is too long",
     "too many tokens",
     "input is too long",
+    "input token count",
+    "exceeds the maximum number of tokens",
 )
 CONTENT_FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
 
