@@ -44,7 +44,9 @@ def problems_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None
 
 def test_example_file_loads() -> None:
     config = load_config(EXAMPLE, ENV)
-    assert config.model_names() == ["gpt-4o-mini", "fast", "text-embedding-3-small"]
+    assert config.model_names() == ["gpt-4o-mini", "fast", "text-embedding-3-small", "chat"]
+    chat = config.route("chat")
+    assert chat is not None and chat.fallbacks and chat.retries.attempts > 0
     openai = config.provider("openai")
     assert openai.type == "openai"
     assert openai.base_url == "https://api.openai.com/v1"
