@@ -72,6 +72,20 @@ def count_rows(url: str, tables: tuple[str, ...]) -> dict[str, int]:
     return asyncio.run(_count(url, tables))
 
 
+async def _count_answered(url: str) -> int:
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        query = "SELECT count(*) FROM traces WHERE http_status BETWEEN 200 AND 299"
+        return int(await connection.fetchval(query))
+    finally:
+        await connection.close()
+
+
+def count_answered_traces(url: str) -> int:
+    """Trace rows of requests answered with a 2xx status."""
+    return asyncio.run(_count_answered(url))
+
+
 def parse_labels(text: str) -> dict[str, str]:
     return {key: value for key, value in LABEL.findall(text)}
 

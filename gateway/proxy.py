@@ -40,6 +40,7 @@ from gateway.reliability import (
 )
 from gateway.routing import Route, Router, Target
 from gateway.validation import decode_object, validate_chat, validate_embeddings
+from providers.base import ChatResult, EmbeddingResult
 from providers.errors import UpstreamFailure
 from providers.openai_format import event_data, read_chunk
 from providers.usage import UNKNOWN_USAGE, Usage
@@ -505,12 +506,12 @@ class Proxy:
         target.load.started(tokens, int(time.time() // 60))
         latency_ms = None
         try:
-            if operation == "embeddings":
-                latency_ms = await self._embed_once(exchange, target, payload, receive, send)
-            elif exchange.stream:
+            if exchange.stream and operation == "chat":
                 latency_ms = await self._chat_stream(exchange, target, payload, receive, send)
             else:
-                latency_ms = await self._chat_once(exchange, target, payload, receive, send)
+                latency_ms = await self._answer_once(
+                    exchange, target, payload, operation, receive, send
+                )
         finally:
             target.load.finished(latency_ms)
 
@@ -567,74 +568,58 @@ class Proxy:
         finally:
             watch.close()
 
-    async def _chat_once(
+    async def _answer_once(
         self,
         exchange: Exchange,
         target: Target,
         payload: dict[str, Any],
+        operation: str,
         receive: Receive,
         send: Send,
     ) -> float:
-        """A non-streaming chat attempt; answers the client and returns the latency in ms."""
+        """A non-streaming attempt (chat or embeddings); answers the client and returns the
+        provider's latency in ms."""
         adapter = target.adapter
         span_id = span_id_hex()
         started = time.perf_counter()
-        request = self._encode(exchange, target, "chat", payload, span_id, started)
-        raw = await self._fetch(exchange, target, "chat", request, span_id, started, receive)
+        request = self._encode(exchange, target, operation, payload, span_id, started)
+        raw = await self._fetch(exchange, target, operation, request, span_id, started, receive)
         try:
-            result = adapter.parse_chat(raw, target.public_model)
+            if operation == "embeddings":
+                result: ChatResult | EmbeddingResult = adapter.parse_embeddings(
+                    raw, target.public_model, encoding_format=payload.get("encoding_format")
+                )
+            else:
+                result = adapter.parse_chat(raw, target.public_model)
         except UpstreamFailure as failure:
-            self._attempt(exchange, target, "chat", span_id, started, failure=failure)
+            self._attempt(exchange, target, operation, span_id, started, failure=failure)
             raise AttemptFailed(failure, _client_error(target, failure)) from None
         ended = time.perf_counter()
         exchange.upstream_seconds = ended - started
-        self._attempt(
-            exchange,
-            target,
-            "chat",
-            span_id,
-            started,
-            ended=ended,
-            usage=result.usage,
-            finish_reason=",".join(r or "" for r in result.finish_reasons) or None,
-            prompt=payload.get("messages"),
-            response=result.messages,
-        )
-        await self._respond(exchange, send, 200, result.body, provider_headers=True)
-        return (ended - started) * 1000.0
-
-    async def _embed_once(
-        self,
-        exchange: Exchange,
-        target: Target,
-        payload: dict[str, Any],
-        receive: Receive,
-        send: Send,
-    ) -> float:
-        adapter = target.adapter
-        span_id = span_id_hex()
-        started = time.perf_counter()
-        request = self._encode(exchange, target, "embeddings", payload, span_id, started)
-        raw = await self._fetch(exchange, target, "embeddings", request, span_id, started, receive)
-        try:
-            result = adapter.parse_embeddings(
-                raw, target.public_model, encoding_format=payload.get("encoding_format")
+        if isinstance(result, ChatResult):
+            self._attempt(
+                exchange,
+                target,
+                operation,
+                span_id,
+                started,
+                ended=ended,
+                usage=result.usage,
+                finish_reason=",".join(r or "" for r in result.finish_reasons) or None,
+                prompt=payload.get("messages"),
+                response=result.messages,
             )
-        except UpstreamFailure as failure:
-            self._attempt(exchange, target, "embeddings", span_id, started, failure=failure)
-            raise AttemptFailed(failure, _client_error(target, failure)) from None
-        ended = time.perf_counter()
-        exchange.upstream_seconds = ended - started
-        self._attempt(
-            exchange,
-            target,
-            "embeddings",
-            span_id,
-            started,
-            ended=ended,
-            usage=result.usage,
-            prompt=payload.get("input"),
-        )
+        else:
+            self._attempt(
+                exchange,
+                target,
+                operation,
+                span_id,
+                started,
+                ended=ended,
+                usage=result.usage,
+                prompt=payload.get("input"),
+            )
         await self._respond(exchange, send, 200, result.body, provider_headers=True)
         return (ended - started) * 1000.0
 
