@@ -86,6 +86,7 @@ class Gateway:
             store_content=telemetry_config.store_content == "full",
             max_body_bytes=config.limits.max_body_bytes,
             health=self.health,
+            backpressure=self.recorder,
         )
         # Everything built so far lives as long as the process: keep it out of the collector's
         # way so full collections stay short while serving.

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import msgspec
@@ -75,6 +75,15 @@ MAX_METADATA_BYTES = 8192
 _JSON = b"application/json"
 _SSE = b"text/event-stream"
 _PASS_STATUSES = frozenset({400, 404, 409, 413, 422, 429})
+
+
+class Backpressure(Protocol):
+    """The recorder's signal that it is far behind (see `Recorder.room`)."""
+
+    @property
+    def congested(self) -> bool: ...
+
+    async def room(self) -> None: ...
 
 
 class ClientGone(Exception):
@@ -198,8 +207,10 @@ class Proxy:
         store_content: bool,
         max_body_bytes: int,
         health: DeploymentHealth | None = None,
+        backpressure: Backpressure | None = None,
     ) -> None:
         self.router = router
+        self.backpressure = backpressure
         self.health: DeploymentHealth = health or InProcessHealth()
         self.authenticator = authenticator
         self.record = record
@@ -232,6 +243,9 @@ class Proxy:
             method, run = handler
             if scope["method"] != method:
                 raise method_not_allowed(scope["method"], "/v1" + path)
+            pressure = self.backpressure
+            if pressure is not None and pressure.congested:
+                await pressure.room()
             await run(exchange, receive, send)
         except GatewayError as error:
             await self._fail(exchange, send, error)

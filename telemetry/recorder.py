@@ -39,6 +39,9 @@ _SPILL_WHEN_QUEUE_FULLER_THAN = 0.8
 _URL_PASSWORD = re.compile(r"(\w://[^:/@\s]*:)[^@\s]*@")
 
 
+ROOM_WAIT_LIMIT = 5.0
+
+
 class RecorderObserver(Protocol):
     """Hook for metrics about the recorder (the gateway feeds Prometheus from it)."""
 
@@ -108,6 +111,13 @@ class Recorder:
         self._retry_attempts = max(1, retry_attempts)
         self._stop_timeout = stop_timeout
 
+        # Above the high-water mark the writer is far behind: `room()` then holds new requests
+        # back until the queue is down to three quarters of it, so memory stays bounded and the
+        # request rate settles at what the database takes, instead of the queue growing until
+        # it drops records.
+        self._high_water = min(queue_size, max(batch_size * 8, queue_size // 20))
+        self._room = asyncio.Event()
+        self._room.set()
         self._wake = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._idle = True
@@ -146,6 +156,8 @@ class Recorder:
             return False
         queue.append(bundle)
         self._enqueued += 1
+        if len(queue) > self._high_water:
+            self._room.clear()
         if self._idle or len(queue) >= self._batch_size:
             self._wake.set()
         if self._observer is not None:
@@ -154,6 +166,19 @@ class Recorder:
         return True
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def congested(self) -> bool:
+        """True while the queue is past its high-water mark."""
+        return not self._room.is_set()
+
+    async def room(self) -> None:
+        """Wait until the writer has caught up (at most `ROOM_WAIT_LIMIT` seconds, so a stuck
+        writer cannot stall requests for good); at once when it has."""
+        if self._room.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._room.wait(), ROOM_WAIT_LIMIT)
 
     async def start(self) -> None:
         """Start the writer task; spill files found in `spill_dir` are replayed in the background."""
@@ -296,7 +321,12 @@ class Recorder:
 
     def _take(self) -> list[TraceBundle]:
         queue = self._queue
-        batch = [queue.popleft() for _ in range(min(self._batch_size, len(queue)))]
+        size = self._batch_size
+        if len(queue) > self._high_water // 2:
+            size *= 4  # behind: fewer, larger transactions write more per second
+        batch = [queue.popleft() for _ in range(min(size, len(queue)))]
+        if len(queue) <= self._high_water * 3 // 4:
+            self._room.set()
         if self._report_depth is not None:
             with contextlib.suppress(Exception):
                 self._report_depth(len(queue))

@@ -317,3 +317,23 @@ async def test_strings_longer_than_their_columns_are_cut_not_lost(engine: AsyncE
     if is_postgres(engine):  # SQLite does not enforce lengths and keeps the whole value
         assert (len(row.error_type), len(row.end_user)) == (64, 256)
     assert row.error_type.startswith("eee") and row.end_user.startswith("uuu")
+
+
+async def test_a_recorder_far_behind_holds_requests_back_until_it_catches_up(
+    engine: AsyncEngine,
+) -> None:
+    recorder = Recorder(engine, queue_size=1000, batch_size=8, flush_interval=0.01)
+    high_water = 64  # max(batch_size * 8, queue_size // 20)
+    for _ in range(high_water):
+        assert recorder.record(make_bundle())
+    assert not recorder.congested
+    assert recorder.record(make_bundle())
+    assert recorder.congested  # past the mark, and nothing writes yet
+    waiter = asyncio.create_task(recorder.room())
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # held back while the writer is stopped
+    await recorder.start()
+    await asyncio.wait_for(waiter, 10)
+    assert not recorder.congested
+    await recorder.stop()
+    assert recorder.stats.written_bundles == high_water + 1
