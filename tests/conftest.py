@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import asyncpg
 import pytest
@@ -24,7 +25,7 @@ REDIS_URL = os.environ.get("STEERWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def _service_missing(what: str, error: BaseException) -> None:
+def service_missing(what: str, error: BaseException) -> NoReturn:
     message = f"{what} is unreachable ({type(error).__name__}: {error})"
     if IN_CI:
         pytest.fail(f"{message}; under CI=true every {what} test must run", pytrace=False)
@@ -51,7 +52,7 @@ def postgres_url() -> Iterator[str]:
     try:
         asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as error:
-        _service_missing("Postgres", error)
+        service_missing("Postgres", error)
     try:
         yield _with_database(POSTGRES_URL, name)
     finally:
@@ -77,7 +78,7 @@ def redis_url() -> Iterator[str]:
     try:
         client.flushdb()
     except redis.RedisError as error:
-        _service_missing("Redis", error)
+        service_missing("Redis", error)
     try:
         yield REDIS_URL
     finally:

@@ -27,6 +27,7 @@ from providers.mock.anthropic_plan import (
 from providers.mock.chat_responses import SSE_HEADERS, new_id
 from providers.mock.errors import retry_headers
 from providers.mock.settings import Behaviour, MockControl, apply_control, default_behaviour
+from providers.mock.sse import SSEWriter
 from providers.mock.stats import RecordedRequest
 
 if TYPE_CHECKING:
@@ -243,7 +244,7 @@ def _block_document(block: PlannedBlock) -> dict[str, Any]:
     }
 
 
-class MessagesStream:
+class MessagesStream(SSEWriter):
     """Writes one message as Anthropic's server-sent events (`event: <type>\\ndata: {...}`).
 
     With `mock.error` and `mock.drop_after_chunks` both set, the stream sends an `error` event
@@ -261,22 +262,6 @@ class MessagesStream:
         self.response = web.StreamResponse(headers=SSE_HEADERS)
         self._pending: list[bytes] = []
         self._with_usage = not behaviour.no_usage
-
-    async def run(self) -> web.StreamResponse:
-        self.stats.streams_started += 1
-        try:
-            dropped = await self._write_events()
-        except asyncio.CancelledError:
-            self.stats.streams_aborted += 1
-            raise
-        except ConnectionError:
-            self.stats.streams_aborted += 1
-            return self.response
-        if dropped:
-            self.stats.streams_dropped += 1
-        else:
-            self.stats.streams_completed += 1
-        return self.response
 
     async def _write_events(self) -> bool:
         """Send the whole stream; True when it was cut on purpose."""
@@ -342,17 +327,6 @@ class MessagesStream:
     def _event(self, kind: str, fields: dict[str, Any]) -> None:
         data = _encode({"type": kind, **fields})
         self._pending.append(b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n")
-
-    async def _flush(self) -> None:
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            await self.response.write(data)
-
-    async def _pause(self, milliseconds: float) -> None:
-        if milliseconds > 0:
-            await self._flush()
-            await asyncio.sleep(milliseconds / 1000.0)
 
 
 def _opening(block: PlannedBlock) -> dict[str, Any]:

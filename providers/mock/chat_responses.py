@@ -13,6 +13,7 @@ from aiohttp import web
 
 from providers.mock.chat_plan import ChatPlan
 from providers.mock.settings import Behaviour
+from providers.mock.sse import SSEWriter
 from providers.mock.stats import MockStats
 
 SYSTEM_FINGERPRINT = "fp_mock"
@@ -89,7 +90,7 @@ def _message(plan: ChatPlan, text: str) -> dict[str, Any]:
     return {"role": "assistant", "content": None, "refusal": None, "tool_calls": [call]}
 
 
-class ChatStream:
+class ChatStream(SSEWriter):
     """Writes one chat completion as SSE events, honouring the behaviour's timing and faults."""
 
     def __init__(
@@ -109,22 +110,6 @@ class ChatStream:
             "system_fingerprint": SYSTEM_FINGERPRINT,
         }
         self._pending: list[bytes] = []
-
-    async def run(self) -> web.StreamResponse:
-        self.stats.streams_started += 1
-        try:
-            dropped = await self._write_events()
-        except asyncio.CancelledError:
-            self.stats.streams_aborted += 1
-            raise
-        except ConnectionError:
-            self.stats.streams_aborted += 1
-            return self.response
-        if dropped:
-            self.stats.streams_dropped += 1
-        else:
-            self.stats.streams_completed += 1
-        return self.response
 
     async def _write_events(self) -> bool:
         """Send the whole stream; True when it was cut on purpose.
@@ -194,28 +179,6 @@ class ChatStream:
         if self._with_usage:
             event.setdefault("usage", None)
         self._pending.append(b"data: " + _encode(event) + b"\n\n")
-
-    async def _flush(self) -> None:
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            await self.response.write(data)
-
-    async def _pause(self, milliseconds: float) -> None:
-        if milliseconds > 0:
-            await self._flush()
-            await asyncio.sleep(milliseconds / 1000.0)
-
-    async def _drop_connection(self) -> None:
-        """Close the socket mid-body (no terminating chunk, no [DONE]) once sent data is out."""
-        await self._flush()
-        transport = self.request.transport
-        if transport is None:
-            return
-        deadline = time.monotonic() + 1.0
-        while transport.get_write_buffer_size() and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
-        transport.abort()
 
 
 async def _sleep_ms(milliseconds: float) -> None:

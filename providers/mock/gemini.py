@@ -25,6 +25,7 @@ from providers.mock.embeddings import embedding_vector
 from providers.mock.errors import MockRequestError, retry_headers
 from providers.mock.schema_example import example_from_schema
 from providers.mock.settings import Behaviour, MockControl, apply_control, default_behaviour
+from providers.mock.sse import SSEWriter
 from providers.mock.stats import RecordedRequest
 
 if TYPE_CHECKING:
@@ -421,7 +422,7 @@ def response_document(plan: GeminiPlan, *, with_usage: bool) -> dict[str, Any]:
     return document
 
 
-class GeminiStream:
+class GeminiStream(SSEWriter):
     """Writes one answer as Gemini's SSE events: each a whole `GenerateContentResponse` holding
     the next piece of text, the last one with finishReason and the final usageMetadata."""
 
@@ -435,22 +436,6 @@ class GeminiStream:
         self.response = web.StreamResponse(headers=SSE_HEADERS)
         self._pending: list[bytes] = []
         self._sent_tokens = 0
-
-    async def run(self) -> web.StreamResponse:
-        self.stats.streams_started += 1
-        try:
-            dropped = await self._write_events()
-        except asyncio.CancelledError:
-            self.stats.streams_aborted += 1
-            raise
-        except ConnectionError:
-            self.stats.streams_aborted += 1
-            return self.response
-        if dropped:
-            self.stats.streams_dropped += 1
-        else:
-            self.stats.streams_completed += 1
-        return self.response
 
     async def _write_events(self) -> bool:
         plan, behaviour = self.plan, self.behaviour
@@ -500,27 +485,6 @@ class GeminiStream:
 
     def _queue(self, document: dict[str, Any]) -> None:
         self._pending.append(b"data: " + _encode(document) + b"\r\n\r\n")
-
-    async def _flush(self) -> None:
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            await self.response.write(data)
-
-    async def _pause(self, milliseconds: float) -> None:
-        if milliseconds > 0:
-            await self._flush()
-            await asyncio.sleep(milliseconds / 1000.0)
-
-    async def _drop_connection(self) -> None:
-        await self._flush()
-        transport = self.request.transport
-        if transport is None:
-            return
-        deadline = time.monotonic() + 1.0
-        while transport.get_write_buffer_size() and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
-        transport.abort()
 
 
 def _embeddings_body(body: dict[str, Any], model: str, default_dimensions: int) -> bytes:

@@ -29,7 +29,7 @@ import yaml
 
 import migrations
 from telemetry.db import create_engine
-from tests.conftest import IN_CI, POSTGRES_URL
+from tests.conftest import POSTGRES_URL, service_missing
 
 REPO = Path(__file__).resolve().parents[2]
 STEERWAY = str(Path(sys.executable).with_name("steerway"))
@@ -190,10 +190,7 @@ def _create_postgres() -> str:
     try:
         asyncio.run(create())
     except (OSError, asyncpg.PostgresError) as error:
-        message = f"Postgres is unreachable ({type(error).__name__}: {error})"
-        if IN_CI:
-            pytest.fail(message + "; under CI=true every Postgres test must run", pytrace=False)
-        pytest.skip(message)
+        service_missing("Postgres", error)
     return f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
 
 

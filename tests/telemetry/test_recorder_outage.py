@@ -19,7 +19,7 @@ from telemetry.db import create_engine
 from telemetry.recorder import Recorder
 from telemetry.schema import traces, usage_rollups
 from telemetry.spill import SpillFile, spill_files
-from tests.conftest import IN_CI, POSTGRES_URL
+from tests.conftest import POSTGRES_URL, service_missing
 from tests.telemetry import RecordingObserver, count, eventually, fetch_table, make_bundle
 
 
@@ -61,9 +61,7 @@ async def late_database(
     try:
         await _admin("SELECT 1")
     except (OSError, asyncpg.PostgresError) as error:
-        if IN_CI:
-            pytest.fail(f"Postgres is unreachable ({error}); under CI=true it must be there")
-        pytest.skip(f"Postgres is unreachable ({error})")
+        service_missing("Postgres", error)
     url = f"{POSTGRES_URL.rpartition('/')[0]}/{name}"  # the database does not exist yet
 
     async def create_and_migrate() -> None:
