@@ -19,6 +19,7 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
+from admin_ui.api import admin_router
 from gateway.auth import Authenticator
 from gateway.config import DEFAULT_ANTHROPIC_VERSION, GatewayConfig, ProviderConfig, load_config
 from gateway.defaults import default_config, wants_mock
@@ -27,6 +28,7 @@ from gateway.health import create_health
 from gateway.keys import KeyStore
 from gateway.proxy import Proxy
 from gateway.routing import Router
+from gateway.rulebook import Rulebook
 from gateway.settings import Settings
 from providers.anthropic import AnthropicAdapter
 from providers.azure import AzureOpenAIAdapter
@@ -34,6 +36,7 @@ from providers.base import ProviderAdapter
 from providers.gemini import GeminiAdapter
 from providers.openai import OpenAIAdapter
 from providers.upstream import UpstreamClient
+from rules.store import RuleStore
 from telemetry import metrics
 from telemetry.db import create_engine, ping
 from telemetry.recorder import Recorder
@@ -54,6 +57,7 @@ class Gateway:
         self.engine = create_engine(settings.database_url)
         self.health = create_health(settings.redis_url)
         self._mock: Any = None
+        self.rulebook: Rulebook | None = None
 
     async def start(self) -> None:
         config = self._given_config or await self._load_config()
@@ -75,6 +79,14 @@ class Gateway:
             for name, provider in config.providers.items()
         }
         router = Router.from_config(config, adapters, config.price_table())
+        self.rulebook = Rulebook(
+            config_rules=config.rules,
+            store=RuleStore(self.engine),
+            models=list(router.model_names),
+            providers=list(config.providers),
+            redis_url=self.settings.redis_url,
+        )
+        await self.rulebook.start()
         self.proxy = Proxy(
             router=router,
             authenticator=Authenticator(
@@ -87,6 +99,7 @@ class Gateway:
             max_body_bytes=config.limits.max_body_bytes,
             health=self.health,
             backpressure=self.recorder,
+            rules=self.rulebook,
         )
         # Everything built so far lives as long as the process: keep it out of the collector's
         # way so full collections stay short while serving.
@@ -105,6 +118,8 @@ class Gateway:
         return default_config(os.environ)
 
     async def stop(self) -> None:
+        if self.rulebook is not None:
+            await self.rulebook.close()
         if self.recorder is not None:
             await self.recorder.stop()
         await self.upstream.close()
@@ -205,7 +220,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
         return Response(body, media_type=content_type)
 
     app = Litestar(
-        route_handlers=[v1, healthz, readyz, prometheus],
+        route_handlers=[v1, healthz, readyz, prometheus, admin_router()],
         lifespan=[lifespan],
         exception_handlers={Exception: _openai_error},
         openapi_config=None,

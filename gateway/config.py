@@ -22,6 +22,7 @@ import msgspec
 import yaml
 
 from providers.pricing import ModelPrice, PriceTable
+from rules.compiler import RuleError, compile_rules, normalise_rule
 
 PROVIDER_TYPES: Final = ("openai", "anthropic", "gemini", "azure")
 DEFAULT_BASE_URLS: Final = {
@@ -199,6 +200,8 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    rules: tuple[dict[str, Any], ...] = ()
+    """Steering rules from the file, normalised (see `rules.compiler.normalise_rule`)."""
 
     def model_names(self) -> list[str]:
         """Public model names in the order the file declares them."""
@@ -634,7 +637,9 @@ class _Reader:
 
 
 def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
-    top = reader.fields(data, "", ("providers", "models", "prices", "telemetry", "limits", "auth"))
+    top = reader.fields(
+        data, "", ("providers", "models", "prices", "telemetry", "limits", "auth", "rules")
+    )
     provider_values = reader.entries(top.get("providers"), "providers")
     providers = {
         name: _parse_provider(name, value, _join("providers", name), reader)
@@ -661,10 +666,28 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
         providers=providers,
         models=models,
         prices=prices,
+        rules=_parse_rules(top.get("rules"), list(models), declared, reader),
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),
         auth=_parse_auth(top.get("auth"), "auth", reader),
     )
+
+
+def _parse_rules(
+    value: Any, models: list[str], providers: list[str], reader: _Reader
+) -> tuple[dict[str, Any], ...]:
+    """Steering rules, checked against the models and providers declared in the same file."""
+    if value is None or value is _UNRESOLVED:
+        return ()
+    if not isinstance(value, list):
+        reader.report("rules", f"expected a list of rules, got {_describe_type(value)}")
+        return ()
+    try:
+        compile_rules(value, path="rules", models=models, providers=providers)
+    except RuleError as error:
+        reader.problems.extend(error.problems)
+        return ()
+    return tuple(normalise_rule(document) for document in value)
 
 
 def _parse_provider(name: str, value: Any, path: str, reader: _Reader) -> ProviderConfig:

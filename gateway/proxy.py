@@ -44,6 +44,8 @@ from providers.base import ChatResult, EmbeddingResult
 from providers.errors import UpstreamFailure
 from providers.openai_format import event_data, read_chunk
 from providers.usage import UNKNOWN_USAGE, Usage
+from rules.context import RequestContext, routing_features
+from rules.engine import Evaluation, RuleSet, apply_parameters
 from telemetry import metrics
 from telemetry.ids import span_id_hex, uuid7_hex
 from telemetry.records import InteractionRecord, TraceBundle, TraceRecord
@@ -63,6 +65,9 @@ _streams_cancelled = metrics.Labelled(metrics.streams_cancelled)
 _retries = metrics.Labelled(metrics.retries_total)
 _fallbacks = metrics.Labelled(metrics.fallbacks_total)
 _cooldowns = metrics.Labelled(metrics.cooldowns_total)
+_rule_matches = metrics.Labelled(metrics.rule_matches_total)
+_rules_denied = metrics.Labelled(metrics.rules_denied_total)
+_rule_evaluation = metrics.rule_evaluation_seconds
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -75,6 +80,13 @@ MAX_METADATA_BYTES = 8192
 _JSON = b"application/json"
 _SSE = b"text/event-stream"
 _PASS_STATUSES = frozenset({400, 404, 409, 413, 422, 429})
+
+
+class RuleSource(Protocol):
+    """Where the steering rules in force come from (see `gateway.rulebook.Rulebook`)."""
+
+    @property
+    def current(self) -> RuleSet: ...
 
 
 class Backpressure(Protocol):
@@ -111,7 +123,10 @@ class Exchange:
         "responded_at",
         "response_started",
         "route",
+        "routed_by",
+        "rules",
         "status",
+        "steering",
         "stream",
         "tags",
         "trace",
@@ -141,6 +156,9 @@ class Exchange:
         self.tags: list[str] = []
         self.metadata: dict[str, Any] = {}
         self.features: dict[str, Any] = {}
+        self.rules: list[str] = []
+        self.steering: Evaluation | None = None
+        self.routed_by: str | None = None
 
     def base_headers(self) -> list[tuple[bytes, bytes]]:
         return [
@@ -208,8 +226,10 @@ class Proxy:
         max_body_bytes: int,
         health: DeploymentHealth | None = None,
         backpressure: Backpressure | None = None,
+        rules: RuleSource | None = None,
     ) -> None:
         self.router = router
+        self.rules = rules
         self.backpressure = backpressure
         self.health: DeploymentHealth = health or InProcessHealth()
         self.authenticator = authenticator
@@ -267,7 +287,8 @@ class Proxy:
         payload = decode_object(body)
         model = validate_chat(payload)
         self._note_request(exchange, payload, model, len(body))
-        await self._serve(exchange, model, payload, "chat", receive, send)
+        route, fallbacks = self._steer(exchange, payload, model)
+        await self._serve(exchange, payload, "chat", receive, send, route, fallbacks)
 
     async def _embeddings(self, exchange: Exchange, receive: Receive, send: Send) -> None:
         await self._authenticate(exchange)
@@ -275,7 +296,8 @@ class Proxy:
         payload = decode_object(body)
         model = validate_embeddings(payload)
         self._note_request(exchange, payload, model, len(body))
-        await self._serve(exchange, model, payload, "embeddings", receive, send)
+        route, fallbacks = self._steer(exchange, payload, model)
+        await self._serve(exchange, payload, "embeddings", receive, send, route, fallbacks)
 
     async def _models(self, exchange: Exchange, receive: Receive, send: Send) -> None:
         await self._authenticate(exchange)
@@ -333,26 +355,131 @@ class Proxy:
         exchange.stream = payload.get("stream") is True
         user = payload.get("user")
         exchange.end_user = user if isinstance(user, str) else None
-        exchange.features = _routing_features(payload, model, body_size, exchange)
+        exchange.features = routing_features(payload, model, body_size)
+
+    def _steer(
+        self, exchange: Exchange, payload: dict[str, Any], model: str
+    ) -> tuple[Route, tuple[str, ...] | None]:
+        """Run the steering rules: deny, change parameters, tag, and pick the route."""
+        ruleset = self.rules.current if self.rules is not None else None
+        if ruleset is None or not ruleset.active:
+            return self.router.resolve(model), None
+        started = time.perf_counter()
+        key = exchange.key
+        context = RequestContext.from_features(
+            exchange.features,
+            tags=exchange.tags,
+            metadata=exchange.metadata,
+            headers=exchange.headers,
+            key=key.key_id if key is not None else None,
+            key_name=key.name if key is not None else None,
+            workspace=key.workspace_id if key is not None else None,
+            now=exchange.trace.start_wall,
+            messages=payload.get("messages"),
+        )
+        evaluation = ruleset.evaluate(context)
+        exchange.steering = evaluation
+        changes = apply_parameters(payload, evaluation) if not evaluation.deny else {}
+        ended = time.perf_counter()
+        _rule_evaluation.observe(evaluation.elapsed_us / 1e6)
+        self._record_rules(exchange, evaluation, changes, started, ended)
+        if evaluation.deny is not None:
+            deny = evaluation.deny
+            _rules_denied(evaluation.deny_rule or "").inc()
+            raise GatewayError(
+                deny.status,
+                deny.message,
+                type="rate_limit_error" if deny.status == 429 else "invalid_request_error",
+                code=deny.code,
+            )
+        for tag in evaluation.tags:
+            if tag not in exchange.tags:
+                exchange.tags.append(tag)
+        target = evaluation.route
+        if target is None:
+            return self.router.resolve(model), evaluation.fallbacks
+        exchange.routed_by = evaluation.route_rule
+        if target.provider is not None:
+            return self.router.direct(target.provider, target.model), evaluation.fallbacks
+        return self.router.resolve(target.model), evaluation.fallbacks
+
+    def _record_rules(
+        self,
+        exchange: Exchange,
+        evaluation: Evaluation,
+        changes: dict[str, Any],
+        started: float,
+        ended: float,
+    ) -> None:
+        trace = exchange.trace
+        matched = evaluation.matched
+        exchange.rules = [match.rule_id for match in matched]
+        trace.add_span(
+            "rules",
+            "rules",
+            started,
+            ended,
+            attributes={
+                "rules.evaluated": evaluation.evaluated,
+                "rules.matched": exchange.rules,
+            },
+        )
+        outcome = evaluation.effects()
+        if changes:
+            outcome["parameters_changed"] = changes
+        if matched:
+            reasoning = (
+                f"{len(matched)} of {evaluation.evaluated} evaluated rules matched: "
+                + ", ".join(exchange.rules)
+            )
+        else:
+            reasoning = f"none of {evaluation.evaluated} rules matched"
+        trace.add_decision(
+            "rule_evaluation",
+            "rules",
+            input={
+                "requested_model": exchange.requested_model,
+                "rules_evaluated": evaluation.evaluated,
+                "rules_matched": len(matched),
+                "rules_not_matched": evaluation.evaluated - len(matched),
+            },
+            output=outcome,
+            reasoning=reasoning,
+            evaluation_us=evaluation.elapsed_us,
+        )
+        for match in matched:
+            _rule_matches(match.rule_id).inc()
+            trace.add_decision(
+                "rule_evaluation",
+                "rules",
+                rule_id=match.rule_id,
+                rule_name=match.name,
+                input={"matched_on": match.evidence, "source": match.source},
+                output=match.actions,
+                reasoning="matched: " + "; ".join(match.evidence),
+                evaluation_us=0.0,
+            )
 
     # --- reliability: retries, fallbacks, cooldowns ------------------------------------------
 
     async def _serve(
         self,
         exchange: Exchange,
-        model: str,
         payload: dict[str, Any],
         operation: str,
         receive: Receive,
         send: Send,
+        primary: Route,
+        fallbacks: tuple[str, ...] | None = None,
     ) -> None:
-        """Answer from the model's deployments, retrying and then falling back as configured."""
-        primary = self.router.resolve(model)
+        """Answer from the route's deployments, retrying and then falling back as configured
+        (or as a steering rule said)."""
         tokens = _capacity_tokens(exchange, payload)
         avoid: set[str] = set()
         error: GatewayError | None = None
-        previous = model
-        for position, name in enumerate((model, *primary.config.fallbacks)):
+        previous = primary.name
+        chain = primary.config.fallbacks if fallbacks is None else fallbacks
+        for position, name in enumerate((primary.name, *chain)):
             route = self.router.resolve(name) if position else primary
             if position:
                 exchange.trace.add_decision(
@@ -374,7 +501,7 @@ class Proxy:
             if trigger is None or trigger not in route.config.fallback_on:
                 break
             previous = name
-        raise error or no_deployment(model)
+        raise error or no_deployment(primary.name)
 
     async def _try_route(
         self,
@@ -475,7 +602,12 @@ class Proxy:
             exchange.trace.add_decision(
                 "model_selection",
                 "router",
-                input={"requested_model": route.name, "avoid": sorted(avoid)},
+                input={
+                    "requested_model": exchange.requested_model,
+                    "route": route.name,
+                    "routed_by": exchange.routed_by,
+                    "avoid": sorted(avoid),
+                },
                 output={},
                 reasoning="no deployment is available: all are cooling down or at capacity",
                 evaluation_us=(ended - started) * 1e6,
@@ -494,7 +626,12 @@ class Proxy:
         exchange.trace.add_decision(
             "model_selection",
             "router",
-            input={"requested_model": route.name, "candidates": selection.candidates},
+            input={
+                "requested_model": exchange.requested_model,
+                "route": route.name,
+                "routed_by": exchange.routed_by,
+                "candidates": selection.candidates,
+            },
             output={
                 "provider": target.provider,
                 "model": target.provider_model,
@@ -800,6 +937,8 @@ class Proxy:
             overhead = max(elapsed - exchange.upstream_seconds, 0.0) * 1000.0
             exchange.overhead_ms = overhead
             headers.append((b"x-steerway-overhead-ms", f"{overhead:.3f}".encode()))
+        if exchange.rules:
+            headers.append((b"x-steerway-rules", ",".join(exchange.rules).encode()))
         if extra:
             headers.extend((name.encode(), value.encode()) for name, value in extra.items())
         exchange.response_started = True
@@ -1025,33 +1164,6 @@ def _read_tags_and_metadata(exchange: Exchange) -> None:
                 param="x-steerway-metadata",
             )
         exchange.metadata = metadata
-
-
-def _routing_features(
-    payload: dict[str, Any], model: str, body_size: int, exchange: Exchange
-) -> dict[str, Any]:
-    """What rules can match on, kept with the trace even when content is not stored."""
-    messages = payload.get("messages")
-    features: dict[str, Any] = {
-        "model": model,
-        "stream": exchange.stream,
-        "estimated_input_tokens": max(body_size // 4, 1),
-        "user": exchange.end_user,
-    }
-    if isinstance(messages, list):
-        features["message_count"] = len(messages)
-        features["has_images"] = any(
-            isinstance(m.get("content"), list)
-            and any(isinstance(p, dict) and p.get("type") == "image_url" for p in m["content"])
-            for m in messages
-        )
-        features["has_tools"] = bool(payload.get("tools"))
-        features["has_response_format"] = payload.get("response_format") is not None
-        for name in ("max_tokens", "max_completion_tokens", "temperature", "n"):
-            value = payload.get(name)
-            if value is not None:
-                features[name] = value
-    return features
 
 
 def _capacity_tokens(exchange: Exchange, payload: dict[str, Any]) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -166,45 +166,65 @@ class Route:
 
 
 class Router:
-    def __init__(self, routes: dict[str, Route]) -> None:
+    def __init__(
+        self, routes: dict[str, Route], direct: Callable[[str, str], Route] | None = None
+    ) -> None:
         self._routes = routes
+        self._make_direct = direct
+        self._direct: dict[tuple[str, str], Route] = {}
 
     @classmethod
     def from_config(
         cls, config: GatewayConfig, adapters: Mapping[str, ProviderAdapter], prices: PriceTable
     ) -> Router:
-        routes = {}
         loads: dict[str, DeploymentLoad] = {}  # one per deployment, whichever models share it
-        for name, model in config.models.items():
+
+        def target(name: str, model: ModelRoute, deployment: Deployment) -> Target:
+            adapter = adapters[deployment.provider]
+            provider = config.providers[deployment.provider]
             overrides = model.timeouts
-            targets = []
-            for deployment in model.deployments:
-                adapter = adapters[deployment.provider]
-                provider = config.providers[deployment.provider]
-                timeout = adapter.timeout(
+            return Target(
+                public_model=name,
+                deployment=deployment,
+                adapter=adapter,
+                price=deployment.price_in(prices),
+                timeout=adapter.timeout(
                     connect=overrides.connect,
                     first_byte=overrides.first_token,
                     total=overrides.total,
-                )
-                targets.append(
-                    Target(
-                        public_model=name,
-                        deployment=deployment,
-                        adapter=adapter,
-                        price=deployment.price_in(prices),
-                        timeout=timeout,
-                        first_token_timeout=overrides.first_token or provider.timeouts.first_byte,
-                        load=loads.setdefault(deployment.id, DeploymentLoad()),
-                    )
-                )
+                ),
+                first_token_timeout=overrides.first_token or provider.timeouts.first_byte,
+                load=loads.setdefault(deployment.id, DeploymentLoad()),
+            )
+
+        routes = {}
+        for name, model in config.models.items():
+            targets = [target(name, model, deployment) for deployment in model.deployments]
             if targets:
                 routes[name] = Route(model, targets)
-        return cls(routes)
+
+        def direct(provider: str, provider_model: str) -> Route:
+            deployment = Deployment(provider=provider, model=provider_model)
+            model = ModelRoute(name=deployment.id, deployments=(deployment,))
+            return Route(model, [target(deployment.id, model, deployment)])
+
+        return cls(routes, direct)
 
     def resolve(self, model: str) -> Route:
         route = self._routes.get(model)
         if route is None:
             raise model_not_found(model)
+        return route
+
+    def direct(self, provider: str, model: str) -> Route:
+        """A route straight to one provider's model (a steering rule's `{provider, model}`),
+        built on first use: one deployment, no retries or fallbacks of its own."""
+        key = (provider, model)
+        route = self._direct.get(key)
+        if route is None:
+            if self._make_direct is None:
+                raise model_not_found(f"{provider}/{model}")
+            route = self._direct[key] = self._make_direct(provider, model)
         return route
 
     def __contains__(self, model: object) -> bool:

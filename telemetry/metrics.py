@@ -152,6 +152,24 @@ deployment_up = Gauge(
     ["deployment"],
     multiprocess_mode="min",
 )
+rule_matches_total = Counter(
+    "steerway_rule_matches_total",
+    "Requests a steering rule matched, by rule id (bounded by the rules defined).",
+    ["rule"],
+)
+rule_evaluation_seconds = Histogram(
+    "steerway_rule_evaluation_seconds",
+    "Time to evaluate the steering rules for one request.",
+    buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3),
+)
+rules_denied_total = Counter(
+    "steerway_rules_denied_total", "Requests refused by a steering rule's deny action.", ["rule"]
+)
+rules_loaded = Gauge(
+    "steerway_rules_loaded",
+    "Steering rules in force in this worker (enabled ones).",
+    multiprocess_mode="max",
+)
 telemetry_enqueued = Counter(
     "steerway_telemetry_enqueued_total", "Trace bundles accepted by the recorder's queue."
 )
