@@ -16,6 +16,7 @@ budget: premium                                 the budget bucket to charge
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Collection, Mapping
 from typing import Any, Final
@@ -124,8 +125,8 @@ def compile_actions(
         elif key == "budget":
             names = _names(item, here, problems, single_ok=True)
             fields["budget"] = names[0] if len(names) == 1 else None
-            if len(names) > 1:
-                problems.add(here, "a request charges one budget bucket")
+            if len(names) != 1:
+                problems.add(here, "name the one budget bucket a request charges")
     if "deny" in fields and len(fields) > 1 and set(fields) - {"deny", "tags"}:
         problems.add(path, "'deny' refuses the request; only 'tag' may go with it")
     return Actions(**fields)
@@ -246,8 +247,12 @@ def _parameters(value: Any, path: str, problems: Problems, *, numeric: bool) -> 
         elif key in PROTECTED_PARAMETERS:
             hint = " (use 'route')" if key == "model" else ""
             problems.add(here, f"'{key}' cannot be changed by a rule{hint}")
-        elif numeric and (isinstance(item, bool) or not isinstance(item, int | float) or item < 0):
-            problems.add(here, f"'cap' takes a non-negative number, got {item!r}")
+        elif numeric and (
+            isinstance(item, bool)
+            or not isinstance(item, int | float)
+            or not 0 <= item < math.inf  # also refuses NaN
+        ):
+            problems.add(here, f"'cap' takes a finite non-negative number, got {item!r}")
         else:
             found[key] = item
     return found

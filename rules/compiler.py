@@ -58,6 +58,8 @@ def compile_rules(
     problems = Problems()
     if not isinstance(documents, Sequence) or isinstance(documents, str | bytes):
         raise RuleError([f"{path}: expected a list of rules"])
+    if sources is not None and len(sources) != len(documents):
+        raise ValueError("sources must name the origin of every document")
     compiled: list[CompiledRule] = []
     seen: dict[str, str] = {}
     for index, document in enumerate(documents):

@@ -12,8 +12,8 @@ A compiled condition is a `Condition`: `test(ctx) -> bool` runs on every request
 as Python allows (one closure per operator, no dispatch at run time); `explain(ctx)` runs only
 for rules that matched and says which values made them match.
 
-An absent value (a metadata key not sent, no `max_tokens`) passes only `ne`, `nin` and
-`exists: false`.
+An absent value (a metadata key not sent, no `max_tokens`) passes only `ne`, `nin`,
+`exists: false`, and for metadata `eq: null` / `in: [..., null]`.
 """
 
 from __future__ import annotations
@@ -277,6 +277,8 @@ def _check_argument(name: str, kind: str, op: str, arg: Any) -> str | None:
                 return f"value [{index}]: {problem}"
         return None
     if op in _ORDERED:
+        if name == "time.weekday":
+            return "weekdays have no order here; use 'in' with a list like [mon, tue, wed]"
         if kind == "any":
             if isinstance(arg, str) or _is_number(arg):
                 return None
@@ -292,11 +294,14 @@ def _check_scalar(name: str, kind: str, value: Any, *, weekday_names: bool = Tru
     if kind == "boolean" and not isinstance(value, bool):
         return f"'{name}' is true or false, got {_kind_of(value)} {_show(value)}"
     if kind == "string" and not isinstance(value, str):
-        return f"'{name}' is a string, got {_kind_of(value)} {_show(value)}"
+        hint = " (quote times: YAML reads 17:30 as a number)" if name == "time.time" else ""
+        return f"'{name}' is a string, got {_kind_of(value)} {_show(value)}{hint}"
     if kind == "any" and not (value is None or isinstance(value, str | bool) or _is_number(value)):
         return f"expected a string, number, boolean or null, got {_kind_of(value)}"
     if name == "time.weekday" and weekday_names and value not in WEEKDAYS:
         return f"weekdays are {', '.join(WEEKDAYS)}, got {_show(value)}"
+    if name == "time.hour" and not 0 <= value <= 23:
+        return f"hours are 0 to 23, got {_show(value)}"
     if name == "time.time" and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(value)):
         return f"times are 'HH:MM' (24-hour), got {_show(value)}"
     return None

@@ -143,6 +143,8 @@ class RequestContext:
         features = row.get("features") or {}
         if not features.get("model") and row.get("requested_model"):
             features = {**features, "model": row["requested_model"]}
+        if features.get("user") is None and row.get("end_user"):
+            features = {**features, "user": row["end_user"]}
         return cls.from_features(
             features,
             tags=row.get("tags") or (),

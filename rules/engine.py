@@ -66,7 +66,12 @@ class CompiledRule:
     def describe_actions(self) -> dict[str, Any]:
         """The rule's actions as JSON, for decision records (defaults left out)."""
         encoded: dict[str, Any] = msgspec.to_builtins(self.actions)
-        return {k: v for k, v in encoded.items() if v not in (None, (), [], {}, False)}
+        # An empty `fallbacks` or `guardrails` list is an action ("none"); other empties are not.
+        return {
+            k: v
+            for k, v in encoded.items()
+            if v is not None and v is not False and (v or k in ("fallbacks", "guardrails"))
+        }
 
 
 class RuleMatch(msgspec.Struct, frozen=True, kw_only=True):

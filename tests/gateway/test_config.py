@@ -70,6 +70,12 @@ def test_example_file_loads() -> None:
     assert config.telemetry.store_content == "full"
     assert config.limits.max_body_bytes == 20 * 1024 * 1024
     assert config.auth.key_cache_ttl_seconds == 1.0
+    assert [rule["id"] for rule in config.rules] == [
+        "premium-to-chat",
+        "short-prompts-local",
+        "free-tier-limits",
+    ]
+    assert config.rules[2]["continue"] is True
 
 
 def test_empty_file_is_an_empty_valid_config(tmp_path: Path) -> None:
@@ -523,3 +529,58 @@ def test_the_config_cannot_be_encoded_with_its_secrets() -> None:
     with pytest.raises(TypeError):
         msgspec.json.encode(config)
     assert copy.deepcopy(config) == config
+
+
+# --- steering rules -------------------------------------------------------------------------
+
+
+def test_rules_are_checked_against_the_models_and_providers_of_the_file(tmp_path: Path) -> None:
+    text = (
+        PROVIDERS
+        + "models:\n  small: [{provider: openai, model: gpt-4o-mini}]\n"
+        + "rules:\n"
+        + "  - id: ok\n    when: {tags: {contains: a}}\n    then: {route: small}\n"
+        + "  - id: bad\n    when: {tagz: x, max_tokens: {gt: lots}}\n"
+        + "    then: {route: large, deny: {status: 200}}\n"
+        + "  - id: direct\n    then: {route: {provider: opnai, model: gpt-4o}}\n"
+    )
+    assert problems_of(tmp_path, text) == [
+        "rules[1].when.tagz: unknown field 'tagz' (did you mean 'tags'?); fields are "
+        "model, estimated_input_tokens, message_count, has_tools, has_images, "
+        "has_response_format, stream, max_tokens, temperature, user, key, key_name, "
+        "workspace, tags, prompt, time.hour, time.weekday, time.time, budget.key_percent, "
+        "budget.workspace_percent, metadata.<name>, headers.<name>",
+        "rules[1].when.max_tokens.gt: 'max_tokens' is a number, got a string \"lots\"",
+        "rules[1].then.route.model: unknown model 'large'",
+        "rules[1].then.deny.status: a client error status 400-499, got 200",
+        "rules[1].then: 'deny' refuses the request; only 'tag' may go with it",
+        "rules[2].then.route.provider: unknown provider 'opnai' (did you mean 'openai'?)",
+    ]
+
+
+def test_rules_must_be_a_list(tmp_path: Path) -> None:
+    assert problems_of(tmp_path, "rules: {id: x}\n") == [
+        "rules: expected a list of rules, got a mapping"
+    ]
+
+
+def test_valid_rules_are_kept_normalised(tmp_path: Path) -> None:
+    text = (
+        PROVIDERS
+        + "models:\n  small: [{provider: openai, model: gpt-4o-mini}]\n"
+        + "rules:\n  - id: r\n    when: {stream: true}\n    then: {cache: {mode: on}}\n"
+    )
+    config = load_config(write(tmp_path, text), ENV)
+    assert config.rules == (
+        {
+            "id": "r",
+            "name": "r",
+            "description": "",
+            "priority": 100,
+            "enabled": True,
+            "continue": False,
+            "timezone": "UTC",
+            "when": {"stream": True},
+            "then": {"cache": {"mode": True}},
+        },
+    )
