@@ -324,7 +324,9 @@ def test_set_model_points_to_route() -> None:
 @pytest.mark.parametrize("limit", [-1, -0.5, "512", True, None])
 def test_bad_cap_values(limit: Any) -> None:
     problem = only_problem(rule(then={"cap": {"max_tokens": limit}}))
-    assert problem.startswith("rules[0].then.cap.max_tokens: 'cap' takes a finite non-negative number")
+    assert problem.startswith(
+        "rules[0].then.cap.max_tokens: 'cap' takes a finite non-negative number"
+    )
 
 
 @pytest.mark.parametrize("limit", [math.nan, math.inf])
