@@ -243,3 +243,37 @@ usage_rollups = sa.Table(
     sa.Index(None, "workspace_id", "bucket_start"),
     sa.Index(None, "model", "bucket_start"),
 )
+
+# Steering rules edited through the admin API. A rule is never removed (`deleted_at` marks it), so
+# its history in rule_versions always has a rule to belong to.
+rules = sa.Table(
+    "rules",
+    metadata,
+    sa.Column("rule_id", sa.String(128), primary_key=True),
+    sa.Column("workspace_id", sa.String(32), nullable=False, default=DEFAULT_WORKSPACE_ID),
+    sa.Column("name", sa.String(256), nullable=True),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("document", JSONType, nullable=False),  # the full normalised rule
+    sa.Column("version", sa.Integer, nullable=False),  # 1 on creation, +1 on each change
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("updated_by", sa.String(256), nullable=True),
+    sa.Column("deleted_at", Timestamp, nullable=True),
+    sa.Index(None, "workspace_id", "priority"),
+)
+
+rule_versions = sa.Table(
+    "rule_versions",
+    metadata,
+    sa.Column("version_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column("rule_id", sa.String(128), sa.ForeignKey("rules.rule_id"), nullable=False),
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # see rules.store.ACTIONS
+    sa.Column("document", JSONType, nullable=False),  # the rule after the change
+    sa.Column("diff", JSONType, nullable=False),  # {key: {"from": old, "to": new}}
+    sa.Column("author", sa.String(256), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "rule_id", "version", unique=True),
+)

@@ -123,3 +123,25 @@ def test_a_restarted_gateway_starts_with_the_database_rules(
     first.stop()
     again = start_gateway(shared_database, config, master_key=master)
     assert _rules_header(again) == "vip-to-split"
+
+
+def test_a_database_rule_the_new_config_cannot_serve_is_left_out_and_shown(
+    shared_database: Database,
+    mock_provider: MockProcess,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    master = "sk-master-" + secrets.token_hex(8)
+    first = start_gateway(shared_database, mock_config(mock_provider), master_key=master)
+    with first.http() as admin:
+        assert admin.post("/admin/api/rules", json=RULE).status_code == 201
+    first.stop()
+    without_split = mock_config(mock_provider)
+    del without_split["models"]["split"]
+    again = start_gateway(shared_database, without_split, master_key=master)
+    assert _rules_header(again) is None
+    with again.http() as admin:
+        listed = {item["id"]: item for item in admin.get("/admin/api/rules").json()["data"]}
+    assert listed["vip-to-split"]["in_force"] is False
+    assert listed["vip-to-split"]["problems"] == [
+        "rules[0].then.route.model: unknown model 'split'"
+    ]

@@ -23,6 +23,8 @@ TABLES = {
     "decisions",
     "ai_interactions",
     "usage_rollups",
+    "rules",
+    "rule_versions",
 }
 
 
@@ -81,6 +83,7 @@ async def test_upgrade_matches_the_schema_and_downgrade_undoes_it(database_url: 
     ]
     assert "ix_usage_rollups_workspace_id_bucket_start" in shape["indexes"]["usage_rollups"]
     assert "ix_traces_requested_model_started_at" in shape["indexes"]["traces"]
+    assert "ix_rule_versions_rule_id_version" in shape["indexes"]["rule_versions"]
     (workspace,) = await _default_workspaces(database_url)
     assert tuple(workspace[:3]) == (DEFAULT_WORKSPACE_ID, "Default", "default")
 
@@ -103,7 +106,16 @@ async def test_the_api_works_when_called_inside_a_running_event_loop(sqlite_url:
 def test_upgrading_twice_is_harmless_from_plain_code(sqlite_url: str) -> None:
     migrations.upgrade(sqlite_url)
     migrations.upgrade(sqlite_url)
-    assert migrations.current(sqlite_url) == "0001"
+    assert migrations.current(sqlite_url) == "0002"
+
+
+async def test_downgrading_one_step_drops_only_the_rule_tables(database_url: str) -> None:
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    await asyncio.to_thread(migrations.downgrade, database_url, "0001")
+    assert await asyncio.to_thread(migrations.current, database_url) == "0001"
+    tables = (await _with_connection(database_url, _inspect))["tables"]
+    assert tables == TABLES - {"rules", "rule_versions"}
+    assert len(await _default_workspaces(database_url)) == 1
 
 
 def test_a_bad_url_is_a_clear_error_without_the_password() -> None:

@@ -1,0 +1,312 @@
+"""`/admin/api/rules`: list, read, create, replace, enable, disable, delete, history, rollback.
+
+Config file rules are listed read-only (`"source": "config"`); database rules are versioned and
+carry `version`, `created_at`, `updated_at` and `updated_by`. A listed rule can be sent back as
+it is: those read-only keys are dropped from bodies, and `version` is taken as the version the
+edit is based on (as is an `If-Match` header), so a stale edit gets a 409 instead of silently
+undoing someone else's. Every change is validated against the running config first and reloads
+the rulebook after, so it is in force on return.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import Provide
+
+from admin_ui.auth import provide_author
+from admin_ui.serialise import iso_time
+from admin_ui.state import rule_store_of, rulebook_of
+from gateway.errors import GatewayError, invalid_json, invalid_request
+from rules.compiler import normalise_rule
+from rules.store import RuleConflict, RuleNotFound, RuleVersion, StoredRule
+
+READ_ONLY_KEYS = ("source", "read_only", "version", "created_at", "updated_at", "updated_by")
+_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
+
+AnyRequest = Request[Any, Any, Any]
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def rule_not_found(rule_id: str) -> GatewayError:
+    return GatewayError(404, f"No rule with id '{rule_id}'.", code="rule_not_found")
+
+
+def config_rule(rule_id: str) -> GatewayError:
+    return GatewayError(
+        409,
+        f"Rule '{rule_id}' is defined in the config file; change it there.",
+        code="rule_in_config",
+    )
+
+
+def conflict(error: RuleConflict) -> GatewayError:
+    text = str(error)
+    return GatewayError(409, f"{text[:1].upper()}{text[1:]}.", code="rule_conflict")
+
+
+def invalid_rule(problems: list[str], intro: str = "The rule is not valid") -> GatewayError:
+    first_path = problems[0].split(": ", 1)[0] if problems else None
+    return invalid_request(
+        f"{intro}: " + "; ".join(problems), param=first_path, code="invalid_rule"
+    )
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def database_item(rule: StoredRule) -> dict[str, Any]:
+    return {
+        **normalise_rule(rule.document),
+        "id": rule.rule_id,
+        "source": "database",
+        "read_only": False,
+        "version": rule.version,
+        "created_at": iso_time(rule.created_at),
+        "updated_at": iso_time(rule.updated_at),
+        "updated_by": rule.updated_by,
+    }
+
+
+def config_item(document: Mapping[str, Any]) -> dict[str, Any]:
+    return {**normalise_rule(document), "source": "config", "read_only": True}
+
+
+def version_item(version: RuleVersion) -> dict[str, Any]:
+    return {
+        "version_id": version.version_id,
+        "rule_id": version.rule_id,
+        "version": version.version,
+        "action": version.action,
+        "author": version.author,
+        "created_at": iso_time(version.created_at),
+        "diff": version.diff,
+        "document": normalise_rule(version.document),
+    }
+
+
+# --- reading requests ---------------------------------------------------------------------------
+
+
+async def json_object(request: AnyRequest) -> dict[str, Any]:
+    try:
+        body = msgspec.json.decode(await request.body())
+    except msgspec.DecodeError:
+        raise invalid_json() from None
+    if not isinstance(body, dict):
+        raise invalid_request("The request body must be a JSON object.", code="invalid_body")
+    return body
+
+
+def _version_number(value: Any, param: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise invalid_request(f"'{param}' must be a positive integer version.", param=param)
+    return value
+
+
+def expected_version(request: AnyRequest, body: Mapping[str, Any]) -> int | None:
+    """The version an edit is based on, from `If-Match` or the body's "version"."""
+    header = request.headers.get("if-match")
+    from_body = body.get("version")
+    from_header: int | None = None
+    if header is not None:
+        match = _ETAG.match(header.strip())
+        if match is None:
+            raise invalid_request(
+                "'If-Match' must be the rule's version number, e.g. If-Match: 3.",
+                param="If-Match",
+            )
+        from_header = int(match.group(1))
+    if from_body is not None:
+        from_body = _version_number(from_body, "version")
+        if from_header is not None and from_header != from_body:
+            raise invalid_request(
+                f"'If-Match' ({from_header}) and 'version' ({from_body}) disagree.",
+                param="version",
+            )
+    return from_header if from_header is not None else from_body
+
+
+def rule_document(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key not in READ_ONLY_KEYS}
+
+
+def new_rule_id() -> str:
+    return f"rule-{secrets.token_hex(6)}"
+
+
+# --- the controller -----------------------------------------------------------------------------
+
+
+class RuleController(Controller):
+    path = "/rules"
+    dependencies = {"author": Provide(provide_author, sync_to_thread=False)}
+
+    @get("/")
+    async def list_rules(self, request: AnyRequest) -> dict[str, Any]:
+        rulebook = rulebook_of(request)
+        config = [config_item(document) for document in rulebook.config_rules]
+        stored = [database_item(rule) for rule in await rule_store_of(request).list()]
+        for item in stored:
+            # A rule the running config no longer supports (say, its model was removed).
+            problems = rulebook.invalid.get(item["id"])
+            if problems:
+                item["in_force"] = False
+                item["problems"] = problems
+        data = sorted(config + stored, key=lambda item: item["priority"])
+        return {"object": "list", "data": data}
+
+    @get("/{rule_id:str}")
+    async def get_rule(self, request: AnyRequest, rule_id: str) -> dict[str, Any]:
+        document = _config_document(request, rule_id)
+        if document is not None:
+            return config_item(document)
+        return database_item(await _stored(request, rule_id))
+
+    @post("/", status_code=201)
+    async def create_rule(self, request: AnyRequest, author: str) -> dict[str, Any]:
+        document = rule_document(await json_object(request))
+        if document.get("id") is None:
+            document["id"] = new_rule_id()
+        rule_id = document["id"]
+        if isinstance(rule_id, str) and _config_document(request, rule_id) is not None:
+            raise config_rule(rule_id)
+        rulebook = rulebook_of(request)
+        problems = rulebook.validate([document])
+        if problems:
+            raise invalid_rule(problems)
+        try:
+            stored = await rule_store_of(request).create(normalise_rule(document), author)
+        except RuleConflict as error:
+            raise conflict(error) from None
+        await rulebook.reload()
+        return database_item(stored)
+
+    @put("/{rule_id:str}")
+    async def replace_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
+        _refuse_config_rule(request, rule_id)
+        body = await json_object(request)
+        expected = expected_version(request, body)
+        document = rule_document(body)
+        if document.setdefault("id", rule_id) != rule_id:
+            raise invalid_request(
+                f"The body's id '{document['id']}' is not the rule's id '{rule_id}'; "
+                "a rule cannot be renamed.",
+                param="id",
+            )
+        store = rule_store_of(request)
+        if await store.get(rule_id) is None:
+            raise rule_not_found(rule_id)
+        rulebook = rulebook_of(request)
+        problems = rulebook.validate([document])
+        if problems:
+            raise invalid_rule(problems)
+        try:
+            stored = await store.update(
+                rule_id, normalise_rule(document), author, expected_version=expected
+            )
+        except RuleNotFound:
+            raise rule_not_found(rule_id) from None
+        except RuleConflict as error:
+            raise conflict(error) from None
+        await rulebook.reload()
+        return database_item(stored)
+
+    @post("/{rule_id:str}/disable", status_code=200)
+    async def disable_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
+        return await _set_enabled(request, rule_id, False, author)
+
+    @post("/{rule_id:str}/enable", status_code=200)
+    async def enable_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
+        return await _set_enabled(request, rule_id, True, author)
+
+    @delete("/{rule_id:str}", status_code=204)
+    async def delete_rule(self, request: AnyRequest, rule_id: str, author: str) -> Response[None]:
+        _refuse_config_rule(request, rule_id)
+        try:
+            await rule_store_of(request).delete(rule_id, author)
+        except RuleNotFound:
+            raise rule_not_found(rule_id) from None
+        except RuleConflict as error:
+            raise conflict(error) from None
+        await rulebook_of(request).reload()
+        return Response(None, status_code=204)
+
+    @get("/{rule_id:str}/history")
+    async def rule_history(self, request: AnyRequest, rule_id: str) -> dict[str, Any]:
+        versions = await rule_store_of(request).history(rule_id)
+        if not versions and _config_document(request, rule_id) is None:
+            raise rule_not_found(rule_id)
+        return {"object": "list", "data": [version_item(version) for version in versions]}
+
+    @post("/{rule_id:str}/rollback", status_code=200)
+    async def rollback_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
+        _refuse_config_rule(request, rule_id)
+        version = _version_number((await json_object(request)).get("version"), "version")
+        store = rule_store_of(request)
+        old = await store.version(rule_id, version)
+        if old is None:
+            if not await store.history(rule_id):
+                raise rule_not_found(rule_id)
+            raise GatewayError(
+                404, f"Rule '{rule_id}' has no version {version}.", code="version_not_found"
+            )
+        rulebook = rulebook_of(request)
+        problems = rulebook.validate([{**old.document, "id": rule_id}])
+        if problems:
+            raise invalid_rule(problems, f"Version {version} no longer fits the running config")
+        try:
+            stored = await store.rollback(rule_id, version, author)
+        except RuleNotFound:
+            raise rule_not_found(rule_id) from None
+        except RuleConflict as error:
+            raise conflict(error) from None
+        await rulebook.reload()
+        return database_item(stored)
+
+
+def _config_document(request: AnyRequest, rule_id: str) -> Mapping[str, Any] | None:
+    for document in rulebook_of(request).config_rules:
+        if document.get("id") == rule_id:
+            return document
+    return None
+
+
+def _refuse_config_rule(request: AnyRequest, rule_id: str) -> None:
+    if _config_document(request, rule_id) is not None:
+        raise config_rule(rule_id)
+
+
+async def _stored(request: AnyRequest, rule_id: str) -> StoredRule:
+    stored = await rule_store_of(request).get(rule_id)
+    if stored is None:
+        raise rule_not_found(rule_id)
+    return stored
+
+
+async def _set_enabled(
+    request: AnyRequest, rule_id: str, enabled: bool, author: str
+) -> dict[str, Any]:
+    _refuse_config_rule(request, rule_id)
+    store = rule_store_of(request)
+    current = await _stored(request, rule_id)
+    rulebook = rulebook_of(request)
+    if enabled:
+        problems = rulebook.validate([{**current.document, "enabled": True}])
+        if problems:
+            raise invalid_rule(problems, "The rule cannot be enabled with the running config")
+    try:
+        stored = await store.set_enabled(rule_id, enabled, author)
+    except RuleNotFound:
+        raise rule_not_found(rule_id) from None
+    except RuleConflict as error:
+        raise conflict(error) from None
+    await rulebook.reload()
+    return database_item(stored)

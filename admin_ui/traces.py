@@ -1,0 +1,34 @@
+"""`GET /admin/api/traces/{trace_id}`: one request as recorded, with everything under it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get
+
+from admin_ui.serialise import plain
+from admin_ui.state import gateway_of
+from gateway.errors import GatewayError
+from telemetry.queries import trace_detail
+
+
+def trace_not_found(trace_id: str) -> GatewayError:
+    return GatewayError(
+        404, f"No trace with id '{trace_id[:64]}'.", code="trace_not_found", param="trace_id"
+    )
+
+
+class TraceController(Controller):
+    path = "/traces"
+
+    @get("/{trace_id:str}")
+    async def trace(self, request: Request[Any, Any, Any], trace_id: str) -> dict[str, Any]:
+        detail = await trace_detail(gateway_of(request).engine, trace_id)
+        if detail is None:
+            raise trace_not_found(trace_id)
+        return {
+            "trace": plain(detail.trace),
+            "spans": plain(detail.spans),
+            "decisions": plain(detail.decisions),
+            "interactions": plain(detail.interactions),
+        }
