@@ -54,9 +54,9 @@ class Rulebook:
         """Database rules left out of the running set, with why (the config changed under them)."""
         self._redis_url = redis_url
         self._redis: redis.Redis | None = None
-        self._poll_seconds = poll_seconds or (
-            POLL_SECONDS_WITH_REDIS if redis_url else POLL_SECONDS
-        )
+        self._poll_seconds = poll_seconds or POLL_SECONDS
+        self._listening = False
+        """True while subscribed to change notifications: polling can then be rarer."""
         self._revision: str | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -108,7 +108,7 @@ class Rulebook:
             except (RedisError, OSError) as error:
                 logger.warning(
                     "could not announce a rule change over Redis (%s); other workers pick it "
-                    "up within %g s",
+                    "up by polling within %g s",
                     type(error).__name__,
                     self._poll_seconds,
                 )
@@ -150,7 +150,7 @@ class Rulebook:
     async def _poll_forever(self) -> None:
         assert self.store is not None
         while True:
-            await asyncio.sleep(self._poll_seconds)
+            await asyncio.sleep(POLL_SECONDS_WITH_REDIS if self._listening else self._poll_seconds)
             try:
                 if await self.store.revision() != self._revision:
                     await self._load()
@@ -159,10 +159,15 @@ class Rulebook:
 
     async def _listen_forever(self) -> None:
         assert self._redis is not None
+        paused = False
         while True:
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
+                    self._listening = True
+                    if paused:
+                        logger.info("rule change notifications over Redis resumed")
+                        paused = False
                     await self._load()  # anything announced while we were not listening
                     while True:
                         message = await pubsub.get_message(
@@ -171,9 +176,12 @@ class Rulebook:
                         if message is not None:
                             await self._load()
             except (RedisError, OSError, SQLAlchemyError) as error:
-                logger.warning(
-                    "rule change notifications paused (%s); polling every %g s meanwhile",
-                    type(error).__name__,
-                    self._poll_seconds,
-                )
-                await asyncio.sleep(min(self._poll_seconds, 5.0))
+                self._listening = False
+                if not paused:
+                    logger.warning(
+                        "rule change notifications paused (%s); polling every %g s meanwhile",
+                        type(error).__name__,
+                        self._poll_seconds,
+                    )
+                    paused = True
+                await asyncio.sleep(5.0)

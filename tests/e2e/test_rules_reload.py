@@ -23,6 +23,7 @@ from tests.e2e.conftest import (
     MockProcess,
     _create_postgres,
     _drop_postgres,
+    free_port,
     mock_config,
 )
 
@@ -72,7 +73,7 @@ def _until(check: Callable[[], bool], limit: float = 10.0) -> float:
     return time.monotonic() - started
 
 
-@pytest.mark.parametrize("notify", ["redis", "polling"])
+@pytest.mark.parametrize("notify", ["redis", "polling", "redis-unreachable"])
 def test_rule_changes_reach_another_gateway(
     notify: str,
     shared_database: Database,
@@ -83,6 +84,9 @@ def test_rule_changes_reach_another_gateway(
     env = {}
     if notify == "redis":
         env["STEERWAY_REDIS_URL"] = request.getfixturevalue("redis_available")
+    elif notify == "redis-unreachable":
+        # Nothing listens there: workers fall back to polling the database.
+        env["STEERWAY_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
     master = "sk-master-" + secrets.token_hex(8)
     config = mock_config(mock_provider)
     first = start_gateway(shared_database, config, master_key=master, env=env)
