@@ -29,6 +29,8 @@ logger = logging.getLogger("steerway.rules")
 
 CHANNEL: Final = "steerway:rules:changed"
 POLL_SECONDS: Final = 1.0
+RESERVED_IDS: Final = frozenset({"simulate", "replay"})
+"""Paths of the admin API under /admin/api/rules/ that a rule id would shadow."""
 POLL_SECONDS_WITH_REDIS: Final = 10.0
 
 
@@ -90,9 +92,16 @@ class Rulebook:
         problems = check_rules(documents, models=self.models, providers=self.providers)
         config_ids = {rule.get("id") for rule in self.config_rules}
         for index, document in enumerate(documents):
-            if isinstance(document, dict) and document.get("id") in config_ids:
+            if not isinstance(document, dict):
+                continue
+            rule_id = document.get("id")
+            if rule_id in config_ids:
                 problems.append(
-                    f"rules[{index}].id: '{document['id']}' is already defined in the config file"
+                    f"rules[{index}].id: '{rule_id}' is already defined in the config file"
+                )
+            elif rule_id in RESERVED_IDS:
+                problems.append(
+                    f"rules[{index}].id: '{rule_id}' is reserved (/admin/api/rules/{rule_id})"
                 )
         return problems
 

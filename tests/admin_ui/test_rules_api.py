@@ -190,6 +190,12 @@ def test_an_invalid_rule_is_a_400_naming_every_problem_by_path(api: httpx.Client
     assert api.get(f"/{rule_id}").json()["version"] == 1
 
 
+@pytest.mark.parametrize("rule_id", ["simulate", "replay"])
+def test_ids_that_are_admin_paths_are_refused(api: httpx.Client, rule_id: str) -> None:
+    error = error_of(api.post("", json=premium_rule(rule_id)), 400)
+    assert f"'{rule_id}' is reserved" in error["message"]
+
+
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"rule"'])
 def test_a_body_that_is_not_a_json_object_is_a_400(api: httpx.Client, body: bytes) -> None:
     response = api.post("", content=body, headers={"Content-Type": "application/json"})
