@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         harness.require_mocks()
         overrides = {"soak": lambda h: run_soak(h, soak)}
         for name in scenarios:
-            results.append(run_scenario(harness, name, overrides))
+            results.extend(run_scenario(harness, name, overrides))
     except KeyboardInterrupt:
         print("[bench] interrupted; stopping every process", file=sys.stderr)
         return 130

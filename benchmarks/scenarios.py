@@ -411,7 +411,13 @@ def soak(harness: Harness) -> ScenarioResult:
     return run_soak(harness, SoakSettings())
 
 
-Scenario = Callable[[Harness], ScenarioResult]
+def rules(harness: Harness) -> list[ScenarioResult]:
+    from benchmarks.rules_scenario import run_rules
+
+    return run_rules(harness)
+
+
+Scenario = Callable[[Harness], ScenarioResult | list[ScenarioResult]]
 
 SCENARIOS: dict[str, Scenario] = {
     "serial": serial,
@@ -422,14 +428,17 @@ SCENARIOS: dict[str, Scenario] = {
     "redis": redis,
     "memory": memory,
     "soak": soak,
+    "rules": rules,
 }
 
 
 def run_scenario(
     harness: Harness, name: str, overrides: Mapping[str, Scenario] | None = None
-) -> ScenarioResult:
-    """Run scenario `name`; `overrides` replaces some (e.g. `soak` with settings from the CLI)."""
+) -> list[ScenarioResult]:
+    """Run scenario `name`, which reports one result section or several; `overrides` replaces
+    some (e.g. `soak` with settings from the CLI)."""
     started = time.monotonic()
-    result = {**SCENARIOS, **(overrides or {})}[name](harness)
-    result.notes.append(f"scenario wall time {time.monotonic() - started:.0f} s")
-    return result
+    produced = {**SCENARIOS, **(overrides or {})}[name](harness)
+    results = produced if isinstance(produced, list) else [produced]
+    results[-1].notes.append(f"scenario wall time {time.monotonic() - started:.0f} s")
+    return results

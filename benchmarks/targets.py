@@ -7,9 +7,10 @@ import secrets
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -194,19 +195,30 @@ class SteerwayOptions:
     workers: int = 1
     database_url: str | None = None
     redis_url: str | None = None
+    models: tuple[str, ...] = ()
+    """More public models, each served by the plain mock (for rules that route to them)."""
+    rules: tuple[Mapping[str, Any], ...] = ()
+    """Steering rules, written to the config file's `rules:` list."""
 
 
-def steerway_config(mocks: Mocks) -> dict[str, object]:
-    return {
+def steerway_config(mocks: Mocks, options: SteerwayOptions | None = None) -> dict[str, object]:
+    models: dict[str, object] = {
+        PLAIN_MODEL: [{"provider": "mock", "model": UPSTREAM_MODEL}],
+        STREAM_MODEL: [{"provider": "mock-stream", "model": UPSTREAM_MODEL}],
+    }
+    config: dict[str, object] = {
         "providers": {
             "mock": {"type": "openai", "base_url": mocks.plain.base_url},
             "mock-stream": {"type": "openai", "base_url": mocks.stream.base_url},
         },
-        "models": {
-            PLAIN_MODEL: [{"provider": "mock", "model": UPSTREAM_MODEL}],
-            STREAM_MODEL: [{"provider": "mock-stream", "model": UPSTREAM_MODEL}],
-        },
+        "models": models,
     }
+    if options is not None:
+        for name in options.models:
+            models[name] = [{"provider": "mock", "model": UPSTREAM_MODEL}]
+        if options.rules:
+            config["rules"] = [dict(rule) for rule in options.rules]
+    return config
 
 
 def steerway_version() -> str:
@@ -222,7 +234,7 @@ def start_steerway(workspace: Workspace, mocks: Mocks, options: SteerwayOptions)
     home = workspace.root / options.name
     home.mkdir(parents=True, exist_ok=True)
     config = home / "steerway.yaml"
-    config.write_text(yaml.safe_dump(steerway_config(mocks), sort_keys=False))
+    config.write_text(yaml.safe_dump(steerway_config(mocks, options), sort_keys=False))
     master_key = f"sk-bench-{secrets.token_hex(16)}"
     env = base_environment(home)
     env |= {

@@ -364,7 +364,6 @@ class Proxy:
         ruleset = self.rules.current if self.rules is not None else None
         if ruleset is None or not ruleset.active:
             return self.router.resolve(model), None
-        started = time.perf_counter()
         key = exchange.key
         context = RequestContext.from_features(
             exchange.features,
@@ -380,9 +379,11 @@ class Proxy:
         evaluation = ruleset.evaluate(context)
         exchange.steering = evaluation
         changes = apply_parameters(payload, evaluation) if not evaluation.deny else {}
-        ended = time.perf_counter()
         _rule_evaluation.observe(evaluation.elapsed_us / 1e6)
-        self._record_rules(exchange, evaluation, changes, started, ended)
+        self._record_rules(exchange, evaluation, changes)
+        for tag in evaluation.tags:
+            if tag not in exchange.tags:
+                exchange.tags.append(tag)
         if evaluation.deny is not None:
             deny = evaluation.deny
             _rules_denied(evaluation.deny_rule or "").inc()
@@ -392,9 +393,6 @@ class Proxy:
                 type="rate_limit_error" if deny.status == 429 else "invalid_request_error",
                 code=deny.code,
             )
-        for tag in evaluation.tags:
-            if tag not in exchange.tags:
-                exchange.tags.append(tag)
         target = evaluation.route
         if target is None:
             return self.router.resolve(model), evaluation.fallbacks
@@ -408,22 +406,10 @@ class Proxy:
         exchange: Exchange,
         evaluation: Evaluation,
         changes: dict[str, Any],
-        started: float,
-        ended: float,
     ) -> None:
         trace = exchange.trace
         matched = evaluation.matched
         exchange.rules = [match.rule_id for match in matched]
-        trace.add_span(
-            "rules",
-            "rules",
-            started,
-            ended,
-            attributes={
-                "rules.evaluated": evaluation.evaluated,
-                "rules.matched": exchange.rules,
-            },
-        )
         outcome = evaluation.effects()
         if changes:
             outcome["parameters_changed"] = changes

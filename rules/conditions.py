@@ -59,15 +59,22 @@ MAX_IN_VALUES: Final = 1000
 
 
 class Condition:
-    __slots__ = ("description", "explain", "test")
+    """A compiled condition. `shape` keeps its structure for the generated evaluator
+    (`rules.codegen`): ("always",), ("all", parts), ("any", parts), ("not", inner), or
+    ("leaf", read source or None, operator, field kind, argument)."""
 
-    def __init__(self, test: Test, explain: Explain, description: str) -> None:
+    __slots__ = ("description", "explain", "shape", "test")
+
+    def __init__(
+        self, test: Test, explain: Explain, description: str, shape: tuple[Any, ...]
+    ) -> None:
         self.test = test
         self.explain = explain
         self.description = description
+        self.shape = shape
 
 
-ALWAYS: Final = Condition(lambda ctx: True, lambda ctx: ["always"], "always")
+ALWAYS: Final = Condition(lambda ctx: True, lambda ctx: ["always"], "always", ("always",))
 
 
 class Problems:
@@ -171,7 +178,8 @@ def _all(parts: list[Condition]) -> Condition:
     def explain(ctx: RequestContext) -> list[str]:
         return [reason for p in parts for reason in p.explain(ctx)]
 
-    return Condition(test, explain, "(" + " and ".join(p.description for p in parts) + ")")
+    description = "(" + " and ".join(p.description for p in parts) + ")"
+    return Condition(test, explain, description, ("all", tuple(parts)))
 
 
 def _any(parts: list[Condition]) -> Condition:
@@ -189,7 +197,8 @@ def _any(parts: list[Condition]) -> Condition:
                 return part.explain(ctx)
         return []
 
-    return Condition(test, explain, "(" + " or ".join(p.description for p in parts) + ")")
+    description = "(" + " or ".join(p.description for p in parts) + ")"
+    return Condition(test, explain, description, ("any", tuple(parts)))
 
 
 def _not(inner: Condition) -> Condition:
@@ -204,7 +213,7 @@ def _not(inner: Condition) -> Condition:
     def explain(ctx: RequestContext) -> list[str]:
         return [description]
 
-    return Condition(test, explain, description)
+    return Condition(test, explain, description, ("not", inner))
 
 
 # --- operators --------------------------------------------------------------------------------
@@ -249,7 +258,7 @@ def _leaf(
                 return [description]
             return [f"{description} (value {_show(value)})"]
 
-    return Condition(test, explain, description)
+    return Condition(test, explain, description, ("leaf", field.source, op, field.kind, arg))
 
 
 def _check_argument(name: str, kind: str, op: str, arg: Any) -> str | None:

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from rules.actions import Actions, CachePolicy, Deny, RouteTarget
+from rules.codegen import generate
 from rules.conditions import Condition
 from rules.context import RequestContext
 
@@ -25,6 +26,7 @@ from rules.context import RequestContext
 class CompiledRule:
     __slots__ = (
         "actions",
+        "actions_record",
         "condition",
         "document",
         "enabled",
@@ -62,6 +64,7 @@ class CompiledRule:
         self.actions = actions
         self.source = source
         self.document = document
+        self.actions_record = self.describe_actions()
 
     def describe_actions(self) -> dict[str, Any]:
         """The rule's actions as JSON, for decision records (defaults left out)."""
@@ -135,14 +138,16 @@ class RuleSet:
             rules, key=lambda r: (r.priority, 0 if r.source == "config" else 1, r.position)
         )
         self.rules: tuple[CompiledRule, ...] = tuple(ordered)
-        self._active = tuple((r.test, r) for r in ordered if r.enabled)
+        active = [r for r in ordered if r.enabled]
+        self._active_count = len(active)
+        self._evaluate = generate(active)
 
     def __len__(self) -> int:
         return len(self.rules)
 
     @property
     def active(self) -> int:
-        return len(self._active)
+        return self._active_count
 
     def get(self, rule_id: str) -> CompiledRule | None:
         for rule in self.rules:
@@ -152,14 +157,7 @@ class RuleSet:
 
     def evaluate(self, ctx: RequestContext) -> Evaluation:
         started = time.perf_counter()
-        hits: list[CompiledRule] = []
-        evaluated = 0
-        for test, rule in self._active:
-            evaluated += 1
-            if test(ctx):
-                hits.append(rule)
-                if not rule.keep_going or rule.actions.deny is not None:
-                    break
+        hits, evaluated = self._evaluate(ctx)
         result = _combine(hits, ctx) if hits else Evaluation()
         result.evaluated = evaluated
         result.elapsed_us = (time.perf_counter() - started) * 1e6
@@ -176,7 +174,7 @@ def _combine(hits: list[CompiledRule], ctx: RequestContext) -> Evaluation:
                 name=rule.name,
                 source=rule.source,
                 evidence=rule.condition.explain(ctx),
-                actions=rule.describe_actions(),
+                actions=rule.actions_record,
             )
         )
         if actions.deny is not None:

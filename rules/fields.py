@@ -34,11 +34,18 @@ class Field(NamedTuple):
     read: Callable[[ZoneInfo | None], Getter]
     sensitive: bool = False
     """Evidence shows the condition but never the value read (prompt text, header values)."""
+    source: str | None = None
+    """The read as a Python expression over `ctx`, for the generated evaluator; None: call
+    the getter."""
 
 
 def _attribute(name: str) -> Callable[[ZoneInfo | None], Getter]:
     getter = attrgetter(name)
     return lambda _zone: getter
+
+
+def _plain(kind: str, name: str, *, sensitive: bool = False) -> Field:
+    return Field(kind, _attribute(name), sensitive, f"ctx.{name}")
 
 
 def _budget(name: str) -> Callable[[ZoneInfo | None], Getter]:
@@ -54,30 +61,38 @@ def _weekday(zone: ZoneInfo | None) -> Getter:
 
 
 def _clock(zone: ZoneInfo | None) -> Getter:
-    return lambda ctx: ctx.local_time(zone).strftime("%H:%M")
+    def clock(ctx: RequestContext) -> str:
+        local = ctx.local_time(zone)
+        return f"{local.hour:02d}:{local.minute:02d}"
+
+    return clock
 
 
 FIELDS: Final[Mapping[str, Field]] = {
-    "model": Field("string", _attribute("model")),
-    "estimated_input_tokens": Field("number", _attribute("estimated_input_tokens")),
-    "message_count": Field("number", _attribute("message_count")),
-    "has_tools": Field("boolean", _attribute("has_tools")),
-    "has_images": Field("boolean", _attribute("has_images")),
-    "has_response_format": Field("boolean", _attribute("has_response_format")),
-    "stream": Field("boolean", _attribute("stream")),
-    "max_tokens": Field("number", _attribute("max_tokens")),
-    "temperature": Field("number", _attribute("temperature")),
-    "user": Field("string", _attribute("user")),
-    "key": Field("string", _attribute("key")),
-    "key_name": Field("string", _attribute("key_name")),
-    "workspace": Field("string", _attribute("workspace")),
-    "tags": Field("list", _attribute("tags")),
-    "prompt": Field("string", _attribute("prompt"), sensitive=True),
+    "model": _plain("string", "model"),
+    "estimated_input_tokens": _plain("number", "estimated_input_tokens"),
+    "message_count": _plain("number", "message_count"),
+    "has_tools": _plain("boolean", "has_tools"),
+    "has_images": _plain("boolean", "has_images"),
+    "has_response_format": _plain("boolean", "has_response_format"),
+    "stream": _plain("boolean", "stream"),
+    "max_tokens": _plain("number", "max_tokens"),
+    "temperature": _plain("number", "temperature"),
+    "user": _plain("string", "user"),
+    "key": _plain("string", "key"),
+    "key_name": _plain("string", "key_name"),
+    "workspace": _plain("string", "workspace"),
+    "tags": _plain("list", "tags"),
+    "prompt": _plain("string", "prompt", sensitive=True),
     "time.hour": Field("number", _hour),
     "time.weekday": Field("string", _weekday),
     "time.time": Field("string", _clock),
-    "budget.key_percent": Field("number", _budget("key_percent")),
-    "budget.workspace_percent": Field("number", _budget("workspace_percent")),
+    "budget.key_percent": Field(
+        "number", _budget("key_percent"), source="ctx.budget.get('key_percent')"
+    ),
+    "budget.workspace_percent": Field(
+        "number", _budget("workspace_percent"), source="ctx.budget.get('workspace_percent')"
+    ),
 }
 PREFIXES: Final = ("metadata.", "headers.")
 
@@ -101,12 +116,18 @@ def metadata_field(path: str) -> Field:
 
         return walk
 
-    return Field("any", read)
+    source = f"ctx.metadata.get({steps[0]!r})" if len(steps) == 1 else None
+    return Field("any", read, source=source)
 
 
 def header_field(name: str) -> Field:
     lowered = name.lower()
-    return Field("string", lambda _zone: lambda ctx: ctx.headers.get(lowered), sensitive=True)
+    return Field(
+        "string",
+        lambda _zone: lambda ctx: ctx.headers.get(lowered),
+        sensitive=True,
+        source=f"ctx.headers.get({lowered!r})",
+    )
 
 
 def lookup(name: str) -> Field | None:
