@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -50,6 +51,17 @@ def config_rule(rule_id: str) -> GatewayError:
 def conflict(error: RuleConflict) -> GatewayError:
     text = str(error)
     return GatewayError(409, f"{text[:1].upper()}{text[1:]}.", code="rule_conflict")
+
+
+@contextmanager
+def store_errors(rule_id: str) -> Iterator[None]:
+    """The store's refusals as the API's answers: unknown rule 404, stale version 409."""
+    try:
+        yield
+    except RuleNotFound:
+        raise rule_not_found(rule_id) from None
+    except RuleConflict as error:
+        raise conflict(error) from None
 
 
 def invalid_rule(problems: list[str], intro: str = "The rule is not valid") -> GatewayError:
@@ -208,14 +220,10 @@ class RuleController(Controller):
         problems = rulebook.validate([document])
         if problems:
             raise invalid_rule(problems)
-        try:
+        with store_errors(rule_id):
             stored = await store.update(
                 rule_id, normalise_rule(document), author, expected_version=expected
             )
-        except RuleNotFound:
-            raise rule_not_found(rule_id) from None
-        except RuleConflict as error:
-            raise conflict(error) from None
         await rulebook.reload()
         return database_item(stored)
 
@@ -230,12 +238,8 @@ class RuleController(Controller):
     @delete("/{rule_id:str}", status_code=204)
     async def delete_rule(self, request: AnyRequest, rule_id: str, author: str) -> Response[None]:
         _refuse_config_rule(request, rule_id)
-        try:
+        with store_errors(rule_id):
             await rule_store_of(request).delete(rule_id, author)
-        except RuleNotFound:
-            raise rule_not_found(rule_id) from None
-        except RuleConflict as error:
-            raise conflict(error) from None
         await rulebook_of(request).reload()
         return Response(None, status_code=204)
 
@@ -262,12 +266,8 @@ class RuleController(Controller):
         problems = rulebook.validate([{**old.document, "id": rule_id}])
         if problems:
             raise invalid_rule(problems, f"Version {version} no longer fits the running config")
-        try:
+        with store_errors(rule_id):
             stored = await store.rollback(rule_id, version, author)
-        except RuleNotFound:
-            raise rule_not_found(rule_id) from None
-        except RuleConflict as error:
-            raise conflict(error) from None
         await rulebook.reload()
         return database_item(stored)
 
@@ -302,11 +302,7 @@ async def _set_enabled(
         problems = rulebook.validate([{**current.document, "enabled": True}])
         if problems:
             raise invalid_rule(problems, "The rule cannot be enabled with the running config")
-    try:
+    with store_errors(rule_id):
         stored = await store.set_enabled(rule_id, enabled, author)
-    except RuleNotFound:
-        raise rule_not_found(rule_id) from None
-    except RuleConflict as error:
-        raise conflict(error) from None
     await rulebook.reload()
     return database_item(stored)
