@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 import yaml
@@ -192,6 +193,49 @@ class AuthConfig(msgspec.Struct, frozen=True, kw_only=True):
     key_cache_ttl_seconds: float = 1.0
 
 
+REDIS_ERROR_POLICIES: Final = ("open", "closed")
+BUDGET_WINDOWS: Final = ("daily", "weekly", "monthly", "total")
+
+
+class CacheConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """The exact-match response cache (Redis when STEERWAY_REDIS_URL is set, else in-process)."""
+
+    enabled: bool = True
+    """Requests with temperature 0 are cached by default; others only when a rule or the
+    `x-steerway-cache: ttl=<s>` header asks."""
+    ttl_seconds: int = 3600
+    max_bytes: int = 256 * 1024 * 1024
+    """In-process backend only: least recently used answers go first past this size."""
+    on_redis_error: str = "open"
+
+
+class BudgetSpec(msgspec.Struct, frozen=True, kw_only=True):
+    limit_usd: Decimal
+    window: str  # daily | weekly | monthly | total
+    soft_percent: float | None = None
+
+
+class BudgetsConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Budgets not tied to a key or workspace: per end user, and named buckets for rules."""
+
+    timezone: str = "UTC"
+    """Where days, weeks (from Monday) and months begin."""
+    end_user: tuple[BudgetSpec, ...] = ()
+    buckets: Mapping[str, tuple[BudgetSpec, ...]] = msgspec.field(default_factory=dict)
+    on_redis_error: str = "closed"
+    """Money: by default a request is refused (503) rather than served unaccounted."""
+
+
+class RateLimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
+    on_redis_error: str = "open"
+
+
+class RedisConfig(msgspec.Struct, frozen=True, kw_only=True):
+    timeout_ms: int = 200
+    """Longest wait for one Redis call on the request path; past it the concern's
+    on_redis_error policy applies."""
+
+
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     providers: Mapping[str, ProviderConfig] = msgspec.field(default_factory=dict)
     models: Mapping[str, ModelRoute] = msgspec.field(default_factory=dict)
@@ -200,6 +244,10 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
+    budgets: BudgetsConfig = msgspec.field(default_factory=BudgetsConfig)
+    rate_limits: RateLimitsConfig = msgspec.field(default_factory=RateLimitsConfig)
+    redis: RedisConfig = msgspec.field(default_factory=RedisConfig)
     rules: tuple[dict[str, Any], ...] = ()
     """Steering rules from the file, normalised (see `rules.compiler.normalise_rule`)."""
 
@@ -638,7 +686,21 @@ class _Reader:
 
 def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
     top = reader.fields(
-        data, "", ("providers", "models", "prices", "telemetry", "limits", "auth", "rules")
+        data,
+        "",
+        (
+            "providers",
+            "models",
+            "prices",
+            "telemetry",
+            "limits",
+            "auth",
+            "cache",
+            "budgets",
+            "rate_limits",
+            "redis",
+            "rules",
+        ),
     )
     provider_values = reader.entries(top.get("providers"), "providers")
     providers = {
@@ -670,6 +732,23 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),
         auth=_parse_auth(top.get("auth"), "auth", reader),
+        cache=_parse_cache(top.get("cache"), "cache", reader),
+        budgets=_parse_budgets(top.get("budgets"), "budgets", reader),
+        rate_limits=RateLimitsConfig(
+            on_redis_error=_redis_policy(
+                reader.fields(top.get("rate_limits"), "rate_limits", ("on_redis_error",)),
+                "rate_limits",
+                reader,
+                default="open",
+            )
+        ),
+        redis=RedisConfig(
+            timeout_ms=reader.positive_integer(
+                reader.fields(top.get("redis"), "redis", ("timeout_ms",)).get("timeout_ms"),
+                "redis.timeout_ms",
+                default=RedisConfig().timeout_ms,
+            )
+        ),
     )
 
 
@@ -1015,3 +1094,89 @@ def _parse_auth(value: Any, path: str, reader: _Reader) -> AuthConfig:
             default=AuthConfig().key_cache_ttl_seconds,
         )
     )
+
+
+def _redis_policy(fields: dict[str, Any], path: str, reader: _Reader, *, default: str) -> str:
+    return reader.choice(
+        fields.get("on_redis_error"),
+        _join(path, "on_redis_error"),
+        REDIS_ERROR_POLICIES,
+        default=default,
+    )
+
+
+def _parse_cache(value: Any, path: str, reader: _Reader) -> CacheConfig:
+    fields = reader.fields(value, path, ("enabled", "ttl_seconds", "max_bytes", "on_redis_error"))
+    defaults = CacheConfig()
+    enabled = fields.get("enabled", defaults.enabled)
+    if not isinstance(enabled, bool):
+        reader.report(_join(path, "enabled"), f"expected true or false, got {_show(enabled)}")
+        enabled = defaults.enabled
+    return CacheConfig(
+        enabled=enabled,
+        ttl_seconds=reader.positive_integer(
+            fields.get("ttl_seconds"), _join(path, "ttl_seconds"), default=defaults.ttl_seconds
+        ),
+        max_bytes=reader.positive_integer(
+            fields.get("max_bytes"), _join(path, "max_bytes"), default=defaults.max_bytes
+        ),
+        on_redis_error=_redis_policy(fields, path, reader, default=defaults.on_redis_error),
+    )
+
+
+def _parse_budgets(value: Any, path: str, reader: _Reader) -> BudgetsConfig:
+    fields = reader.fields(value, path, ("timezone", "end_user", "buckets", "on_redis_error"))
+    defaults = BudgetsConfig()
+    timezone = reader.string(fields.get("timezone"), _join(path, "timezone"), default="UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        reader.report(_join(path, "timezone"), f"unknown time zone {_show(timezone)}")
+        timezone = "UTC"
+    buckets = {
+        name: _parse_budget_list(item, _join(_join(path, "buckets"), name), reader)
+        for name, item in reader.entries(fields.get("buckets"), _join(path, "buckets"))
+    }
+    return BudgetsConfig(
+        timezone=timezone,
+        end_user=_parse_budget_list(fields.get("end_user"), _join(path, "end_user"), reader),
+        buckets=buckets,
+        on_redis_error=_redis_policy(fields, path, reader, default=defaults.on_redis_error),
+    )
+
+
+def _parse_budget_list(value: Any, path: str, reader: _Reader) -> tuple[BudgetSpec, ...]:
+    """One budget (a mapping) or several (a list), each {limit_usd, window, soft_percent}."""
+    if value is None or value is _UNRESOLVED:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    budgets = []
+    for index, item in enumerate(items):
+        here = f"{path}[{index}]" if isinstance(value, list) else path
+        fields = reader.fields(
+            item, here, ("limit_usd", "window", "soft_percent"), ("limit_usd", "window")
+        )
+        if "limit_usd" not in fields or "window" not in fields:
+            continue
+        soft = fields.get("soft_percent")
+        if soft is not None and (
+            isinstance(soft, bool) or not isinstance(soft, int | float) or not 0 < soft < 100
+        ):
+            reader.report(
+                _join(here, "soft_percent"),
+                f"expected a percentage between 0 and 100, got {_show(soft)}",
+            )
+            soft = None
+        limit = reader.money(fields["limit_usd"], _join(here, "limit_usd"))
+        if limit == 0 and _as_decimal(fields["limit_usd"]) == 0:
+            reader.report(_join(here, "limit_usd"), "a budget must be more than 0 US dollars")
+        budgets.append(
+            BudgetSpec(
+                limit_usd=limit,
+                window=reader.choice(
+                    fields["window"], _join(here, "window"), BUDGET_WINDOWS, default="total"
+                ),
+                soft_percent=None if soft is None else float(soft),
+            )
+        )
+    return tuple(budgets)

@@ -584,3 +584,64 @@ def test_valid_rules_are_kept_normalised(tmp_path: Path) -> None:
             "then": {"cache": {"mode": True}},
         },
     )
+
+
+# --- cache, budgets, rate limits, redis -------------------------------------------------------
+
+
+def test_limits_sections_have_safe_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""), ENV)
+    assert config.cache.enabled is True
+    assert config.cache.ttl_seconds == 3600
+    assert config.cache.on_redis_error == "open"
+    assert config.budgets.on_redis_error == "closed"
+    assert config.rate_limits.on_redis_error == "open"
+    assert config.redis.timeout_ms == 200
+    assert config.budgets.end_user == () and dict(config.budgets.buckets) == {}
+
+
+def test_budgets_are_read_exactly(tmp_path: Path) -> None:
+    text = (
+        "budgets:\n"
+        "  timezone: Europe/Berlin\n"
+        "  end_user: {limit_usd: 0.10, window: daily, soft_percent: 80}\n"
+        "  buckets:\n"
+        "    premium:\n"
+        "      - {limit_usd: 100, window: monthly}\n"
+        "      - {limit_usd: '1000.005', window: total}\n"
+    )
+    config = load_config(write(tmp_path, text), ENV)
+    assert config.budgets.timezone == "Europe/Berlin"
+    (end_user,) = config.budgets.end_user
+    assert end_user.limit_usd == Decimal("0.10")
+    assert end_user.window == "daily" and end_user.soft_percent == 80.0
+    premium = config.budgets.buckets["premium"]
+    assert [(b.limit_usd, b.window) for b in premium] == [
+        (Decimal("100"), "monthly"),
+        (Decimal("1000.005"), "total"),
+    ]
+
+
+def test_limits_sections_report_every_problem(tmp_path: Path) -> None:
+    text = (
+        "cache: {enabled: maybe, ttl_seconds: 0, on_redis_error: retry}\n"
+        "budgets:\n"
+        "  timezone: Mars/Olympus\n"
+        "  end_user: [{limit_usd: -1, window: hourly}, {window: daily}, {limit_usd: 0, window: total}]\n"
+        "  buckets: {b: {limit_usd: 5, window: daily, soft_percent: 120}}\n"
+        "rate_limits: {on_redis_error: sometimes}\n"
+        "redis: {timeout_ms: 0}\n"
+    )
+    assert problems_of(tmp_path, text) == [
+        "cache.enabled: expected true or false, got 'maybe'",
+        "cache.ttl_seconds: expected a positive integer, got 0",
+        "cache.on_redis_error: expected one of open, closed; got 'retry'",
+        "budgets.timezone: unknown time zone 'Mars/Olympus'",
+        "budgets.buckets.b.soft_percent: expected a percentage between 0 and 100, got 120",
+        "budgets.end_user[0].limit_usd: expected a non-negative number of US dollars, got -1",
+        "budgets.end_user[0].window: expected one of daily, weekly, monthly, total; got 'hourly'",
+        "budgets.end_user[1]: missing required field 'limit_usd'",
+        "budgets.end_user[2].limit_usd: a budget must be more than 0 US dollars",
+        "rate_limits.on_redis_error: expected one of open, closed; got 'sometimes'",
+        "redis.timeout_ms: expected a positive integer, got 0",
+    ]
