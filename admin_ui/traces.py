@@ -1,4 +1,7 @@
-"""`GET /admin/api/traces/{trace_id}`: one request as recorded, with everything under it."""
+"""`GET /admin/api/traces/{trace_id}`: one request as recorded, with everything under it.
+
+An admin key of one workspace reads that workspace's traces only; another's is a 404.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from typing import Any
 
 from litestar import Controller, Request, get
 
+from admin_ui.auth import workspace_scope
 from admin_ui.serialise import plain
 from admin_ui.state import gateway_of
 from gateway.errors import GatewayError
@@ -23,7 +27,9 @@ class TraceController(Controller):
 
     @get("/{trace_id:str}")
     async def trace(self, request: Request[Any, Any, Any], trace_id: str) -> dict[str, Any]:
-        detail = await trace_detail(gateway_of(request).engine, trace_id)
+        detail = await trace_detail(
+            gateway_of(request).engine, trace_id, workspace_id=workspace_scope(request)
+        )
         if detail is None:
             raise trace_not_found(trace_id)
         return {

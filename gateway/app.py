@@ -12,7 +12,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.exceptions import HTTPException
@@ -20,13 +20,17 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from admin_ui.api import admin_router
+from gateway.admission import Admission, budget_limits
 from gateway.auth import Authenticator
+from gateway.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
+from gateway.cache import ResponseCache, create_cache
 from gateway.config import DEFAULT_ANTHROPIC_VERSION, GatewayConfig, ProviderConfig, load_config
 from gateway.defaults import default_config, wants_mock
 from gateway.errors import GatewayError, error_body
 from gateway.health import create_health
 from gateway.keys import KeyStore
 from gateway.proxy import Proxy
+from gateway.ratelimit import RateLimiter, RateLimitPolicy, create_rate_limiter
 from gateway.routing import Router
 from gateway.rulebook import Rulebook
 from gateway.settings import Settings
@@ -58,6 +62,9 @@ class Gateway:
         self.health = create_health(settings.redis_url)
         self._mock: Any = None
         self.rulebook: Rulebook | None = None
+        self.cache: ResponseCache | None = None
+        self.ledger: BudgetLedger | None = None
+        self.limiter: RateLimiter | None = None
 
     async def start(self) -> None:
         config = self._given_config or await self._load_config()
@@ -87,6 +94,38 @@ class Gateway:
             redis_url=self.settings.redis_url,
         )
         await self.rulebook.start()
+        redis_timeout = config.redis.timeout_ms / 1000.0
+        self.cache = create_cache(
+            self.settings.redis_url,
+            config.cache.max_bytes,
+            timeout=redis_timeout,
+            on_error="closed" if config.cache.on_redis_error == "closed" else "open",
+        )
+        await self.cache.start()
+        self.ledger = create_budget_ledger(
+            self.settings.redis_url,
+            self.engine,
+            BudgetPolicy(
+                on_redis_error=_policy(config.budgets.on_redis_error),
+                redis_timeout=redis_timeout,
+            ),
+        )
+        await self.ledger.start()
+        self.limiter = create_rate_limiter(
+            self.settings.redis_url,
+            RateLimitPolicy(
+                on_redis_error=_policy(config.rate_limits.on_redis_error),
+                timeout=redis_timeout,
+            ),
+        )
+        await self.limiter.start()
+        admission = Admission(
+            limiter=self.limiter,
+            ledger=self.ledger,
+            timezone=config.budgets.timezone,
+            end_user_budgets=budget_limits(config.budgets.end_user),
+            buckets={name: budget_limits(specs) for name, specs in config.budgets.buckets.items()},
+        )
         self.proxy = Proxy(
             router=router,
             authenticator=Authenticator(
@@ -100,6 +139,10 @@ class Gateway:
             health=self.health,
             backpressure=self.recorder,
             rules=self.rulebook,
+            cache=self.cache,
+            cache_enabled=config.cache.enabled,
+            cache_ttl=config.cache.ttl_seconds,
+            admission=admission,
         )
         # Everything built so far lives as long as the process: keep it out of the collector's
         # way so full collections stay short while serving.
@@ -120,6 +163,12 @@ class Gateway:
     async def stop(self) -> None:
         if self.rulebook is not None:
             await self.rulebook.close()
+        if self.cache is not None:
+            await self.cache.close()
+        if self.limiter is not None:
+            await self.limiter.close()
+        if self.ledger is not None:
+            await self.ledger.close()
         if self.recorder is not None:
             await self.recorder.stop()
         await self.upstream.close()
@@ -135,6 +184,10 @@ class Gateway:
             logger.warning("readiness check failed: %s", type(error).__name__)
             return False
         return self.proxy is not None
+
+
+def _policy(value: str) -> Literal["open", "closed"]:
+    return "closed" if value == "closed" else "open"
 
 
 def _adapter(name: str, provider: ProviderConfig, upstream: UpstreamClient) -> ProviderAdapter:

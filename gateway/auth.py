@@ -2,6 +2,8 @@
 
 The TTL bounds how long a revoked key keeps working on any worker (one second by default), and
 the cache keeps the database off the hot path for every request after the first in that window.
+A cached key carries its own limits and its workspace's (`KeyInfo.workspace_limits`, read in the
+same query), so a changed limit, like a revocation, is in force everywhere within the TTL.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime
 
 from gateway.errors import invalid_key, missing_key
 from gateway.keys import KeyInfo, KeyStore
+from gateway.limits_model import NO_LIMITS
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
 MASTER_KEY_INFO = KeyInfo(
@@ -21,6 +24,7 @@ MASTER_KEY_INFO = KeyInfo(
     name="master key",
     role="master",
     display_prefix="(STEERWAY_MASTER_KEY)",
+    workspace_limits=NO_LIMITS,  # the operator's key: no workspace limit applies to it
 )
 
 

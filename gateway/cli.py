@@ -1,18 +1,39 @@
-"""The `steerway` command: serve, migrate, keys, mock-provider, check-config."""
+"""The `steerway` command: serve, migrate, keys, workspaces, mock-provider, check-config."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from msgspec import UNSET
 
 from gateway.config import ConfigError, check_config, load_config
-from gateway.keys import CreatedKey, KeyInfo, KeyStore, UnknownWorkspace
+from gateway.keys import (
+    ROLES,
+    KeyInfo,
+    KeyStore,
+    UnknownWorkspace,
+    WorkspaceExists,
+    parse_allowed_models,
+    parse_metadata,
+    parse_tags,
+)
+from gateway.limits_model import (
+    BudgetLimit,
+    InvalidField,
+    WorkspaceLimits,
+    parse_budgets,
+    parse_count,
+)
 from gateway.settings import Settings
 from telemetry.db import create_engine, redact_url
 from telemetry.schema import DEFAULT_WORKSPACE_ID
@@ -155,73 +176,375 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- keys -------------------------------------------------------------------------------------
+# --- keys and workspaces ----------------------------------------------------------------------
+
+_DURATION = re.compile(r"^(\d+)([mhdw])$")
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_CLEARED = "none"
 
 
-def _keys(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+def _store_command(
+    run: Callable[[argparse.Namespace, KeyStore], Awaitable[int]],
+) -> Callable[[argparse.Namespace], int]:
+    """A `keys`/`workspaces` subcommand with a store and failures as one clean line each."""
+
+    def command(args: argparse.Namespace) -> int:
+        settings = Settings.from_env()
+
+        async def with_store() -> int:
+            engine = create_engine(settings.database_url)
+            try:
+                return await run(args, KeyStore(engine))
+            finally:
+                await engine.dispose()
+
+        try:
+            return asyncio.run(with_store())
+        except (InvalidField, UnknownWorkspace, WorkspaceExists) as error:
+            return _fail(str(error))
+        except Exception as error:
+            return _fail(
+                f"cannot use the database at {redact_url(settings.database_url)} "
+                f"({type(error).__name__}); is it running and migrated ('steerway migrate')?"
+            )
+
+    return command
+
+
+def _expiry(text: str, *, updating: bool) -> datetime | None:
+    """`--expires`: an ISO 8601 time (UTC unless it says otherwise), a duration from now such as
+    30d, 12h, 90m or 2w, or (when updating) `never`."""
+    if updating and text.lower() == "never":
+        return None
+    duration = _DURATION.match(text.strip().lower())
+    if duration is not None:
+        amount = timedelta(**{_DURATION_UNITS[duration.group(2)]: int(duration.group(1))})
+        return datetime.now(UTC) + amount
     try:
-        return asyncio.run(_keys_async(args, settings))
-    except UnknownWorkspace as error:
-        return _fail(str(error))
-    except Exception as error:
-        return _fail(
-            f"cannot use the database at {redact_url(settings.database_url)} "
-            f"({type(error).__name__}); is it running and migrated ('steerway migrate')?"
-        )
+        expires = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidField(
+            "--expires", f"not an ISO 8601 time or a duration such as 30d: '{text}'"
+        ) from None
+    return expires if expires.tzinfo is not None else expires.replace(tzinfo=UTC)
 
 
-async def _keys_async(args: argparse.Namespace, settings: Settings) -> int:
-    engine = create_engine(settings.database_url)
-    store = KeyStore(engine)
+def _count(text: str, option: str, *, updating: bool) -> int | None:
+    if updating and text.lower() == _CLEARED:
+        return None
     try:
-        if args.keys_command == "create":
-            workspace_id = DEFAULT_WORKSPACE_ID
-            if args.workspace:
-                workspace_id = await store.ensure_workspace(args.workspace)
-            expires = None
-            if args.expires:
-                try:
-                    expires = datetime.fromisoformat(args.expires)
-                except ValueError:
-                    return _fail(f"--expires: not an ISO 8601 time: '{args.expires}'")
-                if expires.tzinfo is None:
-                    expires = expires.replace(tzinfo=UTC)
-            created = await store.create(args.name, workspace_id=workspace_id, expires_at=expires)
-            _print_created(created)
-            return 0
-        if args.keys_command == "list":
-            scope = await store.workspace_id(args.workspace) if args.workspace else None
-            keys = await store.list(workspace_id=scope, include_revoked=args.all)
-            _print_keys(keys)
-            return 0
-        revoked = await store.revoke(args.key)
-        if revoked is None:
-            return _fail(f"no single key matches '{args.key}' (give its id or its prefix)")
-        print(f"Revoked {revoked.key_id} ({revoked.name}, {revoked.display_prefix}).")
-        return 0
-    finally:
-        await engine.dispose()
+        value: Any = int(text)
+    except ValueError:
+        value = text
+    return parse_count(value, option)
 
 
-def _print_created(created: CreatedKey) -> None:
+def _metadata(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidField("--metadata", "not valid JSON") from None
+    return parse_metadata(value, "--metadata")
+
+
+def _budgets(args: argparse.Namespace) -> tuple[BudgetLimit, ...] | None:
+    """The budgets given with --budget (None when the option was not used)."""
+    if args.budget is None:
+        return None
+    budgets = [BudgetLimit.from_text(text, "--budget") for text in args.budget]
+    return parse_budgets([budget.to_json() for budget in budgets], "--budget")
+
+
+def _limit_options(args: argparse.Namespace, *, updating: bool) -> dict[str, Any]:
+    """rpm, tpm and max parallel as given; with `updating`, `none` clears one."""
+    changes: dict[str, Any] = {}
+    for field, option in (("rpm", "--rpm"), ("tpm", "--tpm"), ("max_parallel", "--max-parallel")):
+        text = getattr(args, field)
+        if text is not None:
+            name = "max_parallel" if field == "max_parallel" else f"{field}_limit"
+            changes[name] = _count(text, option, updating=updating)
+    return changes
+
+
+def _key_options(args: argparse.Namespace, *, updating: bool) -> dict[str, Any]:
+    """KeyStore keyword arguments for the options given (all of them when creating)."""
+    changes = _limit_options(args, updating=updating)
+    if args.models:
+        changes["allowed_models"] = parse_allowed_models(args.models, "--models")
+    elif updating and args.all_models:
+        changes["allowed_models"] = None
+    budgets = _budgets(args)
+    if budgets is not None:
+        changes["budgets"] = budgets
+    elif updating and args.clear_budgets:
+        changes["budgets"] = None
+    if args.tag:
+        changes["default_tags"] = parse_tags(args.tag, "--tag")
+    elif updating and args.clear_tags:
+        changes["default_tags"] = None
+    if args.metadata is not None:
+        changes["metadata"] = _metadata(args.metadata)
+    if args.expires is not None:
+        changes["expires_at"] = _expiry(args.expires, updating=updating)
+    if args.role is not None:
+        changes["role"] = args.role
+    return changes
+
+
+async def _keys_create(args: argparse.Namespace, store: KeyStore) -> int:
+    if args.name is not None and args.name_option is not None and args.name != args.name_option:
+        return _fail(f"two names given: '{args.name}' and --name '{args.name_option}'")
+    name = args.name if args.name is not None else args.name_option
+    if name is None:
+        return _fail("give the key a name: 'steerway keys create NAME'")
+    options = _key_options(args, updating=False)
+    workspace_id = DEFAULT_WORKSPACE_ID
+    if args.workspace:
+        workspace_id = await store.ensure_workspace(args.workspace)
+    created = await store.create(name, workspace_id=workspace_id, **options)
     info = created.info
     print(f"Created key {info.key_id} '{info.name}' in workspace {info.workspace_id}.")
+    if info.role != "user":
+        print(f"Role: {info.role}.")
+    limits = _key_limits_text(info)
+    if limits != "-":
+        print(f"Limits: {limits}")
     print("The key is shown only now; store it safely:")
     print(f"\n    {created.plaintext}\n")
+    return 0
 
 
-def _print_keys(keys: list[KeyInfo]) -> None:
-    header = f"{'KEY ID':32}  {'PREFIX':16}  {'ROLE':6}  {'STATUS':8}  {'CREATED':20}  NAME"
-    print(header)
+async def _keys_list(args: argparse.Namespace, store: KeyStore) -> int:
+    scope = await store.workspace_id(args.workspace) if args.workspace else None
+    keys = await store.list(workspace_id=scope, include_revoked=args.all)
+    slugs = {w.workspace_id: w.slug for w in await store.list_workspaces()}
     now = datetime.now(UTC)
-    for key in keys:
-        status = "active" if key.active(now) else ("revoked" if key.revoked_at else "expired")
-        created = key.created_at.strftime("%Y-%m-%d %H:%M:%S") if key.created_at else "-"
-        print(
-            f"{key.key_id:32}  {key.display_prefix:16}  {key.role:6}  {status:8}  "
-            f"{created:20}  {key.name}"
-        )
+    _print_table(
+        ("KEY ID", "PREFIX", "ROLE", "STATUS", "CREATED", "WORKSPACE", "NAME", "LIMITS"),
+        [
+            (
+                key.key_id,
+                key.display_prefix,
+                key.role,
+                key.status(now),
+                _when(key.created_at),
+                slugs.get(key.workspace_id, key.workspace_id),
+                key.name,
+                _key_limits_text(key),
+            )
+            for key in keys
+        ],
+    )
+    return 0
+
+
+async def _keys_update(args: argparse.Namespace, store: KeyStore) -> int:
+    changes = _key_options(args, updating=True)
+    if args.name is not None:
+        changes["name"] = args.name
+    if not changes:
+        return _fail("nothing to change: give at least one option (see --help)")
+    updated = await store.update(args.key_id, **changes)
+    if updated is None:
+        return _fail(f"no key with id '{args.key_id}'")
+    print(f"Updated key {updated.key_id} '{updated.name}'.")
+    print(f"Limits: {_key_limits_text(updated)}")
+    return 0
+
+
+async def _keys_revoke(args: argparse.Namespace, store: KeyStore) -> int:
+    revoked = await store.revoke(args.key)
+    if revoked is None:
+        return _fail(f"no single key matches '{args.key}' (give its id or its prefix)")
+    print(f"Revoked {revoked.key_id} ({revoked.name}, {revoked.display_prefix}).")
+    return 0
+
+
+def _workspace_settings(args: argparse.Namespace, *, updating: bool) -> dict[str, Any]:
+    settings = _limit_options(args, updating=updating)
+    budgets = _budgets(args)
+    if budgets is not None:
+        settings["budgets"] = [budget.to_json() for budget in budgets]
+    elif updating and args.clear_budgets:
+        settings["budgets"] = None
+    return settings
+
+
+async def _workspaces_create(args: argparse.Namespace, store: KeyStore) -> int:
+    settings = _workspace_settings(args, updating=False)
+    workspace = await store.create_workspace(args.slug, name=args.name, settings=settings)
+    print(f"Created workspace {workspace.workspace_id} '{workspace.slug}' ({workspace.name}).")
+    print(f"Limits: {_workspace_limits_text(workspace.limits)}")
+    return 0
+
+
+async def _workspaces_list(args: argparse.Namespace, store: KeyStore) -> int:
+    keys: dict[str, int] = {}
+    for key in await store.list():
+        keys[key.workspace_id] = keys.get(key.workspace_id, 0) + 1
+    _print_table(
+        ("WORKSPACE ID", "SLUG", "CREATED", "KEYS", "NAME", "LIMITS"),
+        [
+            (
+                w.workspace_id,
+                w.slug,
+                _when(w.created_at),
+                str(keys.get(w.workspace_id, 0)),
+                w.name,
+                _workspace_limits_text(w.limits),
+            )
+            for w in await store.list_workspaces()
+        ],
+    )
+    return 0
+
+
+async def _workspaces_update(args: argparse.Namespace, store: KeyStore) -> int:
+    settings = _workspace_settings(args, updating=True)
+    if args.name is None and not settings:
+        return _fail("nothing to change: give at least one option (see --help)")
+    updated = await store.update_workspace(
+        args.workspace,
+        name=UNSET if args.name is None else args.name,
+        settings=settings if settings else UNSET,
+    )
+    if updated is None:
+        raise UnknownWorkspace(f"unknown workspace '{args.workspace}'")
+    print(f"Updated workspace {updated.workspace_id} '{updated.slug}' ({updated.name}).")
+    print(f"Limits: {_workspace_limits_text(updated.limits)}")
+    return 0
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _rate_parts(rpm: int | None, tpm: int | None, parallel: int | None) -> list[str]:
+    parts = [] if rpm is None else [f"rpm={rpm}"]
+    parts += [] if tpm is None else [f"tpm={tpm}"]
+    return parts + ([] if parallel is None else [f"parallel={parallel}"])
+
+
+def _budget_parts(budgets: tuple[BudgetLimit, ...]) -> list[str]:
+    return [f"budgets={','.join(b.describe() for b in budgets)}"] if budgets else []
+
+
+def _workspace_limits_text(limits: WorkspaceLimits) -> str:
+    parts = _rate_parts(limits.rpm_limit, limits.tpm_limit, limits.max_parallel)
+    return " ".join(parts + _budget_parts(limits.budgets)) or "-"
+
+
+def _key_limits_text(key: KeyInfo) -> str:
+    parts = [] if key.allowed_models is None else [f"models={','.join(key.allowed_models)}"]
+    parts += _rate_parts(key.rpm_limit, key.tpm_limit, key.max_parallel)
+    parts += _budget_parts(key.budgets)
+    parts += [f"tags={','.join(key.default_tags)}"] if key.default_tags else []
+    parts += [f"expires={_when(key.expires_at)}"] if key.expires_at else []
+    return " ".join(parts) or "-"
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Columns padded to their widest cell; the last one is left as it is."""
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+    for row in [headers, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
+        print("  ".join([*cells, row[-1]]).rstrip())
+
+
+def _add_key_options(parser: argparse.ArgumentParser, *, updating: bool) -> None:
+    clear = " ('none' removes the limit)" if updating else ""
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        action="extend",
+        metavar="PATTERN",
+        help="models the key may use, as patterns such as 'gpt-4o*' (default: all)",
+    )
+    parser.add_argument("--rpm", metavar="N", help=f"requests per minute{clear}")
+    parser.add_argument("--tpm", metavar="N", help=f"tokens per minute{clear}")
+    parser.add_argument(
+        "--max-parallel", dest="max_parallel", metavar="N", help=f"requests at once{clear}"
+    )
+    parser.add_argument(
+        "--budget",
+        action="append",
+        metavar="USD/WINDOW[@SOFT%]",
+        help="a budget such as 10.00/monthly or 5/daily@80 (repeatable; windows: daily, "
+        "weekly, monthly, total)" + ("; replaces the key's budgets" if updating else ""),
+    )
+    parser.add_argument(
+        "--expires",
+        metavar="TIME",
+        help="ISO 8601 time (UTC unless it says otherwise) or a duration such as 30d"
+        + (", or 'never'" if updating else ""),
+    )
+    parser.add_argument(
+        "--tag", action="append", metavar="TAG", help="a tag added to every request (repeatable)"
+    )
+    parser.add_argument("--metadata", metavar="JSON", help="a JSON object kept with the key")
+    parser.add_argument("--role", choices=ROLES, help="master: may use the admin API")
+    if updating:
+        parser.add_argument("--name")
+        parser.add_argument("--all-models", action="store_true", help="allow every model")
+        parser.add_argument("--clear-budgets", action="store_true", help="remove every budget")
+        parser.add_argument("--clear-tags", action="store_true", help="remove the default tags")
+
+
+def _add_workspace_options(parser: argparse.ArgumentParser, *, updating: bool) -> None:
+    clear = " ('none' removes the limit)" if updating else ""
+    parser.add_argument("--name")
+    parser.add_argument(
+        "--budget",
+        action="append",
+        metavar="USD/WINDOW[@SOFT%]",
+        help="a budget for the whole workspace, such as 100/monthly@80 (repeatable)"
+        + ("; replaces the workspace's budgets" if updating else ""),
+    )
+    parser.add_argument("--rpm", metavar="N", help=f"requests per minute, all keys{clear}")
+    parser.add_argument("--tpm", metavar="N", help=f"tokens per minute, all keys{clear}")
+    parser.add_argument(
+        "--max-parallel", dest="max_parallel", metavar="N", help=f"requests at once{clear}"
+    )
+    if updating:
+        parser.add_argument("--clear-budgets", action="store_true", help="remove every budget")
+
+
+def _add_keys_commands(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="manage virtual keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key (shown once)")
+    create.add_argument("name", nargs="?", help="what the key is for")
+    create.add_argument("--name", dest="name_option", help=argparse.SUPPRESS)
+    create.add_argument("--workspace", help="workspace slug or id (created if new)")
+    _add_key_options(create, updating=False)
+    create.set_defaults(run=_store_command(_keys_create))
+
+    listing = key_commands.add_parser("list", help="list keys and their limits")
+    listing.add_argument("--workspace")
+    listing.add_argument("--all", action="store_true", help="include revoked keys")
+    listing.set_defaults(run=_store_command(_keys_list))
+
+    update = key_commands.add_parser("update", help="change a key's name, limits or expiry")
+    update.add_argument("key_id")
+    _add_key_options(update, updating=True)
+    update.set_defaults(run=_store_command(_keys_update))
+
+    revoke = key_commands.add_parser("revoke", help="revoke a key by id or prefix")
+    revoke.add_argument("key")
+    revoke.set_defaults(run=_store_command(_keys_revoke))
+
+    spaces = commands.add_parser("workspaces", help="manage workspaces")
+    space_commands = spaces.add_subparsers(dest="workspaces_command", required=True)
+    create_space = space_commands.add_parser("create", help="create a workspace")
+    create_space.add_argument("slug")
+    _add_workspace_options(create_space, updating=False)
+    create_space.set_defaults(run=_store_command(_workspaces_create))
+    list_spaces = space_commands.add_parser("list", help="list workspaces and their limits")
+    list_spaces.set_defaults(run=_store_command(_workspaces_list))
+    update_space = space_commands.add_parser("update", help="rename or change limits")
+    update_space.add_argument("workspace", help="slug or id")
+    _add_workspace_options(update_space, updating=True)
+    update_space.set_defaults(run=_store_command(_workspaces_update))
 
 
 # --- mock provider ----------------------------------------------------------------------------
@@ -260,18 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path", nargs="?", help="default: STEERWAY_CONFIG")
     check.set_defaults(run=_check_config)
 
-    keys = commands.add_parser("keys", help="manage virtual keys")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser("create", help="create a key (shown once)")
-    create.add_argument("--name", required=True)
-    create.add_argument("--workspace", help="workspace slug or id (created if new)")
-    create.add_argument("--expires", help="ISO 8601 time, UTC unless it says otherwise")
-    listing = key_commands.add_parser("list", help="list keys")
-    listing.add_argument("--workspace")
-    listing.add_argument("--all", action="store_true", help="include revoked keys")
-    revoke = key_commands.add_parser("revoke", help="revoke a key by id or prefix")
-    revoke.add_argument("key")
-    keys.set_defaults(run=_keys)
+    _add_keys_commands(commands)
 
     mock = commands.add_parser("mock-provider", help="run the mock OpenAI-compatible provider")
     from providers.mock_server import add_arguments

@@ -11,12 +11,17 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from typing import Any, Protocol
 
 import aiohttp
 import msgspec
 
+from gateway import cache as response_cache
+from gateway.admission import Admission, Admitted
 from gateway.auth import Authenticator
+from gateway.cache import CacheDecision, CachedResponse, ResponseCache
+from gateway.cache_stream import StreamAccumulator, replay_events
 from gateway.errors import (
     GatewayError,
     body_too_large,
@@ -106,7 +111,11 @@ class Exchange:
     """The state of one request as it moves through the pipeline."""
 
     __slots__ = (
+        "admitted",
         "attempts",
+        "cache_key",
+        "cache_status",
+        "cache_ttl",
         "end_user",
         "error_message",
         "error_type",
@@ -157,6 +166,11 @@ class Exchange:
         self.metadata: dict[str, Any] = {}
         self.features: dict[str, Any] = {}
         self.rules: list[str] = []
+        self.cache_status: str | None = None
+        self.cache_key: str | None = None
+        """Set when the answer is to be stored in the cache (with `cache_ttl`)."""
+        self.cache_ttl = 0
+        self.admitted: Admitted | None = None
         self.steering: Evaluation | None = None
         self.routed_by: str | None = None
 
@@ -203,9 +217,10 @@ class DisconnectWatch:
 
 
 class StreamState:
-    __slots__ = ("client_gone", "finish_reason", "first_output", "texts", "usage")
+    __slots__ = ("accumulator", "client_gone", "finish_reason", "first_output", "texts", "usage")
 
-    def __init__(self) -> None:
+    def __init__(self, accumulator: StreamAccumulator | None = None) -> None:
+        self.accumulator = accumulator
         self.client_gone = False
         self.first_output: float | None = None
         self.finish_reason: str | None = None
@@ -227,9 +242,17 @@ class Proxy:
         health: DeploymentHealth | None = None,
         backpressure: Backpressure | None = None,
         rules: RuleSource | None = None,
+        cache: ResponseCache | None = None,
+        cache_enabled: bool = True,
+        cache_ttl: int = 3600,
+        admission: Admission | None = None,
     ) -> None:
+        self.admission = admission
         self.router = router
         self.rules = rules
+        self.cache = cache
+        self.cache_enabled = cache_enabled
+        self.cache_ttl = cache_ttl
         self.backpressure = backpressure
         self.health: DeploymentHealth = health or InProcessHealth()
         self.authenticator = authenticator
@@ -287,8 +310,14 @@ class Proxy:
         payload = decode_object(body)
         model = validate_chat(payload)
         self._note_request(exchange, payload, model, len(body))
-        route, fallbacks = self._steer(exchange, payload, model)
-        await self._serve(exchange, payload, "chat", receive, send, route, fallbacks)
+        route, fallbacks = await self._steer(exchange, payload, model)
+        await self._admit(exchange, route, payload)
+        try:
+            if await self._from_cache(exchange, route, payload, "chat", send):
+                return
+            await self._serve(exchange, payload, "chat", receive, send, route, fallbacks)
+        finally:
+            await self._release(exchange)
 
     async def _embeddings(self, exchange: Exchange, receive: Receive, send: Send) -> None:
         await self._authenticate(exchange)
@@ -296,8 +325,14 @@ class Proxy:
         payload = decode_object(body)
         model = validate_embeddings(payload)
         self._note_request(exchange, payload, model, len(body))
-        route, fallbacks = self._steer(exchange, payload, model)
-        await self._serve(exchange, payload, "embeddings", receive, send, route, fallbacks)
+        route, fallbacks = await self._steer(exchange, payload, model)
+        await self._admit(exchange, route, payload)
+        try:
+            if await self._from_cache(exchange, route, payload, "embeddings", send):
+                return
+            await self._serve(exchange, payload, "embeddings", receive, send, route, fallbacks)
+        finally:
+            await self._release(exchange)
 
     async def _models(self, exchange: Exchange, receive: Receive, send: Send) -> None:
         await self._authenticate(exchange)
@@ -322,6 +357,9 @@ class Proxy:
             attributes={"key.id": exchange.key.key_id, "key.role": exchange.key.role},
         )
         _read_tags_and_metadata(exchange)
+        for tag in exchange.key.default_tags:
+            if tag not in exchange.tags:
+                exchange.tags.append(tag)
 
     async def _read_body(self, exchange: Exchange, receive: Receive) -> bytes:
         declared = exchange.headers.get("content-length")
@@ -357,7 +395,7 @@ class Proxy:
         exchange.end_user = user if isinstance(user, str) else None
         exchange.features = routing_features(payload, model, body_size)
 
-    def _steer(
+    async def _steer(
         self, exchange: Exchange, payload: dict[str, Any], model: str
     ) -> tuple[Route, tuple[str, ...] | None]:
         """Run the steering rules: deny, change parameters, tag, and pick the route."""
@@ -376,6 +414,10 @@ class Proxy:
             now=exchange.trace.start_wall,
             messages=payload.get("messages"),
         )
+        if ruleset.reads_budget and self.admission is not None:
+            context.budget = await self.admission.budget_percent(
+                key, exchange.end_user, exchange.trace.start_wall
+            )
         evaluation = ruleset.evaluate(context)
         exchange.steering = evaluation
         changes = apply_parameters(payload, evaluation) if not evaluation.deny else {}
@@ -445,6 +487,208 @@ class Proxy:
                 reasoning="matched: " + "; ".join(match.evidence),
                 evaluation_us=0.0,
             )
+
+    # --- admission: allowed models, rate limits, budgets -------------------------------------
+
+    async def _admit(self, exchange: Exchange, route: Route, payload: dict[str, Any]) -> None:
+        admission = self.admission
+        key = exchange.key
+        if admission is None or key is None:
+            return
+        limit = payload.get("max_completion_tokens") or payload.get("max_tokens")
+        steering = exchange.steering
+        exchange.admitted = await admission.admit(
+            exchange.trace,
+            key,
+            route,
+            exchange.requested_model or route.name,
+            end_user=exchange.end_user,
+            bucket=steering.budget if steering is not None else None,
+            input_tokens=int(exchange.features.get("estimated_input_tokens", 0)),
+            output_tokens=limit if isinstance(limit, int) and limit > 0 else None,
+        )
+
+    async def _release(self, exchange: Exchange) -> None:
+        """Settle the budget to what the request cost and give back its rate-limit hold."""
+        admitted = exchange.admitted
+        if admitted is None or self.admission is None:
+            return
+        exchange.admitted = None
+        cost: Decimal | None = Decimal(0)
+        tokens = 0
+        for interaction in exchange.trace.interactions:
+            if interaction.total_tokens is not None:
+                tokens += interaction.total_tokens
+            if interaction.cost_usd is not None and cost is not None:
+                cost += interaction.cost_usd
+            elif interaction.prompt_tokens is not None and not interaction.cache_hit:
+                cost = None  # tokens were used at a price we do not know
+        try:
+            crossed = await asyncio.shield(self.admission.finish(admitted, cost, tokens))
+        except asyncio.CancelledError:
+            return
+        for soft in crossed:
+            exchange.trace.add_decision(
+                "budget_check",
+                "admission",
+                input={"scope": soft["scope"], "window": soft["window"]},
+                output=soft,
+                reasoning=(
+                    f"{soft['scope']} budget passed its soft limit of {soft['soft_percent']:g}% "
+                    f"({soft['percent_spent']:g}% spent)"
+                ),
+                evaluation_us=0.0,
+            )
+
+    # --- cache ------------------------------------------------------------------------------
+
+    def _cache_decision(
+        self, exchange: Exchange, payload: dict[str, Any], operation: str
+    ) -> CacheDecision:
+        steering = exchange.steering
+        try:
+            return response_cache.resolve_policy(
+                operation=operation,
+                default_ttl=self.cache_ttl,
+                enabled=self.cache_enabled,
+                rule=steering.cache if steering is not None else None,
+                header=exchange.headers.get(response_cache.HEADER),
+                payload=payload,
+            )
+        except ValueError as error:
+            raise invalid_request(
+                f"Invalid {response_cache.HEADER} header: {error}", param=response_cache.HEADER
+            ) from None
+
+    async def _from_cache(
+        self,
+        exchange: Exchange,
+        route: Route,
+        payload: dict[str, Any],
+        operation: str,
+        send: Send,
+    ) -> bool:
+        """Answer from the cache when the policy allows and an answer is there; otherwise
+        note whether the provider's answer is to be stored. True when answered."""
+        if self.cache is None:
+            return False
+        decision = self._cache_decision(exchange, payload, operation)
+        exchange.cache_status = decision.status
+        if not decision.active:
+            response_cache.count_request(operation, decision.status)
+            return False
+        started = time.perf_counter()
+        key = response_cache.cache_key(
+            exchange.key.workspace_id if exchange.key else DEFAULT_WORKSPACE_ID,
+            route.name,
+            operation,
+            payload,
+        )
+        lookup = await self.cache.get(key) if decision.read else None
+        ended = time.perf_counter()
+        if lookup is not None and lookup.refused:
+            raise GatewayError(
+                503,
+                "The response cache is unavailable.",
+                type="server_error",
+                code="limits_unavailable",
+            )
+        entry = lookup.entry if lookup is not None else None
+        status = response_cache.HIT if entry is not None else decision.status
+        exchange.cache_status = status
+        response_cache.count_request(operation, status)
+        degraded = lookup is not None and lookup.degraded
+        exchange.trace.add_decision(
+            "cache_decision",
+            "cache",
+            input={"read": decision.read, "write": decision.write, "ttl": decision.ttl},
+            output={"status": status, "degraded": degraded},
+            reasoning=decision.reason
+            + ("; Redis unavailable: served without the cache" if degraded else ""),
+            evaluation_us=(ended - started) * 1e6,
+        )
+        if entry is None:
+            if decision.write and not degraded:
+                exchange.cache_key = key
+                exchange.cache_ttl = decision.ttl
+            return False
+        await self._answer_from_cache(exchange, route, payload, operation, entry, send, started)
+        return True
+
+    async def _answer_from_cache(
+        self,
+        exchange: Exchange,
+        route: Route,
+        payload: dict[str, Any],
+        operation: str,
+        entry: CachedResponse,
+        send: Send,
+        started: float,
+    ) -> None:
+        exchange.provider = entry.provider
+        exchange.provider_model = entry.provider_model
+        usage = entry.usage
+        if exchange.stream and operation == "chat":
+            options = payload.get("stream_options")
+            events = replay_events(
+                entry,
+                model=route.name,
+                include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+            )
+            await self._start(exchange, send, 200, _SSE, provider_headers=True)
+            await send({"type": "http.response.body", "body": b"".join(events), "more_body": False})
+        else:
+            await self._respond(exchange, send, 200, entry.body, provider_headers=True)
+        ended = time.perf_counter()
+        response_cache.count_saved(entry.provider, route.name, entry.cost_usd)
+        exchange.trace.interactions.append(
+            InteractionRecord(
+                interaction_id=uuid7_hex(),
+                trace_id=exchange.trace.trace_id,
+                workspace_id="",
+                api_key_id=exchange.key.key_id if exchange.key else None,
+                provider=entry.provider,
+                requested_model=route.name,
+                provider_model=entry.provider_model,
+                deployment="cache",
+                attempt=1,
+                operation=operation,
+                stream=exchange.stream,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cached_tokens=usage.cached_tokens,
+                total_tokens=usage.total_tokens,
+                cost_usd=Decimal(0),
+                cost_saved_usd=entry.cost_usd,
+                started_at=exchange.trace.wall(started),
+                ended_at=exchange.trace.wall(ended),
+                status="ok",
+                http_status=200,
+                cache_hit=True,
+                prompt=payload.get("messages", payload.get("input"))
+                if self.store_content
+                else None,
+            )
+        )
+
+    async def _store_in_cache(
+        self, exchange: Exchange, target: Target, body: bytes, usage: Usage
+    ) -> None:
+        key = exchange.cache_key
+        if key is None or self.cache is None:
+            return
+        exchange.cache_key = None
+        interaction = exchange.trace.interactions[-1] if exchange.trace.interactions else None
+        entry = CachedResponse(
+            body=body,
+            provider=target.provider,
+            provider_model=target.provider_model,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            cost_usd=interaction.cost_usd if interaction is not None else None,
+        )
+        await self.cache.set(key, entry, exchange.cache_ttl)
 
     # --- reliability: retries, fallbacks, cooldowns ------------------------------------------
 
@@ -758,6 +1002,8 @@ class Proxy:
                 prompt=payload.get("input"),
             )
         await self._respond(exchange, send, 200, result.body, provider_headers=True)
+        if exchange.cache_key is not None:
+            await self._store_in_cache(exchange, target, result.body, result.usage)
         return (ended - started) * 1000.0
 
     async def _open_stream(
@@ -825,7 +1071,7 @@ class Proxy:
             exchange, target, request, span_id, started, receive
         )
         exchange.upstream_seconds = time.perf_counter() - started
-        state = StreamState()
+        state = StreamState(StreamAccumulator() if exchange.cache_key is not None else None)
         watch = DisconnectWatch(receive)
         failure: UpstreamFailure | None = None
         try:
@@ -879,6 +1125,10 @@ class Proxy:
             await self._fail(exchange, send, _client_error(target, failure))
             return None
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if state.accumulator is not None:
+            complete = state.accumulator.result()
+            if complete is not None:
+                await self._store_in_cache(exchange, target, complete, usage)
         return (ended - started) * 1000.0
 
     async def _forward(
@@ -925,6 +1175,13 @@ class Proxy:
             headers.append((b"x-steerway-overhead-ms", f"{overhead:.3f}".encode()))
         if exchange.rules:
             headers.append((b"x-steerway-rules", ",".join(exchange.rules).encode()))
+        if exchange.cache_status is not None:
+            headers.append((b"x-steerway-cache", exchange.cache_status.encode()))
+        if exchange.admitted is not None and exchange.admitted.rate is not None:
+            headers.extend(
+                (name.encode(), value.encode())
+                for name, value in exchange.admitted.headers().items()
+            )
         if extra:
             headers.extend((name.encode(), value.encode()) for name, value in extra.items())
         exchange.response_started = True
@@ -1166,6 +1423,8 @@ def _inspect_event(
     data = event_data(event)
     if data is None or data == b"[DONE]":
         return True
+    if state.accumulator is not None:
+        state.accumulator.feed(data)
     chunk = read_chunk(data)
     if chunk.has_output and state.first_output is None:
         state.first_output = time.perf_counter()

@@ -140,6 +140,10 @@ class RuleSet:
         self.rules: tuple[CompiledRule, ...] = tuple(ordered)
         active = [r for r in ordered if r.enabled]
         self._active_count = len(active)
+        self.reads_budget = any(
+            b"budget." in msgspec.json.encode(r.document.get("when")) for r in active
+        )
+        """Whether a rule in force reads `budget.*`: only then does the gateway look spend up."""
         self._evaluate = generate(active)
 
     def __len__(self) -> int:

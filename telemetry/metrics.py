@@ -248,3 +248,53 @@ class PrometheusRecorderObserver:
 
     def queue_depth(self, depth: int) -> None:
         telemetry_queue_depth.set(depth)
+
+
+# --- shared by the Redis-backed cache, budgets and rate limits ----------------------------------
+
+redis_errors_total = Counter(
+    "steerway_redis_errors_total",
+    "Redis calls that failed or timed out, by concern (cache, budgets, rate_limit).",
+    ["concern"],
+)
+
+# --- response cache ---------------------------------------------------------------------------
+
+cache_requests_total = Counter(
+    "steerway_cache_requests_total",
+    "Requests by cache outcome (hit, miss, bypass), by operation (chat, embeddings).",
+    ["operation", "result"],
+)
+cache_bytes = Gauge(
+    "steerway_cache_bytes",
+    "Bytes held by the in-process response cache (entries' encodings plus keys).",
+    multiprocess_mode="livesum",
+)
+cache_saved_usd_total = Counter(
+    "steerway_cache_saved_usd_total",
+    "Provider cost in US dollars that cache hits avoided, from the stored answers' cost.",
+    ["provider", "model"],
+)
+
+# --- rate limits ------------------------------------------------------------------------------
+
+rate_limited_total = Counter(
+    "steerway_rate_limited_total",
+    "Requests refused by a rate limit, by scope (key, workspace) and kind (requests, tokens, "
+    "parallel).",
+    ["scope", "kind"],
+)
+
+# --- budgets ----------------------------------------------------------------------------------
+
+budget_denied_total = Counter(
+    "steerway_budget_denied_total",
+    "Requests refused because a budget had no room for their maximum cost, by budget scope "
+    "(key, workspace, end_user, bucket).",
+    ["scope"],
+)
+budget_soft_limit_total = Counter(
+    "steerway_budget_soft_limit_total",
+    "Budgets whose settled spend crossed their soft limit, by budget scope.",
+    ["scope"],
+)

@@ -67,6 +67,7 @@ class InteractionRecord(msgspec.Struct, kw_only=True, gc=False):
     cached_tokens: int | None = None
     total_tokens: int | None = None
     cost_usd: Decimal | None = None
+    cost_saved_usd: Decimal | None = None  # on a cache hit: what the provider call would have cost
     started_at: float
     ended_at: float
     ttft_ms: float | None = None

@@ -63,6 +63,7 @@ def money_from_sql(value: Any, dialect_name: str) -> Decimal | None:
 
 
 DEFAULT_WORKSPACE_ID = "00000000000000000000000000000000"
+EMPTY_JSON_LIST = sa.text("'[]'")
 
 # Upper bounds in milliseconds of the latency buckets kept in usage_rollups; the last bucket is +Inf.
 ROLLUP_LATENCY_BOUNDS_MS: tuple[float, ...] = (
@@ -111,6 +112,16 @@ api_keys = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("revoked_at", Timestamp, nullable=True),
     sa.Column("expires_at", Timestamp, nullable=True),
+    # Limits (gateway.limits_model). allowed_models: fnmatch patterns, NULL = every model.
+    sa.Column("allowed_models", JSONType, nullable=True),
+    sa.Column("rpm_limit", sa.Integer, nullable=True),
+    sa.Column("tpm_limit", sa.Integer, nullable=True),
+    sa.Column("max_parallel", sa.Integer, nullable=True),
+    # [{"limit_usd": "10.00", "window": "monthly", "soft_percent": 80}, ...]
+    sa.Column("budgets", JSONType, nullable=False, default=list, server_default=EMPTY_JSON_LIST),
+    sa.Column(
+        "default_tags", JSONType, nullable=False, default=list, server_default=EMPTY_JSON_LIST
+    ),
 )
 
 traces = sa.Table(
@@ -203,6 +214,7 @@ ai_interactions = sa.Table(
     sa.Column("cached_tokens", sa.BigInteger, nullable=True),
     sa.Column("total_tokens", sa.BigInteger, nullable=True),
     sa.Column("cost_usd", Money(), nullable=True),
+    sa.Column("cost_saved_usd", Money(), nullable=True),  # what a cache hit saved
     sa.Column("started_at", Timestamp, nullable=False),
     sa.Column("ended_at", Timestamp, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
@@ -276,4 +288,20 @@ rule_versions = sa.Table(
     sa.Column("author", sa.String(256), nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Index(None, "rule_id", "version", unique=True),
+)
+
+# Money spent per budget and window, in micro-dollars: what a restart must not lose. `scope` is
+# key | workspace | end_user | bucket and `subject` the key id, workspace id, end user or bucket
+# name; `window_start` is the UTC instant the window began (1970-01-01 for "total").
+budget_spend = sa.Table(
+    "budget_spend",
+    metadata,
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("subject", sa.String(256), nullable=False),
+    sa.Column("window", sa.String(16), nullable=False),
+    sa.Column("window_start", Timestamp, nullable=False),
+    sa.Column("spent_micros", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("scope", "subject", "window", "window_start"),
 )

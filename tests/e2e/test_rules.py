@@ -94,6 +94,8 @@ def steered(
             "mock-embedding": [{"provider": "mock", "model": "mock-embedding"}],
         },
         "rules": RULES,
+        # Rules force temperature 0 here: answers would be cached and hide what the mock got.
+        "cache": {"enabled": False},
     }
     process = GatewayProcess(
         backend_database,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -25,6 +26,15 @@ TABLES = {
     "usage_rollups",
     "rules",
     "rule_versions",
+    "budget_spend",
+}
+LIMIT_COLUMNS = {
+    "allowed_models",
+    "rpm_limit",
+    "tpm_limit",
+    "max_parallel",
+    "budgets",
+    "default_tags",
 }
 
 
@@ -42,6 +52,12 @@ def _inspect(connection: Connection) -> dict[str, Any]:
         "indexes": {
             table: {index["name"] for index in inspector.get_indexes(table)} for table in tables
         },
+        "columns": {
+            table: {column["name"] for column in inspector.get_columns(table)} for table in tables
+        },
+        "spend_pk": (
+            inspector.get_pk_constraint("budget_spend") if "budget_spend" in tables else None
+        ),
     }
 
 
@@ -84,6 +100,12 @@ async def test_upgrade_matches_the_schema_and_downgrade_undoes_it(database_url: 
     assert "ix_usage_rollups_workspace_id_bucket_start" in shape["indexes"]["usage_rollups"]
     assert "ix_traces_requested_model_started_at" in shape["indexes"]["traces"]
     assert "ix_rule_versions_rule_id_version" in shape["indexes"]["rule_versions"]
+    assert shape["spend_pk"]["constrained_columns"] == [
+        "scope",
+        "subject",
+        "window",
+        "window_start",
+    ]
     (workspace,) = await _default_workspaces(database_url)
     assert tuple(workspace[:3]) == (DEFAULT_WORKSPACE_ID, "Default", "default")
 
@@ -106,15 +128,71 @@ async def test_the_api_works_when_called_inside_a_running_event_loop(sqlite_url:
 def test_upgrading_twice_is_harmless_from_plain_code(sqlite_url: str) -> None:
     migrations.upgrade(sqlite_url)
     migrations.upgrade(sqlite_url)
-    assert migrations.current(sqlite_url) == "0002"
+    assert migrations.current(sqlite_url) == "0003"
 
 
-async def test_downgrading_one_step_drops_only_the_rule_tables(database_url: str) -> None:
+async def _insert_key(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO api_keys (key_id, workspace_id, name, key_hash, display_prefix,"
+                    " role, metadata, created_at) VALUES ('k1', :w, 'old key', :h, 'sk-sw-abc...',"
+                    " 'user', '{}', CURRENT_TIMESTAMP)"
+                ),
+                {"w": DEFAULT_WORKSPACE_ID, "h": "0" * 64},
+            )
+    finally:
+        await engine.dispose()
+
+
+async def _key_limits(url: str) -> list[Any]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(
+                sa.text(
+                    "SELECT key_id, allowed_models, rpm_limit, tpm_limit, max_parallel, budgets,"
+                    " default_tags FROM api_keys"
+                )
+            )
+            return [tuple(row) for row in result.all()]
+    finally:
+        await engine.dispose()
+
+
+async def test_limits_migration_keeps_existing_keys_and_undoes_cleanly(database_url: str) -> None:
+    await asyncio.to_thread(migrations.upgrade, database_url, "0002")
+    await _insert_key(database_url)
+
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    rows = await _key_limits(database_url)
+    (row,) = rows
+    json_values = [json.loads(v) if isinstance(v, str) else v for v in (row[1], row[5], row[6])]
+    assert (row[0], *row[2:5]) == ("k1", None, None, None)
+    assert json_values == [None, [], []]
+
+    await asyncio.to_thread(migrations.downgrade, database_url, "0002")
+    assert await asyncio.to_thread(migrations.current, database_url) == "0002"
+    shape = await _with_connection(database_url, _inspect)
+    assert shape["tables"] == TABLES - {"budget_spend"}
+    assert not LIMIT_COLUMNS & shape["columns"]["api_keys"]
+    assert "cost_saved_usd" not in shape["columns"]["ai_interactions"]
+    assert "ix_ai_interactions_workspace_id_started_at" in shape["indexes"]["ai_interactions"]
+    assert len(await _default_workspaces(database_url)) == 1
+
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    assert await _with_connection(database_url, _differences) == []
+    assert [row[0] for row in await _key_limits(database_url)] == ["k1"]
+
+
+async def test_downgrading_to_0001_drops_the_rule_tables(database_url: str) -> None:
     await asyncio.to_thread(migrations.upgrade, database_url)
     await asyncio.to_thread(migrations.downgrade, database_url, "0001")
     assert await asyncio.to_thread(migrations.current, database_url) == "0001"
     tables = (await _with_connection(database_url, _inspect))["tables"]
-    assert tables == TABLES - {"rules", "rule_versions"}
+    assert tables == TABLES - {"rules", "rule_versions", "budget_spend"}
     assert len(await _default_workspaces(database_url)) == 1
 
 

@@ -1,0 +1,215 @@
+"""`/admin/api/keys`: list, read, create (the plaintext shown once), update, revoke.
+
+A key's fields in JSON are those of `gateway.keys.KeyInfo`: `allowed_models` (patterns, null for
+all), `rpm_limit`, `tpm_limit`, `max_parallel`, `budgets` (`[{"limit_usd": "10.00", "window":
+"monthly", "soft_percent": 80}]`), `default_tags`, `metadata`, `expires_at`, `role`. An update
+changes only the fields it names, and null clears one. An admin key of one workspace sees and
+manages that workspace's keys only; another workspace's key is a 404.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Controller, Request, delete, get, patch, post
+
+from admin_ui.auth import workspace_scope
+from admin_ui.rules import json_object
+from admin_ui.serialise import iso_time
+from admin_ui.workspaces import (
+    fields_of,
+    invalid_field,
+    key_store_of,
+    visible_workspace,
+)
+from gateway.errors import GatewayError, invalid_request
+from gateway.keys import KeyInfo, UnknownWorkspace
+from gateway.limits_model import InvalidField, parse_budgets
+from telemetry.schema import DEFAULT_WORKSPACE_ID
+
+AnyRequest = Request[Any, Any, Any]
+
+UPDATE_FIELDS = (
+    "name",
+    "role",
+    "expires_at",
+    "allowed_models",
+    "rpm_limit",
+    "tpm_limit",
+    "max_parallel",
+    "budgets",
+    "default_tags",
+    "metadata",
+)
+CREATE_FIELDS = ("workspace", *UPDATE_FIELDS)
+READ_ONLY_FIELDS = (
+    "object",
+    "id",
+    "workspace_id",
+    "display_prefix",
+    "status",
+    "created_at",
+    "revoked_at",
+)
+_TRUE = ("1", "true", "yes")
+_FALSE = ("0", "false", "no", "")
+
+
+def key_not_found(key_id: str) -> GatewayError:
+    return GatewayError(
+        404, f"No key with id '{key_id[:64]}'.", code="key_not_found", param="key_id"
+    )
+
+
+def key_item(key: KeyInfo) -> dict[str, Any]:
+    """A key as the API shows it: never its hash, never its plaintext."""
+    return {
+        "object": "api_key",
+        "id": key.key_id,
+        "workspace_id": key.workspace_id,
+        "name": key.name,
+        "role": key.role,
+        "display_prefix": key.display_prefix,
+        "status": key.status(datetime.now(UTC)),
+        "created_at": _time(key.created_at),
+        "expires_at": _time(key.expires_at),
+        "revoked_at": _time(key.revoked_at),
+        "allowed_models": None if key.allowed_models is None else list(key.allowed_models),
+        "rpm_limit": key.rpm_limit,
+        "tpm_limit": key.tpm_limit,
+        "max_parallel": key.max_parallel,
+        "budgets": [budget.to_json() for budget in key.budgets],
+        "default_tags": list(key.default_tags),
+        "metadata": key.metadata,
+    }
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else iso_time(value)
+
+
+def expiry_from_json(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    raise InvalidField("expires_at", "expected an ISO 8601 time such as 2030-01-31T00:00:00Z")
+
+
+def store_arguments(body: dict[str, Any]) -> dict[str, Any]:
+    """The body's key fields as `KeyStore.create`/`update` arguments; the store validates the
+    rest with the same field names."""
+    arguments = {name: value for name, value in body.items() if name != "workspace"}
+    if "budgets" in body:
+        arguments["budgets"] = parse_budgets(body["budgets"], "budgets")
+    if "expires_at" in body:
+        arguments["expires_at"] = expiry_from_json(body["expires_at"])
+    return arguments
+
+
+async def visible_key(request: AnyRequest, key_id: str) -> KeyInfo:
+    found = await key_store_of(request).get(key_id)
+    scope = workspace_scope(request)
+    if found is None or (scope is not None and found.workspace_id != scope):
+        raise key_not_found(key_id)
+    return found
+
+
+def _include_revoked(request: AnyRequest) -> bool:
+    value = request.query_params.get("include_revoked", "").lower()
+    if value not in _TRUE + _FALSE:
+        raise invalid_request(
+            "'include_revoked' must be true or false.",
+            param="include_revoked",
+            code="invalid_value",
+        )
+    return value in _TRUE
+
+
+class KeyController(Controller):
+    path = "/keys"
+
+    @get("/")
+    async def list_keys(self, request: AnyRequest) -> dict[str, Any]:
+        workspace = request.query_params.get("workspace")
+        scope = workspace_scope(request)
+        if workspace:
+            scope = (await visible_workspace(request, workspace)).workspace_id
+        keys = await key_store_of(request).list(
+            workspace_id=scope, include_revoked=_include_revoked(request)
+        )
+        return {"object": "list", "data": [key_item(key) for key in keys]}
+
+    @get("/{key_id:str}")
+    async def get_key(self, request: AnyRequest, key_id: str) -> dict[str, Any]:
+        return key_item(await visible_key(request, key_id))
+
+    @post("/", status_code=201)
+    async def create_key(self, request: AnyRequest) -> dict[str, Any]:
+        body = fields_of(await json_object(request), CREATE_FIELDS, READ_ONLY_FIELDS)
+        if "name" not in body:
+            raise invalid_request("'name' is required.", param="name", code="invalid_value")
+        workspace = body.get("workspace")
+        if workspace is not None and not isinstance(workspace, str):
+            raise invalid_field(InvalidField("workspace", "expected a workspace id or slug"))
+        if workspace:
+            workspace_id = (await visible_workspace(request, workspace)).workspace_id
+        else:
+            workspace_id = workspace_scope(request) or DEFAULT_WORKSPACE_ID
+        try:
+            arguments = store_arguments(body)
+            name = arguments.pop("name")
+            optional = {field: value for field, value in arguments.items() if value is not None}
+            created = await key_store_of(request).create(
+                name, workspace_id=workspace_id, **optional
+            )
+        except InvalidField as error:
+            raise invalid_field(error) from None
+        except UnknownWorkspace:
+            raise invalid_request(
+                f"No workspace '{workspace_id}'.", param="workspace", code="workspace_not_found"
+            ) from None
+        return {**key_item(created.info), "key": created.plaintext}
+
+    @patch("/{key_id:str}")
+    async def update_key(self, request: AnyRequest, key_id: str) -> dict[str, Any]:
+        raw = await json_object(request)
+        current = await visible_key(request, key_id)
+        moved = raw.pop("workspace_id", current.workspace_id)
+        if moved != current.workspace_id or "workspace" in raw:
+            raise invalid_request(
+                "A key cannot move to another workspace; create a new key there.",
+                param="workspace",
+                code="invalid_value",
+            )
+        body = fields_of(raw, UPDATE_FIELDS, READ_ONLY_FIELDS)
+        try:
+            updated = await key_store_of(request).update(key_id, **store_arguments(body))
+        except InvalidField as error:
+            raise invalid_field(error) from None
+        if updated is None:
+            raise key_not_found(key_id)
+        return key_item(updated)
+
+    @post("/{key_id:str}/revoke", status_code=200)
+    async def revoke_key(self, request: AnyRequest, key_id: str) -> dict[str, Any]:
+        return await _revoke(request, key_id)
+
+    @delete("/{key_id:str}", status_code=200)
+    async def delete_key(self, request: AnyRequest, key_id: str) -> dict[str, Any]:
+        """Keys are never deleted: their traces keep pointing at them. DELETE revokes."""
+        return await _revoke(request, key_id)
+
+
+async def _revoke(request: AnyRequest, key_id: str) -> dict[str, Any]:
+    found = await visible_key(request, key_id)
+    revoked = await key_store_of(request).revoke(found.key_id)
+    if revoked is None:
+        raise key_not_found(key_id)
+    return key_item(revoked)

@@ -1,0 +1,218 @@
+"""Settled budget spend in the `budget_spend` table: write-behind increments, read back at start.
+
+Each worker adds what it settled (`add`) to a pending map; a background task writes the map
+every `flush_interval` seconds, and once more on close, in one transaction: an upsert per
+(scope, subject, window, window_start) that adds to the stored spend, so workers and replicas
+write the same rows without overwriting each other. Rows are written in key order so concurrent
+transactions lock them in one order. A failed flush keeps its increments for the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.budget_model import AccountKey
+from gateway.budget_windows import LONGEST, utc_datetime
+from telemetry.schema import budget_spend
+
+logger = logging.getLogger("steerway.budgets")
+
+_KEY_COLUMNS = ("scope", "subject", "window", "window_start")
+_LONGEST_WINDOW = timedelta(seconds=max(LONGEST.values()))
+_CLOSE_TIMEOUT = 10.0
+
+
+class SpendRow(NamedTuple):
+    key: AccountKey
+    workspace_id: str
+    spent_micros: int
+
+    @property
+    def ends_by(self) -> int | None:
+        """Latest instant the row's window can end (its time zone is not stored); None: never."""
+        _, _, window, start = self.key
+        longest = LONGEST.get(window)
+        return None if longest is None else start + longest
+
+
+def _epoch(value: datetime) -> int:
+    if value.tzinfo is None:  # SQLite hands timestamps back without their zone; they are UTC
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp())
+
+
+class SpendStore:
+    """The pending increments of one worker and the table they go to; no engine: nothing is
+    persisted (every call still works)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine | None,
+        *,
+        flush_interval: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._engine = engine
+        self._interval = flush_interval
+        self._clock = clock
+        self._pending: dict[AccountKey, list[Any]] = {}  # key -> [workspace_id, micros]
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._failing = False
+        self._upsert: sa.Insert | None = None
+
+    @property
+    def persistent(self) -> bool:
+        return self._engine is not None
+
+    def add(self, key: AccountKey, workspace_id: str, micros: int) -> None:
+        """Count `micros` more spend on the account; written by the next flush."""
+        if micros <= 0 or self._engine is None:
+            return
+        entry = self._pending.get(key)
+        if entry is None:
+            self._pending[key] = [workspace_id, micros]
+        else:
+            entry[1] += micros
+
+    def pending_micros(self) -> int:
+        return sum(entry[1] for entry in self._pending.values())
+
+    async def load_current(self, now: float) -> list[SpendRow]:
+        """Rows whose window may still be running at `now` ("total" rows always)."""
+        if self._engine is None:
+            return []
+        oldest = utc_datetime(now) - _LONGEST_WINDOW
+        query = sa.select(
+            budget_spend.c.scope,
+            budget_spend.c.subject,
+            budget_spend.c.window,
+            budget_spend.c.window_start,
+            budget_spend.c.workspace_id,
+            budget_spend.c.spent_micros,
+        ).where(sa.or_(budget_spend.c.window == "total", budget_spend.c.window_start >= oldest))
+        async with self._engine.connect() as connection:
+            result = await connection.execute(query)
+            rows = [
+                SpendRow((scope, subject, window, _epoch(start)), workspace_id, int(spent))
+                for scope, subject, window, start, workspace_id, spent in result
+            ]
+        return [row for row in rows if row.ends_by is None or row.ends_by > now]
+
+    async def snapshot(self, now: float) -> list[SpendRow]:
+        """The current rows plus this worker's unwritten increments, read while no flush is
+        under way (so each increment is counted once: in the table or in the pending map)."""
+        async with self._lock:
+            rows = {row.key: row for row in await self.load_current(now)}
+            for key, (workspace_id, micros) in self._pending.items():
+                row = rows.get(key)
+                rows[key] = SpendRow(key, workspace_id, micros + (row.spent_micros if row else 0))
+        return list(rows.values())
+
+    async def flush(self) -> None:
+        """Write the pending increments in one transaction; on failure they stay pending.
+
+        A failure while committing leaves it unknown whether the rows were written; the
+        increments are then written again (at least once, never lost)."""
+        if self._engine is None:
+            return
+        async with self._lock:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, {}
+            try:
+                await self._write(batch)
+            except BaseException:
+                for key, (workspace_id, micros) in batch.items():
+                    self.add(key, workspace_id, micros)
+                raise
+
+    async def _write(self, batch: dict[AccountKey, list[Any]]) -> None:
+        assert self._engine is not None
+        now = utc_datetime(self._clock())
+        rows = [
+            {
+                "scope": scope,
+                "subject": subject,
+                "window": window,
+                "window_start": utc_datetime(start),
+                "workspace_id": workspace_id,
+                "spent_micros": micros,
+                "updated_at": now,
+            }
+            for (scope, subject, window, start), (workspace_id, micros) in sorted(batch.items())
+        ]
+        async with self._engine.begin() as connection:
+            await connection.execute(self._upsert_statement(), rows)
+
+    def _upsert_statement(self) -> sa.Insert:
+        if self._upsert is None:
+            assert self._engine is not None
+            dialect = self._engine.dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            statement = insert(budget_spend)
+            self._upsert = statement.on_conflict_do_update(
+                index_elements=list(_KEY_COLUMNS),
+                set_={
+                    "spent_micros": budget_spend.c.spent_micros + statement.excluded.spent_micros,
+                    "updated_at": statement.excluded.updated_at,
+                },
+            )
+        return self._upsert
+
+    async def start(self) -> None:
+        if self._engine is not None and self._task is None:
+            self._stopping.clear()
+            self._task = asyncio.create_task(self._flush_forever(), name="steerway-budget-spend")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            # Never cancel a flush under way: its transaction may commit regardless, and the
+            # increments it gave back would then be written twice.
+            self._stopping.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            async with asyncio.timeout(_CLOSE_TIMEOUT):
+                await self.flush()
+        except Exception as error:
+            logger.error(
+                "budget spend of %d micro-dollars could not be written on close (%s: %s)",
+                self.pending_micros(),
+                type(error).__name__,
+                error,
+            )
+
+    async def _flush_forever(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+            if self._stopping.is_set():
+                return
+            try:
+                await self.flush()
+            except Exception as error:
+                if not self._failing:
+                    self._failing = True
+                    logger.warning(
+                        "budget spend could not be written (%s: %s); retrying every %.1fs",
+                        type(error).__name__,
+                        error,
+                        self._interval,
+                    )
+            else:
+                if self._failing:
+                    self._failing = False
+                    logger.info("budget spend is written to the database again")
