@@ -337,3 +337,33 @@ def test_parallel_requests_are_limited_and_slots_come_back(
     assert quick.status_code == 429
     assert "parallel" in quick.json()["error"]["message"]
     assert _chat(gateway, key.plaintext).http_response.status_code == 200  # the slot is back
+
+
+def test_rules_see_how_much_of_the_budget_is_spent(
+    backend: dict[str, str],
+    backend_database: Database,
+    mock_provider: MockProcess,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    rules = [
+        {
+            "id": "tighten-after-half",
+            "when": {"budget.key_percent": {"gte": 50}},
+            "then": {"cap": {"max_tokens": 2}},
+        }
+    ]
+    gateway = start_gateway(backend_database, _config(mock_provider, rules=rules), env=backend)
+    key = create_key(
+        gateway, f"percent-{uuid.uuid4().hex[:6]}", "--budget", f"{REQUEST_COST * 2}/daily"
+    )
+    first = _chat(gateway, key.plaintext, model="metered", max_tokens=5)
+    assert "x-steerway-rules" not in first.headers
+    time.sleep(1.2)  # the shared view of spend is at most a second old
+    second = _chat(gateway, key.plaintext, model="metered", max_tokens=5)
+    assert second.headers["x-steerway-rules"] == "tighten-after-half"
+    assert mock_provider.last_request()["body"]["max_tokens"] == 2
+    evidence = gateway.database.wait_rows(
+        "SELECT input FROM decisions WHERE trace_id = :trace_id AND rule_id IS NOT NULL",
+        trace_id=second.headers["x-steerway-trace-id"],
+    )[0]["input"]
+    assert "budget.key_percent gte 50 (value 50" in str(evidence)
