@@ -197,6 +197,7 @@ def _ruleset(rulebook: Rulebook, body: Mapping[str, Any]) -> tuple[RuleSet, str]
             merge=merge,
             models=rulebook.models,
             providers=rulebook.providers,
+            buckets=rulebook.buckets,
         )
     except RuleError as error:
         raise invalid_rule(error.problems, "The candidate rules are not valid") from None

@@ -91,6 +91,7 @@ class Gateway:
             store=RuleStore(self.engine),
             models=list(router.model_names),
             providers=list(config.providers),
+            buckets=list(config.budgets.buckets),
             redis_url=self.settings.redis_url,
         )
         await self.rulebook.start()

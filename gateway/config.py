@@ -724,16 +724,17 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
         name: _parse_price(value, _join("prices", name), reader)
         for name, value in reader.entries(top.get("prices"), "prices")
     }
+    budgets = _parse_budgets(top.get("budgets"), "budgets", reader)
     return GatewayConfig(
         providers=providers,
         models=models,
         prices=prices,
-        rules=_parse_rules(top.get("rules"), list(models), declared, reader),
+        rules=_parse_rules(top.get("rules"), list(models), declared, list(budgets.buckets), reader),
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),
         auth=_parse_auth(top.get("auth"), "auth", reader),
         cache=_parse_cache(top.get("cache"), "cache", reader),
-        budgets=_parse_budgets(top.get("budgets"), "budgets", reader),
+        budgets=budgets,
         rate_limits=RateLimitsConfig(
             on_redis_error=_redis_policy(
                 reader.fields(top.get("rate_limits"), "rate_limits", ("on_redis_error",)),
@@ -753,7 +754,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
 
 
 def _parse_rules(
-    value: Any, models: list[str], providers: list[str], reader: _Reader
+    value: Any, models: list[str], providers: list[str], buckets: list[str], reader: _Reader
 ) -> tuple[dict[str, Any], ...]:
     """Steering rules, checked against the models and providers declared in the same file."""
     if value is None or value is _UNRESOLVED:
@@ -762,7 +763,7 @@ def _parse_rules(
         reader.report("rules", f"expected a list of rules, got {_describe_type(value)}")
         return ()
     try:
-        compile_rules(value, path="rules", models=models, providers=providers)
+        compile_rules(value, path="rules", models=models, providers=providers, buckets=buckets)
     except RuleError as error:
         reader.problems.extend(error.problems)
         return ()

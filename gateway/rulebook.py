@@ -42,6 +42,7 @@ class Rulebook:
         store: RuleStore | None,
         models: Collection[str],
         providers: Collection[str],
+        buckets: Collection[str] = (),
         redis_url: str | None = None,
         poll_seconds: float | None = None,
     ) -> None:
@@ -49,8 +50,13 @@ class Rulebook:
         self.store = store
         self.models = list(models)
         self.providers = list(providers)
+        self.buckets = list(buckets)
         self.current: RuleSet = compile_rules(
-            self.config_rules, models=self.models, providers=self.providers, source="config"
+            self.config_rules,
+            models=self.models,
+            providers=self.providers,
+            buckets=self.buckets,
+            source="config",
         )
         self.invalid: dict[str, list[str]] = {}
         """Database rules left out of the running set, with why (the config changed under them)."""
@@ -89,7 +95,9 @@ class Rulebook:
 
     def validate(self, documents: Sequence[Any]) -> list[str]:
         """Problems with rule documents meant for the database; empty when they may be stored."""
-        problems = check_rules(documents, models=self.models, providers=self.providers)
+        problems = check_rules(
+            documents, models=self.models, providers=self.providers, buckets=self.buckets
+        )
         config_ids = {rule.get("id") for rule in self.config_rules}
         for index, document in enumerate(documents):
             if not isinstance(document, dict):
@@ -134,7 +142,11 @@ class Rulebook:
             for rule in stored:
                 document = {**rule.document, "id": rule.rule_id, "enabled": rule.enabled}
                 problems = check_rules(
-                    [document], models=self.models, providers=self.providers, source="database"
+                    [document],
+                    models=self.models,
+                    providers=self.providers,
+                    buckets=self.buckets,
+                    source="database",
                 )
                 if problems or self.is_config_rule(rule.rule_id):
                     invalid[rule.rule_id] = problems or ["id clashes with a config file rule"]
@@ -143,7 +155,11 @@ class Rulebook:
                 sources.append("database")
             try:
                 ruleset = compile_rules(
-                    documents, models=self.models, providers=self.providers, sources=sources
+                    documents,
+                    models=self.models,
+                    providers=self.providers,
+                    buckets=self.buckets,
+                    sources=sources,
                 )
             except RuleError as error:  # each rule passed alone; only a clash is left
                 logger.error("database rules were not applied: %s", error)

@@ -91,6 +91,7 @@ def compile_actions(
     *,
     models: Collection[str] | None,
     providers: Collection[str] | None,
+    buckets: Collection[str] | None = None,
 ) -> Actions:
     if value is None:
         return Actions()
@@ -127,6 +128,12 @@ def compile_actions(
             fields["budget"] = names[0] if len(names) == 1 else None
             if len(names) != 1:
                 problems.add(here, "name the one budget bucket a request charges")
+            elif buckets is not None and names[0] not in buckets:
+                problems.add(
+                    here,
+                    _unknown("budget bucket", names[0], buckets)
+                    + " (buckets are defined under budgets.buckets in the config)",
+                )
     if "deny" in fields and len(fields) > 1 and set(fields) - {"deny", "tags"}:
         problems.add(path, "'deny' refuses the request; only 'tag' may go with it")
     return Actions(**fields)

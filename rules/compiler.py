@@ -47,6 +47,7 @@ def compile_rules(
     path: str = "rules",
     models: Collection[str] | None = None,
     providers: Collection[str] | None = None,
+    buckets: Collection[str] | None = None,
     source: str = "config",
     sources: Sequence[str] | None = None,
 ) -> RuleSet:
@@ -70,6 +71,7 @@ def compile_rules(
             problems,
             models=models,
             providers=providers,
+            buckets=buckets,
             source=sources[index] if sources is not None else source,
             position=index,
         )
@@ -122,6 +124,7 @@ def _compile_rule(
     *,
     models: Collection[str] | None,
     providers: Collection[str] | None,
+    buckets: Collection[str] | None,
     source: str,
     position: int,
 ) -> CompiledRule | None:
@@ -158,7 +161,12 @@ def _compile_rule(
     if "then" not in document:
         problems.add(path, "missing 'then': a rule needs at least one action")
     actions = compile_actions(
-        document.get("then"), f"{path}.then", problems, models=models, providers=providers
+        document.get("then"),
+        f"{path}.then",
+        problems,
+        models=models,
+        providers=providers,
+        buckets=buckets,
     )
     return CompiledRule(
         rule_id=rule_id,

@@ -89,12 +89,13 @@ def candidate_rules(
     merge: bool = False,
     models: Collection[str] | None = None,
     providers: Collection[str] | None = None,
+    buckets: Collection[str] | None = None,
 ) -> RuleSet:
     """The rule set to try: `documents` alone, or with `merge` added to `current` (a candidate
     replaces the current rule of the same id and keeps its place among equal priorities after
     the current rules). Raises `RuleError` with paths into `documents` (`rules[0].when...`)."""
     candidates = compile_rules(
-        documents, models=models, providers=providers, source=CANDIDATE_SOURCE
+        documents, models=models, providers=providers, buckets=buckets, source=CANDIDATE_SOURCE
     )
     if not merge:
         return candidates
@@ -104,6 +105,7 @@ def candidate_rules(
         [*(rule.document for rule in kept), *documents],
         models=models,
         providers=providers,
+        buckets=buckets,
         sources=[*(rule.source for rule in kept), *([CANDIDATE_SOURCE] * len(documents))],
     )
 

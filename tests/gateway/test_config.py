@@ -633,15 +633,28 @@ def test_limits_sections_report_every_problem(tmp_path: Path) -> None:
         "redis: {timeout_ms: 0}\n"
     )
     assert problems_of(tmp_path, text) == [
-        "cache.enabled: expected true or false, got 'maybe'",
-        "cache.ttl_seconds: expected a positive integer, got 0",
-        "cache.on_redis_error: expected one of open, closed; got 'retry'",
         "budgets.timezone: unknown time zone 'Mars/Olympus'",
         "budgets.buckets.b.soft_percent: expected a percentage between 0 and 100, got 120",
         "budgets.end_user[0].limit_usd: expected a non-negative number of US dollars, got -1",
         "budgets.end_user[0].window: expected one of daily, weekly, monthly, total; got 'hourly'",
         "budgets.end_user[1]: missing required field 'limit_usd'",
         "budgets.end_user[2].limit_usd: a budget must be more than 0 US dollars",
+        "cache.enabled: expected true or false, got 'maybe'",
+        "cache.ttl_seconds: expected a positive integer, got 0",
+        "cache.on_redis_error: expected one of open, closed; got 'retry'",
         "rate_limits.on_redis_error: expected one of open, closed; got 'sometimes'",
         "redis.timeout_ms: expected a positive integer, got 0",
+    ]
+
+
+def test_a_rule_may_charge_only_a_bucket_the_file_defines(tmp_path: Path) -> None:
+    text = (
+        "budgets:\n  buckets:\n    premium: {limit_usd: 10, window: monthly}\n"
+        "rules:\n"
+        "  - id: ok\n    then: {budget: premium}\n"
+        "  - id: typo\n    then: {budget: premiun}\n"
+    )
+    assert problems_of(tmp_path, text) == [
+        "rules[1].then.budget: unknown budget bucket 'premiun' (did you mean 'premium'?) "
+        "(buckets are defined under budgets.buckets in the config)"
     ]
