@@ -367,3 +367,24 @@ def test_rules_see_how_much_of_the_budget_is_spent(
         trace_id=second.headers["x-steerway-trace-id"],
     )[0]["input"]
     assert "budget.key_percent gte 50 (value 50" in str(evidence)
+
+
+def test_crossing_a_soft_limit_is_recorded(
+    backend: dict[str, str],
+    backend_database: Database,
+    mock_provider: MockProcess,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    gateway = start_gateway(backend_database, _config(mock_provider), env=backend)
+    key = create_key(
+        gateway, f"soft-{uuid.uuid4().hex[:6]}", "--budget", f"{REQUEST_COST * 2}/weekly@50"
+    )
+    answer = _chat(gateway, key.plaintext, model="metered", max_tokens=5)
+    rows = gateway.database.wait_rows(
+        "SELECT reasoning FROM decisions WHERE trace_id = :trace_id AND type = 'budget_check' "
+        "AND reasoning LIKE '%soft limit%'",
+        trace_id=answer.headers["x-steerway-trace-id"],
+    )
+    assert rows[0]["reasoning"] == "key budget passed its soft limit of 50% (50% spent)"
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert 'steerway_budget_soft_limit_total{scope="key"} 1.0' in metrics
