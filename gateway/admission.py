@@ -1,9 +1,10 @@
 """Admission: whether a steered request may go on, and what it holds while it runs.
 
 After the rules and before the cache and the provider, a request must pass, in this order:
-the key's allowed models; its key's and workspace's rate limits (requests, tokens, parallel);
-and every budget that applies (key, workspace, end user, the bucket a rule named), by reserving
-its largest possible cost. What it acquired is given back in `finish`: the parallel slots, the
+the key's allowed models; every budget that applies (key, workspace, end user, the bucket a
+rule named), by reserving its largest possible cost; and its key's and workspace's rate limits
+(requests, tokens, parallel). Budgets go first because a reservation can be released in full:
+a request refused by either check consumes nothing of the other. What it acquired is given back in `finish`: the parallel slots, the
 token estimate corrected to the tokens used, and the reservation settled to the actual cost.
 Every check leaves a decision in the trace.
 """
@@ -111,17 +112,20 @@ class Admission:
         self,
         trace: RequestTrace,
         key: KeyInfo,
-        route: Route,
+        routes: Sequence[Route],
         requested_model: str,
         *,
         end_user: str | None,
         bucket: str | None,
         input_tokens: int,
         output_tokens: int | None,
+        choices: int = 1,
     ) -> Admitted:
+        """`routes` are every route the request may be served by (the first and its fallbacks):
+        the reservation covers the dearest."""
         if not key.allows_model(requested_model):
             trace.add_decision(
-                "rate_limit",
+                "guardrail",
                 "admission",
                 input={"model": requested_model, "allowed_models": list(key.allowed_models or ())},
                 output={"allowed": False},
@@ -135,15 +139,16 @@ class Admission:
                 code="model_not_allowed",
                 param="model",
             )
-        tokens = input_tokens + (output_tokens or 0)
-        rate = await self._rate(trace, key, tokens)
+        output = (output_tokens or DEFAULT_OUTPUT_TOKENS) * max(choices, 1)
+        reservation = await self._reserve(
+            trace, key, routes, end_user, bucket, input_tokens, output
+        )
+        tokens = input_tokens + (output_tokens or 0) * max(choices, 1)
         try:
-            reservation = await self._reserve(
-                trace, key, route, end_user, bucket, input_tokens, output_tokens
-            )
+            rate = await self._rate(trace, key, tokens)
         except BaseException:
-            if rate is not None and self.limiter is not None:
-                await self.limiter.release(rate, 0)
+            if reservation is not None and self.ledger is not None:
+                await self.ledger.release(reservation)
             raise
         return Admitted(rate, reservation, tokens)
 
@@ -225,11 +230,11 @@ class Admission:
         self,
         trace: RequestTrace,
         key: KeyInfo,
-        route: Route,
+        routes: Sequence[Route],
         end_user: str | None,
         bucket: str | None,
         input_tokens: int,
-        output_tokens: int | None,
+        output_tokens: int,
     ) -> Reservation | None:
         if self.ledger is None:
             return None
@@ -237,7 +242,7 @@ class Admission:
         if not charges:
             return None
         started = time.perf_counter()
-        most = _largest_cost(route, input_tokens, output_tokens or DEFAULT_OUTPUT_TOKENS)
+        most = _largest_cost(routes, input_tokens, output_tokens)
         amount = reserve_micros(most) if most is not None else 0
         reservation = await self.ledger.reserve(charges, amount, time.time())
         denied = reservation.denied
@@ -279,15 +284,17 @@ class Admission:
                 denied.denial_message(),
                 type="insufficient_quota",
                 code="insufficient_quota",
+                # Waiting seconds will not help: tell the OpenAI SDK not to retry.
+                headers={"x-should-retry": "false"},
             )
         return reservation
 
 
-def _largest_cost(route: Route, input_tokens: int, output_tokens: int) -> Decimal | None:
-    """The most this request can cost on any of the route's deployments; None when a
-    deployment has no price (its cost cannot be bounded, so it is not reserved)."""
+def _largest_cost(routes: Sequence[Route], input_tokens: int, output_tokens: int) -> Decimal | None:
+    """The most this request can cost on any deployment that may serve it; None when one has
+    no price (its cost cannot be bounded, so nothing is reserved)."""
     costs = []
-    for target in route.targets:
+    for target in (target for route in routes for target in route.targets):
         if target.price is None:
             return None
         cost = target.price.cost(input_tokens, output_tokens)

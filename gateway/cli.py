@@ -73,6 +73,14 @@ def _serve(args: argparse.Namespace) -> int:
     print(banner, flush=True)
     if args.workers > 1:
         _prepare_multiprocess_metrics()
+        if not settings.redis_url:
+            print(
+                f"steerway: warning: {args.workers} workers without STEERWAY_REDIS_URL: each "
+                "keeps its own cache, rate limits and budgets, so a limit can be reached once "
+                "per worker",
+                file=sys.stderr,
+                flush=True,
+            )
 
     import uvicorn
 

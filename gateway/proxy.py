@@ -127,6 +127,7 @@ class Exchange:
         "overhead_ms",
         "provider",
         "provider_model",
+        "rate_headers",
         "request_id",
         "requested_model",
         "responded_at",
@@ -171,6 +172,7 @@ class Exchange:
         """Set when the answer is to be stored in the cache (with `cache_ttl`)."""
         self.cache_ttl = 0
         self.admitted: Admitted | None = None
+        self.rate_headers: dict[str, str] | None = None
         self.steering: Evaluation | None = None
         self.routed_by: str | None = None
 
@@ -497,16 +499,26 @@ class Proxy:
             return
         limit = payload.get("max_completion_tokens") or payload.get("max_tokens")
         steering = exchange.steering
-        exchange.admitted = await admission.admit(
+        chain = steering.fallbacks if steering is not None else None
+        if chain is None:
+            chain = route.config.fallbacks
+        routes = [route, *(self.router.resolve(name) for name in chain if name in self.router)]
+        count = payload.get("n")
+        admitted = await admission.admit(
             exchange.trace,
             key,
-            route,
+            routes,
             exchange.requested_model or route.name,
             end_user=exchange.end_user,
             bucket=steering.budget if steering is not None else None,
             input_tokens=int(exchange.features.get("estimated_input_tokens", 0)),
             output_tokens=limit if isinstance(limit, int) and limit > 0 else None,
+            choices=count if isinstance(count, int) and count > 1 else 1,
         )
+        if admitted.rate is not None:
+            exchange.rate_headers = admitted.headers()
+        if admitted.rate is not None or admitted.reservation is not None:
+            exchange.admitted = admitted  # something to give back when the request ends
 
     async def _release(self, exchange: Exchange) -> None:
         """Settle the budget to what the request cost and give back its rate-limit hold."""
@@ -517,11 +529,13 @@ class Proxy:
         cost: Decimal | None = Decimal(0)
         tokens = 0
         for interaction in exchange.trace.interactions:
+            if interaction.cache_hit:
+                continue  # answered from the cache: no provider tokens, no cost
             if interaction.total_tokens is not None:
                 tokens += interaction.total_tokens
             if interaction.cost_usd is not None and cost is not None:
                 cost += interaction.cost_usd
-            elif interaction.prompt_tokens is not None and not interaction.cache_hit:
+            elif interaction.prompt_tokens is not None:
                 cost = None  # tokens were used at a price we do not know
         try:
             crossed = await asyncio.shield(self.admission.finish(admitted, cost, tokens))
@@ -557,7 +571,7 @@ class Proxy:
             )
         except ValueError as error:
             raise invalid_request(
-                f"Invalid {response_cache.HEADER} header: {error}", param=response_cache.HEADER
+                str(error), param=response_cache.HEADER, code="invalid_cache_header"
             ) from None
 
     async def _from_cache(
@@ -587,6 +601,15 @@ class Proxy:
         lookup = await self.cache.get(key) if decision.read else None
         ended = time.perf_counter()
         if lookup is not None and lookup.refused:
+            exchange.cache_status = None
+            exchange.trace.add_decision(
+                "cache_decision",
+                "cache",
+                input={"read": decision.read, "write": decision.write, "ttl": decision.ttl},
+                output={"status": "unavailable", "degraded": True},
+                reasoning="Redis unavailable and cache.on_redis_error is closed: refused",
+                evaluation_us=(ended - started) * 1e6,
+            )
             raise GatewayError(
                 503,
                 "The response cache is unavailable.",
@@ -1177,11 +1200,8 @@ class Proxy:
             headers.append((b"x-steerway-rules", ",".join(exchange.rules).encode()))
         if exchange.cache_status is not None:
             headers.append((b"x-steerway-cache", exchange.cache_status.encode()))
-        if exchange.admitted is not None and exchange.admitted.rate is not None:
-            headers.extend(
-                (name.encode(), value.encode())
-                for name, value in exchange.admitted.headers().items()
-            )
+        if exchange.rate_headers:
+            extra = {**exchange.rate_headers, **(extra or {})}
         if extra:
             headers.extend((name.encode(), value.encode()) for name, value in extra.items())
         exchange.response_started = True

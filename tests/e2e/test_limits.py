@@ -289,18 +289,19 @@ def test_redis_down_follows_each_concerns_policy(
     decisions = gateway.database.wait_rows(
         "SELECT type, output FROM decisions WHERE trace_id = :trace_id",
         trace_id=answer.headers["x-steerway-trace-id"],
-        count=3 if expected == 200 else 2,
+        count=3 if expected == 200 else 1,
     )
     outputs = {
         row["type"]: json.loads(row["output"]) if isinstance(row["output"], str) else row["output"]
         for row in decisions
     }
-    assert outputs["rate_limit"]["degraded"] is True  # rate limits fail open by default
     if expected == 503:
         assert answer.json()["error"]["code"] == "limits_unavailable"
         assert outputs["budget_check"]["unavailable"] is True
+        assert "rate_limit" not in outputs  # refused before: nothing else was consumed
     else:
         assert outputs["budget_check"]["degraded"] is True
+        assert outputs["rate_limit"]["degraded"] is True  # rate limits fail open by default
         assert outputs["cache_decision"]["degraded"] is True
 
 
@@ -388,3 +389,43 @@ def test_crossing_a_soft_limit_is_recorded(
     assert rows[0]["reasoning"] == "key budget passed its soft limit of 50% (50% spent)"
     metrics = httpx.get(f"{gateway.url}/metrics").text
     assert 'steerway_budget_soft_limit_total{scope="key"} 1.0' in metrics
+
+
+def test_a_request_refused_by_a_budget_uses_no_rate_limit(
+    backend_database: Database,
+    mock_provider: MockProcess,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    gateway = start_gateway(backend_database, _config(mock_provider))
+    key = create_key(
+        gateway,
+        f"both-{uuid.uuid4().hex[:6]}",
+        "--rpm",
+        "2",
+        "--budget",
+        f"{REQUEST_COST}/total",
+    )
+    for _ in range(3):
+        with pytest.raises(openai.RateLimitError) as caught:
+            _chat(gateway, key.plaintext, model="metered", max_tokens=10, n=1)
+        assert caught.value.code == "insufficient_quota"
+        assert caught.value.response.headers["x-should-retry"] == "false"
+    assert (
+        _chat(gateway, key.plaintext, model="metered", max_tokens=5).http_response.status_code
+        == 200
+    )
+
+
+def test_every_choice_is_reserved(
+    backend_database: Database,
+    mock_provider: MockProcess,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    gateway = start_gateway(backend_database, _config(mock_provider))
+    key = create_key(gateway, f"n-{uuid.uuid4().hex[:6]}", "--budget", f"{REQUEST_COST * 2}/total")
+    with pytest.raises(openai.RateLimitError):
+        _chat(gateway, key.plaintext, model="metered", max_tokens=5, n=3)
+    assert (
+        _chat(gateway, key.plaintext, model="metered", max_tokens=5, n=2).http_response.status_code
+        == 200
+    )
