@@ -429,3 +429,38 @@ def test_every_choice_is_reserved(
         _chat(gateway, key.plaintext, model="metered", max_tokens=5, n=2).http_response.status_code
         == 200
     )
+
+
+def test_a_disconnected_client_gives_its_reservation_back(
+    backend: dict[str, str],
+    backend_database: Database,
+    mock_provider: MockProcess,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    gateway = start_gateway(backend_database, _config(mock_provider), env=backend)
+    key = create_key(gateway, f"gone-{uuid.uuid4().hex[:6]}", "--budget", f"{REQUEST_COST}/total")
+    with (
+        httpx.Client(base_url=gateway.url, timeout=0.5) as http,
+        pytest.raises(httpx.TimeoutException),
+    ):
+        http.post(
+            "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {key.plaintext}"},
+            json={
+                "model": "metered",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "slow"}],
+                "mock": {"latency_ms": 3000},
+            },
+        )
+    # The whole budget was held by the abandoned request; once it is released the next fits.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            answer = _chat(gateway, key.plaintext, model="metered", max_tokens=5)
+            break
+        except openai.RateLimitError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    assert answer.http_response.status_code == 200
