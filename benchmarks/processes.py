@@ -111,8 +111,9 @@ def spawn(
     return ManagedProcess(name=name, argv=list(argv), popen=popen, log_path=log_path)
 
 
-def run_checked(argv: Sequence[str], *, env: Mapping[str, str], timeout: float, what: str) -> None:
-    """Run a short command; raise StartupError with the tail of its output when it fails."""
+def run_checked(argv: Sequence[str], *, env: Mapping[str, str], timeout: float, what: str) -> str:
+    """Run a short command and return its standard output; raise StartupError with the tail of
+    its output when it fails."""
     try:
         done = subprocess.run(
             list(argv),
@@ -130,6 +131,7 @@ def run_checked(argv: Sequence[str], *, env: Mapping[str, str], timeout: float, 
         output = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()
         tail = " | ".join(output[-5:])
         raise StartupError(f"{what} exited with {done.returncode}: {tail}")
+    return done.stdout.decode(errors="replace")
 
 
 def wait_until_ready(

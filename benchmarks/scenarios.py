@@ -417,6 +417,12 @@ def rules(harness: Harness) -> list[ScenarioResult]:
     return run_rules(harness)
 
 
+def limits(harness: Harness) -> list[ScenarioResult]:
+    from benchmarks.limits_scenario import run_limits
+
+    return run_limits(harness)
+
+
 Scenario = Callable[[Harness], ScenarioResult | list[ScenarioResult]]
 
 SCENARIOS: dict[str, Scenario] = {
@@ -429,6 +435,7 @@ SCENARIOS: dict[str, Scenario] = {
     "memory": memory,
     "soak": soak,
     "rules": rules,
+    "limits": limits,
 }
 
 

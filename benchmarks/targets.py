@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 import urllib.error
@@ -86,6 +87,14 @@ class Route:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class BenchKey:
+    """A virtual key made with `steerway keys create` for one benchmark Steerway."""
+
+    key_id: str
+    plaintext: str
+
+
 @dataclass
 class Target:
     """A gateway under load: where each bench model is served and with which headers."""
@@ -95,6 +104,10 @@ class Target:
     routes: dict[str, Route]
     process: ManagedProcess | None
     metrics_url: str | None = None
+    keys: dict[str, BenchKey] = field(default_factory=dict)
+    """Virtual keys by name (`SteerwayOptions.keys`); routes use the master key."""
+    home: Path | None = None
+    """A Steerway's own folder: config, SQLite store, logs of its CLI calls."""
 
     def route(self, model: str) -> Route:
         return self.routes[model]
@@ -199,6 +212,11 @@ class SteerwayOptions:
     """More public models, each served by the plain mock (for rules that route to them)."""
     rules: tuple[Mapping[str, Any], ...] = ()
     """Steering rules, written to the config file's `rules:` list."""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """More top-level config sections, written as they are (e.g. `cache: {enabled: false}`)."""
+    keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Virtual keys to create before the gateway starts: name -> `steerway keys create` options
+    (e.g. `("--rpm", "600")`)."""
 
 
 def steerway_config(mocks: Mocks, options: SteerwayOptions | None = None) -> dict[str, object]:
@@ -218,7 +236,44 @@ def steerway_config(mocks: Mocks, options: SteerwayOptions | None = None) -> dic
             models[name] = [{"provider": "mock", "model": UPSTREAM_MODEL}]
         if options.rules:
             config["rules"] = [dict(rule) for rule in options.rules]
+        for section, value in options.config.items():
+            config[section] = value
     return config
+
+
+_CREATED_KEY = re.compile(r"^Created key (\S+) '")
+
+
+def parse_created_key(output: str) -> BenchKey:
+    """The key id and plaintext from what `steerway keys create` printed."""
+    lines = [line.strip() for line in output.splitlines()]
+    key_id = next((m.group(1) for line in lines if (m := _CREATED_KEY.match(line))), None)
+    try:
+        shown = next(i for i, line in enumerate(lines) if line.startswith("The key is shown"))
+    except StopIteration:
+        shown = None
+    plaintext = None
+    if shown is not None:
+        plaintext = next((line for line in lines[shown + 1 :] if line), None)
+    if key_id is None or plaintext is None:
+        raise StartupError("steerway keys create printed no key id or no key")
+    return BenchKey(key_id=key_id, plaintext=plaintext)
+
+
+def create_keys(
+    executable: str, env: Mapping[str, str], keys: Mapping[str, tuple[str, ...]]
+) -> dict[str, BenchKey]:
+    """Create each key with `steerway keys create` in the database `env` points at."""
+    created: dict[str, BenchKey] = {}
+    for name, arguments in keys.items():
+        output = run_checked(
+            [executable, "keys", "create", name, *arguments],
+            env=env,
+            timeout=60,
+            what=f"steerway keys create {name}",
+        )
+        created[name] = parse_created_key(output)
+    return created
 
 
 def steerway_version() -> str:
@@ -246,6 +301,7 @@ def start_steerway(workspace: Workspace, mocks: Mocks, options: SteerwayOptions)
         env["STEERWAY_REDIS_URL"] = options.redis_url
     executable = str(peers.steerway_executable())
     run_checked([executable, "migrate"], env=env, timeout=120, what="steerway migrate")
+    keys = create_keys(executable, env, options.keys)
     port = free_port()
     argv = [executable, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if options.workers != 1:
@@ -261,6 +317,8 @@ def start_steerway(workspace: Workspace, mocks: Mocks, options: SteerwayOptions)
         routes={PLAIN_MODEL: Route(url, headers), STREAM_MODEL: Route(url, headers)},
         process=process,
         metrics_url=f"{base}/metrics",
+        keys=keys,
+        home=home,
     )
     return verify_routes(target)
 

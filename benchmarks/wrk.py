@@ -6,7 +6,7 @@ import json
 import shutil
 import subprocess
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +78,11 @@ def run_wrk(
     stream: bool = False,
     max_tokens: int = 16,
     timeout_s: float = 10.0,
+    script: Path = SCRIPT,
+    script_args: Sequence[str] = (),
 ) -> WrkResult:
+    """Load `url` for `duration_s`. `script` gets model, stream, max_tokens and a run token after
+    `--`, then `script_args`."""
     executable = wrk_path()
     if executable is None:
         raise WrkError(INSTALL_HINT)
@@ -89,7 +93,7 @@ def run_wrk(
         f"-d{max(1, round(duration_s))}s",
         f"--timeout={max(1, round(timeout_s))}s",
         "-s",
-        str(SCRIPT),
+        str(script),
     ]
     for name, value in headers.items():
         argv += ["-H", f"{name}: {value}"]
@@ -100,6 +104,7 @@ def run_wrk(
         "true" if stream else "false",
         str(max_tokens),
         uuid.uuid4().hex[:12],
+        *script_args,
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + timeout_s + 30)
     if done.returncode != 0:
