@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--redis-url",
         default=defaults.redis_url,
-        help="Redis database for `redis` (flushed before and after)",
+        help="Redis database for `redis`; `limits` uses database 12 of the same server "
+        "(each flushed before and after)",
     )
     soak = SoakSettings()
     parser.add_argument(

@@ -259,9 +259,10 @@ def end_to_end_result(connections: int, duration_s: float, redis_url: str) -> Sc
             "with the same body every time (`cache hit`) or a nonce per request (`cache miss`: "
             f"a lookup, then the answer stored). Each round: a serial load (wrk, 1 connection, "
             f"{duration_s:g} s), then {connections} connections ({duration_s:g} s), one variant "
-            "after the other, each starting once the gateway's recorder has drained. `added` is the row minus its backend's baseline and `req/s ÷ "
-            "baseline` their ratio, both within each round; the cache rows run in a second "
-            "process, so theirs compare two processes."
+            "after the other, each starting once the gateway's recorder has drained. `added` is "
+            "the row minus its backend's baseline and `req/s ÷ baseline` their ratio, both "
+            "within each round; the cache rows run in a second process, so theirs compare two "
+            "processes."
         ),
         metrics=[
             Metric("serial_p50", "serial p50 ms", 3),
@@ -380,7 +381,7 @@ def rounds_note(result: ScenarioResult) -> str | None:
 def drain_note(result: ScenarioResult) -> str | None:
     """How long the recorder took to catch up before the serial loads, per backend."""
     parts = []
-    for backend in ("redis", "in-process"):
+    for backend in dict.fromkeys(name.split(": ", 1)[0] for name in result.cells):
         waits = [
             run["drain_s"]
             for name, cell in result.cells.items()

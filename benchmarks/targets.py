@@ -236,8 +236,7 @@ def steerway_config(mocks: Mocks, options: SteerwayOptions | None = None) -> dic
             models[name] = [{"provider": "mock", "model": UPSTREAM_MODEL}]
         if options.rules:
             config["rules"] = [dict(rule) for rule in options.rules]
-        for section, value in options.config.items():
-            config[section] = value
+        config.update(options.config)
     return config
 
 
@@ -248,10 +247,7 @@ def parse_created_key(output: str) -> BenchKey:
     """The key id and plaintext from what `steerway keys create` printed."""
     lines = [line.strip() for line in output.splitlines()]
     key_id = next((m.group(1) for line in lines if (m := _CREATED_KEY.match(line))), None)
-    try:
-        shown = next(i for i, line in enumerate(lines) if line.startswith("The key is shown"))
-    except StopIteration:
-        shown = None
+    shown = next((i for i, line in enumerate(lines) if line.startswith("The key is shown")), None)
     plaintext = None
     if shown is not None:
         plaintext = next((line for line in lines[shown + 1 :] if line), None)
