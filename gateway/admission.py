@@ -22,7 +22,7 @@ from gateway.errors import GatewayError
 from gateway.keys import KeyInfo
 from gateway.limits_model import BudgetLimit
 from gateway.ratelimit import LimitSubject, RateDecision, RateLimiter, rate_limit_error
-from gateway.routing import Route
+from gateway.routing import Route, Router
 from telemetry.trace import RequestTrace
 
 DEFAULT_OUTPUT_TOKENS = 4096
@@ -66,12 +66,14 @@ class Admission:
         *,
         limiter: RateLimiter | None,
         ledger: BudgetLedger | None,
+        router: Router | None = None,
         timezone: str = "UTC",
         end_user_budgets: tuple[BudgetLimit, ...] = (),
         buckets: Mapping[str, tuple[BudgetLimit, ...]] | None = None,
     ) -> None:
         self.limiter = limiter
         self.ledger = ledger
+        self.router = router
         self.timezone = timezone
         self.end_user_budgets = end_user_budgets
         self.buckets = dict(buckets or {})
@@ -112,7 +114,8 @@ class Admission:
         self,
         trace: RequestTrace,
         key: KeyInfo,
-        routes: Sequence[Route],
+        route: Route,
+        fallbacks: Sequence[str],
         requested_model: str,
         *,
         end_user: str | None,
@@ -121,8 +124,8 @@ class Admission:
         output_tokens: int | None,
         choices: int = 1,
     ) -> Admitted:
-        """`routes` are every route the request may be served by (the first and its fallbacks):
-        the reservation covers the dearest."""
+        """`route` and its `fallbacks` are what the request may be served by: a reservation
+        covers the dearest of their deployments."""
         if not key.allows_model(requested_model):
             trace.add_decision(
                 "guardrail",
@@ -141,7 +144,7 @@ class Admission:
             )
         output = (output_tokens or DEFAULT_OUTPUT_TOKENS) * max(choices, 1)
         reservation = await self._reserve(
-            trace, key, routes, end_user, bucket, input_tokens, output
+            trace, key, route, fallbacks, end_user, bucket, input_tokens, output
         )
         tokens = input_tokens + (output_tokens or 0) * max(choices, 1)
         try:
@@ -230,7 +233,8 @@ class Admission:
         self,
         trace: RequestTrace,
         key: KeyInfo,
-        routes: Sequence[Route],
+        route: Route,
+        fallbacks: Sequence[str],
         end_user: str | None,
         bucket: str | None,
         input_tokens: int,
@@ -242,6 +246,9 @@ class Admission:
         if not charges:
             return None
         started = time.perf_counter()
+        routes = [route]
+        if self.router is not None:
+            routes += [self.router.resolve(name) for name in fallbacks if name in self.router]
         most = _largest_cost(routes, input_tokens, output_tokens)
         amount = reserve_micros(most) if most is not None else 0
         reservation = await self.ledger.reserve(charges, amount, time.time())

@@ -123,6 +123,7 @@ class Gateway:
         admission = Admission(
             limiter=self.limiter,
             ledger=self.ledger,
+            router=router,
             timezone=config.budgets.timezone,
             end_user_budgets=budget_limits(config.budgets.end_user),
             buckets={name: budget_limits(specs) for name, specs in config.budgets.buckets.items()},

@@ -307,32 +307,31 @@ class Proxy:
     # --- routes -----------------------------------------------------------------------------
 
     async def _chat(self, exchange: Exchange, receive: Receive, send: Send) -> None:
-        await self._authenticate(exchange)
-        body = await self._read_body(exchange, receive)
-        payload = decode_object(body)
-        model = validate_chat(payload)
-        self._note_request(exchange, payload, model, len(body))
-        route, fallbacks = await self._steer(exchange, payload, model)
-        await self._admit(exchange, route, payload)
-        try:
-            if await self._from_cache(exchange, route, payload, "chat", send):
-                return
-            await self._serve(exchange, payload, "chat", receive, send, route, fallbacks)
-        finally:
-            await self._release(exchange)
+        await self._pipeline(exchange, receive, send, "chat", validate_chat)
 
     async def _embeddings(self, exchange: Exchange, receive: Receive, send: Send) -> None:
+        await self._pipeline(exchange, receive, send, "embeddings", validate_embeddings)
+
+    async def _pipeline(
+        self,
+        exchange: Exchange,
+        receive: Receive,
+        send: Send,
+        operation: str,
+        validate: Callable[[dict[str, Any]], str],
+    ) -> None:
+        """auth → body → rules → admission → cache → provider, and settle whatever happened."""
         await self._authenticate(exchange)
         body = await self._read_body(exchange, receive)
         payload = decode_object(body)
-        model = validate_embeddings(payload)
+        model = validate(payload)
         self._note_request(exchange, payload, model, len(body))
         route, fallbacks = await self._steer(exchange, payload, model)
-        await self._admit(exchange, route, payload)
+        await self._admit(exchange, route, fallbacks, payload)
         try:
-            if await self._from_cache(exchange, route, payload, "embeddings", send):
+            if await self._from_cache(exchange, route, payload, operation, send):
                 return
-            await self._serve(exchange, payload, "embeddings", receive, send, route, fallbacks)
+            await self._serve(exchange, payload, operation, receive, send, route, fallbacks)
         finally:
             await self._release(exchange)
 
@@ -492,22 +491,25 @@ class Proxy:
 
     # --- admission: allowed models, rate limits, budgets -------------------------------------
 
-    async def _admit(self, exchange: Exchange, route: Route, payload: dict[str, Any]) -> None:
+    async def _admit(
+        self,
+        exchange: Exchange,
+        route: Route,
+        fallbacks: tuple[str, ...] | None,
+        payload: dict[str, Any],
+    ) -> None:
         admission = self.admission
         key = exchange.key
         if admission is None or key is None:
             return
         limit = payload.get("max_completion_tokens") or payload.get("max_tokens")
         steering = exchange.steering
-        chain = steering.fallbacks if steering is not None else None
-        if chain is None:
-            chain = route.config.fallbacks
-        routes = [route, *(self.router.resolve(name) for name in chain if name in self.router)]
         count = payload.get("n")
         admitted = await admission.admit(
             exchange.trace,
             key,
-            routes,
+            route,
+            route.config.fallbacks if fallbacks is None else fallbacks,
             exchange.requested_model or route.name,
             end_user=exchange.end_user,
             bucket=steering.budget if steering is not None else None,
