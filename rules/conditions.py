@@ -491,3 +491,19 @@ def _show(value: Any) -> str:
     except (TypeError, msgspec.EncodeError):
         text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def fields_read(condition: Any) -> set[str]:
+    """The field names a rule's `when` mentions (whether or not a request reaches them)."""
+    found: set[str] = set()
+    if not isinstance(condition, Mapping):
+        return found
+    for key, value in condition.items():
+        if key in ("all", "any"):
+            for part in value if isinstance(value, list) else ():
+                found |= fields_read(part)
+        elif key == "not":
+            found |= fields_read(value)
+        else:
+            found.add(str(key))
+    return found

@@ -19,7 +19,7 @@ import msgspec
 
 from rules.actions import Actions, CachePolicy, Deny, RouteTarget
 from rules.codegen import generate
-from rules.conditions import Condition
+from rules.conditions import Condition, fields_read
 from rules.context import RequestContext
 
 
@@ -30,6 +30,7 @@ class CompiledRule:
         "condition",
         "document",
         "enabled",
+        "fields",
         "keep_going",
         "name",
         "position",
@@ -61,6 +62,8 @@ class CompiledRule:
         self.keep_going = keep_going
         self.condition = condition
         self.test = condition.test
+        self.fields = frozenset(fields_read(document.get("when")))
+        """The field names the condition mentions."""
         self.actions = actions
         self.source = source
         self.document = document
@@ -141,7 +144,7 @@ class RuleSet:
         active = [r for r in ordered if r.enabled]
         self._active_count = len(active)
         self.reads_budget = any(
-            b"budget." in msgspec.json.encode(r.document.get("when")) for r in active
+            field.startswith("budget.") for rule in active for field in rule.fields
         )
         """Whether a rule in force reads `budget.*`: only then does the gateway look spend up."""
         self._evaluate = generate(active)

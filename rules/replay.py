@@ -40,7 +40,6 @@ SPLIT_METHOD: Final = (
     "split with a known end user counts the side that user is hashed to"
 )
 MONEY_QUANTUM: Final = Decimal("1e-10")
-_COMBINATORS: Final = ("all", "any")
 K = TypeVar("K")
 
 
@@ -120,25 +119,9 @@ def _epoch(value: Any) -> float | None:
     return None
 
 
-def fields_read(condition: Any) -> set[str]:
-    """The field names a rule's `when` mentions (whether or not a request reaches them)."""
-    found: set[str] = set()
-    if not isinstance(condition, Mapping):
-        return found
-    for key, value in condition.items():
-        if key in _COMBINATORS:
-            for part in value if isinstance(value, list) else ():
-                found |= fields_read(part)
-        elif key == "not":
-            found |= fields_read(value)
-        else:
-            found.add(str(key))
-    return found
-
-
 def reads_prompt(ruleset: RuleSet) -> bool:
     """Whether any rule may read the prompt: only then are stored prompts worth loading."""
-    return any("prompt" in fields_read(rule.document.get("when")) for rule in ruleset.rules)
+    return any("prompt" in rule.fields for rule in ruleset.rules)
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -434,7 +417,7 @@ class Replayer:
             source=rule.source,
             enabled=rule.enabled,
             priority=rule.priority,
-            reads=sorted(fields_read(rule.document.get("when"))),
+            reads=sorted(rule.fields),
             matched=tally.matched,
             matched_recorded=tally.recorded,
             condition_held=tally.held,

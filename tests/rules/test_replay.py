@@ -17,8 +17,9 @@ import migrations
 from gateway.keys import KeyStore
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import compile_rules
+from rules.conditions import fields_read
 from rules.engine import RuleSet
-from rules.replay import Replayer, ReplayReport, fields_read, money, reads_prompt, replay
+from rules.replay import Replayer, ReplayReport, money, reads_prompt, replay
 from rules.simulate import CatalogDeployment, CatalogModel, RouteCatalog, candidate_rules
 from telemetry.db import create_engine
 from telemetry.ids import uuid7_hex
