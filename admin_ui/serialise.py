@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from telemetry.queries import as_utc
+from telemetry.db import as_utc
 
 
 def iso_time(value: datetime) -> str:

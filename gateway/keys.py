@@ -34,6 +34,7 @@ from gateway.limits_model import (
     parse_budgets,
     parse_count,
 )
+from telemetry.db import as_utc
 from telemetry.ids import uuid7_hex
 from telemetry.schema import DEFAULT_WORKSPACE_ID, api_keys, workspaces
 
@@ -230,13 +231,6 @@ def _budgets(value: Sequence[BudgetLimit] | None, path: str = "budgets") -> tupl
 # --- rows -------------------------------------------------------------------------------------
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def _key_query() -> sa.Select[Any]:
     return sa.select(api_keys, workspaces.c.settings.label("workspace_settings")).select_from(
         api_keys.outerjoin(workspaces, workspaces.c.workspace_id == api_keys.c.workspace_id)
@@ -252,9 +246,9 @@ def _row_to_info(row: sa.Row[Any]) -> KeyInfo:
         name=row.name,
         role=row.role,
         display_prefix=row.display_prefix,
-        created_at=_utc(row.created_at),
-        revoked_at=_utc(row.revoked_at),
-        expires_at=_utc(row.expires_at),
+        created_at=as_utc(row.created_at),
+        revoked_at=as_utc(row.revoked_at),
+        expires_at=as_utc(row.expires_at),
         metadata=row.metadata or {},
         allowed_models=None if allowed is None else tuple(allowed),
         rpm_limit=row.rpm_limit,
@@ -274,7 +268,7 @@ def _row_to_workspace(row: sa.Row[Any]) -> Workspace:
         slug=row.slug,
         name=row.name,
         settings={**stored, **limits.to_settings()},
-        created_at=_utc(row.created_at),
+        created_at=as_utc(row.created_at),
         limits=limits,
     )
 

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from telemetry.db import as_utc
 from telemetry.ids import uuid7_hex
-from telemetry.queries import as_utc
 from telemetry.schema import DEFAULT_WORKSPACE_ID, rule_versions, rules
 
 ACTIONS = ("create", "update", "enable", "disable", "delete", "rollback")

@@ -7,6 +7,7 @@ chosen here. Any message that mentions a URL goes through `redact_url` first.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,12 @@ async def ping(engine: AsyncEngine) -> None:
     """Run `SELECT 1`; raises if the database cannot be reached within `PING_TIMEOUT_SECONDS`."""
     async with asyncio.timeout(PING_TIMEOUT_SECONDS), engine.connect() as connection:
         await connection.execute(sa.text("SELECT 1"))
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime; SQLite hands back naive ones, all of them UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -13,6 +13,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from telemetry.db import as_utc
 from telemetry.schema import ai_interactions, api_keys, decisions, spans, traces
 
 Row = dict[str, Any]
@@ -23,15 +24,6 @@ class TraceDetail(msgspec.Struct, frozen=True, kw_only=True):
     spans: list[Row]  # by start time
     decisions: list[Row]  # by sequence
     interactions: list[Row]  # by attempt
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """A stored time as an aware UTC datetime; SQLite hands back naive ones, all of them UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def _plain(row: sa.Row[Any]) -> Row:
