@@ -170,6 +170,18 @@ rules_loaded = Gauge(
     "Steering rules in force in this worker (enabled ones).",
     multiprocess_mode="max",
 )
+guardrail_verdicts_total = Counter(
+    "steerway_guardrail_verdicts_total",
+    "Guardrail verdicts by guardrail (bounded by the config) and what was done: block, mask, "
+    "log when something was found, pass when nothing was, error when the check failed.",
+    ["guardrail", "action"],
+)
+guardrail_check_seconds = Histogram(
+    "steerway_guardrail_check_seconds",
+    "Time one guardrail took over one request's input or one answer.",
+    ["guardrail", "direction"],
+    buckets=(1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.25),
+)
 telemetry_enqueued = Counter(
     "steerway_telemetry_enqueued_total", "Trace bundles accepted by the recorder's queue."
 )

@@ -11,6 +11,12 @@ and the writer carries on, probing the database now and then. Once a write succe
 spill files (also those a previous process left behind) are replayed and deleted. Without a
 `spill_dir` a failing batch is retried in memory; the queue then fills and new bundles are
 counted as dropped. `stop()` writes or spills everything accepted.
+
+With a `redact` function (`telemetry.store_content: redacted`) each batch's prompts and
+responses are rewritten in a worker thread before they are written or spilled, so the scan never
+holds up the event loop. Bundles read back from spill files are redacted again, since a file may
+come from a process that stored content in full or was cancelled before redacting: `redact`
+should leave text it already redacted as it is.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.records import TraceBundle
+from telemetry.redaction import Redact, has_content, redact_bundles
 from telemetry.rows import fit_to_columns
 from telemetry.spill import SpillFile, spill_files
 from telemetry.writers import BatchWriter, is_row_problem, root_cause
@@ -94,6 +101,7 @@ class Recorder:
         retry_max: float = 5.0,
         retry_attempts: int = 4,
         stop_timeout: float = 30.0,
+        redact: Redact | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
@@ -110,6 +118,7 @@ class Recorder:
         self._retry_max = retry_max
         self._retry_attempts = max(1, retry_attempts)
         self._stop_timeout = stop_timeout
+        self._redact = redact
 
         # Above the high-water mark the writer is far behind: `room()` then holds new requests
         # back until the queue is down to three quarters of it, so memory stays bounded and the
@@ -338,6 +347,7 @@ class Recorder:
         """Write the batch, retrying; spill it when the database stays down. Always settles it."""
         self._in_flight = batch
         try:
+            batch = self._in_flight = await self._redacted(batch)
             await self._deliver_until_settled(batch)
         except Exception as error:
             logger.error(
@@ -447,6 +457,20 @@ class Recorder:
                 totals[table] = totals.get(table, 0) + rows
         return totals, rejected
 
+    async def _redacted(self, batch: list[TraceBundle]) -> list[TraceBundle]:
+        """The batch with its content redacted, off the event loop; unchanged without `redact`."""
+        redact = self._redact
+        if redact is None or not has_content(batch):
+            return batch
+        redacted, failures = await asyncio.to_thread(redact_bundles, batch, redact)
+        if failures:
+            logger.error(
+                "telemetry: content redaction failed %d times (%s); stored as null",
+                len(failures),
+                ", ".join(sorted(set(failures))),
+            )
+        return redacted
+
     # -- outages, spilling and replay ------------------------------------------------------
 
     def _may_attempt(self) -> bool:
@@ -520,6 +544,7 @@ class Recorder:
             self._replaying = None
             self._replay_pending = False
             return
+        bundles = await self._redacted(bundles)
         if not bundles:
             if spill is self._spilling:  # nothing spilled yet that could serve as a probe
                 self._replay_pending = False

@@ -115,6 +115,23 @@ class TraceRecord(msgspec.Struct, kw_only=True, gc=False):
         return (self.ended_at - self.started_at) * 1000.0
 
 
+class GuardrailViolationRecord(msgspec.Struct, kw_only=True, gc=False):
+    """A guardrail's finding: counts per entity type, never the matched text."""
+
+    violation_id: str
+    trace_id: str
+    workspace_id: str
+    api_key_id: str | None = None
+    guardrail: str
+    kind: str  # pii | prompt_injection | ...
+    direction: str  # input | output
+    action: str  # block | mask | log
+    entities: dict[str, int] = msgspec.field(default_factory=dict)
+    score: float
+    latency_us: float
+    created_at: float
+
+
 class TraceBundle(msgspec.Struct, kw_only=True, gc=False):
     """Everything one request produced: enqueued to the recorder in a single call."""
 
@@ -122,3 +139,5 @@ class TraceBundle(msgspec.Struct, kw_only=True, gc=False):
     spans: list[SpanRecord] = msgspec.field(default_factory=list)
     decisions: list[DecisionRecord] = msgspec.field(default_factory=list)
     interactions: list[InteractionRecord] = msgspec.field(default_factory=list)
+    # Defaulted, so spill files written before violations were recorded still decode.
+    violations: list[GuardrailViolationRecord] = msgspec.field(default_factory=list)

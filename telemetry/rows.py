@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from telemetry.records import (
     DecisionRecord,
+    GuardrailViolationRecord,
     InteractionRecord,
     SpanRecord,
     TraceBundle,
@@ -25,7 +26,9 @@ from telemetry.records import (
 from telemetry.schema import metadata
 
 Row = tuple[Any, ...]
-_R = TypeVar("_R", TraceRecord, SpanRecord, DecisionRecord, InteractionRecord)
+_R = TypeVar(
+    "_R", TraceRecord, SpanRecord, DecisionRecord, InteractionRecord, GuardrailViolationRecord
+)
 
 TRACE_COLUMNS: tuple[str, ...] = (
     "trace_id",
@@ -112,6 +115,20 @@ INTERACTION_COLUMNS: tuple[str, ...] = (
     "cache_hit",
     "prompt",
     "response",
+)
+VIOLATION_COLUMNS: tuple[str, ...] = (
+    "violation_id",
+    "workspace_id",
+    "trace_id",
+    "api_key_id",
+    "guardrail",
+    "kind",
+    "direction",
+    "action",
+    "entities",
+    "score",
+    "latency_us",
+    "created_at",
 )
 
 
@@ -217,6 +234,23 @@ def interaction_row(i: InteractionRecord) -> Row:
     )
 
 
+def violation_row(v: GuardrailViolationRecord) -> Row:
+    return (
+        v.violation_id,
+        v.workspace_id,
+        v.trace_id,
+        v.api_key_id,
+        v.guardrail,
+        v.kind,
+        v.direction,
+        v.action,
+        v.entities,
+        v.score,
+        v.latency_us,
+        utc(v.created_at),
+    )
+
+
 @dataclass(slots=True)
 class BatchRecords:
     """A batch's records, grouped by the table they go to."""
@@ -225,6 +259,7 @@ class BatchRecords:
     spans: list[SpanRecord] = field(default_factory=list)
     decisions: list[DecisionRecord] = field(default_factory=list)
     interactions: list[InteractionRecord] = field(default_factory=list)
+    violations: list[GuardrailViolationRecord] = field(default_factory=list)
 
     @classmethod
     def from_bundles(cls, bundles: Sequence[TraceBundle]) -> BatchRecords:
@@ -234,6 +269,7 @@ class BatchRecords:
             batch.spans.extend(bundle.spans)
             batch.decisions.extend(bundle.decisions)
             batch.interactions.extend(bundle.interactions)
+            batch.violations.extend(bundle.violations)
         return batch
 
     def without(self, existing: dict[str, set[str]]) -> BatchRecords:
@@ -249,6 +285,11 @@ class BatchRecords:
                 for i in self.interactions
                 if i.interaction_id not in existing.get("ai_interactions", ())
             ],
+            violations=[
+                v
+                for v in self.violations
+                if v.violation_id not in existing.get("guardrail_violations", ())
+            ],
         )
 
     def ids(self) -> dict[str, list[str]]:
@@ -257,6 +298,7 @@ class BatchRecords:
             "spans": [s.span_id for s in self.spans],
             "decisions": [d.decision_id for d in self.decisions],
             "ai_interactions": [i.interaction_id for i in self.interactions],
+            "guardrail_violations": [v.violation_id for v in self.violations],
         }
 
     def tables(self) -> list[TableRecords]:
@@ -268,6 +310,7 @@ class BatchRecords:
             TableRecords(
                 "ai_interactions", INTERACTION_COLUMNS, self.interactions, interaction_row
             ),
+            TableRecords("guardrail_violations", VIOLATION_COLUMNS, self.violations, violation_row),
         ]
 
     def table_rows(self) -> list[tuple[str, tuple[str, ...], list[Row]]]:
@@ -304,6 +347,7 @@ _LIMITS = {
     SpanRecord: _string_limits("spans"),
     DecisionRecord: _string_limits("decisions"),
     InteractionRecord: _string_limits("ai_interactions"),
+    GuardrailViolationRecord: _string_limits("guardrail_violations"),
 }
 
 
@@ -324,12 +368,13 @@ def fit_to_columns(bundle: TraceBundle) -> TraceBundle | None:
         spans=[_fit(s) for s in bundle.spans],
         decisions=[_fit(d) for d in bundle.decisions],
         interactions=[_fit(i) for i in bundle.interactions],
+        violations=[_fit(v) for v in bundle.violations],
     )
     unchanged = fitted.trace is bundle.trace and all(
         new is old
         for new, old in zip(
-            [*fitted.spans, *fitted.decisions, *fitted.interactions],
-            [*bundle.spans, *bundle.decisions, *bundle.interactions],
+            [*fitted.spans, *fitted.decisions, *fitted.interactions, *fitted.violations],
+            [*bundle.spans, *bundle.decisions, *bundle.interactions, *bundle.violations],
             strict=True,
         )
     )

@@ -122,6 +122,8 @@ api_keys = sa.Table(
     sa.Column(
         "default_tags", JSONType, nullable=False, default=list, server_default=EMPTY_JSON_LIST
     ),
+    # Names of the config's guardrails applied to every request of the key.
+    sa.Column("guardrails", JSONType, nullable=False, default=list, server_default=EMPTY_JSON_LIST),
 )
 
 traces = sa.Table(
@@ -304,4 +306,26 @@ budget_spend = sa.Table(
     sa.Column("spent_micros", sa.BigInteger, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.PrimaryKeyConstraint("scope", "subject", "window", "window_start"),
+)
+
+# One row per guardrail verdict that found something (block, mask or log). Kinds and counts of
+# what was found, never the matched text.
+guardrail_violations = sa.Table(
+    "guardrail_violations",
+    metadata,
+    sa.Column("violation_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("trace_id", sa.String(32), nullable=False),
+    sa.Column("api_key_id", sa.String(32), nullable=True),
+    sa.Column("guardrail", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # pii | prompt_injection | ...
+    sa.Column("direction", sa.String(8), nullable=False),  # input | output
+    sa.Column("action", sa.String(8), nullable=False),  # block | mask | log
+    sa.Column("entities", JSONType, nullable=False),  # {"EMAIL_ADDRESS": 2, ...}
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("latency_us", sa.Float, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "trace_id"),
+    sa.Index(None, "workspace_id", "created_at"),
+    sa.Index(None, "guardrail", "created_at"),
 )

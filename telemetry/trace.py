@@ -13,6 +13,7 @@ from typing import Any
 from telemetry.ids import span_id_hex, uuid7_hex
 from telemetry.records import (
     DecisionRecord,
+    GuardrailViolationRecord,
     InteractionRecord,
     SpanRecord,
     TraceBundle,
@@ -50,6 +51,7 @@ class RequestTrace:
         "start",
         "start_wall",
         "trace_id",
+        "violations",
         "workspace_id",
     )
 
@@ -68,6 +70,7 @@ class RequestTrace:
         self.spans: list[SpanRecord] = []
         self.decisions: list[DecisionRecord] = []
         self.interactions: list[InteractionRecord] = []
+        self.violations: list[GuardrailViolationRecord] = []
 
     def wall(self, perf: float) -> float:
         return self.start_wall + (perf - self.start)
@@ -135,8 +138,39 @@ class RequestTrace:
             )
         )
 
+    def add_violation(
+        self,
+        *,
+        guardrail: str,
+        kind: str,
+        direction: str,
+        action: str,
+        entities: dict[str, int],
+        score: float,
+        latency_us: float,
+        api_key_id: str | None = None,
+    ) -> None:
+        """Note what a guardrail found; `entities` counts matches per type, never their text."""
+        self.violations.append(
+            GuardrailViolationRecord(
+                violation_id=uuid7_hex(),
+                trace_id=self.trace_id,
+                workspace_id=self.workspace_id,
+                api_key_id=api_key_id,
+                guardrail=guardrail,
+                kind=kind,
+                direction=direction,
+                action=action,
+                entities=entities,
+                score=score,
+                latency_us=latency_us,
+                created_at=time.time(),
+            )
+        )
+
     def bundle(self, trace: TraceRecord, ended: float) -> TraceBundle:
-        """Close the root span and package everything; the workspace is stamped on every row."""
+        """Close the root span and package everything; the workspace is stamped on every row,
+        and the request's key on violations recorded without one."""
         workspace = trace.workspace_id
         for record in self.spans:
             record.workspace_id = workspace
@@ -144,6 +178,10 @@ class RequestTrace:
             decision.workspace_id = workspace
         for interaction in self.interactions:
             interaction.workspace_id = workspace
+        for violation in self.violations:
+            violation.workspace_id = workspace
+            if violation.api_key_id is None:
+                violation.api_key_id = trace.api_key_id
         root = SpanRecord(
             span_id=self.root_span_id,
             trace_id=self.trace_id,
@@ -161,4 +199,5 @@ class RequestTrace:
             spans=[root, *self.spans],
             decisions=self.decisions,
             interactions=self.interactions,
+            violations=self.violations,
         )

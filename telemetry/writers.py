@@ -1,4 +1,4 @@
-"""Write one batch of trace bundles in one transaction: four append-only tables and the roll-ups.
+"""Write one batch of trace bundles in one transaction: five append-only tables and the roll-ups.
 
 Postgres takes the append tables through asyncpg `COPY` on the transaction's own connection;
 SQLite through executemany inserts. `skip_existing=True` is the careful mode for a batch that
@@ -31,6 +31,7 @@ _ID_COLUMNS = {
     "spans": "span_id",
     "decisions": "decision_id",
     "ai_interactions": "interaction_id",
+    "guardrail_violations": "violation_id",
 }
 _JSON_COLUMNS = {
     name: frozenset(

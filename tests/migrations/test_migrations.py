@@ -27,6 +27,7 @@ TABLES = {
     "rules",
     "rule_versions",
     "budget_spend",
+    "guardrail_violations",
 }
 LIMIT_COLUMNS = {
     "allowed_models",
@@ -128,7 +129,7 @@ async def test_the_api_works_when_called_inside_a_running_event_loop(sqlite_url:
 def test_upgrading_twice_is_harmless_from_plain_code(sqlite_url: str) -> None:
     migrations.upgrade(sqlite_url)
     migrations.upgrade(sqlite_url)
-    assert migrations.current(sqlite_url) == "0003"
+    assert migrations.current(sqlite_url) == "0004"
 
 
 async def _insert_key(url: str) -> None:
@@ -176,7 +177,7 @@ async def test_limits_migration_keeps_existing_keys_and_undoes_cleanly(database_
     await asyncio.to_thread(migrations.downgrade, database_url, "0002")
     assert await asyncio.to_thread(migrations.current, database_url) == "0002"
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - {"budget_spend"}
+    assert shape["tables"] == TABLES - {"budget_spend", "guardrail_violations"}
     assert not LIMIT_COLUMNS & shape["columns"]["api_keys"]
     assert "cost_saved_usd" not in shape["columns"]["ai_interactions"]
     assert "ix_ai_interactions_workspace_id_started_at" in shape["indexes"]["ai_interactions"]
@@ -187,12 +188,34 @@ async def test_limits_migration_keeps_existing_keys_and_undoes_cleanly(database_
     assert [row[0] for row in await _key_limits(database_url)] == ["k1"]
 
 
+async def test_guardrails_migration_gives_existing_keys_no_guardrails(database_url: str) -> None:
+    await asyncio.to_thread(migrations.upgrade, database_url, "0003")
+    await _insert_key(database_url)
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            stored = (
+                await connection.execute(sa.text("SELECT guardrails FROM api_keys"))
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+    assert (json.loads(stored) if isinstance(stored, str) else stored) == []
+
+    await asyncio.to_thread(migrations.downgrade, database_url, "0003")
+    shape = await _with_connection(database_url, _inspect)
+    assert shape["tables"] == TABLES - {"guardrail_violations"}
+    assert "guardrails" not in shape["columns"]["api_keys"]
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    assert await _with_connection(database_url, _differences) == []
+
+
 async def test_downgrading_to_0001_drops_the_rule_tables(database_url: str) -> None:
     await asyncio.to_thread(migrations.upgrade, database_url)
     await asyncio.to_thread(migrations.downgrade, database_url, "0001")
     assert await asyncio.to_thread(migrations.current, database_url) == "0001"
     tables = (await _with_connection(database_url, _inspect))["tables"]
-    assert tables == TABLES - {"rules", "rule_versions", "budget_spend"}
+    assert tables == TABLES - {"rules", "rule_versions", "budget_spend", "guardrail_violations"}
     assert len(await _default_workspaces(database_url)) == 1
 
 
