@@ -2,9 +2,10 @@
 
 A key's fields in JSON are those of `gateway.keys.KeyInfo`: `allowed_models` (patterns, null for
 all), `rpm_limit`, `tpm_limit`, `max_parallel`, `budgets` (`[{"limit_usd": "10.00", "window":
-"monthly", "soft_percent": 80}]`), `default_tags`, `metadata`, `expires_at`, `role`. An update
-changes only the fields it names, and null clears one. An admin key of one workspace sees and
-manages that workspace's keys only; another workspace's key is a 404.
+"monthly", "soft_percent": 80}]`), `default_tags`, `guardrails` (names of the config's
+guardrails run on every request of the key), `metadata`, `expires_at`, `role`. An update changes
+only the fields it names; a list replaces the stored one, and null clears one. An admin key of one
+workspace sees and manages that workspace's keys only; another workspace's key is a 404.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from admin_ui.auth import workspace_scope
 from admin_ui.rules import json_object
 from admin_ui.serialise import iso_time
+from admin_ui.state import check_guardrail_names
 from admin_ui.workspaces import (
     fields_of,
     invalid_field,
@@ -40,6 +42,7 @@ UPDATE_FIELDS = (
     "max_parallel",
     "budgets",
     "default_tags",
+    "guardrails",
     "metadata",
 )
 CREATE_FIELDS = ("workspace", *UPDATE_FIELDS)
@@ -81,6 +84,7 @@ def key_item(key: KeyInfo) -> dict[str, Any]:
         "max_parallel": key.max_parallel,
         "budgets": [budget.to_json() for budget in key.budgets],
         "default_tags": list(key.default_tags),
+        "guardrails": list(key.guardrails),
         "metadata": key.metadata,
     }
 
@@ -163,6 +167,7 @@ class KeyController(Controller):
         else:
             workspace_id = workspace_scope(request) or DEFAULT_WORKSPACE_ID
         try:
+            check_guardrail_names(request, body.get("guardrails"), "guardrails")
             arguments = store_arguments(body)
             name = arguments.pop("name")
             optional = {field: value for field, value in arguments.items() if value is not None}
@@ -190,6 +195,7 @@ class KeyController(Controller):
             )
         body = fields_of(raw, UPDATE_FIELDS, READ_ONLY_FIELDS)
         try:
+            check_guardrail_names(request, body.get("guardrails"), "guardrails")
             updated = await key_store_of(request).update(key_id, **store_arguments(body))
         except InvalidField as error:
             raise invalid_field(error) from None

@@ -1,4 +1,5 @@
-"""`/admin/api/workspaces`: list, read, create, update (name and limit settings).
+"""`/admin/api/workspaces`: list, read, create, update (name and settings: the limits and the
+guardrails, `settings.guardrails`, run on every request of the workspace's keys).
 
 An admin key of one workspace sees only that workspace (any other is a 404, as if it did not
 exist); creating workspaces and changing their limits is the operator's (the master key, or an
@@ -14,7 +15,7 @@ from litestar import Controller, Request, get, patch, post
 from admin_ui.auth import require_global_admin, workspace_scope
 from admin_ui.rules import json_object
 from admin_ui.serialise import iso_time
-from admin_ui.state import gateway_of
+from admin_ui.state import check_guardrail_names, gateway_of
 from gateway.errors import GatewayError, invalid_request
 from gateway.keys import KeyStore, Workspace, WorkspaceExists
 from gateway.limits_model import InvalidField
@@ -106,6 +107,8 @@ class WorkspaceController(Controller):
             raise invalid_request("'slug' is required.", param="slug", code="invalid_value")
         settings = body.get("settings")
         try:
+            if isinstance(settings, dict):
+                check_guardrail_names(request, settings.get("guardrails"), "settings.guardrails")
             created = await key_store_of(request).create_workspace(
                 body["slug"],
                 name=body.get("name"),
@@ -131,6 +134,9 @@ class WorkspaceController(Controller):
         if body.get("settings", {}) is None:
             raise invalid_field(InvalidField("settings", "expected an object"))
         try:
+            settings = body.get("settings")
+            if isinstance(settings, dict):
+                check_guardrail_names(request, settings.get("guardrails"), "settings.guardrails")
             updated = await key_store_of(request).update_workspace(workspace, **body)
         except InvalidField as error:
             raise invalid_field(error) from None

@@ -17,6 +17,7 @@ from typing import Any
 from msgspec import UNSET
 
 from gateway.config import ConfigError, check_config, load_config
+from gateway.guardrail_config import unknown_names
 from gateway.keys import (
     ROLES,
     KeyInfo,
@@ -33,6 +34,7 @@ from gateway.limits_model import (
     WorkspaceLimits,
     parse_budgets,
     parse_count,
+    parse_guardrail_names,
 )
 from gateway.settings import Settings
 from telemetry.db import create_engine, redact_url
@@ -263,6 +265,27 @@ def _budgets(args: argparse.Namespace) -> tuple[BudgetLimit, ...] | None:
     return parse_budgets([budget.to_json() for budget in budgets], "--budget")
 
 
+def _guardrails(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The names given with --guardrails as `pii,injection` (None when the option was not used;
+    an empty text is an empty list). With STEERWAY_CONFIG set, each must be a guardrail that
+    config defines."""
+    if args.guardrails is None:
+        return None
+    text: str = args.guardrails
+    names = [name.strip() for name in text.split(",")] if text.strip() else []
+    parsed = parse_guardrail_names(names, "--guardrails")
+    config_path = Settings.from_env().config_path
+    if parsed and config_path:
+        try:
+            known = load_config(config_path).guardrails.names
+        except ConfigError:
+            known = None  # `check-config` reports the file's problems; the names keep their shape
+        for index, name in enumerate(parsed if known is not None else ()):
+            for problem in unknown_names([name], known or ()):
+                raise InvalidField(f"--guardrails[{index}]", problem)
+    return parsed
+
+
 def _limit_options(args: argparse.Namespace, *, updating: bool) -> dict[str, Any]:
     """rpm, tpm and max parallel as given; with `updating`, `none` clears one."""
     changes: dict[str, Any] = {}
@@ -290,6 +313,9 @@ def _key_options(args: argparse.Namespace, *, updating: bool) -> dict[str, Any]:
         changes["default_tags"] = parse_tags(args.tag, "--tag")
     elif updating and args.clear_tags:
         changes["default_tags"] = None
+    guardrails = _guardrails(args)
+    if guardrails is not None:
+        changes["guardrails"] = guardrails
     if args.metadata is not None:
         changes["metadata"] = _metadata(args.metadata)
     if args.expires is not None:
@@ -375,6 +401,9 @@ def _workspace_settings(args: argparse.Namespace, *, updating: bool) -> dict[str
         settings["budgets"] = [budget.to_json() for budget in budgets]
     elif updating and args.clear_budgets:
         settings["budgets"] = None
+    guardrails = _guardrails(args)
+    if guardrails is not None:
+        settings["guardrails"] = list(guardrails)
     return settings
 
 
@@ -437,9 +466,14 @@ def _budget_parts(budgets: tuple[BudgetLimit, ...]) -> list[str]:
     return [f"budgets={','.join(b.describe() for b in budgets)}"] if budgets else []
 
 
+def _guardrail_parts(guardrails: tuple[str, ...]) -> list[str]:
+    return [f"guardrails={','.join(guardrails)}"] if guardrails else []
+
+
 def _workspace_limits_text(limits: WorkspaceLimits) -> str:
     parts = _rate_parts(limits.rpm_limit, limits.tpm_limit, limits.max_parallel)
-    return " ".join(parts + _budget_parts(limits.budgets)) or "-"
+    parts += _budget_parts(limits.budgets) + _guardrail_parts(limits.guardrails)
+    return " ".join(parts) or "-"
 
 
 def _key_limits_text(key: KeyInfo) -> str:
@@ -447,6 +481,7 @@ def _key_limits_text(key: KeyInfo) -> str:
     parts += _rate_parts(key.rpm_limit, key.tpm_limit, key.max_parallel)
     parts += _budget_parts(key.budgets)
     parts += [f"tags={','.join(key.default_tags)}"] if key.default_tags else []
+    parts += _guardrail_parts(key.guardrails)
     parts += [f"expires={_when(key.expires_at)}"] if key.expires_at else []
     return " ".join(parts) or "-"
 
@@ -489,6 +524,7 @@ def _add_key_options(parser: argparse.ArgumentParser, *, updating: bool) -> None
     parser.add_argument(
         "--tag", action="append", metavar="TAG", help="a tag added to every request (repeatable)"
     )
+    _add_guardrails_option(parser, "every request of the key", updating=updating)
     parser.add_argument("--metadata", metavar="JSON", help="a JSON object kept with the key")
     parser.add_argument("--role", choices=ROLES, help="master: may use the admin API")
     if updating:
@@ -513,8 +549,20 @@ def _add_workspace_options(parser: argparse.ArgumentParser, *, updating: bool) -
     parser.add_argument(
         "--max-parallel", dest="max_parallel", metavar="N", help=f"requests at once{clear}"
     )
+    _add_guardrails_option(parser, "every request of the workspace's keys", updating=updating)
     if updating:
         parser.add_argument("--clear-budgets", action="store_true", help="remove every budget")
+
+
+def _add_guardrails_option(
+    parser: argparse.ArgumentParser, applied_to: str, *, updating: bool
+) -> None:
+    parser.add_argument(
+        "--guardrails",
+        metavar="NAME,NAME",
+        help=f"guardrails of the config run on {applied_to}, comma-separated"
+        + ("; replaces the list, and '' removes every one" if updating else ""),
+    )
 
 
 def _add_keys_commands(commands: Any) -> None:

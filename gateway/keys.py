@@ -1,9 +1,10 @@
 """Workspaces and their virtual keys: created, listed, updated, revoked, looked up by hash.
 
 A key is shown once at creation; the database keeps its SHA-256 and a display prefix only. A key
-carries its own limits (allowed models, rpm, tpm, max parallel, budgets) and default tags; its
-workspace's settings carry limits for all of the workspace's keys together. A lookup by hash
-reads both in one query, so whoever caches the key caches its workspace's limits with it.
+carries its own limits (allowed models, rpm, tpm, max parallel, budgets), default tags and default
+guardrails; its workspace's settings carry limits and guardrails for all of the workspace's keys
+together. A lookup by hash reads both in one query, so whoever caches the key caches its
+workspace's limits and guardrails with it.
 
 Everything written is validated here (`InvalidField` names the field), whoever the caller is.
 """
@@ -33,6 +34,7 @@ from gateway.limits_model import (
     WorkspaceLimits,
     parse_budgets,
     parse_count,
+    parse_guardrail_names,
 )
 from telemetry.db import as_utc
 from telemetry.ids import uuid7_hex
@@ -67,6 +69,7 @@ class KeyInfo(msgspec.Struct, frozen=True, kw_only=True):
     max_parallel: int | None = None
     budgets: tuple[BudgetLimit, ...] = ()
     default_tags: tuple[str, ...] = ()
+    guardrails: tuple[str, ...] = ()  # names of the config's guardrails run on every request
     workspace_limits: WorkspaceLimits = NO_LIMITS  # the key's workspace's, read with the key
 
     def active(self, now: datetime) -> bool:
@@ -78,7 +81,7 @@ class KeyInfo(msgspec.Struct, frozen=True, kw_only=True):
         """Whether the key may ask for `model` (the name the client sent)."""
         if self.allowed_models is None:
             return True
-        return _model_matcher(self.allowed_models)(model) is not None
+        return model_matcher(self.allowed_models)(model) is not None
 
     def status(self, now: datetime) -> str:
         if self.revoked_at is not None:
@@ -109,7 +112,7 @@ class WorkspaceExists(ValueError):
 
 
 @functools.lru_cache(maxsize=4096)
-def _model_matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+def model_matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
     """One compiled regex for a key's patterns: a single match call per request."""
     joined = "|".join(f"(?:{fnmatch.translate(pattern)})" for pattern in patterns)
     return re.compile(joined).match
@@ -256,6 +259,7 @@ def _row_to_info(row: sa.Row[Any]) -> KeyInfo:
         max_parallel=row.max_parallel,
         budgets=parse_budgets(row.budgets),
         default_tags=tuple(row.default_tags or ()),
+        guardrails=tuple(row.guardrails or ()),
         workspace_limits=WorkspaceLimits.from_settings(settings) if settings else NO_LIMITS,
     )
 
@@ -313,7 +317,8 @@ class KeyStore:
     async def create_workspace(
         self, slug: str, *, name: str | None = None, settings: Mapping[str, Any] | None = None
     ) -> Workspace:
-        """A new workspace. `settings` may hold budgets, rpm_limit, tpm_limit, max_parallel."""
+        """A new workspace. `settings` may hold budgets, rpm_limit, tpm_limit, max_parallel and
+        guardrails."""
         slug = parse_slug(slug)
         name = parse_name(slug if name is None else name)
         stored, _ = _merged_settings({}, settings or {})
@@ -355,8 +360,8 @@ class KeyStore:
         name: str | UnsetType = UNSET,
         settings: Mapping[str, Any] | UnsetType = UNSET,
     ) -> Workspace | None:
-        """Rename and/or change settings; `settings` is merged (a None value removes a limit).
-        None when there is no such workspace."""
+        """Rename and/or change settings; `settings` is merged (a None value removes a limit or
+        the guardrails; a list replaces the stored one). None when there is no such workspace."""
         values: dict[str, Any] = {}
         if name is not UNSET:
             values["name"] = parse_name(name)
@@ -397,6 +402,7 @@ class KeyStore:
         max_parallel: int | None = None,
         budgets: Sequence[BudgetLimit] = (),
         default_tags: Sequence[str] = (),
+        guardrails: Sequence[str] = (),
         metadata: Mapping[str, Any] | None = None,
     ) -> CreatedKey:
         """A new key in an existing workspace (`UnknownWorkspace` otherwise)."""
@@ -416,6 +422,7 @@ class KeyStore:
             max_parallel=parse_count(max_parallel, "max_parallel"),
             budgets=_budgets(budgets),
             default_tags=parse_tags(default_tags),
+            guardrails=parse_guardrail_names(guardrails),
         )
         async with self._engine.begin() as conn:
             settings = await _workspace_settings(conn, workspace_id)
@@ -438,6 +445,7 @@ class KeyStore:
                     max_parallel=info.max_parallel,
                     budgets=[budget.to_json() for budget in info.budgets],
                     default_tags=list(info.default_tags),
+                    guardrails=list(info.guardrails),
                 )
             )
         limits = WorkspaceLimits.from_settings(settings) if settings else NO_LIMITS
@@ -456,10 +464,12 @@ class KeyStore:
         max_parallel: int | UnsetType | None = UNSET,
         budgets: Sequence[BudgetLimit] | UnsetType | None = UNSET,
         default_tags: Sequence[str] | UnsetType | None = UNSET,
+        guardrails: Sequence[str] | UnsetType | None = UNSET,
         metadata: Mapping[str, Any] | UnsetType | None = UNSET,
     ) -> KeyInfo | None:
-        """Change only what is given; None clears (no expiry, every model, no limit, no budgets,
-        no tags, empty metadata). None when there is no such key."""
+        """Change only what is given; a list replaces the stored one; None clears (no expiry,
+        every model, no limit, no budgets, no tags, no guardrails, empty metadata). None when
+        there is no such key."""
         values: dict[str, Any] = {}
         if name is not UNSET:
             values["name"] = parse_name(name)
@@ -481,6 +491,8 @@ class KeyStore:
             values["budgets"] = [budget.to_json() for budget in _budgets(budgets)]
         if default_tags is not UNSET:
             values["default_tags"] = list(parse_tags(default_tags))
+        if guardrails is not UNSET:
+            values["guardrails"] = list(parse_guardrail_names(guardrails))
         if metadata is not UNSET:
             values["metadata"] = parse_metadata(metadata)
         if values:
@@ -552,8 +564,8 @@ async def _workspace_settings(conn: AsyncConnection, workspace_id: str) -> dict[
 def _merged_settings(
     current: dict[str, Any], changes: Mapping[str, Any]
 ) -> tuple[dict[str, Any], WorkspaceLimits]:
-    """`current` with `changes` applied and the limits in it validated. Changes may only touch
-    the limit settings; other settings already stored are kept as they are."""
+    """`current` with `changes` applied and the limits and guardrails in it validated. Changes
+    may only touch those settings; other settings already stored are kept as they are."""
     if not isinstance(changes, Mapping):
         raise InvalidField("settings", "expected an object")
     unknown = sorted(set(changes) - set(WORKSPACE_SETTINGS))

@@ -1,4 +1,5 @@
-"""The limits a key or a workspace carries (budgets, rpm, tpm, max parallel), and their JSON form.
+"""The limits a key or a workspace carries (budgets, rpm, tpm, max parallel, default guardrails),
+and their JSON form.
 
 Stored and exchanged as JSON: a budget is `{"limit_usd": "10.00", "window": "monthly",
 "soft_percent": 80}` with the amount as a decimal string, so no float ever touches money. In
@@ -21,7 +22,10 @@ MICROS_PER_USD = 1_000_000
 MAX_LIMIT_USD = Decimal(1_000_000_000)
 MAX_COUNT = 2**31 - 1  # rpm, tpm and max parallel live in Integer columns
 LIMIT_FIELDS: tuple[str, ...] = ("rpm_limit", "tpm_limit", "max_parallel")
-WORKSPACE_SETTINGS: tuple[str, ...] = ("budgets", *LIMIT_FIELDS)
+WORKSPACE_SETTINGS: tuple[str, ...] = ("budgets", *LIMIT_FIELDS, "guardrails")
+MAX_GUARDRAILS = 32
+
+_GUARDRAIL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 _BUDGET_TEXT = re.compile(r"^\$?(?P<amount>[^/@]+)/(?P<window>[a-z]+)(?:@(?P<soft>[^%]+)%?)?$")
 
@@ -106,12 +110,16 @@ class BudgetLimit(msgspec.Struct, frozen=True):
 
 
 class WorkspaceLimits(msgspec.Struct, frozen=True, kw_only=True):
-    """What a workspace's settings impose on every key in it together. Empty: no limits."""
+    """What a workspace's settings impose on every key in it together. Empty: no limits.
+
+    `guardrails` names guardrails of the config applied to every request of the workspace's
+    keys; they are no limit, so `unlimited` does not look at them."""
 
     budgets: tuple[BudgetLimit, ...] = ()
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     max_parallel: int | None = None
+    guardrails: tuple[str, ...] = ()
 
     @property
     def unlimited(self) -> bool:
@@ -127,6 +135,7 @@ class WorkspaceLimits(msgspec.Struct, frozen=True, kw_only=True):
             rpm_limit=parse_count(settings.get("rpm_limit"), f"{path}.rpm_limit"),
             tpm_limit=parse_count(settings.get("tpm_limit"), f"{path}.tpm_limit"),
             max_parallel=parse_count(settings.get("max_parallel"), f"{path}.max_parallel"),
+            guardrails=parse_guardrail_names(settings.get("guardrails"), f"{path}.guardrails"),
         )
 
     def to_settings(self) -> dict[str, Any]:
@@ -135,6 +144,7 @@ class WorkspaceLimits(msgspec.Struct, frozen=True, kw_only=True):
             "rpm_limit": self.rpm_limit,
             "tpm_limit": self.tpm_limit,
             "max_parallel": self.max_parallel,
+            "guardrails": list(self.guardrails),
         }
 
 
@@ -217,6 +227,29 @@ def parse_count(value: Any, path: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
         raise InvalidField(path, f"expected a positive whole number, got {_show(value)}")
     return value
+
+
+def parse_guardrail_names(value: Any, path: str = "guardrails") -> tuple[str, ...]:
+    """Names of guardrails (None: none). Only their shape is checked here: which guardrails
+    exist is the config's business, and the config can change after a name is stored."""
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise InvalidField(path, "expected a list of guardrail names")
+    if len(value) > MAX_GUARDRAILS:
+        raise InvalidField(path, f"at most {MAX_GUARDRAILS} guardrails, got {len(value)}")
+    names: list[str] = []
+    for index, name in enumerate(value):
+        if not isinstance(name, str) or not _GUARDRAIL_NAME.fullmatch(name):
+            raise InvalidField(
+                f"{path}[{index}]",
+                "expected a guardrail name of 1-128 letters, digits, '_', '.' or '-', starting "
+                f"with a letter or digit; got {_show(name)}",
+            )
+        if name in names:
+            raise InvalidField(f"{path}[{index}]", f"'{name}' is already in the list")
+        names.append(name)
+    return tuple(names)
 
 
 def _show(value: Any) -> str:

@@ -40,11 +40,17 @@ def key_row(gateway: GatewayProcess, key_id: str) -> dict[str, Any]:
     }
 
 
-_JSON = {"allowed_models", "budgets", "default_tags", "metadata", "settings"}
+_JSON = {"allowed_models", "budgets", "default_tags", "guardrails", "metadata", "settings"}
 
 
 def line_with(output: str, text: str) -> str:
     return next(line for line in output.splitlines() if text in line)
+
+
+def workspace_settings(gateway: GatewayProcess, slug: str) -> dict[str, Any]:
+    (row,) = gateway.database.rows("SELECT settings FROM workspaces WHERE slug = :s", s=slug)
+    settings = row["settings"]
+    return settings if isinstance(settings, dict) else dict(json.loads(settings))
 
 
 def test_workspaces_are_created_listed_and_updated(gateway: GatewayProcess) -> None:
@@ -65,6 +71,7 @@ def test_workspaces_are_created_listed_and_updated(gateway: GatewayProcess) -> N
         "rpm_limit": 600,
         "tpm_limit": None,
         "max_parallel": 12,
+        "guardrails": [],
     }
     assert row["workspace_id"] == created.group(1)
 
@@ -79,6 +86,47 @@ def test_workspaces_are_created_listed_and_updated(gateway: GatewayProcess) -> N
     assert "unknown workspace" in fails(gateway, "workspaces", "update", "no-such-ws", "--rpm", "1")
     assert "nothing to change" in fails(gateway, "workspaces", "update", slug)
     assert "slug" in fails(gateway, "workspaces", "create", "Not A Slug")
+
+
+def test_workspace_guardrails_are_set_listed_replaced_and_cleared(gateway: GatewayProcess) -> None:
+    slug = "guarded-" + secrets.token_hex(3)
+    output = ok(gateway, "workspaces", "create", slug, "--guardrails", "pii, injection")
+    assert "guardrails=pii,injection" in output
+    assert workspace_settings(gateway, slug)["guardrails"] == ["pii", "injection"]
+    assert "guardrails=pii,injection" in line_with(ok(gateway, "workspaces", "list"), slug)
+
+    ok(gateway, "workspaces", "update", slug, "--rpm", "40")
+    assert workspace_settings(gateway, slug)["guardrails"] == ["pii", "injection"]
+    ok(gateway, "workspaces", "update", slug, "--guardrails", "deny.list")
+    assert workspace_settings(gateway, slug)["guardrails"] == ["deny.list"]
+    assert "guardrails=deny.list" in line_with(ok(gateway, "workspaces", "list"), slug)
+
+    error = fails(gateway, "workspaces", "update", slug, "--guardrails", "pii,bad name")
+    assert "--guardrails[1]: " in error and "'bad name'" in error
+    assert workspace_settings(gateway, slug)["guardrails"] == ["deny.list"]
+
+    ok(gateway, "workspaces", "update", slug, "--guardrails", "")
+    settings = workspace_settings(gateway, slug)
+    assert (settings["guardrails"], settings["rpm_limit"]) == ([], 40)
+    assert "guardrails=" not in line_with(ok(gateway, "workspaces", "list"), slug)
+
+
+def test_key_guardrails_are_set_listed_replaced_and_cleared(gateway: GatewayProcess) -> None:
+    key = create_key(gateway, "screened", "--guardrails", "pii,injection", "--tag", "t")
+    assert key_row(gateway, key.key_id)["guardrails"] == ["pii", "injection"]
+    listing = line_with(ok(gateway, "keys", "list"), key.key_id)
+    assert "tags=t guardrails=pii,injection" in listing
+
+    ok(gateway, "keys", "update", key.key_id, "--rpm", "7")
+    assert key_row(gateway, key.key_id)["guardrails"] == ["pii", "injection"]
+    output = ok(gateway, "keys", "update", key.key_id, "--guardrails", "injection")
+    assert "guardrails=injection" in output
+    assert key_row(gateway, key.key_id)["guardrails"] == ["injection"]
+
+    ok(gateway, "keys", "update", key.key_id, "--guardrails", "")
+    row = key_row(gateway, key.key_id)
+    assert (row["guardrails"], row["default_tags"], row["rpm_limit"]) == ([], ["t"], 7)
+    assert "guardrails=" not in line_with(ok(gateway, "keys", "list"), key.key_id)
 
 
 def test_a_key_with_limits_works_and_is_listed_with_them(gateway: GatewayProcess) -> None:
@@ -170,6 +218,14 @@ def test_keys_are_updated_from_the_command_line(gateway: GatewayProcess) -> None
         (["keys", "create", "x", "--expires", "soon"], "--expires"),
         (["keys", "create", "x", "--rpm", "none"], "--rpm"),
         (["keys", "create", "x", "--tag", "a,b"], "--tag"),
+        (["keys", "create", "x", "--guardrails", "pii,,injection"], "--guardrails[1]: "),
+        (["keys", "create", "x", "--guardrails", "pii,pii"], "already in the list"),
+        (["keys", "create", "x", "--guardrails=-pii"], "--guardrails[0]: "),
+        (
+            ["keys", "create", "x", "--guardrails", ",".join(f"g{i}" for i in range(33))],
+            "at most 32",
+        ),
+        (["keys", "update", "0" * 32, "--guardrails", "a b"], "--guardrails[0]: "),
         (["keys", "create", "x", "--name", "y"], "two names"),
         (["keys", "create"], "name"),
         (["keys", "update", "0" * 32, "--rpm", "5"], "no key"),

@@ -59,6 +59,7 @@ async def test_a_key_keeps_every_limit_it_was_created_with(
         max_parallel=4,
         budgets=[MONTHLY, DAILY],
         default_tags=["batch", " nightly "],
+        guardrails=["pii", "injection"],
         metadata={"owner": "ops", "nested": {"n": [1, 2]}},
     )
     info = created.info
@@ -67,6 +68,7 @@ async def test_a_key_keeps_every_limit_it_was_created_with(
     assert (info.rpm_limit, info.tpm_limit, info.max_parallel) == (60, 20_000, 4)
     assert info.budgets == (MONTHLY, DAILY)
     assert info.default_tags == ("batch", "nightly")
+    assert info.guardrails == ("pii", "injection")
     assert info.expires_at == expires
 
     for read in (
@@ -81,6 +83,7 @@ async def test_a_key_keeps_every_limit_it_was_created_with(
         {"limit_usd": "10.00", "window": "monthly", "soft_percent": 80},
         {"limit_usd": "1.50", "window": "daily"},
     ]
+    assert row.guardrails == ["pii", "injection"]
     assert created.plaintext not in repr(row)
 
 
@@ -89,6 +92,7 @@ async def test_a_key_without_limits_is_stored_with_sql_nulls(
 ) -> None:
     info = (await store.create("plain")).info
     assert info.allowed_models is None and info.budgets == () and info.default_tags == ()
+    assert info.guardrails == () and info.workspace_limits.guardrails == ()
     assert info.workspace_limits == NO_LIMITS
     async with engine.connect() as conn:
         unrestricted = await conn.execute(
@@ -96,7 +100,7 @@ async def test_a_key_without_limits_is_stored_with_sql_nulls(
         )
         assert unrestricted.scalars().all() == [info.key_id]
     row = await stored_row(engine, info.key_id)
-    assert (row.budgets, row.default_tags, row.rpm_limit) == ([], [], None)
+    assert (row.budgets, row.default_tags, row.guardrails, row.rpm_limit) == ([], [], [], None)
 
 
 @pytest.mark.parametrize(
@@ -130,6 +134,7 @@ def test_the_master_key_has_no_limits() -> None:
     assert MASTER_KEY_INFO.budgets == ()
     assert MASTER_KEY_INFO.rpm_limit is MASTER_KEY_INFO.tpm_limit is None
     assert MASTER_KEY_INFO.max_parallel is None
+    assert MASTER_KEY_INFO.guardrails == ()
 
 
 async def test_an_update_changes_only_what_it_names(store: KeyStore) -> None:
@@ -189,6 +194,11 @@ async def test_an_update_changes_only_what_it_names(store: KeyStore) -> None:
         ({"max_parallel": 2.5}, "max_parallel"),
         ({"default_tags": ["a,b"]}, "default_tags[0]"),
         ({"default_tags": ["t"] * 40 + [str(i) for i in range(40)]}, "default_tags"),
+        ({"guardrails": "pii"}, "guardrails"),
+        ({"guardrails": ["pii", "not a name"]}, "guardrails[1]"),
+        ({"guardrails": ["pii", ""]}, "guardrails[1]"),
+        ({"guardrails": ["pii", "pii"]}, "guardrails[1]"),
+        ({"guardrails": [f"g{i}" for i in range(33)]}, "guardrails"),
         ({"metadata": ["not", "an", "object"]}, "metadata"),
         ({"metadata": {"big": "x" * 20_000}}, "metadata"),
         ({"budgets": [DAILY, BudgetLimit(2_000_000, "daily")]}, "budgets[1].window"),
@@ -250,6 +260,7 @@ async def test_workspaces_are_created_read_and_listed(store: KeyStore) -> None:
         "rpm_limit": 600,
         "tpm_limit": None,
         "max_parallel": None,
+        "guardrails": [],
     }
     assert await store.get_workspace("research") == team
     assert await store.get_workspace(team.workspace_id) == team
@@ -281,6 +292,9 @@ async def test_workspaces_are_created_read_and_listed(store: KeyStore) -> None:
             {"budgets": [{"limit_usd": "1", "window": "hourly"}]},
             "settings.budgets[0].window",
         ),
+        ("fine", {"guardrails": "pii"}, "settings.guardrails"),
+        ("fine", {"guardrails": ["pii", "-x"]}, "settings.guardrails[1]"),
+        ("fine", {"guardrails": ["pii", "pii"]}, "settings.guardrails[1]"),
     ],
 )
 async def test_bad_workspaces_are_refused(
@@ -340,6 +354,83 @@ async def test_a_key_carries_its_workspace_limits_and_the_cache_picks_up_changes
     current = await fresh.authenticate(header)
     assert current.workspace_limits == WorkspaceLimits(max_parallel=9, rpm_limit=30)
     assert current.tpm_limit == 123
+
+
+# --- guardrails ---------------------------------------------------------------------------------
+
+
+async def test_an_update_replaces_or_clears_the_guardrails(
+    store: KeyStore, engine: AsyncEngine
+) -> None:
+    created = (await store.create("guarded", guardrails=["pii"], rpm_limit=3)).info
+    replaced = await store.update(created.key_id, guardrails=["injection", "deny.words"])
+    assert replaced is not None and replaced.guardrails == ("injection", "deny.words")
+    assert (await stored_row(engine, created.key_id)).guardrails == ["injection", "deny.words"]
+
+    renamed = await store.update(created.key_id, name="still guarded")
+    assert renamed is not None and renamed.guardrails == ("injection", "deny.words")
+
+    emptied = await store.update(created.key_id, guardrails=[])
+    assert emptied is not None and emptied.guardrails == ()
+    assert (await stored_row(engine, created.key_id)).guardrails == []
+
+    await store.update(created.key_id, guardrails=["pii"])
+    cleared = await store.update(created.key_id, guardrails=None)
+    assert cleared is not None and cleared.guardrails == () and cleared.rpm_limit == 3
+
+
+async def test_workspace_guardrails_are_set_merged_and_cleared(store: KeyStore) -> None:
+    team = await store.create_workspace(
+        "guarded", settings={"guardrails": ["pii", "injection"], "rpm_limit": 50}
+    )
+    assert team.limits.guardrails == ("pii", "injection")
+    assert team.settings["guardrails"] == ["pii", "injection"]
+    assert await store.get_workspace("guarded") == team
+
+    limited = await store.update_workspace("guarded", settings={"tpm_limit": 900})
+    assert limited is not None and limited.limits.guardrails == ("pii", "injection")
+
+    replaced = await store.update_workspace("guarded", settings={"guardrails": ["deny"]})
+    assert replaced is not None
+    assert replaced.limits == WorkspaceLimits(rpm_limit=50, tpm_limit=900, guardrails=("deny",))
+
+    with pytest.raises(InvalidField) as caught:
+        await store.update_workspace("guarded", settings={"guardrails": ["ok", "not ok"]})
+    assert caught.value.param == "settings.guardrails[1]"
+    assert await store.get_workspace("guarded") == replaced
+
+    emptied = await store.update_workspace("guarded", settings={"guardrails": []})
+    assert emptied is not None and emptied.limits.guardrails == ()
+    await store.update_workspace("guarded", settings={"guardrails": ["deny"]})
+    cleared = await store.update_workspace("guarded", settings={"guardrails": None})
+    assert cleared is not None and cleared.settings["guardrails"] == []
+    assert cleared.limits == WorkspaceLimits(rpm_limit=50, tpm_limit=900)
+
+
+async def test_the_key_lookup_carries_both_lists_of_guardrails_through_the_cache(
+    store: KeyStore,
+) -> None:
+    team = await store.create_workspace("screened", settings={"guardrails": ["pii"]})
+    created = await store.create(
+        "screened app", workspace_id=team.workspace_id, guardrails=["injection"]
+    )
+    assert created.info.guardrails == ("injection",)
+    assert created.info.workspace_limits.guardrails == ("pii",)
+    found = await store.find_by_hash(hash_key(created.plaintext))
+    assert found == created.info
+
+    header = f"Bearer {created.plaintext}"
+    cached = Authenticator(store, ttl=60)
+    fresh = Authenticator(store, ttl=0)
+    first = await cached.authenticate(header)
+    assert (first.guardrails, first.workspace_limits.guardrails) == (("injection",), ("pii",))
+
+    await store.update_workspace("screened", settings={"guardrails": ["pii", "deny"]})
+    await store.update(created.info.key_id, guardrails=[])
+    stale = await cached.authenticate(header)
+    assert (stale.guardrails, stale.workspace_limits.guardrails) == (("injection",), ("pii",))
+    current = await fresh.authenticate(header)
+    assert (current.guardrails, current.workspace_limits.guardrails) == ((), ("pii", "deny"))
 
 
 async def test_an_expiry_in_the_future_is_active(store: KeyStore) -> None:

@@ -1,4 +1,5 @@
-"""Budgets and workspace limits: parsing from JSON and text, exact money, clear refusals."""
+"""Budgets, workspace limits and guardrail names: parsing from JSON and text, exact money, clear
+refusals."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from gateway.limits_model import (
     micros_to_usd,
     parse_budgets,
     parse_count,
+    parse_guardrail_names,
     usd_to_micros,
 )
 
@@ -128,11 +130,15 @@ def test_workspace_limits_from_settings() -> None:
         "rpm_limit": 600,
         "tpm_limit": None,
         "max_parallel": 8,
+        "guardrails": ["pii", "injection"],
         "something_else": "kept for its own reader",
     }
     limits = WorkspaceLimits.from_settings(settings)
     assert limits == WorkspaceLimits(
-        budgets=(BudgetLimit(100_000_000, "monthly", 90.0),), rpm_limit=600, max_parallel=8
+        budgets=(BudgetLimit(100_000_000, "monthly", 90.0),),
+        rpm_limit=600,
+        max_parallel=8,
+        guardrails=("pii", "injection"),
     )
     assert not limits.unlimited
     assert limits.to_settings() == {
@@ -140,6 +146,7 @@ def test_workspace_limits_from_settings() -> None:
         "rpm_limit": 600,
         "tpm_limit": None,
         "max_parallel": 8,
+        "guardrails": ["pii", "injection"],
     }
     assert WorkspaceLimits.from_settings(limits.to_settings()) == limits
     assert WorkspaceLimits.from_settings({}) == NO_LIMITS
@@ -153,3 +160,68 @@ def test_bad_workspace_settings_name_the_path() -> None:
     with pytest.raises(InvalidField) as caught:
         WorkspaceLimits.from_settings({"max_parallel": 0})
     assert caught.value.param == "settings.max_parallel"
+    with pytest.raises(InvalidField) as caught:
+        WorkspaceLimits.from_settings({"guardrails": ["pii", "no spaces"]})
+    assert caught.value.param == "settings.guardrails[1]"
+
+
+def test_guardrails_alone_are_no_limit() -> None:
+    limits = WorkspaceLimits.from_settings({"guardrails": ["pii"]})
+    assert limits.guardrails == ("pii",)
+    assert limits.unlimited
+
+
+# --- guardrail names ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["pii"],
+        ["pii", "injection", "deny.list-v2", "Custom_1"],
+        ["a"],
+        ["9" + "x" * 127],
+        [f"g{i}" for i in range(32)],
+    ],
+)
+def test_guardrail_names_are_kept_in_order(names: list[str]) -> None:
+    assert parse_guardrail_names(names) == tuple(names)
+    assert parse_guardrail_names(tuple(names)) == tuple(names)
+
+
+def test_no_guardrails() -> None:
+    assert parse_guardrail_names(None) == ()
+    assert parse_guardrail_names([]) == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "param", "fragment"),
+    [
+        ("pii", "guardrails", "list of guardrail names"),
+        ({"pii": True}, "guardrails", "list of guardrail names"),
+        ([f"g{i}" for i in range(33)], "guardrails", "at most 32"),
+        (["pii", ""], "guardrails[1]", "guardrail name"),
+        (["pii", "injection", "has space"], "guardrails[2]", "'has space'"),
+        (["-leading"], "guardrails[0]", "starting with a letter or digit"),
+        ([".hidden"], "guardrails[0]", "guardrail name"),
+        (["x" * 129], "guardrails[0]", "1-128"),
+        (["pii\n"], "guardrails[0]", "guardrail name"),
+        (["caf\u00e9"], "guardrails[0]", "guardrail name"),
+        (["a/b"], "guardrails[0]", "guardrail name"),
+        (["pii", 3], "guardrails[1]", "got 3"),
+        (["pii", None], "guardrails[1]", "got null"),
+        (["pii", "injection", "pii"], "guardrails[2]", "'pii' is already in the list"),
+    ],
+)
+def test_a_bad_guardrail_list_names_its_field(value: Any, param: str, fragment: str) -> None:
+    with pytest.raises(InvalidField) as caught:
+        parse_guardrail_names(value)
+    assert caught.value.param == param
+    assert str(caught.value).startswith(f"{param}: ")
+    assert fragment in str(caught.value)
+
+
+def test_the_caller_chooses_the_path() -> None:
+    with pytest.raises(InvalidField) as caught:
+        parse_guardrail_names(["ok", "not ok"], "--guardrails")
+    assert str(caught.value).startswith("--guardrails[1]: ")
