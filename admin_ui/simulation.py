@@ -198,6 +198,7 @@ def _ruleset(rulebook: Rulebook, body: Mapping[str, Any]) -> tuple[RuleSet, str]
             models=rulebook.models,
             providers=rulebook.providers,
             buckets=rulebook.buckets,
+            guardrails=rulebook.guardrails,
         )
     except RuleError as error:
         raise invalid_rule(error.problems, "The candidate rules are not valid") from None

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from litestar.connection import ASGIConnection
 
 from gateway.errors import GatewayError
+from gateway.guardrail_config import unknown_names
+from gateway.limits_model import InvalidField, parse_guardrail_names
 from rules.store import RuleStore
 
 if TYPE_CHECKING:
@@ -32,3 +34,18 @@ def rulebook_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Rulebook:
 
 def rule_store_of(connection: ASGIConnection[Any, Any, Any, Any]) -> RuleStore:
     return RuleStore(gateway_of(connection).engine)
+
+
+def check_guardrail_names(
+    connection: ASGIConnection[Any, Any, Any, Any], names: Any, path: str
+) -> None:
+    """Guardrail names sent to the admin API must be guardrails the running config defines."""
+    if names is None:
+        return
+    parsed = parse_guardrail_names(names, path)
+    config = gateway_of(connection).config
+    if config is None:
+        return
+    for index, name in enumerate(parsed):
+        for problem in unknown_names([name], config.guardrails.names):
+            raise InvalidField(f"{path}[{index}]", problem)

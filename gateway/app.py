@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from gateway.cache import ResponseCache, create_cache
 from gateway.config import DEFAULT_ANTHROPIC_VERSION, GatewayConfig, ProviderConfig, load_config
 from gateway.defaults import default_config, wants_mock
 from gateway.errors import GatewayError, error_body
+from gateway.guardrails import Guardrails
 from gateway.health import create_health
 from gateway.keys import KeyStore
 from gateway.proxy import Proxy
@@ -65,11 +66,14 @@ class Gateway:
         self.cache: ResponseCache | None = None
         self.ledger: BudgetLedger | None = None
         self.limiter: RateLimiter | None = None
+        self.guardrails: Guardrails | None = None
 
     async def start(self) -> None:
         config = self._given_config or await self._load_config()
         self.config = config
         telemetry_config = config.telemetry
+        if config.guardrails.definitions:
+            self.guardrails = Guardrails(config.guardrails)
         self.recorder = Recorder(
             self.engine,
             queue_size=telemetry_config.queue_size,
@@ -77,6 +81,7 @@ class Gateway:
             flush_interval=telemetry_config.flush_interval_ms / 1000.0,
             spill_dir=Path(telemetry_config.spill_dir),
             observer=metrics.PrometheusRecorderObserver(),
+            redact=_pii_redactor() if telemetry_config.store_content == "redacted" else None,
         )
         await self.recorder.start()
         await self.upstream.start()
@@ -92,6 +97,7 @@ class Gateway:
             models=list(router.model_names),
             providers=list(config.providers),
             buckets=list(config.budgets.buckets),
+            guardrails=config.guardrails.names,
             redis_url=self.settings.redis_url,
         )
         await self.rulebook.start()
@@ -136,7 +142,7 @@ class Gateway:
                 ttl=config.auth.key_cache_ttl_seconds,
             ),
             record=self.recorder.record,
-            store_content=telemetry_config.store_content == "full",
+            store_content=telemetry_config.store_content != "none",
             max_body_bytes=config.limits.max_body_bytes,
             health=self.health,
             backpressure=self.recorder,
@@ -145,6 +151,7 @@ class Gateway:
             cache_enabled=config.cache.enabled,
             cache_ttl=config.cache.ttl_seconds,
             admission=admission,
+            guardrails=self.guardrails,
         )
         # Everything built so far lives as long as the process: keep it out of the collector's
         # way so full collections stay short while serving.
@@ -163,6 +170,8 @@ class Gateway:
         return default_config(os.environ)
 
     async def stop(self) -> None:
+        if self.guardrails is not None:
+            self.guardrails.close()
         if self.rulebook is not None:
             await self.rulebook.close()
         if self.cache is not None:
@@ -190,6 +199,16 @@ class Gateway:
 
 def _policy(value: str) -> Literal["open", "closed"]:
     return "closed" if value == "closed" else "open"
+
+
+def _pii_redactor() -> Callable[[str], str]:
+    """`telemetry.store_content: redacted`: the default PII entities masked by type before a
+    prompt or answer is written (in the recorder, off the request path)."""
+    from gateway.guardrail_masking import redact
+    from gateway.guardrail_pii import PiiScanner
+
+    scanner = PiiScanner()
+    return lambda text: redact(text, scanner)
 
 
 def _adapter(name: str, provider: ProviderConfig, upstream: UpstreamClient) -> ProviderAdapter:

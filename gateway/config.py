@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 import yaml
 
+from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import RuleError, compile_rules, normalise_rule
 
@@ -31,7 +32,7 @@ DEFAULT_BASE_URLS: Final = {
     "gemini": "https://generativelanguage.googleapis.com/v1beta",
 }
 DEFAULT_ANTHROPIC_VERSION: Final = "2023-06-01"
-STORE_CONTENT_MODES: Final = ("full", "none")
+STORE_CONTENT_MODES: Final = ("full", "redacted", "none")
 
 _TOP_LEVEL: Final = "(top level)"
 _PROVIDER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -178,7 +179,9 @@ class ModelRoute(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
-    store_content: Literal["full", "none"] = "full"
+    store_content: Literal["full", "redacted", "none"] = "full"
+    """`redacted` stores prompts and answers with personal data masked (a PII scan, off the
+    request path, before each write)."""
     queue_size: int = 100_000
     batch_size: int = 256
     flush_interval_ms: int = 200
@@ -248,6 +251,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     budgets: BudgetsConfig = msgspec.field(default_factory=BudgetsConfig)
     rate_limits: RateLimitsConfig = msgspec.field(default_factory=RateLimitsConfig)
     redis: RedisConfig = msgspec.field(default_factory=RedisConfig)
+    guardrails: GuardrailsConfig = msgspec.field(default_factory=GuardrailsConfig)
     rules: tuple[dict[str, Any], ...] = ()
     """Steering rules from the file, normalised (see `rules.compiler.normalise_rule`)."""
 
@@ -699,6 +703,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             "budgets",
             "rate_limits",
             "redis",
+            "guardrails",
             "rules",
         ),
     )
@@ -725,11 +730,20 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
         for name, value in reader.entries(top.get("prices"), "prices")
     }
     budgets = _parse_budgets(top.get("budgets"), "budgets", reader)
+    guardrails = parse_guardrails(top.get("guardrails"), "guardrails", reader)
     return GatewayConfig(
         providers=providers,
         models=models,
         prices=prices,
-        rules=_parse_rules(top.get("rules"), list(models), declared, list(budgets.buckets), reader),
+        rules=_parse_rules(
+            top.get("rules"),
+            list(models),
+            declared,
+            list(budgets.buckets),
+            guardrails.names,
+            reader,
+        ),
+        guardrails=guardrails,
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),
         auth=_parse_auth(top.get("auth"), "auth", reader),
@@ -754,7 +768,12 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
 
 
 def _parse_rules(
-    value: Any, models: list[str], providers: list[str], buckets: list[str], reader: _Reader
+    value: Any,
+    models: list[str],
+    providers: list[str],
+    buckets: list[str],
+    guardrails: list[str],
+    reader: _Reader,
 ) -> tuple[dict[str, Any], ...]:
     """Steering rules, checked against the models and providers declared in the same file."""
     if value is None or value is _UNRESOLVED:
@@ -763,7 +782,14 @@ def _parse_rules(
         reader.report("rules", f"expected a list of rules, got {_describe_type(value)}")
         return ()
     try:
-        compile_rules(value, path="rules", models=models, providers=providers, buckets=buckets)
+        compile_rules(
+            value,
+            path="rules",
+            models=models,
+            providers=providers,
+            buckets=buckets,
+            guardrails=guardrails,
+        )
     except RuleError as error:
         reader.problems.extend(error.problems)
         return ()
@@ -1051,7 +1077,11 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
         default=defaults.store_content,
     )
     telemetry = TelemetryConfig(
-        store_content="none" if store_content == "none" else "full",
+        store_content="none"
+        if store_content == "none"
+        else "redacted"
+        if store_content == "redacted"
+        else "full",
         queue_size=reader.positive_integer(
             fields.get("queue_size"), _join(path, "queue_size"), default=defaults.queue_size
         ),

@@ -18,6 +18,7 @@ import aiohttp
 import msgspec
 
 from gateway import cache as response_cache
+from gateway import guardrails as guards
 from gateway.admission import Admission, Admitted
 from gateway.auth import Authenticator
 from gateway.cache import CacheDecision, CachedResponse, ResponseCache
@@ -33,6 +34,9 @@ from gateway.errors import (
     upstream_error,
     upstream_timeout,
 )
+from gateway.guardrail_model import CheckContext, Verdict
+from gateway.guardrail_stream import StreamGuard
+from gateway.guardrails import Guardrails, InputOutcome, Selection
 from gateway.health import DeploymentHealth, InProcessHealth
 from gateway.keys import KeyInfo
 from gateway.reliability import (
@@ -120,6 +124,11 @@ class Exchange:
         "error_message",
         "error_type",
         "features",
+        "guard_context",
+        "guard_input",
+        "guard_pending",
+        "guard_verdicts",
+        "guarded",
         "headers",
         "http_status",
         "key",
@@ -175,6 +184,12 @@ class Exchange:
         self.rate_headers: dict[str, str] | None = None
         self.steering: Evaluation | None = None
         self.routed_by: str | None = None
+        self.guarded: Selection | None = None
+        self.guard_input: InputOutcome | None = None
+        self.guard_context: CheckContext | None = None
+        self.guard_verdicts: list[Verdict] = []
+        self.guard_pending: tuple[str, ...] = ()
+        """Output guardrails of a stream that are still checking when the headers go out."""
 
     def base_headers(self) -> list[tuple[bytes, bytes]]:
         return [
@@ -248,8 +263,10 @@ class Proxy:
         cache_enabled: bool = True,
         cache_ttl: int = 3600,
         admission: Admission | None = None,
+        guardrails: Guardrails | None = None,
     ) -> None:
         self.admission = admission
+        self.guardrails = guardrails
         self.router = router
         self.rules = rules
         self.cache = cache
@@ -320,7 +337,8 @@ class Proxy:
         operation: str,
         validate: Callable[[dict[str, Any]], str],
     ) -> None:
-        """auth → body → rules → admission → cache → provider, and settle whatever happened."""
+        """auth → body → rules → admission → input guardrails → cache → provider (→ output
+        guardrails), and settle whatever happened."""
         await self._authenticate(exchange)
         body = await self._read_body(exchange, receive)
         payload = decode_object(body)
@@ -329,6 +347,8 @@ class Proxy:
         route, fallbacks = await self._steer(exchange, payload, model)
         await self._admit(exchange, route, fallbacks, payload)
         try:
+            if self.guardrails is not None:
+                await self._guard_input(exchange, self.guardrails, payload, operation)
             if await self._from_cache(exchange, route, payload, operation, send):
                 return
             await self._serve(exchange, payload, operation, receive, send, route, fallbacks)
@@ -556,6 +576,100 @@ class Proxy:
                 evaluation_us=0.0,
             )
 
+    # --- guardrails -------------------------------------------------------------------------
+
+    async def _guard_input(
+        self, exchange: Exchange, guardrails: Guardrails, payload: dict[str, Any], operation: str
+    ) -> None:
+        """Pick the request's guardrails and run the input ones: block, or mask in place."""
+        key = exchange.key
+        steering = exchange.steering
+        selection = guardrails.select(
+            workspace=key.workspace_limits.guardrails if key is not None else (),
+            key=key.guardrails if key is not None else (),
+            rule=steering.guardrails if steering is not None else None,
+        )
+        if selection is None:
+            return
+        exchange.guarded = selection
+        response_format = payload.get("response_format")
+        context = CheckContext(
+            direction="input",
+            model=exchange.requested_model,
+            metadata=exchange.metadata,
+            tags=tuple(exchange.tags),
+            workspace_id=key.workspace_id if key is not None else None,
+            key_name=key.name if key is not None else None,
+            estimated_input_tokens=int(exchange.features.get("estimated_input_tokens", 0)),
+            response_format=response_format if isinstance(response_format, dict) else None,
+        )
+        exchange.guard_context = context
+        if not selection.input:
+            return
+        started = time.perf_counter()
+        outcome = await guardrails.check_input(selection, payload, operation, context)
+        exchange.guard_input = outcome
+        self._note_verdicts(exchange, outcome.verdicts, started, "input")
+        if outcome.blocked is not None:
+            raise guards.blocked_error(outcome.blocked)
+
+    def _note_verdicts(
+        self,
+        exchange: Exchange,
+        verdicts: list[Verdict],
+        started: float,
+        direction: str,
+    ) -> None:
+        exchange.guard_verdicts.extend(verdicts)
+        key = exchange.key
+        guards.record(exchange.trace, verdicts, key.key_id if key is not None else None)
+        exchange.trace.add_span(
+            f"guardrails.{direction}",
+            "gateway",
+            started,
+            time.perf_counter(),
+            attributes={"guardrails": [v.guardrail for v in verdicts]},
+        )
+
+    def _guard_answer(self, exchange: Exchange, body: bytes) -> bytes:
+        """Run the output guardrails (and unmasking) over a whole chat answer."""
+        guardrails = self.guardrails
+        context = exchange.guard_context
+        if guardrails is None or context is None:
+            return body
+        started = time.perf_counter()
+        body, verdicts = guardrails.check_answer(
+            exchange.guarded,
+            exchange.guard_input,
+            body,
+            msgspec.structs.replace(context, direction="output"),
+        )
+        if verdicts:
+            self._note_verdicts(exchange, verdicts, started, "output")
+        return body
+
+    def _stream_guard(self, exchange: Exchange) -> StreamGuard | None:
+        guardrails = self.guardrails
+        context = exchange.guard_context
+        selection = exchange.guarded
+        if guardrails is None or context is None or selection is None:
+            return None
+        outcome = exchange.guard_input
+        unmasker = outcome.unmasker if outcome is not None else None
+        if not selection.output and unmasker is None:
+            return None
+        masking = [g for g in selection.output if g.spec.action == "mask"]
+        guard = StreamGuard(
+            selection.output,
+            msgspec.structs.replace(context, direction="output"),
+            unmasker=unmasker,
+            masker=guardrails.masker(masking[0].spec.mask_style) if masking else None,
+            window_chars=guardrails.window_chars,
+            hold_chars=guardrails.hold_chars,
+        )
+        exchange.guard_pending = tuple(g.name for g in selection.output)
+        return guard
+
     # --- cache ------------------------------------------------------------------------------
 
     def _cache_decision(
@@ -653,6 +767,8 @@ class Proxy:
         exchange.provider = entry.provider
         exchange.provider_model = entry.provider_model
         usage = entry.usage
+        if operation == "chat" and exchange.guard_context is not None:
+            entry = msgspec.structs.replace(entry, body=self._guard_answer(exchange, entry.body))
         if exchange.stream and operation == "chat":
             options = payload.get("stream_options")
             events = replay_events(
@@ -1026,7 +1142,10 @@ class Proxy:
                 usage=result.usage,
                 prompt=payload.get("input"),
             )
-        await self._respond(exchange, send, 200, result.body, provider_headers=True)
+        answer = result.body
+        if isinstance(result, ChatResult) and exchange.guard_context is not None:
+            answer = self._guard_answer(exchange, answer)
+        await self._respond(exchange, send, 200, answer, provider_headers=True)
         if exchange.cache_key is not None:
             await self._store_in_cache(exchange, target, result.body, result.usage)
         return (ended - started) * 1000.0
@@ -1097,13 +1216,18 @@ class Proxy:
         )
         exchange.upstream_seconds = time.perf_counter() - started
         state = StreamState(StreamAccumulator() if exchange.cache_key is not None else None)
+        guard = self._stream_guard(exchange)
         watch = DisconnectWatch(receive)
         failure: UpstreamFailure | None = None
+        blocked = False
         try:
             await self._start(exchange, send, 200, _SSE, provider_headers=True)
-            await self._forward(first, state, send, client_wants_usage)
-            async for batch in events:
-                await self._forward(batch, state, send, client_wants_usage)
+            blocked = await self._forward(first, state, send, client_wants_usage, guard)
+            if not blocked:
+                async for batch in events:
+                    if await self._forward(batch, state, send, client_wants_usage, guard):
+                        blocked = True
+                        break
         except asyncio.CancelledError:
             watch.absorb()
         except UpstreamFailure as broken:
@@ -1116,6 +1240,11 @@ class Proxy:
                 response.close()  # abandoned midway: drop the connection, the provider stops
         state.client_gone = watch.gone
         ended = time.perf_counter()
+        if guard is not None:
+            if blocked:
+                state.finish_reason = guards.CONTENT_FILTER
+                state.accumulator = None  # an answer cut short is not one to keep
+            self._note_verdicts(exchange, guard.verdicts(), ended, "output")
         usage = state.usage or UNKNOWN_USAGE
         self._attempt(
             exchange,
@@ -1157,17 +1286,26 @@ class Proxy:
         return (ended - started) * 1000.0
 
     async def _forward(
-        self, events: list[bytes], state: StreamState, send: Send, client_wants_usage: bool
-    ) -> None:
-        """Pass the provider's events on, reading usage and finish reasons as they go by."""
+        self,
+        events: list[bytes],
+        state: StreamState,
+        send: Send,
+        client_wants_usage: bool,
+        guard: StreamGuard | None = None,
+    ) -> bool:
+        """Pass the provider's events on, reading usage and finish reasons as they go by (and
+        through the output guardrails, when any). True when a guardrail ended the stream."""
         keep_text = self.store_content
-        out = [
-            event + b"\n\n"
-            for event in events
-            if _inspect_event(event, state, client_wants_usage, keep_text)
+        kept = [
+            event for event in events if _inspect_event(event, state, client_wants_usage, keep_text)
         ]
-        if out:
-            await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+        blocked = False
+        if guard is not None:
+            kept, blocked = guard.process(kept)
+        if kept:
+            out = b"".join(event + b"\n\n" for event in kept)
+            await send({"type": "http.response.body", "body": out, "more_body": True})
+        return blocked
 
     # --- answers ----------------------------------------------------------------------------
 
@@ -1202,6 +1340,9 @@ class Proxy:
             headers.append((b"x-steerway-rules", ",".join(exchange.rules).encode()))
         if exchange.cache_status is not None:
             headers.append((b"x-steerway-cache", exchange.cache_status.encode()))
+        if exchange.guard_verdicts or exchange.guard_pending:
+            value = guards.header_value(exchange.guard_verdicts, exchange.guard_pending)
+            headers.append((guards.HEADER.encode(), value.encode()))
         if exchange.rate_headers:
             extra = {**exchange.rate_headers, **(extra or {})}
         if extra:

@@ -43,6 +43,7 @@ class Rulebook:
         models: Collection[str],
         providers: Collection[str],
         buckets: Collection[str] = (),
+        guardrails: Collection[str] = (),
         redis_url: str | None = None,
         poll_seconds: float | None = None,
     ) -> None:
@@ -51,11 +52,13 @@ class Rulebook:
         self.models = list(models)
         self.providers = list(providers)
         self.buckets = list(buckets)
+        self.guardrails = list(guardrails)
         self.current: RuleSet = compile_rules(
             self.config_rules,
             models=self.models,
             providers=self.providers,
             buckets=self.buckets,
+            guardrails=self.guardrails,
             source="config",
         )
         self.invalid: dict[str, list[str]] = {}
@@ -96,7 +99,11 @@ class Rulebook:
     def validate(self, documents: Sequence[Any]) -> list[str]:
         """Problems with rule documents meant for the database; empty when they may be stored."""
         problems = check_rules(
-            documents, models=self.models, providers=self.providers, buckets=self.buckets
+            documents,
+            models=self.models,
+            providers=self.providers,
+            buckets=self.buckets,
+            guardrails=self.guardrails,
         )
         config_ids = {rule.get("id") for rule in self.config_rules}
         for index, document in enumerate(documents):
@@ -146,6 +153,7 @@ class Rulebook:
                     models=self.models,
                     providers=self.providers,
                     buckets=self.buckets,
+                    guardrails=self.guardrails,
                     source="database",
                 )
                 if problems or self.is_config_rule(rule.rule_id):
@@ -159,6 +167,7 @@ class Rulebook:
                     models=self.models,
                     providers=self.providers,
                     buckets=self.buckets,
+                    guardrails=self.guardrails,
                     sources=sources,
                 )
             except RuleError as error:  # each rule passed alone; only a clash is left

@@ -92,6 +92,7 @@ def compile_actions(
     models: Collection[str] | None,
     providers: Collection[str] | None,
     buckets: Collection[str] | None = None,
+    guardrails: Collection[str] | None = None,
 ) -> Actions:
     if value is None:
         return Actions()
@@ -122,7 +123,15 @@ def compile_actions(
         elif key == "cache":
             fields["cache"] = _cache(item, here, problems)
         elif key == "guardrails":
-            fields["guardrails"] = tuple(_names(item, here, problems, single_ok=True))
+            names = _names(item, here, problems, single_ok=True)
+            fields["guardrails"] = tuple(names)
+            for name in names if guardrails is not None else ():
+                if name not in guardrails:
+                    problems.add(
+                        here,
+                        _unknown("guardrail", name, guardrails)
+                        + " (guardrails are defined under guardrails.definitions in the config)",
+                    )
         elif key == "budget":
             names = _names(item, here, problems, single_ok=True)
             fields["budget"] = names[0] if len(names) == 1 else None

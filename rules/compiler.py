@@ -48,6 +48,7 @@ def compile_rules(
     models: Collection[str] | None = None,
     providers: Collection[str] | None = None,
     buckets: Collection[str] | None = None,
+    guardrails: Collection[str] | None = None,
     source: str = "config",
     sources: Sequence[str] | None = None,
 ) -> RuleSet:
@@ -72,6 +73,7 @@ def compile_rules(
             models=models,
             providers=providers,
             buckets=buckets,
+            guardrails=guardrails,
             source=sources[index] if sources is not None else source,
             position=index,
         )
@@ -125,6 +127,7 @@ def _compile_rule(
     models: Collection[str] | None,
     providers: Collection[str] | None,
     buckets: Collection[str] | None,
+    guardrails: Collection[str] | None,
     source: str,
     position: int,
 ) -> CompiledRule | None:
@@ -167,6 +170,7 @@ def _compile_rule(
         models=models,
         providers=providers,
         buckets=buckets,
+        guardrails=guardrails,
     )
     return CompiledRule(
         rule_id=rule_id,

@@ -90,12 +90,18 @@ def candidate_rules(
     models: Collection[str] | None = None,
     providers: Collection[str] | None = None,
     buckets: Collection[str] | None = None,
+    guardrails: Collection[str] | None = None,
 ) -> RuleSet:
     """The rule set to try: `documents` alone, or with `merge` added to `current` (a candidate
     replaces the current rule of the same id and keeps its place among equal priorities after
     the current rules). Raises `RuleError` with paths into `documents` (`rules[0].when...`)."""
     candidates = compile_rules(
-        documents, models=models, providers=providers, buckets=buckets, source=CANDIDATE_SOURCE
+        documents,
+        models=models,
+        providers=providers,
+        buckets=buckets,
+        guardrails=guardrails,
+        source=CANDIDATE_SOURCE,
     )
     if not merge:
         return candidates
@@ -106,6 +112,7 @@ def candidate_rules(
         models=models,
         providers=providers,
         buckets=buckets,
+        guardrails=guardrails,
         sources=[*(rule.source for rule in kept), *([CANDIDATE_SOURCE] * len(documents))],
     )
 

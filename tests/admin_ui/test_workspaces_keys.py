@@ -5,6 +5,7 @@ and a workspace's admin key sees nothing of any other workspace."""
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 from typing import Any
@@ -73,6 +74,7 @@ def test_workspaces_are_created_read_listed_and_updated(gateway: GatewayProcess)
             "rpm_limit": 600,
             "tpm_limit": None,
             "max_parallel": None,
+            "guardrails": [],
         }
         assert workspace["created_at"].endswith("Z")
         assert http.get(f"/admin/api/workspaces/{slug}").json() == workspace
@@ -114,6 +116,11 @@ def test_workspaces_are_created_read_listed_and_updated(gateway: GatewayProcess)
             {"slug": "ok-slug", "settings": {"budgets": [{"limit_usd": "x", "window": "daily"}]}},
             "settings.budgets[0].limit_usd",
         ),
+        ({"slug": "ok-slug", "settings": {"guardrails": "pii"}}, "settings.guardrails"),
+        (
+            {"slug": "ok-slug", "settings": {"guardrails": ["pii", "not a name"]}},
+            "settings.guardrails[1]",
+        ),
         ({"slug": "ok-slug", "colour": "red"}, "colour"),
     ],
 )
@@ -125,6 +132,39 @@ def test_a_bad_workspace_is_a_400_naming_the_field(
         assert error["param"] == param
         assert error["type"] == "invalid_request_error"
         assert http.get("/admin/api/workspaces/ok-slug").status_code == 404
+
+
+def test_workspace_guardrails_are_settings_like_the_limits(gateway: GatewayProcess) -> None:
+    with gateway.http() as http:
+        workspace = make_workspace(
+            http, "guarded", settings={"guardrails": ["pii", "injection"], "rpm_limit": 30}
+        )
+        path = f"/admin/api/workspaces/{workspace['slug']}"
+        assert workspace["settings"]["guardrails"] == ["pii", "injection"]
+        assert http.get(path).json()["settings"]["guardrails"] == ["pii", "injection"]
+
+        merged = http.patch(path, json={"settings": {"max_parallel": 4}}).json()
+        assert merged["settings"]["guardrails"] == ["pii", "injection"]
+        replaced = http.patch(path, json={"settings": {"guardrails": ["deny.words"]}}).json()
+        assert replaced["settings"]["guardrails"] == ["deny.words"]
+        assert (replaced["settings"]["rpm_limit"], replaced["settings"]["max_parallel"]) == (30, 4)
+
+        refused = http.patch(path, json={"settings": {"guardrails": ["ok", "ok"]}})
+        error = error_of(refused, 400)
+        assert error["param"] == "settings.guardrails[1]"
+        assert error["message"].startswith("settings.guardrails[1]: ")
+        assert http.get(path).json() == replaced
+
+        emptied = http.patch(path, json={"settings": {"guardrails": []}}).json()
+        assert emptied["settings"]["guardrails"] == []
+        http.patch(path, json={"settings": {"guardrails": ["pii"]}})
+        cleared = http.patch(path, json={"settings": {"guardrails": None}}).json()
+        assert cleared["settings"]["guardrails"] == []
+    (row,) = gateway.database.rows(
+        "SELECT settings FROM workspaces WHERE workspace_id = :w", w=workspace["id"]
+    )
+    stored = row["settings"] if isinstance(row["settings"], dict) else json.loads(row["settings"])
+    assert stored["guardrails"] == [] and stored["rpm_limit"] == 30
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -143,6 +183,7 @@ def test_a_key_made_over_the_api_works_and_stops_when_revoked(gateway: GatewayPr
             max_parallel=8,
             budgets=[{"limit_usd": "10.00", "window": "monthly", "soft_percent": 80}],
             default_tags=["billing"],
+            guardrails=["pii"],
             metadata={"owner": "payments"},
             expires_at="2040-01-01T00:00:00Z",
         )
@@ -158,6 +199,7 @@ def test_a_key_made_over_the_api_works_and_stops_when_revoked(gateway: GatewayPr
         assert (key["rpm_limit"], key["tpm_limit"], key["max_parallel"]) == (600, 100_000, 8)
         assert key["budgets"] == [{"limit_usd": "10.00", "window": "monthly", "soft_percent": 80}]
         assert (key["default_tags"], key["metadata"]) == (["billing"], {"owner": "payments"})
+        assert key["guardrails"] == ["pii"]
         assert key["expires_at"] == "2040-01-01T00:00:00Z"
 
         fetched = http.get(f"/admin/api/keys/{key['id']}")
@@ -240,6 +282,10 @@ def test_keys_are_updated_partly_and_delete_revokes(gateway: GatewayProcess) -> 
         ({"name": "x", "max_parallel": "4"}, "max_parallel"),
         ({"name": "x", "allowed_models": []}, "allowed_models"),
         ({"name": "x", "default_tags": ["ok", 3]}, "default_tags[1]"),
+        ({"name": "x", "guardrails": "pii"}, "guardrails"),
+        ({"name": "x", "guardrails": ["pii", "bad name"]}, "guardrails[1]"),
+        ({"name": "x", "guardrails": ["pii", "pii"]}, "guardrails[1]"),
+        ({"name": "x", "guardrails": [f"g{i}" for i in range(33)]}, "guardrails"),
         ({"name": "x", "metadata": "text"}, "metadata"),
         ({"name": "x", "expires_at": "next tuesday"}, "expires_at"),
         ({"name": "x", "role": "root"}, "role"),
@@ -256,6 +302,34 @@ def test_a_bad_key_is_a_400_naming_the_field(
         error = error_of(http.post("/admin/api/keys", json=body), 400)
         assert error["param"] == param
         assert len(http.get("/admin/api/keys").json()["data"]) == before
+
+
+def test_key_guardrails_are_read_replaced_and_cleared(gateway: GatewayProcess) -> None:
+    with gateway.http() as http:
+        key = make_key(http, name="screened", guardrails=["pii", "injection"], rpm_limit=3)
+        key.pop("key")
+        path = f"/admin/api/keys/{key['id']}"
+        assert key["guardrails"] == ["pii", "injection"]
+        assert http.get(path).json() == key
+        plain = make_key(http, name="unscreened")
+        assert plain["guardrails"] == []
+
+        kept = http.patch(path, json={"rpm_limit": 4}).json()
+        assert kept["guardrails"] == ["pii", "injection"]
+        replaced = http.patch(path, json={"guardrails": ["deny.words"]}).json()
+        assert (replaced["guardrails"], replaced["rpm_limit"]) == (["deny.words"], 4)
+
+        refused = http.patch(path, json={"guardrails": ["deny.words", "-bad"]})
+        error = error_of(refused, 400)
+        assert error["param"] == "guardrails[1]"
+        assert error["message"].startswith("guardrails[1]: ")
+        assert http.get(path).json() == replaced
+
+        assert http.patch(path, json={"guardrails": []}).json()["guardrails"] == []
+        http.patch(path, json={"guardrails": ["pii"]})
+        assert http.patch(path, json={"guardrails": None}).json()["guardrails"] == []
+    (row,) = gateway.database.rows("SELECT guardrails FROM api_keys WHERE key_id = :k", k=key["id"])
+    assert row["guardrails"] in ([], "[]")
 
 
 def test_a_body_that_is_not_an_object_is_a_400(gateway: GatewayProcess) -> None:
@@ -350,3 +424,15 @@ def test_an_admin_key_of_the_default_workspace_is_the_operators(gateway: Gateway
         assert other["id"] in {w["id"] for w in http.get("/admin/api/workspaces").json()["data"]}
         renamed = http.patch(f"/admin/api/workspaces/{other['id']}", json={"name": "Elsewhere"})
         assert renamed.status_code == 200 and renamed.json()["name"] == "Elsewhere"
+
+
+def test_guardrail_names_must_be_defined_in_the_config(gateway: GatewayProcess) -> None:
+    with gateway.http() as http:
+        refused = http.post("/admin/api/keys", json={"name": "x", "guardrails": ["pii", "pi"]})
+        error = error_of(refused, 400)
+        assert error["param"] == "guardrails[1]"
+        assert "unknown guardrail 'pi' (did you mean 'pii'?)" in error["message"]
+        refused = http.post(
+            "/admin/api/workspaces", json={"slug": "gr-x", "settings": {"guardrails": ["nope"]}}
+        )
+        assert error_of(refused, 400)["param"] == "settings.guardrails[0]"

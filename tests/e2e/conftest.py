@@ -269,6 +269,13 @@ def gateway(
             }
         },
         limits={"max_body_bytes": 1_000_000},
+        guardrails={
+            "definitions": {
+                "pii": {"kind": "pii", "action": "log"},
+                "injection": {"kind": "prompt_injection", "action": "log"},
+                "deny.words": {"kind": "deny_list", "words": ["unwelcome"], "action": "log"},
+            }
+        },
     )
     process = GatewayProcess(
         backend_database, config, tmp, master_key="sk-master-" + secrets.token_hex(8)

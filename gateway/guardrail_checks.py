@@ -1,0 +1,132 @@
+"""From a guardrail's spec to the check that runs it, behind one call shape.
+
+Every check is called as `check(text, context)`: text checks (PII, injection, deny lists, custom)
+read the text; request checks (size, metadata, model, JSON schema) read the context and, for the
+answer's schema, the text. Building a check is where a bad spec fails (`CheckUnavailable`), so the
+config check and the gateway's start see the same problem.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, Final
+
+from gateway.guardrail_model import CheckContext, CheckResult, GuardrailSpec
+
+Check = Callable[[str, CheckContext], CheckResult]
+
+TEXT_CHECK_KINDS: Final = frozenset({"pii", "prompt_injection", "deny_list", "custom"})
+
+
+class CheckUnavailable(Exception):
+    """A guardrail that cannot be built; `field` is where in its spec the problem lies."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(problem)
+        self.field = field
+        self.problem = problem
+
+
+def build_check(spec: GuardrailSpec) -> Check:
+    builder = _BUILDERS[spec.kind]
+    return builder(spec)
+
+
+def _pii(spec: GuardrailSpec) -> Check:
+    from gateway import guardrail_pii
+
+    try:
+        known = guardrail_pii.available_entities(
+            ner=spec.ner_model is not None, language=spec.language
+        )
+    except ValueError as error:
+        raise CheckUnavailable("language", str(error)) from None
+    for index, entity in enumerate(spec.entities):
+        if entity not in known:
+            raise CheckUnavailable(
+                f"entities[{index}]",
+                f"unknown entity {entity!r}; available: {', '.join(sorted(known))}",
+            )
+    try:
+        scanner = _shared_scanner(spec.entities, spec.language, spec.threshold, spec.ner_model)
+    except ValueError as error:
+        raise CheckUnavailable("ner_model" if spec.ner_model else "", str(error)) from None
+    return lambda text, context: scanner.scan(text)
+
+
+@functools.lru_cache(maxsize=32)
+def _shared_scanner(
+    entities: tuple[str, ...], language: str, threshold: float, ner_model: str | None
+) -> Any:
+    """Scanners hold compiled recognizers (and perhaps a spaCy model): one per configuration."""
+    from gateway.guardrail_pii import PiiScanner
+
+    return PiiScanner(entities, language=language, threshold=threshold, ner_model=ner_model)
+
+
+def _injection(spec: GuardrailSpec) -> Check:
+    from gateway.guardrail_injection import InjectionDetector
+
+    detector = InjectionDetector()
+    return lambda text, context: detector.scan(text)
+
+
+def _deny_list(spec: GuardrailSpec) -> Check:
+    from gateway.guardrail_content import DenyList
+
+    try:
+        deny = DenyList(spec.words, spec.patterns, case_sensitive=spec.case_sensitive)
+    except ValueError as error:
+        raise CheckUnavailable("patterns", str(error)) from None
+    return lambda text, context: deny.scan(text)
+
+
+def _max_input_tokens(spec: GuardrailSpec) -> Check:
+    from gateway.guardrail_content import MaxInputTokens
+
+    check = MaxInputTokens(spec.max_tokens)
+    return lambda text, context: check.inspect(context, text)
+
+
+def _required_metadata(spec: GuardrailSpec) -> Check:
+    from gateway.guardrail_content import RequiredMetadata
+
+    check = RequiredMetadata(spec.keys)
+    return lambda text, context: check.inspect(context, text)
+
+
+def _allowed_models(spec: GuardrailSpec) -> Check:
+    from gateway.guardrail_content import AllowedModels
+
+    check = AllowedModels(spec.models)
+    return lambda text, context: check.inspect(context, text)
+
+
+def _json_schema(spec: GuardrailSpec) -> Check:
+    from gateway.guardrail_content import JsonSchemaCheck
+
+    check = JsonSchemaCheck()
+    return lambda text, context: check.inspect(context, text)
+
+
+def _custom(spec: GuardrailSpec) -> Check:
+    from gateway.guardrail_content import CustomCheck
+
+    try:
+        check = CustomCheck(spec.callable or "")
+    except ValueError as error:
+        raise CheckUnavailable("callable", str(error)) from None
+    return check.scan
+
+
+_BUILDERS: Final[dict[str, Callable[[GuardrailSpec], Check]]] = {
+    "pii": _pii,
+    "prompt_injection": _injection,
+    "deny_list": _deny_list,
+    "max_input_tokens": _max_input_tokens,
+    "required_metadata": _required_metadata,
+    "allowed_models": _allowed_models,
+    "json_schema": _json_schema,
+    "custom": _custom,
+}

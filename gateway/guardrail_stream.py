@@ -1,0 +1,274 @@
+"""Output guardrails over a streamed answer, chunk by chunk.
+
+Each choice's text is kept as it arrives. After every batch of events the output checks re-read
+a sliding window: the text not yet sent plus up to `window_chars` already sent before it, so a
+value split across chunks is still seen whole. What happens next depends on the actions:
+
+- `block` and `mask` hold back the last `hold_chars` characters (`HOLD_CHARS` by default) until
+  more text arrives or the choice finishes, so a value still arriving is not sent in part before
+  it can be recognised (a value longer than the hold can be).
+- `block`: a finding that reaches into text not yet sent ends the stream there: no more text, a
+  final chunk with `finish_reason: content_filter`, then `[DONE]`. The violating text is never
+  sent (earlier text, checked clean at the time, was).
+- `mask` (and `unmask` of the input's hash tokens): the release point never cuts through a
+  finding or a token, so values are masked (or unmasked) whole.
+- `log`: nothing changes in the stream; the verdicts are recorded when it ends.
+
+Checks that read the whole answer (`json_schema`) run when the stream ends; by then everything has
+been sent, so they are recorded, never enforced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgspec
+
+from gateway.guardrail_model import CheckContext, Finding, Verdict, count_kinds
+from gateway.guardrails import CONTENT_FILTER, Guardrail
+from providers.openai_format import event_data
+
+HOLD_CHARS: Final = 64
+_DONE: Final = b"data: [DONE]"
+
+
+class _ChoiceText:
+    __slots__ = ("sent", "text")
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.sent = 0
+        """How much of `text` (the provider's text) has been released to the client."""
+
+
+class _Tally:
+    """What one guardrail found over the whole stream, each finding counted once."""
+
+    __slots__ = ("best", "findings", "reasons", "seconds")
+
+    def __init__(self) -> None:
+        self.best = 0.0
+        self.findings: dict[tuple[int, int, str], Finding] = {}
+        self.reasons: list[str] = []
+        self.seconds = 0.0
+
+
+class StreamGuard:
+    """Rewrites one stream's events so that what reaches the client has passed the checks."""
+
+    def __init__(
+        self,
+        guardrails: Sequence[Guardrail],
+        context: CheckContext,
+        *,
+        unmasker: Any | None = None,
+        masker: Any | None = None,
+        window_chars: int = 256,
+        hold_chars: int = HOLD_CHARS,
+    ) -> None:
+        self.text_checks = [g for g in guardrails if g.reads_text]
+        self.end_checks = [g for g in guardrails if not g.reads_text]
+        self.context = context
+        self.unmasker = unmasker
+        self.masker = masker
+        self.window_chars = window_chars
+        self.hold_chars = hold_chars
+        self.holds = unmasker is not None or any(
+            g.spec.action != "log" for g in self.text_checks
+        )
+        self.blocked: Verdict | None = None
+        self._choices: dict[int, _ChoiceText] = {}
+        self._tallies = {g.name: _Tally() for g in self.text_checks}
+        self._meta: dict[str, Any] = {}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.text_checks or self.end_checks or self.unmasker is not None)
+
+    def process(self, events: list[bytes]) -> tuple[list[bytes], bool]:
+        """The events to send for one batch, and whether the stream is to end here (blocked)."""
+        out: list[bytes] = []
+        for event in events:
+            data = event_data(event)
+            if data is None:
+                out.append(event)
+                continue
+            if data == b"[DONE]":
+                out.extend(self._flush_all())
+                out.append(event)
+                continue
+            try:
+                chunk = msgspec.json.decode(data)
+                choices = chunk["choices"]
+            except (msgspec.DecodeError, KeyError, TypeError):
+                out.append(event)
+                continue
+            self._meta = {k: chunk[k] for k in ("id", "created", "model") if k in chunk}
+            for choice in choices if isinstance(choices, list) else ():
+                if not isinstance(choice, dict):
+                    continue
+                index = choice.get("index", 0)
+                delta = choice.get("delta")
+                if not isinstance(delta, dict):
+                    continue
+                content = delta.get("content")
+                released: str | None = ""
+                if isinstance(content, str) and content:
+                    released = self._feed(index, content)
+                if released is not None and choice.get("finish_reason") is not None:
+                    tail = self._release(index, final=True)
+                    released = None if tail is None else released + tail
+                if released is None:
+                    out.append(self._filter_event())
+                    out.append(_DONE)
+                    return out, True
+                if isinstance(content, str) or released:
+                    delta["content"] = released
+            out.append(b"data: " + msgspec.json.encode(chunk))
+        return out, False
+
+    def verdicts(self) -> list[Verdict]:
+        """The output verdicts, once the stream has ended (or been blocked)."""
+        verdicts = []
+        for guardrail in self.text_checks:
+            tally = self._tallies[guardrail.name]
+            spec = guardrail.spec
+            triggered = tally.best > 0 and tally.best >= spec.threshold
+            blocked = self.blocked is not None and self.blocked.guardrail == spec.name
+            verdicts.append(
+                Verdict(
+                    guardrail=spec.name,
+                    kind=spec.kind,
+                    direction="output",
+                    action=spec.action,
+                    triggered=triggered or blocked,
+                    score=round(tally.best, 4),
+                    entities=count_kinds(list(tally.findings.values())),
+                    latency_us=tally.seconds * 1e6,
+                    reason="; ".join(tally.reasons),
+                )
+            )
+        for guardrail in self.end_checks:
+            spec = guardrail.spec
+            started = time.perf_counter()
+            texts = [self._choices[i].text for i in sorted(self._choices)] or [""]
+            best = 0.0
+            findings: list[Finding] = []
+            reasons: list[str] = []
+            for text in texts:
+                result = guardrail.check(text, self.context)
+                best = max(best, result.overall)
+                findings.extend(result.findings)
+                if result.reason:
+                    reasons.append(result.reason)
+            reasons.append("checked when the stream ended: recorded, not enforced")
+            verdicts.append(
+                Verdict(
+                    guardrail=spec.name,
+                    kind=spec.kind,
+                    direction="output",
+                    action="log",
+                    triggered=best > 0 and best >= spec.threshold,
+                    score=round(best, 4),
+                    entities=count_kinds(findings),
+                    latency_us=(time.perf_counter() - started) * 1e6,
+                    reason="; ".join(reasons),
+                )
+            )
+        return verdicts
+
+    def _feed(self, index: int, text: str) -> str | None:
+        choice = self._choices.get(index)
+        if choice is None:
+            choice = self._choices[index] = _ChoiceText()
+        choice.text += text
+        return self._release(index, final=False)
+
+    def _release(self, index: int, *, final: bool) -> str | None:
+        """Check the window of one choice and release what may go; None when blocked."""
+        choice = self._choices.get(index)
+        if choice is None:
+            return ""
+        base = max(0, choice.sent - self.window_chars)
+        window = choice.text[base:]
+        masks: list[Finding] = []
+        for guardrail in self.text_checks:
+            spec = guardrail.spec
+            tally = self._tallies[spec.name]
+            started = time.perf_counter()
+            result = guardrail.check(window, self.context)
+            tally.seconds += time.perf_counter() - started
+            score = result.overall
+            if not (score > 0 and score >= spec.threshold):
+                continue
+            if result.reason and result.reason not in tally.reasons:
+                tally.reasons.append(result.reason)
+            fresh = []
+            for found in result.findings:
+                if found.score < spec.threshold:
+                    continue
+                placed = Finding(found.kind, found.start + base, found.end + base, found.score)
+                tally.findings.setdefault((placed.start, placed.end, placed.kind), placed)
+                if placed.end > choice.sent:
+                    fresh.append(placed)
+            if not fresh and result.findings:
+                continue  # all of it was found (and handled) before
+            tally.best = max(tally.best, score)
+            if spec.action == "block":
+                self.blocked = Verdict(
+                    guardrail=spec.name,
+                    kind=spec.kind,
+                    direction="output",
+                    action="block",
+                    triggered=True,
+                    score=round(score, 4),
+                )
+                return None
+            if spec.action == "mask":
+                masks.extend(fresh)
+        cut = len(choice.text)
+        if self.holds and not final:
+            cut = max(choice.sent, cut - self.hold_chars)
+            for found in masks:
+                if found.start < cut < found.end:
+                    cut = max(choice.sent, found.start)
+            if self.unmasker is not None:
+                cut -= self.unmasker.held_back(choice.text[choice.sent : cut])
+        if cut <= choice.sent:
+            return ""
+        piece = choice.text[choice.sent : cut]
+        inside = [
+            Finding(f.kind, f.start - choice.sent, f.end - choice.sent, f.score)
+            for f in masks
+            if f.start >= choice.sent and f.end <= cut
+        ]
+        if inside and self.masker is not None:
+            piece = self.masker.mask(piece, inside)
+        if self.unmasker is not None:
+            piece = self.unmasker.unmask(piece)
+        choice.sent = cut
+        return piece
+
+    def _flush_all(self) -> list[bytes]:
+        """Text still held when the provider ends without a finish reason on every choice."""
+        out = []
+        for index in sorted(self._choices):
+            piece = self._release(index, final=True)
+            if piece:
+                chunk = {
+                    **self._meta,
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": index, "delta": {"content": piece}}],
+                }
+                out.append(b"data: " + msgspec.json.encode(chunk))
+        return out
+
+    def _filter_event(self) -> bytes:
+        choices = [
+            {"index": index, "delta": {}, "finish_reason": CONTENT_FILTER}
+            for index in sorted(self._choices) or [0]
+        ]
+        chunk = {**self._meta, "object": "chat.completion.chunk", "choices": choices}
+        return b"data: " + msgspec.json.encode(chunk)

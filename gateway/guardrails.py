@@ -1,0 +1,502 @@
+"""Guardrails on the request path: which apply, running them over the input and the answer, and
+what they leave in the trace.
+
+The guardrails of a request are the config's `default` ones, its workspace's, its key's and those
+a steering rule names, each once. Input checks run after admission and before the cache key is
+computed, over every text of the request (message contents and text parts, embedding inputs);
+`mask` rewrites those texts in place, so the provider, the cache key and the stored prompt all see
+the masked text. Output checks run over the answer before the client sees it (streams: see
+`gateway.guardrail_stream`); `unmask` then puts masked values back.
+
+A request without guardrails costs one empty-tuple check. Inputs longer than `offload_chars` are
+checked in a worker thread so the event loop keeps serving other requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Iterable, MutableMapping, MutableSequence, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+import msgspec
+
+from gateway.errors import GatewayError
+from gateway.guardrail_checks import TEXT_CHECK_KINDS, Check, build_check
+from gateway.guardrail_config import GuardrailsConfig
+from gateway.guardrail_model import (
+    CheckContext,
+    CheckResult,
+    Finding,
+    GuardrailSpec,
+    Verdict,
+    count_kinds,
+)
+from telemetry import metrics
+from telemetry.trace import RequestTrace
+
+logger = logging.getLogger("steerway.guardrails")
+
+HEADER: Final = "x-steerway-guardrails"
+CONTENT_FILTER: Final = "content_filter"
+
+_verdicts_total = metrics.Labelled(metrics.guardrail_verdicts_total)
+_check_seconds = metrics.Labelled(metrics.guardrail_check_seconds)
+
+Slot = tuple[MutableMapping[str, Any] | MutableSequence[Any], Any]
+"""Where one text of a request lives: its container and the key or index in it."""
+
+
+class Guardrail:
+    """A declared guardrail with its check built."""
+
+    __slots__ = ("check", "reads_text", "spec")
+
+    def __init__(self, spec: GuardrailSpec, check: Check) -> None:
+        self.spec = spec
+        self.check = check
+        self.reads_text = spec.kind in TEXT_CHECK_KINDS
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class Selection:
+    """The guardrails in force for one request, by direction."""
+
+    __slots__ = ("input", "output")
+
+    def __init__(self, guardrails: Sequence[Guardrail]) -> None:
+        ordered = sorted(guardrails, key=_order)
+        self.input = tuple(g for g in ordered if g.spec.applies_to("input"))
+        self.output = tuple(g for g in ordered if g.spec.applies_to("output"))
+
+
+class InputOutcome:
+    """What the input checks decided. `maskers` hold the values masked, for `unmask`."""
+
+    __slots__ = ("blocked", "maskers", "unmask", "verdicts")
+
+    def __init__(self) -> None:
+        self.verdicts: list[Verdict] = []
+        self.blocked: Verdict | None = None
+        self.maskers: dict[str, Any] = {}
+        self.unmask = False
+
+    @property
+    def unmasker(self) -> Any | None:
+        """The masker whose hash tokens the answer may carry, when unmasking is asked for."""
+        return self.maskers.get("hash") if self.unmask else None
+
+
+class Guardrails:
+    """The config's guardrails, built once at start."""
+
+    def __init__(self, config: GuardrailsConfig) -> None:
+        self.by_name = {
+            name: Guardrail(spec, build_check(spec)) for name, spec in config.definitions.items()
+        }
+        self.default = config.default
+        self.offload_chars = config.offload_chars
+        self.window_chars = config.stream_window_chars
+        self.hold_chars = config.stream_hold_chars
+        secret = config.mask_secret
+        self.secret = secret.reveal().encode() if secret is not None else os.urandom(32)
+        self._executor: ThreadPoolExecutor | None = None
+
+    def select(
+        self,
+        *,
+        workspace: Iterable[str] = (),
+        key: Iterable[str] = (),
+        rule: Iterable[str] | None = None,
+    ) -> Selection | None:
+        """The guardrails for one request, or None when there are none (the common case)."""
+        names = [*self.default, *workspace, *key, *(rule or ())]
+        if not names:
+            return None
+        chosen: dict[str, Guardrail] = {}
+        for name in names:
+            if name in chosen:
+                continue
+            guardrail = self.by_name.get(name)
+            if guardrail is None:
+                raise GatewayError(
+                    503,
+                    f"The guardrail {name!r} applied to this request is not defined in the "
+                    "gateway's config; the request was not sent.",
+                    type="server_error",
+                    code="guardrail_unavailable",
+                )
+            chosen[name] = guardrail
+        return Selection(list(chosen.values()))
+
+    # --- input ---------------------------------------------------------------------------
+
+    async def check_input(
+        self,
+        selection: Selection,
+        payload: dict[str, Any],
+        operation: str,
+        context: CheckContext,
+    ) -> InputOutcome:
+        slots = input_slots(payload, operation)
+        size = sum(len(container[key]) for container, key in slots)
+        if size > self.offload_chars:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self._pool(), self._run_input, selection.input, slots, context
+            )
+        return self._run_input(selection.input, slots, context)
+
+    def _run_input(
+        self, guardrails: Sequence[Guardrail], slots: list[Slot], context: CheckContext
+    ) -> InputOutcome:
+        outcome = InputOutcome()
+        for guardrail in guardrails:
+            spec = guardrail.spec
+            started = time.perf_counter()
+            try:
+                if guardrail.reads_text:
+                    verdict = self._check_texts(guardrail, slots, context, outcome)
+                else:
+                    verdict = _verdict(guardrail, "input", guardrail.check("", context), [])
+            except Exception as error:
+                verdict = _failed(guardrail, "input", error)
+            verdict.latency_us = (time.perf_counter() - started) * 1e6
+            outcome.verdicts.append(verdict)
+            if verdict.failed and spec.action != "log":
+                outcome.blocked = verdict
+                break
+            if verdict.triggered and spec.action == "block":
+                outcome.blocked = verdict
+                break
+        return outcome
+
+    def _check_texts(
+        self,
+        guardrail: Guardrail,
+        slots: list[Slot],
+        context: CheckContext,
+        outcome: InputOutcome,
+    ) -> Verdict:
+        spec = guardrail.spec
+        findings: list[Finding] = []
+        best = 0.0
+        reasons: list[str] = []
+        for container, key in slots:
+            text = container[key]
+            result = guardrail.check(text, context)
+            score = result.overall
+            if score <= best and not result.findings:
+                continue
+            best = max(best, score)
+            if result.reason and result.reason not in reasons:
+                reasons.append(result.reason)
+            kept = [f for f in result.findings if f.score >= spec.threshold]
+            findings.extend(kept)
+            if spec.action == "mask" and kept and _triggers(score, spec.threshold):
+                masker = self._masker(outcome, spec)
+                container[key] = masker.mask(text, kept)
+        verdict = Verdict(
+            guardrail=spec.name,
+            kind=spec.kind,
+            direction="input",
+            action=spec.action,
+            triggered=_triggers(best, spec.threshold),
+            score=round(best, 4),
+            entities=count_kinds(findings),
+            reason="; ".join(reasons),
+        )
+        if spec.unmask and verdict.triggered:
+            outcome.unmask = True
+        return verdict
+
+    def masker(self, style: str) -> Any:
+        """A new masker (its tokens and what they stand for live as long as one request)."""
+        from gateway.guardrail_masking import Masker
+
+        return Masker(style, self.secret)
+
+    def _masker(self, outcome: InputOutcome, spec: GuardrailSpec) -> Any:
+        masker = outcome.maskers.get(spec.mask_style)
+        if masker is None:
+            masker = outcome.maskers[spec.mask_style] = self.masker(spec.mask_style)
+        return masker
+
+    # --- output (a whole answer) -----------------------------------------------------------
+
+    def check_answer(
+        self,
+        selection: Selection | None,
+        outcome: InputOutcome | None,
+        body: bytes,
+        context: CheckContext,
+    ) -> tuple[bytes, list[Verdict]]:
+        """The answer the client gets and the output verdicts: violating choices end with a
+        `content_filter` finish (block) or have their findings masked; unmasking comes last."""
+        guardrails = selection.output if selection is not None else ()
+        unmasker = outcome.unmasker if outcome is not None else None
+        if not guardrails and unmasker is None:
+            return body, []
+        try:
+            document = msgspec.json.decode(body)
+            choices = document["choices"]
+        except (msgspec.DecodeError, KeyError, TypeError):
+            return body, []
+        messages = [
+            choice["message"]
+            for choice in choices
+            if isinstance(choice, dict) and isinstance(choice.get("message"), dict)
+        ]
+        verdicts = []
+        for guardrail in guardrails:
+            started = time.perf_counter()
+            try:
+                verdict = self._check_answer(guardrail, choices, context)
+            except Exception as error:
+                verdict = _failed(guardrail, "output", error)
+                if guardrail.spec.action != "log":
+                    for choice in choices:
+                        _filter_choice(choice)
+            verdict.latency_us = (time.perf_counter() - started) * 1e6
+            verdicts.append(verdict)
+        if unmasker is not None:
+            for message in messages:
+                content = message.get("content")
+                if isinstance(content, str):
+                    message["content"] = unmasker.unmask(content)
+        return msgspec.json.encode(document), verdicts
+
+    def _check_answer(
+        self, guardrail: Guardrail, choices: list[Any], context: CheckContext
+    ) -> Verdict:
+        spec = guardrail.spec
+        findings: list[Finding] = []
+        best = 0.0
+        reasons: list[str] = []
+        for choice in choices:
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if not isinstance(message, dict):
+                continue
+            content = message.get("content")
+            if not isinstance(content, str):
+                continue
+            result = guardrail.check(content, context)
+            score = result.overall
+            kept = [f for f in result.findings if f.score >= spec.threshold]
+            findings.extend(kept)
+            if result.reason and result.reason not in reasons:
+                reasons.append(result.reason)
+            best = max(best, score)
+            if not _triggers(score, spec.threshold):
+                continue
+            if spec.action == "block":
+                _filter_choice(choice)
+            elif spec.action == "mask" and kept:
+                message["content"] = self.masker(spec.mask_style).mask(content, kept)
+        return Verdict(
+            guardrail=spec.name,
+            kind=spec.kind,
+            direction="output",
+            action=spec.action,
+            triggered=_triggers(best, spec.threshold),
+            score=round(best, 4),
+            entities=count_kinds(findings),
+            reason="; ".join(reasons),
+        )
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="guardrails")
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+# --- the request's texts ---------------------------------------------------------------------
+
+
+def input_slots(payload: dict[str, Any], operation: str) -> list[Slot]:
+    """Every text a request sends: message contents (strings and text parts) for chat, the
+    input strings for embeddings (token arrays carry no text to check)."""
+    slots: list[Slot] = []
+    if operation == "embeddings":
+        value = payload.get("input")
+        if isinstance(value, str):
+            slots.append((payload, "input"))
+        elif isinstance(value, list):
+            slots.extend(
+                (value, index) for index, item in enumerate(value) if isinstance(item, str)
+            )
+        return slots
+    messages = payload.get("messages")
+    if not isinstance(messages, list):
+        return slots
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            slots.append((message, "content"))
+        elif isinstance(content, list):
+            for part in content:
+                if (
+                    isinstance(part, dict)
+                    and part.get("type") == "text"
+                    and isinstance(part.get("text"), str)
+                ):
+                    slots.append((part, "text"))
+    return slots
+
+
+# --- verdicts --------------------------------------------------------------------------------
+
+
+def record(trace: RequestTrace, verdicts: Iterable[Verdict], api_key_id: str | None) -> None:
+    """Each verdict as a `guardrail` decision, each finding verdict as a violation row, and
+    both in the metrics."""
+    for verdict in verdicts:
+        spec_action = verdict.action
+        action = "error" if verdict.failed else (spec_action if verdict.triggered else "pass")
+        _verdicts_total(verdict.guardrail, action).inc()
+        _check_seconds(verdict.guardrail, verdict.direction).observe(verdict.latency_us / 1e6)
+        trace.add_decision(
+            "guardrail",
+            "guardrails",
+            input={
+                "guardrail": verdict.guardrail,
+                "kind": verdict.kind,
+                "direction": verdict.direction,
+                "action": spec_action,
+            },
+            output={
+                "outcome": verdict.outcome,
+                "score": verdict.score,
+                "entities": verdict.entities,
+            },
+            reasoning=_reasoning(verdict),
+            evaluation_us=verdict.latency_us,
+        )
+        if verdict.triggered or verdict.failed:
+            trace.add_violation(
+                guardrail=verdict.guardrail,
+                kind=verdict.kind,
+                direction=verdict.direction,
+                action=spec_action,
+                entities=verdict.entities,
+                score=verdict.score,
+                latency_us=verdict.latency_us,
+                api_key_id=api_key_id,
+            )
+
+
+def header_value(verdicts: Iterable[Verdict], pending_output: Iterable[str] = ()) -> str:
+    """`pii=masked, injection=pass, pii@output=pass`; output checks still to run on a stream
+    read `name@output=streaming`."""
+    parts = [
+        f"{v.guardrail}{'@output' if v.direction == 'output' else ''}={v.outcome}" for v in verdicts
+    ]
+    parts.extend(f"{name}@output=streaming" for name in pending_output)
+    return ", ".join(parts)
+
+
+def blocked_error(verdict: Verdict) -> GatewayError:
+    if verdict.failed:
+        return GatewayError(
+            503,
+            f"The guardrail {verdict.guardrail!r} could not check this request, so it was not "
+            "sent.",
+            type="server_error",
+            code="guardrail_unavailable",
+        )
+    found = _found(verdict) or "a violation"
+    return GatewayError(
+        400,
+        f"The request was blocked by the guardrail {verdict.guardrail!r} ({verdict.kind}): "
+        f"found {found}.",
+        type="invalid_request_error",
+        code="guardrail_violation",
+        param="messages",
+    )
+
+
+def _verdict(
+    guardrail: Guardrail, direction: str, result: CheckResult, findings: list[Finding]
+) -> Verdict:
+    spec = guardrail.spec
+    score = result.overall
+    return Verdict(
+        guardrail=spec.name,
+        kind=spec.kind,
+        direction=direction,
+        action=spec.action,
+        triggered=_triggers(score, spec.threshold),
+        score=round(score, 4),
+        entities=count_kinds(findings or list(result.findings)),
+        reason=result.reason,
+    )
+
+
+def _failed(guardrail: Guardrail, direction: str, error: Exception) -> Verdict:
+    logger.warning(
+        "guardrail %r failed on the %s: %s", guardrail.name, direction, type(error).__name__
+    )
+    spec = guardrail.spec
+    return Verdict(
+        guardrail=spec.name,
+        kind=spec.kind,
+        direction=direction,
+        action=spec.action,
+        triggered=False,
+        score=0.0,
+        reason=f"the check failed ({type(error).__name__})",
+        failed=True,
+    )
+
+
+def _triggers(score: float, threshold: float) -> bool:
+    return score > 0 and score >= threshold
+
+
+def _filter_choice(choice: Any) -> None:
+    if not isinstance(choice, dict):
+        return
+    message = choice.get("message")
+    if isinstance(message, dict):
+        message["content"] = None
+        message.pop("tool_calls", None)
+        message.pop("function_call", None)
+    choice["finish_reason"] = CONTENT_FILTER
+
+
+def _found(verdict: Verdict) -> str:
+    return ", ".join(f"{kind} ({count})" for kind, count in sorted(verdict.entities.items()))
+
+
+def _reasoning(verdict: Verdict) -> str:
+    if verdict.failed:
+        return verdict.reason
+    where = "the request" if verdict.direction == "input" else "the answer"
+    if not verdict.triggered:
+        return f"nothing found in {where} (score {verdict.score:g})"
+    found = _found(verdict)
+    done = {"block": "blocked", "mask": "masked", "log": "logged and let through"}[verdict.action]
+    detail = f"; {verdict.reason}" if verdict.reason else ""
+    return f"found {found or 'a violation'} in {where} (score {verdict.score:g}): {done}{detail}"
+
+
+def _order(guardrail: Guardrail) -> int:
+    """Cheap request checks first, then blocking text checks, then logging ones, then the ones
+    that mask: a request about to be refused is not masked first, and a logging check still
+    sees what masking would hide."""
+    if not guardrail.reads_text:
+        return 0
+    return {"block": 1, "log": 2}.get(guardrail.spec.action, 3)

@@ -1,0 +1,356 @@
+"""The guardrails engine: selection, input checks (block, mask, log), answers, records."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import re
+import threading
+from typing import Any
+
+import msgspec
+import pytest
+
+from gateway.config import ConfigError, parse_config
+from gateway.errors import GatewayError
+from gateway.guardrail_model import CheckContext, CheckResult, Finding
+from gateway.guardrails import Guardrails, header_value, input_slots, record
+from telemetry.trace import RequestTrace
+
+CONTEXT = CheckContext(direction="input", model="m", metadata={"team": "a"})
+_TICKET = re.compile(r"TICKET-\d+")
+threads_seen: list[str] = []
+
+
+def tickets(text: str, context: CheckContext) -> CheckResult:
+    """A custom check for these tests: ticket numbers are findings."""
+    threads_seen.append(threading.current_thread().name)
+    found = tuple(Finding("TICKET", m.start(), m.end(), 0.9) for m in _TICKET.finditer(text))
+    return CheckResult(findings=found, reason=f"{len(found)} tickets" if found else "")
+
+
+def broken(text: str, context: CheckContext) -> CheckResult:
+    raise RuntimeError(f"cannot read {text}")
+
+
+DEFINITIONS: dict[str, Any] = {
+    "words": {"kind": "deny_list", "words": ["forbidden"], "action": "block"},
+    "tickets-mask": {
+        "kind": "custom",
+        "callable": "tests.gateway.test_guardrails:tickets",
+        "action": "mask",
+    },
+    "tickets-hash": {
+        "kind": "custom",
+        "callable": "tests.gateway.test_guardrails:tickets",
+        "action": "mask",
+        "mask_style": "hash",
+    },
+    "tickets-log": {
+        "kind": "custom",
+        "callable": "tests.gateway.test_guardrails:tickets",
+        "action": "log",
+    },
+    "broken-block": {"kind": "custom", "callable": "tests.gateway.test_guardrails:broken"},
+    "broken-log": {
+        "kind": "custom",
+        "callable": "tests.gateway.test_guardrails:broken",
+        "action": "log",
+    },
+    "team": {"kind": "required_metadata", "keys": ["team"]},
+    "size": {"kind": "max_input_tokens", "max_tokens": 10},
+    "out-words": {
+        "kind": "deny_list",
+        "words": ["forbidden"],
+        "direction": "output",
+        "action": "block",
+    },
+    "out-tickets": {
+        "kind": "custom",
+        "callable": "tests.gateway.test_guardrails:tickets",
+        "direction": "output",
+        "action": "mask",
+    },
+}
+
+
+def _guardrails(**settings: Any) -> Guardrails:
+    config = parse_config({"guardrails": {"definitions": DEFINITIONS, **settings}})
+    return Guardrails(config.guardrails)
+
+
+def _chat(*texts: str) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": t} for t in texts]}
+
+
+async def _input(guardrails: Guardrails, names: list[str], payload: dict[str, Any]) -> Any:
+    selection = guardrails.select(rule=names)
+    assert selection is not None
+    return await guardrails.check_input(selection, payload, "chat", CONTEXT)
+
+
+def test_no_guardrails_selects_nothing() -> None:
+    assert _guardrails().select() is None
+    assert _guardrails().select(workspace=(), key=(), rule=None) is None
+
+
+def test_selection_joins_default_workspace_key_and_rule_once_each() -> None:
+    guardrails = _guardrails(default=["team"])
+    selection = guardrails.select(
+        workspace=["words"], key=["words", "tickets-log"], rule=["out-words"]
+    )
+    assert selection is not None
+    assert [g.name for g in selection.input] == ["team", "words", "tickets-log"]
+    assert [g.name for g in selection.output] == ["out-words"]
+
+
+def test_an_undefined_guardrail_refuses_the_request_clearly() -> None:
+    with pytest.raises(GatewayError) as caught:
+        _guardrails().select(key=["gone"])
+    assert caught.value.status == 503
+    assert caught.value.code == "guardrail_unavailable"
+    assert "'gone'" in caught.value.message
+
+
+async def test_block_stops_at_the_first_violation_and_names_no_text() -> None:
+    outcome = await _input(_guardrails(), ["words", "tickets-log"], _chat("this is FORBIDDEN"))
+    assert outcome.blocked is not None and outcome.blocked.guardrail == "words"
+    assert [v.guardrail for v in outcome.verdicts] == ["words"]  # stopped there
+
+
+async def test_mask_rewrites_every_text_in_place() -> None:
+    payload = _chat("see TICKET-12 and TICKET-9", "nothing")
+    payload["messages"].append(
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "also TICKET-3"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            ],
+        }
+    )
+    outcome = await _input(_guardrails(), ["tickets-mask"], payload)
+    messages = payload["messages"]
+    assert messages[0]["content"] == "see <TICKET> and <TICKET>"
+    assert messages[1]["content"] == "nothing"
+    assert messages[2]["content"][0]["text"] == "also <TICKET>"
+    assert messages[2]["content"][1]["image_url"]["url"] == "data:image/png;base64,AAAA"
+    (verdict,) = outcome.verdicts
+    assert verdict.outcome == "masked" and verdict.entities == {"TICKET": 3}
+    assert verdict.score == 0.9
+
+
+async def test_hash_mask_gives_the_same_token_for_the_same_value() -> None:
+    payload = _chat("TICKET-12 then TICKET-12 and TICKET-13")
+    await _input(_guardrails(), ["tickets-hash"], payload)
+    tokens = re.findall(r"<TICKET_[0-9a-f]+>", payload["messages"][0]["content"])
+    assert len(tokens) == 3 and tokens[0] == tokens[1] != tokens[2]
+
+
+async def test_log_changes_nothing() -> None:
+    payload = _chat("TICKET-7")
+    original = copy.deepcopy(payload)
+    outcome = await _input(_guardrails(), ["tickets-log"], payload)
+    assert payload == original
+    assert outcome.blocked is None and outcome.verdicts[0].outcome == "flagged"
+
+
+async def test_request_checks_read_the_context() -> None:
+    guardrails = _guardrails()
+    selection = guardrails.select(rule=["team", "size"])
+    assert selection is not None
+    fine = await guardrails.check_input(selection, _chat("hi"), "chat", CONTEXT)
+    assert [v.outcome for v in fine.verdicts] == ["pass", "pass"]
+    big = msgspec.structs.replace(CONTEXT, estimated_input_tokens=11)
+    refused = await guardrails.check_input(selection, _chat("hi"), "chat", big)
+    assert refused.blocked is not None and refused.blocked.guardrail == "size"
+
+
+async def test_a_failing_check_blocks_unless_it_only_logs() -> None:
+    guardrails = _guardrails()
+    outcome = await _input(guardrails, ["broken-log"], _chat("secret words"))
+    assert outcome.blocked is None and outcome.verdicts[0].outcome == "error"
+    assert "secret" not in outcome.verdicts[0].reason
+    outcome = await _input(guardrails, ["broken-block"], _chat("secret words"))
+    assert outcome.blocked is not None and outcome.blocked.failed
+
+
+async def test_long_inputs_are_checked_off_the_event_loop() -> None:
+    guardrails = _guardrails(offload_chars=100)
+    try:
+        threads_seen.clear()
+        await _input(guardrails, ["tickets-log"], _chat("short"))
+        assert threads_seen == [threading.current_thread().name]
+        threads_seen.clear()
+        await _input(guardrails, ["tickets-log"], _chat("x" * 200))
+        assert threads_seen and threads_seen[0].startswith("guardrails")
+    finally:
+        guardrails.close()
+
+
+async def test_the_loop_keeps_running_while_a_long_input_is_checked() -> None:
+    guardrails = _guardrails(offload_chars=10)
+    ticks = 0
+    stop = asyncio.Event()
+
+    async def tick() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await _input(guardrails, ["words"], _chat("forbidden? no. " * 20_000))
+    finally:
+        stop.set()
+        await ticker
+        guardrails.close()
+    assert ticks > 1
+
+
+def test_input_slots_cover_chat_and_embeddings() -> None:
+    payload = {"input": ["a", [1, 2], "b"]}
+    assert [c[k] for c, k in input_slots(payload, "embeddings")] == ["a", "b"]
+    assert [c[k] for c, k in input_slots({"input": "x"}, "embeddings")] == ["x"]
+    chat = {"messages": [{"role": "user", "content": None}, "junk", {"content": "y"}]}
+    assert [c[k] for c, k in input_slots(chat, "chat")] == ["y"]
+    assert input_slots({"messages": "nope"}, "chat") == []
+
+
+def _answer(*contents: str | None) -> bytes:
+    return msgspec.json.encode(
+        {
+            "id": "c",
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": c},
+                    "finish_reason": "stop",
+                }
+                for i, c in enumerate(contents)
+            ],
+        }
+    )
+
+
+def test_answers_blocked_per_choice_with_content_filter() -> None:
+    guardrails = _guardrails()
+    selection = guardrails.select(rule=["out-words"])
+    body, verdicts = guardrails.check_answer(
+        selection, None, _answer("fine", "forbidden!"), CONTEXT
+    )
+    choices = msgspec.json.decode(body)["choices"]
+    assert choices[0]["message"]["content"] == "fine" and choices[0]["finish_reason"] == "stop"
+    assert choices[1]["message"]["content"] is None
+    assert choices[1]["finish_reason"] == "content_filter"
+    assert [v.outcome for v in verdicts] == ["blocked"]
+
+
+def test_answers_masked_then_unmasked() -> None:
+    async def masked_input() -> Any:
+        return await _input(guardrails, ["tickets-hash"], payload)
+
+    guardrails = _guardrails()
+    payload = _chat("about TICKET-77")
+    outcome = asyncio.run(masked_input())
+    outcome.unmask = True  # as `unmask: true` on the guardrail asks
+    token = re.search(r"<TICKET_[0-9a-f]+>", payload["messages"][0]["content"])
+    assert token is not None
+    selection = guardrails.select(rule=["out-tickets"])
+    body, verdicts = guardrails.check_answer(
+        selection, outcome, _answer(f"{token.group()} is closed; TICKET-5 is open"), CONTEXT
+    )
+    content = msgspec.json.decode(body)["choices"][0]["message"]["content"]
+    assert content == "TICKET-77 is closed; <TICKET> is open"
+    assert verdicts[0].entities == {"TICKET": 1}
+
+
+def test_an_answer_without_output_guardrails_is_untouched() -> None:
+    guardrails = _guardrails()
+    body = _answer("hello")
+    assert guardrails.check_answer(None, None, body, CONTEXT) == (body, [])
+
+
+def test_verdicts_become_decisions_violations_and_a_header() -> None:
+    guardrails = _guardrails()
+    outcome = asyncio.run(_input(guardrails, ["team", "tickets-log"], _chat("TICKET-1")))
+    trace = RequestTrace(None)
+    record(trace, outcome.verdicts, "key-1")
+    assert [d.type for d in trace.decisions] == ["guardrail", "guardrail"]
+    assert trace.decisions[1].output["entities"] == {"TICKET": 1}
+    assert "TICKET-1" not in str([d.reasoning for d in trace.decisions])
+    (violation,) = trace.violations
+    assert (violation.guardrail, violation.action, violation.api_key_id) == (
+        "tickets-log",
+        "log",
+        "key-1",
+    )
+    assert header_value(outcome.verdicts, ["out"]) == (
+        "team=pass, tickets-log=flagged, out@output=streaming"
+    )
+
+
+@pytest.mark.parametrize(
+    ("definition", "problem"),
+    [
+        ({"kind": "pi"}, "guardrails.definitions.g.kind: unknown kind 'pi' (did you mean 'pii'?)"),
+        ({"kind": "max_input_tokens"}, "missing required field 'max_tokens'"),
+        (
+            {"kind": "prompt_injection", "action": "mask"},
+            "guardrails.definitions.g.action: a prompt_injection guardrail cannot mask",
+        ),
+        (
+            {"kind": "required_metadata", "keys": ["a"], "direction": "output"},
+            "guardrails.definitions.g.direction: a required_metadata guardrail checks the input",
+        ),
+        (
+            {"kind": "json_schema", "direction": "input"},
+            "guardrails.definitions.g.direction: a json_schema guardrail checks the output",
+        ),
+        (
+            {"kind": "deny_list", "patterns": ["(unclosed"]},
+            "guardrails.definitions.g.patterns:",
+        ),
+        ({"kind": "deny_list"}, "a deny_list needs words or patterns"),
+        (
+            {"kind": "custom", "callable": "tests.gateway.test_guardrails:missing"},
+            "guardrails.definitions.g.callable:",
+        ),
+        ({"kind": "pii", "unmask": True}, "unmask needs action: mask and mask_style: hash"),
+        ({"kind": "pii", "threshold": 2}, "expected a number between 0 and 1"),
+        ({"kind": "pii", "entities": ["EMAIL"]}, "guardrails.definitions.g.entities[0]:"),
+        ({"kind": "pii", "colour": "red"}, "unknown field 'colour'"),
+    ],
+)
+def test_config_problems_name_their_path(definition: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"guardrails": {"definitions": {"g": definition}}})
+    assert any(problem in line for line in caught.value.problems), caught.value.problems
+
+
+def test_config_defaults_and_rules_must_name_defined_guardrails() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            {
+                "guardrails": {"default": ["wordz"], "definitions": {"words": DEFINITIONS["words"]}},
+                "rules": [{"id": "r", "when": {"tags": "x"}, "then": {"guardrails": ["nope"]}}],
+            }
+        )
+    problems = "\n".join(caught.value.problems)
+    assert "guardrails.default[0]: unknown guardrail 'wordz' (did you mean 'words'?)" in problems
+    assert "rules[0].then.guardrails: unknown guardrail 'nope'" in problems
+
+
+def test_config_without_guardrails_builds_nothing() -> None:
+    config = parse_config({})
+    assert config.guardrails.definitions == {} and config.guardrails.default == ()
+
+
+def test_mask_secret_is_kept_secret() -> None:
+    config = parse_config(
+        {"guardrails": {"mask_secret": "s3cr3t-value", "definitions": {"w": DEFINITIONS["words"]}}}
+    )
+    assert "s3cr3t-value" not in repr(config)
+    assert Guardrails(config.guardrails).secret == b"s3cr3t-value"
