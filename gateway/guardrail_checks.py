@@ -49,20 +49,30 @@ def _pii(spec: GuardrailSpec) -> Check:
                 f"unknown entity {entity!r}; available: {', '.join(sorted(known))}",
             )
     try:
-        scanner = _shared_scanner(spec.entities, spec.language, spec.threshold, spec.ner_model)
+        scanner = _shared_scanner(
+            spec.entities, spec.language, spec.threshold, spec.ner_model, spec.phone_regions
+        )
     except ValueError as error:
-        raise CheckUnavailable("ner_model" if spec.ner_model else "", str(error)) from None
+        field = "phone_regions" if "region" in str(error) else "ner_model" if spec.ner_model else ""
+        raise CheckUnavailable(field, str(error)) from None
     return lambda text, context: scanner.scan(text)
 
 
 @functools.lru_cache(maxsize=32)
 def _shared_scanner(
-    entities: tuple[str, ...], language: str, threshold: float, ner_model: str | None
+    entities: tuple[str, ...],
+    language: str,
+    threshold: float,
+    ner_model: str | None,
+    phone_regions: tuple[str, ...] | None,
 ) -> Any:
     """Scanners hold compiled recognizers (and perhaps a spaCy model): one per configuration."""
     from gateway.guardrail_pii import PiiScanner
 
-    return PiiScanner(entities, language=language, threshold=threshold, ner_model=ner_model)
+    regions = {} if phone_regions is None else {"phone_regions": phone_regions}
+    return PiiScanner(
+        entities, language=language, threshold=threshold, ner_model=ner_model, **regions
+    )
 
 
 def _injection(spec: GuardrailSpec) -> Check:

@@ -49,7 +49,7 @@ SECTION_FIELDS: Final = (
 )
 COMMON_FIELDS: Final = ("kind", "action", "direction", "threshold")
 KIND_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
-    "pii": ("entities", "language", "ner_model", "mask_style", "unmask"),
+    "pii": ("entities", "language", "ner_model", "phone_regions", "mask_style", "unmask"),
     "prompt_injection": (),
     "deny_list": ("words", "patterns", "case_sensitive", "mask_style"),
     "max_input_tokens": ("max_tokens",),
@@ -208,6 +208,9 @@ def _parse_spec(name: str, value: Any, path: str, reader: Reader) -> GuardrailSp
         language=reader.string(fields.get("language"), f"{path}.language", default="en"),
         ner_model=reader.string(fields.get("ner_model"), f"{path}.ner_model") or None,
         callable=reader.string(fields.get("callable"), f"{path}.callable") or None,
+        phone_regions=tuple(_strings(fields["phone_regions"], f"{path}.phone_regions", reader))
+        if "phone_regions" in fields
+        else None,
         **_entities(fields, path, reader),
     )
     if kind == "deny_list" and not (spec.words or spec.patterns):

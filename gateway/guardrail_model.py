@@ -125,6 +125,9 @@ class GuardrailSpec(msgspec.Struct, frozen=True, kw_only=True):
     ner_model: str | None = None
     """An installed spaCy model (such as `en_core_web_sm`) for names and places; without one the
     pattern recognizers run on a blank pipeline."""
+    phone_regions: tuple[str, ...] | None = None
+    """Regions whose national phone formats are recognised (international `+` numbers always
+    are); None for the scanner's default."""
     mask_style: str = "type"
     unmask: bool = False
     # deny_list

@@ -75,9 +75,7 @@ class StreamGuard:
         self.masker = masker
         self.window_chars = window_chars
         self.hold_chars = hold_chars
-        self.holds = unmasker is not None or any(
-            g.spec.action != "log" for g in self.text_checks
-        )
+        self.holds = unmasker is not None or any(g.spec.action != "log" for g in self.text_checks)
         self.blocked: Verdict | None = None
         self._choices: dict[int, _ChoiceText] = {}
         self._tallies = {g.name: _Tally() for g in self.text_checks}

@@ -164,7 +164,9 @@ class Guardrails:
                 if guardrail.reads_text:
                     verdict = self._check_texts(guardrail, slots, context, outcome)
                 else:
-                    verdict = _verdict(guardrail, "input", guardrail.check("", context), [])
+                    scan = _Scan(spec)
+                    scan.add(guardrail.check("", context))
+                    verdict = scan.verdict("input")
             except Exception as error:
                 verdict = _failed(guardrail, "input", error)
             verdict.latency_us = (time.perf_counter() - started) * 1e6
@@ -185,33 +187,13 @@ class Guardrails:
         outcome: InputOutcome,
     ) -> Verdict:
         spec = guardrail.spec
-        findings: list[Finding] = []
-        best = 0.0
-        reasons: list[str] = []
+        scan = _Scan(spec)
         for container, key in slots:
             text = container[key]
-            result = guardrail.check(text, context)
-            score = result.overall
-            if score <= best and not result.findings:
-                continue
-            best = max(best, score)
-            if result.reason and result.reason not in reasons:
-                reasons.append(result.reason)
-            kept = [f for f in result.findings if f.score >= spec.threshold]
-            findings.extend(kept)
-            if spec.action == "mask" and kept and _triggers(score, spec.threshold):
-                masker = self._masker(outcome, spec)
-                container[key] = masker.mask(text, kept)
-        verdict = Verdict(
-            guardrail=spec.name,
-            kind=spec.kind,
-            direction="input",
-            action=spec.action,
-            triggered=_triggers(best, spec.threshold),
-            score=round(best, 4),
-            entities=count_kinds(findings),
-            reason="; ".join(reasons),
-        )
+            acted_on = scan.add(guardrail.check(text, context))
+            if spec.action == "mask" and acted_on:
+                container[key] = self._masker(outcome, spec).mask(text, acted_on)
+        verdict = scan.verdict("input")
         if spec.unmask and verdict.triggered:
             outcome.unmask = True
         return verdict
@@ -276,39 +258,20 @@ class Guardrails:
         self, guardrail: Guardrail, choices: list[Any], context: CheckContext
     ) -> Verdict:
         spec = guardrail.spec
-        findings: list[Finding] = []
-        best = 0.0
-        reasons: list[str] = []
+        scan = _Scan(spec)
         for choice in choices:
             message = choice.get("message") if isinstance(choice, dict) else None
-            if not isinstance(message, dict):
+            if not isinstance(message, dict) or not isinstance(message.get("content"), str):
                 continue
-            content = message.get("content")
-            if not isinstance(content, str):
-                continue
-            result = guardrail.check(content, context)
-            score = result.overall
-            kept = [f for f in result.findings if f.score >= spec.threshold]
-            findings.extend(kept)
-            if result.reason and result.reason not in reasons:
-                reasons.append(result.reason)
-            best = max(best, score)
-            if not _triggers(score, spec.threshold):
+            content = message["content"]
+            acted_on = scan.add(guardrail.check(content, context))
+            if acted_on is None:
                 continue
             if spec.action == "block":
                 _filter_choice(choice)
-            elif spec.action == "mask" and kept:
-                message["content"] = self.masker(spec.mask_style).mask(content, kept)
-        return Verdict(
-            guardrail=spec.name,
-            kind=spec.kind,
-            direction="output",
-            action=spec.action,
-            triggered=_triggers(best, spec.threshold),
-            score=round(best, 4),
-            entities=count_kinds(findings),
-            reason="; ".join(reasons),
-        )
+            elif spec.action == "mask" and acted_on:
+                message["content"] = self.masker(spec.mask_style).mask(content, acted_on)
+        return scan.verdict("output")
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -319,6 +282,42 @@ class Guardrails:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+
+class _Scan:
+    """One guardrail's results over the texts of a request (or the choices of an answer),
+    folded into one verdict."""
+
+    __slots__ = ("best", "findings", "reasons", "spec")
+
+    def __init__(self, spec: GuardrailSpec) -> None:
+        self.spec = spec
+        self.best = 0.0
+        self.findings: list[Finding] = []
+        self.reasons: list[str] = []
+
+    def add(self, result: CheckResult) -> list[Finding] | None:
+        """Note one text's result; the findings to act on when it triggers, else None."""
+        score = result.overall
+        self.best = max(self.best, score)
+        if result.reason and result.reason not in self.reasons:
+            self.reasons.append(result.reason)
+        kept = [f for f in result.findings if f.score >= self.spec.threshold]
+        self.findings.extend(kept)
+        return kept if _triggers(score, self.spec.threshold) else None
+
+    def verdict(self, direction: str) -> Verdict:
+        spec = self.spec
+        return Verdict(
+            guardrail=spec.name,
+            kind=spec.kind,
+            direction=direction,
+            action=spec.action,
+            triggered=_triggers(self.best, spec.threshold),
+            score=round(self.best, 4),
+            entities=count_kinds(self.findings),
+            reason="; ".join(self.reasons),
+        )
 
 
 # --- the request's texts ---------------------------------------------------------------------
@@ -425,23 +424,6 @@ def blocked_error(verdict: Verdict) -> GatewayError:
         type="invalid_request_error",
         code="guardrail_violation",
         param="messages",
-    )
-
-
-def _verdict(
-    guardrail: Guardrail, direction: str, result: CheckResult, findings: list[Finding]
-) -> Verdict:
-    spec = guardrail.spec
-    score = result.overall
-    return Verdict(
-        guardrail=spec.name,
-        kind=spec.kind,
-        direction=direction,
-        action=spec.action,
-        triggered=_triggers(score, spec.threshold),
-        score=round(score, 4),
-        entities=count_kinds(findings or list(result.findings)),
-        reason=result.reason,
     )
 
 

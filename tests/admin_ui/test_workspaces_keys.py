@@ -116,9 +116,9 @@ def test_workspaces_are_created_read_listed_and_updated(gateway: GatewayProcess)
             {"slug": "ok-slug", "settings": {"budgets": [{"limit_usd": "x", "window": "daily"}]}},
             "settings.budgets[0].limit_usd",
         ),
-        ({"slug": "ok-slug", "settings": {"guardrails": "pii"}}, "settings.guardrails"),
+        ({"slug": "ok-slug", "settings": {"guardrails": "codenames"}}, "settings.guardrails"),
         (
-            {"slug": "ok-slug", "settings": {"guardrails": ["pii", "not a name"]}},
+            {"slug": "ok-slug", "settings": {"guardrails": ["codenames", "not a name"]}},
             "settings.guardrails[1]",
         ),
         ({"slug": "ok-slug", "colour": "red"}, "colour"),
@@ -137,14 +137,14 @@ def test_a_bad_workspace_is_a_400_naming_the_field(
 def test_workspace_guardrails_are_settings_like_the_limits(gateway: GatewayProcess) -> None:
     with gateway.http() as http:
         workspace = make_workspace(
-            http, "guarded", settings={"guardrails": ["pii", "injection"], "rpm_limit": 30}
+            http, "guarded", settings={"guardrails": ["codenames", "injection"], "rpm_limit": 30}
         )
         path = f"/admin/api/workspaces/{workspace['slug']}"
-        assert workspace["settings"]["guardrails"] == ["pii", "injection"]
-        assert http.get(path).json()["settings"]["guardrails"] == ["pii", "injection"]
+        assert workspace["settings"]["guardrails"] == ["codenames", "injection"]
+        assert http.get(path).json()["settings"]["guardrails"] == ["codenames", "injection"]
 
         merged = http.patch(path, json={"settings": {"max_parallel": 4}}).json()
-        assert merged["settings"]["guardrails"] == ["pii", "injection"]
+        assert merged["settings"]["guardrails"] == ["codenames", "injection"]
         replaced = http.patch(path, json={"settings": {"guardrails": ["deny.words"]}}).json()
         assert replaced["settings"]["guardrails"] == ["deny.words"]
         assert (replaced["settings"]["rpm_limit"], replaced["settings"]["max_parallel"]) == (30, 4)
@@ -157,7 +157,7 @@ def test_workspace_guardrails_are_settings_like_the_limits(gateway: GatewayProce
 
         emptied = http.patch(path, json={"settings": {"guardrails": []}}).json()
         assert emptied["settings"]["guardrails"] == []
-        http.patch(path, json={"settings": {"guardrails": ["pii"]}})
+        http.patch(path, json={"settings": {"guardrails": ["codenames"]}})
         cleared = http.patch(path, json={"settings": {"guardrails": None}}).json()
         assert cleared["settings"]["guardrails"] == []
     (row,) = gateway.database.rows(
@@ -183,7 +183,7 @@ def test_a_key_made_over_the_api_works_and_stops_when_revoked(gateway: GatewayPr
             max_parallel=8,
             budgets=[{"limit_usd": "10.00", "window": "monthly", "soft_percent": 80}],
             default_tags=["billing"],
-            guardrails=["pii"],
+            guardrails=["codenames"],
             metadata={"owner": "payments"},
             expires_at="2040-01-01T00:00:00Z",
         )
@@ -199,7 +199,7 @@ def test_a_key_made_over_the_api_works_and_stops_when_revoked(gateway: GatewayPr
         assert (key["rpm_limit"], key["tpm_limit"], key["max_parallel"]) == (600, 100_000, 8)
         assert key["budgets"] == [{"limit_usd": "10.00", "window": "monthly", "soft_percent": 80}]
         assert (key["default_tags"], key["metadata"]) == (["billing"], {"owner": "payments"})
-        assert key["guardrails"] == ["pii"]
+        assert key["guardrails"] == ["codenames"]
         assert key["expires_at"] == "2040-01-01T00:00:00Z"
 
         fetched = http.get(f"/admin/api/keys/{key['id']}")
@@ -282,9 +282,9 @@ def test_keys_are_updated_partly_and_delete_revokes(gateway: GatewayProcess) -> 
         ({"name": "x", "max_parallel": "4"}, "max_parallel"),
         ({"name": "x", "allowed_models": []}, "allowed_models"),
         ({"name": "x", "default_tags": ["ok", 3]}, "default_tags[1]"),
-        ({"name": "x", "guardrails": "pii"}, "guardrails"),
-        ({"name": "x", "guardrails": ["pii", "bad name"]}, "guardrails[1]"),
-        ({"name": "x", "guardrails": ["pii", "pii"]}, "guardrails[1]"),
+        ({"name": "x", "guardrails": "codenames"}, "guardrails"),
+        ({"name": "x", "guardrails": ["codenames", "bad name"]}, "guardrails[1]"),
+        ({"name": "x", "guardrails": ["codenames", "codenames"]}, "guardrails[1]"),
         ({"name": "x", "guardrails": [f"g{i}" for i in range(33)]}, "guardrails"),
         ({"name": "x", "metadata": "text"}, "metadata"),
         ({"name": "x", "expires_at": "next tuesday"}, "expires_at"),
@@ -306,16 +306,16 @@ def test_a_bad_key_is_a_400_naming_the_field(
 
 def test_key_guardrails_are_read_replaced_and_cleared(gateway: GatewayProcess) -> None:
     with gateway.http() as http:
-        key = make_key(http, name="screened", guardrails=["pii", "injection"], rpm_limit=3)
+        key = make_key(http, name="screened", guardrails=["codenames", "injection"], rpm_limit=3)
         key.pop("key")
         path = f"/admin/api/keys/{key['id']}"
-        assert key["guardrails"] == ["pii", "injection"]
+        assert key["guardrails"] == ["codenames", "injection"]
         assert http.get(path).json() == key
         plain = make_key(http, name="unscreened")
         assert plain["guardrails"] == []
 
         kept = http.patch(path, json={"rpm_limit": 4}).json()
-        assert kept["guardrails"] == ["pii", "injection"]
+        assert kept["guardrails"] == ["codenames", "injection"]
         replaced = http.patch(path, json={"guardrails": ["deny.words"]}).json()
         assert (replaced["guardrails"], replaced["rpm_limit"]) == (["deny.words"], 4)
 
@@ -326,7 +326,7 @@ def test_key_guardrails_are_read_replaced_and_cleared(gateway: GatewayProcess) -
         assert http.get(path).json() == replaced
 
         assert http.patch(path, json={"guardrails": []}).json()["guardrails"] == []
-        http.patch(path, json={"guardrails": ["pii"]})
+        http.patch(path, json={"guardrails": ["codenames"]})
         assert http.patch(path, json={"guardrails": None}).json()["guardrails"] == []
     (row,) = gateway.database.rows("SELECT guardrails FROM api_keys WHERE key_id = :k", k=key["id"])
     assert row["guardrails"] in ([], "[]")
@@ -428,10 +428,12 @@ def test_an_admin_key_of_the_default_workspace_is_the_operators(gateway: Gateway
 
 def test_guardrail_names_must_be_defined_in_the_config(gateway: GatewayProcess) -> None:
     with gateway.http() as http:
-        refused = http.post("/admin/api/keys", json={"name": "x", "guardrails": ["pii", "pi"]})
+        refused = http.post(
+            "/admin/api/keys", json={"name": "x", "guardrails": ["codenames", "codename"]}
+        )
         error = error_of(refused, 400)
         assert error["param"] == "guardrails[1]"
-        assert "unknown guardrail 'pi' (did you mean 'pii'?)" in error["message"]
+        assert "unknown guardrail 'codename' (did you mean 'codenames'?)" in error["message"]
         refused = http.post(
             "/admin/api/workspaces", json={"slug": "gr-x", "settings": {"guardrails": ["nope"]}}
         )

@@ -271,7 +271,7 @@ def gateway(
         limits={"max_body_bytes": 1_000_000},
         guardrails={
             "definitions": {
-                "pii": {"kind": "pii", "action": "log"},
+                "codenames": {"kind": "deny_list", "words": ["project falcon"], "action": "log"},
                 "injection": {"kind": "prompt_injection", "action": "log"},
                 "deny.words": {"kind": "deny_list", "words": ["unwelcome"], "action": "log"},
             }

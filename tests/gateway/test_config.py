@@ -74,7 +74,9 @@ def test_example_file_loads() -> None:
         "premium-to-chat",
         "short-prompts-local",
         "free-tier-limits",
+        "support-masks-pii",
     ]
+    assert list(config.guardrails.definitions) == ["pii", "injection"]
     assert config.rules[2]["continue"] is True
 
 
@@ -224,7 +226,7 @@ prices:
         ),
         (
             "telemetry:\n  store_content: some\n",
-            "telemetry.store_content: expected one of full, none; got 'some'",
+            "telemetry.store_content: expected one of full, redacted, none; got 'some'",
         ),
         (
             PROVIDERS + "models:\n  gpt-4o-mini:\n    deployment: [{provider: openai}]\n",
@@ -328,7 +330,7 @@ telemetry:
         "models.fast[0].weight: expected a positive number, got -1",
         "models.fast[1].provider: unknown provider 'opnai' (did you mean 'openai'?)",
         "models.gpt-4o-mini: unknown field 'deployment' (did you mean 'deployments'?)",
-        "telemetry.store_content: expected one of full, none; got 'some'",
+        "telemetry.store_content: expected one of full, redacted, none; got 'some'",
     ]
     assert str(caught.value) == "\n".join(caught.value.problems)
     assert caught.value.source == str(tmp_path / "steerway.yaml")
@@ -368,7 +370,7 @@ def test_duplicate_keys_are_reported_with_other_problems(tmp_path: Path) -> None
     text = "models: {}\ntelemetry: {store_content: some}\nmodels: {}\n"
     assert problems_of(tmp_path, text) == [
         "line 3, column 1: duplicate key 'models' (only the last one would count)",
-        "telemetry.store_content: expected one of full, none; got 'some'",
+        "telemetry.store_content: expected one of full, redacted, none; got 'some'",
     ]
 
 
