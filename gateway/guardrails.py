@@ -46,8 +46,11 @@ CONTENT_FILTER: Final = "content_filter"
 _verdicts_total = metrics.Labelled(metrics.guardrail_verdicts_total)
 _check_seconds = metrics.Labelled(metrics.guardrail_check_seconds)
 
-Slot = tuple[MutableMapping[str, Any] | MutableSequence[Any], Any]
-"""Where one text of a request lives: its container and the key or index in it."""
+Slot = tuple[MutableMapping[str, Any] | MutableSequence[Any], Any, str]
+"""Where one text of a request lives: its container, the key or index in it, and the role of
+its message (`user` for embedding inputs)."""
+DEVELOPER_ROLES: Final = frozenset({"system", "developer"})
+"""Whose messages are the application's own instructions: not read for prompt injection."""
 
 
 class Guardrail:
@@ -145,7 +148,7 @@ class Guardrails:
         context: CheckContext,
     ) -> InputOutcome:
         slots = input_slots(payload, operation)
-        size = sum(len(container[key]) for container, key in slots)
+        size = sum(len(container[key]) for container, key, _ in slots)
         if size > self.offload_chars:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(
@@ -188,7 +191,10 @@ class Guardrails:
     ) -> Verdict:
         spec = guardrail.spec
         scan = _Scan(spec)
-        for container, key in slots:
+        skip = DEVELOPER_ROLES if spec.kind == "prompt_injection" else frozenset()
+        for container, key, role in slots:
+            if role in skip:
+                continue
             text = container[key]
             acted_on = scan.add(guardrail.check(text, context))
             if spec.action == "mask" and acted_on:
@@ -302,9 +308,13 @@ class _Scan:
         self.best = max(self.best, score)
         if result.reason and result.reason not in self.reasons:
             self.reasons.append(result.reason)
-        kept = [f for f in result.findings if f.score >= self.spec.threshold]
+        threshold = self.spec.threshold
+        kept = [f for f in result.findings if f.score >= threshold]
+        triggers = _triggers(score, threshold)
+        if triggers and not kept:
+            kept = list(result.findings)  # weak findings that add up to a violation together
         self.findings.extend(kept)
-        return kept if _triggers(score, self.spec.threshold) else None
+        return kept if triggers else None
 
     def verdict(self, direction: str) -> Verdict:
         spec = self.spec
@@ -330,10 +340,10 @@ def input_slots(payload: dict[str, Any], operation: str) -> list[Slot]:
     if operation == "embeddings":
         value = payload.get("input")
         if isinstance(value, str):
-            slots.append((payload, "input"))
+            slots.append((payload, "input", "user"))
         elif isinstance(value, list):
             slots.extend(
-                (value, index) for index, item in enumerate(value) if isinstance(item, str)
+                (value, index, "user") for index, item in enumerate(value) if isinstance(item, str)
             )
         return slots
     messages = payload.get("messages")
@@ -343,8 +353,10 @@ def input_slots(payload: dict[str, Any], operation: str) -> list[Slot]:
         if not isinstance(message, dict):
             continue
         content = message.get("content")
+        role = message.get("role")
+        role = role if isinstance(role, str) else "user"
         if isinstance(content, str):
-            slots.append((message, "content"))
+            slots.append((message, "content", role))
         elif isinstance(content, list):
             for part in content:
                 if (
@@ -352,7 +364,7 @@ def input_slots(payload: dict[str, Any], operation: str) -> list[Slot]:
                     and part.get("type") == "text"
                     and isinstance(part.get("text"), str)
                 ):
-                    slots.append((part, "text"))
+                    slots.append((part, "text", role))
     return slots
 
 
