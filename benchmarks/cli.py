@@ -18,13 +18,23 @@ from benchmarks.peers import BENCH_DIR
 from benchmarks.processes import StartupError
 from benchmarks.report import Report, update_readme
 from benchmarks.results import ScenarioResult
-from benchmarks.scenarios import SCENARIOS, run_scenario
+from benchmarks.scenarios import SCENARIOS, Scenario, run_scenario
 from benchmarks.soak import SoakSettings, run_soak
 from benchmarks.targets import LITELLM_ENVIRONMENT, Workspace
 from benchmarks.wrk import INSTALL_HINT, wrk_path
 
 RESULTS_DIR = Path(__file__).parent / "results"
 README = Path(__file__).parent / "README.md"
+
+
+def guardrails(harness: Harness) -> list[ScenarioResult]:
+    from benchmarks.guardrails_scenario import run_guardrails
+
+    return run_guardrails(harness)
+
+
+ALL_SCENARIOS: dict[str, Scenario] = {**SCENARIOS, "guardrails": guardrails}
+"""Every scenario, in the order a full run takes them."""
 
 
 def positive_int(text: str) -> int:
@@ -75,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "scenarios",
         nargs="*",
         metavar="SCENARIO",
-        help=f"scenarios to run (default: all): {', '.join(SCENARIOS)}",
+        help=f"scenarios to run (default: all): {', '.join(ALL_SCENARIOS)}",
     )
     parser.add_argument(
         "--targets",
@@ -208,7 +218,7 @@ def settings_lines(
 
 
 def default_output(scenarios: list[str], today: str) -> Path:
-    if scenarios == list(SCENARIOS):
+    if scenarios == list(ALL_SCENARIOS):
         return RESULTS_DIR / f"{today}.md"
     return RESULTS_DIR / f"{today}-{'-'.join(scenarios)}.md"
 
@@ -221,9 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         return profile_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    unknown = [name for name in args.scenarios if name not in SCENARIOS]
+    unknown = [name for name in args.scenarios if name not in ALL_SCENARIOS]
     if unknown:
-        parser.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+        parser.error(
+            f"unknown scenario {', '.join(unknown)}; choose from {', '.join(ALL_SCENARIOS)}"
+        )
     if args.soak_samples > args.soak_requests:
         parser.error(
             f"--soak-samples ({args.soak_samples}) cannot exceed "
@@ -232,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     if wrk_path() is None:
         print(INSTALL_HINT, file=sys.stderr)
         return 2
-    scenarios = [name for name in SCENARIOS if name in args.scenarios] or list(SCENARIOS)
+    scenarios = [name for name in ALL_SCENARIOS if name in args.scenarios] or list(ALL_SCENARIOS)
     options = Options(
         runs=args.runs,
         duration_s=args.duration,
@@ -263,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[ScenarioResult] = []
     try:
         harness.require_mocks()
-        overrides = {"soak": lambda h: run_soak(h, soak)}
+        overrides: dict[str, Scenario] = {**ALL_SCENARIOS, "soak": lambda h: run_soak(h, soak)}
         for name in scenarios:
             results.extend(run_scenario(harness, name, overrides))
     except KeyboardInterrupt:
@@ -290,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     output.write_text(report.document())
     print(report.document())
     print(f"[bench] results written to {output}; logs in {workspace.logs}")
-    if scenarios == list(SCENARIOS) and not args.no_readme:
+    if scenarios == list(ALL_SCENARIOS) and not args.no_readme:
         relative = (
             output.relative_to(README.parent) if output.is_relative_to(README.parent) else output
         )

@@ -285,7 +285,9 @@ def test_json_schema_of_the_answer(guarded: GatewayProcess) -> None:
 def test_a_keys_guardrails_apply_to_all_its_requests(
     guarded: GatewayProcess, mock_provider: MockProcess
 ) -> None:
-    key = create_key(guarded, "--name", "masked-" + uuid.uuid4().hex[:6], "--guardrails", "pii-mask")
+    key = create_key(
+        guarded, "--name", "masked-" + uuid.uuid4().hex[:6], "--guardrails", "pii-mask"
+    )
     client = guarded.client(api_key=key.plaintext)
     client.chat.completions.create(
         model="mock-gpt", messages=[{"role": "user", "content": f"to {EMAIL}"}]
