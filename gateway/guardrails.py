@@ -53,6 +53,48 @@ DEVELOPER_ROLES: Final = frozenset({"system", "developer"})
 """Whose messages are the application's own instructions: not read for prompt injection."""
 
 
+SLICE_CHARS: Final = 8192
+SLICE_OVERLAP: Final = 512
+SLICED_KINDS: Final = frozenset({"pii", "deny_list"})
+"""Span-finding checks whose findings do not depend on the rest of the text."""
+
+
+def sliced(check: Check) -> Check:
+    """`check` run over a long text one overlapping slice at a time.
+
+    A regular-expression pass holds the interpreter lock for as long as it runs: over a 200 KB
+    prompt, one pass can keep the event loop's thread waiting for tens of milliseconds even though
+    the check runs in a worker thread. Slices keep each pass short. Findings that two slices both
+    see are reported once; a value longer than the overlap could be cut by a slice edge.
+    """
+
+    def run(text: str, context: CheckContext) -> CheckResult:
+        if len(text) <= SLICE_CHARS:
+            return check(text, context)
+        found: list[Finding] = []
+        step = SLICE_CHARS - SLICE_OVERLAP
+        for start in range(0, len(text) - SLICE_OVERLAP, step):
+            result = check(text[start : start + SLICE_CHARS], context)
+            found.extend(
+                Finding(f.kind, f.start + start, f.end + start, f.score) for f in result.findings
+            )
+        return CheckResult(findings=_without_overlaps(found))
+
+    return run
+
+
+def _without_overlaps(findings: list[Finding]) -> tuple[Finding, ...]:
+    """The longest of overlapping findings (the higher score on a tie), in text order."""
+    kept: list[Finding] = []
+    for finding in sorted(findings, key=lambda f: (f.start, f.start - f.end, -f.score)):
+        last = kept[-1] if kept else None
+        if last is None or finding.start >= last.end:
+            kept.append(finding)
+        elif (finding.end - finding.start, finding.score) > (last.end - last.start, last.score):
+            kept[-1] = finding
+    return tuple(kept)
+
+
 class Guardrail:
     """A declared guardrail with its check built."""
 
@@ -60,7 +102,7 @@ class Guardrail:
 
     def __init__(self, spec: GuardrailSpec, check: Check) -> None:
         self.spec = spec
-        self.check = check
+        self.check = sliced(check) if spec.kind in SLICED_KINDS else check
         self.reads_text = spec.kind in TEXT_CHECK_KINDS
 
     @property

@@ -125,8 +125,8 @@ def compile_actions(
         elif key == "guardrails":
             names = _names(item, here, problems, single_ok=True)
             fields["guardrails"] = tuple(names)
-            for name in names if guardrails is not None else ():
-                if name not in guardrails:
+            for name in names:
+                if guardrails is not None and name not in guardrails:
                     problems.add(
                         here,
                         _unknown("guardrail", name, guardrails)

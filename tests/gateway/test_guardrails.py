@@ -14,7 +14,14 @@ import pytest
 from gateway.config import ConfigError, parse_config
 from gateway.errors import GatewayError
 from gateway.guardrail_model import CheckContext, CheckResult, Finding
-from gateway.guardrails import Guardrails, header_value, input_slots, record
+from gateway.guardrails import (
+    SLICE_CHARS,
+    Guardrails,
+    header_value,
+    input_slots,
+    record,
+    sliced,
+)
 from telemetry.trace import RequestTrace
 
 CONTEXT = CheckContext(direction="input", model="m", metadata={"team": "a"})
@@ -384,3 +391,26 @@ def test_mask_secret_is_kept_secret() -> None:
     )
     assert "s3cr3t-value" not in repr(config)
     assert Guardrails(config.guardrails).secret == b"s3cr3t-value"
+
+
+def test_long_texts_are_checked_in_slices_with_every_finding_once() -> None:
+    calls: list[int] = []
+
+    def emails(text: str, context: CheckContext) -> CheckResult:
+        calls.append(len(text))
+        found = re.finditer(r"[a-z]+@[a-z]+\.com", text)
+        return CheckResult(findings=tuple(Finding("EMAIL", m.start(), m.end()) for m in found))
+
+    check = sliced(emails)
+    filler = "lorem ipsum dolor " * 2000  # 36 KB
+    values = [(i * 3001, f"user{chr(97 + i % 26)}@example.com") for i in range(12)]
+    text = filler
+    for position, value in reversed(values):
+        text = text[:position] + value + text[position:]
+    direct = emails(text, CONTEXT).findings
+    calls.clear()
+    result = check(text, CONTEXT)
+    assert max(calls) <= SLICE_CHARS and len(calls) > 4
+    assert result.findings == direct
+    assert len(result.findings) == 12
+    assert check("short a@b.com", CONTEXT).findings == emails("short a@b.com", CONTEXT).findings
