@@ -37,4 +37,5 @@ class TraceController(Controller):
             "spans": plain(detail.spans),
             "decisions": plain(detail.decisions),
             "interactions": plain(detail.interactions),
+            "guardrail_violations": plain(detail.violations),
         }

@@ -14,7 +14,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from telemetry.db import as_utc
-from telemetry.schema import ai_interactions, api_keys, decisions, spans, traces
+from telemetry.schema import (
+    ai_interactions,
+    api_keys,
+    decisions,
+    guardrail_violations,
+    spans,
+    traces,
+)
 
 Row = dict[str, Any]
 
@@ -24,6 +31,7 @@ class TraceDetail(msgspec.Struct, frozen=True, kw_only=True):
     spans: list[Row]  # by start time
     decisions: list[Row]  # by sequence
     interactions: list[Row]  # by attempt
+    violations: list[Row] = msgspec.field(default_factory=list)  # guardrail findings, in order
 
 
 def _plain(row: sa.Row[Any]) -> Row:
@@ -74,6 +82,12 @@ async def trace_detail(
                     ai_interactions.c.started_at,
                     ai_interactions.c.interaction_id,
                 ),
+            ),
+            violations=await _rows(
+                conn,
+                sa.select(guardrail_violations)
+                .where(guardrail_violations.c.trace_id == trace_id)
+                .order_by(guardrail_violations.c.created_at, guardrail_violations.c.violation_id),
             ),
         )
 

@@ -45,7 +45,7 @@ def test_a_trace_comes_back_with_its_spans_decisions_and_interactions(
         response = http.get(f"/admin/api/traces/{trace_id}")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"trace", "spans", "decisions", "interactions"}
+    assert set(body) == {"trace", "spans", "decisions", "interactions", "guardrail_violations"}
 
     trace = body["trace"]
     assert trace["trace_id"] == trace_id

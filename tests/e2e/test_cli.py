@@ -42,7 +42,7 @@ BAD_CONFIG_PROBLEMS = [
     "providers.local.base_url: not an http(s) URL: 'not-a-url'",
     "models.fast[1].provider: unknown provider 'opnai'",
     "models.fast[1].weight: expected a positive number, got -2",
-    "telemetry.store_content: expected one of full, none; got 'sometimes'",
+    "telemetry.store_content: expected one of full, redacted, none; got 'sometimes'",
     "limits.max_body_bytes: expected a positive integer, got -5",
 ]
 

@@ -135,6 +135,10 @@ def test_block_refuses_before_the_provider_and_records_no_value(guarded: Gateway
     assert len(decisions) == 1
     stored = _everything_stored(guarded.database, trace_id)
     assert EMAIL not in stored and "4111" not in stored
+    with guarded.http() as http:
+        detail = http.get(f"/admin/api/traces/{trace_id}").json()
+    (shown,) = detail["guardrail_violations"]
+    assert shown["guardrail"] == "pii-block" and shown["entities"] == entities
     after = guarded.database.rows("SELECT COUNT(*) AS n FROM ai_interactions")[0]["n"]
     assert after == before  # no provider call
 
