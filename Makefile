@@ -14,8 +14,10 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, every process (each
+# gateway a test starts) would otherwise compile the dependencies again.
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	UV_PYTHON=$(PYTHON) $(UV) sync --locked --quiet
+	UV_PYTHON=$(PYTHON) $(UV) sync --locked --quiet --compile-bytecode
 	touch $@
 
 install: $(VENV)/.installed
