@@ -34,6 +34,7 @@ typecheck: install
 	$(BIN)/mypy gateway providers rules telemetry admin_ui migrations benchmarks
 
 test: lint typecheck
+	$(BIN)/python -m compileall -q gateway providers rules telemetry admin_ui migrations
 	$(BIN)/pytest -q
 
 bench: install
