@@ -52,7 +52,7 @@ from gateway.validation import decode_object, validate_chat, validate_embeddings
 from providers.base import ChatResult, EmbeddingResult
 from providers.errors import UpstreamFailure
 from providers.openai_format import event_data, read_chunk
-from providers.usage import UNKNOWN_USAGE, Usage
+from providers.usage import UNKNOWN_USAGE, Usage, estimated_usage
 from rules.context import RequestContext, routing_features
 from rules.engine import Evaluation, RuleSet, apply_parameters
 from telemetry import metrics
@@ -234,12 +234,21 @@ class DisconnectWatch:
 
 
 class StreamState:
-    __slots__ = ("accumulator", "client_gone", "finish_reason", "first_output", "texts", "usage")
+    __slots__ = (
+        "accumulator",
+        "client_gone",
+        "finish_reason",
+        "first_output",
+        "output_chars",
+        "texts",
+        "usage",
+    )
 
     def __init__(self, accumulator: StreamAccumulator | None = None) -> None:
         self.accumulator = accumulator
         self.client_gone = False
         self.first_output: float | None = None
+        self.output_chars = 0
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.texts: dict[int, list[str]] = {}
@@ -1246,6 +1255,12 @@ class Proxy:
                 state.accumulator = None  # an answer cut short is not one to keep
             self._note_verdicts(exchange, guard.verdicts(), ended, "output")
         usage = state.usage or UNKNOWN_USAGE
+        usage_estimated = state.usage is None and state.first_output is not None
+        if usage_estimated:
+            # Cut short (client gone, guardrail, broken stream) before the provider's usage
+            # chunk: the provider bills what it generated, so a guess beats charging nothing.
+            estimate = int(exchange.features.get("estimated_input_tokens", 0))
+            usage = estimated_usage(estimate, state.output_chars)
         self._attempt(
             exchange,
             target,
@@ -1254,6 +1269,7 @@ class Proxy:
             started,
             ended=ended,
             usage=usage,
+            usage_estimated=usage_estimated,
             finish_reason=state.finish_reason,
             first_output=state.first_output,
             failure=failure,
@@ -1398,6 +1414,7 @@ class Proxy:
         *,
         ended: float | None = None,
         usage: Usage = UNKNOWN_USAGE,
+        usage_estimated: bool = False,
         finish_reason: str | None = None,
         first_output: float | None = None,
         failure: UpstreamFailure | None = None,
@@ -1443,6 +1460,7 @@ class Proxy:
                 completion_tokens=usage.completion_tokens,
                 cached_tokens=usage.cached_tokens,
                 total_tokens=usage.total_tokens,
+                usage_estimated=usage_estimated,
                 cost_usd=cost,
                 started_at=trace.wall(started),
                 ended_at=trace.wall(ended),
@@ -1459,6 +1477,15 @@ class Proxy:
                 response=response if self.store_content else None,
             )
         )
+        attributes = {
+            "gen_ai.provider.name": target.provider,
+            "gen_ai.request.model": target.provider_model,
+            "gen_ai.usage.input_tokens": usage.prompt_tokens,
+            "gen_ai.usage.output_tokens": usage.completion_tokens,
+            "error.type": error_type,
+        }
+        if usage_estimated:
+            attributes["steerway.usage.estimated"] = True
         trace.add_span(
             f"provider.{operation}",
             "provider",
@@ -1466,13 +1493,7 @@ class Proxy:
             ended,
             status=status,
             span_id=span_id,
-            attributes={
-                "gen_ai.provider.name": target.provider,
-                "gen_ai.request.model": target.provider_model,
-                "gen_ai.usage.input_tokens": usage.prompt_tokens,
-                "gen_ai.usage.output_tokens": usage.completion_tokens,
-                "error.type": error_type,
-            },
+            attributes=attributes,
         )
         labels = (operation, target.provider, target.public_model)
         _operation_duration(*labels, error_type or "").observe(ended - started)
@@ -1591,6 +1612,7 @@ def _inspect_event(
     chunk = read_chunk(data)
     if chunk.has_output and state.first_output is None:
         state.first_output = time.perf_counter()
+    state.output_chars += chunk.output_chars
     if chunk.finish_reason is not None:
         state.finish_reason = chunk.finish_reason
     if keep_text:

@@ -31,6 +31,7 @@ class StreamChunk(msgspec.Struct):
 
     contents: list[tuple[int, str]]  # (choice index, text delta)
     has_output: bool  # carries content or a tool-call delta
+    output_chars: int  # characters of content, tool names and arguments, for estimating usage
     finish_reason: str | None
     usage: Usage | None
     usage_only: bool  # a final `choices: []` usage chunk
@@ -46,6 +47,7 @@ def read_chunk(data: bytes) -> StreamChunk:
         ) from error
     contents: list[tuple[int, str]] = []
     has_output = False
+    output_chars = 0
     finish = None
     for choice in chunk.choices:
         delta = choice.delta
@@ -53,14 +55,32 @@ def read_chunk(data: bytes) -> StreamChunk:
             if delta.content:
                 contents.append((choice.index, delta.content))
                 has_output = True
-            elif delta.tool_calls:
+                output_chars += len(delta.content)
+            if delta.tool_calls:
                 has_output = True
+                output_chars += _tool_call_chars(delta.tool_calls)
         if choice.finish_reason is not None:
             finish = choice.finish_reason
     usage = chunk.usage.normalise() if chunk.usage else None
     return StreamChunk(
-        contents, has_output, finish, usage, usage_only=not chunk.choices and usage is not None
+        contents,
+        has_output,
+        output_chars,
+        finish,
+        usage,
+        usage_only=not chunk.choices and usage is not None,
     )
+
+
+def _tool_call_chars(calls: list[Any]) -> int:
+    count = 0
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            for part in (function.get("name"), function.get("arguments")):
+                if isinstance(part, str):
+                    count += len(part)
+    return count
 
 
 def event_data(event: bytes) -> bytes | None:

@@ -20,6 +20,16 @@ class Usage(msgspec.Struct, frozen=True):
 
 UNKNOWN_USAGE = Usage()
 
+CHARS_PER_TOKEN = 4
+"""The gateway's rule of thumb wherever it must guess a token count from text."""
+
+
+def estimated_usage(prompt_tokens: int, output_chars: int) -> Usage:
+    """Usage guessed for an answer the provider streamed without reporting any: the prompt's
+    estimate and the streamed characters over `CHARS_PER_TOKEN`, rounded up."""
+    completion = -(-output_chars // CHARS_PER_TOKEN)
+    return Usage(prompt_tokens, completion, None, prompt_tokens + completion)
+
 
 class _PromptDetails(msgspec.Struct):
     cached_tokens: int | None = None

@@ -66,6 +66,7 @@ class InteractionRecord(msgspec.Struct, kw_only=True, gc=False):
     completion_tokens: int | None = None
     cached_tokens: int | None = None
     total_tokens: int | None = None
+    usage_estimated: bool = False  # the provider reported none: guessed from the text streamed
     cost_usd: Decimal | None = None
     cost_saved_usd: Decimal | None = None  # on a cache hit: what the provider call would have cost
     started_at: float

@@ -215,6 +215,8 @@ ai_interactions = sa.Table(
     sa.Column("completion_tokens", sa.BigInteger, nullable=True),
     sa.Column("cached_tokens", sa.BigInteger, nullable=True),
     sa.Column("total_tokens", sa.BigInteger, nullable=True),
+    # The provider reported no usage (a stream cut short): the tokens are the gateway's guess.
+    sa.Column("usage_estimated", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("cost_usd", Money(), nullable=True),
     sa.Column("cost_saved_usd", Money(), nullable=True),  # what a cache hit saved
     sa.Column("started_at", Timestamp, nullable=False),

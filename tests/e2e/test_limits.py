@@ -464,3 +464,47 @@ def test_a_disconnected_client_gives_its_reservation_back(
                 raise
             time.sleep(0.1)
     assert answer.http_response.status_code == 200
+
+
+def test_a_stream_the_client_leaves_is_charged_what_it_streamed(
+    backend: dict[str, str],
+    backend_database: Database,
+    mock_provider: MockProcess,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    gateway = start_gateway(backend_database, _config(mock_provider), env=backend)
+    key = create_key(gateway, f"left-{uuid.uuid4().hex[:6]}", "--budget", "1/total")
+    body = {
+        "model": "metered",
+        "max_tokens": 100,
+        "stream": True,
+        "messages": [{"role": "user", "content": "a long story"}],
+        "mock": {"content": "word " * 100, "chunks": 100, "chunk_interval_ms": 50},
+    }
+    headers = {"Authorization": f"Bearer {key.plaintext}"}
+    with (
+        httpx.Client(base_url=gateway.url, timeout=10) as http,
+        http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response,
+    ):
+        trace_id = response.headers["x-steerway-trace-id"]
+        seen = 0
+        for line in response.iter_lines():
+            seen += line.startswith("data:")
+            if seen == 3:
+                break
+
+    (interaction,) = gateway.database.wait_rows(
+        "SELECT * FROM ai_interactions WHERE trace_id = :t", t=trace_id
+    )
+    assert interaction["status"] == "cancelled"
+    assert interaction["usage_estimated"] in (True, 1)
+    completion = interaction["completion_tokens"]
+    assert 1 <= completion < 100  # what was streamed before the client left, not the whole answer
+    dialect = "sqlite" if gateway.database.url.startswith("sqlite") else "postgresql"
+    cost = money_from_sql(interaction["cost_usd"], dialect)
+    assert cost == Decimal(completion) / 1000
+    spent = gateway.database.wait_rows(
+        "SELECT spent_micros FROM budget_spend WHERE subject = :key AND spent_micros > 0",
+        key=key.key_id,
+    )
+    assert [row["spent_micros"] for row in spent] == [completion * 1000]
