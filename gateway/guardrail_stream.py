@@ -14,6 +14,11 @@ value split across chunks is still seen whole. What happens next depends on the 
   finding or a token, so values are masked (or unmasked) whole.
 - `log`: nothing changes in the stream; the verdicts are recorded when it ends.
 
+Tool-call arguments are checked whole, when their choice finishes: arguments are JSON, and a
+value in them is only readable (and maskable without breaking the JSON) once the call is complete.
+With `block`, `mask` or `unmask` the argument text is held back until then and sent as one delta
+(the calls' ids and names go out as they come); with `log` only, it passes as it arrives.
+
 Checks that read the whole answer (`json_schema`) run when the stream ends; by then everything has
 been sent, so they are recorded, never enforced.
 """
@@ -26,6 +31,7 @@ from typing import Any, Final
 
 import msgspec
 
+from gateway.guardrail_arguments import ToolArguments
 from gateway.guardrail_model import CheckContext, Finding, Verdict, count_kinds
 from gateway.guardrails import CONTENT_FILTER, Guardrail
 from providers.openai_format import event_data
@@ -43,6 +49,14 @@ class _ChoiceText:
         """How much of `text` (the provider's text) has been released to the client."""
 
 
+class _CallArguments:
+    __slots__ = ("done", "text")
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.done = False
+
+
 class _Tally:
     """What one guardrail found over the whole stream, each finding counted once."""
 
@@ -50,7 +64,8 @@ class _Tally:
 
     def __init__(self) -> None:
         self.best = 0.0
-        self.findings: dict[tuple[int, int, str], Finding] = {}
+        self.findings: dict[tuple[object, int, int, str], Finding] = {}
+        """By where (a choice's text, or one string in a tool call's arguments) and position."""
         self.reasons: list[str] = []
         self.seconds = 0.0
 
@@ -78,6 +93,8 @@ class StreamGuard:
         self.holds = unmasker is not None or any(g.spec.action != "log" for g in self.text_checks)
         self.blocked: Verdict | None = None
         self._choices: dict[int, _ChoiceText] = {}
+        self._calls: dict[tuple[int, int], _CallArguments] = {}
+        """Each tool call's arguments so far, by (choice index, tool-call index)."""
         self._tallies = {g.name: _Tally() for g in self.text_checks}
         self._meta: dict[str, Any] = {}
 
@@ -94,7 +111,12 @@ class StreamGuard:
                 out.append(event)
                 continue
             if data == b"[DONE]":
-                out.extend(self._flush_all())
+                flushed = self._flush_all()
+                if flushed is None:
+                    out.append(self._filter_event())
+                    out.append(_DONE)
+                    return out, True
+                out.extend(flushed)
                 out.append(event)
                 continue
             try:
@@ -115,9 +137,16 @@ class StreamGuard:
                 released: str | None = ""
                 if isinstance(content, str) and content:
                     released = self._feed(index, content)
+                self._take_arguments(index, delta.get("tool_calls"))
                 if released is not None and choice.get("finish_reason") is not None:
                     tail = self._release(index, final=True)
                     released = None if tail is None else released + tail
+                    if released is not None:
+                        calls = self._release_calls(index)
+                        if calls is None:
+                            released = None
+                        elif calls:
+                            out.append(self._arguments_event(index, calls))
                 if released is None:
                     out.append(self._filter_event())
                     out.append(_DONE)
@@ -208,21 +237,14 @@ class StreamGuard:
                 if found.score < spec.threshold:
                     continue
                 placed = Finding(found.kind, found.start + base, found.end + base, found.score)
-                tally.findings.setdefault((placed.start, placed.end, placed.kind), placed)
+                tally.findings.setdefault((index, placed.start, placed.end, placed.kind), placed)
                 if placed.end > choice.sent:
                     fresh.append(placed)
             if not fresh and result.findings:
                 continue  # all of it was found (and handled) before
             tally.best = max(tally.best, score)
             if spec.action == "block":
-                self.blocked = Verdict(
-                    guardrail=spec.name,
-                    kind=spec.kind,
-                    direction="output",
-                    action="block",
-                    triggered=True,
-                    score=round(score, 4),
-                )
+                self._block(spec.name, spec.kind, score)
                 return None
             if spec.action == "mask":
                 masks.extend(fresh)
@@ -249,11 +271,92 @@ class StreamGuard:
         choice.sent = cut
         return piece
 
-    def _flush_all(self) -> list[bytes]:
-        """Text still held when the provider ends without a finish reason on every choice."""
+    def _take_arguments(self, index: int, calls: Any) -> None:
+        """Keep the argument text of a delta's tool calls; hold it back when the checks may
+        change or stop it."""
+        if not isinstance(calls, list) or not (self.text_checks or self.unmasker is not None):
+            return
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+                continue
+            tool = call.get("index", 0)
+            key = (index, tool if isinstance(tool, int) else 0)
+            arguments = self._calls.get(key)
+            if arguments is None:
+                arguments = self._calls[key] = _CallArguments()
+            arguments.text += function["arguments"]
+            if self.holds:
+                function["arguments"] = ""
+
+    def _release_calls(self, index: int) -> list[dict[str, Any]] | None:
+        """Check the tool calls of a finished choice whole: the argument deltas to send now
+        (when they were held back), or None when a guardrail blocks them."""
+        pieces = []
+        for (choice, tool), call in sorted(self._calls.items()):
+            if choice != index or call.done:
+                continue
+            call.done = True
+            function = {"arguments": call.text}
+            arguments = ToolArguments(function)
+            for guardrail in self.text_checks:
+                if not self._check_arguments(guardrail, arguments, (index, tool)):
+                    return None
+            if self.unmasker is not None:
+                arguments.rewrite(self.unmasker.unmask)
+            arguments.commit()
+            if self.holds:
+                pieces.append({"index": tool, "function": {"arguments": function["arguments"]}})
+        return pieces
+
+    def _check_arguments(
+        self, guardrail: Guardrail, arguments: ToolArguments, call: tuple[int, int]
+    ) -> bool:
+        """One guardrail over one tool call's texts, masking in place; False when it blocks."""
+        spec = guardrail.spec
+        tally = self._tallies[spec.name]
+        for number, (container, key) in enumerate(arguments.places):
+            text = container[key]
+            started = time.perf_counter()
+            result = guardrail.check(text, self.context)
+            tally.seconds += time.perf_counter() - started
+            score = result.overall
+            if not (score > 0 and score >= spec.threshold):
+                continue
+            tally.best = max(tally.best, score)
+            if result.reason and result.reason not in tally.reasons:
+                tally.reasons.append(result.reason)
+            kept = [f for f in result.findings if f.score >= spec.threshold]
+            kept = kept or list(result.findings)
+            for found in kept:
+                tally.findings.setdefault(
+                    ((*call, number), found.start, found.end, found.kind), found
+                )
+            if spec.action == "block":
+                self._block(spec.name, spec.kind, score)
+                return False
+            if spec.action == "mask" and kept and self.masker is not None:
+                container[key] = self.masker.mask(text, kept)
+        return True
+
+    def _block(self, name: str, kind: str, score: float) -> None:
+        self.blocked = Verdict(
+            guardrail=name,
+            kind=kind,
+            direction="output",
+            action="block",
+            triggered=True,
+            score=round(score, 4),
+        )
+
+    def _flush_all(self) -> list[bytes] | None:
+        """What is still held when the provider ends without a finish reason on every choice;
+        None when a guardrail blocks it."""
         out = []
-        for index in sorted(self._choices):
+        for index in self._indices():
             piece = self._release(index, final=True)
+            if piece is None:
+                return None
             if piece:
                 chunk = {
                     **self._meta,
@@ -261,12 +364,28 @@ class StreamGuard:
                     "choices": [{"index": index, "delta": {"content": piece}}],
                 }
                 out.append(b"data: " + msgspec.json.encode(chunk))
+            calls = self._release_calls(index)
+            if calls is None:
+                return None
+            if calls:
+                out.append(self._arguments_event(index, calls))
         return out
+
+    def _indices(self) -> list[int]:
+        return sorted({*self._choices, *(choice for choice, _ in self._calls)})
+
+    def _arguments_event(self, index: int, calls: list[dict[str, Any]]) -> bytes:
+        chunk = {
+            **self._meta,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": index, "delta": {"tool_calls": calls}}],
+        }
+        return b"data: " + msgspec.json.encode(chunk)
 
     def _filter_event(self) -> bytes:
         choices = [
             {"index": index, "delta": {}, "finish_reason": CONTENT_FILTER}
-            for index in sorted(self._choices) or [0]
+            for index in self._indices() or [0]
         ]
         chunk = {**self._meta, "object": "chat.completion.chunk", "choices": choices}
         return b"data: " + msgspec.json.encode(chunk)

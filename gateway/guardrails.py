@@ -25,6 +25,7 @@ from typing import Any, Final
 import msgspec
 
 from gateway.errors import GatewayError
+from gateway.guardrail_arguments import ToolArguments, tool_arguments
 from gateway.guardrail_checks import TEXT_CHECK_KINDS, Check, build_check
 from gateway.guardrail_config import GuardrailsConfig
 from gateway.guardrail_model import (
@@ -189,14 +190,18 @@ class Guardrails:
         operation: str,
         context: CheckContext,
     ) -> InputOutcome:
-        slots = input_slots(payload, operation)
+        texts = request_texts(payload, operation)
+        slots = texts.slots
         size = sum(len(container[key]) for container, key, _ in slots)
         if size > self.offload_chars:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
+            outcome = await loop.run_in_executor(
                 self._pool(), self._run_input, selection.input, slots, context
             )
-        return self._run_input(selection.input, slots, context)
+        else:
+            outcome = self._run_input(selection.input, slots, context)
+        texts.commit()
+        return outcome
 
     def _run_input(
         self, guardrails: Sequence[Guardrail], slots: list[Slot], context: CheckContext
@@ -300,6 +305,8 @@ class Guardrails:
                 content = message.get("content")
                 if isinstance(content, str):
                     message["content"] = unmasker.unmask(content)
+                for arguments in tool_arguments(message):
+                    arguments.rewrite(unmasker.unmask)
         return msgspec.json.encode(document), verdicts
 
     def _check_answer(
@@ -309,16 +316,29 @@ class Guardrails:
         scan = _Scan(spec)
         for choice in choices:
             message = choice.get("message") if isinstance(choice, dict) else None
-            if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+            if not isinstance(message, dict):
                 continue
-            content = message["content"]
-            acted_on = scan.add(guardrail.check(content, context))
-            if acted_on is None:
-                continue
-            if spec.action == "block":
+            places: list[tuple[Any, Any]] = []
+            if isinstance(message.get("content"), str):
+                places.append((message, "content"))
+            calls = tool_arguments(message) if guardrail.reads_text else []
+            for arguments in calls:
+                places.extend(arguments.places)
+            blocked = False
+            for container, key in places:
+                text = container[key]
+                acted_on = scan.add(guardrail.check(text, context))
+                if acted_on is None:
+                    continue
+                if spec.action == "block":
+                    blocked = True
+                elif spec.action == "mask" and acted_on:
+                    container[key] = self.masker(spec.mask_style).mask(text, acted_on)
+            if blocked:
                 _filter_choice(choice)
-            elif spec.action == "mask" and acted_on:
-                message["content"] = self.masker(spec.mask_style).mask(content, acted_on)
+                continue
+            for arguments in calls:
+                arguments.commit()
         return scan.verdict("output")
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -375,10 +395,27 @@ class _Scan:
 # --- the request's texts ---------------------------------------------------------------------
 
 
-def input_slots(payload: dict[str, Any], operation: str) -> list[Slot]:
-    """Every text a request sends: message contents (strings and text parts) for chat, the
-    input strings for embeddings (token arrays carry no text to check)."""
-    slots: list[Slot] = []
+class RequestTexts:
+    """Every text a request sends, as slots the checks read and masks rewrite in place, and the
+    tool-call arguments to put back together once they have."""
+
+    __slots__ = ("arguments", "slots")
+
+    def __init__(self) -> None:
+        self.slots: list[Slot] = []
+        self.arguments: list[ToolArguments] = []
+
+    def commit(self) -> None:
+        for arguments in self.arguments:
+            arguments.commit()
+
+
+def request_texts(payload: dict[str, Any], operation: str) -> RequestTexts:
+    """For chat: each message's content (a string, or its text parts) and the strings in the
+    arguments of the tool calls earlier answers made; for embeddings: the input strings (token
+    arrays carry no text to check)."""
+    texts = RequestTexts()
+    slots = texts.slots
     if operation == "embeddings":
         value = payload.get("input")
         if isinstance(value, str):
@@ -387,10 +424,10 @@ def input_slots(payload: dict[str, Any], operation: str) -> list[Slot]:
             slots.extend(
                 (value, index, "user") for index, item in enumerate(value) if isinstance(item, str)
             )
-        return slots
+        return texts
     messages = payload.get("messages")
     if not isinstance(messages, list):
-        return slots
+        return texts
     for message in messages:
         if not isinstance(message, dict):
             continue
@@ -407,7 +444,10 @@ def input_slots(payload: dict[str, Any], operation: str) -> list[Slot]:
                     and isinstance(part.get("text"), str)
                 ):
                     slots.append((part, "text", role))
-    return slots
+        for arguments in tool_arguments(message):
+            texts.arguments.append(arguments)
+            slots.extend((container, key, role) for container, key in arguments.places)
+    return texts
 
 
 # --- verdicts --------------------------------------------------------------------------------

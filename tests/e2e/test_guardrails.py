@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -37,6 +38,7 @@ GUARDRAILS = {
             "words": ["project falcon"],
         },
         "pii-out": {"kind": "pii", "direction": "output", "action": "mask"},
+        "pii-out-log": {"kind": "pii", "direction": "output", "action": "log"},
         "schema": {"kind": "json_schema", "action": "block"},
         "needs-team": {"kind": "required_metadata", "keys": ["team"]},
     }
@@ -246,6 +248,9 @@ def test_output_block_cuts_a_stream_before_the_violation(guarded: GatewayProcess
         "SELECT * FROM guardrail_violations WHERE guardrail = 'codenames' AND direction = 'output'"
     )
     assert rows and rows[-1]["action"] == "block"
+    # Cut short, the answer still cost something: the provider's usage, or the gateway's guess.
+    (interaction,) = _trace_rows(guarded.database, rows[-1]["trace_id"], "ai_interactions")
+    assert interaction["completion_tokens"] >= 1 and interaction["cost_usd"] is not None
 
 
 def test_output_mask_on_a_stream_masks_values_split_across_chunks(guarded: GatewayProcess) -> None:
@@ -258,6 +263,117 @@ def test_output_mask_on_a_stream_masks_values_split_across_chunks(guarded: Gatew
     assert finish == "stop"
     assert EMAIL not in text
     assert text == "you can write to <EMAIL_ADDRESS> or call"
+
+
+def test_output_log_on_a_stream_is_recorded_when_it_ends(guarded: GatewayProcess) -> None:
+    marker = uuid.uuid4().hex[:8]
+    address = f"{marker}@example.com"
+    content = f"you can write to {address} or call"
+    text, finish = _stream(
+        guarded, "pii-out-log", "hi", extra_body={"mock": {"content": content, "chunks": 12}}
+    )
+    assert (text, finish) == (content, "stop")
+    (violation,) = guarded.database.wait_rows(
+        "SELECT * FROM guardrail_violations WHERE guardrail = 'pii-out-log'"
+    )
+    entities = violation["entities"]
+    entities = json.loads(entities) if isinstance(entities, str) else entities
+    assert entities == {"EMAIL_ADDRESS": 1}
+    assert (violation["action"], violation["direction"]) == ("log", "output")
+    assert marker not in json.dumps(violation, default=str)
+
+
+def test_the_cache_key_is_computed_from_the_masked_text(
+    guarded: GatewayProcess, mock_provider: MockProcess
+) -> None:
+    topic = uuid.uuid4().hex
+    _, first = _chat(guarded, "pii-mask", f"mail {EMAIL} about {topic}", temperature=0)
+    assert first["x-steerway-cache"] == "MISS"
+    time.sleep(0.2)  # a miss is stored after its answer went out
+    before = mock_provider.stats()["requests_total"]
+    answer, second = _chat(
+        guarded, "pii-mask", f"mail john.roe@example.org about {topic}", temperature=0
+    )
+    assert second["x-steerway-cache"] == "HIT"
+    assert mock_provider.stats()["requests_total"] == before
+    assert "john.roe" not in (answer.choices[0].message.content or "")
+    assert second["x-steerway-guardrails"] == "pii-mask=masked"
+
+
+def _tool(name: str, value: str) -> dict[str, Any]:
+    """A tool whose call the mock provider makes with `{"to": value}`."""
+    schema = {
+        "type": "object",
+        "properties": {"to": {"type": "string", "const": value}},
+        "required": ["to"],
+    }
+    return {"type": "function", "function": {"name": name, "parameters": schema}}
+
+
+def _arguments(gateway: GatewayProcess, tag: str, text: str, value: str, stream: bool) -> str:
+    params: dict[str, Any] = {
+        "model": "mock-gpt",
+        "messages": [{"role": "user", "content": text}],
+        "tools": [_tool("send", value)],
+        "extra_headers": {"x-steerway-tags": tag},
+    }
+    client = gateway.client()
+    if not stream:
+        answer = client.chat.completions.create(**params)
+        (call,) = answer.choices[0].message.tool_calls or []
+        assert answer.choices[0].finish_reason == "tool_calls"
+        return str(call.function.arguments)
+    arguments, finish = "", None
+    for chunk in client.chat.completions.create(stream=True, **params):
+        for choice in chunk.choices:
+            for call in choice.delta.tool_calls or ():
+                arguments += (call.function.arguments if call.function else None) or ""
+            finish = choice.finish_reason or finish
+    assert finish == "tool_calls"
+    return arguments
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_tool_call_arguments_in_answers_are_masked(guarded: GatewayProcess, stream: bool) -> None:
+    arguments = _arguments(guarded, "pii-out", "send it", EMAIL, stream)
+    assert json.loads(arguments) == {"to": "<EMAIL_ADDRESS>"}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_hash_tokens_in_tool_call_arguments_are_unmasked(
+    guarded: GatewayProcess, mock_provider: MockProcess, stream: bool
+) -> None:
+    _chat(guarded, "pii-hash", f"mail {EMAIL}")
+    token = mock_provider.last_request()["body"]["messages"][0]["content"].removeprefix("mail ")
+    assert token.startswith("<EMAIL_ADDRESS_")
+    # The provider calls the tool with the token it was given; the client gets the address.
+    arguments = _arguments(guarded, "pii-hash", f"mail {EMAIL}", token, stream)
+    assert json.loads(arguments) == {"to": EMAIL}
+
+
+def test_earlier_tool_calls_in_the_request_are_masked(
+    guarded: GatewayProcess, mock_provider: MockProcess
+) -> None:
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "send", "arguments": json.dumps({"to": EMAIL, "retries": 2})},
+    }
+    guarded.client().chat.completions.create(
+        model="mock-gpt",
+        messages=[
+            {"role": "user", "content": "send it"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": f"sent to {EMAIL}"},
+        ],
+        extra_headers={"x-steerway-tags": "pii-mask"},
+    )
+    sent = mock_provider.last_request()["body"]["messages"]
+    assert json.loads(sent[1]["tool_calls"][0]["function"]["arguments"]) == {
+        "to": "<EMAIL_ADDRESS>",
+        "retries": 2,
+    }
+    assert sent[2]["content"] == "sent to <EMAIL_ADDRESS>"
 
 
 def test_json_schema_of_the_answer(guarded: GatewayProcess) -> None:
@@ -296,6 +412,20 @@ def test_a_keys_guardrails_apply_to_all_its_requests(
     client.chat.completions.create(
         model="mock-gpt", messages=[{"role": "user", "content": f"to {EMAIL}"}]
     )
+    assert mock_provider.last_request()["body"]["messages"][0]["content"] == "to <EMAIL_ADDRESS>"
+
+
+def test_a_workspaces_guardrails_apply_to_its_keys(
+    guarded: GatewayProcess, mock_provider: MockProcess
+) -> None:
+    slug = "masked-" + secrets.token_hex(3)
+    created = guarded.cli("workspaces", "create", slug, "--guardrails", "pii-mask")
+    assert created.returncode == 0, created.stderr
+    key = create_key(guarded, "--name", "member", "--workspace", slug)
+    raw = guarded.client(api_key=key.plaintext).chat.completions.with_raw_response.create(
+        model="mock-gpt", messages=[{"role": "user", "content": f"to {EMAIL}"}]
+    )
+    assert raw.headers["x-steerway-guardrails"] == "pii-mask=masked"
     assert mock_provider.last_request()["body"]["messages"][0]["content"] == "to <EMAIL_ADDRESS>"
 
 

@@ -197,3 +197,94 @@ def test_two_choices_are_guarded_separately() -> None:
 def test_a_guardrail_with_nothing_to_read_is_not_active() -> None:
     assert not StreamGuard([], CONTEXT).active
     assert StreamGuard([_guardrail("log")], CONTEXT).active
+
+
+def _call_events(pieces: list[str], *, content: str | None = None) -> list[bytes]:
+    """A streamed tool call: its id and name first, then the arguments piece by piece."""
+    base = {"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return b"data: " + msgspec.json.encode({**base, "choices": [choice]})
+
+    header = {"index": 0, "id": "call_1", "type": "function"}
+    events = [event({"role": "assistant", "content": content})]
+    events.append(
+        event({"tool_calls": [{**header, "function": {"name": "send", "arguments": ""}}]})
+    )
+    events.extend(
+        event({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in pieces
+    )
+    events.append(event({}, "tool_calls"))
+    events.append(b"data: [DONE]")
+    return events
+
+
+def _run_calls(guard: StreamGuard, events: list[bytes]) -> tuple[str, str, list[str], int]:
+    """The events through the guard, read back as a client would: the call's name, its
+    arguments joined up, the finish reasons, and how many events carried argument text."""
+    name, arguments, finishes, carrying = "", "", [], 0
+    for event in events:
+        out, blocked = guard.process([event])
+        for sent in out:
+            data = sent.removeprefix(b"data: ")
+            if data == b"[DONE]":
+                continue
+            for choice in msgspec.json.decode(data)["choices"]:
+                for call in choice["delta"].get("tool_calls") or ():
+                    function = call.get("function") or {}
+                    name += function.get("name") or ""
+                    arguments += function.get("arguments") or ""
+                    carrying += bool(function.get("arguments"))
+                if choice.get("finish_reason"):
+                    finishes.append(choice["finish_reason"])
+        if blocked:
+            break
+    return name, arguments, finishes, carrying
+
+
+ARGUMENT_PIECES = ['{"to": "co', "de-12", '34", "n": 1', "}"]
+
+
+def test_tool_call_arguments_are_held_and_masked_whole() -> None:
+    guard = StreamGuard([_guardrail("mask")], CONTEXT, masker=Masker("type", b"k"))
+    name, arguments, finishes, carrying = _run_calls(guard, _call_events(ARGUMENT_PIECES))
+    assert name == "send"
+    assert msgspec.json.decode(arguments) == {"to": "<CODE>", "n": 1}
+    assert (finishes, carrying) == (["tool_calls"], 1)
+    assert guard.verdicts()[0].entities == {"CODE": 1}
+
+
+def test_tool_call_arguments_that_violate_end_the_stream() -> None:
+    guard = StreamGuard([_guardrail("block")], CONTEXT)
+    _, arguments, finishes, _ = _run_calls(guard, _call_events(ARGUMENT_PIECES))
+    assert "code" not in arguments
+    assert finishes == ["content_filter"]
+    assert guard.blocked is not None
+
+
+def test_logged_tool_call_arguments_pass_as_they_come() -> None:
+    guard = StreamGuard([_guardrail("log")], CONTEXT)
+    _, arguments, finishes, carrying = _run_calls(guard, _call_events(ARGUMENT_PIECES))
+    assert arguments == "".join(ARGUMENT_PIECES)
+    assert (finishes, carrying) == (["tool_calls"], len(ARGUMENT_PIECES))
+    (verdict,) = guard.verdicts()
+    assert verdict.triggered and verdict.entities == {"CODE": 1}
+
+
+def test_hash_tokens_in_tool_call_arguments_are_unmasked() -> None:
+    masker = Masker("hash", b"k")
+    token = masker.mask('code-1234 "quoted"', [Finding("CODE", 0, 18, 1.0)])
+    pieces = ['{"to": "', token[:5], token[5:], '"}']
+    guard = StreamGuard([], CONTEXT, unmasker=masker)
+    _, arguments, finishes, _ = _run_calls(guard, _call_events(pieces))
+    assert msgspec.json.decode(arguments) == {"to": 'code-1234 "quoted"'}
+    assert finishes == ["tool_calls"]
+
+
+def test_a_provider_that_ends_without_a_finish_reason_still_sends_the_arguments() -> None:
+    guard = StreamGuard([_guardrail("mask")], CONTEXT, masker=Masker("type", b"k"))
+    events = [e for e in _call_events(ARGUMENT_PIECES) if b'finish_reason":"tool_calls' not in e]
+    _, arguments, finishes, _ = _run_calls(guard, events)
+    assert msgspec.json.decode(arguments) == {"to": "<CODE>", "n": 1}
+    assert finishes == []

@@ -18,8 +18,8 @@ from gateway.guardrails import (
     SLICE_CHARS,
     Guardrails,
     header_value,
-    input_slots,
     record,
+    request_texts,
     sliced,
 )
 from telemetry.trace import RequestTrace
@@ -233,10 +233,14 @@ async def test_injection_reads_users_and_tools_not_the_developers_instructions()
         assert outcome.blocked is not None and outcome.blocked.entities
 
 
-def test_input_slots_cover_chat_and_embeddings() -> None:
+def _texts(payload: dict[str, Any], operation: str) -> list[tuple[str, str]]:
+    return [(c[k], role) for c, k, role in request_texts(payload, operation).slots]
+
+
+def test_request_texts_cover_chat_and_embeddings() -> None:
     payload = {"input": ["a", [1, 2], "b"]}
-    assert [c[k] for c, k, _ in input_slots(payload, "embeddings")] == ["a", "b"]
-    assert [c[k] for c, k, _ in input_slots({"input": "x"}, "embeddings")] == ["x"]
+    assert _texts(payload, "embeddings") == [("a", "user"), ("b", "user")]
+    assert _texts({"input": "x"}, "embeddings") == [("x", "user")]
     chat = {
         "messages": [
             {"role": "user", "content": None},
@@ -245,11 +249,56 @@ def test_input_slots_cover_chat_and_embeddings() -> None:
             {"role": "tool", "content": "z"},
         ]
     }
-    assert [(c[k], role) for c, k, role in input_slots(chat, "chat")] == [
-        ("y", "user"),
-        ("z", "tool"),
+    assert _texts(chat, "chat") == [("y", "user"), ("z", "tool")]
+    assert _texts({"messages": "nope"}, "chat") == []
+
+
+def test_request_texts_read_the_strings_in_earlier_tool_calls() -> None:
+    chat = {
+        "messages": [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"function": {"name": "send", "arguments": '{"to": ["a@x.io"], "n": 7}'}},
+                    {"function": {"name": "raw", "arguments": "not json"}},
+                    {"function": {"name": "none"}},
+                    "junk",
+                ],
+            },
+        ]
+    }
+    assert _texts(chat, "chat") == [("a@x.io", "assistant"), ("not json", "assistant")]
+
+
+def _tool_call(arguments: str) -> dict[str, Any]:
+    return {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+
+
+async def test_masking_keeps_tool_call_arguments_valid_json() -> None:
+    arguments = '{"ticket": "TICKET-12", "count": 12, "note": "say \\"hi\\" to TICKET-3"}'
+    payload = _chat("see TICKET-1")
+    payload["messages"] += [
+        {"role": "assistant", "content": None, "tool_calls": [_tool_call(arguments)]},
+        {"role": "tool", "tool_call_id": "c1", "content": "TICKET-12 closed"},
     ]
-    assert input_slots({"messages": "nope"}, "chat") == []
+    outcome = await _input(_guardrails(), ["tickets-mask"], payload)
+    assert outcome.verdicts[0].entities == {"TICKET": 4}
+    sent = payload["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert msgspec.json.decode(sent) == {
+        "ticket": "<TICKET>",
+        "count": 12,
+        "note": 'say "hi" to <TICKET>',
+    }
+    assert payload["messages"][2]["content"] == "<TICKET> closed"
+
+
+async def test_tool_call_arguments_without_findings_are_left_as_they_were() -> None:
+    spaced = '{ "city":  "Paris" }'
+    payload = _chat("hello")
+    payload["messages"].append({"role": "assistant", "tool_calls": [_tool_call(spaced)]})
+    await _input(_guardrails(), ["tickets-mask"], payload)
+    assert payload["messages"][1]["tool_calls"][0]["function"]["arguments"] == spaced
 
 
 def _answer(*contents: str | None) -> bytes:
@@ -299,6 +348,45 @@ def test_answers_masked_then_unmasked() -> None:
     content = msgspec.json.decode(body)["choices"][0]["message"]["content"]
     assert content == "TICKET-77 is closed; <TICKET> is open"
     assert verdicts[0].entities == {"TICKET": 1}
+
+
+def _answer_calling(arguments: str) -> bytes:
+    message = {"role": "assistant", "content": None, "tool_calls": [_tool_call(arguments)]}
+    choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+    return msgspec.json.encode({"id": "c", "object": "chat.completion", "choices": [choice]})
+
+
+def _called(body: bytes) -> tuple[Any, str]:
+    choice = msgspec.json.decode(body)["choices"][0]
+    calls = choice["message"].get("tool_calls")
+    return (calls[0]["function"]["arguments"] if calls else None), choice["finish_reason"]
+
+
+def test_tool_call_arguments_in_answers_are_blocked_masked_and_unmasked() -> None:
+    guardrails = _guardrails()
+    blocking = guardrails.select(rule=["out-words"])
+    body, verdicts = guardrails.check_answer(
+        blocking, None, _answer_calling('{"say": "a forbidden word"}'), CONTEXT
+    )
+    assert _called(body) == (None, "content_filter")
+    assert verdicts[0].triggered
+
+    masking = guardrails.select(rule=["out-tickets"])
+    body, verdicts = guardrails.check_answer(
+        masking, None, _answer_calling('{"id": "TICKET-5", "n": 5}'), CONTEXT
+    )
+    arguments, finish = _called(body)
+    assert (msgspec.json.decode(arguments), finish) == ({"id": "<TICKET>", "n": 5}, "tool_calls")
+    assert verdicts[0].entities == {"TICKET": 1}
+
+    payload = _chat('about TICKET-77 "urgent"')
+    outcome = asyncio.run(_input(guardrails, ["tickets-hash"], payload))
+    outcome.unmask = True
+    token = re.search(r"<TICKET_[0-9a-f]+>", payload["messages"][0]["content"])
+    assert token is not None
+    answer = _answer_calling(msgspec.json.encode({"ticket": token.group()}).decode())
+    body, _ = guardrails.check_answer(None, outcome, answer, CONTEXT)
+    assert msgspec.json.decode(_called(body)[0]) == {"ticket": "TICKET-77"}
 
 
 def test_an_answer_without_output_guardrails_is_untouched() -> None:
