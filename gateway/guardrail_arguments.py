@@ -4,7 +4,7 @@ A tool call's `arguments` is JSON inside a string. Checking that string as plain
 mask land on a number or across a quote and break the JSON, and an unmasked value holding a quote
 would break it too. So each string inside the arguments is a text of its own, and the arguments
 are encoded again only when one of them changed. Arguments that are not JSON (a model can produce
-that) are one plain text. Object keys and numbers are not read.
+that), or nest too deep to decode, are one plain text. Object keys and numbers are not read.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class ToolArguments:
         raw = function["arguments"]
         try:
             value = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # nested deeper than JSON decoding goes
             self._holder: list[Any] | None = None
             self.places: list[Place] = [(function, "arguments")]
         else:

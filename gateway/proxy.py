@@ -1255,10 +1255,11 @@ class Proxy:
                 state.accumulator = None  # an answer cut short is not one to keep
             self._note_verdicts(exchange, guard.verdicts(), ended, "output")
         usage = state.usage or UNKNOWN_USAGE
-        usage_estimated = state.usage is None and state.first_output is not None
+        cut_short = blocked or state.client_gone or failure is not None
+        usage_estimated = cut_short and state.usage is None and state.first_output is not None
         if usage_estimated:
-            # Cut short (client gone, guardrail, broken stream) before the provider's usage
-            # chunk: the provider bills what it generated, so a guess beats charging nothing.
+            # Cut before the provider's usage chunk: the provider bills what it generated, so
+            # a guess beats charging nothing.
             estimate = int(exchange.features.get("estimated_input_tokens", 0))
             usage = estimated_usage(estimate, state.output_chars)
         self._attempt(
