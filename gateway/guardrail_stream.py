@@ -32,7 +32,7 @@ from typing import Any, Final
 import msgspec
 
 from gateway.guardrail_arguments import ToolArguments
-from gateway.guardrail_model import CheckContext, Finding, Verdict, count_kinds
+from gateway.guardrail_model import CheckContext, CheckResult, Finding, Verdict, count_kinds
 from gateway.guardrails import CONTENT_FILTER, Guardrail
 from providers.openai_format import event_data
 
@@ -68,6 +68,19 @@ class _Tally:
         """By where (a choice's text, or one string in a tool call's arguments) and position."""
         self.reasons: list[str] = []
         self.seconds = 0.0
+
+    def check(self, guardrail: Guardrail, text: str, context: CheckContext) -> CheckResult | None:
+        """Run the guardrail's check over `text`, timed; its result when it triggers (with its
+        reason noted), else None."""
+        started = time.perf_counter()
+        result = guardrail.check(text, context)
+        self.seconds += time.perf_counter() - started
+        score = result.overall
+        if not (score > 0 and score >= guardrail.spec.threshold):
+            return None
+        if result.reason and result.reason not in self.reasons:
+            self.reasons.append(result.reason)
+        return result
 
 
 class StreamGuard:
@@ -224,14 +237,10 @@ class StreamGuard:
         for guardrail in self.text_checks:
             spec = guardrail.spec
             tally = self._tallies[spec.name]
-            started = time.perf_counter()
-            result = guardrail.check(window, self.context)
-            tally.seconds += time.perf_counter() - started
-            score = result.overall
-            if not (score > 0 and score >= spec.threshold):
+            result = tally.check(guardrail, window, self.context)
+            if result is None:
                 continue
-            if result.reason and result.reason not in tally.reasons:
-                tally.reasons.append(result.reason)
+            score = result.overall
             fresh = []
             for found in result.findings:
                 if found.score < spec.threshold:
@@ -317,15 +326,11 @@ class StreamGuard:
         tally = self._tallies[spec.name]
         for number, (container, key) in enumerate(arguments.places):
             text = container[key]
-            started = time.perf_counter()
-            result = guardrail.check(text, self.context)
-            tally.seconds += time.perf_counter() - started
-            score = result.overall
-            if not (score > 0 and score >= spec.threshold):
+            result = tally.check(guardrail, text, self.context)
+            if result is None:
                 continue
+            score = result.overall
             tally.best = max(tally.best, score)
-            if result.reason and result.reason not in tally.reasons:
-                tally.reasons.append(result.reason)
             kept = [f for f in result.findings if f.score >= spec.threshold]
             kept = kept or list(result.findings)
             for found in kept:
