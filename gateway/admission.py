@@ -202,6 +202,7 @@ class Admission:
             return None
         started = time.perf_counter()
         decision = await self.limiter.acquire(subjects, tokens)
+        evaluation_us = (time.perf_counter() - started) * 1e6
         refusal = decision.refusal
         trace.add_decision(
             "rate_limit",
@@ -222,7 +223,7 @@ class Admission:
                 if decision.degraded
                 else "within every rate limit"
             ),
-            evaluation_us=(time.perf_counter() - started) * 1e6,
+            evaluation_us=evaluation_us,
         )
         error = rate_limit_error(decision)
         if error is not None:
@@ -252,6 +253,7 @@ class Admission:
         most = _largest_cost(routes, input_tokens, output_tokens)
         amount = reserve_micros(most) if most is not None else 0
         reservation = await self.ledger.reserve(charges, amount, time.time())
+        evaluation_us = (time.perf_counter() - started) * 1e6
         denied = reservation.denied
         trace.add_decision(
             "budget_check",
@@ -276,7 +278,7 @@ class Admission:
                 if reservation.degraded
                 else f"within {len(charges)} budget(s)"
             ),
-            evaluation_us=(time.perf_counter() - started) * 1e6,
+            evaluation_us=evaluation_us,
         )
         if reservation.unavailable:
             raise GatewayError(

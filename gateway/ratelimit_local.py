@@ -92,25 +92,22 @@ class InProcessRateLimiter:
         if not limited:
             return UNLIMITED
         now_ms = to_ms(self._clock() if now is None else now)
-        states = [self._state(subject) for subject in limited]
-        current = [
-            self._measure(subject, state, now_ms)
-            for subject, state in zip(limited, states, strict=True)
-        ]
-        if not all(
-            gcra.admits(subject, tokens, *measured)
-            for subject, measured in zip(limited, current, strict=True)
-        ):
+        measured = []
+        admitted = True
+        for subject in limited:
+            state = self._state(subject)
+            current = self._measure(subject, state, now_ms)
+            admitted = admitted and gcra.admits(subject, tokens, *current)
+            measured.append((subject, state, current))
+        if not admitted:
             refused: list[Check] = []
-            for subject, measured in zip(limited, current, strict=True):
-                refused += gcra.subject_checks(subject, tokens, *measured, admitted=False)
+            for subject, _, current in measured:
+                refused += gcra.subject_checks(subject, tokens, *current, admitted=False)
             return decide(refused, tokens, None)
 
         lease = Lease(self._lease_ids(), tuple(limited), tokens)
         checks: list[Check] = []
-        for subject, state, (request_debt, token_debt, _) in zip(
-            limited, states, current, strict=True
-        ):
+        for subject, state, (request_debt, token_debt, _) in measured:
             if subject.rpm is not None:
                 state.request_debt = gcra.corrected(request_debt, 1, subject.rpm)
                 state.request_updated_ms = now_ms

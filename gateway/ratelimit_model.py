@@ -9,8 +9,10 @@ limit and of the subject shown in the headers is made in one place.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
+
+import msgspec
 
 from gateway.errors import GatewayError
 from telemetry import metrics
@@ -43,8 +45,7 @@ def _check_limit(name: str, value: int | None) -> None:
         raise ValueError(f"{name} must be between 1 and {MAX_LIMIT}, got {value}")
 
 
-@dataclass(frozen=True, slots=True)
-class LimitSubject:
+class LimitSubject(msgspec.Struct, frozen=True):
     """One party a request is counted against, with its limits (None: not limited)."""
 
     scope: Scope
@@ -98,8 +99,7 @@ class RateLimitPolicy:
             raise ValueError(f"rate-limit max_connections must be at least 1, got {connections!r}")
 
 
-@dataclass(slots=True)
-class Check:
+class Check(msgspec.Struct):
     """One limit of one subject measured for one request.
 
     `remaining` and `reset_ms` describe the state after the request when it was admitted, the
@@ -119,8 +119,7 @@ class Check:
         return self.wait_ms == 0 and not self.too_large
 
 
-@dataclass(frozen=True, slots=True)
-class LimitState:
+class LimitState(msgspec.Struct, frozen=True):
     """What the `x-ratelimit-*-<kind>` headers report for one subject."""
 
     scope: Scope
@@ -135,8 +134,7 @@ class LimitState:
         return self.reset_ms / 1000
 
 
-@dataclass(frozen=True, slots=True)
-class RateRefusal:
+class RateRefusal(msgspec.Struct, frozen=True):
     """The limit that refused a request."""
 
     scope: Scope
@@ -174,8 +172,7 @@ class RateRefusal:
         )
 
 
-@dataclass(slots=True)
-class Lease:
+class Lease(msgspec.Struct):
     """What an admitted request holds until `release`: its parallel slots and token estimate."""
 
     lease_id: str
@@ -184,8 +181,7 @@ class Lease:
     released: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class RateDecision:
+class RateDecision(msgspec.Struct, frozen=True):
     """The answer to one `acquire`."""
 
     allowed: bool
@@ -194,7 +190,7 @@ class RateDecision:
     """The tightest subject with a requests-per-minute limit, for the headers."""
     tokens: LimitState | None = None
     """The tightest subject with a tokens-per-minute limit, for the headers."""
-    lease: Lease | None = field(default=None, compare=False)
+    lease: Lease | None = None
     degraded: bool = False
     """Redis failed and the policy is "open": admitted without any check."""
     unavailable: bool = False
