@@ -52,7 +52,7 @@ from gateway.validation import decode_object, validate_chat, validate_embeddings
 from providers.base import ChatResult, EmbeddingResult
 from providers.errors import UpstreamFailure
 from providers.openai_format import event_data, read_chunk
-from providers.usage import UNKNOWN_USAGE, Usage, estimated_usage
+from providers.usage import UNKNOWN_USAGE, Usage, estimated_prompt_tokens, estimated_usage
 from rules.context import RequestContext, routing_features
 from rules.engine import Evaluation, RuleSet, apply_parameters
 from telemetry import metrics
@@ -1260,8 +1260,8 @@ class Proxy:
         if usage_estimated:
             # Cut before the provider's usage chunk: the provider bills what it generated, so
             # a guess beats charging nothing.
-            estimate = int(exchange.features.get("estimated_input_tokens", 0))
-            usage = estimated_usage(estimate, state.output_chars)
+            prompt_tokens = estimated_prompt_tokens(payload, len(request))
+            usage = estimated_usage(prompt_tokens, state.output_chars)
         self._attempt(
             exchange,
             target,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -22,6 +23,35 @@ UNKNOWN_USAGE = Usage()
 
 CHARS_PER_TOKEN = 4
 """The gateway's rule of thumb wherever it must guess a token count from text."""
+
+
+MEDIA_PART_TOKENS = 765
+"""What one image, audio or file part of a prompt is guessed to cost: a 1024x1024 image at
+OpenAI's high detail. Inline media are base64 text many times larger than their token cost."""
+
+_MEDIA_DATA = {"image_url": ("image_url", "url"), "input_audio": ("input_audio", "data")}
+
+
+def estimated_prompt_tokens(payload: Mapping[str, Any], body_size: int) -> int:
+    """A chat request's prompt tokens, guessed: the bytes of its body over `CHARS_PER_TOKEN`,
+    except that each media part counts `MEDIA_PART_TOKENS` instead of its inline data's size
+    (at least 1)."""
+    media_bytes = parts = 0
+    messages = payload.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else ():
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in ("image_url", "input_audio", "file"):
+                continue
+            parts += 1
+            holder, field = _MEDIA_DATA.get(kind, ("file", "file_data"))
+            inner = part.get(holder)
+            data = inner.get(field) if isinstance(inner, dict) else inner
+            if isinstance(data, str):
+                media_bytes += len(data)
+    text_tokens = max(body_size - media_bytes, 0) // CHARS_PER_TOKEN
+    return max(text_tokens + parts * MEDIA_PART_TOKENS, 1)
 
 
 def estimated_usage(prompt_tokens: int, output_chars: int) -> Usage:

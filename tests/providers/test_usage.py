@@ -1,5 +1,5 @@
 from providers.openai_format import read_chunk
-from providers.usage import Usage, estimated_usage
+from providers.usage import MEDIA_PART_TOKENS, Usage, estimated_prompt_tokens, estimated_usage
 
 
 def test_an_estimate_rounds_the_streamed_characters_up_to_tokens() -> None:
@@ -24,3 +24,28 @@ def test_streamed_characters_count_content_and_tool_calls() -> None:
     assert odd.output_chars == 0
     finish = read_chunk(b'{"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}')
     assert (finish.output_chars, finish.has_output) == (0, False)
+
+
+def test_a_prompt_estimate_counts_media_parts_not_their_inline_data() -> None:
+    image = "data:image/png;base64," + "A" * 400_000
+    audio = "B" * 80_000
+    payload = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": image}},
+                    {"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}},
+                    {"type": "file", "file": {"file_data": "C" * 4_000}},
+                    {"type": "image_url", "image_url": "https://example.com/cat.png"},
+                ],
+            },
+            "junk",
+        ]
+    }
+    body_size = 400_000 + 80_000 + 4_000 + 1_000
+    other = body_size - len(image) - len(audio) - 4_000 - len("https://example.com/cat.png")
+    assert estimated_prompt_tokens(payload, body_size) == other // 4 + 4 * MEDIA_PART_TOKENS
+    assert estimated_prompt_tokens({"messages": [{"content": "hi"}]}, 400) == 100
+    assert estimated_prompt_tokens({}, 0) == 1
