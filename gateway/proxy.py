@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -49,7 +49,7 @@ from gateway.reliability import (
 )
 from gateway.routing import Route, Router, Target
 from gateway.validation import decode_object, validate_chat, validate_embeddings
-from providers.base import ChatResult, EmbeddingResult
+from providers.base import ChatResult, EmbeddingResult, ProviderStream
 from providers.errors import UpstreamFailure
 from providers.openai_format import event_data, read_chunk
 from providers.usage import UNKNOWN_USAGE, Usage, estimated_prompt_tokens, estimated_usage
@@ -1167,7 +1167,7 @@ class Proxy:
         span_id: str,
         started: float,
         receive: Receive,
-    ) -> tuple[aiohttp.ClientResponse, AsyncIterator[list[bytes]], list[bytes]]:
+    ) -> tuple[aiohttp.ClientResponse, ProviderStream, list[bytes]]:
         """Send a streaming request and wait for its first events (within the first-token
         timeout). Nothing has reached the client yet, so a failure here may be retried."""
         adapter = target.adapter
@@ -1182,7 +1182,7 @@ class Proxy:
                 traceparent=exchange.trace.traceparent_for(span_id),
                 timeouts=target.timeout,
             )
-            events = aiter(adapter.stream_events(response, target.public_model))
+            events = adapter.stream_events(response, target.public_model)
             try:
                 async with asyncio.timeout(target.first_token_timeout):
                     first = await anext(events)
@@ -1260,8 +1260,11 @@ class Proxy:
         if usage_estimated:
             # Cut before the provider's usage chunk: the provider bills what it generated, so
             # a guess beats charging nothing.
-            prompt_tokens = estimated_prompt_tokens(payload, len(request))
-            usage = estimated_usage(prompt_tokens, state.output_chars)
+            usage = estimated_usage(
+                estimated_prompt_tokens(payload, len(request)),
+                state.output_chars,
+                reported=events.reported_usage(),
+            )
         self._attempt(
             exchange,
             target,

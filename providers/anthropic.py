@@ -21,7 +21,7 @@ from providers.anthropic_response import (
     decode_message,
     finish_reason,
 )
-from providers.base import ChatResult, EmbeddingResult
+from providers.base import ChatResult, EmbeddingResult, ProviderStream
 from providers.errors import UpstreamFailure, scrub_secrets
 from providers.openai import HTTPAdapter
 from providers.openai_format import SSESplitter, event_data
@@ -116,11 +116,16 @@ class AnthropicAdapter(HTTPAdapter):
     ) -> EmbeddingResult:
         self._no_embeddings()
 
-    async def stream_events(
-        self, response: aiohttp.ClientResponse, public_model: str
+    def stream_events(self, response: aiohttp.ClientResponse, public_model: str) -> ProviderStream:
+        translator = StreamTranslator(public_model)
+        return ProviderStream(
+            self._events(response, translator), lambda: translator.usage.normalise()
+        )
+
+    async def _events(
+        self, response: aiohttp.ClientResponse, translator: StreamTranslator
     ) -> AsyncIterator[list[bytes]]:
         splitter = SSESplitter()
-        translator = StreamTranslator(public_model)
         try:
             async for piece in self.pieces(response):
                 events, failure = self._translate(translator, splitter.feed(piece))

@@ -7,13 +7,13 @@ an embedding list, or chat-completion chunks as SSE events. Failures are `Upstre
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import aiohttp
 import msgspec
 
-from providers.usage import Usage
+from providers.usage import UNKNOWN_USAGE, Usage
 
 
 class ChatResult(msgspec.Struct):
@@ -27,6 +27,35 @@ class ChatResult(msgspec.Struct):
 class EmbeddingResult(msgspec.Struct):
     body: bytes  # an OpenAI embedding `list` JSON document
     usage: Usage
+
+
+def _nothing_reported() -> Usage:
+    return UNKNOWN_USAGE
+
+
+class ProviderStream:
+    """One streamed answer: its OpenAI chunk events in groups, and the usage its provider had
+    reported so far. A stream cut short never reaches its usage chunk; counts some providers
+    send early (Anthropic's input tokens, Gemini's running totals) keep its estimate honest."""
+
+    __slots__ = ("_events", "_reported")
+
+    def __init__(
+        self,
+        events: AsyncIterator[list[bytes]],
+        reported: Callable[[], Usage] = _nothing_reported,
+    ) -> None:
+        self._events = events
+        self._reported = reported
+
+    def __aiter__(self) -> ProviderStream:
+        return self
+
+    async def __anext__(self) -> list[bytes]:
+        return await self._events.__anext__()
+
+    def reported_usage(self) -> Usage:
+        return self._reported()
 
 
 class ProviderAdapter(Protocol):
@@ -73,9 +102,7 @@ class ProviderAdapter(Protocol):
         in another form."""
         ...
 
-    def stream_events(
-        self, response: aiohttp.ClientResponse, public_model: str
-    ) -> AsyncIterator[list[bytes]]:
+    def stream_events(self, response: aiohttp.ClientResponse, public_model: str) -> ProviderStream:
         """OpenAI chat-completion-chunk SSE events (`data: {...}` or `data: [DONE]`, no
         trailing blank line), in groups as they arrive from the provider."""
         ...

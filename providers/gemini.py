@@ -15,7 +15,7 @@ import msgspec
 from yarl import URL
 
 from providers import gemini_response
-from providers.base import ChatResult, EmbeddingResult
+from providers.base import ChatResult, EmbeddingResult, ProviderStream
 from providers.errors import UpstreamFailure, parse_error_body, scrub_secrets
 from providers.gemini_request import chat_body, embeddings_body, model_path
 from providers.openai import HTTPAdapter
@@ -124,11 +124,14 @@ class GeminiAdapter(HTTPAdapter):
         body = gemini_response.parse_embeddings(raw, public_model, encoding_format or "float")
         return EmbeddingResult(body=body, usage=UNKNOWN_USAGE)
 
-    async def stream_events(
-        self, response: aiohttp.ClientResponse, public_model: str
+    def stream_events(self, response: aiohttp.ClientResponse, public_model: str) -> ProviderStream:
+        translator = gemini_response.StreamTranslator(public_model)
+        return ProviderStream(self._events(response, translator), lambda: translator.usage)
+
+    async def _events(
+        self, response: aiohttp.ClientResponse, translator: gemini_response.StreamTranslator
     ) -> AsyncIterator[list[bytes]]:
         splitter = SSESplitter()
-        translator = gemini_response.StreamTranslator(public_model)
         async for piece in self.pieces(response):
             events = []
             for event in splitter.feed(piece):

@@ -14,7 +14,7 @@ import msgspec
 from multidict import CIMultiDict
 from yarl import URL
 
-from providers.base import ChatResult, EmbeddingResult
+from providers.base import ChatResult, EmbeddingResult, ProviderStream
 from providers.errors import UpstreamFailure, parse_error_body, scrub_secrets
 from providers.openai_format import SSESplitter
 from providers.upstream import UpstreamClient
@@ -238,9 +238,11 @@ class OpenAIAdapter(HTTPAdapter):
             body=raw, usage=decoded.usage.normalise() if decoded.usage else UNKNOWN_USAGE
         )
 
-    async def stream_events(
-        self, response: aiohttp.ClientResponse, public_model: str
-    ) -> AsyncIterator[list[bytes]]:
+    def stream_events(self, response: aiohttp.ClientResponse, public_model: str) -> ProviderStream:
+        """OpenAI reports usage in its last chunk only, where the gateway reads it."""
+        return ProviderStream(self._events(response))
+
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[list[bytes]]:
         splitter = SSESplitter()
         async for piece in self.pieces(response):
             events = splitter.feed(piece)

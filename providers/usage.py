@@ -54,11 +54,19 @@ def estimated_prompt_tokens(payload: Mapping[str, Any], body_size: int) -> int:
     return max(text_tokens + parts * MEDIA_PART_TOKENS, 1)
 
 
-def estimated_usage(prompt_tokens: int, output_chars: int) -> Usage:
-    """Usage guessed for an answer the provider streamed without reporting any: the prompt's
-    estimate and the streamed characters over `CHARS_PER_TOKEN`, rounded up."""
+def estimated_usage(
+    prompt_tokens: int, output_chars: int, *, reported: Usage = UNKNOWN_USAGE
+) -> Usage:
+    """Usage for an answer cut short before its provider's usage chunk: what the provider had
+    reported by then where it said anything (its prompt and cached tokens; its output count
+    when that is more than the text shows), else the prompt's estimate and the streamed
+    characters over `CHARS_PER_TOKEN`, rounded up."""
     completion = -(-output_chars // CHARS_PER_TOKEN)
-    return Usage(prompt_tokens, completion, None, prompt_tokens + completion)
+    if reported.completion_tokens is not None:
+        completion = max(completion, reported.completion_tokens)
+    if reported.prompt_tokens is not None:
+        prompt_tokens = reported.prompt_tokens
+    return Usage(prompt_tokens, completion, reported.cached_tokens, prompt_tokens + completion)
 
 
 class _PromptDetails(msgspec.Struct):

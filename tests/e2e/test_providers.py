@@ -169,3 +169,32 @@ def test_provider_keys_never_reach_the_records(multi: GatewayProcess) -> None:
         dump = json.dumps(multi.database.rows(f"SELECT * FROM {table}"), default=str)
         for secret in ("sk-ant-test-key-000000", "AIzaTestKey00000000000000000", "azure-test-key"):
             assert secret not in dump
+
+
+def test_an_anthropic_stream_cut_short_keeps_the_input_tokens_it_reported(
+    multi: GatewayProcess,
+) -> None:
+    whole = multi.client().chat.completions.create(model="sonnet", messages=HELLO)
+    assert whole.usage is not None
+    body = {
+        "model": "sonnet",
+        "messages": HELLO,
+        "stream": True,
+        "mock": {"chunks": 100, "chunk_interval_ms": 50},
+    }
+    with (
+        multi.http() as http,
+        http.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
+        trace_id = response.headers["x-steerway-trace-id"]
+        seen = 0
+        for line in response.iter_lines():
+            seen += line.startswith("data:")
+            if seen == 3:
+                break
+    row = _interaction(multi, trace_id)
+    assert row["status"] == "cancelled"
+    assert row["usage_estimated"] in (True, 1)
+    assert row["prompt_tokens"] == whole.usage.prompt_tokens  # Anthropic's count, not a guess
+    assert 1 <= row["completion_tokens"] < 100  # what streamed before the client left
+    assert row["cost_usd"] is not None

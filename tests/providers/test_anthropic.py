@@ -550,6 +550,17 @@ async def test_stream_over_http_gives_openai_chunks_with_usage(adapter, server):
     assert server.stats.streams_completed >= 1
 
 
+async def test_a_stream_read_in_part_reports_the_input_tokens_it_was_told(adapter):
+    request = adapter.encode_chat({"messages": user("hello there")}, "claude-mock", stream=True)
+    response = await adapter.send("chat", request, provider_model="claude-mock", stream=True)
+    events = adapter.stream_events(response, "public-model")
+    assert events.reported_usage().prompt_tokens is None
+    await anext(events)  # message_start carries the input tokens
+    reported = events.reported_usage()
+    assert reported.prompt_tokens == math.ceil(len("Be terse.hello there") / 4)
+    response.close()
+
+
 async def test_parallel_tool_calls_over_http_stream_into_valid_json(adapter):
     payload = {"messages": user("run these in parallel"), "tools": [WEATHER_TOOL, TIME_TOOL]}
     result = Accumulated(await stream(adapter, payload))

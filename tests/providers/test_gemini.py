@@ -514,6 +514,21 @@ async def stream(adapter: GeminiAdapter, payload: dict[str, Any]) -> list[bytes]
     return events
 
 
+async def test_a_stream_read_in_part_reports_the_running_usage(adapter: GeminiAdapter) -> None:
+    payload = {"messages": HELLO, "mock": {"tokens_per_chunk": 1, "chunk_interval_ms": 20}}
+    response = await adapter.send(
+        "chat", adapter.encode_chat(payload, MODEL, stream=True), provider_model=MODEL, stream=True
+    )
+    events = adapter.stream_events(response, "public")
+    assert events.reported_usage().prompt_tokens is None
+    await anext(events)
+    await anext(events)
+    reported = events.reported_usage()
+    assert reported.prompt_tokens is not None and reported.prompt_tokens > 0
+    assert reported.completion_tokens is not None and 1 <= reported.completion_tokens < 6
+    response.close()
+
+
 async def test_chat_round_trip(adapter: GeminiAdapter, server: MockServer) -> None:
     answer = await chat(adapter, {"messages": [{"role": "system", "content": "hi"}, *HELLO]})
     choice = answer["body"]["choices"][0]

@@ -49,3 +49,11 @@ def test_a_prompt_estimate_counts_media_parts_not_their_inline_data() -> None:
     assert estimated_prompt_tokens(payload, body_size) == other // 4 + 4 * MEDIA_PART_TOKENS
     assert estimated_prompt_tokens({"messages": [{"content": "hi"}]}, 400) == 100
     assert estimated_prompt_tokens({}, 0) == 1
+
+
+def test_an_estimate_takes_what_the_provider_reported_before_the_cut() -> None:
+    early = Usage(prompt_tokens=1_200, completion_tokens=1, cached_tokens=1_000)
+    assert estimated_usage(50, 40, reported=early) == Usage(1_200, 10, 1_000, 1_210)
+    running = Usage(prompt_tokens=30, completion_tokens=25)
+    assert estimated_usage(50, 40, reported=running) == Usage(30, 25, None, 55)
+    assert estimated_usage(50, 40, reported=Usage(completion_tokens=3)) == Usage(50, 10, None, 60)
