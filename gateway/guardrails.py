@@ -265,6 +265,22 @@ class Guardrails:
 
     # --- output (a whole answer) -----------------------------------------------------------
 
+    async def check_output(
+        self,
+        selection: Selection | None,
+        outcome: InputOutcome | None,
+        body: bytes,
+        context: CheckContext,
+    ) -> tuple[bytes, list[Verdict]]:
+        """`check_answer`, in a worker thread when the answer is longer than `offload_chars`
+        (in bytes), as long inputs are."""
+        if len(body) <= self.offload_chars:
+            return self.check_answer(selection, outcome, body, context)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool(), self.check_answer, selection, outcome, body, context
+        )
+
     def check_answer(
         self,
         selection: Selection | None,

@@ -640,14 +640,14 @@ class Proxy:
             attributes={"guardrails": [v.guardrail for v in verdicts]},
         )
 
-    def _guard_answer(self, exchange: Exchange, body: bytes) -> bytes:
+    async def _guard_answer(self, exchange: Exchange, body: bytes) -> bytes:
         """Run the output guardrails (and unmasking) over a whole chat answer."""
         guardrails = self.guardrails
         context = exchange.guard_context
         if guardrails is None or context is None:
             return body
         started = time.perf_counter()
-        body, verdicts = guardrails.check_answer(
+        body, verdicts = await guardrails.check_output(
             exchange.guarded,
             exchange.guard_input,
             body,
@@ -777,7 +777,8 @@ class Proxy:
         exchange.provider_model = entry.provider_model
         usage = entry.usage
         if operation == "chat" and exchange.guard_context is not None:
-            entry = msgspec.structs.replace(entry, body=self._guard_answer(exchange, entry.body))
+            guarded = await self._guard_answer(exchange, entry.body)
+            entry = msgspec.structs.replace(entry, body=guarded)
         if exchange.stream and operation == "chat":
             options = payload.get("stream_options")
             events = replay_events(
@@ -1153,7 +1154,7 @@ class Proxy:
             )
         answer = result.body
         if isinstance(result, ChatResult) and exchange.guard_context is not None:
-            answer = self._guard_answer(exchange, answer)
+            answer = await self._guard_answer(exchange, answer)
         await self._respond(exchange, send, 200, answer, provider_headers=True)
         if exchange.cache_key is not None:
             await self._store_in_cache(exchange, target, result.body, result.usage)

@@ -195,6 +195,23 @@ async def test_long_inputs_are_checked_off_the_event_loop() -> None:
         guardrails.close()
 
 
+async def test_long_answers_are_checked_off_the_event_loop() -> None:
+    guardrails = _guardrails(offload_chars=300)
+    selection = guardrails.select(rule=["out-tickets"])
+    try:
+        threads_seen.clear()
+        body, _ = await guardrails.check_output(selection, None, _answer("TICKET-1"), CONTEXT)
+        assert threads_seen == [threading.current_thread().name]
+        threads_seen.clear()
+        long = "x" * 300 + " TICKET-2"
+        body, verdicts = await guardrails.check_output(selection, None, _answer(long), CONTEXT)
+        assert threads_seen and threads_seen[0].startswith("guardrails")
+        content = msgspec.json.decode(body)["choices"][0]["message"]["content"]
+        assert content.endswith(" <TICKET>") and verdicts[0].entities == {"TICKET": 1}
+    finally:
+        guardrails.close()
+
+
 async def test_the_loop_keeps_running_while_a_long_input_is_checked() -> None:
     guardrails = _guardrails(offload_chars=10)
     ticks = 0
