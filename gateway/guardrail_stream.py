@@ -1,6 +1,7 @@
 """Output guardrails over a streamed answer, chunk by chunk.
 
-Each choice's text is kept as it arrives. After every batch of events the output checks re-read
+Each text of each choice (its `content`, and the `reasoning_content` and `refusal` some servers
+stream) is kept as it arrives, on its own. After every batch of events the output checks re-read
 a sliding window: the text not yet sent plus up to `window_chars` already sent before it, so a
 value split across chunks is still seen whole. What happens next depends on the actions:
 
@@ -37,6 +38,8 @@ from gateway.guardrails import CONTENT_FILTER, Guardrail
 from providers.openai_format import event_data
 
 HOLD_CHARS: Final = 64
+TEXT_FIELDS: Final = ("content", "reasoning_content", "refusal")
+"""The fields of a streamed delta that carry text the model wrote."""
 _DONE: Final = b"data: [DONE]"
 
 
@@ -105,7 +108,8 @@ class StreamGuard:
         self.hold_chars = hold_chars
         self.holds = unmasker is not None or any(g.spec.action != "log" for g in self.text_checks)
         self.blocked: Verdict | None = None
-        self._choices: dict[int, _ChoiceText] = {}
+        self._choices: dict[tuple[int, str], _ChoiceText] = {}
+        """Each text of each choice so far, by (choice index, field)."""
         self._calls: dict[tuple[int, int], _CallArguments] = {}
         """Each tool call's arguments so far, by (choice index, tool-call index)."""
         self._tallies = {g.name: _Tally() for g in self.text_checks}
@@ -146,28 +150,43 @@ class StreamGuard:
                 delta = choice.get("delta")
                 if not isinstance(delta, dict):
                     continue
-                content = delta.get("content")
-                released: str | None = ""
-                if isinstance(content, str) and content:
-                    released = self._feed(index, content)
-                self._take_arguments(index, delta.get("tool_calls"))
-                if released is not None and choice.get("finish_reason") is not None:
-                    tail = self._release(index, final=True)
-                    released = None if tail is None else released + tail
-                    if released is not None:
-                        calls = self._release_calls(index)
-                        if calls is None:
-                            released = None
-                        elif calls:
-                            out.append(self._arguments_event(index, calls))
-                if released is None:
+                passed = self._pass_texts(index, delta)
+                if passed:
+                    self._take_arguments(index, delta.get("tool_calls"))
+                if passed and choice.get("finish_reason") is not None:
+                    passed = self._finish_texts(index, delta)
+                    calls = self._release_calls(index) if passed else None
+                    if calls is None:
+                        passed = False
+                    elif calls:
+                        out.append(self._delta_event(index, {"tool_calls": calls}))
+                if not passed:
                     out.append(self._filter_event())
                     out.append(_DONE)
                     return out, True
-                if isinstance(content, str) or released:
-                    delta["content"] = released
             out.append(b"data: " + msgspec.json.encode(chunk))
         return out, False
+
+    def _pass_texts(self, index: int, delta: dict[str, Any]) -> bool:
+        """Replace each text of a delta by what may be released of it; False when blocked."""
+        for field in TEXT_FIELDS:
+            text = delta.get(field)
+            if isinstance(text, str) and text:
+                released = self._feed((index, field), text)
+                if released is None:
+                    return False
+                delta[field] = released
+        return True
+
+    def _finish_texts(self, index: int, delta: dict[str, Any]) -> bool:
+        """Add what was still held of a finishing choice's texts; False when blocked."""
+        for key in sorted(k for k in self._choices if k[0] == index):
+            tail = self._release(key, final=True)
+            if tail is None:
+                return False
+            if tail:
+                delta[key[1]] = (delta.get(key[1]) or "") + tail
+        return True
 
     def verdicts(self) -> list[Verdict]:
         """The output verdicts, once the stream has ended (or been blocked)."""
@@ -193,7 +212,9 @@ class StreamGuard:
         for guardrail in self.end_checks:
             spec = guardrail.spec
             started = time.perf_counter()
-            texts = [self._choices[i].text for i in sorted(self._choices)] or [""]
+            texts = [
+                text.text for key, text in sorted(self._choices.items()) if key[1] == "content"
+            ] or [""]
             best = 0.0
             findings: list[Finding] = []
             reasons: list[str] = []
@@ -219,16 +240,17 @@ class StreamGuard:
             )
         return verdicts
 
-    def _feed(self, index: int, text: str) -> str | None:
-        choice = self._choices.get(index)
+    def _feed(self, key: tuple[int, str], text: str) -> str | None:
+        choice = self._choices.get(key)
         if choice is None:
-            choice = self._choices[index] = _ChoiceText()
+            choice = self._choices[key] = _ChoiceText()
         choice.text += text
-        return self._release(index, final=False)
+        return self._release(key, final=False)
 
-    def _release(self, index: int, *, final: bool) -> str | None:
-        """Check the window of one choice and release what may go; None when blocked."""
-        choice = self._choices.get(index)
+    def _release(self, key: tuple[int, str], *, final: bool) -> str | None:
+        """Check the window of one text of one choice and release what may go; None when
+        blocked."""
+        choice = self._choices.get(key)
         if choice is None:
             return ""
         base = max(0, choice.sent - self.window_chars)
@@ -246,7 +268,7 @@ class StreamGuard:
                 if found.score < spec.threshold:
                     continue
                 placed = Finding(found.kind, found.start + base, found.end + base, found.score)
-                tally.findings.setdefault((index, placed.start, placed.end, placed.kind), placed)
+                tally.findings.setdefault((key, placed.start, placed.end, placed.kind), placed)
                 if placed.end > choice.sent:
                     fresh.append(placed)
             if not fresh and result.findings:
@@ -358,32 +380,28 @@ class StreamGuard:
         """What is still held when the provider ends without a finish reason on every choice;
         None when a guardrail blocks it."""
         out = []
-        for index in self._indices():
-            piece = self._release(index, final=True)
+        for key in sorted(self._choices):
+            piece = self._release(key, final=True)
             if piece is None:
                 return None
             if piece:
-                chunk = {
-                    **self._meta,
-                    "object": "chat.completion.chunk",
-                    "choices": [{"index": index, "delta": {"content": piece}}],
-                }
-                out.append(b"data: " + msgspec.json.encode(chunk))
+                out.append(self._delta_event(key[0], {key[1]: piece}))
+        for index in self._indices():
             calls = self._release_calls(index)
             if calls is None:
                 return None
             if calls:
-                out.append(self._arguments_event(index, calls))
+                out.append(self._delta_event(index, {"tool_calls": calls}))
         return out
 
     def _indices(self) -> list[int]:
-        return sorted({*self._choices, *(choice for choice, _ in self._calls)})
+        return sorted({index for index, _ in self._choices} | {index for index, _ in self._calls})
 
-    def _arguments_event(self, index: int, calls: list[dict[str, Any]]) -> bytes:
+    def _delta_event(self, index: int, delta: dict[str, Any]) -> bytes:
         chunk = {
             **self._meta,
             "object": "chat.completion.chunk",
-            "choices": [{"index": index, "delta": {"tool_calls": calls}}],
+            "choices": [{"index": index, "delta": delta}],
         }
         return b"data: " + msgspec.json.encode(chunk)
 

@@ -96,6 +96,11 @@ def _without_overlaps(findings: list[Finding]) -> tuple[Finding, ...]:
     return tuple(kept)
 
 
+MODEL_TEXTS: Final = ("reasoning_content", "refusal")
+"""Text fields of an answer's message besides `content`: the reasoning some OpenAI-compatible
+servers return, and a refusal. The text checks read them; `json_schema` reads `content` only."""
+
+
 class Guardrail:
     """A declared guardrail with its check built."""
 
@@ -318,9 +323,10 @@ class Guardrails:
             verdicts.append(verdict)
         if unmasker is not None:
             for message in messages:
-                content = message.get("content")
-                if isinstance(content, str):
-                    message["content"] = unmasker.unmask(content)
+                for field in ("content", *MODEL_TEXTS):
+                    text = message.get(field)
+                    if isinstance(text, str):
+                        message[field] = unmasker.unmask(text)
                 for arguments in tool_arguments(message):
                     arguments.rewrite(unmasker.unmask)
         return msgspec.json.encode(document), verdicts
@@ -337,6 +343,8 @@ class Guardrails:
             places: list[tuple[Any, Any]] = []
             if isinstance(message.get("content"), str):
                 places.append((message, "content"))
+            if guardrail.reads_text:
+                places += [(message, f) for f in MODEL_TEXTS if isinstance(message.get(f), str)]
             calls = tool_arguments(message) if guardrail.reads_text else []
             for arguments in calls:
                 places.extend(arguments.places)

@@ -288,3 +288,52 @@ def test_a_provider_that_ends_without_a_finish_reason_still_sends_the_arguments(
     _, arguments, finishes, _ = _run_calls(guard, events)
     assert msgspec.json.decode(arguments) == {"to": "<CODE>", "n": 1}
     assert finishes == []
+
+
+def _reasoning_events(reasoning: list[str], content: list[str]) -> list[bytes]:
+    base = {"id": "chatcmpl-3", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return b"data: " + msgspec.json.encode({**base, "choices": [choice]})
+
+    events = [event({"role": "assistant", "content": ""})]
+    events += [event({"reasoning_content": piece}) for piece in reasoning]
+    events += [event({"content": piece}) for piece in content]
+    return [*events, event({}, "stop"), b"data: [DONE]"]
+
+
+def _read_fields(guard: StreamGuard, events: list[bytes]) -> tuple[str, str, list[str]]:
+    reasoning, content, finishes = "", "", []
+    for event in events:
+        out, blocked = guard.process([event])
+        for sent in out:
+            data = sent.removeprefix(b"data: ")
+            if data == b"[DONE]":
+                continue
+            for choice in msgspec.json.decode(data)["choices"]:
+                reasoning += choice["delta"].get("reasoning_content") or ""
+                content += choice["delta"].get("content") or ""
+                if choice.get("finish_reason"):
+                    finishes.append(choice["finish_reason"])
+        if blocked:
+            break
+    return reasoning, content, finishes
+
+
+def test_streamed_reasoning_is_masked_on_its_own() -> None:
+    guard = StreamGuard([_guardrail("mask")], CONTEXT, masker=Masker("type", b"k"))
+    events = _reasoning_events(["the user said co", "de-12", "34 so"], ["code", "-9999 ok"])
+    reasoning, content, finishes = _read_fields(guard, events)
+    assert (reasoning, content) == ("the user said <CODE> so", "<CODE> ok")
+    assert finishes == ["stop"]
+    assert guard.verdicts()[0].entities == {"CODE": 2}
+
+
+def test_a_violation_in_streamed_reasoning_ends_the_stream() -> None:
+    guard = StreamGuard([_guardrail("block")], CONTEXT)
+    reasoning, content, finishes = _read_fields(
+        guard, _reasoning_events(["think about code-", "1234 now"], ["never sent"])
+    )
+    assert "1234" not in reasoning and content == ""
+    assert finishes == ["content_filter"]

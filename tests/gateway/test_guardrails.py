@@ -406,6 +406,23 @@ def test_tool_call_arguments_in_answers_are_blocked_masked_and_unmasked() -> Non
     assert msgspec.json.decode(_called(body)[0]) == {"ticket": "TICKET-77"}
 
 
+def test_reasoning_and_refusals_in_answers_are_read_too() -> None:
+    guardrails = _guardrails()
+    message = {"role": "assistant", "content": "done", "reasoning_content": "TICKET-8 first"}
+    answer = msgspec.json.encode({"choices": [{"index": 0, "message": message}]})
+    body, verdicts = guardrails.check_answer(
+        guardrails.select(rule=["out-tickets"]), None, answer, CONTEXT
+    )
+    masked = msgspec.json.decode(body)["choices"][0]["message"]
+    assert (masked["content"], masked["reasoning_content"]) == ("done", "<TICKET> first")
+    assert verdicts[0].entities == {"TICKET": 1}
+
+    refusal = {"role": "assistant", "content": None, "refusal": "no, forbidden"}
+    answer = msgspec.json.encode({"choices": [{"index": 0, "message": refusal}]})
+    body, _ = guardrails.check_answer(guardrails.select(rule=["out-words"]), None, answer, CONTEXT)
+    assert msgspec.json.decode(body)["choices"][0]["finish_reason"] == "content_filter"
+
+
 def test_an_answer_without_output_guardrails_is_untouched() -> None:
     guardrails = _guardrails()
     body = _answer("hello")
