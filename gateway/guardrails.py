@@ -435,9 +435,9 @@ class RequestTexts:
 
 
 def request_texts(payload: dict[str, Any], operation: str) -> RequestTexts:
-    """For chat: each message's content (a string, or its text parts) and the strings in the
-    arguments of the tool calls earlier answers made; for embeddings: the input strings (token
-    arrays carry no text to check)."""
+    """For chat: each message's content (a string, or its text parts), the reasoning and
+    refusal of earlier answers, and the strings in the arguments of the tool calls they made;
+    for embeddings: the input strings (token arrays carry no text to check)."""
     texts = RequestTexts()
     slots = texts.slots
     if operation == "embeddings":
@@ -468,6 +468,9 @@ def request_texts(payload: dict[str, Any], operation: str) -> RequestTexts:
                     and isinstance(part.get("text"), str)
                 ):
                     slots.append((part, "text", role))
+        slots.extend(
+            (message, field, role) for field in MODEL_TEXTS if isinstance(message.get(field), str)
+        )
         for arguments in tool_arguments(message):
             texts.arguments.append(arguments)
             slots.extend((container, key, role) for container, key in arguments.places)

@@ -286,6 +286,12 @@ def test_request_texts_read_the_strings_in_earlier_tool_calls() -> None:
         ]
     }
     assert _texts(chat, "chat") == [("a@x.io", "assistant"), ("not json", "assistant")]
+    earlier = {"role": "assistant", "content": "a", "reasoning_content": "b", "refusal": "c"}
+    assert _texts({"messages": [earlier]}, "chat") == [
+        ("a", "assistant"),
+        ("b", "assistant"),
+        ("c", "assistant"),
+    ]
 
 
 def _tool_call(arguments: str) -> dict[str, Any]:
