@@ -26,6 +26,7 @@ been sent, so they are recorded, never enforced.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any, Final
@@ -36,6 +37,8 @@ from gateway.guardrail_arguments import ToolArguments
 from gateway.guardrail_model import CheckContext, CheckResult, Finding, Verdict, count_kinds
 from gateway.guardrails import CONTENT_FILTER, Guardrail
 from providers.openai_format import event_data
+
+logger = logging.getLogger("steerway.guardrails")
 
 HOLD_CHARS: Final = 64
 TEXT_FIELDS: Final = ("content", "reasoning_content", "refusal")
@@ -63,7 +66,7 @@ class _CallArguments:
 class _Tally:
     """What one guardrail found over the whole stream, each finding counted once."""
 
-    __slots__ = ("best", "findings", "reasons", "seconds")
+    __slots__ = ("best", "failure", "findings", "reasons", "seconds")
 
     def __init__(self) -> None:
         self.best = 0.0
@@ -71,12 +74,24 @@ class _Tally:
         """By where (a choice's text, or one string in a tool call's arguments) and position."""
         self.reasons: list[str] = []
         self.seconds = 0.0
+        self.failure: str | None = None
+        """The type of the first exception the check raised, if it ever did."""
 
     def check(self, guardrail: Guardrail, text: str, context: CheckContext) -> CheckResult | None:
         """Run the guardrail's check over `text`, timed; its result when it triggers (with its
-        reason noted), else None."""
+        reason noted), else None. An exception is noted in `failure`, never raised: the stream
+        is already going out."""
         started = time.perf_counter()
-        result = guardrail.check(text, context)
+        try:
+            result = guardrail.check(text, context)
+        except Exception as error:  # a custom check may raise anything
+            self.seconds += time.perf_counter() - started
+            if self.failure is None:
+                self.failure = type(error).__name__
+                logger.warning(
+                    "guardrail %r failed on a streamed answer: %s", guardrail.name, self.failure
+                )
+            return None
         self.seconds += time.perf_counter() - started
         score = result.overall
         if not (score > 0 and score >= guardrail.spec.threshold):
@@ -196,17 +211,21 @@ class StreamGuard:
             spec = guardrail.spec
             triggered = tally.best > 0 and tally.best >= spec.threshold
             blocked = self.blocked is not None and self.blocked.guardrail == spec.name
+            noted = tally.reasons
+            if tally.failure is not None:
+                noted = [*noted, f"the check failed ({tally.failure})"]
             verdicts.append(
                 Verdict(
                     guardrail=spec.name,
                     kind=spec.kind,
                     direction="output",
                     action=spec.action,
-                    triggered=triggered or blocked,
+                    triggered=triggered or (blocked and tally.failure is None),
                     score=round(tally.best, 4),
                     entities=count_kinds(list(tally.findings.values())),
                     latency_us=tally.seconds * 1e6,
-                    reason="; ".join(tally.reasons),
+                    reason="; ".join(noted),
+                    failed=tally.failure is not None,
                 )
             )
         for guardrail in self.end_checks:
@@ -218,12 +237,22 @@ class StreamGuard:
             best = 0.0
             findings: list[Finding] = []
             reasons: list[str] = []
+            failure = None
             for text in texts:
-                result = guardrail.check(text, self.context)
+                try:
+                    result = guardrail.check(text, self.context)
+                except Exception as error:  # recorded as the check's failure, like any other
+                    failure = type(error).__name__
+                    logger.warning(
+                        "guardrail %r failed on a streamed answer: %s", guardrail.name, failure
+                    )
+                    break
                 best = max(best, result.overall)
                 findings.extend(result.findings)
                 if result.reason:
                     reasons.append(result.reason)
+            if failure is not None:
+                reasons.append(f"the check failed ({failure})")
             reasons.append("checked when the stream ended: recorded, not enforced")
             verdicts.append(
                 Verdict(
@@ -236,6 +265,7 @@ class StreamGuard:
                     entities=count_kinds(findings),
                     latency_us=(time.perf_counter() - started) * 1e6,
                     reason="; ".join(reasons),
+                    failed=failure is not None,
                 )
             )
         return verdicts
@@ -260,6 +290,9 @@ class StreamGuard:
             spec = guardrail.spec
             tally = self._tallies[spec.name]
             result = tally.check(guardrail, window, self.context)
+            if tally.failure is not None and spec.action != "log":
+                self._block(spec.name, spec.kind, 0.0)  # fail closed, as on a whole answer
+                return None
             if result is None:
                 continue
             score = result.overall
@@ -349,6 +382,9 @@ class StreamGuard:
         for number, (container, key) in enumerate(arguments.places):
             text = container[key]
             result = tally.check(guardrail, text, self.context)
+            if tally.failure is not None and spec.action != "log":
+                self._block(spec.name, spec.kind, 0.0)
+                return False
             if result is None:
                 continue
             score = result.overall

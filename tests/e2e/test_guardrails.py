@@ -41,6 +41,11 @@ GUARDRAILS = {
         "pii-out-log": {"kind": "pii", "direction": "output", "action": "log"},
         "schema": {"kind": "json_schema", "action": "block"},
         "needs-team": {"kind": "required_metadata", "keys": ["team"]},
+        "broken-out": {
+            "kind": "custom",
+            "callable": "tests.gateway.custom_checks:quotes_text_in_error",
+            "direction": "output",
+        },
     }
 }
 RULES = [
@@ -251,6 +256,31 @@ def test_output_block_cuts_a_stream_before_the_violation(guarded: GatewayProcess
     # Cut short, the answer still cost something: the provider's usage, or the gateway's guess.
     (interaction,) = _trace_rows(guarded.database, rows[-1]["trace_id"], "ai_interactions")
     assert interaction["completion_tokens"] >= 1 and interaction["cost_usd"] is not None
+
+
+def test_an_output_check_that_fails_ends_a_stream_cleanly(guarded: GatewayProcess) -> None:
+    secret = uuid.uuid4().hex
+    raw = guarded.client().chat.completions.with_raw_response.create(
+        model="mock-gpt",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        extra_headers={"x-steerway-tags": "broken-out"},
+        extra_body={"mock": {"content": f"the answer {secret}"}},
+    )
+    chunks = list(raw.parse())
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert (text, finishes[-1]) == ("", "content_filter")
+    trace_id = raw.headers["x-steerway-trace-id"]
+    decisions = guarded.database.wait_rows(
+        "SELECT * FROM decisions WHERE trace_id = :t AND type = 'guardrail'", t=trace_id
+    )
+    (decision,) = decisions
+    output = decision["output"]
+    output = json.loads(output) if isinstance(output, str) else output
+    assert output["outcome"] == "error"
+    assert decision["reasoning"] == "the check failed (CustomCheckError)"
+    assert secret not in json.dumps(decision, default=str)  # the exception quoted the text
 
 
 def test_output_mask_on_a_stream_masks_values_split_across_chunks(guarded: GatewayProcess) -> None:

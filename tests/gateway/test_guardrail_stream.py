@@ -337,3 +337,31 @@ def test_a_violation_in_streamed_reasoning_ends_the_stream() -> None:
     )
     assert "1234" not in reasoning and content == ""
     assert finishes == ["content_filter"]
+
+
+def _raises(text: str, context: CheckContext) -> CheckResult:
+    raise RuntimeError(f"cannot read {text}")
+
+
+def test_a_check_that_fails_ends_the_stream_unless_it_only_logs() -> None:
+    events = _events(["one two ", "three four"])
+    guard = StreamGuard([_guardrail("mask", _raises)], CONTEXT, masker=Masker("type", b"k"))
+    text, finishes, blocked = _run(guard, events)
+    assert (text, finishes, blocked) == ("", ["content_filter"], True)
+    (verdict,) = guard.verdicts()
+    assert verdict.failed and verdict.outcome == "error"
+    assert "RuntimeError" in verdict.reason and "one" not in verdict.reason
+
+    guard = StreamGuard([_guardrail("log", _raises)], CONTEXT)
+    text, finishes, blocked = _run(guard, events)
+    assert (text, finishes, blocked) == ("one two three four", ["stop"], False)
+    assert guard.verdicts()[0].failed
+
+
+def test_a_whole_answer_check_that_fails_is_recorded() -> None:
+    spec = GuardrailSpec(name="schema", kind="json_schema", action="block", direction="output")
+    guard = StreamGuard([Guardrail(spec, _raises)], CONTEXT)
+    text, finishes, _ = _run(guard, _events(["{}"]))
+    assert (text, finishes) == ("{}", ["stop"])
+    (verdict,) = guard.verdicts()
+    assert verdict.failed and "RuntimeError" in verdict.reason
