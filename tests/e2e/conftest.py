@@ -167,6 +167,22 @@ class GatewayProcess:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
+    def stream_and_leave(
+        self, body: dict[str, Any], *, api_key: str | None = None, events: int = 3
+    ) -> str:
+        """Start a streamed chat, read `events` data events, then close the connection as a
+        client that gives up would; the request's trace id."""
+        with (
+            self.http(api_key) as http,
+            http.stream("POST", "/v1/chat/completions", json=body) as response,
+        ):
+            seen = 0
+            for line in response.iter_lines():
+                seen += line.startswith("data:")
+                if seen == events:
+                    break
+            return str(response.headers["x-steerway-trace-id"])
+
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "STEERWAY_DATABASE_URL": self.database.url}
         return subprocess.run(

@@ -481,18 +481,7 @@ def test_a_stream_the_client_leaves_is_charged_what_it_streamed(
         "messages": [{"role": "user", "content": "a long story"}],
         "mock": {"content": "word " * 100, "chunks": 100, "chunk_interval_ms": 50},
     }
-    headers = {"Authorization": f"Bearer {key.plaintext}"}
-    with (
-        httpx.Client(base_url=gateway.url, timeout=10) as http,
-        http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response,
-    ):
-        trace_id = response.headers["x-steerway-trace-id"]
-        seen = 0
-        for line in response.iter_lines():
-            seen += line.startswith("data:")
-            if seen == 3:
-                break
-
+    trace_id = gateway.stream_and_leave(body, api_key=key.plaintext)
     (interaction,) = gateway.database.wait_rows(
         "SELECT * FROM ai_interactions WHERE trace_id = :t", t=trace_id
     )

@@ -182,16 +182,7 @@ def test_an_anthropic_stream_cut_short_keeps_the_input_tokens_it_reported(
         "stream": True,
         "mock": {"chunks": 100, "chunk_interval_ms": 50},
     }
-    with (
-        multi.http() as http,
-        http.stream("POST", "/v1/chat/completions", json=body) as response,
-    ):
-        trace_id = response.headers["x-steerway-trace-id"]
-        seen = 0
-        for line in response.iter_lines():
-            seen += line.startswith("data:")
-            if seen == 3:
-                break
+    trace_id = multi.stream_and_leave(body)
     row = _interaction(multi, trace_id)
     assert row["status"] == "cancelled"
     assert row["usage_estimated"] in (True, 1)

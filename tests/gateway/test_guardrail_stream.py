@@ -220,26 +220,32 @@ def _call_events(pieces: list[str], *, content: str | None = None) -> list[bytes
     return events
 
 
-def _run_calls(guard: StreamGuard, events: list[bytes]) -> tuple[str, str, list[str], int]:
-    """The events through the guard, read back as a client would: the call's name, its
-    arguments joined up, the finish reasons, and how many events carried argument text."""
-    name, arguments, finishes, carrying = "", "", [], 0
+def _sent_choices(guard: StreamGuard, events: list[bytes]) -> list[dict[str, Any]]:
+    """The choices of every event the guard lets out, fed one event at a time."""
+    choices: list[dict[str, Any]] = []
     for event in events:
         out, blocked = guard.process([event])
         for sent in out:
             data = sent.removeprefix(b"data: ")
-            if data == b"[DONE]":
-                continue
-            for choice in msgspec.json.decode(data)["choices"]:
-                for call in choice["delta"].get("tool_calls") or ():
-                    function = call.get("function") or {}
-                    name += function.get("name") or ""
-                    arguments += function.get("arguments") or ""
-                    carrying += bool(function.get("arguments"))
-                if choice.get("finish_reason"):
-                    finishes.append(choice["finish_reason"])
+            if data != b"[DONE]":
+                choices += msgspec.json.decode(data)["choices"]
         if blocked:
             break
+    return choices
+
+
+def _run_calls(guard: StreamGuard, events: list[bytes]) -> tuple[str, str, list[str], int]:
+    """The events through the guard, read back as a client would: the call's name, its
+    arguments joined up, the finish reasons, and how many events carried argument text."""
+    name, arguments, finishes, carrying = "", "", [], 0
+    for choice in _sent_choices(guard, events):
+        for call in choice["delta"].get("tool_calls") or ():
+            function = call.get("function") or {}
+            name += function.get("name") or ""
+            arguments += function.get("arguments") or ""
+            carrying += bool(function.get("arguments"))
+        if choice.get("finish_reason"):
+            finishes.append(choice["finish_reason"])
     return name, arguments, finishes, carrying
 
 
@@ -305,19 +311,11 @@ def _reasoning_events(reasoning: list[str], content: list[str]) -> list[bytes]:
 
 def _read_fields(guard: StreamGuard, events: list[bytes]) -> tuple[str, str, list[str]]:
     reasoning, content, finishes = "", "", []
-    for event in events:
-        out, blocked = guard.process([event])
-        for sent in out:
-            data = sent.removeprefix(b"data: ")
-            if data == b"[DONE]":
-                continue
-            for choice in msgspec.json.decode(data)["choices"]:
-                reasoning += choice["delta"].get("reasoning_content") or ""
-                content += choice["delta"].get("content") or ""
-                if choice.get("finish_reason"):
-                    finishes.append(choice["finish_reason"])
-        if blocked:
-            break
+    for choice in _sent_choices(guard, events):
+        reasoning += choice["delta"].get("reasoning_content") or ""
+        content += choice["delta"].get("content") or ""
+        if choice.get("finish_reason"):
+            finishes.append(choice["finish_reason"])
     return reasoning, content, finishes
 
 
