@@ -367,8 +367,9 @@ class StreamGuard:
                 if not self._check_arguments(guardrail, arguments, (index, tool)):
                     return None
             if self.unmasker is not None:
-                arguments.rewrite(self.unmasker.unmask)
-            arguments.commit()
+                arguments.rewrite(self.unmasker.unmask)  # commits the masks too
+            else:
+                arguments.commit()
             if self.holds:
                 pieces.append({"index": tool, "function": {"arguments": function["arguments"]}})
         return pieces

@@ -343,11 +343,11 @@ class Guardrails:
             places: list[tuple[Any, Any]] = []
             if isinstance(message.get("content"), str):
                 places.append((message, "content"))
-            if guardrail.reads_text:
+            calls: list[ToolArguments] = []
+            if guardrail.reads_text:  # json_schema reads `content` only
                 places += [(message, f) for f in MODEL_TEXTS if isinstance(message.get(f), str)]
-            calls = tool_arguments(message) if guardrail.reads_text else []
-            for arguments in calls:
-                places.extend(arguments.places)
+                calls = tool_arguments(message)
+                places += [place for arguments in calls for place in arguments.places]
             blocked = False
             for container, key in places:
                 text = container[key]
