@@ -110,6 +110,9 @@ class TraceRecord(msgspec.Struct, kw_only=True, gc=False):
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     # Routing features kept even when content is not, so rules can be replayed against history.
     features: dict[str, Any] = msgspec.field(default_factory=dict)
+    parent_trace_id: str | None = None
+    parent_span_id: str | None = None
+    escaped: bool = False
 
     @property
     def duration_ms(self) -> float:

@@ -53,6 +53,9 @@ TRACE_COLUMNS: tuple[str, ...] = (
     "tags",
     "metadata",
     "features",
+    "parent_trace_id",
+    "parent_span_id",
+    "escaped",
 )
 SPAN_COLUMNS: tuple[str, ...] = (
     "span_id",
@@ -161,6 +164,9 @@ def trace_row(t: TraceRecord) -> Row:
         t.tags,
         t.metadata,
         t.features,
+        t.parent_trace_id,
+        t.parent_span_id,
+        t.escaped,
     )
 
 

@@ -151,9 +151,15 @@ traces = sa.Table(
     sa.Column("tags", JSONType, nullable=False),
     sa.Column("metadata", JSONType, nullable=False),
     sa.Column("features", JSONType, nullable=False),
+    # The caller's own W3C trace context, when it sent one: kept as the parent, never our key.
+    sa.Column("parent_trace_id", sa.String(32), nullable=True),
+    sa.Column("parent_span_id", sa.String(16), nullable=True),
+    # A value of this request held characters the database cannot store and was escaped.
+    sa.Column("escaped", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Index(None, "started_at"),
     sa.Index(None, "workspace_id", "started_at"),
     sa.Index(None, "requested_model", "started_at"),
+    sa.Index(None, "parent_trace_id"),
 )
 
 spans = sa.Table(
