@@ -3,8 +3,9 @@
 Trace and span ids are handed to clients (`x-steerway-trace-id`, `traceparent` upstream), so
 their random bits come from the operating system's CSPRNG, never from `random`'s Mersenne
 Twister, whose state (and so every later id) can be rebuilt from a few hundred outputs. A system
-call per id would cost about 0.4 µs; the bits are read in blocks of `_POOL_WORDS` 64-bit words
-instead and handed out one word at a time (about 0.1 µs per id).
+call per id would add about 0.6 µs to each; the bits are read in blocks of `_POOL_WORDS` 64-bit
+words instead and handed out one word at a time, which costs about what `random` did
+(docs/operations.md has the figures).
 """
 
 from __future__ import annotations
