@@ -177,11 +177,15 @@ def test_requests_sharing_a_traceparent_keep_their_own_traces_and_workspaces(
     assert after["ai_interactions"] - before.get("ai_interactions", 0.0) == 3
 
     # Defense in depth: rows of workspace A crafted to name B's trace id are never shown with it.
-    (_, theirs_b, _) = sent[1]
+    (_, trace_b, _) = sent[1]
     crafted_marker = f"crafted-{secrets.token_hex(6)}"
     crafted = make_bundle(workspace_id=spaces["a"]["id"])
-    for record in [*crafted.spans, *crafted.decisions, *crafted.interactions]:
-        record.trace_id = theirs_b
+    for span in crafted.spans:
+        span.trace_id = trace_b
+    for decision in crafted.decisions:
+        decision.trace_id = trace_b
+    for attempt in crafted.interactions:
+        attempt.trace_id = trace_b
     crafted.interactions[0].prompt = [{"role": "user", "content": crafted_marker}]
     _write(database, [crafted])
     crafted_ids = {
@@ -197,10 +201,10 @@ def test_requests_sharing_a_traceparent_keep_their_own_traces_and_workspaces(
                 assert response.status_code == 404, response.text
                 assert marker["a"] not in response.text
         assert http_b.get(f"/admin/api/traces/{crafted.trace.trace_id}").status_code == 404
-        own = http_b.get(f"/admin/api/traces/{theirs_b}")
+        own = http_b.get(f"/admin/api/traces/{trace_b}")
     assert own.status_code == 200, own.text
     with gateway.http() as master:
-        as_operator = master.get(f"/admin/api/traces/{theirs_b}")
+        as_operator = master.get(f"/admin/api/traces/{trace_b}")
     for response in (own, as_operator):
         body = response.json()
         children = [
@@ -210,7 +214,7 @@ def test_requests_sharing_a_traceparent_keep_their_own_traces_and_workspaces(
             *body["guardrail_violations"],
         ]
         assert {row["workspace_id"] for row in children} == {spaces["b"]["id"]}
-        assert {row["trace_id"] for row in children} == {theirs_b}
+        assert {row["trace_id"] for row in children} == {trace_b}
         shown = {
             *(s["span_id"] for s in body["spans"]),
             *(d["decision_id"] for d in body["decisions"]),
@@ -223,5 +227,5 @@ def test_requests_sharing_a_traceparent_keep_their_own_traces_and_workspaces(
         assert crafted_marker not in response.text
 
     with gateway.http(admin["a"]) as http_a:
-        assert http_a.get(f"/admin/api/traces/{theirs_b}").status_code == 404
+        assert http_a.get(f"/admin/api/traces/{trace_b}").status_code == 404
         assert http_a.get(f"/admin/api/traces/{sent[0][1]}").status_code == 200
