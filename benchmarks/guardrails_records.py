@@ -24,13 +24,14 @@ OVERHEAD: Final = "overhead"
 # `+type` keeps SQLite off the (type, created_at) index, as in `limits_records`.
 _SERIAL_RECORDS = """
 WITH chosen AS (
-    SELECT t.trace_id, t.overhead_ms FROM traces t
+    SELECT t.trace_id, t.workspace_id, t.overhead_ms FROM traces t
     WHERE t.started_at >= ? AND t.started_at <= ? AND t.api_key_id = ? AND t.http_status = 200
 )
 SELECT 'overhead', overhead_ms * 1000.0 FROM chosen WHERE overhead_ms IS NOT NULL
 UNION ALL
 SELECT json_extract(d.input, '$.guardrail'), d.evaluation_us
-FROM decisions d JOIN chosen ON d.trace_id = chosen.trace_id
+FROM decisions d JOIN chosen
+    ON d.trace_id = chosen.trace_id AND d.workspace_id = chosen.workspace_id
 WHERE +d.type = 'guardrail' AND json_extract(d.input, '$.direction') = 'input'
 """
 

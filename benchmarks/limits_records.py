@@ -60,16 +60,18 @@ def _read_only(database: Path) -> sqlite3.Connection:
 # (trace_id, sequence), whatever the number of decisions of that type in the store.
 _SERIAL_RECORDS = """
 WITH chosen AS (
-    SELECT t.trace_id, t.overhead_ms FROM traces t
+    SELECT t.trace_id, t.workspace_id, t.overhead_ms FROM traces t
     WHERE t.started_at >= ? AND t.started_at <= ? AND t.api_key_id = ? AND t.http_status = 200
       AND (? IS NULL OR EXISTS (
           SELECT 1 FROM decisions c
-          WHERE c.trace_id = t.trace_id AND +c.type = 'cache_decision'
+          WHERE c.trace_id = t.trace_id AND c.workspace_id = t.workspace_id
+            AND +c.type = 'cache_decision'
             AND json_extract(c.output, '$.status') = ?))
 )
 SELECT 'overhead', overhead_ms * 1000.0 FROM chosen WHERE overhead_ms IS NOT NULL
 UNION ALL
-SELECT d.type, d.evaluation_us FROM decisions d JOIN chosen ON d.trace_id = chosen.trace_id
+SELECT d.type, d.evaluation_us FROM decisions d JOIN chosen
+    ON d.trace_id = chosen.trace_id AND d.workspace_id = chosen.workspace_id
 WHERE +d.type IN ('rate_limit', 'budget_check', 'cache_decision')
 """
 

@@ -1548,6 +1548,8 @@ class Proxy:
             tags=exchange.tags,
             metadata=exchange.metadata,
             features=exchange.features,
+            parent_trace_id=exchange.trace.parent_trace_id,
+            parent_span_id=exchange.trace.parent_span_id,
         )
         try:
             self.record(exchange.trace.bundle(trace, ended))

@@ -50,7 +50,9 @@ async def trace_detail(
 ) -> TraceDetail | None:
     """The trace and everything recorded under it, or None when there is no such trace.
 
-    With `workspace_id`, a trace of another workspace is treated as unknown.
+    With `workspace_id`, a trace of another workspace is treated as unknown. Rows under the
+    trace are read by trace id and the trace's workspace together, so a row of another
+    workspace that carries the same trace id is never shown.
     """
     trace_query = sa.select(traces).where(traces.c.trace_id == trace_id)
     if workspace_id is not None:
@@ -59,24 +61,28 @@ async def trace_detail(
         found = (await conn.execute(trace_query)).first()
         if found is None:
             return None
+        workspace = found.workspace_id
         return TraceDetail(
             trace=_plain(found),
             spans=await _rows(
                 conn,
                 sa.select(spans)
-                .where(spans.c.trace_id == trace_id)
+                .where(spans.c.trace_id == trace_id, spans.c.workspace_id == workspace)
                 .order_by(spans.c.started_at, spans.c.ended_at.desc(), spans.c.span_id),
             ),
             decisions=await _rows(
                 conn,
                 sa.select(decisions)
-                .where(decisions.c.trace_id == trace_id)
+                .where(decisions.c.trace_id == trace_id, decisions.c.workspace_id == workspace)
                 .order_by(decisions.c.sequence, decisions.c.decision_id),
             ),
             interactions=await _rows(
                 conn,
                 sa.select(ai_interactions)
-                .where(ai_interactions.c.trace_id == trace_id)
+                .where(
+                    ai_interactions.c.trace_id == trace_id,
+                    ai_interactions.c.workspace_id == workspace,
+                )
                 .order_by(
                     ai_interactions.c.attempt,
                     ai_interactions.c.started_at,
@@ -86,7 +92,10 @@ async def trace_detail(
             violations=await _rows(
                 conn,
                 sa.select(guardrail_violations)
-                .where(guardrail_violations.c.trace_id == trace_id)
+                .where(
+                    guardrail_violations.c.trace_id == trace_id,
+                    guardrail_violations.c.workspace_id == workspace,
+                )
                 .order_by(guardrail_violations.c.created_at, guardrail_violations.c.violation_id),
             ),
         )
@@ -161,6 +170,7 @@ async def replay_history(
     final = (
         sa.select(
             ai_interactions.c.trace_id,
+            ai_interactions.c.workspace_id,
             ai_interactions.c.requested_model.label("served_model"),
             ai_interactions.c.provider.label("served_provider"),
             ai_interactions.c.provider_model.label("served_provider_model"),
@@ -171,7 +181,7 @@ async def replay_history(
             *([ai_interactions.c.prompt] if with_prompts else []),
             sa.func.row_number()
             .over(
-                partition_by=ai_interactions.c.trace_id,
+                partition_by=(ai_interactions.c.trace_id, ai_interactions.c.workspace_id),
                 order_by=(
                     ai_interactions.c.attempt.desc(),
                     ai_interactions.c.started_at.desc(),
@@ -190,11 +200,20 @@ async def replay_history(
         sa.select(
             picked,
             api_keys.c.name.label("key_name"),
-            *(column for column in final.c if column.key not in ("trace_id", "position")),
+            *(
+                column
+                for column in final.c
+                if column.key not in ("trace_id", "workspace_id", "position")
+            ),
         )
         .select_from(
             picked.outerjoin(
-                final, sa.and_(final.c.trace_id == picked.c.trace_id, final.c.position == 1)
+                final,
+                sa.and_(
+                    final.c.trace_id == picked.c.trace_id,
+                    final.c.workspace_id == picked.c.workspace_id,
+                    final.c.position == 1,
+                ),
             ).outerjoin(api_keys, api_keys.c.key_id == picked.c.api_key_id)
         )
         .order_by(picked.c.started_at.desc(), picked.c.trace_id.desc())
@@ -203,10 +222,12 @@ async def replay_history(
         rows = await _rows(conn, query)
         truncated = len(rows) > limit
         rows = rows[:limit]
-        evaluations = await _rule_evaluations(conn, [row["trace_id"] for row in rows])
+        evaluations = await _rule_evaluations(
+            conn, [(row["trace_id"], row["workspace_id"]) for row in rows]
+        )
     for row in rows:
         row.setdefault("prompt", None)
-        found = evaluations.get(row["trace_id"])
+        found = evaluations.get((row["trace_id"], row["workspace_id"]))
         row["rules_matched"] = found[0] if found is not None else None
         summary = found[1] if found is not None else {}
         row["rules_route"] = summary.get("route")
@@ -220,19 +241,32 @@ def _utc_bound(value: datetime) -> datetime:
 
 
 async def _rule_evaluations(
-    conn: AsyncConnection, trace_ids: list[str]
-) -> dict[str, tuple[list[str], dict[str, Any]]]:
-    """Per trace: the ids of the rules recorded as matching, and the summary decision's output."""
-    found: dict[str, tuple[list[str], dict[str, Any]]] = {}
-    for start in range(0, len(trace_ids), _DECISION_CHUNK):
-        chunk = trace_ids[start : start + _DECISION_CHUNK]
+    conn: AsyncConnection, traces_read: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[list[str], dict[str, Any]]]:
+    """Per (trace id, workspace): the ids of the rules recorded as matching, and the summary
+    decision's output. A decision counts only under its own workspace's trace."""
+    wanted = set(traces_read)
+    found: dict[tuple[str, str], tuple[list[str], dict[str, Any]]] = {}
+    for start in range(0, len(traces_read), _DECISION_CHUNK):
+        chunk = traces_read[start : start + _DECISION_CHUNK]
         result = await conn.execute(
-            sa.select(decisions.c.trace_id, decisions.c.rule_id, decisions.c.output)
-            .where(decisions.c.type == "rule_evaluation", decisions.c.trace_id.in_(chunk))
+            sa.select(
+                decisions.c.trace_id,
+                decisions.c.workspace_id,
+                decisions.c.rule_id,
+                decisions.c.output,
+            )
+            .where(
+                decisions.c.type == "rule_evaluation",
+                decisions.c.trace_id.in_([trace_id for trace_id, _ in chunk]),
+                decisions.c.workspace_id.in_(sorted({workspace for _, workspace in chunk})),
+            )
             .order_by(decisions.c.trace_id, decisions.c.sequence)
         )
-        for trace_id, rule_id, output in result.all():
-            matched, summary = found.setdefault(trace_id, ([], {}))
+        for trace_id, workspace, rule_id, output in result.all():
+            if (trace_id, workspace) not in wanted:
+                continue
+            matched, summary = found.setdefault((trace_id, workspace), ([], {}))
             if rule_id is not None:
                 matched.append(rule_id)
             elif isinstance(output, dict):

@@ -300,13 +300,18 @@ class BatchRecords:
             ],
         )
 
-    def ids(self) -> dict[str, list[str]]:
+    def owners(self) -> dict[str, dict[str, tuple[str, str]]]:
+        """Per table: each record's id → the (workspace, trace) it belongs to."""
         return {
-            "traces": [t.trace_id for t in self.traces],
-            "spans": [s.span_id for s in self.spans],
-            "decisions": [d.decision_id for d in self.decisions],
-            "ai_interactions": [i.interaction_id for i in self.interactions],
-            "guardrail_violations": [v.violation_id for v in self.violations],
+            "traces": {t.trace_id: (t.workspace_id, t.trace_id) for t in self.traces},
+            "spans": {s.span_id: (s.workspace_id, s.trace_id) for s in self.spans},
+            "decisions": {d.decision_id: (d.workspace_id, d.trace_id) for d in self.decisions},
+            "ai_interactions": {
+                i.interaction_id: (i.workspace_id, i.trace_id) for i in self.interactions
+            },
+            "guardrail_violations": {
+                v.violation_id: (v.workspace_id, v.trace_id) for v in self.violations
+            },
         }
 
     def tables(self) -> list[TableRecords]:

@@ -1,5 +1,10 @@
 """Per-request trace context: W3C `traceparent` in and out, spans and decisions collected cheaply.
 
+Every request gets its own trace id, the key of its rows. A caller's `traceparent` is kept as the
+trace's parent (`parent_trace_id`, `parent_span_id`) and continued upstream, so the provider
+call still joins the caller's distributed trace; it never becomes the key of our rows, since
+any client may send any id (many calls of one instrumented application share one).
+
 Timing uses `perf_counter` on the hot path; wall-clock times are derived once per record from
 the request's start, so every span of a trace sits on one consistent clock.
 """
@@ -46,6 +51,7 @@ class RequestTrace:
         "flags",
         "interactions",
         "parent_span_id",
+        "parent_trace_id",
         "root_span_id",
         "spans",
         "start",
@@ -58,13 +64,14 @@ class RequestTrace:
     def __init__(self, traceparent: str | None = None) -> None:
         self.start = time.perf_counter()
         self.start_wall = time.time()
+        self.trace_id = uuid7_hex()
         parsed = parse_traceparent(traceparent)
         if parsed is None:
-            self.trace_id = uuid7_hex()
+            self.parent_trace_id: str | None = None
             self.parent_span_id: str | None = None
             self.flags = "01"
         else:
-            self.trace_id, self.parent_span_id, self.flags = parsed
+            self.parent_trace_id, self.parent_span_id, self.flags = parsed
         self.root_span_id = span_id_hex()
         self.workspace_id = ""
         self.spans: list[SpanRecord] = []
@@ -76,7 +83,9 @@ class RequestTrace:
         return self.start_wall + (perf - self.start)
 
     def traceparent_for(self, span_id: str) -> str:
-        return f"00-{self.trace_id}-{span_id}-{self.flags}"
+        """What goes upstream: the caller's distributed trace continued when it sent one, else
+        ours, with `span_id` as the parent."""
+        return f"00-{self.parent_trace_id or self.trace_id}-{span_id}-{self.flags}"
 
     def add_span(
         self,

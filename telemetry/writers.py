@@ -74,6 +74,10 @@ def is_row_problem(error: BaseException) -> bool:
     )
 
 
+class IdTaken(ValueError):
+    """A row's id is already stored for another workspace or trace."""
+
+
 def _json_text(value: Any) -> str | None:
     return None if value is None else _json_encoder.encode(value).decode()
 
@@ -119,14 +123,29 @@ class BatchWriter:
     async def _stored_ids(
         self, connection: AsyncConnection, records: BatchRecords
     ) -> dict[str, set[str]]:
+        """Per table, the ids of the batch already stored as these very rows: same id, same
+        workspace, same trace. An id stored for another workspace or trace is not "already
+        stored" (skipping it would drop a request silently, or tie it to a row that is not
+        its own); it raises `IdTaken`, so the bundle is refused and counted."""
         stored: dict[str, set[str]] = {}
-        for name, ids in records.ids().items():
-            column = metadata.tables[name].c[_ID_COLUMNS[name]]
+        for name, owners in records.owners().items():
+            table = metadata.tables[name]
+            column = table.c[_ID_COLUMNS[name]]
+            ids = list(owners)
             found: set[str] = set()
             for start in range(0, len(ids), _ID_LOOKUP_CHUNK):
                 chunk = ids[start : start + _ID_LOOKUP_CHUNK]
-                result = await connection.execute(sa.select(column).where(column.in_(chunk)))
-                found.update(result.scalars())
+                result = await connection.execute(
+                    sa.select(column, table.c.workspace_id, table.c.trace_id).where(
+                        column.in_(chunk)
+                    )
+                )
+                for row_id, workspace_id, trace_id in result.all():
+                    if owners[row_id] != (workspace_id, trace_id):
+                        raise IdTaken(
+                            f"{name} id {row_id} is stored for another workspace or trace"
+                        )
+                    found.add(row_id)
             stored[name] = found
         return stored
 

@@ -105,21 +105,43 @@ def test_unknown_price_is_recorded_as_null(gateway: GatewayProcess) -> None:
     assert row["cost_usd"] is None
 
 
-def test_traceparent_is_continued_and_propagated(
+def test_traceparent_is_kept_as_the_parent_and_propagated(
     gateway: GatewayProcess, mock_provider: MockProcess
 ) -> None:
-    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
     raw = gateway.client().chat.completions.with_raw_response.create(
         model="mock-gpt",
         messages=HELLO,
-        extra_headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+        extra_headers={"traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"},
     )
-    assert raw.headers["x-steerway-trace-id"] == trace_id
+    trace_id = raw.headers["x-steerway-trace-id"]
+    assert len(trace_id) == 32 and trace_id != caller_trace
     upstream = mock_provider.last_request()["headers"]["traceparent"]
     version, upstream_trace, parent, flags = upstream.split("-")
-    assert (version, upstream_trace, flags) == ("00", trace_id, "01")
-    span = gateway.database.wait_rows("SELECT name FROM spans WHERE span_id = :s", s=parent)
-    assert span[0]["name"] == "provider.chat"
+    assert (version, upstream_trace, flags) == ("00", caller_trace, "01")
+    span = gateway.database.wait_rows(
+        "SELECT name, trace_id FROM spans WHERE span_id = :s", s=parent
+    )
+    assert span == [{"name": "provider.chat", "trace_id": trace_id}]
+    (trace,) = gateway.database.rows(
+        "SELECT parent_trace_id, parent_span_id FROM traces WHERE trace_id = :t", t=trace_id
+    )
+    assert trace == {"parent_trace_id": caller_trace, "parent_span_id": "00f067aa0ba902b7"}
+
+
+def test_without_traceparent_our_trace_goes_upstream(
+    gateway: GatewayProcess, mock_provider: MockProcess
+) -> None:
+    raw = gateway.client().chat.completions.with_raw_response.create(
+        model="mock-gpt", messages=HELLO
+    )
+    trace_id = raw.headers["x-steerway-trace-id"]
+    upstream = mock_provider.last_request()["headers"]["traceparent"]
+    assert upstream.split("-")[1] == trace_id
+    (trace,) = gateway.database.wait_rows(
+        "SELECT parent_trace_id, parent_span_id FROM traces WHERE trace_id = :t", t=trace_id
+    )
+    assert trace == {"parent_trace_id": None, "parent_span_id": None}
 
 
 def test_streaming_with_usage(gateway: GatewayProcess) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import re
 import time
 
@@ -80,22 +82,70 @@ def test_span_ids() -> None:
     assert all(HEX16.fullmatch(i) and i != "0" * 16 for i in ids)
 
 
+def _random_part(uuid7: str) -> int:
+    """The 74 random bits of a UUIDv7 (the time prefix differs from one millisecond to the next)."""
+    return int(uuid7, 16) & ((0xFFF << 64) | 0x3FFF_FFFF_FFFF_FFFF)
+
+
+def test_ids_do_not_come_from_the_random_module() -> None:
+    """Ids are handed to clients: resetting `random` to a known seed must not replay them."""
+    drawn = []
+    for _ in range(2):
+        random.seed(20240613)
+        drawn.append(
+            (
+                [span_id_hex() for _ in range(50)],
+                [_random_part(uuid7_hex()) for _ in range(50)],
+                RequestTrace(VALID).root_span_id,
+                _random_part(RequestTrace(VALID).trace_id),
+            )
+        )
+    (spans_a, uuids_a, root_a, trace_a), (spans_b, uuids_b, root_b, trace_b) = drawn
+    assert not set(spans_a) & set(spans_b)
+    assert not set(uuids_a) & set(uuids_b)
+    assert (root_a, trace_a) != (root_b, trace_b)
+
+
+def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
+    """Bits read ahead before a fork are never handed out by both processes."""
+    span_id_hex()  # the pool now holds words read ahead
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            os.write(writer, "".join(span_id_hex() for _ in range(20)).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        text = pipe.read().decode()
+    os.waitpid(child, 0)
+    in_child = {text[i : i + 16] for i in range(0, len(text), 16)}
+    in_parent = {span_id_hex() for _ in range(20)}
+    assert len(in_child) == 20
+    assert not in_child & in_parent
+
+
 # --- RequestTrace -----------------------------------------------------------------------------
 
 
 def test_a_request_without_traceparent_starts_a_trace() -> None:
     trace = RequestTrace(None)
     assert HEX32.fullmatch(trace.trace_id)
-    assert trace.parent_span_id is None
+    assert (trace.parent_trace_id, trace.parent_span_id) == (None, None)
     assert trace.flags == "01"
     assert HEX16.fullmatch(trace.root_span_id)
     assert RequestTrace(None).trace_id != trace.trace_id
+    span_id = span_id_hex()
+    assert trace.traceparent_for(span_id) == f"00-{trace.trace_id}-{span_id}-01"
 
 
-def test_a_request_with_traceparent_continues_it() -> None:
+def test_a_request_with_traceparent_gets_its_own_id_and_keeps_the_callers_as_parent() -> None:
     trace = RequestTrace(f"00-{TRACE_ID}-{PARENT_ID}-00")
-    assert trace.trace_id == TRACE_ID
-    assert trace.parent_span_id == PARENT_ID
+    assert HEX32.fullmatch(trace.trace_id) and trace.trace_id != TRACE_ID
+    assert (trace.parent_trace_id, trace.parent_span_id) == (TRACE_ID, PARENT_ID)
+    again = RequestTrace(f"00-{TRACE_ID}-{PARENT_ID}-00")
+    assert again.trace_id not in (trace.trace_id, TRACE_ID)
     span_id = span_id_hex()
     assert trace.traceparent_for(span_id) == f"00-{TRACE_ID}-{span_id}-00"
 
@@ -104,7 +154,7 @@ def test_an_invalid_traceparent_starts_a_fresh_trace() -> None:
     trace = RequestTrace(f"00-{'0' * 32}-{PARENT_ID}-01")
     assert trace.trace_id != "0" * 32
     assert HEX32.fullmatch(trace.trace_id)
-    assert trace.parent_span_id is None
+    assert (trace.parent_trace_id, trace.parent_span_id) == (None, None)
 
 
 def test_wall_times_follow_the_request_clock() -> None:
@@ -166,7 +216,9 @@ def test_bundle_has_a_root_span_parenting_every_span() -> None:
     assert [d.sequence for d in bundle.decisions] == [1, 2]
     assert {s.workspace_id for s in bundle.spans} == {"ws-1"}
     assert {d.workspace_id for d in bundle.decisions} == {"ws-1"}
-    assert {s.trace_id for s in bundle.spans} == {TRACE_ID}
+    assert {s.trace_id for s in bundle.spans} == {trace.trace_id}
+    assert {d.trace_id for d in bundle.decisions} == {trace.trace_id}
+    assert trace.trace_id != TRACE_ID
 
 
 def test_a_fresh_trace_has_a_root_span_without_parent() -> None:
