@@ -152,6 +152,7 @@ class Gateway:
             cache_ttl=config.cache.ttl_seconds,
             admission=admission,
             guardrails=self.guardrails,
+            unauthenticated_traces_per_minute=telemetry_config.unauthenticated_traces_per_minute,
         )
         # Everything built so far lives as long as the process: keep it out of the collector's
         # way so full collections stay short while serving.
