@@ -23,6 +23,7 @@ import msgspec
 import yaml
 
 from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
+from gateway.metrics_config import MetricsConfig, parse_metrics
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import RuleError, compile_rules, normalise_rule
 
@@ -255,6 +256,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     rate_limits: RateLimitsConfig = msgspec.field(default_factory=RateLimitsConfig)
     redis: RedisConfig = msgspec.field(default_factory=RedisConfig)
     guardrails: GuardrailsConfig = msgspec.field(default_factory=GuardrailsConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     rules: tuple[dict[str, Any], ...] = ()
     """Steering rules from the file, normalised (see `rules.compiler.normalise_rule`)."""
 
@@ -715,6 +717,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             "rate_limits",
             "redis",
             "guardrails",
+            "metrics",
             "rules",
         ),
     )
@@ -755,6 +758,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             reader,
         ),
         guardrails=guardrails,
+        metrics=parse_metrics(top.get("metrics"), "metrics", reader),
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),
         auth=_parse_auth(top.get("auth"), "auth", reader),
