@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable
 from typing import Final
 
@@ -22,6 +23,8 @@ import httptools
 
 from gateway.errors import error_body
 from telemetry import metrics
+
+logger = logging.getLogger("steerway.metrics")
 
 HEADER_TIMEOUT: Final = 5.0
 WRITE_TIMEOUT: Final = 10.0
@@ -96,13 +99,18 @@ class MetricsListener:
         self._connections: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve,
-            host=self._host,
-            port=self._port,
-            reuse_port=self._reuse_port,
-            limit=MAX_HEADER_BYTES,
-        )
+        try:
+            self._server = await asyncio.start_server(
+                self._serve,
+                host=self._host,
+                port=self._port,
+                reuse_port=self._reuse_port,
+                limit=MAX_HEADER_BYTES,
+            )
+        except OSError as error:
+            raise RuntimeError(
+                f"metrics.listen {self._host}:{self._port}: cannot listen ({error.strerror})"
+            ) from None
 
     async def close(self) -> None:
         if self._server is not None:
@@ -127,6 +135,9 @@ class MetricsListener:
             async with asyncio.timeout(WRITE_TIMEOUT):
                 await writer.drain()
         except (TimeoutError, ConnectionError):
+            writer.transport.abort()
+        except Exception:
+            logger.exception("could not answer a metrics scrape")
             writer.transport.abort()
         finally:
             self._connections.discard(writer)
@@ -188,7 +199,10 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[str, str, str | None
             return None
     if not head.complete:
         return None
-    path = httptools.parse_url(head.url).path.decode("latin-1")
+    try:
+        path = (httptools.parse_url(head.url).path or b"").decode("latin-1")
+    except httptools.HttpParserError:
+        return None
     method = parser.get_method().decode("latin-1")
     authorization = head.authorization.decode("latin-1") if head.authorization else None
     return method, path, authorization

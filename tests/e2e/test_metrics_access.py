@@ -164,3 +164,18 @@ def test_the_listener_takes_the_token_and_drops_slow_peers(
             assert peer.recv(100) == b""
         peer.close()
     assert httpx.get(listener, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_a_listener_address_in_use_stops_the_start_with_its_name(
+    backend_database: Database,
+    mock_provider: MockProcess,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = mock_config(mock_provider, metrics={"listen": f"127.0.0.1:{port}"})
+        with pytest.raises(RuntimeError) as caught:
+            start_gateway(backend_database, config, master_key="sk-m-" + secrets.token_hex(8))
+    assert f"metrics.listen 127.0.0.1:{port}: cannot listen" in str(caught.value)
