@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from litestar import Litestar, MediaType, Request, Response, get
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
@@ -30,6 +30,7 @@ from gateway.errors import GatewayError, error_body
 from gateway.guardrails import Guardrails
 from gateway.health import create_health
 from gateway.keys import KeyStore
+from gateway.metrics_endpoint import MetricsEndpoint, MetricsListener
 from gateway.proxy import Proxy
 from gateway.ratelimit import RateLimiter, RateLimitPolicy, create_rate_limiter
 from gateway.routing import Router
@@ -67,6 +68,9 @@ class Gateway:
         self.ledger: BudgetLedger | None = None
         self.limiter: RateLimiter | None = None
         self.guardrails: Guardrails | None = None
+        self.metrics: MetricsEndpoint | None = None
+        """Serves `/metrics` on the serving port; None when a separate listener does."""
+        self._metrics_listener: MetricsListener | None = None
 
     async def start(self) -> None:
         config = self._given_config or await self._load_config()
@@ -152,11 +156,35 @@ class Gateway:
             cache_ttl=config.cache.ttl_seconds,
             admission=admission,
             guardrails=self.guardrails,
+            unauthenticated_traces_per_minute=telemetry_config.unauthenticated_traces_per_minute,
         )
+        await self._serve_metrics(config)
         # Everything built so far lives as long as the process: keep it out of the collector's
         # way so full collections stay short while serving.
         gc.collect()
         gc.freeze()
+
+    async def _serve_metrics(self, config: GatewayConfig) -> None:
+        token = config.metrics.bearer_token
+        endpoint = MetricsEndpoint(
+            token.reveal() if token is not None else None, self._refresh_deployment_gauges
+        )
+        if config.metrics.listen is None:
+            self.metrics = endpoint
+            return
+        host, port = config.metrics.listen
+        # Workers share metrics through PROMETHEUS_MULTIPROC_DIR; each binds the port too.
+        shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self._metrics_listener = MetricsListener(endpoint, host, port, reuse_port=shared)
+        await self._metrics_listener.start()
+        logger.info("metrics listening on http://%s:%d/metrics", host, port)
+
+    def _refresh_deployment_gauges(self) -> None:
+        if self.proxy is None:
+            return
+        cooling = self.health.cooling_down()
+        for deployment in self.proxy.router.deployments():
+            metrics.deployment_up.labels(deployment).set(0 if deployment in cooling else 1)
 
     async def _load_config(self) -> GatewayConfig:
         if self.settings.config_path:
@@ -170,6 +198,8 @@ class Gateway:
         return default_config(os.environ)
 
     async def stop(self) -> None:
+        if self._metrics_listener is not None:
+            await self._metrics_listener.close()
         if self.guardrails is not None:
             self.guardrails.close()
         if self.rulebook is not None:
@@ -285,13 +315,17 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
         )
 
     @get("/metrics", sync_to_thread=False)
-    def prometheus() -> Response[bytes]:
-        if gateway.proxy is not None:
-            cooling = gateway.health.cooling_down()
-            for deployment in gateway.proxy.router.deployments():
-                metrics.deployment_up.labels(deployment).set(0 if deployment in cooling else 1)
-        body, content_type = metrics.render()
-        return Response(body, media_type=content_type)
+    def prometheus(request: Request[Any, Any, Any]) -> Response[bytes]:
+        endpoint = gateway.metrics
+        if endpoint is None:
+            raise NotFoundException()
+        answer = endpoint.answer(request.headers.get("authorization"))
+        return Response(
+            answer.body,
+            status_code=answer.status,
+            media_type=answer.content_type,
+            headers=answer.headers,
+        )
 
     app = Litestar(
         route_handlers=[v1, healthz, readyz, prometheus, admin_router()],

@@ -4,6 +4,10 @@ The TTL bounds how long a revoked key keeps working on any worker (one second by
 the cache keeps the database off the hot path for every request after the first in that window.
 A cached key carries its own limits and its workspace's (`KeyInfo.workspace_limits`, read in the
 same query), so a changed limit, like a revocation, is in force everywhere within the TTL.
+
+Keys that exist and hashes that match no key are remembered apart: anyone can send wrong keys,
+as many as they like, so those are held in a small map of their own that forgets the oldest
+first, and a flood of them can neither grow memory nor push real keys out of the cache.
 """
 
 from __future__ import annotations
@@ -36,12 +40,16 @@ class Authenticator:
         master_key: str | None = None,
         ttl: float = 1.0,
         max_entries: int = 100_000,
+        max_unknown: int = 10_000,
     ) -> None:
         self._store = store
         self._master_hash = hashlib.sha256(master_key.encode()).digest() if master_key else None
         self._ttl = ttl
         self._max_entries = max_entries
-        self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
+        self._max_unknown = max_unknown
+        self._cache: dict[str, tuple[float, KeyInfo]] = {}
+        self._unknown: dict[str, float] = {}
+        """Hashes no key has, with when to look them up again; oldest first."""
 
     async def authenticate(self, authorization: str | None) -> KeyInfo:
         """The key behind an `Authorization` header value, or a 401 GatewayError."""
@@ -59,14 +67,28 @@ class Authenticator:
         cached = self._cache.get(key_hash)
         if cached is not None and cached[0] > now:
             info = cached[1]
+        elif self._unknown.get(key_hash, 0.0) > now:
+            info = None
         else:
             info = await self._store.find_by_hash(key_hash)
-            if len(self._cache) >= self._max_entries:
-                self._evict(now)
-            self._cache[key_hash] = (now + self._ttl, info)
+            if info is None:
+                self._remember_unknown(key_hash, now)
+            else:
+                if len(self._cache) >= self._max_entries:
+                    self._evict(now)
+                self._cache[key_hash] = (now + self._ttl, info)
         if info is None or not info.active(datetime.now(UTC)):
             raise invalid_key()
         return info
+
+    def _remember_unknown(self, key_hash: str, now: float) -> None:
+        if self._ttl <= 0 or self._max_unknown <= 0:
+            return
+        unknown = self._unknown
+        unknown.pop(key_hash, None)
+        while len(unknown) >= self._max_unknown:
+            del unknown[next(iter(unknown))]
+        unknown[key_hash] = now + self._ttl
 
     def _evict(self, now: float) -> None:
         expired = [key for key, (until, _) in self._cache.items() if until <= now]

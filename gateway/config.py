@@ -23,6 +23,7 @@ import msgspec
 import yaml
 
 from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
+from gateway.metrics_config import MetricsConfig, parse_metrics
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import RuleError, compile_rules, normalise_rule
 
@@ -186,6 +187,9 @@ class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int = 256
     flush_interval_ms: int = 200
     spill_dir: str = "./var/spill"
+    unauthenticated_traces_per_minute: int = 0
+    """Requests refused before a key was accepted are counted in a metric; this many a minute
+    (per worker) are also stored as traces. A flood cannot grow the database past it."""
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -252,6 +256,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     rate_limits: RateLimitsConfig = msgspec.field(default_factory=RateLimitsConfig)
     redis: RedisConfig = msgspec.field(default_factory=RedisConfig)
     guardrails: GuardrailsConfig = msgspec.field(default_factory=GuardrailsConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     rules: tuple[dict[str, Any], ...] = ()
     """Steering rules from the file, normalised (see `rules.compiler.normalise_rule`)."""
 
@@ -653,11 +658,19 @@ class _Reader:
         return float(number)
 
     def positive_integer(self, value: Any, path: str, *, default: int) -> int:
+        return self._integer(value, path, default=default, allow_zero=False)
+
+    def non_negative_integer(self, value: Any, path: str, *, default: int) -> int:
+        return self._integer(value, path, default=default, allow_zero=True)
+
+    def _integer(self, value: Any, path: str, *, default: int, allow_zero: bool) -> int:
         if value is None or value is _UNRESOLVED:
             return default
         number = _as_decimal(value)
-        if number is None or number <= 0 or number != number.to_integral_value():
-            self.report(path, f"expected a positive integer, got {_show(value)}")
+        lowest = 0 if allow_zero else 1
+        if number is None or number < lowest or number != number.to_integral_value():
+            kind = "a non-negative" if allow_zero else "a positive"
+            self.report(path, f"expected {kind} integer, got {_show(value)}")
             return default
         return int(number)
 
@@ -704,6 +717,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             "rate_limits",
             "redis",
             "guardrails",
+            "metrics",
             "rules",
         ),
     )
@@ -744,6 +758,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             reader,
         ),
         guardrails=guardrails,
+        metrics=parse_metrics(top.get("metrics"), "metrics", reader),
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),
         auth=_parse_auth(top.get("auth"), "auth", reader),
@@ -1067,7 +1082,14 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
     fields = reader.fields(
         value,
         path,
-        ("store_content", "queue_size", "batch_size", "flush_interval_ms", "spill_dir"),
+        (
+            "store_content",
+            "queue_size",
+            "batch_size",
+            "flush_interval_ms",
+            "spill_dir",
+            "unauthenticated_traces_per_minute",
+        ),
     )
     defaults = TelemetryConfig()
     store_content = reader.choice(
@@ -1095,6 +1117,11 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
         ),
         spill_dir=reader.string(
             fields.get("spill_dir"), _join(path, "spill_dir"), default=defaults.spill_dir
+        ),
+        unauthenticated_traces_per_minute=reader.non_negative_integer(
+            fields.get("unauthenticated_traces_per_minute"),
+            _join(path, "unauthenticated_traces_per_minute"),
+            default=defaults.unauthenticated_traces_per_minute,
         ),
     )
     if telemetry.batch_size > telemetry.queue_size:

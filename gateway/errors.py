@@ -83,14 +83,23 @@ def body_too_large(limit: int) -> GatewayError:
     )
 
 
-def not_found(path: str) -> GatewayError:
-    return GatewayError(404, f"Unknown request URL: {path}.", code="unknown_url")
+def not_found(method: str, path: str) -> GatewayError:
+    return GatewayError(
+        404,
+        f"Unknown request URL: {_clipped(method, 16)} {_clipped(path, 200)}.",
+        code="unknown_url",
+    )
 
 
 def method_not_allowed(method: str, path: str) -> GatewayError:
     return GatewayError(
-        405, f"Method {method} is not allowed on {path}.", code="method_not_allowed"
+        405, f"Method {_clipped(method, 16)} is not allowed on {path}.", code="method_not_allowed"
     )
+
+
+def _clipped(text: str, limit: int) -> str:
+    """What the client sent, cut to `limit` characters: messages may be stored and logged."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def upstream_error(provider: str, detail: str, status: int = 502) -> GatewayError:

@@ -58,6 +58,7 @@ from rules.engine import Evaluation, RuleSet, apply_parameters
 from telemetry import metrics
 from telemetry.ids import span_id_hex, uuid7_hex
 from telemetry.records import InteractionRecord, TraceBundle, TraceRecord
+from telemetry.sampling import PerMinuteSampler
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 from telemetry.trace import RequestTrace
 
@@ -76,6 +77,7 @@ _fallbacks = metrics.Labelled(metrics.fallbacks_total)
 _cooldowns = metrics.Labelled(metrics.cooldowns_total)
 _rule_matches = metrics.Labelled(metrics.rule_matches_total)
 _rules_denied = metrics.Labelled(metrics.rules_denied_total)
+_unauthenticated = metrics.Labelled(metrics.unauthenticated_requests)
 _rule_evaluation = metrics.rule_evaluation_seconds
 
 Scope = dict[str, Any]
@@ -273,6 +275,7 @@ class Proxy:
         cache_ttl: int = 3600,
         admission: Admission | None = None,
         guardrails: Guardrails | None = None,
+        unauthenticated_traces_per_minute: int = 0,
     ) -> None:
         self.admission = admission
         self.guardrails = guardrails
@@ -287,10 +290,15 @@ class Proxy:
         self.record = record
         self.store_content = store_content
         self.max_body_bytes = max_body_bytes
-        self._handlers: dict[str, tuple[str, Callable[..., Awaitable[None]]]] = {
-            "/chat/completions": ("POST", self._chat),
-            "/embeddings": ("POST", self._embeddings),
-            "/models": ("GET", self._models),
+        self._refused_sample = (
+            PerMinuteSampler(unauthenticated_traces_per_minute)
+            if unauthenticated_traces_per_minute > 0
+            else None
+        )
+        self._handlers: dict[str, tuple[str, Callable[..., Awaitable[None]], str]] = {
+            "/chat/completions": ("POST", self._chat, "/v1/chat/completions"),
+            "/embeddings": ("POST", self._embeddings, "/v1/embeddings"),
+            "/models": ("GET", self._models, "/v1/models"),
         }
         self._models_body = msgspec.json.encode(
             {
@@ -306,14 +314,16 @@ class Proxy:
         if scope["type"] != "http":
             return
         path = scope["path"].rstrip("/") or "/"
-        exchange = Exchange("/v1" + path, _decode_headers(scope["headers"]))
+        handler = self._handlers.get(path)
+        # The route is a metric label and a stored column: never the client's own path.
+        route = handler[2] if handler is not None else metrics.UNMATCHED_ROUTE
+        exchange = Exchange(route, _decode_headers(scope["headers"]))
         try:
-            handler = self._handlers.get(path)
             if handler is None:
-                raise not_found("/v1" + path)
-            method, run = handler
+                raise not_found(scope["method"], "/v1" + path)
+            method, run, _ = handler
             if scope["method"] != method:
-                raise method_not_allowed(scope["method"], "/v1" + path)
+                raise method_not_allowed(scope["method"], route)
             pressure = self.backpressure
             if pressure is not None and pressure.congested:
                 await pressure.room()
@@ -325,7 +335,7 @@ class Proxy:
             exchange.http_status = 499
             exchange.error_type = "client_disconnected"
         except Exception:
-            logger.exception("unhandled error on %s (trace %s)", path, exchange.trace.trace_id)
+            logger.exception("unhandled error on %s (trace %s)", route, exchange.trace.trace_id)
             await self._fail(exchange, send, internal_error())
         finally:
             self._finish(exchange)
@@ -1515,6 +1525,28 @@ class Proxy:
 
     def _finish(self, exchange: Exchange) -> None:
         ended = time.perf_counter()
+        if exchange.key is not None or self._keep_refused(exchange):
+            self._record(exchange, ended)
+        model = exchange.requested_model
+        model_label = model if model is not None and model in self.router else "unknown"
+        _requests_total(exchange.route, model_label, str(exchange.http_status)).inc()
+        if exchange.overhead_ms is not None:
+            _gateway_overhead(exchange.route).observe(exchange.overhead_ms / 1000.0)
+
+    def _keep_refused(self, exchange: Exchange) -> bool:
+        """Count a request refused before a key was accepted; whether to store it too.
+
+        Anyone can send these, as fast as they like: stored one by one they would grow the
+        database and the recorder's queue at the sender's pace.
+        """
+        reason = exchange.error_type
+        _unauthenticated(
+            exchange.route, reason if reason in metrics.REFUSAL_REASONS else "other"
+        ).inc()
+        sample = self._refused_sample
+        return sample is not None and sample.take()
+
+    def _record(self, exchange: Exchange, ended: float) -> None:
         if exchange.response_started:
             exchange.trace.add_span(
                 "response",
@@ -1555,11 +1587,6 @@ class Proxy:
             self.record(exchange.trace.bundle(trace, ended))
         except Exception:
             logger.exception("could not hand trace %s to the recorder", trace.trace_id)
-        model = exchange.requested_model
-        model_label = model if model is not None and model in self.router else "unknown"
-        _requests_total(exchange.route, model_label, str(exchange.http_status)).inc()
-        if exchange.overhead_ms is not None:
-            _gateway_overhead(exchange.route).observe(exchange.overhead_ms / 1000.0)
 
 
 # --- helpers ----------------------------------------------------------------------------------

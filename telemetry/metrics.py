@@ -1,7 +1,9 @@
 """Prometheus metrics: OpenTelemetry GenAI histograms in Prometheus form plus `steerway_*` series.
 
-Label sets stay bounded: models are the configured public names (anything else is `unknown`),
-providers the configured ones; no per-key or per-user label. With several workers the serve
+Label sets stay bounded: routes are the gateway's own (any other path is `unmatched`), models
+the configured public names (anything else is `unknown`), providers, deployments, rules and
+guardrails the configured ones, reasons and error types from fixed sets; no per-key or per-user
+label, and nothing a client chooses reaches a label unmapped. With several workers the serve
 command sets `PROMETHEUS_MULTIPROC_DIR` before any worker starts, and `/metrics` sums across them.
 """
 
@@ -107,10 +109,24 @@ time_to_first_token = Histogram(
     list(_GENAI_LABELS),
     buckets=TIME_TO_FIRST_TOKEN_BUCKETS,
 )
+UNMATCHED_ROUTE = "unmatched"
+"""The `route` label of every path that is not one of the gateway's routes."""
+REFUSAL_REASONS = frozenset(
+    {"missing_api_key", "invalid_api_key", "unknown_url", "method_not_allowed"}
+)
+"""`reason` labels of `steerway_unauthenticated_requests_total`; any other is `other`."""
+
 requests_total = Counter(
     "steerway_requests_total",
-    "Requests answered by the gateway, by route, model and HTTP status.",
+    "Requests answered by the gateway, by route (unknown paths: `unmatched`), model and HTTP "
+    "status.",
     ["route", "model", "status_code"],
+)
+unauthenticated_requests = Counter(
+    "steerway_unauthenticated_requests_total",
+    "Requests refused before a key was accepted (no key, a wrong key, an unknown path or "
+    "method), by route and reason; only a configured few a minute are stored as traces.",
+    ["route", "reason"],
 )
 gateway_overhead = Histogram(
     "steerway_gateway_overhead_seconds",

@@ -432,7 +432,31 @@ def test_oversize_body_is_413(gateway: GatewayProcess, mock_provider: MockProces
     assert_still_serving(gateway)
 
 
+def refused_count(gateway: GatewayProcess, route: str, reason: str) -> float:
+    """`steerway_unauthenticated_requests_total` for one route and reason."""
+    text = httpx.get(f"{gateway.url}/metrics").text
+    for line in text.splitlines():
+        if line.startswith("steerway_unauthenticated_requests_total{") and (
+            f'reason="{reason}"' in line and f'route="{route}"' in line
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def assert_not_stored(gateway: GatewayProcess, trace_ids: list[str]) -> None:
+    """Refused before a key was accepted: counted, not stored (the default keeps no sample).
+    A request served afterwards is stored, so the recorder has written everything before it."""
+    with gateway.http() as http:
+        served = http.get("/v1/models")
+    assert served.status_code == 200
+    recorded_trace(gateway.database, trace_id_of(served))
+    listed = ", ".join(f"'{t}'" for t in trace_ids)
+    assert gateway.database.rows(f"SELECT * FROM traces WHERE trace_id IN ({listed})") == []
+
+
 def test_bad_credentials_are_401(gateway: GatewayProcess) -> None:
+    chat_refused = refused_count(gateway, "/v1/chat/completions", "missing_api_key")
+    wrong_refused = refused_count(gateway, "/v1/chat/completions", "invalid_api_key")
     with pytest.raises(openai.AuthenticationError) as wrong:
         gateway.client(api_key="sk-not-a-real-key").chat.completions.create(
             model="mock-gpt", messages=HELLO
@@ -464,12 +488,14 @@ def test_bad_credentials_are_401(gateway: GatewayProcess) -> None:
         models = http.get("/v1/models")
         assert models.status_code == 401
         trace_ids.append(trace_id_of(models))
-    for trace in traces_by_id(gateway.database, trace_ids).values():
-        assert (trace["status"], trace["http_status"]) == ("error", 401)
-        assert trace["api_key_id"] is None
+    assert refused_count(gateway, "/v1/chat/completions", "invalid_api_key") == wrong_refused + 1
+    assert refused_count(gateway, "/v1/chat/completions", "missing_api_key") == chat_refused + 4
+    assert_not_stored(gateway, trace_ids)
 
 
 def test_unknown_paths_and_methods(gateway: GatewayProcess) -> None:
+    unknown_before = refused_count(gateway, "unmatched", "unknown_url")
+    method_before = refused_count(gateway, "/v1/chat/completions", "method_not_allowed")
     with gateway.http() as http:
         unknown = http.post("/v1/completions/legacy", json={})
         assert unknown.status_code == 404
@@ -483,9 +509,9 @@ def test_unknown_paths_and_methods(gateway: GatewayProcess) -> None:
         outside = http.get("/not-a-route")
         assert outside.status_code == 404
         openai_error(outside)
-        traces = traces_by_id(gateway.database, [trace_id_of(unknown), trace_id_of(wrong_method)])
-    assert traces[trace_id_of(unknown)]["http_status"] == 404
-    assert traces[trace_id_of(wrong_method)]["http_status"] == 405
+    assert refused_count(gateway, "unmatched", "unknown_url") == unknown_before + 1
+    assert refused_count(gateway, "/v1/chat/completions", "method_not_allowed") == method_before + 1
+    assert_not_stored(gateway, [trace_id_of(unknown), trace_id_of(wrong_method)])
 
 
 # --- upstream failures ------------------------------------------------------------------------

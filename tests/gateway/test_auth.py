@@ -200,3 +200,24 @@ async def test_workspaces_resolve_by_slug_or_id(store: KeyStore) -> None:
     assert await store.workspace_id("default") == DEFAULT_WORKSPACE_ID
     created = await store.create("in-b", workspace_id=first)
     assert [k.key_id for k in await store.list(workspace_id=first)] == [created.info.key_id]
+
+
+async def test_wrong_keys_cannot_push_real_keys_out_or_pile_up(store: KeyStore) -> None:
+    real = await store.create("real")
+    auth = Authenticator(store, ttl=60, max_entries=64, max_unknown=64)
+    assert (await auth.authenticate(f"Bearer {real.plaintext}")).name == "real"
+    await store.revoke(real.info.key_id)  # from now on only the cache still says yes
+    first_wrong = "sk-sw-wrong-key-0000"
+    await rejected(auth, f"Bearer {first_wrong}")
+    for index in range(1, 300):
+        await rejected(auth, f"Bearer sk-sw-wrong-key-{index:04d}")
+    # The real key is still the cached one: the wrong keys did not evict it.
+    assert (await auth.authenticate(f"Bearer {real.plaintext}")).name == "real"
+    # The first wrong key was forgotten (64 remembered at most): made a key now, it works at
+    # once instead of after the 60 s TTL.
+    await store.create("later", plaintext=first_wrong)
+    assert (await auth.authenticate(f"Bearer {first_wrong}")).name == "later"
+    # A recent wrong key is still remembered as wrong for its TTL.
+    recent = "sk-sw-wrong-key-0299"
+    await store.create("recent", plaintext=recent)
+    assert (await rejected(auth, f"Bearer {recent}")).code == "invalid_api_key"

@@ -660,3 +660,57 @@ def test_a_rule_may_charge_only_a_bucket_the_file_defines(tmp_path: Path) -> Non
         "rules[1].then.budget: unknown budget bucket 'premiun' (did you mean 'premium'?) "
         "(buckets are defined under budgets.buckets in the config)"
     ]
+
+
+# --- metrics and refused requests -------------------------------------------------------------
+
+
+def test_metrics_stay_on_the_serving_port_and_refused_requests_unstored_by_default(
+    tmp_path: Path,
+) -> None:
+    config = load_config(write(tmp_path, ""), ENV)
+    assert config.metrics.listen is None and config.metrics.bearer_token is None
+    assert config.telemetry.unauthenticated_traces_per_minute == 0
+
+
+def test_metrics_listener_and_token_are_read(tmp_path: Path) -> None:
+    text = (
+        "metrics: {listen: '127.0.0.1:9464', bearer_token: '${STEERWAY_METRICS_TOKEN}'}\n"
+        "telemetry: {unauthenticated_traces_per_minute: 12}\n"
+    )
+    token = "metrics-token-4b1d9e"
+    config = load_config(write(tmp_path, text), {**ENV, "STEERWAY_METRICS_TOKEN": token})
+    assert config.metrics.listen == ("127.0.0.1", 9464)
+    assert config.metrics.bearer_token == Secret(token)
+    assert token not in repr(config)
+    assert config.telemetry.unauthenticated_traces_per_minute == 12
+    ipv6 = load_config(write(tmp_path, "metrics: {listen: '[::1]:9100'}\n"), ENV)
+    assert ipv6.metrics.listen == ("::1", 9100)
+
+
+def test_metrics_problems_are_reported_without_the_token(tmp_path: Path) -> None:
+    text = (
+        "metrics: {listen: '9464', bearer_token: 'has a space-7c2e'}\n"
+        "telemetry: {unauthenticated_traces_per_minute: -1}\n"
+    )
+    problems = problems_of(tmp_path, text)
+    assert problems == [
+        "metrics.listen: expected host:port, like 127.0.0.1:9464; got '9464'",
+        "metrics.bearer_token: must be a non-empty token of printable ASCII, no spaces",
+        "telemetry.unauthenticated_traces_per_minute: expected a non-negative integer, got -1",
+    ]
+    assert not any("7c2e" in problem for problem in problems)
+    for listen in (":9464", "localhost:0", "localhost:65536", "[nohost]:80", "host:port"):
+        assert problems_of(tmp_path, f"metrics: {{listen: '{listen}'}}\n") == [
+            f"metrics.listen: expected host:port, like 127.0.0.1:9464; got '{listen}'"
+        ]
+
+
+def test_an_empty_metrics_token_is_refused_not_taken_as_none(tmp_path: Path) -> None:
+    text = "metrics: {bearer_token: '${STEERWAY_METRICS_TOKEN:-}'}\n"
+    assert problems_of(tmp_path, text) == [
+        "metrics.bearer_token: must be a non-empty token of printable ASCII, no spaces"
+    ]
+    assert problems_of(tmp_path, "metrics: {bearer_token: '${STEERWAY_METRICS_TOKEN}'}\n") == [
+        "metrics.bearer_token: environment variable STEERWAY_METRICS_TOKEN is not set"
+    ]
