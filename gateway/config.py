@@ -194,6 +194,9 @@ class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 class AuthConfig(msgspec.Struct, frozen=True, kw_only=True):
     key_cache_ttl_seconds: float = 1.0
+    stale_key_ttl_seconds: float = 0.0
+    """While the database is away, keys verified within this many seconds keep being served
+    from the cache; 0 (the default): they are answered 503 like any other."""
 
 
 REDIS_ERROR_POLICIES: Final = ("open", "closed")
@@ -1117,13 +1120,19 @@ def _parse_limits(value: Any, path: str, reader: _Reader) -> LimitsConfig:
 
 
 def _parse_auth(value: Any, path: str, reader: _Reader) -> AuthConfig:
-    fields = reader.fields(value, path, ("key_cache_ttl_seconds",))
+    fields = reader.fields(value, path, ("key_cache_ttl_seconds", "stale_key_ttl_seconds"))
+    defaults = AuthConfig()
     return AuthConfig(
         key_cache_ttl_seconds=reader.non_negative_number(
             fields.get("key_cache_ttl_seconds"),
             _join(path, "key_cache_ttl_seconds"),
-            default=AuthConfig().key_cache_ttl_seconds,
-        )
+            default=defaults.key_cache_ttl_seconds,
+        ),
+        stale_key_ttl_seconds=reader.non_negative_number(
+            fields.get("stale_key_ttl_seconds"),
+            _join(path, "stale_key_ttl_seconds"),
+            default=defaults.stale_key_ttl_seconds,
+        ),
     )
 
 

@@ -70,6 +70,7 @@ def test_example_file_loads() -> None:
     assert config.telemetry.store_content == "full"
     assert config.limits.max_body_bytes == 20 * 1024 * 1024
     assert config.auth.key_cache_ttl_seconds == 1.0
+    assert config.auth.stale_key_ttl_seconds == 0.0
     assert [rule["id"] for rule in config.rules] == [
         "premium-to-chat",
         "short-prompts-local",
@@ -283,6 +284,10 @@ prices:
         (
             "auth: {key_cache_ttl_seconds: -0.5}\n",
             "auth.key_cache_ttl_seconds: expected a non-negative number, got -0.5",
+        ),
+        (
+            "auth: {stale_key_ttl_seconds: '5m'}\n",
+            "auth.stale_key_ttl_seconds: expected a non-negative number, got '5m'",
         ),
         (
             "providers:\n  p:\n    type: openai\n    base_url: http://h\n"
