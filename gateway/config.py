@@ -843,7 +843,7 @@ def _parse_provider(name: str, value: Any, path: str, reader: _Reader) -> Provid
     base_url = fields.get("base_url")
     if base_url is None and provider_type in DEFAULT_BASE_URLS:
         base_url = DEFAULT_BASE_URLS[provider_type]
-    return ProviderConfig(
+    provider = ProviderConfig(
         name=name,
         type=provider_type,
         base_url=reader.http_url(base_url, _join(path, "base_url")),
@@ -853,6 +853,16 @@ def _parse_provider(name: str, value: Any, path: str, reader: _Reader) -> Provid
         api_version=api_version,
         forward_fields=tuple(forward_fields),
     )
+    sends_authorization = (provider.type == "openai" and provider.api_key is not None) or any(
+        header.lower() == "authorization" for header in provider.headers
+    )
+    if sends_authorization and urlsplit(provider.base_url).username is not None:
+        reader.report(
+            _join(path, "base_url"),
+            "user credentials in the URL would be sent as an Authorization header, and "
+            "this provider sends one already (its api_key or headers.Authorization)",
+        )
+    return provider
 
 
 def _parse_headers(value: Any, path: str, reader: _Reader) -> dict[str, str]:

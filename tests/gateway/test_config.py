@@ -301,6 +301,12 @@ prices:
             "configured",
         ),
         (
+            "providers:\n  p: {type: openai, base_url: 'http://u:pw@h', api_key: sk-abcdef}\n",
+            "providers.p.base_url: user credentials in the URL would be sent as an "
+            "Authorization header, and this provider sends one already (its api_key or "
+            "headers.Authorization)",
+        ),
+        (
             "providers:\n  bad name: {type: openai, base_url: 'http://h'}\n",
             "providers.'bad name': invalid provider name: use letters, digits, '.', '_' and '-'",
         ),
