@@ -250,8 +250,7 @@ def _openai_error(request: Request[Any, Any, Any], exc: Exception) -> Response[b
         )
     if is_unavailable(exc):
         outage: DatabaseOutage = request.app.state.gateway.database_outage
-        outage.failed(exc, f"{request.method} {request.url.path}")
-        outage.refused += 1
+        outage.refused(exc, f"{request.method} {request.url.path}")
         error = database_unavailable(outage.retry_after)
         return Response(
             error.body(), status_code=error.status, media_type=MediaType.JSON, headers=error.headers

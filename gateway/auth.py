@@ -104,7 +104,7 @@ class Authenticator:
         if cached is not None and cached[1] > now:
             self.outage.served_stale += 1
             return cached[2]
-        self.outage.refused += 1
+        self.outage.refusals += 1
         raise database_unavailable(self.outage.retry_after)
 
     def _evict(self, now: float) -> None:

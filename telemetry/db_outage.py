@@ -3,8 +3,11 @@
 When the database cannot answer, whatever needs it (a key lookup, an admin route, the readiness
 probe) answers 503 with `retry-after` instead of failing with a traceback. `DatabaseOutage`
 keeps that to one warning when an outage starts and one when it ends, however many requests
-meet it, and lets one call at a time find out whether the database is back (at most one every
-`probe_interval` seconds), so requests do not queue for connections that time out.
+meet it, and lets one key lookup at a time find out whether the database is back (at most one
+every `probe_interval` seconds), so requests do not queue for connections that time out.
+
+Only reads start and end an outage (key lookups, the readiness probe): a failed write may leave
+reads working, and key lookups must not be refused for it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from telemetry.writers import is_row_problem, root_cause
 logger = logging.getLogger("steerway.database")
 
 DEFAULT_PROBE_INTERVAL = 1.0
+DEFAULT_QUIET_INTERVAL = 60.0
 
 _UNAVAILABLE_CAUSES = (
     OSError,  # refused, reset, unreachable, timed out (TimeoutError is an OSError)
@@ -58,14 +62,17 @@ class DatabaseOutage:
         self,
         *,
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
+        quiet_interval: float = DEFAULT_QUIET_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.probe_interval = probe_interval
+        self.quiet_interval = quiet_interval
         self._clock = clock
+        self._quiet_until = float("-inf")
         self._since: float | None = None
         self._next_probe = 0.0
         self._probing = False
-        self.refused = 0
+        self.refusals = 0
         """Requests answered 503 during the current (or last) outage."""
         self.served_stale = 0
         """Requests served from the stale key cache during the current (or last) outage."""
@@ -99,7 +106,7 @@ class DatabaseOutage:
             return
         self._since = self._clock()
         self._next_probe = self._since + self.probe_interval
-        self.refused = 0
+        self.refusals = 0
         self.served_stale = 0
         logger.warning(
             "database unavailable (%s during %s): virtual keys are answered 503 with "
@@ -120,8 +127,24 @@ class DatabaseOutage:
             "database available again after %.1f s (requests answered 503 meanwhile: %d; "
             "served from the stale key cache: %d)",
             lasted,
-            self.refused,
+            self.refusals,
             self.served_stale,
+        )
+
+    def refused(self, error: BaseException, during: str) -> None:
+        """A request other than a key lookup (an admin route) failed for want of the database
+        and was answered 503. It does not start an outage of its own: a write may fail while
+        reads, and so key lookups, go on (SQLite locked by another writer). It is logged unless
+        an outage is already known, at most once every `quiet_interval` seconds."""
+        self.refusals += 1
+        now = self._clock()
+        if self._since is not None or now < self._quiet_until:
+            return
+        self._quiet_until = now + self.quiet_interval
+        logger.warning(
+            "database unavailable (%s during %s): answered 503 with retry-after",
+            type(root_cause(error)).__name__,
+            during,
         )
 
     def abandoned(self) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -117,10 +119,11 @@ def test_an_outage_answers_503_with_retry_after_logs_once_and_recovers(
     time.sleep(KEY_CACHE_TTL * 2)
     for _ in range(25):
         assert_unavailable(chat(gateway, key))
-    admin = httpx.get(
-        f"{gateway.url}/admin/api/keys", headers={"Authorization": f"Bearer {master}"}
-    )
-    assert_unavailable(admin)
+    for route in ("keys", "workspaces", "workspaces/default", "rules", f"traces/{'0' * 32}"):
+        admin = httpx.get(
+            f"{gateway.url}/admin/api/{route}", headers={"Authorization": f"Bearer {master}"}
+        )
+        assert_unavailable(admin)
     created = httpx.post(
         f"{gateway.url}/admin/api/keys",
         json={"name": "made during the outage"},
@@ -213,3 +216,47 @@ def test_a_renamed_database_answers_503_until_it_is_back(
         asyncio.run(_rename_database(away, name))
     assert wait_until(lambda: chat(gateway, key).status_code == 200)
     assert_logged_once_per_outage(gateway.stop())
+
+
+def test_a_sqlite_database_another_process_holds_for_writing_answers_503_to_writes(
+    tmp_path: Path,
+    mock_provider: MockProcess,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    """Another process in a write transaction (a backup, a stuck shell): SQLite refuses every
+    other writer once the busy timeout passes; reads, and so key checks, go on."""
+    path = tmp_path / "held.db"
+    database = Database(f"sqlite:///{path}")
+    migrations.upgrade(database.url)
+    master = "sk-master-" + secrets.token_hex(8)
+    gateway = start_gateway(database, outage_config(mock_provider), master_key=master)
+    key = create_key(gateway, "held").plaintext
+    admin = {"Authorization": f"Bearer {master}"}
+    request_ids = [f"held-{index}-{uuid.uuid4().hex}" for index in range(3)]
+
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        created = httpx.post(
+            f"{gateway.url}/admin/api/keys", json={"name": "blocked"}, headers=admin, timeout=30
+        )
+        assert_unavailable(created)
+        for request_id in request_ids:
+            assert chat(gateway, key, request_id).status_code == 200
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    created = httpx.post(f"{gateway.url}/admin/api/keys", json={"name": "later"}, headers=admin)
+    assert created.status_code == 201, created.text
+    rows = database.wait_rows(
+        "SELECT request_id FROM traces WHERE request_id LIKE 'held-%'",
+        count=len(request_ids),
+        timeout=60,
+    )
+    assert sorted(row["request_id"] for row in rows) == sorted(request_ids)
+    log = gateway.stop()
+    assert "Traceback" not in log
+    lines = [line for line in log.splitlines() if line.startswith(OUTAGE_WARNING)]
+    assert len(lines) == 1, log
+    assert "OperationalError during POST /admin/api/keys" in lines[0]

@@ -159,7 +159,7 @@ async def test_a_recently_verified_key_is_served_stale_and_an_unverified_one_is_
         assert still_unknown.value.status == 401
     await unavailable(auth, unverified)
     assert tracker.served_stale == 10
-    assert tracker.refused == 1
+    assert tracker.refusals == 1
     await outage.end()
     await asyncio.sleep(0.06)
     assert (await auth.authenticate(f"Bearer {unverified}")).name == "unverified"
