@@ -5,6 +5,7 @@ over real sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import socket
@@ -145,3 +146,23 @@ def test_the_scrubber_replaces_every_configured_secret_and_leaves_the_rest() -> 
         f"query {HEADER_SECRET}x feature on Bearer whatever"
     )
     assert scrub(text) == "key *** header *** token *** url *** query *** feature on ***"
+
+
+async def test_tls_and_a_dropped_connection_give_generic_reasons(
+    echo: EchoUpstream, client: UpstreamClient
+) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(10)
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        over_tls = make_adapter("openai", echo.url.replace("http://", "https://") + "/v1", client)
+        assert (await failure_of(over_tls)).message == "cannot connect (TLS error)"
+        dropped = make_adapter("openai", f"http://127.0.0.1:{port}/v1", client)
+        failure = await failure_of(dropped)
+        assert failure.message == "cannot connect (the provider closed the connection)"
+    finally:
+        server.close()
+        await server.wait_closed()
