@@ -210,10 +210,10 @@ class Rulebook:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
                     self._listening = True
+                    await self._load()  # anything announced while we were not listening
                     if paused:
                         logger.info("rule change notifications over Redis resumed")
                         paused = False
-                    await self._load()  # anything announced while we were not listening
                     while True:
                         message = await pubsub.get_message(
                             ignore_subscribe_messages=True, timeout=1.0

@@ -21,8 +21,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import redis
 
 import migrations
+from gateway.rulebook import CHANNEL as RULES_CHANNEL
 from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import (
     Database,
@@ -195,12 +197,16 @@ async def _rename_database(old: str, new: str) -> None:
 def test_a_renamed_database_answers_503_until_it_is_back(
     postgres_database: Database,
     mock_provider: MockProcess,
+    redis_url: str,
     start_gateway: Callable[..., GatewayProcess],
 ) -> None:
+    """With Redis configured too, and a rule change announced during the outage: the rule
+    listener fails to reload and retries every 5 s; the outage is still logged once."""
     gateway = start_gateway(
         postgres_database,
         outage_config(mock_provider),
         master_key="sk-master-" + secrets.token_hex(8),
+        env={"STEERWAY_REDIS_URL": redis_url},
     )
     key = create_key(gateway, "renamed").plaintext
     assert chat(gateway, key).status_code == 200
@@ -210,8 +216,13 @@ def test_a_renamed_database_answers_503_until_it_is_back(
     asyncio.run(_rename_database(name, away))
     try:
         time.sleep(KEY_CACHE_TTL * 2)
-        for _ in range(10):
+        # As another worker announcing a rule change would: the listener reloads, and fails.
+        with redis.Redis.from_url(redis_url) as announcer:
+            assert announcer.publish(RULES_CHANNEL, "changed") == 1
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
             assert_unavailable(chat(gateway, key))
+            time.sleep(0.1)
     finally:
         asyncio.run(_rename_database(away, name))
     assert wait_until(lambda: chat(gateway, key).status_code == 200)
