@@ -26,7 +26,7 @@ from gateway.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
 from gateway.cache import ResponseCache, create_cache
 from gateway.config import DEFAULT_ANTHROPIC_VERSION, GatewayConfig, ProviderConfig, load_config
 from gateway.defaults import default_config, wants_mock
-from gateway.errors import GatewayError, error_body
+from gateway.errors import GatewayError, database_unavailable, error_body
 from gateway.guardrails import Guardrails
 from gateway.health import create_health
 from gateway.keys import KeyStore
@@ -45,6 +45,7 @@ from providers.upstream import UpstreamClient
 from rules.store import RuleStore
 from telemetry import metrics
 from telemetry.db import create_engine, ping
+from telemetry.db_outage import DatabaseOutage, is_unavailable
 from telemetry.recorder import Recorder
 
 logger = logging.getLogger("steerway")
@@ -61,6 +62,7 @@ class Gateway:
         self.recorder: Recorder | None = None
         self.upstream = UpstreamClient()
         self.engine = create_engine(settings.database_url)
+        self.database_outage = DatabaseOutage()
         self.health = create_health(settings.redis_url)
         self._mock: Any = None
         self.rulebook: Rulebook | None = None
@@ -144,6 +146,8 @@ class Gateway:
                 KeyStore(self.engine),
                 master_key=self.settings.master_key,
                 ttl=config.auth.key_cache_ttl_seconds,
+                stale_ttl=config.auth.stale_key_ttl_seconds,
+                outage=self.database_outage,
             ),
             record=self.recorder.record,
             store_content=telemetry_config.store_content != "none",
@@ -222,8 +226,12 @@ class Gateway:
         try:
             await ping(self.engine)
         except Exception as error:
-            logger.warning("readiness check failed: %s", type(error).__name__)
+            if is_unavailable(error):
+                self.database_outage.failed(error, "the readiness check")
+            else:
+                logger.warning("readiness check failed: %s", type(error).__name__)
             return False
+        self.database_outage.answered()
         return self.proxy is not None
 
 
@@ -265,9 +273,18 @@ def _adapter(name: str, provider: ProviderConfig, upstream: UpstreamClient) -> P
     return OpenAIAdapter(name, **common)
 
 
-def _openai_error(_: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+def _openai_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     if isinstance(exc, GatewayError):
-        return Response(exc.body(), status_code=exc.status, media_type=MediaType.JSON)
+        return Response(
+            exc.body(), status_code=exc.status, media_type=MediaType.JSON, headers=exc.headers
+        )
+    if is_unavailable(exc):
+        outage: DatabaseOutage = request.app.state.gateway.database_outage
+        outage.refused(exc, f"{request.method} {request.url.path}")
+        error = database_unavailable(outage.retry_after)
+        return Response(
+            error.body(), status_code=error.status, media_type=MediaType.JSON, headers=error.headers
+        )
     if isinstance(exc, HTTPException):
         status = exc.status_code
         kind = "invalid_request_error" if status < 500 else "server_error"

@@ -8,6 +8,11 @@ same query), so a changed limit, like a revocation, is in force everywhere withi
 Keys that exist and hashes that match no key are remembered apart: anyone can send wrong keys,
 as many as they like, so those are held in a small map of their own that forgets the oldest
 first, and a flood of them can neither grow memory nor push real keys out of the cache.
+
+When the database is away, a key that is not in the cache is answered 503 with `retry-after`.
+With a stale TTL, a key verified within that time keeps being served from the cache meanwhile
+(nobody can revoke a key while the database is away, but a revocation made just before the
+outage may not have been seen yet: the stale TTL bounds that window).
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ import hmac
 import time
 from datetime import UTC, datetime
 
-from gateway.errors import invalid_key, missing_key
+from gateway.errors import database_unavailable, invalid_key, missing_key
 from gateway.keys import KeyInfo, KeyStore
 from gateway.limits_model import NO_LIMITS
+from telemetry.db_outage import DatabaseOutage, is_unavailable
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
 MASTER_KEY_INFO = KeyInfo(
@@ -31,6 +37,8 @@ MASTER_KEY_INFO = KeyInfo(
     workspace_limits=NO_LIMITS,  # the operator's key: no workspace limit applies to it
 )
 
+_Entry = tuple[float, float, KeyInfo | None]  # fresh until, usable during an outage until, key
+
 
 class Authenticator:
     def __init__(
@@ -39,20 +47,25 @@ class Authenticator:
         *,
         master_key: str | None = None,
         ttl: float = 1.0,
+        stale_ttl: float = 0.0,
         max_entries: int = 100_000,
         max_unknown: int = 10_000,
+        outage: DatabaseOutage | None = None,
     ) -> None:
         self._store = store
         self._master_hash = hashlib.sha256(master_key.encode()).digest() if master_key else None
         self._ttl = ttl
+        self._stale_ttl = max(ttl, stale_ttl)
         self._max_entries = max_entries
         self._max_unknown = max_unknown
-        self._cache: dict[str, tuple[float, KeyInfo]] = {}
+        self._cache: dict[str, _Entry] = {}
         self._unknown: dict[str, float] = {}
         """Hashes no key has, with when to look them up again; oldest first."""
+        self.outage = outage or DatabaseOutage()
 
     async def authenticate(self, authorization: str | None) -> KeyInfo:
-        """The key behind an `Authorization` header value, or a 401 GatewayError."""
+        """The key behind an `Authorization` header value, or a 401 GatewayError (503 when the
+        database is away and the key cannot be verified)."""
         if not authorization:
             raise missing_key()
         scheme, _, token = authorization.partition(" ")
@@ -66,17 +79,11 @@ class Authenticator:
         now = time.monotonic()
         cached = self._cache.get(key_hash)
         if cached is not None and cached[0] > now:
-            info = cached[1]
+            info = cached[2]
         elif self._unknown.get(key_hash, 0.0) > now:
             info = None
         else:
-            info = await self._store.find_by_hash(key_hash)
-            if info is None:
-                self._remember_unknown(key_hash, now)
-            else:
-                if len(self._cache) >= self._max_entries:
-                    self._evict(now)
-                self._cache[key_hash] = (now + self._ttl, info)
+            info = await self._look_up(key_hash, cached, now)
         if info is None or not info.active(datetime.now(UTC)):
             raise invalid_key()
         return info
@@ -90,8 +97,40 @@ class Authenticator:
             del unknown[next(iter(unknown))]
         unknown[key_hash] = now + self._ttl
 
+    async def _look_up(self, key_hash: str, cached: _Entry | None, now: float) -> KeyInfo | None:
+        outage = self.outage
+        if not outage.may_try():
+            return self._during_outage(cached, now)
+        try:
+            info = await self._store.find_by_hash(key_hash)
+        except Exception as error:
+            if not is_unavailable(error):
+                outage.abandoned()
+                raise
+            outage.failed(error, "a key lookup")
+            return self._during_outage(cached, time.monotonic())
+        except BaseException:
+            outage.abandoned()
+            raise
+        outage.answered()
+        if info is None:
+            self._remember_unknown(key_hash, now)
+            return None
+        if len(self._cache) >= self._max_entries:
+            self._evict(now)
+        self._cache[key_hash] = (now + self._ttl, now + self._stale_ttl, info)
+        return info
+
+    def _during_outage(self, cached: _Entry | None, now: float) -> KeyInfo | None:
+        """The cached answer while it may be served stale, else a 503."""
+        if cached is not None and cached[1] > now:
+            self.outage.served_stale += 1
+            return cached[2]
+        self.outage.refusals += 1
+        raise database_unavailable(self.outage.retry_after)
+
     def _evict(self, now: float) -> None:
-        expired = [key for key, (until, _) in self._cache.items() if until <= now]
+        expired = [key for key, (_, until, _) in self._cache.items() if until <= now]
         for key in expired:
             del self._cache[key]
         if len(self._cache) >= self._max_entries:

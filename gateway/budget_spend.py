@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.budget_model import AccountKey
 from gateway.budget_windows import LONGEST, utc_datetime
+from telemetry.recorder import describe_error
 from telemetry.schema import budget_spend
 
 logger = logging.getLogger("steerway.budgets")
@@ -189,10 +190,9 @@ class SpendStore:
                 await self.flush()
         except Exception as error:
             logger.error(
-                "budget spend of %d micro-dollars could not be written on close (%s: %s)",
+                "budget spend of %d micro-dollars could not be written on close (%s)",
                 self.pending_micros(),
-                type(error).__name__,
-                error,
+                describe_error(error),
             )
 
     async def _flush_forever(self) -> None:
@@ -207,9 +207,8 @@ class SpendStore:
                 if not self._failing:
                     self._failing = True
                     logger.warning(
-                        "budget spend could not be written (%s: %s); retrying every %.1fs",
-                        type(error).__name__,
-                        error,
+                        "budget spend could not be written (%s); retrying every %.1fs",
+                        describe_error(error),
                         self._interval,
                     )
             else:

@@ -198,6 +198,9 @@ class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 class AuthConfig(msgspec.Struct, frozen=True, kw_only=True):
     key_cache_ttl_seconds: float = 1.0
+    stale_key_ttl_seconds: float = 0.0
+    """While the database is away, keys verified within this many seconds keep being served
+    from the cache; 0 (the default): they are answered 503 like any other."""
 
 
 REDIS_ERROR_POLICIES: Final = ("open", "closed")
@@ -855,7 +858,7 @@ def _parse_provider(name: str, value: Any, path: str, reader: _Reader) -> Provid
     base_url = fields.get("base_url")
     if base_url is None and provider_type in DEFAULT_BASE_URLS:
         base_url = DEFAULT_BASE_URLS[provider_type]
-    return ProviderConfig(
+    provider = ProviderConfig(
         name=name,
         type=provider_type,
         base_url=reader.http_url(base_url, _join(path, "base_url")),
@@ -865,6 +868,16 @@ def _parse_provider(name: str, value: Any, path: str, reader: _Reader) -> Provid
         api_version=api_version,
         forward_fields=tuple(forward_fields),
     )
+    sends_authorization = (provider.type == "openai" and provider.api_key is not None) or any(
+        header.lower() == "authorization" for header in provider.headers
+    )
+    if sends_authorization and urlsplit(provider.base_url).username is not None:
+        reader.report(
+            _join(path, "base_url"),
+            "user credentials in the URL would be sent as an Authorization header, and "
+            "this provider sends one already (its api_key or headers.Authorization)",
+        )
+    return provider
 
 
 def _parse_headers(value: Any, path: str, reader: _Reader) -> dict[str, str]:
@@ -1144,13 +1157,19 @@ def _parse_limits(value: Any, path: str, reader: _Reader) -> LimitsConfig:
 
 
 def _parse_auth(value: Any, path: str, reader: _Reader) -> AuthConfig:
-    fields = reader.fields(value, path, ("key_cache_ttl_seconds",))
+    fields = reader.fields(value, path, ("key_cache_ttl_seconds", "stale_key_ttl_seconds"))
+    defaults = AuthConfig()
     return AuthConfig(
         key_cache_ttl_seconds=reader.non_negative_number(
             fields.get("key_cache_ttl_seconds"),
             _join(path, "key_cache_ttl_seconds"),
-            default=AuthConfig().key_cache_ttl_seconds,
-        )
+            default=defaults.key_cache_ttl_seconds,
+        ),
+        stale_key_ttl_seconds=reader.non_negative_number(
+            fields.get("stale_key_ttl_seconds"),
+            _join(path, "stale_key_ttl_seconds"),
+            default=defaults.stale_key_ttl_seconds,
+        ),
     )
 
 

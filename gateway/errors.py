@@ -131,6 +131,17 @@ def no_deployment(model: str) -> GatewayError:
     )
 
 
+def database_unavailable(retry_after: str) -> GatewayError:
+    return GatewayError(
+        503,
+        "The gateway's database is unavailable right now, so this request cannot be served. "
+        "Retry later.",
+        type="server_error",
+        code="service_unavailable",
+        headers={"retry-after": retry_after},
+    )
+
+
 def internal_error() -> GatewayError:
     return GatewayError(
         500,

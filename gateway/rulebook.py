@@ -183,13 +183,24 @@ class Rulebook:
 
     async def _poll_forever(self) -> None:
         assert self.store is not None
+        failing = False
         while True:
             await asyncio.sleep(POLL_SECONDS_WITH_REDIS if self._listening else self._poll_seconds)
             try:
                 if await self.store.revision() != self._revision:
                     await self._load()
             except (SQLAlchemyError, OSError) as error:
-                logger.warning("could not check for rule changes: %s", type(error).__name__)
+                if not failing:
+                    logger.warning(
+                        "could not check for rule changes (%s); the rules in force stay until "
+                        "the database answers",
+                        type(error).__name__,
+                    )
+                    failing = True
+            else:
+                if failing:
+                    logger.warning("rule changes are checked again")
+                    failing = False
 
     async def _listen_forever(self) -> None:
         assert self._redis is not None
@@ -199,10 +210,10 @@ class Rulebook:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
                     self._listening = True
+                    await self._load()  # anything announced while we were not listening
                     if paused:
                         logger.info("rule change notifications over Redis resumed")
                         paused = False
-                    await self._load()  # anything announced while we were not listening
                     while True:
                         message = await pubsub.get_message(
                             ignore_subscribe_messages=True, timeout=1.0

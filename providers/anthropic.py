@@ -22,7 +22,7 @@ from providers.anthropic_response import (
     finish_reason,
 )
 from providers.base import ChatResult, EmbeddingResult, ProviderStream
-from providers.errors import UpstreamFailure, scrub_secrets
+from providers.errors import UpstreamFailure
 from providers.openai import HTTPAdapter
 from providers.openai_format import SSESplitter, event_data
 from providers.upstream import UpstreamClient
@@ -60,11 +60,13 @@ class AnthropicAdapter(HTTPAdapter):
             name,
             client=client,
             api_key=api_key,
-            headers={"anthropic-version": anthropic_version, **(headers or {})},
+            headers=headers or {},
+            base_url=base_url,
             connect_timeout=connect_timeout,
             first_byte_timeout=first_byte_timeout,
             total_timeout=total_timeout,
         )
+        self._headers.setdefault("anthropic-version", anthropic_version)
         if api_key:
             self._headers["x-api-key"] = api_key
         self._url = URL(base_url.rstrip("/") + "/messages")
@@ -156,9 +158,7 @@ class AnthropicAdapter(HTTPAdapter):
             try:
                 out += translator.feed(data)
             except UpstreamFailure as failure:
-                failure.message = scrub_secrets(failure.message, self._api_key)
-                failure.args = (failure.message,)
-                return out, failure
+                return out, self.scrubbed(failure)
         return out, None
 
     def _no_embeddings(self) -> NoReturn:

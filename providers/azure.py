@@ -13,6 +13,7 @@ import aiohttp
 from yarl import URL
 
 from providers.openai import OPERATION_PATHS, OpenAIAdapter
+from providers.secret_scrubber import scrubber_for
 from providers.upstream import UpstreamClient
 
 
@@ -45,6 +46,7 @@ class AzureOpenAIAdapter(OpenAIAdapter):
             total_timeout=total_timeout,
         )
         self._api_key = api_key
+        self.scrub = scrubber_for(api_key=api_key, headers=headers or {}, base_url=base_url)
         if api_key:
             self._headers["api-key"] = api_key
         self.api_version = api_version

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-import re
+import errno
+import socket
+import ssl
 
+import aiohttp
 import msgspec
 
-_SECRET_PATTERNS = re.compile(
-    r"(sk-[A-Za-z0-9_\-*]{6,}|sk-ant-[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{20,}|Bearer\s+\S+)"
-)
+_REASON_BY_ERRNO = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.ECONNABORTED: "connection aborted",
+    errno.EPIPE: "connection closed",
+    errno.ETIMEDOUT: "timed out",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTDOWN: "host unreachable",
+    errno.EADDRNOTAVAIL: "address not available",
+}
 
 
 class UpstreamFailure(Exception):
@@ -41,12 +52,29 @@ class UpstreamFailure(Exception):
         self.retry_after_ms = retry_after_ms
 
 
-def scrub_secrets(text: str, *secrets: str | None) -> str:
-    """Remove anything that looks like a credential from a provider's message."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return _SECRET_PATTERNS.sub("***", text)
+def connection_reason(error: BaseException) -> str:
+    """Why a connection to a provider failed, in a few generic words.
+
+    Never the library's message: those name the host, port or URL the provider is reached at,
+    which are the operator's business, not the client's."""
+    if isinstance(error, aiohttp.ClientConnectorDNSError | socket.gaierror):
+        return "host name not found"
+    if isinstance(error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch | ssl.SSLError):
+        return "TLS error"
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        return "the provider closed the connection"
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return "the response was cut short"
+    if isinstance(error, aiohttp.InvalidURL):
+        return "invalid URL"
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    cause = error.os_error if isinstance(error, aiohttp.ClientConnectorError) else error
+    if isinstance(cause, OSError) and cause.errno in _REASON_BY_ERRNO:
+        return _REASON_BY_ERRNO[cause.errno]
+    if isinstance(cause, ConnectionResetError):
+        return "connection reset"
+    return "connection failed"
 
 
 class _ErrorDetail(msgspec.Struct):

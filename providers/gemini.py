@@ -16,7 +16,7 @@ from yarl import URL
 
 from providers import gemini_response
 from providers.base import ChatResult, EmbeddingResult, ProviderStream
-from providers.errors import UpstreamFailure, parse_error_body, scrub_secrets
+from providers.errors import UpstreamFailure, parse_error_body
 from providers.gemini_request import chat_body, embeddings_body, model_path
 from providers.openai import HTTPAdapter
 from providers.openai_format import SSESplitter, event_data
@@ -70,6 +70,7 @@ class GeminiAdapter(HTTPAdapter):
             client=client,
             api_key=api_key,
             headers=headers or {},
+            base_url=base_url,
             connect_timeout=connect_timeout,
             first_byte_timeout=first_byte_timeout,
             total_timeout=total_timeout,
@@ -132,19 +133,22 @@ class GeminiAdapter(HTTPAdapter):
         self, response: aiohttp.ClientResponse, translator: gemini_response.StreamTranslator
     ) -> AsyncIterator[list[bytes]]:
         splitter = SSESplitter()
-        async for piece in self.pieces(response):
+        try:
+            async for piece in self.pieces(response):
+                events = []
+                for event in splitter.feed(piece):
+                    data = event_data(event)
+                    if data:
+                        events += translator.feed(data)
+                if events:
+                    yield events
             events = []
-            for event in splitter.feed(piece):
+            for event in splitter.close():
                 data = event_data(event)
                 if data:
                     events += translator.feed(data)
-            if events:
-                yield events
-        events = []
-        for event in splitter.close():
-            data = event_data(event)
-            if data:
-                events += translator.feed(data)
+        except UpstreamFailure as failure:  # an error the provider streamed, in its own words
+            raise self.scrubbed(failure) from None
         yield events + translator.finish()
 
     async def _raise_for_status(self, response: aiohttp.ClientResponse) -> None:
@@ -164,7 +168,7 @@ class GeminiAdapter(HTTPAdapter):
             message, _, code, _ = parse_error_body(raw)
         raise UpstreamFailure(
             "http",
-            scrub_secrets(message, self._api_key),
+            self.scrub(message),
             status=response.status,
             error_code=code,
             retry_after=retry_after,

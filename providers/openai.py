@@ -15,8 +15,9 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from providers.base import ChatResult, EmbeddingResult, ProviderStream
-from providers.errors import UpstreamFailure, parse_error_body, scrub_secrets
+from providers.errors import UpstreamFailure, connection_reason, parse_error_body
 from providers.openai_format import SSESplitter
+from providers.secret_scrubber import scrubber_for
 from providers.upstream import UpstreamClient
 from providers.usage import UNKNOWN_USAGE, OpenAIUsage
 
@@ -50,6 +51,7 @@ class HTTPAdapter:
         client: UpstreamClient,
         api_key: str | None,
         headers: dict[str, str],
+        base_url: str,
         connect_timeout: float,
         first_byte_timeout: float,
         total_timeout: float,
@@ -57,6 +59,8 @@ class HTTPAdapter:
         self.name = name
         self._client = client
         self._api_key = api_key
+        self.scrub = scrubber_for(api_key=api_key, headers=headers, base_url=base_url)
+        """Applied to every message a provider's failure carries (see `secret_scrubber`)."""
         # Built once: aiohttp takes a ready CIMultiDict and a parsed URL without converting them.
         self._headers = CIMultiDict({"Content-Type": "application/json", **headers})
         self._timeout = aiohttp.ClientTimeout(
@@ -95,12 +99,10 @@ class HTTPAdapter:
             )
         except TimeoutError as error:
             raise UpstreamFailure("timeout", "no response in time") from error
-        except aiohttp.ClientConnectorError as error:
+        except (aiohttp.ClientError, OSError) as error:
             raise UpstreamFailure(
-                "connect", f"cannot connect ({error.os_error.strerror})"
+                "connect", f"cannot connect ({connection_reason(error)})"
             ) from error
-        except aiohttp.ClientError as error:
-            raise UpstreamFailure("connect", self._describe(error)) from error
         if response.status >= 400:
             await self._raise_for_status(response)
         return response
@@ -110,8 +112,10 @@ class HTTPAdapter:
             return await response.read()
         except TimeoutError as error:
             raise UpstreamFailure("timeout", "the response body did not arrive in time") from error
-        except aiohttp.ClientError as error:
-            raise UpstreamFailure("disconnected", self._describe(error)) from error
+        except (aiohttp.ClientError, OSError) as error:
+            raise UpstreamFailure(
+                "disconnected", f"the answer was cut short ({connection_reason(error)})"
+            ) from error
         finally:
             response.release()
 
@@ -125,6 +129,12 @@ class HTTPAdapter:
         except (aiohttp.ClientError, OSError) as error:
             raise UpstreamFailure("disconnected", "the provider closed the stream early") from error
 
+    def scrubbed(self, failure: UpstreamFailure) -> UpstreamFailure:
+        """The failure with its message scrubbed (for messages the provider wrote)."""
+        failure.message = self.scrub(failure.message)
+        failure.args = (failure.message,)
+        return failure
+
     async def _raise_for_status(self, response: aiohttp.ClientResponse) -> None:
         try:
             raw = await response.read()
@@ -135,7 +145,7 @@ class HTTPAdapter:
         message, error_type, code, param = parse_error_body(raw)
         raise UpstreamFailure(
             "http",
-            scrub_secrets(message, self._api_key),
+            self.scrub(message),
             status=response.status,
             error_type=error_type,
             error_code=code,
@@ -143,9 +153,6 @@ class HTTPAdapter:
             retry_after=response.headers.get("retry-after"),
             retry_after_ms=response.headers.get("retry-after-ms"),
         )
-
-    def _describe(self, error: BaseException) -> str:
-        return scrub_secrets(f"{type(error).__name__}: {error}", self._api_key)
 
 
 class OpenAIAdapter(HTTPAdapter):
@@ -168,6 +175,7 @@ class OpenAIAdapter(HTTPAdapter):
             client=client,
             api_key=api_key,
             headers=headers or {},
+            base_url=base_url,
             connect_timeout=connect_timeout,
             first_byte_timeout=first_byte_timeout,
             total_timeout=total_timeout,

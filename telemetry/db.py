@@ -101,6 +101,9 @@ def create_engine(url: str) -> AsyncEngine:
     common: dict[str, Any] = {
         "json_serializer": _json_dumps,
         "json_deserializer": msgspec.json.decode,
+        # An error's text never quotes the values of its statement: they can be prompts,
+        # end-user ids or key hashes, and errors end up in logs.
+        "hide_parameters": True,
     }
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""

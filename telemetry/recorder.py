@@ -142,6 +142,7 @@ class Recorder:
         self._replayed = 0
         self._done = 0  # accepted bundles that are written, spilled or given up on
         self._last_error: str | None = None
+        self._failing = False  # the last write failed: its retries are not logged again
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._in_flight: list[TraceBundle] = []
 
@@ -402,6 +403,7 @@ class Recorder:
             self._note_failure(error)
             return False
         elapsed = time.perf_counter() - started
+        self._failing = False
         stored = len(batch) - rejected
         if replay:
             self._replayed += stored
@@ -579,8 +581,9 @@ class Recorder:
 
     def _note_failure(self, error: BaseException) -> None:
         self._last_error = type(root_cause(error)).__name__
-        if not self._outage:
+        if not self._outage and not self._failing:
             logger.warning("telemetry batch write failed: %s", describe_error(error))
+        self._failing = True
         if self._observer is not None:
             with contextlib.suppress(Exception):
                 self._observer.write_failed(error)

@@ -70,6 +70,7 @@ def test_example_file_loads() -> None:
     assert config.telemetry.store_content == "full"
     assert config.limits.max_body_bytes == 20 * 1024 * 1024
     assert config.auth.key_cache_ttl_seconds == 1.0
+    assert config.auth.stale_key_ttl_seconds == 0.0
     assert [rule["id"] for rule in config.rules] == [
         "premium-to-chat",
         "short-prompts-local",
@@ -285,6 +286,10 @@ prices:
             "auth.key_cache_ttl_seconds: expected a non-negative number, got -0.5",
         ),
         (
+            "auth: {stale_key_ttl_seconds: '5m'}\n",
+            "auth.stale_key_ttl_seconds: expected a non-negative number, got '5m'",
+        ),
+        (
             "providers:\n  p:\n    type: openai\n    base_url: http://h\n"
             "    timeouts: {first_byte: 900}\n",
             "providers.p.timeouts.first_byte: 900s is longer than the total timeout (600s)",
@@ -294,6 +299,12 @@ prices:
             "    headers: {Content-Length: '5'}\n",
             "providers.p.headers.Content-Length: set by the gateway itself; it cannot be "
             "configured",
+        ),
+        (
+            "providers:\n  p: {type: openai, base_url: 'http://u:pw@h', api_key: sk-abcdef}\n",
+            "providers.p.base_url: user credentials in the URL would be sent as an "
+            "Authorization header, and this provider sends one already (its api_key or "
+            "headers.Authorization)",
         ),
         (
             "providers:\n  bad name: {type: openai, base_url: 'http://h'}\n",
