@@ -37,6 +37,7 @@ MASTER_KEY_INFO = KeyInfo(
     workspace_limits=NO_LIMITS,  # the operator's key: no workspace limit applies to it
 )
 
+_NEVER = (0.0, 0.0)
 _Entry = tuple[float, float, KeyInfo | None]  # fresh until, usable during an outage until, key
 
 
@@ -59,8 +60,9 @@ class Authenticator:
         self._max_entries = max_entries
         self._max_unknown = max_unknown
         self._cache: dict[str, _Entry] = {}
-        self._unknown: dict[str, float] = {}
-        """Hashes no key has, with when to look them up again; oldest first."""
+        self._unknown: dict[str, tuple[float, float]] = {}
+        """Hashes no key has, with when to look them up again and until when an outage may still
+        answer them as wrong; oldest first."""
         self.outage = outage or DatabaseOutage()
 
     async def authenticate(self, authorization: str | None) -> KeyInfo:
@@ -80,7 +82,7 @@ class Authenticator:
         cached = self._cache.get(key_hash)
         if cached is not None and cached[0] > now:
             info = cached[2]
-        elif self._unknown.get(key_hash, 0.0) > now:
+        elif self._unknown.get(key_hash, _NEVER)[0] > now:
             info = None
         else:
             info = await self._look_up(key_hash, cached, now)
@@ -89,18 +91,18 @@ class Authenticator:
         return info
 
     def _remember_unknown(self, key_hash: str, now: float) -> None:
-        if self._ttl <= 0 or self._max_unknown <= 0:
+        if self._stale_ttl <= 0 or self._max_unknown <= 0:
             return
         unknown = self._unknown
         unknown.pop(key_hash, None)
         while len(unknown) >= self._max_unknown:
             del unknown[next(iter(unknown))]
-        unknown[key_hash] = now + self._ttl
+        unknown[key_hash] = (now + self._ttl, now + self._stale_ttl)
 
     async def _look_up(self, key_hash: str, cached: _Entry | None, now: float) -> KeyInfo | None:
         outage = self.outage
         if not outage.may_try():
-            return self._during_outage(cached, now)
+            return self._during_outage(key_hash, cached, now)
         try:
             info = await self._store.find_by_hash(key_hash)
         except Exception as error:
@@ -108,7 +110,7 @@ class Authenticator:
                 outage.abandoned()
                 raise
             outage.failed(error, "a key lookup")
-            return self._during_outage(cached, time.monotonic())
+            return self._during_outage(key_hash, cached, time.monotonic())
         except BaseException:
             outage.abandoned()
             raise
@@ -121,11 +123,15 @@ class Authenticator:
         self._cache[key_hash] = (now + self._ttl, now + self._stale_ttl, info)
         return info
 
-    def _during_outage(self, cached: _Entry | None, now: float) -> KeyInfo | None:
-        """The cached answer while it may be served stale, else a 503."""
+    def _during_outage(self, key_hash: str, cached: _Entry | None, now: float) -> KeyInfo | None:
+        """The cached answer (a key, or a hash known to match none) while it may be served
+        stale, else a 503."""
         if cached is not None and cached[1] > now:
             self.outage.served_stale += 1
             return cached[2]
+        if self._unknown.get(key_hash, _NEVER)[1] > now:
+            self.outage.served_stale += 1
+            return None
         self.outage.refusals += 1
         raise database_unavailable(self.outage.retry_after)
 

@@ -218,7 +218,7 @@ def test_a_renamed_database_answers_503_until_it_is_back(
         time.sleep(KEY_CACHE_TTL * 2)
         # As another worker announcing a rule change would: the listener reloads, and fails.
         with redis.Redis.from_url(redis_url) as announcer:
-            assert announcer.publish(RULES_CHANNEL, "changed") == 1
+            assert announcer.publish(RULES_CHANNEL, "changed") >= 1
         deadline = time.monotonic() + 12
         while time.monotonic() < deadline:
             assert_unavailable(chat(gateway, key))
