@@ -206,6 +206,10 @@ telemetry_spilled = Counter(
     "steerway_telemetry_spilled_total",
     "Trace bundles written to the local spill file while the database was unavailable.",
 )
+telemetry_spill_quarantined = Counter(
+    "steerway_telemetry_spill_quarantined_total",
+    "Spill file lines that did not decode, set aside in a quarantine file instead of replayed.",
+)
 telemetry_write_failures = Counter(
     "steerway_telemetry_write_failures_total", "Failed recorder batch writes (retried or spilled)."
 )
@@ -254,6 +258,9 @@ class PrometheusRecorderObserver:
 
     def spilled(self, bundles: int) -> None:
         telemetry_spilled.inc(bundles)
+
+    def quarantined(self, lines: int) -> None:
+        telemetry_spill_quarantined.inc(lines)
 
     def write_failed(self, error: BaseException) -> None:
         telemetry_write_failures.inc()

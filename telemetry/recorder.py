@@ -57,6 +57,7 @@ class RecorderObserver(Protocol):
     def written(self, table: str, rows: int) -> None: ...
     def batch_written(self, seconds: float, bundles: int) -> None: ...
     def spilled(self, bundles: int) -> None: ...
+    def quarantined(self, lines: int) -> None: ...
     def write_failed(self, error: BaseException) -> None: ...
 
 
@@ -151,6 +152,9 @@ class Recorder:
         self._spilling: SpillFile | None = None
         self._replaying: SpillFile | None = None
         self._replay_pending = self._spill_dir is not None
+        self._left_alone: set[Path] = set()  # spill files this process could not replay
+        self._step_errors = 0
+        self._last_step_error = ""
 
     # -- the request path ------------------------------------------------------------------
 
@@ -267,15 +271,25 @@ class Recorder:
             self._count_dropped(len(leftovers))
 
     async def _step_safely(self) -> bool:
+        """One step; an unexpected error is logged once (not again while it repeats) and the
+        next step waits longer each time, so an error that keeps coming back cannot spin."""
         try:
-            return await self._step()
+            working = await self._step()
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            logger.error("telemetry writer error: %s", describe_error(error))
+            description = describe_error(error)
+            if description != self._last_step_error:
+                logger.error("telemetry writer error: %s", description)
+                self._last_step_error = description
             self._last_error = type(root_cause(error)).__name__
-            await self._pause(self._retry_initial)
+            delay = min(self._retry_initial * 2**self._step_errors, self._retry_max)
+            self._step_errors += 1
+            await self._pause(delay)
             return True
+        self._step_errors = 0
+        self._last_step_error = ""
+        return working
 
     async def _step(self) -> bool:
         """One round of work; False once stopping and nothing is left."""
@@ -531,26 +545,23 @@ class Recorder:
                 self._replay_pending = False
                 return
             self._replaying = spill
+        set_aside = spill.quarantined
         try:
             bundles, next_offset = spill.read(self._batch_size)
         except OSError as error:
-            logger.error(
-                "telemetry: cannot read spill file %s (%s); left in place",
-                spill.path.name,
-                describe_error(error),
-            )
-            if spill is not self._spilling:
-                spill.release()
-            self._replaying = None
-            self._replay_pending = False
+            self._leave_alone(spill, "cannot read", error)
             return
+        finally:
+            self._count_quarantined(spill.quarantined - set_aside)
         bundles = await self._redacted(bundles)
         if not bundles:
+            if next_offset > spill.offset:
+                spill.offset = next_offset  # only damaged lines in this chunk: read on
+                return
             if spill is self._spilling:  # nothing spilled yet that could serve as a probe
                 self._replay_pending = False
             else:
-                logger.info("telemetry: spill file %s replayed", spill.path.name)
-                spill.delete()
+                self._replayed_file(spill)
             self._replaying = None
             return
         if await self._try_write(bundles, replay=True):
@@ -560,13 +571,55 @@ class Recorder:
         else:
             self._enter_outage(self._retry_initial)
 
+    def _replayed_file(self, spill: SpillFile) -> None:
+        name = spill.path.name
+        if spill.quarantined:
+            logger.warning(
+                "telemetry: spill file %s replayed; %d undecodable line%s set aside in %s",
+                name,
+                spill.quarantined,
+                "" if spill.quarantined == 1 else "s",
+                spill.quarantine_path.name,
+            )
+        else:
+            logger.info("telemetry: spill file %s replayed", name)
+        try:
+            spill.delete()
+        except OSError as error:
+            # Everything in it is stored: the next start replays it again, skipping what is.
+            self._leave_alone(spill, "cannot delete replayed", error)
+
     def _claim_next_spill_file(self) -> SpillFile | None:
         assert self._spill_dir is not None
         for path in spill_files(self._spill_dir):
-            claimed = SpillFile.claim(path)
+            if path in self._left_alone:
+                continue
+            try:
+                claimed = SpillFile.claim(path)
+            except OSError as error:
+                self._left_alone.add(path)
+                logger.error(
+                    "telemetry: cannot open spill file %s (%s); left in place until the next start",
+                    path.name,
+                    describe_error(error),
+                )
+                continue
             if claimed is not None:
                 return claimed
         return None
+
+    def _leave_alone(self, spill: SpillFile, what: str, error: OSError) -> None:
+        """Stop replaying a file for the rest of this process's life, saying so once."""
+        logger.error(
+            "telemetry: %s spill file %s (%s); left in place until the next start",
+            what,
+            spill.path.name,
+            describe_error(error),
+        )
+        self._left_alone.add(spill.path)
+        if spill is not self._spilling:
+            spill.release()
+        self._replaying = None
 
     def _release_spill_files(self) -> None:
         for spill in (self._spilling, self._replaying):
@@ -584,6 +637,11 @@ class Recorder:
         if self._observer is not None:
             with contextlib.suppress(Exception):
                 self._observer.write_failed(error)
+
+    def _count_quarantined(self, lines: int) -> None:
+        if lines > 0 and self._observer is not None:
+            with contextlib.suppress(Exception):
+                self._observer.quarantined(lines)
 
     def _count_dropped(self, count: int) -> None:
         if count <= 0:
