@@ -82,6 +82,7 @@ class Gateway:
             spill_dir=Path(telemetry_config.spill_dir),
             observer=metrics.PrometheusRecorderObserver(),
             redact=_pii_redactor() if telemetry_config.store_content == "redacted" else None,
+            durability=telemetry_config.durability,
         )
         await self.recorder.start()
         await self.upstream.start()
@@ -152,6 +153,7 @@ class Gateway:
             cache_ttl=config.cache.ttl_seconds,
             admission=admission,
             guardrails=self.guardrails,
+            durable=self.recorder.durable if telemetry_config.durability == "spill-first" else None,
         )
         # Everything built so far lives as long as the process: keep it out of the collector's
         # way so full collections stay short while serving.

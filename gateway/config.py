@@ -33,6 +33,7 @@ DEFAULT_BASE_URLS: Final = {
 }
 DEFAULT_ANTHROPIC_VERSION: Final = "2023-06-01"
 STORE_CONTENT_MODES: Final = ("full", "redacted", "none")
+DURABILITY_MODES: Final = ("memory", "spill-first")
 
 _TOP_LEVEL: Final = "(top level)"
 _PROVIDER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -186,6 +187,9 @@ class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int = 256
     flush_interval_ms: int = 200
     spill_dir: str = "./var/spill"
+    durability: Literal["memory", "spill-first"] = "memory"
+    """`spill-first`: each request's records are fsynced to a journal in `spill_dir` before its
+    answer ends, so a crash loses none of them; `memory` does not wait for the disk."""
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -1067,7 +1071,14 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
     fields = reader.fields(
         value,
         path,
-        ("store_content", "queue_size", "batch_size", "flush_interval_ms", "spill_dir"),
+        (
+            "store_content",
+            "queue_size",
+            "batch_size",
+            "flush_interval_ms",
+            "spill_dir",
+            "durability",
+        ),
     )
     defaults = TelemetryConfig()
     store_content = reader.choice(
@@ -1075,6 +1086,12 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
         _join(path, "store_content"),
         STORE_CONTENT_MODES,
         default=defaults.store_content,
+    )
+    durability = reader.choice(
+        fields.get("durability"),
+        _join(path, "durability"),
+        DURABILITY_MODES,
+        default=defaults.durability,
     )
     telemetry = TelemetryConfig(
         store_content="none"
@@ -1096,6 +1113,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
         spill_dir=reader.string(
             fields.get("spill_dir"), _join(path, "spill_dir"), default=defaults.spill_dir
         ),
+        durability="spill-first" if durability == "spill-first" else "memory",
     )
     if telemetry.batch_size > telemetry.queue_size:
         reader.report(

@@ -20,6 +20,7 @@ import msgspec
 from gateway import cache as response_cache
 from gateway import guardrails as guards
 from gateway.admission import Admission, Admitted
+from gateway.answer_hold import FinalMessageHold
 from gateway.auth import Authenticator
 from gateway.cache import CacheDecision, CachedResponse, ResponseCache
 from gateway.cache_stream import StreamAccumulator, replay_events
@@ -273,8 +274,10 @@ class Proxy:
         cache_ttl: int = 3600,
         admission: Admission | None = None,
         guardrails: Guardrails | None = None,
+        durable: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.admission = admission
+        self.durable = durable
         self.guardrails = guardrails
         self.router = router
         self.rules = rules
@@ -307,6 +310,10 @@ class Proxy:
             return
         path = scope["path"].rstrip("/") or "/"
         exchange = Exchange("/v1" + path, _decode_headers(scope["headers"]))
+        hold = None
+        if self.durable is not None:
+            hold = FinalMessageHold(send)
+            send = hold.send
         try:
             handler = self._handlers.get(path)
             if handler is None:
@@ -329,6 +336,15 @@ class Proxy:
             await self._fail(exchange, send, internal_error())
         finally:
             self._finish(exchange)
+            if hold is not None:
+                await self._answer_once_recorded(hold)
+
+    async def _answer_once_recorded(self, hold: FinalMessageHold) -> None:
+        assert self.durable is not None
+        try:
+            await self.durable()
+        finally:
+            await hold.release()
 
     # --- routes -----------------------------------------------------------------------------
 

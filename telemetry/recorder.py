@@ -12,6 +12,11 @@ spill files (also those a previous process left behind) are replayed and deleted
 `spill_dir` a failing batch is retried in memory; the queue then fills and new bundles are
 counted as dropped. `stop()` writes or spills everything accepted.
 
+With `durability="spill-first"` each bundle is also appended to a journal file in `spill_dir`
+(`telemetry.journal`) and `durable()` waits until it is fsynced: a request that waits for it
+before its answer ends survives a crash of the process, however far behind the writer is. The
+writer still writes from memory; journal files are deleted once what they hold is written.
+
 With a `redact` function (`telemetry.store_content: redacted`) each batch's prompts and
 responses are rewritten in a worker thread before they are written or spilled, so the scan never
 holds up the event loop. Bundles read back from spill files are redacted again, since a file may
@@ -30,10 +35,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from telemetry.journal import Journal
 from telemetry.records import TraceBundle
 from telemetry.redaction import Redact, has_content, redact_bundles
 from telemetry.rows import fit_to_columns
@@ -103,9 +109,12 @@ class Recorder:
         retry_attempts: int = 4,
         stop_timeout: float = 30.0,
         redact: Redact | None = None,
+        durability: Literal["memory", "spill-first"] = "memory",
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
+        if durability == "spill-first" and spill_dir is None:
+            raise ValueError("spill-first durability needs a spill_dir")
         self._writer = BatchWriter(engine)
         self._queue: deque[TraceBundle] = deque()
         self._capacity = queue_size
@@ -152,6 +161,13 @@ class Recorder:
         self._spilling: SpillFile | None = None
         self._replaying: SpillFile | None = None
         self._replay_pending = self._spill_dir is not None
+        self._journal = (
+            Journal(
+                self._spill_dir, redact=redact, observer=observer, on_handover=self._replay_later
+            )
+            if durability == "spill-first" and self._spill_dir is not None
+            else None
+        )
         self._left_alone: set[Path] = set()  # spill files this process could not replay
         self._step_errors = 0
         self._last_step_error = ""
@@ -159,9 +175,14 @@ class Recorder:
     # -- the request path ------------------------------------------------------------------
 
     def record(self, bundle: TraceBundle) -> bool:
-        """Queue one request's records. Never blocks or raises; False when the queue is full."""
+        """Queue one request's records. Never blocks or raises; False when the queue is full
+        (with spill-first durability the journal keeps such a bundle for replay: True)."""
         queue = self._queue
+        journal = self._journal
         if len(queue) >= self._capacity:
+            if journal is not None and journal.accepting:
+                journal.append(bundle, settles_at=None)
+                return True
             self._dropped += 1
             if self._observer is not None:
                 with contextlib.suppress(Exception):
@@ -169,6 +190,8 @@ class Recorder:
             return False
         queue.append(bundle)
         self._enqueued += 1
+        if journal is not None:
+            journal.append(bundle, settles_at=self._enqueued)
         if len(queue) > self._high_water:
             self._room.clear()
         if self._idle or len(queue) >= self._batch_size:
@@ -193,10 +216,18 @@ class Recorder:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._room.wait(), ROOM_WAIT_LIMIT)
 
+    async def durable(self) -> None:
+        """Wait until every bundle recorded so far is on disk (spill-first durability); at once
+        without a journal."""
+        if self._journal is not None:
+            await self._journal.synced()
+
     async def start(self) -> None:
         """Start the writer task; spill files found in `spill_dir` are replayed in the background."""
         if self._task is not None:
             return
+        if self._journal is not None:
+            self._journal.start()
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="steerway-telemetry-recorder"
         )
@@ -234,6 +265,9 @@ class Recorder:
         self._stop_requested.set()
         self._wake.set()
         await asyncio.shield(self._task)
+        if self._journal is not None:
+            self._journal.settled(self._done)
+            await self._journal.close()
 
     @property
     def stats(self) -> RecorderStats:
@@ -654,6 +688,13 @@ class Recorder:
     def _finish(self, bundles: int) -> None:
         self._done += bundles
         self._settle_waiters()
+        if self._journal is not None:
+            self._journal.settled(self._done)
+
+    def _replay_later(self) -> None:
+        """A journal file holds bundles the queue could not take: replay it like a spill file."""
+        self._replay_pending = True
+        self._wake.set()
 
     def _settle_waiters(self, *, everything: bool = False) -> None:
         waiting = []

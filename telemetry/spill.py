@@ -59,6 +59,7 @@ class SpillFile:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             final = directory / f"{stem}{SPILL_SUFFIX}"
             os.rename(temporary, final)
+            _sync_directory(directory)  # the file's name survives a power cut, not only its data
         except BaseException:
             os.close(fd)
             raise
@@ -169,6 +170,14 @@ def write_all(fd: int, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, start)
         raise
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def spill_files(directory: Path) -> list[Path]:
