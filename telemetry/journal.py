@@ -143,9 +143,7 @@ class Journal:
                     await self._write_group()
                 retiring = self._retirable()
                 if retiring:
-                    handed_over = await asyncio.to_thread(self._retire, retiring)
-                    if handed_over and self._on_handover is not None:
-                        self._on_handover()
+                    await self._retire_in_thread(retiring)
                 if self._closing and not self._group.bundles:
                     return
         finally:
@@ -205,6 +203,15 @@ class Journal:
                 break  # about to take the next group: no need for a new file
             retiring.append(segments.popleft())
         return retiring
+
+    async def _retire_in_thread(self, segments: list[_Segment]) -> None:
+        try:
+            handed_over = await asyncio.to_thread(self._retire, segments)
+        except Exception as error:  # the files stay; the next start replays them
+            logger.error("telemetry: cannot retire journal files (%s)", type(error).__name__)
+            return
+        if handed_over and self._on_handover is not None:
+            self._on_handover()
 
     def _retire(self, segments: list[_Segment]) -> bool:
         """In a worker thread: delete the files, or release those to replay (then True)."""
