@@ -55,7 +55,7 @@ class _Group:
 
 
 class Journal:
-    """Bundles appended to spill files in `directory` and fsynced, many to one fsync."""
+    """Bundles appended to spill files in `directory` and flushed to disk, many to one flush."""
 
     def __init__(
         self,
@@ -67,9 +67,9 @@ class Journal:
         segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
         self._directory = directory
+        self._redact = redact
         # Optional hooks of the recorder's observer: journal_synced(seconds, bundles) and
         # journal_failed(bundles).
-        self._redact = redact
         self._observer = observer
         self._on_handover = on_handover
         self._segment_bytes = segment_bytes

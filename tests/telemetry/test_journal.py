@@ -4,6 +4,7 @@ written, and what the queue could not take replayed from them."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,13 @@ class JournalObserver(RecordingObserver):
     def __init__(self) -> None:
         super().__init__()
         self.groups: list[int] = []
+        self.unwritten: list[int] = []
 
     def journal_synced(self, seconds: float, bundles: int) -> None:
         self.groups.append(bundles)
+
+    def journal_failed(self, bundles: int) -> None:
+        self.unwritten.append(bundles)
 
 
 def spill_first(engine: AsyncEngine, spill_dir: Path, **options: Any) -> Recorder:
@@ -126,6 +131,25 @@ async def test_what_the_full_queue_cannot_take_is_replayed_from_the_journal(
     (rollup,) = await fetch_table(engine, usage_rollups)
     assert rollup.requests == 7  # the replay skipped the three already written
     assert recorder.stats.dropped == 0
+
+
+async def test_a_journal_that_cannot_be_written_holds_no_answer_back(
+    engine: AsyncEngine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spill_dir = tmp_path / "not-a-folder"
+    spill_dir.write_text("a file where the spill folder should be")
+    observer = JournalObserver()
+    recorder = spill_first(engine, spill_dir, flush_interval=0.01, observer=observer)
+    await recorder.start()
+    with caplog.at_level(logging.ERROR, logger="steerway.telemetry"):
+        for _ in range(3):
+            recorder.record(make_bundle())
+            await asyncio.wait_for(recorder.durable(), 5)
+    await recorder.stop()
+    assert sum(observer.unwritten) == 3
+    journal_errors = [r for r in caplog.records if "journal" in r.getMessage()]
+    assert len(journal_errors) == 1
+    assert len(await fetch_table(engine, traces)) == 3  # the database still gets them
 
 
 def test_spill_first_needs_a_spill_folder(sqlite_url: str) -> None:
