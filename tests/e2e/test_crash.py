@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import openai
 
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config
@@ -69,8 +70,8 @@ async def serve_until_killed(gateway: GatewayProcess, database: Database) -> lis
                     assert chunks[-1].choices[0].finish_reason == "stop"
                 else:
                     assert answer.choices[0].message.content
-            except openai.APIConnectionError:
-                return  # cut off by the kill: not served
+            except (openai.APIConnectionError, httpx.TransportError):
+                return  # cut off by the kill (a stream midway raises httpx's error): not served
             served.append(raw.headers["x-steerway-trace-id"])
             if len(served) >= SERVED_BEFORE_THE_KILL and not killed.is_set():
                 gateway.process.kill()
@@ -102,7 +103,7 @@ def test_every_answer_served_before_a_kill_is_recorded_after_the_restart(
     second = GatewayProcess(backend_database, config, tmp_path, master_key=master_key)
     try:
         query = "SELECT trace_id FROM traces WHERE http_status = 200"
-        backend_database.wait_rows(query, count=len(served), timeout=20)
+        backend_database.wait_rows(query, count=len(served), timeout=30)
         stored = {row["trace_id"] for row in backend_database.rows(query)}
         assert set(served) <= stored
         interactions = backend_database.rows(
