@@ -8,7 +8,8 @@ what an answer waits for before its last bytes go out.
 
 The journal is a safety copy: the recorder still writes every bundle to the database from
 memory. It tells the journal how far that has got (`settled`), in the recorder's own count of
-accepted bundles, and a journal file whose bundles are all settled is deleted. A file that also
+accepted bundles, and a journal file whose bundles are all settled is deleted (the one taking
+new groups once it is `SEGMENT_SECONDS` old). A file that also
 holds a bundle the recorder could not accept (its queue was full) is not deleted but handed
 over for replay, which skips what is stored already. After a crash, the next start finds the
 journal files, unlocked, and replays them the same way: nothing is lost, and nothing is
@@ -34,11 +35,15 @@ logger = logging.getLogger("steerway.telemetry.journal")
 
 SEGMENT_BYTES = 8 * 1024 * 1024
 """A journal file is closed for new groups once it holds this much."""
+SEGMENT_SECONDS = 5.0
+"""The file taking new groups is deleted once its bundles are written and it is this old, not
+sooner: at a low request rate every batch would otherwise cost a new file."""
 
 
 @dataclass
 class _Segment:
     spill: SpillFile
+    opened_at: float = field(default_factory=time.monotonic)
     size: int = 0
     settles_at: int = 0
     """The recorder's count of accepted bundles once everything in this file is accepted."""
@@ -170,7 +175,8 @@ class Journal:
                 logger.warning("telemetry: the journal is writable again")
                 self._failing = False
             segment.settles_at = max(segment.settles_at, group.settles_at)
-            segment.keep = segment.keep or group.keep
+            if group.keep:  # bundles in no queue: closed at once, to be replayed soon
+                segment.keep = segment.sealed = True
             self._observe("journal_synced", time.perf_counter() - started, len(group.bundles))
         self._release_waiters(target)
 
@@ -194,13 +200,15 @@ class Journal:
         return segment
 
     def _retirable(self) -> list[_Segment]:
-        """Files whose bundles are all settled, oldest first; the newest only when nothing is
-        waiting to be written to it."""
+        """Files whose bundles are all settled, oldest first; the one taking new groups only
+        once it is `SEGMENT_SECONDS` old (or when the journal closes)."""
         retiring: list[_Segment] = []
         segments = self._segments
         while segments and segments[0].settles_at <= self._settled:
-            if len(segments) == 1 and not segments[0].sealed and self._group.bundles:
-                break  # about to take the next group: no need for a new file
+            oldest = segments[0]
+            taking_groups = len(segments) == 1 and not oldest.sealed and not self._closing
+            if taking_groups and time.monotonic() - oldest.opened_at < SEGMENT_SECONDS:
+                break
             retiring.append(segments.popleft())
         return retiring
 

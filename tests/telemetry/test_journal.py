@@ -101,17 +101,20 @@ async def test_journal_files_are_deleted_once_their_bundles_are_written(
     spill_dir = tmp_path / "spill"
     recorder = spill_first(engine, spill_dir, flush_interval=0.01)
     await recorder.start()
-    bundles = [make_bundle() for _ in range(20)]
+    bundles = [make_bundle() for _ in range(2500)]
     for bundle in bundles:
-        recorder.record(bundle)
-    await recorder.durable()
+        bundle.trace.metadata = {"blob": "x" * 4096}  # ~6.5 KB a bundle
+    for start in range(0, 2500, 500):  # five groups of ~3 MiB: one full file and a part
+        for bundle in bundles[start : start + 500]:
+            recorder.record(bundle)
+        await recorder.durable()
     await recorder.flush()
-    await eventually(lambda: not spill_files(spill_dir))
-    recorder.record(make_bundle())
-    await recorder.durable()
+    # The full file is gone once written; the one still taking new bundles stays a while.
+    await eventually(lambda: len(spill_files(spill_dir)) == 1)
+    assert len(on_disk(spill_dir)) < len(bundles) // 2
     await recorder.stop()
     assert not spill_files(spill_dir)
-    assert len(await fetch_table(engine, traces)) == 21
+    assert len(await fetch_table(engine, traces)) == 2500
 
 
 async def test_what_the_full_queue_cannot_take_is_replayed_from_the_journal(
