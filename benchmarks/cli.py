@@ -33,7 +33,17 @@ def guardrails(harness: Harness) -> list[ScenarioResult]:
     return run_guardrails(harness)
 
 
-ALL_SCENARIOS: dict[str, Scenario] = {**SCENARIOS, "guardrails": guardrails}
+def durability(harness: Harness) -> list[ScenarioResult]:
+    from benchmarks.durability_scenario import run_durability
+
+    return run_durability(harness)
+
+
+ALL_SCENARIOS: dict[str, Scenario] = {
+    **SCENARIOS,
+    "guardrails": guardrails,
+    "durability": durability,
+}
 """Every scenario, in the order a full run takes them."""
 
 
@@ -159,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=soak.samples,
         help=f"equal slices of `soak`, memory read after each (default: {soak.samples})",
     )
+    parser.add_argument(
+        "--baseline-source",
+        metavar="PATH",
+        help="`durability` also runs Steerway from this checkout (e.g. a `git worktree` of the "
+        "commit before a change), for a before/after of the default mode in the same run",
+    )
     parser.add_argument("--output", type=Path, help="results file (default: results/DATE.md)")
     parser.add_argument(
         "--no-readme",
@@ -256,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         postgres_url=args.postgres_url,
         redis_url=args.redis_url,
         targets=args.targets,
+        baseline_source=args.baseline_source,
     )
     soak = SoakSettings(requests=args.soak_requests, samples=args.soak_samples)
     started = dt.datetime.now(dt.UTC)

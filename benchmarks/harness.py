@@ -38,6 +38,8 @@ class Options:
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     redis_url: str = "redis://127.0.0.1:6379/14"
     targets: tuple[str, ...] = COMPARED_TARGETS
+    baseline_source: str | None = None
+    """Another checkout whose code `durability` also runs, for a before/after in one run."""
 
 
 @dataclass

@@ -217,6 +217,8 @@ class SteerwayOptions:
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Virtual keys to create before the gateway starts: name -> `steerway keys create` options
     (e.g. `("--rpm", "600")`)."""
+    source: Path | None = None
+    """Run the code of this checkout (first on `PYTHONPATH`) instead of the installed one."""
 
 
 def steerway_config(mocks: Mocks, options: SteerwayOptions | None = None) -> dict[str, object]:
@@ -295,6 +297,8 @@ def start_steerway(workspace: Workspace, mocks: Mocks, options: SteerwayOptions)
     }
     if options.redis_url:
         env["STEERWAY_REDIS_URL"] = options.redis_url
+    if options.source is not None:
+        env["PYTHONPATH"] = str(options.source.resolve())
     executable = str(peers.steerway_executable())
     run_checked([executable, "migrate"], env=env, timeout=120, what="steerway migrate")
     keys = create_keys(executable, env, options.keys)

@@ -88,6 +88,7 @@ class Gateway:
             spill_dir=Path(telemetry_config.spill_dir),
             observer=metrics.PrometheusRecorderObserver(),
             redact=_pii_redactor() if telemetry_config.store_content == "redacted" else None,
+            durability=telemetry_config.durability,
         )
         await self.recorder.start()
         await self.upstream.start()
@@ -161,6 +162,7 @@ class Gateway:
             admission=admission,
             guardrails=self.guardrails,
             unauthenticated_traces_per_minute=telemetry_config.unauthenticated_traces_per_minute,
+            durable=self.recorder.durable if telemetry_config.durability == "spill-first" else None,
         )
         await self._serve_metrics(config)
         # Everything built so far lives as long as the process: keep it out of the collector's

@@ -34,6 +34,7 @@ DEFAULT_BASE_URLS: Final = {
 }
 DEFAULT_ANTHROPIC_VERSION: Final = "2023-06-01"
 STORE_CONTENT_MODES: Final = ("full", "redacted", "none")
+DURABILITY_MODES: Final = ("memory", "spill-first")
 
 _TOP_LEVEL: Final = "(top level)"
 _PROVIDER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -190,6 +191,9 @@ class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
     unauthenticated_traces_per_minute: int = 0
     """Requests refused before a key was accepted are counted in a metric; this many a minute
     (per worker) are also stored as traces. A flood cannot grow the database past it."""
+    durability: Literal["memory", "spill-first"] = "memory"
+    """`spill-first`: each request's records are fsynced to a journal in `spill_dir` before its
+    answer ends, so a crash loses none of them; `memory` does not wait for the disk."""
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -1102,6 +1106,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             "flush_interval_ms",
             "spill_dir",
             "unauthenticated_traces_per_minute",
+            "durability",
         ),
     )
     defaults = TelemetryConfig()
@@ -1110,6 +1115,12 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
         _join(path, "store_content"),
         STORE_CONTENT_MODES,
         default=defaults.store_content,
+    )
+    durability = reader.choice(
+        fields.get("durability"),
+        _join(path, "durability"),
+        DURABILITY_MODES,
+        default=defaults.durability,
     )
     telemetry = TelemetryConfig(
         store_content="none"
@@ -1136,6 +1147,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             _join(path, "unauthenticated_traces_per_minute"),
             default=defaults.unauthenticated_traces_per_minute,
         ),
+        durability="spill-first" if durability == "spill-first" else "memory",
     )
     if telemetry.batch_size > telemetry.queue_size:
         reader.report(

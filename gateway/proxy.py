@@ -20,6 +20,7 @@ import msgspec
 from gateway import cache as response_cache
 from gateway import guardrails as guards
 from gateway.admission import Admission, Admitted
+from gateway.answer_hold import FinalMessageHold
 from gateway.auth import Authenticator
 from gateway.cache import CacheDecision, CachedResponse, ResponseCache
 from gateway.cache_stream import StreamAccumulator, replay_events
@@ -276,8 +277,10 @@ class Proxy:
         admission: Admission | None = None,
         guardrails: Guardrails | None = None,
         unauthenticated_traces_per_minute: int = 0,
+        durable: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.admission = admission
+        self.durable = durable
         self.guardrails = guardrails
         self.router = router
         self.rules = rules
@@ -318,6 +321,10 @@ class Proxy:
         # The route is a metric label and a stored column: never the client's own path.
         route = handler[2] if handler is not None else metrics.UNMATCHED_ROUTE
         exchange = Exchange(route, _decode_headers(scope["headers"]))
+        hold = None
+        if self.durable is not None:
+            hold = FinalMessageHold(send)
+            send = hold.send
         try:
             if handler is None:
                 raise not_found(scope["method"], "/v1" + path)
@@ -339,6 +346,15 @@ class Proxy:
             await self._fail(exchange, send, internal_error())
         finally:
             self._finish(exchange)
+            if hold is not None:
+                await self._answer_once_recorded(hold)
+
+    async def _answer_once_recorded(self, hold: FinalMessageHold) -> None:
+        assert self.durable is not None
+        try:
+            await self.durable()
+        finally:
+            await hold.release()
 
     # --- routes -----------------------------------------------------------------------------
 

@@ -222,6 +222,19 @@ telemetry_spilled = Counter(
     "steerway_telemetry_spilled_total",
     "Trace bundles written to the local spill file while the database was unavailable.",
 )
+telemetry_spill_quarantined = Counter(
+    "steerway_telemetry_spill_quarantined_total",
+    "Spill file lines that did not decode, set aside in a quarantine file instead of replayed.",
+)
+telemetry_journal_sync_seconds = Histogram(
+    "steerway_telemetry_journal_sync_seconds",
+    "spill-first durability: time to write and fsync one group of bundles to the journal.",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+telemetry_journal_failures = Counter(
+    "steerway_telemetry_journal_failures_total",
+    "spill-first durability: bundles the journal could not write (answered without waiting).",
+)
 telemetry_write_failures = Counter(
     "steerway_telemetry_write_failures_total", "Failed recorder batch writes (retried or spilled)."
 )
@@ -271,8 +284,17 @@ class PrometheusRecorderObserver:
     def spilled(self, bundles: int) -> None:
         telemetry_spilled.inc(bundles)
 
+    def quarantined(self, lines: int) -> None:
+        telemetry_spill_quarantined.inc(lines)
+
     def write_failed(self, error: BaseException) -> None:
         telemetry_write_failures.inc()
+
+    def journal_synced(self, seconds: float, bundles: int) -> None:
+        telemetry_journal_sync_seconds.observe(seconds)
+
+    def journal_failed(self, bundles: int) -> None:
+        telemetry_journal_failures.inc(bundles)
 
     def queue_depth(self, depth: int) -> None:
         telemetry_queue_depth.set(depth)

@@ -12,6 +12,11 @@ spill files (also those a previous process left behind) are replayed and deleted
 `spill_dir` a failing batch is retried in memory; the queue then fills and new bundles are
 counted as dropped. `stop()` writes or spills everything accepted.
 
+With `durability="spill-first"` each bundle is also appended to a journal file in `spill_dir`
+(`telemetry.journal`) and `durable()` waits until it is fsynced: a request that waits for it
+before its answer ends survives a crash of the process, however far behind the writer is. The
+writer still writes from memory; journal files are deleted once what they hold is written.
+
 With a `redact` function (`telemetry.store_content: redacted`) each batch's prompts and
 responses are rewritten in a worker thread before they are written or spilled, so the scan never
 holds up the event loop. Bundles read back from spill files are redacted again, since a file may
@@ -30,10 +35,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from telemetry.journal import Journal
 from telemetry.records import TraceBundle
 from telemetry.redaction import Redact, has_content, redact_bundles
 from telemetry.rows import fit_to_columns
@@ -57,6 +63,7 @@ class RecorderObserver(Protocol):
     def written(self, table: str, rows: int) -> None: ...
     def batch_written(self, seconds: float, bundles: int) -> None: ...
     def spilled(self, bundles: int) -> None: ...
+    def quarantined(self, lines: int) -> None: ...
     def write_failed(self, error: BaseException) -> None: ...
 
 
@@ -102,9 +109,12 @@ class Recorder:
         retry_attempts: int = 4,
         stop_timeout: float = 30.0,
         redact: Redact | None = None,
+        durability: Literal["memory", "spill-first"] = "memory",
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
+        if durability == "spill-first" and spill_dir is None:
+            raise ValueError("spill-first durability needs a spill_dir")
         self._writer = BatchWriter(engine)
         self._queue: deque[TraceBundle] = deque()
         self._capacity = queue_size
@@ -152,13 +162,28 @@ class Recorder:
         self._spilling: SpillFile | None = None
         self._replaying: SpillFile | None = None
         self._replay_pending = self._spill_dir is not None
+        self._journal = (
+            Journal(
+                self._spill_dir, redact=redact, observer=observer, on_handover=self._replay_later
+            )
+            if durability == "spill-first" and self._spill_dir is not None
+            else None
+        )
+        self._left_alone: set[Path] = set()  # spill files this process could not replay
+        self._step_errors = 0
+        self._last_step_error = ""
 
     # -- the request path ------------------------------------------------------------------
 
     def record(self, bundle: TraceBundle) -> bool:
-        """Queue one request's records. Never blocks or raises; False when the queue is full."""
+        """Queue one request's records. Never blocks or raises; False when the queue is full
+        (with spill-first durability the journal keeps such a bundle for replay: True)."""
         queue = self._queue
+        journal = self._journal
         if len(queue) >= self._capacity:
+            if journal is not None and journal.accepting:
+                journal.append(bundle, settles_at=None)
+                return True
             self._dropped += 1
             if self._observer is not None:
                 with contextlib.suppress(Exception):
@@ -166,6 +191,8 @@ class Recorder:
             return False
         queue.append(bundle)
         self._enqueued += 1
+        if journal is not None:
+            journal.append(bundle, settles_at=self._enqueued)
         if len(queue) > self._high_water:
             self._room.clear()
         if self._idle or len(queue) >= self._batch_size:
@@ -190,10 +217,18 @@ class Recorder:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._room.wait(), ROOM_WAIT_LIMIT)
 
+    async def durable(self) -> None:
+        """Wait until every bundle recorded so far is on disk (spill-first durability); at once
+        without a journal."""
+        if self._journal is not None:
+            await self._journal.synced()
+
     async def start(self) -> None:
         """Start the writer task; spill files found in `spill_dir` are replayed in the background."""
         if self._task is not None:
             return
+        if self._journal is not None:
+            self._journal.start()
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="steerway-telemetry-recorder"
         )
@@ -231,6 +266,9 @@ class Recorder:
         self._stop_requested.set()
         self._wake.set()
         await asyncio.shield(self._task)
+        if self._journal is not None:
+            self._journal.settled(self._done)
+            await self._journal.close()
 
     @property
     def stats(self) -> RecorderStats:
@@ -268,15 +306,25 @@ class Recorder:
             self._count_dropped(len(leftovers))
 
     async def _step_safely(self) -> bool:
+        """One step; an unexpected error is logged once (not again while it repeats) and the
+        next step waits longer each time, so an error that keeps coming back cannot spin."""
         try:
-            return await self._step()
+            working = await self._step()
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            logger.error("telemetry writer error: %s", describe_error(error))
+            description = describe_error(error)
+            if description != self._last_step_error:
+                logger.error("telemetry writer error: %s", description)
+                self._last_step_error = description
             self._last_error = type(root_cause(error)).__name__
-            await self._pause(self._retry_initial)
+            delay = min(self._retry_initial * 2**self._step_errors, self._retry_max)
+            self._step_errors += 1
+            await self._pause(delay)
             return True
+        self._step_errors = 0
+        self._last_step_error = ""
+        return working
 
     async def _step(self) -> bool:
         """One round of work; False once stopping and nothing is left."""
@@ -533,26 +581,23 @@ class Recorder:
                 self._replay_pending = False
                 return
             self._replaying = spill
+        set_aside = spill.quarantined
         try:
             bundles, next_offset = spill.read(self._batch_size)
         except OSError as error:
-            logger.error(
-                "telemetry: cannot read spill file %s (%s); left in place",
-                spill.path.name,
-                describe_error(error),
-            )
-            if spill is not self._spilling:
-                spill.release()
-            self._replaying = None
-            self._replay_pending = False
+            self._leave_alone(spill, "cannot read", error)
             return
+        finally:
+            self._count_quarantined(spill.quarantined - set_aside)
         bundles = await self._redacted(bundles)
         if not bundles:
+            if next_offset > spill.offset:
+                spill.offset = next_offset  # only damaged lines in this chunk: read on
+                return
             if spill is self._spilling:  # nothing spilled yet that could serve as a probe
                 self._replay_pending = False
             else:
-                logger.info("telemetry: spill file %s replayed", spill.path.name)
-                spill.delete()
+                self._replayed_file(spill)
             self._replaying = None
             return
         if await self._try_write(bundles, replay=True):
@@ -562,13 +607,55 @@ class Recorder:
         else:
             self._enter_outage(self._retry_initial)
 
+    def _replayed_file(self, spill: SpillFile) -> None:
+        name = spill.path.name
+        if spill.quarantined:
+            logger.warning(
+                "telemetry: spill file %s replayed; %d undecodable line%s set aside in %s",
+                name,
+                spill.quarantined,
+                "" if spill.quarantined == 1 else "s",
+                spill.quarantine_path.name,
+            )
+        else:
+            logger.info("telemetry: spill file %s replayed", name)
+        try:
+            spill.delete()
+        except OSError as error:
+            # Everything in it is stored: the next start replays it again, skipping what is.
+            self._leave_alone(spill, "cannot delete replayed", error)
+
     def _claim_next_spill_file(self) -> SpillFile | None:
         assert self._spill_dir is not None
         for path in spill_files(self._spill_dir):
-            claimed = SpillFile.claim(path)
+            if path in self._left_alone:
+                continue
+            try:
+                claimed = SpillFile.claim(path)
+            except OSError as error:
+                self._left_alone.add(path)
+                logger.error(
+                    "telemetry: cannot open spill file %s (%s); left in place until the next start",
+                    path.name,
+                    describe_error(error),
+                )
+                continue
             if claimed is not None:
                 return claimed
         return None
+
+    def _leave_alone(self, spill: SpillFile, what: str, error: OSError) -> None:
+        """Stop replaying a file for the rest of this process's life, saying so once."""
+        logger.error(
+            "telemetry: %s spill file %s (%s); left in place until the next start",
+            what,
+            spill.path.name,
+            describe_error(error),
+        )
+        self._left_alone.add(spill.path)
+        if spill is not self._spilling:
+            spill.release()
+        self._replaying = None
 
     def _release_spill_files(self) -> None:
         for spill in (self._spilling, self._replaying):
@@ -588,6 +675,11 @@ class Recorder:
             with contextlib.suppress(Exception):
                 self._observer.write_failed(error)
 
+    def _count_quarantined(self, lines: int) -> None:
+        if lines > 0 and self._observer is not None:
+            with contextlib.suppress(Exception):
+                self._observer.quarantined(lines)
+
     def _count_dropped(self, count: int) -> None:
         if count <= 0:
             return
@@ -599,6 +691,13 @@ class Recorder:
     def _finish(self, bundles: int) -> None:
         self._done += bundles
         self._settle_waiters()
+        if self._journal is not None:
+            self._journal.settled(self._done)
+
+    def _replay_later(self) -> None:
+        """A journal file holds bundles the queue could not take: replay it like a spill file."""
+        self._replay_pending = True
+        self._wake.set()
 
     def _settle_waiters(self, *, everything: bool = False) -> None:
         waiting = []

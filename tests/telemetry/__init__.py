@@ -175,6 +175,7 @@ class RecordingObserver:
         self.batches: list[tuple[float, int]] = []
         self.spilled_counts: list[int] = []
         self.failures: list[BaseException] = []
+        self.quarantined_counts: list[int] = []
 
     def enqueued(self, depth: int) -> None:
         self.enqueued_depths.append(depth)
@@ -193,3 +194,6 @@ class RecordingObserver:
 
     def write_failed(self, error: BaseException) -> None:
         self.failures.append(error)
+
+    def quarantined(self, lines: int) -> None:
+        self.quarantined_counts.append(lines)
