@@ -23,6 +23,7 @@ import msgspec
 import yaml
 
 from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
+from gateway.server_config import ServerConfig, parse_server
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import RuleError, compile_rules, normalise_rule
 
@@ -252,6 +253,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     rate_limits: RateLimitsConfig = msgspec.field(default_factory=RateLimitsConfig)
     redis: RedisConfig = msgspec.field(default_factory=RedisConfig)
     guardrails: GuardrailsConfig = msgspec.field(default_factory=GuardrailsConfig)
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     rules: tuple[dict[str, Any], ...] = ()
     """Steering rules from the file, normalised (see `rules.compiler.normalise_rule`)."""
 
@@ -704,6 +706,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             "rate_limits",
             "redis",
             "guardrails",
+            "server",
             "rules",
         ),
     )
@@ -744,6 +747,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             reader,
         ),
         guardrails=guardrails,
+        server=parse_server(top.get("server"), "server", reader),
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),
         auth=_parse_auth(top.get("auth"), "auth", reader),
