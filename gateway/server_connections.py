@@ -212,6 +212,7 @@ class GuardedProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.guard = guard
+        self.waiting = guard.waiting
         settings = guard.settings
         self.header_timeout = settings.header_timeout_seconds
         self.body_timeout = settings.body_timeout_seconds
@@ -233,7 +234,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
-        self.guard.waiting.pop(self, None)
+        self.waiting.pop(self, None)
         metrics.connections_open.dec()
 
     def pause_writing(self) -> None:
@@ -246,20 +247,22 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # --- parser callbacks: the phases of a request ---------------------------------------------
 
+    # The base methods are called by name, not through super(): these run for every request.
+
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        HttpToolsProtocol.on_message_begin(self)
         if self.phase != _WAITING:  # a later request: its headers get a whole timeout
             self.deadline = self.loop.time() + self.header_timeout
         self.phase = _HEADERS
 
     def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        self.guard.waiting.pop(self, None)
+        HttpToolsProtocol.on_headers_complete(self)
+        self.waiting.pop(self, None)
         self.phase = _BODY
         self.deadline = self.loop.time() + self.body_timeout
 
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        HttpToolsProtocol.on_message_complete(self)
         cycle = self.cycle
         if cycle is not None and cycle.response_complete and not self.pipeline:
             self._become_idle()  # answered before its body was read
@@ -282,7 +285,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def _become_idle(self) -> None:
         self.phase = _IDLE
         self.deadline = self.loop.time() + self.keepalive_timeout
-        self.guard.waiting[self] = None
+        self.waiting[self] = None
 
     # --- deadlines ---------------------------------------------------------------------------
 
@@ -325,7 +328,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def close(self, reason: str, *, abort: bool = False) -> None:
         """End the connection for `reason` (counted unless it is a plain idle close)."""
         self.closed_for = reason
-        self.guard.waiting.pop(self, None)
+        self.waiting.pop(self, None)
         if reason != "idle":
             self.guard.note_closed(reason)
         if abort:
@@ -334,7 +337,7 @@ class GuardedProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _answer_and_close(self, answer: tuple[bytes, bytes]) -> None:
-        self.guard.waiting.pop(self, None)
+        self.waiting.pop(self, None)
         status_line, rest = answer
         parts = [status_line]
         for name, value in self.server_state.default_headers:
