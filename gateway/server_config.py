@@ -6,6 +6,7 @@ server:
   body_timeout_seconds: 60       # the whole body, from the end of the headers
   keepalive_timeout_seconds: 5   # an idle connection between requests
   write_timeout_seconds: 60      # a client that stops reading an answer
+  max_header_bytes: 65536        # request line and headers together
   max_connections: 4096          # per worker, lowered to fit the open-file limit
 ```
 
@@ -24,6 +25,7 @@ SECTION_FIELDS: Final = (
     "body_timeout_seconds",
     "keepalive_timeout_seconds",
     "write_timeout_seconds",
+    "max_header_bytes",
     "max_connections",
 )
 
@@ -40,6 +42,10 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True):
     write_timeout_seconds: float = 60.0
     """A client that reads nothing of its answer for this long while the send buffer is full
     is disconnected."""
+    max_header_bytes: int = 64 * 1024
+    """The request line and headers together; a request with more is answered 431. (The
+    parser itself sets no limit: without this, one connection could send gigabytes of headers
+    into memory within the header timeout.)"""
     max_connections: int = 4096
     """Open connections per worker process; at the cap, a new connection replaces the one
     that has waited longest without a request in progress, or is refused (503) when every
@@ -70,6 +76,11 @@ def parse_server(value: Any, path: str, reader: Reader) -> ServerConfig:
     }
     return ServerConfig(
         **seconds,
+        max_header_bytes=reader.positive_integer(
+            fields.get("max_header_bytes"),
+            f"{path}.max_header_bytes",
+            default=defaults.max_header_bytes,
+        ),
         max_connections=reader.positive_integer(
             fields.get("max_connections"),
             f"{path}.max_connections",

@@ -95,6 +95,12 @@ REQUEST_TIMEOUT: Final = _error_response(
     "request_timeout",
     "invalid_request_error",
 )
+HEADERS_TOO_LARGE: Final = _error_response(
+    431,
+    "The request line and headers are too large.",
+    "headers_too_large",
+    "invalid_request_error",
+)
 OVER_CAPACITY: Final = _error_response(
     503,
     "The gateway has too many open connections; retry shortly.",
@@ -218,6 +224,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self.body_timeout = settings.body_timeout_seconds
         self.keepalive_timeout = settings.keepalive_timeout_seconds
         self.write_timeout = settings.write_timeout_seconds
+        self.max_header_bytes = settings.max_header_bytes
+        self.header_bytes = 0
         self.phase = _WAITING
         self.deadline = 0.0
         self.write_deadline = 0.0
@@ -249,6 +257,16 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # The base methods are called by name, not through super(): these run for every request.
 
+    def data_received(self, data: bytes) -> None:
+        HttpToolsProtocol.data_received(self, data)
+        if self.phase <= _HEADERS:
+            # Still before the end of a header block: all of it was request line and headers.
+            self.header_bytes += len(data)
+            if self.header_bytes > self.max_header_bytes and not self.transport.is_closing():
+                self.closed_for = "headers_too_large"
+                self.guard.note_closed("headers_too_large")
+                self._answer_and_close(HEADERS_TOO_LARGE)
+
     def on_message_begin(self) -> None:
         HttpToolsProtocol.on_message_begin(self)
         if self.phase != _WAITING:  # a later request: its headers get a whole timeout
@@ -258,6 +276,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         HttpToolsProtocol.on_headers_complete(self)
         self.waiting.pop(self, None)
+        self.header_bytes = 0
         self.phase = _BODY
         self.deadline = self.loop.time() + self.body_timeout
 

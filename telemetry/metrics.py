@@ -321,7 +321,7 @@ connections_open = Gauge(
 connections_closed = Counter(
     "steerway_connections_closed_total",
     "Client connections the gateway closed on its own, by reason: header_timeout, "
-    "body_timeout, write_timeout (a deadline passed), shed (replaced at the connection cap), "
-    "refused (at the cap with every connection busy).",
+    "body_timeout, write_timeout (a deadline passed), headers_too_large, shed (replaced at the "
+    "connection cap), refused (at the cap with every connection busy).",
     ["reason"],
 )

@@ -186,6 +186,20 @@ def test_a_body_trickled_to_an_admin_route_is_cut_with_408(gateway: GatewayProce
     _assert_request_timeout(response)
 
 
+def test_a_megabyte_of_headers_is_refused_with_431(gateway: GatewayProcess) -> None:
+    """The HTTP parser sets no limit of its own: 40 MB of headers used to be read into memory."""
+    with _connect(gateway) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: steerway\r\n")
+        try:
+            for _ in range(1024):
+                sock.sendall(b"x-filler: " + b"a" * 1000 + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        status, _, body = _parse(_read_until_closed(sock))
+    assert status == 431
+    assert json.loads(body)["error"]["code"] == "headers_too_large"
+
+
 def test_keep_alive_serves_several_requests_then_closes_when_idle(
     gateway: GatewayProcess,
 ) -> None:

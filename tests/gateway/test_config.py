@@ -656,14 +656,16 @@ def test_server_section_defaults_and_values(tmp_path: Path) -> None:
         defaults.body_timeout_seconds,
         defaults.keepalive_timeout_seconds,
         defaults.write_timeout_seconds,
+        defaults.max_header_bytes,
         defaults.max_connections,
-    ) == (10.0, 60.0, 5.0, 60.0, 4096)
+    ) == (10.0, 60.0, 5.0, 60.0, 65536, 4096)
     text = (
         "server:\n"
         "  header_timeout_seconds: 2.5\n"
         "  body_timeout_seconds: 30\n"
         "  keepalive_timeout_seconds: 0.5\n"
         "  write_timeout_seconds: 15\n"
+        "  max_header_bytes: 16384\n"
         "  max_connections: 100\n"
     )
     server = load_config(write(tmp_path, text), ENV).server
@@ -672,8 +674,9 @@ def test_server_section_defaults_and_values(tmp_path: Path) -> None:
         server.body_timeout_seconds,
         server.keepalive_timeout_seconds,
         server.write_timeout_seconds,
+        server.max_header_bytes,
         server.max_connections,
-    ) == (2.5, 30.0, 0.5, 15.0, 100)
+    ) == (2.5, 30.0, 0.5, 15.0, 16384, 100)
     assert load_config(EXAMPLE, ENV).server == defaults
 
 

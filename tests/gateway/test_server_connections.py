@@ -67,6 +67,23 @@ class _Holding:
         self._loop.call_soon_threadsafe(self._released.set)
 
 
+async def _body_length(scope: Scope, receive: Any, send: Any) -> None:
+    size, more = 0, True
+    while more:
+        message = await receive()
+        size += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    answer = str(size).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", str(len(answer)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": answer})
+
+
 async def _slow_stream(scope: Scope, receive: Any, send: Any) -> None:
     """Ten chunks over two seconds: four times every deadline."""
     await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -217,3 +234,34 @@ def test_each_worker_gets_its_own_guard_with_the_same_settings() -> None:
     guard = ConnectionGuard(QUICK)
     copy = pickle.loads(pickle.dumps(guard))
     assert copy is not guard and copy.settings == QUICK and copy.waiting == {}
+
+
+def test_headers_over_the_limit_are_answered_431() -> None:
+    settings = ServerConfig(max_header_bytes=4096)
+    with _serve(_ok, settings) as port, _connect(port) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nhost: test\r\n")
+        try:
+            for _ in range(100):
+                sock.sendall(b"x-filler: " + b"a" * 1000 + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = _read_until_closed(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 ")
+    error = json.loads(body)["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "headers_too_large")
+
+
+def test_a_body_larger_than_the_header_limit_is_not_mistaken_for_headers() -> None:
+    settings = ServerConfig(max_header_bytes=4096)
+    body = b"b" * 300_000
+    request = b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: %d\r\n\r\n" % len(body)
+    with _serve(_body_length, settings) as port, _connect(port) as sock:
+        sock.sendall(request + body)
+        sock.sendall(request + body)  # the second one arrives while the first is answered
+        received = b""
+        while received.count(b"300000") < 2:
+            chunk = sock.recv(4096)
+            assert chunk, received
+            received += chunk
+    assert received.count(b"HTTP/1.1 200 OK") == 2
