@@ -195,13 +195,14 @@ class ConnectionGuard:
     def _sweep(self, server_state: ServerState) -> None:
         if server_state is not self._server_state or self._loop is None:
             return
+        # The next sweep first: whatever happens below, deadlines keep being enforced.
+        self._loop.call_later(self._sweep_interval, self._sweep, server_state)
         now = self._loop.time()
         for connection in list(server_state.connections):
             if isinstance(connection, GuardedProtocol):
                 connection.check_deadlines(now)
         if self._closed and now >= self._next_report:
             self._report(now)
-        self._loop.call_later(self._sweep_interval, self._sweep, server_state)
 
 
 class GuardedProtocol(HttpToolsProtocol):
