@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Load Steerway, LiteLLM and Portkey side by side against the mock provider. "
-        "`python -m benchmarks profile --help` profiles Steerway under load.",
+        "`python -m benchmarks profile --help` profiles Steerway under load; "
+        "`python -m benchmarks protocol` times the connection guard per request.",
     )
     defaults = Options()
     parser.add_argument(
@@ -245,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.profiling import main as profile_main
 
         return profile_main(argv[1:])
+    if argv and argv[0] == "protocol":
+        from benchmarks.protocol_cost import main as protocol_main
+
+        return protocol_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     unknown = [name for name in args.scenarios if name not in ALL_SCENARIOS]

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from msgspec import UNSET
 
@@ -36,6 +36,7 @@ from gateway.limits_model import (
     parse_count,
     parse_guardrail_names,
 )
+from gateway.server_config import ServerConfig
 from gateway.settings import Settings
 from telemetry.db import create_engine, redact_url
 from telemetry.schema import DEFAULT_WORKSPACE_ID
@@ -55,9 +56,10 @@ def _fail(message: str, code: int = 1) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    server = ServerConfig()
     if settings.config_path:
         try:
-            load_config(settings.config_path)
+            server = load_config(settings.config_path).server
         except ConfigError as error:
             print(f"steerway: invalid configuration in {settings.config_path}:", file=sys.stderr)
             for problem in error.problems:
@@ -86,6 +88,21 @@ def _serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from gateway.server_connections import (
+        ConnectionGuard,
+        connection_cap,
+        raise_open_file_limit,
+    )
+
+    open_files = raise_open_file_limit()
+    if connection_cap(server.max_connections) < server.max_connections:
+        print(
+            f"steerway: warning: at most {connection_cap(server.max_connections)} connections "
+            f"per worker, not {server.max_connections} (server.max_connections): the open-file "
+            f"limit is {open_files}",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"Steerway listening on http://{args.host}:{args.port}/v1", flush=True)
     uvicorn.run(
         "gateway.app:create_app_from_env",
@@ -94,7 +111,9 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        # httptools with read and write deadlines and a connection cap (uvicorn has neither).
+        http=cast("type[asyncio.Protocol]", ConnectionGuard(server)),
+        ws="none",
         lifespan="on",
         access_log=False,
         proxy_headers=False,

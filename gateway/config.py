@@ -24,6 +24,7 @@ import yaml
 
 from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
 from gateway.metrics_config import MetricsConfig, parse_metrics
+from gateway.server_config import ServerConfig, parse_server
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import RuleError, compile_rules, normalise_rule
 
@@ -264,6 +265,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     redis: RedisConfig = msgspec.field(default_factory=RedisConfig)
     guardrails: GuardrailsConfig = msgspec.field(default_factory=GuardrailsConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     rules: tuple[dict[str, Any], ...] = ()
     """Steering rules from the file, normalised (see `rules.compiler.normalise_rule`)."""
 
@@ -725,6 +727,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             "redis",
             "guardrails",
             "metrics",
+            "server",
             "rules",
         ),
     )
@@ -766,6 +769,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
         ),
         guardrails=guardrails,
         metrics=parse_metrics(top.get("metrics"), "metrics", reader),
+        server=parse_server(top.get("server"), "server", reader),
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),
         auth=_parse_auth(top.get("auth"), "auth", reader),

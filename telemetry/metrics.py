@@ -348,3 +348,18 @@ budget_soft_limit_total = Counter(
     "Budgets whose settled spend crossed their soft limit, by budget scope.",
     ["scope"],
 )
+
+# --- client connections -----------------------------------------------------------------------
+
+connections_open = Gauge(
+    "steerway_connections_open",
+    "Client connections open, summed over workers.",
+    multiprocess_mode="livesum",
+)
+connections_closed = Counter(
+    "steerway_connections_closed_total",
+    "Client connections the gateway closed on its own, by reason: header_timeout, "
+    "body_timeout, write_timeout (a deadline passed), headers_too_large, shed (replaced at the "
+    "connection cap), refused (at the cap with every connection busy).",
+    ["reason"],
+)

@@ -130,6 +130,7 @@ class GatewayProcess:
         master_key: str | None = None,
         workers: int = 1,
         env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.database = database
         self.master_key = master_key
@@ -154,6 +155,7 @@ class GatewayProcess:
             stderr=subprocess.STDOUT,
             env=environ,
             cwd=tmp,
+            preexec_fn=preexec_fn,
         )
         wait_for(f"{self.url}/readyz", self.process)
 

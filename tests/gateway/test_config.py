@@ -666,6 +666,55 @@ def test_limits_sections_report_every_problem(tmp_path: Path) -> None:
     ]
 
 
+def test_server_section_defaults_and_values(tmp_path: Path) -> None:
+    defaults = load_config(write(tmp_path, ""), ENV).server
+    assert (
+        defaults.header_timeout_seconds,
+        defaults.body_timeout_seconds,
+        defaults.keepalive_timeout_seconds,
+        defaults.write_timeout_seconds,
+        defaults.max_header_bytes,
+        defaults.max_connections,
+    ) == (10.0, 60.0, 5.0, 60.0, 65536, 4096)
+    text = (
+        "server:\n"
+        "  header_timeout_seconds: 2.5\n"
+        "  body_timeout_seconds: 30\n"
+        "  keepalive_timeout_seconds: 0.5\n"
+        "  write_timeout_seconds: 15\n"
+        "  max_header_bytes: 16384\n"
+        "  max_connections: 100\n"
+    )
+    server = load_config(write(tmp_path, text), ENV).server
+    assert (
+        server.header_timeout_seconds,
+        server.body_timeout_seconds,
+        server.keepalive_timeout_seconds,
+        server.write_timeout_seconds,
+        server.max_header_bytes,
+        server.max_connections,
+    ) == (2.5, 30.0, 0.5, 15.0, 16384, 100)
+    assert load_config(EXAMPLE, ENV).server == defaults
+
+
+def test_server_section_reports_every_problem(tmp_path: Path) -> None:
+    text = (
+        "server:\n"
+        "  header_timeout_seconds: 0\n"
+        "  body_timeout_seconds: -1\n"
+        "  keepalive_timeout_seconds: soon\n"
+        "  max_connections: 1.5\n"
+        "  read_timeout_seconds: 3\n"
+    )
+    assert problems_of(tmp_path, text) == [
+        "server: unknown field 'read_timeout_seconds' (did you mean 'header_timeout_seconds'?)",
+        "server.header_timeout_seconds: expected a positive number, got 0",
+        "server.body_timeout_seconds: expected a positive number, got -1",
+        "server.keepalive_timeout_seconds: expected a positive number, got 'soon'",
+        "server.max_connections: expected a positive integer, got 1.5",
+    ]
+
+
 def test_a_rule_may_charge_only_a_bucket_the_file_defines(tmp_path: Path) -> None:
     text = (
         "budgets:\n  buckets:\n    premium: {limit_usd: 10, window: monthly}\n"

@@ -9,6 +9,7 @@ import pytest
 
 from rules.compiler import check_rules, compile_rules
 from rules.context import RequestContext
+from tests.text_search import contains_number
 
 # Sunday 2024-06-02 23:30 in UTC is Monday 08:30 in Tokyo.
 SUNDAY_NIGHT_UTC = datetime(2024, 6, 2, 23, 30, tzinfo=UTC).timestamp()
@@ -641,7 +642,7 @@ def test_evidence_never_contains_the_prompt() -> None:
         evidence = evaluate(when, ctx)
         assert evidence, when
         text = " ".join(evidence)
-        assert "4111" not in text
+        assert not contains_number(text, "4111 1111 1111 1111")
         assert "prompt" in text
 
 
