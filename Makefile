@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint typecheck bench install clean
+.PHONY: run test lint typecheck bench fuzz install clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,6 +39,10 @@ test: lint typecheck
 
 bench: install
 	$(BIN)/python -m benchmarks
+
+# A large fuzz run (the small one is part of `make test`): FUZZ_ARGS="--cases 50000 --seed 3".
+fuzz: install
+	$(BIN)/python -m tests.fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

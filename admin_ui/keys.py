@@ -16,6 +16,7 @@ from typing import Any
 from litestar import Controller, Request, delete, get, patch, post
 
 from admin_ui.auth import workspace_scope
+from admin_ui.openapi import Query, described, nullable, object_schema, strings, text
 from admin_ui.rules import json_object
 from admin_ui.serialise import iso_time
 from admin_ui.state import check_guardrail_names
@@ -26,8 +27,8 @@ from admin_ui.workspaces import (
     visible_workspace,
 )
 from gateway.errors import GatewayError, invalid_request
-from gateway.keys import KeyInfo, UnknownWorkspace
-from gateway.limits_model import InvalidField, parse_budgets
+from gateway.keys import ROLES, KeyInfo, UnknownWorkspace
+from gateway.limits_model import WINDOWS, InvalidField, parse_budgets
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
 AnyRequest = Request[Any, Any, Any]
@@ -55,6 +56,30 @@ READ_ONLY_FIELDS = (
     "created_at",
     "revoked_at",
 )
+_LIMIT = nullable({"type": "integer", "minimum": 1})
+KEY_SCHEMA = {
+    "name": text(),
+    "role": {"enum": list(ROLES)},
+    "expires_at": nullable(text(format="date-time")),
+    "allowed_models": nullable(strings()),
+    "rpm_limit": _LIMIT,
+    "tpm_limit": _LIMIT,
+    "max_parallel": _LIMIT,
+    "budgets": {
+        "type": "array",
+        "items": object_schema(
+            {
+                "limit_usd": text(),
+                "window": {"enum": list(WINDOWS)},
+                "soft_percent": {"type": "number", "minimum": 0, "maximum": 100},
+            },
+            required=("limit_usd", "window"),
+        ),
+    },
+    "default_tags": strings(),
+    "guardrails": strings(),
+    "metadata": object_schema(),
+}
 _TRUE = ("1", "true", "yes")
 _FALSE = ("0", "false", "no", "")
 
@@ -139,7 +164,15 @@ def _include_revoked(request: AnyRequest) -> bool:
 class KeyController(Controller):
     path = "/keys"
 
-    @get("/")
+    @get(
+        "/",
+        operation_class=described(
+            query=(
+                Query("workspace", "Only this workspace's keys (id or slug).", text()),
+                Query("include_revoked", "List revoked keys too.", {"enum": ["true", "false"]}),
+            )
+        ),
+    )
     async def list_keys(self, request: AnyRequest) -> dict[str, Any]:
         workspace = request.query_params.get("workspace")
         scope = workspace_scope(request)
@@ -150,11 +183,17 @@ class KeyController(Controller):
         )
         return {"object": "list", "data": [key_item(key) for key in keys]}
 
-    @get("/{key_id:str}")
+    @get("/{key_id:str}", operation_class=described())
     async def get_key(self, request: AnyRequest, key_id: str) -> dict[str, Any]:
         return key_item(await visible_key(request, key_id))
 
-    @post("/", status_code=201)
+    @post(
+        "/",
+        status_code=201,
+        operation_class=described(
+            body=object_schema({"workspace": text(), **KEY_SCHEMA}, required=("name",), closed=True)
+        ),
+    )
     async def create_key(self, request: AnyRequest) -> dict[str, Any]:
         body = fields_of(await json_object(request), CREATE_FIELDS, READ_ONLY_FIELDS)
         if "name" not in body:
@@ -182,7 +221,10 @@ class KeyController(Controller):
             ) from None
         return {**key_item(created.info), "key": created.plaintext}
 
-    @patch("/{key_id:str}")
+    @patch(
+        "/{key_id:str}",
+        operation_class=described(body=object_schema(KEY_SCHEMA, closed=True)),
+    )
     async def update_key(self, request: AnyRequest, key_id: str) -> dict[str, Any]:
         raw = await json_object(request)
         current = await visible_key(request, key_id)
@@ -203,11 +245,11 @@ class KeyController(Controller):
             raise key_not_found(key_id)
         return key_item(updated)
 
-    @post("/{key_id:str}/revoke", status_code=200)
+    @post("/{key_id:str}/revoke", status_code=200, operation_class=described())
     async def revoke_key(self, request: AnyRequest, key_id: str) -> dict[str, Any]:
         return await _revoke(request, key_id)
 
-    @delete("/{key_id:str}", status_code=200)
+    @delete("/{key_id:str}", status_code=200, operation_class=described())
     async def delete_key(self, request: AnyRequest, key_id: str) -> dict[str, Any]:
         """Keys are never deleted: their traces keep pointing at them. DELETE revokes."""
         return await _revoke(request, key_id)

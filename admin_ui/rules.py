@@ -21,6 +21,7 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import Provide
 
 from admin_ui.auth import provide_author
+from admin_ui.openapi import described, object_schema, text
 from admin_ui.serialise import iso_time
 from admin_ui.state import rule_store_of, rulebook_of
 from gateway.errors import GatewayError, invalid_json, invalid_request
@@ -31,6 +32,25 @@ READ_ONLY_KEYS = ("source", "read_only", "version", "created_at", "updated_at", 
 _ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
 
 AnyRequest = Request[Any, Any, Any]
+
+RULE_SCHEMA = object_schema(
+    {
+        "id": text(128, pattern="^[a-z0-9][a-z0-9._-]*$"),
+        "name": text(256),
+        "description": text(),
+        "priority": {"type": "integer"},
+        "enabled": {"type": "boolean"},
+        "continue": {"type": "boolean"},
+        "timezone": text(),
+        "when": object_schema(),
+        "then": object_schema(),
+        "version": {"type": "integer", "minimum": 1},
+    },
+    required=("then",),
+)
+VERSION_SCHEMA = object_schema(
+    {"version": {"type": "integer", "minimum": 1}}, required=("version",), closed=True
+)
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -161,7 +181,7 @@ class RuleController(Controller):
     path = "/rules"
     dependencies = {"author": Provide(provide_author, sync_to_thread=False)}
 
-    @get("/")
+    @get("/", operation_class=described())
     async def list_rules(self, request: AnyRequest) -> dict[str, Any]:
         rulebook = rulebook_of(request)
         config = [config_item(document) for document in rulebook.config_rules]
@@ -175,14 +195,14 @@ class RuleController(Controller):
         data = sorted(config + stored, key=lambda item: item["priority"])
         return {"object": "list", "data": data}
 
-    @get("/{rule_id:str}")
+    @get("/{rule_id:str}", operation_class=described())
     async def get_rule(self, request: AnyRequest, rule_id: str) -> dict[str, Any]:
         document = _config_document(request, rule_id)
         if document is not None:
             return config_item(document)
         return database_item(await _stored(request, rule_id))
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, operation_class=described(body=RULE_SCHEMA, conflict=True))
     async def create_rule(self, request: AnyRequest, author: str) -> dict[str, Any]:
         document = rule_document(await json_object(request))
         if document.get("id") is None:
@@ -201,7 +221,7 @@ class RuleController(Controller):
         await rulebook.reload()
         return database_item(stored)
 
-    @put("/{rule_id:str}")
+    @put("/{rule_id:str}", operation_class=described(body=RULE_SCHEMA, conflict=True))
     async def replace_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
         _refuse_config_rule(request, rule_id)
         body = await json_object(request)
@@ -227,15 +247,15 @@ class RuleController(Controller):
         await rulebook.reload()
         return database_item(stored)
 
-    @post("/{rule_id:str}/disable", status_code=200)
+    @post("/{rule_id:str}/disable", status_code=200, operation_class=described(conflict=True))
     async def disable_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
         return await _set_enabled(request, rule_id, False, author)
 
-    @post("/{rule_id:str}/enable", status_code=200)
+    @post("/{rule_id:str}/enable", status_code=200, operation_class=described(conflict=True))
     async def enable_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
         return await _set_enabled(request, rule_id, True, author)
 
-    @delete("/{rule_id:str}", status_code=204)
+    @delete("/{rule_id:str}", status_code=204, operation_class=described(conflict=True))
     async def delete_rule(self, request: AnyRequest, rule_id: str, author: str) -> Response[None]:
         _refuse_config_rule(request, rule_id)
         with store_errors(rule_id):
@@ -243,14 +263,18 @@ class RuleController(Controller):
         await rulebook_of(request).reload()
         return Response(None, status_code=204)
 
-    @get("/{rule_id:str}/history")
+    @get("/{rule_id:str}/history", operation_class=described())
     async def rule_history(self, request: AnyRequest, rule_id: str) -> dict[str, Any]:
         versions = await rule_store_of(request).history(rule_id)
         if not versions and _config_document(request, rule_id) is None:
             raise rule_not_found(rule_id)
         return {"object": "list", "data": [version_item(version) for version in versions]}
 
-    @post("/{rule_id:str}/rollback", status_code=200)
+    @post(
+        "/{rule_id:str}/rollback",
+        status_code=200,
+        operation_class=described(body=VERSION_SCHEMA, conflict=True),
+    )
     async def rollback_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
         _refuse_config_rule(request, rule_id)
         version = _version_number((await json_object(request)).get("version"), "version")

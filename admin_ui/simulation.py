@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 from litestar import Controller, Request, post
 
-from admin_ui.rules import invalid_rule, json_object, rule_document
+from admin_ui.openapi import JsonSchema, described, nullable, object_schema, strings, text
+from admin_ui.rules import RULE_SCHEMA, invalid_rule, json_object, rule_document
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of, rulebook_of, starting
 from gateway.auth import MASTER_KEY_INFO
@@ -61,6 +62,40 @@ SIMULATE_FIELDS: Final = (
 )
 REPLAY_FIELDS: Final = ("rules", "merge", "last", "since", "until", "workspace")
 BUDGET_FIELDS: Final = ("key_percent", "workspace_percent")
+_CANDIDATES: dict[str, JsonSchema] = {
+    "rules": {"type": "array", "items": RULE_SCHEMA},
+    "merge": {"type": "boolean"},
+}
+SIMULATE_SCHEMA: Final = object_schema(
+    {
+        "request": object_schema(),
+        "operation": {"enum": ["chat", "embeddings"]},
+        "tags": strings(),
+        "metadata": object_schema(),
+        "headers": object_schema(),
+        "key": text(),
+        "key_name": text(),
+        "workspace": text(),
+        "user": text(),
+        "time": text(format="date-time"),
+        "budget": object_schema(
+            {"key_percent": {"type": "number"}, "workspace_percent": {"type": "number"}}
+        ),
+        **_CANDIDATES,
+    },
+    required=("request",),
+    closed=True,
+)
+REPLAY_SCHEMA: Final = object_schema(
+    {
+        **_CANDIDATES,
+        "last": {"type": "integer", "minimum": 1, "maximum": REPLAY_MAX_REQUESTS},
+        "since": nullable(text(format="date-time")),
+        "until": nullable(text(format="date-time")),
+        "workspace": text(),
+    },
+    closed=True,
+)
 REPLAY_BATCH: Final = 50
 """Requests replayed between yields to the event loop, which also serves the proxy."""
 
@@ -68,7 +103,7 @@ REPLAY_BATCH: Final = 50
 class SimulationController(Controller):
     path = "/rules"
 
-    @post("/simulate", status_code=200)
+    @post("/simulate", status_code=200, operation_class=described(body=SIMULATE_SCHEMA))
     async def simulate_rules(self, request: AnyRequest) -> dict[str, Any]:
         body = await json_object(request)
         _only(body, SIMULATE_FIELDS)
@@ -93,7 +128,7 @@ class SimulationController(Controller):
         )
         return {"object": "rules.simulation", "rule_set": which, **msgspec.to_builtins(result)}
 
-    @post("/replay", status_code=200)
+    @post("/replay", status_code=200, operation_class=described(body=REPLAY_SCHEMA))
     async def replay_rules(self, request: AnyRequest) -> dict[str, Any]:
         body = await json_object(request)
         _only(body, REPLAY_FIELDS)

@@ -10,6 +10,7 @@ from typing import Any
 from litestar import Controller, Request, get
 
 from admin_ui.auth import workspace_scope
+from admin_ui.openapi import described
 from admin_ui.serialise import plain
 from admin_ui.state import gateway_of
 from gateway.errors import GatewayError
@@ -25,7 +26,7 @@ def trace_not_found(trace_id: str) -> GatewayError:
 class TraceController(Controller):
     path = "/traces"
 
-    @get("/{trace_id:str}")
+    @get("/{trace_id:str}", operation_class=described())
     async def trace(self, request: Request[Any, Any, Any], trace_id: str) -> dict[str, Any]:
         detail = await trace_detail(
             gateway_of(request).engine, trace_id, workspace_id=workspace_scope(request)

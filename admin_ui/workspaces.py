@@ -13,6 +13,7 @@ from typing import Any
 from litestar import Controller, Request, get, patch, post
 
 from admin_ui.auth import require_global_admin, workspace_scope
+from admin_ui.openapi import described, nullable, object_schema, strings, text
 from admin_ui.rules import json_object
 from admin_ui.serialise import iso_time
 from admin_ui.state import check_guardrail_names, gateway_of
@@ -25,6 +26,7 @@ AnyRequest = Request[Any, Any, Any]
 CREATE_FIELDS = ("slug", "name", "settings")
 UPDATE_FIELDS = ("name", "settings")
 READ_ONLY_FIELDS = ("object", "id", "created_at")
+SETTINGS_SCHEMA = nullable(object_schema({"guardrails": strings()}))
 
 
 # --- shared by the workspace and key controllers -----------------------------------------------
@@ -89,18 +91,30 @@ def workspace_item(workspace: Workspace) -> dict[str, Any]:
 class WorkspaceController(Controller):
     path = "/workspaces"
 
-    @get("/")
+    @get("/", operation_class=described())
     async def list_workspaces(self, request: AnyRequest) -> dict[str, Any]:
         scope = workspace_scope(request)
         found = await key_store_of(request).list_workspaces()
         data = [workspace_item(w) for w in found if scope is None or w.workspace_id == scope]
         return {"object": "list", "data": data}
 
-    @get("/{workspace:str}")
+    @get("/{workspace:str}", operation_class=described())
     async def get_workspace(self, request: AnyRequest, workspace: str) -> dict[str, Any]:
         return workspace_item(await visible_workspace(request, workspace))
 
-    @post("/", status_code=201, guards=[require_global_admin])
+    @post(
+        "/",
+        status_code=201,
+        guards=[require_global_admin],
+        operation_class=described(
+            body=object_schema(
+                {"slug": text(), "name": nullable(text()), "settings": SETTINGS_SCHEMA},
+                required=("slug",),
+                closed=True,
+            ),
+            conflict=True,
+        ),
+    )
     async def create_workspace(self, request: AnyRequest) -> dict[str, Any]:
         body = fields_of(await json_object(request), CREATE_FIELDS)
         if "slug" not in body:
@@ -122,7 +136,16 @@ class WorkspaceController(Controller):
             ) from None
         return workspace_item(created)
 
-    @patch("/{workspace:str}", guards=[require_global_admin])
+    @patch(
+        "/{workspace:str}",
+        guards=[require_global_admin],
+        operation_class=described(
+            body=object_schema(
+                {"slug": text(), "name": nullable(text()), "settings": SETTINGS_SCHEMA},
+                closed=True,
+            )
+        ),
+    )
     async def update_workspace(self, request: AnyRequest, workspace: str) -> dict[str, Any]:
         raw = await json_object(request)
         slug = raw.pop("slug", None)

@@ -7,6 +7,7 @@ built on startup and closed on shutdown, once per worker process.
 from __future__ import annotations
 
 import gc
+import importlib.metadata
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from admin_ui.api import admin_router
+from admin_ui.openapi import openapi_config
 from gateway.admission import Admission, budget_limits
 from gateway.auth import Authenticator
 from gateway.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
@@ -303,6 +305,13 @@ def _openai_error(request: Request[Any, Any, Any], exc: Exception) -> Response[b
     )
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("steerway")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
 def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> Litestar:
     gateway = Gateway(settings or Settings.from_env(), config)
 
@@ -314,18 +323,18 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
         finally:
             await gateway.stop()
 
-    @asgi("/v1", is_mount=True, copy_scope=False)
+    @asgi("/v1", is_mount=True, copy_scope=False, include_in_schema=False)
     async def v1(scope: Scope, receive: Receive, send: Send) -> None:
         proxy = gateway.proxy
         if proxy is None:
             raise GatewayError(503, "The gateway is starting.", type="server_error")
         await proxy(scope, receive, send)  # type: ignore[arg-type]
 
-    @get("/healthz", media_type=MediaType.JSON, sync_to_thread=False)
+    @get("/healthz", media_type=MediaType.JSON, sync_to_thread=False, include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/readyz", media_type=MediaType.JSON)
+    @get("/readyz", media_type=MediaType.JSON, include_in_schema=False)
     async def readyz() -> Response[dict[str, str]]:
         if await gateway.ready():
             return Response({"status": "ready"})
@@ -333,7 +342,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
             {"status": "unavailable", "reason": "database unreachable"}, status_code=503
         )
 
-    @get("/metrics", sync_to_thread=False)
+    @get("/metrics", sync_to_thread=False, include_in_schema=False)
     def prometheus(request: Request[Any, Any, Any]) -> Response[bytes]:
         endpoint = gateway.metrics
         if endpoint is None:
@@ -350,7 +359,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
         route_handlers=[v1, healthz, readyz, prometheus, admin_router()],
         lifespan=[lifespan],
         exception_handlers={Exception: _openai_error},
-        openapi_config=None,
+        openapi_config=openapi_config(_version()),
         logging_config=None,
     )
     app.state.gateway = gateway

@@ -1,0 +1,46 @@
+"""A small fuzz run on every `make test`: mutated `/v1` requests and the admin API from its
+OpenAPI document, on SQLite and Postgres. `python -m tests.fuzz` runs a large one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Database
+from tests.fuzz.admin import fuzz_admin_api
+from tests.fuzz.corpus import Corpus
+from tests.fuzz.harness import FuzzGateway, check_log, check_recorded, run
+
+V1_CASES = 400
+ADMIN_EXAMPLES = 8
+SEED = 13
+
+
+def test_mutated_v1_requests_hold_the_invariants(
+    backend_database: Database, start_fuzz_gateway: Callable[..., FuzzGateway]
+) -> None:
+    gateway = start_fuzz_gateway(backend_database)
+    report = run(gateway, Corpus(SEED, gateway.master_key).cases(V1_CASES))
+    check_log(gateway.stop(), report)
+    checked = check_recorded(backend_database, report, timeout=10)
+    if report.problems:
+        pytest.fail(report.summary() + "\n" + "\n".join(report.problems[:20]), pytrace=False)
+    statuses = report.statuses()
+    # The corpus reaches the provider as well as the validation: not everything is refused.
+    assert statuses.get(200, 0) >= V1_CASES // 10, statuses
+    assert checked >= V1_CASES // 2
+
+
+def test_admin_api_fuzzed_from_its_openapi_document(
+    backend_database: Database, start_fuzz_gateway: Callable[..., FuzzGateway], tmp_path: Path
+) -> None:
+    gateway = start_fuzz_gateway(backend_database)
+    result = fuzz_admin_api(
+        gateway.url, gateway.master_key, examples=ADMIN_EXAMPLES, seed=SEED, report_dir=tmp_path
+    )
+    log = gateway.stop()
+    assert "Traceback" not in log, log[-4000:]
+    assert result.returncode == 0, result.output[-6000:]
+    assert "Tested: 2" in result.output  # every operation of the document was exercised
