@@ -37,6 +37,7 @@ from gateway.limits_model import (
     parse_guardrail_names,
 )
 from gateway.settings import Settings
+from telemetry import times
 from telemetry.db import create_engine, redact_url
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
@@ -228,15 +229,17 @@ def _expiry(text: str, *, updating: bool) -> datetime | None:
         return None
     duration = _DURATION.match(text.strip().lower())
     if duration is not None:
-        amount = timedelta(**{_DURATION_UNITS[duration.group(2)]: int(duration.group(1))})
-        return datetime.now(UTC) + amount
+        try:
+            amount = timedelta(**{_DURATION_UNITS[duration.group(2)]: int(duration.group(1))})
+            return times.later_by(datetime.now(UTC), amount)
+        except (ValueError, OverflowError):  # more digits or days than Python holds
+            raise InvalidField(
+                "--expires", f"'{text[:64]}' from now is {times.out_of_range()}"
+            ) from None
     try:
-        expires = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidField(
-            "--expires", f"not an ISO 8601 time or a duration such as 30d: '{text}'"
-        ) from None
-    return expires if expires.tzinfo is not None else expires.replace(tzinfo=UTC)
+        return times.parse_iso_time(text)
+    except times.InvalidTime as error:
+        raise InvalidField("--expires", f"{error}; or give a duration such as 30d") from None
 
 
 def _count(text: str, option: str, *, updating: bool) -> int | None:
