@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import shutil
@@ -14,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from msgspec import UNSET
 
 from gateway.config import ConfigError, check_config, load_config
@@ -238,6 +238,8 @@ def _expiry(text: str, *, updating: bool) -> datetime | None:
             ) from None
     try:
         return times.parse_iso_time(text)
+    except times.OutOfRange as error:
+        raise InvalidField("--expires", str(error)) from None
     except times.InvalidTime as error:
         raise InvalidField("--expires", f"{error}; or give a duration such as 30d") from None
 
@@ -254,9 +256,11 @@ def _count(text: str, option: str, *, updating: bool) -> int | None:
 
 def _metadata(text: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
-    except ValueError:
-        raise InvalidField("--metadata", "not valid JSON") from None
+        value = msgspec.json.decode(text)
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
+        raise InvalidField(
+            "--metadata", "not valid JSON (UTF-8, no NaN, not nested too deep)"
+        ) from None
     return parse_metadata(value, "--metadata")
 
 

@@ -22,6 +22,10 @@ class InvalidTime(ValueError):
     """A time the gateway does not take; the message says why, for the caller to read."""
 
 
+class OutOfRange(InvalidTime):
+    """A time that reads well but falls outside the range."""
+
+
 def parse_time(value: Any) -> datetime:
     """ISO 8601 text (no zone means UTC) or a number of epoch seconds, as an aware UTC datetime."""
     if isinstance(value, bool):
@@ -72,5 +76,5 @@ def later_by(start: datetime, amount: timedelta) -> datetime:
         raise out_of_range() from None
 
 
-def out_of_range() -> InvalidTime:
-    return InvalidTime(f"out of range: the time must fall {RANGE_TEXT}")
+def out_of_range() -> OutOfRange:
+    return OutOfRange(f"out of range: the time must fall {RANGE_TEXT}")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+import redis
 
+from tests.conftest import REDIS_URL, service_missing
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config
 from tests.e2e.logwatch import LogWatch, assert_no_traceback, watched_gateway
 from tests.e2e.test_errors import openai_error, trace_id_of, traces_by_id
@@ -597,3 +599,48 @@ def test_a_negative_max_tokens_cannot_lower_a_deployments_tpm_count(
         still_full = http.post(CHAT, json=chat(model="small", max_tokens=TPM - 100))
         assert still_full.status_code == 503, still_full.text
     assert_no_traceback(watch.since(mark))
+
+
+@pytest.fixture(params=["in-process", "redis"])
+def limiter_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.param == "in-process":
+        return {}
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        client.ping()
+        client.flushdb()
+    except redis.RedisError as error:
+        service_missing("Redis", error)
+    return {"STEERWAY_REDIS_URL": REDIS_URL}
+
+
+def test_no_token_field_can_lower_a_keys_tpm_count(
+    backend_database: Database,
+    mock_provider: MockProcess,
+    start_gateway: Callable[..., GatewayProcess],
+    limiter_env: dict[str, str],
+) -> None:
+    """The key's tokens-per-minute count, in-process or in Redis: a request that uses 900 of
+    1,000 tokens leaves too little for another 500 whatever the requests between them send."""
+    config = mock_config(mock_provider)
+    config["cache"] = {"enabled": False}
+    gateway = start_gateway(backend_database, config, master_key="sk-master-tpm", env=limiter_env)
+    with gateway.http() as admin:
+        created = admin.post("/admin/api/keys", json={"name": "tpm", "tpm_limit": 1_000})
+        assert created.status_code == 201, created.text
+    long_answer = {"chunks": 9, "tokens_per_chunk": 100}  # 900 completion tokens
+    with gateway.http(created.json()["key"]) as http:
+        used = http.post(CHAT, json=chat(max_tokens=900, mock=long_answer))
+        assert used.status_code == 200, used.text
+        assert used.json()["usage"]["completion_tokens"] == 900
+        for fields in (
+            {"max_tokens": -1_000_000},
+            {"max_completion_tokens": -1_000_000},
+            {"max_tokens": 5, "max_completion_tokens": -1_000_000},
+            {"n": -1_000_000, "max_tokens": 5},
+        ):
+            refused = http.post(CHAT, json=chat(**fields))
+            assert refused.status_code == 400, refused.text
+        limited = http.post(CHAT, json=chat(max_tokens=500))
+        assert limited.status_code == 429, limited.text
+        assert "tokens per minute" in openai_error(limited)["message"]
