@@ -30,6 +30,8 @@ UPSTREAM = "upstream"
 """Expected status of a value the gateway does not read: whatever the provider answers."""
 
 TPM = 2_000
+GUARDED = "guarded"
+"""Requests with this tag run every guardrail (see the `watched` gateway's rule)."""
 """The tokens per minute of the `small` deployment."""
 
 
@@ -49,6 +51,14 @@ def nested(depth: int, leaf: Any = 1) -> Any:
     for _ in range(depth):
         value = {"a": value}
     return value
+
+
+def deep_schema(depth: int) -> dict[str, Any]:
+    """A JSON schema that `nested(depth)` satisfies."""
+    schema: dict[str, Any] = {"type": "integer"}
+    for _ in range(depth):
+        schema = {"type": "object", "properties": {"a": schema}, "required": ["a"]}
+    return schema
 
 
 # (id, path, request arguments for httpx, expected status, expected param, expected code)
@@ -505,7 +515,93 @@ HEADER_CASES: list[Case] = [
     ),
 ]
 
-ALL_CASES = BODY_CASES + TOKEN_CASES + FIELD_CASES + HEADER_CASES
+DEEP_TEXT = "[" * 5_000 + "]" * 5_000
+
+
+def tool_exchange(arguments: str, answer: str) -> list[dict[str, Any]]:
+    return [
+        {"role": "user", "content": "look it up"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": answer},
+    ]
+
+
+TOOL_ARGUMENTS = "messages[1].tool_calls[0].function.arguments"
+PROVIDER_CASES: list[Case] = [
+    (
+        f"{model}-tool-arguments-deep",
+        CHAT,
+        {"json": chat(model=model, messages=tool_exchange(DEEP_TEXT, "{}"))},
+        400,
+        TOOL_ARGUMENTS,
+        None,
+    )
+    for model in ("sonnet", "flash")
+] + [
+    (
+        f"{model}-tool-answer-deep",
+        CHAT,
+        {"json": chat(model=model, messages=tool_exchange("{}", DEEP_TEXT))},
+        UPSTREAM,
+        None,
+        None,
+    )
+    for model in ("sonnet", "flash")
+]
+
+ANSWER_CASES: list[Case] = [
+    (
+        "answer-deep-json-object",
+        CHAT,
+        {"json": chat(response_format={"type": "json_object"}, mock={"content": DEEP_TEXT})},
+        UPSTREAM,
+        None,
+        None,
+    ),
+    (
+        "answer-for-a-deep-schema",
+        CHAT,
+        {
+            "json": chat(
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": "s", "schema": deep_schema(400)},
+                },
+                mock={"content": json.dumps(nested(400))},
+            )
+        },
+        UPSTREAM,
+        None,
+        None,
+    ),
+    (
+        "answer-invalid-unicode-escape",
+        CHAT,
+        {
+            "json": chat(
+                response_format={"type": "json_object"}, mock={"content": '{"a": "\\ud800"}'}
+            )
+        },
+        UPSTREAM,
+        None,
+        None,
+    ),
+]
+
+ALL_CASES = BODY_CASES + TOKEN_CASES + FIELD_CASES + HEADER_CASES + PROVIDER_CASES + ANSWER_CASES
+
+
+def guarded(case: Case) -> Case:
+    """The case again on a request that runs every guardrail."""
+    name, path, arguments, status, param, code = case
+    headers = {**arguments.get("headers", {}), "x-steerway-tags": GUARDED}
+    return (f"{name}+guarded", path, {**arguments, "headers": headers}, status, param, code)
 
 
 @pytest.fixture(scope="module")
@@ -518,6 +614,34 @@ def watched(
     # A deployment of its own (capacity is counted per provider model, whichever route uses it).
     config["models"]["small"] = [{"provider": "mock", "model": "mock-small", "tpm": TPM}]
     config["cache"] = {"enabled": False}
+    config["providers"]["claude"] = {
+        "type": "anthropic",
+        "base_url": mock_provider.base_url,
+        "api_key": "sk-ant-test-key-000000",
+    }
+    config["providers"]["google"] = {
+        "type": "gemini",
+        "base_url": mock_provider.url + "/v1beta",
+        "api_key": "AIzaTestKey00000000000000000",
+    }
+    config["models"]["sonnet"] = [{"provider": "claude", "model": "claude-sonnet-4-5-20250929"}]
+    config["models"]["flash"] = [{"provider": "google", "model": "gemini-2.5-flash"}]
+    # Every input and output guardrail, logging only, on requests tagged "guarded".
+    config["guardrails"] = {
+        "definitions": {
+            "pii": {"kind": "pii", "action": "log", "direction": "both"},
+            "injection": {"kind": "prompt_injection", "action": "log"},
+            "words": {"kind": "deny_list", "words": ["forbidden"], "action": "log"},
+            "schema": {"kind": "json_schema", "action": "log"},
+        }
+    }
+    config["rules"] = [
+        {
+            "id": "guard-the-hostile",
+            "when": {"tags": GUARDED},
+            "then": {"guardrails": ["pii", "injection", "words", "schema"]},
+        }
+    ]
     with watched_gateway(
         backend_database, config, tmp_path_factory.mktemp("malformed"), master_key="sk-master-in"
     ) as running:
@@ -537,7 +661,12 @@ def test_every_malformed_request_is_a_400_naming_its_param_or_left_to_the_provid
     trace_ids: list[str] = []
     failures: list[str] = []
     with gateway.http() as http:
-        for case, path, arguments, status, param, code in ALL_CASES:
+        cases = ALL_CASES + [
+            guarded(case)
+            for case in ALL_CASES
+            if "x-steerway-tags" not in case[2].get("headers", {})
+        ]
+        for case, path, arguments, status, param, code in cases:
             response = _send(http, path, arguments)
             if "x-steerway-trace-id" in response.headers:
                 trace_ids.append(trace_id_of(response))
