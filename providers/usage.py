@@ -50,12 +50,15 @@ def counted(value: Any, most: int) -> int | None:
 
 def requested_output(payload: Mapping[str, Any]) -> tuple[int | None, int]:
     """The output tokens a chat request may use per choice (None when it sets no cap) and its
-    number of choices. Only values in range count, so nothing a body carries can make a token
-    count smaller."""
-    cap = counted(payload.get("max_completion_tokens"), MAX_OUTPUT_TOKENS) or counted(
-        payload.get("max_tokens"), MAX_OUTPUT_TOKENS
-    )
-    return cap, counted(payload.get("n"), MAX_CHOICES) or 1
+    number of choices. Only whole numbers in range count, so nothing a body carries can make a
+    token count smaller. On the request path: kept to a few dictionary reads."""
+    cap = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    choices = payload.get("n")
+    if type(cap) is not int or not 0 < cap <= MAX_OUTPUT_TOKENS:
+        cap = None
+    if type(choices) is not int or not 0 < choices <= MAX_CHOICES:
+        choices = 1
+    return cap, choices
 
 
 MEDIA_PART_TOKENS = 765

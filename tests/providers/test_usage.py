@@ -76,7 +76,7 @@ def test_an_estimate_takes_what_the_provider_reported_before_the_cut() -> None:
         ({"max_tokens": 100, "n": 3}, (100, 3)),
         ({"max_tokens": 100, "max_completion_tokens": 50}, (50, 1)),
         ({"max_tokens": -100_000}, (None, 1)),
-        ({"max_completion_tokens": -5, "max_tokens": 7}, (7, 1)),
+        ({"max_completion_tokens": -5, "max_tokens": 7}, (None, 1)),
         ({"max_tokens": 0, "n": 0}, (None, 1)),
         ({"max_tokens": True, "n": True}, (None, 1)),
         ({"max_tokens": 1.5, "n": 2.0}, (None, 1)),
