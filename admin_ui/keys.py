@@ -29,6 +29,7 @@ from admin_ui.workspaces import (
 from gateway.errors import GatewayError, invalid_request
 from gateway.keys import ROLES, KeyInfo, UnknownWorkspace
 from gateway.limits_model import WINDOWS, InvalidField, parse_budgets
+from telemetry import times
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
 AnyRequest = Request[Any, Any, Any]
@@ -121,14 +122,12 @@ def _time(value: datetime | None) -> str | None:
 def expiry_from_json(value: Any) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    raise InvalidField("expires_at", "expected an ISO 8601 time such as 2030-01-31T00:00:00Z")
+    if not isinstance(value, str):
+        raise InvalidField("expires_at", f"expected an ISO 8601 time such as {times.EXAMPLE}")
+    try:
+        return times.parse_iso_time(value)
+    except times.InvalidTime as error:
+        raise InvalidField("expires_at", str(error)) from None
 
 
 def store_arguments(body: dict[str, Any]) -> dict[str, Any]:

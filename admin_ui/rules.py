@@ -16,7 +16,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import Provide
 
@@ -24,7 +23,8 @@ from admin_ui.auth import provide_author
 from admin_ui.openapi import described, object_schema, text
 from admin_ui.serialise import iso_time
 from admin_ui.state import rule_store_of, rulebook_of
-from gateway.errors import GatewayError, invalid_json, invalid_request
+from gateway.errors import GatewayError, clipped, invalid_request
+from gateway.json_body import BODY_PARAM, decode_json_body
 from rules.compiler import normalise_rule
 from rules.store import RuleConflict, RuleNotFound, RuleVersion, StoredRule
 
@@ -57,13 +57,15 @@ VERSION_SCHEMA = object_schema(
 
 
 def rule_not_found(rule_id: str) -> GatewayError:
-    return GatewayError(404, f"No rule with id '{rule_id}'.", code="rule_not_found")
+    return GatewayError(
+        404, f"No rule with id '{clipped(rule_id)}'.", code="rule_not_found", param="rule_id"
+    )
 
 
 def config_rule(rule_id: str) -> GatewayError:
     return GatewayError(
         409,
-        f"Rule '{rule_id}' is defined in the config file; change it there.",
+        f"Rule '{clipped(rule_id)}' is defined in the config file; change it there.",
         code="rule_in_config",
     )
 
@@ -128,18 +130,24 @@ def version_item(version: RuleVersion) -> dict[str, Any]:
 
 
 async def json_object(request: AnyRequest) -> dict[str, Any]:
-    try:
-        body = msgspec.json.decode(await request.body())
-    except msgspec.DecodeError:
-        raise invalid_json() from None
+    """The body of an admin request: every decoding problem is a 400 naming the body."""
+    body = decode_json_body(await request.body())
     if not isinstance(body, dict):
-        raise invalid_request("The request body must be a JSON object.", code="invalid_body")
+        raise invalid_request(
+            "The request body must be a JSON object.", param=BODY_PARAM, code="invalid_body"
+        )
     return body
 
 
+MAX_VERSION = 2**31 - 1
+"""Versions are stored in an Integer column: a larger number can name no version."""
+
+
 def _version_number(value: Any, param: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise invalid_request(f"'{param}' must be a positive integer version.", param=param)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VERSION:
+        raise invalid_request(
+            f"'{param}' must be a positive integer version (at most {MAX_VERSION}).", param=param
+        )
     return value
 
 
@@ -155,7 +163,9 @@ def expected_version(request: AnyRequest, body: Mapping[str, Any]) -> int | None
                 "'If-Match' must be the rule's version number, e.g. If-Match: 3.",
                 param="If-Match",
             )
-        from_header = int(match.group(1))
+        digits = match.group(1)
+        number = int(digits) if len(digits) <= len(str(MAX_VERSION)) else MAX_VERSION + 1
+        from_header = _version_number(number, "If-Match")
     if from_body is not None:
         from_body = _version_number(from_body, "version")
         if from_header is not None and from_header != from_body:
@@ -229,7 +239,8 @@ class RuleController(Controller):
         document = rule_document(body)
         if document.setdefault("id", rule_id) != rule_id:
             raise invalid_request(
-                f"The body's id '{document['id']}' is not the rule's id '{rule_id}'; "
+                f"The body's id '{clipped(str(document['id']))}' is not the rule's id "
+                f"'{clipped(rule_id)}'; "
                 "a rule cannot be renamed.",
                 param="id",
             )
@@ -284,7 +295,9 @@ class RuleController(Controller):
             if not await store.history(rule_id):
                 raise rule_not_found(rule_id)
             raise GatewayError(
-                404, f"Rule '{rule_id}' has no version {version}.", code="version_not_found"
+                404,
+                f"Rule '{clipped(rule_id)}' has no version {version}.",
+                code="version_not_found",
             )
         rulebook = rulebook_of(request)
         problems = rulebook.validate([{**old.document, "id": rule_id}])

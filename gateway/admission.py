@@ -142,6 +142,10 @@ class Admission:
                 code="model_not_allowed",
                 param="model",
             )
+        # Counts below one are no counts: nothing a request carries may shrink a reservation.
+        input_tokens = max(input_tokens, 0)
+        if output_tokens is not None and output_tokens < 1:
+            output_tokens = None
         output = (output_tokens or DEFAULT_OUTPUT_TOKENS) * max(choices, 1)
         reservation = await self._reserve(
             trace, key, route, fallbacks, end_user, bucket, input_tokens, output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import shutil
@@ -14,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import msgspec
 from msgspec import UNSET
 
 from gateway.config import ConfigError, check_config, load_config
@@ -38,6 +38,7 @@ from gateway.limits_model import (
 )
 from gateway.server_config import ServerConfig
 from gateway.settings import Settings
+from telemetry import times
 from telemetry.db import create_engine, redact_url
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
@@ -247,15 +248,19 @@ def _expiry(text: str, *, updating: bool) -> datetime | None:
         return None
     duration = _DURATION.match(text.strip().lower())
     if duration is not None:
-        amount = timedelta(**{_DURATION_UNITS[duration.group(2)]: int(duration.group(1))})
-        return datetime.now(UTC) + amount
+        try:
+            amount = timedelta(**{_DURATION_UNITS[duration.group(2)]: int(duration.group(1))})
+            return times.later_by(datetime.now(UTC), amount)
+        except (ValueError, OverflowError):  # more digits or days than Python holds
+            raise InvalidField(
+                "--expires", f"'{text[:64]}' from now is {times.out_of_range()}"
+            ) from None
     try:
-        expires = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidField(
-            "--expires", f"not an ISO 8601 time or a duration such as 30d: '{text}'"
-        ) from None
-    return expires if expires.tzinfo is not None else expires.replace(tzinfo=UTC)
+        return times.parse_iso_time(text)
+    except times.OutOfRange as error:
+        raise InvalidField("--expires", str(error)) from None
+    except times.InvalidTime as error:
+        raise InvalidField("--expires", f"{error}; or give a duration such as 30d") from None
 
 
 def _count(text: str, option: str, *, updating: bool) -> int | None:
@@ -270,9 +275,11 @@ def _count(text: str, option: str, *, updating: bool) -> int | None:
 
 def _metadata(text: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
-    except ValueError:
-        raise InvalidField("--metadata", "not valid JSON") from None
+        value = msgspec.json.decode(text)
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
+        raise InvalidField(
+            "--metadata", "not valid JSON (UTF-8, no NaN, not nested too deep)"
+        ) from None
     return parse_metadata(value, "--metadata")
 
 

@@ -400,6 +400,17 @@ def _read_yaml(source: str) -> tuple[Any, list[str]]:
         raise ConfigError(
             [f"{source}: not valid YAML ({type(error).__name__})"], source=source
         ) from None
+    except RecursionError:
+        raise ConfigError(
+            [
+                f"{source}: nests deeper than the YAML reader goes (lists and mappings inside "
+                "one another)"
+            ],
+            source=source,
+        ) from None
+    except ValueError as error:  # e.g. an integer of more digits than Python converts
+        reason = str(error).split(":", 1)[0]
+        raise ConfigError([f"{source}: a value cannot be read ({reason})"], source=source) from None
     finally:
         loader.dispose()
     return data, loader.duplicate_keys

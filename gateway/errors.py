@@ -46,14 +46,6 @@ def invalid_request(
     return GatewayError(400, message, param=param, code=code)
 
 
-def invalid_json() -> GatewayError:
-    return GatewayError(
-        400,
-        "We could not parse the JSON body of your request. The body must be a JSON object.",
-        code="invalid_json",
-    )
-
-
 def missing_key() -> GatewayError:
     return GatewayError(
         401,
@@ -66,10 +58,15 @@ def invalid_key() -> GatewayError:
     return GatewayError(401, "Incorrect API key provided.", code="invalid_api_key")
 
 
+def clipped(text: str, limit: int = 200) -> str:
+    """Caller-sent text as an error message may quote it: short enough to read."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 def model_not_found(model: str) -> GatewayError:
     return GatewayError(
         404,
-        f"The model `{model}` does not exist or you do not have access to it.",
+        f"The model `{clipped(model)}` does not exist or you do not have access to it.",
         code="model_not_found",
         param="model",
     )

@@ -477,6 +477,9 @@ def _compile_schema(schema: Any) -> _CompiledSchema:
     return _CompiledSchema(jsonschema.Draft202012Validator(schema), _declared_names(schema))
 
 
+_TOO_DEEP = "not checked: the answer or its schema nests deeper than the gateway reads"
+
+
 class JsonSchemaCheck:
     """Checks an answer against the request's `response_format`.
 
@@ -507,6 +510,8 @@ class JsonSchemaCheck:
             document = msgspec.json.decode(text)
         except msgspec.DecodeError:
             return CheckResult((Finding(INVALID_JSON),), reason="the answer is not valid JSON")
+        except RecursionError:
+            return CheckResult(reason=_TOO_DEEP)
         if format_type == "json_object":
             if isinstance(document, dict):
                 return CLEAN
@@ -515,15 +520,17 @@ class JsonSchemaCheck:
         schema = spec.get("schema") if isinstance(spec, Mapping) else None
         if not isinstance(schema, dict | bool):
             return CheckResult(reason="schema invalid: json_schema.schema is missing")
-        compiled = self._compiled(schema)
-        if compiled is None:
-            return CheckResult(reason="schema invalid: not JSON")
-        if compiled.validator is None:
-            return CheckResult(reason=f"schema invalid: {compiled.problem}")
         try:
+            compiled = self._compiled(schema)
+            if compiled is None:
+                return CheckResult(reason="schema invalid: not JSON")
+            if compiled.validator is None:
+                return CheckResult(reason=f"schema invalid: {compiled.problem}")
             errors = list(islice(compiled.validator.iter_errors(document), _MAX_ERRORS_COUNTED))
         except Unresolvable:
             return CheckResult(reason="schema invalid: unresolvable $ref")
+        except RecursionError:
+            return CheckResult(reason=_TOO_DEEP)
         if not errors:
             return CLEAN
         return CheckResult((Finding(SCHEMA_VIOLATION),), reason=_violations(errors, compiled))

@@ -36,6 +36,7 @@ from gateway.limits_model import (
     parse_count,
     parse_guardrail_names,
 )
+from telemetry import times
 from telemetry.db import as_utc
 from telemetry.ids import uuid7_hex
 from telemetry.schema import DEFAULT_WORKSPACE_ID, api_keys, workspaces
@@ -211,7 +212,10 @@ def parse_expiry(value: datetime | None, path: str = "expires_at") -> datetime |
         return None
     if not isinstance(value, datetime):
         raise InvalidField(path, "expected a time")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return times.within_range(value)
+    except times.InvalidTime as error:
+        raise InvalidField(path, str(error)) from None
 
 
 def parse_slug(value: Any, path: str = "slug") -> str:

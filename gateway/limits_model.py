@@ -161,14 +161,14 @@ def usd_to_micros(value: Any, path: str) -> int:
     try:
         amount = Decimal(value.strip().removeprefix("$") if isinstance(value, str) else str(value))
     except InvalidOperation:
-        raise InvalidField(path, f"not an amount of US dollars: '{value}'") from None
+        raise InvalidField(path, f"not an amount of US dollars: {_show(value)}") from None
     if not amount.is_finite() or amount <= 0:
-        raise InvalidField(path, f"expected a positive amount, got '{value}'")
+        raise InvalidField(path, f"expected a positive amount, got {_show(value)}")
     if amount > MAX_LIMIT_USD:
-        raise InvalidField(path, f"expected at most {MAX_LIMIT_USD} USD, got '{value}'")
+        raise InvalidField(path, f"expected at most {MAX_LIMIT_USD} USD, got {_show(value)}")
     micros = amount.scaleb(6)
     if micros != micros.to_integral_value():
-        raise InvalidField(path, f"at most 6 decimal places (a micro-dollar), got '{value}'")
+        raise InvalidField(path, f"at most 6 decimal places (a micro-dollar), got {_show(value)}")
     return int(micros)
 
 

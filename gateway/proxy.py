@@ -53,7 +53,13 @@ from gateway.validation import decode_object, validate_chat, validate_embeddings
 from providers.base import ChatResult, EmbeddingResult, ProviderStream
 from providers.errors import UpstreamFailure
 from providers.openai_format import event_data, read_chunk
-from providers.usage import UNKNOWN_USAGE, Usage, estimated_prompt_tokens, estimated_usage
+from providers.usage import (
+    UNKNOWN_USAGE,
+    Usage,
+    estimated_prompt_tokens,
+    estimated_usage,
+    requested_output,
+)
 from rules.context import RequestContext, routing_features
 from rules.engine import Evaluation, RuleSet, apply_parameters
 from telemetry import metrics
@@ -557,9 +563,8 @@ class Proxy:
         key = exchange.key
         if admission is None or key is None:
             return
-        limit = payload.get("max_completion_tokens") or payload.get("max_tokens")
+        limit, choices = requested_output(payload)
         steering = exchange.steering
-        count = payload.get("n")
         admitted = await admission.admit(
             exchange.trace,
             key,
@@ -569,8 +574,8 @@ class Proxy:
             end_user=exchange.end_user,
             bucket=steering.budget if steering is not None else None,
             input_tokens=int(exchange.features.get("estimated_input_tokens", 0)),
-            output_tokens=limit if isinstance(limit, int) and limit > 0 else None,
-            choices=count if isinstance(count, int) and count > 1 else 1,
+            output_tokens=limit,
+            choices=choices,
         )
         if admitted.rate is not None:
             exchange.rate_headers = admitted.headers()
@@ -1644,10 +1649,11 @@ def _read_tags_and_metadata(exchange: Exchange) -> None:
 
 
 def _capacity_tokens(exchange: Exchange, payload: dict[str, Any]) -> int:
-    """Tokens a request may use, for tpm capacity: its estimated input plus its output cap."""
-    limit = payload.get("max_completion_tokens") or payload.get("max_tokens") or 0
-    estimate = exchange.features.get("estimated_input_tokens", 0)
-    return int(estimate) + (limit if isinstance(limit, int) else 0)
+    """Tokens a request may use, for tpm capacity: its estimated input plus its output cap for
+    each choice (never less than zero, whatever the body says)."""
+    limit, choices = requested_output(payload)
+    estimate = max(int(exchange.features.get("estimated_input_tokens", 0)), 0)
+    return estimate + (limit or 0) * choices
 
 
 def _inspect_event(

@@ -71,7 +71,9 @@ class RateLimiter(Protocol):
     async def release(
         self, decision: RateDecision, actual_tokens: int | None = None, now: float | None = None
     ) -> None:
-        """Free the request's parallel slots and correct its token charge; never raises."""
+        """Free the request's parallel slots and correct its token charge to `actual_tokens`
+        (a negative count counts as zero: a release never refunds more than the request was
+        charged); never raises."""
         ...
 
     async def start(self) -> None: ...

@@ -134,7 +134,7 @@ class InProcessRateLimiter:
             return
         lease.released = True
         now_ms = to_ms(self._clock() if now is None else now)
-        delta = 0 if actual_tokens is None else actual_tokens - lease.estimated_tokens
+        delta = 0 if actual_tokens is None else max(actual_tokens, 0) - lease.estimated_tokens
         for subject in lease.subjects:
             state = self._states.get((subject.scope, subject.subject))
             if state is None:

@@ -267,7 +267,7 @@ class RedisRateLimiter:
         if lease is None or lease.released:
             return
         lease.released = True
-        delta = 0 if actual_tokens is None else actual_tokens - lease.estimated_tokens
+        delta = 0 if actual_tokens is None else max(actual_tokens, 0) - lease.estimated_tokens
         keys: list[str] = []
         args: list[int | str] = [
             to_ms(self._clock() if now is None else now),

@@ -49,12 +49,14 @@ class DeploymentLoad:
         self._roll(minute)
         if deployment.rpm is not None and self.requests >= deployment.rpm:
             return False
-        return deployment.tpm is None or self.tokens + tokens <= deployment.tpm
+        return deployment.tpm is None or self.tokens + max(tokens, 0) <= deployment.tpm
 
     def started(self, tokens: int, minute: int) -> None:
+        """Count a request's tokens; a count below zero counts as none, so no request can
+        lower what the minute has used."""
         self._roll(minute)
         self.requests += 1
-        self.tokens += tokens
+        self.tokens += max(tokens, 0)
         self.in_flight += 1
 
     def finished(self, latency_ms: float | None) -> None:

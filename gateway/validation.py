@@ -8,23 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
-from gateway.errors import GatewayError, invalid_json, invalid_request
+from gateway.errors import GatewayError, invalid_request
+from gateway.json_body import decode_json_body, unparseable
+from providers.usage import COUNTED_PARAMETERS
 
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-_decode = msgspec.json.Decoder().decode
 
 
 def decode_object(body: bytes) -> dict[str, Any]:
-    if not body:
-        raise invalid_request("The request body is empty; send a JSON object.")
-    try:
-        payload = _decode(body)
-    except (msgspec.DecodeError, RecursionError):
-        raise invalid_json() from None
+    payload = decode_json_body(body)
     if not isinstance(payload, dict):
-        raise invalid_json()
+        raise unparseable("it is not a JSON object")
     return payload
 
 
@@ -71,6 +65,22 @@ def _optional(
         raise _type_error(name, expected, value)
 
 
+def _counted(payload: dict[str, Any], name: str, most: int) -> None:
+    """A count the gateway reserves capacity by: a whole number from 1 to `most`, or absent."""
+    value = payload.get(name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _type_error(name, "an integer", value)
+    if not 1 <= value <= most:
+        shown = str(value) if -(10**12) < value < 10**12 else f"{str(value)[:12]}..."
+        raise invalid_request(
+            f"Invalid '{name}': {shown}. Expected an integer from 1 to {most}.",
+            param=name,
+            code="invalid_value",
+        )
+
+
 def validate_chat(payload: dict[str, Any]) -> str:
     """Check a chat completion request; return its model."""
     model = _model(payload)
@@ -105,18 +115,14 @@ def validate_chat(payload: dict[str, Any]) -> str:
         if content is not None and not isinstance(content, str | list):
             raise _type_error(f"messages[{index}].content", "a string or an array", content)
     _optional(payload, "stream", bool, "a boolean")
-    _optional(payload, "n", int, "an integer")
-    _optional(payload, "max_tokens", int, "an integer")
-    _optional(payload, "max_completion_tokens", int, "an integer")
+    for name, most in COUNTED_PARAMETERS.items():
+        _counted(payload, name, most)
     _optional(payload, "temperature", (int, float), "a number")
     _optional(payload, "top_p", (int, float), "a number")
     _optional(payload, "tools", list, "an array")
     _optional(payload, "response_format", dict, "an object")
     _optional(payload, "stream_options", dict, "an object")
     _optional(payload, "user", str, "a string")
-    n = payload.get("n")
-    if n is not None and n < 1:
-        raise invalid_request("Invalid 'n': must be at least 1.", param="n", code="invalid_value")
     if payload.get("stream_options") is not None and not payload.get("stream"):
         raise invalid_request(
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.",

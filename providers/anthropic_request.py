@@ -208,7 +208,7 @@ def _tool_use(call: Any, where: str) -> dict[str, Any]:
     arguments = function.get("arguments") or "{}"
     try:
         tool_input = msgspec.json.decode(arguments) if isinstance(arguments, str) else arguments
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # nested deeper than JSON decoding goes
         raise InvalidRequest(
             "tool call arguments must be a JSON object", f"{where}.function.arguments"
         ) from None

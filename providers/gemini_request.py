@@ -208,7 +208,7 @@ def _json_arguments(raw: Any, where: str) -> dict[str, Any]:
         return raw
     try:
         value = _decode(raw) if isinstance(raw, str) else None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # nested deeper than JSON decoding goes
         value = None
     if not isinstance(value, dict):
         raise UnsupportedRequest("tool call arguments must be a JSON object", where)
@@ -234,7 +234,7 @@ def _function_response(
     if isinstance(content, str):
         try:
             response = _decode(content)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             response = content
     if not isinstance(response, dict):
         response = {"output": response}

@@ -25,6 +25,42 @@ CHARS_PER_TOKEN = 4
 """The gateway's rule of thumb wherever it must guess a token count from text."""
 
 
+MAX_OUTPUT_TOKENS = 2**31 - 1
+"""The largest `max_tokens` / `max_completion_tokens` a request may ask for: above any model's
+output, and the largest count a provider's 32-bit field holds."""
+
+MAX_CHOICES = 128
+"""The largest `n` a request may ask for (OpenAI's own limit)."""
+
+COUNTED_PARAMETERS: dict[str, int] = {
+    "max_tokens": MAX_OUTPUT_TOKENS,
+    "max_completion_tokens": MAX_OUTPUT_TOKENS,
+    "n": MAX_CHOICES,
+}
+"""Request parameters rate limits and budgets are reserved by, each a whole number from 1 to
+the value given here. The gateway refuses anything else from clients and rules alike."""
+
+
+def counted(value: Any, most: int) -> int | None:
+    """`value` when it is a whole number from 1 to `most`, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most:
+        return value
+    return None
+
+
+def requested_output(payload: Mapping[str, Any]) -> tuple[int | None, int]:
+    """The output tokens a chat request may use per choice (None when it sets no cap) and its
+    number of choices. Only whole numbers in range count, so nothing a body carries can make a
+    token count smaller. On the request path: kept to a few dictionary reads."""
+    cap = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    choices = payload.get("n")
+    if type(cap) is not int or not 0 < cap <= MAX_OUTPUT_TOKENS:
+        cap = None
+    if type(choices) is not int or not 0 < choices <= MAX_CHOICES:
+        choices = 1
+    return cap, choices
+
+
 MEDIA_PART_TOKENS = 765
 """What one image, audio or file part of a prompt is guessed to cost: a 1024x1024 image at
 OpenAI's high detail. Inline media are base64 text many times larger than their token cost."""

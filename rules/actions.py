@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import msgspec
 
+from providers.usage import COUNTED_PARAMETERS, counted
 from rules.conditions import Problems
 
 ACTIONS: Final = (
@@ -263,6 +264,16 @@ def _parameters(value: Any, path: str, problems: Problems, *, numeric: bool) -> 
         elif key in PROTECTED_PARAMETERS:
             hint = " (use 'route')" if key == "model" else ""
             problems.add(here, f"'{key}' cannot be changed by a rule{hint}")
+        elif (
+            key in COUNTED_PARAMETERS
+            and counted(
+                int(item) if numeric and _whole_float(item) else item, COUNTED_PARAMETERS[key]
+            )
+            is None
+        ):
+            problems.add(
+                here, f"'{key}' is a whole number from 1 to {COUNTED_PARAMETERS[key]}, got {item!r}"
+            )
         elif numeric and (
             isinstance(item, bool)
             or not isinstance(item, int | float)
@@ -272,6 +283,11 @@ def _parameters(value: Any, path: str, problems: Problems, *, numeric: bool) -> 
         else:
             found[key] = item
     return found
+
+
+def _whole_float(value: Any) -> bool:
+    """A float such as 512.0 (YAML's `512.0`): a cap applies it as the integer."""
+    return isinstance(value, float) and math.isfinite(value) and value.is_integer()
 
 
 def _deny(value: Any, path: str, problems: Problems) -> Deny:

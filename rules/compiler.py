@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from rules.actions import compile_actions
-from rules.conditions import Problems, compile_condition
+from rules.conditions import ALWAYS, MAX_DEPTH, Problems, compile_condition, too_deep
 from rules.engine import CompiledRule, RuleSet
 
 RULE_FIELDS: Final = (
@@ -160,7 +160,15 @@ def _compile_rule(
     enabled = _flag(document, "enabled", True, path, problems)
     keep_going = _flag(document, "continue", False, path, problems)
     zone = _zone(document.get("timezone"), f"{path}.timezone", problems)
-    condition = compile_condition(document.get("when"), f"{path}.when", problems, zone)
+    when = document.get("when")
+    deepest = too_deep(when, f"{path}.when")
+    if deepest is None:
+        condition = compile_condition(when, f"{path}.when", problems, zone)
+    else:
+        problems.add(
+            deepest, f"conditions nest deeper than {MAX_DEPTH} levels of 'all', 'any' and 'not'"
+        )
+        condition = ALWAYS
     if "then" not in document:
         problems.add(path, "missing 'then': a rule needs at least one action")
     actions = compile_actions(
@@ -205,5 +213,6 @@ def _zone(value: Any, path: str, problems: Problems) -> ZoneInfo | None:
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        problems.add(path, f"unknown time zone '{value}'")
+        shown = value if len(value) <= 64 else f"{value[:64]}..."
+        problems.add(path, f"unknown time zone '{shown}'")
         return None

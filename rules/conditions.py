@@ -56,6 +56,9 @@ _BY_KIND: Final = {
 }
 MAX_REGEX_LENGTH: Final = 1000
 MAX_IN_VALUES: Final = 1000
+MAX_DEPTH: Final = 32
+"""Conditions nest (`all`, `any` and `not` inside one another) at most this deep: enough for
+any rule a person writes, and a bound on the compiled closures and the generated evaluator."""
 
 
 class Condition:
@@ -90,6 +93,7 @@ class Problems:
 def compile_condition(
     value: Any, path: str, problems: Problems, zone: ZoneInfo | None = None
 ) -> Condition:
+    """The compiled condition; `value` must not nest deeper than `MAX_DEPTH` (see `too_deep`)."""
     if value is None:
         return ALWAYS
     if not isinstance(value, Mapping):
@@ -99,6 +103,26 @@ def compile_condition(
     if not parts:
         return ALWAYS
     return parts[0] if len(parts) == 1 else _all(parts)
+
+
+def too_deep(condition: Any, path: str) -> str | None:
+    """The path of the first condition (in document order) nested deeper than `MAX_DEPTH`, or
+    None; read without recursion, so no document is too deep to check."""
+    pending: list[tuple[Any, str, int]] = [(condition, path, 1)]
+    while pending:
+        current, here, depth = pending.pop()
+        if not isinstance(current, Mapping):
+            continue
+        if depth > MAX_DEPTH:
+            return here
+        inner: list[tuple[Any, str, int]] = []
+        for key, value in current.items():
+            if key in ("all", "any") and isinstance(value, list):
+                inner += [(part, f"{here}.{key}[{i}]", depth + 1) for i, part in enumerate(value)]
+            elif key == "not":
+                inner.append((value, f"{here}.not", depth + 1))
+        pending += reversed(inner)
+    return None
 
 
 def _compile_entry(
@@ -494,16 +518,19 @@ def _show(value: Any) -> str:
 
 
 def fields_read(condition: Any) -> set[str]:
-    """The field names a rule's `when` mentions (whether or not a request reaches them)."""
+    """The field names a rule's `when` mentions (whether or not a request reaches them); read
+    without recursion, as it also runs on documents nested too deep to compile."""
     found: set[str] = set()
-    if not isinstance(condition, Mapping):
-        return found
-    for key, value in condition.items():
-        if key in ("all", "any"):
-            for part in value if isinstance(value, list) else ():
-                found |= fields_read(part)
-        elif key == "not":
-            found |= fields_read(value)
-        else:
-            found.add(str(key))
+    pending = [condition]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, Mapping):
+            continue
+        for key, value in current.items():
+            if key in ("all", "any"):
+                pending.extend(value if isinstance(value, list) else ())
+            elif key == "not":
+                pending.append(value)
+            else:
+                found.add(str(key))
     return found

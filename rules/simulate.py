@@ -24,6 +24,7 @@ from rules.actions import RouteTarget
 from rules.compiler import compile_rules
 from rules.context import RequestContext, routing_features
 from rules.engine import Evaluation, RuleMatch, RuleSet, apply_parameters
+from telemetry import times
 
 CANDIDATE_SOURCE: Final = "candidate"
 OPERATIONS: Final = ("chat", "embeddings")
@@ -121,24 +122,9 @@ def candidate_rules(
 
 
 def parse_time(value: Any) -> float:
-    """Epoch seconds from an ISO 8601 text (no zone means UTC) or a number of epoch seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a time is ISO 8601 text or epoch seconds, got a boolean")
-    if isinstance(value, int | float):
-        if not 0 <= value < 253_402_300_800:  # also false for NaN
-            raise ValueError(f"epoch seconds out of range: {value!r}")
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError("a time is ISO 8601 text or epoch seconds")
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(
-            f"not an ISO 8601 time: {value[:64]!r} (e.g. 2025-01-31T14:30:00Z)"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    """Epoch seconds from an ISO 8601 text (no zone means UTC) or a number of epoch seconds;
+    `telemetry.times.InvalidTime` (a ValueError) for anything else or out of range."""
+    return times.parse_time(value).timestamp()
 
 
 # --- the result --------------------------------------------------------------------------------

@@ -473,3 +473,17 @@ def test_a_failing_custom_check_raises_without_the_text(function: str, problem: 
     error = caught.value
     assert error.__cause__ is None
     assert error.__context__ is None or error.__suppress_context__
+
+
+def test_an_answer_or_schema_nested_too_deep_is_not_checked_and_says_so() -> None:
+    """No RecursionError escapes the check, whatever the nesting of the answer or the schema."""
+    too_deep = "not checked: the answer or its schema nests deeper than the gateway reads"
+    deep_answer = "[" * 100_000 + "]" * 100_000
+    for response_format in ({"type": "json_object"}, schema_format({"type": "array"})):
+        result = answer(JsonSchemaCheck(), deep_answer, response_format)
+        assert (result.findings, result.reason) == ((), too_deep)
+    schema: dict[str, Any] = {"type": "integer"}
+    for _ in range(5_000):
+        schema = {"type": "object", "properties": {"a": schema}}
+    result = answer(JsonSchemaCheck(), '{"a": {"a": 1}}', schema_format(schema))
+    assert (result.findings, result.reason) == ((), too_deep)

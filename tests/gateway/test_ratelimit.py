@@ -189,6 +189,22 @@ async def test_a_refund_never_makes_more_than_a_full_allowance(limiter: RateLimi
     assert len(await admitted(limiter, key, 3, T0 + 60, tokens=500)) == 2
 
 
+async def test_a_negative_token_count_at_release_refunds_no_more_than_the_charge(
+    limiter: RateLimiter,
+) -> None:
+    """A provider reporting negative usage must not give back other requests' tokens."""
+    key = [LimitSubject("key", "k1", tpm=1000)]
+    others = await limiter.acquire(key, 600, T0)
+    assert others.allowed
+    mine = await limiter.acquire(key, 300, T0)
+    assert mine.headers()["x-ratelimit-remaining-tokens"] == "100"
+    await limiter.release(mine, actual_tokens=-1_000_000, now=T0)  # counted as 0: 300 back
+    after = await limiter.acquire(key, 400, T0)
+    assert after.allowed
+    assert after.headers()["x-ratelimit-remaining-tokens"] == "0"  # the 600 are still counted
+    assert not (await limiter.acquire(key, 1, T0)).allowed
+
+
 async def test_a_request_larger_than_the_token_limit_is_refused_as_too_large(
     limiter: RateLimiter,
 ) -> None:

@@ -106,3 +106,14 @@ def test_tpm_capacity_counts_tokens() -> None:
     a.load.started(60, 5)
     assert a.load.has_room(a.deployment, 40, 5)
     assert not a.load.has_room(a.deployment, 41, 5)
+
+
+def test_a_negative_token_count_cannot_lower_the_minutes_tpm_count() -> None:
+    route = _route(tpm=100)
+    a = route.targets[0]
+    a.load.started(90, 5)
+    a.load.started(-1_000_000, 5)
+    assert a.load.tokens == 90
+    assert not a.load.has_room(a.deployment, 11, 5)
+    assert a.load.has_room(a.deployment, -50, 5)  # counts as 0, not as room for 60 more
+    assert not a.load.has_room(a.deployment, 11, 5)

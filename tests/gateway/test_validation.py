@@ -54,7 +54,7 @@ def test_decode_object_returns_the_dict_with_unknown_fields() -> None:
 def test_decode_object_rejects_what_is_not_a_json_object(body: bytes) -> None:
     error = rejection(decode_object, body)
     assert error.code == "invalid_json"
-    assert error.param is None
+    assert error.param == "body"
 
 
 def test_decode_object_rejects_an_empty_body() -> None:

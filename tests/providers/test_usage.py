@@ -1,5 +1,15 @@
+from typing import Any
+
+import pytest
+
 from providers.openai_format import read_chunk
-from providers.usage import MEDIA_PART_TOKENS, Usage, estimated_prompt_tokens, estimated_usage
+from providers.usage import (
+    MEDIA_PART_TOKENS,
+    Usage,
+    estimated_prompt_tokens,
+    estimated_usage,
+    requested_output,
+)
 
 
 def test_an_estimate_rounds_the_streamed_characters_up_to_tokens() -> None:
@@ -57,3 +67,24 @@ def test_an_estimate_takes_what_the_provider_reported_before_the_cut() -> None:
     running = Usage(prompt_tokens=30, completion_tokens=25)
     assert estimated_usage(50, 40, reported=running) == Usage(30, 25, None, 55)
     assert estimated_usage(50, 40, reported=Usage(completion_tokens=3)) == Usage(50, 10, None, 60)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({}, (None, 1)),
+        ({"max_tokens": 100, "n": 3}, (100, 3)),
+        ({"max_tokens": 100, "max_completion_tokens": 50}, (50, 1)),
+        ({"max_tokens": -100_000}, (None, 1)),
+        ({"max_completion_tokens": -5, "max_tokens": 7}, (None, 1)),
+        ({"max_tokens": 0, "n": 0}, (None, 1)),
+        ({"max_tokens": True, "n": True}, (None, 1)),
+        ({"max_tokens": 1.5, "n": 2.0}, (None, 1)),
+        ({"max_tokens": 2**31, "n": 129}, (None, 1)),
+        ({"max_tokens": "512", "n": "2"}, (None, 1)),
+    ],
+)
+def test_requested_output_counts_only_whole_numbers_in_range(
+    payload: dict[str, Any], expected: tuple[int | None, int]
+) -> None:
+    assert requested_output(payload) == expected

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from rules.compiler import RuleError, check_rules, compile_rules, normalise_rule
+from rules.conditions import MAX_DEPTH
 from rules.context import RequestContext
 from rules.engine import RuleSet
 
@@ -170,6 +171,37 @@ def test_nested_paths_are_reported_in_full() -> None:
     assert only_problem(rule(when)).startswith("rules[0].when.any[1].not.all[1].stream: ")
 
 
+def nested_condition(depth: int, combinator: str = "not") -> dict[str, Any]:
+    """`depth` levels of conditions: `depth - 1` combinators around a leaf."""
+    condition: dict[str, Any] = {"model": "gpt-4o"}
+    for level in range(depth - 1):
+        kind = ("not", "all", "any")[level % 3] if combinator == "mixed" else combinator
+        condition = {"not": condition} if kind == "not" else {kind: [condition, {"stream": True}]}
+    return condition
+
+
+@pytest.mark.parametrize("combinator", ["not", "all", "any", "mixed"])
+def test_conditions_nest_at_most_max_depth_levels(combinator: str) -> None:
+    deepest = compile_rules([rule(nested_condition(MAX_DEPTH, combinator))])
+    context = RequestContext(model="gpt-4o", stream=True)
+    assert deepest.evaluate(context).evaluated == 1  # compiled, generated and run
+    problem = only_problem(rule(nested_condition(MAX_DEPTH + 1, combinator)))
+    path, _, message = problem.partition(": ")
+    assert message == f"conditions nest deeper than {MAX_DEPTH} levels of 'all', 'any' and 'not'"
+    assert path.startswith("rules[0].when.")
+    assert path.count(".") == MAX_DEPTH + 1  # the path down to the level that is too deep
+
+
+@pytest.mark.parametrize("depth", [500, 10_000])
+def test_a_rule_nested_hundreds_deep_is_refused_not_a_recursion_error(depth: int) -> None:
+    problems = check_rules([rule(nested_condition(depth)), rule(id="r2", then=None)])
+    assert problems == [
+        "rules[0].when"
+        + ".not" * MAX_DEPTH
+        + f": conditions nest deeper than {MAX_DEPTH} levels of 'all', 'any' and 'not'"
+    ]
+
+
 # --- rule fields ------------------------------------------------------------------------------
 
 
@@ -323,10 +355,36 @@ def test_set_model_points_to_route() -> None:
 
 @pytest.mark.parametrize("limit", [-1, -0.5, "512", True, None])
 def test_bad_cap_values(limit: Any) -> None:
-    problem = only_problem(rule(then={"cap": {"max_tokens": limit}}))
+    problem = only_problem(rule(then={"cap": {"temperature": limit}}))
     assert problem.startswith(
-        "rules[0].then.cap.max_tokens: 'cap' takes a finite non-negative number"
+        "rules[0].then.cap.temperature: 'cap' takes a finite non-negative number"
     )
+
+
+@pytest.mark.parametrize("value", [-5000, -1, 0, -0.0, 0.5, True, "512", None, 2**31, 10**30])
+@pytest.mark.parametrize("parameter", ["max_tokens", "max_completion_tokens", "n"])
+@pytest.mark.parametrize("action", ["set", "cap"])
+def test_counted_parameters_take_whole_numbers_in_range(
+    action: str, parameter: str, value: Any
+) -> None:
+    """Rate limits and budgets are reserved from these: a rule may not make them negative."""
+    most = 128 if parameter == "n" else 2**31 - 1
+    problem = only_problem(rule(then={action: {parameter: value}}))
+    assert problem.startswith(
+        f"rules[0].then.{action}.{parameter}: '{parameter}' is a whole number from 1 to {most}"
+    )
+
+
+@pytest.mark.parametrize("action", ["set", "cap"])
+def test_counted_parameters_in_range_are_taken(action: str) -> None:
+    compile_rules([rule(then={action: {"max_tokens": 1, "max_completion_tokens": 2**31 - 1}})])
+    compile_rules([rule(then={action: {"n": 128}})])
+
+
+def test_a_counted_parameter_is_set_as_an_integer_and_capped_by_a_whole_float() -> None:
+    compile_rules([rule(then={"cap": {"max_tokens": 512.0}})])
+    problem = only_problem(rule(then={"set": {"max_tokens": 512.0}}))
+    assert problem.startswith("rules[0].then.set.max_tokens: 'max_tokens' is a whole number")
 
 
 @pytest.mark.parametrize("limit", [math.nan, math.inf])
