@@ -23,10 +23,12 @@ from typing import Final, NamedTuple
 import re2
 from re2 import _re2
 
-MAX_PROGRAM_BYTES: Final = 8 << 20
-"""The memory RE2 may use for one compiled pattern (RE2's own default): a pattern that needs
-more is refused (`x{1000}{1000}` style blow-ups), and a search whose DFA outgrows its share falls
-back to RE2's slower, still linear, NFA."""
+MAX_PROGRAM_BYTES: Final = 1 << 20
+"""The memory RE2 may use for one pattern, its compiled program and its search cache. A pattern
+that needs more is refused (`[\\pL\\pN]{100}` does: a hundred copies of every letter and digit
+of Unicode); this also bounds the time a pattern takes to compile, which happens on the event
+loop when a rule is saved (under 0.1 s at this size, over a second at RE2's default of 8 MB). A
+search whose cache fills up goes on in RE2's slower, still linear, mode."""
 
 _UNANCHORED: Final = _re2.RE2.Anchor.UNANCHORED
 _ANCHOR_BOTH: Final = _re2.RE2.Anchor.ANCHOR_BOTH
@@ -50,7 +52,7 @@ _HINTS: Final = (
     ("bad repetition operator: *+", "possessive quantifiers are not needed: RE2 never backtracks"),
     ("bad repetition operator: ?+", "possessive quantifiers are not needed: RE2 never backtracks"),
     ("invalid repetition size", "counted repetitions go up to {1000}, nested ones multiplied"),
-    ("pattern too large", "the pattern compiles to more than 8 MB; make it smaller"),
+    ("pattern too large", "the pattern compiles to more than 1 MB; make it smaller"),
 )
 _BACKREFERENCE: Final = "invalid escape sequence: \\"
 

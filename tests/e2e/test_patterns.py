@@ -33,6 +33,7 @@ from tests.e2e.conftest import (
 )
 
 EVIL = "(a+)+$"
+OVERLAPPING = "(a|aa|aaa)+$"
 EVIL_PROMPT = "a" * 30 + "!"
 # Generous for a shared machine; `re` needs minutes for EVIL over EVIL_PROMPT.
 PROMPT_ANSWER_SECONDS = 15.0
@@ -52,7 +53,8 @@ def _config(mock: MockProcess) -> dict[str, Any]:
             "definitions": {
                 "evil-deny": {
                     "kind": "deny_list",
-                    "patterns": [r"(\w+\s?)*!!", EVIL],
+                    # an overlapping alternation: `re` takes about 30 s over EVIL_PROMPT
+                    "patterns": [OVERLAPPING],
                     "action": "log",
                 }
             },
