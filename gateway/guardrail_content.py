@@ -202,11 +202,18 @@ class _Patterns:
 
     def scan(self, text: str) -> Iterator[tuple[int, int, int]]:
         """(start, end, pattern index) of each non-empty match."""
-        for found in self._regex.finditer(text):
-            if found.start == found.end:
+        outer = self._outer
+        alone = outer[0][1] if len(outer) == 1 else None
+        for start, end, groups in self._regex.finditer(text):
+            if start == end:
                 continue
-            index = next(index for number, index in self._outer if found.took_part(number))
-            yield found.start, found.end, index
+            if alone is not None:
+                yield start, end, alone
+                continue
+            for number, index in outer:
+                if groups[number][0] >= 0:  # the pattern in this outer group matched
+                    yield start, end, index
+                    break
 
 
 class DenyList:
