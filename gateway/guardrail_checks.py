@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from gateway.guardrail_model import CheckContext, CheckResult, GuardrailSpec
+from gateway.limits_model import InvalidField
 
 Check = Callable[[str, CheckContext], CheckResult]
 
@@ -87,8 +88,8 @@ def _deny_list(spec: GuardrailSpec) -> Check:
 
     try:
         deny = DenyList(spec.words, spec.patterns, case_sensitive=spec.case_sensitive)
-    except ValueError as error:
-        raise CheckUnavailable("patterns", str(error)) from None
+    except InvalidField as error:  # its param is the entry's path: `patterns[1]`, `words[0]`
+        raise CheckUnavailable(error.param, error.problem) from None
     return lambda text, context: deny.scan(text)
 
 

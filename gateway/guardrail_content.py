@@ -6,13 +6,12 @@ character must not follow (be followed by) another word character, so `class` do
 `classic`; whitespace inside a phrase matches any run of whitespace. The words become a trie
 (`new`, `news`, `new york` share their prefix), which keeps a list of thousands of words fast.
 
-User patterns run on Python's backtracking `re`, which has no timeout. What limits the risk of
-a pattern stalling a worker: a length limit (`MAX_PATTERN_LENGTH`), a limit on the number of
-patterns, and a static check of the parsed pattern that rejects nested repetition such as
-`(a+)+` or `(\\w+\\s?)*` (the usual shape of catastrophic backtracking) unless the inner part is
-atomic (`(?>...)`) or possessive (`a++`). The check is a heuristic: it also rejects some harmless
-shapes (`(ab+)+`) and misses some harmful ones (an overlapping alternation such as `(a|aa)+`).
-Patterns that match the empty text are rejected.
+Patterns are RE2 regular expressions (`rules.patterns`): a scan takes time linear in the text
+per match, whatever the pattern, so no pattern can stall a worker; RE2 refuses what would need
+backtracking (look-arounds, back-references) when the guardrail is loaded. All patterns become
+one RE2 regex. Patterns that match the empty text are refused. The words stay on Python's `re`,
+which gives them Unicode word boundaries (RE2's `\\b` is ASCII only): they are escaped literals,
+and a trie of literals with `\\s+` gaps backtracks at most the length of one word at each place.
 
 Findings and reasons carry offsets and counts, never the text that matched.
 """
@@ -22,7 +21,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, Final
 
@@ -33,6 +32,7 @@ from referencing.exceptions import Unresolvable
 from gateway.guardrail_model import CLEAN, CheckContext, CheckResult, Finding
 from gateway.keys import model_matcher
 from gateway.limits_model import InvalidField
+from rules.patterns import Pattern, PatternError, compile_pattern
 
 DENIED_TERM: Final = "DENIED_TERM"
 DENIED_PATTERN: Final = "DENIED_PATTERN"
@@ -47,14 +47,8 @@ MAX_WORD_LENGTH: Final = 256
 MAX_PATTERNS: Final = 256
 MAX_PATTERN_LENGTH: Final = 512
 
-# `re._parser` is the parser `re.compile` itself uses; reading its tree is the only way to see a
-# pattern's repetitions and back-references without writing a second regex parser.
-_re_parser: Any = importlib.import_module("re._parser")
-
 _WORD_CHAR: Final = re.compile(r"\w")
 _WHITESPACE_UNIT: Final = " "  # stands for a run of whitespace in a phrase's trie path
-_REPEATS: Final = frozenset({"MAX_REPEAT", "MIN_REPEAT"})
-_GROUP_REFS: Final = frozenset({"GROUPREF", "GROUPREF_EXISTS"})
 
 
 # --- deny list --------------------------------------------------------------------------------
@@ -138,7 +132,9 @@ class _WordsRegex:
 
 
 def _unit_regex(unit: str) -> str:
-    return r"\s+" if unit == _WHITESPACE_UNIT else re.escape(unit)
+    # possessive: the next unit is a word character, never whitespace, so giving back part of
+    # the run could not help, and a long run is read once, not once per character given back
+    return r"\s++" if unit == _WHITESPACE_UNIT else re.escape(unit)
 
 
 _WORD_END: Final = r"(?!\w)"
@@ -175,107 +171,57 @@ def _words_regex(words: Sequence[str], case_sensitive: bool) -> str | None:
     return trie.source()
 
 
-_NOT_REPEATED, _REPEATED, _REPEATED_UNBOUNDED = 0, 1, 2
-
-
-class _PatternShape:
-    """What the parse tree of a pattern says about it: whether a repetition sits inside another
-    (one of the two unbounded), and whether it refers back to a group."""
-
-    def __init__(self) -> None:
-        self.nested_repeat = False
-        self.group_refs = False
-
-    def walk(self, items: Iterable[tuple[Any, Any]], enclosing: int) -> None:
-        for op, value in items:
-            name = str(op)
-            if name in _GROUP_REFS:
-                self.group_refs = True
-            if name in _REPEATS:
-                _, high, body = value
-                level = enclosing
-                if high > 1:
-                    unbounded = high == _re_parser.MAXREPEAT
-                    if enclosing == _REPEATED_UNBOUNDED or (enclosing and unbounded):
-                        self.nested_repeat = True
-                    level = max(enclosing, _REPEATED_UNBOUNDED if unbounded else _REPEATED)
-                self.walk(body, level)
-            elif name == "SUBPATTERN":
-                self.walk(value[3], enclosing)
-            elif name == "BRANCH":
-                for branch in value[1]:
-                    self.walk(branch, enclosing)
-            elif name == "GROUPREF_EXISTS":
-                for branch in value[1:]:
-                    if branch is not None:
-                        self.walk(branch, enclosing)
-            elif name in ("ATOMIC_GROUP", "POSSESSIVE_REPEAT", "ASSERT", "ASSERT_NOT"):
-                # none of these backtracks into itself: its inside starts afresh
-                self.walk(value if name == "ATOMIC_GROUP" else value[-1], _NOT_REPEATED)
-
-
-def _checked_pattern(index: int, pattern: Any, flags: int) -> tuple[str, bool]:
-    """The pattern and whether it can share one regex with the others (no back-references,
-    no global inline flags, which a combined regex would break)."""
+def _checked_pattern(index: int, pattern: Any, case_sensitive: bool) -> Pattern:
     path = f"patterns[{index}]"
     if not isinstance(pattern, str) or not pattern:
         raise InvalidField(path, "expected a non-empty regular expression")
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise InvalidField(path, f"at most {MAX_PATTERN_LENGTH} characters")
     try:
-        compiled = re.compile(pattern, flags)
-        tree = _re_parser.parse(pattern, flags)
-    except re.error as error:
+        compiled = compile_pattern(pattern, ignore_case=not case_sensitive)
+    except PatternError as error:
         raise InvalidField(path, f"invalid regular expression: {error}") from None
     if compiled.fullmatch(""):
         raise InvalidField(path, "the pattern matches the empty text")
-    shape = _PatternShape()
-    shape.walk(tree.data, _NOT_REPEATED)
-    if shape.nested_repeat:
-        raise InvalidField(
-            path,
-            "nested repetition such as (a+)+ can backtrack catastrophically; make the inner "
-            "part atomic (?>...) or possessive (a++), or bound it",
-        )
-    global_flags = tree.state.flags & ~(flags | re.UNICODE)
-    return pattern, not shape.group_refs and not global_flags
+    return compiled
 
 
-class _Alternative(msgspec.Struct, frozen=True):
-    kind: str
-    pattern_index: int  # -1 for the words
+class _Patterns:
+    """Patterns scanned together: one RE2 regex with each pattern in an outer group, so a scan
+    is one pass whatever their number. Within the regex the earliest pattern matching at a place
+    wins; which one matched is the outer group that took part."""
 
+    def __init__(self, patterns: Sequence[tuple[int, Pattern]], case_sensitive: bool) -> None:
+        self._outer: list[tuple[int, int]] = []  # (group number, pattern index)
+        number = 1
+        for index, pattern in patterns:
+            self._outer.append((number, index))
+            number += 1 + pattern.groups
+        source = "|".join(f"({pattern.source})" for _, pattern in patterns)
+        self._regex = compile_pattern(source, ignore_case=not case_sensitive)
 
-class _Scanner(msgspec.Struct, frozen=True):
-    """One compiled regex and what its matches stand for: `alone` for a regex of one part,
-    else by the number of the outer group that matched."""
-
-    regex: re.Pattern[str]
-    alone: _Alternative | None = None
-    groups: dict[int, _Alternative] = {}
-
-    def alternative(self, match: re.Match[str]) -> _Alternative:
-        return self.alone or self.groups[match.lastindex or 0]
-
-
-def _combined_scanner(parts: Sequence[tuple[str, _Alternative]], flags: int) -> _Scanner:
-    """Each part in an outer group; the outer group of a part is numbered after every group of
-    the parts before it, and is the last group to close when the part matches."""
-    groups: dict[int, _Alternative] = {}
-    number = 1
-    for part, alternative in parts:
-        groups[number] = alternative
-        number += 1 + re.compile(part, flags).groups
-    regex = re.compile("|".join(f"({part})" for part, _ in parts), flags)
-    return _Scanner(regex, groups=groups)
+    def scan(self, text: str) -> Iterator[tuple[int, int, int]]:
+        """(start, end, pattern index) of each non-empty match."""
+        outer = self._outer
+        alone = outer[0][1] if len(outer) == 1 else None
+        for start, end, groups in self._regex.finditer(text):
+            if start == end:
+                continue
+            if alone is not None:
+                yield start, end, alone
+                continue
+            for number, index in outer:
+                if groups[number][0] >= 0:  # the pattern in this outer group matched
+                    yield start, end, index
+                    break
 
 
 class DenyList:
     """Denied words/phrases (`DENIED_TERM`) and regexes (`DENIED_PATTERN`).
 
-    `case_sensitive` applies to both. The words are one regex and the patterns another (a
-    pattern that refers back to a group or sets global flags gets its own), so a term's finding
-    may overlap a pattern's; within one regex the earliest entry matching at a place wins.
+    `case_sensitive` applies to both. The words are one regex and the patterns another, so a
+    term's finding may overlap a pattern's; within one regex the earliest entry matching at a
+    place wins.
     """
 
     def __init__(
@@ -285,56 +231,47 @@ class DenyList:
         *,
         case_sensitive: bool = False,
     ) -> None:
-        flags = 0 if case_sensitive else re.IGNORECASE
         self._case_sensitive = case_sensitive
         if isinstance(patterns, str):
             raise InvalidField("patterns", "expected a list of regular expressions")
         if len(patterns) > MAX_PATTERNS:
             raise InvalidField("patterns", f"at most {MAX_PATTERNS} patterns")
-        scanners: list[_Scanner] = []
         words_source = _words_regex(words, case_sensitive)
-        if words_source is not None:
-            term = _Alternative(DENIED_TERM, -1)
-            scanners.append(_Scanner(re.compile(words_source), alone=term))
-        shared: list[tuple[str, _Alternative]] = []
-        alone: list[tuple[str, _Alternative]] = []
-        for index, pattern in enumerate(patterns):
-            source, combinable = _checked_pattern(index, pattern, flags)
-            (shared if combinable else alone).append((source, _Alternative(DENIED_PATTERN, index)))
-        if len(shared) > 1:
+        self._words = None if words_source is None else re.compile(words_source)
+        checked = [
+            (index, _checked_pattern(index, pattern, case_sensitive))
+            for index, pattern in enumerate(patterns)
+        ]
+        self._patterns: tuple[_Patterns, ...] = ()
+        if checked:
             try:
-                scanners.append(_combined_scanner(shared, flags))
-            except re.error:  # two patterns defining the same group name
-                alone = shared + alone
-        else:
-            alone = shared + alone
-        scanners.extend(_Scanner(re.compile(part, flags), alone=alt) for part, alt in alone)
-        self._scanners = tuple(scanners)
+                self._patterns = (_Patterns(checked, case_sensitive),)
+            except PatternError:  # together they outgrow RE2's memory for one regex
+                self._patterns = tuple(_Patterns([one], case_sensitive) for one in checked)
 
     @property
     def regex_count(self) -> int:
-        return len(self._scanners)
+        return (self._words is not None) + len(self._patterns)
 
     def scan(self, text: str) -> CheckResult:
         findings: list[Finding] = []
         terms: set[str] = set()
-        patterns: set[int] = set()
-        for scanner in self._scanners:
-            for match in scanner.regex.finditer(text):
+        found_patterns: set[int] = set()
+        if self._words is not None:
+            for match in self._words.finditer(text):
                 start, end = match.span()
-                if start == end:
-                    continue
-                alternative = scanner.alternative(match)
-                findings.append(Finding(alternative.kind, start, end, 1.0))
-                if alternative.kind == DENIED_TERM:
+                if start != end:
+                    findings.append(Finding(DENIED_TERM, start, end, 1.0))
                     terms.add(self._term_key(match.group()))
-                else:
-                    patterns.add(alternative.pattern_index)
+        for patterns in self._patterns:
+            for start, end, index in patterns.scan(text):
+                findings.append(Finding(DENIED_PATTERN, start, end, 1.0))
+                found_patterns.add(index)
         if not findings:
             return CLEAN
-        if len(self._scanners) > 1:
+        if self.regex_count > 1:
             findings.sort(key=lambda finding: (finding.start, finding.end))
-        return CheckResult(tuple(findings), reason=_deny_reason(findings, terms, patterns))
+        return CheckResult(tuple(findings), reason=_deny_reason(findings, terms, found_patterns))
 
     def _term_key(self, matched: str) -> str:
         collapsed = " ".join(matched.split())
@@ -418,7 +355,7 @@ class AllowedModels:
 
     def inspect(self, context: CheckContext, text: str | None = None) -> CheckResult:
         model = context.model
-        if model is not None and self._match(model) is not None:
+        if model is not None and self._match(model):
             return CLEAN
         reason = "the request names no model" if model is None else f"model '{model}' not allowed"
         return CheckResult((Finding(MODEL_NOT_ALLOWED),), reason=reason)

@@ -52,6 +52,7 @@ from collections.abc import Iterator
 from typing import Final, NamedTuple
 
 from gateway.guardrail_model import CLEAN, CheckResult, Finding
+from rules.patterns import compile_pattern
 
 INSTRUCTION_OVERRIDE: Final = "instruction_override"
 ROLE_OVERRIDE: Final = "role_override"
@@ -806,8 +807,14 @@ _SEPARATORS: Final = str.maketrans(
 )
 _ESCAPED_HEX: Final = re.compile(r"\\x[2-7][0-9a-f](?:\\x[0-9a-f]{2}){11,}")
 _PREFIXED_HEX: Final = re.compile(r"0x[2-7][0-9a-f](?:[\s,]+0x[0-9a-f]{2}){11,}")
-_BARE_HEX: Final = re.compile(r"[2-7][0-9a-f](?:[\s:,-]?[2-7][0-9a-f]){11,}(?![0-9a-z+/])")
-"""Hex of ASCII text: every byte starts with 2-7, so such a run needs many of those digits."""
+_BARE_HEX: Final = compile_pattern(
+    r"([2-7][0-9a-f](?:[\t-\r\x1c-\x1f\x85\p{Z}:,-]?[2-7][0-9a-f]){11,})(?:[^0-9a-z+/]|$)"
+)
+"""Hex of ASCII text: every byte starts with 2-7, so such a run needs many of those digits. The
+run is group 1; the character after it, which must not continue a word, is matched rather than
+looked ahead at. On RE2: with `re`'s look-ahead, a long run of such digits followed by a letter
+was tried again from every digit, in time quadratic in the run (16 KB of `7`s then a `g`: 14 s).
+The class before `:,-` is Python's `\\s` (RE2's is ASCII only)."""
 _BASE64_CHARS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-"
 _RUN_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+/")
 """Characters that, just before a hex run, show it is the tail of a longer word."""
@@ -1085,10 +1092,12 @@ def _hex_runs(lowered: str) -> Iterator[tuple[int, int]]:
     if "0x" in lowered:
         yield from (match.span() for match in _PREFIXED_HEX.finditer(lowered))
     if sum(lowered.count(digit) for digit in "234567") >= MIN_HEX_DIGITS:
-        for match in _BARE_HEX.finditer(lowered):
-            start = match.start()
+        for found in _BARE_HEX.finditer(lowered):
+            start, end = found.start, found.end
+            if found.groups[1][1] != found.groups[0][1]:  # one character matched after the run
+                end -= 1
             if start == 0 or lowered[start - 1] not in _RUN_CHARS:
-                yield match.span()
+                yield start, end
 
 
 def _base64_runs(text: str, lowered: str, long_words: list[str]) -> Iterator[tuple[int, int]]:

@@ -13,11 +13,11 @@ rule text is never pasted into the source, so no document can inject code.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rules.conditions import Condition
+from rules.patterns import compile_pattern
 
 if TYPE_CHECKING:
     from rules.context import RequestContext
@@ -89,8 +89,8 @@ class _Source:
             return f"({read} {negation}in {self.constant(values)})"
         value = self.variable()
         if op == "regex":
-            search = self.constant(re.compile(arg).search)
-            return f"(({value} := {read}) is not None and {search}({value}) is not None)"
+            search = self.constant(compile_pattern(arg).search)
+            return f"(({value} := {read}) is not None and {search}({value}))"
         if op == "contains":
             return f"(({value} := {read}) is not None and {self.constant(arg)} in {value})"
         symbol = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]

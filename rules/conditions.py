@@ -28,6 +28,7 @@ import msgspec
 
 from rules.context import RequestContext
 from rules.fields import FIELDS, PREFIXES, SECRET_HEADERS, WEEKDAYS, Field, Getter, lookup
+from rules.patterns import PatternError, compile_pattern
 
 Test = Callable[[RequestContext], bool]
 Explain = Callable[[RequestContext], list[str]]
@@ -294,8 +295,8 @@ def _check_argument(name: str, kind: str, op: str, arg: Any) -> str | None:
         if len(arg) > MAX_REGEX_LENGTH:
             return f"the pattern is longer than {MAX_REGEX_LENGTH} characters"
         try:
-            re.compile(arg)
-        except re.error as error:
+            compile_pattern(arg)
+        except PatternError as error:
             return f"invalid regular expression: {error}"
         return None
     if op in ("in", "nin"):
@@ -361,11 +362,11 @@ def _build(op: str, kind: str, arg: Any, get: Getter) -> Test:
         denied = frozenset(arg)
         return lambda ctx: get(ctx) not in denied
     if op == "regex":
-        search = re.compile(arg).search
+        search = compile_pattern(arg).search
 
         def regex(ctx: RequestContext) -> bool:
             value = get(ctx)
-            return value is not None and search(value) is not None
+            return value is not None and search(value)
 
         return regex
     if op == "contains":
@@ -417,8 +418,8 @@ def _list_test(op: str, arg: Any, get: Getter) -> Test:
     if op == "nin":
         unwanted = frozenset(arg)
         return lambda ctx: unwanted.isdisjoint(get(ctx))
-    search = re.compile(arg).search
-    return lambda ctx: any(search(item) is not None for item in get(ctx))
+    search = compile_pattern(arg).search
+    return lambda ctx: any(search(item) for item in get(ctx))
 
 
 def _any_test(op: str, arg: Any, get: Getter) -> Test:
@@ -442,11 +443,11 @@ def _any_test(op: str, arg: Any, get: Getter) -> Test:
             return member
         return lambda ctx: not member(ctx)
     if op == "regex":
-        search = re.compile(arg).search
+        search = compile_pattern(arg).search
 
         def regex(ctx: RequestContext) -> bool:
             value = get(ctx)
-            return isinstance(value, str) and search(value) is not None
+            return isinstance(value, str) and search(value)
 
         return regex
     if op == "contains":

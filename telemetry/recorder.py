@@ -49,7 +49,9 @@ from telemetry.writers import BatchWriter, is_row_problem, root_cause
 logger = logging.getLogger("steerway.telemetry.recorder")
 
 _SPILL_WHEN_QUEUE_FULLER_THAN = 0.8
-_URL_PASSWORD = re.compile(r"(\w://[^:/@\s]*:)[^@\s]*@")
+# A password ends at `@` and holds no `/` (RFC 3986 escapes it); stopping at `/` keeps the search
+# linear in a message that repeats `x://` without an `@`.
+_URL_PASSWORD = re.compile(r"(\w://[^:/@\s]*:)[^@\s/]*@")
 
 
 ROOM_WAIT_LIMIT = 5.0

@@ -129,7 +129,9 @@ def split_evenly(text: str, count: int) -> list[str]:
 
 def split_words(text: str) -> list[str]:
     """Cut `text` into words that keep their leading whitespace; joining them gives `text`."""
-    pieces = _WORD.findall(text)
+    # Up to the trailing whitespace only: from each place in a run of it, `\s*\S+` would read to
+    # the end before failing (time quadratic in the run). The run is added back below.
+    pieces = _WORD.findall(text, 0, len(text.rstrip()))
     if not pieces:
         return [text] if text else []
     consumed = sum(len(piece) for piece in pieces)

@@ -119,6 +119,19 @@ def test_a_url_cut_off_by_a_shorter_suffix_is_read_whole(scanner: PiiScanner) ->
     assert spans(scanner, text) == [("URL", "janedoe.design"), ("URL", "status.woodgrove.bank")]
 
 
+@pytest.mark.parametrize("unit", ["a.", ".a", "www.", "a.a-"])
+def test_a_long_word_of_dots_and_letters_is_read_in_linear_time(
+    scanner: PiiScanner, unit: str
+) -> None:
+    """presidio's URL patterns on the `regex` module took 0.4 s for 256 characters of `a.` and
+    over 30 s for 8 KB, so minutes for this word; on RE2 they answer at once (the test's timeout
+    bounds it)."""
+    word = unit * (65_536 // len(unit))
+    assert spans(scanner, f"see {word} and https://example.com/x") == [
+        ("URL", "https://example.com/x")
+    ]
+
+
 def test_sentence_punctuation_is_not_part_of_a_url(scanner: PiiScanner) -> None:
     text = "Read https://example.com/a/b. Then example.org, then stop!"
     assert spans(scanner, text) == [("URL", "https://example.com/a/b"), ("URL", "example.org")]

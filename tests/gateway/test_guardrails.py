@@ -473,7 +473,7 @@ def test_verdicts_become_decisions_violations_and_a_header() -> None:
         ),
         (
             {"kind": "deny_list", "patterns": ["(unclosed"]},
-            "guardrails.definitions.g.patterns:",
+            "guardrails.definitions.g.patterns[0]: invalid regular expression: missing ): (unclosed",
         ),
         ({"kind": "deny_list"}, "a deny_list needs words or patterns"),
         (
