@@ -35,8 +35,8 @@ from gateway.limits_model import (
     parse_count,
     parse_guardrail_names,
 )
-from telemetry import times
 from rules.patterns import PatternError, glob_pattern
+from telemetry import times
 from telemetry.db import as_utc
 from telemetry.ids import uuid7_hex
 from telemetry.schema import DEFAULT_WORKSPACE_ID, api_keys, workspaces
