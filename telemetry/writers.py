@@ -22,6 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from telemetry import rollups
+from telemetry.escaping import escape_bundles
 from telemetry.records import TraceBundle
 from telemetry.rows import BatchRecords, Row, TableRecords, as_dicts
 from telemetry.schema import metadata
@@ -97,8 +98,11 @@ class BatchWriter:
     async def write(
         self, bundles: Sequence[TraceBundle], *, skip_existing: bool = False
     ) -> dict[str, int]:
-        """Write the bundles; returns rows written per table (roll-ups: rows upserted)."""
-        records = BatchRecords.from_bundles(bundles)
+        """Write the bundles; returns rows written per table (roll-ups: rows upserted).
+
+        Values Postgres cannot hold are escaped first, on every backend (`telemetry.escaping`).
+        """
+        records = BatchRecords.from_bundles(escape_bundles(bundles))
         async with self._engine.begin() as connection:
             if skip_existing:
                 records = records.without(await self._stored_ids(connection, records))
