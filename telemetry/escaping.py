@@ -23,9 +23,9 @@ import msgspec
 from telemetry.records import TraceBundle
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-# How msgspec writes a NUL inside a JSON string. Searched with a compiled pattern: `bytes.find`
-# is several times slower on JSON full of zeros (ids, numbers).
-_ENCODED_NUL = re.compile(rb"\\u0000")
+# How msgspec writes a NUL inside a JSON string. Searched for from the end: `rfind` skips on the
+# rare backslash, `find` on the zeros ids and numbers are full of, several times slower.
+_ENCODED_NUL = b"\\u0000"
 _encoder = msgspec.json.Encoder()
 _S = TypeVar("_S", bound=msgspec.Struct)
 
@@ -50,7 +50,7 @@ def may_need_escaping(value: Any) -> bool:
     msgspec struct) holds nothing to escape. True may be a false alarm (text that holds the six
     characters `\\u0000`), which costs `escape_value` a walk and nothing else."""
     try:
-        return _ENCODED_NUL.search(_encoder.encode(value)) is not None
+        return _encoder.encode(value).rfind(_ENCODED_NUL) != -1
     except UnicodeEncodeError:  # a lone surrogate
         return True
     except (TypeError, ValueError, OverflowError, RecursionError):
