@@ -36,8 +36,8 @@ def _escape_match(match: re.Match[str]) -> str:
 
 def escape_text(text: str) -> str:
     """`text` with every NUL and lone surrogate written as its `\\uXXXX` escape."""
-    if _UNSTORABLE.search(text) is None:
-        return text
+    if "\x00" not in text and (text.isascii() or _UNSTORABLE.search(text) is None):
+        return text  # the common case, cheap enough for the request path (budget subjects)
     return _UNSTORABLE.sub(_escape_match, text)
 
 
