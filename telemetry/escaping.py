@@ -36,13 +36,38 @@ def _escape_match(match: re.Match[str]) -> str:
 
 def escape_text(text: str) -> str:
     """`text` with every NUL and lone surrogate written as its `\\uXXXX` escape."""
-    if "\x00" not in text and (text.isascii() or _UNSTORABLE.search(text) is None):
-        return text  # the common case, cheap enough for the request path (budget subjects)
+    if not has_unstorable(text):
+        return text
     return _UNSTORABLE.sub(_escape_match, text)
 
 
+UNSTORABLE_PROBLEM = "must not contain NUL (U+0000) or a lone surrogate (U+D800 to U+DFFF)"
+"""Why `find_unstorable`'s find is refused, where a value is refused rather than escaped (a
+key's or rule's settings, whose meaning escaping would change)."""
+
+
 def has_unstorable(text: str) -> bool:
-    return _UNSTORABLE.search(text) is not None
+    return "\x00" in text or (not text.isascii() and _UNSTORABLE.search(text) is not None)
+
+
+def find_unstorable(value: Any, path: str) -> str | None:
+    """The path (`metadata.tags[2]`) of the first string in a JSON value that holds a character
+    to escape; an object key's own path is its object's. None when there is none."""
+    if isinstance(value, str):
+        return path if has_unstorable(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and has_unstorable(key):
+                return path
+            found = find_unstorable(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = find_unstorable(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def may_need_escaping(value: Any) -> bool:
