@@ -10,6 +10,9 @@ never changes. Text that held the six characters `\\u0000` itself reads the same
 NUL: the mark on the trace (`traces.escaped`) says whether anything was escaped.
 
 SQLite could store a NUL, but values are escaped there too, so both backends store the same.
+
+Settings (a key's name, tags and metadata, a rule) are refused instead (`find_unstorable`):
+escaped, a tag or a pattern would mean something else.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ _encoder = msgspec.json.Encoder()
 _S = TypeVar("_S", bound=msgspec.Struct)
 
 
+def has_unstorable(text: str) -> bool:
+    """Whether `text` holds a NUL or a lone surrogate; cheap enough for the request path."""
+    return "\x00" in text or (not text.isascii() and _UNSTORABLE.search(text) is not None)
+
+
 def _escape_match(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
@@ -39,35 +47,6 @@ def escape_text(text: str) -> str:
     if not has_unstorable(text):
         return text
     return _UNSTORABLE.sub(_escape_match, text)
-
-
-UNSTORABLE_PROBLEM = "must not contain NUL (U+0000) or a lone surrogate (U+D800 to U+DFFF)"
-"""Why `find_unstorable`'s find is refused, where a value is refused rather than escaped (a
-key's or rule's settings, whose meaning escaping would change)."""
-
-
-def has_unstorable(text: str) -> bool:
-    return "\x00" in text or (not text.isascii() and _UNSTORABLE.search(text) is not None)
-
-
-def find_unstorable(value: Any, path: str) -> str | None:
-    """The path (`metadata.tags[2]`) of the first string in a JSON value that holds a character
-    to escape; an object key's own path is its object's. None when there is none."""
-    if isinstance(value, str):
-        return path if has_unstorable(value) else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(key, str) and has_unstorable(key):
-                return path
-            found = find_unstorable(item, f"{path}.{key}" if path else str(key))
-            if found is not None:
-                return found
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = find_unstorable(item, f"{path}[{index}]")
-            if found is not None:
-                return found
-    return None
 
 
 def may_need_escaping(value: Any) -> bool:
@@ -147,3 +126,32 @@ def escape_bundle(bundle: TraceBundle) -> TraceBundle:
 def escape_bundles(bundles: Sequence[TraceBundle]) -> list[TraceBundle]:
     """`escape_bundle` of each: what the writer stores."""
     return [escape_bundle(bundle) for bundle in bundles]
+
+
+# --- where a value is refused instead (settings whose meaning escaping would change) ---------
+
+UNSTORABLE_PROBLEM = "must not contain NUL (U+0000) or a lone surrogate (U+D800 to U+DFFF)"
+"""Why `find_unstorable`'s find is refused, where a value is refused rather than escaped (a
+key's or rule's settings, whose meaning escaping would change)."""
+
+
+def find_unstorable(value: Any, path: str) -> str | None:
+    """The path (`metadata.tags[2]`) of the first string in a JSON value that holds a character
+    to escape; an object key's own path is its object's. None when there is none. Iterative,
+    so a value nested however deep cannot exhaust the stack."""
+    pending: list[tuple[Any, str]] = [(value, path)]
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, str):
+            if has_unstorable(item):
+                return where
+        elif isinstance(item, dict):
+            if any(isinstance(key, str) and has_unstorable(key) for key in item):
+                return where
+            children = [
+                (child, f"{where}.{key}" if where else str(key)) for key, child in item.items()
+            ]
+            pending.extend(reversed(children))
+        elif isinstance(item, list | tuple):
+            pending.extend(reversed([(child, f"{where}[{n}]") for n, child in enumerate(item)]))
+    return None

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from telemetry.escaping import escape_bundle, escape_text, escape_value, may_need_escaping
+from telemetry.escaping import (
+    escape_bundle,
+    escape_text,
+    escape_value,
+    find_unstorable,
+    may_need_escaping,
+)
 from tests.telemetry import make_bundle
 
 
@@ -60,3 +66,20 @@ def test_a_value_nested_too_deep_to_walk_leaves_the_bundle_as_it_is() -> None:
         node = {"a": node}
     bundle.trace.metadata = node
     assert escape_bundle(bundle) is bundle
+
+
+def test_the_first_unstorable_string_is_found_by_its_path() -> None:
+    assert find_unstorable({"a": ["x", {"b": "y\x00"}], "c": "\x00"}, "metadata") == (
+        "metadata.a[1].b"
+    )
+    assert find_unstorable({"k\x00": 1}, "metadata") == "metadata"
+    assert find_unstorable(["ok", "\udc80"], "tags") == "tags[1]"
+    assert find_unstorable({"a": [1, None, "fine \\u0000"]}, "m") is None
+
+
+def test_a_value_nested_however_deep_is_searched_without_exhausting_the_stack() -> None:
+    node: dict[str, object] = {"nul": "\x00"}
+    for _ in range(100_000):
+        node = {"a": node}
+    found = find_unstorable(node, "m")
+    assert found is not None and found.endswith(".a.nul") and found.count(".a") == 100_000
