@@ -112,9 +112,25 @@ class BatchWriter:
     ) -> dict[str, int]:
         """Write the bundles; returns rows written per table (roll-ups: rows upserted).
 
-        Values Postgres cannot hold are escaped first, on every backend (`telemetry.escaping`).
+        Values Postgres cannot hold are stored escaped on both backends (`telemetry.escaping`).
+        SQLite would store them as they are, so there every batch is escaped before it is
+        written; Postgres refuses them, so there a batch is escaped only once it has failed for
+        its content, and batches without any cost nothing extra.
         """
-        records = BatchRecords.from_bundles(await _escaped(bundles))
+        if self._dialect != "postgresql":
+            return await self._write(await _escaped(bundles), skip_existing)
+        try:
+            return await self._write(bundles, skip_existing)
+        except Exception as error:
+            if not is_row_problem(error):
+                raise
+            escaped = await _escaped(bundles)
+            if all(new is old for new, old in zip(escaped, bundles, strict=True)):
+                raise
+        return await self._write(escaped, skip_existing)
+
+    async def _write(self, bundles: Sequence[TraceBundle], skip_existing: bool) -> dict[str, int]:
+        records = BatchRecords.from_bundles(bundles)
         async with self._engine.begin() as connection:
             if skip_existing:
                 records = records.without(await self._stored_ids(connection, records))
