@@ -11,6 +11,7 @@ from litestar import Router
 
 from admin_ui.auth import require_admin, require_global_admin
 from admin_ui.keys import KeyController
+from admin_ui.parameters import refuse_unstorable_parameters
 from admin_ui.rules import RuleController
 from admin_ui.simulation import SimulationController
 from admin_ui.traces import TraceController
@@ -25,6 +26,6 @@ def admin_router() -> Router:
     )
     return Router(
         path="/admin/api",
-        guards=[require_admin],
+        guards=[require_admin, refuse_unstorable_parameters],
         route_handlers=[TraceController, WorkspaceController, KeyController, operator_only],
     )

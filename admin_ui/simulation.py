@@ -37,6 +37,7 @@ from rules.simulate import (
     parse_time,
     simulate,
 )
+from telemetry.escaping import UNSTORABLE_PROBLEM, has_unstorable
 from telemetry.queries import REPLAY_DEFAULT_REQUESTS, REPLAY_MAX_REQUESTS, replay_history
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ class SimulationController(Controller):
             limit=last,
             since=since,
             until=until,
-            workspace_id=_text(body, "workspace"),
+            workspace_id=_workspace_filter(body),
             with_prompts=reads_prompt(ruleset),
         )
         replayer = Replayer(ruleset, catalog)
@@ -269,6 +270,14 @@ def _text(body: Mapping[str, Any], name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise invalid_request(f"'{name}' must be a string.", param=name)
     return value
+
+
+def _workspace_filter(body: Mapping[str, Any]) -> str | None:
+    """The replay's workspace: a string the database can compare (no NUL), or None."""
+    workspace = _text(body, "workspace")
+    if workspace is not None and has_unstorable(workspace):
+        raise invalid_request(f"'workspace' {UNSTORABLE_PROBLEM}.", param="workspace")
+    return workspace
 
 
 def _object(body: Mapping[str, Any], name: str) -> dict[str, Any] | None:

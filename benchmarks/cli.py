@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load Steerway, LiteLLM and Portkey side by side against the mock provider. "
         "`python -m benchmarks profile --help` profiles Steerway under load; "
         "`python -m benchmarks protocol` times the connection guard per request.",
+        "`python -m benchmarks writer --help` times the telemetry writer in process.",
     )
     defaults = Options()
     parser.add_argument(
@@ -250,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.protocol_cost import main as protocol_main
 
         return protocol_main(argv[1:])
+
+    if argv and argv[0] == "writer":
+        from benchmarks.writer import main as writer_main
+
+        return writer_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     unknown = [name for name in args.scenarios if name not in ALL_SCENARIOS]

@@ -17,6 +17,7 @@ from typing import Literal, NamedTuple
 import msgspec
 
 from gateway.limits_model import BudgetLimit, micros_to_usd
+from telemetry.escaping import escape_text
 
 SCOPES: tuple[str, ...] = ("key", "workspace", "end_user", "bucket")
 # Scopes whose subject is only unique inside a workspace (an end user's `user` string, a bucket
@@ -61,16 +62,20 @@ AccountKey = tuple[str, str, str, int]
 
 
 def stored_subject(charge: Charge) -> str:
-    """The subject as persisted: workspace-qualified where the name is only unique inside a
-    workspace, and hashed when it would not fit the column."""
-    subject = charge.subject
+    """The subject as persisted: escaped as telemetry escapes what a database cannot store (an
+    end user's NUL becomes the text `\\u0000`), workspace-qualified where the name is only unique
+    inside a workspace, and hashed when it would not fit the column. Redis keys and the
+    in-process ledger use it too, so spend read back from the table meets the same account."""
+    name = escape_text(charge.subject)
     if charge.scope in _WORKSPACE_LOCAL_SCOPES:
-        subject = f"{charge.workspace_id}/{subject}"
+        subject = f"{charge.workspace_id}/{name}"
         if len(subject) > _SUBJECT_MAX:
-            digest = hashlib.sha256(charge.subject.encode()).hexdigest()
+            digest = hashlib.sha256(name.encode()).hexdigest()
             subject = f"{charge.workspace_id}/sha256:{digest}"
-    elif len(subject) > _SUBJECT_MAX:
-        subject = "sha256:" + hashlib.sha256(subject.encode()).hexdigest()
+    elif len(name) > _SUBJECT_MAX:
+        subject = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+    else:
+        subject = name
     return subject
 
 

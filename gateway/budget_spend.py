@@ -5,6 +5,12 @@ every `flush_interval` seconds, and once more on close, in one transaction: an u
 (scope, subject, window, window_start) that adds to the stored spend, so workers and replicas
 write the same rows without overwriting each other. Rows are written in key order so concurrent
 transactions lock them in one order. A failed flush keeps its increments for the next one.
+
+A row the database refuses (its values, not the database, at fault) never holds back the others:
+the batch is then written row by row, and the refused row stays pending, set aside so later
+flushes write the rest in one transaction again and try it alone. Subjects are escaped before
+they get here (`budget_model.stored_subject`), so no known value is refused; logs never show a
+row's subject.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from gateway.budget_model import AccountKey
 from gateway.budget_windows import LONGEST, utc_datetime
 from telemetry.recorder import describe_error
 from telemetry.schema import budget_spend
+from telemetry.writers import is_row_problem
 
 logger = logging.getLogger("steerway.budgets")
 
@@ -67,10 +74,12 @@ class SpendStore:
         self._interval = flush_interval
         self._clock = clock
         self._pending: dict[AccountKey, list[Any]] = {}  # key -> [workspace_id, micros]
+        self._flushing: dict[AccountKey, list[Any]] = {}  # what the flush under way writes
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._failing = False
+        self._refused: set[AccountKey] = set()  # rows the database refused: written alone
         self._upsert: sa.Insert | None = None
 
     @property
@@ -88,7 +97,9 @@ class SpendStore:
             entry[1] += micros
 
     def pending_micros(self) -> int:
-        return sum(entry[1] for entry in self._pending.values())
+        """Spend not written yet, a flush under way included."""
+        entries = [*self._pending.values(), *self._flushing.values()]
+        return sum(entry[1] for entry in entries)
 
     async def load_current(self, now: float) -> list[SpendRow]:
         """Rows whose window may still be running at `now` ("total" rows always)."""
@@ -122,22 +133,54 @@ class SpendStore:
         return list(rows.values())
 
     async def flush(self) -> None:
-        """Write the pending increments in one transaction; on failure they stay pending.
+        """Write the pending increments; what is not written stays pending.
 
-        A failure while committing leaves it unknown whether the rows were written; the
-        increments are then written again (at least once, never lost)."""
+        Raises when the database is unavailable. A failure while committing leaves it unknown
+        whether the rows were written; the increments are then written again (at least once,
+        never lost)."""
         if self._engine is None:
             return
         async with self._lock:
             if not self._pending:
                 return
             batch, self._pending = self._pending, {}
+            self._flushing = batch
             try:
-                await self._write(batch)
-            except BaseException:
+                await self._write_all(batch)
+            finally:
+                self._flushing = {}
                 for key, (workspace_id, micros) in batch.items():
                     self.add(key, workspace_id, micros)
-                raise
+
+    async def _write_all(self, batch: dict[AccountKey, list[Any]]) -> None:
+        """Write the batch, taking each row written out of it; rows refused before stay out
+        of the shared transaction, so one bad row cannot fail every flush."""
+        trusted = {key: entry for key, entry in batch.items() if key not in self._refused}
+        if trusted:
+            try:
+                await self._write(trusted)
+            except Exception as error:
+                if not is_row_problem(error):
+                    raise
+            else:
+                for key in trusted:
+                    del batch[key]
+        for key in sorted(batch):
+            try:
+                await self._write({key: batch[key]})
+            except Exception as error:
+                if not is_row_problem(error):
+                    raise
+                if key not in self._refused:
+                    self._refused.add(key)
+                    logger.error(
+                        "a %s budget spend row was refused by the database (%s); kept pending",
+                        key[0],
+                        describe_error(error),
+                    )
+            else:
+                del batch[key]
+                self._refused.discard(key)
 
     async def _write(self, batch: dict[AccountKey, list[Any]]) -> None:
         assert self._engine is not None
@@ -194,6 +237,14 @@ class SpendStore:
                 self.pending_micros(),
                 describe_error(error),
             )
+        else:
+            if self._pending:
+                logger.error(
+                    "budget spend of %d micro-dollars in %d rows the database refused was not "
+                    "written",
+                    self.pending_micros(),
+                    len(self._pending),
+                )
 
     async def _flush_forever(self) -> None:
         while not self._stopping.is_set():

@@ -38,6 +38,7 @@ from gateway.limits_model import (
 from rules.patterns import PatternError, glob_pattern
 from telemetry import times
 from telemetry.db import as_utc
+from telemetry.escaping import UNSTORABLE_PROBLEM, find_unstorable, has_unstorable
 from telemetry.ids import uuid7_hex
 from telemetry.schema import DEFAULT_WORKSPACE_ID, api_keys, workspaces
 
@@ -144,7 +145,16 @@ def parse_name(value: Any, path: str = "name") -> str:
     name = value.strip()
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidField(path, f"at most {MAX_NAME_LENGTH} characters")
+    _refuse_unstorable(name, path)
     return name
+
+
+def _refuse_unstorable(value: Any, path: str) -> None:
+    """Settings are refused, not escaped, when the database cannot store them as they are:
+    escaped, they would mean something else (a tag or a model pattern that never matches)."""
+    found = find_unstorable(value, path)
+    if found is not None:
+        raise InvalidField(found, UNSTORABLE_PROBLEM)
 
 
 def parse_role(value: Any, path: str = "role") -> str:
@@ -169,6 +179,7 @@ def parse_allowed_models(value: Any, path: str = "allowed_models") -> tuple[str,
             raise InvalidField(f"{path}[{index}]", "expected a non-empty model name pattern")
         if len(pattern) > MAX_PATTERN_LENGTH:
             raise InvalidField(f"{path}[{index}]", f"at most {MAX_PATTERN_LENGTH} characters")
+        _refuse_unstorable(pattern, f"{path}[{index}]")
         if pattern.strip() not in patterns:
             patterns.append(pattern.strip())
     return tuple(patterns)
@@ -188,6 +199,7 @@ def parse_tags(value: Any, path: str = "default_tags") -> tuple[str, ...]:
             raise InvalidField(
                 f"{path}[{index}]", f"at most {MAX_TAG_LENGTH} characters and no commas"
             )
+        _refuse_unstorable(tag, f"{path}[{index}]")
         if tag.strip() not in tags:
             tags.append(tag.strip())
     if len(tags) > MAX_DEFAULT_TAGS:
@@ -200,6 +212,7 @@ def parse_metadata(value: Any, path: str = "metadata") -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise InvalidField(path, "expected a JSON object")
+    _refuse_unstorable(value, path)
     try:
         encoded = msgspec.json.encode(value)
     except (TypeError, ValueError, RecursionError):
@@ -350,6 +363,8 @@ class KeyStore:
 
     async def get_workspace(self, workspace: str) -> Workspace | None:
         """A workspace by id or slug."""
+        if has_unstorable(workspace):
+            return None  # no id or slug holds one; the database would refuse the query
         query = sa.select(workspaces).where(_workspace_is(workspace))
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).first()
@@ -373,6 +388,8 @@ class KeyStore:
         values: dict[str, Any] = {}
         if name is not UNSET:
             values["name"] = parse_name(name)
+        if has_unstorable(workspace):
+            return None
         async with self._engine.begin() as conn:
             query = sa.select(workspaces).where(_workspace_is(workspace))
             row = (await conn.execute(query)).first()
@@ -503,6 +520,8 @@ class KeyStore:
             values["guardrails"] = list(parse_guardrail_names(guardrails))
         if metadata is not UNSET:
             values["metadata"] = parse_metadata(metadata)
+        if has_unstorable(key_id):
+            return None
         if values:
             async with self._engine.begin() as conn:
                 await conn.execute(
@@ -511,6 +530,8 @@ class KeyStore:
         return await self.get(key_id)
 
     async def get(self, key_id: str) -> KeyInfo | None:
+        if has_unstorable(key_id):
+            return None
         return await self._one(api_keys.c.key_id == key_id)
 
     async def find_by_hash(self, key_hash: str) -> KeyInfo | None:
@@ -535,6 +556,8 @@ class KeyStore:
 
     async def revoke(self, key: str) -> KeyInfo | None:
         """Revoke by key id, display prefix or plaintext; None when nothing matched."""
+        if has_unstorable(key):
+            return None
         condition = sa.or_(
             api_keys.c.key_id == key,
             api_keys.c.key_hash == hash_key(key),

@@ -24,6 +24,7 @@ from rules.compiler import RuleError, check_rules, compile_rules
 from rules.engine import RuleSet
 from rules.store import RuleStore
 from telemetry import metrics
+from telemetry.escaping import UNSTORABLE_PROBLEM, find_unstorable
 
 logger = logging.getLogger("steerway.rules")
 
@@ -97,8 +98,16 @@ class Rulebook:
             self._redis = None
 
     def validate(self, documents: Sequence[Any]) -> list[str]:
-        """Problems with rule documents meant for the database; empty when they may be stored."""
-        problems = check_rules(
+        """Problems with rule documents meant for the database; empty when they may be stored.
+
+        Text the database cannot store as it is (NUL, lone surrogates) comes first: escaped, a
+        condition would match something else (a regex matches a NUL as `\\x00`)."""
+        unstorable = [
+            f"{found}: {UNSTORABLE_PROBLEM}"
+            for index, document in enumerate(documents)
+            if (found := find_unstorable(document, f"rules[{index}]")) is not None
+        ]
+        problems = unstorable + check_rules(
             documents,
             models=self.models,
             providers=self.providers,

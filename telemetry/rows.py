@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 import sqlalchemy as sa
 
+from telemetry.escaping import escape_bundle
 from telemetry.records import (
     DecisionRecord,
     GuardrailViolationRecord,
@@ -374,8 +375,9 @@ def _fit(record: _R) -> _R:
 
 
 def fit_to_columns(bundle: TraceBundle) -> TraceBundle | None:
-    """The bundle with every string cut to its column's length (Postgres enforces them), or
-    None when nothing is too long."""
+    """The bundle escaped as the writer stores it, every string cut to its column's length
+    (Postgres enforces them); None when nothing is too long."""
+    bundle = escape_bundle(bundle)
     fitted = TraceBundle(
         trace=_fit(bundle.trace),
         spans=[_fit(s) for s in bundle.spans],

@@ -9,6 +9,7 @@ replay never counts anything twice.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from telemetry import rollups
+from telemetry.escaping import escape_bundles
 from telemetry.records import TraceBundle
 from telemetry.rows import BatchRecords, Row, TableRecords, as_dicts
 from telemetry.schema import metadata
@@ -78,6 +80,17 @@ class IdTaken(ValueError):
     """A row's id is already stored for another workspace or trace."""
 
 
+async def _escaped(bundles: Sequence[TraceBundle]) -> list[TraceBundle]:
+    """`escape_bundles` of a batch, `CHUNK_ROWS` bundles at a time with the event loop served in
+    between: a few microseconds a bundle still add up to milliseconds in a large batch."""
+    escaped: list[TraceBundle] = []
+    for start in range(0, len(bundles), CHUNK_ROWS):
+        if start:
+            await asyncio.sleep(0)
+        escaped.extend(escape_bundles(bundles[start : start + CHUNK_ROWS]))
+    return escaped
+
+
 def _json_text(value: Any) -> str | None:
     return None if value is None else _json_encoder.encode(value).decode()
 
@@ -101,7 +114,26 @@ class BatchWriter:
     async def write(
         self, bundles: Sequence[TraceBundle], *, skip_existing: bool = False
     ) -> dict[str, int]:
-        """Write the bundles; returns rows written per table (roll-ups: rows upserted)."""
+        """Write the bundles; returns rows written per table (roll-ups: rows upserted).
+
+        Values Postgres cannot hold are stored escaped on both backends (`telemetry.escaping`).
+        SQLite would store them as they are, so there every batch is escaped before it is
+        written; Postgres refuses them, so there a batch is escaped only once it has failed for
+        its content, and batches without any cost nothing extra.
+        """
+        if self._dialect != "postgresql":
+            return await self._write(await _escaped(bundles), skip_existing)
+        try:
+            return await self._write(bundles, skip_existing)
+        except Exception as error:
+            if not is_row_problem(error):
+                raise
+            escaped = await _escaped(bundles)
+            if all(new is old for new, old in zip(escaped, bundles, strict=True)):
+                raise
+        return await self._write(escaped, skip_existing)
+
+    async def _write(self, bundles: Sequence[TraceBundle], skip_existing: bool) -> dict[str, int]:
         records = BatchRecords.from_bundles(bundles)
         async with self._engine.begin() as connection:
             if skip_existing:
