@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks",
         description="Load Steerway, LiteLLM and Portkey side by side against the mock provider. "
         "`python -m benchmarks profile --help` profiles Steerway under load; "
-        "`python -m benchmarks protocol` times the connection guard per request.",
+        "`python -m benchmarks protocol` times the connection guard per request; "
         "`python -m benchmarks writer --help` times the telemetry writer in process.",
     )
     defaults = Options()
