@@ -119,6 +119,8 @@ class Rulebook:
             if not isinstance(document, dict):
                 continue
             rule_id = document.get("id")
+            if not isinstance(rule_id, str):
+                continue  # check_rules has said what is wrong with it
             if rule_id in config_ids:
                 problems.append(
                     f"rules[{index}].id: '{rule_id}' is already defined in the config file"

@@ -196,6 +196,12 @@ def test_ids_that_are_admin_paths_are_refused(api: httpx.Client, rule_id: str) -
     assert f"'{rule_id}' is reserved" in error["message"]
 
 
+@pytest.mark.parametrize("rule_id", [{}, ["a"], 7, True])
+def test_an_id_that_is_not_text_is_a_400_naming_it(api: httpx.Client, rule_id: Any) -> None:
+    error = error_of(api.post("", json=premium_rule("x", id=rule_id)), 400)
+    assert error["param"] == "rules[0].id"
+
+
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"rule"'])
 def test_a_body_that_is_not_a_json_object_is_a_400(api: httpx.Client, body: bytes) -> None:
     response = api.post("", content=body, headers={"Content-Type": "application/json"})
