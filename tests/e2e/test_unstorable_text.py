@@ -20,7 +20,7 @@ import redis
 
 from telemetry.schema import DEFAULT_WORKSPACE_ID, money_from_sql
 from tests.conftest import REDIS_URL
-from tests.e2e.conftest import Database, GatewayProcess, MockProcess
+from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config
 from tests.e2e.test_keys import NewKey, create_key
 from tests.e2e.test_limits import REQUEST_COST, _config, backend
 
@@ -168,13 +168,25 @@ def test_nul_in_a_model_name_and_an_upstream_error_is_recorded_escaped(
     assert NUL not in (interaction["error_message"] or "")
 
 
-def test_a_url_path_with_nul_is_recorded_escaped(gateway: GatewayProcess, key: NewKey) -> None:
-    with gateway.http(key.plaintext) as http:
+def test_a_url_path_with_nul_is_recorded_escaped_when_sampled(
+    backend_database: Database,
+    mock_provider: MockProcess,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    """Unknown paths are refused before a key is accepted: counted, and stored only as the
+    configured sample, whose error message holds the path (escaped)."""
+    sampled = start_gateway(
+        backend_database,
+        mock_config(mock_provider, telemetry={"unauthenticated_traces_per_minute": 60}),
+        master_key="sk-master-" + secrets.token_hex(8),
+    )
+    with sampled.http() as http:
         response = http.post("/v1/chat%00nul-path-marker/completions", json={})
     assert response.status_code == 404
-    row = _trace(gateway, response.headers["x-steerway-trace-id"])
+    row = _trace(sampled, response.headers["x-steerway-trace-id"])
     assert bool(row["escaped"]) is True
-    assert row["route"] == f"/v1/chat{ESCAPED}nul-path-marker/completions"
+    assert row["route"] == "unmatched"
+    assert f"/v1/chat{ESCAPED}nul-path-marker/completions" in row["error_message"]
 
 
 def _spend(database: Database, subject: str) -> list[int]:

@@ -216,7 +216,7 @@ def test_keys_are_updated_from_the_command_line(gateway: GatewayProcess) -> None
         (["keys", "create", "x", "--metadata", "[1]"], "--metadata"),
         (["keys", "create", "x", "--metadata", "{bad"], "--metadata"),
         (["keys", "create", "x", "--metadata", '{"nul": "a\\u0000"}'], "--metadata.nul: "),
-        (["keys", "create", "x", "--metadata", '{"half": ["\\ud800"]}'], "--metadata.half[0]: "),
+        (["keys", "create", "x", "--metadata", '{"half": ["\\ud800"]}'], "--metadata: not valid"),
         (["keys", "create", "x", "--expires", "soon"], "--expires"),
         (["keys", "create", "x", "--expires", "9999-12-31T23:59:59-12:00"], "--expires: out of"),
         (["keys", "create", "x", "--expires", "99999999999w"], "--expires: '99999999999w' from"),
