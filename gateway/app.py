@@ -125,6 +125,7 @@ class Gateway:
                 on_redis_error=_policy(config.budgets.on_redis_error),
                 redis_timeout=redis_timeout,
             ),
+            spill_dir=Path(telemetry_config.spill_dir),
         )
         await self.ledger.start()
         self.limiter = create_rate_limiter(

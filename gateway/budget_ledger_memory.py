@@ -61,13 +61,13 @@ class InProcessBudgetLedger(LedgerBase):
         if self._started:
             return
         self._started = True
+        await self._store.start()
         for row in await self._store.load_current(self._clock()):
             account = self._accounts.get(row.key)
             if account is None:
                 self._accounts[row.key] = _Account(row.ends_by, row.spent_micros)
             else:
                 account.spent += row.spent_micros
-        await self._store.start()
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="steerway-budget-sweep")
 
     async def close(self) -> None:

@@ -11,16 +11,26 @@ the batch is then written row by row, and the refused row stays pending, set asi
 flushes write the rest in one transaction again and try it alone. Subjects are escaped before
 they get here (`budget_model.stored_subject`), so no known value is refused; logs never show a
 row's subject.
+
+With a `spill_dir`, spend that cannot be written on close (the database is away) is saved to a
+`*.spend.json` file there, fsynced, and written to the table by the next worker to start, so a
+clean shutdown during an outage loses none. A worker claims a file with an exclusive `flock`
+before writing it, so with several workers each file is written once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import json
 import logging
+import os
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -38,6 +48,7 @@ logger = logging.getLogger("steerway.budgets")
 _KEY_COLUMNS = ("scope", "subject", "window", "window_start")
 _LONGEST_WINDOW = timedelta(seconds=max(LONGEST.values()))
 _CLOSE_TIMEOUT = 10.0
+SPEND_SPILL_SUFFIX = ".spend.json"
 
 
 class SpendRow(NamedTuple):
@@ -69,8 +80,10 @@ class SpendStore:
         *,
         flush_interval: float = 0.5,
         clock: Callable[[], float] = time.time,
+        spill_dir: Path | None = None,
     ) -> None:
         self._engine = engine
+        self._spill_dir = spill_dir
         self._interval = flush_interval
         self._clock = clock
         self._pending: dict[AccountKey, list[Any]] = {}  # key -> [workspace_id, micros]
@@ -216,7 +229,10 @@ class SpendStore:
         return self._upsert
 
     async def start(self) -> None:
+        """Write the spend earlier workers saved on close, then flush every interval. Call it
+        before `load_current`, so what was saved is counted."""
         if self._engine is not None and self._task is None:
+            await self._write_saved()
             self._stopping.clear()
             self._task = asyncio.create_task(self._flush_forever(), name="steerway-budget-spend")
 
@@ -232,19 +248,68 @@ class SpendStore:
             async with asyncio.timeout(_CLOSE_TIMEOUT):
                 await self.flush()
         except Exception as error:
-            logger.error(
-                "budget spend of %d micro-dollars could not be written on close (%s)",
-                self.pending_micros(),
-                describe_error(error),
-            )
+            reason = describe_error(error)
         else:
-            if self._pending:
+            reason = "rows the database refused"
+        if self._pending:
+            self._save_pending(reason)
+
+    def _save_pending(self, reason: str) -> None:
+        micros, rows = self.pending_micros(), len(self._pending)
+        if self._spill_dir is not None:
+            try:
+                path = _save(self._spill_dir, self._pending)
+            except OSError as error:
                 logger.error(
-                    "budget spend of %d micro-dollars in %d rows the database refused was not "
-                    "written",
-                    self.pending_micros(),
-                    len(self._pending),
+                    "budget spend of %d micro-dollars could not be written on close (%s) nor "
+                    "saved to %s (%s)",
+                    micros,
+                    reason,
+                    self._spill_dir,
+                    type(error).__name__,
                 )
+            else:
+                logger.warning(
+                    "budget spend of %d micro-dollars in %d rows could not be written on close "
+                    "(%s); saved to %s for the next start",
+                    micros,
+                    rows,
+                    reason,
+                    path.name,
+                )
+                self._pending.clear()
+            return
+        logger.error(
+            "budget spend of %d micro-dollars could not be written on close (%s)", micros, reason
+        )
+
+    async def _write_saved(self) -> None:
+        """Write the spend files earlier workers saved; a file is deleted once written."""
+        if self._spill_dir is None or not self._spill_dir.is_dir():
+            return
+        for path in sorted(self._spill_dir.glob(f"*{SPEND_SPILL_SUFFIX}")):
+            fd = _claim(path)
+            if fd is None:
+                continue
+            try:
+                rows = _load(fd)
+                if rows is None:
+                    logger.error("budget spend file %s cannot be read; left in place", path.name)
+                    continue
+                try:
+                    await self._write_all(rows)
+                except Exception as error:
+                    logger.warning(
+                        "budget spend saved in %s not written yet (%s); kept pending",
+                        path.name,
+                        describe_error(error),
+                    )
+                for key, (workspace_id, micros) in rows.items():
+                    self.add(key, workspace_id, micros)  # what is not written stays pending
+                path.unlink(missing_ok=True)
+                logger.info("budget spend saved in %s taken up", path.name)
+            finally:
+                os.close(fd)
 
     async def _flush_forever(self) -> None:
         while not self._stopping.is_set():
@@ -266,3 +331,61 @@ class SpendStore:
                 if self._failing:
                     self._failing = False
                     logger.info("budget spend is written to the database again")
+
+
+def _save(directory: Path, pending: dict[AccountKey, list[Any]]) -> Path:
+    """Write the rows to a new spend file durably: a temporary name, fsync, rename, fsync."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+    temporary = directory / f"{stem}.spend.new"
+    rows = [[*key, workspace_id, micros] for key, (workspace_id, micros) in pending.items()]
+    data = json.dumps(rows).encode()
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    final = directory / f"{stem}{SPEND_SPILL_SUFFIX}"
+    os.rename(temporary, final)
+    folder = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    return final
+
+
+def _claim(path: Path) -> int | None:
+    """An open descriptor holding the file's lock; None when another worker has it or it is
+    gone (written by another worker already)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if not os.path.samestat(os.fstat(fd), os.stat(path)):
+            raise FileNotFoundError(path)
+    except (BlockingIOError, FileNotFoundError):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _load(fd: int) -> dict[AccountKey, list[Any]] | None:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    try:
+        rows = json.loads(b"".join(chunks))
+        loaded: dict[AccountKey, list[Any]] = {}
+        for scope, subject, window, start, workspace_id, micros in rows:
+            key = (str(scope), str(subject), str(window), int(start))
+            entry = loaded.setdefault(key, [str(workspace_id), 0])
+            entry[1] += int(micros)
+        return loaded
+    except (ValueError, TypeError):
+        return None

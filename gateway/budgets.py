@@ -29,6 +29,7 @@ itself.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -73,12 +74,15 @@ def create_budget_ledger(
     policy: BudgetPolicy | None = None,
     *,
     clock: Clock = time.time,
+    spill_dir: Path | None = None,
 ) -> BudgetLedger:
     """The Redis ledger when a Redis URL is configured, else the in-process one; spend is
     persisted through `engine` (None: not persisted). Call `start()` before use, `close()` at
-    shutdown."""
+    shutdown. Spend that cannot be written on close is saved in `spill_dir` for the next start."""
     policy = policy or BudgetPolicy()
-    store = SpendStore(engine, flush_interval=policy.flush_interval, clock=clock)
+    store = SpendStore(
+        engine, flush_interval=policy.flush_interval, clock=clock, spill_dir=spill_dir
+    )
     if redis_url:
         return RedisBudgetLedger(redis_url, store, policy, clock=clock)
     return InProcessBudgetLedger(store, policy, clock=clock)
