@@ -388,7 +388,11 @@ class Corpus:
                 mutations.append(f"auth {name}")
             else:
                 mutations.append("raw")
-        raw = json.dumps(body, ensure_ascii=rng.random() < 0.5).encode("utf-8", "surrogatepass")
+        try:
+            raw = json.dumps(body, ensure_ascii=rng.random() < 0.5).encode("utf-8", "surrogatepass")
+        except RecursionError:  # nested values piled on one another: deeper than json goes
+            raw = b'{"model": "mock-gpt", "messages": ' + b"[" * 3_000 + b"]" * 3_000 + b"}"
+            mutations.append("nested beyond the encoder")
         if "raw" in mutations:
             name, mutate = rng.choice(self._raw)
             raw = mutate(rng, raw)
