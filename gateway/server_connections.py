@@ -227,6 +227,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self.write_timeout = settings.write_timeout_seconds
         self.max_header_bytes = settings.max_header_bytes
         self.header_bytes = 0
+        self.header_tail = b""
         self.phase = _WAITING
         self.deadline = 0.0
         self.write_deadline = 0.0
@@ -259,14 +260,25 @@ class GuardedProtocol(HttpToolsProtocol):
     # The base methods are called by name, not through super(): these run for every request.
 
     def data_received(self, data: bytes) -> None:
-        HttpToolsProtocol.data_received(self, data)
         if self.phase <= _HEADERS:
-            # Still before the end of a header block: all of it was request line and headers.
-            self.header_bytes += len(data)
-            if self.header_bytes > self.max_header_bytes and not self.transport.is_closing():
-                self.closed_for = "headers_too_large"
-                self.guard.note_closed("headers_too_large")
-                self._answer_and_close(HEADERS_TOO_LARGE)
+            # Measured before parsing: a whole header block (and more) can come in one read.
+            # The end of the block may straddle two reads: the last bytes of the one before
+            # are searched again.
+            tail = self.header_tail
+            end = (tail + data).find(b"\r\n\r\n")
+            if end < 0:
+                self.header_bytes += len(data)
+                self.header_tail = data[-3:]
+            else:
+                self.header_bytes += end + 4 - len(tail)
+                self.header_tail = b""
+            if self.header_bytes > self.max_header_bytes:
+                if not self.transport.is_closing():
+                    self.closed_for = "headers_too_large"
+                    self.guard.note_closed("headers_too_large")
+                    self._answer_and_close(HEADERS_TOO_LARGE)
+                return
+        HttpToolsProtocol.data_received(self, data)
 
     def on_message_begin(self) -> None:
         HttpToolsProtocol.on_message_begin(self)
@@ -278,6 +290,7 @@ class GuardedProtocol(HttpToolsProtocol):
         HttpToolsProtocol.on_headers_complete(self)
         self.waiting.pop(self, None)
         self.header_bytes = 0
+        self.header_tail = b""
         self.phase = _BODY
         self.deadline = self.loop.time() + self.body_timeout
 

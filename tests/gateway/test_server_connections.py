@@ -252,6 +252,17 @@ def test_headers_over_the_limit_are_answered_431() -> None:
     assert (error["type"], error["code"]) == ("invalid_request_error", "headers_too_large")
 
 
+def test_headers_over_the_limit_in_one_write_are_answered_431() -> None:
+    """The whole header block, and a body, in one read: the limit holds all the same."""
+    settings = ServerConfig(max_header_bytes=4096)
+    filler = b"".join(b"x-filler-%d: %s\r\n" % (i, b"a" * 500) for i in range(20))
+    request = b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 2\r\n" + filler + b"\r\n{}"
+    with _serve(_ok, settings) as port, _connect(port) as sock:
+        sock.sendall(request)
+        answer = _read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+
+
 def test_a_body_larger_than_the_header_limit_is_not_mistaken_for_headers() -> None:
     settings = ServerConfig(max_header_bytes=4096)
     body = b"b" * 300_000
