@@ -153,6 +153,7 @@ class Recorder:
         self._done = 0  # accepted bundles that are written, spilled or given up on
         self._last_error: str | None = None
         self._failing = False  # the last write failed: its retries are not logged again
+        self._spill_failing = False  # the last spill failed: logged once until one succeeds
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._in_flight: list[TraceBundle] = []
 
@@ -460,6 +461,7 @@ class Recorder:
         if self._outage:
             logger.warning("telemetry: the database is writable again; replaying spill files")
             self._outage = False
+            self._spill_failing = False  # a spill folder still broken is logged next outage
             self._outage_delay = self._retry_initial
             self._seal_spill_file()
         if self._observer is not None:
@@ -549,12 +551,18 @@ class Recorder:
                 self._spilling = SpillFile.create(self._spill_dir)
             written = self._spilling.append(batch)
         except OSError as error:
-            logger.error(
-                "telemetry: cannot write the spill file in %s (%s); keeping the batch in memory",
-                self._spill_dir,
-                describe_error(error),
-            )
+            if not self._spill_failing:
+                logger.error(
+                    "telemetry: cannot write the spill file in %s (%s); keeping batches in "
+                    "memory until it or the database takes them",
+                    self._spill_dir,
+                    describe_error(error),
+                )
+            self._spill_failing = True
             return False
+        if self._spill_failing:
+            logger.warning("telemetry: the spill folder %s takes batches again", self._spill_dir)
+            self._spill_failing = False
         self._spilled += written
         self._count_dropped(len(batch) - written)
         self._replay_pending = True

@@ -228,3 +228,35 @@ def test_a_writer_cancelled_at_loop_shutdown_spills_what_it_held(
     assert claimed is not None
     assert claimed.read(10)[0] == bundles
     claimed.release()
+
+
+async def test_a_spill_folder_that_cannot_be_written_keeps_batches_in_memory_and_says_so_once(
+    late_database: LateDatabase, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file where the spill folder should be (no folder can be made there, for root either):
+    the batch stays in memory, retried, and the log says so once per outage, not per retry."""
+    spill_dir = tmp_path / "spill"
+    spill_dir.write_text("not a folder\n")
+    observer = RecordingObserver()
+    engine = create_engine(late_database.url)
+    recorder = fast_retrying(engine, spill_dir=spill_dir, flush_interval=0.01, observer=observer)
+    await recorder.start()
+    bundles = [make_bundle() for _ in range(5)]
+    for bundle in bundles:
+        assert recorder.record(bundle)
+    await eventually(lambda: len(observer.failures) >= 10)  # retried many times meanwhile
+    cannot_spill = [r for r in caplog.records if "cannot write the spill file" in r.getMessage()]
+    assert len(cannot_spill) == 1, [r.getMessage() for r in cannot_spill]
+    assert recorder.stats.spilled_bundles == 0
+
+    await late_database.make_available()
+    await eventually(lambda: recorder.stats.written_bundles == 5)
+    await recorder.stop()
+    await engine.dispose()
+    assert recorder.stats.dropped == 0
+    check = create_engine(late_database.url)
+    try:
+        stored = {row.trace_id for row in await fetch_table(check, traces)}
+    finally:
+        await check.dispose()
+    assert stored == {bundle.trace.trace_id for bundle in bundles}
