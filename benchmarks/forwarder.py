@@ -40,6 +40,7 @@ class TcpForwarder:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._relays: set[asyncio.Task[None]] = set()
         self._flowing = asyncio.Event()
         self._flowing.set()
         self.delay = 0.0
@@ -80,7 +81,7 @@ class TcpForwarder:
 
     def close(self) -> None:
         if self._thread.is_alive():
-            self.cut()
+            self._run(self._close())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
         self._loop.close()
@@ -116,7 +117,18 @@ class TcpForwarder:
             writer.transport.abort()
         self._writers.clear()
 
+    async def _close(self) -> None:
+        await self._cut()
+        relays = [task for task in self._relays if not task.done()]
+        for task in relays:
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._relays.add(task)
+            task.add_done_callback(self._relays.discard)
         self.connections += 1
         self._writers.add(writer)
         try:
