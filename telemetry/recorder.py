@@ -6,7 +6,8 @@ writer task takes up to `batch_size` bundles (or what arrived within `flush_inte
 them in one transaction.
 
 When the database is unavailable a batch is retried with exponential backoff; if it still fails
-(or the queue fills up meanwhile) the batch goes to an append-only spill file in `spill_dir`
+(or the queue fills up meanwhile, or a write got no answer within `write_timeout`) the batch
+goes to an append-only spill file in `spill_dir`
 and the writer carries on, probing the database now and then. Once a write succeeds again the
 spill files (also those a previous process left behind) are replayed and deleted. Without a
 `spill_dir` a failing batch is retried in memory; the queue then fills and new bundles are
@@ -53,6 +54,10 @@ _URL_PASSWORD = re.compile(r"(\w://[^:/@\s]*:)[^@\s]*@")
 
 
 ROOM_WAIT_LIMIT = 5.0
+WRITE_TIMEOUT = 10.0
+"""A batch write with no answer by then has failed, and the database counts as unavailable at
+once: one that stopped answering without dropping its connections would otherwise hold the
+writer for the driver's command timeout (60 s) while the queue grows and requests wait."""
 
 
 class RecorderObserver(Protocol):
@@ -110,6 +115,7 @@ class Recorder:
         stop_timeout: float = 30.0,
         redact: Redact | None = None,
         durability: Literal["memory", "spill-first"] = "memory",
+        write_timeout: float = WRITE_TIMEOUT,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
@@ -128,6 +134,7 @@ class Recorder:
         self._retry_max = retry_max
         self._retry_attempts = max(1, retry_attempts)
         self._stop_timeout = stop_timeout
+        self._write_timeout = write_timeout
         self._redact = redact
 
         # Above the high-water mark the writer is far behind: `room()` then holds new requests
@@ -154,6 +161,7 @@ class Recorder:
         self._last_error: str | None = None
         self._failing = False  # the last write failed: its retries are not logged again
         self._spill_failing = False  # the last spill failed: logged once until one succeeds
+        self._unanswered = False  # the last write failed for want of an answer in time
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._in_flight: list[TraceBundle] = []
 
@@ -439,6 +447,7 @@ class Recorder:
     def _should_spill(self, attempt: int) -> bool:
         return (
             attempt >= self._retry_attempts
+            or self._unanswered
             or self._stopping
             or len(self._queue) >= self._queue_size * _SPILL_WHEN_QUEUE_FULLER_THAN
         )
@@ -447,12 +456,15 @@ class Recorder:
         """Write the batch; False (error noted) when the database is unavailable."""
         started = time.perf_counter()
         try:
-            counts, rejected = await self._write(batch)
+            async with asyncio.timeout(self._write_timeout):
+                counts, rejected = await self._write(batch)
         except Exception as error:
+            self._unanswered = isinstance(error, TimeoutError)
             self._note_failure(error)
             return False
         elapsed = time.perf_counter() - started
         self._failing = False
+        self._unanswered = False
         stored = len(batch) - rejected
         if replay:
             self._replayed += stored

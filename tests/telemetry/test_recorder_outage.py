@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
+from benchmarks.forwarder import TcpForwarder
 from telemetry.db import create_engine
 from telemetry.recorder import Recorder
 from telemetry.schema import traces, usage_rollups
@@ -260,3 +261,48 @@ async def test_a_spill_folder_that_cannot_be_written_keeps_batches_in_memory_and
     finally:
         await check.dispose()
     assert stored == {bundle.trace.trace_id for bundle in bundles}
+
+
+async def test_a_database_that_stops_answering_is_spilled_to_after_the_write_deadline(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Postgres that stops answering without dropping a connection (a frozen host, a network
+    partition): a batch write never fails on its own before the driver's 60 s command timeout,
+    and meanwhile the queue grows until requests are held back. A write past its deadline is an
+    outage: the batch spills at once and the writer goes on. SQLite has no such state: a writer
+    locked out gets an error after its busy timeout."""
+    await asyncio.to_thread(migrations.upgrade, postgres_url)
+    forwarder = TcpForwarder.for_url(postgres_url).start()
+    spill_dir = tmp_path / "spill"
+    engine = create_engine(forwarder.url(postgres_url))
+    recorder = fast_retrying(engine, spill_dir=spill_dir, flush_interval=0.01, write_timeout=0.5)
+    try:
+        await recorder.start()
+        before = [make_bundle() for _ in range(3)]
+        for bundle in before:
+            recorder.record(bundle)
+        await recorder.flush()
+        assert recorder.stats.written_bundles == 3
+
+        await asyncio.to_thread(forwarder.stall)
+        during = [make_bundle() for _ in range(6)]
+        for bundle in during:
+            recorder.record(bundle)
+        async with asyncio.timeout(20):  # without a deadline: the 60 s command timeout
+            await recorder.flush()
+        assert recorder.stats.spilled_bundles == 6
+        assert spill_files(spill_dir)
+
+        await asyncio.to_thread(forwarder.restore)
+        await eventually(lambda: not spill_files(spill_dir), within=30)
+        await recorder.stop()
+        assert recorder.stats.dropped == 0
+    finally:
+        await engine.dispose()
+        forwarder.close()
+    check = create_engine(postgres_url)
+    try:
+        stored = [row.trace_id for row in await fetch_table(check, traces)]
+    finally:
+        await check.dispose()
+    assert sorted(stored) == sorted(bundle.trace.trace_id for bundle in before + during)
