@@ -90,6 +90,10 @@ def database_back(phase: FaultPhase) -> None:
     phase.stack.database_back()
 
 
+def database_stalled(phase: FaultPhase) -> None:
+    phase.stack.database_stalled()
+
+
 def redis_away(phase: FaultPhase) -> None:
     phase.stack.redis_forwarder().cut()
 
@@ -235,6 +239,16 @@ FAULTS: Final = (
         duration_option="database",
         guarantee="Keys verified before the outage keep being served; everything served is "
         "spilled and written when Postgres is back.",
+    ),
+    Fault(
+        "database-stalled",
+        "Database stops answering (Postgres: connections open, nothing relayed either way)",
+        gateway=STALE_KEYS,
+        begin=database_stalled,
+        end=database_back,
+        allowed=REFUSED_BEFORE_A_KEY,
+        duration_option="database",
+        guarantee="",
     ),
     Fault(
         "redis-away",

@@ -124,6 +124,13 @@ class FaultStack:
         holder.execute("BEGIN EXCLUSIVE")
         self._sqlite_holder = holder
 
+    def database_stalled(self) -> None:
+        """Postgres stops answering without dropping a connection; SQLite: as `database_away`."""
+        if self._database_forwarder is not None:
+            self._database_forwarder.stall()
+            return
+        self.database_away()
+
     def database_back(self) -> None:
         if self._database_forwarder is not None:
             self._database_forwarder.restore()
