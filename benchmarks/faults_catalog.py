@@ -248,7 +248,9 @@ FAULTS: Final = (
         end=database_back,
         allowed=REFUSED_BEFORE_A_KEY,
         duration_option="database",
-        guarantee="",
+        guarantee="A key lookup with no answer in 5 s, a batch write with none in 10 s, finds "
+        "the database unavailable: keys are served from the stale cache (or 503), records "
+        "spill; the lookup that probes for the database's return waits up to 5 s.",
     ),
     Fault(
         "redis-away",
