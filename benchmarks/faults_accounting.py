@@ -84,7 +84,7 @@ def expected(outcome: Outcome, fault: Fault | None) -> bool:
     if fault is None:
         return False
     if (outcome.status, outcome.code) in fault.allowed:
-        return True
+        return fault.refusable is None or fault.refusable(outcome)
     return (
         fault.incomplete_streams
         and outcome.kind == "stream"

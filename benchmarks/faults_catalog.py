@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from benchmarks.faults_load import Outcome
+
 if TYPE_CHECKING:
     from benchmarks.faults_gateway import FaultPhase
 
@@ -42,6 +44,9 @@ class GatewaySpec:
     redis: bool = False
     stale_key_ttl_s: float = 0.0
     durability: str = "memory"
+    redis_policies_flipped: bool = False
+    """`on_redis_error` the other way round from the defaults: the cache and rate limits
+    `closed`, budgets `open`."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class Fault:
     end: Action | None = None
     allowed: frozenset[ServedOutcome] = frozenset()
     """Answers the documentation allows while the fault lasts (200 always is)."""
+    refusable: Callable[[Outcome], bool] | None = None
+    """Which requests may get the `allowed` answers; None: any."""
     incomplete_streams: bool = False
     """Streams may end without `[DONE]` while the fault lasts."""
     duration_option: str = "fault"
@@ -175,6 +182,18 @@ LIMITS_UNAVAILABLE: Final = frozenset({(503, "limits_unavailable")})
 GATEWAY_DOWN: Final = frozenset({(None, "refused")})
 STALE_KEYS: Final = GatewaySpec(stale_key_ttl_s=600.0)
 WITH_REDIS: Final = GatewaySpec(redis=True)
+WITH_REDIS_POLICIES_FLIPPED: Final = GatewaySpec(redis=True, redis_policies_flipped=True)
+
+
+def has_a_budget(outcome: Outcome) -> bool:
+    """With the default policies only budgets refuse (`closed`) while Redis cannot answer."""
+    return outcome.key == "budgeted"
+
+
+def rate_limited_or_cacheable(outcome: Outcome) -> bool:
+    """With the policies flipped, the rate limits and the cache refuse, budgets serve."""
+    return outcome.key == "limited" or outcome.kind == "cached"
+
 
 FAULTS: Final = (
     Fault(
@@ -259,8 +278,21 @@ FAULTS: Final = (
         begin=redis_away,
         end=redis_back,
         allowed=LIMITS_UNAVAILABLE,
+        refusable=has_a_budget,
         guarantee="`on_redis_error` defaults: the cache and rate limits serve (open), a key with "
         "a budget gets 503 `limits_unavailable` (closed); every answer is recorded.",
+    ),
+    Fault(
+        "redis-away-policies-flipped",
+        "Redis away; `on_redis_error`: cache and rate limits `closed`, budgets `open`",
+        gateway=WITH_REDIS_POLICIES_FLIPPED,
+        begin=redis_away,
+        end=redis_back,
+        allowed=LIMITS_UNAVAILABLE,
+        refusable=rate_limited_or_cacheable,
+        guarantee="A key with rate limits, and a request the cache would answer, get 503 "
+        "`limits_unavailable`; a key with a budget is served unchecked (its spend still "
+        "recorded); every answer is recorded.",
     ),
     Fault(
         "redis-slow",
@@ -269,6 +301,7 @@ FAULTS: Final = (
         begin=redis_slow(0.2),
         end=redis_back,
         allowed=LIMITS_UNAVAILABLE,
+        refusable=has_a_budget,
         guarantee="As if Redis were away, after at most the timeout per call; no request hangs "
         "on Redis.",
     ),

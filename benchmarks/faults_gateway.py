@@ -218,6 +218,10 @@ def gateway_config(
     }
     if spec.stale_key_ttl_s:
         config["auth"] = {"stale_key_ttl_seconds": spec.stale_key_ttl_s}
+    if spec.redis_policies_flipped:
+        config["cache"] = {"on_redis_error": "closed"}
+        config["rate_limits"] = {"on_redis_error": "closed"}
+        config["budgets"] = {"on_redis_error": "open"}
     return config
 
 
@@ -238,7 +242,6 @@ class FaultGateway:
     """How long each SIGTERM took to end the process."""
     spilled_at_stops: int = 0
     """Requests the stops put in spill files (after the last scrape of their process)."""
-    _starts: int = 0
 
     def __post_init__(self) -> None:
         self.home = self.stack.home / self.name
@@ -267,7 +270,6 @@ class FaultGateway:
         return self.stack.workspace.logs / f"fault-{self.name}.log"
 
     def start(self) -> None:
-        self._starts += 1
         argv = [self.stack.executable, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.process = self.stack.workspace.spawn(
             f"fault-{self.name}", argv, self.env, cwd=self.home, piped=True

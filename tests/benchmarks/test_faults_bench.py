@@ -22,12 +22,13 @@ def outcome(
     code: str | None = None,
     complete: bool = True,
     kind: str = "chat",
+    key: str = "plain",
     trace_id: str | None = "auto",
 ) -> Outcome:
     return Outcome(
         number=number,
         kind=kind,
-        key="plain",
+        key=key,
         sent=sent,
         elapsed=elapsed,
         status=status,
@@ -60,6 +61,26 @@ def test_a_fault_allows_its_own_answers_only_while_it_lasts() -> None:
     assert expected(cut_stream, BY_NAME["stream-cut"])
     assert not expected(cut_stream, five_hundreds)
     assert expected(outcome(4), None)
+
+
+def test_redis_refusals_are_allowed_only_to_the_requests_their_policy_covers() -> None:
+    def refused(number: int, key: str, kind: str = "chat") -> Outcome:
+        return outcome(
+            number, status=503, code="limits_unavailable", complete=False, key=key, kind=kind
+        )
+
+    budgeted, limited, cacheable = (
+        refused(1, "budgeted"),
+        refused(2, "limited"),
+        refused(3, "plain", "cached"),
+    )
+    defaults, flipped = BY_NAME["redis-away"], BY_NAME["redis-away-policies-flipped"]
+    assert expected(budgeted, defaults)
+    assert not expected(limited, defaults)
+    assert not expected(cacheable, defaults)
+    assert not expected(budgeted, flipped)
+    assert expected(limited, flipped)
+    assert expected(cacheable, flipped)
 
 
 def test_requests_in_flight_when_a_fault_begins_count_as_during_it() -> None:
