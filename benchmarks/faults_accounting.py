@@ -11,7 +11,7 @@ has stopped cleanly and replayed its spill files.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -58,11 +58,15 @@ class FaultCounts:
     unexpected: Counter[str] = field(default_factory=Counter)
     mismatched: Counter[str] = field(default_factory=Counter)
     """Recorded with another status than the client got: `answered 200, stored 502`."""
+    recovered_after: list[float] = field(default_factory=list)
+    """For each fault, seconds from its end to the end of the last request sent after it that
+    was not a whole 2xx answer (0: every answer after the end was whole)."""
 
 
-def label(outcome: Outcome) -> str:
+def label(outcome: Outcome, processed: bool = False) -> str:
+    """`processed`: a request without an answer that the gateway handled nonetheless."""
     if outcome.status is None:
-        return f"no answer ({outcome.code})"
+        return f"no answer ({outcome.code}{', handled' if processed else ''})"
     text = str(outcome.status)
     if outcome.code is not None:
         text += f" {outcome.code}"
@@ -97,16 +101,27 @@ def count(
     outcomes: Iterable[Outcome],
     recorded: Mapping[str, int | None],
     periods: list[tuple[Fault, Window]],
+    handled: Collection[str] = (),
 ) -> FaultCounts:
-    """Count what became of every request; `periods` are the faults applied and when."""
-    counts = FaultCounts()
+    """Count what became of every request; `periods` are the faults applied and when;
+    `handled`: request ids with a trace row, so a request that got no answer but was handled
+    (its answer lost on the way) is told from one the gateway never saw."""
+    counts = FaultCounts(recovered_after=[0.0] * len(periods))
+    ends = [window.end for _, window in periods]
     for outcome in outcomes:
         counts.sent += 1
+        whole = outcome.status is not None and 200 <= outcome.status < 300 and outcome.complete
+        after = [i for i, end in enumerate(ends) if end <= outcome.sent]
+        if not whole and after:
+            latest = after[-1]
+            finished = outcome.sent + outcome.elapsed - ends[latest]
+            counts.recovered_after[latest] = max(counts.recovered_after[latest], finished)
         fault = next((fault for fault, window in periods if window.during(outcome)), None)
         during = fault is not None
-        name = label(outcome)
+        unanswered_but_handled = outcome.status is None and outcome.request_id in handled
+        name = label(outcome, unanswered_but_handled)
         (counts.answers_during if during else counts.answers_outside)[name] += 1
-        if not expected(outcome, fault):
+        if unanswered_but_handled or not expected(outcome, fault):
             counts.unexpected[f"{name} ({'during' if during else 'outside'} the fault)"] += 1
         if outcome.status is None:
             continue

@@ -179,7 +179,10 @@ UPSTREAM_GIVES_UP: Final = frozenset({(503, "no_deployment_available")})
 """A deployment failing three times in a row cools down (5 s in the scenario's config)."""
 REFUSED_BEFORE_A_KEY: Final = frozenset({(503, "service_unavailable")})
 LIMITS_UNAVAILABLE: Final = frozenset({(503, "limits_unavailable")})
-GATEWAY_DOWN: Final = frozenset({(None, "refused")})
+GATEWAY_DOWN: Final = frozenset({(None, "refused"), (None, "cut")})
+"""New connections are refused while the gateway is down; a request sent on an idle keep-alive
+connection just as the gateway closes it at the stop finds it closed, unanswered (it was never
+handled: a request the gateway handled but did not answer is always unexpected)."""
 STALE_KEYS: Final = GatewaySpec(stale_key_ttl_s=600.0)
 WITH_REDIS: Final = GatewaySpec(redis=True)
 WITH_REDIS_POLICIES_FLIPPED: Final = GatewaySpec(redis=True, redis_policies_flipped=True)
@@ -191,8 +194,9 @@ def has_a_budget(outcome: Outcome) -> bool:
 
 
 def rate_limited_or_cacheable(outcome: Outcome) -> bool:
-    """With the policies flipped, the rate limits and the cache refuse, budgets serve."""
-    return outcome.key == "limited" or outcome.kind == "cached"
+    """With the policies flipped, the rate limits and the cache refuse, budgets serve. The cache
+    applies to chats with temperature 0 and to every embedding request."""
+    return outcome.key == "limited" or outcome.kind in ("cached", "embeddings")
 
 
 FAULTS: Final = (
@@ -290,9 +294,9 @@ FAULTS: Final = (
         end=redis_back,
         allowed=LIMITS_UNAVAILABLE,
         refusable=rate_limited_or_cacheable,
-        guarantee="A key with rate limits, and a request the cache would answer, get 503 "
-        "`limits_unavailable`; a key with a budget is served unchecked (its spend still "
-        "recorded); every answer is recorded.",
+        guarantee="A key with rate limits, and a request the cache applies to (a chat with "
+        "temperature 0, an embedding), get 503 `limits_unavailable`; a key with a budget is "
+        "served unchecked (its spend still recorded); every answer is recorded.",
     ),
     Fault(
         "redis-slow",
@@ -320,7 +324,8 @@ FAULTS: Final = (
         end=restart,
         allowed=GATEWAY_DOWN,
         guarantee="Requests in flight at the signal are answered in full; new connections are "
-        "refused until the restart; everything answered is recorded.",
+        "refused until the restart (a request sent on an idle keep-alive connection as the "
+        "stop closes it finds it closed, unhandled); everything answered is recorded.",
     ),
     Fault(
         "sigterm-during-outage",

@@ -1,7 +1,7 @@
 """The processes, database and files around the gateway that the fault scenario breaks and mends.
 
 `FaultStack` is what every fault of a run shares: the mock provider, the database (Postgres
-reached through a `TcpForwarder`, or a SQLite file), Redis reached through a forwarder of its
+reached through a forwarder process, or a SQLite file), Redis reached through a forwarder of its
 own, and the virtual keys. `FaultGateway` is one `steerway serve` with its own config and spill
 folder, which a fault may stop, restart, starve of disk or of its spill folder.
 
@@ -35,7 +35,7 @@ import yaml
 from benchmarks import peers
 from benchmarks.faults_catalog import GatewaySpec
 from benchmarks.faults_load import CHAT_MODEL, EMBEDDING_MODEL
-from benchmarks.forwarder import TcpForwarder
+from benchmarks.forwarder import ForwarderProcess
 from benchmarks.processes import (
     ManagedProcess,
     StartupError,
@@ -83,12 +83,12 @@ class FaultStack:
         self.home.mkdir(parents=True)
         self.executable = str(peers.steerway_executable())
         self.master_key = f"sk-fault-master-{secrets.token_hex(16)}"
-        self._database_forwarder: TcpForwarder | None = None
-        self._redis_forwarder: TcpForwarder | None = None
+        self._database_forwarder: ForwarderProcess | None = None
+        self._redis_forwarder: ForwarderProcess | None = None
         self._sqlite_holder: sqlite3.Connection | None = None
         if store == "postgres":
             self.database_url = create_database(postgres_url)
-            self._database_forwarder = TcpForwarder.for_url(self.database_url).start()
+            self._database_forwarder = ForwarderProcess.for_url(self.database_url)
             self.gateway_database_url = self._database_forwarder.url(self.database_url)
         else:
             self.database_url = f"sqlite:///{self.home / 'steerway.db'}"
@@ -105,9 +105,9 @@ class FaultStack:
             "STEERWAY_MASTER_KEY": self.master_key,
         }
 
-    def redis_forwarder(self) -> TcpForwarder:
+    def redis_forwarder(self) -> ForwarderProcess:
         if self._redis_forwarder is None:
-            self._redis_forwarder = TcpForwarder.for_url(self.redis_url, 6379).start()
+            self._redis_forwarder = ForwarderProcess.for_url(self.redis_url, 6379)
         return self._redis_forwarder
 
     def flush_redis(self) -> None:
@@ -168,6 +168,32 @@ class FaultStack:
             finally:
                 await connection.close()
             return {str(row["trace_id"]): row["http_status"] for row in rows}
+
+        return asyncio.run(fetch())
+
+    def processed(self, request_ids: list[str]) -> set[str]:
+        """Which of these `x-request-id` values have a trace row: requests the gateway handled."""
+        if not request_ids:
+            return set()
+        if self.store == "sqlite":
+            path = self.database_url.removeprefix("sqlite:///")
+            with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
+                marks = ",".join("?" * len(request_ids))
+                rows = connection.execute(
+                    f"SELECT request_id FROM traces WHERE request_id IN ({marks})", request_ids
+                ).fetchall()
+                return {str(row[0]) for row in rows}
+
+        async def fetch() -> set[str]:
+            connection = await asyncpg.connect(self.database_url, timeout=10)
+            try:
+                rows = await connection.fetch(
+                    "SELECT request_id FROM traces WHERE request_id = ANY($1::text[])",
+                    request_ids,
+                )
+            finally:
+                await connection.close()
+            return {str(row["request_id"]) for row in rows}
 
         return asyncio.run(fetch())
 

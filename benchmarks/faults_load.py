@@ -55,6 +55,9 @@ class Outcome:
     complete: bool
     faulted: bool
     """The request carried a fault directive for the upstream."""
+    request_id: str = ""
+    """The `x-request-id` it was sent with (stored in `traces.request_id`): how a request that got
+    no answer is looked for."""
 
 
 @dataclass
@@ -144,7 +147,11 @@ class Load:
         path, body = request_body(kind, number, client, self.settings.tag)
         if directive is not None:
             body["mock"] = directive
-        headers = {"Authorization": f"Bearer {self.settings.keys[label]}"}
+        request_id = f"{self.settings.tag.replace(' ', '-')}-{number}"
+        headers = {
+            "Authorization": f"Bearer {self.settings.keys[label]}",
+            "x-request-id": request_id,
+        }
         sent = self.now()
         started = time.monotonic()
         status: int | None = None
@@ -182,6 +189,7 @@ class Load:
             trace_id=trace_id,
             complete=complete,
             faulted=directive is not None,
+            request_id=request_id,
         )
 
 

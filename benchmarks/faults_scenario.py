@@ -178,12 +178,13 @@ def run_sequence(
     outcomes = load.outcomes
     save_outcomes(gateway.home / "outcomes.jsonl", outcomes)
     recorded = stack.recorded([o.trace_id for o in outcomes if o.trace_id is not None])
+    handled = stack.processed([o.request_id for o in outcomes if o.status is None])
     problems = log_problems(gateway.log_path.read_text(errors="replace"))
     scrapes = gateway.scrapes
     return FaultReport(
         faults=list(faults),
         store=stack.store,
-        counts=count(outcomes, recorded, list(zip(faults, windows, strict=True))),
+        counts=count(outcomes, recorded, list(zip(faults, windows, strict=True)), handled),
         windows=windows,
         spilled=int(metric(scrapes, "steerway_telemetry_spilled_total")) + gateway.spilled_at_stops,
         spilled_left_at_stop=left,
@@ -222,6 +223,7 @@ METRICS = [
     Metric("unexpected", "unexpected answers", 0),
     Metric("internal_errors", "500s", 0),
     Metric("tracebacks", "tracebacks", 0),
+    Metric("recovered_after", "all whole 2xx again after (s)", 1),
 ]
 
 
@@ -239,6 +241,7 @@ def report_values(report: FaultReport) -> dict[str, float]:
         "unexpected": float(sum(counts.unexpected.values())),
         "internal_errors": float(counts.internal_errors),
         "tracebacks": float(report.tracebacks),
+        "recovered_after": max(counts.recovered_after, default=0.0),
     }
 
 

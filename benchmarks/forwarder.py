@@ -14,8 +14,11 @@ It listens on 127.0.0.1 and relays every connection to a target address.
   up across them (a link with latency, not a slow pipe).
 - `restore()` listens again (after a cut) and relays at full speed (after a stall or slow).
 
-It runs its own event loop in a thread, so synchronous tests (driving a gateway in a
-subprocess) and async tests (on their own loop) use it alike.
+`TcpForwarder` runs its own event loop in a thread, so synchronous tests (driving a gateway in
+a subprocess) and async tests (on their own loop) use it alike. `ForwarderProcess` is the same
+forwarder in a process of its own (`python -m benchmarks.forwarder`), driven through its
+standard input: a harness busy with a load of its own would otherwise slow the relaying down
+(threads share one interpreter lock) and make faults of its own.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,15 +38,29 @@ T = TypeVar("T")
 _CHUNK = 65536
 
 
+def target_of(url: str, default_port: int) -> tuple[str, int]:
+    """The host and port of a URL such as `postgresql://user@host:5432/db`."""
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def through(port: int, url: str) -> str:
+    """`url` with its host and port replaced by 127.0.0.1 and `port`."""
+    parts = urlsplit(url)
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo}{at}127.0.0.1:{port}"))
+
+
 class TcpForwarder:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, port: int | None = None) -> None:
         self.target = (target_host, target_port)
-        self.port = _free_port()
+        self.port = port or _free_port()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._relays: set[asyncio.Task[None]] = set()
+        self._closing = False
         self._flowing = asyncio.Event()
         self._flowing.set()
         self.delay = 0.0
@@ -49,14 +69,11 @@ class TcpForwarder:
     @classmethod
     def for_url(cls, url: str, default_port: int = 5432) -> TcpForwarder:
         """A forwarder to the host and port of a URL such as `postgresql://user@host:5432/db`."""
-        parts = urlsplit(url)
-        return cls(parts.hostname or "127.0.0.1", parts.port or default_port)
+        return cls(*target_of(url, default_port))
 
     def url(self, url: str) -> str:
         """`url` with its host and port replaced by the forwarder's."""
-        parts = urlsplit(url)
-        userinfo, at, _ = parts.netloc.rpartition("@")
-        return urlunsplit(parts._replace(netloc=f"{userinfo}{at}127.0.0.1:{self.port}"))
+        return through(self.port, url)
 
     def start(self) -> TcpForwarder:
         self._thread.start()
@@ -118,36 +135,47 @@ class TcpForwarder:
         self._writers.clear()
 
     async def _close(self) -> None:
+        """Drop everything and let every relay end (a stalled one too) before the loop stops."""
+        self._closing = True
+        self._flowing.set()
         await self._cut()
         relays = [task for task in self._relays if not task.done()]
-        for task in relays:
-            task.cancel()
-        await asyncio.gather(*relays, return_exceptions=True)
+        if relays:
+            _, stragglers = await asyncio.wait(relays, timeout=5)
+            for task in stragglers:
+                task.cancel()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One client connection (a task of the stream server's own: it must not raise)."""
         task = asyncio.current_task()
         if task is not None:
             self._relays.add(task)
             task.add_done_callback(self._relays.discard)
         self.connections += 1
         self._writers.add(writer)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._relay_to_target(reader, writer)
+        writer.transport.abort()
+        self._writers.discard(writer)
+
+    async def _relay_to_target(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await self._flowing.wait()
+        if self._closing:
+            return
         try:
-            await self._flowing.wait()
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         except OSError:
-            writer.transport.abort()
-            self._writers.discard(writer)
             return
-        pair = {writer, upstream_writer}
-        self._writers |= pair
+        self._writers.add(upstream_writer)
         try:
             await asyncio.gather(
                 self._pump(reader, upstream_writer), self._pump(upstream_reader, writer)
             )
         finally:
-            for each in pair:
-                each.transport.abort()
-            self._writers -= pair
+            upstream_writer.transport.abort()
+            self._writers.discard(upstream_writer)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Relay one direction. Chunks wait out their delay in a queue, so reading goes on while
@@ -186,7 +214,94 @@ class TcpForwarder:
         writer.transport.abort()
 
 
+class ForwarderProcess:
+    """A `TcpForwarder` in a child process, with the same methods. The child exits when its
+    standard input closes, so it never outlives the process that started it."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = _free_port()
+        argv = [sys.executable, "-m", "benchmarks.forwarder"]
+        self._process = subprocess.Popen(
+            [*argv, target_host, str(target_port), str(self.port)],
+            cwd=Path(__file__).resolve().parents[1],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self._lock = threading.Lock()
+        self._expect("ready")
+
+    @classmethod
+    def for_url(cls, url: str, default_port: int = 5432) -> ForwarderProcess:
+        return cls(*target_of(url, default_port))
+
+    def url(self, url: str) -> str:
+        return through(self.port, url)
+
+    def cut(self) -> None:
+        self._command("cut")
+
+    def stall(self) -> None:
+        self._command("stall")
+
+    def slow(self, delay: float) -> None:
+        self._command(f"slow {delay}")
+
+    def restore(self) -> None:
+        self._command("restore")
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            with contextlib.suppress(OSError, RuntimeError):
+                self._command("close")
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                stream.close()
+
+    def _command(self, line: str) -> None:
+        assert self._process.stdin is not None
+        with self._lock:
+            self._process.stdin.write(line + "\n")
+            self._process.stdin.flush()
+            self._expect("ok")
+
+    def _expect(self, word: str) -> None:
+        assert self._process.stdout is not None
+        answer = self._process.stdout.readline().strip()
+        if answer != word:
+            raise RuntimeError(f"forwarder process answered {answer!r}, not {word!r}")
+
+
+def serve_commands(target_host: str, target_port: int, port: int) -> None:
+    """The child's side: a forwarder on `port`, one command a line on standard input."""
+    with TcpForwarder(target_host, target_port, port) as forwarder:
+        print("ready", flush=True)
+        for line in sys.stdin:
+            command, _, argument = line.strip().partition(" ")
+            if command == "close":
+                print("ok", flush=True)
+                return
+            if command == "slow":
+                forwarder.slow(float(argument))
+            else:
+                {"cut": forwarder.cut, "stall": forwarder.stall, "restore": forwarder.restore}[
+                    command
+                ]()
+            print("ok", flush=True)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+if __name__ == "__main__":
+    serve_commands(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

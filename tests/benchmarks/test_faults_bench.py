@@ -24,6 +24,7 @@ def outcome(
     kind: str = "chat",
     key: str = "plain",
     trace_id: str | None = "auto",
+    request_id: str = "",
 ) -> Outcome:
     return Outcome(
         number=number,
@@ -36,6 +37,7 @@ def outcome(
         trace_id=f"trace-{number:04d}" if trace_id == "auto" else trace_id,
         complete=complete,
         faulted=False,
+        request_id=request_id or f"request-{number}",
     )
 
 
@@ -69,11 +71,8 @@ def test_redis_refusals_are_allowed_only_to_the_requests_their_policy_covers() -
             number, status=503, code="limits_unavailable", complete=False, key=key, kind=kind
         )
 
-    budgeted, limited, cacheable = (
-        refused(1, "budgeted"),
-        refused(2, "limited"),
-        refused(3, "plain", "cached"),
-    )
+    budgeted, limited = refused(1, "budgeted"), refused(2, "limited")
+    cacheable, embedding = refused(3, "plain", "cached"), refused(4, "master", "embeddings")
     defaults, flipped = BY_NAME["redis-away"], BY_NAME["redis-away-policies-flipped"]
     assert expected(budgeted, defaults)
     assert not expected(limited, defaults)
@@ -81,6 +80,8 @@ def test_redis_refusals_are_allowed_only_to_the_requests_their_policy_covers() -
     assert not expected(budgeted, flipped)
     assert expected(limited, flipped)
     assert expected(cacheable, flipped)
+    assert expected(embedding, flipped)
+    assert not expected(embedding, defaults)
 
 
 def test_requests_in_flight_when_a_fault_begins_count_as_during_it() -> None:
@@ -120,6 +121,23 @@ def test_counts_served_recorded_lost_and_unexpected() -> None:
         "500 internal_error (outside the fault)": 1,
     }
     assert counts.answers_during == {"503 service_unavailable": 1, "200": 1, "no answer (cut)": 1}
+    assert counts.recovered_after == [3.0 + 0.01 - 2.0]  # the 500 sent at 3.0 s
+
+
+def test_a_stop_may_leave_a_request_unanswered_only_if_the_gateway_never_handled_it() -> None:
+    sigterm = BY_NAME["sigterm"]
+    window = Window(start=1.0, end=3.0)
+    never_seen = outcome(1, sent=1.5, status=None, code="cut", complete=False)
+    handled = outcome(2, sent=1.6, status=None, code="cut", complete=False)
+    refused = outcome(3, sent=1.7, status=None, code="refused", complete=False)
+    counts = count([never_seen, handled, refused], {}, [(sigterm, window)], {"request-2"})
+    assert counts.answers_during == {
+        "no answer (cut)": 1,
+        "no answer (cut, handled)": 1,
+        "no answer (refused)": 1,
+    }
+    assert counts.unexpected == {"no answer (cut, handled) (during the fault)": 1}
+    assert counts.to_record == 0
 
 
 def test_in_flight_at_a_moment() -> None:

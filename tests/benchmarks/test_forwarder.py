@@ -1,4 +1,5 @@
-"""The TCP forwarder that outages are made with: relay, cut, stall and slow, over real sockets."""
+"""The TCP forwarder that outages are made with: relay, cut, stall and slow, over real sockets,
+in a thread of the test's process and in a process of its own."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.forwarder import TcpForwarder
+from benchmarks.forwarder import ForwarderProcess, TcpForwarder
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -19,20 +20,29 @@ class _Echo(socketserver.BaseRequestHandler):
             self.request.sendall(data)
 
 
-@pytest.fixture
-def forwarder() -> Iterator[TcpForwarder]:
+Forwarder = TcpForwarder | ForwarderProcess
+
+
+@pytest.fixture(params=["thread", "process"])
+def forwarder(request: pytest.FixtureRequest) -> Iterator[Forwarder]:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    forwarder: Forwarder = (
+        TcpForwarder("127.0.0.1", port).start()
+        if request.param == "thread"
+        else ForwarderProcess("127.0.0.1", port)
+    )
     try:
-        with TcpForwarder("127.0.0.1", server.server_address[1]) as forwarder:
-            yield forwarder
+        yield forwarder
     finally:
+        forwarder.close()
         server.shutdown()
         server.server_close()
 
 
-def connect(forwarder: TcpForwarder, timeout: float = 5.0) -> socket.socket:
+def connect(forwarder: Forwarder, timeout: float = 5.0) -> socket.socket:
     return socket.create_connection(("127.0.0.1", forwarder.port), timeout=timeout)
 
 
@@ -47,15 +57,15 @@ def round_trip(sock: socket.socket, data: bytes) -> bytes:
     return received
 
 
-def test_it_relays_both_ways(forwarder: TcpForwarder) -> None:
+def test_it_relays_both_ways(forwarder: Forwarder) -> None:
     with connect(forwarder) as sock:
         assert round_trip(sock, b"ping-1") == b"ping-1"
         assert round_trip(sock, b"x" * 200_000) == b"x" * 200_000
-    assert forwarder.connections == 1
+    assert forwarder.url("redis://127.0.0.1:6379/11") == f"redis://127.0.0.1:{forwarder.port}/11"
 
 
 def test_a_cut_drops_open_connections_and_refuses_new_ones_until_restored(
-    forwarder: TcpForwarder,
+    forwarder: Forwarder,
 ) -> None:
     with connect(forwarder) as sock:
         assert round_trip(sock, b"before") == b"before"
@@ -72,7 +82,7 @@ def test_a_cut_drops_open_connections_and_refuses_new_ones_until_restored(
 
 
 def test_a_stall_relays_nothing_until_restored_and_loses_nothing(
-    forwarder: TcpForwarder,
+    forwarder: Forwarder,
 ) -> None:
     with connect(forwarder) as open_before:
         assert round_trip(open_before, b"warm") == b"warm"
@@ -93,7 +103,7 @@ def test_a_stall_relays_nothing_until_restored_and_loses_nothing(
         assert open_before.recv(16) == b"held"
 
 
-def test_slow_delays_each_direction_and_keeps_the_order(forwarder: TcpForwarder) -> None:
+def test_slow_delays_each_direction_and_keeps_the_order(forwarder: Forwarder) -> None:
     with connect(forwarder) as sock:
         forwarder.slow(0.1)
         started = time.monotonic()
