@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
-from benchmarks.forwarder import TcpForwarder
 from telemetry.db import create_engine
 from telemetry.recorder import Recorder
 from telemetry.schema import traces, usage_rollups
 from telemetry.spill import SpillFile, spill_files
 from tests.conftest import POSTGRES_URL, service_missing
+from tests.forwarder import TcpForwarder
 from tests.telemetry import RecordingObserver, count, eventually, fetch_table, make_bundle
 
 
