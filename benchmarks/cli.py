@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from benchmarks.faults_catalog import FAULT_NAMES
 from benchmarks.harness import COMPARED_TARGETS, Harness, Options
 from benchmarks.machine import describe_machine, load_average
 from benchmarks.peers import BENCH_DIR
@@ -39,10 +40,17 @@ def durability(harness: Harness) -> list[ScenarioResult]:
     return run_durability(harness)
 
 
+def faults(harness: Harness) -> list[ScenarioResult]:
+    from benchmarks.faults_scenario import run_faults
+
+    return run_faults(harness)
+
+
 ALL_SCENARIOS: dict[str, Scenario] = {
     **SCENARIOS,
     "guardrails": guardrails,
     "durability": durability,
+    "faults": faults,
 }
 """Every scenario, in the order a full run takes them."""
 
@@ -177,6 +185,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="`durability` also runs Steerway from this checkout (e.g. a `git worktree` of the "
         "commit before a change), for a before/after of the default mode in the same run",
     )
+    parser.add_argument(
+        "--fault-duration",
+        type=positive_float,
+        default=defaults.fault_s,
+        help=f"`faults`: seconds each upstream, Redis or SIGTERM fault lasts (default: {defaults.fault_s:g})",
+    )
+    parser.add_argument(
+        "--outage-duration",
+        type=positive_float,
+        default=defaults.outage_s,
+        help=f"`faults`: seconds the database stays away (default: {defaults.outage_s:g})",
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=positive_float,
+        default=defaults.fault_rate,
+        help="`faults`: the most requests per second its clients send in all "
+        f"(default: {defaults.fault_rate:g}); --connections sets how many clients",
+    )
+    parser.add_argument(
+        "--faults",
+        type=name_list(FAULT_NAMES),
+        default=defaults.faults,
+        help=f"`faults`: comma-separated faults to apply (default: all): {', '.join(FAULT_NAMES)}",
+    )
+    parser.add_argument(
+        "--fault-stores",
+        type=name_list(("postgres", "sqlite")),
+        default=defaults.fault_stores,
+        help="`faults`: the stores to run them on, comma-separated (default: postgres)",
+    )
     parser.add_argument("--output", type=Path, help="results file (default: results/DATE.md)")
     parser.add_argument(
         "--no-readme",
@@ -191,7 +230,11 @@ def raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def settings_lines(
-    options: Options, harness: Harness, soak: SoakSettings | None = None
+    options: Options,
+    harness: Harness,
+    soak: SoakSettings | None = None,
+    *,
+    faults: bool = False,
 ) -> list[tuple[str, str]]:
     versions = harness.versions
     lines = [
@@ -223,6 +266,17 @@ def settings_lines(
             lines.append((name, f"{versions[name]} ({descriptions[name]})"))
         elif name in harness.unavailable:
             lines.append((name, harness.unavailable[name]))
+    if faults:
+        lines.append(
+            (
+                "faults",
+                f"{options.connections} clients, at most {options.fault_rate:g} requests/s; "
+                f"each fault {options.fault_s:g} s, the database away {options.outage_s:g} s; "
+                f"stores: {', '.join(options.fault_stores)}; a fresh Steerway per fault "
+                "(1 worker, Postgres behind a TCP forwarder or SQLite; Redis behind one when "
+                "the fault needs it)",
+            )
+        )
     if soak is not None:
         lines.append(
             (
@@ -284,6 +338,11 @@ def main(argv: list[str] | None = None) -> int:
         redis_url=args.redis_url,
         targets=args.targets,
         baseline_source=args.baseline_source,
+        fault_s=args.fault_duration,
+        outage_s=args.outage_duration,
+        fault_rate=args.fault_rate,
+        faults=args.faults,
+        fault_stores=args.fault_stores,
     )
     soak = SoakSettings(requests=args.soak_requests, samples=args.soak_samples)
     started = dt.datetime.now(dt.UTC)
@@ -322,7 +381,9 @@ def main(argv: list[str] | None = None) -> int:
         title=f"Benchmark results {started:%Y-%m-%d %H:%M} UTC",
         command=command,
         machine=describe_machine(load_at_start),
-        settings=settings_lines(options, harness, soak if "soak" in scenarios else None),
+        settings=settings_lines(
+            options, harness, soak if "soak" in scenarios else None, faults="faults" in scenarios
+        ),
         results=results,
     )
     output = args.output or default_output(scenarios, f"{started:%Y-%m-%d}")

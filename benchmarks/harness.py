@@ -40,6 +40,12 @@ class Options:
     targets: tuple[str, ...] = COMPARED_TARGETS
     baseline_source: str | None = None
     """Another checkout whose code `durability` also runs, for a before/after in one run."""
+    fault_s: float = 20.0
+    outage_s: float = 60.0
+    fault_rate: float = 200.0
+    faults: tuple[str, ...] = ()
+    """The faults `faults` applies; empty: all of them."""
+    fault_stores: tuple[str, ...] = ("postgres",)
 
 
 @dataclass

@@ -7,12 +7,14 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 
 class StartupError(RuntimeError):
@@ -95,20 +97,49 @@ def spawn(
     env: Mapping[str, str],
     log_dir: Path,
     cwd: Path | None = None,
+    piped: bool = False,
 ) -> ManagedProcess:
+    """Start a process in its own group, its output appended to `<log_dir>/<name>.log`.
+
+    `piped`: the output goes through a pipe that a thread of this process copies to the log,
+    rather than straight into the file, so a limit on the sizes of the files the child writes
+    (RLIMIT_FSIZE, set to make its disk look full) does not cut its log short.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
-    with log_path.open("ab") as log:
+    if piped:
         popen = subprocess.Popen(
             list(argv),
             env=dict(env),
             cwd=cwd,
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        assert popen.stdout is not None
+        threading.Thread(
+            target=_copy_output, args=(popen.stdout, log_path), name=f"log-{name}", daemon=True
+        ).start()
+    else:
+        with log_path.open("ab") as log:
+            popen = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
     return ManagedProcess(name=name, argv=list(argv), popen=popen, log_path=log_path)
+
+
+def _copy_output(source: IO[bytes], log_path: Path) -> None:
+    with source, log_path.open("ab") as log:
+        for line in source:
+            log.write(line)
+            log.flush()
 
 
 def run_checked(argv: Sequence[str], *, env: Mapping[str, str], timeout: float, what: str) -> str:

@@ -45,9 +45,15 @@ class Workspace:
         return self.root / "logs"
 
     def spawn(
-        self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: Path | None = None,
+        *,
+        piped: bool = False,
     ) -> ManagedProcess:
-        process = spawn(name, argv, env=env, log_dir=self.logs, cwd=cwd)
+        process = spawn(name, argv, env=env, log_dir=self.logs, cwd=cwd, piped=piped)
         self.processes.append(process)
         return process
 

@@ -9,7 +9,8 @@ Keys that exist and hashes that match no key are remembered apart: anyone can se
 as many as they like, so those are held in a small map of their own that forgets the oldest
 first, and a flood of them can neither grow memory nor push real keys out of the cache.
 
-When the database is away, a key that is not in the cache is answered 503 with `retry-after`.
+When the database is away, a key that is not in the cache is answered 503 with `retry-after`;
+so is one whose lookup takes longer than `lookup_timeout` (a database that stopped answering).
 With a stale TTL, a key verified within that time keeps being served from the cache meanwhile
 (nobody can revoke a key while the database is away, but a revocation made just before the
 outage may not have been seen yet: the stale TTL bounds that window).
@@ -17,6 +18,7 @@ outage may not have been seen yet: the stale TTL bounds that window).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -37,6 +39,11 @@ MASTER_KEY_INFO = KeyInfo(
     workspace_limits=NO_LIMITS,  # the operator's key: no workspace limit applies to it
 )
 
+KEY_LOOKUP_TIMEOUT_SECONDS = 5.0
+"""A key lookup that takes longer finds the database unavailable: one that stopped answering
+without dropping its connections would otherwise hold the request for the driver's command
+timeout (60 s), and every request queued behind it for a connection."""
+
 _NEVER = (0.0, 0.0)
 _Entry = tuple[float, float, KeyInfo | None]  # fresh until, usable during an outage until, key
 
@@ -52,6 +59,7 @@ class Authenticator:
         max_entries: int = 100_000,
         max_unknown: int = 10_000,
         outage: DatabaseOutage | None = None,
+        lookup_timeout: float = KEY_LOOKUP_TIMEOUT_SECONDS,
     ) -> None:
         self._store = store
         self._master_hash = hashlib.sha256(master_key.encode()).digest() if master_key else None
@@ -64,6 +72,7 @@ class Authenticator:
         """Hashes no key has, with when to look them up again and until when an outage may still
         answer them as wrong; oldest first."""
         self.outage = outage or DatabaseOutage()
+        self._lookup_timeout = lookup_timeout
 
     async def authenticate(self, authorization: str | None) -> KeyInfo:
         """The key behind an `Authorization` header value, or a 401 GatewayError (503 when the
@@ -104,7 +113,8 @@ class Authenticator:
         if not outage.may_try():
             return self._during_outage(key_hash, cached, now)
         try:
-            info = await self._store.find_by_hash(key_hash)
+            async with asyncio.timeout(self._lookup_timeout):
+                info = await self._store.find_by_hash(key_hash)
         except Exception as error:
             if not is_unavailable(error):
                 outage.abandoned()

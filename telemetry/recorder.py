@@ -6,7 +6,8 @@ writer task takes up to `batch_size` bundles (or what arrived within `flush_inte
 them in one transaction.
 
 When the database is unavailable a batch is retried with exponential backoff; if it still fails
-(or the queue fills up meanwhile) the batch goes to an append-only spill file in `spill_dir`
+(or the queue fills up meanwhile, or a write got no answer within `write_timeout`) the batch
+goes to an append-only spill file in `spill_dir`
 and the writer carries on, probing the database now and then. Once a write succeeds again the
 spill files (also those a previous process left behind) are replayed and deleted. Without a
 `spill_dir` a failing batch is retried in memory; the queue then fills and new bundles are
@@ -55,6 +56,10 @@ _URL_PASSWORD = re.compile(r"(\w://[^:/@\s]*:)[^@\s/]*@")
 
 
 ROOM_WAIT_LIMIT = 5.0
+WRITE_TIMEOUT = 10.0
+"""A batch write with no answer by then has failed, and the database counts as unavailable at
+once: one that stopped answering without dropping its connections would otherwise hold the
+writer for the driver's command timeout (60 s) while the queue grows and requests wait."""
 
 
 class RecorderObserver(Protocol):
@@ -112,6 +117,7 @@ class Recorder:
         stop_timeout: float = 30.0,
         redact: Redact | None = None,
         durability: Literal["memory", "spill-first"] = "memory",
+        write_timeout: float = WRITE_TIMEOUT,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
@@ -130,6 +136,7 @@ class Recorder:
         self._retry_max = retry_max
         self._retry_attempts = max(1, retry_attempts)
         self._stop_timeout = stop_timeout
+        self._write_timeout = write_timeout
         self._redact = redact
 
         # Above the high-water mark the writer is far behind: `room()` then holds new requests
@@ -155,6 +162,8 @@ class Recorder:
         self._done = 0  # accepted bundles that are written, spilled or given up on
         self._last_error: str | None = None
         self._failing = False  # the last write failed: its retries are not logged again
+        self._spill_failing = False  # the last spill failed: logged once until one succeeds
+        self._unanswered = False  # the last write failed for want of an answer in time
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._in_flight: list[TraceBundle] = []
 
@@ -440,6 +449,7 @@ class Recorder:
     def _should_spill(self, attempt: int) -> bool:
         return (
             attempt >= self._retry_attempts
+            or self._unanswered
             or self._stopping
             or len(self._queue) >= self._queue_size * _SPILL_WHEN_QUEUE_FULLER_THAN
         )
@@ -448,12 +458,15 @@ class Recorder:
         """Write the batch; False (error noted) when the database is unavailable."""
         started = time.perf_counter()
         try:
-            counts, rejected = await self._write(batch)
+            async with asyncio.timeout(self._write_timeout):
+                counts, rejected = await self._write(batch)
         except Exception as error:
+            self._unanswered = isinstance(error, TimeoutError)
             self._note_failure(error)
             return False
         elapsed = time.perf_counter() - started
         self._failing = False
+        self._unanswered = False
         stored = len(batch) - rejected
         if replay:
             self._replayed += stored
@@ -462,6 +475,7 @@ class Recorder:
         if self._outage:
             logger.warning("telemetry: the database is writable again; replaying spill files")
             self._outage = False
+            self._spill_failing = False  # a spill folder still broken is logged next outage
             self._outage_delay = self._retry_initial
             self._seal_spill_file()
         if self._observer is not None:
@@ -550,12 +564,18 @@ class Recorder:
                 self._spilling = SpillFile.create(self._spill_dir)
             written = self._spilling.append(batch)
         except OSError as error:
-            logger.error(
-                "telemetry: cannot write the spill file in %s (%s); keeping the batch in memory",
-                self._spill_dir,
-                describe_error(error),
-            )
+            if not self._spill_failing:
+                logger.error(
+                    "telemetry: cannot write the spill file in %s (%s); keeping batches in "
+                    "memory until it or the database takes them",
+                    self._spill_dir,
+                    describe_error(error),
+                )
+            self._spill_failing = True
             return False
+        if self._spill_failing:
+            logger.warning("telemetry: the spill folder %s takes batches again", self._spill_dir)
+            self._spill_failing = False
         self._spilled += written
         self._count_dropped(len(batch) - written)
         self._replay_pending = True

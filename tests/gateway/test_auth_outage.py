@@ -208,3 +208,37 @@ async def test_a_dropped_connection_in_the_pool_is_an_outage_not_a_crash(
         await outage.end()
     finally:
         await outage.close()
+
+
+async def test_a_database_that_stops_answering_is_an_outage_after_the_lookup_deadline(
+    postgres_url: str,
+) -> None:
+    """Postgres that stops answering without dropping a connection (a frozen host, a network
+    partition) leaves a key lookup waiting on its pooled connection: without a deadline of its
+    own it waits out the driver's 60 s command timeout, and every request behind it too. SQLite
+    has no such state: its readers never wait (WAL), whoever holds the file."""
+    await asyncio.to_thread(migrations.upgrade, postgres_url)
+    outage = Outage(postgres_url)
+    assert outage.forwarder is not None
+    try:
+        store = KeyStore(outage.engine)
+        key = (await store.create("stalled")).plaintext
+        tracker = DatabaseOutage(probe_interval=0.05)
+        auth = Authenticator(store, ttl=0.0, lookup_timeout=0.5, outage=tracker)
+        await asyncio.gather(*(auth.authenticate(f"Bearer {key}") for _ in range(3)))
+
+        await asyncio.to_thread(outage.forwarder.stall)
+        async with asyncio.timeout(20):
+            results = await asyncio.gather(
+                *(auth.authenticate(f"Bearer {key}") for _ in range(5)), return_exceptions=True
+            )
+        assert all(isinstance(r, GatewayError) and r.status == 503 for r in results), results
+        assert tracker.down
+
+        await asyncio.to_thread(outage.forwarder.restore)
+        await asyncio.sleep(0.06)
+        async with asyncio.timeout(20):
+            assert (await auth.authenticate(f"Bearer {key}")).name == "stalled"
+        assert not tracker.down
+    finally:
+        await outage.close()

@@ -20,6 +20,7 @@ from telemetry.recorder import Recorder
 from telemetry.schema import traces, usage_rollups
 from telemetry.spill import SpillFile, spill_files
 from tests.conftest import POSTGRES_URL, service_missing
+from tests.forwarder import TcpForwarder
 from tests.telemetry import RecordingObserver, count, eventually, fetch_table, make_bundle
 
 
@@ -228,3 +229,80 @@ def test_a_writer_cancelled_at_loop_shutdown_spills_what_it_held(
     assert claimed is not None
     assert claimed.read(10)[0] == bundles
     claimed.release()
+
+
+async def test_a_spill_folder_that_cannot_be_written_keeps_batches_in_memory_and_says_so_once(
+    late_database: LateDatabase, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file where the spill folder should be (no folder can be made there, for root either):
+    the batch stays in memory, retried, and the log says so once per outage, not per retry."""
+    spill_dir = tmp_path / "spill"
+    spill_dir.write_text("not a folder\n")
+    observer = RecordingObserver()
+    engine = create_engine(late_database.url)
+    recorder = fast_retrying(engine, spill_dir=spill_dir, flush_interval=0.01, observer=observer)
+    await recorder.start()
+    bundles = [make_bundle() for _ in range(5)]
+    for bundle in bundles:
+        assert recorder.record(bundle)
+    await eventually(lambda: len(observer.failures) >= 10)  # retried many times meanwhile
+    cannot_spill = [r for r in caplog.records if "cannot write the spill file" in r.getMessage()]
+    assert len(cannot_spill) == 1, [r.getMessage() for r in cannot_spill]
+    assert recorder.stats.spilled_bundles == 0
+
+    await late_database.make_available()
+    await eventually(lambda: recorder.stats.written_bundles == 5)
+    await recorder.stop()
+    await engine.dispose()
+    assert recorder.stats.dropped == 0
+    check = create_engine(late_database.url)
+    try:
+        stored = {row.trace_id for row in await fetch_table(check, traces)}
+    finally:
+        await check.dispose()
+    assert stored == {bundle.trace.trace_id for bundle in bundles}
+
+
+async def test_a_database_that_stops_answering_is_spilled_to_after_the_write_deadline(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Postgres that stops answering without dropping a connection (a frozen host, a network
+    partition): a batch write never fails on its own before the driver's 60 s command timeout,
+    and meanwhile the queue grows until requests are held back. A write past its deadline is an
+    outage: the batch spills at once and the writer goes on. SQLite has no such state: a writer
+    locked out gets an error after its busy timeout."""
+    await asyncio.to_thread(migrations.upgrade, postgres_url)
+    forwarder = TcpForwarder.for_url(postgres_url).start()
+    spill_dir = tmp_path / "spill"
+    engine = create_engine(forwarder.url(postgres_url))
+    recorder = fast_retrying(engine, spill_dir=spill_dir, flush_interval=0.01, write_timeout=0.5)
+    try:
+        await recorder.start()
+        before = [make_bundle() for _ in range(3)]
+        for bundle in before:
+            recorder.record(bundle)
+        await recorder.flush()
+        assert recorder.stats.written_bundles == 3
+
+        await asyncio.to_thread(forwarder.stall)
+        during = [make_bundle() for _ in range(6)]
+        for bundle in during:
+            recorder.record(bundle)
+        async with asyncio.timeout(20):  # without a deadline: the 60 s command timeout
+            await recorder.flush()
+        assert recorder.stats.spilled_bundles == 6
+        assert spill_files(spill_dir)
+
+        await asyncio.to_thread(forwarder.restore)
+        await eventually(lambda: not spill_files(spill_dir), within=30)
+        await recorder.stop()
+        assert recorder.stats.dropped == 0
+    finally:
+        await engine.dispose()
+        forwarder.close()
+    check = create_engine(postgres_url)
+    try:
+        stored = [row.trace_id for row in await fetch_table(check, traces)]
+    finally:
+        await check.dispose()
+    assert sorted(stored) == sorted(bundle.trace.trace_id for bundle in before + during)
