@@ -156,6 +156,28 @@ traces = sa.Table(
     sa.Column("parent_span_id", sa.String(16), nullable=True),
     # A value of this request held characters the database cannot store and was escaped.
     sa.Column("escaped", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    # A summary of what lies under the trace, written with it so lists and filters read one row:
+    # the last attempt's deployment, tokens and cost summed over attempts, the first token's wait,
+    # whether the cache answered, the rule ids that matched, and the strongest guardrail action
+    # (block > mask > log) with the names of the guardrails that found something.
+    sa.Column("deployment", sa.String(256), nullable=True),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=True),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=True),
+    sa.Column("total_tokens", sa.BigInteger, nullable=True),
+    sa.Column("cost_usd", Money(), nullable=True),
+    sa.Column("ttft_ms", sa.Float, nullable=True),
+    sa.Column("cache_hit", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column(
+        "rules_matched", JSONType, nullable=False, default=list, server_default=EMPTY_JSON_LIST
+    ),
+    sa.Column("guardrail_action", sa.String(8), nullable=True),
+    sa.Column(
+        "guardrails_triggered",
+        JSONType,
+        nullable=False,
+        default=list,
+        server_default=EMPTY_JSON_LIST,
+    ),
     sa.Index(None, "started_at"),
     sa.Index(None, "workspace_id", "started_at"),
     sa.Index(None, "requested_model", "started_at"),
@@ -336,4 +358,85 @@ guardrail_violations = sa.Table(
     sa.Index(None, "trace_id"),
     sa.Index(None, "workspace_id", "created_at"),
     sa.Index(None, "guardrail", "created_at"),
+)
+
+# People who sign in to the console. The email is kept lowercased; a user without a password
+# hash has not finished signing up (a one-time link sets it). `is_operator` gives the global
+# powers the master key has: rules, simulate, replay and every workspace.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_id", sa.String(32), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("password_hash", sa.String(256), nullable=True),  # Argon2id, PHC string
+    sa.Column("is_operator", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("password_changed_at", Timestamp, nullable=True),
+    sa.Column("last_sign_in_at", Timestamp, nullable=True),
+    sa.Column("disabled_at", Timestamp, nullable=True),
+)
+
+# A user's role in a workspace: owner (everything, users included), admin (keys and settings),
+# viewer (read only).
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column(
+        "workspace_id", sa.String(32), sa.ForeignKey("workspaces.workspace_id"), nullable=False
+    ),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("user_id", "workspace_id"),
+    sa.Index(None, "workspace_id"),
+)
+
+# Server-side console sessions. Only a SHA-256 of the cookie's token is stored, so a copy of the
+# table signs nobody in.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_seen_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),  # the absolute expiry
+    sa.Column("address", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(256), nullable=True),
+    sa.Index(None, "user_id"),
+    sa.Index(None, "expires_at"),
+)
+
+# One-time links: the first owner's sign-up, password resets. Only the token's SHA-256 is kept.
+signin_links = sa.Table(
+    "signin_links",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("purpose", sa.String(16), nullable=False),  # first_owner | reset
+    sa.Column("user_id", sa.String(32), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("used_at", Timestamp, nullable=True),
+)
+
+# Every change made through the console, the admin API or the CLI: who, when, what, and the
+# object before and after (secrets never included).
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("audit_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column("workspace_id", sa.String(32), nullable=True),  # None: a gateway-wide change
+    sa.Column("actor", sa.String(320), nullable=False),  # an email, a key's name, "master", "cli"
+    sa.Column("actor_kind", sa.String(8), nullable=False),  # user | key | cli
+    sa.Column("action", sa.String(64), nullable=False),  # key.create, rule.update, user.disable...
+    sa.Column("target_type", sa.String(32), nullable=False),
+    sa.Column("target_id", sa.String(128), nullable=False),
+    sa.Column("before", JSONType, nullable=True),
+    sa.Column("after", JSONType, nullable=True),
+    sa.Column("address", sa.String(64), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "workspace_id", "created_at"),
+    sa.Index(None, "created_at"),
 )

@@ -28,7 +28,13 @@ TABLES = {
     "rule_versions",
     "budget_spend",
     "guardrail_violations",
+    "users",
+    "memberships",
+    "console_sessions",
+    "signin_links",
+    "audit_log",
 }
+CONSOLE_TABLES = {"users", "memberships", "console_sessions", "signin_links", "audit_log"}
 LIMIT_COLUMNS = {
     "allowed_models",
     "rpm_limit",
@@ -129,7 +135,7 @@ async def test_the_api_works_when_called_inside_a_running_event_loop(sqlite_url:
 def test_upgrading_twice_is_harmless_from_plain_code(sqlite_url: str) -> None:
     migrations.upgrade(sqlite_url)
     migrations.upgrade(sqlite_url)
-    assert migrations.current(sqlite_url) == "0006"
+    assert migrations.current(sqlite_url) == "0007"
 
 
 async def _insert_key(url: str) -> None:
@@ -177,7 +183,7 @@ async def test_limits_migration_keeps_existing_keys_and_undoes_cleanly(database_
     await asyncio.to_thread(migrations.downgrade, database_url, "0002")
     assert await asyncio.to_thread(migrations.current, database_url) == "0002"
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - {"budget_spend", "guardrail_violations"}
+    assert shape["tables"] == TABLES - {"budget_spend", "guardrail_violations"} - CONSOLE_TABLES
     assert not LIMIT_COLUMNS & shape["columns"]["api_keys"]
     assert "cost_saved_usd" not in shape["columns"]["ai_interactions"]
     assert "ix_ai_interactions_workspace_id_started_at" in shape["indexes"]["ai_interactions"]
@@ -204,7 +210,7 @@ async def test_guardrails_migration_gives_existing_keys_no_guardrails(database_u
 
     await asyncio.to_thread(migrations.downgrade, database_url, "0003")
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - {"guardrail_violations"}
+    assert shape["tables"] == TABLES - {"guardrail_violations"} - CONSOLE_TABLES
     assert "guardrails" not in shape["columns"]["api_keys"]
     await asyncio.to_thread(migrations.upgrade, database_url)
     assert await _with_connection(database_url, _differences) == []
@@ -215,7 +221,12 @@ async def test_downgrading_to_0001_drops_the_rule_tables(database_url: str) -> N
     await asyncio.to_thread(migrations.downgrade, database_url, "0001")
     assert await asyncio.to_thread(migrations.current, database_url) == "0001"
     tables = (await _with_connection(database_url, _inspect))["tables"]
-    assert tables == TABLES - {"rules", "rule_versions", "budget_spend", "guardrail_violations"}
+    assert (
+        tables
+        == TABLES
+        - {"rules", "rule_versions", "budget_spend", "guardrail_violations"}
+        - CONSOLE_TABLES
+    )
     assert len(await _default_workspaces(database_url)) == 1
 
 
