@@ -61,7 +61,7 @@ def console_error(request: Request[Any, Any, Any], exc: Exception) -> Response[A
     except Exception:  # the page itself could not be built: answer plainly
         logger.exception("the error page failed")
         return Response(
-            f"{status} {message}\n", status_code=status, media_type="text/plain; charset=utf-8"
+            f"{status} {message}\n", status_code=status, media_type="text/plain"
         )
 
 

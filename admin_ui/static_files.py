@@ -19,14 +19,14 @@ from litestar.router import Router
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_PATH = "/admin/static"
-CONTENT_TYPES = {
-    ".css": "text/css; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
+CONTENT_TYPES = {  # Litestar adds "; charset=utf-8" to text types
+    ".css": "text/css",
+    ".js": "text/javascript",
     ".svg": "image/svg+xml",
     ".png": "image/png",
     ".ico": "image/x-icon",
     ".woff2": "font/woff2",
-    ".txt": "text/plain; charset=utf-8",
+    ".txt": "text/plain",
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
@@ -75,7 +75,7 @@ def static_file(request: Request[Any, Any, Any], file_path: str) -> Response[byt
         return Response(
             b"Not found\n",
             status_code=404,
-            media_type="text/plain; charset=utf-8",
+            media_type="text/plain",
             headers={"Cache-Control": REVALIDATE},
         )
     headers = {

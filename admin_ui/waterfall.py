@@ -92,15 +92,20 @@ def arrange(spans: Sequence[Mapping[str, Any]]) -> list[Row]:
 
 
 def nice_step(total_ms: float, target_ticks: int = 6) -> float:
-    """A tick spacing of 1, 2 or 5 times a power of ten giving about `target_ticks` ticks."""
+    """The tick spacing of 1, 2 or 5 times a power of ten whose tick count is nearest to
+    `target_ticks` (the larger spacing on a tie)."""
     if total_ms <= 0 or not math.isfinite(total_ms):
         return 1.0
-    raw = total_ms / target_ticks
-    power = 10 ** math.floor(math.log10(raw))
-    for factor in (1, 2, 5, 10):
-        if raw <= factor * power:
-            return float(factor * power)
-    return float(10 * power)
+    power = 10 ** math.floor(math.log10(total_ms / target_ticks))
+    candidates = [
+        factor * scale for scale in (power / 10, power, power * 10) for factor in (1, 2, 5)
+    ]
+    return float(
+        min(
+            candidates,
+            key=lambda step: (abs(math.floor(total_ms / step + 1e-9) + 1 - target_ticks), -step),
+        )
+    )
 
 
 def ticks(total_ms: float, target_ticks: int = 6) -> list[float]:
