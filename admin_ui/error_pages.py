@@ -60,9 +60,7 @@ def console_error(request: Request[Any, Any, Any], exc: Exception) -> Response[A
         )
     except Exception:  # the page itself could not be built: answer plainly
         logger.exception("the error page failed")
-        return Response(
-            f"{status} {message}\n", status_code=status, media_type="text/plain"
-        )
+        return Response(f"{status} {message}\n", status_code=status, media_type="text/plain")
 
 
 def _classify(request: Request[Any, Any, Any], exc: Exception) -> tuple[int, str]:

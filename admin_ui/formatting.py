@@ -184,7 +184,9 @@ def time_tag(value: datetime | None, style: str = "absolute") -> Markup:
 
 STATUS_TONES: dict[str, str] = {
     "ok": "ok",
+    "warning": "warning",
     "error": "error",
+    "neutral": "neutral",
     "denied": "warning",
     "cancelled": "neutral",
     "block": "error",

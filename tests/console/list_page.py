@@ -62,8 +62,13 @@ def list_app(rows: list[dict[str, Any]], next_cursor: str | None = None) -> Lite
     return Litestar(route_handlers=[traces], template_config=template_config())
 
 
-def render_list(path: str, rows: list[dict[str, Any]], next_cursor: str | None = None) -> str:
-    with TestClient(list_app(rows, next_cursor)) as client:
+def render_list(
+    path: str,
+    rows: list[dict[str, Any]],
+    next_cursor: str | None = None,
+    base_url: str = "http://testserver.local",
+) -> str:
+    with TestClient(list_app(rows, next_cursor), base_url=base_url) as client:
         response = client.get(path)
     assert response.status_code == 200, response.text
     return response.text
