@@ -171,12 +171,27 @@ def relative_time(value: datetime | None, now: datetime | None = None) -> str:
     return f"in {amount}" if later else f"{amount} ago"
 
 
+def short_utc_text(value: datetime, now: datetime | None = None) -> str:
+    """`15:22:48 UTC` for today (in UTC), `2026-12-05 15:22 UTC` before."""
+    moment = _utc(value)
+    today = _utc(now or datetime.now(UTC)).date()
+    if moment.date() == today:
+        return moment.strftime("%H:%M:%S UTC")
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def time_tag(value: datetime | None, style: str = "absolute") -> Markup:
     """`<time>` with the UTC instant; the page's script rewrites the text in the viewer's zone
-    and keeps UTC in the hover. `style` "relative" shows "5 min ago" instead."""
+    and keeps UTC in the hover. `style` "relative" shows "5 min ago"; "short" only the time of
+    day for today (lists)."""
     if value is None:
         return Markup(MISSING)
-    text = relative_time(value) if style == "relative" else utc_text(value)
+    if style == "relative":
+        text = relative_time(value)
+    elif style == "short":
+        text = short_utc_text(value)
+    else:
+        text = utc_text(value)
     return Markup('<time datetime="{}" title="{}" data-style="{}">{}</time>').format(
         iso_utc(value), utc_text(value, precise=True), style, text
     )

@@ -48,7 +48,15 @@
       if (isNaN(date.getTime())) continue;
       if (!node.dataset.utc) node.dataset.utc = node.getAttribute("title") || node.textContent;
       var zone = zoneName(date);
-      if (node.dataset.style === "relative") {
+      if (node.dataset.style === "short") {
+        var today = new Date(now);
+        var sameDay = date.getFullYear() === today.getFullYear() && date.getMonth() === today.getMonth() &&
+          date.getDate() === today.getDate();
+        node.textContent = sameDay
+          ? pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds())
+          : localText(date).slice(0, 16);
+        node.title = localText(date) + (zone ? " " + zone : "") + "\n" + node.dataset.utc;
+      } else if (node.dataset.style === "relative") {
         node.textContent = relativeText(date, now);
         node.title = localText(date) + (zone ? " " + zone : "") + "\n" + node.dataset.utc;
       } else {

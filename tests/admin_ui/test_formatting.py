@@ -138,3 +138,13 @@ def test_pretty_json_indents_json_and_leaves_text() -> None:
     assert f.pretty_json('{"a": [1, 2]}') == '{\n  "a": [\n    1,\n    2\n  ]\n}'
     assert f.pretty_json("plain words") == "plain words"
     assert f.pretty_json({"é": 1}) == '{\n  "é": 1\n}'
+
+
+def test_short_times_for_lists() -> None:
+    now = datetime(2026, 12, 6, 18, 0, tzinfo=UTC)
+    assert f.short_utc_text(datetime(2026, 12, 6, 9, 5, 7, tzinfo=UTC), now) == "09:05:07 UTC"
+    assert (
+        f.short_utc_text(datetime(2026, 12, 5, 9, 5, 7, tzinfo=UTC), now) == "2026-12-05 09:05 UTC"
+    )
+    tag = str(f.time_tag(datetime(2026, 12, 5, 9, 5, 7, tzinfo=UTC), "short"))
+    assert 'data-style="short"' in tag and 'datetime="2026-12-05T09:05:07.000Z"' in tag

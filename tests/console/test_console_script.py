@@ -50,7 +50,9 @@ def test_keyboard_moves_through_rows_and_opens_one(
         viewport={"width": 1280, "height": 800}, timezone_id="America/New_York"
     ).new_page()
     rows = sample_rows(5, newest=NEWEST)
+    rows[4]["started_at"] = NEWEST - timedelta(days=2)
     serve_list(page, console_gateway, [rows])
+    page.clock.install(time=NEWEST + timedelta(minutes=1))
     page.goto("/admin/traces?model=small")
 
     # `/` jumps to the filter, Escape leaves it, typing there does not move rows
@@ -75,10 +77,14 @@ def test_keyboard_moves_through_rows_and_opens_one(
     expect(table_rows.nth(2)).to_have_class("selected")
     expect(page.locator("tr.selected")).to_have_count(1)
 
-    # times in the viewer's zone (New York, UTC-5 in December), UTC kept on hover
+    # times in the viewer's zone (New York, UTC-5 in December), UTC kept on hover; a list
+    # shows the time of day for today and the date before
     first_time = table_rows.nth(0).locator("time")
-    expect(first_time).to_have_text("2026-12-06 07:00:00 EST")
-    expect(first_time).to_have_attribute("title", "2026-12-06 12:00:00.000 UTC")
+    expect(first_time).to_have_text("07:00:00")
+    expect(first_time).to_have_attribute(
+        "title", "2026-12-06 07:00:00 EST\n2026-12-06 12:00:00.000 UTC"
+    )
+    expect(table_rows.nth(4).locator("time")).to_have_text("2026-12-04 07:00")
 
     # Enter opens the selected row's trace (not one there is: the page says so)
     page_watch.expect_error(r"status of 404")
