@@ -45,6 +45,8 @@ class Summary:
     cost_usd: Decimal | None
     ttft_ms: float | None
     deployment: str | None
+    served_model: str | None
+    """The public model that answered (a rule or a fallback may have chosen another)."""
     attempts: int
     cache_hit: bool
     usage_estimated: bool
@@ -70,6 +72,7 @@ def summarise(trace: Mapping[str, Any], interactions: Sequence[Mapping[str, Any]
         cost_usd=total("cost_usd"),
         ttft_ms=ttft,
         deployment=trace.get("deployment") or last.get("deployment"),
+        served_model=last.get("requested_model"),
         attempts=len(interactions),
         cache_hit=bool(trace.get("cache_hit")) or any(row.get("cache_hit") for row in interactions),
         usage_estimated=any(row.get("usage_estimated") for row in interactions),

@@ -210,9 +210,21 @@
     }
   });
 
+  // A choice made with the mouse applies at once; one made with the arrow keys (which change a
+  // closed select on every press) waits for the Apply button, shown for it.
+  var keyedSelect = null;
+  document.addEventListener("keydown", function (event) {
+    if (event.target.tagName === "SELECT") keyedSelect = event.target;
+  }, true);
+  document.addEventListener("pointerdown", function () { keyedSelect = null; }, true);
   document.addEventListener("change", function (event) {
     var form = event.target.form;
-    if (form && form.hasAttribute("data-autosubmit")) form.submit();
+    if (!form || !form.hasAttribute("data-autosubmit")) return;
+    if (keyedSelect === event.target) {
+      form.classList.add("changed");
+      return;
+    }
+    form.submit();
   });
 
   // --- auto-refresh of lists -------------------------------------------------------------

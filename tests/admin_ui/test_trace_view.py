@@ -54,6 +54,7 @@ def test_the_summary_adds_up_the_attempts_when_the_trace_has_no_totals() -> None
             "total_tokens": 38,
             "cost_usd": Decimal("0.0000034"),
             "deployment": "backup/b",
+            "requested_model": "large",
             "ttft_ms": 47.9,
             "usage_estimated": True,
         },
@@ -61,7 +62,7 @@ def test_the_summary_adds_up_the_attempts_when_the_trace_has_no_totals() -> None
     summary = trace_view.summarise(trace, interactions)
     assert summary.prompt_tokens == 30 and summary.total_tokens == 38
     assert summary.cost_usd == Decimal("0.0000034")
-    assert summary.deployment == "backup/b"
+    assert summary.deployment == "backup/b" and summary.served_model == "large"
     assert summary.ttft_ms == 47.9
     assert summary.attempts == 2 and summary.usage_estimated
 

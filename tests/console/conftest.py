@@ -112,7 +112,8 @@ class BrowserTestDatabase(Database):
 
 
 def console_config(mock: MockProcess) -> dict[str, Any]:
-    """Models with retries and a fallback, a rule, and guardrails: traces with things to show."""
+    """A rule, a guardrail, and a model that retries and then falls back: traces with something
+    in every section."""
     provider = {
         "type": "openai",
         "base_url": mock.base_url,
@@ -123,12 +124,17 @@ def console_config(mock: MockProcess) -> dict[str, Any]:
         "models": {
             "mock-gpt": [{"provider": "mock", "model": "mock-gpt"}],
             "large": {
-                "deployments": [
-                    {"provider": "mock", "model": "mock-gpt-large"},
-                    {"provider": "backup", "model": "mock-gpt-large-b"},
-                ],
+                "deployments": [{"provider": "mock", "model": "mock-gpt-large"}],
                 "retries": {"attempts": 1, "backoff": 0.01},
+                "fallbacks": ["large-b"],
             },
+            "large-b": [
+                {
+                    "provider": "backup",
+                    "model": "mock-gpt-large-b",
+                    "price": {"input_per_million": 2.5, "output_per_million": 10},
+                }
+            ],
         },
         "guardrails": {
             "definitions": {

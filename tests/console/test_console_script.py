@@ -102,7 +102,7 @@ def test_the_top_bar_submits_itself_and_auto_refresh_updates_the_list_in_place(
     arrived = sample_rows(1, newest=NEWEST + timedelta(minutes=1))[0]
     arrived["trace_id"] = "01a24ba30be3ffffffffffffffffffff"
     newer = [arrived, *first]
-    asked = serve_list(page, console_gateway, [first, first, newer])
+    asked = serve_list(page, console_gateway, [first, first, first, newer])
     page.clock.install(time=NEWEST + timedelta(minutes=2))
     page.goto("/admin/traces?status=ok")
 
@@ -111,6 +111,15 @@ def test_the_top_bar_submits_itself_and_auto_refresh_updates_the_list_in_place(
     expect(page).to_have_url(f"{console_gateway.url}/admin/traces?status=ok&workspace=&last=1h")
     assert len(asked) == 2
     expect(page.get_by_role("button", name="Apply")).to_be_hidden()  # the script submits
+
+    # with the keyboard, the arrows only choose; Apply (now shown) submits
+    page.get_by_label("Time range").focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_role("button", name="Apply")).to_be_visible()
+    assert len(asked) == 2
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(f"{console_gateway.url}/admin/traces?status=ok&workspace=&last=6h")
+    assert len(asked) == 3
 
     # auto-refresh: on, in the URL, and the table is replaced without a reload
     toggle = page.locator("[data-auto-refresh]")
@@ -121,13 +130,13 @@ def test_the_top_bar_submits_itself_and_auto_refresh_updates_the_list_in_place(
     expect(toggle).to_have_attribute("aria-pressed", "true")
     expect(toggle).to_contain_text("10 s")
     query = parse_qs(urlsplit(page.url).query)
-    assert query["refresh"] == ["10"] and query["last"] == ["1h"]
+    assert query["refresh"] == ["10"] and query["last"] == ["6h"]
     page.evaluate("window.notReloaded = true")
     page.clock.run_for(10_500)
     expect(page.locator("table[data-rows] tbody tr")).to_have_count(4)
     expect(page.locator(f"a[href='/admin/traces/{newer[0]['trace_id']}']")).to_be_visible()
     assert page.evaluate("window.notReloaded") is True
-    assert len(asked) == 3
+    assert len(asked) == 4
     # the row that was selected stays selected
     expect(page.locator("tr.selected")).to_have_attribute(
         "data-href", f"/admin/traces/{first[0]['trace_id']}"
@@ -138,7 +147,7 @@ def test_the_top_bar_submits_itself_and_auto_refresh_updates_the_list_in_place(
     expect(toggle).to_have_attribute("aria-pressed", "false")
     assert "refresh" not in parse_qs(urlsplit(page.url).query)
     page.clock.run_for(30_000)
-    assert len(asked) == 3
+    assert len(asked) == 4
 
 
 def test_an_empty_list_shows_the_first_request_to_copy(

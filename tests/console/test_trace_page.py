@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import BrowserContext, Page, expect
 
-from admin_ui.formatting import tokens
+from admin_ui.formatting import dollars, tokens
+from telemetry.schema import money_from_sql
 from tests.admin_ui.conftest import workspace_keys
 from tests.console.conftest import PageWatch
 from tests.e2e.conftest import GatewayProcess
@@ -21,8 +23,8 @@ PHONE = {"width": 390, "height": 844}
 
 
 def steered_stream(gateway: GatewayProcess) -> str:
-    """A streamed chat a rule sends to another model, whose first deployment fails once (a
-    retry), with a guardrail finding: a trace with something in every section."""
+    """A streamed chat a rule sends to another model, which fails twice (the first try and its
+    retry) and falls back to a third that answers, with a guardrail finding."""
     raw = gateway.client().chat.completions.with_raw_response.create(
         model="mock-gpt",
         messages=[
@@ -42,7 +44,7 @@ def steered_stream(gateway: GatewayProcess) -> str:
         pass
     trace_id = raw.headers["x-steerway-trace-id"]
     database = gateway.database
-    database.wait_rows("SELECT 1 FROM ai_interactions WHERE trace_id = :t", count=2, t=trace_id)
+    database.wait_rows("SELECT 1 FROM ai_interactions WHERE trace_id = :t", count=3, t=trace_id)
     database.wait_rows("SELECT 1 FROM guardrail_violations WHERE trace_id = :t", t=trace_id)
     return trace_id
 
@@ -57,6 +59,18 @@ def started_at(gateway: GatewayProcess, trace_id: str) -> datetime:
     if isinstance(value, str):  # SQLite hands back text
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def money_of(gateway: GatewayProcess, trace_id: str) -> Decimal:
+    """The answered attempt's cost as the database holds it (integer 1e-10 USD on SQLite)."""
+    (row,) = rows(
+        gateway,
+        "SELECT cost_usd FROM ai_interactions WHERE trace_id = :t AND status = 'ok'",
+        trace_id,
+    )
+    cost = money_from_sql(row["cost_usd"], "sqlite")
+    assert cost is not None
+    return cost
 
 
 def test_the_trace_page_of_a_request_made_with_the_sdk(
@@ -83,12 +97,12 @@ def test_the_trace_page_of_a_request_made_with_the_sdk(
     expect(page.locator("svg.waterfall")).to_be_visible()
     names = page.locator("svg.waterfall text.wf-name").all_text_contents()
     assert sorted(names) == sorted(row["name"] for row in spans)
-    assert names[0] == "gateway.request" and names.count("provider.chat") == 2
+    assert names[0] == "gateway.request" and names.count("provider.chat") == 3
     hover = page.locator("svg.waterfall g.wf-row title").all_text_contents()
     provider_hover = [text for text in hover if text.startswith("provider.chat")]
     assert any("gen_ai.request.model = mock-gpt-large-b" in text for text in provider_hover)
     assert any("first token: +" in text for text in provider_hover)
-    expect(page.locator("svg.waterfall rect.wf-bar-error")).to_have_count(1)
+    expect(page.locator("svg.waterfall rect.wf-bar-error")).to_have_count(2)
 
     # decisions in order, the rule that matched and what it changed, the retry
     decisions = rows(
@@ -106,19 +120,21 @@ def test_the_trace_page_of_a_request_made_with_the_sdk(
     assert "Premium traffic to the large model (premium-to-large)" in decisions_text
     assert 'tags contains "premium"' in decisions_text
     assert "Retry" in decisions_text and "Model selection" in decisions_text
+    assert "Fallback" in decisions_text and "trying fallback 'large-b'" in decisions_text
     expect(page.locator("table.candidates tr.chosen").first).to_contain_text("(chosen)")
 
-    # the interactions: the failed attempt and the answer, with tokens and content
+    # the interactions: two failed attempts and the answer, with tokens and content
     attempts = page.locator("article.interaction")
-    expect(attempts).to_have_count(2)
+    expect(attempts).to_have_count(3)
     expect(attempts.nth(0)).to_contain_text("HTTP 503")
+    expect(attempts.nth(1)).to_contain_text("HTTP 503")
     (answered,) = rows(
         console_gateway,
         "SELECT prompt_tokens, completion_tokens FROM ai_interactions "
         "WHERE trace_id = :t AND status = 'ok'",
         trace_id,
     )
-    metrics = attempts.nth(1).locator("dl.metrics")
+    metrics = attempts.nth(2).locator("dl.metrics")
     expect(metrics.locator("div", has_text="Prompt tokens").locator("dd")).to_have_text(
         tokens(answered["prompt_tokens"])
     )
@@ -128,7 +144,11 @@ def test_the_trace_page_of_a_request_made_with_the_sdk(
     expect(metrics.locator("div", has_text="Time to first token").locator("dd")).to_contain_text(
         " ms"
     )
-    expect(attempts.nth(1)).to_contain_text("Summarise the invoice for project falcon")
+    expect(attempts.nth(2)).to_contain_text("Summarise the invoice for project falcon")
+    cost = money_of(console_gateway, trace_id)
+    assert cost > 0
+    expect(metrics.locator("div", has_text="Cost").locator("dd")).to_have_text(dollars(cost))
+    expect(page.locator("dl.facts div", has_text="Cost").locator("dd")).to_have_text(dollars(cost))
 
     expect(page.locator("#violations-heading + *, #violations-heading ~ *").first).to_be_visible()
     expect(page.locator("section[aria-labelledby=violations-heading] table")).to_contain_text(
@@ -172,6 +192,7 @@ def test_the_trace_page_of_a_request_made_with_the_sdk(
     assert query["tags"] == ["premium", "billing"]
 
     # at phone width: no sideways scrolling, the navigation folds into a strip
+    expect(copy_id).to_have_text("copy")  # back from "copied" before the pictures
     page.set_viewport_size(PHONE)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     expect(page.locator("nav.sidebar .nav-heading").first).to_be_hidden()
