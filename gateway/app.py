@@ -21,7 +21,10 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from admin_ui.api import admin_router
+from admin_ui.console import console_router
+from admin_ui.error_pages import console_error, is_console_page
 from admin_ui.openapi import openapi_config
+from admin_ui.templating import template_config
 from gateway.admission import Admission, budget_limits
 from gateway.auth import Authenticator
 from gateway.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
@@ -278,6 +281,13 @@ def _adapter(name: str, provider: ProviderConfig, upstream: UpstreamClient) -> P
     return OpenAIAdapter(name, **common)
 
 
+def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Console pages answer errors as pages; everything else in OpenAI's JSON shape."""
+    if is_console_page(request.url.path):
+        return console_error(request, exc)
+    return _openai_error(request, exc)
+
+
 def _openai_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     if isinstance(exc, GatewayError):
         return Response(
@@ -357,9 +367,10 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
         )
 
     app = Litestar(
-        route_handlers=[v1, healthz, readyz, prometheus, admin_router()],
+        route_handlers=[v1, healthz, readyz, prometheus, admin_router(), console_router()],
         lifespan=[lifespan],
-        exception_handlers={Exception: _openai_error},
+        exception_handlers={Exception: _error},
+        template_config=template_config(),
         openapi_config=openapi_config(_version()),
         logging_config=None,
     )

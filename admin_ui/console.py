@@ -1,0 +1,39 @@
+"""The console's pages under `/admin/`, its static files under `/admin/static/`.
+
+Pages sit behind the same guard as the admin API and answer within the caller's workspace. Each
+part of the console adds its page controllers to `PAGE_HANDLERS`.
+"""
+
+from __future__ import annotations
+
+from litestar import Router, get
+from litestar.response import Redirect
+from litestar.types import ControllerRouterHandler
+
+from admin_ui.auth import require_admin
+from admin_ui.pages import ADMIN_PATH
+from admin_ui.parameters import refuse_unstorable_parameters
+from admin_ui.static_files import static_router
+from admin_ui.trace_page import TracePages
+
+HOME = f"{ADMIN_PATH}/traces"
+
+PAGE_HANDLERS: list[ControllerRouterHandler] = [TracePages]
+
+
+@get(ADMIN_PATH, include_in_schema=False, sync_to_thread=False)
+def console_home() -> Redirect:
+    """`/admin` and `/admin/` open the traces."""
+    return Redirect(HOME, status_code=302)
+
+
+def console_router() -> Router:
+    pages = Router(
+        path=ADMIN_PATH,
+        guards=[require_admin, refuse_unstorable_parameters],
+        route_handlers=PAGE_HANDLERS,
+        include_in_schema=False,
+    )
+    return Router(
+        path="/", route_handlers=[console_home, pages, static_router()], include_in_schema=False
+    )
