@@ -32,7 +32,6 @@ from admin_ui.form_fields import (
     text_list,
 )
 from admin_ui.page_access import can, ensure_can
-from admin_ui.page_context import NO_STORE, page
 from admin_ui.page_views import (
     budget_timezone,
     guardrail_choices,
@@ -41,6 +40,7 @@ from admin_ui.page_views import (
     workspace_choices,
     workspace_labels,
 )
+from admin_ui.pages import NO_STORE, page
 from admin_ui.workspace_operations import invalid_field, visible_workspace, visible_workspaces
 from gateway.errors import GatewayError, invalid_request
 from gateway.keys import KeyInfo

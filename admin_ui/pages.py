@@ -85,6 +85,7 @@ PAGE_HEADERS: Mapping[str, str] = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+NO_STORE = "no-store"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,13 @@ def page_user(connection: ASGIConnection[Any, Any, Any, Any]) -> PageUser | None
         return None
     scope = None if global_admin(key) else key.workspace_id
     return PageUser(name=key.name, workspace_scope=scope)
+
+
+def csrf_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The signed-in session's token, which every state-changing form sends back in a hidden
+    field; empty for a page reached with a bearer key (no cookie, so nothing to forge)."""
+    token = connection.state.get("csrf_token", "")
+    return token if isinstance(token, str) else ""
 
 
 def query_without(request: Request[Any, Any, Any], *names: str) -> list[tuple[str, str]]:
@@ -172,6 +180,7 @@ def shell_context(
         "nav": NAVIGATION,
         "nav_active": nav_active,
         "user": user,
+        "csrf_token": csrf_token(request),
         "workspaces": choices,
         "all_workspaces": user is None or user.workspace_scope is None,
         "current_workspace": current_workspace,

@@ -27,8 +27,8 @@ from admin_ui.form_fields import (
     read_form,
 )
 from admin_ui.page_access import can, ensure_can
-from admin_ui.page_context import page
 from admin_ui.page_views import budget_timezone, guardrail_choices, workspace_row
+from admin_ui.pages import page
 from gateway.errors import GatewayError
 from gateway.keys import Workspace
 from gateway.limits_model import WINDOWS
