@@ -97,6 +97,7 @@ class InvalidRule(GatewayError):
             400, f"{intro}: " + "; ".join(problems), param=first_path, code="invalid_rule"
         )
         self.problems = list(problems)
+        self.intro = intro
 
 
 def invalid_rule(problems: list[str], intro: str = "The rule is not valid") -> InvalidRule:

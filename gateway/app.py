@@ -22,6 +22,7 @@ from litestar.types import Receive, Scope, Send
 
 from admin_ui.api import admin_router
 from admin_ui.openapi import openapi_config
+from admin_ui.rules_mount import admin_rules_pages, rules_template_config
 from gateway.admission import Admission, budget_limits
 from gateway.auth import Authenticator
 from gateway.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
@@ -357,7 +358,15 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
         )
 
     app = Litestar(
-        route_handlers=[v1, healthz, readyz, prometheus, admin_router()],
+        route_handlers=[
+            v1,
+            healthz,
+            readyz,
+            prometheus,
+            admin_router(),
+            admin_rules_pages(),
+        ],
+        template_config=rules_template_config(),
         lifespan=[lifespan],
         exception_handlers={Exception: _openai_error},
         openapi_config=openapi_config(_version()),
