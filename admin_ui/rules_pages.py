@@ -312,6 +312,7 @@ class RulePages(Controller):
         return await page(
             request,
             "rules/list.html",
+            nav_active="rules",
             rows=shown,
             total=len(rows),
             in_force=sum(row["state"] == "in-force" for row in rows),
@@ -352,6 +353,7 @@ class RulePages(Controller):
         return await page(
             request,
             "rules/simulate.html",
+            nav_active="rules",
             status_code=outcome.status,
             values=values,
             merge=checked(values["merge"]),
@@ -370,6 +372,7 @@ class RulePages(Controller):
         return await page(
             request,
             "rules/replay.html",
+            nav_active="rules",
             status_code=outcome.status,
             values=values,
             merge=checked(values["merge"]),
@@ -479,6 +482,7 @@ class RulePages(Controller):
         return await page(
             request,
             "rules/edit.html",
+            nav_active="rules",
             status_code=status_code,
             rule=row,
             rule_id=rule_id,
@@ -551,6 +555,7 @@ class RulePages(Controller):
         return await page(
             request,
             "rules/history.html",
+            nav_active="rules",
             status_code=status_code,
             rule_id=rule_id,
             rule=list_row(current, rulebook) if current is not None else None,
