@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader, StrictUndefined
 from litestar.datastructures import MultiDict
 
 from admin_ui.rule_diff import rule_changes
@@ -26,6 +29,10 @@ from admin_ui.rules_forms import (
     simulate_body,
     simulate_values,
 )
+from admin_ui.rules_pages import STATES, example_rule
+from gateway.rulebook import Rulebook
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "admin_ui" / "templates"
 
 RULE = """\
 id: premium
@@ -198,3 +205,35 @@ def test_the_replay_form_takes_a_count_or_a_range() -> None:
     merged = replay_body({**values, "rules": "- then: {tag: [x]}", "merge": "on"}, now)
     assert (merged["rules"], merged["merge"]) == ([{"then": {"tag": ["x"]}}], True)
     assert field_for("last", values) == "requests"
+
+
+def test_an_empty_list_shows_a_valid_example_and_where_to_add_it() -> None:
+    rulebook = Rulebook(config_rules=[], store=None, models=["small", "large"], providers=["p"])
+    example = example_rule(rulebook)
+    assert rulebook.validate([example]) == []
+    assert example["then"]["route"] == "small"
+    layout = "{% block content %}{% endblock %}{% block scripts %}{% endblock %}"
+    environment = Environment(
+        loader=ChoiceLoader([DictLoader({"base.html": layout}), FileSystemLoader(TEMPLATE_DIR)]),
+        autoescape=True,
+        undefined=StrictUndefined,
+    )
+    environment.globals["static"] = lambda name: f"/admin/static/{name}"
+    html = environment.get_template("rules/list.html").render(
+        rows=[],
+        total=0,
+        in_force=0,
+        with_problems=0,
+        search="",
+        state="",
+        states=STATES,
+        saved=None,
+        deleted=None,
+        example_yaml=rule_as_text(example),
+        example_json=json.dumps(example),
+        base="/admin/rules",
+        csrf_token="",
+    )
+    empty = html[html.index('id="rules-empty"') :]
+    assert "No rules yet" in empty and 'href="/admin/rules/new"' in empty
+    assert "route: small" in empty and "/admin/api/rules" in empty
