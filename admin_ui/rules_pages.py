@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -22,18 +21,15 @@ from litestar.response import Redirect, Template
 
 from admin_ui.auth import admin_key, provide_author, require_admin, require_global_admin
 from admin_ui.parameters import refuse_unstorable_parameters
-from admin_ui.rule_diff import rule_changes
 from admin_ui.rule_text import (
     FORMATS,
     RuleTextError,
     is_json,
-    line_of,
     parse_rule_text,
     rule_as_text,
     split_problem,
 )
 from admin_ui.rules import (
-    READ_ONLY_KEYS,
     InvalidRule,
     create_database_rule,
     delete_database_rule,
@@ -44,7 +40,6 @@ from admin_ui.rules import (
     rule_versions,
     set_rule_enabled,
 )
-from admin_ui.rules_chart import count_text, mix_chart
 from admin_ui.rules_forms import (
     RANGES,
     REPLAY_INPUTS,
@@ -59,23 +54,26 @@ from admin_ui.rules_forms import (
     simulate_values,
     wants_simulation,
 )
+from admin_ui.rules_views import (
+    BASE,
+    STATES,
+    editable,
+    example_rule,
+    list_row,
+    problem_views,
+    replay_view,
+    simulation_view,
+    version_comparison,
+    version_entries,
+)
 from admin_ui.simulation import replay_answer, simulation_answer
 from admin_ui.state import gateway_of, rulebook_of
 from gateway.errors import GatewayError
 from gateway.keys import KeyStore
-from gateway.rulebook import Rulebook
 from telemetry.queries import REPLAY_DEFAULT_REQUESTS, REPLAY_MAX_REQUESTS
 
 AnyRequest = Request[Any, Any, Any]
-BASE: Final = "/admin/rules"
-STATES: Final = {
-    "in-force": "In force",
-    "off": "Disabled",
-    "problem": "Left out",
-    "pending": "Not loaded yet",
-}
 FILTERS: Final = ("", "in-force", "off", "problem")
-EXAMPLE_MODEL: Final = "gpt-4o-mini"
 
 
 # --- what every page gets ---------------------------------------------------------------------
@@ -112,23 +110,6 @@ def csrf_token(request: AnyRequest) -> str:
     return token if isinstance(token, str) else ""
 
 
-def time_view(value: str | datetime | None) -> dict[str, str] | None:
-    """An ISO 8601 UTC time as the `<time>` element shows it (the page script may localise it;
-    UTC stays on hover)."""
-    if value is None:
-        return None
-    iso = value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
-    text = iso.replace("T", " ").replace("Z", "")
-    return {"iso": iso, "text": f"{text.split('.')[0]} UTC"}
-
-
-def usd(amount: str, *, signed: bool = False) -> str:
-    """Exact dollars as the API gives them (a decimal string), with the sign in front."""
-    value = Decimal(amount)
-    sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
-    return f"{sign}${format(abs(value), 'f')}"
-
-
 def url(path: str, **query: Any) -> str:
     kept = {name: value for name, value in query.items() if value not in (None, "", False)}
     return f"{path}?{urlencode(kept)}" if kept else path
@@ -141,72 +122,7 @@ def local_target(target: str | None, fallback: str) -> str:
     return fallback
 
 
-# --- the list ---------------------------------------------------------------------------------
-
-
-def rule_state(item: Mapping[str, Any], problems: list[str], rulebook: Rulebook) -> str:
-    """in-force, off, problem (left out of the running rules) or pending (stored, not loaded by
-    this worker yet)."""
-    if problems:
-        return "problem"
-    if not item.get("enabled", True):
-        return "off"
-    compiled = rulebook.current.get(str(item["id"]))
-    return "in-force" if compiled is not None and compiled.enabled else "pending"
-
-
-def list_row(item: Mapping[str, Any], rulebook: Rulebook) -> dict[str, Any]:
-    """A rule as the list and the editor show it. The problems of a database rule the running
-    config no longer supports come from the rulebook, as the API's list gives them."""
-    rule_id = str(item["id"])
-    problems = list(item.get("problems") or ())
-    if not problems and item.get("source") == "database":
-        problems = list(rulebook.invalid.get(rule_id, ()))
-    state = rule_state(item, problems, rulebook)
-    return {
-        "id": rule_id,
-        "name": item.get("name") or rule_id,
-        "description": item.get("description") or "",
-        "priority": item["priority"],
-        "enabled": bool(item.get("enabled", True)),
-        "source": item.get("source", "database"),
-        "read_only": bool(item.get("read_only")),
-        "state": state,
-        "state_label": STATES[state],
-        "problems": [split_problem(problem) for problem in problems],
-        "version": item.get("version"),
-        "updated_at": time_view(item.get("updated_at")),
-        "updated_by": item.get("updated_by"),
-        "edit_url": f"{BASE}/{rule_id}/edit",
-        "history_url": f"{BASE}/{rule_id}/history",
-    }
-
-
-def example_rule(rulebook: Rulebook) -> dict[str, Any]:
-    """A rule that is valid with the running config: it routes to one of its models."""
-    model = rulebook.models[0] if rulebook.models else EXAMPLE_MODEL
-    return {
-        "id": "premium-traffic",
-        "name": "Premium traffic",
-        "description": f"Requests tagged premium go to {model}.",
-        "priority": 100,
-        "when": {"tags": {"contains": "premium"}},
-        "then": {"route": model, "tag": ["premium-route"]},
-    }
-
-
 # --- the editor -------------------------------------------------------------------------------
-
-
-def problem_views(problems: list[tuple[str, str]], text: str) -> list[dict[str, Any]]:
-    return [
-        {"path": path, "message": message, "line": line_of(text, path)}
-        for path, message in problems
-    ]
-
-
-def editable(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in item.items() if key not in READ_ONLY_KEYS}
 
 
 def format_of(request: AnyRequest) -> str:
@@ -358,7 +274,7 @@ class RulePages(Controller):
             values=values,
             merge=checked(values["merge"]),
             outcome=outcome,
-            result=_simulation_view(outcome.result) if outcome.result is not None else None,
+            result=simulation_view(outcome.result) if outcome.result is not None else None,
             models=rulebook_of(request).models,
             base=BASE,
         )
@@ -377,7 +293,7 @@ class RulePages(Controller):
             values=values,
             merge=checked(values["merge"]),
             outcome=outcome,
-            result=_replay_view(outcome.result) if outcome.result is not None else None,
+            result=replay_view(outcome.result) if outcome.result is not None else None,
             ranges=RANGES,
             default_last=REPLAY_DEFAULT_REQUESTS,
             max_last=REPLAY_MAX_REQUESTS,
@@ -533,25 +449,8 @@ class RulePages(Controller):
         except GatewayError:
             current = None  # deleted: its history remains
         by_number = {int(version["version"]): version for version in versions}
-        entries = []
-        for version in versions:
-            number = int(version["version"])
-            previous = by_number.get(number - 1)
-            entries.append(
-                {
-                    "version": number,
-                    "action": version["action"],
-                    "author": version["author"],
-                    "created_at": time_view(version["created_at"]),
-                    "changes": rule_changes(
-                        previous["document"] if previous is not None else None,
-                        version["document"],
-                    ),
-                    "current": current is not None and current.get("version") == number,
-                    "text": rule_as_text(version["document"]),
-                }
-            )
-        compare = _comparison(request.query_params, by_number)
+        entries = version_entries(versions, current.get("version") if current else None)
+        compare = version_comparison(request.query_params, by_number)
         return await page(
             request,
             "rules/history.html",
@@ -613,104 +512,6 @@ def _refusal(refused: GatewayError) -> tuple[list[tuple[str, str]], str | None]:
 
 def _saved(rule_id: str, version: int) -> Redirect:
     return Redirect(url(f"{BASE}/{rule_id}/edit", saved=version), status_code=303)
-
-
-def _comparison(
-    query: Mapping[str, Any], by_number: Mapping[int, Mapping[str, Any]]
-) -> dict[str, Any] | None:
-    """The diff between two chosen versions (`from`, `to` in the URL), when both exist."""
-    older, newer = str(query.get("from") or ""), str(query.get("to") or "")
-    if not (older.isdigit() and newer.isdigit()):
-        return None
-    before, after = by_number.get(int(older)), by_number.get(int(newer))
-    if before is None or after is None:
-        return {"from": older, "to": newer, "missing": True, "changes": []}
-    return {
-        "from": int(older),
-        "to": int(newer),
-        "missing": False,
-        "changes": rule_changes(before["document"], after["document"]),
-    }
-
-
-def _json_text(value: Any) -> str:
-    return rule_as_text(value, "json").rstrip("\n")
-
-
-def _simulation_view(result: Mapping[str, Any]) -> dict[str, Any]:
-    route = result.get("route")
-    return {
-        **result,
-        "matched": [
-            {**match, "actions_text": _json_text(match["actions"])} for match in result["matched"]
-        ],
-        "effects_text": _json_text(result["effects"]) if result["effects"] else None,
-        "request_text": _json_text(result["request"]),
-        "parameters_text": (
-            _json_text(result["parameters_changed"]) if result["parameters_changed"] else None
-        ),
-        "route": route,
-        "evaluation": f"{float(result['evaluation_us']):.1f} µs",
-    }
-
-
-def _mix_rows(mix: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per model (or deployment) in either mix: requests and share before and after."""
-    rows: dict[str, dict[str, Any]] = {}
-    for series in ("before", "after"):
-        for entry in mix[series]:
-            row = rows.setdefault(
-                entry["name"],
-                {
-                    "name": entry["name"],
-                    **{f"{side}_requests": 0.0 for side in ("before", "after")},
-                    **{f"{side}_share": 0.0 for side in ("before", "after")},
-                },
-            )
-            row[f"{series}_requests"] = float(entry["requests"])
-            row[f"{series}_share"] = float(entry["share"])
-    ordered = sorted(
-        rows.values(),
-        key=lambda row: (-max(row["before_requests"], row["after_requests"]), row["name"]),
-    )
-    for row in ordered:
-        change = row["after_requests"] - row["before_requests"]
-        sign = "+" if change > 0 else "-" if change < 0 else ""
-        row["change"] = sign + count_text(abs(change))
-        for side in ("before", "after"):
-            row[side] = count_text(row[f"{side}_requests"])
-            row[f"{side}_share"] = f"{row[f'{side}_share']:.1%}"
-    return ordered
-
-
-def _replay_view(result: Mapping[str, Any]) -> dict[str, Any]:
-    cost = result["cost"]
-    window = result["window"]
-    return {
-        **result,
-        "oldest": time_view(window["oldest"]),
-        "newest": time_view(window["newest"]),
-        "cost_view": {
-            "before": usd(cost["before_usd"]),
-            "after": usd(cost["after_usd"]),
-            "difference": usd(cost["difference_usd"], signed=True),
-            "direction": (
-                "more"
-                if Decimal(cost["difference_usd"]) > 0
-                else "less"
-                if Decimal(cost["difference_usd"]) < 0
-                else "same"
-            ),
-        },
-        "model_rows": _mix_rows(result["model_mix"]),
-        "deployment_rows": _mix_rows(result["deployment_mix"]),
-        "chart": mix_chart(result["model_mix"]["before"], result["model_mix"]["after"]),
-        "changes": [
-            {**change, "requests_text": count_text(change["requests"])}
-            for change in result["changes"]
-        ],
-        "rerouted": count_text(result["requests_rerouted"]),
-    }
 
 
 OPERATOR_GUARDS: Final = [require_admin, require_global_admin, refuse_unstorable_parameters]

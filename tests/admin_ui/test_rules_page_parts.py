@@ -29,7 +29,7 @@ from admin_ui.rules_forms import (
     simulate_body,
     simulate_values,
 )
-from admin_ui.rules_pages import STATES, example_rule
+from admin_ui.rules_views import STATES, example_rule
 from gateway.rulebook import Rulebook
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "admin_ui" / "templates"
