@@ -14,13 +14,19 @@ from admin_ui.auth import require_admin
 from admin_ui.keys_pages import KeyPages
 from admin_ui.pages import ADMIN_PATH
 from admin_ui.parameters import refuse_unstorable_parameters
+from admin_ui.rules_pages import rules_pages_router
 from admin_ui.static_files import static_router
 from admin_ui.trace_page import TracePages
 from admin_ui.workspaces_pages import WorkspacePages
 
 HOME = f"{ADMIN_PATH}/traces"
 
-PAGE_HANDLERS: list[ControllerRouterHandler] = [TracePages, KeyPages, WorkspacePages]
+PAGE_HANDLERS: list[ControllerRouterHandler] = [
+    TracePages,
+    KeyPages,
+    WorkspacePages,
+    rules_pages_router(),
+]
 
 
 @get(ADMIN_PATH, include_in_schema=False, sync_to_thread=False)
