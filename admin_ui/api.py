@@ -11,6 +11,7 @@ from litestar import Router
 
 from admin_ui.auth import require_admin, require_global_admin
 from admin_ui.keys import KeyController
+from admin_ui.live import LiveController
 from admin_ui.parameters import refuse_unstorable_parameters
 from admin_ui.rules import RuleController
 from admin_ui.simulation import SimulationController
@@ -27,5 +28,11 @@ def admin_router() -> Router:
     return Router(
         path="/admin/api",
         guards=[require_admin, refuse_unstorable_parameters],
-        route_handlers=[TraceController, WorkspaceController, KeyController, operator_only],
+        route_handlers=[
+            TraceController,
+            WorkspaceController,
+            KeyController,
+            LiveController,
+            operator_only,
+        ],
     )

@@ -40,6 +40,7 @@ from gateway.proxy import Proxy
 from gateway.ratelimit import RateLimiter, RateLimitPolicy, create_rate_limiter
 from gateway.routing import Router
 from gateway.rulebook import Rulebook
+from gateway.server_connections import when_shutting_down
 from gateway.settings import Settings
 from providers.anthropic import AnthropicAdapter
 from providers.azure import AzureOpenAIAdapter
@@ -51,6 +52,8 @@ from rules.store import RuleStore
 from telemetry import metrics
 from telemetry.db import create_engine, ping
 from telemetry.db_outage import DatabaseOutage, is_unavailable
+from telemetry.live import LiveHub
+from telemetry.live_relay import LiveRelay
 from telemetry.recorder import Recorder
 
 logger = logging.getLogger("steerway")
@@ -65,6 +68,8 @@ class Gateway:
         self.config: GatewayConfig | None = None
         self.proxy: Proxy | None = None
         self.recorder: Recorder | None = None
+        self.live: LiveHub | None = None
+        self._live_relay: LiveRelay | None = None
         self.upstream = UpstreamClient()
         self.engine = create_engine(settings.database_url)
         self.database_outage = DatabaseOutage()
@@ -85,6 +90,7 @@ class Gateway:
         telemetry_config = config.telemetry
         if config.guardrails.definitions:
             self.guardrails = Guardrails(config.guardrails)
+        await self._start_live_feed(config)
         self.recorder = Recorder(
             self.engine,
             queue_size=telemetry_config.queue_size,
@@ -94,6 +100,7 @@ class Gateway:
             observer=metrics.PrometheusRecorderObserver(),
             redact=_pii_redactor() if telemetry_config.store_content == "redacted" else None,
             durability=telemetry_config.durability,
+            live=self.live,
         )
         await self.recorder.start()
         await self.upstream.start()
@@ -176,6 +183,21 @@ class Gateway:
         gc.collect()
         gc.freeze()
 
+    async def _start_live_feed(self, config: GatewayConfig) -> None:
+        """The live feed's hub; with Redis, shared with the other workers through pub/sub."""
+        self.live = LiveHub(
+            viewer_queue=config.live.viewer_queue,
+            max_viewers=config.live.max_viewers,
+            rows_per_second=config.live.rows_per_second,
+        )
+        self.live.start()
+        when_shutting_down(self.live.close)
+        if self.settings.redis_url:
+            self._live_relay = LiveRelay(
+                self.live, self.settings.redis_url, channel_prefix=config.live.channel_prefix
+            )
+            await self._live_relay.start()
+
     async def _serve_metrics(self, config: GatewayConfig) -> None:
         token = config.metrics.bearer_token
         endpoint = MetricsEndpoint(
@@ -210,6 +232,10 @@ class Gateway:
         return default_config(os.environ)
 
     async def stop(self) -> None:
+        if self.live is not None:
+            self.live.close()
+        if self._live_relay is not None:
+            await self._live_relay.close()
         if self._metrics_listener is not None:
             await self._metrics_listener.close()
         if self.guardrails is not None:

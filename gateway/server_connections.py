@@ -29,6 +29,7 @@ import asyncio
 import logging
 import resource
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Final
 
 from uvicorn.config import Config
@@ -49,6 +50,25 @@ REPORT_INTERVAL: Final = 60.0
 """Seconds between two log lines about connections closed by a deadline or the cap."""
 
 _WAITING, _IDLE, _HEADERS, _BODY, _BUSY = range(5)
+
+_shutdown_callbacks: list[Callable[[], None]] = []
+
+
+def when_shutting_down(callback: Callable[[], None]) -> None:
+    """Call `callback` once when the server starts its graceful shutdown, before it waits for
+    the answers under way: an answer that never ends by itself (a live feed) ends then, instead
+    of holding the shutdown for its whole timeout."""
+    _shutdown_callbacks.append(callback)
+
+
+def _shutting_down() -> None:
+    callbacks = list(_shutdown_callbacks)
+    _shutdown_callbacks.clear()
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            logger.exception("a shutdown callback failed")
 
 
 def raise_open_file_limit() -> int:
@@ -246,6 +266,10 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
         self.waiting.pop(self, None)
         metrics.connections_open.dec()
+
+    def shutdown(self) -> None:
+        _shutting_down()
+        super().shutdown()
 
     def pause_writing(self) -> None:
         super().pause_writing()
