@@ -34,6 +34,7 @@ from admin_ui.state import gateway_of, starting
 from admin_ui.workspaces import key_store_of, visible_workspace
 from gateway.auth import MASTER_KEY_INFO
 from gateway.errors import GatewayError, invalid_request
+from gateway.server_connections import limit_send_buffer
 from telemetry.live import LiveHub, TooManyViewers
 from telemetry.live_filter import LiveFilter
 from telemetry.live_summary import LiveTrace
@@ -43,6 +44,9 @@ AnyRequest = Request[Any, Any, Any]
 RETRY_MS: Final = 3000
 HEARTBEAT_SECONDS: Final = 15.0
 STATS_SECONDS: Final = 1.0
+SEND_BUFFER_BYTES: Final = 64 * 1024
+"""The kernel's send buffer for a viewer's connection: a viewer that stops reading falls behind
+after about this much (and its client's receive buffer), not after megabytes."""
 EVENT_STREAM: Final = "text/event-stream"
 _NAMES_STATE: Final = "steerway_live_key_names"
 
@@ -86,6 +90,7 @@ class LiveController(Controller):
         live_filter = await _live_filter(request, query)
         if hub.viewers >= hub.max_viewers:
             raise too_many_viewers(hub)
+        limit_send_buffer(request.scope.get("client"), SEND_BUFFER_BYTES)
         hello = {
             "worker": hub.worker,
             "shared": hub.shared,
