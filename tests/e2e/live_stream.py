@@ -41,6 +41,7 @@ class LiveStream:
         self.status: int | None = None
         self.headers: httpx.Headers | None = None
         self.body = b""
+        self._hello: dict[str, Any] | None = None
         self.finished = threading.Event()
         self._connected = threading.Event()
         self._url = f"{base_url}/admin/api/live"
@@ -61,9 +62,12 @@ class LiveStream:
 
     @property
     def hello(self) -> dict[str, Any]:
-        event = self.next("hello")
-        assert isinstance(event.data, dict)
-        return event.data
+        """The stream's first event (waited for on first use)."""
+        if self._hello is None:
+            event = self.next("hello")
+            assert isinstance(event.data, dict)
+            self._hello = event.data
+        return self._hello
 
     def next(self, name: str | None = None, *, within: float = 10.0) -> Event:
         """The next event (of that name, skipping others); AssertionError if none comes."""
