@@ -51,8 +51,8 @@ EVENT_STREAM: Final = "text/event-stream"
 _NAMES_STATE: Final = "steerway_live_key_names"
 
 EVENTS_DESCRIPTION: Final = (
-    "Server-Sent Events: `hello` (worker, whether other workers' requests are included, the "
-    "filters), `trace` (id: the trace id; one request's summary), `stats` (requests per second, "
+    "Server-Sent Events: `hello` (worker, whether other workers' requests are included: `shared`, "
+    "and whether that is all of them: `complete`, the filters), `trace` (id: the trace id; one request's summary), `stats` (requests per second, "
     "error rate and p95 duration over the last minute), `: keep-alive` comments every 15 s, "
     "and last `dropped` (the viewer fell behind: reconnect) or `end` (`reason`: limit, seconds, "
     "shutdown)."
@@ -94,6 +94,7 @@ class LiveController(Controller):
         hello = {
             "worker": hub.worker,
             "shared": hub.shared,
+            "complete": hub.complete,
             "workspace": workspace_scope(request),
             "filters": query.echo(),
             "viewer_queue": hub.viewer_queue,

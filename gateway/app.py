@@ -41,7 +41,7 @@ from gateway.ratelimit import RateLimiter, RateLimitPolicy, create_rate_limiter
 from gateway.routing import Router
 from gateway.rulebook import Rulebook
 from gateway.server_connections import when_shutting_down
-from gateway.settings import Settings
+from gateway.settings import Settings, serve_workers
 from providers.anthropic import AnthropicAdapter
 from providers.azure import AzureOpenAIAdapter
 from providers.base import ProviderAdapter
@@ -186,6 +186,7 @@ class Gateway:
     async def _start_live_feed(self, config: GatewayConfig) -> None:
         """The live feed's hub; with Redis, shared with the other workers through pub/sub."""
         self.live = LiveHub(
+            workers=serve_workers(),
             viewer_queue=config.live.viewer_queue,
             max_viewers=config.live.max_viewers,
             rows_per_second=config.live.rows_per_second,

@@ -127,6 +127,7 @@ class LiveHub:
         self,
         *,
         worker: str | None = None,
+        workers: int = 1,
         viewer_queue: int = 256,
         max_viewers: int = 32,
         rows_per_second: float = 0.0,
@@ -135,6 +136,8 @@ class LiveHub:
         if viewer_queue < 1 or max_viewers < 1:
             raise ValueError("viewer_queue and max_viewers must be at least 1")
         self.worker = worker or worker_name()
+        self.workers = workers
+        """Worker processes serving beside this one's (this one included)."""
         self.viewer_queue = viewer_queue
         self.max_viewers = max_viewers
         self.rows_per_second = rows_per_second
@@ -213,6 +216,11 @@ class LiveHub:
     def shared(self) -> bool:
         """True while viewers here also receive other workers' requests."""
         return self._relay is not None and self._relay.connected
+
+    @property
+    def complete(self) -> bool:
+        """True while viewers here receive every worker's requests (or this is the only one)."""
+        return self.workers == 1 or self.shared
 
     # -- the relay -------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@
     source.addEventListener("hello", function (event) {
       greeted = true;
       var hello = JSON.parse(event.data);
-      show("live", hello.shared ? "Live" : "Live · this worker's requests only");
+      show("live", hello.complete ? "Live" : "Live · one worker's requests only (no Redis)");
     });
     source.addEventListener("trace", function (event) { receive(JSON.parse(event.data)); });
     source.addEventListener("stats", function (event) { showStats(JSON.parse(event.data)); });

@@ -100,7 +100,8 @@ def test_a_viewer_receives_requests_made_while_it_watches(
         assert viewer.headers["cache-control"] == "no-store"
         hello = viewer.hello
         assert viewer.retry == 3000
-        assert hello["workspace"] is None and hello["shared"] is False
+        assert hello["workspace"] is None
+        assert (hello["shared"], hello["complete"]) == (False, True)  # one worker, no Redis
         assert hello["viewer_queue"] == VIEWER_QUEUE and hello["filters"] == {}
 
         raw = live_gateway.client(tenants.default_user).chat.completions.with_raw_response.create(

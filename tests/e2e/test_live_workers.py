@@ -85,6 +85,7 @@ def test_a_viewer_receives_what_the_other_worker_serves(
         time.sleep(0.2)
         viewer = LiveStream(gateway.url, gateway.master_key or "")
     with viewer:
+        assert viewer.hello["complete"] is True
         here = viewer.hello["worker"]
 
         # Until the other worker has heard that someone watches, what it serves is not shown.

@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from gateway.settings import SERVE_WORKERS_VARIABLE, serve_workers
 from telemetry import metrics
 from telemetry.db import create_engine
 from telemetry.ids import uuid7_hex
@@ -293,3 +294,11 @@ async def test_a_bundle_that_cannot_be_summarised_is_skipped(
     assert len(await viewer.next_batch(0)) == 1
     assert caplog.text.count("could not summarise") == 1
     hub.detach(viewer)
+
+
+def test_a_feed_is_complete_with_one_worker_or_shared_ones() -> None:
+    assert LiveHub(worker="w").complete is True
+    several = LiveHub(worker="w", workers=2)
+    assert several.complete is False and several.shared is False
+    assert serve_workers({SERVE_WORKERS_VARIABLE: "4"}) == 4
+    assert serve_workers({SERVE_WORKERS_VARIABLE: "x"}) == serve_workers({}) == 1
