@@ -10,7 +10,8 @@ Two channels under a configured prefix:
 - `<prefix>:traces`: batches of summaries (`{"worker": ..., "traces": [...]}`, JSON). A worker
   subscribes only while it has viewers, and hands what other workers publish to its hub.
 
-Publishing happens in a task of its own from a bounded outbox: the request path never waits for
+Publishing happens in a task of its own from a bounded outbox, one message in flight at a time
+carrying whatever gathered meanwhile: the request path never waits for
 Redis, and a Redis that is slow or away loses feed events, never requests. Errors reconnect with
 exponential backoff and are logged once per outage; meanwhile viewers see this worker's requests.
 """
@@ -38,8 +39,10 @@ logger = logging.getLogger("steerway.telemetry.live")
 DEFAULT_CHANNEL_PREFIX: Final = "steerway:live"
 PRESENCE_INTERVAL: Final = 5.0
 PRESENCE_TTL: Final = 15.0
-OUTBOX_LIMIT: Final = 256
-"""Batches waiting to be published; past it the oldest are dropped."""
+OUTBOX_LIMIT: Final = 2048
+"""Summaries waiting to be published; past it the oldest are dropped."""
+BATCH_LIMIT: Final = 256
+"""Summaries in one published message at most."""
 POLL_SECONDS: Final = 0.25
 """How long the listener waits for a message before looking at its own viewers again."""
 BACKOFF_INITIAL: Final = 0.5
@@ -85,7 +88,7 @@ class LiveRelay:
         self._clock = clock
         self._client: redis.Redis | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._outbox: deque[bytes] = deque()
+        self._outbox: deque[LiveTrace] = deque()
         self._outbox_ready = asyncio.Event()
         self._local = False
         self._watchers: dict[str, float] = {}
@@ -135,9 +138,9 @@ class LiveRelay:
         if not self._connected:
             return
         outbox = self._outbox
-        if len(outbox) >= OUTBOX_LIMIT:
+        outbox.extend(traces)
+        while len(outbox) > OUTBOX_LIMIT:
             outbox.popleft()
-        outbox.append(msgspec.json.encode(RelayedTraces(worker=self._hub.worker, traces=traces)))
         self._outbox_ready.set()
 
     def local_viewers_changed(self, present: bool) -> None:
@@ -234,16 +237,19 @@ class LiveRelay:
     # -- the publisher ---------------------------------------------------------------------
 
     async def _publish_forever(self) -> None:
+        """One message at a time, with whatever arrived while the last one was on its way: the
+        busier the worker, the more summaries each message carries."""
+        outbox = self._outbox
         while True:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
-            while self._outbox and self._client is not None:
-                data = self._outbox.popleft()
+            while outbox and self._client is not None:
+                batch = [outbox.popleft() for _ in range(min(len(outbox), BATCH_LIMIT))]
+                data = msgspec.json.encode(RelayedTraces(worker=self._hub.worker, traces=batch))
                 try:
                     await self._client.publish(self._traces_channel, data)
                 except (RedisError, OSError) as error:
                     self._went_away(error)
-                    self._outbox.clear()
                     break
                 _sent.inc()
 
