@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import openai
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.console.conftest import PageWatch
@@ -58,6 +60,20 @@ def test_requests_appear_while_the_page_is_open(
     expect(page.locator(f'tr[data-trace-id="{held}"]')).to_be_visible()
     expect(page.locator("[data-live-rows] tr").first).to_have_attribute("data-trace-id", held)
 
+    # A refused request and a streamed one, as the rows of a busier gateway look.
+    with pytest.raises(openai.NotFoundError) as refused:
+        chat(console_gateway, model="no-such-model", user="customer-17")
+    denied = refused.value.response.headers["x-steerway-trace-id"]
+    streamed = console_gateway.client().chat.completions.with_raw_response.create(
+        model="large", messages=HELLO, stream=True, user="customer-4821"
+    )
+    for _ in streamed.parse():
+        pass
+    expect(page.locator(f'tr[data-trace-id="{denied}"] .badge')).to_have_text("denied")
+    streamed_row = page.locator(f'tr[data-trace-id="{streamed.headers["x-steerway-trace-id"]}"]')
+    expect(streamed_row).to_contain_text("stream")
+    docs_screenshot(page, "live")
+
     # A filter reconnects the stream and stays in the page's URL.
     page.get_by_label("Model").fill("large")
     page.get_by_role("button", name="Apply").click()
@@ -68,7 +84,6 @@ def test_requests_appear_while_the_page_is_open(
     expect(page.locator(f'tr[data-trace-id="{shown}"]')).to_be_visible()
     expect(page.locator("[data-live-rows] tr")).to_have_count(1)
     expect(page.locator(f'tr[data-trace-id="{ignored}"]')).to_have_count(0)
-    docs_screenshot(page, "live")
 
     # The URL is the state: opened again, the page keeps the filter.
     page.reload()
