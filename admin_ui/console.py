@@ -12,6 +12,7 @@ from litestar.types import ControllerRouterHandler
 
 from admin_ui.auth import require_admin
 from admin_ui.keys_pages import KeyPages
+from admin_ui.live_page import LivePage
 from admin_ui.pages import ADMIN_PATH
 from admin_ui.parameters import refuse_unstorable_parameters
 from admin_ui.rules_pages import rules_pages_router
@@ -26,6 +27,7 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     KeyPages,
     WorkspacePages,
     rules_pages_router(),
+    LivePage,
 ]
 
 

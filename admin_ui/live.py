@@ -31,7 +31,7 @@ from admin_ui.live_names import KeyNames
 from admin_ui.live_query import QUERY, LiveQuery, read_live_query
 from admin_ui.openapi import described
 from admin_ui.state import gateway_of, starting
-from admin_ui.workspaces import key_store_of, visible_workspace
+from admin_ui.workspace_operations import key_store_of, visible_workspace
 from gateway.auth import MASTER_KEY_INFO
 from gateway.errors import GatewayError, invalid_request
 from gateway.server_connections import limit_send_buffer

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from litestar import Controller, MediaType, Request, get
+from litestar import Controller, Request, get
 from litestar.response import Template
 
 from admin_ui.auth import workspace_scope
 from admin_ui.live_query import KNOWN
+from admin_ui.pages import page
 from admin_ui.state import gateway_of
 from telemetry.live_filter import STATUSES
 
@@ -46,8 +47,4 @@ class LivePage(Controller):
 
     @get("/", include_in_schema=False)
     async def live_page(self, request: Request[Any, Any, Any]) -> Template:
-        return Template(
-            template_name="live.html",
-            context={"nav_active": "live", "user": None, **live_context(request)},
-            media_type=MediaType.HTML,
-        )
+        return await page(request, "live.html", nav_active="live", **live_context(request))
