@@ -21,6 +21,7 @@ from tests.e2e.live_stream import LiveStream
 
 HELLO = [{"role": "user", "content": "hi"}]
 VIEWER_QUEUE = 8
+MAX_VIEWERS = 6
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,10 @@ def live_gateway(
     mock_provider: MockProcess,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayProcess]:
-    config = mock_config(mock_provider, live={"viewer_queue": VIEWER_QUEUE, "rows_per_second": 0})
+    config = mock_config(
+        mock_provider,
+        live={"viewer_queue": VIEWER_QUEUE, "rows_per_second": 0, "max_viewers": MAX_VIEWERS},
+    )
     process = GatewayProcess(
         backend_database,
         config,
@@ -231,6 +235,25 @@ def test_bad_parameters_are_refused_by_name(
         response = admin.get("/admin/api/live", params=params)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
+
+
+def test_a_worker_takes_so_many_viewers(live_gateway: GatewayProcess) -> None:
+    key = live_gateway.master_key or ""
+    _eventually(lambda: _metric(live_gateway, "steerway_live_viewers") == 0)
+    viewers = [LiveStream(live_gateway.url, key) for _ in range(MAX_VIEWERS)]
+    try:
+        for viewer in viewers:
+            assert viewer.hello["worker"]
+        one_more = LiveStream(live_gateway.url, key)
+        assert one_more.status == 503 and one_more.headers is not None
+        assert one_more.headers["retry-after"] == "5"
+        assert b'"code":"too_many_viewers"' in one_more.body
+    finally:
+        for viewer in viewers:
+            viewer.close()
+    _eventually(lambda: _metric(live_gateway, "steerway_live_viewers") == 0)
+    with LiveStream(live_gateway.url, key) as again:
+        assert again.status == 200
 
 
 def test_the_stream_ends_after_its_limit_or_time(
