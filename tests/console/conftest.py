@@ -78,13 +78,15 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    """One driver per module: Playwright's synchronous API keeps an event loop running in this
+    thread while it is open, which `asyncio.run` in any later test module would trip over."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     executable = chromium_path()
     launched = playwright.chromium.launch(
