@@ -46,7 +46,6 @@ INDEXES: dict[str, tuple[str, list[str], str | None]] = {
     ),
     "ix_guardrail_violations_created_at": ("guardrail_violations", ["created_at"], None),
 }
-DIALECTS = ("postgresql", "sqlite")
 GIN_COLUMNS = ("tags", "metadata", "rules_matched", "guardrails_triggered")
 
 
@@ -58,8 +57,8 @@ def upgrade() -> None:
     with op.batch_alter_table("decisions") as batch:
         batch.add_column(sa.Column("outcome", sa.String(16), nullable=True))
     for name, (table, columns, where) in INDEXES.items():
-        rows = {} if where is None else {f"{d}_where": sa.text(where) for d in DIALECTS}
-        op.create_index(name, table, columns, **rows)
+        condition = None if where is None else sa.text(where)
+        op.create_index(name, table, columns, postgresql_where=condition, sqlite_where=condition)
     if _postgres():
         for column in GIN_COLUMNS:
             op.create_index(
