@@ -186,7 +186,7 @@ def _build(spec: Spec) -> TraceBundle:
         for number, status in enumerate(attempts, start=1):
             served = status == "ok"
             latency = spec.duration_ms * (0.3 if number < len(attempts) else 0.6)
-            interaction = {
+            interaction: dict[str, Any] = {
                 "attempt": number,
                 "status": status,
                 "latency_ms": latency,

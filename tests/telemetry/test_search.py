@@ -34,7 +34,7 @@ from tests.telemetry.search_corpus import END, START, Corpus, Spec, make_corpus
 
 __all__ = ["backend_database"]
 
-IN_RANGE = {"since": START, "until": END}
+IN_RANGE: dict[str, Any] = {"since": START, "until": END}
 
 
 @pytest.fixture(scope="module")
