@@ -8,13 +8,12 @@ admin key of one workspace lists that workspace's rows only (`telemetry.search`)
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_ui.auth import workspace_scope
 from admin_ui.openapi import described
@@ -32,7 +31,6 @@ from admin_ui.serialise import plain
 from admin_ui.state import gateway_of
 from admin_ui.workspaces import visible_workspace
 from telemetry.search import (
-    Cursor,
     InvalidCursor,
     Page,
     search_decisions,
@@ -45,10 +43,15 @@ AnyRequest = Request[Any, Any, Any]
 Search = Callable[..., Awaitable[Page[Any]]]
 
 
-async def read_list_query(request: AnyRequest, spec: ListSpec[Any]) -> ListQuery[Any]:
+async def read_list_query(
+    request: AnyRequest, spec: ListSpec[Any], *, ignore: Iterable[str] = ()
+) -> ListQuery[Any]:
     """The request's query parameters as `spec`'s filters, its workspace resolved within the
-    caller's scope (another workspace is a 404, as everywhere in the admin API)."""
-    query = parse_list_query(spec, request.query_params.multi_items(), now=datetime.now(UTC))
+    caller's scope (another workspace is a 404, as everywhere in the admin API). Names in
+    `ignore` (a page's own parameters) are passed over."""
+    query = parse_list_query(
+        spec, request.query_params.multi_items(), now=datetime.now(UTC), ignore=ignore
+    )
     if query.workspace is not None:
         found = await visible_workspace(request, query.workspace)
         query = query.with_workspace(found.workspace_id)
@@ -57,16 +60,14 @@ async def read_list_query(request: AnyRequest, spec: ListSpec[Any]) -> ListQuery
 
 async def list_answer(request: AnyRequest, spec: ListSpec[Any], search: Search) -> dict[str, Any]:
     query = await read_list_query(request, spec)
-    engine: AsyncEngine = gateway_of(request).engine
-    cursor: Cursor | None = query.cursor
     try:
         page = await search(
-            engine,
+            gateway_of(request).engine,
             query.filters,
             scope=workspace_scope(request),
             sort=query.sort,
             limit=query.limit,
-            cursor=cursor,
+            cursor=query.cursor,
         )
     except InvalidCursor as error:
         raise bad("cursor", f"is not valid: {error}", "invalid_cursor") from None
@@ -105,9 +106,6 @@ class ViolationController(Controller):
         return await list_answer(request, VIOLATIONS, search_violations)
 
 
-def traces_list_operation() -> type[Any]:
-    return described(query=TRACES.openapi())
-
-
 async def list_traces_answer(request: AnyRequest) -> dict[str, Any]:
+    """`GET /admin/api/traces` (served by the trace controller, beside one trace's detail)."""
     return await list_answer(request, TRACES, search_traces)

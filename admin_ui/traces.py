@@ -12,7 +12,8 @@ from litestar import Controller, Request, get
 
 from admin_ui.auth import workspace_scope
 from admin_ui.openapi import described
-from admin_ui.search_api import list_traces_answer, traces_list_operation
+from admin_ui.search_api import list_traces_answer
+from admin_ui.search_params import TRACES
 from admin_ui.serialise import plain
 from admin_ui.state import gateway_of
 from gateway.errors import GatewayError
@@ -28,7 +29,7 @@ def trace_not_found(trace_id: str) -> GatewayError:
 class TraceController(Controller):
     path = "/traces"
 
-    @get("/", operation_class=traces_list_operation())
+    @get("/", operation_class=described(query=TRACES.openapi()))
     async def list_traces(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Requests, newest first or by duration or cost, with a summary of each."""
         return await list_traces_answer(request)
