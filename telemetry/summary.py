@@ -16,10 +16,9 @@ Each decision gets an `outcome`, one word a list can filter and count by (`decis
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any, Final
 
-from telemetry.records import DecisionRecord, TraceBundle
+from telemetry.records import DecisionRecord, InteractionRecord, TraceBundle
 
 TRACE_STATUSES: Final = ("ok", "error", "cancelled", "denied")
 GUARDRAIL_ACTIONS: Final = ("block", "mask", "log")
@@ -45,6 +44,8 @@ SUMMARY_COLUMNS: Final = (
 # provider's answer can carry: refusals whose decision is recorded are found by the decision.
 _REFUSED_BEFORE_ANY_DECISION: Final = frozenset({"missing_api_key", "invalid_api_key"})
 _GUARDRAIL_BLOCK: Final = "guardrail_violation"
+_REFUSING_TYPES: Final = frozenset({"rate_limit", "budget_check", "guardrail"})
+_NO_ATTEMPT: Final = (None, None, None, None, None, None, False)
 
 DECISION_OUTCOMES: Final = (
     "matched",
@@ -75,20 +76,24 @@ def _add(total: Any, value: Any) -> Any:
     return value if total is None else total + value
 
 
-def summarise(bundle: TraceBundle) -> tuple[str, tuple[Any, ...]]:
-    """The trace's status as stored and its summary values, in `SUMMARY_COLUMNS` order.
-
-    Tokens and cost are summed over the attempts (None when none reported any); the deployment
-    is the last attempt's, the time to first token the answering (last successful) attempt's.
-    """
+def _attempts(interactions: list[InteractionRecord]) -> tuple[Any, ...]:
+    """(deployment, prompt, completion and total tokens, cost, first token, cache hit)."""
+    if len(interactions) == 1:  # most requests: one attempt, nothing to add up
+        only = interactions[0]
+        return (
+            only.deployment,
+            only.prompt_tokens,
+            only.completion_tokens,
+            only.total_tokens,
+            only.cost_usd,
+            only.ttft_ms if only.status == "ok" else None,
+            only.cache_hit,
+        )
     deployment: str | None = None
-    last_attempt = -1
-    prompt = completion = total = None
-    cost: Decimal | None = None
-    ttft: float | None = None
-    answered_attempt = -1
+    last_attempt = answered_attempt = -1
+    prompt = completion = total = cost = ttft = None
     cache_hit = False
-    for interaction in bundle.interactions:
+    for interaction in interactions:
         attempt = interaction.attempt
         if attempt >= last_attempt:
             last_attempt = attempt
@@ -100,22 +105,48 @@ def summarise(bundle: TraceBundle) -> tuple[str, tuple[Any, ...]]:
         if interaction.status == "ok" and attempt >= answered_attempt:
             answered_attempt = attempt
             ttft = interaction.ttft_ms
-        if interaction.cache_hit:
-            cache_hit = True
+        cache_hit = cache_hit or interaction.cache_hit
+    return deployment, prompt, completion, total, cost, ttft, cache_hit
 
+
+def _matched_rules(decisions: list[DecisionRecord]) -> list[str]:
     rules: list[str] = []
-    refused = False
+    for decision in decisions:
+        rule_id = decision.rule_id
+        if rule_id is not None and decision.type == "rule_evaluation" and rule_id not in rules:
+            rules.append(rule_id)
+    return rules
+
+
+def _refused_by_policy(bundle: TraceBundle, action: str | None) -> bool:
+    """Whether a request that ended in an error was refused by the gateway's own policy."""
+    error_type = bundle.trace.error_type
+    if error_type in _REFUSED_BEFORE_ANY_DECISION and not bundle.interactions:
+        return True
+    if error_type == _GUARDRAIL_BLOCK and action == "block":
+        return True
     for decision in bundle.decisions:
         kind = decision.type
         if kind == "rule_evaluation":
-            if decision.rule_id is not None:
-                if decision.rule_id not in rules:
-                    rules.append(decision.rule_id)
-            elif "deny" in decision.output:
-                refused = True
-        elif kind in ("rate_limit", "budget_check", "guardrail") and not refused:
-            refused = _outcome_of(kind, decision.component, decision.output) == "denied"
+            if decision.rule_id is None and "deny" in decision.output:
+                return True
+        elif (
+            kind in _REFUSING_TYPES
+            and _outcome_of(kind, decision.component, decision.output) == "denied"
+        ):
+            return True
+    return False
 
+
+def summarise(bundle: TraceBundle) -> tuple[str, tuple[Any, ...]]:
+    """The trace's status as stored and its summary values, in `SUMMARY_COLUMNS` order.
+
+    Tokens and cost are summed over the attempts (None when none reported any); the deployment
+    is the last attempt's, the time to first token the answering (last successful) attempt's.
+    """
+    deployment, prompt, completion, total, cost, ttft, cache_hit = (
+        _attempts(bundle.interactions) if bundle.interactions else _NO_ATTEMPT
+    )
     action: str | None = None
     guardrails: list[str] = []
     for violation in bundle.violations:
@@ -123,14 +154,8 @@ def summarise(bundle: TraceBundle) -> tuple[str, tuple[Any, ...]]:
             action = violation.action
         if violation.guardrail not in guardrails:
             guardrails.append(violation.guardrail)
-
-    trace = bundle.trace
-    status = trace.status
-    if status == "error" and (
-        refused
-        or (trace.error_type in _REFUSED_BEFORE_ANY_DECISION and not bundle.interactions)
-        or (trace.error_type == _GUARDRAIL_BLOCK and action == "block")
-    ):
+    status = bundle.trace.status
+    if status == "error" and _refused_by_policy(bundle, action):
         status = "denied"
     return status, (
         deployment,
@@ -140,7 +165,7 @@ def summarise(bundle: TraceBundle) -> tuple[str, tuple[Any, ...]]:
         cost,
         ttft,
         cache_hit,
-        rules,
+        _matched_rules(bundle.decisions) if bundle.decisions else [],
         action,
         guardrails,
     )
