@@ -15,7 +15,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from telemetry.db import async_url, create_engine, redact_url
-from telemetry.schema import metadata
+from telemetry.schema import for_dialect, metadata
 
 config = context.config
 
@@ -43,6 +43,7 @@ def _run_migrations(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=for_dialect(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -25,6 +25,7 @@ from telemetry.records import (
     TraceRecord,
 )
 from telemetry.schema import metadata
+from telemetry.summary import SUMMARY_COLUMNS, decision_outcome, summarise
 
 Row = tuple[Any, ...]
 _R = TypeVar(
@@ -57,6 +58,7 @@ TRACE_COLUMNS: tuple[str, ...] = (
     "parent_trace_id",
     "parent_span_id",
     "escaped",
+    *SUMMARY_COLUMNS,
 )
 SPAN_COLUMNS: tuple[str, ...] = (
     "span_id",
@@ -86,6 +88,7 @@ DECISION_COLUMNS: tuple[str, ...] = (
     "reasoning",
     "evaluation_us",
     "created_at",
+    "outcome",
 )
 INTERACTION_COLUMNS: tuple[str, ...] = (
     "interaction_id",
@@ -141,7 +144,10 @@ def utc(epoch_seconds: float) -> datetime:
     return datetime.fromtimestamp(epoch_seconds, UTC)
 
 
-def trace_row(t: TraceRecord) -> Row:
+def trace_row(bundle: TraceBundle) -> Row:
+    """The trace's row: its own fields, then the summary of what lies under it."""
+    t = bundle.trace
+    status, summary = summarise(bundle)
     return (
         t.trace_id,
         t.workspace_id,
@@ -153,7 +159,7 @@ def trace_row(t: TraceRecord) -> Row:
         utc(t.started_at),
         utc(t.ended_at),
         t.duration_ms,
-        t.status,
+        status,
         t.http_status,
         t.requested_model,
         t.provider,
@@ -168,6 +174,7 @@ def trace_row(t: TraceRecord) -> Row:
         t.parent_trace_id,
         t.parent_span_id,
         t.escaped,
+        *summary,
     )
 
 
@@ -203,6 +210,7 @@ def decision_row(d: DecisionRecord) -> Row:
         d.reasoning,
         d.evaluation_us,
         utc(d.created_at),
+        decision_outcome(d),
     )
 
 
@@ -262,9 +270,10 @@ def violation_row(v: GuardrailViolationRecord) -> Row:
 
 @dataclass(slots=True)
 class BatchRecords:
-    """A batch's records, grouped by the table they go to."""
+    """A batch's records, grouped by the table they go to. Traces are kept as their bundles:
+    a trace's row sums up what the bundle holds under it."""
 
-    traces: list[TraceRecord] = field(default_factory=list)
+    traces: list[TraceBundle] = field(default_factory=list)
     spans: list[SpanRecord] = field(default_factory=list)
     decisions: list[DecisionRecord] = field(default_factory=list)
     interactions: list[InteractionRecord] = field(default_factory=list)
@@ -274,7 +283,7 @@ class BatchRecords:
     def from_bundles(cls, bundles: Sequence[TraceBundle]) -> BatchRecords:
         batch = cls()
         for bundle in bundles:
-            batch.traces.append(bundle.trace)
+            batch.traces.append(bundle)
             batch.spans.extend(bundle.spans)
             batch.decisions.extend(bundle.decisions)
             batch.interactions.extend(bundle.interactions)
@@ -284,7 +293,7 @@ class BatchRecords:
     def without(self, existing: dict[str, set[str]]) -> BatchRecords:
         """The records whose ids are not in `existing` (table name → ids already stored)."""
         return BatchRecords(
-            traces=[t for t in self.traces if t.trace_id not in existing.get("traces", ())],
+            traces=[b for b in self.traces if b.trace.trace_id not in existing.get("traces", ())],
             spans=[s for s in self.spans if s.span_id not in existing.get("spans", ())],
             decisions=[
                 d for d in self.decisions if d.decision_id not in existing.get("decisions", ())
@@ -304,7 +313,9 @@ class BatchRecords:
     def owners(self) -> dict[str, dict[str, tuple[str, str]]]:
         """Per table: each record's id → the (workspace, trace) it belongs to."""
         return {
-            "traces": {t.trace_id: (t.workspace_id, t.trace_id) for t in self.traces},
+            "traces": {
+                b.trace.trace_id: (b.trace.workspace_id, b.trace.trace_id) for b in self.traces
+            },
             "spans": {s.span_id: (s.workspace_id, s.trace_id) for s in self.spans},
             "decisions": {d.decision_id: (d.workspace_id, d.trace_id) for d in self.decisions},
             "ai_interactions": {
@@ -348,20 +359,24 @@ def as_dicts(columns: Sequence[str], rows: Sequence[Row]) -> list[dict[str, Any]
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-def _string_limits(table: str) -> dict[str, int]:
+def _string_limits(table: str, record: type[msgspec.Struct]) -> dict[str, int]:
+    """The length of each string column the record has a field for (the summary columns are
+    worked out from other records, already fitted)."""
     return {
         column.name: column.type.length
         for column in metadata.tables[table].columns
-        if isinstance(column.type, sa.String) and column.type.length
+        if isinstance(column.type, sa.String)
+        and column.type.length
+        and column.name in record.__struct_fields__
     }
 
 
 _LIMITS = {
-    TraceRecord: _string_limits("traces"),
-    SpanRecord: _string_limits("spans"),
-    DecisionRecord: _string_limits("decisions"),
-    InteractionRecord: _string_limits("ai_interactions"),
-    GuardrailViolationRecord: _string_limits("guardrail_violations"),
+    TraceRecord: _string_limits("traces", TraceRecord),
+    SpanRecord: _string_limits("spans", SpanRecord),
+    DecisionRecord: _string_limits("decisions", DecisionRecord),
+    InteractionRecord: _string_limits("ai_interactions", InteractionRecord),
+    GuardrailViolationRecord: _string_limits("guardrail_violations", GuardrailViolationRecord),
 }
 
 

@@ -6,6 +6,7 @@ every other id a UUIDv7 in hex. Times are timezone-aware UTC timestamps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -53,6 +54,19 @@ class Money(sa.TypeDecorator[Decimal]):
         return Decimal(value)
 
 
+def for_dialect(dialect_name: str) -> Callable[..., bool]:
+    """An Alembic `include_object` hook: indexes made for another database only (`ddl_if`)
+    are left out when the schema is compared with a database of `dialect_name`."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ != "index" or reflected:
+            return True
+        only = getattr(obj, "_ddl_if", None)
+        return only is None or only.dialect in (None, dialect_name)
+
+    return include
+
+
 def money_from_sql(value: Any, dialect_name: str) -> Decimal | None:
     """A money value read with plain SQL (no column type attached), as a Decimal."""
     if value is None:
@@ -60,6 +74,11 @@ def money_from_sql(value: Any, dialect_name: str) -> Decimal | None:
     if dialect_name == "sqlite":
         return Decimal(int(value)).scaleb(-MONEY_SCALE)
     return Decimal(value)
+
+
+def _partial_index(name: str, columns: tuple[str, ...], where: str) -> sa.Index:
+    """An index of the rows that meet `where`, on both databases."""
+    return sa.Index(name, *columns, postgresql_where=sa.text(where), sqlite_where=sa.text(where))
 
 
 DEFAULT_WORKSPACE_ID = "00000000000000000000000000000000"
@@ -182,6 +201,29 @@ traces = sa.Table(
     sa.Index(None, "workspace_id", "started_at"),
     sa.Index(None, "requested_model", "started_at"),
     sa.Index(None, "parent_trace_id"),
+    # What the console's lists filter and sort by (migration 0008; telemetry.search). Every
+    # index costs each insert, so those on values most requests lack are partial: an ok
+    # request adds nothing to the status and error type indexes.
+    sa.Index(None, "api_key_id", "started_at"),
+    _partial_index("ix_traces_status_started_at", ("status", "started_at"), "status <> 'ok'"),
+    _partial_index(
+        "ix_traces_end_user_started_at", ("end_user", "started_at"), "end_user IS NOT NULL"
+    ),
+    _partial_index(
+        "ix_traces_error_type_started_at", ("error_type", "started_at"), "error_type IS NOT NULL"
+    ),
+    sa.Index(None, "request_id"),
+    sa.Index(None, "duration_ms"),
+    sa.Index(None, "cost_usd"),
+    *(
+        sa.Index(
+            f"ix_traces_{name}_gin",
+            name,
+            postgresql_using="gin",
+            postgresql_ops={name: "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql")
+        for name in ("tags", "metadata", "rules_matched", "guardrails_triggered")
+    ),
 )
 
 spans = sa.Table(
@@ -219,9 +261,16 @@ decisions = sa.Table(
     sa.Column("reasoning", sa.Text, nullable=False),
     sa.Column("evaluation_us", sa.Float, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    # One word for what the decision came to (telemetry.summary.decision_outcome); NULL on
+    # decisions recorded before migration 0008.
+    sa.Column("outcome", sa.String(16), nullable=True),
     sa.Index(None, "trace_id", "sequence"),
     sa.Index(None, "workspace_id", "created_at"),
     sa.Index(None, "type", "created_at"),
+    sa.Index(None, "created_at"),
+    _partial_index(
+        "ix_decisions_rule_id_created_at", ("rule_id", "created_at"), "rule_id IS NOT NULL"
+    ),
 )
 
 ai_interactions = sa.Table(
@@ -358,6 +407,7 @@ guardrail_violations = sa.Table(
     sa.Index(None, "trace_id"),
     sa.Index(None, "workspace_id", "created_at"),
     sa.Index(None, "guardrail", "created_at"),
+    sa.Index(None, "created_at"),
 )
 
 # People who sign in to the console. The email is kept lowercased; a user without a password

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 import migrations
 from telemetry.db import create_engine
-from telemetry.schema import DEFAULT_WORKSPACE_ID, metadata
+from telemetry.schema import DEFAULT_WORKSPACE_ID, for_dialect, metadata
 
 TABLES = {
     "workspaces",
@@ -46,7 +46,10 @@ LIMIT_COLUMNS = {
 
 
 def _differences(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection,
+        opts={"compare_type": True, "include_object": for_dialect(connection.dialect.name)},
+    )
     return list(compare_metadata(context, metadata))
 
 
@@ -135,7 +138,7 @@ async def test_the_api_works_when_called_inside_a_running_event_loop(sqlite_url:
 def test_upgrading_twice_is_harmless_from_plain_code(sqlite_url: str) -> None:
     migrations.upgrade(sqlite_url)
     migrations.upgrade(sqlite_url)
-    assert migrations.current(sqlite_url) == "0007"
+    assert migrations.current(sqlite_url) == "0008"
 
 
 async def _insert_key(url: str) -> None:
