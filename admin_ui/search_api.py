@@ -29,7 +29,7 @@ from admin_ui.search_params import (
 )
 from admin_ui.serialise import plain
 from admin_ui.state import gateway_of
-from admin_ui.workspaces import visible_workspace
+from admin_ui.workspace_operations import visible_workspace
 from telemetry.search import (
     InvalidCursor,
     Page,
