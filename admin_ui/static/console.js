@@ -281,6 +281,19 @@
     return off.toString();
   }
 
+  // --- navigation ------------------------------------------------------------------------
+
+  // On a phone the navigation is a strip that scrolls sideways: bring the current page into it.
+  function revealCurrentPage() {
+    var strip = document.querySelector(".sidebar");
+    var current = strip && strip.querySelector('a[aria-current="page"]');
+    if (!current || strip.scrollWidth <= strip.clientWidth) return;
+    var box = current.getBoundingClientRect();
+    var frame = strip.getBoundingClientRect();
+    if (box.left >= frame.left && box.right <= frame.right - 24) return;
+    strip.scrollLeft += box.left - frame.left - (frame.width - box.width) / 2;
+  }
+
   // --- start -----------------------------------------------------------------------------
 
   function enhance(scope) {
@@ -290,6 +303,8 @@
 
   function start() {
     enhance(document);
+    revealCurrentPage();
+    window.addEventListener("resize", revealCurrentPage);
     var toggle = document.querySelector("[data-auto-refresh]");
     if (toggle) {
       var seconds = parseInt(toggle.getAttribute("data-auto-refresh"), 10);
