@@ -27,13 +27,16 @@ def chat(client: openai.OpenAI, model: str = "mock-gpt") -> str:
 
 
 def refused_within(client: openai.OpenAI, seconds: float) -> openai.AuthenticationError:
-    """The 401 a revoked key gets once every worker's key cache has let it go."""
+    """The 401 a revoked key gets once every worker's key cache has let it go (until then the
+    key is still known, and over its rate limit: 429)."""
     deadline = time.monotonic() + seconds
     while True:
         try:
             chat(client)
         except openai.AuthenticationError as error:
             return error
+        except openai.RateLimitError:
+            pass
         if time.monotonic() > deadline:
             raise AssertionError(f"the revoked key still works after {seconds} s")
         time.sleep(0.2)
