@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 import yaml
 
+from gateway.console_config import ConsoleConfig, parse_console
 from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
 from gateway.metrics_config import MetricsConfig, parse_metrics
 from gateway.server_config import ServerConfig, parse_server
@@ -266,6 +267,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     guardrails: GuardrailsConfig = msgspec.field(default_factory=GuardrailsConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    console: ConsoleConfig = msgspec.field(default_factory=ConsoleConfig)
     rules: tuple[dict[str, Any], ...] = ()
     """Steering rules from the file, normalised (see `rules.compiler.normalise_rule`)."""
 
@@ -739,6 +741,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             "guardrails",
             "metrics",
             "server",
+            "console",
             "rules",
         ),
     )
@@ -781,6 +784,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
         guardrails=guardrails,
         metrics=parse_metrics(top.get("metrics"), "metrics", reader),
         server=parse_server(top.get("server"), "server", reader),
+        console=parse_console(top.get("console"), "console", reader),
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),
         auth=_parse_auth(top.get("auth"), "auth", reader),
