@@ -15,11 +15,13 @@ from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post
 
-from admin_ui.auth import workspace_scope
+from admin_ui.audit import record_change
+from admin_ui.auth import ADMIN_ROLE, workspace_scope
+from admin_ui.console_auth import principal, require_permission
 from admin_ui.openapi import Query, described, nullable, object_schema, strings, text
 from admin_ui.rules import json_object
 from admin_ui.serialise import iso_time
-from admin_ui.state import check_guardrail_names
+from admin_ui.state import check_guardrail_names, gateway_of
 from admin_ui.workspaces import (
     fields_of,
     invalid_field,
@@ -143,10 +145,39 @@ def store_arguments(body: dict[str, Any]) -> dict[str, Any]:
 
 async def visible_key(request: AnyRequest, key_id: str) -> KeyInfo:
     found = await key_store_of(request).get(key_id)
-    scope = workspace_scope(request)
-    if found is None or (scope is not None and found.workspace_id != scope):
+    if found is None or not principal(request).sees(found.workspace_id):
         raise key_not_found(key_id)
     return found
+
+
+def require_key_permission(request: AnyRequest, workspace_id: str, role: Any) -> None:
+    """403 unless the caller may change keys of the workspace. An admin key of the default
+    workspace acts as an operator, so only operators create, change or revoke those."""
+    require_permission(request, "keys.write", workspace_id)
+    if role == ADMIN_ROLE and workspace_id == DEFAULT_WORKSPACE_ID:
+        require_permission(request, "keys.operator")
+
+
+async def audit_key(
+    request: AnyRequest, action: str, before: KeyInfo | None, after: KeyInfo
+) -> None:
+    """The change in the audit log, as the API shows keys: never a plaintext or a hash."""
+    shown_before = None if before is None else key_item(before)
+    shown_after = key_item(after)
+    if shown_before == shown_after:
+        return
+    who = principal(request)
+    await record_change(
+        gateway_of(request).engine,
+        actor=who,
+        action=action,
+        target_type="key",
+        target_id=after.key_id,
+        workspace_id=after.workspace_id,
+        before=shown_before,
+        after=shown_after,
+        address=who.address,
+    )
 
 
 def _include_revoked(request: AnyRequest) -> bool:
@@ -174,13 +205,15 @@ class KeyController(Controller):
     )
     async def list_keys(self, request: AnyRequest) -> dict[str, Any]:
         workspace = request.query_params.get("workspace")
-        scope = workspace_scope(request)
+        visible = principal(request).workspace_ids
+        scope = next(iter(visible)) if visible is not None and len(visible) == 1 else None
         if workspace:
             scope = (await visible_workspace(request, workspace)).workspace_id
         keys = await key_store_of(request).list(
             workspace_id=scope, include_revoked=_include_revoked(request)
         )
-        return {"object": "list", "data": [key_item(key) for key in keys]}
+        data = [key_item(key) for key in keys if visible is None or key.workspace_id in visible]
+        return {"object": "list", "data": data}
 
     @get("/{key_id:str}", operation_class=described())
     async def get_key(self, request: AnyRequest, key_id: str) -> dict[str, Any]:
@@ -204,6 +237,7 @@ class KeyController(Controller):
             workspace_id = (await visible_workspace(request, workspace)).workspace_id
         else:
             workspace_id = workspace_scope(request) or DEFAULT_WORKSPACE_ID
+        require_key_permission(request, workspace_id, body.get("role"))
         try:
             check_guardrail_names(request, body.get("guardrails"), "guardrails")
             arguments = store_arguments(body)
@@ -218,6 +252,7 @@ class KeyController(Controller):
             raise invalid_request(
                 f"No workspace '{workspace_id}'.", param="workspace", code="workspace_not_found"
             ) from None
+        await audit_key(request, "key.create", None, created.info)
         return {**key_item(created.info), "key": created.plaintext}
 
     @patch(
@@ -227,6 +262,8 @@ class KeyController(Controller):
     async def update_key(self, request: AnyRequest, key_id: str) -> dict[str, Any]:
         raw = await json_object(request)
         current = await visible_key(request, key_id)
+        require_key_permission(request, current.workspace_id, current.role)
+        require_key_permission(request, current.workspace_id, raw.get("role"))
         moved = raw.pop("workspace_id", current.workspace_id)
         if moved != current.workspace_id or "workspace" in raw:
             raise invalid_request(
@@ -242,6 +279,7 @@ class KeyController(Controller):
             raise invalid_field(error) from None
         if updated is None:
             raise key_not_found(key_id)
+        await audit_key(request, "key.update", current, updated)
         return key_item(updated)
 
     @post("/{key_id:str}/revoke", status_code=200, operation_class=described())
@@ -256,7 +294,10 @@ class KeyController(Controller):
 
 async def _revoke(request: AnyRequest, key_id: str) -> dict[str, Any]:
     found = await visible_key(request, key_id)
+    require_key_permission(request, found.workspace_id, found.role)
     revoked = await key_store_of(request).revoke(found.key_id)
     if revoked is None:
         raise key_not_found(key_id)
+    if found.revoked_at is None:
+        await audit_key(request, "key.revoke", found, revoked)
     return key_item(revoked)

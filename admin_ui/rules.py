@@ -19,10 +19,12 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import Provide
 
+from admin_ui.audit import record_change
 from admin_ui.auth import provide_author
 from admin_ui.openapi import described, object_schema, text
+from admin_ui.principals import principal
 from admin_ui.serialise import iso_time
-from admin_ui.state import rule_store_of, rulebook_of
+from admin_ui.state import gateway_of, rule_store_of, rulebook_of
 from gateway.errors import GatewayError, clipped, invalid_request
 from gateway.json_body import BODY_PARAM, decode_json_body
 from rules.compiler import normalise_rule
@@ -229,6 +231,7 @@ class RuleController(Controller):
         except RuleConflict as error:
             raise conflict(error) from None
         await rulebook.reload()
+        await audit_rule(request, "rule.create", None, stored)
         return database_item(stored)
 
     @put("/{rule_id:str}", operation_class=described(body=RULE_SCHEMA, conflict=True))
@@ -245,7 +248,8 @@ class RuleController(Controller):
                 param="id",
             )
         store = rule_store_of(request)
-        if await store.get(rule_id) is None:
+        before = await store.get(rule_id)
+        if before is None:
             raise rule_not_found(rule_id)
         rulebook = rulebook_of(request)
         problems = rulebook.validate([document])
@@ -256,6 +260,7 @@ class RuleController(Controller):
                 rule_id, normalise_rule(document), author, expected_version=expected
             )
         await rulebook.reload()
+        await audit_rule(request, "rule.update", before, stored)
         return database_item(stored)
 
     @post("/{rule_id:str}/disable", status_code=200, operation_class=described(conflict=True))
@@ -269,9 +274,11 @@ class RuleController(Controller):
     @delete("/{rule_id:str}", status_code=204, operation_class=described(conflict=True))
     async def delete_rule(self, request: AnyRequest, rule_id: str, author: str) -> Response[None]:
         _refuse_config_rule(request, rule_id)
+        before = await rule_store_of(request).get(rule_id)
         with store_errors(rule_id):
             await rule_store_of(request).delete(rule_id, author)
         await rulebook_of(request).reload()
+        await audit_rule(request, "rule.delete", before, None, rule_id)
         return Response(None, status_code=204)
 
     @get("/{rule_id:str}/history", operation_class=described())
@@ -303,9 +310,11 @@ class RuleController(Controller):
         problems = rulebook.validate([{**old.document, "id": rule_id}])
         if problems:
             raise invalid_rule(problems, f"Version {version} no longer fits the running config")
+        before = await store.get(rule_id, include_deleted=True)
         with store_errors(rule_id):
             stored = await store.rollback(rule_id, version, author)
         await rulebook.reload()
+        await audit_rule(request, "rule.rollback", before, stored)
         return database_item(stored)
 
 
@@ -342,4 +351,28 @@ async def _set_enabled(
     with store_errors(rule_id):
         stored = await store.set_enabled(rule_id, enabled, author)
     await rulebook.reload()
+    await audit_rule(request, "rule.enable" if enabled else "rule.disable", current, stored)
     return database_item(stored)
+
+
+async def audit_rule(
+    request: AnyRequest,
+    action: str,
+    before: StoredRule | None,
+    after: StoredRule | None,
+    rule_id: str | None = None,
+) -> None:
+    """A rule change in the audit log; rules are gateway-wide (no workspace)."""
+    target = after or before
+    who = principal(request)
+    await record_change(
+        gateway_of(request).engine,
+        actor=who,
+        action=action,
+        target_type="rule",
+        target_id=rule_id or (target.rule_id if target else ""),
+        workspace_id=None,
+        before=None if before is None else database_item(before),
+        after=None if after is None else database_item(after),
+        address=who.address,
+    )

@@ -1,6 +1,7 @@
 """`GET /admin/api/traces/{trace_id}`: one request as recorded, with everything under it.
 
-An admin key of one workspace reads that workspace's traces only; another's is a 404.
+An admin key of one workspace, or a user, reads the traces of its own workspaces only; another
+workspace's trace is a 404.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from typing import Any
 
 from litestar import Controller, Request, get
 
-from admin_ui.auth import workspace_scope
 from admin_ui.openapi import described
+from admin_ui.principals import principal
 from admin_ui.serialise import plain
 from admin_ui.state import gateway_of
 from gateway.errors import GatewayError
@@ -28,10 +29,11 @@ class TraceController(Controller):
 
     @get("/{trace_id:str}", operation_class=described())
     async def trace(self, request: Request[Any, Any, Any], trace_id: str) -> dict[str, Any]:
-        detail = await trace_detail(
-            gateway_of(request).engine, trace_id, workspace_id=workspace_scope(request)
-        )
-        if detail is None:
+        who = principal(request)
+        visible = who.workspace_ids
+        only = next(iter(visible)) if visible is not None and len(visible) == 1 else None
+        detail = await trace_detail(gateway_of(request).engine, trace_id, workspace_id=only)
+        if detail is None or (visible is not None and detail.trace["workspace_id"] not in visible):
             raise trace_not_found(trace_id)
         return {
             "trace": plain(detail.trace),

@@ -2,8 +2,10 @@
 guardrails, `settings.guardrails`, run on every request of the workspace's keys).
 
 An admin key of one workspace sees only that workspace (any other is a 404, as if it did not
-exist); creating workspaces and changing their limits is the operator's (the master key, or an
-admin key of the default workspace), since a workspace's limits bound what its own admins do.
+exist); creating workspaces is the operator's (the master key, an admin key of the default
+workspace, an operator user). A workspace's settings are changed by operators and by its own
+owners and admins signed in to the console; never by a workspace's admin key, since a
+workspace's limits bound what its keys do.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Any
 
 from litestar import Controller, Request, get, patch, post
 
-from admin_ui.auth import require_global_admin, workspace_scope
+from admin_ui.audit import record_change
+from admin_ui.auth import operator_required, require_global_admin
+from admin_ui.console_auth import principal, require_permission
 from admin_ui.openapi import described, nullable, object_schema, strings, text
 from admin_ui.rules import json_object
 from admin_ui.serialise import iso_time
@@ -68,10 +72,30 @@ def fields_of(
 async def visible_workspace(request: AnyRequest, workspace: str) -> Workspace:
     """The workspace (by id or slug) if this request's admin may see it, else a 404."""
     found = await key_store_of(request).get_workspace(workspace)
-    scope = workspace_scope(request)
-    if found is None or (scope is not None and found.workspace_id != scope):
+    if found is None or not principal(request).sees(found.workspace_id):
         raise workspace_not_found(workspace)
     return found
+
+
+async def audit_workspace(
+    request: AnyRequest, action: str, before: Workspace | None, after: Workspace
+) -> None:
+    shown_before = None if before is None else workspace_item(before)
+    shown_after = workspace_item(after)
+    if shown_before == shown_after:
+        return
+    who = principal(request)
+    await record_change(
+        gateway_of(request).engine,
+        actor=who,
+        action=action,
+        target_type="workspace",
+        target_id=after.workspace_id,
+        workspace_id=after.workspace_id,
+        before=shown_before,
+        after=shown_after,
+        address=who.address,
+    )
 
 
 def workspace_item(workspace: Workspace) -> dict[str, Any]:
@@ -93,9 +117,9 @@ class WorkspaceController(Controller):
 
     @get("/", operation_class=described())
     async def list_workspaces(self, request: AnyRequest) -> dict[str, Any]:
-        scope = workspace_scope(request)
+        who = principal(request)
         found = await key_store_of(request).list_workspaces()
-        data = [workspace_item(w) for w in found if scope is None or w.workspace_id == scope]
+        data = [workspace_item(w) for w in found if who.sees(w.workspace_id)]
         return {"object": "list", "data": data}
 
     @get("/{workspace:str}", operation_class=described())
@@ -134,11 +158,11 @@ class WorkspaceController(Controller):
             raise GatewayError(
                 409, f"{str(error).capitalize()}.", code="workspace_exists", param="slug"
             ) from None
+        await audit_workspace(request, "workspace.create", None, created)
         return workspace_item(created)
 
     @patch(
         "/{workspace:str}",
-        guards=[require_global_admin],
         operation_class=described(
             body=object_schema(
                 {"slug": text(), "name": nullable(text()), "settings": SETTINGS_SCHEMA},
@@ -147,10 +171,15 @@ class WorkspaceController(Controller):
         ),
     )
     async def update_workspace(self, request: AnyRequest, workspace: str) -> dict[str, Any]:
+        who = principal(request)
+        if who.kind == "key" and not who.is_operator:
+            raise operator_required()  # a workspace's admin key never changed its limits
+        current = await visible_workspace(request, workspace)
+        require_permission(request, "settings.write", current.workspace_id)
         raw = await json_object(request)
         slug = raw.pop("slug", None)
         body = fields_of(raw, UPDATE_FIELDS)
-        if slug is not None and slug != (await visible_workspace(request, workspace)).slug:
+        if slug is not None and slug != current.slug:
             raise invalid_request(
                 "A workspace's slug cannot change.", param="slug", code="invalid_value"
             )
@@ -160,9 +189,10 @@ class WorkspaceController(Controller):
             settings = body.get("settings")
             if isinstance(settings, dict):
                 check_guardrail_names(request, settings.get("guardrails"), "settings.guardrails")
-            updated = await key_store_of(request).update_workspace(workspace, **body)
+            updated = await key_store_of(request).update_workspace(current.workspace_id, **body)
         except InvalidField as error:
             raise invalid_field(error) from None
         if updated is None:
             raise workspace_not_found(workspace)
+        await audit_workspace(request, "workspace.update", current, updated)
         return workspace_item(updated)

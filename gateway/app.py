@@ -21,7 +21,10 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from admin_ui.api import admin_router
+from admin_ui.console import Console
+from admin_ui.console_auth import SignInRequired
 from admin_ui.openapi import openapi_config
+from admin_ui.signin import sign_in_redirect, signin_router
 from gateway.admission import Admission, budget_limits
 from gateway.auth import Authenticator
 from gateway.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
@@ -74,6 +77,7 @@ class Gateway:
         self.guardrails: Guardrails | None = None
         self.metrics: MetricsEndpoint | None = None
         """Serves `/metrics` on the serving port; None when a separate listener does."""
+        self.console: Console | None = None
         self._metrics_listener: MetricsListener | None = None
 
     async def start(self) -> None:
@@ -167,6 +171,9 @@ class Gateway:
             unauthenticated_traces_per_minute=telemetry_config.unauthenticated_traces_per_minute,
             durable=self.recorder.durable if telemetry_config.durability == "spill-first" else None,
         )
+        console = Console.create(self.engine, config.console, self.settings.redis_url)
+        await console.start()
+        self.console = console
         await self._serve_metrics(config)
         # Everything built so far lives as long as the process: keep it out of the collector's
         # way so full collections stay short while serving.
@@ -211,6 +218,8 @@ class Gateway:
             await self._metrics_listener.close()
         if self.guardrails is not None:
             self.guardrails.close()
+        if self.console is not None:
+            await self.console.close()
         if self.rulebook is not None:
             await self.rulebook.close()
         if self.cache is not None:
@@ -357,9 +366,9 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
         )
 
     app = Litestar(
-        route_handlers=[v1, healthz, readyz, prometheus, admin_router()],
+        route_handlers=[v1, healthz, readyz, prometheus, admin_router(), signin_router()],
         lifespan=[lifespan],
-        exception_handlers={Exception: _openai_error},
+        exception_handlers={Exception: _openai_error, SignInRequired: sign_in_redirect},
         openapi_config=openapi_config(_version()),
         logging_config=None,
     )

@@ -289,7 +289,9 @@ def test_the_audit_log_filters_and_pages_newest_first(migrated: str) -> None:
             ids.append(
                 await record_change(
                     engine,
-                    actor=Actor("ada@example.com" if n % 2 else "master", "user" if n % 2 else "key"),
+                    actor=Actor(
+                        "ada@example.com" if n % 2 else "master", "user" if n % 2 else "key"
+                    ),
                     action="key.create" if n < 5 else "workspace.update",
                     target_type="key" if n < 5 else "workspace",
                     target_id=f"target-{n}",
