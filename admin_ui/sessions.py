@@ -25,6 +25,7 @@ import redis.asyncio as redis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from admin_ui.redis_errors import redis_answers
 from telemetry.db import as_utc
 from telemetry.schema import console_sessions
 
@@ -230,6 +231,12 @@ class RedisSessions:
     async def create(
         self, user_id: str, *, address: str | None, user_agent: str | None
     ) -> tuple[str, Session]:
+        with redis_answers():
+            return await self._create(user_id, address=address, user_agent=user_agent)
+
+    async def _create(
+        self, user_id: str, *, address: str | None, user_agent: str | None
+    ) -> tuple[str, Session]:
         now = self._clock()
         token, session = _new(user_id, self.policy, now)
         key = self._prefix + session.token_hash
@@ -251,6 +258,10 @@ class RedisSessions:
         return token, session
 
     async def find(self, token: str) -> Session | None:
+        with redis_answers():
+            return await self._find(token)
+
+    async def _find(self, token: str) -> Session | None:
         if not _plausible(token):
             return None
         digest = token_digest(token)
@@ -279,7 +290,8 @@ class RedisSessions:
 
     async def delete(self, token: str) -> None:
         if _plausible(token):
-            await self._client().delete(self._prefix + token_digest(token))
+            with redis_answers():
+                await self._client().delete(self._prefix + token_digest(token))
 
 
 def _from_epoch(value: bytes) -> datetime:

@@ -205,7 +205,7 @@ async def signin(request: AnyRequest) -> Response[Any]:
     await console.throttle.succeeded(email)
     rehashed = await hash_password_async(password) if needs_rehash(stored) else None
     await console.users.signed_in(user.user_id, rehashed)
-    return await _signed_in(request, user, target)
+    return await _signed_in(request, await console.users.get(user.user_id) or user, target)
 
 
 @post("/signout", include_in_schema=False, status_code=303)

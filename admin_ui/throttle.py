@@ -19,6 +19,8 @@ from typing import Final, Protocol
 
 import redis.asyncio as redis
 
+from admin_ui.redis_errors import redis_answers
+
 REDIS_PREFIX: Final = "steerway:console:signin:"
 MAX_TRACKED: Final = 100_000
 """In-process: at most this many accounts and addresses are tracked; the oldest go first."""
@@ -136,6 +138,10 @@ class RedisThrottle:
         return self._redis
 
     async def retry_after(self, account: str, address: str) -> float | None:
+        with redis_answers():
+            return await self._retry_after(account, address)
+
+    async def _retry_after(self, account: str, address: str) -> float | None:
         now = self._clock()
         horizon = now - self.limits.window_seconds
         checks = (
@@ -158,12 +164,14 @@ class RedisThrottle:
     async def failed(self, account: str, address: str) -> None:
         now = self._clock()
         ttl = max(1, int(self.limits.window_seconds) + 1)
-        async with self._client().pipeline(transaction=True) as pipe:
-            for key in (_account_key(account), _address_key(address)):
-                member = f"{now:.6f}:{secrets.token_hex(4)}"
-                pipe.zadd(self._prefix + key, {member: now})
-                pipe.expire(self._prefix + key, ttl)
-            await pipe.execute()
+        with redis_answers():
+            async with self._client().pipeline(transaction=True) as pipe:
+                for key in (_account_key(account), _address_key(address)):
+                    member = f"{now:.6f}:{secrets.token_hex(4)}"
+                    pipe.zadd(self._prefix + key, {member: now})
+                    pipe.expire(self._prefix + key, ttl)
+                await pipe.execute()
 
     async def succeeded(self, account: str) -> None:
-        await self._client().delete(self._prefix + _account_key(account))
+        with redis_answers():
+            await self._client().delete(self._prefix + _account_key(account))

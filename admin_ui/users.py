@@ -323,17 +323,17 @@ class UserStore:
             raise UserExists(f"a user with email '{parse_email(email)}' already exists") from None
 
     async def credentials(self, email: str) -> tuple[User | None, str | None]:
-        """The user signing in with `email` and its stored hash (None, None when unknown)."""
+        """The user signing in with `email` (without its roles: one query, whether the account
+        exists or not) and its stored hash; (None, None) when unknown."""
         try:
             email = parse_email(email)
         except InvalidField:
             return None, None
         async with self._engine.connect() as conn:
             row = (await conn.execute(sa.select(users).where(users.c.email == email))).first()
-            if row is None:
-                return None, None
-            held = (await _memberships(conn, [row.user_id])).get(row.user_id, ())
-        return _user(row, held), row.password_hash
+        if row is None:
+            return None, None
+        return _user(row, ()), row.password_hash
 
     async def signed_in(self, user_id: str, rehashed: str | None = None) -> None:
         """Note a sign-in; `rehashed` replaces a hash made with older parameters (the same

@@ -14,7 +14,7 @@ import redis
 from tests.conftest import REDIS_URL, service_missing
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config
 
-WINDOW_SECONDS = 6.0
+WINDOW_SECONDS = 4.0
 PER_ACCOUNT = 2
 PER_ADDRESS = 4
 CONSOLE = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -18,6 +19,7 @@ from admin_ui.audit import CLI_ACTOR
 from admin_ui.sessions import DatabaseSessions, RedisSessions, SessionPolicy, SessionStore
 from admin_ui.throttle import MemoryThrottle, RedisThrottle, SigninThrottle, ThrottleLimits
 from admin_ui.users import UserStore
+from gateway.errors import GatewayError
 from telemetry.db import create_engine
 from telemetry.schema import console_sessions
 
@@ -180,3 +182,35 @@ def test_redis_throttle_counts_failures_per_account_and_address(redis_url: str) 
         assert all(0 < client.ttl(key) <= 901 for key in keys)
     finally:
         client.close()
+
+
+def test_an_unreachable_redis_is_a_503_not_a_sign_in_let_through() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        nowhere = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"  # bound, never listening
+
+    async def run() -> list[int]:
+        sessions = RedisSessions(nowhere, POLICY, timeout=0.2)
+        throttle = RedisThrottle(nowhere, LIMITS, timeout=0.2)
+        await sessions.start()
+        await throttle.start()
+        statuses = []
+        try:
+            for call in (
+                lambda: sessions.create("u" * 32, address=None, user_agent=None),
+                lambda: sessions.find("some-token"),
+                lambda: sessions.delete("some-token"),
+                lambda: throttle.retry_after("a@example.com", "10.0.0.1"),
+                lambda: throttle.failed("a@example.com", "10.0.0.1"),
+                lambda: throttle.succeeded("a@example.com"),
+            ):
+                with pytest.raises(GatewayError) as refused:
+                    await call()
+                assert refused.value.headers["retry-after"]
+                statuses.append(refused.value.status)
+        finally:
+            await sessions.close()
+            await throttle.close()
+        return statuses
+
+    assert asyncio.run(run()) == [503] * 6
