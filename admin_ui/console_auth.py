@@ -32,7 +32,7 @@ from admin_ui.state import gateway_of, starting
 from gateway.errors import GatewayError, missing_key
 
 if TYPE_CHECKING:
-    from admin_ui.console import Console
+    from admin_ui.console_access import ConsoleAccess
     from admin_ui.users import User
     from gateway.console_config import ConsoleConfig
 
@@ -42,10 +42,10 @@ __all__ = [
     "SESSION_COOKIE",
     "Principal",
     "SignInRequired",
+    "access_of",
     "check_csrf",
     "check_origin",
     "client_address",
-    "console_of",
     "is_https",
     "permission_denied",
     "principal",
@@ -77,11 +77,12 @@ class SignInRequired(GatewayError):
         self.location = location
 
 
-def console_of(connection: AnyConnection) -> Console:
-    console = gateway_of(connection).console
-    if console is None:
+def access_of(connection: AnyConnection) -> ConsoleAccess:
+    """The worker's sign-in parts: users, sessions, throttling, settings."""
+    access = gateway_of(connection).console_access
+    if access is None:
         raise starting()
-    return console
+    return access
 
 
 # --- the request's origin and address -------------------------------------------------------
@@ -247,7 +248,7 @@ async def session_principal(connection: AnyConnection) -> Principal | None:
     token = connection.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    console = console_of(connection)
+    console = access_of(connection)
     session = await console.sessions.find(token)
     if session is None:
         return None
@@ -266,7 +267,7 @@ async def session_principal(connection: AnyConnection) -> Principal | None:
 async def require_console_user(connection: AnyConnection, _: BaseRouteHandler) -> None:
     """Guard: a bearer admin key, or a console session (with its CSRF token and origin on every
     change)."""
-    console = console_of(connection)
+    console = access_of(connection)
     address = client_address(connection, console.config)
     if connection.headers.get("authorization"):
         connection.state[STATE_KEY] = await admin_key_principal(connection, address)

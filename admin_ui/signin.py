@@ -24,10 +24,10 @@ from litestar.response import Redirect
 from admin_ui.auth import global_admin
 from admin_ui.console_auth import (
     SESSION_COOKIE,
+    access_of,
     check_csrf,
     check_origin,
     client_address,
-    console_of,
     is_https,
     safe_next,
     session_cookie,
@@ -136,7 +136,7 @@ def user_json(user: User) -> dict[str, Any]:
 
 async def _signed_in(request: AnyRequest, user: User, target: str) -> Response[Any]:
     """Start a session for `user`: the cookie, then `target` (or JSON with the CSRF token)."""
-    console = console_of(request)
+    console = access_of(request)
     config = console.config
     token, session = await console.sessions.create(
         user.user_id,
@@ -176,7 +176,7 @@ async def signin_form(request: AnyRequest) -> Response[Any]:
 
 @post("/signin", include_in_schema=False, status_code=303)
 async def signin(request: AnyRequest) -> Response[Any]:
-    console = console_of(request)
+    console = access_of(request)
     check_origin(request, console.config)
     fields = await _fields(request)
     email = fields.get("email", "").strip()
@@ -211,7 +211,7 @@ async def signin(request: AnyRequest) -> Response[Any]:
 @post("/signout", include_in_schema=False, status_code=303)
 async def signout(request: AnyRequest) -> Response[Any]:
     """Ends the session (with its CSRF token); without a live session, only the cookie goes."""
-    console = console_of(request)
+    console = access_of(request)
     found = await session_principal(request)
     token = request.cookies.get(SESSION_COOKIE)
     if found is not None and token:
@@ -239,7 +239,7 @@ def _setup_context(**extra: Any) -> dict[str, Any]:
 
 @get("/setup", include_in_schema=False)
 async def setup_form(request: AnyRequest) -> Response[Any]:
-    console = console_of(request)
+    console = access_of(request)
     if await console.users.count():
         return render("setup.html", status=410, **_setup_context(closed=True))
     token = request.query_params.get("token")
@@ -262,7 +262,7 @@ def _new_account(fields: dict[str, str]) -> tuple[str, str, str]:
 
 @post("/setup", include_in_schema=False, status_code=303)
 async def setup(request: AnyRequest) -> Response[Any]:
-    console = console_of(request)
+    console = access_of(request)
     check_origin(request, console.config)
     fields = await _fields(request)
     token = fields.get("token") or None
@@ -324,7 +324,7 @@ async def _check_master_key(
 ) -> Response[Any] | None:
     """None when `master_key` is an operator's key; else the refusal (counted as a failed
     sign-in of the setup page, so it cannot be guessed at speed)."""
-    console = console_of(request)
+    console = access_of(request)
     wait = await console.throttle.retry_after(SETUP_ACCOUNT, address)
     if wait is not None:
         return _answer(
@@ -368,7 +368,7 @@ def _password_context(**extra: Any) -> dict[str, Any]:
 
 @get("/reset", include_in_schema=False)
 async def reset_form(request: AnyRequest) -> Response[Any]:
-    console = console_of(request)
+    console = access_of(request)
     token = request.query_params.get("token")
     link = await peek(console.engine, token, RESET)
     user = await console.users.get(link.user_id) if link and link.user_id else None
@@ -379,7 +379,7 @@ async def reset_form(request: AnyRequest) -> Response[Any]:
 
 @post("/reset", include_in_schema=False, status_code=303)
 async def reset(request: AnyRequest) -> Response[Any]:
-    console = console_of(request)
+    console = access_of(request)
     check_origin(request, console.config)
     fields = await _fields(request)
     token = fields.get("token", "")

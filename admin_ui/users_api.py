@@ -19,7 +19,7 @@ from typing import Any, Final
 from litestar import Controller, Request, get, patch, post
 from msgspec import UNSET
 
-from admin_ui.console_auth import console_of, permission_denied, principal, require_permission
+from admin_ui.console_auth import access_of, permission_denied, principal, require_permission
 from admin_ui.openapi import Query, described, nullable, object_schema, text
 from admin_ui.passwords import check_password, hash_password_async
 from admin_ui.principals import Principal
@@ -93,7 +93,7 @@ def _readable_workspaces(who: Principal) -> set[str] | None:
 
 async def visible_user(request: AnyRequest, user_id: str) -> User:
     who = principal(request)
-    found = await console_of(request).users.get(user_id)
+    found = await access_of(request).users.get(user_id)
     if found is None or not _sees_user(who, found):
         raise user_not_found(user_id)
     return found
@@ -146,12 +146,12 @@ def _flag(body: dict[str, Any], name: str) -> bool | None:
 
 
 def _link_base(request: AnyRequest) -> str:
-    public = console_of(request).config.public_url
+    public = access_of(request).config.public_url
     return public if public else str(request.base_url).rstrip("/")
 
 
 async def _password_link(request: AnyRequest, user: User) -> dict[str, Any]:
-    console = console_of(request)
+    console = access_of(request)
     who = principal(request)
     token, expires = await issue_password_link(
         console.engine,
@@ -187,7 +187,7 @@ class UserController(Controller):
             readable = {found.workspace_id}
         elif readable is not None and not readable:
             raise permission_denied(who, "users.read")
-        listed = await console_of(request).users.list(readable)
+        listed = await access_of(request).users.list(readable)
         return {"object": "list", "data": [user_item(user, who) for user in listed]}
 
     @get("/{user_id:str}", operation_class=described())
@@ -237,7 +237,7 @@ class UserController(Controller):
             )
         password_hash = None if password is None else await hash_password_async(password)
         try:
-            created = await console_of(request).users.create(
+            created = await access_of(request).users.create(
                 email=email,
                 name=name,
                 password_hash=password_hash,
@@ -300,7 +300,7 @@ class UserController(Controller):
                 raise _not_yourself("change your own roles")
             changes["roles"] = roles
         try:
-            updated = await console_of(request).users.update(
+            updated = await access_of(request).users.update(
                 target.user_id,
                 name=changes.get("name", UNSET),
                 disabled=changes.get("disabled", UNSET),

@@ -21,7 +21,7 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from admin_ui.api import admin_router
-from admin_ui.console import Console
+from admin_ui.console_access import ConsoleAccess
 from admin_ui.console_auth import SignInRequired
 from admin_ui.openapi import openapi_config
 from admin_ui.signin import sign_in_redirect, signin_router
@@ -77,7 +77,7 @@ class Gateway:
         self.guardrails: Guardrails | None = None
         self.metrics: MetricsEndpoint | None = None
         """Serves `/metrics` on the serving port; None when a separate listener does."""
-        self.console: Console | None = None
+        self.console_access: ConsoleAccess | None = None
         self._metrics_listener: MetricsListener | None = None
 
     async def start(self) -> None:
@@ -171,9 +171,9 @@ class Gateway:
             unauthenticated_traces_per_minute=telemetry_config.unauthenticated_traces_per_minute,
             durable=self.recorder.durable if telemetry_config.durability == "spill-first" else None,
         )
-        console = Console.create(self.engine, config.console, self.settings.redis_url)
-        await console.start()
-        self.console = console
+        access = ConsoleAccess.create(self.engine, config.console, self.settings.redis_url)
+        await access.start()
+        self.console_access = access
         await self._serve_metrics(config)
         # Everything built so far lives as long as the process: keep it out of the collector's
         # way so full collections stay short while serving.
@@ -218,8 +218,8 @@ class Gateway:
             await self._metrics_listener.close()
         if self.guardrails is not None:
             self.guardrails.close()
-        if self.console is not None:
-            await self.console.close()
+        if self.console_access is not None:
+            await self.console_access.close()
         if self.rulebook is not None:
             await self.rulebook.close()
         if self.cache is not None:

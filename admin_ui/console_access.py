@@ -20,7 +20,7 @@ from gateway.console_config import ConsoleConfig
 
 
 @dataclass
-class Console:
+class ConsoleAccess:
     config: ConsoleConfig
     users: UserStore
     sessions: SessionStore
@@ -28,7 +28,9 @@ class Console:
     engine: AsyncEngine
 
     @classmethod
-    def create(cls, engine: AsyncEngine, config: ConsoleConfig, redis_url: str | None) -> Console:
+    def create(
+        cls, engine: AsyncEngine, config: ConsoleConfig, redis_url: str | None
+    ) -> ConsoleAccess:
         policy = SessionPolicy(
             idle=timedelta(minutes=config.session_idle_minutes),
             lifetime=timedelta(hours=config.session_max_hours),
