@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint typecheck bench fuzz install clean
+.PHONY: run test lint typecheck bench fuzz install clean chromium docs-images
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -33,9 +33,22 @@ lint: install
 typecheck: install
 	$(BIN)/mypy gateway providers rules telemetry admin_ui migrations benchmarks
 
-test: lint typecheck
+# The console's browser tests drive Debian's Chromium (never a browser Playwright downloads).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing Debian's chromium for the console's browser tests"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	fi
+
+test: lint typecheck chromium
 	$(BIN)/python -m compileall -q gateway providers rules telemetry admin_ui migrations
 	$(BIN)/pytest -q
+
+# The screenshots in docs/images/, taken by the console's browser tests.
+docs-images: install chromium
+	STEERWAY_DOCS_IMAGES=1 $(BIN)/pytest -q tests/console
 
 bench: install
 	$(BIN)/python -m benchmarks
@@ -45,4 +58,4 @@ fuzz: install
 	$(BIN)/python -m tests.fuzz $(FUZZ_ARGS)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache test-artifacts

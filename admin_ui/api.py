@@ -16,6 +16,7 @@ from admin_ui.audit_api import AuditController
 from admin_ui.auth import require_global_admin
 from admin_ui.console_auth import require_console_user
 from admin_ui.keys import KeyController
+from admin_ui.live import LiveController
 from admin_ui.parameters import refuse_unstorable_parameters
 from admin_ui.rules import RuleController
 from admin_ui.session_api import SessionController
@@ -41,6 +42,7 @@ def admin_router() -> Router:
             UserController,
             AuditController,
             SessionController,
+            LiveController,
             operator_only,
         ],
     )

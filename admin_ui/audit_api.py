@@ -17,7 +17,7 @@ from admin_ui.console_auth import permission_denied, principal, require_permissi
 from admin_ui.openapi import Query, described, text
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of
-from admin_ui.workspaces import visible_workspace
+from admin_ui.workspace_operations import visible_workspace
 from gateway.errors import GatewayError, invalid_request
 from telemetry import times
 

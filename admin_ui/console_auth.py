@@ -266,7 +266,9 @@ async def session_principal(connection: AnyConnection) -> Principal | None:
 
 async def require_console_user(connection: AnyConnection, _: BaseRouteHandler) -> None:
     """Guard: a bearer admin key, or a console session (with its CSRF token and origin on every
-    change)."""
+    change). Once per request: a router nested in another that has it too does not repeat it."""
+    if STATE_KEY in connection.state:
+        return
     console = access_of(connection)
     address = client_address(connection, console.config)
     if connection.headers.get("authorization"):

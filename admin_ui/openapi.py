@@ -96,10 +96,17 @@ class Query:
 
 
 def described(
-    *, body: JsonSchema | None = None, query: tuple[Query, ...] = (), conflict: bool = False
+    *,
+    body: JsonSchema | None = None,
+    query: tuple[Query, ...] = (),
+    conflict: bool = False,
+    success: tuple[str, str] | None = None,
+    more_errors: dict[str, str] | None = None,
 ) -> type[Operation]:
     """An `operation_class` for a route decorator: Litestar's generated operation plus the JSON
-    body, the query parameters and the error answers the handler gives."""
+    body, the query parameters and the error answers the handler gives; `success` is the media
+    type and description of a 200 answer that is not JSON (a stream), `more_errors` the statuses
+    beyond the usual 400-404 with what each means."""
 
     @dataclass
     class DescribedOperation(Operation):
@@ -123,9 +130,19 @@ def described(
                         for item in query
                     ),
                 ]
+            if success is not None:
+                media_type, description = success
+                self.responses = {
+                    **(self.responses or {}),
+                    "200": OpenAPIResponse(
+                        description=description,
+                        content={media_type: OpenAPIMediaType(schema=_schema({"type": "string"}))},
+                    ),
+                }
             errors = dict(_ERRORS)
             if conflict:
                 errors["409"] = "The change conflicts with the stored state."
+            errors.update(more_errors or {})
             self.responses = {
                 **(self.responses or {}),
                 **{

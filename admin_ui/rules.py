@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.connection import ASGIConnection
 from litestar.di import Provide
 
 from admin_ui.audit import record_change
@@ -88,11 +89,21 @@ def store_errors(rule_id: str) -> Iterator[None]:
         raise conflict(error) from None
 
 
-def invalid_rule(problems: list[str], intro: str = "The rule is not valid") -> GatewayError:
-    first_path = problems[0].split(": ", 1)[0] if problems else None
-    return invalid_request(
-        f"{intro}: " + "; ".join(problems), param=first_path, code="invalid_rule"
-    )
+class InvalidRule(GatewayError):
+    """A 400 `invalid_rule` that keeps each problem (`<path>: <what is wrong>`) for the console,
+    which shows them one by one next to the editor."""
+
+    def __init__(self, problems: list[str], intro: str) -> None:
+        first_path = problems[0].split(": ", 1)[0] if problems else None
+        super().__init__(
+            400, f"{intro}: " + "; ".join(problems), param=first_path, code="invalid_rule"
+        )
+        self.problems = list(problems)
+        self.intro = intro
+
+
+def invalid_rule(problems: list[str], intro: str = "The rule is not valid") -> InvalidRule:
+    return InvalidRule(problems, intro)
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -186,164 +197,98 @@ def new_rule_id() -> str:
     return f"rule-{secrets.token_hex(6)}"
 
 
-# --- the controller -----------------------------------------------------------------------------
+# --- what the API and the console's pages both do ----------------------------------------------
+# Each takes the request (for the running gateway's parts) and answers as the API does, so the
+# pages and the API never disagree. Refusals are GatewayErrors (InvalidRule for rule problems).
+
+AnyConnection = ASGIConnection[Any, Any, Any, Any]
 
 
-class RuleController(Controller):
-    path = "/rules"
-    dependencies = {"author": Provide(provide_author, sync_to_thread=False)}
-
-    @get("/", operation_class=described())
-    async def list_rules(self, request: AnyRequest) -> dict[str, Any]:
-        rulebook = rulebook_of(request)
-        config = [config_item(document) for document in rulebook.config_rules]
-        stored = [database_item(rule) for rule in await rule_store_of(request).list()]
-        for item in stored:
-            # A rule the running config no longer supports (say, its model was removed).
-            problems = rulebook.invalid.get(item["id"])
-            if problems:
-                item["in_force"] = False
-                item["problems"] = problems
-        data = sorted(config + stored, key=lambda item: item["priority"])
-        return {"object": "list", "data": data}
-
-    @get("/{rule_id:str}", operation_class=described())
-    async def get_rule(self, request: AnyRequest, rule_id: str) -> dict[str, Any]:
-        document = _config_document(request, rule_id)
-        if document is not None:
-            return config_item(document)
-        return database_item(await _stored(request, rule_id))
-
-    @post("/", status_code=201, operation_class=described(body=RULE_SCHEMA, conflict=True))
-    async def create_rule(self, request: AnyRequest, author: str) -> dict[str, Any]:
-        document = rule_document(await json_object(request))
-        if document.get("id") is None:
-            document["id"] = new_rule_id()
-        rule_id = document["id"]
-        if isinstance(rule_id, str) and _config_document(request, rule_id) is not None:
-            raise config_rule(rule_id)
-        rulebook = rulebook_of(request)
-        problems = rulebook.validate([document])
+async def listed_rules(connection: AnyConnection) -> list[dict[str, Any]]:
+    """Every rule, config file and database, by priority; a database rule the running config no
+    longer supports carries `in_force: false` and its `problems`."""
+    rulebook = rulebook_of(connection)
+    config = [config_item(document) for document in rulebook.config_rules]
+    stored = [database_item(rule) for rule in await rule_store_of(connection).list()]
+    for item in stored:
+        # A rule the running config no longer supports (say, its model was removed).
+        problems = rulebook.invalid.get(item["id"])
         if problems:
-            raise invalid_rule(problems)
-        try:
-            stored = await rule_store_of(request).create(normalise_rule(document), author)
-        except RuleConflict as error:
-            raise conflict(error) from None
-        await rulebook.reload()
-        await audit_rule(request, "rule.create", None, stored)
-        return database_item(stored)
-
-    @put("/{rule_id:str}", operation_class=described(body=RULE_SCHEMA, conflict=True))
-    async def replace_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
-        _refuse_config_rule(request, rule_id)
-        body = await json_object(request)
-        expected = expected_version(request, body)
-        document = rule_document(body)
-        if document.setdefault("id", rule_id) != rule_id:
-            raise invalid_request(
-                f"The body's id '{clipped(str(document['id']))}' is not the rule's id "
-                f"'{clipped(rule_id)}'; "
-                "a rule cannot be renamed.",
-                param="id",
-            )
-        store = rule_store_of(request)
-        before = await store.get(rule_id)
-        if before is None:
-            raise rule_not_found(rule_id)
-        rulebook = rulebook_of(request)
-        problems = rulebook.validate([document])
-        if problems:
-            raise invalid_rule(problems)
-        with store_errors(rule_id):
-            stored = await store.update(
-                rule_id, normalise_rule(document), author, expected_version=expected
-            )
-        await rulebook.reload()
-        await audit_rule(request, "rule.update", before, stored)
-        return database_item(stored)
-
-    @post("/{rule_id:str}/disable", status_code=200, operation_class=described(conflict=True))
-    async def disable_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
-        return await _set_enabled(request, rule_id, False, author)
-
-    @post("/{rule_id:str}/enable", status_code=200, operation_class=described(conflict=True))
-    async def enable_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
-        return await _set_enabled(request, rule_id, True, author)
-
-    @delete("/{rule_id:str}", status_code=204, operation_class=described(conflict=True))
-    async def delete_rule(self, request: AnyRequest, rule_id: str, author: str) -> Response[None]:
-        _refuse_config_rule(request, rule_id)
-        before = await rule_store_of(request).get(rule_id)
-        with store_errors(rule_id):
-            await rule_store_of(request).delete(rule_id, author)
-        await rulebook_of(request).reload()
-        await audit_rule(request, "rule.delete", before, None, rule_id)
-        return Response(None, status_code=204)
-
-    @get("/{rule_id:str}/history", operation_class=described())
-    async def rule_history(self, request: AnyRequest, rule_id: str) -> dict[str, Any]:
-        versions = await rule_store_of(request).history(rule_id)
-        if not versions and _config_document(request, rule_id) is None:
-            raise rule_not_found(rule_id)
-        return {"object": "list", "data": [version_item(version) for version in versions]}
-
-    @post(
-        "/{rule_id:str}/rollback",
-        status_code=200,
-        operation_class=described(body=VERSION_SCHEMA, conflict=True),
-    )
-    async def rollback_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
-        _refuse_config_rule(request, rule_id)
-        version = _version_number((await json_object(request)).get("version"), "version")
-        store = rule_store_of(request)
-        old = await store.version(rule_id, version)
-        if old is None:
-            if not await store.history(rule_id):
-                raise rule_not_found(rule_id)
-            raise GatewayError(
-                404,
-                f"Rule '{clipped(rule_id)}' has no version {version}.",
-                code="version_not_found",
-            )
-        rulebook = rulebook_of(request)
-        problems = rulebook.validate([{**old.document, "id": rule_id}])
-        if problems:
-            raise invalid_rule(problems, f"Version {version} no longer fits the running config")
-        before = await store.get(rule_id, include_deleted=True)
-        with store_errors(rule_id):
-            stored = await store.rollback(rule_id, version, author)
-        await rulebook.reload()
-        await audit_rule(request, "rule.rollback", before, stored)
-        return database_item(stored)
+            item["in_force"] = False
+            item["problems"] = problems
+    return sorted(config + stored, key=lambda item: item["priority"])
 
 
-def _config_document(request: AnyRequest, rule_id: str) -> Mapping[str, Any] | None:
-    for document in rulebook_of(request).config_rules:
-        if document.get("id") == rule_id:
-            return document
-    return None
+async def one_rule(connection: AnyConnection, rule_id: str) -> dict[str, Any]:
+    document = _config_document(connection, rule_id)
+    if document is not None:
+        return config_item(document)
+    return database_item(await _stored(connection, rule_id))
 
 
-def _refuse_config_rule(request: AnyRequest, rule_id: str) -> None:
-    if _config_document(request, rule_id) is not None:
-        raise config_rule(rule_id)
-
-
-async def _stored(request: AnyRequest, rule_id: str) -> StoredRule:
-    stored = await rule_store_of(request).get(rule_id)
-    if stored is None:
-        raise rule_not_found(rule_id)
-    return stored
-
-
-async def _set_enabled(
-    request: AnyRequest, rule_id: str, enabled: bool, author: str
+async def create_database_rule(
+    connection: AnyConnection, body: Mapping[str, Any], author: str
 ) -> dict[str, Any]:
-    _refuse_config_rule(request, rule_id)
-    store = rule_store_of(request)
-    current = await _stored(request, rule_id)
-    rulebook = rulebook_of(request)
+    document = rule_document(body)
+    if document.get("id") is None:
+        document["id"] = new_rule_id()
+    rule_id = document["id"]
+    if isinstance(rule_id, str) and _config_document(connection, rule_id) is not None:
+        raise config_rule(rule_id)
+    rulebook = rulebook_of(connection)
+    problems = rulebook.validate([document])
+    if problems:
+        raise invalid_rule(problems)
+    try:
+        stored = await rule_store_of(connection).create(normalise_rule(document), author)
+    except RuleConflict as error:
+        raise conflict(error) from None
+    await rulebook.reload()
+    await audit_rule(connection, "rule.create", None, stored)
+    return database_item(stored)
+
+
+async def replace_database_rule(
+    connection: AnyConnection,
+    rule_id: str,
+    body: Mapping[str, Any],
+    author: str,
+    *,
+    expected_version: int | None,
+) -> dict[str, Any]:
+    _refuse_config_rule(connection, rule_id)
+    document = rule_document(body)
+    if document.setdefault("id", rule_id) != rule_id:
+        raise invalid_request(
+            f"The body's id '{clipped(str(document['id']))}' is not the rule's id "
+            f"'{clipped(rule_id)}'; "
+            "a rule cannot be renamed.",
+            param="id",
+        )
+    store = rule_store_of(connection)
+    before = await store.get(rule_id)
+    if before is None:
+        raise rule_not_found(rule_id)
+    rulebook = rulebook_of(connection)
+    problems = rulebook.validate([document])
+    if problems:
+        raise invalid_rule(problems)
+    with store_errors(rule_id):
+        stored = await store.update(
+            rule_id, normalise_rule(document), author, expected_version=expected_version
+        )
+    await rulebook.reload()
+    await audit_rule(connection, "rule.update", before, stored)
+    return database_item(stored)
+
+
+async def set_rule_enabled(
+    connection: AnyConnection, rule_id: str, enabled: bool, author: str
+) -> dict[str, Any]:
+    _refuse_config_rule(connection, rule_id)
+    store = rule_store_of(connection)
+    current = await _stored(connection, rule_id)
+    rulebook = rulebook_of(connection)
     if enabled:
         problems = rulebook.validate([{**current.document, "enabled": True}])
         if problems:
@@ -351,12 +296,58 @@ async def _set_enabled(
     with store_errors(rule_id):
         stored = await store.set_enabled(rule_id, enabled, author)
     await rulebook.reload()
-    await audit_rule(request, "rule.enable" if enabled else "rule.disable", current, stored)
+    await audit_rule(connection, "rule.enable" if enabled else "rule.disable", current, stored)
+    return database_item(stored)
+
+
+async def delete_database_rule(connection: AnyConnection, rule_id: str, author: str) -> None:
+    _refuse_config_rule(connection, rule_id)
+    before = await rule_store_of(connection).get(rule_id)
+    with store_errors(rule_id):
+        await rule_store_of(connection).delete(rule_id, author)
+    await rulebook_of(connection).reload()
+    await audit_rule(connection, "rule.delete", before, None, rule_id)
+
+
+async def rule_versions(connection: AnyConnection, rule_id: str) -> list[dict[str, Any]]:
+    """Every version of a rule, newest first (a deleted rule keeps its history); 404 for an id
+    that never was a rule. A config file rule has none."""
+    versions = await rule_store_of(connection).history(rule_id)
+    if not versions and _config_document(connection, rule_id) is None:
+        raise rule_not_found(rule_id)
+    return [version_item(version) for version in versions]
+
+
+async def roll_back_rule(
+    connection: AnyConnection, rule_id: str, version: int, author: str
+) -> dict[str, Any]:
+    """Re-apply an earlier version's document as a new version (undeleting a deleted rule),
+    once it is checked against the running config."""
+    _refuse_config_rule(connection, rule_id)
+    store = rule_store_of(connection)
+    old = await store.version(rule_id, version)
+    if old is None:
+        if not await store.history(rule_id):
+            raise rule_not_found(rule_id)
+        raise GatewayError(
+            404,
+            f"Rule '{clipped(rule_id)}' has no version {version}.",
+            code="version_not_found",
+        )
+    rulebook = rulebook_of(connection)
+    problems = rulebook.validate([{**old.document, "id": rule_id}])
+    if problems:
+        raise invalid_rule(problems, f"Version {version} no longer fits the running config")
+    before = await store.get(rule_id, include_deleted=True)
+    with store_errors(rule_id):
+        stored = await store.rollback(rule_id, version, author)
+    await rulebook.reload()
+    await audit_rule(connection, "rule.rollback", before, stored)
     return database_item(stored)
 
 
 async def audit_rule(
-    request: AnyRequest,
+    connection: AnyConnection,
     action: str,
     before: StoredRule | None,
     after: StoredRule | None,
@@ -364,9 +355,9 @@ async def audit_rule(
 ) -> None:
     """A rule change in the audit log; rules are gateway-wide (no workspace)."""
     target = after or before
-    who = principal(request)
+    who = principal(connection)
     await record_change(
-        gateway_of(request).engine,
+        gateway_of(connection).engine,
         actor=who,
         action=action,
         target_type="rule",
@@ -376,3 +367,78 @@ async def audit_rule(
         after=None if after is None else database_item(after),
         address=who.address,
     )
+
+
+# --- the controller -----------------------------------------------------------------------------
+
+
+class RuleController(Controller):
+    path = "/rules"
+    dependencies = {"author": Provide(provide_author, sync_to_thread=False)}
+
+    @get("/", operation_class=described())
+    async def list_rules(self, request: AnyRequest) -> dict[str, Any]:
+        return {"object": "list", "data": await listed_rules(request)}
+
+    @get("/{rule_id:str}", operation_class=described())
+    async def get_rule(self, request: AnyRequest, rule_id: str) -> dict[str, Any]:
+        return await one_rule(request, rule_id)
+
+    @post("/", status_code=201, operation_class=described(body=RULE_SCHEMA, conflict=True))
+    async def create_rule(self, request: AnyRequest, author: str) -> dict[str, Any]:
+        return await create_database_rule(request, await json_object(request), author)
+
+    @put("/{rule_id:str}", operation_class=described(body=RULE_SCHEMA, conflict=True))
+    async def replace_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
+        _refuse_config_rule(request, rule_id)
+        body = await json_object(request)
+        expected = expected_version(request, body)
+        return await replace_database_rule(
+            request, rule_id, body, author, expected_version=expected
+        )
+
+    @post("/{rule_id:str}/disable", status_code=200, operation_class=described(conflict=True))
+    async def disable_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
+        return await set_rule_enabled(request, rule_id, False, author)
+
+    @post("/{rule_id:str}/enable", status_code=200, operation_class=described(conflict=True))
+    async def enable_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
+        return await set_rule_enabled(request, rule_id, True, author)
+
+    @delete("/{rule_id:str}", status_code=204, operation_class=described(conflict=True))
+    async def delete_rule(self, request: AnyRequest, rule_id: str, author: str) -> Response[None]:
+        await delete_database_rule(request, rule_id, author)
+        return Response(None, status_code=204)
+
+    @get("/{rule_id:str}/history", operation_class=described())
+    async def rule_history(self, request: AnyRequest, rule_id: str) -> dict[str, Any]:
+        return {"object": "list", "data": await rule_versions(request, rule_id)}
+
+    @post(
+        "/{rule_id:str}/rollback",
+        status_code=200,
+        operation_class=described(body=VERSION_SCHEMA, conflict=True),
+    )
+    async def rollback_rule(self, request: AnyRequest, rule_id: str, author: str) -> dict[str, Any]:
+        _refuse_config_rule(request, rule_id)
+        version = _version_number((await json_object(request)).get("version"), "version")
+        return await roll_back_rule(request, rule_id, version, author)
+
+
+def _config_document(connection: AnyConnection, rule_id: str) -> Mapping[str, Any] | None:
+    for document in rulebook_of(connection).config_rules:
+        if document.get("id") == rule_id:
+            return document
+    return None
+
+
+def _refuse_config_rule(connection: AnyConnection, rule_id: str) -> None:
+    if _config_document(connection, rule_id) is not None:
+        raise config_rule(rule_id)
+
+
+async def _stored(connection: AnyConnection, rule_id: str) -> StoredRule:
+    stored = await rule_store_of(connection).get(rule_id)
+    if stored is None:
+        raise rule_not_found(rule_id)
+    return stored

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from litestar import Controller, Request, post
+from litestar.connection import ASGIConnection
 
 from admin_ui.openapi import JsonSchema, described, nullable, object_schema, strings, text
 from admin_ui.rules import RULE_SCHEMA, invalid_rule, json_object, rule_document
@@ -106,71 +107,86 @@ class SimulationController(Controller):
 
     @post("/simulate", status_code=200, operation_class=described(body=SIMULATE_SCHEMA))
     async def simulate_rules(self, request: AnyRequest) -> dict[str, Any]:
-        body = await json_object(request)
-        _only(body, SIMULATE_FIELDS)
-        ruleset, which = _ruleset(rulebook_of(request), body)
-        payload, operation = _request(body)
-        budget = _budget(body.get("budget"))
-        at = _time(body, "time")
-        result = simulate(
-            ruleset,
-            payload,
-            operation=operation,
-            tags=_tags(body.get("tags")),
-            metadata=_object(body, "metadata"),
-            headers=_headers(body.get("headers")),
-            key=_text(body, "key"),
-            key_name=_text(body, "key_name"),
-            workspace=_text(body, "workspace"),
-            end_user=_text(body, "user"),
-            at=at,
-            budget=budget,
-            catalog=catalog_of(gateway_of(request)),
-        )
-        return {"object": "rules.simulation", "rule_set": which, **msgspec.to_builtins(result)}
+        return simulation_answer(request, await json_object(request))
 
     @post("/replay", status_code=200, operation_class=described(body=REPLAY_SCHEMA))
     async def replay_rules(self, request: AnyRequest) -> dict[str, Any]:
-        body = await json_object(request)
-        _only(body, REPLAY_FIELDS)
-        ruleset, which = _ruleset(rulebook_of(request), body)
-        last = _last(body.get("last"))
-        since, until = _when(body, "since"), _when(body, "until")
-        if since is not None and until is not None and since > until:
-            raise invalid_request("'since' is after 'until'.", param="since")
-        gateway = gateway_of(request)
-        catalog = catalog_of(gateway)
-        history = await replay_history(
-            gateway.engine,
-            limit=last,
-            since=since,
-            until=until,
-            workspace_id=_workspace_filter(body),
-            with_prompts=reads_prompt(ruleset),
-        )
-        replayer = Replayer(ruleset, catalog)
-        for position, row in enumerate(history.rows, 1):
-            if row.get("api_key_id") == MASTER_KEY_INFO.key_id and row.get("key_name") is None:
-                row["key_name"] = MASTER_KEY_INFO.name
-            replayer.add(row)
-            if position % REPLAY_BATCH == 0:
-                await asyncio.sleep(0)
-        rows = history.rows
-        window = {
-            "last": last,
-            "since": iso_time(since) if since is not None else None,
-            "until": iso_time(until) if until is not None else None,
-            "oldest": iso_time(rows[-1]["started_at"]) if rows else None,
-            "newest": iso_time(rows[0]["started_at"]) if rows else None,
-            "truncated": history.truncated,
-        }
-        return {
-            "object": "rules.replay",
-            "rule_set": which,
-            "window": window,
-            "prices_as_of": catalog.prices.as_of if catalog.prices is not None else None,
-            **msgspec.to_builtins(replayer.report()),
-        }
+        return await replay_answer(request, await json_object(request))
+
+
+# --- what the API and the console's pages both answer -------------------------------------------
+
+
+def simulation_answer(
+    connection: ASGIConnection[Any, Any, Any, Any], body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The simulate endpoint's answer to `body` (its JSON request body)."""
+    _only(body, SIMULATE_FIELDS)
+    ruleset, which = _ruleset(rulebook_of(connection), body)
+    payload, operation = _request(body)
+    budget = _budget(body.get("budget"))
+    at = _time(body, "time")
+    result = simulate(
+        ruleset,
+        payload,
+        operation=operation,
+        tags=_tags(body.get("tags")),
+        metadata=_object(body, "metadata"),
+        headers=_headers(body.get("headers")),
+        key=_text(body, "key"),
+        key_name=_text(body, "key_name"),
+        workspace=_text(body, "workspace"),
+        end_user=_text(body, "user"),
+        at=at,
+        budget=budget,
+        catalog=catalog_of(gateway_of(connection)),
+    )
+    return {"object": "rules.simulation", "rule_set": which, **msgspec.to_builtins(result)}
+
+
+async def replay_answer(
+    connection: ASGIConnection[Any, Any, Any, Any], body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The replay endpoint's answer to `body` (its JSON request body)."""
+    _only(body, REPLAY_FIELDS)
+    ruleset, which = _ruleset(rulebook_of(connection), body)
+    last = _last(body.get("last"))
+    since, until = _when(body, "since"), _when(body, "until")
+    if since is not None and until is not None and since > until:
+        raise invalid_request("'since' is after 'until'.", param="since")
+    gateway = gateway_of(connection)
+    catalog = catalog_of(gateway)
+    history = await replay_history(
+        gateway.engine,
+        limit=last,
+        since=since,
+        until=until,
+        workspace_id=_workspace_filter(body),
+        with_prompts=reads_prompt(ruleset),
+    )
+    replayer = Replayer(ruleset, catalog)
+    for position, row in enumerate(history.rows, 1):
+        if row.get("api_key_id") == MASTER_KEY_INFO.key_id and row.get("key_name") is None:
+            row["key_name"] = MASTER_KEY_INFO.name
+        replayer.add(row)
+        if position % REPLAY_BATCH == 0:
+            await asyncio.sleep(0)
+    rows = history.rows
+    window = {
+        "last": last,
+        "since": iso_time(since) if since is not None else None,
+        "until": iso_time(until) if until is not None else None,
+        "oldest": iso_time(rows[-1]["started_at"]) if rows else None,
+        "newest": iso_time(rows[0]["started_at"]) if rows else None,
+        "truncated": history.truncated,
+    }
+    return {
+        "object": "rules.replay",
+        "rule_set": which,
+        "window": window,
+        "prices_as_of": catalog.prices.as_of if catalog.prices is not None else None,
+        **msgspec.to_builtins(replayer.report()),
+    }
 
 
 def catalog_of(gateway: Gateway) -> RouteCatalog:

@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.connection import ASGIConnection
 
 from admin_ui.openapi import described
 from admin_ui.principals import principal
 from admin_ui.serialise import plain
 from admin_ui.state import gateway_of
 from gateway.errors import GatewayError
-from telemetry.queries import trace_detail
+from telemetry.queries import TraceDetail, trace_detail
 
 
 def trace_not_found(trace_id: str) -> GatewayError:
@@ -24,17 +25,24 @@ def trace_not_found(trace_id: str) -> GatewayError:
     )
 
 
+async def visible_trace(
+    connection: ASGIConnection[Any, Any, Any, Any], trace_id: str
+) -> TraceDetail:
+    """The trace if the caller may read its workspace, else a 404 (as if it did not exist)."""
+    visible = principal(connection).workspace_ids
+    only = next(iter(visible)) if visible is not None and len(visible) == 1 else None
+    detail = await trace_detail(gateway_of(connection).engine, trace_id, workspace_id=only)
+    if detail is None or (visible is not None and detail.trace["workspace_id"] not in visible):
+        raise trace_not_found(trace_id)
+    return detail
+
+
 class TraceController(Controller):
     path = "/traces"
 
     @get("/{trace_id:str}", operation_class=described())
     async def trace(self, request: Request[Any, Any, Any], trace_id: str) -> dict[str, Any]:
-        who = principal(request)
-        visible = who.workspace_ids
-        only = next(iter(visible)) if visible is not None and len(visible) == 1 else None
-        detail = await trace_detail(gateway_of(request).engine, trace_id, workspace_id=only)
-        if detail is None or (visible is not None and detail.trace["workspace_id"] not in visible):
-            raise trace_not_found(trace_id)
+        detail = await visible_trace(request, trace_id)
         return {
             "trace": plain(detail.trace),
             "spans": plain(detail.spans),

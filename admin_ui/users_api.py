@@ -27,7 +27,7 @@ from admin_ui.rules import json_object
 from admin_ui.serialise import iso_time
 from admin_ui.signin_links import RESET_PATH, issue_password_link
 from admin_ui.users import ROLES, User, UserExists, parse_email
-from admin_ui.workspaces import fields_of, invalid_field, visible_workspace
+from admin_ui.workspace_operations import fields_of, invalid_field, visible_workspace
 from gateway.errors import GatewayError, invalid_request
 from gateway.keys import UnknownWorkspace
 from gateway.limits_model import InvalidField

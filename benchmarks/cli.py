@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load Steerway, LiteLLM and Portkey side by side against the mock provider. "
         "`python -m benchmarks profile --help` profiles Steerway under load; "
         "`python -m benchmarks protocol` times the connection guard per request; "
-        "`python -m benchmarks writer --help` times the telemetry writer in process.",
+        "`python -m benchmarks writer --help` times the telemetry writer in process; "
+        "`python -m benchmarks live --help` times the live feed's cost per request.",
     )
     defaults = Options()
     parser.add_argument(
@@ -306,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return protocol_main(argv[1:])
 
+    if argv and argv[0] == "live":
+        from benchmarks.live_cost import main as live_main
+
+        return live_main(argv[1:])
     if argv and argv[0] == "writer":
         from benchmarks.writer import main as writer_main
 

@@ -21,10 +21,13 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from admin_ui.api import admin_router
+from admin_ui.console import console_router
 from admin_ui.console_access import ConsoleAccess
 from admin_ui.console_auth import SignInRequired
+from admin_ui.error_pages import console_error, is_console_page
 from admin_ui.openapi import openapi_config
 from admin_ui.signin import sign_in_redirect, signin_router
+from admin_ui.templating import template_config
 from gateway.admission import Admission, budget_limits
 from gateway.auth import Authenticator
 from gateway.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
@@ -40,7 +43,8 @@ from gateway.proxy import Proxy
 from gateway.ratelimit import RateLimiter, RateLimitPolicy, create_rate_limiter
 from gateway.routing import Router
 from gateway.rulebook import Rulebook
-from gateway.settings import Settings
+from gateway.server_connections import when_shutting_down
+from gateway.settings import Settings, serve_workers
 from providers.anthropic import AnthropicAdapter
 from providers.azure import AzureOpenAIAdapter
 from providers.base import ProviderAdapter
@@ -51,6 +55,8 @@ from rules.store import RuleStore
 from telemetry import metrics
 from telemetry.db import create_engine, ping
 from telemetry.db_outage import DatabaseOutage, is_unavailable
+from telemetry.live import LiveHub
+from telemetry.live_relay import LiveRelay
 from telemetry.recorder import Recorder
 
 logger = logging.getLogger("steerway")
@@ -65,6 +71,8 @@ class Gateway:
         self.config: GatewayConfig | None = None
         self.proxy: Proxy | None = None
         self.recorder: Recorder | None = None
+        self.live: LiveHub | None = None
+        self._live_relay: LiveRelay | None = None
         self.upstream = UpstreamClient()
         self.engine = create_engine(settings.database_url)
         self.database_outage = DatabaseOutage()
@@ -86,6 +94,7 @@ class Gateway:
         telemetry_config = config.telemetry
         if config.guardrails.definitions:
             self.guardrails = Guardrails(config.guardrails)
+        await self._start_live_feed(config)
         self.recorder = Recorder(
             self.engine,
             queue_size=telemetry_config.queue_size,
@@ -95,6 +104,7 @@ class Gateway:
             observer=metrics.PrometheusRecorderObserver(),
             redact=_pii_redactor() if telemetry_config.store_content == "redacted" else None,
             durability=telemetry_config.durability,
+            live=self.live,
         )
         await self.recorder.start()
         await self.upstream.start()
@@ -180,6 +190,22 @@ class Gateway:
         gc.collect()
         gc.freeze()
 
+    async def _start_live_feed(self, config: GatewayConfig) -> None:
+        """The live feed's hub; with Redis, shared with the other workers through pub/sub."""
+        self.live = LiveHub(
+            workers=serve_workers(),
+            viewer_queue=config.live.viewer_queue,
+            max_viewers=config.live.max_viewers,
+            rows_per_second=config.live.rows_per_second,
+        )
+        self.live.start()
+        when_shutting_down(self.live.close)
+        if self.settings.redis_url:
+            self._live_relay = LiveRelay(
+                self.live, self.settings.redis_url, channel_prefix=config.live.channel_prefix
+            )
+            await self._live_relay.start()
+
     async def _serve_metrics(self, config: GatewayConfig) -> None:
         token = config.metrics.bearer_token
         endpoint = MetricsEndpoint(
@@ -214,6 +240,10 @@ class Gateway:
         return default_config(os.environ)
 
     async def stop(self) -> None:
+        if self.live is not None:
+            self.live.close()
+        if self._live_relay is not None:
+            await self._live_relay.close()
         if self._metrics_listener is not None:
             await self._metrics_listener.close()
         if self.guardrails is not None:
@@ -285,6 +315,13 @@ def _adapter(name: str, provider: ProviderConfig, upstream: UpstreamClient) -> P
     if provider.type == "azure":
         return AzureOpenAIAdapter(name, api_version=provider.api_version or "", **common)
     return OpenAIAdapter(name, **common)
+
+
+def _error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Console pages answer errors as pages; everything else in OpenAI's JSON shape."""
+    if is_console_page(request.url.path):
+        return console_error(request, exc)
+    return _openai_error(request, exc)
 
 
 def _openai_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -366,9 +403,18 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
         )
 
     app = Litestar(
-        route_handlers=[v1, healthz, readyz, prometheus, admin_router(), signin_router()],
+        route_handlers=[
+            v1,
+            healthz,
+            readyz,
+            prometheus,
+            admin_router(),
+            signin_router(),
+            console_router(),
+        ],
         lifespan=[lifespan],
-        exception_handlers={Exception: _openai_error, SignInRequired: sign_in_redirect},
+        exception_handlers={Exception: _error, SignInRequired: sign_in_redirect},
+        template_config=template_config(),
         openapi_config=openapi_config(_version()),
         logging_config=None,
     )

@@ -40,7 +40,7 @@ from gateway.limits_model import (
     parse_guardrail_names,
 )
 from gateway.server_config import ServerConfig
-from gateway.settings import Settings
+from gateway.settings import SERVE_WORKERS_VARIABLE, Settings
 from telemetry import times
 from telemetry.db import create_engine, redact_url
 from telemetry.schema import DEFAULT_WORKSPACE_ID
@@ -90,13 +90,14 @@ def _serve(args: argparse.Namespace) -> int:
             f"(the link works once, within {hours} hours).",
             flush=True,
         )
+    os.environ[SERVE_WORKERS_VARIABLE] = str(args.workers)
     if args.workers > 1:
         _prepare_multiprocess_metrics()
         if not settings.redis_url:
             print(
                 f"steerway: warning: {args.workers} workers without STEERWAY_REDIS_URL: each "
                 "keeps its own cache, rate limits and budgets, so a limit can be reached once "
-                "per worker",
+                "per worker, and the live feed shows the requests of one worker",
                 file=sys.stderr,
                 flush=True,
             )

@@ -100,6 +100,18 @@ class Workspace(msgspec.Struct, frozen=True, kw_only=True):
     limits: WorkspaceLimits
 
 
+class KeyCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """How many keys of a workspace are in each state."""
+
+    active: int = 0
+    expired: int = 0
+    revoked: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.active + self.expired + self.revoked
+
+
 class CreatedKey(msgspec.Struct, frozen=True):
     info: KeyInfo
     plaintext: str
@@ -553,6 +565,31 @@ class KeyStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_row_to_info(row) for row in rows]
+
+    async def count_by_workspace(self, now: datetime) -> dict[str, KeyCounts]:
+        """Keys per workspace and state, for the workspaces that have any."""
+        revoked = api_keys.c.revoked_at.is_not(None)
+        expired = sa.and_(
+            api_keys.c.revoked_at.is_(None),
+            api_keys.c.expires_at.is_not(None),
+            api_keys.c.expires_at <= now,
+        )
+        query = sa.select(
+            api_keys.c.workspace_id,
+            sa.func.count().label("total"),
+            sa.func.sum(sa.case((revoked, 1), else_=0)).label("revoked"),
+            sa.func.sum(sa.case((expired, 1), else_=0)).label("expired"),
+        ).group_by(api_keys.c.workspace_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {
+            row.workspace_id: KeyCounts(
+                active=int(row.total) - int(row.revoked) - int(row.expired),
+                expired=int(row.expired),
+                revoked=int(row.revoked),
+            )
+            for row in rows
+        }
 
     async def revoke(self, key: str) -> KeyInfo | None:
         """Revoke by key id, display prefix or plaintext; None when nothing matched."""

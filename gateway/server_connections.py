@@ -28,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Final
 
 from uvicorn.config import Config
@@ -49,6 +51,48 @@ REPORT_INTERVAL: Final = 60.0
 """Seconds between two log lines about connections closed by a deadline or the cap."""
 
 _WAITING, _IDLE, _HEADERS, _BODY, _BUSY = range(5)
+
+_shutdown_callbacks: list[Callable[[], None]] = []
+_serving: list[ServerState] = []
+"""The server state of this process's server (one per worker process)."""
+
+
+def when_shutting_down(callback: Callable[[], None]) -> None:
+    """Call `callback` once when the server starts its graceful shutdown, before it waits for
+    the answers under way: an answer that never ends by itself (a live feed) ends then, instead
+    of holding the shutdown for its whole timeout."""
+    _shutdown_callbacks.append(callback)
+
+
+def limit_send_buffer(client: tuple[str, int] | None, size: int) -> bool:
+    """Give the connection of `client` (the ASGI scope's `client`) a kernel send buffer of
+    `size` bytes instead of one that grows to megabytes; False when no such connection is ours.
+
+    For answers that stream for as long as the client stays, such as the live feed: a client
+    that stops reading then fills its buffers after kilobytes rather than megabytes, so the
+    application sees it fall behind while what it was sent is still recent.
+    """
+    if client is None:
+        return False
+    for state in _serving:
+        for connection in state.connections:
+            if isinstance(connection, GuardedProtocol) and connection.client == client:
+                sock = connection.transport.get_extra_info("socket")
+                if sock is None:
+                    return False
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+                return True
+    return False
+
+
+def _shutting_down() -> None:
+    callbacks = list(_shutdown_callbacks)
+    _shutdown_callbacks.clear()
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            logger.exception("a shutdown callback failed")
 
 
 def raise_open_file_limit() -> int:
@@ -156,6 +200,7 @@ class ConnectionGuard:
 
     def _start(self, server_state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
         self._server_state = server_state
+        _serving[:] = [server_state]
         self._loop = loop
         self.cap = connection_cap(self.settings.max_connections)
         self.waiting.clear()
@@ -246,6 +291,10 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
         self.waiting.pop(self, None)
         metrics.connections_open.dec()
+
+    def shutdown(self) -> None:
+        _shutting_down()
+        super().shutdown()
 
     def pause_writing(self) -> None:
         super().pause_writing()

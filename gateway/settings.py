@@ -25,3 +25,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             redis_url=env.get("STEERWAY_REDIS_URL") or None,
             master_key=env.get("STEERWAY_MASTER_KEY") or None,
         )
+
+
+SERVE_WORKERS_VARIABLE = "STEERWAY_SERVE_WORKERS"
+"""Set by `steerway serve` for its workers: how many it started."""
+
+
+def serve_workers(environ: Mapping[str, str] | None = None) -> int:
+    """The worker count `steerway serve` was started with; 1 when run some other way."""
+    value = (os.environ if environ is None else environ).get(SERVE_WORKERS_VARIABLE, "")
+    return int(value) if value.isdigit() and int(value) > 0 else 1

@@ -363,3 +363,24 @@ connections_closed = Counter(
     "connection cap), refused (at the cap with every connection busy).",
     ["reason"],
 )
+
+# --- the live feed ----------------------------------------------------------------------------
+
+live_viewers = Gauge(
+    "steerway_live_viewers",
+    "Clients connected to the live feed (GET /admin/api/live), summed over workers.",
+    multiprocess_mode="livesum",
+)
+live_viewers_dropped_total = Counter(
+    "steerway_live_viewers_dropped_total",
+    "Live feed viewers dropped because their queue was full (they read too slowly).",
+)
+live_summaries_total = Counter(
+    "steerway_live_summaries_total",
+    "Traces summarised for the live feed; none while nobody watches.",
+)
+live_relay_messages_total = Counter(
+    "steerway_live_relay_messages_total",
+    "Batches of live summaries sent to or received from other workers through Redis.",
+    ["direction"],
+)

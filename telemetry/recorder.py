@@ -62,6 +62,15 @@ once: one that stopped answering without dropping its connections would otherwis
 writer for the driver's command timeout (60 s) while the queue grows and requests wait."""
 
 
+class LiveFeed(Protocol):
+    """Where the recorder shows each request as it arrives (`telemetry.live.LiveHub`)."""
+
+    watched: bool
+    """Read on every request: while False, `publish` is not called."""
+
+    def publish(self, bundle: TraceBundle) -> None: ...
+
+
 class RecorderObserver(Protocol):
     """Hook for metrics about the recorder (the gateway feeds Prometheus from it)."""
 
@@ -118,6 +127,7 @@ class Recorder:
         redact: Redact | None = None,
         durability: Literal["memory", "spill-first"] = "memory",
         write_timeout: float = WRITE_TIMEOUT,
+        live: LiveFeed | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
@@ -138,6 +148,7 @@ class Recorder:
         self._stop_timeout = stop_timeout
         self._write_timeout = write_timeout
         self._redact = redact
+        self._live = live
 
         # Above the high-water mark the writer is far behind: `room()` then holds new requests
         # back until the queue is down to three quarters of it, so memory stays bounded and the
@@ -188,7 +199,11 @@ class Recorder:
 
     def record(self, bundle: TraceBundle) -> bool:
         """Queue one request's records. Never blocks or raises; False when the queue is full
-        (with spill-first durability the journal keeps such a bundle for replay: True)."""
+        (with spill-first durability the journal keeps such a bundle for replay: True).
+        While someone watches the live feed, the bundle is shown there too, queued or not."""
+        live = self._live
+        if live is not None and live.watched:
+            live.publish(bundle)
         queue = self._queue
         journal = self._journal
         if len(queue) >= self._capacity:

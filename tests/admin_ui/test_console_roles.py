@@ -146,7 +146,7 @@ def test_owners_manage_their_workspaces_users(console_gateway: GatewayProcess) -
     token = link.split("token=", 1)[1]
     page = httpx.get(link)
     assert page.status_code == 200 and email in page.text
-    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["referrer-policy"] == "same-origin"
     mismatch = httpx.post(
         f"{console_gateway.url}/admin/reset",
         data={"token": token, "password": "the new password", "password_confirm": "other one!"},

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ def fuzz_admin_api(
     """Run schemathesis with the server-error check over every admin operation."""
     command = [
         SCHEMATHESIS,
+        "--config-file",
+        str(CONFIG),
         "run",
         f"{url}/admin/api/openapi.json",
         "--header",

@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
 from gateway.auth import MASTER_KEY_INFO, Authenticator
-from gateway.keys import KeyInfo, KeyStore, UnknownWorkspace, WorkspaceExists, hash_key
+from gateway.keys import (
+    KeyCounts,
+    KeyInfo,
+    KeyStore,
+    UnknownWorkspace,
+    WorkspaceExists,
+    hash_key,
+)
 from gateway.limits_model import NO_LIMITS, BudgetLimit, InvalidField, WorkspaceLimits
 from telemetry.db import create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID, api_keys, workspaces
@@ -240,6 +247,28 @@ async def test_listing_and_revoking(store: KeyStore) -> None:
     assert [k.key_id for k in await store.list()] == [default_key.key_id]
     everything = await store.list(workspace_id=team.workspace_id, include_revoked=True)
     assert [k.key_id for k in everything] == [team_key.key_id]
+
+
+async def test_keys_are_counted_per_workspace_and_state(store: KeyStore) -> None:
+    team = await store.create_workspace("team-count")
+    now = datetime.now(UTC)
+    for name in ("a", "b", "c"):
+        await store.create(name, workspace_id=team.workspace_id)
+    await store.create("later", workspace_id=team.workspace_id, expires_at=now + timedelta(days=1))
+    await store.create("gone", workspace_id=team.workspace_id, expires_at=now - timedelta(days=1))
+    revoked = await store.create("revoked", workspace_id=team.workspace_id)
+    await store.revoke(revoked.info.key_id)
+    expired_and_revoked = await store.create(
+        "both", workspace_id=team.workspace_id, expires_at=now - timedelta(days=2)
+    )
+    await store.revoke(expired_and_revoked.info.key_id)
+    await store.create("elsewhere")
+
+    counts = await store.count_by_workspace(now)
+    assert counts[team.workspace_id] == KeyCounts(active=4, expired=1, revoked=2)
+    assert counts[team.workspace_id].total == 7
+    assert counts[DEFAULT_WORKSPACE_ID] == KeyCounts(active=1)
+    assert set(counts) == {team.workspace_id, DEFAULT_WORKSPACE_ID}
 
 
 # --- workspaces ---------------------------------------------------------------------------------
