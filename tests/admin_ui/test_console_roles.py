@@ -13,6 +13,7 @@ import httpx
 
 from tests.admin_ui.conftest import error_of
 from tests.admin_ui.console_fixtures import address, console_gateway
+from tests.admin_ui.test_key_pages import key_form
 from tests.admin_ui.test_workspaces_keys import chat, created, make_key, make_workspace
 from tests.console_users import SignedIn, create_user, sign_in
 from tests.e2e.conftest import GatewayProcess, backend_database, mock_provider
@@ -417,3 +418,27 @@ def test_every_change_is_audited_without_secrets(console_gateway: GatewayProcess
             ({"since": "yesterday"}, "since"),
         ):
             assert error_of(http.get("/admin/api/audit", params=params), 400)["param"] == param
+
+
+def test_changes_made_on_the_pages_are_checked_and_audited_like_the_apis(
+    console_gateway: GatewayProcess,
+) -> None:
+    viewer = session_of(console_gateway, role="viewer")
+    admin = session_of(console_gateway, role="admin")
+    with viewer.client() as http:
+        refused = http.post(
+            "/admin/keys/new", data=key_form(csrf_token=viewer.csrf_token, name="viewer page key")
+        )
+        assert refused.status_code == 403
+    with admin.client() as http:
+        made = http.post(
+            "/admin/keys/new", data=key_form(csrf_token=admin.csrf_token, name="admin page key")
+        )
+        assert made.status_code == 200, made.text[:500]
+    rows = console_gateway.database.rows(
+        "SELECT a.action, a.actor, a.actor_kind FROM audit_log a JOIN api_keys k "
+        "ON a.target_id = k.key_id WHERE k.name IN ('viewer page key', 'admin page key')"
+    )
+    assert [(r["action"], r["actor"], r["actor_kind"]) for r in rows] == [
+        ("key.create", admin.user["email"], "user")
+    ]
