@@ -1,23 +1,30 @@
-"""The admin API under `/admin/api`: every route behind the admin-key guard.
+"""The admin API under `/admin/api`: every route behind `require_console_user`, which accepts a
+bearer admin key as before or a console session (with its CSRF token on every change).
 
-Workspaces, keys, traces and the lists of interactions, decisions and guardrail violations
-answer within the admin's workspace. Rules and their simulation act
-on the whole gateway (rules apply to every workspace, replay reads every workspace's history),
-so they need an operator key: the master key or an admin key of the default workspace.
+Workspaces, keys, users, the audit log, traces and the lists of interactions, decisions and
+guardrail violations answer within the caller's workspaces, and
+each change is checked against the caller's role there (see `admin_ui.principals`). Rules and
+their simulation act on the whole gateway (rules apply to every workspace, replay reads every
+workspace's history), so they need an operator: an operator user, the master key or an admin key
+of the default workspace.
 """
 
 from __future__ import annotations
 
 from litestar import Router
 
-from admin_ui.auth import require_admin, require_global_admin
+from admin_ui.audit_api import AuditController
+from admin_ui.auth import require_global_admin
+from admin_ui.console_auth import require_console_user
 from admin_ui.keys import KeyController
 from admin_ui.live import LiveController
 from admin_ui.parameters import refuse_unstorable_parameters
 from admin_ui.rules import RuleController
 from admin_ui.search_api import DecisionController, InteractionController, ViolationController
+from admin_ui.session_api import SessionController
 from admin_ui.simulation import SimulationController
 from admin_ui.traces import TraceController
+from admin_ui.users_api import UserController
 from admin_ui.workspaces import WorkspaceController
 
 
@@ -29,7 +36,7 @@ def admin_router() -> Router:
     )
     return Router(
         path="/admin/api",
-        guards=[require_admin, refuse_unstorable_parameters],
+        guards=[require_console_user, refuse_unstorable_parameters],
         route_handlers=[
             TraceController,
             InteractionController,
@@ -37,6 +44,9 @@ def admin_router() -> Router:
             ViolationController,
             WorkspaceController,
             KeyController,
+            UserController,
+            AuditController,
+            SessionController,
             LiveController,
             operator_only,
         ],

@@ -1,6 +1,7 @@
 """The console's pages under `/admin/`, its static files under `/admin/static/`.
 
-Pages sit behind the same guard as the admin API and answer within the caller's workspace. Each
+Pages sit behind the same guard as the admin API (a console session, or a bearer admin key) and
+answer within the caller's workspaces; without a session the browser is sent to sign in. Each
 part of the console adds its page controllers to `PAGE_HANDLERS`.
 """
 
@@ -10,7 +11,7 @@ from litestar import Router, get
 from litestar.response import Redirect
 from litestar.types import ControllerRouterHandler
 
-from admin_ui.auth import require_admin
+from admin_ui.console_auth import require_console_user
 from admin_ui.keys_pages import KeyPages
 from admin_ui.live_page import LivePage
 from admin_ui.pages import ADMIN_PATH
@@ -40,7 +41,7 @@ def console_home() -> Redirect:
 def console_router() -> Router:
     pages = Router(
         path=ADMIN_PATH,
-        guards=[require_admin, refuse_unstorable_parameters],
+        guards=[require_console_user, refuse_unstorable_parameters],
         route_handlers=PAGE_HANDLERS,
         include_in_schema=False,
     )

@@ -84,7 +84,7 @@ def _classify(request: Request[Any, Any, Any], exc: Exception) -> tuple[int, str
 
 def _console_message(error: GatewayError) -> str:
     if error.code in ("missing_api_key", "invalid_api_key"):
-        return "This page needs an admin's sign-in (for now: an admin key as a bearer token)."
+        return "The key sent with this request is not valid. Sign in at /admin/signin instead."
     if error.code == "admin_key_required":
         return "The key you are using is not an admin key."
     return error.message

@@ -1,21 +1,27 @@
 """What can be done to keys through the admin API and the console: list, find, create, update,
-revoke. Both call these functions, so the two never disagree on what is visible or valid.
+revoke. Both call these functions, so the two never disagree on what is visible, allowed or
+valid, and both leave the same audit entries.
 
 Bodies are JSON objects with the fields of `gateway.keys.KeyInfo` as the API takes them; every
 refusal is a `GatewayError` whose `param` is the path of the field (`budgets[1].window`). An
 admin of one workspace sees and manages that workspace's keys only: another workspace's key is a
-404, and the keys it creates land in its own workspace.
+404, and the keys it creates land in its own workspace. Changing keys takes the `keys.write`
+permission in their workspace (see `admin_ui.principals`); an admin key of the default workspace
+acts as an operator, so only operators create, change or revoke one.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request
 
-from admin_ui.auth import workspace_scope
-from admin_ui.state import check_guardrail_names
+from admin_ui.audit import record_change
+from admin_ui.auth import ADMIN_ROLE, workspace_scope
+from admin_ui.console_auth import principal, require_permission
+from admin_ui.serialise import iso_time
+from admin_ui.state import check_guardrail_names, gateway_of
 from admin_ui.workspace_operations import (
     fields_of,
     invalid_field,
@@ -61,6 +67,64 @@ def key_not_found(key_id: str) -> GatewayError:
     )
 
 
+def key_item(key: KeyInfo) -> dict[str, Any]:
+    """A key as the API shows it: never its hash, never its plaintext."""
+    return {
+        "object": "api_key",
+        "id": key.key_id,
+        "workspace_id": key.workspace_id,
+        "name": key.name,
+        "role": key.role,
+        "display_prefix": key.display_prefix,
+        "status": key.status(datetime.now(UTC)),
+        "created_at": _time(key.created_at),
+        "expires_at": _time(key.expires_at),
+        "revoked_at": _time(key.revoked_at),
+        "allowed_models": None if key.allowed_models is None else list(key.allowed_models),
+        "rpm_limit": key.rpm_limit,
+        "tpm_limit": key.tpm_limit,
+        "max_parallel": key.max_parallel,
+        "budgets": [budget.to_json() for budget in key.budgets],
+        "default_tags": list(key.default_tags),
+        "guardrails": list(key.guardrails),
+        "metadata": key.metadata,
+    }
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else iso_time(value)
+
+
+def require_key_permission(request: AnyRequest, workspace_id: str, role: Any) -> None:
+    """403 unless the caller may change keys of the workspace; only operators for an admin key
+    of the default workspace (such a key acts as an operator)."""
+    require_permission(request, "keys.write", workspace_id)
+    if role == ADMIN_ROLE and workspace_id == DEFAULT_WORKSPACE_ID:
+        require_permission(request, "keys.operator")
+
+
+async def audit_key(
+    request: AnyRequest, action: str, before: KeyInfo | None, after: KeyInfo
+) -> None:
+    """The change in the audit log, as the API shows keys: never a plaintext or a hash."""
+    shown_before = None if before is None else key_item(before)
+    shown_after = key_item(after)
+    if shown_before == shown_after:
+        return
+    who = principal(request)
+    await record_change(
+        gateway_of(request).engine,
+        actor=who,
+        action=action,
+        target_type="key",
+        target_id=after.key_id,
+        workspace_id=after.workspace_id,
+        before=shown_before,
+        after=shown_after,
+        address=who.address,
+    )
+
+
 def expiry_from_json(value: Any) -> datetime | None:
     if value is None:
         return None
@@ -86,8 +150,7 @@ def store_arguments(body: dict[str, Any]) -> dict[str, Any]:
 async def visible_key(request: AnyRequest, key_id: str) -> KeyInfo:
     """The key if this request's admin may see it, else a 404."""
     found = await key_store_of(request).get(key_id)
-    scope = workspace_scope(request)
-    if found is None or (scope is not None and found.workspace_id != scope):
+    if found is None or not principal(request).sees(found.workspace_id):
         raise key_not_found(key_id)
     return found
 
@@ -97,10 +160,12 @@ async def visible_keys(
 ) -> list[KeyInfo]:
     """The keys this request's admin may see, oldest first; `workspace` (id or slug) narrows
     them to one workspace (a 404 if it cannot be seen)."""
-    scope = workspace_scope(request)
+    visible = principal(request).workspace_ids
+    scope = next(iter(visible)) if visible is not None and len(visible) == 1 else None
     if workspace:
         scope = (await visible_workspace(request, workspace)).workspace_id
-    return await key_store_of(request).list(workspace_id=scope, include_revoked=include_revoked)
+    found = await key_store_of(request).list(workspace_id=scope, include_revoked=include_revoked)
+    return [key for key in found if visible is None or key.workspace_id in visible]
 
 
 async def create_key(request: AnyRequest, raw: dict[str, Any]) -> CreatedKey:
@@ -116,18 +181,21 @@ async def create_key(request: AnyRequest, raw: dict[str, Any]) -> CreatedKey:
         workspace_id = (await visible_workspace(request, workspace)).workspace_id
     else:
         workspace_id = workspace_scope(request) or DEFAULT_WORKSPACE_ID
+    require_key_permission(request, workspace_id, body.get("role"))
     try:
         check_guardrail_names(request, body.get("guardrails"), "guardrails")
         arguments = store_arguments(body)
         name = arguments.pop("name")
         optional = {field: value for field, value in arguments.items() if value is not None}
-        return await key_store_of(request).create(name, workspace_id=workspace_id, **optional)
+        created = await key_store_of(request).create(name, workspace_id=workspace_id, **optional)
     except InvalidField as error:
         raise invalid_field(error) from None
     except UnknownWorkspace:
         raise invalid_request(
             f"No workspace '{workspace_id}'.", param="workspace", code="workspace_not_found"
         ) from None
+    await audit_key(request, "key.create", None, created.info)
+    return created
 
 
 async def update_key(request: AnyRequest, key_id: str, raw: dict[str, Any]) -> KeyInfo:
@@ -135,6 +203,8 @@ async def update_key(request: AnyRequest, key_id: str, raw: dict[str, Any]) -> K
     the stored one, null clears one. A key never moves to another workspace."""
     raw = dict(raw)
     current = await visible_key(request, key_id)
+    require_key_permission(request, current.workspace_id, current.role)
+    require_key_permission(request, current.workspace_id, raw.get("role"))
     moved = raw.pop("workspace_id", current.workspace_id)
     if moved != current.workspace_id or "workspace" in raw:
         raise invalid_request(
@@ -150,13 +220,16 @@ async def update_key(request: AnyRequest, key_id: str, raw: dict[str, Any]) -> K
         raise invalid_field(error) from None
     if updated is None:
         raise key_not_found(key_id)
+    await audit_key(request, "key.update", current, updated)
     return updated
 
 
 async def revoke_key(request: AnyRequest, key_id: str) -> KeyInfo:
     """Revoke a visible key (keys are never deleted: their traces keep pointing at them)."""
     found = await visible_key(request, key_id)
+    require_key_permission(request, found.workspace_id, found.role)
     revoked = await key_store_of(request).revoke(found.key_id)
     if revoked is None:
         raise key_not_found(key_id)
+    await audit_key(request, "key.revoke", found, revoked)
     return revoked

@@ -11,17 +11,16 @@ itself is in `admin_ui.key_operations`, shared with the console's pages.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post
 
 from admin_ui import key_operations as operations
+from admin_ui.key_operations import key_item
 from admin_ui.openapi import Query, described, nullable, object_schema, strings, text
 from admin_ui.rules import json_object
-from admin_ui.serialise import iso_time
 from gateway.errors import invalid_request
-from gateway.keys import ROLES, KeyInfo
+from gateway.keys import ROLES
 from gateway.limits_model import WINDOWS
 
 AnyRequest = Request[Any, Any, Any]
@@ -52,34 +51,6 @@ KEY_SCHEMA = {
 }
 _TRUE = ("1", "true", "yes")
 _FALSE = ("0", "false", "no", "")
-
-
-def key_item(key: KeyInfo) -> dict[str, Any]:
-    """A key as the API shows it: never its hash, never its plaintext."""
-    return {
-        "object": "api_key",
-        "id": key.key_id,
-        "workspace_id": key.workspace_id,
-        "name": key.name,
-        "role": key.role,
-        "display_prefix": key.display_prefix,
-        "status": key.status(datetime.now(UTC)),
-        "created_at": _time(key.created_at),
-        "expires_at": _time(key.expires_at),
-        "revoked_at": _time(key.revoked_at),
-        "allowed_models": None if key.allowed_models is None else list(key.allowed_models),
-        "rpm_limit": key.rpm_limit,
-        "tpm_limit": key.tpm_limit,
-        "max_parallel": key.max_parallel,
-        "budgets": [budget.to_json() for budget in key.budgets],
-        "default_tags": list(key.default_tags),
-        "guardrails": list(key.guardrails),
-        "metadata": key.metadata,
-    }
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else iso_time(value)
 
 
 def _include_revoked(request: AnyRequest) -> bool:

@@ -209,9 +209,11 @@ def openapi_config(version: str) -> OpenAPIConfig:
         title="Steerway admin API",
         version=version,
         description=(
-            "Workspaces, virtual keys, steering rules, their simulation and replay, and recorded "
-            "traces. Every call takes `Authorization: Bearer <admin key>`; errors have OpenAI's "
-            'shape, `{"error": {"message", "type", "param", "code"}}`.'
+            "Workspaces, virtual keys, console users, the audit log, steering rules, their "
+            "simulation and replay, and recorded traces. Every call takes `Authorization: Bearer "
+            "<admin key>`, or the console's session cookie (`steerway_session`, from "
+            "`POST /admin/signin`) with the session's `X-CSRF-Token` header on every change; "
+            'errors have OpenAI\'s shape, `{"error": {"message", "type", "param", "code"}}`.'
         ),
         path=OPENAPI_PATH,
         render_plugins=[_AdminDocument()],

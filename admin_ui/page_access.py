@@ -1,10 +1,10 @@
 """Who may do what on the console's key and workspace pages: one check per action.
 
-Today's rules are the admin API's: every admin key may read and manage keys of the workspaces it
-sees (`workspace_scope`: one for a workspace's admin, every one for the operator), and only the
-operator may create workspaces or change their name and limits. A page calls `ensure_can` once
-per action and asks `can` to decide what to offer, so a finer set of roles changes this module
-only.
+The answers are the request principal's permissions (`admin_ui.principals`): reading a
+workspace's keys takes `read`, changing them `keys.write`, changing a workspace `settings.write`
+(never for a workspace's own admin key) and creating one `workspaces.create`. A page calls
+`ensure_can` once per action and asks `can` to decide what to offer. The operations behind the
+pages (`key_operations`, `workspace_operations`) check again, so a page cannot forget.
 """
 
 from __future__ import annotations
@@ -13,32 +13,47 @@ from typing import Any, Literal
 
 from litestar.connection import ASGIConnection
 
-from admin_ui.auth import admin_key, global_admin, operator_required, workspace_scope
-from gateway.errors import GatewayError
+from admin_ui.auth import operator_required
+from admin_ui.console_auth import permission_denied
+from admin_ui.principals import Principal, principal
 
 Permission = Literal["keys.read", "keys.write", "workspaces.read", "workspaces.write"]
 AnyConnection = ASGIConnection[Any, Any, Any, Any]
 
+_PERMISSIONS: dict[Permission, str] = {
+    "keys.read": "read",
+    "keys.write": "keys.write",
+    "workspaces.read": "read",
+    "workspaces.write": "settings.write",
+}
+
+
+def _allowed(who: Principal, permission: Permission, workspace_id: str | None) -> bool:
+    if permission == "workspaces.write":
+        if workspace_id is None:
+            return who.can("workspaces.create")
+        if who.kind == "key" and not who.is_operator:
+            return False
+    needed = _PERMISSIONS[permission]
+    if workspace_id is None:  # in some workspace, not chosen yet
+        return who.is_operator or any(who.can(needed, ws) for ws in who.roles)
+    return who.can(needed, workspace_id)
+
 
 def can(connection: AnyConnection, permission: Permission, workspace_id: str | None) -> bool:
-    """Whether this request's admin may do `permission` in `workspace_id` (None: in every
-    workspace, or in a workspace not chosen yet)."""
-    if permission == "workspaces.write":
-        return global_admin(admin_key(connection))
-    scope = workspace_scope(connection)
-    return scope is None or workspace_id is None or workspace_id == scope
+    """Whether this request's principal may do `permission` in `workspace_id` (None: in a
+    workspace not chosen yet, or, for `workspaces.write`, create one)."""
+    return _allowed(principal(connection), permission, workspace_id)
 
 
 def ensure_can(connection: AnyConnection, permission: Permission, workspace_id: str | None) -> None:
-    """403 unless `can`. A workspace the admin may not see never gets this far: looking it up
-    is already a 404."""
-    if can(connection, permission, workspace_id):
+    """403 unless `can`. A workspace the principal may not see never gets this far: looking it
+    up is already a 404."""
+    who = principal(connection)
+    if _allowed(who, permission, workspace_id):
         return
-    if permission == "workspaces.write":
+    if permission == "workspaces.write" and who.kind == "key":
         raise operator_required()
-    raise GatewayError(
-        403,
-        "Your account may not do this here.",
-        type="permission_error",
-        code="permission_denied",
-    )
+    if permission == "workspaces.write" and workspace_id is None:
+        raise permission_denied(who, "workspaces.create")
+    raise permission_denied(who, _PERMISSIONS[permission])

@@ -16,7 +16,7 @@ from litestar import MediaType, Request
 from litestar.connection import ASGIConnection
 from litestar.response import Template
 
-from admin_ui.auth import admin_key, global_admin
+from admin_ui.principals import STATE_KEY, Principal
 from admin_ui.state import gateway_of
 from gateway.keys import KeyStore
 
@@ -90,12 +90,15 @@ NO_STORE = "no-store"
 
 @dataclass(frozen=True, slots=True)
 class PageUser:
-    """Who the page is shown to. Today an admin key; a signed-in person once sessions exist."""
+    """Who the page is shown to: a signed-in person (`user`) or an admin key (`key`)."""
 
     name: str
     workspace_scope: str | None
     """None: every workspace."""
     kind: str = "key"
+    email: str | None = None
+    operator: bool = False
+    workspace_count: int = 1
 
     @property
     def initials(self) -> str:
@@ -104,7 +107,11 @@ class PageUser:
 
     @property
     def scope_label(self) -> str:
-        return "All workspaces" if self.workspace_scope is None else "One workspace"
+        if self.workspace_scope is None:
+            return "Operator · all workspaces" if self.kind == "user" else "All workspaces"
+        if self.workspace_count > 1:
+            return f"{self.workspace_count} workspaces"
+        return "One workspace"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,21 +120,32 @@ class WorkspaceChoice:
     label: str
 
 
+def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    found = connection.state.get(STATE_KEY)
+    return found if isinstance(found, Principal) else None
+
+
 def page_user(connection: ASGIConnection[Any, Any, Any, Any]) -> PageUser | None:
-    """The user of a request the admin guard let through; None before the guard ran."""
-    try:
-        key = admin_key(connection)
-    except KeyError:
+    """The user of a request the console's guard let through; None before the guard ran (an
+    error page for a request it refused)."""
+    who = _principal(connection)
+    if who is None:
         return None
-    scope = None if global_admin(key) else key.workspace_id
-    return PageUser(name=key.name, workspace_scope=scope)
+    return PageUser(
+        name=who.display_name,
+        workspace_scope=who.workspace_scope,
+        kind=who.kind,
+        email=who.name if who.kind == "user" else None,
+        operator=who.is_operator,
+        workspace_count=len(who.roles),
+    )
 
 
 def csrf_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     """The signed-in session's token, which every state-changing form sends back in a hidden
     field; empty for a page reached with a bearer key (no cookie, so nothing to forge)."""
-    token = connection.state.get("csrf_token", "")
-    return token if isinstance(token, str) else ""
+    who = _principal(connection)
+    return (who.csrf_token or "") if who is not None else ""
 
 
 def query_without(request: Request[Any, Any, Any], *names: str) -> list[tuple[str, str]]:
@@ -201,12 +219,12 @@ def shell_context(
 
 
 async def visible_workspaces(request: Request[Any, Any, Any]) -> list[WorkspaceChoice]:
-    user = page_user(request)
+    who = _principal(request)
     found = await KeyStore(gateway_of(request).engine).list_workspaces()
     return [
         WorkspaceChoice(workspace.slug, workspace.name or workspace.slug)
         for workspace in found
-        if user is None or user.workspace_scope in (None, workspace.workspace_id)
+        if who is None or who.sees(workspace.workspace_id)
     ]
 
 

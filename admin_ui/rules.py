@@ -20,10 +20,12 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
 
+from admin_ui.audit import record_change
 from admin_ui.auth import provide_author
 from admin_ui.openapi import described, object_schema, text
+from admin_ui.principals import principal
 from admin_ui.serialise import iso_time
-from admin_ui.state import rule_store_of, rulebook_of
+from admin_ui.state import gateway_of, rule_store_of, rulebook_of
 from gateway.errors import GatewayError, clipped, invalid_request
 from gateway.json_body import BODY_PARAM, decode_json_body
 from rules.compiler import normalise_rule
@@ -242,6 +244,7 @@ async def create_database_rule(
     except RuleConflict as error:
         raise conflict(error) from None
     await rulebook.reload()
+    await audit_rule(connection, "rule.create", None, stored)
     return database_item(stored)
 
 
@@ -263,7 +266,8 @@ async def replace_database_rule(
             param="id",
         )
     store = rule_store_of(connection)
-    if await store.get(rule_id) is None:
+    before = await store.get(rule_id)
+    if before is None:
         raise rule_not_found(rule_id)
     rulebook = rulebook_of(connection)
     problems = rulebook.validate([document])
@@ -274,6 +278,7 @@ async def replace_database_rule(
             rule_id, normalise_rule(document), author, expected_version=expected_version
         )
     await rulebook.reload()
+    await audit_rule(connection, "rule.update", before, stored)
     return database_item(stored)
 
 
@@ -291,14 +296,17 @@ async def set_rule_enabled(
     with store_errors(rule_id):
         stored = await store.set_enabled(rule_id, enabled, author)
     await rulebook.reload()
+    await audit_rule(connection, "rule.enable" if enabled else "rule.disable", current, stored)
     return database_item(stored)
 
 
 async def delete_database_rule(connection: AnyConnection, rule_id: str, author: str) -> None:
     _refuse_config_rule(connection, rule_id)
+    before = await rule_store_of(connection).get(rule_id)
     with store_errors(rule_id):
         await rule_store_of(connection).delete(rule_id, author)
     await rulebook_of(connection).reload()
+    await audit_rule(connection, "rule.delete", before, None, rule_id)
 
 
 async def rule_versions(connection: AnyConnection, rule_id: str) -> list[dict[str, Any]]:
@@ -330,10 +338,35 @@ async def roll_back_rule(
     problems = rulebook.validate([{**old.document, "id": rule_id}])
     if problems:
         raise invalid_rule(problems, f"Version {version} no longer fits the running config")
+    before = await store.get(rule_id, include_deleted=True)
     with store_errors(rule_id):
         stored = await store.rollback(rule_id, version, author)
     await rulebook.reload()
+    await audit_rule(connection, "rule.rollback", before, stored)
     return database_item(stored)
+
+
+async def audit_rule(
+    connection: AnyConnection,
+    action: str,
+    before: StoredRule | None,
+    after: StoredRule | None,
+    rule_id: str | None = None,
+) -> None:
+    """A rule change in the audit log; rules are gateway-wide (no workspace)."""
+    target = after or before
+    who = principal(connection)
+    await record_change(
+        gateway_of(connection).engine,
+        actor=who,
+        action=action,
+        target_type="rule",
+        target_id=rule_id or (target.rule_id if target else ""),
+        workspace_id=None,
+        before=None if before is None else database_item(before),
+        after=None if after is None else database_item(after),
+        address=who.address,
+    )
 
 
 # --- the controller -----------------------------------------------------------------------------

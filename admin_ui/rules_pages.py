@@ -19,7 +19,8 @@ from litestar import Controller, Request, Router, get, post
 from litestar.di import Provide
 from litestar.response import Redirect, Template
 
-from admin_ui.auth import provide_author, require_admin, require_global_admin
+from admin_ui.auth import provide_author, require_global_admin
+from admin_ui.console_auth import require_console_user
 from admin_ui.pages import page
 from admin_ui.parameters import refuse_unstorable_parameters
 from admin_ui.rule_text import (
@@ -481,7 +482,11 @@ def _saved(rule_id: str, version: int) -> Redirect:
     return Redirect(url(f"{BASE}/{rule_id}/edit", saved=version), status_code=303)
 
 
-OPERATOR_GUARDS: Final = [require_admin, require_global_admin, refuse_unstorable_parameters]
+OPERATOR_GUARDS: Final = [
+    require_console_user,
+    require_global_admin,
+    refuse_unstorable_parameters,
+]
 """Rules act on every workspace: the pages need an operator, as the rules API does."""
 
 

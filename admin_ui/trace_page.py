@@ -13,13 +13,12 @@ from litestar import Controller, Request, get
 from litestar.response import Template
 
 from admin_ui import reproduce, trace_view, waterfall
-from admin_ui.auth import workspace_scope
 from admin_ui.pages import page
 from admin_ui.state import gateway_of
-from admin_ui.traces import trace_not_found
+from admin_ui.traces import visible_trace
 from gateway.auth import MASTER_KEY_INFO
 from gateway.keys import KeyInfo, KeyStore, Workspace
-from telemetry.queries import TraceDetail, trace_detail
+from telemetry.queries import TraceDetail
 
 CONTENT_NOTES = {
     "none": "Content is not stored (telemetry.store_content: none): the gateway keeps tokens, "
@@ -86,9 +85,7 @@ class TracePages(Controller):
     @get("/{trace_id:str}", name="console:trace")
     async def trace(self, request: Request[Any, Any, Any], trace_id: str) -> Template:
         gateway = gateway_of(request)
-        detail = await trace_detail(gateway.engine, trace_id, workspace_id=workspace_scope(request))
-        if detail is None:
-            raise trace_not_found(trace_id)
+        detail = await visible_trace(request, trace_id)
         trace = detail.trace
         key, workspace = await _key_and_workspace(KeyStore(gateway.engine), trace)
         store_content = gateway.config.telemetry.store_content if gateway.config else None

@@ -2,8 +2,10 @@
 update. Both call these functions, so the two never disagree on what is visible or valid.
 
 Bodies are JSON objects as the API takes them; every refusal is a `GatewayError` whose `param`
-names the field. Who may create or change a workspace is decided by the caller (a route guard, a
-page's permission check); what the caller can see is decided here, by `workspace_scope`.
+names the field. What the caller can see, and may change, is decided here: operators create
+workspaces; a workspace's owners and admins (and operators) change its name and settings, never
+a workspace's own admin key, since a workspace's limits bound what its keys do. Every change is
+written to the audit log.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from typing import Any
 
 from litestar import Request
 
-from admin_ui.auth import workspace_scope
+from admin_ui.audit import record_change
+from admin_ui.auth import operator_required
+from admin_ui.console_auth import principal, require_permission
+from admin_ui.serialise import iso_time
 from admin_ui.state import check_guardrail_names, gateway_of
 from gateway.errors import GatewayError, invalid_request
 from gateway.keys import KeyStore, Workspace, WorkspaceExists
@@ -61,17 +66,56 @@ def fields_of(
 async def visible_workspace(request: AnyRequest, workspace: str) -> Workspace:
     """The workspace (by id or slug) if this request's admin may see it, else a 404."""
     found = await key_store_of(request).get_workspace(workspace)
-    scope = workspace_scope(request)
-    if found is None or (scope is not None and found.workspace_id != scope):
+    if found is None or not principal(request).sees(found.workspace_id):
         raise workspace_not_found(workspace)
     return found
 
 
 async def visible_workspaces(request: AnyRequest) -> list[Workspace]:
     """Every workspace this request's admin may see, oldest first."""
-    scope = workspace_scope(request)
+    who = principal(request)
     found = await key_store_of(request).list_workspaces()
-    return [w for w in found if scope is None or w.workspace_id == scope]
+    return [w for w in found if who.sees(w.workspace_id)]
+
+
+def workspace_item(workspace: Workspace) -> dict[str, Any]:
+    return {
+        "object": "workspace",
+        "id": workspace.workspace_id,
+        "slug": workspace.slug,
+        "name": workspace.name,
+        "settings": workspace.settings,
+        "created_at": iso_time(workspace.created_at) if workspace.created_at else None,
+    }
+
+
+def require_settings_permission(request: AnyRequest, workspace_id: str) -> None:
+    """403 unless the caller may change this workspace's name and settings."""
+    who = principal(request)
+    if who.kind == "key" and not who.is_operator:
+        raise operator_required()
+    require_permission(request, "settings.write", workspace_id)
+
+
+async def audit_workspace(
+    request: AnyRequest, action: str, before: Workspace | None, after: Workspace
+) -> None:
+    shown_before = None if before is None else workspace_item(before)
+    shown_after = workspace_item(after)
+    if shown_before == shown_after:
+        return
+    who = principal(request)
+    await record_change(
+        gateway_of(request).engine,
+        actor=who,
+        action=action,
+        target_type="workspace",
+        target_id=after.workspace_id,
+        workspace_id=after.workspace_id,
+        before=shown_before,
+        after=shown_after,
+        address=who.address,
+    )
 
 
 def _check_settings_guardrails(request: AnyRequest, settings: Any) -> None:
@@ -81,13 +125,14 @@ def _check_settings_guardrails(request: AnyRequest, settings: Any) -> None:
 
 async def create_workspace(request: AnyRequest, raw: dict[str, Any]) -> Workspace:
     """A new workspace from a create body (`slug`, `name`?, `settings`?)."""
+    require_permission(request, "workspaces.create")
     body = fields_of(raw, CREATE_FIELDS)
     if "slug" not in body:
         raise invalid_request("'slug' is required.", param="slug", code="invalid_value")
     settings = body.get("settings")
     try:
         _check_settings_guardrails(request, settings)
-        return await key_store_of(request).create_workspace(
+        created = await key_store_of(request).create_workspace(
             body["slug"],
             name=body.get("name"),
             settings={} if settings is None else settings,
@@ -98,15 +143,22 @@ async def create_workspace(request: AnyRequest, raw: dict[str, Any]) -> Workspac
         raise GatewayError(
             409, f"{str(error).capitalize()}.", code="workspace_exists", param="slug"
         ) from None
+    await audit_workspace(request, "workspace.create", None, created)
+    return created
 
 
 async def update_workspace(request: AnyRequest, workspace: str, raw: dict[str, Any]) -> Workspace:
     """The workspace (id or slug) with an update body applied: `name`, `settings` merged into
     what is stored. A `slug` may be sent back unchanged, never changed."""
+    who = principal(request)
+    if who.kind == "key" and not who.is_operator:
+        raise operator_required()  # before looking: a workspace's admin key never could
+    current = await visible_workspace(request, workspace)
+    require_settings_permission(request, current.workspace_id)
     raw = dict(raw)
     slug = raw.pop("slug", None)
     body = fields_of(raw, UPDATE_FIELDS)
-    if slug is not None and slug != (await visible_workspace(request, workspace)).slug:
+    if slug is not None and slug != current.slug:
         raise invalid_request(
             "A workspace's slug cannot change.", param="slug", code="invalid_value"
         )
@@ -114,9 +166,10 @@ async def update_workspace(request: AnyRequest, workspace: str, raw: dict[str, A
         raise invalid_field(InvalidField("settings", "expected an object"))
     try:
         _check_settings_guardrails(request, body.get("settings"))
-        updated = await key_store_of(request).update_workspace(workspace, **body)
+        updated = await key_store_of(request).update_workspace(current.workspace_id, **body)
     except InvalidField as error:
         raise invalid_field(error) from None
     if updated is None:
         raise workspace_not_found(workspace)
+    await audit_workspace(request, "workspace.update", current, updated)
     return updated

@@ -2,8 +2,10 @@
 guardrails, `settings.guardrails`, run on every request of the workspace's keys).
 
 An admin key of one workspace sees only that workspace (any other is a 404, as if it did not
-exist); creating workspaces and changing their limits is the operator's (the master key, or an
-admin key of the default workspace), since a workspace's limits bound what its own admins do.
+exist). Creating workspaces is the operator's (an operator user, the master key, an admin key of
+the default workspace); changing a workspace's name and limits too, and its own owners' and
+admins' signed in to the console, never its admin key's, since its limits bound what its keys
+do.
 The work itself is in `admin_ui.workspace_operations`, shared with the console's pages.
 """
 
@@ -17,23 +19,11 @@ from admin_ui import workspace_operations as operations
 from admin_ui.auth import require_global_admin
 from admin_ui.openapi import described, nullable, object_schema, strings, text
 from admin_ui.rules import json_object
-from admin_ui.serialise import iso_time
-from gateway.keys import Workspace
+from admin_ui.workspace_operations import workspace_item
 
 AnyRequest = Request[Any, Any, Any]
 
 SETTINGS_SCHEMA = nullable(object_schema({"guardrails": strings()}))
-
-
-def workspace_item(workspace: Workspace) -> dict[str, Any]:
-    return {
-        "object": "workspace",
-        "id": workspace.workspace_id,
-        "slug": workspace.slug,
-        "name": workspace.name,
-        "settings": workspace.settings,
-        "created_at": iso_time(workspace.created_at) if workspace.created_at else None,
-    }
 
 
 class WorkspaceController(Controller):
@@ -68,7 +58,6 @@ class WorkspaceController(Controller):
 
     @patch(
         "/{workspace:str}",
-        guards=[require_global_admin],
         operation_class=described(
             body=object_schema(
                 {"slug": text(), "name": nullable(text()), "settings": SETTINGS_SCHEMA},

@@ -22,8 +22,11 @@ from litestar.types import Receive, Scope, Send
 
 from admin_ui.api import admin_router
 from admin_ui.console import console_router
+from admin_ui.console_access import ConsoleAccess
+from admin_ui.console_auth import SignInRequired
 from admin_ui.error_pages import console_error, is_console_page
 from admin_ui.openapi import openapi_config
+from admin_ui.signin import sign_in_redirect, signin_router
 from admin_ui.templating import template_config
 from gateway.admission import Admission, budget_limits
 from gateway.auth import Authenticator
@@ -82,6 +85,7 @@ class Gateway:
         self.guardrails: Guardrails | None = None
         self.metrics: MetricsEndpoint | None = None
         """Serves `/metrics` on the serving port; None when a separate listener does."""
+        self.console_access: ConsoleAccess | None = None
         self._metrics_listener: MetricsListener | None = None
 
     async def start(self) -> None:
@@ -177,6 +181,9 @@ class Gateway:
             unauthenticated_traces_per_minute=telemetry_config.unauthenticated_traces_per_minute,
             durable=self.recorder.durable if telemetry_config.durability == "spill-first" else None,
         )
+        access = ConsoleAccess.create(self.engine, config.console, self.settings.redis_url)
+        await access.start()
+        self.console_access = access
         await self._serve_metrics(config)
         # Everything built so far lives as long as the process: keep it out of the collector's
         # way so full collections stay short while serving.
@@ -241,6 +248,8 @@ class Gateway:
             await self._metrics_listener.close()
         if self.guardrails is not None:
             self.guardrails.close()
+        if self.console_access is not None:
+            await self.console_access.close()
         if self.rulebook is not None:
             await self.rulebook.close()
         if self.cache is not None:
@@ -394,9 +403,17 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
         )
 
     app = Litestar(
-        route_handlers=[v1, healthz, readyz, prometheus, admin_router(), console_router()],
+        route_handlers=[
+            v1,
+            healthz,
+            readyz,
+            prometheus,
+            admin_router(),
+            signin_router(),
+            console_router(),
+        ],
         lifespan=[lifespan],
-        exception_handlers={Exception: _error},
+        exception_handlers={Exception: _error, SignInRequired: sign_in_redirect},
         template_config=template_config(),
         openapi_config=openapi_config(_version()),
         logging_config=None,

@@ -1,4 +1,5 @@
-"""The `steerway` command: serve, migrate, keys, workspaces, mock-provider, check-config."""
+"""The `steerway` command: serve, migrate, keys, workspaces, users, mock-provider,
+check-config."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from typing import Any, cast
 import msgspec
 from msgspec import UNSET
 
+from gateway.cli_users import add_users_commands
 from gateway.config import ConfigError, check_config, load_config
+from gateway.console_config import ConsoleConfig
 from gateway.guardrail_config import unknown_names
 from gateway.keys import (
     ROLES,
@@ -58,9 +61,11 @@ def _fail(message: str, code: int = 1) -> int:
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     server = ServerConfig()
+    console = ConsoleConfig()
     if settings.config_path:
         try:
-            server = load_config(settings.config_path).server
+            config = load_config(settings.config_path)
+            server, console = config.server, config.console
         except ConfigError as error:
             print(f"steerway: invalid configuration in {settings.config_path}:", file=sys.stderr)
             for problem in error.problems:
@@ -68,6 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
     try:
         banner = asyncio.run(_prepare_master_key(settings))
+        first_owner = asyncio.run(_first_owner_link(settings, console))
     except NotMigrated as error:
         return _fail(f"{error}; run 'steerway migrate' first")
     except Exception as error:
@@ -76,6 +82,14 @@ def _serve(args: argparse.Namespace) -> int:
             f"({type(error).__name__}); run 'steerway migrate' first"
         )
     print(banner, flush=True)
+    if first_owner is not None:
+        base = console.public_url or f"http://{_shown_host(args.host)}:{args.port}"
+        hours = f"{console.first_owner_link_hours:g}"
+        print(
+            f"Open {base}/admin/setup?token={first_owner} to create the first owner "
+            f"(the link works once, within {hours} hours).",
+            flush=True,
+        )
     os.environ[SERVE_WORKERS_VARIABLE] = str(args.workers)
     if args.workers > 1:
         _prepare_multiprocess_metrics()
@@ -147,6 +161,26 @@ async def _prepare_master_key(settings: Settings) -> str:
         f"    {created.plaintext}\n\n"
         f"Use it as the OpenAI api_key with base_url http://HOST:PORT/v1.\n{rule}"
     )
+
+
+async def _first_owner_link(settings: Settings, console: ConsoleConfig) -> str | None:
+    """With no console user yet, a new one-time link's token to create the first (earlier
+    links stop working); None once someone has signed up. Made here, before the workers start,
+    so one start prints one link."""
+    from admin_ui.signin_links import issue_first_owner_link
+
+    engine = create_engine(settings.database_url)
+    try:
+        return await issue_first_owner_link(engine, hours=console.first_owner_link_hours)
+    finally:
+        await engine.dispose()
+
+
+def _shown_host(host: str) -> str:
+    """The host for a printed link: a wildcard address is reached on loopback."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 async def _require_migrated(url: str) -> None:
@@ -667,6 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check_config)
 
     _add_keys_commands(commands)
+    add_users_commands(commands)
 
     mock = commands.add_parser("mock-provider", help="run the mock OpenAI-compatible provider")
     from providers.mock_server import add_arguments

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 import yaml
 
+from gateway.console_config import ConsoleConfig, parse_console
 from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
 from gateway.live_config import LiveConfig, parse_live
 from gateway.metrics_config import MetricsConfig, parse_metrics
@@ -267,6 +268,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     guardrails: GuardrailsConfig = msgspec.field(default_factory=GuardrailsConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    console: ConsoleConfig = msgspec.field(default_factory=ConsoleConfig)
     live: LiveConfig = msgspec.field(default_factory=LiveConfig)
     rules: tuple[dict[str, Any], ...] = ()
     """Steering rules from the file, normalised (see `rules.compiler.normalise_rule`)."""
@@ -741,6 +743,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             "guardrails",
             "metrics",
             "server",
+            "console",
             "live",
             "rules",
         ),
@@ -784,6 +787,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
         guardrails=guardrails,
         metrics=parse_metrics(top.get("metrics"), "metrics", reader),
         server=parse_server(top.get("server"), "server", reader),
+        console=parse_console(top.get("console"), "console", reader),
         live=parse_live(top.get("live"), "live", reader),
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),

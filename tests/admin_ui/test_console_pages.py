@@ -102,7 +102,16 @@ def test_another_workspaces_trace_is_a_404_for_a_workspace_admin(gateway: Gatewa
 def test_without_an_admin_key_the_pages_say_so_in_html(gateway: GatewayProcess) -> None:
     trace_id = recorded_trace(gateway)
     with httpx.Client(base_url=gateway.url, timeout=30) as http:
-        missing = page_of(http.get(f"/admin/traces/{trace_id}"), 401)
+        # Nobody signed in: off to the sign-in form, which comes back here afterwards.
+        sent = http.get(f"/admin/traces/{trace_id}")
+        assert sent.status_code == 303
+        assert sent.headers["location"] == f"/admin/signin?next=/admin/traces/{trace_id}"
+        signin = http.get(sent.headers["location"])
+        assert (
+            signin.status_code == 200
+            and '<form method="post" action="/admin/signin"' in signin.text
+        )
+        assert "mock-gpt" not in signin.text
         wrong = page_of(
             http.get(f"/admin/traces/{trace_id}", headers={"Authorization": "Bearer sk-wrong"}),
             401,
@@ -110,10 +119,10 @@ def test_without_an_admin_key_the_pages_say_so_in_html(gateway: GatewayProcess) 
     user = create_key(gateway.database, "page-user")
     with gateway.http(user) as http:
         refused = page_of(http.get(f"/admin/traces/{trace_id}"), 403)
-    for text in (missing, wrong, refused):
+    for text in (wrong, refused):
         assert trace_id not in text.split("<main")[1].split("error-path")[0]
         assert "mock-gpt" not in text
-    assert "Sign in" in missing and "sk-wrong" not in wrong
+    assert "Sign in" in wrong and "sk-wrong" not in wrong
     assert "not an admin key" in refused
 
 

@@ -18,6 +18,7 @@ NO_BODY = {
     ("post", "/admin/api/keys/{key_id}/revoke"),
     ("post", "/admin/api/rules/{rule_id}/disable"),
     ("post", "/admin/api/rules/{rule_id}/enable"),
+    ("post", "/admin/api/users/{user_id}/password-link"),
 }
 
 

@@ -502,5 +502,6 @@ def test_only_an_operator_sees_the_rule_pages(
     with pages_gateway.http(user) as plain:
         assert plain.get(PAGES).status_code == 403
     with httpx.Client(base_url=pages_gateway.url) as anonymous:
-        assert anonymous.get(PAGES).status_code == 401
+        sent = anonymous.get(PAGES)
+        assert (sent.status_code, sent.headers["location"]) == (303, f"/admin/signin?next={PAGES}")
     assert http.get("/admin/api/rules").json()["data"] == before, "nothing was created"

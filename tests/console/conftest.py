@@ -11,10 +11,10 @@ Fixtures, from the outside in:
 - `open_context(**options)`: new browser contexts for the test, closed after it. Every request a
   page makes is routed through a guard that refuses any other origin than the gateway's; a
   refused request, a script error or an error in the browser's console fails the test.
-- `sign_in(credential=None, **options)`: THE way a test becomes a console user: a context that is
-  signed in with `credential` (the master key when None). Today the credential is sent as a
-  bearer header; sessions replace this one fixture's body.
-- `console`: a page signed in as the operator (the master key), the usual starting point.
+- `sign_in(credential=None, **options)`: THE way a test becomes a console user: a context signed
+  in as the module's operator user (a session cookie from the sign-in form's endpoint), or, with
+  `credential`, one that sends that admin key as a bearer header on every request.
+- `console`: a page signed in as the operator, the usual starting point.
 
 On a failed test every page still open is photographed into test-artifacts/screenshots/.
 `docs_screenshot(page, name)` saves a picture for docs/console.md (test-artifacts/docs-images/,
@@ -39,6 +39,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
 import migrations
 from tests.conftest import IN_CI
+from tests.console_users import ConsoleUser, create_user
+from tests.console_users import sign_in as sign_in_as
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_provider
 
 __all__ = ["mock_provider"]
@@ -258,19 +260,41 @@ def open_context(
 def sign_in(
     open_context: Callable[..., BrowserContext], console_gateway: GatewayProcess
 ) -> Callable[..., BrowserContext]:
-    """Sign in as the holder of `credential` (the master key by default).
+    """A context signed in as the module's operator user, or with the admin key `credential`.
 
-    The one place that knows how a browser signs in to the console: swap the body for a real
-    sign-in (post the sign-in form, keep the session cookie) and every browser test follows.
+    The one place that knows how a browser signs in to the console: a session made through
+    `POST /admin/signin`, its cookie set on the context.
     """
 
     def signed_in(credential: str | None = None, **options: Any) -> BrowserContext:
-        key = credential or console_gateway.master_key
-        assert key is not None
-        headers = {**options.pop("extra_http_headers", {}), "Authorization": f"Bearer {key}"}
-        return open_context(extra_http_headers=headers, **options)
+        if credential is not None:
+            headers = {
+                **options.pop("extra_http_headers", {}),
+                "Authorization": f"Bearer {credential}",
+            }
+            return open_context(extra_http_headers=headers, **options)
+        context = open_context(**options)
+        session = off_the_loop(lambda: sign_in_as(console_gateway.url, operator))
+        context.add_cookies([session.browser_cookie()])
+        return context
 
+    operator = _operators.get(console_gateway.url)
+    if operator is None:
+        operator = off_the_loop(
+            lambda: create_user(
+                console_gateway.database.url,
+                email="operator@example.com",
+                name="Olga Operator",
+                operator=True,
+                role="owner",
+            )
+        )
+        _operators[console_gateway.url] = operator
     return signed_in
+
+
+_operators: dict[str, ConsoleUser] = {}
+"""The operator user of each module's gateway, made once."""
 
 
 @pytest.fixture
