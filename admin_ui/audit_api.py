@@ -8,6 +8,7 @@ included. Pages follow each other by `cursor`: pass the previous answer's `next_
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, Final
 
 from litestar import Controller, Request, get
@@ -62,7 +63,7 @@ def _limit(value: str | None) -> int:
     return int(value)
 
 
-def _time(request: AnyRequest, name: str) -> Any:
+def _time(request: AnyRequest, name: str) -> datetime | None:
     value = request.query_params.get(name)
     if value is None:
         return None
@@ -77,6 +78,37 @@ def _text(request: AnyRequest, name: str) -> str | None:
     if value is not None and len(value) > 320:
         raise _bad(name, "is longer than 320 characters")
     return value or None
+
+
+async def audit_filter(
+    request: AnyRequest, *, since: datetime | None, until: datetime | None
+) -> AuditFilter:
+    """The changes the caller may read, narrowed by the request's `workspace`, text filters,
+    `cursor` and `limit` (the console's page reads its time range from the top bar instead)."""
+    who = principal(request)
+    readable = None if who.is_operator else {ws for ws in who.roles if who.can("audit.read", ws)}
+    workspace_id = None
+    workspace = request.query_params.get("workspace")
+    if workspace:
+        workspace_id = (await visible_workspace(request, workspace)).workspace_id
+        require_permission(request, "audit.read", workspace_id)
+    elif readable is not None and not readable:
+        raise permission_denied(who, "audit.read")
+    cursor = request.query_params.get("cursor")
+    if cursor is not None and not _CURSOR.match(cursor):
+        raise _bad("cursor", "must be a next_cursor from an earlier answer")
+    return AuditFilter(
+        workspace_ids=readable,
+        workspace_id=workspace_id,
+        actor=_text(request, "actor"),
+        action=_text(request, "action"),
+        target_type=_text(request, "target_type"),
+        target_id=_text(request, "target_id"),
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=_limit(request.query_params.get("limit")),
+    )
 
 
 class AuditController(Controller):
@@ -100,31 +132,8 @@ class AuditController(Controller):
         ),
     )
     async def list_audit(self, request: AnyRequest) -> dict[str, Any]:
-        who = principal(request)
-        readable = (
-            None if who.is_operator else {ws for ws in who.roles if who.can("audit.read", ws)}
-        )
-        workspace_id = None
-        workspace = request.query_params.get("workspace")
-        if workspace:
-            workspace_id = (await visible_workspace(request, workspace)).workspace_id
-            require_permission(request, "audit.read", workspace_id)
-        elif readable is not None and not readable:
-            raise permission_denied(who, "audit.read")
-        cursor = request.query_params.get("cursor")
-        if cursor is not None and not _CURSOR.match(cursor):
-            raise _bad("cursor", "must be a next_cursor from an earlier answer")
-        query = AuditFilter(
-            workspace_ids=readable,
-            workspace_id=workspace_id,
-            actor=_text(request, "actor"),
-            action=_text(request, "action"),
-            target_type=_text(request, "target_type"),
-            target_id=_text(request, "target_id"),
-            since=_time(request, "since"),
-            until=_time(request, "until"),
-            cursor=cursor,
-            limit=_limit(request.query_params.get("limit")),
+        query = await audit_filter(
+            request, since=_time(request, "since"), until=_time(request, "until")
         )
         changes, more = await list_changes(gateway_of(request).engine, query)
         return {

@@ -403,7 +403,7 @@ def _one(grouped: dict[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
-def _time_range(
+def time_range(
     grouped: dict[str, list[str]], as_of: datetime
 ) -> tuple[datetime | None, datetime | None, datetime | None]:
     """(since, until, as_of): as_of only when `last` was given."""
@@ -453,7 +453,7 @@ def parse_list_query(
         except InvalidCursor as error:
             raise bad("cursor", f"is not valid: {error}", "invalid_cursor") from None
     as_of = cursor.as_of if cursor is not None and cursor.as_of is not None else now
-    since, until, as_of_used = _time_range(grouped, as_of)
+    since, until, as_of_used = time_range(grouped, as_of)
     sort = _one(grouped, "sort") or "newest"
     read_choice(spec.sorts)("sort", sort)
     values: dict[str, Any] = {

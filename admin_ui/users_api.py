@@ -168,6 +168,125 @@ async def _password_link(request: AnyRequest, user: User) -> dict[str, Any]:
     }
 
 
+async def visible_users(request: AnyRequest, workspace: str | None) -> list[User]:
+    """The users the caller may list: of `workspace` (id or slug) only, when given."""
+    who = principal(request)
+    readable = _readable_workspaces(who)
+    if workspace:
+        found = await visible_workspace(request, workspace)
+        require_permission(request, "users.read", found.workspace_id)
+        readable = {found.workspace_id}
+    elif readable is not None and not readable:
+        raise permission_denied(who, "users.read")
+    return await access_of(request).users.list(readable)
+
+
+async def create_user(request: AnyRequest, fields: dict[str, Any]) -> dict[str, Any]:
+    """A new user from an API body (the console's form builds the same body); with a one-time
+    `password_link` when it has no password."""
+    who = principal(request)
+    if not who.is_operator and not any(who.can("users.write", ws) for ws in who.roles):
+        raise permission_denied(who, "users.write")
+    body = fields_of(fields, CREATE_FIELDS, ())
+    try:
+        email = parse_email(body.get("email"))
+        name = body.get("name") or email.split("@", 1)[0]
+        password = body.get("password")
+        if password is not None:
+            check_password(password, "password", email)
+    except InvalidField as error:
+        raise invalid_field(error) from None
+    operator = _flag(body, "operator") or False
+    if operator:
+        require_permission(request, "users.operator")
+    roles = await _roles(request, body.get("roles"), removing=False)
+    if not roles and not operator and not who.is_operator:
+        raise invalid_request(
+            "Give the user a role in one of your workspaces ('roles').",
+            param="roles",
+            code="invalid_value",
+        )
+    password_hash = None if password is None else await hash_password_async(password)
+    try:
+        created = await access_of(request).users.create(
+            email=email,
+            name=name,
+            password_hash=password_hash,
+            is_operator=operator,
+            roles={ws: role for ws, role in roles.items() if role is not None},
+            actor=who.actor,
+            address=who.address,
+        )
+    except InvalidField as error:
+        raise invalid_field(error) from None
+    except UnknownWorkspace as error:
+        raise invalid_request(str(error), param="roles", code="workspace_not_found") from None
+    except UserExists as error:
+        raise GatewayError(
+            409, f"{str(error).capitalize()}.", code="user_exists", param="email"
+        ) from None
+    item = user_item(created, who)
+    if password_hash is None:
+        item["password_link"] = await _password_link(request, created)
+    return item
+
+
+async def update_user(request: AnyRequest, user_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A change to a user from an API body: its name, disabled state, operator flag, roles."""
+    target = await visible_user(request, user_id)
+    body = fields_of(fields, UPDATE_FIELDS, READ_ONLY_FIELDS)
+    who = principal(request)
+    themselves = target.user_id == who.user_id
+    disabled = _flag(body, "disabled")
+    operator = _flag(body, "operator")
+    changes: dict[str, Any] = {}
+    if "name" in body:
+        changes["name"] = body["name"]
+    if disabled is not None and disabled != target.disabled:
+        if themselves:
+            raise _not_yourself("disable your own account")
+        changes["disabled"] = disabled
+    if ("name" in changes or "disabled" in changes) and not themselves:
+        _require_account_control(request, target)
+    if operator is not None and operator != target.is_operator:
+        require_permission(request, "users.operator")
+        if themselves:
+            raise _not_yourself("change whether you are an operator")
+        changes["is_operator"] = operator
+    roles = await _roles(request, body.get("roles"), removing=True)
+    if roles:
+        if themselves and not who.is_operator:
+            raise _not_yourself("change your own roles")
+        changes["roles"] = roles
+    try:
+        updated = await access_of(request).users.update(
+            target.user_id,
+            name=changes.get("name", UNSET),
+            disabled=changes.get("disabled", UNSET),
+            is_operator=changes.get("is_operator", UNSET),
+            roles=changes.get("roles", UNSET),
+            actor=who.actor,
+            address=who.address,
+        )
+    except InvalidField as error:
+        raise invalid_field(error) from None
+    if updated is None:
+        raise user_not_found(user_id)
+    return user_item(updated, who)
+
+
+async def password_link(request: AnyRequest, user_id: str) -> dict[str, Any]:
+    """A one-time link that sets the user's password, for the caller to hand over."""
+    target = await visible_user(request, user_id)
+    if target.user_id != principal(request).user_id:
+        _require_account_control(request, target)
+    if target.disabled:
+        raise invalid_request(
+            "The account is disabled; enable it first.", param="user_id", code="user_disabled"
+        )
+    return await _password_link(request, target)
+
+
 class UserController(Controller):
     path = "/users"
 
@@ -178,16 +297,8 @@ class UserController(Controller):
         ),
     )
     async def list_users(self, request: AnyRequest) -> dict[str, Any]:
+        listed = await visible_users(request, request.query_params.get("workspace"))
         who = principal(request)
-        readable = _readable_workspaces(who)
-        workspace = request.query_params.get("workspace")
-        if workspace:
-            found = await visible_workspace(request, workspace)
-            require_permission(request, "users.read", found.workspace_id)
-            readable = {found.workspace_id}
-        elif readable is not None and not readable:
-            raise permission_denied(who, "users.read")
-        listed = await access_of(request).users.list(readable)
         return {"object": "list", "data": [user_item(user, who) for user in listed]}
 
     @get("/{user_id:str}", operation_class=described())
@@ -213,51 +324,7 @@ class UserController(Controller):
         ),
     )
     async def create_user(self, request: AnyRequest) -> dict[str, Any]:
-        who = principal(request)
-        if not who.is_operator and not any(who.can("users.write", ws) for ws in who.roles):
-            raise permission_denied(who, "users.write")
-        body = fields_of(await json_object(request), CREATE_FIELDS, ())
-        try:
-            email = parse_email(body.get("email"))
-            name = body.get("name") or email.split("@", 1)[0]
-            password = body.get("password")
-            if password is not None:
-                check_password(password, "password", email)
-        except InvalidField as error:
-            raise invalid_field(error) from None
-        operator = _flag(body, "operator") or False
-        if operator:
-            require_permission(request, "users.operator")
-        roles = await _roles(request, body.get("roles"), removing=False)
-        if not roles and not operator and not who.is_operator:
-            raise invalid_request(
-                "Give the user a role in one of your workspaces ('roles').",
-                param="roles",
-                code="invalid_value",
-            )
-        password_hash = None if password is None else await hash_password_async(password)
-        try:
-            created = await access_of(request).users.create(
-                email=email,
-                name=name,
-                password_hash=password_hash,
-                is_operator=operator,
-                roles={ws: role for ws, role in roles.items() if role is not None},
-                actor=who.actor,
-                address=who.address,
-            )
-        except InvalidField as error:
-            raise invalid_field(error) from None
-        except UnknownWorkspace as error:
-            raise invalid_request(str(error), param="roles", code="workspace_not_found") from None
-        except UserExists as error:
-            raise GatewayError(
-                409, f"{str(error).capitalize()}.", code="user_exists", param="email"
-            ) from None
-        item = user_item(created, who)
-        if password_hash is None:
-            item["password_link"] = await _password_link(request, created)
-        return item
+        return await create_user(request, await json_object(request))
 
     @patch(
         "/{user_id:str}",
@@ -274,58 +341,12 @@ class UserController(Controller):
         ),
     )
     async def update_user(self, request: AnyRequest, user_id: str) -> dict[str, Any]:
-        target = await visible_user(request, user_id)
-        body = fields_of(await json_object(request), UPDATE_FIELDS, READ_ONLY_FIELDS)
-        who = principal(request)
-        themselves = target.user_id == who.user_id
-        disabled = _flag(body, "disabled")
-        operator = _flag(body, "operator")
-        changes: dict[str, Any] = {}
-        if "name" in body:
-            changes["name"] = body["name"]
-        if disabled is not None and disabled != target.disabled:
-            if themselves:
-                raise _not_yourself("disable your own account")
-            changes["disabled"] = disabled
-        if ("name" in changes or "disabled" in changes) and not themselves:
-            _require_account_control(request, target)
-        if operator is not None and operator != target.is_operator:
-            require_permission(request, "users.operator")
-            if themselves:
-                raise _not_yourself("change whether you are an operator")
-            changes["is_operator"] = operator
-        roles = await _roles(request, body.get("roles"), removing=True)
-        if roles:
-            if themselves and not who.is_operator:
-                raise _not_yourself("change your own roles")
-            changes["roles"] = roles
-        try:
-            updated = await access_of(request).users.update(
-                target.user_id,
-                name=changes.get("name", UNSET),
-                disabled=changes.get("disabled", UNSET),
-                is_operator=changes.get("is_operator", UNSET),
-                roles=changes.get("roles", UNSET),
-                actor=who.actor,
-                address=who.address,
-            )
-        except InvalidField as error:
-            raise invalid_field(error) from None
-        if updated is None:
-            raise user_not_found(user_id)
-        return user_item(updated, who)
+        return await update_user(request, user_id, await json_object(request))
 
     @post("/{user_id:str}/password-link", status_code=201, operation_class=described())
     async def password_link(self, request: AnyRequest, user_id: str) -> dict[str, Any]:
         """A one-time link that sets the user's password (shown only in this answer)."""
-        target = await visible_user(request, user_id)
-        if target.user_id != principal(request).user_id:
-            _require_account_control(request, target)
-        if target.disabled:
-            raise invalid_request(
-                "The account is disabled; enable it first.", param="user_id", code="user_disabled"
-            )
-        return await _password_link(request, target)
+        return await password_link(request, user_id)
 
 
 def _not_yourself(what: str) -> GatewayError:
