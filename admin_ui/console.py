@@ -11,6 +11,7 @@ from litestar import Router, get
 from litestar.response import Redirect
 from litestar.types import ControllerRouterHandler
 
+from admin_ui.audit_page import AuditPage
 from admin_ui.console_auth import require_console_user
 from admin_ui.keys_pages import KeyPages
 from admin_ui.live_page import LivePage
@@ -19,6 +20,7 @@ from admin_ui.parameters import refuse_unstorable_parameters
 from admin_ui.rules_pages import rules_pages_router
 from admin_ui.static_files import static_router
 from admin_ui.trace_page import TracePages
+from admin_ui.users_pages import UserPages
 from admin_ui.workspaces_pages import WorkspacePages
 
 HOME = f"{ADMIN_PATH}/traces"
@@ -29,6 +31,8 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     WorkspacePages,
     rules_pages_router(),
     LivePage,
+    UserPages,
+    AuditPage,
 ]
 
 
