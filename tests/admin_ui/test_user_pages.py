@@ -193,7 +193,7 @@ def test_the_audit_log_shows_changes_in_scope_without_secrets(
         assert "rpm_limit" not in update  # unchanged values are left out
         assert "rpm_limit" in create and html.escape(owner.user["email"]) in create
         assert f'href="/admin/keys/{key["id"]}"' in create
-        assert f"<td class=\"nowrap\">{team['slug']}</td>" in create
+        assert f'<td class="nowrap">{team["slug"]}</td>' in create
         assert "strangers-key" not in text and other["slug"] not in text
 
         only_creates = http.get("/admin/audit", params={"action": "key.create", "last": "1h"})
