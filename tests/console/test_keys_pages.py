@@ -153,3 +153,31 @@ def test_a_key_made_in_the_console_works_with_the_sdk_until_it_is_revoked(
     expect(page.locator("#workspace-row-default td.num")).to_have_text(["0", "0", "1"])
     expect(page.locator("#workspace-row-support")).to_contain_text("$25.00/monthly@80%")
     look_at(page, docs_screenshot, "workspaces", pictures=("light",))
+
+
+def test_users_and_audit_pages(
+    console: Page, console_gateway: GatewayProcess, docs_screenshot: Callable[..., Path]
+) -> None:
+    """An operator adds a user on the Users page and copies its one-time link; the Audit log
+    shows the change, newest first."""
+    page = console
+    page.goto("/admin/users/new")
+    page.fill("#field-email", "grace@example.com")
+    page.fill("#field-name", "Grace Hopper")
+    page.select_option("#field-workspace", "default")
+    page.select_option("#field-role", "admin")
+    page.click("#create-user")
+    expect(page.locator("#password-link")).to_contain_text("/admin/reset?token=")
+    page.click("#user-detail-link")
+    expect(page.locator("#user-status")).to_have_text("invited")
+    page.goto("/admin/users")
+    expect(page.locator("#users-table")).to_contain_text("grace@example.com")
+    look_at(page, docs_screenshot, "users", pictures=("light",))
+
+    page.goto("/admin/audit?last=7d")
+    first = page.locator("#audit-table tbody tr").first
+    expect(first).to_have_attribute("data-action", "user.password_link")
+    expect(page.locator('#audit-table tr[data-action="user.create"]').first).to_contain_text(
+        "grace@example.com"
+    )
+    look_at(page, docs_screenshot, "audit", pictures=("light",))
