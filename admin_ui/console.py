@@ -18,11 +18,13 @@ from admin_ui.parameters import refuse_unstorable_parameters
 from admin_ui.rules_pages import rules_pages_router
 from admin_ui.static_files import static_router
 from admin_ui.trace_page import TracePages
+from admin_ui.traces_list import TraceListPage
 from admin_ui.workspaces_pages import WorkspacePages
 
 HOME = f"{ADMIN_PATH}/traces"
 
 PAGE_HANDLERS: list[ControllerRouterHandler] = [
+    TraceListPage,
     TracePages,
     KeyPages,
     WorkspacePages,
