@@ -11,6 +11,8 @@ from litestar.response import Redirect
 from litestar.types import ControllerRouterHandler
 
 from admin_ui.auth import require_admin
+from admin_ui.decisions_page import DecisionListPage
+from admin_ui.interactions_page import InteractionListPage
 from admin_ui.keys_pages import KeyPages
 from admin_ui.live_page import LivePage
 from admin_ui.pages import ADMIN_PATH
@@ -19,6 +21,7 @@ from admin_ui.rules_pages import rules_pages_router
 from admin_ui.static_files import static_router
 from admin_ui.trace_page import TracePages
 from admin_ui.traces_list import TraceListPage
+from admin_ui.violations_page import ViolationListPage
 from admin_ui.workspaces_pages import WorkspacePages
 
 HOME = f"{ADMIN_PATH}/traces"
@@ -26,6 +29,9 @@ HOME = f"{ADMIN_PATH}/traces"
 PAGE_HANDLERS: list[ControllerRouterHandler] = [
     TraceListPage,
     TracePages,
+    InteractionListPage,
+    DecisionListPage,
+    ViolationListPage,
     KeyPages,
     WorkspacePages,
     rules_pages_router(),

@@ -11,7 +11,7 @@ message beside the filter bar, never an error without the form to correct it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from litestar import Request
@@ -38,6 +38,12 @@ SHOWN_ERRORS: Final = (400, 404)
 ANY: Final = ("", "any")
 FLAG_CHOICES: Final = (ANY, ("true", "yes"), ("false", "no"))
 PAGE_SIZES: Final = (("", "50"), ("100", "100"), ("200", "200"))
+SORTS: Final = (("", "Newest"), ("duration", "Slowest"), ("cost", "Most expensive"))
+SORT_TEXTS: Final = {
+    "newest": "newest first",
+    "duration": "slowest first",
+    "cost": "most expensive first (where the cost is known)",
+}
 
 
 # --- the URL -------------------------------------------------------------------------------------
@@ -148,6 +154,10 @@ class Field:
     more: bool = False
     """Under "More filters"."""
     hint: str = ""
+
+
+KEY_FIELD: Final = Field("key", "Key", kind="choice")
+"""The key choice: its choices are the keys the viewer may see, filled in per page."""
 
 
 def flag(name: str, label: str, *, more: bool = False) -> Field:
@@ -277,6 +287,21 @@ def key_label(key_name: str | None, api_key_id: str | None) -> str | None:
     return None
 
 
+def page_context(
+    request: AnyRequest, path: str, read: ListRead, names: Directory, fields: Sequence[Field]
+) -> dict[str, Any]:
+    """`list_context` for the viewer of this request, with the running config's suggestions."""
+    return list_context(
+        request,
+        path,
+        read,
+        names,
+        fields,
+        scope=workspace_scope(request),
+        suggestions=config_suggestions(request),
+    )
+
+
 def config_suggestions(request: AnyRequest) -> dict[str, list[str]]:
     """Likely values of the filters, from the running config and rules: models, providers,
     deployments, guardrails and rule ids."""
@@ -303,3 +328,38 @@ def config_suggestions(request: AnyRequest) -> dict[str, list[str]]:
 
 def _unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
+
+
+# --- a list page's context -----------------------------------------------------------------------
+
+
+def list_context(
+    request: AnyRequest,
+    path: str,
+    read: ListRead,
+    names: Directory,
+    fields: Sequence[Field],
+    *,
+    scope: str | None,
+    suggestions: dict[str, list[str]],
+) -> dict[str, Any]:
+    """What every list page's template needs: the filter bar, rows, paging and names, for a
+    viewer of `scope` (None: every workspace)."""
+    keys = replace(KEY_FIELD, choices=names.key_choices(operator=scope is None))
+    filtered_workspace = any(name == "workspace" for name, _ in query_items(request))
+    return {
+        "bar": filter_bar(
+            request,
+            path,
+            [keys if f is KEY_FIELD else f for f in fields],
+            error=read.error,
+            suggestions=suggestions,
+        ),
+        "rows": read.rows,
+        "paging": paging(request, path, read.next_cursor),
+        "workspace_name": names.workspace_name,
+        "show_workspace": scope is None and not filtered_workspace,
+        "key_label": key_label,
+        "filter_url": lambda name, value: replaced(request, path, name, str(value)),
+        "sort_text": SORT_TEXTS.get(read.query.sort if read.query else "newest", ""),
+    }

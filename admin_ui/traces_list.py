@@ -8,7 +8,6 @@ names come from one query each per page, whatever the number of rows.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -17,19 +16,15 @@ from litestar.response import Template
 
 from admin_ui.auth import workspace_scope
 from admin_ui.list_pages import (
+    KEY_FIELD,
     PAGE_SIZES,
-    Directory,
+    SORTS,
     Field,
-    ListRead,
-    config_suggestions,
     directory,
-    filter_bar,
     flag,
-    key_label,
     list_items,
-    paging,
+    page_context,
     read_list,
-    replaced,
 )
 from admin_ui.pages import ADMIN_PATH, page, url_with
 from admin_ui.search_params import TRACES
@@ -43,14 +38,7 @@ AnyRequest = Request[Any, Any, Any]
 TRACES_PATH: Final = f"{ADMIN_PATH}/traces"
 API_PATH: Final = f"{ADMIN_PATH}/api/traces"
 FALLBACK_MODEL: Final = "gpt-4o-mini"
-SORTS: Final = (("", "Newest"), ("duration", "Slowest"), ("cost", "Most expensive"))
-SORT_TEXTS: Final = {
-    "newest": "newest first",
-    "duration": "slowest first",
-    "cost": "most expensive first (where the cost is known)",
-}
 
-KEY_FIELD: Final = Field("key", "Key", kind="choice")
 FIELDS: Final = (
     Field("model", "Model", suggest="models", size=14, hint="The model the client asked for"),
     Field("status", "Status", kind="checks", choices=tuple((s, s) for s in TRACE_STATUSES)),
@@ -88,12 +76,6 @@ FIELDS: Final = (
 )
 
 
-def fields_for(request: AnyRequest, names: Directory) -> tuple[Field, ...]:
-    """The filter bar's fields, the key choice listing the keys this viewer may see."""
-    keys = replace(KEY_FIELD, choices=names.key_choices(operator=workspace_scope(request) is None))
-    return tuple(keys if f is KEY_FIELD else f for f in FIELDS)
-
-
 async def any_trace(request: AnyRequest) -> bool:
     """Whether the viewer's workspaces hold any trace at all (an empty list says how to make
     the first one only when none does)."""
@@ -111,28 +93,6 @@ def example_model(request: AnyRequest) -> str:
     return models[0] if models else FALLBACK_MODEL
 
 
-def list_context(
-    request: AnyRequest, path: str, read: ListRead, names: Directory, fields: tuple[Field, ...]
-) -> dict[str, Any]:
-    """What every list page's template needs: the filter bar, rows, paging and names."""
-    scope = workspace_scope(request)
-    filtered_workspace = any(
-        name == "workspace" and value for name, value in request.query_params.multi_items()
-    )
-    return {
-        "bar": filter_bar(
-            request, path, fields, error=read.error, suggestions=config_suggestions(request)
-        ),
-        "rows": read.rows,
-        "paging": paging(request, path, read.next_cursor),
-        "workspace_name": names.workspace_name,
-        "show_workspace": scope is None and not filtered_workspace,
-        "key_label": key_label,
-        "filter_url": lambda name, value: replaced(request, path, name, str(value)),
-        "sort_text": SORT_TEXTS.get(read.query.sort if read.query else "newest", ""),
-    }
-
-
 class TraceListPage(Controller):
     path = "/traces"
 
@@ -140,7 +100,7 @@ class TraceListPage(Controller):
     async def traces(self, request: AnyRequest) -> Template:
         read = await read_list(request, TRACES, search_traces)
         names = await directory(request)
-        context = list_context(request, TRACES_PATH, read, names, fields_for(request, names))
+        context = page_context(request, TRACES_PATH, read, names, FIELDS)
         unfiltered = not context["bar"].active
         first_ever = not read.rows and read.error is None and unfiltered
         return await page(

@@ -51,6 +51,8 @@ class RequestPath:
 class PathCounts:
     paths: list[RequestPath]
     """The most taken paths, most first."""
+    every: list[RequestPath]
+    """Every path fetched (at most `PATH_GROUPS`), most taken first."""
     requests: int
     """Requests counted, in every path."""
     other_paths: int
@@ -97,7 +99,7 @@ async def request_paths(
         key = (_rules(row.rules_matched), *row[1:6])
         merged[key] = merged.get(key, 0) + int(row.requests)
     ranked = sorted(merged.items(), key=lambda item: -item[1])
-    paths = [
+    every = [
         RequestPath(
             rules=rules,
             deployment=deployment,
@@ -107,11 +109,13 @@ async def request_paths(
             cache_hit=bool(cache_hit),
             requests=count,
         )
-        for (rules, deployment, provider, status, error_type, cache_hit), count in ranked[:top]
+        for (rules, deployment, provider, status, error_type, cache_hit), count in ranked
     ]
+    paths = every[:top]
     shown = sum(path.requests for path in paths)
     return PathCounts(
         paths=paths,
+        every=every,
         requests=everything,
         other_paths=max(len(ranked) - top, 0),
         other_requests=everything - shown,
