@@ -223,7 +223,7 @@ def filter_bar(
     named = {f.name for f in fields}
     kept = ("workspace", *RANGE_PARAMETERS, *PAGE_OWN)
     hidden = [(n, v) for n, v in query_items(request) if n in kept and n not in named]
-    filtering = [n for n, _ in query_items(request, CURSOR, *kept) if n != "sort"]
+    filtering = [n for n, _ in query_items(request, CURSOR, *kept) if n not in ("sort", "limit")]
     more = [view for view in views if view.field.more]
     return FilterBar(
         action=path,
