@@ -207,7 +207,9 @@ def test_the_other_lists_show_the_rows_their_filters_want(
     assert len(row_ids(denied, "decision")) == sum(1 for s in corpus.specs if s.status == "denied")
 
     masks = get_page(http, "/admin/violations", {"action": "mask", "limit": 200})
-    shown = re.findall(r'<a class="below mono" href="/admin/traces/([0-9a-f]+)#violations', masks.html)
+    shown = re.findall(
+        r'<a class="below mono" href="/admin/traces/([0-9a-f]+)#violations', masks.html
+    )
     assert Counter(shown) == Counter(
         s.trace_id for s in corpus.specs for g, a in s.violations if a == "mask"
     )
