@@ -11,7 +11,7 @@ message beside the filter bar, never an error without the form to correct it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -267,19 +267,22 @@ def filter_bar(
 # --- names shown in rows and choices -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Directory:
     """Workspaces and keys by id, each read in one query per page."""
 
     workspaces: list[Workspace]
     keys: list[KeyInfo]
+    slugs: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "slugs", {w.workspace_id: w.slug for w in self.workspaces})
 
     def workspace_name(self, workspace_id: str) -> str:
-        found = next((w for w in self.workspaces if w.workspace_id == workspace_id), None)
-        return found.slug if found else workspace_id
+        return self.slugs.get(workspace_id, workspace_id)
 
     def key_choices(self, *, operator: bool) -> tuple[tuple[str, str], ...]:
-        slugs = {w.workspace_id: w.slug for w in self.workspaces}
+        slugs = self.slugs
         several = operator and len({k.workspace_id for k in self.keys}) > 1
         keys = sorted(self.keys, key=lambda k: (k.name.lower(), k.key_id))
         choices = [ANY]
