@@ -169,7 +169,9 @@ def test_the_decisions_interactions_and_violations_pages(
     expect(page.locator("svg#path-flow")).to_contain_text("premium-to-large")
     fallbacks = page.locator("#count-fallback-fell_back")
     expect(fallbacks).to_have_attribute("data-count", "1")
-    docs_screenshot(page, "decisions")
+    page.set_viewport_size({"width": 1440, "height": 1560})  # the counts, the flow, the list's top
+    docs_screenshot(page, "decisions", full_page=False)
+    page.set_viewport_size(WIDE)
     fallbacks.click()
     page.wait_for_url("**type=fallback**")
     expect(page.locator("#decisions-table tbody tr")).to_have_count(1)
