@@ -347,8 +347,13 @@ def test_a_refused_filter_is_a_400_page_with_its_message(
     name = next(iter(params))
     assert name in message and message.startswith("400")
     assert "filters" in page  # the form is there to correct it
-    if field is not None:
-        assert page.text(f"filter-{field}-error") == message.split(" · ", 1)[1]
+    if field is not None:  # the field is marked, and points to the message
+        marked = page.element(f"filter-{field}")
+        assert marked.get("aria-describedby") == "filters-error"
+        assert marked.get("aria-invalid") == "true" or "filter-invalid" in (
+            marked.get("class") or ""
+        )
+        assert page.html.count('aria-describedby="filters-error"') == 1
     else:
         assert "filter-invalid" not in page.html
 
