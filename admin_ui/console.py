@@ -13,6 +13,8 @@ from litestar.types import ControllerRouterHandler
 
 from admin_ui.audit_page import AuditPage
 from admin_ui.console_auth import require_console_user
+from admin_ui.decisions_page import DecisionListPage
+from admin_ui.interactions_page import InteractionListPage
 from admin_ui.keys_pages import KeyPages
 from admin_ui.live_page import LivePage
 from admin_ui.pages import ADMIN_PATH
@@ -20,13 +22,19 @@ from admin_ui.parameters import refuse_unstorable_parameters
 from admin_ui.rules_pages import rules_pages_router
 from admin_ui.static_files import static_router
 from admin_ui.trace_page import TracePages
+from admin_ui.traces_list import TraceListPage
 from admin_ui.users_pages import UserPages
+from admin_ui.violations_page import ViolationListPage
 from admin_ui.workspaces_pages import WorkspacePages
 
 HOME = f"{ADMIN_PATH}/traces"
 
 PAGE_HANDLERS: list[ControllerRouterHandler] = [
+    TraceListPage,
     TracePages,
+    InteractionListPage,
+    DecisionListPage,
+    ViolationListPage,
     KeyPages,
     WorkspacePages,
     rules_pages_router(),

@@ -7,7 +7,7 @@ the template extends `base.html`. The top bar's workspace and time range are que
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -18,7 +18,7 @@ from litestar.response import Template
 
 from admin_ui.principals import STATE_KEY, Principal
 from admin_ui.state import gateway_of
-from gateway.keys import KeyStore
+from gateway.keys import KeyStore, Workspace
 
 ADMIN_PATH = "/admin"
 
@@ -205,7 +205,8 @@ def shell_context(
         "time_ranges": ranges,
         "current_range": last,
         "topbar_action": topbar_action or path,
-        "topbar_hidden": query_without(request, *TOPBAR_PARAMETERS),
+        # A list's cursor belongs to its range and workspace: changing either starts over.
+        "topbar_hidden": query_without(request, *TOPBAR_PARAMETERS, "cursor"),
         "topbar_values": [
             (name, value) for name, value in params.multi_items() if name in TOPBAR_PARAMETERS
         ],
@@ -218,9 +219,13 @@ def shell_context(
     }
 
 
-async def visible_workspaces(request: Request[Any, Any, Any]) -> list[WorkspaceChoice]:
+async def visible_workspaces(
+    request: Request[Any, Any, Any], found: Sequence[Workspace] | None = None
+) -> list[WorkspaceChoice]:
+    """The top bar's choices; `found`: every workspace, when the page has read them already."""
     who = _principal(request)
-    found = await KeyStore(gateway_of(request).engine).list_workspaces()
+    if found is None:
+        found = await KeyStore(gateway_of(request).engine).list_workspaces()
     return [
         WorkspaceChoice(workspace.slug, workspace.name or workspace.slug)
         for workspace in found
@@ -236,13 +241,15 @@ async def page(
     status_code: int = 200,
     topbar_action: str | None = None,
     auto_refresh: bool = False,
+    workspace_rows: Sequence[Workspace] | None = None,
     **context: Any,
 ) -> Template:
-    """A console page: `template` rendered in the shell with `context`."""
+    """A console page: `template` rendered in the shell with `context`. `workspace_rows`: every
+    workspace, when the page has read them already (saves the top bar reading them again)."""
     shell = shell_context(
         request,
         nav_active=nav_active,
-        workspaces=await visible_workspaces(request),
+        workspaces=await visible_workspaces(request, workspace_rows),
         topbar_action=topbar_action,
         auto_refresh=auto_refresh,
     )

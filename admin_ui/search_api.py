@@ -44,13 +44,20 @@ Search = Callable[..., Awaitable[Page[Any]]]
 
 
 async def read_list_query(
-    request: AnyRequest, spec: ListSpec[Any], *, ignore: Iterable[str] = ()
+    request: AnyRequest,
+    spec: ListSpec[Any],
+    *,
+    ignore: Iterable[str] = (),
+    items: Iterable[tuple[str, str]] | None = None,
 ) -> ListQuery[Any]:
-    """The request's query parameters as `spec`'s filters, its workspace resolved within the
-    caller's scope (another workspace is a 404, as everywhere in the admin API). Names in
-    `ignore` (a page's own parameters) are passed over."""
+    """The request's query parameters (or `items`, read instead of them) as `spec`'s filters,
+    its workspace resolved within the caller's scope (another workspace is a 404, as everywhere
+    in the admin API). Names in `ignore` (a page's own parameters) are passed over."""
     query = parse_list_query(
-        spec, request.query_params.multi_items(), now=datetime.now(UTC), ignore=ignore
+        spec,
+        request.query_params.multi_items() if items is None else items,
+        now=datetime.now(UTC),
+        ignore=ignore,
     )
     if query.workspace is not None:
         found = await visible_workspace(request, query.workspace)

@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         "`python -m benchmarks profile --help` profiles Steerway under load; "
         "`python -m benchmarks protocol` times the connection guard per request; "
         "`python -m benchmarks writer --help` times the telemetry writer in process; "
-        "`python -m benchmarks live --help` times the live feed's cost per request.",
+        "`python -m benchmarks live --help` times the live feed's cost per request; "
+        "`python -m benchmarks lists --help` times the console's list pages on a large history.",
     )
     defaults = Options()
     parser.add_argument(
@@ -311,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.live_cost import main as live_main
 
         return live_main(argv[1:])
+    if argv and argv[0] == "lists":
+        from benchmarks.console_lists import main as lists_main
+
+        return lists_main(argv[1:])
     if argv and argv[0] == "writer":
         from benchmarks.writer import main as writer_main
 

@@ -59,11 +59,15 @@ __all__ = [
     "TraceRow",
     "ViolationFilter",
     "ViolationRow",
+    "decision_conditions",
+    "interaction_conditions",
     "search_decisions",
     "search_interactions",
     "search_traces",
     "search_violations",
+    "trace_conditions",
     "traces_statement",
+    "violation_conditions",
 ]
 
 PAGE_SIZE: Final = 50
@@ -344,6 +348,8 @@ _VIOLATION_COLUMNS = [c for c in guardrail_violations.c if c.key in ViolationRow
 
 
 # --- conditions ---------------------------------------------------------------------------------
+# `*_conditions` are each list's WHERE clause; the counts beside the lists (telemetry.list_counts,
+# telemetry.decision_paths) read through them too, so a count and its list agree.
 
 
 def _utc(value: datetime) -> datetime:
@@ -432,7 +438,7 @@ def _common(listing: _Listing, f: CommonFilter, scope: str | None) -> list[Condi
     return found
 
 
-def _trace_conditions(f: TraceFilter, scope: str | None, dialect: str) -> list[Condition]:
+def trace_conditions(f: TraceFilter, scope: str | None, dialect: str) -> list[Condition]:
     t = traces.c
     found = _common(_TRACES, f, scope)
     found += _any_of(t.end_user, f.end_users)
@@ -466,7 +472,7 @@ def _trace_conditions(f: TraceFilter, scope: str | None, dialect: str) -> list[C
     return found
 
 
-def _interaction_conditions(
+def interaction_conditions(
     f: InteractionFilter, scope: str | None, dialect: str
 ) -> list[Condition]:
     i = ai_interactions.c
@@ -498,7 +504,7 @@ def _interaction_conditions(
     return found
 
 
-def _decision_conditions(f: DecisionFilter, scope: str | None) -> list[Condition]:
+def decision_conditions(f: DecisionFilter, scope: str | None) -> list[Condition]:
     d = decisions.c
     found = _common(_DECISIONS, f, scope)
     found += _any_of(d.type, f.types)
@@ -508,7 +514,7 @@ def _decision_conditions(f: DecisionFilter, scope: str | None) -> list[Condition
     return found
 
 
-def _violation_conditions(f: ViolationFilter, scope: str | None, dialect: str) -> list[Condition]:
+def violation_conditions(f: ViolationFilter, scope: str | None, dialect: str) -> list[Condition]:
     v = guardrail_violations.c
     found = _common(_VIOLATIONS, f, scope)
     found += _any_of(v.guardrail, f.guardrails)
@@ -661,7 +667,7 @@ def traces_statement(
     return _page_statement(
         _TRACES,
         _TRACE_COLUMNS,
-        _trace_conditions(filters, scope, dialect),
+        trace_conditions(filters, scope, dialect),
         sort=sort,
         limit=limit,
         cursor=cursor,
@@ -710,7 +716,7 @@ async def search_interactions(
     statement = _page_statement(
         _INTERACTIONS,
         _INTERACTION_COLUMNS,
-        _interaction_conditions(filters, scope, engine.dialect.name),
+        interaction_conditions(filters, scope, engine.dialect.name),
         sort=sort,
         limit=limit,
         cursor=cursor,
@@ -743,7 +749,7 @@ async def search_decisions(
     statement = _page_statement(
         _DECISIONS,
         _DECISION_COLUMNS,
-        _decision_conditions(filters, scope),
+        decision_conditions(filters, scope),
         sort=sort,
         limit=limit,
         cursor=cursor,
@@ -776,7 +782,7 @@ async def search_violations(
     statement = _page_statement(
         _VIOLATIONS,
         _VIOLATION_COLUMNS,
-        _violation_conditions(filters, scope, engine.dialect.name),
+        violation_conditions(filters, scope, engine.dialect.name),
         sort=sort,
         limit=limit,
         cursor=cursor,

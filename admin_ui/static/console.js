@@ -227,6 +227,22 @@
     form.submit();
   });
 
+  // A filter form leaves its empty fields out of the URL it opens (the server passes them over
+  // anyway), so a shared link says only what was chosen.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.hasAttribute || !form.hasAttribute("data-drop-empty") || form.method.toLowerCase() !== "get") return;
+    var fields = form.querySelectorAll("input[name], select[name]");
+    for (var i = 0; i < fields.length; i++) {
+      var field = fields[i];
+      if (field.type === "checkbox" || field.multiple) continue;
+      if (field.value === "") field.disabled = true;
+    }
+    setTimeout(function () {
+      for (var i = 0; i < fields.length; i++) fields[i].disabled = false;
+    }, 0);
+  });
+
   // --- auto-refresh of lists -------------------------------------------------------------
 
   var autoRefresh = { timer: null, seconds: 10, busy: false };

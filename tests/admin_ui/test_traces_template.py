@@ -18,7 +18,7 @@ def test_rows_link_to_their_traces_with_numbers_and_units() -> None:
     assert "$0.0000034" in text and "122 ms" in text and "40.0 ms" in text
     assert "data-rows" in text and "data-filter" in text
     # the filter keeps its value and the top bar's range rides along
-    assert 'name="model" value="small"' in text
+    assert 'id="filter-model" name="model" value="small"' in text
     assert '<input type="hidden" name="last" value="1h">' in text
     # the next page keeps the filters and adds the cursor
     (next_url,) = re.findall(r'href="([^"]+)" rel="next"', text)
@@ -39,9 +39,11 @@ def test_an_empty_list_shows_how_to_make_a_first_request() -> None:
 
 
 def test_an_empty_filtered_list_says_how_to_widen_it() -> None:
-    text = render_list("/admin/traces?status=error", [])
+    text = render_list("/admin/traces?status=error&status=denied", [])
     assert "No trace matches these filters." in text
-    assert '<option value="error" selected>' in text
+    assert '<input type="checkbox" name="status" value="error" checked>' in text
+    assert '<input type="checkbox" name="status" value="denied" checked>' in text
+    assert '<input type="checkbox" name="status" value="ok">' in text
 
 
 def test_auto_refresh_is_in_the_url_and_works_without_the_script() -> None:

@@ -1,7 +1,8 @@
 """The traces list template rendered in-process with rows given by the test.
 
 The list's query lives in the trace search; these pages check the template, its context and the
-console's script around a list, without it.
+console's script around a list, without it. The context is built by the page's own function
+(`admin_ui.list_pages.list_context`), for an operator, with the rows in place of the search's.
 """
 
 from __future__ import annotations
@@ -14,39 +15,52 @@ from litestar import Litestar, MediaType, Request, get
 from litestar.response import Template
 from litestar.testing import TestClient
 
+from admin_ui.list_pages import Directory, ListRead, list_context
 from admin_ui.pages import PAGE_HEADERS, WorkspaceChoice, shell_context
 from admin_ui.templating import template_config
-from admin_ui.traces_list import traces_list_context
+from admin_ui.traces_list import API_PATH, FIELDS, TRACES_PATH
+from telemetry.schema import DEFAULT_WORKSPACE_ID
 
 
 def sample_rows(count: int, newest: datetime | None = None) -> list[dict[str, Any]]:
+    """Rows shaped as `telemetry.search.TraceRow`s."""
     start = newest or datetime.now(UTC)
     return [
         {
             "trace_id": f"01a24ba30be3{index:020x}",
+            "request_id": f"req-{index}",
             "started_at": start - timedelta(seconds=7 * index),
-            "workspace": "default",
+            "workspace_id": DEFAULT_WORKSPACE_ID,
+            "api_key_id": "0193key",
             "key_name": "billing-app",
             "end_user": f"customer-{index}",
+            "route": "/v1/chat/completions",
             "requested_model": "small",
-            "served_model": "mock-gpt-large" if index % 3 == 0 else "small",
             "provider": "mock",
+            "provider_model": "mock-gpt-large" if index % 3 == 0 else "small",
+            "deployment": "mock/small",
             "status": "error" if index % 5 == 4 else "ok",
             "http_status": 503 if index % 5 == 4 else 200,
+            "error_type": "upstream_error" if index % 5 == 4 else None,
+            "stream": False,
             "duration_ms": 120.5 + index,
             "ttft_ms": 40.0 if index % 2 else None,
+            "prompt_tokens": 30,
+            "completion_tokens": 8 + index,
             "total_tokens": 38 + index,
             "cost_usd": Decimal("0.0000034") * (index + 1),
             "cache_hit": index % 4 == 1,
             "rules_matched": ["premium-to-large"] if index % 3 == 0 else [],
             "guardrail_action": "mask" if index == 2 else None,
+            "guardrails_triggered": ["pii"] if index == 2 else [],
+            "tags": [],
         }
         for index in range(count)
     ]
 
 
 def list_app(rows: list[dict[str, Any]], next_cursor: str | None = None) -> Litestar:
-    @get("/admin/traces", sync_to_thread=False)
+    @get(TRACES_PATH, sync_to_thread=False)
     def traces(request: Request[Any, Any, Any]) -> Template:
         context = shell_context(
             request,
@@ -54,7 +68,23 @@ def list_app(rows: list[dict[str, Any]], next_cursor: str | None = None) -> Lite
             workspaces=[WorkspaceChoice("default", "Default")],
             auto_refresh=True,
         )
-        context.update(traces_list_context(request, rows, next_cursor, "mock-gpt"))
+        read = ListRead(rows=rows, next_cursor=next_cursor, query=None, error=None)
+        page = list_context(
+            request,
+            TRACES_PATH,
+            read,
+            Directory(workspaces=[], keys=[]),
+            FIELDS,
+            scope=None,
+            suggestions={"models": ["small"]},
+        )
+        context.update(page)
+        context.update(
+            api_url=API_PATH,
+            no_traces_at_all=not rows and not page["bar"].active,
+            gateway_url=str(request.base_url).rstrip("/"),
+            example_model="mock-gpt",
+        )
         return Template(
             "traces.html", context=context, media_type=MediaType.HTML, headers=dict(PAGE_HEADERS)
         )

@@ -57,12 +57,12 @@ def test_keyboard_moves_through_rows_and_opens_one(
 
     # `/` jumps to the filter, Escape leaves it, typing there does not move rows
     page.keyboard.press("/")
-    expect(page.locator("input[name=q]")).to_be_focused()
+    expect(page.locator("#filter-model")).to_be_focused()
     page.keyboard.type("jk")
-    expect(page.locator("input[name=q]")).to_have_value("jk")
+    expect(page.locator("#filter-model")).to_have_value("jk")
     expect(page.locator("tr.selected")).to_have_count(0)
     page.keyboard.press("Escape")
-    expect(page.locator("input[name=q]")).not_to_be_focused()
+    expect(page.locator("#filter-model")).not_to_be_focused()
 
     table_rows = page.locator("table[data-rows] tbody tr")
     page.keyboard.press("j")
