@@ -16,9 +16,10 @@ Rows keep Python types (UTC-aware datetimes, Decimal money); rendering them is t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Generic, TypeVar
 
@@ -390,6 +391,31 @@ def _trace_id_prefix(column: sa.ColumnElement[Any], prefix: str | None) -> list[
     return [column.between(prefix.ljust(TRACE_ID_LENGTH, "0"), prefix.ljust(TRACE_ID_LENGTH, "f"))]
 
 
+MINTED_SINCE = datetime(2020, 1, 1, tzinfo=UTC)
+ID_TIME_SLACK = timedelta(hours=1)
+"""How far a row's time may lie from the instant in its trace id: the id is minted when the
+request arrives; children are written within the request's life."""
+
+
+def _id_time_window(listing: _Listing, prefix: str | None) -> list[Condition]:
+    """The time a trace-id prefix names, as a bound on the listing's time column.
+
+    Ids the gateway mints begin with 48 bits of Unix milliseconds, so a prefix of 8 or more
+    digits names a window of a minute or less. Without the bound, a prefix naming an old
+    trace makes the newest-first scan walk the time index back to it. A prefix whose time is
+    implausible (an id chosen by a client before every request had its own) gets no bound.
+    """
+    if prefix is None or len(prefix) < 8:
+        return []
+    earliest = int(prefix[:12].ljust(12, "0"), 16) / 1000
+    latest = int(prefix[:12].ljust(12, "f"), 16) / 1000
+    if earliest < MINTED_SINCE.timestamp() or latest > time.time() + 86_400:
+        return []
+    start = datetime.fromtimestamp(earliest, UTC)
+    end = datetime.fromtimestamp(latest, UTC)
+    return [listing.time.between(start - ID_TIME_SLACK, end + ID_TIME_SLACK)]
+
+
 def _tags(
     column: sa.ColumnElement[Any], any_of: Sequence[str], all_of: Sequence[str], dialect: str
 ) -> list[Condition]:
@@ -435,6 +461,7 @@ def _common(listing: _Listing, f: CommonFilter, scope: str | None) -> list[Condi
     else:
         found += _through_trace(table, _any_of(traces.c.api_key_id, f.api_key_ids))
     found += _trace_id_prefix(table.c.trace_id, f.trace_id_prefix)
+    found += _id_time_window(listing, f.trace_id_prefix)
     return found
 
 

@@ -27,9 +27,16 @@ from telemetry.schema import DEFAULT_WORKSPACE_ID
 from telemetry.writers import BatchWriter
 
 START = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+
 """Every corpus request starts within the hour after this, far from any live traffic."""
 END = START + timedelta(hours=1)
 OTHER_WORKSPACE_SLUG = "search-other"
+
+
+def trace_id_at(moment: datetime) -> str:
+    """A trace id as the gateway mints one at `moment`: its milliseconds, then random bits."""
+    return f"{int(moment.timestamp() * 1000):012x}{uuid7_hex()[12:]}"
+
 
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-3-5")
 PROVIDERS = {"gpt-4o": "openai", "gpt-4o-mini": "openai", "claude-3-5": "anthropic"}
@@ -264,7 +271,7 @@ async def make_corpus(engine: Any, *, count: int = 120, seed: int = 7) -> Corpus
         )
         specs.append(
             Spec(
-                trace_id=uuid7_hex(),
+                trace_id=trace_id_at(moment),
                 request_id=f"req-{seed}-{n}",
                 workspace_id=workspace,
                 key_id=key,

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from telemetry import search as search_module
 from telemetry.db import create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 from telemetry.search import (
@@ -30,7 +31,7 @@ from telemetry.search import (
     search_violations,
 )
 from tests.e2e.conftest import Database, backend_database
-from tests.telemetry.search_corpus import END, START, Corpus, Spec, make_corpus
+from tests.telemetry.search_corpus import END, START, Corpus, Spec, make_corpus, trace_id_at
 
 __all__ = ["backend_database"]
 
@@ -165,6 +166,10 @@ async def test_time_key_workspace_and_id_filters(engine: AsyncEngine, corpus: Co
     assert await found_traces(engine, trace_id_prefix=prefix) == corpus.ids(
         where=lambda s: s.trace_id.startswith(prefix)
     )
+    for length in (8, 9, 10, 12, 16):  # the time the prefix names bounds the scan, never the result
+        assert await found_traces(engine, trace_id_prefix=target.trace_id[:length]) == corpus.ids(
+            where=lambda s, length=length: s.trace_id.startswith(target.trace_id[:length])
+        )
 
 
 async def test_a_trace_row_carries_its_summary_and_key_name(
@@ -372,3 +377,13 @@ async def test_a_cursor_of_another_query_or_changed_is_refused(
             Cursor.decode(changed)
     second = await search_traces(engine, filters, scope=None, limit=5, cursor=cursor)
     assert not {r.trace_id for r in second.rows} & {r.trace_id for r in page.rows}
+
+
+def test_a_prefix_bounds_time_only_when_it_names_a_plausible_instant() -> None:
+    named = search_module._id_time_window(search_module._TRACES, trace_id_at(START)[:8])
+    assert len(named) == 1
+    bound = named[0].compile(compile_kwargs={"literal_binds": True})
+    assert "2024-03-01" in str(bound)
+    assert search_module._id_time_window(search_module._TRACES, trace_id_at(START)[:7]) == []
+    assert search_module._id_time_window(search_module._TRACES, "ffffffff") == []  # year 10889
+    assert search_module._id_time_window(search_module._TRACES, "00000000") == []  # 1970
