@@ -1,0 +1,91 @@
+"""`python -m benchmarks demo_data`: how fast `steerway demo-data` writes a history.
+
+Writes `--requests` traces over `--days` into a fresh, migrated Postgres database and a fresh
+SQLite file (each dropped afterwards) with `gateway.demo_data.write_demo_data`, the code behind
+the command, and prints traces and rows per second, this process's CPU time per trace, and how
+the wall time divides between waiting for rows to be made and sending them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+import migrations
+from gateway.demo_data import DemoOptions, DemoReport, write_demo_data
+from telemetry.db import create_engine
+
+_DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+_END = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _write(url: str, options: DemoOptions) -> tuple[DemoReport, float]:
+    await asyncio.to_thread(migrations.upgrade, url)
+    engine = create_engine(url)
+    try:
+        before = _cpu_seconds()
+        report = await write_demo_data(engine, options)
+        return report, _cpu_seconds() - before
+    finally:
+        await engine.dispose()
+
+
+async def _on_postgres(maintenance_url: str, options: DemoOptions) -> tuple[DemoReport, float]:
+    name = f"steerway_bench_demo_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(maintenance_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        return await _write(f"{maintenance_url.rpartition('/')[0]}/{name}", options)
+    finally:
+        admin = await asyncpg.connect(maintenance_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def describe(backend: str, report: DemoReport, cpu: float) -> str:
+    rows = sum(report.rows.values())
+    return (
+        f"{backend:8} {report.traces:>10,} traces {rows:>11,} rows in {report.seconds:7.1f} s: "
+        f"{report.traces_per_second:>7,.0f} traces/s, {rows / report.seconds:>8,.0f} rows/s; "
+        f"CPU {1e6 * cpu / max(report.traces, 1):.0f} us/trace in this process; waited "
+        f"{report.waiting_for_rows:.1f} s for rows, {report.writing:.1f} s sending them"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks demo_data", description=__doc__)
+    parser.add_argument("--requests", type=int, default=100_000, help="traces (100000)")
+    parser.add_argument("--days", type=int, default=7, help="days of history (7)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--postgres-url", default=_DEFAULT_POSTGRES)
+    parser.add_argument("--backends", default="postgres,sqlite")
+    args = parser.parse_args(argv)
+    options = DemoOptions(days=args.days, requests=args.requests, seed=args.seed, end=_END)
+    for backend in args.backends.split(","):
+        if backend == "postgres":
+            report, cpu = asyncio.run(_on_postgres(args.postgres_url, options))
+        elif backend == "sqlite":
+            with tempfile.TemporaryDirectory() as folder:
+                url = f"sqlite:///{Path(folder) / 'demo.db'}"
+                report, cpu = asyncio.run(_write(url, options))
+        else:
+            parser.error(f"unknown backend {backend!r}; choose postgres, sqlite")
+        print(describe(backend, report, cpu), flush=True)
+    return 0
