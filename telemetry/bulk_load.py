@@ -15,8 +15,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,6 +29,10 @@ Row = tuple[Any, ...]
 ROLLUP_COLUMNS: tuple[str, ...] = (*rollups.KEY_COLUMNS, *rollups.SUM_COLUMNS)
 _ROLLUP_STAGE = "bulk_load_rollups"
 _json_encoder = msgspec.json.Encoder()
+
+
+class RowsConflict(Exception):
+    """A row's key is already stored: the transaction cannot go on."""
 
 
 class PreparedRows(msgspec.Struct, frozen=True, gc=False):
@@ -104,14 +110,18 @@ class BulkLoader:
         )
 
     async def write(self, connection: AsyncConnection, batches: Sequence[PreparedRows]) -> None:
-        """Append the batches in order; roll-ups are added to the counts already stored."""
+        """Append the batches in order; roll-ups are added to the counts already stored.
+        Raises `RowsConflict` when a row's key is already taken."""
         for batch in batches:
             if not batch.rows:
                 continue
-            if self._postgres:
-                await self._copy(connection, batch)
-            else:
-                await self._insert(connection, batch)
+            try:
+                if self._postgres:
+                    await self._copy(connection, batch)
+                else:
+                    await self._insert(connection, batch)
+            except (sa_exc.IntegrityError, asyncpg.UniqueViolationError) as error:
+                raise RowsConflict(f"a row of {batch.table} is already stored") from error
 
     async def _copy(self, connection: AsyncConnection, batch: PreparedRows) -> None:
         if not self._began:
