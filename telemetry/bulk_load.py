@@ -42,6 +42,8 @@ class PreparedRows(msgspec.Struct, frozen=True, gc=False):
 
 
 def _json_text(value: Any) -> str:
+    if not value and type(value) in (list, dict):
+        return "[]" if type(value) is list else "{}"
     return _json_encoder.encode(value).decode()
 
 

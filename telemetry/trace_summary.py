@@ -10,6 +10,7 @@ definition of those facts; whoever writes traces computes them here.
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import msgspec
@@ -61,10 +62,11 @@ class TraceSummary(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         )
 
 
-def _sum(values: list[Any]) -> Any:
-    """The sum of the known values; None when none is known (never a guessed 0)."""
-    known = [value for value in values if value is not None]
-    return sum(known[1:], known[0]) if known else None
+def _add(total: Any, value: Any) -> Any:
+    """Known values add up; None (unknown) adds nothing, and nothing known stays None."""
+    if value is None:
+        return total
+    return value if total is None else total + value
 
 
 def summarize(bundle: TraceBundle) -> TraceSummary:
@@ -81,27 +83,42 @@ def summarize(bundle: TraceBundle) -> TraceSummary:
     - `guardrail_action`: the strongest action among the guardrail violations (block > mask >
       log), and `guardrails_triggered` the names of their guardrails, first finding first.
     """
-    attempts = sorted(bundle.interactions, key=lambda i: i.attempt)
+    prompt = completion = total = cost = ttft = None
+    cache_hit = False
+    last = None
+    attempts = bundle.interactions
+    if len(attempts) > 1:
+        attempts = sorted(attempts, key=lambda i: i.attempt)
+    for attempt in attempts:
+        prompt = _add(prompt, attempt.prompt_tokens)
+        completion = _add(completion, attempt.completion_tokens)
+        total = _add(total, attempt.total_tokens)
+        cost = _add(cost, attempt.cost_usd)
+        if ttft is None:
+            ttft = attempt.ttft_ms
+        cache_hit = cache_hit or attempt.cache_hit
+        last = attempt
+    decisions = bundle.decisions
+    if any(a.sequence > b.sequence for a, b in pairwise(decisions)):
+        decisions = sorted(decisions, key=lambda d: d.sequence)
     triggered: list[str] = []
     action: str | None = None
     for violation in bundle.violations:
         if violation.guardrail not in triggered:
             triggered.append(violation.guardrail)
         strength = GUARDRAIL_ACTION_STRENGTH.get(violation.action, 0)
-        if strength and strength > GUARDRAIL_ACTION_STRENGTH.get(action or "", 0):
+        if strength > GUARDRAIL_ACTION_STRENGTH.get(action or "", 0):
             action = violation.action
     return TraceSummary(
-        deployment=attempts[-1].deployment if attempts else None,
-        prompt_tokens=_sum([i.prompt_tokens for i in attempts]),
-        completion_tokens=_sum([i.completion_tokens for i in attempts]),
-        total_tokens=_sum([i.total_tokens for i in attempts]),
-        cost_usd=_sum([i.cost_usd for i in attempts]),
-        ttft_ms=next((i.ttft_ms for i in attempts if i.ttft_ms is not None), None),
-        cache_hit=any(i.cache_hit for i in attempts),
+        deployment=last.deployment if last is not None else None,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=total,
+        cost_usd=cost,
+        ttft_ms=ttft,
+        cache_hit=cache_hit,
         rules_matched=[
-            d.rule_id
-            for d in sorted(bundle.decisions, key=lambda d: d.sequence)
-            if d.type == "rule_evaluation" and d.rule_id is not None
+            d.rule_id for d in decisions if d.type == "rule_evaluation" and d.rule_id is not None
         ],
         guardrail_action=action,
         guardrails_triggered=triggered,
