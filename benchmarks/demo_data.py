@@ -112,15 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="postgres,sqlite")
     args = parser.parse_args(argv)
     options = DemoOptions(days=args.days, requests=args.requests, seed=args.seed, end=_END)
-    for backend in args.backends.split(","):
+    backends = args.backends.split(",")
+    unknown = [b for b in backends if b not in ("postgres", "sqlite")]
+    if unknown:
+        parser.error(f"unknown backend {unknown[0]!r}; choose postgres, sqlite")
+    for backend in backends:
         server = ServerCpu(f"steerway_bench_demo_{uuid.uuid4().hex[:8]}")
         if backend == "postgres":
             report, cpu = asyncio.run(_on_postgres(args.postgres_url, options, server))
-        elif backend == "sqlite":
+        else:
             with tempfile.TemporaryDirectory() as folder:
                 url = f"sqlite:///{Path(folder) / 'demo.db'}"
                 report, cpu = asyncio.run(_write(url, options))
-        else:
-            parser.error(f"unknown backend {backend!r}; choose postgres, sqlite")
         print(describe(backend, report, cpu, server.total), flush=True)
     return 0

@@ -735,12 +735,12 @@ class _DemoProgress:
         self._last = 0.0
 
     def __call__(self, state: Any) -> None:
-        if state.seconds - self._last < self._every and state.hours_done < state.hours:
+        if state.seconds - self._last < self._every and state.minutes_done < state.minutes:
             return
         self._last = state.seconds
         rate = state.traces / state.seconds if state.seconds else 0.0
         print(
-            f"  {100 * state.hours_done / state.hours:5.1f}%  {state.traces:,} traces, through "
+            f"  {100 * state.minutes_done / state.minutes:5.1f}%  {state.traces:,} traces, through "
             f"{state.through:%Y-%m-%d %H:%M} UTC, {rate:,.0f} traces/s",
             file=sys.stderr,
             flush=True,

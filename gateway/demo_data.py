@@ -1,8 +1,9 @@
 """`steerway demo-data`: write a made-up but realistic history straight into the database.
 
-The history is simulated one hour at a time (`gateway.demo_requests`) in a worker thread while
-the previous hour's rows are sent (`telemetry.bulk_load`: COPY on Postgres, batched inserts on
-SQLite), all in one transaction: an interrupted run leaves nothing behind. Each trace's summary
+The history is simulated a few thousand requests at a time (`gateway.demo_simulator`) in a
+worker thread while the rows of the previous ones are sent (`telemetry.bulk_load`: COPY on
+Postgres, batched inserts on SQLite), all in one transaction: an interrupted run leaves nothing
+behind. Each trace's summary
 columns come from `telemetry.trace_summary` and the roll-ups from `telemetry.rollups.aggregate`,
 the recorder's own code, so the history reads exactly like recorded traffic.
 
@@ -16,22 +17,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hashlib
-import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.demo_cast import DEMO_MARKER, WORKSPACE_SLUGS, Cast, build_cast, burst_plan
-from gateway.demo_requests import Simulator
+from gateway.demo_cast import build_cast, burst_plan
+from gateway.demo_database import free_slugs, real_traffic, store_cast, stored_demo_rows
 from gateway.demo_rhythm import Rhythm
-from gateway.limits_model import WorkspaceLimits
+from gateway.demo_simulator import Simulator
 from telemetry import rollups
 from telemetry.bulk_load import BulkLoader, PreparedRows, RowsConflict
 from telemetry.rows import (
@@ -46,7 +44,6 @@ from telemetry.rows import (
     trace_row,
     violation_row,
 )
-from telemetry.schema import api_keys, traces, workspaces
 from telemetry.trace_summary import SUMMARY_COLUMNS, summarize
 
 MAX_DAYS = 366
@@ -80,8 +77,8 @@ class DemoOptions:
 @dataclass(slots=True)
 class Progress:
     traces: int = 0
-    hours_done: int = 0
-    hours: int = 0
+    minutes_done: int = 0
+    minutes: int = 0
     through: datetime | None = None  # the history is written up to here
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -113,136 +110,35 @@ def validate(days: int, requests: int) -> None:
         raise DemoDataError(f"--requests must be between 1 and {MAX_REQUESTS:,}, got {requests}")
 
 
-async def real_traffic(connection: AsyncConnection) -> tuple[str, datetime] | None:
-    """A trace demo-data did not write (its id and start), if the database holds one."""
-    if connection.dialect.name == "postgresql":
-        marker = sa.text(f"(features ->> '{DEMO_MARKER}') IS NULL")
-    else:
-        marker = sa.text(f"json_extract(features, '$.{DEMO_MARKER}') IS NULL")
-    query = sa.select(traces.c.trace_id, traces.c.started_at).where(marker).limit(1)
-    found = (await connection.execute(query)).first()
-    return None if found is None else (found.trace_id, found.started_at)
-
-
-async def _existing(connection: AsyncConnection) -> tuple[dict[str, str], dict[str, str]]:
-    """Ids of demo workspaces and keys already stored (by slug, and by `slug/name`), and the
-    slugs already taken by workspaces demo-data did not create."""
-    rows = (await connection.execute(sa.select(workspaces))).all()
-    known: dict[str, str] = {}
-    taken: dict[str, str] = {}
-    for row in rows:
-        if isinstance(row.settings, dict) and row.settings.get(DEMO_MARKER) is True:
-            known[row.slug] = row.workspace_id
-        else:
-            taken[row.slug] = row.workspace_id
-    slug_of = {workspace_id: slug for slug, workspace_id in known.items()}
-    keys = await connection.execute(
-        sa.select(api_keys.c.key_id, api_keys.c.workspace_id, api_keys.c.name, api_keys.c.metadata)
-    )
-    for key in keys:
-        slug = slug_of.get(key.workspace_id)
-        if slug is not None and isinstance(key.metadata, dict) and key.metadata.get(DEMO_MARKER):
-            known[f"{slug}/{key.name}"] = key.key_id
-    return known, taken
-
-
-def _free_slugs(known: dict[str, str], taken: dict[str, str]) -> dict[str, str]:
-    """A slug for each demo workspace whose own is taken by a workspace somebody else created:
-    `acme-demo` (or `acme-demo-2`...), the one an earlier run chose when it is there."""
-    renamed: dict[str, str] = {}
-    for slug in WORKSPACE_SLUGS:
-        if slug not in taken:
-            continue
-        candidate, number = f"{slug}-demo", 2
-        while candidate in taken:
-            candidate, number = f"{slug}-demo-{number}", number + 1
-        renamed[slug] = candidate
-    return renamed
-
-
-async def _store_cast(connection: AsyncConnection, cast: Cast, created_at: datetime) -> None:
-    """Insert the workspaces and keys the database does not hold yet. Keys get a random hash of
-    nothing anyone holds: no working key exists for them."""
-    stored_workspaces = set(
-        (await connection.execute(sa.select(workspaces.c.workspace_id))).scalars()
-    )
-    stored_keys = set((await connection.execute(sa.select(api_keys.c.key_id))).scalars())
-    new_workspaces = [
-        {
-            "workspace_id": w.workspace_id,
-            "name": w.name,
-            "slug": w.slug,
-            "settings": {
-                **WorkspaceLimits(budgets=w.budgets, guardrails=w.guardrails).to_settings(),
-                DEMO_MARKER: True,
-            },
-            "created_at": created_at,
-        }
-        for w in cast.workspaces
-        if w.workspace_id not in stored_workspaces
-    ]
-    if new_workspaces:
-        await connection.execute(workspaces.insert(), new_workspaces)
-    new_keys = [
-        {
-            "key_id": k.key_id,
-            "workspace_id": k.workspace.workspace_id,
-            "name": k.name,
-            "key_hash": hashlib.sha256(secrets.token_bytes(32)).hexdigest(),
-            "display_prefix": k.display_prefix,
-            "role": "user",
-            "metadata": {DEMO_MARKER: True},
-            "created_at": created_at + timedelta(minutes=5),
-            "revoked_at": None,
-            "expires_at": None,
-            "allowed_models": sa.null(),
-            "rpm_limit": k.rpm_limit,
-            "tpm_limit": None,
-            "max_parallel": None,
-            "budgets": [b.to_json() for b in k.budgets],
-            "default_tags": list(k.tags),
-            "guardrails": list(k.guardrails),
-        }
-        for k in cast.keys
-        if k.key_id not in stored_keys
-    ]
-    if new_keys:
-        await connection.execute(api_keys.insert(), new_keys)
-
-
 BLOCK_TRACES = 5_000
 """About this many traces are sent at once: each COPY or executemany has a cost of its own."""
 
 
 def blocks(simulator: Simulator, size: int = BLOCK_TRACES) -> list[range]:
-    """The history's hours in consecutive runs of about `size` traces each."""
-    per_hour = [
-        sum(simulator.rhythm.counts[h * 60 : h * 60 + 60])
-        + sum(simulator.rhythm.bursts.get(m, 0) for m in range(h * 60, h * 60 + 60))
-        for h in range(simulator.hours)
-    ]
+    """The history's minutes in consecutive runs of about `size` requests each."""
     found: list[range] = []
     first = total = 0
-    for hour, count in enumerate(per_hour):
-        total += count
+    minutes = simulator.rhythm.minutes
+    for offset in range(minutes):
+        total += simulator.requests_in(offset)
         if total >= size:
-            found.append(range(first, hour + 1))
-            first, total = hour + 1, 0
-    if first < simulator.hours:
-        found.append(range(first, simulator.hours))
+            found.append(range(first, offset + 1))
+            first, total = offset + 1, 0
+    if first < minutes:
+        found.append(range(first, minutes))
     return found
 
 
-class _Hours:
-    """Makes hours of the history into rows ready for the driver (run in a worker thread, one
-    block of hours after another)."""
+class _Block:
+    """Makes runs of minutes of the history into rows ready for the driver (in a worker thread,
+    one run after another)."""
 
     def __init__(self, simulator: Simulator, loader: BulkLoader) -> None:
         self.simulator = simulator
         self.loader = loader
 
-    def rows(self, hours: range) -> tuple[int, list[PreparedRows]]:
-        bundles = [bundle for hour in hours for bundle in self.simulator.hour(hour)]
+    def rows(self, minutes: range) -> tuple[int, list[PreparedRows]]:
+        bundles = self.simulator.minutes(minutes)
         trace_rows = []
         spans, decisions, interactions, violations = [], [], [], []
         for bundle in bundles:
@@ -271,8 +167,8 @@ def bulk_mode(switch_interval: float = 0.0005) -> Iterator[None]:
     """The interpreter set for making millions of rows, and put back afterwards.
 
     The cyclic garbage collector is off: the rows form no cycles, reference counting frees
-    them, and with a block of 20,000 requests alive each full collection would walk them all
-    (a third of the time went there). The GIL switch interval is short: the event loop sending
+    them, and with thousands of requests' records alive each full collection walks them all
+    (a third of the CPU time went there). The GIL switch interval is short: the event loop sending
     rows and the worker thread making the next ones take turns, and with the default 5 ms the
     loop waits that long each time the database has read what it was sent.
     """
@@ -322,22 +218,22 @@ async def _write_demo_data(
                     "Point STEERWAY_DATABASE_URL at an empty database, or add --force to write "
                     "it anyway"
                 )
-            known, taken = await _existing(connection)
+            known, taken = await stored_demo_rows(connection)
             cast = build_cast(
                 options.seed,
                 created_at.timestamp(),
                 requests_per_day=options.requests / options.days,
                 bursts=plan,
                 known=known,
-                slugs=_free_slugs(known, taken),
+                slugs=free_slugs(known, taken),
             )
-            await _store_cast(connection, cast, created_at)
+            await store_cast(connection, cast, created_at)
             rhythm = Rhythm(cast, options.seed, start_minute, minutes, options.requests, plan)
             simulator = Simulator(cast, rhythm, options.seed)
             loader = BulkLoader(connection.dialect)
-            state = Progress(hours=simulator.hours)
-            await _write_hours(
-                connection, _Hours(simulator, loader), loader, state, options, began, progress
+            state = Progress(minutes=minutes)
+            await _write_blocks(
+                connection, _Block(simulator, loader), loader, state, options, began, progress
             )
     except (RowsConflict, sa_exc.IntegrityError) as error:
         raise DemoDataError(
@@ -358,9 +254,9 @@ async def _write_demo_data(
     )
 
 
-async def _write_hours(
+async def _write_blocks(
     connection: AsyncConnection,
-    hours: _Hours,
+    block: _Block,
     loader: BulkLoader,
     state: Progress,
     options: DemoOptions,
@@ -368,11 +264,11 @@ async def _write_hours(
     progress: Callable[[Progress], None] | None,
 ) -> None:
     """Make the next block's rows in a worker thread while this block's are sent."""
-    runs = blocks(hours.simulator)
+    runs = blocks(block.simulator)
     if not runs:
         return
     pending: asyncio.Future[tuple[int, list[PreparedRows]]] = asyncio.ensure_future(
-        asyncio.to_thread(hours.rows, runs[0])
+        asyncio.to_thread(block.rows, runs[0])
     )
     try:
         for index, run in enumerate(runs):
@@ -381,20 +277,20 @@ async def _write_hours(
             writing = time.perf_counter()
             state.waiting_for_rows += writing - waited
             if index + 1 < len(runs):
-                pending = asyncio.ensure_future(asyncio.to_thread(hours.rows, runs[index + 1]))
+                pending = asyncio.ensure_future(asyncio.to_thread(block.rows, runs[index + 1]))
             await loader.write(connection, batches)
             state.writing += time.perf_counter() - writing
             state.traces += count
-            state.hours_done = run.stop
+            state.minutes_done = run.stop
             for batch in batches:
                 state.rows[batch.table] = state.rows.get(batch.table, 0) + len(batch.rows)
-            state.through = min(options.start + timedelta(hours=run.stop), options.end)
+            state.through = options.start + timedelta(minutes=run.stop)
             state.seconds = time.perf_counter() - began
             if progress is not None:
                 progress(state)
     finally:
         if not pending.done():
-            # A worker thread cannot be stopped: let it finish its hour, then drop the rows.
+            # A worker thread cannot be stopped: let it finish its block, then drop the rows.
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await pending
 

@@ -8,73 +8,42 @@ computes them; statuses, HTTP statuses and error types are the ones a client wou
 
 from __future__ import annotations
 
-import math
 import random
 from bisect import bisect_right
 from decimal import Decimal
-from itertools import accumulate
-from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.admission import DEFAULT_OUTPUT_TOKENS
 from gateway.budget_model import reserve_micros
-from gateway.demo_admission import Charge, Ledger, RequestCounter, charges_of
-from gateway.demo_cast import AGAIN, DEMO_MARKER, Cast, Deployment, Guardrail, Key, Model, Provider
+from gateway.demo_admission import Charge
+from gateway.demo_cast import DEMO_MARKER, Deployment, Guardrail, Key, Model
+from gateway.demo_draws import lognormal
+from gateway.demo_guardrails import blocked_message, check, in_running_order
 from gateway.demo_ids import DemoIds
-from gateway.demo_rhythm import Rhythm
 from gateway.demo_trace import DemoTrace
+from gateway.demo_upstream import (
+    client_error,
+    context_failure,
+    failing,
+    failure_of,
+    failure_type,
+)
 from gateway.reliability import classify, fallback_trigger
 from providers.errors import UpstreamFailure
-from rules.context import RequestContext
-from rules.engine import Evaluation, apply_parameters
+from rules.engine import apply_parameters
 from telemetry.records import InteractionRecord, TraceBundle, TraceRecord
+
+if TYPE_CHECKING:
+    from gateway.demo_simulator import Simulator
 
 CHAT_ROUTE = "/v1/chat/completions"
 EMBEDDINGS_ROUTE = "/v1/embeddings"
 CACHE_TTL = 3600
 FALLBACK_ON = ("error", "context_window")
-TIMEOUT_SECONDS = 30.0
 STREAM_DROP_SHARE = 0.0015
 WAIT_CANCEL_SHARE = 0.002
 TYPO_MODELS = ("gpt4o-mini", "gpt-4o-mini-latest-preview", "claude-3-haiku-20240307", "gpt-5-nano")
 MAX_TOKENS_CHOICES = (256, 512, 1024, 2048)
-_ACTION_ORDER = {"block": 1, "log": 2}
-_DONE = {"block": "blocked", "mask": "masked", "log": "logged and let through"}
-_OUTCOME = {"block": "blocked", "mask": "masked", "log": "flagged"}
-
-_SERVER_ERRORS = {
-    "openai": {
-        500: "The server had an error while processing your request. Sorry about that!",
-        502: "Bad gateway.",
-        503: "The engine is currently overloaded, please try again later.",
-    },
-    "azure-eu": {
-        500: "The server had an error processing your request.",
-        502: "Bad gateway.",
-        503: "The service is temporarily unable to process your request. Please try again later.",
-    },
-    "anthropic": {500: "Internal server error", 502: "Bad gateway", 529: "Overloaded"},
-    "gemini": {
-        500: "An internal error has occurred. Please retry or report in the forum.",
-        502: "Bad gateway.",
-        503: "The model is overloaded. Please try again later.",
-    },
-}
-# provider: (type, code, message) of its 429
-_THROTTLES = {
-    "openai": ("requests", "rate_limit_exceeded", "Rate limit reached for requests per min (RPM)."),
-    "azure-eu": (
-        "requests",
-        "rate_limit_exceeded",
-        "Requests to the deployment have exceeded the rate limit of your current pricing tier.",
-    ),
-    "anthropic": (
-        "rate_limit_error",
-        None,
-        "This request would exceed the rate limit for your organization of 400,000 input tokens per minute.",
-    ),
-    "gemini": ("rate_limit_error", None, "Resource has been exhausted (e.g. check quota)."),
-}
 
 
 class _Answered(Exception):
@@ -86,140 +55,17 @@ class _Answered(Exception):
         self.error_type = error_type
         self.message = message
 
+    @classmethod
+    def upstream(cls, provider: str, failure: UpstreamFailure) -> _Answered:
+        error = client_error(provider, failure)
+        return cls(error.status, error.error_type, error.message)
+
 
 class _Cancelled(Exception):
     """The client went away."""
 
 
-_NORMAL_QUANTILES = tuple(NormalDist().inv_cdf((i + 0.5) / 4096) for i in range(4096))
-
-
-def lognormal(rng: random.Random, median: float, sigma: float) -> float:
-    """A log-normal draw around `median`: the normal variate is read from a table of 4,096
-    quantiles, much cheaper than `random.gauss` and fine-grained enough for timings and sizes."""
-    return median * math.exp(sigma * _NORMAL_QUANTILES[int(rng.random() * 4096)])
-
-
-def _failure_type(failure: UpstreamFailure) -> str:
-    return f"http_{failure.status}" if failure.kind == "http" else failure.kind
-
-
-def _client_error(provider: str, failure: UpstreamFailure) -> _Answered:
-    """What the client sees for a failed attempt (`gateway.proxy._client_error`)."""
-    if failure.kind == "timeout":
-        return _Answered(
-            504,
-            "upstream_timeout",
-            f"The upstream provider '{provider}' timed out: {failure.message}",
-        )
-    status = failure.status or 502
-    if failure.kind != "http" or status >= 500:
-        detail = failure.message if failure.kind != "http" else f"HTTP {status}: {failure.message}"
-        return _Answered(
-            502, "upstream_error", f"The upstream provider '{provider}' failed: {detail}"
-        )
-    return _Answered(
-        status,
-        failure.error_code or failure.error_type or "invalid_request_error",
-        f"{provider}: {failure.message}",
-    )
-
-
-def _found(entities: dict[str, int]) -> str:
-    return ", ".join(f"{kind} ({count})" for kind, count in sorted(entities.items()))
-
-
-class _RuleOutcome:
-    """A rules evaluation and the decisions it records, shared by every request alike in what
-    the rules read."""
-
-    __slots__ = ("effects", "evaluation", "matches", "summary_input")
-
-    def __init__(self, evaluation: Evaluation, model: str) -> None:
-        self.evaluation = evaluation
-        matched = evaluation.matched
-        self.effects = evaluation.effects()
-        self.summary_input = {
-            "requested_model": model,
-            "rules_evaluated": evaluation.evaluated,
-            "rules_matched": len(matched),
-            "rules_not_matched": evaluation.evaluated - len(matched),
-        }
-        self.matches = [
-            (
-                m.rule_id,
-                m.name,
-                {"matched_on": m.evidence, "source": m.source},
-                m.actions,
-                "matched: " + "; ".join(m.evidence),
-            )
-            for m in matched
-        ]
-
-    def reasoning(self) -> str:
-        ids = [m.rule_id for m in self.evaluation.matched]
-        if ids:
-            return (
-                f"{len(ids)} of {self.evaluation.evaluated} evaluated rules matched: "
-                + ", ".join(ids)
-            )
-        return f"none of {self.evaluation.evaluated} rules matched"
-
-
-class Simulator:
-    """Makes the demo history one hour at a time, in time order (budgets and rate limits carry
-    over from hour to hour); each hour's requests are drawn from the seed and the hour alone."""
-
-    def __init__(self, cast: Cast, rhythm: Rhythm, seed: int) -> None:
-        self.cast = cast
-        self.rhythm = rhythm
-        self.seed = seed
-        self.ledger = Ledger()
-        self.counter = RequestCounter()
-        self.charges = {key.key_id: charges_of(key) for key in cast.keys}
-        self.model_choices = {
-            key.key_id: (list(accumulate(w for _, w in key.models)), [m for m, _ in key.models])
-            for key in cast.keys
-        }
-        self._rules: dict[tuple[Any, ...], _RuleOutcome] = {}
-        self._last_micros = 0
-        self.hours = (rhythm.minutes + 59) // 60
-
-    def hour(self, index: int) -> list[TraceBundle]:
-        """The requests that start in hour `index` of the history, in time order."""
-        rng = random.Random(f"steerway-demo-traffic:{self.seed}:{index}")
-        ids = DemoIds(rng)
-        rhythm = self.rhythm
-        bundles: list[TraceBundle] = []
-        for offset in range(index * 60, min(index * 60 + 60, rhythm.minutes)):
-            count = rhythm.counts[offset]
-            burst = rhythm.bursts.get(offset, 0)
-            if not count and not burst:
-                continue
-            minute = rhythm.start_minute + offset
-            chooser = rhythm.key_chooser(minute)
-            arrivals: list[tuple[float, Key | None]] = [(rng.random(), None) for _ in range(count)]
-            arrivals += [(rng.random(), rhythm.bursting) for _ in range(burst)]
-            arrivals.sort(key=lambda arrival: arrival[0])
-            for fraction, key in arrivals:
-                micros = minute * 60_000_000 + int(fraction * 60_000_000)
-                micros = max(micros, self._last_micros + 1)
-                self._last_micros = micros
-                if key is None:
-                    key = rhythm.pick_key(chooser, rng.random())
-                bundles.append(_Request(self, rng, ids, key, micros).run())
-        return bundles
-
-    def rules_for(self, model: str, tags: list[str], metadata: dict[str, Any]) -> _RuleOutcome:
-        memo = (model, tuple(tags), tuple(sorted(metadata.items())))
-        found = self._rules.get(memo)
-        if found is None:
-            context = RequestContext.from_features({"model": model}, tags=tags, metadata=metadata)
-            found = self._rules[memo] = _RuleOutcome(self.cast.rules.evaluate(context), model)
-        return found
-
-
-class _Request:
+class Request:
     """One request on its way through the simulated pipeline; `clock` is the simulated time."""
 
     def __init__(
@@ -335,7 +181,7 @@ class _Request:
         self.clock = ended
 
     def _steer(self) -> Model:
-        outcome = self.sim.rules_for(self.model_name, self.tags, self.metadata)
+        outcome = self.sim.rules.outcome(self.model_name, self.tags, self.metadata)
         evaluation = outcome.evaluation
         trace, at = self.trace, self.clock
         elapsed = lognormal(self.rng, 6.0, 0.35) + 2.5 * len(outcome.matches)
@@ -500,10 +346,7 @@ class _Request:
             return
         chosen = [self.cast.guardrails[name] for name in dict.fromkeys(names)]
         self.guardrails = chosen
-        checks = sorted(
-            (g for g in chosen if g.direction == "input"),
-            key=lambda g: _ACTION_ORDER.get(g.action, 3),
-        )
+        checks = in_running_order([g for g in chosen if g.direction == "input"])
         if not checks:
             return
         started = self.clock
@@ -521,12 +364,7 @@ class _Request:
         self.trace.span("guardrails.input", "gateway", started, self.clock, {"guardrails": ran})
         if blocked is not None:
             guardrail, entities = blocked
-            raise _Answered(
-                400,
-                "guardrail_violation",
-                f"The request was blocked by the guardrail {guardrail.name!r} "
-                f"({guardrail.kind}): found {_found(entities) or 'a violation'}.",
-            )
+            raise _Answered(400, "guardrail_violation", blocked_message(guardrail, entities))
 
     def _guard_output(self, at_end_of_stream: bool = False) -> None:
         """The output guardrails' verdicts. A stream is checked as it goes by whenever it has
@@ -544,60 +382,9 @@ class _Request:
         self.trace.span("guardrails.output", "gateway", started, self.clock, {"guardrails": names})
 
     def _check(self, guardrail: Guardrail, direction: str) -> dict[str, int]:
-        """One guardrail's verdict, as a decision (and a violation when it found something)."""
-        rng = self.rng
-        latency_us = lognormal(rng, guardrail.latency_us, 0.5)
-        found = rng.random() < guardrail.trigger_share
-        entities: dict[str, int] = {}
-        score = 0.0
-        reason = ""
-        if found:
-            for kind in rng.sample(guardrail.entities, 1 + (rng.random() < 0.3)):
-                entities[kind] = 1 + int(rng.random() ** 3 * 3)
-            score = round(rng.uniform(0.8, 1.0), 2)
-            if guardrail.kind == "prompt_injection":
-                reason = "prompt-injection heuristics matched: " + ", ".join(
-                    f"{kind} ({rng.uniform(0.7, 0.95):.2f})" for kind in sorted(entities)
-                )
-        where = "the request" if direction == "input" else "the answer"
-        if found:
-            reasoning = (
-                f"found {_found(entities)} in {where} (score {score:g}): {_DONE[guardrail.action]}"
-                + (f"; {reason}" if reason else "")
-            )
-        else:
-            reasoning = f"nothing found in {where} (score {score:g})"
-        self.clock += latency_us / 1e6
-        self.trace.decide(
-            self.clock,
-            "guardrail",
-            "guardrails",
-            {
-                "guardrail": guardrail.name,
-                "kind": guardrail.kind,
-                "direction": direction,
-                "action": guardrail.action,
-            },
-            {
-                "outcome": _OUTCOME[guardrail.action] if found else "pass",
-                "score": score,
-                "entities": entities,
-            },
-            reasoning,
-            latency_us,
+        entities, self.clock = check(
+            self.rng, self.trace, self.clock, guardrail, direction, self.key.key_id
         )
-        if found:
-            self.trace.violation(
-                self.clock,
-                guardrail=guardrail.name,
-                kind=guardrail.kind,
-                direction=direction,
-                action=guardrail.action,
-                entities=entities,
-                score=score,
-                latency_us=latency_us,
-                api_key_id=self.key.key_id,
-            )
         return entities
 
     # --- cache --------------------------------------------------------------------------------
@@ -673,7 +460,7 @@ class _Request:
                     self.clock,
                     "fallback",
                     "reliability",
-                    {"from": previous, "error": _client_error(self.provider, failure).message},
+                    {"from": previous, "error": client_error(self.provider, failure).message},
                     {"to": name},
                     f"'{previous}' could not answer; trying fallback '{name}'",
                 )
@@ -698,7 +485,7 @@ class _Request:
                         "status": failure.status,
                     },
                     {"retry": retry + 1, "delay_s": delay},
-                    f"attempt {self.attempts} failed ({_failure_type(failure)}); "
+                    f"attempt {self.attempts} failed ({failure_type(failure)}); "
                     f"retrying in {delay:.3f}s",
                 )
                 self.clock += delay
@@ -707,7 +494,7 @@ class _Request:
                 break
             previous = name
         assert failure is not None and self.provider is not None
-        raise _client_error(self.provider, failure)
+        raise _Answered.upstream(self.provider, failure)
 
     def _retry_delay(self, retry: int, failure: UpstreamFailure) -> float:
         if failure.retry_after is not None:
@@ -800,16 +587,17 @@ class _Request:
         provider = self.cast.providers[deployment.provider]
         failure: UpstreamFailure | None = None
         minute = int(started // 60)
+        incident = self.sim.rhythm.incident(provider.name, minute)
         if self.prompt_tokens > model.context_window:
-            failure = self._context_failure(deployment, model)
+            failure = context_failure(provider.name, model, self.prompt_tokens)
             duration = lognormal(rng, 0.18, 0.4)
-        elif (way := self._failing(provider, minute)) is not None:
-            failure, duration = self._failure(provider, way)
+        elif (way := failing(rng, provider, incident, self.failed.get(provider.name))) is not None:
+            failure, duration = failure_of(rng, provider.name, way)
         else:
             duration = 0.0  # answered: timed below
         if failure is not None:
             self.clock = started + duration
-            self.failed[provider.name] = _failure_type(failure)
+            self.failed[provider.name] = failure_type(failure)
             self._record_attempt(model, deployment, span_id, started, failure=failure)
             return failure
         prompt, completion, cached, finish = self._usage(model)
@@ -850,26 +638,6 @@ class _Request:
             finish,
         )
         return None
-
-    def _failing(self, provider: Provider, minute: int) -> str | None:
-        """How this attempt fails (`timeout`, `http_429`, `http_503`...), or None."""
-        rng = self.rng
-        before = self.failed.get(provider.name)
-        if before is not None and rng.random() < AGAIN:
-            return before
-        incident = self.sim.rhythm.incident(provider.name, minute)
-        if incident is not None and rng.random() < incident.failure_rate:
-            return "timeout" if incident.kind == "timeout" else f"http_{provider.overloaded_status}"
-        if rng.random() >= provider.failure_rate:
-            return None
-        draw = rng.random()
-        if draw < provider.timeout_share:
-            return "timeout"
-        if draw < provider.timeout_share + provider.throttle_share:
-            return "http_429"
-        if rng.random() < 0.7:
-            return f"http_{provider.overloaded_status}"
-        return f"http_{rng.choice(sorted(_SERVER_ERRORS[provider.name]))}"
 
     def _stream(
         self,
@@ -916,7 +684,7 @@ class _Request:
                 raise _Cancelled()
             assert failure is not None
             self._guard_output(at_end_of_stream=True)
-            raise _client_error(deployment.provider, failure)
+            raise _Answered.upstream(deployment.provider, failure)
         self.clock = first_output + generating
         self._record_attempt(
             model,
@@ -937,48 +705,6 @@ class _Request:
         self._respond(200)
         self.clock += lognormal(self.rng, 90e-6, 0.5)
 
-    def _failure(self, provider: Provider, way: str) -> tuple[UpstreamFailure, float]:
-        """The failure `way` names and how long the attempt took to fail."""
-        rng = self.rng
-        if way == "timeout":
-            failure = UpstreamFailure("timeout", "no response in time")
-            return failure, TIMEOUT_SECONDS + rng.uniform(0, 0.005)
-        status = int(way.removeprefix("http_"))
-        if status == 429:
-            error_type, code, message = _THROTTLES[provider.name]
-            retry_after = rng.choice(("1", "2")) if rng.random() < 0.5 else None
-            failure = UpstreamFailure(
-                "http",
-                message,
-                status=429,
-                error_type=error_type,
-                error_code=code,
-                retry_after=retry_after,
-            )
-            return failure, lognormal(rng, 0.08, 0.5)
-        message = _SERVER_ERRORS[provider.name][status]
-        failure = UpstreamFailure("http", message, status=status, error_type="server_error")
-        return failure, lognormal(rng, 0.25, 0.6)
-
-    def _context_failure(self, deployment: Deployment, model: Model) -> UpstreamFailure:
-        tokens = self.prompt_tokens
-        if deployment.provider == "anthropic":
-            message = f"prompt is too long: {tokens} tokens > {model.context_window} maximum"
-            return UpstreamFailure("http", message, status=400, error_type="invalid_request_error")
-        message = (
-            f"This model's maximum context length is {model.context_window} tokens. However, "
-            f"your messages resulted in {tokens} tokens. Please reduce the length of the "
-            "messages."
-        )
-        return UpstreamFailure(
-            "http",
-            message,
-            status=400,
-            error_type="invalid_request_error",
-            error_code="context_length_exceeded",
-            param="messages",
-        )
-
     def _record_attempt(
         self,
         model: Model,
@@ -996,7 +722,7 @@ class _Request:
         """The attempt's interaction and span (`gateway.proxy.Proxy._attempt`)."""
         ended = self.clock
         status = "cancelled" if cancelled else ("error" if failure is not None else "ok")
-        error_type = None if failure is None else _failure_type(failure)
+        error_type = None if failure is None else failure_type(failure)
         prompt, completion, cached = usage if usage is not None else (None, None, None)
         chat = self.operation == "chat"
         cost = None
