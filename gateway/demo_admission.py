@@ -63,6 +63,15 @@ class Ledger:
 
     def __init__(self) -> None:
         self._spent: dict[tuple[str, str, str, int], int] = {}
+        self._workspaces: dict[tuple[str, str], str] = {}
+
+    def spend(self) -> list[tuple[tuple[str, str, str, int], str, int]]:
+        """Every window's spend: ((scope, subject, window, window start), workspace, micros),
+        as the gateway persists it in `budget_spend`."""
+        return [
+            (account, self._workspaces[(account[0], account[1])], micros)
+            for account, micros in sorted(self._spent.items())
+        ]
 
     def refusal(self, charges: tuple[Charge, ...], cost: Decimal, now: float) -> BudgetState | None:
         """The first budget that has not room for `cost` (a reservation), or None."""
@@ -81,6 +90,7 @@ class Ledger:
         for charge in charges:
             start, resets_at = _window(charge.limit, now)
             account = (charge.scope, charge.subject, charge.limit.window, start)
+            self._workspaces[(charge.scope, charge.subject)] = charge.workspace_id
             before = self._spent.get(account, 0)
             after = self._spent[account] = before + amount
             soft = charge.limit.soft_percent

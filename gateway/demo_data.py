@@ -27,7 +27,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.demo_cast import build_cast, burst_plan
-from gateway.demo_database import free_slugs, real_traffic, store_cast, stored_demo_rows
+from gateway.demo_database import (
+    free_slugs,
+    real_traffic,
+    store_cast,
+    store_spend,
+    stored_demo_rows,
+)
 from gateway.demo_rhythm import Rhythm
 from gateway.demo_simulator import Simulator
 from telemetry import rollups
@@ -235,6 +241,7 @@ async def _write_demo_data(
             await _write_blocks(
                 connection, _Block(simulator, loader), loader, state, options, began, progress
             )
+            await store_spend(connection, simulator.ledger.spend(), options.end)
     except (RowsConflict, sa_exc.IntegrityError) as error:
         raise DemoDataError(
             "the database already holds rows with the ids of this history (demo-data was run "

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.demo_cast import DEMO_MARKER, WORKSPACE_SLUGS, Cast
 from gateway.limits_model import WorkspaceLimits
-from telemetry.schema import api_keys, traces, workspaces
+from telemetry.schema import api_keys, budget_spend, traces, workspaces
 
 
 async def real_traffic(connection: AsyncConnection) -> tuple[str, datetime] | None:
@@ -111,3 +112,36 @@ async def store_cast(connection: AsyncConnection, cast: Cast, created_at: dateti
     ]
     if new_keys:
         await connection.execute(api_keys.insert(), new_keys)
+
+
+async def store_spend(
+    connection: AsyncConnection,
+    spend: list[tuple[tuple[str, str, str, int], str, int]],
+    updated_at: datetime,
+) -> None:
+    """Add the history's budget spend to `budget_spend`, as the gateway's write-behind does, so
+    a gateway started on the database sees the budgets as the history left them."""
+    if not spend:
+        return
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(budget_spend)
+    upsert = statement.on_conflict_do_update(
+        index_elements=["scope", "subject", "window", "window_start"],
+        set_={
+            "spent_micros": budget_spend.c.spent_micros + statement.excluded.spent_micros,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+    rows = [
+        {
+            "scope": scope,
+            "subject": subject,
+            "window": window,
+            "window_start": datetime.fromtimestamp(start, UTC),
+            "workspace_id": workspace_id,
+            "spent_micros": micros,
+            "updated_at": updated_at,
+        }
+        for (scope, subject, window, start), workspace_id, micros in spend
+    ]
+    await connection.execute(upsert, rows)

@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 import migrations
+from gateway.budget_model import settle_micros
 from gateway.cli import build_parser
 from gateway.demo_cast import WORKSPACE_SLUGS
 from providers.pricing import PriceTable
@@ -327,6 +328,42 @@ def test_costs_are_the_price_tables_exactly(rows: dict[str, list[dict[str, Any]]
             assert isinstance(i["cost_usd"], Decimal)
             priced += 1
     assert priced > REQUESTS * 0.9
+
+
+def test_budget_spend_is_what_the_admitted_requests_cost(
+    history: Database, rows: dict[str, list[dict[str, Any]]]
+) -> None:
+    """`budget_spend` holds, per budget window, what the requests the budget admitted cost (the
+    gateway settles each request's cost, rounded to the micro-dollar)."""
+    decisions = by_trace(rows["decisions"])
+    attempts = by_trace(rows["ai_interactions"])
+    spent: Counter[tuple[str, str, str, datetime]] = Counter()
+    for trace in rows["traces"]:
+        mine = decisions[trace["trace_id"]]
+        checks = [d for d in mine if d["type"] == "budget_check" and "allowed" in d["output"]]
+        limited = any(d["type"] == "rate_limit" and not d["output"]["allowed"] for d in mine)
+        if not checks or not checks[0]["output"]["allowed"] or limited:
+            continue  # refused before it could cost anything
+        cost = sum(
+            (a["cost_usd"] for a in attempts.get(trace["trace_id"], []) if not a["cache_hit"]
+             and a["cost_usd"] is not None),
+            Decimal(0),
+        )  # fmt: skip
+        ended = as_utc(trace["ended_at"])
+        assert ended is not None
+        day = ended.replace(hour=0, minute=0, second=0, microsecond=0)
+        for label in checks[0]["input"]["budgets"]:
+            scope, subject, window = label.split(":")
+            start = day if window == "daily" else day.replace(day=1)
+            spent[(scope, subject, window, start)] += settle_micros(cost)
+    stored = {
+        (r["scope"], r["subject"], r["window"], as_utc(r["window_start"])): r["spent_micros"]
+        for r in table(history, "budget_spend", "scope, subject, window_start")
+    }
+    assert stored == {key: micros for key, micros in spent.items() if micros}
+    assert {scope for scope, *_ in stored} == {"key", "workspace"}
+    soft = [d for d in rows["decisions"] if d["type"] == "budget_check" and "scope" in d["input"]]
+    assert soft, "a budget passed its soft limit"
 
 
 # --- realism ----------------------------------------------------------------------------------
