@@ -19,9 +19,9 @@ class Simulator:
     """The history's requests, minute by minute in time order, and what they share: budgets
     spent, requests counted against rpm limits, rule evaluations.
 
-    Each hour's requests are drawn from a generator seeded with the seed and the hour, so the
-    history is the same however its minutes are asked for, as long as they are asked for in
-    order.
+    Each hour's requests are drawn from a generator seeded with the seed, the history's span
+    and size, and the hour: the history is the same however its minutes are asked for (in
+    order), and another history, even with the same seed, draws other ids.
     """
 
     def __init__(self, cast: Cast, rhythm: Rhythm, seed: int) -> None:
@@ -36,6 +36,8 @@ class Simulator:
             for key in cast.keys
         }
         self.rules = DemoRules(cast.rules)
+        requests = sum(rhythm.counts) + sum(rhythm.bursts.values())
+        self._stream = f"{seed}:{rhythm.start_minute}:{rhythm.minutes}:{requests}"
         self._last_micros = 0
         self._next_minute = 0
         self._hour = -1
@@ -56,7 +58,7 @@ class Simulator:
         for offset in offsets:
             if offset // 60 != self._hour:
                 self._hour = offset // 60
-                self._rng = random.Random(f"steerway-demo-traffic:{self.seed}:{self._hour}")
+                self._rng = random.Random(f"steerway-demo-traffic:{self._stream}:{self._hour}")
                 self._ids = DemoIds(self._rng)
             rng, ids = self._rng, self._ids
             count = rhythm.counts[offset]

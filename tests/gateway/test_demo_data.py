@@ -469,7 +469,7 @@ def test_the_same_seed_writes_the_same_history(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Two databases, the same seed: the same rows in every table (but the keys' random
-    hashes); another seed adds a history of its own next to it."""
+    hashes); another seed, or another span of time, adds a history of its own next to it."""
     args = ("demo-data", "--days", "2", "--requests", "300", "--seed", "11", "--end", END)
     copies = [fresh_like(backend_database, tmp_path / f"copy{n}.db") for n in range(2)]
     try:
@@ -488,9 +488,11 @@ def test_the_same_seed_writes_the_same_history(
             assert first and first == second, name
         other = cli(monkeypatch, capsys, copies[0].url, *args[:-4], "--seed", "12", "--end", END)
         assert other.returncode == 0, other.stderr
+        earlier = cli(monkeypatch, capsys, copies[0].url, *args[:-2], "--end", "2026-11-20")
+        assert earlier.returncode == 0, earlier.stderr  # the same seed, another span: other ids
         traces = table(copies[0], "traces", "trace_id")
-        assert len(traces) == 600
-        assert len({t["request_id"] for t in traces}) == 600
+        assert len(traces) == 900
+        assert len({t["request_id"] for t in traces}) == 900
     finally:
         for copy in copies:
             if copy.url.startswith("postgresql"):
