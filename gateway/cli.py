@@ -773,7 +773,10 @@ def _add_demo_data_command(commands: Any) -> None:
         "--requests", type=int, default=100_000, help="requests in all (default: 100000)"
     )
     demo.add_argument(
-        "--seed", type=int, default=1, help="the same seed writes the same history (default: 1)"
+        "--seed",
+        type=int,
+        default=1,
+        help="the same seed (and options) writes the same history (default: 1)",
     )
     demo.add_argument(
         "--end",

@@ -245,8 +245,8 @@ async def _write_demo_data(
     except (RowsConflict, sa_exc.IntegrityError) as error:
         raise DemoDataError(
             "the database already holds rows with the ids of this history (demo-data was run "
-            "with the same --seed and --end before); nothing was written. Use another --seed "
-            "or --end, or an empty database"
+            "with the same --seed, --days, --requests and --end before); nothing was written. "
+            "Use another --seed or --end, or an empty database"
         ) from error
     return DemoReport(
         traces=state.traces,
