@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -120,10 +120,6 @@ class Cast:
     providers: Mapping[str, Provider]
     guardrails: Mapping[str, Guardrail]
     rules: RuleSet
-    rule_documents: tuple[dict[str, Any], ...] = field(default=())
-
-    def keys_of(self, workspace: Workspace) -> tuple[Key, ...]:
-        return tuple(k for k in self.keys if k.workspace is workspace)
 
 
 PROVIDERS = (
@@ -225,10 +221,6 @@ class BurstPlan:
     bursts: int
     size: int  # requests in each, over BURST_MINUTES minutes
     rpm_limit: int  # the bursting key's limit: bursts run into it
-
-    @property
-    def requests(self) -> int:
-        return self.bursts * self.size
 
 
 def burst_plan(requests: int, days: int) -> BurstPlan:
@@ -363,7 +355,6 @@ def build_cast(
         providers={p.name: p for p in PROVIDERS},
         guardrails={g.name: g for g in GUARDRAILS},
         rules=ruleset,
-        rule_documents=RULES,
     )
 
 

@@ -27,7 +27,6 @@ class Simulator:
     def __init__(self, cast: Cast, rhythm: Rhythm, seed: int) -> None:
         self.cast = cast
         self.rhythm = rhythm
-        self.seed = seed
         self.ledger = Ledger()
         self.counter = RequestCounter()
         self.charges = {key.key_id: charges_of(key) for key in cast.keys}
