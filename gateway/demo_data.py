@@ -242,6 +242,7 @@ async def _write_demo_data(
                 connection, _Block(simulator, loader), loader, state, options, began, progress
             )
             await store_spend(connection, simulator.ledger.spend(), options.end)
+            await loader.finish(connection)
     except (RowsConflict, sa_exc.IntegrityError) as error:
         raise DemoDataError(
             "the database already holds rows with the ids of this history (demo-data was run "
