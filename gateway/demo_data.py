@@ -3,9 +3,9 @@
 The history is simulated a few thousand requests at a time (`gateway.demo_simulator`) in a
 worker thread while the rows of the previous ones are sent (`telemetry.bulk_load`: COPY on
 Postgres, batched inserts on SQLite), all in one transaction: an interrupted run leaves nothing
-behind. Each trace's summary
-columns come from `telemetry.trace_summary` and the roll-ups from `telemetry.rollups.aggregate`,
-the recorder's own code, so the history reads exactly like recorded traffic.
+behind. The rows, each trace's summary columns and status (`telemetry.rows`, `telemetry.summary`)
+and the roll-ups (`telemetry.rollups.aggregate`) are made by the recorder's own code, so the
+history reads exactly like recorded traffic.
 
 A database that already holds traffic the command did not write is refused unless forced: demo
 rows would mix with real ones in every list, dashboard and report. Demo rows carry a marker
@@ -50,11 +50,9 @@ from telemetry.rows import (
     trace_row,
     violation_row,
 )
-from telemetry.trace_summary import SUMMARY_COLUMNS, summarize
 
 MAX_DAYS = 366
 MAX_REQUESTS = 100_000_000
-TRACE_TABLE_COLUMNS = (*TRACE_COLUMNS, *SUMMARY_COLUMNS)
 CAST_AGE = timedelta(days=30)
 """How long before the history begins its workspaces and keys were created."""
 
@@ -145,17 +143,15 @@ class _Block:
 
     def rows(self, minutes: range) -> tuple[int, list[PreparedRows]]:
         bundles = self.simulator.minutes(minutes)
-        trace_rows = []
         spans, decisions, interactions, violations = [], [], [], []
         for bundle in bundles:
-            trace_rows.append((*trace_row(bundle.trace), *summarize(bundle).row()))
             spans.extend(bundle.spans)
             decisions.extend(bundle.decisions)
             interactions.extend(bundle.interactions)
             violations.extend(bundle.violations)
         prepare = self.loader.prepare
         return len(bundles), [
-            prepare("traces", TRACE_TABLE_COLUMNS, trace_rows),
+            prepare("traces", TRACE_COLUMNS, [trace_row(b) for b in bundles]),
             prepare("spans", SPAN_COLUMNS, [span_row(s) for s in spans]),
             prepare("decisions", DECISION_COLUMNS, [decision_row(d) for d in decisions]),
             prepare(

@@ -227,8 +227,8 @@ def test_each_traces_summary_columns_are_its_childrens(
             for name in ("prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"):
                 known = [a[name] for a in mine if a[name] is not None]
                 assert trace[name] == (sum(known) if known else None), name
-            first_tokens = [a["ttft_ms"] for a in mine if a["ttft_ms"] is not None]
-            assert trace["ttft_ms"] == (first_tokens[0] if first_tokens else None)
+            answered = [a for a in mine if a["status"] == "ok"]
+            assert trace["ttft_ms"] == (answered[-1]["ttft_ms"] if answered else None)
         assert trace["cache_hit"] == any(a["cache_hit"] for a in mine)
         assert trace["rules_matched"] == [
             d["rule_id"]
@@ -403,17 +403,20 @@ def test_the_errors_the_gateway_records_are_all_there(
         ("ok", 200, None),
         ("error", 502, "upstream_error"),  # the provider's 5xx, retries exhausted
         ("error", 504, "upstream_timeout"),
-        ("error", 429, "rate_limit_exceeded"),  # a key's rpm limit (or a provider's 429)
-        ("error", 429, "insufficient_quota"),  # a budget
-        ("error", 400, "guardrail_violation"),
-        ("error", 400, "model_retired"),  # a rule's deny
+        ("error", 429, "rate_limit_error"),  # a provider's 429
+        ("denied", 429, "rate_limit_exceeded"),  # a key's rpm limit
+        ("denied", 429, "insufficient_quota"),  # a budget
+        ("denied", 400, "guardrail_violation"),
+        ("denied", 400, "model_retired"),  # a rule's deny
         ("cancelled", 499, "client_disconnected"),
     ]:
         assert outcomes[outcome] > 0, outcome
+    assert {status for status, _, _ in outcomes} == {"ok", "error", "denied", "cancelled"}
     assert outcomes[("ok", 200, None)] > REQUESTS * 0.9
     attempts = Counter(i["error_type"] for i in rows["ai_interactions"])
     assert attempts["timeout"] and attempts["http_429"]
     assert any(e and e.startswith("http_5") for e in attempts)
+    assert all(d["outcome"] is not None for d in rows["decisions"])  # every type is one it knows
     types = Counter(d["type"] for d in rows["decisions"])
     for kind in ("rule_evaluation", "model_selection", "budget_check", "rate_limit",
                  "cache_decision", "guardrail", "retry", "fallback"):  # fmt: skip
