@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         "`python -m benchmarks protocol` times the connection guard per request; "
         "`python -m benchmarks writer --help` times the telemetry writer in process; "
         "`python -m benchmarks live --help` times the live feed's cost per request; "
-        "`python -m benchmarks lists --help` times the console's list pages on a large history.",
+        "`python -m benchmarks lists --help` times the console's list pages on a large history; "
+        "`python -m benchmarks demo_data --help` times `steerway demo-data`.",
     )
     defaults = Options()
     parser.add_argument(
@@ -320,6 +321,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.writer import main as writer_main
 
         return writer_main(argv[1:])
+    if argv and argv[0] == "demo_data":
+        from benchmarks.demo_data import main as demo_data_main
+
+        return demo_data_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     unknown = [name for name in args.scenarios if name not in ALL_SCENARIOS]

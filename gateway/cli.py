@@ -1,4 +1,4 @@
-"""The `steerway` command: serve, migrate, keys, workspaces, users, mock-provider,
+"""The `steerway` command: serve, migrate, keys, workspaces, users, demo-data, mock-provider,
 check-config."""
 
 from __future__ import annotations
@@ -664,6 +664,133 @@ def _add_keys_commands(commands: Any) -> None:
     update_space.set_defaults(run=_store_command(_workspaces_update))
 
 
+# --- demo data --------------------------------------------------------------------------------
+
+
+def _demo_data(args: argparse.Namespace) -> int:
+    from gateway.demo_data import (
+        DemoDataError,
+        DemoOptions,
+        HoldsRealTraffic,
+        default_end,
+        validate,
+        write_demo_data,
+    )
+
+    try:
+        validate(args.days, args.requests)
+        end = default_end() if args.end is None else _minute(args.end)
+    except (DemoDataError, InvalidField) as error:
+        return _fail(str(error), 2)
+    settings = Settings.from_env()
+    options = DemoOptions(
+        days=args.days, requests=args.requests, seed=args.seed, end=end, force=args.force
+    )
+    shown = redact_url(settings.database_url)
+    print(
+        f"Writing {options.requests:,} requests over {options.days} days "
+        f"({options.start:%Y-%m-%d %H:%M} to {options.end:%Y-%m-%d %H:%M} UTC, seed "
+        f"{options.seed}) into {shown}...",
+        flush=True,
+    )
+    reporter = _DemoProgress()
+
+    async def run() -> Any:
+        await _require_migrated(settings.database_url)
+        engine = create_engine(settings.database_url)
+        try:
+            return await write_demo_data(engine, options, reporter)
+        finally:
+            await engine.dispose()
+
+    try:
+        report = asyncio.run(run())
+    except HoldsRealTraffic as error:
+        return _fail(f"refusing: {error}", 2)
+    except DemoDataError as error:
+        return _fail(str(error))
+    except NotMigrated as error:
+        return _fail(f"{error}; run 'steerway migrate' first")
+    except KeyboardInterrupt:
+        return _fail("interrupted: nothing was written", 130)
+    except Exception as error:
+        return _fail(
+            f"cannot write to the database at {shown} ({type(error).__name__}); is it running "
+            "and migrated ('steerway migrate')?"
+        )
+    rows = sum(report.rows.values())
+    print(
+        f"Wrote {report.traces:,} traces ({rows:,} rows) in {report.seconds:.1f} s "
+        f"({report.traces_per_second:,.0f} traces/s): workspaces {', '.join(report.workspaces)}; "
+        f"{report.keys} keys (no usable key exists for them)."
+    )
+    return 0
+
+
+class _DemoProgress:
+    """A line on stderr every few seconds while the history is written."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self._every = every
+        self._last = 0.0
+
+    def __call__(self, state: Any) -> None:
+        if state.seconds - self._last < self._every and state.minutes_done < state.minutes:
+            return
+        self._last = state.seconds
+        rate = state.traces / state.seconds if state.seconds else 0.0
+        print(
+            f"  {100 * state.minutes_done / state.minutes:5.1f}%  {state.traces:,} traces, through "
+            f"{state.through:%Y-%m-%d %H:%M} UTC, {rate:,.0f} traces/s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _minute(text: str) -> datetime:
+    """`--end`: an ISO 8601 time, UTC unless it says otherwise, cut to the minute."""
+    try:
+        value = times.parse_iso_time(text)
+    except (times.InvalidTime, times.OutOfRange) as error:
+        raise InvalidField("--end", str(error)) from None
+    return value.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def _add_demo_data_command(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo-data",
+        help="write a made-up history of requests into the database (for trying the console)",
+        description="Write a realistic, made-up history straight into the configured database "
+        "(STEERWAY_DATABASE_URL): workspaces, keys, end users, requests over several models and "
+        "providers at their prices, with a daily and weekly rhythm, errors, cache hits, rule "
+        "matches, guardrail findings, retries and fallbacks. Refuses a database that holds real "
+        "traffic unless --force.",
+    )
+    demo.add_argument(
+        "--days", type=int, default=7, help="days of history, ending now (default: 7)"
+    )
+    demo.add_argument(
+        "--requests", type=int, default=100_000, help="requests in all (default: 100000)"
+    )
+    demo.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="the same seed (and options) writes the same history (default: 1)",
+    )
+    demo.add_argument(
+        "--end",
+        metavar="TIME",
+        help="when the history ends, ISO 8601 (UTC unless it says otherwise; default: now)",
+    )
+    demo.add_argument(
+        "--force",
+        action="store_true",
+        help="write even though the database holds traffic demo-data did not write",
+    )
+    demo.set_defaults(run=_demo_data)
+
+
 # --- mock provider ----------------------------------------------------------------------------
 
 
@@ -702,6 +829,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_keys_commands(commands)
     add_users_commands(commands)
+    _add_demo_data_command(commands)
 
     mock = commands.add_parser("mock-provider", help="run the mock OpenAI-compatible provider")
     from providers.mock_server import add_arguments
