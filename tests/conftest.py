@@ -21,7 +21,21 @@ import redis
 POSTGRES_URL = os.environ.get(
     "STEERWAY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_URL = os.environ.get("STEERWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_of_this_worker(url: str) -> str:
+    """Each test process its own Redis database: tests flush theirs. With pytest-xdist, worker
+    gwN takes the database N below the one configured."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    base, _, number = url.rpartition("/")
+    if not worker.startswith("gw") or not number.isdigit():
+        return url
+    return f"{base}/{max(0, int(number) - int(worker[2:]))}"
+
+
+REDIS_URL = _redis_of_this_worker(
+    os.environ.get("STEERWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+)
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
