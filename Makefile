@@ -7,6 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
+# Test processes: most tests wait on gateways and databases, not on the CPU. A file's tests stay
+# in one process, so a module's gateway is started once.
+TEST_PROCESSES ?= 3
 
 .PHONY: run test lint typecheck bench fuzz install clean chromium docs-images
 
@@ -44,7 +47,7 @@ chromium:
 
 test: lint typecheck chromium
 	$(BIN)/python -m compileall -q gateway providers rules telemetry admin_ui migrations
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
 # The screenshots in docs/images/, taken by the console's browser tests.
 docs-images: install chromium

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`python -m benchmarks writer --help` times the telemetry writer in process; "
         "`python -m benchmarks live --help` times the live feed's cost per request; "
         "`python -m benchmarks lists --help` times the console's list pages on a large history; "
+        "`python -m benchmarks console --help` times the traces list and a trace on demo data; "
         "`python -m benchmarks demo_data --help` times `steerway demo-data`.",
     )
     defaults = Options()
@@ -313,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.live_cost import main as live_main
 
         return live_main(argv[1:])
+    if argv and argv[0] == "console":
+        from benchmarks.console_demo import main as console_main
+
+        return console_main(argv[1:])
     if argv and argv[0] == "lists":
         from benchmarks.console_lists import main as lists_main
 

@@ -253,6 +253,13 @@ async def fill(url: str, count: int) -> list[str]:
 
 
 def measure_http(client: httpx.Client, path: str, params: dict[str, str], samples: int) -> Timing:
+    return timing(http_times(client, path, params, samples))
+
+
+def http_times(
+    client: httpx.Client, path: str, params: dict[str, str], samples: int
+) -> list[float]:
+    """Milliseconds of `samples` requests after 3 warm-up ones."""
     for _ in range(3):
         response = client.get(path, params=params)
         if response.status_code != 200:
@@ -263,7 +270,7 @@ def measure_http(client: httpx.Client, path: str, params: dict[str, str], sample
         response = client.get(path, params=params)
         times.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200
-    return timing(times)
+    return times
 
 
 async def measure_query(url: str, params: dict[str, str], samples: int) -> Timing:

@@ -21,7 +21,21 @@ import redis
 POSTGRES_URL = os.environ.get(
     "STEERWAY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_URL = os.environ.get("STEERWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_of_this_worker(url: str) -> str:
+    """Each test process its own Redis database: tests flush theirs. With pytest-xdist, worker
+    gwN takes the database N below the one configured."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    base, _, number = url.rpartition("/")
+    if not worker.startswith("gw") or not number.isdigit():
+        return url
+    return f"{base}/{max(0, int(number) - int(worker[2:]))}"
+
+
+REDIS_URL = _redis_of_this_worker(
+    os.environ.get("STEERWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+)
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -84,3 +98,38 @@ def redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+# Files whose tests take longest in all, longest first: run first, so that when the suite is
+# spread over processes (`make test`: pytest-xdist, a file per process at a time) the last files
+# to start are short ones and the processes finish together. Tests within a file keep their order.
+LONGEST_FILES = (
+    "tests/e2e/test_limits.py",
+    "tests/fuzz/test_fuzz.py",
+    "tests/e2e/test_workspaces_cli.py",
+    "tests/admin_ui/test_console_signin.py",
+    "tests/e2e/test_faults.py",
+    "tests/e2e/test_guardrails.py",
+    "tests/e2e/test_database_outage.py",
+    "tests/e2e/test_unauthenticated.py",
+    "tests/e2e/test_unstorable_text.py",
+    "tests/e2e/test_crash.py",
+    "tests/e2e/test_reliability.py",
+    "tests/e2e/test_keys.py",
+    "tests/e2e/test_rules_reload.py",
+    "tests/e2e/test_rules.py",
+    "tests/e2e/test_chat.py",
+    "tests/e2e/test_live_workers.py",
+    "tests/gateway/test_demo_data.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: index for index, path in enumerate(LONGEST_FILES)}
+    position = {id(item): index for index, item in enumerate(items)}
+    items.sort(
+        key=lambda item: (
+            rank.get(item.nodeid.partition("::")[0], len(rank)),
+            position[id(item)],
+        )
+    )
