@@ -240,7 +240,10 @@ def test_requests_served_and_refused_are_listed_with_their_summary(
     assert row["trace_id"] == trace_id and row["status"] == "ok"
     assert row["deployment"] and row["provider"] == "mock"
     assert row["total_tokens"] == row["prompt_tokens"] + row["completion_tokens"] > 0
-    assert row["cost_usd"] is None or Decimal(row["cost_usd"]) >= 0
+    interactions = http.get(f"/admin/api/traces/{trace_id}").json()["interactions"]
+    costs = [Decimal(i["cost_usd"]) for i in interactions if i["cost_usd"] is not None]
+    assert costs, "the mock's model has a price: the answer has a cost"
+    assert Decimal(row["cost_usd"]) == sum(costs, Decimal(0))
     (denied,) = http.get(
         "/admin/api/traces", params={"status": "denied", "request_id": "search-refused"}
     ).json()["data"]
