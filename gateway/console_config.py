@@ -21,7 +21,7 @@ Minutes and hours may be fractions. Every field is optional.
 from __future__ import annotations
 
 from typing import Any, Final, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import msgspec
 
@@ -151,7 +151,7 @@ def _origins(value: Any, path: str, reader: Reader) -> tuple[str, ...]:
                 and not parts.path.strip("/")
                 and not parts.query
                 and not parts.username
-                and (parts.port or 0) >= 0
+                and _port_parses(parts)
             )
         except ValueError:
             valid = False
@@ -160,3 +160,9 @@ def _origins(value: Any, path: str, reader: Reader) -> tuple[str, ...]:
             continue
         origins.append(f"{parts.scheme}://{parts.netloc}".lower())
     return tuple(origins)
+
+
+def _port_parses(parts: SplitResult) -> bool:
+    """`SplitResult.port` raises ValueError for a port that is not a number in 0..65535."""
+    _ = parts.port
+    return True
