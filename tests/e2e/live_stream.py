@@ -89,6 +89,26 @@ class LiveStream:
             if event.data["trace_id"] == trace_id:
                 return event
 
+    def each_trace(self, trace_ids: list[str], *, within: float = 10.0) -> list[Event]:
+        """The trace events of those traces, in the order given whatever order they arrive in
+        (a trace relayed from another worker may come after a later one served here); others
+        are skipped. AssertionError if one is missing or comes twice."""
+        wanted = set(trace_ids)
+        found: dict[str, Event] = {}
+        deadline = time.monotonic() + within
+        while len(found) < len(wanted):
+            left = deadline - time.monotonic()
+            missing = sorted(wanted - found.keys())
+            try:
+                event = self.next("trace", within=max(left, 0.001))
+            except AssertionError:
+                raise AssertionError(f"no trace event for {missing} within {within} s") from None
+            trace_id = event.data["trace_id"]
+            if trace_id in wanted:
+                assert trace_id not in found, f"trace {trace_id} shown twice"
+                found[trace_id] = event
+        return [found[trace_id] for trace_id in trace_ids]
+
     def traces(self, quiet: float = 0.3) -> list[dict[str, Any]]:
         """The trace events' data among those `drain` returns."""
         return [event.data for event in self.drain(quiet) if event.name == "trace"]

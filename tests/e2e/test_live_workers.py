@@ -102,7 +102,7 @@ def test_a_viewer_receives_what_the_other_worker_serves(
 
         # From then on every request shows up once, whichever worker served it.
         made = [request() for _ in range(20)]
-        shown = [viewer.trace(trace_id).data for trace_id in made]
+        shown = [event.data for event in viewer.each_trace(made, within=20.0)]
         assert [trace["trace_id"] for trace in shown] == made
         assert {trace["worker"] for trace in shown} <= {here, other}
         assert viewer.traces() == []  # no duplicates followed
