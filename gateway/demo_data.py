@@ -140,6 +140,7 @@ class _Block:
     def __init__(self, simulator: Simulator, loader: BulkLoader) -> None:
         self.simulator = simulator
         self.loader = loader
+        self.name_caps = rollups.NameCaps()
 
     def rows(self, minutes: range) -> tuple[int, list[PreparedRows]]:
         bundles = self.simulator.minutes(minutes)
@@ -160,7 +161,7 @@ class _Block:
             prepare(
                 "guardrail_violations", VIOLATION_COLUMNS, [violation_row(v) for v in violations]
             ),
-            self.loader.prepare_rollups(rollups.aggregate(interactions)),
+            *self.loader.prepare_rollups(rollups.aggregate(bundles, self.name_caps)),
         ]
 
 

@@ -6,7 +6,7 @@ to what the driver takes and may run in a worker thread while the previous rows 
 so building rows and the database's work overlap. Postgres takes them through asyncpg `COPY` on
 the transaction's own connection; SQLite through executemany inserts. Roll-up rows are added to
 whatever `usage_rollups` already holds for the same key (the recorder's upsert), so a history
-written on top of other rows never overwrites a count.
+written on top of other rows never overwrites a count (the same goes for `usage_breakdowns`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,15 @@ from telemetry.schema import metadata
 
 Row = tuple[Any, ...]
 ROLLUP_COLUMNS: tuple[str, ...] = (*rollups.KEY_COLUMNS, *rollups.SUM_COLUMNS)
-_ROLLUP_STAGE = "bulk_load_rollups"
+BREAKDOWN_COLUMNS: tuple[str, ...] = (
+    *rollups.BREAKDOWN_KEY_COLUMNS,
+    *rollups.BREAKDOWN_SUM_COLUMNS,
+)
+_ADDED_TO: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "usage_rollups": (rollups.KEY_COLUMNS, rollups.SUM_COLUMNS),
+    "usage_breakdowns": (rollups.BREAKDOWN_KEY_COLUMNS, rollups.BREAKDOWN_SUM_COLUMNS),
+}
+"""Tables whose rows are added to the stored ones with the same key: (key columns, sums)."""
 SQLITE_CACHE_KIB = 64 * 1024
 """SQLite's page cache while rows are appended: a quarter faster than the default 2 MB once the
 indexes outgrow that."""
@@ -87,7 +95,7 @@ class BulkLoader:
         self._dialect = dialect
         self._postgres = dialect.name == "postgresql"
         self._converters: dict[tuple[str, tuple[str, ...]], Converter] = {}
-        self._staged = False
+        self._staged: set[str] = set()
         self._began = False
         self._cache_size: int | None = None
 
@@ -109,11 +117,20 @@ class BulkLoader:
             converted.append(tuple(values))
         return PreparedRows(table, columns, converted)
 
-    def prepare_rollups(self, rows: Sequence[dict[str, Any]]) -> PreparedRows:
-        """Roll-up rows as `telemetry.rollups.aggregate` makes them."""
-        return self.prepare(
-            "usage_rollups", ROLLUP_COLUMNS, [tuple(r[c] for c in ROLLUP_COLUMNS) for r in rows]
-        )
+    def prepare_rollups(self, summed: rollups.Aggregate) -> list[PreparedRows]:
+        """Roll-up and breakdown rows as `telemetry.rollups.aggregate` makes them."""
+        return [
+            self.prepare(
+                "usage_rollups",
+                ROLLUP_COLUMNS,
+                [tuple(r[c] for c in ROLLUP_COLUMNS) for r in summed.rollups],
+            ),
+            self.prepare(
+                "usage_breakdowns",
+                BREAKDOWN_COLUMNS,
+                [tuple(r[c] for c in BREAKDOWN_COLUMNS) for r in summed.breakdowns],
+            ),
+        ]
 
     async def write(self, connection: AsyncConnection, batches: Sequence[PreparedRows]) -> None:
         """Append the batches in order; roll-ups are added to the counts already stored.
@@ -144,28 +161,27 @@ class BulkLoader:
         raw = (await connection.get_raw_connection()).driver_connection
         if raw is None or not raw.is_in_transaction():
             raise RuntimeError("COPY would run outside the caller's transaction")
-        if batch.table != "usage_rollups":
+        added_to = _ADDED_TO.get(batch.table)
+        if added_to is None:
             await raw.copy_records_to_table(
                 batch.table, records=batch.rows, columns=list(batch.columns)
             )
             return
-        if not self._staged:
+        keys, sums = added_to
+        stage = f"bulk_load_{batch.table}"
+        if stage not in self._staged:
             await raw.execute(
-                f"CREATE TEMPORARY TABLE {_ROLLUP_STAGE} "
-                "(LIKE usage_rollups INCLUDING DEFAULTS) ON COMMIT DROP"
+                f"CREATE TEMPORARY TABLE {stage} "
+                f"(LIKE {batch.table} INCLUDING DEFAULTS) ON COMMIT DROP"
             )
-            self._staged = True
-        await raw.execute(f"TRUNCATE {_ROLLUP_STAGE}")
-        await raw.copy_records_to_table(
-            _ROLLUP_STAGE, records=batch.rows, columns=list(batch.columns)
-        )
+            self._staged.add(stage)
+        await raw.execute(f"TRUNCATE {stage}")
+        await raw.copy_records_to_table(stage, records=batch.rows, columns=list(batch.columns))
         names = ", ".join(batch.columns)
-        additions = ", ".join(
-            f"{name} = usage_rollups.{name} + excluded.{name}" for name in rollups.SUM_COLUMNS
-        )
+        additions = ", ".join(f"{name} = {batch.table}.{name} + excluded.{name}" for name in sums)
         await raw.execute(
-            f"INSERT INTO usage_rollups ({names}) SELECT {names} FROM {_ROLLUP_STAGE} "
-            f"ON CONFLICT ({', '.join(rollups.KEY_COLUMNS)}) DO UPDATE SET {additions}"
+            f"INSERT INTO {batch.table} ({names}) SELECT {names} FROM {stage} "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {additions}"
         )
 
     async def _insert(self, connection: AsyncConnection, batch: PreparedRows) -> None:
@@ -178,10 +194,10 @@ class BulkLoader:
         names = ", ".join(quote(c) for c in batch.columns)
         marks = ", ".join("?" for _ in batch.columns)
         sql = f"INSERT INTO {quote(batch.table)} ({names}) VALUES ({marks})"
-        if batch.table == "usage_rollups":
-            additions = ", ".join(
-                f"{quote(c)} = {quote(c)} + excluded.{quote(c)}" for c in rollups.SUM_COLUMNS
-            )
-            keys = ", ".join(quote(c) for c in rollups.KEY_COLUMNS)
+        added_to = _ADDED_TO.get(batch.table)
+        if added_to is not None:
+            key_columns, sums = added_to
+            additions = ", ".join(f"{quote(c)} = {quote(c)} + excluded.{quote(c)}" for c in sums)
+            keys = ", ".join(quote(c) for c in key_columns)
             sql += f" ON CONFLICT ({keys}) DO UPDATE SET {additions}"
         await connection.exec_driver_sql(sql, batch.rows)

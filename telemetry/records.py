@@ -113,6 +113,7 @@ class TraceRecord(msgspec.Struct, kw_only=True, gc=False):
     parent_trace_id: str | None = None
     parent_span_id: str | None = None
     escaped: bool = False
+    source: str = "proxy"  # proxy | otlp | evaluation: how the trace reached the gateway
 
     @property
     def duration_ms(self) -> float:

@@ -1,37 +1,103 @@
-"""Per-minute usage roll-ups: aggregate a batch's interactions, then add them into the table.
+"""Roll-ups: a batch's requests summed per grain, bucket and dimensions, then added into the tables.
 
-Several workers write the same minute's rows at once, so the upsert adds to what is stored and
-never overwrites it. Rows are sorted by key so concurrent transactions lock them in one order.
+Every request (one trace bundle) adds to three `usage_rollups` rows, one per grain (minute, hour,
+day), keyed by its workspace, key, source, provider, requested and served model, deployment,
+status, error type and whether the cache answered. The provider, served model and deployment are
+those of the attempt that answered (the last one when none did); tokens and cost are summed over
+every attempt, so a retried request costs what its attempts cost. Latency is the request's
+whole duration; time to first token the answering attempt's.
+
+Tags, end users, matched rules and guardrail findings go to `usage_breakdowns` at hour and day
+grain. Tags and end users are open-ended, so each workspace keeps the names of the first
+`NameCaps` limit of them per UTC day (per writer process) and counts the rest as `(other)`.
+
+Several workers write the same rows at once, so the upsert adds to what is stored and never
+overwrites it. Rows are sorted by key so concurrent transactions lock them in one order.
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from telemetry.records import InteractionRecord
+from telemetry.records import InteractionRecord, TraceBundle
 from telemetry.rows import utc
-from telemetry.schema import ROLLUP_BUCKET_COLUMNS, ROLLUP_LATENCY_BOUNDS_MS, usage_rollups
+from telemetry.schema import (
+    ROLLUP_BUCKET_COLUMNS,
+    ROLLUP_LATENCY_BOUNDS_MS,
+    ROLLUP_TTFT_BUCKET_COLUMNS,
+    usage_breakdowns,
+    usage_rollups,
+)
+from telemetry.summary import summarise
 
-KEY_COLUMNS: tuple[str, ...] = ("bucket_start", "workspace_id", "api_key_id", "provider", "model")
-SUM_COLUMNS: tuple[str, ...] = (
+KEY_COLUMNS: Final = (
+    "grain",
+    "bucket_start",
+    "workspace_id",
+    "api_key_id",
+    "source",
+    "provider",
+    "model",
+    "served_model",
+    "deployment",
+    "status",
+    "error_type",
+    "cache_hit",
+)
+COUNT_COLUMNS: Final = (
     "requests",
     "errors",
     "cache_hits",
+    "attempts",
+    "retries",
+    "fallbacks",
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",
-    "cost_usd",
-    "latency_ms_sum",
-    *ROLLUP_BUCKET_COLUMNS,
+    "unpriced",
+    "ttft_count",
+    "overhead_count",
 )
-_LAST_BUCKET = len(ROLLUP_LATENCY_BOUNDS_MS)
+MONEY_COLUMNS: Final = ("cost_usd", "cost_saved_usd")
+FLOAT_COLUMNS: Final = ("latency_ms_sum", "ttft_ms_sum", "overhead_ms_sum")
+SUM_COLUMNS: Final = (
+    *COUNT_COLUMNS,
+    *MONEY_COLUMNS,
+    *FLOAT_COLUMNS,
+    *ROLLUP_BUCKET_COLUMNS,
+    *ROLLUP_TTFT_BUCKET_COLUMNS,
+)
+BREAKDOWN_KEY_COLUMNS: Final = (
+    "grain",
+    "bucket_start",
+    "workspace_id",
+    "api_key_id",
+    "kind",
+    "name",
+    "detail",
+)
+BREAKDOWN_SUM_COLUMNS: Final = ("events", "errors", "cost_usd", "tokens")
+BREAKDOWN_KINDS: Final = ("tag", "end_user", "rule", "guardrail", "entity")
+OTHER: Final = "(other)"
+"""The name a tag or end user is counted under once its workspace's cap is reached."""
+NAME_LIMITS: Final = {"tag": 100, "end_user": 1000}
+NAME_LENGTH: Final = 256
+DETAIL_LENGTH: Final = 64
+
+_LAST_BUCKET: Final = len(ROLLUP_LATENCY_BOUNDS_MS)
+_MINUTE: Final = 60
+_HOUR: Final = 3600
+_DAY: Final = 86400
+_GRAIN_SECONDS: Final = (("minute", _MINUTE), ("hour", _HOUR), ("day", _DAY))
 
 
 def latency_bucket(latency_ms: float) -> int:
@@ -41,101 +107,280 @@ def latency_bucket(latency_ms: float) -> int:
     return bisect_left(ROLLUP_LATENCY_BOUNDS_MS, latency_ms)
 
 
+def bucket_of(epoch_seconds: float, seconds: int) -> float:
+    return math.floor(epoch_seconds / seconds) * float(seconds)
+
+
 def minute_of(epoch_seconds: float) -> float:
-    return math.floor(epoch_seconds / 60.0) * 60.0
+    return bucket_of(epoch_seconds, _MINUTE)
+
+
+@dataclass
+class NameCaps:
+    """Which tags and end users keep their names: per workspace and kind, the first
+    `NAME_LIMITS[kind]` seen in a UTC day; the rest are `(other)`."""
+
+    limits: Mapping[str, int] = field(default_factory=lambda: dict(NAME_LIMITS))
+    _day: float = -1.0
+    _kept: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+
+    def name(self, workspace_id: str, kind: str, value: str, at: float) -> str:
+        day = bucket_of(at, _DAY)
+        if day != self._day:
+            if day < self._day:  # a bundle replayed from an earlier day: do not reset
+                return self._capped(workspace_id, kind, value[:NAME_LENGTH])
+            self._day = day
+            self._kept.clear()
+        return self._capped(workspace_id, kind, value[:NAME_LENGTH])
+
+    def _capped(self, workspace_id: str, kind: str, value: str) -> str:
+        kept = self._kept.setdefault((workspace_id, kind), set())
+        if value in kept:
+            return value
+        if len(kept) < self.limits.get(kind, 0):
+            kept.add(value)
+            return value
+        return OTHER
 
 
 class _Sums:
-    __slots__ = (
-        "cache_hits",
-        "cached_tokens",
-        "completion_tokens",
-        "cost_usd",
-        "errors",
-        "latency_buckets",
-        "latency_ms_sum",
-        "prompt_tokens",
-        "requests",
-    )
+    """One row's sums, as a list in `SUM_COLUMNS` order (money as Decimal)."""
+
+    __slots__ = ("values",)
 
     def __init__(self) -> None:
-        self.requests = 0
-        self.errors = 0
-        self.cache_hits = 0
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
-        self.cached_tokens = 0
-        self.cost_usd = Decimal(0)
-        self.latency_ms_sum = 0.0
-        self.latency_buckets = [0] * len(ROLLUP_BUCKET_COLUMNS)
+        self.values: list[Any] = [0] * len(SUM_COLUMNS)
+        for position in _MONEY_POSITIONS:
+            self.values[position] = Decimal(0)
+        for position in _FLOAT_POSITIONS:
+            self.values[position] = 0.0
 
-    def add(self, i: InteractionRecord) -> None:
-        self.requests += 1
-        if i.status != "ok":
-            self.errors += 1
-        if i.cache_hit:
-            self.cache_hits += 1
-        self.prompt_tokens += i.prompt_tokens or 0
-        self.completion_tokens += i.completion_tokens or 0
-        self.cached_tokens += i.cached_tokens or 0
-        if i.cost_usd is not None:
-            self.cost_usd += i.cost_usd
-        latency = i.latency_ms
-        self.latency_ms_sum += latency
-        self.latency_buckets[latency_bucket(latency)] += 1
-
-    def columns(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "errors": self.errors,
-            "cache_hits": self.cache_hits,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "cached_tokens": self.cached_tokens,
-            "cost_usd": self.cost_usd,
-            "latency_ms_sum": self.latency_ms_sum,
-            **dict(zip(ROLLUP_BUCKET_COLUMNS, self.latency_buckets, strict=True)),
-        }
+    def add(self, contribution: list[tuple[int, Any]]) -> None:
+        values = self.values
+        for position, amount in contribution:
+            values[position] += amount
 
 
-def aggregate(interactions: Iterable[InteractionRecord]) -> list[dict[str, Any]]:
-    """One row per (minute, workspace, key, provider, requested model), sorted by that key.
+_POSITION: Final = {name: n for n, name in enumerate(SUM_COLUMNS)}
+_MONEY_POSITIONS: Final = tuple(_POSITION[name] for name in MONEY_COLUMNS)
+_FLOAT_POSITIONS: Final = tuple(_POSITION[name] for name in FLOAT_COLUMNS)
+_LATENCY_POSITIONS: Final = tuple(_POSITION[name] for name in ROLLUP_BUCKET_COLUMNS)
+_TTFT_POSITIONS: Final = tuple(_POSITION[name] for name in ROLLUP_TTFT_BUCKET_COLUMNS)
 
-    Unknown costs (None) add nothing to `cost_usd`; unknown token counts add 0.
-    """
-    sums: dict[tuple[float, str, str, str, str], _Sums] = {}
-    for i in interactions:
-        key = (
-            minute_of(i.started_at),
-            i.workspace_id,
-            i.api_key_id or "",
-            i.provider,
-            i.requested_model,
-        )
-        entry = sums.get(key)
-        if entry is None:
-            entry = sums[key] = _Sums()
-        entry.add(i)
-    return [
-        {
-            "bucket_start": utc(minute),
-            "workspace_id": workspace_id,
-            "api_key_id": api_key_id,
-            "provider": provider,
-            "model": model,
-            **entry.columns(),
-        }
-        for (minute, workspace_id, api_key_id, provider, model), entry in sorted(
-            sums.items(), key=lambda item: item[0]
-        )
+
+def _answering(interactions: list[InteractionRecord]) -> InteractionRecord | None:
+    for interaction in reversed(interactions):
+        if interaction.status == "ok":
+            return interaction
+    return interactions[-1] if interactions else None
+
+
+def _contribution(bundle: TraceBundle, status: str, summary: tuple[Any, ...]) -> list[Any]:
+    """(position, amount) pairs this request adds to its rows."""
+    _deployment, prompt, completion, _total, cost, ttft, cache_hit = summary[:7]
+    trace = bundle.trace
+    p = _POSITION
+    added: list[tuple[int, Any]] = [
+        (p["requests"], 1),
+        (p["latency_ms_sum"], trace.duration_ms),
+        (_LATENCY_POSITIONS[latency_bucket(trace.duration_ms)], 1),
     ]
+    if status == "error":
+        added.append((p["errors"], 1))
+    if cache_hit:
+        added.append((p["cache_hits"], 1))
+    interactions = bundle.interactions
+    if interactions:
+        attempts = sum(1 for i in interactions if not i.cache_hit)
+        if attempts:
+            added.append((p["attempts"], attempts))
+        cached = sum(i.cached_tokens or 0 for i in interactions)
+        saved = sum((i.cost_saved_usd for i in interactions if i.cost_saved_usd), Decimal(0))
+        if cached:
+            added.append((p["cached_tokens"], cached))
+        if saved:
+            added.append((p["cost_saved_usd"], saved))
+        if cost is None:
+            added.append((p["unpriced"], 1))
+    if prompt:
+        added.append((p["prompt_tokens"], prompt))
+    if completion:
+        added.append((p["completion_tokens"], completion))
+    if cost:
+        added.append((p["cost_usd"], cost))
+    if ttft is not None:
+        added.extend(
+            (
+                (p["ttft_count"], 1),
+                (p["ttft_ms_sum"], ttft),
+                (_TTFT_POSITIONS[latency_bucket(ttft)], 1),
+            )
+        )
+    if trace.overhead_ms is not None:
+        added.extend(((p["overhead_count"], 1), (p["overhead_ms_sum"], trace.overhead_ms)))
+    retries = fallbacks = 0
+    for decision in bundle.decisions:
+        if decision.type == "retry":
+            retries += 1
+        elif decision.type == "fallback":
+            fallbacks += 1
+    if retries:
+        added.append((p["retries"], retries))
+    if fallbacks:
+        added.append((p["fallbacks"], fallbacks))
+    return added
+
+
+def _dimensions(bundle: TraceBundle, status: str, cache_hit: bool) -> tuple[Any, ...]:
+    """The key after grain and bucket: workspace ... cache hit, as in `KEY_COLUMNS`."""
+    trace = bundle.trace
+    answer = _answering(bundle.interactions)
+    if answer is None:
+        provider = trace.provider or ""
+        served = trace.provider_model or ""
+        deployment = ""
+        model = trace.requested_model or ""
+    else:
+        provider = answer.provider
+        served = answer.provider_model
+        deployment = answer.deployment
+        model = trace.requested_model or answer.requested_model
+    return (
+        trace.workspace_id,
+        trace.api_key_id or "",
+        trace.source,
+        provider[:128],
+        model[:NAME_LENGTH],
+        served[:NAME_LENGTH],
+        deployment[:NAME_LENGTH],
+        status,
+        (trace.error_type or "")[:DETAIL_LENGTH],
+        bool(cache_hit),
+    )
+
+
+@dataclass
+class Aggregate:
+    """A batch summed: rows for `usage_rollups` and for `usage_breakdowns`, each sorted by key."""
+
+    rollups: list[dict[str, Any]]
+    breakdowns: list[dict[str, Any]]
+
+
+class _Breakdowns:
+    def __init__(self) -> None:
+        self.sums: dict[tuple[Any, ...], list[Any]] = {}
+
+    def add(
+        self, key: tuple[Any, ...], events: int, error: int, cost: Decimal, tokens: int
+    ) -> None:
+        entry = self.sums.get(key)
+        if entry is None:
+            self.sums[key] = [events, error, cost, tokens]
+        else:
+            entry[0] += events
+            entry[1] += error
+            entry[2] += cost
+            entry[3] += tokens
+
+
+def _breakdowns(
+    bundle: TraceBundle,
+    status: str,
+    summary: tuple[Any, ...],
+    buckets: tuple[tuple[str, datetime], ...],
+    caps: NameCaps,
+    into: _Breakdowns,
+) -> None:
+    trace = bundle.trace
+    workspace = trace.workspace_id
+    key = trace.api_key_id or ""
+    cost = summary[4] or Decimal(0)
+    tokens = (summary[1] or 0) + (summary[2] or 0)
+    error = 1 if status == "error" else 0
+    names: list[tuple[str, str, str, int]] = []
+    for tag in dict.fromkeys(trace.tags):
+        names.append(("tag", caps.name(workspace, "tag", tag, trace.started_at), "", 1))
+    if trace.end_user:
+        end_user = caps.name(workspace, "end_user", trace.end_user, trace.started_at)
+        names.append(("end_user", end_user, "", 1))
+    for rule_id in summary[7]:
+        names.append(("rule", rule_id[:NAME_LENGTH], "", 1))
+    for violation in bundle.violations:
+        guardrail = violation.guardrail[:NAME_LENGTH]
+        names.append(("guardrail", guardrail, violation.action[:DETAIL_LENGTH], 1))
+        for entity, count in violation.entities.items():
+            names.append(("entity", guardrail, entity[:DETAIL_LENGTH], count))
+    for grain, start in buckets:
+        for kind, name, detail, events in names:
+            shared = kind in ("tag", "end_user", "rule")
+            into.add(
+                (grain, start, workspace, key, kind, name, detail),
+                events,
+                error if shared else 0,
+                cost if shared else Decimal(0),
+                tokens if shared else 0,
+            )
+
+
+def aggregate(bundles: Iterable[TraceBundle], caps: NameCaps | None = None) -> Aggregate:
+    """Sum the bundles into roll-up and breakdown rows (see the module's docstring).
+
+    Unknown costs (None) add nothing to `cost_usd` and count in `unpriced`; unknown token counts
+    add 0.
+    """
+    caps = caps if caps is not None else NameCaps()
+    sums: dict[tuple[Any, ...], _Sums] = {}
+    breakdowns = _Breakdowns()
+    for bundle in bundles:
+        status, summary = summarise(bundle)
+        dimensions = _dimensions(bundle, status, summary[6])
+        added = _contribution(bundle, status, summary)
+        started = bundle.trace.started_at
+        buckets = tuple(
+            (grain, utc(bucket_of(started, seconds))) for grain, seconds in _GRAIN_SECONDS
+        )
+        for grain, start in buckets:
+            key = (grain, start, *dimensions)
+            entry = sums.get(key)
+            if entry is None:
+                entry = sums[key] = _Sums()
+            entry.add(added)
+        if bundle.trace.tags or bundle.trace.end_user or bundle.violations or summary[7]:
+            _breakdowns(bundle, status, summary, buckets[1:], caps, breakdowns)
+    return Aggregate(
+        rollups=[
+            dict(zip(KEY_COLUMNS, key, strict=True))
+            | dict(zip(SUM_COLUMNS, entry.values, strict=True))
+            for key, entry in sorted(sums.items(), key=_sort_key)
+        ],
+        breakdowns=[
+            dict(zip(BREAKDOWN_KEY_COLUMNS, key, strict=True))
+            | dict(zip(BREAKDOWN_SUM_COLUMNS, values, strict=True))
+            for key, values in sorted(breakdowns.sums.items(), key=_sort_key)
+        ],
+    )
+
+
+def _sort_key(item: tuple[tuple[Any, ...], Any]) -> tuple[Any, ...]:
+    return item[0]
+
+
+def _upsert(
+    table: sa.Table, keys: tuple[str, ...], sums: tuple[str, ...], dialect: str
+) -> sa.Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: table.c[name] + statement.excluded[name] for name in sums},
+    )
 
 
 def upsert_statement(dialect_name: str) -> sa.Insert:
     """`INSERT ... ON CONFLICT (key) DO UPDATE SET col = usage_rollups.col + excluded.col`."""
-    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    statement = insert(usage_rollups)
-    return statement.on_conflict_do_update(
-        index_elements=list(KEY_COLUMNS),
-        set_={name: usage_rollups.c[name] + statement.excluded[name] for name in SUM_COLUMNS},
-    )
+    return _upsert(usage_rollups, KEY_COLUMNS, SUM_COLUMNS, dialect_name)
+
+
+def breakdown_upsert_statement(dialect_name: str) -> sa.Insert:
+    return _upsert(usage_breakdowns, BREAKDOWN_KEY_COLUMNS, BREAKDOWN_SUM_COLUMNS, dialect_name)

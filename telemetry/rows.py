@@ -58,6 +58,7 @@ TRACE_COLUMNS: tuple[str, ...] = (
     "parent_trace_id",
     "parent_span_id",
     "escaped",
+    "source",
     *SUMMARY_COLUMNS,
 )
 SPAN_COLUMNS: tuple[str, ...] = (
@@ -174,6 +175,7 @@ def trace_row(bundle: TraceBundle) -> Row:
         t.parent_trace_id,
         t.parent_span_id,
         t.escaped,
+        t.source,
         *summary,
     )
 

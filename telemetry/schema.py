@@ -84,24 +84,24 @@ def _partial_index(name: str, columns: tuple[str, ...], where: str) -> sa.Index:
 DEFAULT_WORKSPACE_ID = "00000000000000000000000000000000"
 EMPTY_JSON_LIST = sa.text("'[]'")
 
-# Upper bounds in milliseconds of the latency buckets kept in usage_rollups; the last bucket is +Inf.
-ROLLUP_LATENCY_BOUNDS_MS: tuple[float, ...] = (
-    10,
-    25,
-    50,
-    100,
-    250,
-    500,
-    1000,
-    2500,
-    5000,
-    10000,
-    30000,
-    60000,
-)
-ROLLUP_BUCKET_COLUMNS: tuple[str, ...] = tuple(
-    f"latency_bucket_{i}" for i in range(len(ROLLUP_LATENCY_BOUNDS_MS) + 1)
-)
+# Upper bounds in milliseconds of the histogram buckets kept in the roll-ups, for latency and
+# for time to first token alike; one more bucket holds everything above the last bound. Each bound
+# is at most about 1.5 times the one before, so a percentile read from the buckets is within a
+# bucket's width of the exact one (docs/analytics.md gives the error measured on demo data).
+ROLLUP_LATENCY_BOUNDS_MS: tuple[int, ...] = (
+    1, 2, 3, 5, 7, 10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500,
+    600, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 7500, 10000, 12500, 15000,
+    20000, 25000, 30000, 40000, 50000, 60000, 90000, 120000, 180000, 300000,
+)  # fmt: skip
+
+
+def _bucket_columns(prefix: str) -> tuple[str, ...]:
+    return (*(f"{prefix}_le_{bound}" for bound in ROLLUP_LATENCY_BOUNDS_MS), f"{prefix}_le_inf")
+
+
+ROLLUP_BUCKET_COLUMNS: tuple[str, ...] = _bucket_columns("latency")
+ROLLUP_TTFT_BUCKET_COLUMNS: tuple[str, ...] = _bucket_columns("ttft")
+ROLLUP_GRAINS: tuple[str, ...] = ("minute", "hour", "day")
 
 workspaces = sa.Table(
     "workspaces",
@@ -175,6 +175,8 @@ traces = sa.Table(
     sa.Column("parent_span_id", sa.String(16), nullable=True),
     # A value of this request held characters the database cannot store and was escaped.
     sa.Column("escaped", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    # How the trace reached us: proxy (a request the gateway served), otlp, evaluation.
+    sa.Column("source", sa.String(16), nullable=False, default="proxy", server_default="proxy"),
     # A summary of what lies under the trace, written with it so lists and filters read one row:
     # the last attempt's deployment, tokens and cost summed over attempts, the first token's wait,
     # whether the cache answered, the rule ids that matched, and the strongest guardrail action
@@ -315,26 +317,83 @@ ai_interactions = sa.Table(
     sa.Index(None, "requested_model", "started_at"),
 )
 
+# What dashboards and alerts read, so their cost grows with time and variety, not with the
+# number of requests: one row per grain (minute, hour, day), bucket and combination of the
+# dimensions, with sums added in by the writer in the same transaction as the raw rows
+# (telemetry.rollups). A request counts once, under the attempt that answered it (or the last).
 usage_rollups = sa.Table(
     "usage_rollups",
     metadata,
-    sa.Column("bucket_start", Timestamp, nullable=False),  # the minute, UTC
+    sa.Column("grain", sa.String(8), nullable=False),  # minute | hour | day
+    sa.Column("bucket_start", Timestamp, nullable=False),  # UTC
     sa.Column("workspace_id", sa.String(32), nullable=False),
     sa.Column("api_key_id", sa.String(32), nullable=False),  # "" when no key
-    sa.Column("provider", sa.String(128), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # proxy | otlp | evaluation
+    sa.Column("provider", sa.String(128), nullable=False),  # "" when no provider was called
     sa.Column("model", sa.String(256), nullable=False),  # the requested (public) model
+    sa.Column("served_model", sa.String(256), nullable=False),  # the provider's model
+    sa.Column("deployment", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # ok | error | denied | cancelled
+    sa.Column("error_type", sa.String(64), nullable=False),  # "" when none
+    sa.Column("cache_hit", sa.Boolean, nullable=False),
     sa.Column("requests", sa.BigInteger, nullable=False),
     sa.Column("errors", sa.BigInteger, nullable=False),
     sa.Column("cache_hits", sa.BigInteger, nullable=False),
+    sa.Column("attempts", sa.BigInteger, nullable=False),
+    sa.Column("retries", sa.BigInteger, nullable=False),
+    sa.Column("fallbacks", sa.BigInteger, nullable=False),
     sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
     sa.Column("completion_tokens", sa.BigInteger, nullable=False),
     sa.Column("cached_tokens", sa.BigInteger, nullable=False),
     sa.Column("cost_usd", Money(), nullable=False),
+    sa.Column("cost_saved_usd", Money(), nullable=False),
+    sa.Column("unpriced", sa.BigInteger, nullable=False),  # requests whose cost is unknown
     sa.Column("latency_ms_sum", sa.Float, nullable=False),
     *(sa.Column(name, sa.BigInteger, nullable=False) for name in ROLLUP_BUCKET_COLUMNS),
-    sa.PrimaryKeyConstraint("bucket_start", "workspace_id", "api_key_id", "provider", "model"),
-    sa.Index(None, "workspace_id", "bucket_start"),
-    sa.Index(None, "model", "bucket_start"),
+    sa.Column("ttft_count", sa.BigInteger, nullable=False),
+    sa.Column("ttft_ms_sum", sa.Float, nullable=False),
+    *(sa.Column(name, sa.BigInteger, nullable=False) for name in ROLLUP_TTFT_BUCKET_COLUMNS),
+    sa.Column("overhead_count", sa.BigInteger, nullable=False),
+    sa.Column("overhead_ms_sum", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint(
+        "grain",
+        "bucket_start",
+        "workspace_id",
+        "api_key_id",
+        "source",
+        "provider",
+        "model",
+        "served_model",
+        "deployment",
+        "status",
+        "error_type",
+        "cache_hit",
+    ),
+    sa.Index(None, "workspace_id", "grain", "bucket_start"),
+)
+
+# Breakdowns by values a request may have many of, or too many different ones to be a roll-up
+# dimension: tags and end users (the first `telemetry.rollups` caps per workspace keep their
+# names, the rest count as "(other)"), matched rules, guardrail verdicts and the entity types
+# they found. Hour and day grains only.
+usage_breakdowns = sa.Table(
+    "usage_breakdowns",
+    metadata,
+    sa.Column("grain", sa.String(8), nullable=False),  # hour | day
+    sa.Column("bucket_start", Timestamp, nullable=False),
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("api_key_id", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # tag | end_user | rule | guardrail | entity
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("detail", sa.String(64), nullable=False),  # a guardrail's action, an entity type
+    sa.Column("events", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+    sa.Column("cost_usd", Money(), nullable=False),
+    sa.Column("tokens", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint(
+        "grain", "bucket_start", "workspace_id", "api_key_id", "kind", "name", "detail"
+    ),
+    sa.Index(None, "workspace_id", "grain", "kind", "bucket_start"),
 )
 
 # Steering rules edited through the admin API. A rule is never removed (`deleted_at` marks it), so

@@ -96,12 +96,15 @@ def _json_text(value: Any) -> str | None:
 
 
 class BatchWriter:
-    """Writes batches of bundles to one database; holds no state between batches."""
+    """Writes batches of bundles to one database. Between batches it holds only which tags and
+    end users keep their names in the roll-ups today (`telemetry.rollups.NameCaps`)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
         self._upsert = rollups.upsert_statement(self._dialect)
+        self._upsert_breakdowns = rollups.breakdown_upsert_statement(self._dialect)
+        self._name_caps = rollups.NameCaps()
         insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         self._insert_new = {
             name: insert(metadata.tables[name]).on_conflict_do_nothing(
@@ -145,11 +148,14 @@ class BatchWriter:
                 await self._copy(connection, tables)
             else:
                 await self._insert(connection, tables)
-            rollup_rows = rollups.aggregate(records.interactions)
-            if rollup_rows:
-                await connection.execute(self._upsert, rollup_rows)
+            summed = rollups.aggregate(records.traces, self._name_caps)
+            if summed.rollups:
+                await connection.execute(self._upsert, summed.rollups)
+            if summed.breakdowns:
+                await connection.execute(self._upsert_breakdowns, summed.breakdowns)
         counts = {table.name: len(table.records) for table in tables}
-        counts["usage_rollups"] = len(rollup_rows)
+        counts["usage_rollups"] = len(summed.rollups)
+        counts["usage_breakdowns"] = len(summed.breakdowns)
         return counts
 
     async def _stored_ids(

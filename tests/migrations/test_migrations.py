@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ TABLES = {
     "decisions",
     "ai_interactions",
     "usage_rollups",
+    "usage_breakdowns",
     "rules",
     "rule_versions",
     "budget_spend",
@@ -35,6 +37,7 @@ TABLES = {
     "audit_log",
 }
 CONSOLE_TABLES = {"users", "memberships", "console_sessions", "signin_links", "audit_log"}
+NEWER_TABLES = CONSOLE_TABLES | {"usage_breakdowns"}
 LIMIT_COLUMNS = {
     "allowed_models",
     "rpm_limit",
@@ -101,13 +104,20 @@ async def test_upgrade_matches_the_schema_and_downgrade_undoes_it(database_url: 
     shape = await _with_connection(database_url, _inspect)
     assert shape["tables"] == TABLES == set(metadata.tables)
     assert shape["rollup_pk"]["constrained_columns"] == [
+        "grain",
         "bucket_start",
         "workspace_id",
         "api_key_id",
+        "source",
         "provider",
         "model",
+        "served_model",
+        "deployment",
+        "status",
+        "error_type",
+        "cache_hit",
     ]
-    assert "ix_usage_rollups_workspace_id_bucket_start" in shape["indexes"]["usage_rollups"]
+    assert "ix_usage_rollups_workspace_id_grain_bucket_start" in shape["indexes"]["usage_rollups"]
     assert "ix_traces_requested_model_started_at" in shape["indexes"]["traces"]
     assert "ix_rule_versions_rule_id_version" in shape["indexes"]["rule_versions"]
     assert shape["spend_pk"]["constrained_columns"] == [
@@ -138,7 +148,7 @@ async def test_the_api_works_when_called_inside_a_running_event_loop(sqlite_url:
 def test_upgrading_twice_is_harmless_from_plain_code(sqlite_url: str) -> None:
     migrations.upgrade(sqlite_url)
     migrations.upgrade(sqlite_url)
-    assert migrations.current(sqlite_url) == "0008"
+    assert migrations.current(sqlite_url) == "0009"
 
 
 async def _insert_key(url: str) -> None:
@@ -186,7 +196,7 @@ async def test_limits_migration_keeps_existing_keys_and_undoes_cleanly(database_
     await asyncio.to_thread(migrations.downgrade, database_url, "0002")
     assert await asyncio.to_thread(migrations.current, database_url) == "0002"
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - {"budget_spend", "guardrail_violations"} - CONSOLE_TABLES
+    assert shape["tables"] == TABLES - {"budget_spend", "guardrail_violations"} - NEWER_TABLES
     assert not LIMIT_COLUMNS & shape["columns"]["api_keys"]
     assert "cost_saved_usd" not in shape["columns"]["ai_interactions"]
     assert "ix_ai_interactions_workspace_id_started_at" in shape["indexes"]["ai_interactions"]
@@ -213,7 +223,7 @@ async def test_guardrails_migration_gives_existing_keys_no_guardrails(database_u
 
     await asyncio.to_thread(migrations.downgrade, database_url, "0003")
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - {"guardrail_violations"} - CONSOLE_TABLES
+    assert shape["tables"] == TABLES - {"guardrail_violations"} - NEWER_TABLES
     assert "guardrails" not in shape["columns"]["api_keys"]
     await asyncio.to_thread(migrations.upgrade, database_url)
     assert await _with_connection(database_url, _differences) == []
@@ -228,7 +238,7 @@ async def test_downgrading_to_0001_drops_the_rule_tables(database_url: str) -> N
         tables
         == TABLES
         - {"rules", "rule_versions", "budget_spend", "guardrail_violations"}
-        - CONSOLE_TABLES
+        - NEWER_TABLES
     )
     assert len(await _default_workspaces(database_url)) == 1
 
@@ -237,3 +247,69 @@ def test_a_bad_url_is_a_clear_error_without_the_password() -> None:
     with pytest.raises(ValueError, match="mysql") as caught:
         migrations.upgrade("mysql://admin:hunter2@db.example/steerway")
     assert "hunter2" not in str(caught.value)
+
+
+async def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return [tuple(row) for row in (await connection.execute(sa.text(sql))).all()]
+    finally:
+        await engine.dispose()
+
+
+async def _insert_old_rollup(url: str, minute: str, requests: int, bucket: int) -> None:
+    engine = create_engine(url)
+    buckets = {f"latency_bucket_{n}": int(n == bucket) * requests for n in range(13)}
+    columns = ", ".join(buckets)
+    marks = ", ".join(f":{name}" for name in buckets)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                sa.text(
+                    "INSERT INTO usage_rollups (bucket_start, workspace_id, api_key_id, provider,"
+                    " model, requests, errors, cache_hits, prompt_tokens, completion_tokens,"
+                    f" cached_tokens, cost_usd, latency_ms_sum, {columns}) VALUES (:minute, :w,"
+                    " 'k1', 'openai', 'gpt-x', :requests, 1, 0, 70, 30, 0, 2, :latency,"
+                    f" {marks})"
+                ).bindparams(sa.bindparam("minute", type_=sa.DateTime(timezone=True))),
+                {
+                    "minute": datetime.fromisoformat(minute).replace(tzinfo=UTC),
+                    "w": DEFAULT_WORKSPACE_ID,
+                    "requests": requests,
+                    "latency": 80.0 * requests,
+                    **buckets,
+                },
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_the_analytics_migration_carries_minute_rollups_over_and_sums_hours_and_days(
+    database_url: str,
+) -> None:
+    await asyncio.to_thread(migrations.upgrade, database_url, "0008")
+    # Two minutes of one hour and a minute of the next day; bucket 3 is "up to 100 ms".
+    await _insert_old_rollup(database_url, "2026-03-01 10:05:00", 4, 3)
+    await _insert_old_rollup(database_url, "2026-03-01 10:59:00", 3, 3)
+    await _insert_old_rollup(database_url, "2026-03-02 00:00:00", 5, 12)
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    rows = await _rows(
+        database_url,
+        "SELECT grain, requests, errors, prompt_tokens, latency_le_100, latency_le_inf,"
+        " latency_le_75, status, served_model FROM usage_rollups"
+        " ORDER BY grain, bucket_start",
+    )
+    assert rows == [
+        ("day", 7, 2, 140, 7, 0, 0, "", ""),
+        ("day", 5, 1, 70, 0, 5, 0, "", ""),
+        ("hour", 7, 2, 140, 7, 0, 0, "", ""),
+        ("hour", 5, 1, 70, 0, 5, 0, "", ""),
+        ("minute", 4, 1, 70, 4, 0, 0, "", ""),
+        ("minute", 3, 1, 70, 3, 0, 0, "", ""),
+        ("minute", 5, 1, 70, 0, 5, 0, "", ""),
+    ]
+    hours = await _rows(
+        database_url, "SELECT bucket_start FROM usage_rollups WHERE grain = 'hour' ORDER BY 1"
+    )
+    assert [str(hour[0])[:19] for hour in hours] == ["2026-03-01 10:00:00", "2026-03-02 00:00:00"]
