@@ -9,6 +9,8 @@ import pytest
 from admin_ui.chart_bars import ACCENT_FALLBACK
 from admin_ui.chart_colors import series_color
 from admin_ui.chart_svg import EMPTY_TEXT, bar_chart, change_text, sparkline, stat_tile
+from admin_ui.static_files import static_assets
+from admin_ui.templating import console_environment
 
 SVG = "{http://www.w3.org/2000/svg}"
 M = "\u2212"
@@ -192,3 +194,19 @@ def test_stat_tile() -> None:
     found = {div.get("class"): div.text for div in unknown.iter("div")}
     assert found["stat-value"] == "—" and found["stat-change change-flat"] == "—"
     assert "stat-spark" not in found
+
+
+def test_pages_link_the_chart_assets_through_their_macros() -> None:
+    environment = console_environment()
+    page = environment.from_string(
+        '{% from "charts.html" import chart_styles, chart_script %}'
+        "{{ chart_styles() }}{{ chart_script() }}{{ tile }}"
+    ).render(
+        tile=stat_tile(
+            "Requests", 3, "count", previous=2, sparkline_values=[1, 3], higher_is_better=True
+        )
+    )
+    assets = static_assets()
+    assert f'<link rel="stylesheet" href="{assets.url("charts.css")}">' in page
+    assert f'<script src="{assets.url("charts.js")}" defer></script>' in page
+    assert '<div class="stat-change change-good"' in page  # markup, not escaped again

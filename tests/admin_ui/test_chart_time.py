@@ -171,11 +171,19 @@ def test_gaps_break_lines_into_segments() -> None:
 def test_a_dense_series_hides_its_markers_but_not_a_lone_point() -> None:
     values: list[float | None] = [float(i % 7) for i in range(100)]
     values[50] = values[52] = None
-    root = draw([Series("busy", points(*values, every=0.05))], end=at(5))
-    classes = [m.get("class", "") for m in markers(root)]
-    assert len(classes) == 98
-    assert sum("chart-point-alone" in c for c in classes) == 1  # index 51, between two gaps
-    assert sum("chart-point-dense" in c for c in classes) == 97
+    few: list[float | None] = [1, None, 2, 3]
+    root = draw(
+        [Series("busy", points(*values, every=0.05)), Series("calm", points(*few, every=0.05))],
+        end=at(5),
+    )
+    dense = [g for g in root.iter(f"{SVG}g") if g.get("class") == "chart-points-dense"]
+    assert len(dense) == 1
+    busy = [m for m in dense[0] if m.get("data-series") == "busy"]
+    assert len(busy) == 98 == len(markers(root, "busy"))
+    alone = [m for m in busy if "chart-point-alone" in m.get("class", "")]
+    assert [m.get("data-v") for m in alone] == ["2"]  # index 51, between two gaps
+    # a series with few points shows them all; its lone point needs no mark
+    assert [m.get("class") for m in markers(root, "calm")] == ["chart-point"] * 3
 
 
 def test_axes_are_labelled_in_the_unit_and_in_time() -> None:
