@@ -117,24 +117,25 @@ def minute_of(epoch_seconds: float) -> float:
 
 @dataclass
 class NameCaps:
-    """Which tags and end users keep their names: per workspace and kind, the first
-    `NAME_LIMITS[kind]` seen in a UTC day; the rest are `(other)`."""
+    """Which tags and end users keep their names: per workspace, kind and UTC day, the first
+    `NAME_LIMITS[kind]` seen that day; the rest are `(other)`.
+
+    A request is named by its own day's names, also when it is written after the next day's
+    first (requests finishing out of order at midnight, a spill file replayed): the names of a
+    day are remembered until the day after it is over. A request older than that starts its
+    day's names afresh."""
 
     limits: Mapping[str, int] = field(default_factory=lambda: dict(NAME_LIMITS))
-    _day: float = -1.0
-    _kept: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    _newest_day: float = -math.inf
+    _kept: dict[tuple[float, str, str], set[str]] = field(default_factory=dict)
 
     def name(self, workspace_id: str, kind: str, value: str, at: float) -> str:
         day = bucket_of(at, _DAY)
-        if day != self._day:
-            if day < self._day:  # a bundle replayed from an earlier day: do not reset
-                return self._capped(workspace_id, kind, value[:NAME_LENGTH])
-            self._day = day
-            self._kept.clear()
-        return self._capped(workspace_id, kind, value[:NAME_LENGTH])
-
-    def _capped(self, workspace_id: str, kind: str, value: str) -> str:
-        kept = self._kept.setdefault((workspace_id, kind), set())
+        if day > self._newest_day:
+            self._newest_day = day
+            self._kept = {key: kept for key, kept in self._kept.items() if key[0] >= day - _DAY}
+        kept = self._kept.setdefault((day, workspace_id, kind), set())
+        value = value[:NAME_LENGTH]
         if value in kept:
             return value
         if len(kept) < self.limits.get(kind, 0):
@@ -175,6 +176,17 @@ def _answering(interactions: list[InteractionRecord]) -> InteractionRecord | Non
     return interactions[-1] if interactions else None
 
 
+def _unpriced(interaction: InteractionRecord) -> bool:
+    """Whether an attempt cost an unknown amount: it used tokens, or answered, at a price not
+    known. A failure that reported no usage cost nothing (budgets settle it at 0, as
+    `gateway.proxy` does) and a cache hit costs nothing by definition."""
+    return (
+        interaction.cost_usd is None
+        and not interaction.cache_hit
+        and (interaction.prompt_tokens is not None or interaction.status == "ok")
+    )
+
+
 def _contribution(bundle: TraceBundle, status: str, summary: tuple[Any, ...]) -> list[Any]:
     """(position, amount) pairs this request adds to its rows."""
     _deployment, prompt, completion, _total, cost, ttft, cache_hit = summary[:7]
@@ -200,7 +212,7 @@ def _contribution(bundle: TraceBundle, status: str, summary: tuple[Any, ...]) ->
             added.append((p["cached_tokens"], cached))
         if saved:
             added.append((p["cost_saved_usd"], saved))
-        if cost is None:
+        if any(_unpriced(i) for i in interactions):
             added.append((p["unpriced"], 1))
     if prompt:
         added.append((p["prompt_tokens"], prompt))
@@ -326,8 +338,9 @@ def _breakdowns(
 def aggregate(bundles: Iterable[TraceBundle], caps: NameCaps | None = None) -> Aggregate:
     """Sum the bundles into roll-up and breakdown rows (see the module's docstring).
 
-    Unknown costs (None) add nothing to `cost_usd` and count in `unpriced`; unknown token counts
-    add 0.
+    Unknown costs (None) add nothing to `cost_usd`; a request with an attempt whose cost is
+    unknown (`_unpriced`) counts in `unpriced`, also when its other attempts were priced.
+    Unknown token counts add 0.
     """
     caps = caps if caps is not None else NameCaps()
     sums: dict[tuple[Any, ...], _Sums] = {}
