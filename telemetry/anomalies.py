@@ -15,10 +15,13 @@ a share of the median (`relative_floor`, 10 %), a share of the series' level, it
 lookback (`level_floor`, per kind: at night a spend series is mostly a few requests, and one
 long answer would otherwise make an anomaly), and an absolute floor in the kind's unit.
 
-With fewer than two weeks of history for an hour, it is compared with the same hour of the
-previous `days` days instead, counting only days of the same kind (Monday to Friday, or the
-weekend, in UTC) so that a Saturday is not judged against Fridays. An hour with fewer than two
-samples to compare with, or too little history to know its typical deviation, gets no score.
+While fewer than `full_weeks` (3) earlier weeks are there, the same hour of the previous `days`
+days (7) joins the baseline, counting only days of the same kind (Monday to Friday, or the
+weekend, in UTC) so that a Saturday is not judged against Fridays: with less than two weeks of
+history that is all the baseline has, and with two, a median of two weeks alone is too often
+off (measured on the demo history: two Wednesdays that happened to be quiet made an ordinary
+Wednesday evening an anomaly). An hour with fewer than two samples to compare with, or too
+little history to know its typical deviation, gets no score.
 
 Hours missing from the input mean what the kind says: for a sum (cost, requests) nothing
 happened, so the hour counts as zero; for a ratio (error rate, latency) nothing was observed,
@@ -71,7 +74,8 @@ KINDS = {kind.name: kind for kind in (COST, REQUESTS, ERROR_RATE, LATENCY)}
 class Options:
     threshold: float = 4.0
     weeks: int = 4  # same hour of the week, this many weeks back
-    days: int = 7  # the fallback: same hour of the day, this many days back
+    days: int = 7  # same hour of the day, this many days back, while weeks are few
+    full_weeks: int = 3  # from this many earlier weeks on, the same hour of the week alone
     relative_floor: float = 0.1  # of the baseline's median
     level_floor: float | None = None  # of the series' mean over the lookback; None: the kind's
     absolute_floor: float | None = None  # None: the kind's
@@ -258,8 +262,9 @@ class _Baseline:
 def _baseline(
     values: Sequence[float | None], index: int, hour: int, options: Options
 ) -> _Baseline | None:
-    """The hour's baseline: the same hour of the week when two weeks or more are there, else
-    the same hour of the day on days of the same kind; None with too few samples."""
+    """The hour's baseline: the same hour of the week in earlier weeks, joined by the same hour
+    of earlier days of the same kind while fewer than `options.full_weeks` weeks are there;
+    None with too few samples."""
     weekly = [
         back
         for back in range(
@@ -268,16 +273,21 @@ def _baseline(
         if back >= 0 and values[back] is not None
     ]
     kind, indices, lookback = "week", weekly, options.weeks * _WEEK_HOURS
-    if len(weekly) < 2:
+    if len(weekly) < options.full_weeks:
         weekend = _weekend(hour)
-        kind, lookback = "day", options.days * _DAY_HOURS
-        indices = [
+        daily = [
             back
             for back in range(
                 index - _DAY_HOURS, index - _DAY_HOURS * (options.days + 1), -_DAY_HOURS
             )
-            if back >= 0 and values[back] is not None and _weekend(hour - (index - back)) == weekend
+            if back >= 0
+            and back not in weekly
+            and values[back] is not None
+            and _weekend(hour - (index - back)) == weekend
         ]
+        kind = "week+day" if weekly else "day"
+        indices = weekly + daily
+        lookback = max(lookback if weekly else 0, options.days * _DAY_HOURS)
     if len(indices) < max(2, options.min_samples):
         return None
     samples = [values[i] or 0.0 for i in indices]

@@ -96,18 +96,27 @@ def test_scores_are_calibrated_on_noise() -> None:
 
 
 def test_a_short_history_compares_with_earlier_days() -> None:
-    """Ten days: no two weeks yet, so each hour is compared with the same hour of earlier days
-    of the same kind; the weekend is judged against the weekend."""
+    """Ten days: each hour is compared with the same hour of earlier days of the same kind (the
+    weekend with the weekend), and from the second week on with the same hour a week earlier
+    too."""
     spike = datetime(2026, 3, 11, 15, tzinfo=UTC)  # Wednesday of the second week
     points = traffic(2, seed=3, changes=hours(spike, 1, 3.0))[: 10 * 24]
     scores = score_series(points, "requests")
     assert len(scores) == 240
     assert all(s.score is None for s in scores[:48])  # two days in: too few samples yet
-    assert {s.baseline for s in scores[72:] if s.at.weekday() < 5} == {"day"}
+    weekdays = [s for s in scores[72:] if s.at.weekday() < 5]
+    assert {s.baseline for s in weekdays if s.at.day < 9} == {"day"}
+    assert {s.baseline for s in weekdays if s.at.day >= 9} == {"week+day"}
     found = find_anomalies(points, "requests")
     assert [(a.start, a.direction) for a in found] == [(spike, UP)]
     saturday = [s for s in scores if s.at.weekday() == 5 and s.at.hour == 12]
     assert saturday[0].score is None  # no weekend day before the first Saturday
+
+
+def test_three_weeks_on_the_same_hour_of_the_week_alone() -> None:
+    scores = score_series(traffic(5, seed=1), "requests")
+    assert {s.baseline for s in scores[21 * 24 :]} == {"week"}
+    assert {s.baseline for s in scores[15 * 24 : 21 * 24]} == {"week+day"}
 
 
 def test_up_only_kinds_ignore_drops_unless_asked() -> None:
