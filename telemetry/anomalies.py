@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from statistics import NormalDist, median
 
@@ -93,7 +93,7 @@ class HourScore:
     expected: float | None  # the baseline's median; None when there is no baseline
     scale: float | None  # what one unit of score is worth, in the series' unit
     score: float | None  # None when the hour or its baseline is missing
-    baseline: str | None  # "week" (same hour of the week) or "day" (same hour of the day)
+    baseline: str | None  # "week" (same hour of earlier weeks), "day", or "week+day" (both)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,7 @@ class Anomaly:
     expected: float  # at the peak
     actual: float  # at the peak
     direction: str  # "up" or "down"
-    hours: int = field(default=1)  # flagged hours
+    hours: int = 1  # flagged hours
 
 
 def score_series(
@@ -320,31 +320,37 @@ class _NoisePool:
         self._window = window
         self._enough = enough
         self._least = least
-        self._bins: dict[int, deque[tuple[int, float]]] = {}
+        self._bins: dict[int, tuple[deque[int], deque[float]]] = {}
 
     def add(self, index: int, size: float, share: float) -> None:
-        self._bins.setdefault(self._bin(size), deque()).append((index, share))
+        indices, shares = self._bins.setdefault(self._bin(size), (deque(), deque()))
+        indices.append(index)
+        shares.append(share)
 
     def share(self, index: int, size: float) -> float | None:
         """1.4826 x the median deviation, as a share of size, of hours of about `size` before
-        `index`; None when fewer than `least` are known."""
+        `index` (or more, see `TAIL_QUANTILE`); None when fewer than `least` are known."""
         oldest = index - self._window
-        for entries in self._bins.values():
-            while entries and entries[0][0] < oldest:
-                entries.popleft()
+        for indices, shares in self._bins.values():
+            while indices and indices[0] < oldest:
+                indices.popleft()
+                shares.popleft()
         centre = self._bin(size) if size > 0 else min(self._bins, default=0)
+        widest = max((abs(b - centre) for b in self._bins), default=0)
         found: list[float] = []
         reach = 0
-        widest = max((abs(b - centre) for b in self._bins), default=0)
         while len(found) < self._enough and reach <= widest:
             for number in {centre - reach, centre + reach}:
-                found.extend(share for _, share in self._bins.get(number, ()))
+                if number in self._bins:
+                    found.extend(self._bins[number][1])
             reach += 1
-        if len(found) < self._least:
+        count = len(found)
+        if count < self._least:
             return None
         found.sort()
-        tail = found[min(len(found) - 1, int(TAIL_QUANTILE * len(found)))]
-        return max(MAD_TO_SIGMA * median(found), tail / TAIL_TO_SIGMA)
+        middle = found[count // 2] if count % 2 else (found[count // 2 - 1] + found[count // 2]) / 2
+        tail = found[min(count - 1, int(TAIL_QUANTILE * count))]
+        return max(MAD_TO_SIGMA * middle, tail / TAIL_TO_SIGMA)
 
     def _bin(self, size: float) -> int:
         return math.floor(math.log(size) / math.log(self.BIN_RATIO))
