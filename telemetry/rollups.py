@@ -145,31 +145,34 @@ class NameCaps:
 
 
 class _Sums:
-    """One row's sums, as a list in `SUM_COLUMNS` order (money as Decimal)."""
+    """One row's sums by position in `SUM_COLUMNS`, only those not zero: of a row's hundred and
+    more sums, a few buckets and counts are all most rows ever add to."""
 
     __slots__ = ("values",)
 
     def __init__(self) -> None:
-        self.values: list[Any] = [0] * len(SUM_COLUMNS)
-        for position in _MONEY_POSITIONS:
-            self.values[position] = Decimal(0)
-        for position in _FLOAT_POSITIONS:
-            self.values[position] = 0.0
+        self.values: dict[int, Any] = {}
 
     def add(self, contribution: list[tuple[int, Any]]) -> None:
         values = self.values
         for position, amount in contribution:
-            values[position] += amount
+            values[position] = values.get(position, 0) + amount
 
     def add_all(self, other: _Sums) -> None:
-        self.values = [
-            mine + theirs for mine, theirs in zip(self.values, other.values, strict=True)
-        ]
+        self.add(list(other.values.items()))
+
+    def row(self) -> dict[str, Any]:
+        row = dict(_ZERO_ROW)
+        for position, amount in self.values.items():
+            row[SUM_COLUMNS[position]] = amount
+        return row
 
 
 _POSITION: Final = {name: n for n, name in enumerate(SUM_COLUMNS)}
-_MONEY_POSITIONS: Final = tuple(_POSITION[name] for name in MONEY_COLUMNS)
-_FLOAT_POSITIONS: Final = tuple(_POSITION[name] for name in FLOAT_COLUMNS)
+_ZERO_ROW: Final[dict[str, Any]] = {
+    name: Decimal(0) if name in MONEY_COLUMNS else 0.0 if name in FLOAT_COLUMNS else 0
+    for name in SUM_COLUMNS
+}
 _LATENCY_POSITIONS: Final = tuple(_POSITION[name] for name in ROLLUP_BUCKET_COLUMNS)
 _TTFT_POSITIONS: Final = tuple(_POSITION[name] for name in ROLLUP_TTFT_BUCKET_COLUMNS)
 
@@ -368,8 +371,7 @@ def aggregate(bundles: Iterable[TraceBundle], caps: NameCaps | None = None) -> A
         breakdowns.add(day, *values)
     return Aggregate(
         rollups=[
-            dict(zip(KEY_COLUMNS, key, strict=True))
-            | dict(zip(SUM_COLUMNS, entry.values, strict=True))
+            dict(zip(KEY_COLUMNS, key, strict=True)) | entry.row()
             for key, entry in sorted(sums.items(), key=_sort_key)
         ],
         breakdowns=[
