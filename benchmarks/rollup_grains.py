@@ -62,7 +62,7 @@ async def _measure(url: str, rounds: int) -> dict[str, tuple[list[float], list[f
                     found[mode][0].append((time.perf_counter() - wall) * 1000)
                     found[mode][1].append((time.process_time() - cpu) * 1000)
     finally:
-        rollups._GRAIN_SECONDS = grains  # type: ignore[misc,assignment]
+        rollups._GRAIN_SECONDS = grains  # type: ignore[misc]
         await engine.dispose()
     return found
 
