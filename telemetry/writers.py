@@ -149,10 +149,14 @@ class BatchWriter:
             else:
                 await self._insert(connection, tables)
             summed = rollups.aggregate(records.traces, self._name_caps)
-            if summed.rollups:
-                await connection.execute(self._upsert, summed.rollups)
-            if summed.breakdowns:
-                await connection.execute(self._upsert_breakdowns, summed.breakdowns)
+            if self._dialect == "postgresql":
+                raw = (await connection.get_raw_connection()).driver_connection
+                await rollups.add_on_postgres(raw, summed)
+            else:
+                if summed.rollups:
+                    await connection.execute(self._upsert, summed.rollups)
+                if summed.breakdowns:
+                    await connection.execute(self._upsert_breakdowns, summed.breakdowns)
         counts = {table.name: len(table.records) for table in tables}
         counts["usage_rollups"] = len(summed.rollups)
         counts["usage_breakdowns"] = len(summed.breakdowns)
