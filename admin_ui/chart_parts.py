@@ -41,10 +41,11 @@ def coord(value: float) -> str:
 
 
 def number_attr(value: float) -> str:
-    """A value for a data- attribute: exact enough to read back, short when whole."""
+    """A value for a data- attribute, for scripts and tests: whole numbers as integers, others
+    to ten significant digits (a sum like 0.1 + 0.2 reads back as 0.3)."""
     if float(value).is_integer():
         return str(int(value))
-    return repr(float(value))
+    return format(value, ".10g")
 
 
 def text_width(text: str, size: float = FONT_SIZE) -> float:

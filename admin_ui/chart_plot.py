@@ -176,31 +176,37 @@ def markers(
         times, sums = stacked
         stack_index = {when: index for index, when in enumerate(times)}
         stack_alone = {times[s[0]] for s in _stretches(times, sums, plot.max_gap) if len(s) == 1}
+    moments = sorted({when for line in lines for when in line.values})
+    xs = {when: coord(plot.x(when)) for when in moments}
+    ts = {when: number_attr(when) for when in moments}
+    told = {when: moment_label(from_epoch(when)) for when in moments}
     parts = ['<g class="chart-points">']
     for position, line in enumerate(lines):
         known = [(when, value) for when, value in line.values.items() if value is not None]
-        if stacked is None:
-            pieces = runs(list(line.values.items()), plot.max_gap)
-            alone = {piece[0][0] for piece in pieces if len(piece) == 1}
+        if len(known) > DENSE_POINTS:
+            if stacked is None:
+                pieces = runs(list(line.values.items()), plot.max_gap)
+                alone = {piece[0][0] for piece in pieces if len(piece) == 1}
+            else:
+                alone = stack_alone
+            parts.append('<g class="chart-points-dense">')
         else:
-            alone = stack_alone
-        dense = len(known) > DENSE_POINTS
+            alone = set()
+            parts.append("<g>")
+        name = attr(line.name)
         for when, value in known:
-            label = format_value(value, unit)
+            label = attr(format_value(value, unit))
             level, total = value, ""
             if stacked is not None:
                 level = _level(sums[stack_index[when]], position)
                 total = f' data-sum="{number_attr(level)}"'
-            classes = "chart-point"
-            if dense:
-                classes += " chart-point-alone" if when in alone else " chart-point-dense"
-            hover = f"{line.name} · {moment_label(from_epoch(when))} · {label}"
+            classes = "chart-point chart-point-alone" if when in alone else "chart-point"
             parts.append(
-                f'<circle class="{classes}" cx="{coord(plot.x(when))}"'
-                f' cy="{coord(plot.y(level))}" r="2.5" fill="{line.colour}"'
-                f' data-series="{attr(line.name)}" data-t="{number_attr(when)}"'
-                f' data-v="{number_attr(value)}"{total} data-label="{attr(label)}">'
-                f"<title>{attr(hover)}</title></circle>"
+                f'<circle class="{classes}" cx="{xs[when]}" cy="{coord(plot.y(level))}" r="2.5"'
+                f' fill="{line.colour}" data-series="{name}" data-t="{ts[when]}"'
+                f' data-v="{number_attr(value)}"{total} data-label="{label}">'
+                f"<title>{name} · {told[when]} · {label}</title></circle>"
             )
+        parts.append("</g>")
     parts.append("</g>")
     return parts

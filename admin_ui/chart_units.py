@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
-from typing import Final, Literal, get_args
+from typing import Final, Literal, cast, get_args
 
 Unit = Literal["count", "usd", "ms", "tokens", "percent", "per_second"]
 UNITS: Final = frozenset(get_args(Unit))
@@ -128,7 +128,7 @@ _FORMATS: Final = {
 def check_unit(unit: str) -> Unit:
     if unit not in UNITS:
         raise ValueError(f"unknown unit {unit!r}: one of {', '.join(sorted(UNITS))}")
-    return unit  # type: ignore[return-value]
+    return cast(Unit, unit)
 
 
 def format_value(value: float | None, unit: str) -> str:
