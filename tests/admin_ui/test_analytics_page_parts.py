@@ -28,8 +28,8 @@ NOW = datetime(2026, 12, 8, 10, 7, 30, tzinfo=UTC)
 
 def test_a_preset_range_ends_with_the_step_that_holds_now() -> None:
     page = read_page_range([("last", "24h")], NOW)
-    assert page.step == 900  # choose_step: 96 points
-    assert page.end == datetime(2026, 12, 8, 10, 15, tzinfo=UTC)
+    assert page.step == 3600  # choose_step: hour rows past 12 hours
+    assert page.end == datetime(2026, 12, 8, 11, 0, tzinfo=UTC)
     assert page.end - page.start == timedelta(hours=24)
     assert page.label == "Last 24 hours" and not page.custom
     previous = page.previous()
@@ -45,7 +45,7 @@ def test_without_a_range_the_page_shows_the_last_24_hours() -> None:
 
 @pytest.mark.parametrize(
     ("last", "step"),
-    [("1h", 60), ("6h", 300), ("24h", 900), ("7d", 3600), ("30d", 21600), ("90d", 86400)],
+    [("1h", 60), ("6h", 300), ("24h", 3600), ("7d", 10800), ("30d", 86400), ("90d", 86400)],
 )
 def test_every_preset_gets_a_step_with_whole_steps(last: str, step: int) -> None:
     page = read_page_range([("last", last)], NOW)
