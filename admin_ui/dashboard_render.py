@@ -479,6 +479,8 @@ async def _composite_panel(request: AnyRequest, state: AnalyticsState, view: Pan
                 scope=state.scope,
                 config=gateway.config,
                 ledger=gateway.ledger,
+                keys=state.filters.values.get("key"),
+                end_users=state.filters.values.get("end_user"),
             )
             view.empty = not view.budgets.rows
             view.empty_text = (

@@ -16,7 +16,16 @@ from admin_ui.analytics_range import (
     read_step,
     step_text,
 )
-from admin_ui.dashboard_render import NothingLeft, fit_step, narrowed
+from admin_ui.dashboard_model import Dashboard, Panel
+from admin_ui.dashboard_render import (
+    NOT_YET,
+    DashboardView,
+    NothingLeft,
+    PanelView,
+    fit_step,
+    narrowed,
+    render_view,
+)
 from admin_ui.panel_budgets import project
 from admin_ui.panel_costs import apportion
 from admin_ui.table_values import money, table_value
@@ -205,3 +214,32 @@ def test_table_numbers_are_whole_and_money_readable() -> None:
     assert table_value(1_234_567, "count") == "1,234,567"
     assert table_value(0.012345, "percent") == "1.23 %"
     assert table_value(1500.0, "ms") == "1.50 s" and table_value(12.3, "ms") == "12.3 ms"
+
+
+def test_forecast_and_anomaly_panels_say_they_are_not_available_yet() -> None:
+    panels = [Panel(title="Month-end spend", kind="forecast"), Panel(title="Odd", kind="anomalies")]
+    views = [
+        PanelView(
+            index=n,
+            panel=panel,
+            title=panel.title,
+            kind=panel.kind,
+            chart=panel.kind,
+            width=panel.width,
+            empty=True,
+            empty_text=NOT_YET[panel.kind],
+        )
+        for n, panel in enumerate(panels, start=1)
+    ]
+    html = render_view(
+        DashboardView(
+            dashboard=Dashboard(name="Later", panels=panels),
+            panels=views,
+            page_range=read_page_range([], NOW),
+            chips=[],
+            links=FilterLinks("/admin/analytics", []),
+        )
+    )
+    assert "Spend forecasts are not available yet." in html
+    assert "Anomaly detection is not available yet." in html
+    assert 'id="panel-1"' in html and 'data-kind="anomalies"' in html

@@ -314,6 +314,11 @@ def test_budgets_show_spent_remaining_and_a_projection(
     assert (limit, spent, reserved, remaining) == ("$10.00", "$2.50", "$0.00", "$7.50")
     assert projected.startswith("$")
     assert Decimal(projected[1:].replace(",", "")) >= Decimal("2.50")
+    # a key filter keeps that key's budgets (and its workspace's), no other key's
+    mine = get_page(gateway, f"/admin/analytics/cost?key={world.alpha.key_id}", world.alpha.admin)
+    assert world.alpha.key_name in panel_html(mine, "Budgets")
+    other = get_page(gateway, f"/admin/analytics/cost?key={world.bravo.key_id}", world.alpha.admin)
+    assert "No budget is set." in panel_html(other, "Budgets")
 
 
 def test_the_token_waterfall_splits_the_cost_by_kind_of_token(
