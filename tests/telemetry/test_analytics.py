@@ -95,8 +95,7 @@ async def test_totals_equal_the_sums_of_the_raw_requests_at_every_grain(history:
         "output_tokens": sum(b.interactions[0].completion_tokens or 0 for b in bundles),
         "cost": sum((_cost(b) for b in bundles), Decimal(0)),
         "unpriced": sum(
-            b.interactions[0].cost_usd is None and not b.interactions[0].cache_hit
-            for b in bundles
+            b.interactions[0].cost_usd is None and not b.interactions[0].cache_hit for b in bundles
         ),
     }
     for step in (300, 3600, 86400):
