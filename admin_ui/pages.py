@@ -46,6 +46,7 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem("decisions", "Decisions", f"{ADMIN_PATH}/decisions", "decisions"),
             NavItem("violations", "Guardrail violations", f"{ADMIN_PATH}/violations", "shield"),
             NavItem("live", "Live", f"{ADMIN_PATH}/live", "live"),
+            NavItem("dashboards", "Dashboards", f"{ADMIN_PATH}/dashboards", "dashboards"),
         ),
     ),
     NavSection(
