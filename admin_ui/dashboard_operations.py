@@ -254,12 +254,15 @@ def _require_sharing(who: Principal, workspace_id: str) -> None:
     if not who.can("dashboards.write", workspace_id):
         raise _denied(
             "Sharing a dashboard with the workspace takes an admin or owner role there; keep it "
-            "private instead."
+            "private instead.",
+            param="shared",
         )
 
 
-def _denied(message: str) -> GatewayError:
-    return GatewayError(403, message, type="permission_error", code="permission_denied")
+def _denied(message: str, param: str | None = None) -> GatewayError:
+    return GatewayError(
+        403, message, type="permission_error", code="permission_denied", param=param
+    )
 
 
 def dashboard_store_of(request: AnyRequest) -> DashboardStore:

@@ -237,9 +237,7 @@ class DashboardPages(Controller):
                 editor.errors[""] = error.message
             else:
                 place_problems(editor, _problems_of(error))
-            return await self._editor(
-                request, editor, stored=stored, status_code=400 if error.status < 409 else 409
-            )
+            return await self._editor(request, editor, stored=stored, status_code=error.status)
         return Redirect(f"{BASE}/{saved.dashboard_id}?saved={saved.version}", status_code=303)
 
     async def _editor(

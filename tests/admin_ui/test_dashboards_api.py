@@ -168,6 +168,7 @@ def test_a_private_dashboard_is_its_owners_alone(console_gateway: GatewayProcess
         # a viewer keeps private dashboards, never shares one
         refused = mine.post(API, json=body("Shared by a viewer", shared=True))
         assert error_of(refused, 403)["code"] == "permission_denied"
+        assert error_of(refused, 403)["param"] == "shared"
         sharing = mine.put(f"{API}/{private['id']}", json={**body(), "shared": True, "version": 1})
         assert error_of(sharing, 403)["code"] == "permission_denied"
 
