@@ -1,8 +1,8 @@
 """The admin API under `/admin/api`: every route behind `require_console_user`, which accepts a
 bearer admin key as before or a console session (with its CSRF token on every change).
 
-Workspaces, keys, users, the audit log, saved dashboards, traces and the lists of
-interactions, decisions and guardrail violations answer within the caller's workspaces, and
+Workspaces, keys, users, the audit log, saved dashboards, traces, the lists of interactions,
+decisions and guardrail violations, and analytics answer within the caller's workspaces, and
 each change is checked against the caller's role there (see `admin_ui.principals`). Rules and
 their simulation act on the whole gateway (rules apply to every workspace, replay reads every
 workspace's history), so they need an operator: an operator user, the master key or an admin key
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from litestar import Router
 
+from admin_ui.analytics_api import AnalyticsController
 from admin_ui.audit_api import AuditController
 from admin_ui.auth import require_global_admin
 from admin_ui.console_auth import require_console_user
@@ -50,6 +51,7 @@ def admin_router() -> Router:
             DashboardController,
             SessionController,
             LiveController,
+            AnalyticsController,
             operator_only,
         ],
     )

@@ -11,6 +11,7 @@ from litestar import Router, get
 from litestar.response import Redirect
 from litestar.types import ControllerRouterHandler
 
+from admin_ui.analytics_pages import AnalyticsPages
 from admin_ui.audit_page import AuditPage
 from admin_ui.console_auth import require_console_user
 from admin_ui.dashboards_pages import DashboardPages
@@ -40,6 +41,7 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     WorkspacePages,
     rules_pages_router(),
     LivePage,
+    AnalyticsPages,
     UserPages,
     AuditPage,
     DashboardPages,

@@ -99,14 +99,17 @@ def described(
     *,
     body: JsonSchema | None = None,
     query: tuple[Query, ...] = (),
+    path: tuple[Query, ...] = (),
     conflict: bool = False,
-    success: tuple[str, str] | None = None,
+    success: tuple[str | dict[str, JsonSchema], str] | None = None,
     more_errors: dict[str, str] | None = None,
 ) -> type[Operation]:
     """An `operation_class` for a route decorator: Litestar's generated operation plus the JSON
-    body, the query parameters and the error answers the handler gives; `success` is the media
-    type and description of a 200 answer that is not JSON (a stream), `more_errors` the statuses
-    beyond the usual 400-404 with what each means."""
+    body, the query parameters and the error answers the handler gives; `path` describes path
+    parameters better than their type alone (their values, what they are); `success` is the
+    media type (or media types, each with its schema) and description of a 200 answer Litestar
+    cannot describe (a stream), `more_errors` the statuses beyond the usual 400-404 with what
+    each means."""
 
     @dataclass
     class DescribedOperation(Operation):
@@ -130,13 +133,34 @@ def described(
                         for item in query
                     ),
                 ]
+            if path:
+                told = {item.name: item for item in path}
+                self.parameters = [
+                    Parameter(
+                        name=parameter.name,
+                        param_in="path",
+                        required=True,
+                        description=told[parameter.name].description,
+                        schema=_schema(told[parameter.name].schema),
+                    )
+                    if isinstance(parameter, Parameter)
+                    and parameter.param_in == "path"
+                    and parameter.name in told
+                    else parameter
+                    for parameter in self.parameters or []
+                ]
             if success is not None:
-                media_type, description = success
+                media_types, description = success
+                if isinstance(media_types, str):
+                    media_types = {media_types: {"type": "string"}}
                 self.responses = {
                     **(self.responses or {}),
                     "200": OpenAPIResponse(
                         description=description,
-                        content={media_type: OpenAPIMediaType(schema=_schema({"type": "string"}))},
+                        content={
+                            media_type: OpenAPIMediaType(schema=_schema(schema))
+                            for media_type, schema in media_types.items()
+                        },
                     ),
                 }
             errors = dict(_ERRORS)

@@ -46,7 +46,25 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem("decisions", "Decisions", f"{ADMIN_PATH}/decisions", "decisions"),
             NavItem("violations", "Guardrail violations", f"{ADMIN_PATH}/violations", "shield"),
             NavItem("live", "Live", f"{ADMIN_PATH}/live", "live"),
-            NavItem("dashboards", "Dashboards", f"{ADMIN_PATH}/dashboards", "dashboards"),
+        ),
+    ),
+    NavSection(
+        "Analytics",
+        (
+            NavItem("analytics", "Overview", f"{ADMIN_PATH}/analytics", "overview"),
+            NavItem("analytics-usage", "Usage", f"{ADMIN_PATH}/analytics/usage", "usage"),
+            NavItem("analytics-cost", "Cost", f"{ADMIN_PATH}/analytics/cost", "cost"),
+            NavItem(
+                "analytics-performance",
+                "Performance",
+                f"{ADMIN_PATH}/analytics/performance",
+                "performance",
+            ),
+            NavItem("analytics-safety", "Safety", f"{ADMIN_PATH}/analytics/safety", "safety"),
+            NavItem(
+                "analytics-providers", "Providers", f"{ADMIN_PATH}/analytics/providers", "providers"
+            ),
+            NavItem("dashboards", "Saved dashboards", f"{ADMIN_PATH}/dashboards", "dashboards"),
         ),
     ),
     NavSection(

@@ -15,6 +15,8 @@ from typing import Any, Final
 
 from markupsafe import Markup
 
+from admin_ui.chart_units import nice_step
+
 WIDTH: Final = 640
 LABEL_WIDTH: Final = 170
 VALUE_WIDTH: Final = 56
@@ -36,17 +38,6 @@ def count_text(value: float) -> str:
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.2f}".rstrip("0").rstrip(".")
-
-
-def nice_step(largest: float, ticks: int = 5) -> float:
-    """A round step (1, 2 or 5 times a power of ten) giving at most about `ticks` intervals."""
-    if largest <= 0:
-        return 1.0
-    raw = largest / ticks
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(factor * magnitude for factor in (1, 2, 5, 10) if factor * magnitude >= raw)
-    # Whole requests need no fractional ticks.
-    return float(max(step, 1) if largest >= 1 else step)
 
 
 def _short(name: str) -> str:
@@ -73,7 +64,7 @@ def mix_chart(
         ),
     )
     largest = max((float(e["requests"]) for r in rows.values() for e in r.values()), default=0.0)
-    step = nice_step(largest)
+    step = nice_step(largest, whole=True)
     top = max(step, math.ceil(largest / step) * step)
     plot_width = WIDTH - LABEL_WIDTH - VALUE_WIDTH
     group = 2 * BAR + BAR_GAP + GROUP_GAP

@@ -139,6 +139,23 @@ def read_pair(param: str, raw: str) -> tuple[str, str]:
     return name, value
 
 
+def read_duration(param: str, raw: str, example: str = "30s, 15m, 6h, 7d or 2w") -> int:
+    """Seconds of a positive amount and a unit (s, m, h, d, w), such as `15m` or `2w`."""
+    match = _LAST.fullmatch(raw)
+    if match is None or int(match.group(1)) == 0:
+        raise bad(param, f"must be a positive amount and a unit: {example}")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def relative_start(param: str, raw: str, as_of: datetime) -> datetime:
+    """The start of the range `raw` (such as `6h`) reaching back from `as_of`."""
+    amount = timedelta(seconds=read_duration(param, raw))
+    try:
+        return times.within_range(as_of - amount)
+    except (times.InvalidTime, OverflowError):
+        raise bad(param, f"reaches back too far: the range must fall {times.RANGE_TEXT}") from None
+
+
 def read_time(param: str, raw: str) -> datetime:
     try:
         if _EPOCH.fullmatch(raw):
@@ -411,17 +428,7 @@ def time_range(
     if last is not None:
         if since_text is not None or until_text is not None:
             raise bad("last", "cannot be combined with 'since' or 'until'")
-        match = _LAST.fullmatch(last)
-        if match is None or int(match.group(1)) == 0:
-            raise bad("last", "must be a positive amount and a unit: 30s, 15m, 6h, 7d or 2w")
-        amount = timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-        try:
-            start = times.within_range(as_of - amount)
-        except (times.InvalidTime, OverflowError):
-            raise bad(
-                "last", f"reaches back too far: the range must fall {times.RANGE_TEXT}"
-            ) from None
-        return start, None, as_of
+        return relative_start("last", last, as_of), None, as_of
     since = None if since_text is None else read_time("since", since_text)
     until = None if until_text is None else read_time("until", until_text)
     if since is not None and until is not None and until <= since:

@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`python -m benchmarks live --help` times the live feed's cost per request; "
         "`python -m benchmarks lists --help` times the console's list pages on a large history; "
         "`python -m benchmarks console --help` times the traces list and a trace on demo data; "
+        "`python -m benchmarks analytics --help` times analytics queries on demo data; "
         "`python -m benchmarks demo_data --help` times `steerway demo-data`.",
     )
     defaults = Options()
@@ -322,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.console_lists import main as lists_main
 
         return lists_main(argv[1:])
+    if argv and argv[0] == "analytics":
+        from benchmarks.analytics_queries import main as analytics_main
+
+        return analytics_main(argv[1:])
     if argv and argv[0] == "writer":
         from benchmarks.writer import main as writer_main
 

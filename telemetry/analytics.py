@@ -13,6 +13,7 @@ number of requests.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,8 +50,11 @@ BREAKDOWN_DIMENSIONS: Final = {
 SHARED_BREAKDOWN_DIMENSIONS: Final = {"workspace": "workspace_id", "key": "api_key_id"}
 GRAIN_SECONDS: Final = {"minute": 60, "hour": 3600, "day": 86400}
 STEPS: Final = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
-"""The steps chosen when none is asked for: the smallest giving at most `TARGET_POINTS`."""
-TARGET_POINTS: Final = 200
+"""The steps chosen when none is asked for: the smallest giving at most `TARGET_POINTS`, and
+whole hours once the range is longer than `MINUTE_STEPS_UP_TO` (read from hour rows, far fewer
+than minute rows)."""
+MINUTE_STEPS_UP_TO: Final = 12 * 3600
+TARGET_POINTS: Final = 100
 MAX_POINTS: Final = 2000
 MAX_GROUP_BY: Final = 2
 OTHER: Final = "(other)"
@@ -121,6 +125,8 @@ def _epoch(moment: datetime) -> int:
 
 def choose_step(start: datetime, end: datetime, minimum: int = 60) -> int:
     span = max(_epoch(end) - _epoch(start), 1)
+    if span > MINUTE_STEPS_UP_TO:
+        minimum = max(minimum, 3600)
     for step in STEPS:
         if step >= minimum and span / step <= TARGET_POINTS:
             return step
@@ -207,9 +213,22 @@ def _sum(table: sa.Table, column: str) -> sa.ColumnElement[Any]:
     return total
 
 
-def statement(plan_: Plan, query: AnalyticsQuery, scope: str | None) -> sa.Select[Any]:
+def _step_of(plan_: Plan, dialect: str) -> sa.ColumnElement[int]:
+    """The step a roll-up row falls in (0 for the first), computed by the database."""
+    column = plan_.table.c.bucket_start
+    offset = _epoch(plan_.start)
+    if dialect == "postgresql":
+        epoch = sa.func.extract("epoch", column)
+        return sa.cast(sa.func.floor((epoch - offset) / plan_.step), sa.Integer)
+    # SQLite keeps the time as text; whole seconds divide as integers.
+    seconds: sa.ColumnElement[int] = sa.cast(sa.func.strftime("%s", column), sa.Integer)
+    return (seconds - offset) // plan_.step
+
+
+def _conditions(
+    plan_: Plan, query: AnalyticsQuery, scope: str | None
+) -> list[sa.ColumnElement[bool]]:
     table = plan_.table
-    grouped = [table.c[plan_.dimensions[name]] for name in query.group_by]
     conditions = [
         table.c.grain == plan_.grain,
         table.c.bucket_start >= plan_.start,
@@ -220,21 +239,41 @@ def statement(plan_: Plan, query: AnalyticsQuery, scope: str | None) -> sa.Selec
     if plan_.kind is not None:
         conditions.append(table.c.kind == plan_.kind)
     for name, values in sorted(query.filters.items()):
-        column = table.c[plan_.dimensions[name]]
-        if name == "cache_hit":
-            wanted = [value.lower() in ("true", "1", "yes") for value in values]
-            conditions.append(column.in_(wanted))
-        else:
-            conditions.append(column.in_(values))
-    return (
-        sa.select(
-            table.c.bucket_start,
-            *grouped,
-            *(_sum(table, column).label(f"sum_{column}") for column in plan_.columns),
-        )
-        .where(*conditions)
-        .group_by(table.c.bucket_start, *grouped)
-    )
+        conditions.append(_in(plan_, name, values))
+    return conditions
+
+
+def _in(plan_: Plan, name: str, values: Sequence[str]) -> sa.ColumnElement[bool]:
+    column = plan_.table.c[plan_.dimensions[name]]
+    if name == "cache_hit":
+        return column.in_([value.lower() in ("true", "1", "yes") for value in values])
+    return column.in_(values)
+
+
+def statement(
+    plan_: Plan,
+    query: AnalyticsQuery,
+    scope: str | None,
+    dialect: str,
+    *,
+    by_step: bool = True,
+    by_group: bool = True,
+    only: Sequence[tuple[str, ...]] = (),
+) -> sa.Select[Any]:
+    """Sums per step and group (either can be left out); `only` keeps those groups (a
+    superset: each dimension's values are matched separately)."""
+    table = plan_.table
+    grouped: list[sa.ColumnElement[Any]] = []
+    if by_step:
+        grouped.append(_step_of(plan_, dialect).label("step"))
+    if by_group:
+        grouped += [table.c[plan_.dimensions[name]] for name in query.group_by]
+    conditions = _conditions(plan_, query, scope)
+    for position, name in enumerate(query.group_by if only else ()):
+        conditions.append(_in(plan_, name, sorted({group[position] for group in only})))
+    sums = [_sum(table, column).label(f"sum_{column}") for column in plan_.columns]
+    select = sa.select(*grouped, *sums).where(*conditions)
+    return select.group_by(*grouped) if grouped else select
 
 
 def _group_text(value: Any) -> str:
@@ -244,42 +283,20 @@ def _group_text(value: Any) -> str:
 
 
 def _zero(plan_: Plan) -> list[Any]:
-    return [Decimal(0) if isinstance(plan_.table.c[c].type, Money) else 0 for c in plan_.columns]
+    return list(_zero_template(plan_.table.name, plan_.columns))
 
 
-def _add(into: list[Any], values: Sequence[Any]) -> None:
+@functools.cache
+def _zero_template(table: str, columns: tuple[str, ...]) -> tuple[Any, ...]:
+    """Zero sums of `columns` (Decimal for money): looked up once, not per bucket and group."""
+    found = usage_breakdowns if table == usage_breakdowns.name else usage_rollups
+    return tuple(Decimal(0) if isinstance(found.c[c].type, Money) else 0 for c in columns)
+
+
+def _add(into: list[Any], values: Sequence[Any], sign: int = 1) -> None:
     for position, value in enumerate(values):
         if value:
-            into[position] += value
-
-
-class _Accumulator:
-    """Sums per group and step."""
-
-    def __init__(self, plan_: Plan) -> None:
-        self.plan = plan_
-        self.groups: dict[tuple[str, ...], dict[int, list[Any]]] = {}
-        self._start = _epoch(plan_.start)
-        self._boolean_groups = False
-
-    def add(self, bucket_start: datetime, group: tuple[str, ...], values: Sequence[Any]) -> None:
-        if bucket_start.tzinfo is None:
-            bucket_start = bucket_start.replace(tzinfo=UTC)
-        index = (_epoch(bucket_start) - self._start) // self.plan.step
-        steps = self.groups.setdefault(group, {})
-        sums = steps.get(index)
-        if sums is None:
-            sums = steps[index] = _zero(self.plan)
-        _add(sums, values)
-
-    def totals(self) -> dict[tuple[str, ...], list[Any]]:
-        found = {}
-        for group, steps in self.groups.items():
-            total = _zero(self.plan)
-            for sums in steps.values():
-                _add(total, sums)
-            found[group] = total
-        return found
+            into[position] += value if sign > 0 else -value
 
 
 def _volume(metric: Metric, sums: Sequence[Any]) -> float:
@@ -289,52 +306,109 @@ def _volume(metric: Metric, sums: Sequence[Any]) -> float:
     return float(sum(float(value or 0) for value in sums))
 
 
-def _fold_top(accumulator: _Accumulator, top: int, width: int) -> None:
-    totals = accumulator.totals()
-    if len(totals) <= top:
-        return
-    metric = accumulator.plan.metric
-    ranked = sorted(totals, key=lambda group: (-_volume(metric, totals[group]), group))
-    other_key = (OTHER,) * width
-    other: dict[int, list[Any]] = accumulator.groups.pop(other_key, {})
-    for group in ranked[top:]:
-        if group == other_key:
-            continue
-        for index, sums in accumulator.groups.pop(group).items():
-            into = other.get(index)
-            if into is None:
-                into = other[index] = _zero(accumulator.plan)
-            _add(into, sums)
-    accumulator.groups[other_key] = other
+class _Reader:
+    """Runs a plan's statements and gathers sums per group and step."""
+
+    def __init__(self, connection: AsyncConnection, plan_: Plan, query: AnalyticsQuery) -> None:
+        self.connection = connection
+        self.plan = plan_
+        self.query = query
+        self.dialect = connection.dialect.name
+        self.width = len(query.group_by)
+
+    async def rows(self, scope: str | None, **shape: Any) -> list[sa.Row[Any]]:
+        select = statement(self.plan, self.query, scope, self.dialect, **shape)
+        return list((await self.connection.execute(select)).all())
+
+    def group_of(self, row: sa.Row[Any], first: int) -> tuple[str, ...]:
+        return tuple(_group_text(value) for value in row[first : first + self.width])
+
+    async def series(
+        self, scope: str | None
+    ) -> tuple[dict[tuple[str, ...], dict[int, list[Any]]], dict[tuple[str, ...], list[Any]]]:
+        """Sums per group and step, and per group over the range; with `top`, the groups past
+        it are one `(other)` group (the whole less the groups kept)."""
+        top = self.query.top if self.width else None
+        totals: dict[tuple[str, ...], list[Any]] = {}
+        kept: list[tuple[str, ...]] = []
+        if top is not None:
+            totals = {
+                self.group_of(row, 0): list(row[self.width :])
+                for row in await self.rows(scope, by_step=False)
+            }
+            metric = self.plan.metric
+            ranked = sorted(totals, key=lambda group: (-_volume(metric, totals[group]), group))
+            if len(ranked) > top:
+                kept = ranked[:top]
+        steps: dict[tuple[str, ...], dict[int, list[Any]]] = {}
+        for row in await self.rows(scope, only=kept):
+            group = self.group_of(row, 1)
+            if kept and group not in kept:
+                continue
+            by_step = steps.setdefault(group, {})
+            index = int(row[0])
+            if index in by_step:
+                _add(by_step[index], row[1 + self.width :])
+            else:
+                by_step[index] = list(row[1 + self.width :])
+        if not kept:
+            if top is None:
+                totals = {group: self._sum_of(by_step.values()) for group, by_step in steps.items()}
+            return steps, totals
+        other_key = (OTHER,) * self.width
+        other: dict[int, list[Any]] = {}
+        for row in await self.rows(scope, by_group=False):
+            _add(other.setdefault(int(row[0]), _zero(self.plan)), row[1:])
+        for index, sums in other.items():
+            for group in kept:
+                found = steps.get(group, {}).get(index)
+                if found is not None:
+                    _add(sums, found, sign=-1)
+        other_total = self._sum_of(totals[group] for group in totals if group not in kept)
+        kept_totals = {group: totals[group] for group in kept}
+        steps = {group: steps.get(group, {}) for group in kept}
+        steps[other_key] = other
+        kept_totals[other_key] = other_total
+        return steps, kept_totals
+
+    def _sum_of(self, many: Any) -> list[Any]:
+        total = _zero(self.plan)
+        for sums in many:
+            _add(total, sums)
+        return total
 
 
 def _value(metric: Metric, sums: Sequence[Any]) -> float | Decimal | None:
     return metric.value(sums)
 
 
-def _result(accumulator: _Accumulator, query: AnalyticsQuery) -> AnalyticsResult:
-    plan_ = accumulator.plan
+def _result(
+    plan_: Plan,
+    query: AnalyticsQuery,
+    steps: dict[tuple[str, ...], dict[int, list[Any]]],
+    totals: dict[tuple[str, ...], list[Any]],
+) -> AnalyticsResult:
     metric = plan_.metric
     times = [
         datetime.fromtimestamp(_epoch(plan_.start) + n * plan_.step, UTC)
         for n in range(plan_.steps)
     ]
-    totals = accumulator.totals()
     overall = _zero(plan_)
     for sums in totals.values():
         _add(overall, sums)
     empty = _zero(plan_)
+    other_key = (OTHER,) * len(query.group_by)
     series = []
     for group in sorted(
-        accumulator.groups,
-        key=lambda g: (g == (OTHER,) * len(g) and len(g) > 0, -_volume(metric, totals[g]), g),
+        steps, key=lambda g: (bool(g) and g == other_key, -_volume(metric, totals[g]), g)
     ):
-        steps = accumulator.groups[group]
+        by_step = steps[group]
         series.append(
             Series(
                 group=dict(zip(query.group_by, group, strict=True)),
                 points=[
-                    (moment, _value(metric, steps.get(n, empty))) for n, moment in enumerate(times)
+                    (moment, _value(metric, by_step.get(n, empty)))
+                    for n, moment in enumerate(times)
                 ],
                 total=_value(metric, totals[group]),
             )
@@ -364,17 +438,9 @@ async def run_query(
 ) -> AnalyticsResult:
     """The query's answer, within `scope` (one workspace id, or None for every workspace)."""
     plan_ = plan(query)
-    select = statement(plan_, query, scope)
-    accumulator = _Accumulator(plan_)
-    width = len(query.group_by)
     if isinstance(connection, AsyncEngine):
         async with connection.connect() as opened:
-            rows = (await opened.execute(select)).all()
+            steps, totals = await _Reader(opened, plan_, query).series(scope)
     else:
-        rows = (await connection.execute(select)).all()
-    for row in rows:
-        group = tuple(_group_text(value) for value in row[1 : 1 + width])
-        accumulator.add(row[0], group, row[1 + width :])
-    if query.top is not None and width:
-        _fold_top(accumulator, query.top, width)
-    return _result(accumulator, query)
+        steps, totals = await _Reader(connection, plan_, query).series(scope)
+    return _result(plan_, query, steps, totals)

@@ -12,6 +12,7 @@ import pytest
 from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader, StrictUndefined
 from litestar.datastructures import MultiDict
 
+from admin_ui.chart_units import nice_step
 from admin_ui.rule_diff import rule_changes
 from admin_ui.rule_text import (
     RuleTextError,
@@ -21,7 +22,7 @@ from admin_ui.rule_text import (
     split_problem,
     within_list,
 )
-from admin_ui.rules_chart import count_text, mix_chart, nice_step
+from admin_ui.rules_chart import count_text, mix_chart
 from admin_ui.rules_forms import (
     FieldError,
     field_for,
@@ -138,7 +139,7 @@ def test_the_mix_chart_draws_both_series_on_one_scale_with_units_and_a_legend() 
         and "After (replayed rules)" in svg
     )
     assert "&lt;b&gt;" in str(mix_chart([{"name": "<b>", "requests": 1, "share": 1.0}], []))
-    assert (nice_step(7), nice_step(12), nice_step(1000), nice_step(0)) == (2, 5, 200, 1)
+    assert [nice_step(n, whole=True) for n in (7, 12, 1000, 0)] == [2, 5, 200, 1]
     assert (count_text(1234), count_text(2.5), count_text(0.333333)) == ("1,234", "2.5", "0.33")
 
 

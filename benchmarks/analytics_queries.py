@@ -1,0 +1,217 @@
+"""Analytics on a demo-data history: `python -m benchmarks analytics`.
+
+Against a database that already holds a history (`--database-url`, written by `steerway
+demo-data`; a large one takes long to write, so it is made once and reused), this
+
+- times `telemetry.analytics.run_query` in process (the server's own time for a query: the SQL
+  and the folding into steps, no HTTP) for every metric family over the last day, week and
+  month, whole and grouped by the common dimensions, after a warm-up run of each;
+- measures how far the roll-ups' percentiles are from the exact ones: latency p50, p95 and p99
+  per requested model and day over the last week, against `percentile_disc` of the traces'
+  durations (Postgres).
+
+Target (the analytics issue's): every query ≤ 200 ms at p95 on 10,000,000 interactions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.console_lists import figures, row, timing
+from benchmarks.machine import describe_machine, load_average
+from telemetry.analytics import AnalyticsQuery, run_query
+from telemetry.db import create_engine
+
+RESULTS_DIR = Path(__file__).parent / "results"
+TARGET_P95_MS = 200.0
+RANGES = {"24h": dt.timedelta(days=1), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
+CASES: tuple[tuple[str, tuple[str, ...], dict[str, tuple[str, ...]]], ...] = (
+    ("requests", (), {}),
+    ("cost", ("model",), {}),
+    ("cost", ("workspace", "key"), {}),
+    ("error_rate", ("provider",), {}),
+    ("latency_p95", ("model",), {}),
+    ("ttft_p50", ("provider", "model"), {}),
+    ("total_tokens", ("key",), {}),
+    ("cache_hit_rate", (), {}),
+    ("cost", ("tag",), {}),
+    ("requests", ("end_user",), {}),
+    ("guardrail_verdicts", ("guardrail", "action"), {}),
+    ("rule_matches", ("rule",), {}),
+    ("requests", ("model",), {"status": ("error",)}),
+)
+
+
+async def _time_queries(url: str, end: dt.datetime, samples: int) -> list[tuple[str, Any]]:
+    engine = create_engine(url)
+    found = []
+    try:
+        for metric, group_by, filters in CASES:
+            for range_name, span in RANGES.items():
+                query = AnalyticsQuery(
+                    metric=metric,
+                    start=end - span,
+                    end=end,
+                    group_by=group_by,
+                    filters=filters,
+                    top=10 if group_by else None,
+                )
+                await run_query(engine, query, scope=None)
+                times = []
+                for _ in range(samples):
+                    started = time.perf_counter()
+                    await run_query(engine, query, scope=None)
+                    times.append((time.perf_counter() - started) * 1000)
+                by = " x ".join(group_by) or "total"
+                where = "".join(f" ({k} = {','.join(v)})" for k, v in filters.items())
+                found.append((f"{metric} by {by}{where}, {range_name}", timing(times)))
+    finally:
+        await engine.dispose()
+    return found
+
+
+_EXACT = """
+SELECT requested_model, date_trunc('day', started_at) AS day,
+       percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms),
+       percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ms),
+       percentile_disc(0.99) WITHIN GROUP (ORDER BY duration_ms),
+       count(*)
+FROM traces WHERE started_at >= $1 AND started_at < $2 AND requested_model IS NOT NULL
+GROUP BY 1, 2 HAVING count(*) >= 100
+"""
+
+
+async def _percentile_errors(url: str, end: dt.datetime) -> dict[str, list[float]]:
+    """Relative error of each roll-up percentile against the exact one, per model and day."""
+    engine = create_engine(url)
+    start = (end - dt.timedelta(days=7)).replace(hour=0, minute=0, second=0, microsecond=0)
+    day_end = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    errors: dict[str, list[float]] = {"p50": [], "p95": [], "p99": []}
+    try:
+        async with engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            exact = await raw.fetch(_EXACT, start, day_end)
+        for name, position in (("p50", 2), ("p95", 3), ("p99", 4)):
+            result = await run_query(
+                engine,
+                AnalyticsQuery(
+                    metric=f"latency_{name}",
+                    start=start,
+                    end=day_end,
+                    step=86400,
+                    group_by=("model",),
+                ),
+                scope=None,
+            )
+            estimates = {
+                (series.group["model"], moment): value
+                for series in result.series
+                for moment, value in series.points
+            }
+            for record in exact:
+                estimate = estimates.get((record[0], record[1]))
+                if estimate is not None and record[position]:
+                    errors[name].append(abs(float(estimate) - record[position]) / record[position])
+    finally:
+        await engine.dispose()
+    return errors
+
+
+async def _history_size(url: str) -> tuple[int, int, dt.datetime]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            interactions = (
+                await connection.exec_driver_sql("SELECT count(*) FROM ai_interactions")
+            ).scalar_one()
+            rollups = (
+                await connection.exec_driver_sql("SELECT count(*) FROM usage_rollups")
+            ).scalar_one()
+            last = (
+                await connection.exec_driver_sql("SELECT max(started_at) FROM traces")
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+    return int(interactions), int(rollups), last
+
+
+def _error_line(name: str, values: Sequence[float]) -> str:
+    if not values:
+        return row((name, "—", "—", "—", "0"))
+    ordered = sorted(values)
+    return row(
+        (
+            name,
+            f"{statistics.median(ordered) * 100:.1f} %",
+            f"{ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] * 100:.1f} %",
+            f"{ordered[-1] * 100:.1f} %",
+            str(len(ordered)),
+        )
+    )
+
+
+def run(args: argparse.Namespace, say: Callable[[str], None]) -> list[str]:
+    load_at_start = load_average()
+    interactions, rollup_rows, last = asyncio.run(_history_size(args.database_url))
+    end = last + dt.timedelta(seconds=1)
+    say(f"{interactions:,} interactions, {rollup_rows:,} roll-up rows, last at {last}")
+    lines = [
+        f"# Analytics on {interactions:,} interactions of demo data (Postgres)",
+        "",
+        f"{dt.date.today().isoformat()}, `python -m benchmarks analytics --database-url <demo"
+        f" database> --samples {args.samples}`; {rollup_rows:,} roll-up rows (three grains).",
+        "",
+        f"`run_query` in process, milliseconds, median / p95 of {args.samples} runs after one"
+        " warm-up, ranges ending at the history's last request; grouped queries keep the top 10.",
+        "",
+        row(("query", "median / p95", f"p95 ≤ {TARGET_P95_MS:.0f} ms")),
+        row(("---", "---:", ":---:")),
+    ]
+    for name, measured in asyncio.run(_time_queries(args.database_url, end, args.samples)):
+        met = "yes" if measured.p95 <= TARGET_P95_MS else "**no**"
+        lines.append(row((name, figures(measured), met)))
+        say(lines[-1])
+    errors = asyncio.run(_percentile_errors(args.database_url, end))
+    lines += [
+        "",
+        "### Percentiles from the roll-ups against exact ones",
+        "",
+        "Latency per requested model and day over the last 7 whole days (groups of 100 requests"
+        " or more); relative error |estimate - exact| / exact, exact being `percentile_disc`"
+        " of the traces' durations.",
+        "",
+        row(("percentile", "median error", "p95 error", "largest error", "groups")),
+        row(("---", "---:", "---:", "---:", "---:")),
+        *(_error_line(name, values) for name, values in errors.items()),
+    ]
+    say("\n".join(lines[-3:]))
+    machine = describe_machine(load_at_start)
+    lines += ["", "Machine: " + "; ".join(f"{k}: {v}" for k, v in machine if k != "wrk"), ""]
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks analytics", description=__doc__)
+    parser.add_argument(
+        "--database-url",
+        required=True,
+        help="a Postgres database holding a demo-data history (steerway demo-data)",
+    )
+    parser.add_argument("--samples", type=int, default=20, help="runs of each query (default 20)")
+    parser.add_argument("--no-save", action="store_true", help="print only; write no result file")
+    args = parser.parse_args(argv)
+    lines = run(args, print)
+    if not args.no_save:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        path = RESULTS_DIR / f"{dt.date.today().isoformat()}-analytics.md"
+        path.write_text("\n".join(lines))
+        print(f"written to {path}")
+    return 0

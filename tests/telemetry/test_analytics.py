@@ -1,0 +1,253 @@
+"""Analytics read from the roll-ups agree with the raw requests they were made from, on both
+backends: totals, groups, filters, scoping, top-N, percentiles within a bucket's width."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import migrations
+from telemetry.analytics import AnalyticsQuery, InvalidQuery, run_query
+from telemetry.analytics_metrics import percentile_of
+from telemetry.db import create_engine
+from telemetry.records import TraceBundle
+from telemetry.schema import DEFAULT_WORKSPACE_ID, ROLLUP_LATENCY_BOUNDS_MS
+from telemetry.writers import BatchWriter
+from tests.telemetry import make_bundle
+
+START = datetime(2025, 2, 3, 0, 0, tzinfo=UTC)
+HOURS = 50
+OTHER_WORKSPACE = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+SECRET_MODEL = "model-only-in-the-other-workspace"
+MODELS = {"gpt-4o": "openai", "gpt-4o-mini": "openai", "claude-3-5": "anthropic"}
+
+
+@dataclass
+class History:
+    engine: AsyncEngine
+    bundles: list[TraceBundle]
+
+    def of(self, workspace: str | None = None) -> list[TraceBundle]:
+        return [b for b in self.bundles if workspace is None or b.trace.workspace_id == workspace]
+
+
+def _bundles(seed: int = 7) -> list[TraceBundle]:
+    draw = random.Random(seed)
+    found = []
+    for _ in range(700):
+        other = draw.random() < 0.2
+        model = SECRET_MODEL if other else draw.choice(sorted(MODELS))
+        found.append(
+            make_bundle(
+                started_at=START.timestamp() + draw.uniform(0, HOURS * 3600),
+                latency_ms=draw.lognormvariate(5.5, 0.9),
+                cost=None if draw.random() < 0.05 else Decimal(draw.randint(1, 99_999)) / 10**7,
+                status="error" if draw.random() < 0.1 else "ok",
+                cache_hit=draw.random() < 0.15,
+                prompt_tokens=draw.randint(1, 3000),
+                completion_tokens=draw.randint(0, 800),
+                api_key_id=draw.choice(["key-a", "key-b"]) if not other else "key-other",
+                provider=MODELS.get(model, "secret-provider"),
+                model=model,
+                workspace_id=OTHER_WORKSPACE if other else DEFAULT_WORKSPACE_ID,
+            )
+        )
+    return found
+
+
+@pytest.fixture
+async def history(database_url: str) -> AsyncIterator[History]:
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    engine = create_engine(database_url)
+    bundles = _bundles()
+    writer = BatchWriter(engine)
+    for start in range(0, len(bundles), 250):  # several batches add into the same rows
+        await writer.write(bundles[start : start + 250])
+    yield History(engine, bundles)
+    await engine.dispose()
+
+
+def _query(metric: str, **changes: object) -> AnalyticsQuery:
+    given: dict[str, object] = {"start": START, "end": START + timedelta(hours=HOURS)}
+    return AnalyticsQuery(metric=metric, **(given | changes))  # type: ignore[arg-type]
+
+
+def _cost(bundle: TraceBundle) -> Decimal:
+    return sum((i.cost_usd for i in bundle.interactions if i.cost_usd), Decimal(0))
+
+
+async def test_totals_equal_the_sums_of_the_raw_requests_at_every_grain(history: History) -> None:
+    bundles = history.bundles
+    expected: dict[str, int | Decimal] = {
+        "requests": len(bundles),
+        "errors": sum(b.trace.status == "error" for b in bundles),
+        "cache_hits": sum(b.interactions[0].cache_hit for b in bundles),
+        "input_tokens": sum(b.interactions[0].prompt_tokens or 0 for b in bundles),
+        "output_tokens": sum(b.interactions[0].completion_tokens or 0 for b in bundles),
+        "cost": sum((_cost(b) for b in bundles), Decimal(0)),
+        "unpriced": sum(b.interactions[0].cost_usd is None for b in bundles),
+    }
+    for step in (300, 3600, 86400):
+        for metric, total in expected.items():
+            result = await run_query(history.engine, _query(metric, step=step), scope=None)
+            assert result.total == total, (metric, step)
+            (series,) = result.series
+            assert sum(value or 0 for _, value in series.points) == total, (metric, step)
+    by_day = await run_query(history.engine, _query("requests", step=86400), scope=None)
+    assert by_day.grain == "day"
+    assert [moment for moment, _ in by_day.series[0].points] == [
+        START,
+        START + timedelta(days=1),
+        START + timedelta(days=2),
+    ]
+    error_rate = await run_query(history.engine, _query("error_rate"), scope=None)
+    assert error_rate.total == pytest.approx(int(expected["errors"]) / len(bundles))
+
+
+async def test_groups_and_filters_split_the_totals_by_model_and_provider(history: History) -> None:
+    result = await run_query(
+        history.engine, _query("cost", group_by=("model",), step=3600), scope=None
+    )
+    by_model = {series.group["model"]: series.total for series in result.series}
+    expected: dict[str, Decimal] = {}
+    for bundle in history.bundles:
+        model = bundle.trace.requested_model or ""
+        expected[model] = expected.get(model, Decimal(0)) + _cost(bundle)
+    assert by_model == expected
+
+    openai = await run_query(
+        history.engine,
+        _query("requests", group_by=("model",), filters={"provider": ("openai",)}),
+        scope=None,
+    )
+    assert {s.group["model"]: s.total for s in openai.series} == {
+        model: sum(b.trace.requested_model == model for b in history.bundles)
+        for model in ("gpt-4o", "gpt-4o-mini")
+    }
+
+
+async def test_a_workspace_sees_only_its_own_numbers(history: History) -> None:
+    mine = await run_query(
+        history.engine, _query("requests", group_by=("model", "key")), scope=DEFAULT_WORKSPACE_ID
+    )
+    groups = [series.group for series in mine.series]
+    assert groups and all(group["model"] != SECRET_MODEL for group in groups)
+    assert all(group["key"] != "key-other" for group in groups)
+    assert mine.total == len(history.of(DEFAULT_WORKSPACE_ID))
+
+    theirs = await run_query(history.engine, _query("cost"), scope=OTHER_WORKSPACE)
+    assert theirs.total == sum((_cost(b) for b in history.of(OTHER_WORKSPACE)), Decimal(0))
+    nobody = await run_query(history.engine, _query("requests"), scope="f" * 32)
+    assert nobody.total == 0
+
+
+async def test_top_folds_the_rest_into_other_without_losing_anything(history: History) -> None:
+    result = await run_query(
+        history.engine, _query("requests", group_by=("model",), top=2), scope=None
+    )
+    names = [series.group["model"] for series in result.series]
+    counts = {model: 0 for model in [*MODELS, SECRET_MODEL]}
+    for bundle in history.bundles:
+        counts[bundle.trace.requested_model or ""] += 1
+    largest = sorted(counts, key=lambda model: -counts[model])[:2]
+    assert names == [*largest, "(other)"]
+    assert sum(series.total or 0 for series in result.series) == len(history.bundles)
+
+    latency = await run_query(
+        history.engine, _query("latency_p95", group_by=("model",), top=1), scope=None
+    )
+    other = next(s for s in latency.series if s.group["model"] == "(other)")
+    rest = [
+        b for b in history.bundles if b.trace.requested_model != latency.series[0].group["model"]
+    ]
+    _assert_close_to_exact(other.total, [b.trace.duration_ms for b in rest], 0.95)
+
+
+def _exact(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+
+
+def _bucket_width(value: float) -> float:
+    bounds = (0, *ROLLUP_LATENCY_BOUNDS_MS)
+    for lower, upper in itertools.pairwise(bounds):
+        if value <= upper:
+            return float(upper - lower)
+    return math.inf
+
+
+def _assert_close_to_exact(estimate: object, values: list[float], fraction: float) -> None:
+    exact = _exact(values, fraction)
+    assert isinstance(estimate, float)
+    assert abs(estimate - exact) <= _bucket_width(exact), (estimate, exact)
+
+
+async def test_percentiles_are_within_a_bucket_of_the_exact_ones(history: History) -> None:
+    durations = [b.trace.duration_ms for b in history.bundles]
+    for name, fraction in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)):
+        result = await run_query(history.engine, _query(f"latency_{name}"), scope=None)
+        _assert_close_to_exact(result.total, durations, fraction)
+    ttft = await run_query(history.engine, _query("ttft_p50"), scope=None)
+    assert ttft.total is not None and 10 < ttft.total <= 15  # every attempt's ttft is 12.5 ms
+
+
+def test_a_percentile_of_an_empty_histogram_is_unknown_and_of_one_bucket_inside_it() -> None:
+    assert percentile_of([0] * (len(ROLLUP_LATENCY_BOUNDS_MS) + 1), 0.5) is None
+    buckets = [0] * (len(ROLLUP_LATENCY_BOUNDS_MS) + 1)
+    buckets[ROLLUP_LATENCY_BOUNDS_MS.index(100)] = 10  # ten requests in (75, 100]
+    assert percentile_of(buckets, 0.5) == pytest.approx(87.5)
+    assert percentile_of(buckets, 1.0) == pytest.approx(100.0)
+    buckets[-1] = 1000  # beyond the last bound: reported as the last bound
+    assert percentile_of(buckets, 0.99) == float(ROLLUP_LATENCY_BOUNDS_MS[-1])
+
+
+async def test_tags_rules_and_guardrails_are_read_from_the_breakdowns(history: History) -> None:
+    by_tag = await run_query(history.engine, _query("requests", group_by=("tag",)), scope=None)
+    assert {s.group["tag"]: s.total for s in by_tag.series} == {
+        "prod": len(history.bundles),
+        "ü-tag": len(history.bundles),
+    }
+    assert by_tag.grain == "hour"
+    cost_by_tag = await run_query(
+        history.engine, _query("cost", filters={"tag": ("prod",)}), scope=OTHER_WORKSPACE
+    )
+    assert cost_by_tag.total == sum((_cost(b) for b in history.of(OTHER_WORKSPACE)), Decimal(0))
+
+
+@pytest.mark.parametrize(
+    ("changes", "parameter"),
+    [
+        ({"metric": "no_such_metric"}, "metric"),
+        ({"group_by": ("model", "key", "provider")}, "group_by"),
+        ({"group_by": ("model", "model")}, "group_by"),
+        ({"group_by": ("colour",)}, "group_by"),
+        ({"filters": {"colour": ("red",)}}, "colour"),
+        ({"group_by": ("tag", "model")}, "group_by"),
+        ({"group_by": ("tag", "end_user")}, "group_by"),
+        ({"metric": "latency_p95", "group_by": ("tag",)}, "group_by"),
+        ({"step": 90}, "step"),
+        ({"step": 60, "end": START + timedelta(days=30)}, "step"),
+        ({"metric": "requests", "group_by": ("tag",), "step": 60}, "step"),
+        ({"top": 0}, "top"),
+        ({"end": START}, "to"),
+    ],
+)
+def test_a_query_it_cannot_answer_names_what_to_change(
+    changes: dict[str, object], parameter: str
+) -> None:
+    from telemetry.analytics import plan
+
+    query = _query(str(changes.pop("metric", "requests")), **changes)
+    with pytest.raises(InvalidQuery) as refused:
+        plan(query)
+    assert refused.value.parameter == parameter
+    assert str(refused.value)
