@@ -17,8 +17,11 @@ from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect
+from markupsafe import Markup
 
 from admin_ui import dashboard_operations as operations
+from admin_ui.analytics_pages import PAGES, analytics_page
+from admin_ui.analytics_range import PageRange, default_range
 from admin_ui.console_auth import principal
 from admin_ui.dashboard_catalog import builtin_dashboards
 from admin_ui.dashboard_forms import (
@@ -39,7 +42,8 @@ from admin_ui.dashboard_forms import (
     preview_of,
     read_editor,
 )
-from admin_ui.dashboard_model import Dashboard, Problem
+from admin_ui.dashboard_model import Problem
+from admin_ui.dashboard_render import render_dashboard
 from admin_ui.dashboards_store import StoredDashboard
 from admin_ui.page_views import time_view, workspace_choices
 from admin_ui.pages import ADMIN_PATH, page
@@ -76,8 +80,14 @@ def _row(stored: StoredDashboard, who: Principal, names: dict[str, str]) -> dict
 
 
 def _builtins() -> list[dict[str, Any]]:
+    paths = {name: path for name, _, path in PAGES}
     return [
-        {"key": key, "name": dashboard.name, "description": dashboard.description}
+        {
+            "key": key,
+            "name": dashboard.name,
+            "description": dashboard.description,
+            "path": paths.get(key),
+        }
         for key, dashboard in builtin_dashboards().items()
     ]
 
@@ -141,16 +151,34 @@ class DashboardPages(Controller):
 
     @get("/{dashboard_id:str}")
     async def view_dashboard(self, request: AnyRequest, dashboard_id: str) -> Response[Any]:
+        """The dashboard drawn over the range in the top bar, for its own workspace unless the
+        top bar names another (within what the viewer may see)."""
         stored = await operations.visible_dashboard(request, dashboard_id)
-        return await page(
+        if "workspace" not in request.query_params:
+            found = await KeyStore(gateway_of(request).engine).get_workspace(stored.workspace_id)
+            if found is not None:
+                kept = [(n, v) for n, v in request.query_params.multi_items()]
+                query = urlencode([("workspace", found.slug), *kept])
+                return Redirect(f"{BASE}/{dashboard_id}?{query}", status_code=302)
+        dashboard = stored.dashboard
+
+        async def body(page_range: PageRange) -> Markup:
+            return await render_dashboard(request, dashboard, page_range)
+
+        shown = await analytics_page(
             request,
-            "dashboards/view.html",
             nav_active=NAV,
+            title=dashboard.name,
+            description=dashboard.description,
+            body=body,
+        )
+        shown.template_name = "dashboards/view.html"
+        shown.context.update(
             dashboard=_row(stored, principal(request), {}),
-            panels=stored.dashboard.panels,
             saved=request.query_params.get("saved"),
             base=BASE,
         )
+        return shown
 
     @get("/{dashboard_id:str}/edit")
     async def edit_dashboard(self, request: AnyRequest, dashboard_id: str) -> Response[Any]:
@@ -225,8 +253,9 @@ class DashboardPages(Controller):
             place_problems(editor, problems)
             status = 400 if editor.errors else 200
             preview = preview_of(body) if status == 200 else None
+            drawn = await render_dashboard(request, preview, default_range()) if preview else None
             return await self._editor(
-                request, editor, stored=stored, preview=preview, status_code=status
+                request, editor, stored=stored, preview=drawn, status_code=status
             )
         try:
             saved = await save(body)
@@ -246,7 +275,7 @@ class DashboardPages(Controller):
         editor: Editor,
         *,
         stored: StoredDashboard | None = None,
-        preview: Dashboard | None = None,
+        preview: Markup | None = None,
         copied: bool = False,
         status_code: int = 200,
     ) -> Response[Any]:

@@ -74,12 +74,12 @@ def test_the_editor_builds_a_dashboard_panel_by_panel(console_gateway: GatewayPr
             )
         )
         assert [editor.value(f"field-panel-{n}-title") for n in (0, 1)] == ["Cost", "Requests"]
-        assert "autofocus" in editor.element("panel-0-down").attributes  # the top: no more up
-        assert "disabled" in editor.element("panel-0-up").attributes
+        assert "autofocus" in editor.element("edit-panel-0-down").attributes  # the top: no more up
+        assert "disabled" in editor.element("edit-panel-0-up").attributes
 
         editor = opened(submit(http, editor, f"{BASE}/new", "add"))
         editor = opened(submit(http, editor, f"{BASE}/new", "remove-2"))
-        assert "panel-2" not in editor
+        assert "edit-panel-2" not in editor
 
         # what cannot be read or shown comes back next to its field, everything typed kept
         refused = opened(
@@ -129,7 +129,7 @@ def test_the_editor_builds_a_dashboard_panel_by_panel(console_gateway: GatewayPr
         assert [panel["title"] for panel in item["panels"]] == ["Cost", "Requests"]
         assert item["panels"][1]["group_by"] == ["model"]
         assert item["shared"] is True and item["owner_user_id"] == owner.user["id"]
-        view = opened(http.get(location))
+        view = opened(http.get(location, follow_redirects=True))
         assert "edit-dashboard" in view and "Saved" in view.text("notice")
 
         # an edit made from a version someone else has changed since is refused, not lost
@@ -164,7 +164,7 @@ def test_a_viewer_sees_shared_dashboards_and_changes_its_own(
     with browser_like(viewer) as http:
         listing = opened(http.get(BASE))
         assert listing.ids_with_prefix("dashboard-row-") == {shared["id"]}
-        view = opened(http.get(f"{BASE}/{shared['id']}"))
+        view = opened(http.get(f"{BASE}/{shared['id']}", follow_redirects=True))
         assert "edit-dashboard" not in view and "copy-dashboard" in view
         assert http.get(f"{BASE}/{shared['id']}/edit").status_code == 403
         assert http.get(f"{BASE}/{shared['id']}/delete").status_code == 403

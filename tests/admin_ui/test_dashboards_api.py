@@ -305,3 +305,35 @@ def test_every_problem_is_named_in_the_message(console_gateway: GatewayProcess) 
     assert error["param"] == "panels[0].metric"
     for path in ("panels[0].metric", "panels[1].title", "panels[1].group_by"):
         assert path in error["message"]
+
+
+def test_a_built_in_dashboard_is_copied_by_its_id_or_name(
+    console_gateway: GatewayProcess,
+) -> None:
+    slug, admin_key, _ = workspace_keys(console_gateway, "dash-copies")
+    with console_gateway.http(admin_key) as http:
+        builtins = http.get(f"{API}/builtin")
+        assert builtins.status_code == 200, builtins.text
+        by_id = {item["id"]: item for item in builtins.json()["data"]}
+        assert set(by_id) == {"overview", "usage", "cost", "performance", "safety", "providers"}
+        assert all(item["builtin"] and item["panels"] for item in by_id.values())
+
+        cost = made(http, {"copy_of": "cost", "shared": True})
+        assert (cost["name"], cost["shared"]) == ("Copy of Cost", True)
+        assert cost["panels"] == by_id["cost"]["panels"]
+        assert cost["description"] == by_id["cost"]["description"]
+        workspace = http.get(f"/admin/api/workspaces/{slug}").json()
+        assert cost["workspace_id"] == workspace["id"]  # the key's own workspace
+        overview = made(http, {"copy_of": "Overview", "name": "Our overview", "description": ""})
+        assert (overview["name"], overview["description"]) == ("Our overview", "")
+        assert overview["panels"] == by_id["overview"]["panels"]
+        # a copy is a dashboard like any other: changed without touching the built-in
+        changed = http.put(
+            f"{API}/{cost['id']}", json={**cost, "panels": cost["panels"][:1]}
+        ).json()
+        assert len(changed["panels"]) == 1
+        assert http.get(f"{API}/builtin").json()["data"] == builtins.json()["data"]
+
+        missing = http.post(API, json={"copy_of": "nonexistent"})
+        error = error_of(missing, 404)
+        assert (error["code"], error["param"]) == ("dashboard_not_found", "copy_of")
