@@ -104,27 +104,32 @@ def dimension_item(name: str) -> dict[str, Any]:
     }
 
 
+async def _visible_keys(request: AnyRequest, scope: str | None) -> dict[str, str]:
+    """Key id → name, for the keys of `scope` (every key, and the master key, for None)."""
+    keys = await key_store_of(request).list(workspace_id=scope, include_revoked=True)
+    found = {key.key_id: key.name for key in keys}
+    if scope is None:
+        found[MASTER_KEY_INFO.key_id] = MASTER_KEY_INFO.name
+    return found
+
+
 async def _key_ids(request: AnyRequest, scope: str | None, wanted: Iterable[str]) -> list[str]:
     """The ids of the keys `wanted` names (by id or name), within `scope`; a value naming none
     stays as it is, so it matches nothing rather than everything."""
-    keys = await key_store_of(request).list(workspace_id=scope, include_revoked=True)
+    names = await _visible_keys(request, scope)
     by_name: dict[str, list[str]] = {}
-    for key in keys:
-        by_name.setdefault(key.name, []).append(key.key_id)
-    ids = {key.key_id for key in keys}
+    for key_id, name in names.items():
+        by_name.setdefault(name, []).append(key_id)
     found: list[str] = []
     for value in wanted:
-        found.extend([value] if value in ids else by_name.get(value, [value]))
+        found.extend([value] if value in names else by_name.get(value, [value]))
     return list(dict.fromkeys(found))
 
 
 async def _labels(request: AnyRequest, scope: str | None, query: AnalyticsQuery) -> Labels:
     labels: dict[str, dict[str, str]] = {}
     if "key" in query.group_by:
-        keys = await key_store_of(request).list(workspace_id=scope, include_revoked=True)
-        labels["key"] = {key.key_id: key.name for key in keys}
-        if scope is None:
-            labels["key"][MASTER_KEY_INFO.key_id] = MASTER_KEY_INFO.name
+        labels["key"] = await _visible_keys(request, scope)
     if "workspace" in query.group_by:
         labels["workspace"] = {w.workspace_id: w.name for w in await visible_workspaces(request)}
     return labels

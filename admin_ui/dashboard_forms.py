@@ -20,7 +20,7 @@ import msgspec
 from litestar.datastructures import FormMultiDict
 
 from admin_ui.dashboard_model import MAX_PANELS, Dashboard, Panel, Problem
-from telemetry.analytics import BREAKDOWN_DIMENSIONS, ROLLUP_DIMENSIONS
+from telemetry.analytics_dimensions import DIMENSIONS as ANALYTICS_DIMENSIONS
 from telemetry.analytics_metrics import METRICS
 
 PANEL_FIELDS: Final = (
@@ -53,11 +53,7 @@ CHART_LABELS: Final = {
     "stat": "Single value",
 }
 WIDTH_LABELS: Final = {"full": "Full", "half": "Half", "third": "A third", "quarter": "A quarter"}
-DIMENSIONS: Final = tuple(
-    dict.fromkeys(
-        [*ROLLUP_DIMENSIONS, *(name for names in BREAKDOWN_DIMENSIONS.values() for name in names)]
-    )
-)
+DIMENSIONS: Final = tuple(ANALYTICS_DIMENSIONS)
 """Every dimension a metric may be split or filtered by (which ones a metric takes, the
 analytics say when the dashboard is checked)."""
 NEW_PANEL: Final = {

@@ -724,6 +724,8 @@ def _demo_data(args: argparse.Namespace) -> int:
         f"({report.traces_per_second:,.0f} traces/s): workspaces {', '.join(report.workspaces)}; "
         f"{report.keys} keys (no usable key exists for them)."
     )
+    for plant in report.planted:
+        print(f"Planted {plant.describe()}.")
     return 0
 
 

@@ -34,6 +34,7 @@ from gateway.demo_database import (
     store_spend,
     stored_demo_rows,
 )
+from gateway.demo_plants import Plant, plan_plants
 from gateway.demo_rhythm import Rhythm
 from gateway.demo_simulator import Simulator
 from telemetry import rollups
@@ -101,6 +102,7 @@ class DemoReport:
     seconds: float
     waiting_for_rows: float
     writing: float
+    planted: tuple[Plant, ...] = ()  # the anomalies planted in the history (`demo_plants`)
 
     @property
     def traces_per_second(self) -> float:
@@ -231,7 +233,10 @@ async def _write_demo_data(
                 slugs=free_slugs(known, taken),
             )
             await store_cast(connection, cast, created_at)
-            rhythm = Rhythm(cast, options.seed, start_minute, minutes, options.requests, plan)
+            plants = plan_plants(cast, options.seed, start_minute, minutes)
+            rhythm = Rhythm(
+                cast, options.seed, start_minute, minutes, options.requests, plan, plants
+            )
             simulator = Simulator(cast, rhythm, options.seed)
             loader = BulkLoader(connection.dialect)
             state = Progress(minutes=minutes)
@@ -256,6 +261,7 @@ async def _write_demo_data(
         seconds=time.perf_counter() - began,
         waiting_for_rows=state.waiting_for_rows,
         writing=state.writing,
+        planted=plants,
     )
 
 

@@ -601,15 +601,17 @@ class Request:
             self._record_attempt(model, deployment, span_id, started, failure=failure)
             return failure
         prompt, completion, cached, finish = self._usage(model)
+        slowdown = self.sim.rhythm.slowdown(provider.name, minute)
         if self.operation == "embeddings":
-            self.clock = started + lognormal(rng, model.ttft_ms / 1000, 0.4) + prompt * 2e-6
+            answering = lognormal(rng, model.ttft_ms / 1000, 0.4) + prompt * 2e-6
+            self.clock = started + answering * slowdown
             self.upstream_seconds = self.clock - started
             self._record_attempt(model, deployment, span_id, started, usage=(prompt, None, None))
             self._respond_after_answer()
             return None
         assert completion is not None
-        ttft = lognormal(rng, model.ttft_ms / 1000, 0.35) + prompt * 1.5e-7
-        generating = completion / lognormal(rng, model.tokens_per_second, 0.25)
+        ttft = (lognormal(rng, model.ttft_ms / 1000, 0.35) + prompt * 1.5e-7) * slowdown
+        generating = completion / lognormal(rng, model.tokens_per_second, 0.25) * slowdown
         if not self.stream:
             if rng.random() < WAIT_CANCEL_SHARE:
                 self.clock = started + (ttft + generating) * rng.uniform(0.2, 0.9)

@@ -4,7 +4,8 @@ Each key's traffic follows its workspace's clock: busy in office hours, quiet at
 of that at weekends; batch keys run while their workspace sleeps, a load-test key sends bursts
 now and then. Every minute gets its share of the requested total (rounded so the minutes add up
 to it exactly), with some noise from hour to hour. Incidents are windows in which one provider
-fails far more often than usual.
+fails far more often than usual. The planted anomalies (`gateway.demo_plants`) are here too: a
+key sending many times its traffic for a few hours, a provider answering slowly for a few more.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from gateway.demo_cast import BURST_MINUTES, BurstPlan, Cast, Key
+from gateway.demo_plants import COST_SPIKE, LATENCY_REGRESSION, Plant
 
 # Activity by local hour, 0 = midnight.
 HOURLY = (
@@ -48,8 +50,16 @@ class Rhythm:
         minutes: int,
         requests: int,
         bursts: BurstPlan,
+        plants: tuple[Plant, ...] = (),
     ):
         self.cast = cast
+        self.plants = plants
+        spike = next((p for p in plants if p.kind == COST_SPIKE), None)
+        self._spike_key = spike.key_id if spike is not None else None
+        self._spike = (spike.start_minute, spike.end_minute, spike.factor) if spike else (0, 0, 1.0)
+        slow = next((p for p in plants if p.kind == LATENCY_REGRESSION), None)
+        self._slow_provider = slow.provider if slow is not None else None
+        self._slow = (slow.start_minute, slow.end_minute, slow.factor) if slow else (0, 0, 1.0)
         self.start_minute = start_minute
         self.minutes = minutes
         rng = random.Random(f"steerway-demo-rhythm:{seed}")
@@ -87,6 +97,8 @@ class Rhythm:
         value = workspace.share * key.share * profile[hour]
         if weekday >= 5 and not key.night_owl:
             value *= WEEKEND
+        if key.key_id == self._spike_key and self._spike[0] <= minute < self._spike[1]:
+            value *= self._spike[2]
         return value * self._hour_noise[workspace.workspace_id][(minute - self.start_minute) // 60]
 
     def key_chooser(self, minute: int) -> tuple[list[float], tuple[Key, ...]]:
@@ -105,6 +117,12 @@ class Rhythm:
             if incident.provider == provider and incident.start <= minute < incident.end:
                 return incident
         return None
+
+    def slowdown(self, provider: str, minute: int) -> float:
+        """How many times longer `provider` takes to answer in `minute` (a planted regression)."""
+        if provider == self._slow_provider and self._slow[0] <= minute < self._slow[1]:
+            return self._slow[2]
+        return 1.0
 
     def _spread(self, requests: int, rng: random.Random) -> array[int]:
         """Requests per minute, in proportion to the minute's activity with a little noise,

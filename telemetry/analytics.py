@@ -216,7 +216,8 @@ def _sum(table: sa.Table, column: str) -> sa.ColumnElement[Any]:
 def _step_of(plan_: Plan, dialect: str) -> sa.ColumnElement[int]:
     """The step a roll-up row falls in (0 for the first), computed by the database."""
     column = plan_.table.c.bucket_start
-    offset = _epoch(plan_.start)
+    # Bound as a 64-bit integer: epoch seconds pass 2**31 in 2038.
+    offset = sa.literal(_epoch(plan_.start), sa.BigInteger)
     if dialect == "postgresql":
         epoch = sa.func.extract("epoch", column)
         return sa.cast(sa.func.floor((epoch - offset) / plan_.step), sa.Integer)

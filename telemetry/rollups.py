@@ -117,24 +117,25 @@ def minute_of(epoch_seconds: float) -> float:
 
 @dataclass
 class NameCaps:
-    """Which tags and end users keep their names: per workspace and kind, the first
-    `NAME_LIMITS[kind]` seen in a UTC day; the rest are `(other)`."""
+    """Which tags and end users keep their names: per workspace, kind and UTC day, the first
+    `NAME_LIMITS[kind]` seen that day; the rest are `(other)`.
+
+    A request is named by its own day's names, also when it is written after the next day's
+    first (requests finishing out of order at midnight, a spill file replayed): the names of a
+    day are remembered until the day after it is over. A request older than that starts its
+    day's names afresh."""
 
     limits: Mapping[str, int] = field(default_factory=lambda: dict(NAME_LIMITS))
-    _day: float = -1.0
-    _kept: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    _newest_day: float = -math.inf
+    _kept: dict[tuple[float, str, str], set[str]] = field(default_factory=dict)
 
     def name(self, workspace_id: str, kind: str, value: str, at: float) -> str:
         day = bucket_of(at, _DAY)
-        if day != self._day:
-            if day < self._day:  # a bundle replayed from an earlier day: do not reset
-                return self._capped(workspace_id, kind, value[:NAME_LENGTH])
-            self._day = day
-            self._kept.clear()
-        return self._capped(workspace_id, kind, value[:NAME_LENGTH])
-
-    def _capped(self, workspace_id: str, kind: str, value: str) -> str:
-        kept = self._kept.setdefault((workspace_id, kind), set())
+        if day > self._newest_day:
+            self._newest_day = day
+            self._kept = {key: kept for key, kept in self._kept.items() if key[0] >= day - _DAY}
+        kept = self._kept.setdefault((day, workspace_id, kind), set())
+        value = value[:NAME_LENGTH]
         if value in kept:
             return value
         if len(kept) < self.limits.get(kind, 0):
@@ -144,26 +145,34 @@ class NameCaps:
 
 
 class _Sums:
-    """One row's sums, as a list in `SUM_COLUMNS` order (money as Decimal)."""
+    """One row's sums by position in `SUM_COLUMNS`, only those not zero: of a row's hundred and
+    more sums, a few buckets and counts are all most rows ever add to."""
 
     __slots__ = ("values",)
 
     def __init__(self) -> None:
-        self.values: list[Any] = [0] * len(SUM_COLUMNS)
-        for position in _MONEY_POSITIONS:
-            self.values[position] = Decimal(0)
-        for position in _FLOAT_POSITIONS:
-            self.values[position] = 0.0
+        self.values: dict[int, Any] = {}
 
     def add(self, contribution: list[tuple[int, Any]]) -> None:
         values = self.values
         for position, amount in contribution:
-            values[position] += amount
+            values[position] = values.get(position, 0) + amount
+
+    def add_all(self, other: _Sums) -> None:
+        self.add(list(other.values.items()))
+
+    def row(self) -> dict[str, Any]:
+        row = dict(_ZERO_ROW)
+        for position, amount in self.values.items():
+            row[SUM_COLUMNS[position]] = amount
+        return row
 
 
 _POSITION: Final = {name: n for n, name in enumerate(SUM_COLUMNS)}
-_MONEY_POSITIONS: Final = tuple(_POSITION[name] for name in MONEY_COLUMNS)
-_FLOAT_POSITIONS: Final = tuple(_POSITION[name] for name in FLOAT_COLUMNS)
+_ZERO_ROW: Final[dict[str, Any]] = {
+    name: Decimal(0) if name in MONEY_COLUMNS else 0.0 if name in FLOAT_COLUMNS else 0
+    for name in SUM_COLUMNS
+}
 _LATENCY_POSITIONS: Final = tuple(_POSITION[name] for name in ROLLUP_BUCKET_COLUMNS)
 _TTFT_POSITIONS: Final = tuple(_POSITION[name] for name in ROLLUP_TTFT_BUCKET_COLUMNS)
 
@@ -173,6 +182,17 @@ def _answering(interactions: list[InteractionRecord]) -> InteractionRecord | Non
         if interaction.status == "ok":
             return interaction
     return interactions[-1] if interactions else None
+
+
+def _unpriced(interaction: InteractionRecord) -> bool:
+    """Whether an attempt cost an unknown amount: it used tokens, or answered, at a price not
+    known. A failure that reported no usage cost nothing (budgets settle it at 0, as
+    `gateway.proxy` does) and a cache hit costs nothing by definition."""
+    return (
+        interaction.cost_usd is None
+        and not interaction.cache_hit
+        and (interaction.prompt_tokens is not None or interaction.status == "ok")
+    )
 
 
 def _contribution(bundle: TraceBundle, status: str, summary: tuple[Any, ...]) -> list[Any]:
@@ -200,7 +220,7 @@ def _contribution(bundle: TraceBundle, status: str, summary: tuple[Any, ...]) ->
             added.append((p["cached_tokens"], cached))
         if saved:
             added.append((p["cost_saved_usd"], saved))
-        if cost is None:
+        if any(_unpriced(i) for i in interactions):
             added.append((p["unpriced"], 1))
     if prompt:
         added.append((p["prompt_tokens"], prompt))
@@ -326,32 +346,32 @@ def _breakdowns(
 def aggregate(bundles: Iterable[TraceBundle], caps: NameCaps | None = None) -> Aggregate:
     """Sum the bundles into roll-up and breakdown rows (see the module's docstring).
 
-    Unknown costs (None) add nothing to `cost_usd` and count in `unpriced`; unknown token counts
-    add 0.
+    Unknown costs (None) add nothing to `cost_usd`; a request with an attempt whose cost is
+    unknown (`_unpriced`) counts in `unpriced`, also when its other attempts were priced.
+    Unknown token counts add 0.
     """
     caps = caps if caps is not None else NameCaps()
-    sums: dict[tuple[Any, ...], _Sums] = {}
+    minutes: dict[tuple[Any, ...], _Sums] = {}
     breakdowns = _Breakdowns()
     for bundle in bundles:
         status, summary = summarise(bundle)
         dimensions = _dimensions(bundle, status, summary[6])
-        added = _contribution(bundle, status, summary)
         started = bundle.trace.started_at
-        buckets = tuple(
-            (grain, utc(bucket_of(started, seconds))) for grain, seconds in _GRAIN_SECONDS
-        )
-        for grain, start in buckets:
-            key = (grain, start, *dimensions)
-            entry = sums.get(key)
-            if entry is None:
-                entry = sums[key] = _Sums()
-            entry.add(added)
+        key = (bucket_of(started, _MINUTE), *dimensions)
+        entry = minutes.get(key)
+        if entry is None:
+            entry = minutes[key] = _Sums()
+        entry.add(_contribution(bundle, status, summary))
         if bundle.trace.tags or bundle.trace.end_user or bundle.violations or summary[7]:
-            _breakdowns(bundle, status, summary, buckets[1:], caps, breakdowns)
+            hour = (("hour", _time(bucket_of(started, _HOUR))),)
+            _breakdowns(bundle, status, summary, hour, caps, breakdowns)
+    sums = _by_grain(minutes)
+    for (_, start, *rest), values in list(breakdowns.sums.items()):
+        day = ("day", _time(bucket_of(start.timestamp(), _DAY)), *rest)
+        breakdowns.add(day, *values)
     return Aggregate(
         rollups=[
-            dict(zip(KEY_COLUMNS, key, strict=True))
-            | dict(zip(SUM_COLUMNS, entry.values, strict=True))
+            dict(zip(KEY_COLUMNS, key, strict=True)) | entry.row()
             for key, entry in sorted(sums.items(), key=_sort_key)
         ],
         breakdowns=[
@@ -360,6 +380,33 @@ def aggregate(bundles: Iterable[TraceBundle], caps: NameCaps | None = None) -> A
             for key, values in sorted(breakdowns.sums.items(), key=_sort_key)
         ],
     )
+
+
+def _time(epoch_seconds: float) -> datetime:
+    return _TIMES.get(epoch_seconds) or _TIMES.setdefault(epoch_seconds, utc(epoch_seconds))
+
+
+_TIMES: dict[float, datetime] = {}
+"""Bucket starts already made into datetimes (a few thousand a day at most is a small cost;
+cleared when it grows past `_TIMES_LIMIT`)."""
+_TIMES_LIMIT: Final = 100_000
+
+
+def _by_grain(minutes: dict[tuple[Any, ...], _Sums]) -> dict[tuple[Any, ...], _Sums]:
+    """The minute rows, and the hour and day rows they add up to: each request is summed once,
+    then whole minutes are folded into their hour and day."""
+    if len(_TIMES) > _TIMES_LIMIT:
+        _TIMES.clear()
+    sums: dict[tuple[Any, ...], _Sums] = {}
+    for (minute, *dimensions), entry in minutes.items():
+        sums[("minute", _time(minute), *dimensions)] = entry
+        for grain, seconds in _GRAIN_SECONDS[1:]:
+            key = (grain, _time(bucket_of(minute, seconds)), *dimensions)
+            folded = sums.get(key)
+            if folded is None:
+                folded = sums[key] = _Sums()
+            folded.add_all(entry)
+    return sums
 
 
 def _sort_key(item: tuple[tuple[Any, ...], Any]) -> tuple[Any, ...]:

@@ -121,6 +121,7 @@ LONGEST_FILES = (
     "tests/e2e/test_chat.py",
     "tests/e2e/test_live_workers.py",
     "tests/gateway/test_demo_data.py",
+    "tests/telemetry/test_anomalies_demo.py",
 )
 
 

@@ -21,6 +21,7 @@ from gateway.keys import KeyStore
 from telemetry.analytics_dimensions import DIMENSIONS, dimensions_of
 from telemetry.analytics_metrics import METRICS
 from telemetry.db import create_engine
+from telemetry.writers import BatchWriter
 from tests.admin_ui.analytics_history import (
     FIRST,
     LAST,
@@ -34,6 +35,7 @@ from tests.admin_ui.analytics_history import (
 from tests.admin_ui.conftest import error_of
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config
 from tests.e2e.logwatch import LogWatch, assert_no_traceback, watched_gateway
+from tests.telemetry import make_bundle
 from tests.telemetry.search_corpus import OTHER_WORKSPACE_SLUG
 
 API = "/admin/api/analytics"
@@ -179,7 +181,7 @@ def test_the_answer_says_its_range_and_step(http: httpx.Client) -> None:
         f"2024-03-02T0{hour}:00:00Z" for hour in range(6)
     ]
     chosen = answer(http, "requests", **{"from": "2024-03-02", "to": "2024-03-03"})
-    assert (chosen["step"], len(chosen["series"][0]["points"])) == (900, 96)
+    assert (chosen["step"], len(chosen["series"][0]["points"])) == (3600, 24)
     assert chosen["total"] == sum(v for _, v in chosen["series"][0]["points"])
     assert chosen["group_by"] == [] and chosen["labels"] == {}
     epoch = answer(http, "requests", **{"from": "1709337600", "to": "1709359200", "step": "1h"})
@@ -190,12 +192,31 @@ def test_the_answer_says_its_range_and_step(http: httpx.Client) -> None:
     )
 
 
+def test_requests_after_2038_are_counted(gateway: GatewayProcess, history: History) -> None:
+    """Epoch seconds outgrow 32 bits in January 2038; the steps must not."""
+    moment = datetime(2040, 2, 29, 12, 30, tzinfo=UTC)
+
+    async def write() -> None:
+        engine = create_engine(gateway.database.url)
+        try:
+            bundles = [make_bundle(started_at=moment.timestamp() + n) for n in range(3)]
+            await BatchWriter(engine).write(bundles)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(write())
+    with gateway.http() as http:
+        body = answer(http, "requests", **{"from": "2040-02-29", "to": "2040-03-01", "step": "1h"})
+    points = dict(body["series"][0]["points"])
+    assert body["total"] == 3 and points["2040-02-29T12:00:00Z"] == 3
+
+
 def test_a_default_range_is_the_last_day(http: httpx.Client) -> None:
     response = http.get(f"{API}/requests")
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["total"] == 0 and body["series"][0]["total"] == 0
-    assert len(body["series"][0]["points"]) in (96, 97)  # 15-minute steps over 24 hours
+    assert body["step"] == 3600 and len(body["series"][0]["points"]) in (24, 25)
     latency = http.get(f"{API}/latency_p95", params={"last": "6h"}).json()
     assert latency["total"] is None and {v for _, v in latency["series"][0]["points"]} == {None}
 

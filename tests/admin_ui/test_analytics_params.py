@@ -15,7 +15,7 @@ import pytest
 from admin_ui.analytics_answer import csv_cell, csv_chunks, csv_filename, json_chunks, value_of
 from admin_ui.analytics_params import AnalyticsRequest, parse_analytics_request
 from gateway.errors import GatewayError
-from telemetry.analytics import AnalyticsResult, Series
+from telemetry.analytics import TARGET_POINTS, AnalyticsResult, Series
 from telemetry.analytics_metrics import METRICS
 
 NOW = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
@@ -84,11 +84,12 @@ def test_group_by_repeated_and_top_defaulting_to_ten() -> None:
     assert parse("group_by=tag").query.group_by == ("tag",)
 
 
-def test_a_long_range_takes_weeks_enough_for_about_two_hundred_points() -> None:
+def test_a_long_range_takes_whole_weeks_as_many_as_a_chart_shows() -> None:
     query = parse("from=1970-01-01").query
     assert query.step is not None and query.step % (7 * 86400) == 0
     points = (query.end - query.start).total_seconds() / query.step
-    assert 150 < points <= 200
+    assert TARGET_POINTS / 2 < points <= TARGET_POINTS
+    assert parse("last=2w").query.step is None  # the planner's own choice
 
 
 @pytest.mark.parametrize(

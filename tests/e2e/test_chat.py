@@ -270,14 +270,17 @@ def test_health_readiness_and_metrics(gateway: GatewayProcess) -> None:
 
 
 def test_usage_rollups_add_up(gateway: GatewayProcess) -> None:
-    before = gateway.database.rows(
-        "SELECT COALESCE(SUM(requests), 0) AS n FROM usage_rollups WHERE model = 'mock-embedding'"
-    )[0]["n"]
+    counted = (
+        "SELECT grain, SUM(requests) AS n FROM usage_rollups WHERE model = 'mock-embedding' "
+        "GROUP BY grain"
+    )
+    before = {row["grain"]: row["n"] for row in gateway.database.rows(counted)}
     for _ in range(3):
         gateway.client().embeddings.create(model="mock-embedding", input="x")
-    deadline_rows = gateway.database.wait_rows(
-        "SELECT SUM(requests) AS n FROM usage_rollups WHERE model = 'mock-embedding' "
-        "HAVING SUM(requests) >= :want",
-        want=before + 3,
+    gateway.database.wait_rows(
+        "SELECT SUM(requests) AS n FROM usage_rollups "
+        "WHERE model = 'mock-embedding' AND grain = 'minute' HAVING SUM(requests) >= :want",
+        want=before.get("minute", 0) + 3,
     )
-    assert deadline_rows[0]["n"] == before + 3
+    after = {row["grain"]: row["n"] for row in gateway.database.rows(counted)}
+    assert after == {grain: before.get(grain, 0) + 3 for grain in ("minute", "hour", "day")}

@@ -134,13 +134,16 @@ def test_nul_in_content_user_metadata_and_tool_calls_is_recorded_escaped(
         for trace_id in traces.values()
     ]
     assert all(cost > 0 for cost in costs)
-    rollups = gateway.database.rows(
-        "SELECT requests, cost_usd FROM usage_rollups WHERE api_key_id = :k", k=key.key_id
-    )
-    assert sum(row["requests"] for row in rollups) == len(traces)
-    assert sum(money_from_sql(row["cost_usd"], dialect) or Decimal(0) for row in rollups) == sum(
-        costs, Decimal(0)
-    )
+    for grain in ("minute", "hour", "day"):
+        rollups = gateway.database.rows(
+            "SELECT requests, cost_usd FROM usage_rollups WHERE api_key_id = :k AND grain = :g",
+            k=key.key_id,
+            g=grain,
+        )
+        assert sum(row["requests"] for row in rollups) == len(traces), grain
+        assert sum(
+            money_from_sql(row["cost_usd"], dialect) or Decimal(0) for row in rollups
+        ) == sum(costs, Decimal(0)), grain
 
 
 def test_nul_in_a_model_name_and_an_upstream_error_is_recorded_escaped(

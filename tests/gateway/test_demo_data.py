@@ -27,7 +27,8 @@ from gateway.demo_cast import WORKSPACE_SLUGS
 from providers.pricing import PriceTable
 from telemetry.db import as_utc, create_engine
 from telemetry.records import TraceBundle, TraceRecord
-from telemetry.schema import ROLLUP_LATENCY_BOUNDS_MS, metadata
+from telemetry.rollups import BREAKDOWN_KEY_COLUMNS, KEY_COLUMNS, NAME_LIMITS, OTHER
+from telemetry.schema import metadata
 from telemetry.writers import BatchWriter
 from tests.e2e.conftest import (
     STEERWAY,
@@ -35,6 +36,13 @@ from tests.e2e.conftest import (
     _create_postgres,
     _drop_postgres,
     backend_database,
+)
+from tests.telemetry.rollup_oracle import (
+    GRAINS,
+    assert_rollups_match,
+    expected_breakdowns,
+    expected_rollups,
+    stored_breakdowns,
 )
 
 __all__ = ["backend_database"]
@@ -45,6 +53,8 @@ REQUESTS = 2000
 DAYS = 3
 UTC_OFFSETS = {"acme": -5, "globex": 1, "initech": -8, "umbrella": 0, "hooli": 9}
 CHILD_TABLES = ("spans", "decisions", "ai_interactions", "guardrail_violations")
+ROLLUP_ORDER = ", ".join(KEY_COLUMNS)
+BREAKDOWN_ORDER = ", ".join(BREAKDOWN_KEY_COLUMNS)
 
 
 def steerway(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -138,7 +148,8 @@ def rows(history: Database) -> dict[str, list[dict[str, Any]]]:
         "decisions": "trace_id, sequence",
         "ai_interactions": "trace_id, attempt",
         "guardrail_violations": "trace_id, violation_id",
-        "usage_rollups": "bucket_start, workspace_id, api_key_id, provider, model",
+        "usage_rollups": ROLLUP_ORDER,
+        "usage_breakdowns": BREAKDOWN_ORDER,
         "workspaces": "slug",
         "api_keys": "key_id",
     }
@@ -155,59 +166,58 @@ def by_trace(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 # --- consistency ------------------------------------------------------------------------------
 
 
-def test_the_rollups_equal_the_raw_interactions(rows: dict[str, list[dict[str, Any]]]) -> None:
-    """Per minute, workspace, key, provider and model: requests, errors, cache hits, tokens,
-    cost and the latency histogram, summed afresh from ai_interactions."""
-    expected: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for i in rows["ai_interactions"]:
-        started = as_utc(i["started_at"])
-        assert started is not None
-        minute = started.replace(second=0, microsecond=0)
-        key = (
-            minute,
-            i["workspace_id"],
-            i["api_key_id"] or "",
-            i["provider"],
-            i["requested_model"],
-        )
-        sums = expected.setdefault(
-            key,
-            {"requests": 0, "errors": 0, "cache_hits": 0, "prompt_tokens": 0,
-             "completion_tokens": 0, "cached_tokens": 0, "cost_usd": Decimal(0),
-             "latency_ms_sum": 0.0, "buckets": [0] * (len(ROLLUP_LATENCY_BOUNDS_MS) + 1)},
-        )  # fmt: skip
-        sums["requests"] += 1
-        sums["errors"] += i["status"] != "ok"
-        sums["cache_hits"] += i["cache_hit"]
-        for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
-            sums[name] += i[name] or 0
-        sums["cost_usd"] += i["cost_usd"] or 0
-        sums["latency_ms_sum"] += i["latency_ms"]
-        bucket = next(
-            (n for n, bound in enumerate(ROLLUP_LATENCY_BOUNDS_MS) if i["latency_ms"] <= bound),
-            len(ROLLUP_LATENCY_BOUNDS_MS),
-        )
-        sums["buckets"][bucket] += 1
-    stored = {
-        (
-            as_utc(r["bucket_start"]),
-            r["workspace_id"],
-            r["api_key_id"],
-            r["provider"],
-            r["model"],
-        ): r
-        for r in rows["usage_rollups"]
+def test_the_rollups_equal_the_raw_traces_and_their_interactions(
+    rows: dict[str, list[dict[str, Any]]],
+) -> None:
+    """Per grain, bucket and every dimension, summed afresh from the raw rows: requests are
+    traces, tokens and cost the sums over their interactions, errors the traces whose status is
+    error; the latency and time-to-first-token histograms too."""
+    traces, interactions = rows["traces"], rows["ai_interactions"]
+    assert_rollups_match(
+        rows["usage_rollups"], expected_rollups(traces, interactions, rows["decisions"])
+    )
+    cost = sum(i["cost_usd"] for i in interactions if i["cost_usd"] is not None)
+    prompt = sum(i["prompt_tokens"] or 0 for i in interactions)
+    errors = sum(1 for t in traces if t["status"] == "error")
+    assert errors and cost and prompt
+    for grain in GRAINS:
+        mine = [r for r in rows["usage_rollups"] if r["grain"] == grain]
+        assert sum(r["requests"] for r in mine) == len(traces) == REQUESTS, grain
+        assert sum(r["cost_usd"] for r in mine) == cost, grain
+        assert sum(r["prompt_tokens"] for r in mine) == prompt, grain
+        assert sum(r["errors"] for r in mine) == errors, grain
+        assert sum(r["unpriced"] for r in mine) == 0, grain  # every demo model has a price
+
+
+def test_the_breakdowns_equal_the_raw_tags_end_users_rules_and_findings(
+    rows: dict[str, list[dict[str, Any]]],
+) -> None:
+    """Tags and end users are capped per workspace and day; where a day stayed under its cap
+    every name is kept and counted exactly, where it did not the total is still exact."""
+    expected = expected_breakdowns(
+        rows["traces"], rows["ai_interactions"], rows["decisions"], rows["guardrail_violations"]
+    )
+    stored = stored_breakdowns(rows["usage_breakdowns"])
+    kinds = Counter(key[4] for key in stored)
+    assert all(kinds[kind] for kind in ("tag", "end_user", "rule", "guardrail", "entity")), kinds
+
+    def day_of(key: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (key[0], GRAINS["day"](key[1]), key[2], key[4])  # grain, day, workspace, kind
+
+    names: dict[tuple[Any, ...], set[str]] = defaultdict(set)
+    for key in expected:
+        names[day_of(key)].add(key[5])
+    capped = {day for day, kept in names.items() if len(kept) > NAME_LIMITS.get(day[3], 10**9)}
+    assert {k: v for k, v in stored.items() if day_of(k) not in capped} == {
+        k: v for k, v in expected.items() if day_of(k) not in capped
     }
-    assert set(stored) == set(expected)
-    for key, sums in expected.items():
-        row = stored[key]
-        for name in ("requests", "errors", "cache_hits", "prompt_tokens", "completion_tokens",
-                     "cached_tokens", "cost_usd"):  # fmt: skip
-            assert row[name] == sums[name], (key, name)
-        assert row["latency_ms_sum"] == pytest.approx(sums["latency_ms_sum"], rel=1e-9)
-        buckets = [row[f"latency_bucket_{n}"] for n in range(len(sums["buckets"]))]
-        assert buckets == sums["buckets"], key
-    assert sum(r["requests"] for r in rows["usage_rollups"]) == len(rows["ai_interactions"])
+    for day in capped:
+        totals = [
+            sum(events for key, (events, *_) in sums.items() if day_of(key) == day)
+            for sums in (stored, expected)
+        ]
+        assert totals[0] == totals[1], day
+    assert not any(key[5] == OTHER for key in stored if day_of(key) not in capped)
 
 
 def test_each_traces_summary_columns_are_its_childrens(
@@ -373,9 +383,10 @@ def test_trace_ids_sort_as_their_start_times(rows: dict[str, list[dict[str, Any]
     by_id = [t["trace_id"] for t in rows["traces"]]
     by_time = [t["trace_id"] for t in sorted(rows["traces"], key=lambda t: t["started_at"])]
     assert by_id == by_time
-    starts = [as_utc(t["started_at"]) for t in rows["traces"]]
+    starts = [start for t in rows["traces"] if (start := as_utc(t["started_at"])) is not None]
+    assert len(starts) == len(rows["traces"])
     end = datetime.fromisoformat(END)
-    assert min(starts) >= end - timedelta(days=DAYS) and max(starts) < end  # type: ignore[operator]
+    assert min(starts) >= end - timedelta(days=DAYS) and max(starts) < end
 
 
 def test_weekday_daytime_is_busier_than_night(rows: dict[str, list[dict[str, Any]]]) -> None:
@@ -515,7 +526,8 @@ _ORDERS = {
     "decisions": "trace_id, sequence",
     "ai_interactions": "trace_id, attempt",
     "guardrail_violations": "trace_id, violation_id",
-    "usage_rollups": "bucket_start, workspace_id, api_key_id, provider, model",
+    "usage_rollups": ROLLUP_ORDER,
+    "usage_breakdowns": BREAKDOWN_ORDER,
     "workspaces": "slug",
     "api_keys": "key_id",
 }

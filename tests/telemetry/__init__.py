@@ -20,7 +20,7 @@ from telemetry.records import (
     TraceBundle,
     TraceRecord,
 )
-from telemetry.schema import DEFAULT_WORKSPACE_ID
+from telemetry.schema import DEFAULT_WORKSPACE_ID, usage_rollups
 
 # A fixed minute, far from "now", so every test knows which roll-up row its interactions hit.
 MINUTE = 1_700_000_040.0  # 2023-11-14 22:34:00 UTC
@@ -149,6 +149,25 @@ async def fetch(engine: AsyncEngine, sql: str, **params: Any) -> list[sa.Row[Any
 async def fetch_table(engine: AsyncEngine, table: sa.Table) -> list[sa.RowMapping]:
     async with engine.connect() as connection:
         return list((await connection.execute(sa.select(table))).mappings().all())
+
+
+async def rollup_rows(engine: AsyncEngine, grain: str = "minute") -> list[sa.RowMapping]:
+    """The `usage_rollups` rows of one grain: every request counts once in each grain."""
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            sa.select(usage_rollups).where(usage_rollups.c.grain == grain)
+        )
+        return list(result.mappings().all())
+
+
+async def requests_per_grain(engine: AsyncEngine) -> dict[str, int]:
+    """SUM(requests) of `usage_rollups` per grain."""
+    total = sa.func.sum(usage_rollups.c.requests)
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            sa.select(usage_rollups.c.grain, total).group_by(usage_rollups.c.grain)
+        )
+        return {grain: int(requests) for grain, requests in result.all()}
 
 
 async def count(engine: AsyncEngine, table: str) -> int:

@@ -16,9 +16,16 @@ import migrations
 from telemetry.db import create_engine
 from telemetry.recorder import Recorder
 from telemetry.records import TraceBundle
-from telemetry.schema import traces, usage_rollups
+from telemetry.schema import traces
 from telemetry.spill import spill_files
-from tests.telemetry import RecordingObserver, eventually, fetch_table, make_bundle
+from tests.telemetry import (
+    RecordingObserver,
+    eventually,
+    fetch_table,
+    make_bundle,
+    requests_per_grain,
+    rollup_rows,
+)
 
 
 class JournalObserver(RecordingObserver):
@@ -131,8 +138,9 @@ async def test_what_the_full_queue_cannot_take_is_replayed_from_the_journal(
     await recorder.stop()
     stored = {row.trace_id for row in await fetch_table(engine, traces)}
     assert stored == {b.trace.trace_id for b in bundles}
-    (rollup,) = await fetch_table(engine, usage_rollups)
+    (rollup,) = await rollup_rows(engine)
     assert rollup.requests == 7  # the replay skipped the three already written
+    assert await requests_per_grain(engine) == {"day": 7, "hour": 7, "minute": 7}
     assert recorder.stats.dropped == 0
 
 

@@ -22,7 +22,6 @@ from telemetry.schema import (
     decisions,
     spans,
     traces,
-    usage_rollups,
 )
 from tests.telemetry import (
     MINUTE,
@@ -32,6 +31,8 @@ from tests.telemetry import (
     fetch,
     fetch_table,
     make_bundle,
+    requests_per_grain,
+    rollup_rows,
 )
 
 
@@ -45,6 +46,12 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 def _rollup_counts(row: object) -> list[int]:
     return [int(getattr(row, name)) for name in ROLLUP_BUCKET_COLUMNS]
+
+
+def _counts(**filled: int) -> list[int]:
+    """Latency bucket counts, all 0 but those named."""
+    assert set(filled) <= set(ROLLUP_BUCKET_COLUMNS)
+    return [filled.get(name, 0) for name in ROLLUP_BUCKET_COLUMNS]
 
 
 async def test_every_row_lands_with_its_values(engine: AsyncEngine) -> None:
@@ -122,20 +129,28 @@ async def test_json_null_response_is_sql_null(engine: AsyncEngine) -> None:
     assert rows[0][0] == 1
 
 
+def _lasting(bundle: TraceBundle, milliseconds: int) -> TraceBundle:
+    """The bundle's request made to take exactly `milliseconds` (a fraction of a second with an
+    exact binary form, so the bucket bound it meets is met exactly)."""
+    bundle.trace.started_at = MINUTE + 1.0
+    bundle.trace.ended_at = MINUTE + 1.0 + milliseconds / 1000
+    return bundle
+
+
 async def test_rollups_of_two_batches_in_one_minute_add_up(engine: AsyncEngine) -> None:
     recorder = Recorder(engine, flush_interval=0.01)
     await recorder.start()
     first = [
-        make_bundle(latency_ms=5.0, cost=Decimal("0.0000000001")),  # bucket 0 (<= 10 ms)
-        make_bundle(latency_ms=10.0, cost=Decimal("0.5")),  # bucket 0: bounds are inclusive
-        make_bundle(latency_ms=100_000.0, cost=None, status="error"),  # +Inf bucket
+        _lasting(make_bundle(cost=Decimal("0.0000000001")), 125),
+        _lasting(make_bundle(cost=Decimal("0.5")), 250),  # in le_250: bounds are inclusive
+        make_bundle(latency_ms=400_000.0, cost=None, status="error"),  # le_inf, its own row
     ]
     for bundle in first:
         recorder.record(bundle)
     await recorder.flush()
     second = [
-        make_bundle(latency_ms=300.0, cost=Decimal("1.25"), cache_hit=True, cached_tokens=4),
-        make_bundle(latency_ms=300.0, cost=None, prompt_tokens=None, completion_tokens=None),
+        _lasting(make_bundle(cost=None, prompt_tokens=None, completion_tokens=None), 500),
+        _lasting(make_bundle(cost=Decimal("1.25"), cache_hit=True, cached_tokens=4), 250),
         make_bundle(started_at=MINUTE + 61.0, latency_ms=20.0),  # the next minute
         make_bundle(api_key_id=None, latency_ms=20.0),  # another key: another row
     ]
@@ -144,33 +159,41 @@ async def test_rollups_of_two_batches_in_one_minute_add_up(engine: AsyncEngine) 
     await recorder.stop()
 
     rows = {
-        (as_utc(row.bucket_start), row.api_key_id): row
-        for row in await fetch_table(engine, usage_rollups)
+        (as_utc(row.bucket_start), row.api_key_id, row.status, row.cache_hit): row
+        for row in await rollup_rows(engine)
     }
     minute = datetime.fromtimestamp(MINUTE, UTC)
     assert set(rows) == {
-        (minute, "key1"),
-        (minute, ""),
-        (datetime.fromtimestamp(MINUTE + 60, UTC), "key1"),
+        (minute, "key1", "ok", False),
+        (minute, "key1", "error", False),
+        (minute, "key1", "ok", True),
+        (datetime.fromtimestamp(MINUTE + 60, UTC), "key1", "ok", False),
+        (minute, "", "ok", False),
     }
-    main = rows[(minute, "key1")]
+    main = rows[(minute, "key1", "ok", False)]
     assert main.workspace_id == first[0].trace.workspace_id
-    assert (main.provider, main.model) == ("openai", "gpt-4o-mini")
-    assert main.requests == 5
-    assert main.errors == 1
-    assert main.cache_hits == 1
-    assert main.prompt_tokens == 40
-    assert main.completion_tokens == 20
-    assert main.cached_tokens == 4
-    assert main.cost_usd == Decimal("1.7500000001")  # the two unknown costs add nothing
-    assert main.latency_ms_sum == pytest.approx(5 + 10 + 100_000 + 300 + 300)
-    expected = [0] * len(ROLLUP_BUCKET_COLUMNS)
-    expected[0] = 2
-    expected[5] = 2  # 250 < 300 <= 500
-    expected[-1] = 1
-    assert _rollup_counts(main) == expected
-    assert rows[(minute, "")].requests == 1
-    assert _rollup_counts(rows[(minute, "")])[1] == 1  # 10 < 20 <= 25
+    assert (main.source, main.provider, main.model, main.served_model, main.deployment) == (
+        "proxy", "openai", "gpt-4o-mini", "gpt-4o-mini-2024", "default",
+    )  # fmt: skip
+    assert (main.requests, main.errors, main.cache_hits, main.attempts) == (3, 0, 0, 3)
+    assert (main.prompt_tokens, main.completion_tokens) == (20, 10)  # None counts as 0
+    assert main.cost_usd == Decimal("0.5000000001")  # the unknown cost adds nothing...
+    assert main.unpriced == 1  # ...and is counted as unknown
+    assert main.latency_ms_sum == 125 + 250 + 500
+    assert _rollup_counts(main) == _counts(latency_le_125=1, latency_le_250=1, latency_le_500=1)
+    assert (main.ttft_count, main.ttft_ms_sum) == (3, pytest.approx(37.5))
+    assert (main.overhead_count, main.overhead_ms_sum) == (3, pytest.approx(1.26))
+    failed = rows[(minute, "key1", "error", False)]
+    assert (failed.requests, failed.errors, failed.unpriced, failed.ttft_count) == (1, 1, 1, 0)
+    assert _rollup_counts(failed) == _counts(latency_le_inf=1)
+    cached = rows[(minute, "key1", "ok", True)]
+    assert (cached.requests, cached.cache_hits, cached.cached_tokens, cached.attempts) == (
+        1, 1, 4, 0,
+    )  # fmt: skip
+    assert cached.cost_usd == Decimal("1.25")
+    assert rows[(minute, "", "ok", False)].requests == 1
+    assert _rollup_counts(rows[(minute, "", "ok", False)]) == _counts(latency_le_25=1)
+    assert await requests_per_grain(engine) == {"day": 7, "hour": 7, "minute": 7}
 
 
 async def test_concurrent_recorders_add_into_the_same_rollup_rows(
@@ -194,12 +217,13 @@ async def test_concurrent_recorders_add_into_the_same_rollup_rows(
     for e in engines:
         await e.dispose()
 
-    (row,) = await fetch_table(engine, usage_rollups)
     total = workers * per_worker
-    assert row.requests == total
-    assert row.prompt_tokens == 10 * total
-    assert row.cost_usd == Decimal("0.0000000003") * total
-    assert _rollup_counts(row)[2] == total  # 25 < 40 <= 50
+    for grain in ("minute", "hour", "day"):
+        (row,) = await rollup_rows(engine, grain)
+        assert row.requests == total
+        assert row.prompt_tokens == 10 * total
+        assert row.cost_usd == Decimal("0.0000000003") * total
+        assert _rollup_counts(row) == _counts(latency_le_50=total)  # 40 < 43 <= 50
     assert await count(engine, "ai_interactions") == total
 
 
@@ -264,8 +288,9 @@ async def test_a_bundle_the_database_refuses_does_not_sink_its_batch(
     await recorder.stop()
     assert await count(engine, "traces") == 3
     assert await count(engine, "ai_interactions") == 3
-    (row,) = await fetch_table(engine, usage_rollups)
-    assert row.requests == 3  # the refused bundle's interaction is not counted either
+    (row,) = await rollup_rows(engine)
+    assert row.requests == 3  # the refused bundle is not counted either
+    assert await requests_per_grain(engine) == {"day": 3, "hour": 3, "minute": 3}
     assert recorder.stats.written_bundles == 3
     assert recorder.stats.dropped == 1
     assert observer.dropped_counts == [1]
@@ -284,8 +309,9 @@ async def test_a_duplicate_batch_writes_nothing_twice(engine: AsyncEngine) -> No
     await recorder.stop()
     assert await count(engine, "traces") == 5
     assert await count(engine, "spans") == 10
-    (row,) = await fetch_table(engine, usage_rollups)
+    (row,) = await rollup_rows(engine)
     assert row.requests == 5
+    assert await requests_per_grain(engine) == {"day": 5, "hour": 5, "minute": 5}
     assert recorder.stats.dropped == 0
 
 

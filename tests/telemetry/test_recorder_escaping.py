@@ -20,9 +20,16 @@ from telemetry.schema import (
     guardrail_violations,
     spans,
     traces,
-    usage_rollups,
+    usage_breakdowns,
 )
-from tests.telemetry import RecordingObserver, count, fetch_table, make_bundle
+from tests.telemetry import (
+    RecordingObserver,
+    count,
+    fetch_table,
+    make_bundle,
+    requests_per_grain,
+    rollup_rows,
+)
 
 NUL = "\x00"
 ESCAPED = "\\u0000"  # the six characters a NUL is stored as
@@ -125,10 +132,21 @@ async def test_nul_in_every_table_is_stored_escaped_and_marked(engine: AsyncEngi
     assert violation.guardrail == f"nul-guard{ESCAPED}"
     assert violation.entities == {f"NUL{ESCAPED}WORD": 1}
 
-    rollups = {r.model: r for r in await fetch_table(engine, usage_rollups)}
+    rollups = {r.model: r for r in await rollup_rows(engine)}
     assert rollups["gpt-4o-mini"].requests == 3
     assert rollups[f"nul-model{ESCAPED}"].requests == 1
     assert rollups[f"nul-model{ESCAPED}"].cost_usd == Decimal("0.5")
+    assert await requests_per_grain(engine) == {"day": 4, "hour": 4, "minute": 4}
+    named = {
+        (b.kind, b.name, b.detail): b.events
+        for b in await fetch_table(engine, usage_breakdowns)
+        if b.grain == "hour"
+    }
+    assert named[("tag", "prod", "")] == 3
+    assert named[("tag", f"nul-tag{ESCAPED}", "")] == 1
+    assert named[("end_user", f"nul-user{ESCAPED}end", "")] == 1
+    assert named[("guardrail", f"nul-guard{ESCAPED}", "log")] == 1
+    assert named[("entity", f"nul-guard{ESCAPED}", f"NUL{ESCAPED}WORD")] == 1
 
 
 async def test_lone_surrogates_are_stored_escaped(engine: AsyncEngine) -> None:
@@ -198,9 +216,8 @@ async def test_many_bad_bundles_in_one_batch_cost_only_themselves(engine: AsyncE
     assert await count(engine, "traces") == 62
     assert await count(engine, "ai_interactions") == 62
     async with engine.connect() as connection:
-        requests = await connection.scalar(sa.select(sa.func.sum(usage_rollups.c.requests)))
         escaped = await connection.scalar(
             sa.select(sa.func.count()).select_from(traces).where(traces.c.escaped)
         )
-    assert int(requests) == 62
+    assert await requests_per_grain(engine) == {"day": 62, "hour": 62, "minute": 62}
     assert escaped == 2

@@ -17,11 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import migrations
 from telemetry.db import create_engine
 from telemetry.recorder import Recorder
-from telemetry.schema import traces, usage_rollups
+from telemetry.schema import traces
 from telemetry.spill import SpillFile, spill_files
 from tests.conftest import POSTGRES_URL, service_missing
 from tests.forwarder import TcpForwarder
-from tests.telemetry import RecordingObserver, count, eventually, fetch_table, make_bundle
+from tests.telemetry import (
+    RecordingObserver,
+    count,
+    eventually,
+    fetch,
+    fetch_table,
+    make_bundle,
+    requests_per_grain,
+    rollup_rows,
+)
 
 
 def fast_retrying(engine: AsyncEngine, **options: Any) -> Recorder:
@@ -111,8 +120,9 @@ async def test_batches_spill_while_the_database_is_down_and_replay_when_it_is_ba
     try:
         assert await count(check, "traces") == 9
         assert await count(check, "spans") == 18
-        (row,) = await fetch_table(check, usage_rollups)
+        (row,) = await rollup_rows(check)
         assert row.requests == 9
+        assert await requests_per_grain(check) == {"day": 9, "hour": 9, "minute": 9}
     finally:
         await check.dispose()
     assert recorder.stats.written_bundles == 1
@@ -176,8 +186,15 @@ async def test_replaying_bundles_already_stored_counts_nothing_twice(
     try:
         assert await count(engine, "traces") == 6
         assert await count(engine, "decisions") == 6
-        (row,) = await fetch_table(engine, usage_rollups)
+        (row,) = await rollup_rows(engine)
         assert row.requests == 6
+        assert await requests_per_grain(engine) == {"day": 6, "hour": 6, "minute": 6}
+        tagged = await fetch(
+            engine,
+            "SELECT grain, events FROM usage_breakdowns WHERE kind = 'tag' AND name = 'prod' "
+            "ORDER BY grain",
+        )
+        assert [tuple(r) for r in tagged] == [("day", 6), ("hour", 6)]
         assert recorder.stats.dropped == 0
     finally:
         await engine.dispose()
