@@ -1,8 +1,8 @@
 """The admin API under `/admin/api`: every route behind `require_console_user`, which accepts a
 bearer admin key as before or a console session (with its CSRF token on every change).
 
-Workspaces, keys, users, the audit log, traces, the lists of interactions, decisions and
-guardrail violations, and analytics answer within the caller's workspaces, and
+Workspaces, keys, users, the audit log, saved dashboards, traces, the lists of interactions,
+decisions and guardrail violations, and analytics answer within the caller's workspaces, and
 each change is checked against the caller's role there (see `admin_ui.principals`). Rules and
 their simulation act on the whole gateway (rules apply to every workspace, replay reads every
 workspace's history), so they need an operator: an operator user, the master key or an admin key
@@ -17,6 +17,7 @@ from admin_ui.analytics_api import AnalyticsController
 from admin_ui.audit_api import AuditController
 from admin_ui.auth import require_global_admin
 from admin_ui.console_auth import require_console_user
+from admin_ui.dashboards_api import DashboardController
 from admin_ui.keys import KeyController
 from admin_ui.live import LiveController
 from admin_ui.parameters import refuse_unstorable_parameters
@@ -47,6 +48,7 @@ def admin_router() -> Router:
             KeyController,
             UserController,
             AuditController,
+            DashboardController,
             SessionController,
             LiveController,
             AnalyticsController,

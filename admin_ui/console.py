@@ -14,6 +14,7 @@ from litestar.types import ControllerRouterHandler
 from admin_ui.analytics_pages import AnalyticsPages
 from admin_ui.audit_page import AuditPage
 from admin_ui.console_auth import require_console_user
+from admin_ui.dashboards_pages import DashboardPages
 from admin_ui.decisions_page import DecisionListPage
 from admin_ui.interactions_page import InteractionListPage
 from admin_ui.keys_pages import KeyPages
@@ -43,6 +44,7 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     AnalyticsPages,
     UserPages,
     AuditPage,
+    DashboardPages,
 ]
 
 

@@ -64,6 +64,7 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem(
                 "analytics-providers", "Providers", f"{ADMIN_PATH}/analytics/providers", "providers"
             ),
+            NavItem("dashboards", "Saved dashboards", f"{ADMIN_PATH}/dashboards", "dashboards"),
         ),
     ),
     NavSection(

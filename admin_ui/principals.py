@@ -9,11 +9,14 @@ Permissions are either about one workspace or gateway-wide:
 | `settings.write` (the workspace's name, limits, guardrails) | | yes | yes | | every workspace |
 | `audit.read`, `users.read` | | yes | yes | `audit.read` | every workspace |
 | `users.write` (roles in the workspace, disabling, password links) | | | yes | | every workspace |
+| `dashboards.write` (dashboards shared with the workspace: share, change, delete) | | yes | yes | yes | every workspace |
 | `rules.read`, `rules.write`, `simulate`, `workspaces.create`, `users.operator` | | | | | yes |
 | `keys.operator` (admin keys of the default workspace, which act as operators) | | | | | yes |
 
 Operators are users with `is_operator`, the master key, and admin keys of the default workspace.
 An admin key of another workspace keeps exactly what it could do before there were roles.
+Anyone who may `read` a workspace may keep private dashboards in it; sharing one with the
+workspace, or changing one someone else shared, takes `dashboards.write`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ from gateway.auth import MASTER_KEY_INFO
 from gateway.keys import KeyInfo
 
 WORKSPACE_PERMISSIONS: Final = frozenset(
-    {"read", "keys.write", "settings.write", "audit.read", "users.read", "users.write"}
+    {
+        "read",
+        "keys.write",
+        "settings.write",
+        "audit.read",
+        "users.read",
+        "users.write",
+        "dashboards.write",
+    }
 )
 GLOBAL_PERMISSIONS: Final = frozenset(
     {
@@ -43,12 +54,18 @@ GLOBAL_PERMISSIONS: Final = frozenset(
     }
 )
 _VIEWER: Final = frozenset({"read"})
-_ADMIN: Final = _VIEWER | {"keys.write", "settings.write", "audit.read", "users.read"}
+_ADMIN: Final = _VIEWER | {
+    "keys.write",
+    "settings.write",
+    "audit.read",
+    "users.read",
+    "dashboards.write",
+}
 GRANTS: Final[Mapping[str, frozenset[str]]] = {
     "viewer": _VIEWER,
     "admin": _ADMIN,
     "owner": _ADMIN | {"users.write"},
-    "key": _VIEWER | {"keys.write", "audit.read"},
+    "key": _VIEWER | {"keys.write", "audit.read", "dashboards.write"},
 }
 """What each role grants in its workspace ("key": an admin key of one workspace)."""
 

@@ -549,3 +549,26 @@ audit_log = sa.Table(
     sa.Index(None, "workspace_id", "created_at"),
     sa.Index(None, "created_at"),
 )
+
+# Saved dashboards (`admin_ui.dashboard_model`): a named list of panels per workspace. A shared
+# one is seen by the whole workspace, a private one by its owner only (`owner_user_id`; NULL when
+# an admin key made it: the workspace's admin keys own it). `version` is 1 on creation and +1 on
+# each change; a change names the version it was made from.
+dashboards = sa.Table(
+    "dashboards",
+    metadata,
+    sa.Column("dashboard_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column(
+        "workspace_id", sa.String(32), sa.ForeignKey("workspaces.workspace_id"), nullable=False
+    ),
+    sa.Column("owner_user_id", sa.String(32), nullable=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("panels", JSONType, nullable=False),  # [Panel, ...] as JSON
+    sa.Column("shared", sa.Boolean, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index(None, "workspace_id", "dashboard_id"),
+    sa.Index(None, "owner_user_id"),
+)
