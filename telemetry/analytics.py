@@ -13,9 +13,10 @@ number of requests.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -434,14 +435,56 @@ def _result(
     )
 
 
-async def run_query(
-    connection: AsyncConnection | AsyncEngine, query: AnalyticsQuery, *, scope: str | None
-) -> AnalyticsResult:
-    """The query's answer, within `scope` (one workspace id, or None for every workspace)."""
-    plan_ = plan(query)
+SumsMemo = dict[Hashable, "asyncio.Task[tuple[StepSums, GroupSums]]"]
+"""Sums already read (or being read), shared by the queries of one page: the percentiles of one
+histogram (p50, p95 ...) read the same sums, and are read once."""
+StepSums = dict[tuple[str, ...], dict[int, list[Any]]]
+GroupSums = dict[tuple[str, ...], list[Any]]
+
+
+def _sums_key(plan_: Plan, query: AnalyticsQuery, scope: str | None) -> Hashable:
+    ranking = "first" if plan_.metric.additive or len(plan_.columns) == 2 else "volume"
+    return (
+        plan_.table.name,
+        plan_.kind,
+        plan_.columns,
+        plan_.grain,
+        plan_.step,
+        plan_.start,
+        plan_.end,
+        query.group_by,
+        tuple(sorted((name, tuple(values)) for name, values in query.filters.items())),
+        query.top,
+        ranking,
+        scope,
+    )
+
+
+async def _read(
+    connection: AsyncConnection | AsyncEngine, plan_: Plan, query: AnalyticsQuery, scope: str | None
+) -> tuple[StepSums, GroupSums]:
     if isinstance(connection, AsyncEngine):
         async with connection.connect() as opened:
-            steps, totals = await _Reader(opened, plan_, query).series(scope)
+            return await _Reader(opened, plan_, query).series(scope)
+    return await _Reader(connection, plan_, query).series(scope)
+
+
+async def run_query(
+    connection: AsyncConnection | AsyncEngine,
+    query: AnalyticsQuery,
+    *,
+    scope: str | None,
+    memo: SumsMemo | None = None,
+) -> AnalyticsResult:
+    """The query's answer, within `scope` (one workspace id, or None for every workspace).
+    With `memo`, sums another query of the same page already read are not read again."""
+    plan_ = plan(query)
+    if memo is None:
+        steps, totals = await _read(connection, plan_, query, scope)
     else:
-        steps, totals = await _Reader(connection, plan_, query).series(scope)
+        key = _sums_key(plan_, query, scope)
+        task = memo.get(key)
+        if task is None:
+            task = memo[key] = asyncio.ensure_future(_read(connection, plan_, query, scope))
+        steps, totals = await asyncio.shield(task)
     return _result(plan_, query, steps, totals)

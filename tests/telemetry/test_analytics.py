@@ -253,3 +253,23 @@ def test_a_query_it_cannot_answer_names_what_to_change(
         plan(query)
     assert refused.value.parameter == parameter
     assert str(refused.value)
+
+
+async def test_percentiles_of_one_histogram_on_one_page_read_its_sums_once(
+    history: History,
+) -> None:
+    from telemetry.analytics import SumsMemo
+
+    memo: SumsMemo = {}
+    p50 = await run_query(
+        history.engine, _query("latency_p50", group_by=("model",)), scope=None, memo=memo
+    )
+    p95 = await run_query(
+        history.engine, _query("latency_p95", group_by=("model",)), scope=None, memo=memo
+    )
+    assert len(memo) == 1
+    alone = await run_query(history.engine, _query("latency_p95", group_by=("model",)), scope=None)
+    assert [(s.group, s.total) for s in p95.series] == [(s.group, s.total) for s in alone.series]
+    assert [s.total for s in p50.series] != [s.total for s in p95.series]
+    await run_query(history.engine, _query("cost", group_by=("model",)), scope=None, memo=memo)
+    assert len(memo) == 2
