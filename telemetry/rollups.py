@@ -39,20 +39,7 @@ from telemetry.schema import (
 )
 from telemetry.summary import summarise
 
-KEY_COLUMNS: Final = (
-    "grain",
-    "bucket_start",
-    "workspace_id",
-    "api_key_id",
-    "source",
-    "provider",
-    "model",
-    "served_model",
-    "deployment",
-    "status",
-    "error_type",
-    "cache_hit",
-)
+KEY_COLUMNS: Final[tuple[str, ...]] = tuple(usage_rollups.primary_key.columns.keys())
 COUNT_COLUMNS: Final = (
     "requests",
     "errors",
@@ -76,14 +63,8 @@ SUM_COLUMNS: Final = (
     *ROLLUP_BUCKET_COLUMNS,
     *ROLLUP_TTFT_BUCKET_COLUMNS,
 )
-BREAKDOWN_KEY_COLUMNS: Final = (
-    "grain",
-    "bucket_start",
-    "workspace_id",
-    "api_key_id",
-    "kind",
-    "name",
-    "detail",
+BREAKDOWN_KEY_COLUMNS: Final[tuple[str, ...]] = tuple(
+    usage_breakdowns.primary_key.columns.keys()
 )
 BREAKDOWN_SUM_COLUMNS: Final = ("events", "errors", "cost_usd", "tokens")
 BREAKDOWN_KINDS: Final = ("tag", "end_user", "rule", "guardrail", "entity")
