@@ -11,6 +11,7 @@ from litestar import Router, get
 from litestar.response import Redirect
 from litestar.types import ControllerRouterHandler
 
+from admin_ui.analytics_pages import AnalyticsPages
 from admin_ui.audit_page import AuditPage
 from admin_ui.console_auth import require_console_user
 from admin_ui.decisions_page import DecisionListPage
@@ -39,6 +40,7 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     WorkspacePages,
     rules_pages_router(),
     LivePage,
+    AnalyticsPages,
     UserPages,
     AuditPage,
 ]

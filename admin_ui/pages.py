@@ -49,6 +49,24 @@ NAVIGATION: tuple[NavSection, ...] = (
         ),
     ),
     NavSection(
+        "Analytics",
+        (
+            NavItem("analytics", "Overview", f"{ADMIN_PATH}/analytics", "overview"),
+            NavItem("analytics-usage", "Usage", f"{ADMIN_PATH}/analytics/usage", "usage"),
+            NavItem("analytics-cost", "Cost", f"{ADMIN_PATH}/analytics/cost", "cost"),
+            NavItem(
+                "analytics-performance",
+                "Performance",
+                f"{ADMIN_PATH}/analytics/performance",
+                "performance",
+            ),
+            NavItem("analytics-safety", "Safety", f"{ADMIN_PATH}/analytics/safety", "safety"),
+            NavItem(
+                "analytics-providers", "Providers", f"{ADMIN_PATH}/analytics/providers", "providers"
+            ),
+        ),
+    ),
+    NavSection(
         "Manage",
         (
             NavItem("keys", "Keys", f"{ADMIN_PATH}/keys", "key"),

@@ -64,6 +64,11 @@ class BudgetLedger(Protocol):
         `{"key_percent": 42.0, "workspace_percent": 7.5}`; scopes without a charge are absent."""
         ...
 
+    async def balances(self, accounts: Sequence[AccountKey]) -> dict[AccountKey, tuple[int, int]]:
+        """(spent, reserved) micro-dollars of each account as the ledger holds it now, for the
+        console; accounts it knows nothing of (or cannot read) are absent. Off the request path."""
+        ...
+
 
 def refused(used: int, amount: int, limit: int) -> bool:
     """A budget refuses what would take it past its limit, and anything once it is used up."""

@@ -132,6 +132,14 @@ class InProcessBudgetLedger(LedgerBase):
             spent[item.key] = 0 if account is None else account.spent
         return self._percentages(held, spent)
 
+    async def balances(self, accounts: Sequence[AccountKey]) -> dict[AccountKey, tuple[int, int]]:
+        found = {}
+        for key in accounts:
+            account = self._accounts.get(key)
+            if account is not None:
+                found[key] = (account.spent, account.reserved)
+        return found
+
     def _accounts_for(self, held: Sequence[Held]) -> tuple[AccountKey, ...]:
         keys = []
         for key, item in self._distinct(held).items():

@@ -352,6 +352,26 @@ class RedisBudgetLedger(LedgerBase):
         spent = {key: known[0] for key in self._distinct(held) if (known := self._view.get(key))}
         return self._percentages(held, spent)
 
+    async def balances(self, accounts: Sequence[AccountKey]) -> dict[AccountKey, tuple[int, int]]:
+        """Read from Redis in one pipelined round trip. `reserved` still counts holds that
+        expired (a worker died) until the next reservation on the account drops them."""
+        if not accounts:
+            return {}
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in accounts:
+                    pipe.hmget(self._keys(key)[0], "spent", "reserved")
+                replies = await pipe.execute()
+        except _REDIS_ERRORS as error:
+            self._failed("balances", error)
+            return {}
+        self._recovered()
+        return {
+            key: (int(spent or 0), int(reserved or 0))
+            for key, (spent, reserved) in zip(accounts, replies, strict=True)
+            if spent is not None or reserved is not None
+        }
+
     async def _refresh(self, stale: list[AccountKey], moment: float) -> None:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:

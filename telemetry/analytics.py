@@ -13,6 +13,7 @@ number of requests.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -283,7 +284,14 @@ def _group_text(value: Any) -> str:
 
 
 def _zero(plan_: Plan) -> list[Any]:
-    return [Decimal(0) if isinstance(plan_.table.c[c].type, Money) else 0 for c in plan_.columns]
+    return list(_zero_template(plan_.table.name, plan_.columns))
+
+
+@functools.cache
+def _zero_template(table: str, columns: tuple[str, ...]) -> tuple[Any, ...]:
+    """Zero sums of `columns` (Decimal for money): looked up once, not per bucket and group."""
+    found = usage_breakdowns if table == usage_breakdowns.name else usage_rollups
+    return tuple(Decimal(0) if isinstance(found.c[c].type, Money) else 0 for c in columns)
 
 
 def _add(into: list[Any], values: Sequence[Any], sign: int = 1) -> None:
