@@ -63,6 +63,8 @@ NOT_YET: Final = {
     "forecast": "Spend forecasts are not available yet.",
     "anomalies": "Anomaly detection is not available yet.",
 }
+SUMMED_UNITS: Final = frozenset({"count", "tokens", "usd"})
+"""Units of metrics whose groups with a total of nothing are left out of a chart's legend."""
 CHART_WIDTHS: Final = {"full": 1180, "half": 580, "third": 380, "quarter": 280}
 """A chart's drawing width by its panel's: about the panel's own on a wide screen, so that text
 is drawn near its natural size (the drawing scales to its column)."""
@@ -402,7 +404,7 @@ def _draw(
         shown = [
             item
             for item in result.series
-            if not (metric.additive and result.group_by and not item.total)
+            if not (metric.unit in SUMMED_UNITS and result.group_by and not item.total)
         ]
         series = [
             Series(
@@ -477,6 +479,8 @@ async def _composite_panel(request: AnyRequest, state: AnalyticsState, view: Pan
                 scope=state.scope,
                 config=gateway.config,
                 ledger=gateway.ledger,
+                keys=state.filters.values.get("key"),
+                end_users=state.filters.values.get("end_user"),
             )
             view.empty = not view.budgets.rows
             view.empty_text = (

@@ -132,6 +132,8 @@ class BudgetsView:
     reserved_from: str
     """"shared" (Redis), "worker" (this worker's requests) or "none" (no ledger)."""
     timezone: str
+    several_workspaces: bool = False
+    """The budgets are of more than one workspace (each row says whose)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,11 @@ class _Budget:
 
 
 def _defined(
-    names: Names, scope: str | None, config: GatewayConfig | None, now: datetime
+    names: Names,
+    scope: str | None,
+    config: GatewayConfig | None,
+    now: datetime,
+    keys: Sequence[str] | None,
 ) -> list[_Budget]:
     budgets = []
     for workspace in names.workspaces.values():
@@ -156,7 +162,7 @@ def _defined(
     for key in names.keys.values():
         if scope is not None and key.workspace_id != scope:
             continue
-        if not key.active(now):
+        if not key.active(now) or (keys is not None and key.key_id not in keys):
             continue
         for limit in key.budgets:
             budgets.append(_Budget("key", key.key_id, key.workspace_id, limit))
@@ -223,13 +229,17 @@ async def read_budgets(
     scope: str | None,
     config: GatewayConfig | None,
     ledger: BudgetLedger | None,
+    keys: Sequence[str] | None = None,
+    end_users: Sequence[str] | None = None,
     now: datetime | None = None,
 ) -> BudgetsView:
-    """Every budget of the viewer's workspaces (`scope`: the one shown, or None for all)."""
+    """Every budget of the viewer's workspaces (`scope`: the one shown, or None for all);
+    `keys` and `end_users`, when given, keep only those keys' and end users' budgets (the
+    workspaces' and buckets' stay: those keys draw on them too)."""
     moment = now or datetime.now(UTC)
     epoch = moment.timestamp()
     timezone = config.budgets.timezone if config is not None else "UTC"
-    budgets = _defined(names, scope, config, moment)
+    budgets = _defined(names, scope, config, moment, keys)
     end_user_limits = budget_limits(config.budgets.end_user) if config is not None else ()
     windows = [b.limit.window for b in budgets] + [limit.window for limit in end_user_limits]
     bounds = _window_starts(windows, timezone, epoch)
@@ -250,7 +260,10 @@ async def read_budgets(
             (
                 (spent, key, workspace_id)
                 for key, (workspace_id, spent) in persisted.items()
-                if key[0] == "end_user" and key[2] == limit.window and key[3] == start
+                if key[0] == "end_user"
+                and key[2] == limit.window
+                and key[3] == start
+                and (end_users is None or key[1].partition("/")[2] in end_users)
             ),
             key=lambda item: (-item[0], item[1]),
         )
@@ -296,6 +309,7 @@ async def read_budgets(
         more_end_users=more_end_users,
         reserved_from=_reserved_from(ledger),
         timezone=timezone,
+        several_workspaces=len({row.workspace for row in rows}) > 1,
     )
 
 

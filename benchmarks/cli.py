@@ -327,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.analytics_queries import main as analytics_main
 
         return analytics_main(argv[1:])
+    if argv and argv[0] == "rollup_grains":
+        from benchmarks.rollup_grains import main as rollup_grains_main
+
+        return rollup_grains_main(argv[1:])
     if argv and argv[0] == "writer":
         from benchmarks.writer import main as writer_main
 

@@ -145,26 +145,34 @@ class NameCaps:
 
 
 class _Sums:
-    """One row's sums, as a list in `SUM_COLUMNS` order (money as Decimal)."""
+    """One row's sums by position in `SUM_COLUMNS`, only those not zero: of a row's hundred and
+    more sums, a few buckets and counts are all most rows ever add to."""
 
     __slots__ = ("values",)
 
     def __init__(self) -> None:
-        self.values: list[Any] = [0] * len(SUM_COLUMNS)
-        for position in _MONEY_POSITIONS:
-            self.values[position] = Decimal(0)
-        for position in _FLOAT_POSITIONS:
-            self.values[position] = 0.0
+        self.values: dict[int, Any] = {}
 
     def add(self, contribution: list[tuple[int, Any]]) -> None:
         values = self.values
         for position, amount in contribution:
-            values[position] += amount
+            values[position] = values.get(position, 0) + amount
+
+    def add_all(self, other: _Sums) -> None:
+        self.add(list(other.values.items()))
+
+    def row(self) -> dict[str, Any]:
+        row = dict(_ZERO_ROW)
+        for position, amount in self.values.items():
+            row[SUM_COLUMNS[position]] = amount
+        return row
 
 
 _POSITION: Final = {name: n for n, name in enumerate(SUM_COLUMNS)}
-_MONEY_POSITIONS: Final = tuple(_POSITION[name] for name in MONEY_COLUMNS)
-_FLOAT_POSITIONS: Final = tuple(_POSITION[name] for name in FLOAT_COLUMNS)
+_ZERO_ROW: Final[dict[str, Any]] = {
+    name: Decimal(0) if name in MONEY_COLUMNS else 0.0 if name in FLOAT_COLUMNS else 0
+    for name in SUM_COLUMNS
+}
 _LATENCY_POSITIONS: Final = tuple(_POSITION[name] for name in ROLLUP_BUCKET_COLUMNS)
 _TTFT_POSITIONS: Final = tuple(_POSITION[name] for name in ROLLUP_TTFT_BUCKET_COLUMNS)
 
@@ -343,28 +351,27 @@ def aggregate(bundles: Iterable[TraceBundle], caps: NameCaps | None = None) -> A
     Unknown token counts add 0.
     """
     caps = caps if caps is not None else NameCaps()
-    sums: dict[tuple[Any, ...], _Sums] = {}
+    minutes: dict[tuple[Any, ...], _Sums] = {}
     breakdowns = _Breakdowns()
     for bundle in bundles:
         status, summary = summarise(bundle)
         dimensions = _dimensions(bundle, status, summary[6])
-        added = _contribution(bundle, status, summary)
         started = bundle.trace.started_at
-        buckets = tuple(
-            (grain, utc(bucket_of(started, seconds))) for grain, seconds in _GRAIN_SECONDS
-        )
-        for grain, start in buckets:
-            key = (grain, start, *dimensions)
-            entry = sums.get(key)
-            if entry is None:
-                entry = sums[key] = _Sums()
-            entry.add(added)
+        key = (bucket_of(started, _MINUTE), *dimensions)
+        entry = minutes.get(key)
+        if entry is None:
+            entry = minutes[key] = _Sums()
+        entry.add(_contribution(bundle, status, summary))
         if bundle.trace.tags or bundle.trace.end_user or bundle.violations or summary[7]:
-            _breakdowns(bundle, status, summary, buckets[1:], caps, breakdowns)
+            hour = (("hour", _time(bucket_of(started, _HOUR))),)
+            _breakdowns(bundle, status, summary, hour, caps, breakdowns)
+    sums = _by_grain(minutes)
+    for (_, start, *rest), values in list(breakdowns.sums.items()):
+        day = ("day", _time(bucket_of(start.timestamp(), _DAY)), *rest)
+        breakdowns.add(day, *values)
     return Aggregate(
         rollups=[
-            dict(zip(KEY_COLUMNS, key, strict=True))
-            | dict(zip(SUM_COLUMNS, entry.values, strict=True))
+            dict(zip(KEY_COLUMNS, key, strict=True)) | entry.row()
             for key, entry in sorted(sums.items(), key=_sort_key)
         ],
         breakdowns=[
@@ -373,6 +380,33 @@ def aggregate(bundles: Iterable[TraceBundle], caps: NameCaps | None = None) -> A
             for key, values in sorted(breakdowns.sums.items(), key=_sort_key)
         ],
     )
+
+
+def _time(epoch_seconds: float) -> datetime:
+    return _TIMES.get(epoch_seconds) or _TIMES.setdefault(epoch_seconds, utc(epoch_seconds))
+
+
+_TIMES: dict[float, datetime] = {}
+"""Bucket starts already made into datetimes (a few thousand a day at most is a small cost;
+cleared when it grows past `_TIMES_LIMIT`)."""
+_TIMES_LIMIT: Final = 100_000
+
+
+def _by_grain(minutes: dict[tuple[Any, ...], _Sums]) -> dict[tuple[Any, ...], _Sums]:
+    """The minute rows, and the hour and day rows they add up to: each request is summed once,
+    then whole minutes are folded into their hour and day."""
+    if len(_TIMES) > _TIMES_LIMIT:
+        _TIMES.clear()
+    sums: dict[tuple[Any, ...], _Sums] = {}
+    for (minute, *dimensions), entry in minutes.items():
+        sums[("minute", _time(minute), *dimensions)] = entry
+        for grain, seconds in _GRAIN_SECONDS[1:]:
+            key = (grain, _time(bucket_of(minute, seconds)), *dimensions)
+            folded = sums.get(key)
+            if folded is None:
+                folded = sums[key] = _Sums()
+            folded.add_all(entry)
+    return sums
 
 
 def _sort_key(item: tuple[tuple[Any, ...], Any]) -> tuple[Any, ...]:

@@ -16,7 +16,16 @@ from admin_ui.analytics_range import (
     read_step,
     step_text,
 )
-from admin_ui.dashboard_render import NothingLeft, fit_step, narrowed
+from admin_ui.dashboard_model import Dashboard, Panel
+from admin_ui.dashboard_render import (
+    NOT_YET,
+    DashboardView,
+    NothingLeft,
+    PanelView,
+    fit_step,
+    narrowed,
+    render_view,
+)
 from admin_ui.panel_budgets import project
 from admin_ui.panel_costs import apportion
 from admin_ui.table_values import money, table_value
@@ -28,8 +37,8 @@ NOW = datetime(2026, 12, 8, 10, 7, 30, tzinfo=UTC)
 
 def test_a_preset_range_ends_with_the_step_that_holds_now() -> None:
     page = read_page_range([("last", "24h")], NOW)
-    assert page.step == 900  # choose_step: 96 points
-    assert page.end == datetime(2026, 12, 8, 10, 15, tzinfo=UTC)
+    assert page.step == 3600  # choose_step: hour rows past 12 hours
+    assert page.end == datetime(2026, 12, 8, 11, 0, tzinfo=UTC)
     assert page.end - page.start == timedelta(hours=24)
     assert page.label == "Last 24 hours" and not page.custom
     previous = page.previous()
@@ -45,7 +54,7 @@ def test_without_a_range_the_page_shows_the_last_24_hours() -> None:
 
 @pytest.mark.parametrize(
     ("last", "step"),
-    [("1h", 60), ("6h", 300), ("24h", 900), ("7d", 3600), ("30d", 21600), ("90d", 86400)],
+    [("1h", 60), ("6h", 300), ("24h", 3600), ("7d", 10800), ("30d", 86400), ("90d", 86400)],
 )
 def test_every_preset_gets_a_step_with_whole_steps(last: str, step: int) -> None:
     page = read_page_range([("last", last)], NOW)
@@ -205,3 +214,32 @@ def test_table_numbers_are_whole_and_money_readable() -> None:
     assert table_value(1_234_567, "count") == "1,234,567"
     assert table_value(0.012345, "percent") == "1.23 %"
     assert table_value(1500.0, "ms") == "1.50 s" and table_value(12.3, "ms") == "12.3 ms"
+
+
+def test_forecast_and_anomaly_panels_say_they_are_not_available_yet() -> None:
+    panels = [Panel(title="Month-end spend", kind="forecast"), Panel(title="Odd", kind="anomalies")]
+    views = [
+        PanelView(
+            index=n,
+            panel=panel,
+            title=panel.title,
+            kind=panel.kind,
+            chart=panel.kind,
+            width=panel.width,
+            empty=True,
+            empty_text=NOT_YET[panel.kind],
+        )
+        for n, panel in enumerate(panels, start=1)
+    ]
+    html = render_view(
+        DashboardView(
+            dashboard=Dashboard(name="Later", panels=panels),
+            panels=views,
+            page_range=read_page_range([], NOW),
+            chips=[],
+            links=FilterLinks("/admin/analytics", []),
+        )
+    )
+    assert "Spend forecasts are not available yet." in html
+    assert "Anomaly detection is not available yet." in html
+    assert 'id="panel-1"' in html and 'data-kind="anomalies"' in html

@@ -6,6 +6,8 @@ models, keys, tags or end users: each is planted under a name of its own and loo
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import secrets
 from dataclasses import dataclass
@@ -243,7 +245,7 @@ def test_the_range_changes_the_numbers(gateway: GatewayProcess, world: World) ->
     assert tile_value(hour, "requests") == 7
     assert tile_value(week, "requests") == 14
     assert tile_value(hour, "error_rate") == pytest.approx(1 / 7)
-    assert "Last hour · per minute" in hour and "Last 7 days · per hour" in week
+    assert "Last hour · per minute" in hour and "Last 7 days · per 3 hours" in week
     three_days_ago = datetime.now(UTC) - timedelta(days=3)
     since, until = three_days_ago - timedelta(hours=1), three_days_ago + timedelta(hours=1)
     custom = get_page(
@@ -253,8 +255,8 @@ def test_the_range_changes_the_numbers(gateway: GatewayProcess, world: World) ->
     )
     assert tile_value(custom, "requests") == 7
     assert Page(custom).value("range-last") == "custom"
-    stepped = get_page(gateway, "/admin/analytics/usage?last=24h&step=1h", admin)
-    assert "per hour" in stepped and Page(stepped).value("range-step") == "1h"
+    stepped = get_page(gateway, "/admin/analytics/usage?last=24h&step=15m", admin)
+    assert "per 15 minutes" in stepped and Page(stepped).value("range-step") == "15m"
 
 
 def test_attribution_drills_from_workspace_to_key_to_model(
@@ -312,6 +314,11 @@ def test_budgets_show_spent_remaining_and_a_projection(
     assert (limit, spent, reserved, remaining) == ("$10.00", "$2.50", "$0.00", "$7.50")
     assert projected.startswith("$")
     assert Decimal(projected[1:].replace(",", "")) >= Decimal("2.50")
+    # a key filter keeps that key's budgets (and its workspace's), no other key's
+    mine = get_page(gateway, f"/admin/analytics/cost?key={world.alpha.key_id}", world.alpha.admin)
+    assert world.alpha.key_name in panel_html(mine, "Budgets")
+    other = get_page(gateway, f"/admin/analytics/cost?key={world.bravo.key_id}", world.alpha.admin)
+    assert "No budget is set." in panel_html(other, "Budgets")
 
 
 def test_the_token_waterfall_splits_the_cost_by_kind_of_token(
@@ -350,5 +357,23 @@ def test_each_panel_links_its_numbers_as_csv_from_the_api(
     summary = Page(html).element("range-summary")
     assert query["from"] == [(summary.get("data-start") or "")[:19] + "Z"]
     assert query["to"] == [(summary.get("data-end") or "")[:19] + "Z"]
-    assert query["step"] == ["1h"] and query["group_by"] == ["key"] and query["top"] == ["10"]
+    assert query["step"] == ["3h"] and query["group_by"] == ["key"] and query["top"] == ["10"]
     assert query["workspace"] == [world.alpha.slug] and query["format"] == ["csv"]
+    with gateway.http() as http:
+        download = http.get(href.group(1).replace("&amp;", "&"))
+    assert download.status_code == 200, download.text
+    sums: dict[str, int] = {}
+    for row in csv.DictReader(io.StringIO(download.text)):
+        sums[row["key"]] = sums.get(row["key"], 0) + int(row["requests"] or 0)
+    shown = dict(
+        re.findall(
+            r'data-dimension="key" data-value="([^"]*)".*?'
+            r'class="num group-value" data-value="([^"]*)"',
+            section,
+            re.S,
+        )
+    )
+    assert {key: int(float(value)) for key, value in shown.items()} == {
+        key: total for key, total in sums.items() if total
+    }
+    assert shown[world.alpha.key_id]
