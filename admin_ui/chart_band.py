@@ -239,7 +239,14 @@ def band_chart(
     parts.extend(
         _line_shape(line, plot, item.dashed) for line, item in zip(drawn, lines, strict=True)
     )
-    parts.extend(markers(everything, plot, unit))
+    measured = [line for line, item in zip(drawn, lines, strict=True) if not item.dashed]
+    estimated = [line for line, item in zip(drawn, lines, strict=True) if item.dashed]
+    parts.extend(markers(measured, plot, unit))
+    # Estimates and a band's bounds are for the hover: their markers show when pointed at.
+    parts.extend(
+        '<g class="chart-points-dense">' if part == "<g>" else part
+        for part in markers([*estimated, *(line for pair in ranges for line in pair)], plot, unit)
+    )
     parts.append(
         f'<line class="chart-crosshair" x1="{coord(plot.left)}" x2="{coord(plot.left)}"'
         f' y1="{coord(plot.top)}" y2="{coord(plot.bottom)}" stroke="currentColor"'
