@@ -17,8 +17,10 @@ from markupsafe import Markup
 
 from admin_ui.analytics_pages import analytics_page, nav_key
 from admin_ui.analytics_range import PageRange
+from admin_ui.analytics_state import analytics_state
 from admin_ui.dashboard_render import render_dashboard
 from admin_ui.dashboards_builtin import BUILTIN
+from admin_ui.panel_anomalies import page_kind
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -27,6 +29,9 @@ async def insight_page(request: AnyRequest, name: str, template: str) -> Templat
     dashboard = BUILTIN[name]
 
     async def body(page_range: PageRange) -> Markup:
+        # A `kind` the page cannot show is the page's problem (a 400), not one panel's.
+        if name == "anomalies":
+            page_kind(await analytics_state(request, page_range))
         return await render_dashboard(request, dashboard, page_range)
 
     return await analytics_page(
