@@ -37,6 +37,7 @@ from telemetry.analytics_forecast import (
     DAY,
     DIMENSIONS,
     HISTORY_DAYS,
+    SEASON,
     GroupForecast,
     SpendForecast,
     forecast_spend,
@@ -107,8 +108,10 @@ def wape_hint(forecast: GroupForecast) -> str:
 
 
 def forecast_chart(found: SpendForecast, group: GroupForecast, chart_id: str, title: str) -> Markup:
-    """Daily spend of the history, then the forecast and its interval from today on."""
-    start = found.today - HISTORY_DAYS * DAY
+    """Daily spend of the history, then the forecast and its interval from today on, to the
+    month's end or 30 days on, whichever is later."""
+    # From the first day of spend (at most eight weeks back), so a young history fills the chart.
+    start = group.history[0][0] if group.history else found.today - SEASON * DAY
     end = max(found.month_end, found.next_end)
     steps = len(group.daily.values)
     ahead = [found.day(step) for step in range(steps)]
