@@ -17,22 +17,29 @@ first used are not "nothing happened", they are before its time, and a baseline 
 make its first day an anomaly.
 
 Error rate and latency are ratios: an hour with fewer than `MIN_REQUESTS` requests has too few to
-measure one and is left out (unobserved), as `telemetry.anomalies` asks. An error rate is also a
-count, and a few errors in a quiet hour are chance more often than the robust spread says: one
-error in 25 requests, where the baseline is no errors at all, scores 8 on spread alone. So an
-error-rate hour's score is at most what its count is worth (`count_score`): how unlikely that
-many errors are if each request failed at the expected rate (or the group's own rate over the
-history, when that is higher), as a normal deviate. Latency is the mean of
-the requests' durations (`latency_mean`): measured on the demo history it finds a slow provider
-as surely as the 95th percentile and raises fewer false alarms in quiet hours, where the 95th
-percentile of a dozen requests is their slowest one (docs/analytics.md, Anomalies).
+measure one and is left out (unobserved), as `telemetry.anomalies` asks.
+
+Errors and requests are counts, and in a quiet hour a few of them are chance more often than the
+robust spread says: one error in 25 requests, where the baseline is no errors at all, scores 8
+on spread alone, and four requests where one is usual score 4. So an hour's upward score is at
+most what its count is worth (`count_score`: how unlikely that many are, or more, as a normal
+deviate of the Poisson tail): errors against the requests times the expected error rate (or the
+group's own rate over the history, when higher), requests against the expected count plus one
+typical deviation (the baseline's own uncertainty). In busy hours the counts are worth far more
+than the spread and change nothing.
+
+Latency is the mean duration of the requests a provider answered (`latency_mean`, without
+errors or cache hits). Measured on the 21-day demo history (30,000 requests), the mean found the
+slowed provider in 5 and 4 of the 6 hours for its two models where the 95th percentile found 1
+and 2, and it flagged 17 latency hours-in-a-row in three weeks where the 95th percentile flagged
+34: the percentile of a dozen requests is their slowest one, and it moves in histogram buckets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from statistics import NormalDist
@@ -84,6 +91,7 @@ BASELINE: Final = timedelta(hours=DEFAULT_OPTIONS.weeks * 168)
 MAX_RANGE: Final = timedelta(days=92)
 MAX_COUNT_SCORE: Final = 40.0
 _NORMAL: Final = NormalDist()
+_LOG_SMALLEST: Final = math.log(1e-300)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,26 +222,26 @@ def _read_key(metric: str, filters: Mapping[str, tuple[str, ...]]) -> tuple[obje
     return (metric, tuple(sorted(filters.items())))
 
 
-def count_score(errors: float, requests: float, rate: float) -> float:
-    """How unlikely `errors` (or more) of `requests` are when each fails at `rate`, as the
-    normal deviate of the same tail probability (Poisson, which is close to the binomial for
-    the small rates errors have): 0 for no more than expected, up to `MAX_COUNT_SCORE`."""
-    expected = requests * rate
-    count = round(errors)
-    if count <= expected:
+def count_score(count: float, expected: float) -> float:
+    """How unlikely `count` events (or more) are where `expected` were expected, as the normal
+    deviate of the same Poisson tail probability: 0 for no more than expected, up to
+    `MAX_COUNT_SCORE`."""
+    whole = round(count)
+    if whole <= expected:
         return 0.0
     if expected <= 0:
         return MAX_COUNT_SCORE
-    # P(X >= count) = 1 - sum of P(X = i) for i < count, the terms summed in log space.
-    log_term = -expected
-    below = 0.0
-    for i in range(count):
-        if i:
-            log_term += math.log(expected) - math.log(i)
-        below += math.exp(log_term)
-    tail = max(0.0, 1.0 - below)
-    if tail <= 0.0:
+    # P(X >= whole): the upper tail summed from its first term, which is computed in log space
+    # (a tail of 1e-20 is not lost as 1 - 0.99999999999999999999 would be).
+    total, term, position = 0.0, 1.0, whole
+    while term > 1e-17 * total:
+        total += term
+        position += 1
+        term *= expected / position
+    log_tail = -expected + whole * math.log(expected) - math.lgamma(whole + 1) + math.log(total)
+    if log_tail < _LOG_SMALLEST:
         return MAX_COUNT_SCORE
+    tail = math.exp(log_tail)
     return min(MAX_COUNT_SCORE, max(0.0, -_NORMAL.inv_cdf(min(tail, 0.5))))
 
 
@@ -284,7 +292,9 @@ async def _dimension(
                 points = [p for p in _kept(kind, values.get(group, []), by_hour) if p[0] >= since]
                 hours = score_series(points, kind, options=options, start=since, end=last)
                 if kind == "error_rate":
-                    hours = _limited_by_count(hours, by_hour)
+                    hours = _errors_limited(hours, by_hour)
+                elif kind == "requests":
+                    hours = _requests_limited(hours)
                 for anomaly in anomalies_in(hours, kind, options=options):
                     if anomaly.end > first:
                         anomalies.append(GroupAnomaly(kind, dimension, group, anomaly))
@@ -294,22 +304,40 @@ async def _dimension(
     return await asyncio.to_thread(score)
 
 
-def _limited_by_count(
-    hours: list[HourScore], requests: Mapping[datetime, float]
-) -> list[HourScore]:
+def _errors_limited(hours: list[HourScore], requests: Mapping[datetime, float]) -> list[HourScore]:
     """Error-rate scores no larger than their error counts are worth (see the module)."""
     errors = sum((hour.value or 0.0) * requests.get(hour.at, 0.0) for hour in hours)
     total = sum(requests.get(hour.at, 0.0) for hour in hours if hour.value is not None)
     level = errors / total if total else 0.0
+
+    def worth(hour: HourScore, value: float, expected: float) -> float:
+        count = requests.get(hour.at, 0.0)
+        return count_score(value * count, count * max(expected, level))
+
+    return _limited(hours, worth)
+
+
+def _requests_limited(hours: list[HourScore]) -> list[HourScore]:
+    """Request-count scores no larger than their counts are worth against the expected count
+    plus one typical deviation (the baseline's own uncertainty)."""
+
+    def worth(hour: HourScore, value: float, expected: float) -> float:
+        return count_score(value, expected + (hour.scale or 0.0))
+
+    return _limited(hours, worth)
+
+
+def _limited(
+    hours: list[HourScore], worth: Callable[[HourScore, float, float], float]
+) -> list[HourScore]:
     limited = []
     for hour in hours:
         score = hour.score
         if score is None or score <= 0 or hour.value is None or hour.expected is None:
             limited.append(hour)
             continue
-        count = requests.get(hour.at, 0.0)
-        worth = count_score(hour.value * count, count, max(hour.expected, level))
-        limited.append(replace(hour, score=min(score, worth)) if worth < score else hour)
+        most = worth(hour, hour.value, hour.expected)
+        limited.append(replace(hour, score=most) if most < score else hour)
     return limited
 
 

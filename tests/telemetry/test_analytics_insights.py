@@ -1,5 +1,5 @@
 """The parts of forecasts and anomalies that need no database: a group's forecast at a month's
-edge, the hours an anomaly report covers, and how much an error count is worth."""
+edge, the hours an anomaly report covers, and how much a count of errors or requests is worth."""
 
 from __future__ import annotations
 
@@ -66,14 +66,17 @@ def test_the_hour_in_progress_is_never_shown() -> None:
     assert shown_range(now, now, now) == (datetime(2026, 5, 4, 13, tzinfo=UTC),) * 2
 
 
-def test_a_few_errors_in_a_quiet_hour_are_worth_little() -> None:
+def test_a_few_events_in_a_quiet_hour_are_worth_little() -> None:
     # one failure in 25 requests where 1 % fail: common, whatever the robust spread says
-    assert count_score(1, 25, 0.01) < 2
-    assert count_score(3, 25, 0.01) < 4  # rare, but such hours come along in weeks of them
-    assert count_score(8, 25, 0.01) > 4
-    assert count_score(40, 400, 0.01) > 4  # 10 % of a busy hour is an incident
-    assert count_score(0, 25, 0.01) == 0 and count_score(1, 100, 0.02) == 0
-    assert count_score(2, 25, 0.0) == MAX_COUNT_SCORE
-    # the worth grows with the count
-    scores = [count_score(errors, 200, 0.02) for errors in range(4, 20)]
-    assert scores == sorted(scores)
+    assert count_score(1, 25 * 0.01) < 2
+    assert count_score(3, 25 * 0.01) < 4  # rare, but such hours come along in weeks of them
+    assert count_score(8, 25 * 0.01) > 4
+    assert count_score(40, 400 * 0.01) > 4  # 10 % of a busy hour is an incident
+    assert count_score(0, 0.25) == 0 and count_score(2, 2.0) == 0
+    assert count_score(2, 0.0) == MAX_COUNT_SCORE
+    # four requests where one is usual happen; 24 where five are do not
+    assert count_score(4, 1.0) < 4 < count_score(24, 5.0)
+    # far in the tail the worth keeps growing (no rounding to a tail of zero) up to its cap
+    scores = [count_score(count, 200.0) for count in (240, 260, 280, 300, 340)]
+    assert scores == sorted(scores) and scores[-1] < MAX_COUNT_SCORE
+    assert count_score(1645, 470.0) == MAX_COUNT_SCORE
