@@ -38,7 +38,8 @@ from admin_ui.insight_params import (
 from admin_ui.openapi import JsonSchema, described, object_schema, strings
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import visible_workspace, visible_workspaces
-from telemetry.analytics_anomalies import AnomalyReport, detect_anomalies
+from telemetry.analytics_anomalies import AnomalyReport
+from telemetry.analytics_anomaly_cache import cached_anomalies
 from telemetry.analytics_forecast import forecast_spend
 from telemetry.anomalies import Options
 
@@ -153,7 +154,7 @@ async def _labels(request: AnyRequest, scope: str | None, dimensions: set[str]) 
 
 async def _report(request: AnyRequest, asked: AnomalyRequest) -> tuple[AnomalyReport, str | None]:
     scope = await _scope(request, asked.workspace)
-    report = await detect_anomalies(
+    report = await cached_anomalies(
         gateway_of(request).engine,
         start=asked.start,
         end=asked.end,

@@ -41,8 +41,8 @@ from telemetry.analytics_anomalies import (
     AnomalyReport,
     GroupAnomaly,
     GroupScores,
-    detect_anomalies,
 )
+from telemetry.analytics_anomaly_cache import cached_anomalies
 from telemetry.anomalies import HourScore
 
 KIND_PARAMETER: Final = "kind"
@@ -192,7 +192,7 @@ async def read_anomalies(
         if name not in INSIGHT_FILTERS
     ]
     page_range = state.page_range
-    report = await detect_anomalies(
+    report = await cached_anomalies(
         state.runner.engine,
         start=page_range.start,
         end=page_range.end,
