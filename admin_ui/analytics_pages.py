@@ -77,10 +77,12 @@ async def analytics_page(
     body: Body,
     before: Callable[[PageRange], Markup] | None = None,
     after: Callable[[PageRange], Markup] | None = None,
+    template: str = "analytics/page.html",
 ) -> Template:
     """A page in the analytics shell: the range picker in the top bar, the range's title, and
     `body(page_range)` (with `before` and `after` around it). A range or filter the page cannot
-    show answers 400 with the reason and the picker to change it."""
+    show answers 400 with the reason and the picker to change it. `template` may extend
+    `analytics/page.html` to show less of the picker."""
     problem = None
     parameters = [(name, str(value)) for name, value in request.query_params.multi_items()]
     try:
@@ -101,7 +103,7 @@ async def analytics_page(
     picker = range_picker(page_range, parameters)
     return await page(
         request,
-        "analytics/page.html",
+        template,
         nav_active=nav_active,
         status_code=400 if problem else 200,
         page_title=title,

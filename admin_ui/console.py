@@ -16,6 +16,7 @@ from admin_ui.audit_page import AuditPage
 from admin_ui.console_auth import require_console_user
 from admin_ui.dashboards_pages import DashboardPages
 from admin_ui.decisions_page import DecisionListPage
+from admin_ui.insight_pages import InsightPages
 from admin_ui.interactions_page import InteractionListPage
 from admin_ui.keys_pages import KeyPages
 from admin_ui.live_page import LivePage
@@ -42,6 +43,7 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     rules_pages_router(),
     LivePage,
     AnalyticsPages,
+    InsightPages,
     UserPages,
     AuditPage,
     DashboardPages,

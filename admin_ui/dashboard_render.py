@@ -14,8 +14,9 @@ narrowed by the page's filters (`admin_ui.analytics_filters`), drawn as:
 - `stat`: one tile, the total with its change against the previous period and a sparkline.
 
 Composite kinds: `token_waterfall` and `cache_roi` (`admin_ui.panel_costs`), `budgets`
-(`admin_ui.panel_budgets`), `providers` (`admin_ui.panel_providers`); `forecast` and
-`anomalies` say they are not available yet.
+(`admin_ui.panel_budgets`), `providers` (`admin_ui.panel_providers`), `forecast`
+(`admin_ui.panel_forecast`) and `anomalies` (`admin_ui.panel_anomalies`), the last two drawn by
+their own templates into `PanelView.body`.
 
 A panel that cannot be drawn (a metric the page's filters do not fit, a query refused) shows its
 problem in place; the rest of the page is drawn all the same.
@@ -28,6 +29,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -44,13 +46,16 @@ from admin_ui.analytics_state import AnalyticsState, analytics_state
 from admin_ui.chart_colors import series_color
 from admin_ui.chart_svg import Series, bar_chart, sparkline, stat_tile, time_chart
 from admin_ui.dashboard_model import Dashboard, Panel, panel_query
+from admin_ui.panel_anomalies import read_anomalies, render_anomalies
 from admin_ui.panel_budgets import BudgetsView, read_budgets
 from admin_ui.panel_costs import CacheReturn, Waterfall, read_cache_return, read_waterfall
+from admin_ui.panel_forecast import read_forecast, render_forecast
 from admin_ui.panel_providers import ProviderRow, measure_units, read_providers
 from admin_ui.state import gateway_of
 from admin_ui.table_values import table_value
 from admin_ui.templating import console_environment
 from telemetry.analytics import OTHER, AnalyticsQuery, AnalyticsResult, InvalidQuery, plan
+from telemetry.analytics_forecast import DEFAULT_TOP as FORECAST_TOP
 from telemetry.analytics_metrics import METRICS, Metric
 
 AnyRequest = Request[Any, Any, Any]
@@ -59,10 +64,9 @@ HOUR: Final = 3600
 HOURLY_DIMENSIONS: Final = frozenset(
     {"tag", "end_user", "rule", "guardrail", "action", "entity_type"}
 )
-NOT_YET: Final = {
-    "forecast": "Spend forecasts are not available yet.",
-    "anomalies": "Anomaly detection is not available yet.",
-}
+NO_SPEND_TEXT: Final = (
+    "No spend in the last eight weeks to forecast from: forecasts start with a day of spend."
+)
 SUMMED_UNITS: Final = frozenset({"count", "tokens", "usd"})
 """Units of metrics whose groups with a total of nothing are left out of a chart's legend."""
 CHART_WIDTHS: Final = {"full": 1180, "half": 580, "third": 380, "quarter": 280}
@@ -137,6 +141,8 @@ class PanelView:
     providers: list[ProviderRow] | None = None
     waterfall: Waterfall | None = None
     cache: CacheReturn | None = None
+    body: Markup | None = None
+    """The panel drawn by a template of its own (forecasts, anomalies)."""
 
     @property
     def element_id(self) -> str:
@@ -465,9 +471,8 @@ def _ignored_notes(ignored: Sequence[str], what: str) -> list[str]:
 
 async def _composite_panel(request: AnyRequest, state: AnalyticsState, view: PanelView) -> None:
     kind = view.kind
-    if kind in NOT_YET:
-        view.empty = True
-        view.empty_text = NOT_YET[kind]
+    if kind in ("forecast", "anomalies"):
+        await _insight_panel(state, view)
         return
     gateway = gateway_of(request)
     try:
@@ -547,6 +552,41 @@ async def _composite_panel(request: AnyRequest, state: AnalyticsState, view: Pan
     except NothingLeft as error:
         view.empty, view.empty_text = True, str(error)
     except InvalidQuery as error:
+        view.error = str(error)
+
+
+async def _insight_panel(state: AnalyticsState, view: PanelView) -> None:
+    """A forecast or an anomalies panel, drawn by its own template."""
+    panel = view.panel
+    now = datetime.now(UTC)
+    try:
+        if view.kind == "forecast":
+            if len(panel.group_by) > 1:
+                raise InvalidQuery("group_by", "a forecast panel is by one dimension at most")
+            view.unit = "usd"
+            forecast = await read_forecast(
+                state,
+                dimension=panel.group_by[0] if panel.group_by else None,
+                top=panel.top or FORECAST_TOP,
+                chart_id=f"{view.element_id}-chart",
+                title=view.title,
+                now=now,
+            )
+            view.empty, view.empty_text = forecast.empty, NO_SPEND_TEXT
+            view.body = render_forecast(forecast, view.element_id)
+        else:
+            anomalies = await read_anomalies(
+                state,
+                dimensions=panel.group_by,
+                kinds=panel.filters.get("kind", ()),
+                top=panel.top,
+                element_id=view.element_id,
+                now=now,
+            )
+            view.body = render_anomalies(anomalies, view.element_id, state.path)
+    except InvalidQuery as error:
+        view.error = str(error)
+    except ValueError as error:
         view.error = str(error)
 
 

@@ -1,5 +1,5 @@
 """The console's built-in analytics pages, each a `Dashboard` (so a user can copy one and change
-it): Overview, Usage, Cost, Performance, Safety and Providers.
+it): Overview, Usage, Cost, Performance, Safety and Providers, and Forecast and Anomalies.
 
 Each page's own extras (the Overview's firing alerts, the Performance page's deployment health)
 are drawn by `admin_ui.analytics_pages` around the dashboard.
@@ -266,6 +266,27 @@ PROVIDERS: Final = Dashboard(
     ],
 )
 
+FORECAST: Final = Dashboard(
+    name="Forecast",
+    description="Where spend is heading: this month's end and the next 30 days, from the last "
+    "eight weeks of daily spend, with each forecast's method and its error on its own history.",
+    panels=[
+        Panel(title="Spend forecast", kind="forecast", width="full"),
+        Panel(title="By workspace", kind="forecast", group_by=["workspace"], width="full"),
+        Panel(title="By key", kind="forecast", group_by=["key"], width="full"),
+        Panel(title="By model", kind="forecast", group_by=["model"], width="full"),
+    ],
+)
+
+ANOMALIES: Final = Dashboard(
+    name="Anomalies",
+    description="Hours whose cost, request rate, error rate or latency strayed from the same "
+    "hour of earlier weeks, per workspace and model.",
+    panels=[
+        Panel(title="Anomalies", kind="anomalies", group_by=["workspace", "model"], width="full"),
+    ],
+)
+
 BUILTIN: Final = {
     "overview": OVERVIEW,
     "usage": USAGE,
@@ -273,5 +294,7 @@ BUILTIN: Final = {
     "performance": PERFORMANCE,
     "safety": SAFETY,
     "providers": PROVIDERS,
+    "forecast": FORECAST,
+    "anomalies": ANOMALIES,
 }
 """Each built-in page's dashboard, by the last part of its path (overview: /admin/analytics)."""

@@ -64,6 +64,12 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem(
                 "analytics-providers", "Providers", f"{ADMIN_PATH}/analytics/providers", "providers"
             ),
+            NavItem(
+                "analytics-forecast", "Forecast", f"{ADMIN_PATH}/analytics/forecast", "forecast"
+            ),
+            NavItem(
+                "analytics-anomalies", "Anomalies", f"{ADMIN_PATH}/analytics/anomalies", "anomalies"
+            ),
             NavItem("dashboards", "Saved dashboards", f"{ADMIN_PATH}/dashboards", "dashboards"),
         ),
     ),

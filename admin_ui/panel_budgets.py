@@ -1,6 +1,6 @@
 """The budgets panel: every budget the viewer's workspaces have, with what its current window has
-spent, what running requests hold, what is left, when it resets, and where a linear projection
-puts the window's spend at its end.
+spent, what running requests hold, what is left, when it resets, and where the window's spend
+is projected to be at its end.
 
 Budgets come from where the gateway reads them: keys' (`api_keys.budgets`), workspaces'
 (their settings), and the config's per end user and per bucket (`budgets.end_user`,
@@ -12,9 +12,11 @@ Budgets come from where the gateway reads them: keys' (`api_keys.budgets`), work
   requests).
 - **Reserved** is what requests running now hold, from the ledger: shared by every worker with
   Redis, this worker's own requests without it.
-- **Projected** assumes the window goes on spending at its average rate so far: spent * window
-  length / time elapsed. A "total" budget has no end and no projection; in the first minute of a
-  window there is too little to project from.
+- **Projected**: for a key's or a workspace's daily, weekly or monthly budget with a week of
+  daily spend behind it, spent plus the forecast of the window's remaining days from that
+  spend (`admin_ui.budget_projection`), with its 80 % interval; otherwise the window's average
+  rate so far carried to its end: spent * window length / time elapsed. A "total" budget has no
+  end and no projection; in the first minute of a window there is too little to project from.
 
 End-user budgets apply to each end user separately: the panel lists the `MAX_END_USERS` who
 spent most in each window and counts the others.
@@ -32,6 +34,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_ui.analytics_names import Names
+from admin_ui.budget_projection import (
+    FORECAST_SCOPES,
+    FORECAST_WINDOWS,
+    BudgetProjection,
+    forecast_window,
+    histories,
+)
 from gateway.admission import budget_limits
 from gateway.budget_ledger import BudgetLedger
 from gateway.budget_ledger_memory import InProcessBudgetLedger
@@ -83,6 +92,8 @@ class BudgetRow:
     projected_micros: int | None
     soft_percent: float | None
     key_id: str | None = None
+    forecast: BudgetProjection | None = None
+    """The forecast behind `projected_micros`; None when the projection is linear."""
 
     @property
     def limit_usd(self) -> Decimal:
@@ -104,6 +115,19 @@ class BudgetRow:
     @property
     def projected_usd(self) -> Decimal | None:
         return None if self.projected_micros is None else _usd(self.projected_micros)
+
+    @property
+    def projection_note(self) -> str:
+        """How the projection was made, for the cell's hover."""
+        if self.projected_micros is None:
+            return ""
+        if self.forecast is None:
+            return "Linear: the window's average rate so far, carried to its end."
+        low, high = _usd(self.forecast.lower_micros), _usd(self.forecast.upper_micros)
+        return (
+            f"Forecast ({self.forecast.method}) of the window's remaining days from its daily "
+            f"spend; 80 % interval ${low:.2f} to ${high:.2f}."
+        )
 
     @property
     def used_fraction(self) -> float:
@@ -273,6 +297,11 @@ async def read_budgets(
             accounts.append((_Budget("end_user", subject, workspace_id, limit), key))
 
     balances = await ledger.balances([key for _, key in accounts]) if ledger is not None else {}
+    forecast_subjects: dict[str, set[str]] = {}
+    for budget, _ in accounts:
+        if budget.scope in FORECAST_SCOPES and budget.limit.window in FORECAST_WINDOWS:
+            forecast_subjects.setdefault(budget.scope, set()).add(budget.subject)
+    daily = await histories(engine, forecast_subjects, now=moment, scope=scope)
     rows = []
     for budget, key in accounts:
         start, end = bounds[budget.limit.window]
@@ -280,6 +309,9 @@ async def read_budgets(
         in_ledger = balances.get(key)
         spent = max(in_table, in_ledger[0] if in_ledger is not None else 0)
         reserved = in_ledger[1] if in_ledger is not None else (0 if ledger is not None else None)
+        forecast = None
+        if budget.limit.window in FORECAST_WINDOWS:
+            forecast = forecast_window(spent, end, epoch, daily.get((budget.scope, budget.subject)))
         rows.append(
             BudgetRow(
                 scope=budget.scope,
@@ -290,9 +322,14 @@ async def read_budgets(
                 spent_micros=spent,
                 reserved_micros=reserved,
                 resets_at=None if end is None else datetime.fromtimestamp(end, UTC),
-                projected_micros=project(spent, start, end, epoch),
+                projected_micros=(
+                    forecast.expected_micros
+                    if forecast is not None
+                    else project(spent, start, end, epoch)
+                ),
                 soft_percent=budget.limit.soft_percent,
                 key_id=budget.subject if budget.scope == "key" else None,
+                forecast=forecast,
             )
         )
     rows.sort(

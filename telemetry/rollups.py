@@ -63,9 +63,7 @@ SUM_COLUMNS: Final = (
     *ROLLUP_BUCKET_COLUMNS,
     *ROLLUP_TTFT_BUCKET_COLUMNS,
 )
-BREAKDOWN_KEY_COLUMNS: Final[tuple[str, ...]] = tuple(
-    usage_breakdowns.primary_key.columns.keys()
-)
+BREAKDOWN_KEY_COLUMNS: Final[tuple[str, ...]] = tuple(usage_breakdowns.primary_key.columns.keys())
 BREAKDOWN_SUM_COLUMNS: Final = ("events", "errors", "cost_usd", "tokens")
 BREAKDOWN_KINDS: Final = ("tag", "end_user", "rule", "guardrail", "entity")
 OTHER: Final = "(other)"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from markupsafe import Markup
 
 from admin_ui.analytics_filters import FilterLinks, PageFilters, read_filters
 from admin_ui.analytics_range import (
@@ -18,7 +19,7 @@ from admin_ui.analytics_range import (
 )
 from admin_ui.dashboard_model import Dashboard, Panel
 from admin_ui.dashboard_render import (
-    NOT_YET,
+    NO_SPEND_TEXT,
     DashboardView,
     NothingLeft,
     PanelView,
@@ -216,20 +217,29 @@ def test_table_numbers_are_whole_and_money_readable() -> None:
     assert table_value(1500.0, "ms") == "1.50 s" and table_value(12.3, "ms") == "12.3 ms"
 
 
-def test_forecast_and_anomaly_panels_say_they_are_not_available_yet() -> None:
+def test_forecast_and_anomaly_panels_draw_their_own_body() -> None:
     panels = [Panel(title="Month-end spend", kind="forecast"), Panel(title="Odd", kind="anomalies")]
     views = [
         PanelView(
-            index=n,
-            panel=panel,
-            title=panel.title,
-            kind=panel.kind,
-            chart=panel.kind,
-            width=panel.width,
+            index=1,
+            panel=panels[0],
+            title=panels[0].title,
+            kind="forecast",
+            chart="forecast",
+            width="full",
             empty=True,
-            empty_text=NOT_YET[panel.kind],
-        )
-        for n, panel in enumerate(panels, start=1)
+            empty_text=NO_SPEND_TEXT,
+            body=Markup('<p id="never-shown">drawn</p>'),
+        ),
+        PanelView(
+            index=2,
+            panel=panels[1],
+            title=panels[1].title,
+            kind="anomalies",
+            chart="anomalies",
+            width="full",
+            body=Markup('<ol id="anomalies-drawn"></ol>'),
+        ),
     ]
     html = render_view(
         DashboardView(
@@ -240,6 +250,6 @@ def test_forecast_and_anomaly_panels_say_they_are_not_available_yet() -> None:
             links=FilterLinks("/admin/analytics", []),
         )
     )
-    assert "Spend forecasts are not available yet." in html
-    assert "Anomaly detection is not available yet." in html
-    assert 'id="panel-1"' in html and 'data-kind="anomalies"' in html
+    assert NO_SPEND_TEXT in html and "never-shown" not in html  # an empty panel says so
+    assert 'id="anomalies-drawn"' in html
+    assert 'id="panel-2"' in html and 'data-kind="anomalies"' in html

@@ -1,0 +1,267 @@
+"""A time chart with ranges: lines (some dashed) over shaded bands and marked stretches of time,
+for a forecast and its interval, or an hour's expected value and the range it may stray in.
+
+    band_chart(
+        [Drawn(Series("Spent", days), colour=BLUE), Drawn(Series("Forecast", ahead), dashed=True)],
+        bands=[Band("80 % interval", [(day, low, high), ...], colour=BLUE)],
+        spans=[Span(start, end, "Anomaly")],
+        start=..., end=..., step_seconds=86400, unit="usd", chart_id="forecast", title="...",
+    )
+
+It is drawn on `chart_time`'s frame (the same value and time axes, legend, markers and crosshair
+data), so `charts.js` gives it the same hover as every time chart: each line's and each band's
+bounds' values at the time pointed at. The value axis covers the bands as well as the lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from markupsafe import Markup
+
+from admin_ui.chart_colors import series_color
+from admin_ui.chart_parts import (
+    EMPTY_TEXT,
+    Series,
+    attr,
+    coord,
+    line_path,
+    number_attr,
+    runs,
+    svg_open,
+    text_width,
+)
+from admin_ui.chart_plot import Line, Plot, lines_in_range, markers
+from admin_ui.chart_time import (
+    LABEL_GAP,
+    LEGEND_GAP,
+    LEGEND_ROW,
+    PAD_RIGHT,
+    PAD_TOP,
+    TICK_SPACING,
+    WIDTH,
+    X_AXIS_HEIGHT,
+    _label,
+    _legend,
+    _legend_rows,
+    _legend_value,
+    _time_axis,
+    _value_axis,
+)
+from admin_ui.chart_units import (
+    axis_ticks,
+    check_unit,
+    epoch_seconds,
+    format_value,
+    tick_labels,
+    utc,
+)
+
+SPAN_COLOUR: Final = "#dc2626"
+BAND_OPACITY: Final = 0.16
+
+
+@dataclass(frozen=True, slots=True)
+class Drawn:
+    """A line of the chart: its series, its colour (default: the series name's) and whether it
+    is dashed (an estimate rather than a measurement)."""
+
+    series: Series
+    colour: str | None = None
+    dashed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """A shaded range: (time, low, high) points; a None bound is a gap."""
+
+    name: str
+    points: Sequence[tuple[datetime, float | None, float | None]]
+    colour: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A stretch of time to point out, shaded across the plot's height."""
+
+    start: datetime
+    end: datetime
+    label: str
+
+
+def _band_lines(band: Band, first: float, last: float) -> tuple[Line, Line]:
+    colour = band.colour or series_color(band.name)
+    low = Series(f"{band.name}, low", [(at, lo) for at, lo, _ in band.points])
+    high = Series(f"{band.name}, high", [(at, hi) for at, _, hi in band.points])
+    lower, upper = lines_in_range([low, high], first, last)
+    return Line(lower.name, colour, lower.values), Line(upper.name, colour, upper.values)
+
+
+def _band_shape(lower: Line, upper: Line, plot: Plot) -> str:
+    both = [
+        (when, None if low is None or upper.values.get(when) is None else low)
+        for when, low in lower.values.items()
+    ]
+    pieces = []
+    for piece in runs(both, plot.max_gap):
+        tops = [(plot.x(when), plot.y(upper.values[when] or 0.0)) for when, _ in piece]
+        bottoms = [(plot.x(when), plot.y(low)) for when, low in reversed(piece)]
+        pieces.append(f"{line_path(tops)}L{line_path(bottoms)[1:]}Z")
+    if not pieces:
+        return ""
+    return (
+        f'<path class="chart-band-range" d="{"".join(pieces)}" fill="{lower.colour}"'
+        f' fill-opacity="{BAND_OPACITY}" stroke="none"><title>{attr(lower.name[:-5])}</title>'
+        "</path>"
+    )
+
+
+def _line_shape(line: Line, plot: Plot, dashed: bool) -> str:
+    pieces = runs(list(line.values.items()), plot.max_gap)
+    if not pieces:
+        return ""
+    path = "".join(line_path([(plot.x(w), plot.y(v)) for w, v in piece]) for piece in pieces)
+    dash = ' stroke-dasharray="5 4"' if dashed else ""
+    return (
+        f'<g class="chart-series" data-series="{attr(line.name)}">'
+        f'<path class="chart-line{" chart-line-dashed" if dashed else ""}" d="{path}"'
+        f' fill="none" stroke="{line.colour}" stroke-width="1.6" stroke-linejoin="round"'
+        f' stroke-linecap="round"{dash}><title>{attr(line.name)}</title></path></g>'
+    )
+
+
+def _span_shape(span: Span, plot: Plot) -> str:
+    left = max(plot.left, plot.x(epoch_seconds(span.start)))
+    right = min(plot.right, plot.x(epoch_seconds(span.end)))
+    if right <= left:
+        return ""
+    return (
+        f'<rect class="chart-span" x="{coord(left)}" y="{coord(plot.top)}"'
+        f' width="{coord(right - left)}" height="{coord(plot.bottom - plot.top)}"'
+        f' fill="{SPAN_COLOUR}" fill-opacity="0.09" data-start="{number_attr(epoch_seconds(span.start))}"'
+        f' data-end="{number_attr(epoch_seconds(span.end))}"><title>{attr(span.label)}</title></rect>'
+    )
+
+
+def band_chart(
+    lines: Sequence[Drawn],
+    *,
+    bands: Sequence[Band] = (),
+    spans: Sequence[Span] = (),
+    start: datetime,
+    end: datetime,
+    step_seconds: int,
+    unit: str,
+    chart_id: str,
+    title: str,
+    height: int = 220,
+    width: int = WIDTH,
+) -> Markup:
+    """The lines, bands and spans between `start` and `end` (UTC) as an SVG chart."""
+    check_unit(unit)
+    if step_seconds <= 0:
+        raise ValueError("step_seconds must be positive")
+    start, end = utc(start), utc(end)
+    if end <= start:
+        raise ValueError("a time chart needs its end after its start")
+    first, last = epoch_seconds(start), epoch_seconds(end)
+    drawn = [
+        Line(found.name, wanted.colour or found.colour, found.values)
+        for wanted, found in zip(
+            lines, lines_in_range([item.series for item in lines], first, last), strict=True
+        )
+    ]
+    ranges = [_band_lines(band, first, last) for band in bands]
+    everything = [*drawn, *(line for pair in ranges for line in pair)]
+    extents = [v for line in everything for v in line.values.values() if v is not None]
+    has_data = bool(extents)
+    plot_top, plot_bottom = PAD_TOP, height - X_AXIS_HEIGHT
+    whole = unit in ("count", "tokens") and all(float(v).is_integer() for v in extents)
+    ticks = axis_ticks(
+        min([0.0, *extents]),
+        max([0.0, *extents]),
+        max(2, (plot_bottom - plot_top) // TICK_SPACING),
+        whole=whole,
+    )
+    labels = tick_labels(ticks, unit) if has_data else [""] * len(ticks)
+    plot = Plot(
+        left=max(36.0, max(text_width(label) for label in labels) + LABEL_GAP + 4),
+        right=width - PAD_RIGHT,
+        top=plot_top,
+        bottom=plot_bottom,
+        first=first,
+        last=last,
+        low=ticks[0],
+        high=ticks[-1],
+        step_seconds=step_seconds,
+    )
+    legend = [(line.name, line.colour, *_legend_value(line, unit)) for line in drawn]
+    for band, (lower, upper) in zip(bands, ranges, strict=True):
+        legend.append((band.name, lower.colour, *_band_legend(lower, upper, unit)))
+    legend_rows = _legend_rows(legend, plot.left, plot.right) if has_data else []
+    legend_top = height + LEGEND_GAP
+    total_height = legend_top + len(legend_rows) * LEGEND_ROW if legend_rows else height
+    parts = [
+        svg_open(
+            classes="chart time-chart band-chart chart-line",
+            chart_id=chart_id,
+            width=width,
+            height=total_height,
+            label=_label(title, start, end, legend, unit, has_data),
+            extra=(
+                *((("tabindex", "0"),) if has_data else ()),
+                ("data-start", number_attr(first)),
+                ("data-end", number_attr(last)),
+                ("data-step", str(step_seconds)),
+                ("data-unit", unit),
+                ("data-kind", "line"),
+                ("data-plot-left", coord(plot.left)),
+                ("data-plot-right", coord(plot.right)),
+                ("data-plot-top", coord(plot.top)),
+                ("data-plot-bottom", coord(plot.bottom)),
+            ),
+        ),
+        *_value_axis(plot, ticks, labels),
+        *_time_axis(plot, start, end, width),
+    ]
+    if not has_data:
+        parts.append(
+            f'<text class="chart-empty" x="{coord((plot.left + plot.right) / 2)}"'
+            f' y="{coord((plot.top + plot.bottom) / 2 + 4)}" text-anchor="middle"'
+            f' fill="currentColor">{attr(EMPTY_TEXT)}</text></svg>'
+        )
+        return Markup("".join(parts))
+    parts.extend(_span_shape(span, plot) for span in spans)
+    parts.extend(_band_shape(lower, upper, plot) for lower, upper in ranges)
+    parts.extend(
+        _line_shape(line, plot, item.dashed) for line, item in zip(drawn, lines, strict=True)
+    )
+    measured = [line for line, item in zip(drawn, lines, strict=True) if not item.dashed]
+    estimated = [line for line, item in zip(drawn, lines, strict=True) if item.dashed]
+    parts.extend(markers(measured, plot, unit))
+    # Estimates and a band's bounds are for the hover: their markers show when pointed at.
+    parts.extend(
+        '<g class="chart-points-dense">' if part == "<g>" else part
+        for part in markers([*estimated, *(line for pair in ranges for line in pair)], plot, unit)
+    )
+    parts.append(
+        f'<line class="chart-crosshair" x1="{coord(plot.left)}" x2="{coord(plot.left)}"'
+        f' y1="{coord(plot.top)}" y2="{coord(plot.bottom)}" stroke="currentColor"'
+        ' visibility="hidden"/>'
+    )
+    parts.extend(_legend(legend_rows, legend_top))
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _band_legend(lower: Line, upper: Line, unit: str) -> tuple[str, str]:
+    """The band's last range, "low to high"."""
+    lows = [v for v in lower.values.values() if v is not None]
+    highs = [v for v in upper.values.values() if v is not None]
+    if not lows or not highs:
+        return format_value(None, unit), f"{lower.name[:-5]}: no range"
+    text = f"{format_value(lows[-1], unit)} to {format_value(highs[-1], unit)}"
+    return text, f"{lower.name[:-5]}: {text} last"
