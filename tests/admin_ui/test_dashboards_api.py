@@ -315,7 +315,16 @@ def test_a_built_in_dashboard_is_copied_by_its_id_or_name(
         builtins = http.get(f"{API}/builtin")
         assert builtins.status_code == 200, builtins.text
         by_id = {item["id"]: item for item in builtins.json()["data"]}
-        assert set(by_id) == {"overview", "usage", "cost", "performance", "safety", "providers"}
+        assert set(by_id) == {
+            "overview",
+            "usage",
+            "cost",
+            "performance",
+            "safety",
+            "providers",
+            "forecast",
+            "anomalies",
+        }
         assert all(item["builtin"] and item["panels"] for item in by_id.values())
 
         cost = made(http, {"copy_of": "cost", "shared": True})

@@ -36,7 +36,7 @@ def test_a_dashboard_is_made_in_the_editor_drawn_edited_and_deleted(
     page = console
     page.goto("/admin/dashboards")
     expect(page.locator("#dashboards-empty")).to_be_visible()
-    expect(page.locator("#builtin-list li")).to_have_count(6)
+    expect(page.locator("#builtin-list li")).to_have_count(8)
     page.locator("#new-dashboard-link").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("New dashboard")
 
