@@ -11,7 +11,10 @@ demo-data`; a large one takes long to write, so it is made once and reused), thi
   durations (Postgres).
 
 With `--pages`, a gateway is started on the database and each analytics page is timed over
-loopback as a signed-in operator sees it (the master key), for the last day, week and month.
+loopback as a signed-in operator sees it (the master key), for the last day, week and month
+(the Forecast page reads its own eight weeks whatever the range). The first load of each page
+and range is reported apart: the Anomalies page keeps its scores for five minutes, so the
+timed loads after it are served from that cache.
 
 Targets (the analytics issue's): on Postgres with 10,000,000 interactions every query ≤ 200 ms
 and every page ≤ 500 ms at p95; on SQLite with 1,000,000 interactions every page ≤ 1 s.
@@ -42,7 +45,7 @@ from telemetry.db import create_engine
 RESULTS_DIR = Path(__file__).parent / "results"
 TARGET_P95_MS = 200.0
 PAGE_TARGET_P95_MS = {"postgresql": 500.0, "sqlite": 1000.0}
-PAGES = ("", "/usage", "/cost", "/performance", "/safety", "/providers")
+PAGES = ("", "/usage", "/cost", "/performance", "/safety", "/providers", "/forecast", "/anomalies")
 RANGES = {"24h": dt.timedelta(days=1), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
 CASES: tuple[tuple[str, tuple[str, ...], dict[str, tuple[str, ...]]], ...] = (
     ("requests", (), {}),
@@ -170,6 +173,14 @@ def _error_line(name: str, values: Sequence[float]) -> str:
     )
 
 
+def _first_load(client: httpx.Client, path: str, params: dict[str, str]) -> float:
+    started = time.perf_counter()
+    response = client.get(path, params=params)
+    if response.status_code != 200:
+        raise RuntimeError(f"{path} {params}: {response.status_code} {response.text[:300]}")
+    return (time.perf_counter() - started) * 1000
+
+
 def page_lines(url: str, samples: int, say: Callable[[str], None]) -> list[str]:
     """Each analytics page over HTTP, from a gateway started on the database."""
     migrations.upgrade(url)
@@ -190,7 +201,13 @@ def page_lines(url: str, samples: int, say: Callable[[str], None]) -> list[str]:
         f"### Analytics pages, milliseconds, median / p95 of {samples} requests after 3 warm-up"
         " ones, one at a time over loopback",
         "",
-        row(("page", *(f"last {name}" for name in RANGES), f"p95 ≤ {target:.0f} ms")),
+        row(
+            (
+                "page",
+                *(f"last {name}: first / median / p95" for name in RANGES),
+                f"p95 ≤ {target:.0f} ms",
+            )
+        ),
         row(("---", *("---:" for _ in RANGES), ":---:")),
     ]
     try:
@@ -199,14 +216,14 @@ def page_lines(url: str, samples: int, say: Callable[[str], None]) -> list[str]:
         headers = {"Authorization": f"Bearer {master}"}
         with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
             for page in PAGES:
+                path = f"/admin/analytics{page}"
+                first = [_first_load(client, path, {"last": name}) for name in RANGES]
                 measured = [
-                    timing(http_times(client, f"/admin/analytics{page}", {"last": name}, samples))
-                    for name in RANGES
+                    timing(http_times(client, path, {"last": name}, samples)) for name in RANGES
                 ]
                 met = "yes" if max(m.p95 for m in measured) <= target else "**no**"
-                lines.append(
-                    row((f"`/admin/analytics{page}`", *(figures(m) for m in measured), met))
-                )
+                cells = (f"{f:.0f} / {figures(m)}" for f, m in zip(first, measured, strict=True))
+                lines.append(row((f"`{path}`", *cells, met)))
                 say(lines[-1])
     finally:
         gateway.stop()
@@ -216,6 +233,8 @@ def page_lines(url: str, samples: int, say: Callable[[str], None]) -> list[str]:
 def run(args: argparse.Namespace, say: Callable[[str], None]) -> list[str]:
     load_at_start = load_average()
     interactions, rollup_rows, last = asyncio.run(_history_size(args.database_url))
+    if isinstance(last, str):  # SQLite answers plain SQL with the stored text
+        last = dt.datetime.fromisoformat(last).replace(tzinfo=dt.UTC)
     end = last + dt.timedelta(seconds=1)
     say(f"{interactions:,} interactions, {rollup_rows:,} roll-up rows, last at {last}")
     lines = [
@@ -275,7 +294,8 @@ def main(argv: list[str]) -> int:
     lines = run(args, print)
     if not args.no_save:
         RESULTS_DIR.mkdir(exist_ok=True)
-        path = RESULTS_DIR / f"{dt.date.today().isoformat()}-analytics.md"
+        backend = "sqlite" if args.database_url.startswith("sqlite") else "postgres"
+        path = RESULTS_DIR / f"{dt.date.today().isoformat()}-analytics-{backend}.md"
         path.write_text("\n".join(lines))
         print(f"written to {path}")
     return 0
