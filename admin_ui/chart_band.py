@@ -32,31 +32,24 @@ from admin_ui.chart_parts import (
     number_attr,
     runs,
     svg_open,
-    text_width,
 )
 from admin_ui.chart_plot import Line, Plot, lines_in_range, markers
 from admin_ui.chart_time import (
-    LABEL_GAP,
     LEGEND_GAP,
     LEGEND_ROW,
-    PAD_RIGHT,
-    PAD_TOP,
-    TICK_SPACING,
     WIDTH,
-    X_AXIS_HEIGHT,
     _label,
     _legend,
     _legend_rows,
     _legend_value,
     _time_axis,
     _value_axis,
+    value_plot,
 )
 from admin_ui.chart_units import (
-    axis_ticks,
     check_unit,
     epoch_seconds,
     format_value,
-    tick_labels,
     utc,
 )
 
@@ -178,24 +171,14 @@ def band_chart(
     everything = [*drawn, *(line for pair in ranges for line in pair)]
     extents = [v for line in everything for v in line.values.values() if v is not None]
     has_data = bool(extents)
-    plot_top, plot_bottom = PAD_TOP, height - X_AXIS_HEIGHT
-    whole = unit in ("count", "tokens") and all(float(v).is_integer() for v in extents)
-    ticks = axis_ticks(
-        min([0.0, *extents]),
-        max([0.0, *extents]),
-        max(2, (plot_bottom - plot_top) // TICK_SPACING),
-        whole=whole,
-    )
-    labels = tick_labels(ticks, unit) if has_data else [""] * len(ticks)
-    plot = Plot(
-        left=max(36.0, max(text_width(label) for label in labels) + LABEL_GAP + 4),
-        right=width - PAD_RIGHT,
-        top=plot_top,
-        bottom=plot_bottom,
+    plot, ticks, labels = value_plot(
+        extents,
+        unit=unit,
+        has_data=has_data,
+        width=width,
+        height=height,
         first=first,
         last=last,
-        low=ticks[0],
-        high=ticks[-1],
         step_seconds=step_seconds,
     )
     legend = [(line.name, line.colour, *_legend_value(line, unit)) for line in drawn]

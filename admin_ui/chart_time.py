@@ -101,6 +101,43 @@ def _legend_rows(items: Sequence[LegendItem], left: float, right: float) -> list
     return rows
 
 
+def value_plot(
+    extents: Sequence[float],
+    *,
+    unit: str,
+    has_data: bool,
+    width: float,
+    height: float,
+    first: float,
+    last: float,
+    step_seconds: int,
+) -> tuple[Plot, list[float], list[str]]:
+    """The plot area for values spanning `extents` (zero always in view), with its value axis'
+    ticks and their labels; the left margin fits the widest label."""
+    whole = unit in ("count", "tokens") and all(float(v).is_integer() for v in extents)
+    plot_top, plot_bottom = PAD_TOP, height - X_AXIS_HEIGHT
+    ticks = axis_ticks(
+        min([0.0, *extents]),
+        max([0.0, *extents]),
+        max(2, int(plot_bottom - plot_top) // TICK_SPACING),
+        whole=whole,
+    )
+    # With nothing drawn, values on the axis would claim a scale there is none of.
+    labels = tick_labels(ticks, unit) if has_data else [""] * len(ticks)
+    plot = Plot(
+        left=max(36.0, max(text_width(label) for label in labels) + LABEL_GAP + 4),
+        right=width - PAD_RIGHT,
+        top=plot_top,
+        bottom=plot_bottom,
+        first=first,
+        last=last,
+        low=ticks[0],
+        high=ticks[-1],
+        step_seconds=step_seconds,
+    )
+    return plot, ticks, labels
+
+
 def time_chart(
     series: Sequence[Series],
     *,
@@ -137,25 +174,14 @@ def time_chart(
         extents = [total for sums in stacked[1] if sums is not None for total in sums]
     else:
         extents = [v for line in lines for v in line.values.values() if v is not None]
-    whole = unit in ("count", "tokens") and all(float(v).is_integer() for v in extents)
-    plot_top, plot_bottom = PAD_TOP, height - X_AXIS_HEIGHT
-    ticks = axis_ticks(
-        min([0.0, *extents]),
-        max([0.0, *extents]),
-        max(2, (plot_bottom - plot_top) // TICK_SPACING),
-        whole=whole,
-    )
-    # With nothing drawn, values on the axis would claim a scale there is none of.
-    labels = tick_labels(ticks, unit) if has_data else [""] * len(ticks)
-    plot = Plot(
-        left=max(36.0, max(text_width(label) for label in labels) + LABEL_GAP + 4),
-        right=width - PAD_RIGHT,
-        top=plot_top,
-        bottom=plot_bottom,
+    plot, ticks, labels = value_plot(
+        extents,
+        unit=unit,
+        has_data=has_data,
+        width=width,
+        height=height,
         first=first,
         last=last,
-        low=ticks[0],
-        high=ticks[-1],
         step_seconds=step_seconds,
     )
     legend = [(line.name, line.colour, *_legend_value(line, unit)) for line in lines]
