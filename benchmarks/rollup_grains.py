@@ -1,10 +1,19 @@
-"""What the hour and day roll-ups cost the writer: `python -m benchmarks rollup_grains`.
+"""What the hour and day roll-ups cost the recorder: `python -m benchmarks rollup_grains`.
 
-The same kind of batch (1,000 varied requests over about a second: 8 models, 12 keys, one in
-twenty an error) is written through `telemetry.writers.BatchWriter` into a fresh Postgres
-database, alternately with all three grains and with minute rows only, the order swapped every
-round; the first two rounds of each are warm-up. Reported: the median wall time of a batch and
-the writer process's CPU time for it (the database server's work shows in the wall time only).
+At 2,000 requests/s the recorder writes a batch of 256 requests (its `batch_size`) about eight
+times a second. Such batches (8 models, 12 keys, one request in twenty an error, 0.128 s of
+traffic each) are written through `telemetry.writers.BatchWriter` into a fresh Postgres database
+in three ways, in turn, the order rotated every round (the first two rounds are warm-up):
+
+- `minute only`: no hour or day rows at all (the baseline);
+- `summed by the writer`: the writer folds the minutes into hour and day rows and sends all three
+  (how the recorder worked before);
+- `summed by Postgres`: the writer sends the minute rows and Postgres sums the hour and day rows
+  from them in the same statement (`telemetry.rollups.FOLDED_GRAINS`, how it works now).
+
+Reported: the median wall time of a batch, the writer process's CPU time (median), and the CPU
+time of the database backends serving the writer (read from /proc in 10 ms ticks, so a mean over
+the rounds); the recorder's cost is the two CPU times together.
 """
 
 from __future__ import annotations
@@ -12,10 +21,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import random
 import statistics
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
 import telemetry.rollups as rollups
@@ -28,14 +43,16 @@ from telemetry.writers import BatchWriter
 from tests.telemetry import MINUTE, make_bundle
 
 RESULTS_DIR = Path(__file__).parent / "results"
-BATCH = 1000
+BATCH = 256
+BATCHES_A_SECOND = 2000 / BATCH
 WARM_UP = 2
+MODES = ("minute only", "summed by the writer", "summed by Postgres")
 
 
 def _batch(draw: random.Random, offset: float) -> list[TraceBundle]:
     return [
         make_bundle(
-            started_at=MINUTE + offset + draw.uniform(0, 1.0),
+            started_at=MINUTE + offset + draw.uniform(0, BATCH / 2000),
             model=draw.choice("abcdefgh"),
             api_key_id=draw.choice([f"k{n}" for n in range(12)]),
             status="error" if draw.random() < 0.05 else "ok",
@@ -45,32 +62,135 @@ def _batch(draw: random.Random, offset: float) -> list[TraceBundle]:
     ]
 
 
-async def _measure(url: str, rounds: int) -> dict[str, tuple[list[float], list[float]]]:
-    grains = rollups._GRAIN_SECONDS
+@contextmanager
+def _mode(mode: str) -> Iterator[None]:
+    """Make the writer keep the roll-ups the way `mode` names."""
+    aggregate = rollups.aggregate
+
+    def folded_by_the_writer(
+        bundles: Iterable[TraceBundle], caps: rollups.NameCaps | None = None, *, fold: bool = True
+    ) -> rollups.Aggregate:
+        return aggregate(bundles, caps, fold=True)
+
+    if mode == "summed by the writer":
+        rollups.aggregate = folded_by_the_writer
+    rollups.FOLDED_GRAINS = ("hour", "day") if mode == "summed by Postgres" else ()
+    try:
+        yield
+    finally:
+        rollups.aggregate = aggregate
+        rollups.FOLDED_GRAINS = ("hour", "day")
+
+
+def _server_cpu_ms(pids: list[int]) -> float:
+    """User and system CPU time of these Postgres backends so far, in milliseconds."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+async def _backends(engine: AsyncEngine) -> list[int]:
+    async with engine.connect() as connection:
+        found = await connection.execute(
+            sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        )
+        return [int(pid) for (pid,) in found]
+
+
+Found = dict[str, tuple[list[float], list[float], list[float]]]
+
+
+async def _measure(url: str, rounds: int) -> Found:
     engine = create_engine(url)
     writer = BatchWriter(engine)
     draw = random.Random(5)
-    found: dict[str, tuple[list[float], list[float]]] = {"all": ([], []), "minute": ([], [])}
+    found: Found = {mode: ([], [], []) for mode in MODES}
     try:
         for n in range(rounds + WARM_UP):
-            for mode in ("all", "minute") if n % 2 else ("minute", "all"):
-                rollups._GRAIN_SECONDS = grains if mode == "all" else grains[:1]  # type: ignore[misc,assignment]
-                bundles = _batch(draw, n * 2.0)
-                wall, cpu = time.perf_counter(), time.process_time()
-                await writer.write(bundles)
+            for turn in range(len(MODES)):
+                mode = MODES[(n + turn) % len(MODES)]
+                backends = await _backends(engine)
+                bundles = _batch(draw, (n * len(MODES) + turn) * BATCH / 2000)
+                with _mode(mode):
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    server = _server_cpu_ms(backends)
+                    await writer.write(bundles)
+                    server = _server_cpu_ms(backends) - server
+                    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
                 if n >= WARM_UP:
-                    found[mode][0].append((time.perf_counter() - wall) * 1000)
-                    found[mode][1].append((time.process_time() - cpu) * 1000)
+                    found[mode][0].append(wall * 1000)
+                    found[mode][1].append(cpu * 1000)
+                    found[mode][2].append(server)
     finally:
-        rollups._GRAIN_SECONDS = grains  # type: ignore[misc]
         await engine.dispose()
     return found
+
+
+def _report(found: Found, rounds: int, load_at_start: str) -> list[str]:
+    wall = {mode: statistics.median(values[0]) for mode, values in found.items()}
+    writer = {mode: statistics.median(values[1]) for mode, values in found.items()}
+    server = {mode: statistics.fmean(values[2]) for mode, values in found.items()}
+    recorder = {
+        mode: statistics.fmean(values[1]) + statistics.fmean(values[2])
+        for mode, values in found.items()
+    }
+
+    def change(values: dict[str, float], mode: str) -> str:
+        return f"{(values[mode] / values['minute only'] - 1) * 100:+.1f} %"
+
+    return [
+        "# The hour and day roll-ups' cost to the recorder (Postgres)",
+        "",
+        f"{dt.date.today().isoformat()}, `python -m benchmarks rollup_grains --rounds {rounds}`:"
+        f" batches of {BATCH} requests (the recorder's batch at 2,000 requests/s, about"
+        f" {BATCHES_A_SECOND:.0f} a second); {rounds} rounds of each way. Wall and writer CPU are"
+        " medians, the database server's CPU (10 ms ticks) and the recorder's (writer plus"
+        " server) means.",
+        "",
+        row(
+            (
+                "roll-ups",
+                "wall ms a batch",
+                "writer CPU ms",
+                "server CPU ms",
+                "recorder CPU ms",
+                "recorder, % of a core at 2,000 requests/s",
+            )
+        ),
+        row(("---", "---:", "---:", "---:", "---:", "---:")),
+        *(
+            row(
+                (
+                    mode,
+                    f"{wall[mode]:.1f}",
+                    f"{writer[mode]:.2f}",
+                    f"{server[mode]:.2f}",
+                    f"{recorder[mode]:.2f}",
+                    f"{recorder[mode] * BATCHES_A_SECOND / 10:.1f}",
+                )
+            )
+            for mode in MODES
+        ),
+        "",
+        *(
+            f"Against minute rows only, hour and day rows {mode}: {change(wall, mode)} wall time,"
+            f" {change(writer, mode)} writer CPU, {change(server, mode)} server CPU,"
+            f" {change(recorder, mode)} recorder CPU (writer plus server)."
+            for mode in MODES[1:]
+        ),
+        "",
+        "Machine: "
+        + "; ".join(f"{k}: {v}" for k, v in describe_machine(load_at_start) if k != "wrk"),
+        "",
+    ]
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks rollup_grains", description=__doc__)
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--rounds", type=int, default=14)
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
     load_at_start = load_average()
@@ -80,35 +200,7 @@ def main(argv: list[str]) -> int:
         found = asyncio.run(_measure(url, args.rounds))
     finally:
         drop_database(args.postgres_url, url)
-    wall = {mode: statistics.median(values[0]) for mode, values in found.items()}
-    cpu = {mode: statistics.median(values[1]) for mode, values in found.items()}
-    lines = [
-        "# The hour and day roll-ups' cost to the writer (Postgres)",
-        "",
-        f"{dt.date.today().isoformat()}, `python -m benchmarks rollup_grains --rounds"
-        f" {args.rounds}`: batches of {BATCH:,} requests, medians of {args.rounds} rounds each.",
-        "",
-        row(("roll-ups kept", "wall ms a batch", "writer CPU ms a batch", "requests/s")),
-        row(("---", "---:", "---:", "---:")),
-        *(
-            row(
-                (
-                    "minute, hour and day" if mode == "all" else "minute only",
-                    f"{wall[mode]:.1f}",
-                    f"{cpu[mode]:.1f}",
-                    f"{BATCH / wall[mode] * 1000:,.0f}",
-                )
-            )
-            for mode in ("minute", "all")
-        ),
-        "",
-        f"Hour and day rows add {(wall['all'] / wall['minute'] - 1) * 100:+.1f} % wall time and"
-        f" {(cpu['all'] / cpu['minute'] - 1) * 100:+.1f} % writer CPU.",
-        "",
-        "Machine: "
-        + "; ".join(f"{k}: {v}" for k, v in describe_machine(load_at_start) if k != "wrk"),
-        "",
-    ]
+    lines = _report(found, args.rounds, load_at_start)
     print("\n".join(lines))
     if not args.no_save:
         RESULTS_DIR.mkdir(exist_ok=True)

@@ -227,14 +227,47 @@ def _step_of(plan_: Plan, dialect: str) -> sa.ColumnElement[int]:
     return (seconds - offset) // plan_.step
 
 
+def range_pieces(plan_: Plan) -> list[tuple[str, datetime, datetime]]:
+    """The plan's range as the fewest roll-up rows cover it: whole days from day rows, whole
+    hours from hour rows, the rest from rows of the plan's grain. What a sum over the whole range
+    reads (a week at hour steps: six days' day rows and a day's hour rows, not 168 hours')."""
+    grains = [g for g in GRAIN_SECONDS if GRAIN_SECONDS[g] >= GRAIN_SECONDS[plan_.grain]]
+    if plan_.table is usage_breakdowns:
+        grains = [g for g in grains if g != "minute"]
+    pieces: list[tuple[str, int, int]] = []
+    start, end = _epoch(plan_.start), _epoch(plan_.end)
+    for finer, coarser in zip(grains, [*grains[1:], None], strict=True):
+        if coarser is None:
+            pieces.append((finer, start, end))
+            break
+        size = GRAIN_SECONDS[coarser]
+        inner_start, inner_end = -(-start // size) * size, end // size * size
+        if inner_start >= inner_end:
+            pieces.append((finer, start, end))
+            break
+        pieces += [(finer, start, inner_start), (finer, inner_end, end)]
+        start, end = inner_start, inner_end
+    return [
+        (grain, datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC))
+        for grain, lo, hi in pieces
+        if lo < hi
+    ]
+
+
 def _conditions(
-    plan_: Plan, query: AnalyticsQuery, scope: str | None
+    plan_: Plan, query: AnalyticsQuery, scope: str | None, *, whole_range: bool = False
 ) -> list[sa.ColumnElement[bool]]:
     table = plan_.table
+    pieces = range_pieces(plan_) if whole_range else [(plan_.grain, plan_.start, plan_.end)]
     conditions = [
-        table.c.grain == plan_.grain,
-        table.c.bucket_start >= plan_.start,
-        table.c.bucket_start < plan_.end,
+        sa.or_(
+            *(
+                sa.and_(
+                    table.c.grain == grain, table.c.bucket_start >= lo, table.c.bucket_start < hi
+                )
+                for grain, lo, hi in pieces
+            )
+        )
     ]
     if scope is not None:
         conditions.append(table.c.workspace_id == scope)
@@ -270,7 +303,7 @@ def statement(
         grouped.append(_step_of(plan_, dialect).label("step"))
     if by_group:
         grouped += [table.c[plan_.dimensions[name]] for name in query.group_by]
-    conditions = _conditions(plan_, query, scope)
+    conditions = _conditions(plan_, query, scope, whole_range=not by_step)
     for position, name in enumerate(query.group_by if only else ()):
         conditions.append(_in(plan_, name, sorted({group[position] for group in only})))
     sums = [_sum(table, column).label(f"sum_{column}") for column in plan_.columns]

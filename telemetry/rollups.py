@@ -17,6 +17,7 @@ overwrites it. Rows are sorted by key so concurrent transactions lock them in on
 
 from __future__ import annotations
 
+import functools
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
@@ -322,12 +323,17 @@ def _breakdowns(
             )
 
 
-def aggregate(bundles: Iterable[TraceBundle], caps: NameCaps | None = None) -> Aggregate:
+def aggregate(
+    bundles: Iterable[TraceBundle], caps: NameCaps | None = None, *, fold: bool = True
+) -> Aggregate:
     """Sum the bundles into roll-up and breakdown rows (see the module's docstring).
 
     Unknown costs (None) add nothing to `cost_usd`; a request with an attempt whose cost is
     unknown (`_unpriced`) counts in `unpriced`, also when its other attempts were priced.
     Unknown token counts add 0.
+
+    With `fold=False` only the finest rows are made (minute roll-ups, hour breakdowns): Postgres
+    adds them up into the coarser grains itself (`add_on_postgres`).
     """
     caps = caps if caps is not None else NameCaps()
     minutes: dict[tuple[Any, ...], _Sums] = {}
@@ -344,10 +350,11 @@ def aggregate(bundles: Iterable[TraceBundle], caps: NameCaps | None = None) -> A
         if bundle.trace.tags or bundle.trace.end_user or bundle.violations or summary[7]:
             hour = (("hour", _time(bucket_of(started, _HOUR))),)
             _breakdowns(bundle, status, summary, hour, caps, breakdowns)
-    sums = _by_grain(minutes)
-    for (_, start, *rest), values in list(breakdowns.sums.items()):
-        day = ("day", _time(bucket_of(start.timestamp(), _DAY)), *rest)
-        breakdowns.add(day, *values)
+    sums = _by_grain(minutes, _GRAIN_SECONDS if fold else _GRAIN_SECONDS[:1])
+    if fold:
+        for (_, start, *rest), values in list(breakdowns.sums.items()):
+            day = ("day", _time(bucket_of(start.timestamp(), _DAY)), *rest)
+            breakdowns.add(day, *values)
     return Aggregate(
         rollups=[
             dict(zip(KEY_COLUMNS, key, strict=True)) | entry.row()
@@ -371,15 +378,17 @@ cleared when it grows past `_TIMES_LIMIT`)."""
 _TIMES_LIMIT: Final = 100_000
 
 
-def _by_grain(minutes: dict[tuple[Any, ...], _Sums]) -> dict[tuple[Any, ...], _Sums]:
-    """The minute rows, and the hour and day rows they add up to: each request is summed once,
-    then whole minutes are folded into their hour and day."""
+def _by_grain(
+    minutes: dict[tuple[Any, ...], _Sums], grains: tuple[tuple[str, int], ...]
+) -> dict[tuple[Any, ...], _Sums]:
+    """The minute rows, and the rows of the coarser `grains` they add up to: each request is
+    summed once, then whole minutes are folded into their hour and day."""
     if len(_TIMES) > _TIMES_LIMIT:
         _TIMES.clear()
     sums: dict[tuple[Any, ...], _Sums] = {}
     for (minute, *dimensions), entry in minutes.items():
         sums[("minute", _time(minute), *dimensions)] = entry
-        for grain, seconds in _GRAIN_SECONDS[1:]:
+        for grain, seconds in grains[1:]:
             key = (grain, _time(bucket_of(minute, seconds)), *dimensions)
             folded = sums.get(key)
             if folded is None:
@@ -427,31 +436,64 @@ def _postgres_type(column: sa.Column[Any]) -> str:
     return "numeric"  # Money
 
 
-def _unnest_upsert(table: sa.Table, keys: tuple[str, ...], sums: tuple[str, ...]) -> str:
+def _unnest_upsert(
+    table: sa.Table, keys: tuple[str, ...], sums: tuple[str, ...], coarser: tuple[str, ...]
+) -> str:
+    """The rows given as column arrays added into `table`, and (one statement, one round trip)
+    summed into each of the `coarser` grains and added into it too.
+
+    The statements of a `WITH` run in a fixed order, each adding its rows in key order, so
+    writers adding to the same rows at once lock them in one order."""
     names = (*keys, *sums)
     arrays = ", ".join(
         f"${n}::{_postgres_type(table.c[name])}[]" for n, name in enumerate(names, start=1)
     )
     additions = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in sums)
+    conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {additions}"
+    insert = f"INSERT INTO {table.name} ({', '.join(names)})"
+    dimensions = [name for name in keys if name not in ("grain", "bucket_start")]
+    order = ", ".join(str(n) for n in range(2, len(keys) + 1))
+    added = [f"{insert} SELECT * FROM given {conflict}"]
+    for grain in coarser:
+        summed = ", ".join(f"sum({name})::{_postgres_type(table.c[name])}" for name in sums)
+        added.append(
+            f"{insert} SELECT '{grain}', date_trunc('{grain}', bucket_start, 'UTC'), "
+            f"{', '.join(dimensions)}, {summed} FROM given "
+            f"GROUP BY {order} ORDER BY {order} {conflict}"
+        )
+    ctes = [f"given AS (SELECT * FROM unnest({arrays}) AS given({', '.join(names)}))"]
+    ctes += [f"grain_{n} AS ({sql})" for n, sql in enumerate(added[:-1])]
+    return f"WITH {', '.join(ctes)} {added[-1]}"
+
+
+FOLDED_GRAINS: tuple[str, ...] = ("hour", "day")
+"""The grains Postgres sums from the minute rows the writer gives it (the breakdowns' day rows
+from their hour rows)."""
+
+
+@functools.cache
+def _postgres_statements(folded: tuple[str, ...]) -> tuple[str, str]:
     return (
-        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {additions}"
+        _unnest_upsert(usage_rollups, KEY_COLUMNS, SUM_COLUMNS, folded),
+        _unnest_upsert(
+            usage_breakdowns,
+            BREAKDOWN_KEY_COLUMNS,
+            BREAKDOWN_SUM_COLUMNS,
+            tuple(grain for grain in folded if grain == "day"),
+        ),
     )
 
 
-_UNNEST_ROLLUPS: Final = _unnest_upsert(usage_rollups, KEY_COLUMNS, SUM_COLUMNS)
-_UNNEST_BREAKDOWNS: Final = _unnest_upsert(
-    usage_breakdowns, BREAKDOWN_KEY_COLUMNS, BREAKDOWN_SUM_COLUMNS
-)
-
-
 async def add_on_postgres(connection: Any, summed: Aggregate) -> None:
-    """Add the rows into the tables through asyncpg, each table in one statement whose values
-    are column arrays: far cheaper to send than a parameter per value when rows have more than a
-    hundred columns (`connection` is asyncpg's, inside the batch's transaction)."""
+    """Add the finest rows (`aggregate(..., fold=False)`) into the tables through asyncpg, and
+    the hour and day rows summed from them by Postgres. Each table takes one statement whose
+    values are column arrays: far cheaper to send than a parameter per value when rows have more
+    than a hundred columns, and no coarser row is built or sent by the writer
+    (`connection` is asyncpg's, inside the batch's transaction)."""
+    rollups_sql, breakdowns_sql = _postgres_statements(FOLDED_GRAINS)
     for sql, rows, names in (
-        (_UNNEST_ROLLUPS, summed.rollups, (*KEY_COLUMNS, *SUM_COLUMNS)),
-        (_UNNEST_BREAKDOWNS, summed.breakdowns, (*BREAKDOWN_KEY_COLUMNS, *BREAKDOWN_SUM_COLUMNS)),
+        (rollups_sql, summed.rollups, (*KEY_COLUMNS, *SUM_COLUMNS)),
+        (breakdowns_sql, summed.breakdowns, (*BREAKDOWN_KEY_COLUMNS, *BREAKDOWN_SUM_COLUMNS)),
     ):
         if rows:
             await connection.execute(sql, *([row[name] for row in rows] for name in names))

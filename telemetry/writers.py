@@ -117,7 +117,8 @@ class BatchWriter:
     async def write(
         self, bundles: Sequence[TraceBundle], *, skip_existing: bool = False
     ) -> dict[str, int]:
-        """Write the bundles; returns rows written per table (roll-ups: rows upserted).
+        """Write the bundles; returns rows written per table (roll-ups: the rows the writer made;
+        on Postgres the finest only, the database sums the hour and day rows from them).
 
         Values Postgres cannot hold are stored escaped on both backends (`telemetry.escaping`).
         SQLite would store them as they are, so there every batch is escaped before it is
@@ -148,8 +149,9 @@ class BatchWriter:
                 await self._copy(connection, tables)
             else:
                 await self._insert(connection, tables)
-            summed = rollups.aggregate(records.traces, self._name_caps)
-            if self._dialect == "postgresql":
+            postgres = self._dialect == "postgresql"
+            summed = rollups.aggregate(records.traces, self._name_caps, fold=not postgres)
+            if postgres:
                 raw = (await connection.get_raw_connection()).driver_connection
                 await rollups.add_on_postgres(raw, summed)
             else:

@@ -15,7 +15,7 @@ from tests.fuzz.corpus import Corpus
 from tests.fuzz.harness import FuzzGateway, check_log, check_recorded, run
 
 V1_CASES = 400
-ADMIN_EXAMPLES = 8
+ADMIN_EXAMPLES = 5
 SEED = 13
 
 

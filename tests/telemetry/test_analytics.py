@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
-from telemetry.analytics import AnalyticsQuery, InvalidQuery, run_query
+from telemetry.analytics import AnalyticsQuery, InvalidQuery, plan, range_pieces, run_query
 from telemetry.analytics_metrics import percentile_of
 from telemetry.db import create_engine
 from telemetry.records import TraceBundle
@@ -172,6 +172,76 @@ async def test_top_folds_the_rest_into_other_without_losing_anything(history: Hi
         b for b in history.bundles if b.trace.requested_model != latency.series[0].group["model"]
     ]
     _assert_close_to_exact(other.total, [b.trace.duration_ms for b in rest], 0.95)
+
+
+async def test_a_ranking_over_ragged_edges_reads_each_stretch_at_its_coarsest_grain(
+    history: History,
+) -> None:
+    """Totals over a range with part days and part hours at both ends (read from day, hour and
+    minute rows together) still equal the raw requests in it, group by group."""
+    start, end = START + timedelta(hours=22, minutes=10), START + timedelta(hours=49, minutes=30)
+    query = _query("requests", group_by=("model",), top=2, start=start, end=end, step=300)
+    assert [grain for grain, _, _ in range_pieces(plan(query))] == [
+        "minute",
+        "minute",
+        "hour",
+        "hour",
+        "day",
+    ]
+    result = await run_query(history.engine, query, scope=None)
+    inside = [
+        b for b in history.bundles if start.timestamp() <= b.trace.started_at < end.timestamp()
+    ]
+    counts: dict[str, int] = {}
+    for bundle in inside:
+        model = bundle.trace.requested_model or ""
+        counts[model] = counts.get(model, 0) + 1
+    largest = sorted(counts, key=lambda model: -counts[model])[:2]
+    totals = {series.group["model"]: series.total for series in result.series}
+    assert totals == {
+        **{model: counts[model] for model in largest},
+        "(other)": sum(n for model, n in counts.items() if model not in largest),
+    }
+    for series in result.series:
+        assert sum(value or 0 for _, value in series.points) == series.total
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "step"),
+    [
+        ("2025-02-03T22:10", "2025-02-06T01:30", 300),
+        ("2025-02-03T00:00", "2025-02-10T00:00", 3600),
+        ("2025-02-03T05:00", "2025-02-03T09:00", 3600),
+        ("2025-02-03T05:07", "2025-02-03T05:20", 60),
+        ("2025-02-01T00:00", "2025-03-01T00:00", 86400),
+    ],
+)
+def test_range_pieces_cover_the_range_once_each_on_its_own_grain(
+    start: str, end: str, step: int
+) -> None:
+    query = _query(
+        "requests",
+        start=datetime.fromisoformat(start).replace(tzinfo=UTC),
+        end=datetime.fromisoformat(end).replace(tzinfo=UTC),
+        step=step,
+        top=3,
+        group_by=("model",),
+    )
+    planned = plan(query)
+    pieces = sorted(range_pieces(planned), key=lambda piece: piece[1])
+    assert pieces[0][1] == planned.start and pieces[-1][2] == planned.end
+    for (_, _, previous_end), (_, next_start, _) in itertools.pairwise(pieces):
+        assert previous_end == next_start
+    seconds = {"minute": 60, "hour": 3600, "day": 86400}
+    for grain, lo, hi in pieces:
+        assert lo < hi
+        assert lo.timestamp() % seconds[grain] == 0 and hi.timestamp() % seconds[grain] == 0
+    # no stretch read at a grain finer than it could be
+    for grain, lo, hi in pieces:
+        for coarser, size in seconds.items():
+            if size > seconds[grain]:
+                whole = -(-lo.timestamp() // size) * size + size <= hi.timestamp()
+                assert not whole, (grain, lo, hi, coarser)
 
 
 def _exact(values: list[float], fraction: float) -> float:
