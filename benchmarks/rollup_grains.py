@@ -6,10 +6,13 @@ traffic each) are written through `telemetry.writers.BatchWriter` into a fresh P
 in three ways, in turn, the order rotated every round (the first two rounds are warm-up):
 
 - `minute only`: no hour or day rows at all (the baseline);
-- `summed by the writer`: the writer folds the minutes into hour and day rows and sends all three
-  (how the recorder worked before);
-- `summed by Postgres`: the writer sends the minute rows and Postgres sums the hour and day rows
-  from them in the same statement (`telemetry.rollups.FOLDED_GRAINS`, how it works now).
+- `summed by the writer`: the writer folds the minutes into hour and day rows and adds all three
+  to the tables in every batch (how the recorder worked before);
+- `folded every 10 s`: the writer adds the minute rows and marks their hour; every ten seconds
+  of traffic (80 batches) `telemetry.rollup_folding.fold_pending` sums the marked hours and their
+  days again (how it works now). Its cost is shared out over the batches of those ten seconds.
+  The fold re-sums a whole day from its hour rows, so the database is first given a day of hour
+  rows as large as the batches' (24 hours of every key, model and status).
 
 Reported: the median wall time of a batch, the writer process's CPU time (median), and the CPU
 time of the database backends serving the writer (read from /proc in 10 ms ticks, so a mean over
@@ -28,6 +31,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,6 +43,7 @@ from benchmarks.machine import describe_machine, load_average
 from benchmarks.stores import create_database, drop_database
 from telemetry.db import create_engine
 from telemetry.records import TraceBundle
+from telemetry.rollup_folding import fold_pending
 from telemetry.writers import BatchWriter
 from tests.telemetry import MINUTE, make_bundle
 
@@ -46,7 +51,8 @@ RESULTS_DIR = Path(__file__).parent / "results"
 BATCH = 256
 BATCHES_A_SECOND = 2000 / BATCH
 WARM_UP = 2
-MODES = ("minute only", "summed by the writer", "summed by Postgres")
+MODES = ("minute only", "summed by the writer", "folded every 10 s")
+BATCHES_A_FOLD = 80
 
 
 def _batch(draw: random.Random, offset: float) -> list[TraceBundle]:
@@ -66,20 +72,25 @@ def _batch(draw: random.Random, offset: float) -> list[TraceBundle]:
 def _mode(mode: str) -> Iterator[None]:
     """Make the writer keep the roll-ups the way `mode` names."""
     aggregate = rollups.aggregate
+    add_on_postgres = rollups.add_on_postgres
 
     def folded_by_the_writer(
         bundles: Iterable[TraceBundle], caps: rollups.NameCaps | None = None, *, fold: bool = True
     ) -> rollups.Aggregate:
         return aggregate(bundles, caps, fold=True)
 
+    async def unmarked(connection: Any, summed: rollups.Aggregate, *, mark: bool = True) -> None:
+        await add_on_postgres(connection, summed, mark=False)
+
+    if mode != "folded every 10 s":
+        rollups.add_on_postgres = unmarked
     if mode == "summed by the writer":
         rollups.aggregate = folded_by_the_writer
-    rollups.FOLDED_GRAINS = ("hour", "day") if mode == "summed by Postgres" else ()
     try:
         yield
     finally:
         rollups.aggregate = aggregate
-        rollups.FOLDED_GRAINS = ("hour", "day")
+        rollups.add_on_postgres = add_on_postgres
 
 
 def _server_cpu_ms(pids: list[int]) -> float:
@@ -102,11 +113,35 @@ async def _backends(engine: AsyncEngine) -> list[int]:
 Found = dict[str, tuple[list[float], list[float], list[float]]]
 
 
-async def _measure(url: str, rounds: int) -> Found:
+async def _a_day_of_hour_rows(engine: AsyncEngine) -> None:
+    """Hour rows for the 24 hours of the batches' day, every key, model and status each."""
+    day = MINUTE // 86400 * 86400
+    rows = [
+        make_bundle(
+            started_at=day + hour * 3600 + 1.0,
+            model=model,
+            api_key_id=f"k{key}",
+            status=status,
+            latency_ms=100.0,
+        )
+        for hour in range(24)
+        for model in "abcdefgh"
+        for key in range(12)
+        for status in ("ok", "error")
+    ]
+    async with engine.begin() as connection:
+        summed = rollups.aggregate(rows)
+        hour_rows = [row for row in summed.rollups if row["grain"] == "hour"]
+        await connection.execute(rollups.upsert_statement("postgresql"), hour_rows)
+
+
+async def _measure(url: str, rounds: int) -> tuple[Found, list[float]]:
     engine = create_engine(url)
     writer = BatchWriter(engine)
+    await _a_day_of_hour_rows(engine)
     draw = random.Random(5)
     found: Found = {mode: ([], [], []) for mode in MODES}
+    folds: list[float] = []
     try:
         for n in range(rounds + WARM_UP):
             for turn in range(len(MODES)):
@@ -123,12 +158,21 @@ async def _measure(url: str, rounds: int) -> Found:
                     found[mode][0].append(wall * 1000)
                     found[mode][1].append(cpu * 1000)
                     found[mode][2].append(server)
+            backends = await _backends(engine)
+            cpu, server = time.process_time(), _server_cpu_ms(backends)
+            assert await fold_pending(engine)
+            spent = (time.process_time() - cpu) * 1000 + _server_cpu_ms(backends) - server
+            if n >= WARM_UP:
+                folds.append(spent)
     finally:
         await engine.dispose()
-    return found
+    fold = statistics.fmean(folds) / BATCHES_A_FOLD
+    folded = found["folded every 10 s"]
+    folded[2][:] = [server + fold for server in folded[2]]
+    return found, folds
 
 
-def _report(found: Found, rounds: int, load_at_start: str) -> list[str]:
+def _report(found: Found, folds: list[float], rounds: int, load_at_start: str) -> list[str]:
     wall = {mode: statistics.median(values[0]) for mode, values in found.items()}
     writer = {mode: statistics.median(values[1]) for mode, values in found.items()}
     server = {mode: statistics.fmean(values[2]) for mode, values in found.items()}
@@ -147,7 +191,9 @@ def _report(found: Found, rounds: int, load_at_start: str) -> list[str]:
         f" batches of {BATCH} requests (the recorder's batch at 2,000 requests/s, about"
         f" {BATCHES_A_SECOND:.0f} a second); {rounds} rounds of each way. Wall and writer CPU are"
         " medians, the database server's CPU (10 ms ticks) and the recorder's (writer plus"
-        " server) means.",
+        " server) means. The fold's CPU (writer and server, mean"
+        f" {statistics.fmean(folds):.1f} ms a fold of an hour and its day) is counted in the"
+        f" server column of `folded every 10 s`, one {BATCHES_A_FOLD}th to a batch.",
         "",
         row(
             (
@@ -197,10 +243,10 @@ def main(argv: list[str]) -> int:
     url = create_database(args.postgres_url)
     try:
         migrations.upgrade(url)
-        found = asyncio.run(_measure(url, args.rounds))
+        found, folds = asyncio.run(_measure(url, args.rounds))
     finally:
         drop_database(args.postgres_url, url)
-    lines = _report(found, args.rounds, load_at_start)
+    lines = _report(found, folds, args.rounds, load_at_start)
     print("\n".join(lines))
     if not args.no_save:
         RESULTS_DIR.mkdir(exist_ok=True)

@@ -58,6 +58,7 @@ from telemetry.db_outage import DatabaseOutage, is_unavailable
 from telemetry.live import LiveHub
 from telemetry.live_relay import LiveRelay
 from telemetry.recorder import Recorder
+from telemetry.rollup_folding import RollupFolder
 
 logger = logging.getLogger("steerway")
 
@@ -71,6 +72,7 @@ class Gateway:
         self.config: GatewayConfig | None = None
         self.proxy: Proxy | None = None
         self.recorder: Recorder | None = None
+        self.rollup_folder: RollupFolder | None = None
         self.live: LiveHub | None = None
         self._live_relay: LiveRelay | None = None
         self.upstream = UpstreamClient()
@@ -107,6 +109,10 @@ class Gateway:
             live=self.live,
         )
         await self.recorder.start()
+        self.rollup_folder = RollupFolder(
+            self.engine, interval=telemetry_config.rollup_fold_interval_ms / 1000.0
+        )
+        await self.rollup_folder.start()
         await self.upstream.start()
         await self.health.start()
         adapters = {
@@ -260,6 +266,8 @@ class Gateway:
             await self.ledger.close()
         if self.recorder is not None:
             await self.recorder.stop()
+        if self.rollup_folder is not None:
+            await self.rollup_folder.close()
         await self.upstream.close()
         await self.health.close()
         if self._mock is not None:

@@ -194,6 +194,10 @@ class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
     unauthenticated_traces_per_minute: int = 0
     """Requests refused before a key was accepted are counted in a metric; this many a minute
     (per worker) are also stored as traces. A flood cannot grow the database past it."""
+    rollup_fold_interval_ms: int = 10_000
+    """How often (Postgres) the hour and day roll-ups are summed from the minute rows the
+    recorder writes (`telemetry.rollup_folding`); analytics read the hours not summed yet from
+    the minute rows, so this changes the database's work, not what the console shows."""
     durability: Literal["memory", "spill-first"] = "memory"
     """`spill-first`: each request's records are fsynced to a journal in `spill_dir` before its
     answer ends, so a crash loses none of them; `memory` does not wait for the disk."""
@@ -1127,6 +1131,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             "queue_size",
             "batch_size",
             "flush_interval_ms",
+            "rollup_fold_interval_ms",
             "spill_dir",
             "unauthenticated_traces_per_minute",
             "durability",
@@ -1161,6 +1166,11 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             fields.get("flush_interval_ms"),
             _join(path, "flush_interval_ms"),
             default=defaults.flush_interval_ms,
+        ),
+        rollup_fold_interval_ms=reader.positive_integer(
+            fields.get("rollup_fold_interval_ms"),
+            _join(path, "rollup_fold_interval_ms"),
+            default=defaults.rollup_fold_interval_ms,
         ),
         spill_dir=reader.string(
             fields.get("spill_dir"), _join(path, "spill_dir"), default=defaults.spill_dir

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from telemetry.analytics_metrics import BREAKDOWN_METRICS, METRICS, Metric
-from telemetry.schema import Money, usage_breakdowns, usage_rollups
+from telemetry.schema import Money, usage_breakdowns, usage_pending, usage_rollups
 
 ROLLUP_DIMENSIONS: Final = {
     "workspace": "workspace_id",
@@ -227,17 +227,30 @@ def _step_of(plan_: Plan, dialect: str) -> sa.ColumnElement[int]:
     return (seconds - offset) // plan_.step
 
 
-def range_pieces(plan_: Plan) -> list[tuple[str, datetime, datetime]]:
-    """The plan's range as the fewest roll-up rows cover it: whole days from day rows, whole
-    hours from hour rows, the rest from rows of the plan's grain. What a sum over the whole range
-    reads (a week at hour steps: six days' day rows and a day's hour rows, not 168 hours')."""
+Piece = tuple[str, datetime, datetime]
+"""Rows of one grain over [start, end)."""
+
+
+def range_pieces(
+    plan_: Plan, *, whole_range: bool = True, pending: Sequence[int] = ()
+) -> list[Piece]:
+    """Which rows to read for the plan's range.
+
+    `whole_range` (a sum over the range, no steps): the fewest rows that cover it, whole days
+    from day rows, whole hours from hour rows, the rest from rows of the plan's grain (a week at
+    hour steps: six days' day rows and a day's hour rows, not 168 hours'). Otherwise rows of the
+    plan's grain.
+
+    `pending`: hours (epoch seconds) whose hour and day rows are not summed yet
+    (`telemetry.rollup_folding`); they and their days are read from finer rows instead."""
     grains = [g for g in GRAIN_SECONDS if GRAIN_SECONDS[g] >= GRAIN_SECONDS[plan_.grain]]
-    if plan_.table is usage_breakdowns:
+    finest = "hour" if plan_.table is usage_breakdowns else "minute"
+    if finest == "hour":
         grains = [g for g in grains if g != "minute"]
-    pieces: list[tuple[str, int, int]] = []
     start, end = _epoch(plan_.start), _epoch(plan_.end)
+    pieces: list[tuple[str, int, int]] = []
     for finer, coarser in zip(grains, [*grains[1:], None], strict=True):
-        if coarser is None:
+        if coarser is None or not whole_range:
             pieces.append((finer, start, end))
             break
         size = GRAIN_SECONDS[coarser]
@@ -247,6 +260,12 @@ def range_pieces(plan_: Plan) -> list[tuple[str, datetime, datetime]]:
             break
         pieces += [(finer, start, inner_start), (finer, inner_end, end)]
         start, end = inner_start, inner_end
+    if pending:
+        pieces = [
+            fresh
+            for grain, lo, hi in pieces
+            for fresh in _without_pending(grain, lo, hi, sorted(pending), finest)
+        ]
     return [
         (grain, datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC))
         for grain, lo, hi in pieces
@@ -254,18 +273,47 @@ def range_pieces(plan_: Plan) -> list[tuple[str, datetime, datetime]]:
     ]
 
 
+_FINER: Final = {"day": "hour", "hour": "minute"}
+
+
+def _without_pending(
+    grain: str, start: int, end: int, pending: list[int], finest: str
+) -> list[tuple[str, int, int]]:
+    """[start, end) at `grain`, except its buckets holding a pending hour, read a grain finer."""
+    if grain == finest:
+        return [(grain, start, end)]
+    size = GRAIN_SECONDS[grain]
+    found: list[tuple[str, int, int]] = []
+    clean_from = start
+    for hour in pending:
+        if not start <= hour < end:
+            continue
+        bucket = hour // size * size
+        if bucket < clean_from:
+            continue  # its bucket is already read finer
+        found.append((grain, clean_from, bucket))
+        found += _without_pending(_FINER[grain], bucket, bucket + size, pending, finest)
+        clean_from = bucket + size
+    found.append((grain, clean_from, end))
+    return [piece for piece in found if piece[1] < piece[2]]
+
+
 def _conditions(
-    plan_: Plan, query: AnalyticsQuery, scope: str | None, *, whole_range: bool = False
+    plan_: Plan,
+    query: AnalyticsQuery,
+    scope: str | None,
+    *,
+    whole_range: bool = False,
+    pending: Sequence[int] = (),
 ) -> list[sa.ColumnElement[bool]]:
     table = plan_.table
-    pieces = range_pieces(plan_) if whole_range else [(plan_.grain, plan_.start, plan_.end)]
     conditions = [
         sa.or_(
             *(
                 sa.and_(
                     table.c.grain == grain, table.c.bucket_start >= lo, table.c.bucket_start < hi
                 )
-                for grain, lo, hi in pieces
+                for grain, lo, hi in range_pieces(plan_, whole_range=whole_range, pending=pending)
             )
         )
     ]
@@ -294,16 +342,18 @@ def statement(
     by_step: bool = True,
     by_group: bool = True,
     only: Sequence[tuple[str, ...]] = (),
+    pending: Sequence[int] = (),
 ) -> sa.Select[Any]:
     """Sums per step and group (either can be left out); `only` keeps those groups (a
-    superset: each dimension's values are matched separately)."""
+    superset: each dimension's values are matched separately); `pending`: the hours to read
+    from finer rows (`range_pieces`)."""
     table = plan_.table
     grouped: list[sa.ColumnElement[Any]] = []
     if by_step:
         grouped.append(_step_of(plan_, dialect).label("step"))
     if by_group:
         grouped += [table.c[plan_.dimensions[name]] for name in query.group_by]
-    conditions = _conditions(plan_, query, scope, whole_range=not by_step)
+    conditions = _conditions(plan_, query, scope, whole_range=not by_step, pending=pending)
     for position, name in enumerate(query.group_by if only else ()):
         conditions.append(_in(plan_, name, sorted({group[position] for group in only})))
     sums = [_sum(table, column).label(f"sum_{column}") for column in plan_.columns]
@@ -351,8 +401,23 @@ class _Reader:
         self.dialect = connection.dialect.name
         self.width = len(query.group_by)
 
+        self.pending: list[int] = []
+
+    async def read_pending(self) -> None:
+        """The range's hours whose hour and day rows are not summed yet (only Postgres has
+        any: `telemetry.rollup_folding`)."""
+        if self.dialect != "postgresql":
+            return
+        column = usage_pending.c.hour_start
+        found = await self.connection.execute(
+            sa.select(column).where(column >= self.plan.start, column < self.plan.end)
+        )
+        self.pending = [_epoch(hour) for (hour,) in found]
+
     async def rows(self, scope: str | None, **shape: Any) -> list[sa.Row[Any]]:
-        select = statement(self.plan, self.query, scope, self.dialect, **shape)
+        select = statement(
+            self.plan, self.query, scope, self.dialect, pending=self.pending, **shape
+        )
         return list((await self.connection.execute(select)).all())
 
     def group_of(self, row: sa.Row[Any], first: int) -> tuple[str, ...]:
@@ -363,6 +428,7 @@ class _Reader:
     ) -> tuple[dict[tuple[str, ...], dict[int, list[Any]]], dict[tuple[str, ...], list[Any]]]:
         """Sums per group and step, and per group over the range; with `top`, the groups past
         it are one `(other)` group (the whole less the groups kept)."""
+        await self.read_pending()
         top = self.query.top if self.width else None
         totals: dict[tuple[str, ...], list[Any]] = {}
         kept: list[tuple[str, ...]] = []

@@ -13,11 +13,15 @@ grain. Tags and end users are open-ended, so each workspace keeps the names of t
 
 Several workers write the same rows at once, so the upsert adds to what is stored and never
 overwrites it. Rows are sorted by key so concurrent transactions lock them in one order.
+
+On Postgres the writer adds only the finest rows (minute roll-ups, hour breakdowns) and marks
+their hours; `telemetry.rollup_folding` sums the hour and day rows from them later, once for many
+batches (`aggregate(..., fold=False)`, `add_on_postgres`). SQLite's one writer keeps every grain
+as it writes.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
@@ -421,7 +425,7 @@ def breakdown_upsert_statement(dialect_name: str) -> sa.Insert:
     return _upsert(usage_breakdowns, BREAKDOWN_KEY_COLUMNS, BREAKDOWN_SUM_COLUMNS, dialect_name)
 
 
-def _postgres_type(column: sa.Column[Any]) -> str:
+def postgres_type(column: sa.Column[Any]) -> str:
     kind = column.type
     if isinstance(kind, sa.DateTime):
         return "timestamptz"
@@ -436,64 +440,53 @@ def _postgres_type(column: sa.Column[Any]) -> str:
     return "numeric"  # Money
 
 
-def _unnest_upsert(
-    table: sa.Table, keys: tuple[str, ...], sums: tuple[str, ...], coarser: tuple[str, ...]
-) -> str:
-    """The rows given as column arrays added into `table`, and (one statement, one round trip)
-    summed into each of the `coarser` grains and added into it too.
-
-    The statements of a `WITH` run in a fixed order, each adding its rows in key order, so
-    writers adding to the same rows at once lock them in one order."""
+def _unnest_upsert(table: sa.Table, keys: tuple[str, ...], sums: tuple[str, ...]) -> str:
     names = (*keys, *sums)
     arrays = ", ".join(
-        f"${n}::{_postgres_type(table.c[name])}[]" for n, name in enumerate(names, start=1)
+        f"${n}::{postgres_type(table.c[name])}[]" for n, name in enumerate(names, start=1)
     )
     additions = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in sums)
-    conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {additions}"
-    insert = f"INSERT INTO {table.name} ({', '.join(names)})"
-    dimensions = [name for name in keys if name not in ("grain", "bucket_start")]
-    order = ", ".join(str(n) for n in range(2, len(keys) + 1))
-    added = [f"{insert} SELECT * FROM given {conflict}"]
-    for grain in coarser:
-        summed = ", ".join(f"sum({name})::{_postgres_type(table.c[name])}" for name in sums)
-        added.append(
-            f"{insert} SELECT '{grain}', date_trunc('{grain}', bucket_start, 'UTC'), "
-            f"{', '.join(dimensions)}, {summed} FROM given "
-            f"GROUP BY {order} ORDER BY {order} {conflict}"
-        )
-    ctes = [f"given AS (SELECT * FROM unnest({arrays}) AS given({', '.join(names)}))"]
-    ctes += [f"grain_{n} AS ({sql})" for n, sql in enumerate(added[:-1])]
-    return f"WITH {', '.join(ctes)} {added[-1]}"
-
-
-FOLDED_GRAINS: tuple[str, ...] = ("hour", "day")
-"""The grains Postgres sums from the minute rows the writer gives it (the breakdowns' day rows
-from their hour rows)."""
-
-
-@functools.cache
-def _postgres_statements(folded: tuple[str, ...]) -> tuple[str, str]:
     return (
-        _unnest_upsert(usage_rollups, KEY_COLUMNS, SUM_COLUMNS, folded),
-        _unnest_upsert(
-            usage_breakdowns,
-            BREAKDOWN_KEY_COLUMNS,
-            BREAKDOWN_SUM_COLUMNS,
-            tuple(grain for grain in folded if grain == "day"),
-        ),
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {additions}"
     )
 
 
-async def add_on_postgres(connection: Any, summed: Aggregate) -> None:
-    """Add the finest rows (`aggregate(..., fold=False)`) into the tables through asyncpg, and
-    the hour and day rows summed from them by Postgres. Each table takes one statement whose
-    values are column arrays: far cheaper to send than a parameter per value when rows have more
-    than a hundred columns, and no coarser row is built or sent by the writer
-    (`connection` is asyncpg's, inside the batch's transaction)."""
-    rollups_sql, breakdowns_sql = _postgres_statements(FOLDED_GRAINS)
+_UNNEST_ROLLUPS: Final = _unnest_upsert(usage_rollups, KEY_COLUMNS, SUM_COLUMNS)
+_UNNEST_BREAKDOWNS: Final = _unnest_upsert(
+    usage_breakdowns, BREAKDOWN_KEY_COLUMNS, BREAKDOWN_SUM_COLUMNS
+)
+_MARK_HOURS: Final = (
+    "INSERT INTO usage_pending (hour_start, marked_at) SELECT unnest($1::timestamptz[]), now() "
+    "ON CONFLICT (hour_start) DO UPDATE SET marked_at = excluded.marked_at"
+)
+"""`DO UPDATE`, not `DO NOTHING`: the mark is locked until this batch commits, so a fold that
+clears it waits for the batch's rows and sums them (`telemetry.rollup_folding`)."""
+
+
+def hours_of(summed: Aggregate) -> list[datetime]:
+    """The hours the finest rows of `aggregate(..., fold=False)` fall in, in order."""
+    hours = {
+        utc(bucket_of(row["bucket_start"].timestamp(), _HOUR))
+        for row in (*summed.rollups, *summed.breakdowns)
+    }
+    return sorted(hours)
+
+
+async def add_on_postgres(connection: Any, summed: Aggregate, *, mark: bool = True) -> None:
+    """Add the finest rows (`aggregate(..., fold=False)`: minute roll-ups, hour breakdowns) into
+    the tables through asyncpg and mark their hours for `telemetry.rollup_folding`, which sums
+    the hour and day rows from them. Each table takes one statement whose values are column
+    arrays: far cheaper to send than a parameter per value when rows have more than a hundred
+    columns. Summing the coarser rows later, once for many batches, spares the recorder two more
+    rows to update per row it writes (`connection` is asyncpg's, inside the batch's
+    transaction; the marks go last, so they are held only until it commits)."""
     for sql, rows, names in (
-        (rollups_sql, summed.rollups, (*KEY_COLUMNS, *SUM_COLUMNS)),
-        (breakdowns_sql, summed.breakdowns, (*BREAKDOWN_KEY_COLUMNS, *BREAKDOWN_SUM_COLUMNS)),
+        (_UNNEST_ROLLUPS, summed.rollups, (*KEY_COLUMNS, *SUM_COLUMNS)),
+        (_UNNEST_BREAKDOWNS, summed.breakdowns, (*BREAKDOWN_KEY_COLUMNS, *BREAKDOWN_SUM_COLUMNS)),
     ):
         if rows:
             await connection.execute(sql, *([row[name] for row in rows] for name in names))
+    hours = hours_of(summed)
+    if mark and hours:
+        await connection.execute(_MARK_HOURS, hours)

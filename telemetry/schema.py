@@ -396,6 +396,17 @@ usage_breakdowns = sa.Table(
     sa.Index(None, "workspace_id", "grain", "kind", "bucket_start"),
 )
 
+# The hours whose minute roll-ups (and hour breakdowns) changed since their hour and day rows were
+# last summed from them. On Postgres the recorder adds the finest rows and marks their hours here,
+# in the same transaction; `telemetry.rollup_folding` sums the marked hours and days again and
+# clears the marks, and analytics read a marked hour from its finer rows until then.
+usage_pending = sa.Table(
+    "usage_pending",
+    metadata,
+    sa.Column("hour_start", Timestamp, primary_key=True),
+    sa.Column("marked_at", Timestamp, nullable=False),
+)
+
 # Steering rules edited through the admin API. A rule is never removed (`deleted_at` marks it), so
 # its history in rule_versions always has a rule to belong to.
 rules = sa.Table(

@@ -29,6 +29,7 @@ import yaml
 
 import migrations
 from telemetry.db import create_engine
+from telemetry.rollup_folding import fold_pending
 from tests.conftest import POSTGRES_URL, service_missing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,6 +108,19 @@ class Database:
                 await engine.dispose()
 
         return asyncio.run(run())
+
+    def fold(self) -> None:
+        """Sum the pending hour and day roll-ups now, as the gateway does every
+        `telemetry.rollup_fold_interval_ms` (`telemetry.rollup_folding`)."""
+
+        async def run() -> None:
+            engine = create_engine(self.url)
+            try:
+                await fold_pending(engine)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(run())
 
     def wait_rows(
         self, sql: str, count: int = 1, timeout: float = 10.0, **params: Any

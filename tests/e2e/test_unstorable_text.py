@@ -134,6 +134,7 @@ def test_nul_in_content_user_metadata_and_tool_calls_is_recorded_escaped(
         for trace_id in traces.values()
     ]
     assert all(cost > 0 for cost in costs)
+    gateway.database.fold()
     for grain in ("minute", "hour", "day"):
         rollups = gateway.database.rows(
             "SELECT requests, cost_usd FROM usage_rollups WHERE api_key_id = :k AND grain = :g",

@@ -36,9 +36,10 @@ TABLES = {
     "signin_links",
     "audit_log",
     "dashboards",
+    "usage_pending",
 }
 CONSOLE_TABLES = {"users", "memberships", "console_sessions", "signin_links", "audit_log"}
-NEWER_TABLES = CONSOLE_TABLES | {"usage_breakdowns", "dashboards"}
+NEWER_TABLES = CONSOLE_TABLES | {"usage_breakdowns", "dashboards", "usage_pending"}
 LIMIT_COLUMNS = {
     "allowed_models",
     "rpm_limit",
@@ -149,7 +150,7 @@ async def test_the_api_works_when_called_inside_a_running_event_loop(sqlite_url:
 def test_upgrading_twice_is_harmless_from_plain_code(sqlite_url: str) -> None:
     migrations.upgrade(sqlite_url)
     migrations.upgrade(sqlite_url)
-    assert migrations.current(sqlite_url) == "0010"
+    assert migrations.current(sqlite_url) == "0011"
 
 
 async def _insert_key(url: str) -> None:
@@ -244,12 +245,17 @@ async def test_downgrading_to_0001_drops_the_rule_tables(database_url: str) -> N
     assert len(await _default_workspaces(database_url)) == 1
 
 
-async def test_downgrading_to_0009_drops_the_dashboards_only(database_url: str) -> None:
+async def test_downgrading_to_0009_drops_the_dashboards_and_the_pending_hours_only(
+    database_url: str,
+) -> None:
     await asyncio.to_thread(migrations.upgrade, database_url)
+    await asyncio.to_thread(migrations.downgrade, database_url, "0010")
+    shape = await _with_connection(database_url, _inspect)
+    assert shape["tables"] == TABLES - {"usage_pending"}
     await asyncio.to_thread(migrations.downgrade, database_url, "0009")
     assert await asyncio.to_thread(migrations.current, database_url) == "0009"
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - {"dashboards"}
+    assert shape["tables"] == TABLES - {"dashboards", "usage_pending"}
     await asyncio.to_thread(migrations.upgrade, database_url)
     assert await _with_connection(database_url, _differences) == []
 

@@ -20,6 +20,7 @@ from telemetry.records import (
     TraceBundle,
     TraceRecord,
 )
+from telemetry.rollup_folding import fold_pending
 from telemetry.schema import DEFAULT_WORKSPACE_ID, usage_rollups
 
 # A fixed minute, far from "now", so every test knows which roll-up row its interactions hit.
@@ -152,7 +153,9 @@ async def fetch_table(engine: AsyncEngine, table: sa.Table) -> list[sa.RowMappin
 
 
 async def rollup_rows(engine: AsyncEngine, grain: str = "minute") -> list[sa.RowMapping]:
-    """The `usage_rollups` rows of one grain: every request counts once in each grain."""
+    """The `usage_rollups` rows of one grain: every request counts once in each grain (the hour
+    and day rows once the pending hours are folded: `telemetry.rollup_folding`)."""
+    await fold_pending(engine)
     async with engine.connect() as connection:
         result = await connection.execute(
             sa.select(usage_rollups).where(usage_rollups.c.grain == grain)
@@ -161,7 +164,8 @@ async def rollup_rows(engine: AsyncEngine, grain: str = "minute") -> list[sa.Row
 
 
 async def requests_per_grain(engine: AsyncEngine) -> dict[str, int]:
-    """SUM(requests) of `usage_rollups` per grain."""
+    """SUM(requests) of `usage_rollups` per grain, the pending hours folded first."""
+    await fold_pending(engine)
     total = sa.func.sum(usage_rollups.c.requests)
     async with engine.connect() as connection:
         result = await connection.execute(
