@@ -24,6 +24,7 @@ import yaml
 
 from gateway.console_config import ConsoleConfig, parse_console
 from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
+from gateway.limits_model import InvalidField, usd_to_micros
 from gateway.live_config import LiveConfig, parse_live
 from gateway.metrics_config import MetricsConfig, parse_metrics
 from gateway.server_config import ServerConfig, parse_server
@@ -1292,6 +1293,11 @@ def _parse_budget_list(value: Any, path: str, reader: _Reader) -> tuple[BudgetSp
         limit = reader.money(fields["limit_usd"], _join(here, "limit_usd"))
         if limit == 0 and _as_decimal(fields["limit_usd"]) == 0:
             reader.report(_join(here, "limit_usd"), "a budget must be more than 0 US dollars")
+        elif limit > 0:
+            try:  # what the budgets will hold it as: whole micro-dollars, up to a maximum
+                usd_to_micros(format(limit, "f"), _join(here, "limit_usd"))
+            except InvalidField as error:
+                reader.report(error.param, error.problem)
         budgets.append(
             BudgetSpec(
                 limit_usd=limit,

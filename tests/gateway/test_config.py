@@ -14,6 +14,7 @@ from gateway.config import (
     load_config,
     parse_config,
 )
+from gateway.limits_model import MAX_LIMIT_USD
 from providers.pricing import ModelPrice, PriceTable
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "steerway.yaml"
@@ -638,6 +639,23 @@ def test_budgets_are_read_exactly(tmp_path: Path) -> None:
     assert [(b.limit_usd, b.window) for b in premium] == [
         (Decimal("100"), "monthly"),
         (Decimal("1000.005"), "total"),
+    ]
+
+
+def test_a_budget_the_gateway_could_not_hold_exactly_is_refused_when_read(
+    tmp_path: Path,
+) -> None:
+    """Budgets are kept in micro-dollars: a limit with a seventh decimal, or past the largest
+    amount, is a problem of the file (as `check-config` reports it), not a refusal at start."""
+    text = (
+        "budgets:\n"
+        "  end_user: {limit_usd: '0.1234567', window: daily}\n"
+        "  buckets: {b: {limit_usd: 1e15, window: total}}\n"
+    )
+    assert problems_of(tmp_path, text) == [
+        f"budgets.buckets.b.limit_usd: expected at most {MAX_LIMIT_USD} USD,"
+        " got '1000000000000000'",
+        "budgets.end_user.limit_usd: at most 6 decimal places (a micro-dollar), got '0.1234567'",
     ]
 
 
