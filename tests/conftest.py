@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import NoReturn
 
 import asyncpg
 import pytest
 import redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import migrations
+from telemetry.db import create_engine
 
 POSTGRES_URL = os.environ.get(
     "STEERWAY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -83,6 +87,15 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """A fresh, empty database of each backend in turn: every storage test runs on both."""
     fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh database of each backend in turn, migrated to the latest schema."""
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture

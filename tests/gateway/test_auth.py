@@ -4,29 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
 from gateway.auth import MASTER_KEY_INFO, Authenticator
 from gateway.errors import GatewayError
 from gateway.keys import KeyStore
-from telemetry.db import create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID, api_keys
 
 MASTER = "sk-master-unit-test-0123456789"
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

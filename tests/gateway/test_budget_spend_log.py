@@ -8,26 +8,15 @@ import asyncio
 import logging
 import secrets
 import traceback
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
 from gateway.budget_spend import SpendStore
-from telemetry.db import create_engine
 
 END_USER = "end-user-marker-" + secrets.token_hex(8)
 WORKSPACE = "workspace-marker-" + secrets.token_hex(8)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 def logged_text(caplog: pytest.LogCaptureFixture) -> str:

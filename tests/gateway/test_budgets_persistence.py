@@ -4,7 +4,7 @@ with the in-process ledger, with Redis kept, and with Redis emptied between the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -13,21 +13,11 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
 from gateway.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
-from telemetry.db import create_engine
 from telemetry.schema import budget_spend
 from tests.gateway.test_budgets import NOW, TEST_POLICY, WORKSPACE, charge, state
 
 MakeLedger = Callable[..., BudgetLedger]
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 class Backend:

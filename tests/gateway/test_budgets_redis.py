@@ -12,23 +12,13 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
 from gateway.budgets import BudgetLedger, BudgetPolicy, Charge, create_budget_ledger
-from telemetry.db import create_engine
 from telemetry.schema import budget_spend
 from tests.gateway.test_budgets import NOW, TEST_POLICY, WORKSPACE, charge, counter, state
 
 PREFIX = TEST_POLICY.key_prefix
 
 MakeLedger = Callable[..., BudgetLedger]
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
 from gateway.auth import MASTER_KEY_INFO, Authenticator
 from gateway.keys import (
     KeyCounts,
@@ -21,19 +18,10 @@ from gateway.keys import (
     hash_key,
 )
 from gateway.limits_model import NO_LIMITS, BudgetLimit, InvalidField, WorkspaceLimits
-from telemetry.db import create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID, api_keys, workspaces
 
 MONTHLY = BudgetLimit(limit_micros=10_000_000, window="monthly", soft_percent=80.0)
 DAILY = BudgetLimit(limit_micros=1_500_000, window="daily")
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@ SQLite and Postgres."""
 
 from __future__ import annotations
 
-import asyncio
 import zlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,7 +11,6 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
 from gateway.keys import KeyStore
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import compile_rules
@@ -21,7 +18,6 @@ from rules.conditions import fields_read
 from rules.engine import RuleSet
 from rules.replay import Replayer, ReplayReport, money, reads_prompt, replay
 from rules.simulate import CatalogDeployment, CatalogModel, RouteCatalog, candidate_rules
-from telemetry.db import create_engine
 from telemetry.ids import uuid7_hex
 from telemetry.queries import REPLAY_MAX_REQUESTS, replay_history
 from telemetry.records import DecisionRecord, InteractionRecord, TraceBundle, TraceRecord
@@ -436,14 +432,6 @@ def test_money_is_exact_plain_text() -> None:
 
 
 # --- reading history from the database ---------------------------------------------------------
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 def bundle(

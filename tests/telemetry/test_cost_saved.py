@@ -3,28 +3,16 @@ and Postgres: the fast path (COPY / executemany) and the careful one used for re
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import msgspec
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
-from telemetry.db import create_engine
 from telemetry.records import TraceBundle
 from telemetry.schema import ai_interactions
 from telemetry.writers import BatchWriter
 from tests.telemetry import fetch_table, make_bundle
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 def cache_hit(saved: Decimal | None) -> TraceBundle:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +12,6 @@ import msgspec
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
 from telemetry.db import create_engine, is_postgres
 from telemetry.recorder import Recorder
 from telemetry.records import TraceBundle
@@ -34,14 +33,6 @@ from tests.telemetry import (
     requests_per_grain,
     rollup_rows,
 )
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 def _rollup_counts(row: object) -> list[int]:

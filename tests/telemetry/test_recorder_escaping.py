@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
-from telemetry.db import create_engine
 from telemetry.recorder import Recorder
 from telemetry.records import GuardrailViolationRecord, TraceBundle
 from telemetry.schema import (
@@ -33,14 +28,6 @@ from tests.telemetry import (
 
 NUL = "\x00"
 ESCAPED = "\\u0000"  # the six characters a NUL is stored as
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 def _with_nul_everywhere(bundle: TraceBundle) -> TraceBundle:

@@ -7,27 +7,16 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
-from telemetry.db import create_engine
 from telemetry.recorder import Recorder
 from telemetry.records import TraceBundle
 from telemetry.schema import ai_interactions
 from telemetry.spill import SpillFile, spill_files
 from tests.telemetry import count, fetch, fetch_table, make_bundle
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 def no_digits(text: str) -> str:

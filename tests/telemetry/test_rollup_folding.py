@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -17,14 +16,6 @@ from telemetry.db import create_engine
 from telemetry.schema import usage_pending, usage_rollups
 from telemetry.writers import BatchWriter
 from tests.telemetry import MINUTE, make_bundle
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def _stored(engine: AsyncEngine) -> tuple[dict[str, int], int]:

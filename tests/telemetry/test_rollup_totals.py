@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,9 +15,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
 from telemetry.analytics import AnalyticsQuery, run_query
-from telemetry.db import as_utc, create_engine
+from telemetry.db import as_utc
 from telemetry.records import TraceBundle
 from telemetry.rollup_folding import fold_pending
 from telemetry.rollups import SUM_COLUMNS
@@ -124,14 +122,6 @@ def history(seed: int, size: int) -> list[TraceBundle]:
             )
         )
     return bundles
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def _table(engine: AsyncEngine, table: sa.Table) -> list[dict[str, Any]]:

@@ -4,8 +4,6 @@ write, escaping, strings cut to fit, a spill file replayed)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,8 +13,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
-from telemetry.db import create_engine
 from telemetry.ids import uuid7_hex
 from telemetry.recorder import Recorder
 from telemetry.records import (
@@ -233,14 +229,6 @@ def test_each_decision_gets_an_outcome(
 
 
 # --- stored -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 def rich_bundle() -> TraceBundle:

@@ -4,16 +4,11 @@ for one of its own. On SQLite and Postgres."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import AsyncIterator
 
 import msgspec
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
-from telemetry.db import create_engine
 from telemetry.ids import uuid7_hex
 from telemetry.queries import replay_history, trace_detail
 from telemetry.recorder import Recorder
@@ -23,14 +18,6 @@ from tests.telemetry import MINUTE, RecordingObserver, count, fetch, make_bundle
 
 OURS = "ws-ours"
 THEIRS = "ws-theirs"
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 def _intruder_under(trace_id: str, marker: str) -> TraceBundle:

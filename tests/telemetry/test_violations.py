@@ -3,8 +3,6 @@ read back (also from spill files written before bundles carried violations)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,8 +10,6 @@ import msgspec
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
-from telemetry.db import create_engine
 from telemetry.ids import uuid7_hex
 from telemetry.recorder import Recorder
 from telemetry.records import GuardrailViolationRecord, TraceBundle, TraceRecord
@@ -48,14 +44,6 @@ def add_violation(
     )
     bundle.violations.append(violation)
     return violation
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 # --- the request's trace ----------------------------------------------------------------------
