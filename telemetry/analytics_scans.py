@@ -1,15 +1,20 @@
 """The roll-up scans of one page, shared by its queries.
 
 A page asks many questions of the same rows: requests, tokens and the cache hit rate per step;
-requests and tokens by model; latency p50, p95 and time to first token by model. Each would scan
-the range's roll-up rows again for a few sums of its own. Here a scan is named by everything but
-its sums (table, kind, grain, step, range, groups, filters, scope, shape), and the queries that
-ask for the same scan while it has not started add their sums to it: one statement reads every
-sum asked, and each query gets its own columns back. A scan asked for again after it ran is
-answered from its rows (when it has the sums) or run again for the sums it lacks.
+requests by model and by status; latency p50, p95 and time to first token by model, provider
+and deployment. Each would scan the range's roll-up rows again for a few sums of its own. Here
+a scan is named by the rows it reads (table, kind, grain, step, range, filters, scope), and the
+queries that ask for it while it has not started add their sums and, per step, their groups to
+it: one statement reads every sum asked, grouped by every dimension asked (at most
+`MAX_DIMENSIONS`, each of few values: `telemetry.analytics.FEW_VALUES`), and each query gets its
+own columns back, a row per step and combination of the scan's groups. Those rows are partial
+sums of the query's groups, which its reader adds up (as it adds buckets into steps). A scan
+asked for again after it ran is answered from its rows when it has the sums and groups, or run
+again.
 
-Statements that keep a query's own groups (`only`) are not shared. At most `concurrency`
-statements hold a connection at a time.
+Statements that keep a query's own groups (`only`) are not shared; statements over the whole
+range (totals, rankings) are shared by queries grouped alike. At most `concurrency` statements
+hold a connection at a time.
 
     scans = SharedScans(engine, concurrency=4)
     await run_query(engine, query, scope=None, scans=scans)
@@ -18,32 +23,49 @@ statements hold a connection at a time.
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from telemetry.analytics import AnalyticsQuery, Plan, statement
+from telemetry.analytics import FEW_VALUES, AnalyticsQuery, Plan, statement
 
 Rows = Sequence[Sequence[Any]]
+MAX_DIMENSIONS: Final = 3
+"""The most dimensions one per-step scan is grouped by: their combinations multiply."""
 
 
 @dataclass(slots=True)
 class _Scan:
+    dimensions: list[str]
     columns: list[str]
     """Every sum asked so far, in the order they were first asked."""
+    merges: bool
+    """Whether queries of other groups (per step, of few values) may join it."""
     started: bool = False
     task: asyncio.Task[None] | None = None
     rows: asyncio.Future[Rows] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
+    def serves(self, dimensions: Sequence[str], columns: Sequence[str]) -> bool:
+        return set(dimensions) <= set(self.dimensions) and set(columns) <= set(self.columns)
+
+    def takes(self, dimensions: Sequence[str]) -> bool:
+        if self.started:
+            return False
+        if not self.merges:
+            return list(dimensions) == self.dimensions
+        return len(set(self.dimensions) | set(dimensions)) <= MAX_DIMENSIONS
+
 
 def scan_key(
-    plan_: Plan, query: AnalyticsQuery, scope: str | None, by_step: bool, by_group: bool
+    plan_: Plan, query: AnalyticsQuery, scope: str | None, by_step: bool, merges: bool
 ) -> Hashable:
-    """What a statement reads and how it groups it: everything but its sums."""
+    """What a statement reads: the rows, and whether per step; the groups too unless it
+    `merges` the groups of several queries."""
     return (
         plan_.table.name,
         plan_.kind,
@@ -51,10 +73,10 @@ def scan_key(
         plan_.step,
         plan_.start,
         plan_.end,
-        query.group_by if by_group else (),
         tuple(sorted((name, tuple(values)) for name, values in query.filters.items())),
         scope,
         by_step,
+        () if merges else query.group_by,
     )
 
 
@@ -81,47 +103,47 @@ class SharedScans:
         if only:
             select = statement(plan_, query, scope, self.dialect, only=only)
             return await self._run(select)
-        key = scan_key(plan_, query, scope, by_step, by_group)
+        dimensions = list(query.group_by) if by_group else []
+        merges = by_step and set(dimensions) <= FEW_VALUES
         wanted = plan_.columns
-        scans = self._scans.setdefault(key, [])
-        scan = next((s for s in scans if set(wanted) <= set(s.columns)), None)
+        scans = self._scans.setdefault(scan_key(plan_, query, scope, by_step, merges), [])
+        scan = next((s for s in scans if s.serves(dimensions, wanted)), None)
         if scan is None:
-            scan = next((s for s in scans if not s.started), None)
+            scan = next((s for s in scans if s.takes(dimensions)), None)
             if scan is None:
-                scan = _Scan(list(wanted))
+                scan = _Scan(list(dimensions), list(wanted), merges)
                 scans.append(scan)
-                scan.task = asyncio.ensure_future(
-                    self._fill(scan, plan_, query, scope, by_step, by_group)
-                )
+                scan.task = asyncio.ensure_future(self._fill(scan, plan_, query, scope, by_step))
             else:
+                scan.dimensions += [d for d in dimensions if d not in scan.dimensions]
                 scan.columns += [c for c in wanted if c not in scan.columns]
         rows = await asyncio.shield(scan.rows)
-        width = (1 if by_step else 0) + (len(query.group_by) if by_group else 0)
-        positions = [width + scan.columns.index(column) for column in wanted]
-        return [(*row[:width], *(row[p] for p in positions)) for row in rows]
+        first = 1 if by_step else 0
+        keys = [*range(first), *(first + scan.dimensions.index(d) for d in dimensions)]
+        sums = first + len(scan.dimensions)
+        keys += [sums + scan.columns.index(column) for column in wanted]
+        if keys == list(range(len(keys))) and len(keys) == len(rows[0] if rows else keys):
+            return rows
+        if len(keys) == 1:
+            return [(row[keys[0]],) for row in rows]
+        pick = operator.itemgetter(*keys)
+        return [pick(row) for row in rows]
 
     async def _fill(
-        self,
-        scan: _Scan,
-        plan_: Plan,
-        query: AnalyticsQuery,
-        scope: str | None,
-        by_step: bool,
-        by_group: bool,
+        self, scan: _Scan, plan_: Plan, query: AnalyticsQuery, scope: str | None, by_step: bool
     ) -> None:
         # Queries started with this one reach their first scan in the same turn of the event
-        # loop; the statement is built once they have added their sums.
+        # loop; the statement is built once they have added their sums and groups.
         await asyncio.sleep(0)
         try:
             async with self._slots:
                 scan.started = True
                 select = statement(
                     replace(plan_, columns=tuple(scan.columns)),
-                    query,
+                    replace(query, group_by=tuple(scan.dimensions)),
                     scope,
                     self.dialect,
                     by_step=by_step,
-                    by_group=by_group,
                 )
                 scan.rows.set_result(await self._execute(select))
         except BaseException as error:

@@ -353,8 +353,8 @@ async def test_other_without_points_keeps_every_total(
 async def test_queries_of_one_page_share_their_scans_and_answer_as_alone(
     history: History,
 ) -> None:
-    """Queries over the same rows with different sums read them in one statement (started
-    together), and each answers exactly as it does alone."""
+    """Queries over the same rows with different sums and groups read them in one statement
+    (started together), and each answers exactly as it does alone."""
     queries = [
         _query("requests", step=3600),
         _query("input_tokens", step=3600),
@@ -378,10 +378,18 @@ async def test_queries_of_one_page_share_their_scans_and_answer_as_alone(
                 (s.group, s.total, s.points) for s in alone.series
             ], query
             assert shared.total == alone.total
-    # Started together, the three without groups read one scan, the three by model another.
+    # Started together, the three without groups and the three by model read one scan (by
+    # step and model); by model, status and provider, one more.
     scans = SharedScans(history.engine, concurrency=2)
     await asyncio.gather(
         *(run_query(history.engine, q, scope=None, scans=scans) for q in queries[:6])
+    )
+    assert scans.statements == 1
+    await asyncio.gather(
+        run_query(history.engine, _query("errors", group_by=("status",)), scope=None, scans=scans),
+        run_query(
+            history.engine, _query("cost", group_by=("provider", "model")), scope=None, scans=scans
+        ),
     )
     assert scans.statements == 2
 
