@@ -249,7 +249,9 @@ def _step_of(plan_: Plan, dialect: str) -> sa.ColumnElement[int]:
     # Bound as a 64-bit integer: epoch seconds pass 2**31 in 2038.
     offset = sa.literal(_epoch(plan_.start), sa.BigInteger)
     if dialect == "postgresql":
-        epoch = sa.func.extract("epoch", column)
+        # date_part gives a double (exact for whole seconds), where extract gives a numeric:
+        # the arithmetic on every row of a week of hour rows takes half the time.
+        epoch = sa.func.date_part("epoch", column)
         return sa.cast(sa.func.floor((epoch - offset) / plan_.step), sa.Integer)
     # SQLite keeps the time as text; whole seconds divide as integers.
     seconds: sa.ColumnElement[int] = sa.cast(sa.func.strftime("%s", column), sa.Integer)
