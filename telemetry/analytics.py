@@ -78,6 +78,20 @@ FEW_VALUES: Final = frozenset(
 rules): a top-N by them reads every group per step and ranks them from that one scan."""
 
 
+WORK_MEM: Final = "32MB"
+"""What one sort or hash of an analytics statement may take on Postgres. The server's default
+(4 MB) is too little to hash a week of hour rows by step and model with a hundred sums each
+(the planner expects a group a row), so it sorts them instead, in parallel: measured, 65-75 ms
+over three processes where the hash takes 43 ms in one."""
+
+
+async def tune(connection: AsyncConnection) -> None:
+    """Settings for the analytics statements of the connection's transaction (which the
+    connection's return to the pool ends)."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+
+
 class InvalidQuery(ValueError):
     """A query the analytics cannot answer; `parameter` names what to change."""
 
@@ -623,6 +637,7 @@ async def _read(
     if scans is None:
         if isinstance(connection, AsyncEngine):
             async with connection.connect() as opened:
+                await tune(opened)
                 return await _read(opened, plan_, query, scope)
         scans = Direct(connection)
     reader = _Reader(scans, plan_, query)

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from telemetry.analytics import FEW_VALUES, AnalyticsQuery, Plan, statement
+from telemetry.analytics import FEW_VALUES, AnalyticsQuery, Plan, statement, tune
 
 Rows = Sequence[Sequence[Any]]
 MAX_DIMENSIONS: Final = 3
@@ -159,4 +159,5 @@ class SharedScans:
     async def _execute(self, select: Any) -> Rows:
         self.statements += 1
         async with self.engine.connect() as connection:
+            await tune(connection)
             return list((await connection.execute(select)).all())
