@@ -406,7 +406,8 @@ class RowSource(Protocol):
         only: Sequence[tuple[str, ...]] = (),
     ) -> Sequence[Sequence[Any]]:
         """The rows of `statement(plan_, query, scope, ..., **shape)`: the step (when by
-        step), the groups (when by group), then the sums of `plan_.columns` in their order."""
+        step), the groups (when by group), then the sums of `plan_.columns` in their order.
+        A step and group may come in several rows (partial sums, for the reader to add)."""
         ...
 
 
@@ -456,10 +457,9 @@ class _Reader:
     async def totals(self, scope: str | None) -> tuple[StepSums, GroupSums]:
         """Sums per group over the range, without steps: one scan; with `top`, the groups past
         it summed into one `(other)` group."""
-        totals = {
-            self.group_of(row, 0): self._sum_of([row[self.width :]])
-            for row in await self.rows(scope, by_step=False)
-        }
+        totals: GroupSums = {}
+        for row in await self.rows(scope, by_step=False):
+            _add(totals.setdefault(self.group_of(row, 0), _zero(self.plan)), row[self.width :])
         top = self.query.top if self.width else None
         if top is not None and len(totals) > top:
             ranked = self.ranked(totals)
@@ -503,10 +503,9 @@ class _Reader:
                 for index, sums in steps[group].items():
                     _add(other.setdefault(index, _zero(self.plan)), sums)
             return self._with_other(steps, totals, ranked[:top], other)
-        totals = {
-            self.group_of(row, 0): list(row[self.width :])
-            for row in await self.rows(scope, by_step=False)
-        }
+        totals = {}
+        for row in await self.rows(scope, by_step=False):
+            _add(totals.setdefault(self.group_of(row, 0), _zero(self.plan)), row[self.width :])
         ranked = self.ranked(totals)
         if len(ranked) <= top:
             return self.fold(await self.rows(scope), ()), totals
