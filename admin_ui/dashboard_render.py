@@ -9,8 +9,10 @@ The built-in analytics pages, saved dashboards and any page that shows panels ca
 narrowed by the page's filters (`admin_ui.analytics_filters`), drawn as:
 
 - `line`, `area`, `stacked`: values over time, one series per group;
-- `bar`: the groups' totals as bars, with the groups listed below as drill-down links;
-- `table`: the groups' totals with their share and a sparkline, each group a drill-down link;
+- `bar`: the groups' totals as bars (read as totals only), with the groups listed below as
+  drill-down links;
+- `table`: the groups' totals with their share and a sparkline (none for "(other)"), each
+  group a drill-down link;
 - `stat`: one tile, the total with its change against the previous period and a sparkline.
 
 Composite kinds: `token_waterfall` and `cache_roi` (`admin_ui.panel_costs`), `budgets`
@@ -228,9 +230,8 @@ def _float(value: float | Decimal | None) -> float | None:
 
 def _is_empty(result: AnalyticsResult) -> bool:
     for series in result.series:
-        for _, value in series.points:
-            if value:
-                return False
+        if series.total or any(value for _, value in series.points):
+            return False
     return True
 
 
@@ -295,7 +296,7 @@ def _group_rows(
                 exact=_exact(total),
                 share=share,
                 spark=sparkline([_float(v) for _, v in series.points], unit=metric.unit)
-                if sparklines
+                if sparklines and series.points
                 else None,
             )
         )
@@ -337,11 +338,18 @@ async def _metric_panel(state: AnalyticsState, view: PanelView) -> None:
     page_range = state.page_range
     try:
         query, ignored = panel_metric_query(panel, page_range, state.filters)
-        result = await state.runner.run(query)
+        # Bars draw each group's total, and a tile its previous period's: no time axis, so
+        # those are read as totals only (one scan of the range's coarsest rows). A table draws
+        # no sparkline for "(other)", whose steps would take a scan of every group.
+        result = await state.runner.run(
+            replace(query, points=panel.chart != "bar", other_points=panel.chart != "table")
+        )
         previous = None
         if panel.chart == "stat":
             before = page_range.previous()
-            previous = await state.runner.run(replace(query, start=before.start, end=before.end))
+            previous = await state.runner.run(
+                replace(query, start=before.start, end=before.end, points=False)
+            )
     except NothingLeft as error:
         view.empty, view.empty_text = True, str(error)
         return

@@ -17,10 +17,10 @@ import asyncio
 import functools
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -59,6 +59,37 @@ TARGET_POINTS: Final = 100
 MAX_POINTS: Final = 2000
 MAX_GROUP_BY: Final = 2
 OTHER: Final = "(other)"
+FEW_VALUES: Final = frozenset(
+    {
+        "source",
+        "provider",
+        "model",
+        "served_model",
+        "deployment",
+        "status",
+        "error_type",
+        "cache_hit",
+        "guardrail",
+        "action",
+        "entity_type",
+    }
+)
+"""Dimensions of tens of values, not thousands (unlike keys, workspaces, tags, end users and
+rules): a top-N by them reads every group per step and ranks them from that one scan."""
+
+
+WORK_MEM: Final = "32MB"
+"""What one sort or hash of an analytics statement may take on Postgres. The server's default
+(4 MB) is too little to hash a week of hour rows by step and model with a hundred sums each
+(the planner expects a group a row), so it sorts them instead, in parallel: measured, 65-75 ms
+over three processes where the hash takes 43 ms in one."""
+
+
+async def tune(connection: AsyncConnection) -> None:
+    """Settings for the analytics statements of the connection's transaction (which the
+    connection's return to the pool ends)."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(sa.text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
 
 
 class InvalidQuery(ValueError):
@@ -80,6 +111,14 @@ class AnalyticsQuery:
     filters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Dimension → the values kept (any of them)."""
     top: int | None = None
+    points: bool = True
+    """False: totals only (per group and over everything), read in one scan of the range's
+    coarsest rows (`range_pieces`), and every series' `points` is empty: what a chart without a
+    time axis (bars, a tile's previous period, a ranking) needs."""
+    other_points: bool = True
+    """False: the `(other)` group of a `top` gets its total but no points, which saves the
+    scan of every group per step it takes by keys, workspaces, tags and end users (a table
+    draws no sparkline for it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +133,9 @@ class Plan:
     step: int
     start: datetime
     end: datetime
+    pending: tuple[int, ...] = ()
+    """Hours (epoch seconds) in the range whose hour and day rows are not summed yet
+    (`pending_hours`): read from finer rows."""
 
     @property
     def steps(self) -> int:
@@ -211,6 +253,10 @@ def _sum(table: sa.Table, column: str) -> sa.ColumnElement[Any]:
     total = sa.func.sum(table.c[column])
     if isinstance(table.c[column].type, Money):
         return sa.type_coerce(total, Money())
+    if isinstance(table.c[column].type, sa.BigInteger):
+        # Postgres sums bigints as numeric, which arrives as Decimal: slow to decode and to add
+        # (a page reads a hundred histogram sums per row). Counts fit a bigint.
+        return sa.cast(total, sa.BigInteger)
     return total
 
 
@@ -220,7 +266,9 @@ def _step_of(plan_: Plan, dialect: str) -> sa.ColumnElement[int]:
     # Bound as a 64-bit integer: epoch seconds pass 2**31 in 2038.
     offset = sa.literal(_epoch(plan_.start), sa.BigInteger)
     if dialect == "postgresql":
-        epoch = sa.func.extract("epoch", column)
+        # date_part gives a double (exact for whole seconds), where extract gives a numeric:
+        # the arithmetic on every row of a week of hour rows takes half the time.
+        epoch = sa.func.date_part("epoch", column)
         return sa.cast(sa.func.floor((epoch - offset) / plan_.step), sa.Integer)
     # SQLite keeps the time as text; whole seconds divide as integers.
     seconds: sa.ColumnElement[int] = sa.cast(sa.func.strftime("%s", column), sa.Integer)
@@ -231,9 +279,7 @@ Piece = tuple[str, datetime, datetime]
 """Rows of one grain over [start, end)."""
 
 
-def range_pieces(
-    plan_: Plan, *, whole_range: bool = True, pending: Sequence[int] = ()
-) -> list[Piece]:
+def range_pieces(plan_: Plan, *, whole_range: bool = True) -> list[Piece]:
     """Which rows to read for the plan's range.
 
     `whole_range` (a sum over the range, no steps): the fewest rows that cover it, whole days
@@ -241,8 +287,8 @@ def range_pieces(
     hour steps: six days' day rows and a day's hour rows, not 168 hours'). Otherwise rows of the
     plan's grain.
 
-    `pending`: hours (epoch seconds) whose hour and day rows are not summed yet
-    (`telemetry.rollup_folding`); they and their days are read from finer rows instead."""
+    The plan's `pending` hours, whose hour and day rows are not summed yet
+    (`telemetry.rollup_folding`), and their days are read from finer rows instead."""
     grains = [g for g in GRAIN_SECONDS if GRAIN_SECONDS[g] >= GRAIN_SECONDS[plan_.grain]]
     finest = "hour" if plan_.table is usage_breakdowns else "minute"
     if finest == "hour":
@@ -260,11 +306,11 @@ def range_pieces(
             break
         pieces += [(finer, start, inner_start), (finer, inner_end, end)]
         start, end = inner_start, inner_end
-    if pending:
+    if plan_.pending:
         pieces = [
             fresh
             for grain, lo, hi in pieces
-            for fresh in _without_pending(grain, lo, hi, sorted(pending), finest)
+            for fresh in _without_pending(grain, lo, hi, sorted(plan_.pending), finest)
         ]
     return [
         (grain, datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC))
@@ -299,12 +345,7 @@ def _without_pending(
 
 
 def _conditions(
-    plan_: Plan,
-    query: AnalyticsQuery,
-    scope: str | None,
-    *,
-    whole_range: bool = False,
-    pending: Sequence[int] = (),
+    plan_: Plan, query: AnalyticsQuery, scope: str | None, *, whole_range: bool = False
 ) -> list[sa.ColumnElement[bool]]:
     table = plan_.table
     conditions = [
@@ -313,7 +354,7 @@ def _conditions(
                 sa.and_(
                     table.c.grain == grain, table.c.bucket_start >= lo, table.c.bucket_start < hi
                 )
-                for grain, lo, hi in range_pieces(plan_, whole_range=whole_range, pending=pending)
+                for grain, lo, hi in range_pieces(plan_, whole_range=whole_range)
             )
         )
     ]
@@ -342,18 +383,17 @@ def statement(
     by_step: bool = True,
     by_group: bool = True,
     only: Sequence[tuple[str, ...]] = (),
-    pending: Sequence[int] = (),
 ) -> sa.Select[Any]:
     """Sums per step and group (either can be left out); `only` keeps those groups (a
-    superset: each dimension's values are matched separately); `pending`: the hours to read
-    from finer rows (`range_pieces`)."""
+    superset: each dimension's values are matched separately). The plan's `pending` hours are
+    read from finer rows (`range_pieces`)."""
     table = plan_.table
     grouped: list[sa.ColumnElement[Any]] = []
     if by_step:
         grouped.append(_step_of(plan_, dialect).label("step"))
     if by_group:
         grouped += [table.c[plan_.dimensions[name]] for name in query.group_by]
-    conditions = _conditions(plan_, query, scope, whole_range=not by_step, pending=pending)
+    conditions = _conditions(plan_, query, scope, whole_range=not by_step)
     for position, name in enumerate(query.group_by if only else ()):
         conditions.append(_in(plan_, name, sorted({group[position] for group in only})))
     sums = [_sum(table, column).label(f"sum_{column}") for column in plan_.columns]
@@ -391,58 +431,111 @@ def _volume(metric: Metric, sums: Sequence[Any]) -> float:
     return float(sum(float(value or 0) for value in sums))
 
 
-class _Reader:
-    """Runs a plan's statements and gathers sums per group and step."""
+StepSums = dict[tuple[str, ...], dict[int, list[Any]]]
+GroupSums = dict[tuple[str, ...], list[Any]]
+"""Sums per group and step, and per group over the range."""
 
-    def __init__(self, connection: AsyncConnection, plan_: Plan, query: AnalyticsQuery) -> None:
+
+async def pending_hours(connection: AsyncConnection, plan_: Plan) -> tuple[int, ...]:
+    """The hours of the plan's range whose hour and day rows are not summed yet (only Postgres
+    has any: `telemetry.rollup_folding`)."""
+    if connection.dialect.name != "postgresql":
+        return ()
+    column = usage_pending.c.hour_start
+    found = await connection.execute(
+        sa.select(column).where(column >= plan_.start, column < plan_.end)
+    )
+    return tuple(sorted(_epoch(hour) for (hour,) in found))
+
+
+class RowSource(Protocol):
+    """Where a reader's statements run: one connection (`Direct`), or a page's shared scans
+    (`telemetry.analytics_scans.SharedScans`)."""
+
+    async def pending(self, plan_: Plan) -> tuple[int, ...]:
+        """`pending_hours` of the plan, as this source sees them."""
+        ...
+
+    async def rows(
+        self,
+        plan_: Plan,
+        query: AnalyticsQuery,
+        scope: str | None,
+        *,
+        by_step: bool = True,
+        by_group: bool = True,
+        only: Sequence[tuple[str, ...]] = (),
+    ) -> Sequence[Sequence[Any]]:
+        """The rows of `statement(plan_, query, scope, ..., **shape)`: the step (when by
+        step), the groups (when by group), then the sums of `plan_.columns` in their order.
+        A step and group may come in several rows (partial sums, for the reader to add)."""
+        ...
+
+
+class Direct:
+    """Runs each statement on one connection."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
-        self.plan = plan_
-        self.query = query
-        self.dialect = connection.dialect.name
-        self.width = len(query.group_by)
 
-        self.pending: list[int] = []
+    async def pending(self, plan_: Plan) -> tuple[int, ...]:
+        return await pending_hours(self.connection, plan_)
 
-    async def read_pending(self) -> None:
-        """The range's hours whose hour and day rows are not summed yet (only Postgres has
-        any: `telemetry.rollup_folding`)."""
-        if self.dialect != "postgresql":
-            return
-        column = usage_pending.c.hour_start
-        found = await self.connection.execute(
-            sa.select(column).where(column >= self.plan.start, column < self.plan.end)
-        )
-        self.pending = [_epoch(hour) for (hour,) in found]
-
-    async def rows(self, scope: str | None, **shape: Any) -> list[sa.Row[Any]]:
+    async def rows(
+        self,
+        plan_: Plan,
+        query: AnalyticsQuery,
+        scope: str | None,
+        *,
+        by_step: bool = True,
+        by_group: bool = True,
+        only: Sequence[tuple[str, ...]] = (),
+    ) -> Sequence[Sequence[Any]]:
+        dialect = self.connection.dialect.name
         select = statement(
-            self.plan, self.query, scope, self.dialect, pending=self.pending, **shape
+            plan_, query, scope, dialect, by_step=by_step, by_group=by_group, only=only
         )
         return list((await self.connection.execute(select)).all())
 
-    def group_of(self, row: sa.Row[Any], first: int) -> tuple[str, ...]:
+
+class _Reader:
+    """Runs a plan's statements and gathers sums per group and step (or per group only)."""
+
+    def __init__(self, source: RowSource, plan_: Plan, query: AnalyticsQuery) -> None:
+        self.source = source
+        self.plan = plan_
+        self.query = query
+        self.width = len(query.group_by)
+
+    async def rows(self, scope: str | None, **shape: Any) -> Sequence[Sequence[Any]]:
+        return await self.source.rows(self.plan, self.query, scope, **shape)
+
+    def group_of(self, row: Sequence[Any], first: int) -> tuple[str, ...]:
         return tuple(_group_text(value) for value in row[first : first + self.width])
 
-    async def series(
-        self, scope: str | None
-    ) -> tuple[dict[tuple[str, ...], dict[int, list[Any]]], dict[tuple[str, ...], list[Any]]]:
-        """Sums per group and step, and per group over the range; with `top`, the groups past
-        it are one `(other)` group (the whole less the groups kept)."""
-        await self.read_pending()
+    def ranked(self, totals: GroupSums) -> list[tuple[str, ...]]:
+        """The groups, the most of the metric first (ties by name)."""
+        metric = self.plan.metric
+        return sorted(totals, key=lambda group: (-_volume(metric, totals[group]), group))
+
+    async def totals(self, scope: str | None) -> tuple[StepSums, GroupSums]:
+        """Sums per group over the range, without steps: one scan; with `top`, the groups past
+        it summed into one `(other)` group."""
+        totals: GroupSums = {}
+        for row in await self.rows(scope, by_step=False):
+            _add(totals.setdefault(self.group_of(row, 0), _zero(self.plan)), row[self.width :])
         top = self.query.top if self.width else None
-        totals: dict[tuple[str, ...], list[Any]] = {}
-        kept: list[tuple[str, ...]] = []
-        if top is not None:
-            totals = {
-                self.group_of(row, 0): list(row[self.width :])
-                for row in await self.rows(scope, by_step=False)
-            }
-            metric = self.plan.metric
-            ranked = sorted(totals, key=lambda group: (-_volume(metric, totals[group]), group))
-            if len(ranked) > top:
-                kept = ranked[:top]
-        steps: dict[tuple[str, ...], dict[int, list[Any]]] = {}
-        for row in await self.rows(scope, only=kept):
+        if top is not None and len(totals) > top:
+            ranked = self.ranked(totals)
+            other = self._sum_of(totals[group] for group in ranked[top:])
+            totals = {group: totals[group] for group in ranked[:top]}
+            totals[(OTHER,) * self.width] = other
+        return {group: {} for group in totals}, totals
+
+    def fold(self, rows: Sequence[Sequence[Any]], kept: Sequence[tuple[str, ...]]) -> StepSums:
+        """Rows by step and group as sums per group and step (only `kept` groups, if any)."""
+        steps: StepSums = {}
+        for row in rows:
             group = self.group_of(row, 1)
             if kept and group not in kept:
                 continue
@@ -452,25 +545,62 @@ class _Reader:
                 _add(by_step[index], row[1 + self.width :])
             else:
                 by_step[index] = list(row[1 + self.width :])
-        if not kept:
-            if top is None:
-                totals = {group: self._sum_of(by_step.values()) for group, by_step in steps.items()}
-            return steps, totals
-        other_key = (OTHER,) * self.width
-        other: dict[int, list[Any]] = {}
-        for row in await self.rows(scope, by_group=False):
+        return steps
+
+    async def series(self, scope: str | None) -> tuple[StepSums, GroupSums]:
+        """Sums per group and step, and per group over the range; with `top`, the groups past
+        it are one `(other)` group (without steps, unless `other_points`).
+
+        By dimensions of few values (`FEW_VALUES`), or without `top`, every group is read per
+        step in one scan, and ranked from it. By others (keys, end users: thousands), the
+        groups are ranked first (one scan of the range's coarsest rows), the kept ones read
+        per step, and `(other)` is the whole per step less them."""
+        top = self.query.top if self.width else None
+        if top is None or set(self.query.group_by) <= FEW_VALUES:
+            steps = self.fold(await self.rows(scope), ())
+            totals = {group: self._sum_of(by_step.values()) for group, by_step in steps.items()}
+            if top is None or len(steps) <= top:
+                return steps, totals
+            ranked = self.ranked(totals)
+            other: dict[int, list[Any]] = {}
+            for group in ranked[top:] if self.query.other_points else ():
+                for index, sums in steps[group].items():
+                    _add(other.setdefault(index, _zero(self.plan)), sums)
+            return self._with_other(steps, totals, ranked[:top], other)
+        totals = {}
+        for row in await self.rows(scope, by_step=False):
+            _add(totals.setdefault(self.group_of(row, 0), _zero(self.plan)), row[self.width :])
+        ranked = self.ranked(totals)
+        if len(ranked) <= top:
+            return self.fold(await self.rows(scope), ()), totals
+        kept = ranked[:top]
+        steps = self.fold(await self.rows(scope, only=kept), kept)
+        other = {}
+        for row in await self.rows(scope, by_group=False) if self.query.other_points else ():
             _add(other.setdefault(int(row[0]), _zero(self.plan)), row[1:])
         for index, sums in other.items():
             for group in kept:
                 found = steps.get(group, {}).get(index)
                 if found is not None:
                     _add(sums, found, sign=-1)
-        other_total = self._sum_of(totals[group] for group in totals if group not in kept)
+        return self._with_other(steps, totals, kept, other)
+
+    def _with_other(
+        self,
+        steps: StepSums,
+        totals: GroupSums,
+        kept: Sequence[tuple[str, ...]],
+        other: dict[int, list[Any]],
+    ) -> tuple[StepSums, GroupSums]:
+        """The kept groups and `(other)`: `other` per step, the rest of `totals` in all."""
+        other_key = (OTHER,) * self.width
+        kept_steps = {group: steps.get(group, {}) for group in kept}
         kept_totals = {group: totals[group] for group in kept}
-        steps = {group: steps.get(group, {}) for group in kept}
-        steps[other_key] = other
-        kept_totals[other_key] = other_total
-        return steps, kept_totals
+        kept_steps[other_key] = other
+        kept_totals[other_key] = self._sum_of(
+            totals[group] for group in totals if group not in kept
+        )
+        return kept_steps, kept_totals
 
     def _sum_of(self, many: Any) -> list[Any]:
         total = _zero(self.plan)
@@ -492,7 +622,7 @@ def _result(
     metric = plan_.metric
     times = [
         datetime.fromtimestamp(_epoch(plan_.start) + n * plan_.step, UTC)
-        for n in range(plan_.steps)
+        for n in range(plan_.steps if query.points else 0)
     ]
     overall = _zero(plan_)
     for sums in totals.values():
@@ -504,12 +634,13 @@ def _result(
         steps, key=lambda g: (bool(g) and g == other_key, -_volume(metric, totals[g]), g)
     ):
         by_step = steps[group]
+        pointless = not query.other_points and bool(group) and group == other_key
         series.append(
             Series(
                 group=dict(zip(query.group_by, group, strict=True)),
                 points=[
                     (moment, _value(metric, by_step.get(n, empty)))
-                    for n, moment in enumerate(times)
+                    for n, moment in enumerate([] if pointless else times)
                 ],
                 total=_value(metric, totals[group]),
             )
@@ -537,8 +668,6 @@ def _result(
 SumsMemo = dict[Hashable, "asyncio.Task[tuple[StepSums, GroupSums]]"]
 """Sums already read (or being read), shared by the queries of one page: the percentiles of one
 histogram (p50, p95 ...) read the same sums, and are read once."""
-StepSums = dict[tuple[str, ...], dict[int, list[Any]]]
-GroupSums = dict[tuple[str, ...], list[Any]]
 
 
 def _sums_key(plan_: Plan, query: AnalyticsQuery, scope: str | None) -> Hashable:
@@ -554,18 +683,28 @@ def _sums_key(plan_: Plan, query: AnalyticsQuery, scope: str | None) -> Hashable
         query.group_by,
         tuple(sorted((name, tuple(values)) for name, values in query.filters.items())),
         query.top,
+        query.points,
+        query.other_points,
         ranking,
         scope,
     )
 
 
 async def _read(
-    connection: AsyncConnection | AsyncEngine, plan_: Plan, query: AnalyticsQuery, scope: str | None
+    connection: AsyncConnection | AsyncEngine,
+    plan_: Plan,
+    query: AnalyticsQuery,
+    scope: str | None,
+    scans: RowSource | None = None,
 ) -> tuple[StepSums, GroupSums]:
-    if isinstance(connection, AsyncEngine):
-        async with connection.connect() as opened:
-            return await _Reader(opened, plan_, query).series(scope)
-    return await _Reader(connection, plan_, query).series(scope)
+    if scans is None:
+        if isinstance(connection, AsyncEngine):
+            async with connection.connect() as opened:
+                await tune(opened)
+                return await _read(opened, plan_, query, scope)
+        scans = Direct(connection)
+    reader = _Reader(scans, replace(plan_, pending=await scans.pending(plan_)), query)
+    return await (reader.series(scope) if query.points else reader.totals(scope))
 
 
 async def run_query(
@@ -574,16 +713,19 @@ async def run_query(
     *,
     scope: str | None,
     memo: SumsMemo | None = None,
+    scans: RowSource | None = None,
 ) -> AnalyticsResult:
     """The query's answer, within `scope` (one workspace id, or None for every workspace).
-    With `memo`, sums another query of the same page already read are not read again."""
+    With `memo`, sums another query of the same page already read are not read again; with
+    `scans` (`telemetry.analytics_scans.SharedScans`), the statements run there, shared with
+    the page's other queries, instead of on `connection`."""
     plan_ = plan(query)
     if memo is None:
-        steps, totals = await _read(connection, plan_, query, scope)
+        steps, totals = await _read(connection, plan_, query, scope, scans)
     else:
         key = _sums_key(plan_, query, scope)
         task = memo.get(key)
         if task is None:
-            task = memo[key] = asyncio.ensure_future(_read(connection, plan_, query, scope))
+            task = memo[key] = asyncio.ensure_future(_read(connection, plan_, query, scope, scans))
         steps, totals = await asyncio.shield(task)
     return _result(plan_, query, steps, totals)

@@ -56,6 +56,7 @@ from telemetry.analytics_hourly import (
     hourly_series,
     top_groups,
 )
+from telemetry.analytics_scans import SharedScans
 from telemetry.anomalies import (
     DEFAULT_OPTIONS,
     KINDS,
@@ -90,6 +91,8 @@ MIN_REQUESTS: Final = 10
 BASELINE: Final = timedelta(hours=DEFAULT_OPTIONS.weeks * 168)
 MAX_RANGE: Final = timedelta(days=92)
 MAX_COUNT_SCORE: Final = 40.0
+SCAN_CONCURRENCY: Final = 2
+"""Statements of one dimension's series read at a time (a report reads two dimensions)."""
 _NORMAL: Final = NormalDist()
 _LOG_SMALLEST: Final = math.log(1e-300)
 
@@ -187,7 +190,8 @@ def _kept(kind: str, points: Points, requests: Mapping[datetime, float]) -> Poin
 @dataclass(frozen=True, slots=True)
 class _Reader:
     """Reads hourly series of the same groups over the same hours, each metric and filter
-    set once however many kinds ask for it."""
+    set once however many kinds ask for it, and the metrics of one filter set (requests, cost,
+    error rate) in one scan."""
 
     engine: AsyncEngine
     dimension: str | None
@@ -195,6 +199,7 @@ class _Reader:
     start: datetime
     end: datetime
     scope: str | None
+    scans: SharedScans
 
     async def read_all(
         self, wanted: Sequence[tuple[str, Mapping[str, tuple[str, ...]]]]
@@ -215,6 +220,7 @@ class _Reader:
             groups=[] if self.dimension is None else self.groups,
             filters=filters,
             scope=self.scope,
+            scans=self.scans,
         )
 
 
@@ -266,7 +272,8 @@ async def _dimension(
         )
     if first >= last or not groups:
         return [], []
-    reader = _Reader(engine, dimension, groups, read_from, last, scope)
+    scans = SharedScans(engine, concurrency=SCAN_CONCURRENCY)
+    reader = _Reader(engine, dimension, groups, read_from, last, scope, scans)
     plans: list[tuple[str, dict[str, tuple[str, ...]]]] = []
     for kind in kinds:
         kind_filters = _kind_filters(kind, wanted)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from telemetry.analytics import MAX_POINTS, OTHER, AnalyticsQuery, run_query
+from telemetry.analytics import MAX_POINTS, OTHER, AnalyticsQuery, RowSource, run_query
 
 HOUR = 3600
 DAY = 86400
@@ -44,7 +44,7 @@ async def top_groups(
     scope: str | None,
 ) -> list[str]:
     """The `top` values of `dimension` with the most of `metric` over the range (whole days
-    around it), largest first; values with none of it are left out."""
+    around it), largest first; values with none of it are left out. Totals only: one scan."""
     query = AnalyticsQuery(
         metric=metric,
         start=start,
@@ -53,6 +53,7 @@ async def top_groups(
         group_by=(dimension,),
         filters=dict(filters),
         top=top,
+        points=False,
     )
     result = await run_query(engine, query, scope=scope)
     return [
@@ -72,11 +73,14 @@ async def hourly_series(
     groups: Sequence[str] = (),
     filters: Mapping[str, tuple[str, ...]],
     scope: str | None,
+    scans: RowSource | None = None,
 ) -> dict[str, Points]:
     """`metric` per hour from `start` to `end` (both on the hour) for each of `groups` of
     `dimension`, or with no dimension one series, under `ALL`. Only the hours with a value are
     given: an hour without rows has none, nor has a ratio of nothing (an error rate of no
-    requests); what a missing hour means is the reader's to say."""
+    requests); what a missing hour means is the reader's to say. With `scans`
+    (`telemetry.analytics_scans.SharedScans`), series of other metrics over the same rows, read
+    at the same time, are read in one scan."""
     if dimension is not None and not groups:
         return {}
     kept = dict(filters)
@@ -94,7 +98,7 @@ async def hourly_series(
             group_by=(dimension,) if dimension else (),
             filters=kept,
         )
-        result = await run_query(engine, query, scope=scope)
+        result = await run_query(engine, query, scope=scope, scans=scans)
         for series in result.series:
             group = series.group.get(dimension, ALL) if dimension else ALL
             points = found.get(group)

@@ -394,6 +394,11 @@ usage_breakdowns = sa.Table(
         "grain", "bucket_start", "workspace_id", "api_key_id", "kind", "name", "detail"
     ),
     sa.Index(None, "workspace_id", "grain", "kind", "bucket_start"),
+    # Every workspace's rows of one kind over a range (an operator's ranking, reading a few
+    # day and hour rows instead of the table), and the hours of a few names (a top-N's kept
+    # end users or tags, instead of every name's).
+    sa.Index(None, "kind", "grain", "bucket_start"),
+    sa.Index(None, "kind", "grain", "name", "bucket_start"),
 )
 
 # The hours whose minute roll-ups (and hour breakdowns) changed since their hour and day rows were

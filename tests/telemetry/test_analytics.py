@@ -8,7 +8,7 @@ import itertools
 import math
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import migrations
 from telemetry.analytics import AnalyticsQuery, InvalidQuery, plan, range_pieces, run_query
 from telemetry.analytics_metrics import percentile_of
+from telemetry.analytics_scans import SharedScans
 from telemetry.db import create_engine
 from telemetry.records import TraceBundle
 from telemetry.schema import DEFAULT_WORKSPACE_ID, ROLLUP_LATENCY_BOUNDS_MS
@@ -76,7 +77,7 @@ async def history(database_url: str) -> AsyncIterator[History]:
     await engine.dispose()
 
 
-def _query(metric: str, **changes: object) -> AnalyticsQuery:
+def _query(metric: str = "requests", **changes: object) -> AnalyticsQuery:
     given: dict[str, object] = {"start": START, "end": START + timedelta(hours=HOURS)}
     return AnalyticsQuery(metric=metric, **(given | changes))  # type: ignore[arg-type]
 
@@ -293,6 +294,104 @@ async def test_tags_rules_and_guardrails_are_read_from_the_breakdowns(history: H
         history.engine, _query("cost", filters={"tag": ("prod",)}), scope=OTHER_WORKSPACE
     )
     assert cost_by_tag.total == sum((_cost(b) for b in history.of(OTHER_WORKSPACE)), Decimal(0))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"metric": "requests"},
+        {"metric": "cost", "group_by": ("model",), "top": 2},
+        {"metric": "latency_p95", "group_by": ("model",), "top": 1},
+        {"metric": "error_rate", "group_by": ("provider", "model")},
+        {"metric": "requests", "group_by": ("key",), "filters": {"status": ("ok",)}, "top": 1},
+        {"metric": "cost", "group_by": ("tag",), "top": 1},
+        {
+            "metric": "requests",
+            "group_by": ("model",),
+            "top": 2,
+            "start": START + timedelta(hours=22, minutes=10),
+            "end": START + timedelta(hours=49, minutes=30),
+            "step": 300,
+        },
+    ],
+)
+async def test_totals_only_equal_the_totals_of_the_series(
+    history: History, changes: dict[str, object]
+) -> None:
+    """A totals-only read (one scan of the range's coarsest rows) gives the groups, `(other)`
+    included, and the overall total that the series give, and no points."""
+    query = _query(**changes)  # type: ignore[arg-type]
+    for scope in (None, OTHER_WORKSPACE):
+        series = await run_query(history.engine, query, scope=scope)
+        totals = await run_query(history.engine, replace(query, points=False), scope=scope)
+        assert [(s.group, s.total) for s in totals.series] == [
+            (s.group, s.total) for s in series.series
+        ]
+        assert totals.total == series.total
+        assert all(s.points == [] for s in totals.series)
+        if series.metric.additive:
+            for found in series.series:
+                assert sum(value or 0 for _, value in found.points) == found.total
+
+
+@pytest.mark.parametrize("group_by", [("model",), ("key",), ("tag",)])
+async def test_other_without_points_keeps_every_total(
+    history: History, group_by: tuple[str, ...]
+) -> None:
+    query = _query("requests", group_by=group_by, top=1, step=3600)
+    series = await run_query(history.engine, query, scope=None)
+    alone = await run_query(history.engine, replace(query, other_points=False), scope=None)
+    assert [(s.group, s.total) for s in alone.series] == [(s.group, s.total) for s in series.series]
+    assert alone.total == series.total
+    assert sum(s.total or 0 for s in alone.series) == series.total
+    *kept, other = alone.series
+    assert other.group[group_by[0]] == "(other)"
+    assert other.points == []
+    assert [s.points for s in kept] == [s.points for s in series.series[:-1]]
+
+
+async def test_queries_of_one_page_share_their_scans_and_answer_as_alone(
+    history: History,
+) -> None:
+    """Queries over the same rows with different sums and groups read them in one statement
+    (started together), and each answers exactly as it does alone."""
+    queries = [
+        _query("requests", step=3600),
+        _query("input_tokens", step=3600),
+        _query("cache_hit_rate", step=3600),
+        _query("requests", group_by=("model",), top=2, step=3600),
+        _query("total_tokens", group_by=("model",), top=2, step=3600),
+        _query("latency_p95", group_by=("model",), top=2, step=3600),
+        _query("cost", group_by=("key",), top=1, step=3600),
+        _query("cost", group_by=("key",), top=1, step=3600, other_points=False),
+        _query("requests", group_by=("end_user",), top=1, step=3600),
+        _query("cost", group_by=("model",), points=False),
+    ]
+    for scope in (None, OTHER_WORKSPACE):
+        scans = SharedScans(history.engine, concurrency=2)
+        together = await asyncio.gather(
+            *(run_query(history.engine, q, scope=scope, scans=scans) for q in queries)
+        )
+        for query, shared in zip(queries, together, strict=True):
+            alone = await run_query(history.engine, query, scope=scope)
+            assert [(s.group, s.total, s.points) for s in shared.series] == [
+                (s.group, s.total, s.points) for s in alone.series
+            ], query
+            assert shared.total == alone.total
+    # Started together, the three without groups and the three by model read one scan (by
+    # step and model); by model, status and provider, one more.
+    scans = SharedScans(history.engine, concurrency=2)
+    await asyncio.gather(
+        *(run_query(history.engine, q, scope=None, scans=scans) for q in queries[:6])
+    )
+    assert scans.statements == 1
+    await asyncio.gather(
+        run_query(history.engine, _query("errors", group_by=("status",)), scope=None, scans=scans),
+        run_query(
+            history.engine, _query("cost", group_by=("provider", "model")), scope=None, scans=scans
+        ),
+    )
+    assert scans.statements == 2
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.analytics import AnalyticsQuery, run_query
+from telemetry.analytics_scans import SharedScans
 from telemetry.db import as_utc
 from telemetry.records import TraceBundle
 from telemetry.rollup_folding import fold_pending
@@ -170,7 +171,7 @@ async def test_every_grain_adds_up_to_the_raw_rows(engine: AsyncEngine) -> None:
     }
     assert len(raw["traces"]) == len(bundles)
     assert {t["status"] for t in raw["traces"]} == {"ok", "error", "denied", "cancelled"}
-    await _assert_analytics_see_everything(engine, len(bundles))
+    await _assert_analytics_see_everything(engine, bundles)
     if engine.dialect.name == "postgresql":
         # the recorder marked its hours; the hour and day rows are summed by the fold
         hours = {int(b.trace.started_at // 3600 * 3600) for b in bundles}
@@ -236,7 +237,7 @@ async def test_writers_adding_to_the_same_rows_at_once_lose_nothing(engine: Asyn
         folds += len(await fold_pending(engine))
         await asyncio.sleep(0.01)
     await writing
-    await _assert_analytics_see_everything(engine, len(bundles))
+    await _assert_analytics_see_everything(engine, bundles)
     await fold_pending(engine)
     if engine.dialect.name == "postgresql":
         assert folds > 0  # folds ran while the writers wrote
@@ -256,16 +257,31 @@ async def test_writers_adding_to_the_same_rows_at_once_lose_nothing(engine: Asyn
     )
 
 
-async def _assert_analytics_see_everything(engine: AsyncEngine, requests: int) -> None:
+async def _assert_analytics_see_everything(engine: AsyncEngine, bundles: list[TraceBundle]) -> None:
     """Whether or not the hour and day rows are summed yet, analytics at every grain count every
-    request, and their top-N rankings (read from the coarsest rows) too."""
+    request, and their top-N rankings and totals (read from the coarsest rows) too, whether a
+    query runs alone or with a page's shared scans."""
     start = datetime.fromtimestamp(START, UTC).replace(hour=0, minute=0)
     end = start + timedelta(days=2)
+    counts = {
+        "model": len(bundles),
+        "key": len(bundles),
+        "end_user": sum(1 for b in bundles if b.trace.end_user),
+    }
     for step in (300, 3600, 86400):
-        query = AnalyticsQuery("requests", start, end, step=step)
-        assert (await run_query(engine, query, scope=None)).total == requests, step
-        ranked = AnalyticsQuery("requests", start, end, step=step, group_by=("model",), top=1)
-        result = await run_query(engine, ranked, scope=None)
-        assert sum(series.total or 0 for series in result.series) == requests, step
-        steps = sum(value or 0 for series in result.series for _, value in series.points)
-        assert steps == requests, step
+        scans = SharedScans(engine, concurrency=2)
+        for shared in (None, scans):
+            query = AnalyticsQuery("requests", start, end, step=step)
+            assert (await run_query(engine, query, scope=None, scans=shared)).total == len(bundles)
+            for by, expected in counts.items():
+                if by == "end_user" and step < 3600:
+                    continue  # kept per hour
+                ranked = AnalyticsQuery("requests", start, end, step=step, group_by=(by,), top=1)
+                result = await run_query(engine, ranked, scope=None, scans=shared)
+                assert sum(s.total or 0 for s in result.series) == expected, (step, by)
+                points = [value or 0 for series in result.series for _, value in series.points]
+                assert sum(points) == expected, (step, by)
+                totals = await run_query(
+                    engine, replace(ranked, points=False), scope=None, scans=shared
+                )
+                assert [s.total for s in totals.series] == [s.total for s in result.series]
