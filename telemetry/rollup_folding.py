@@ -42,6 +42,8 @@ from telemetry.schema import usage_breakdowns, usage_rollups
 logger = logging.getLogger("steerway.telemetry.rollup_folding")
 
 DEFAULT_INTERVAL: Final = 10.0
+CLOSE_TIMEOUT: Final = 5.0
+"""The longest a stopping gateway waits for its last fold."""
 LOCK_KEY: Final = 0x5374_6657_0001
 """The advisory lock one folding worker holds for its transaction."""
 HOUR: Final = timedelta(hours=1)
@@ -128,8 +130,8 @@ class RollupFolder:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(self._interval):
+        with contextlib.suppress(Exception):  # what is left stays marked for the next start
+            async with asyncio.timeout(min(self._interval, CLOSE_TIMEOUT)):
                 await fold_pending(self._engine)
 
     async def _fold_forever(self) -> None:
