@@ -128,11 +128,11 @@ def test_a_rate_limit_holds_across_two_workers_sharing_redis(
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as error:
         service_missing("Redis", error)
+    # A Redis call slower than `redis.timeout_ms` lets a request through (the limits fail open by
+    # default); on a loaded machine 200 ms is not enough, and this test is about the sharing.
+    config = {**_config(mock_provider), "redis": {"timeout_ms": 5000}}
     gateway = start_gateway(
-        backend_database,
-        _config(mock_provider),
-        workers=2,
-        env={"STEERWAY_REDIS_URL": REDIS_URL},
+        backend_database, config, workers=2, env={"STEERWAY_REDIS_URL": REDIS_URL}
     )
     limit = 10
     key = create_key(gateway, f"shared-{uuid.uuid4().hex[:6]}", "--rpm", str(limit))

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.budget_spend import SpendStore
 from tests.gateway.test_budgets import NOW, TEST_POLICY, WORKSPACE, charge, state
-from tests.gateway.test_budgets_persistence import Backend, backend, engine, rows
+from tests.gateway.test_budgets_persistence import Backend, backend, rows
 
-__all__ = ["backend", "engine"]  # fixtures
+__all__ = ["backend"]  # fixtures
 
 TODAY = datetime(2024, 5, 15, tzinfo=UTC)
 
