@@ -119,6 +119,7 @@ def test_the_top_bar_submits_itself_and_auto_refresh_updates_the_list_in_place(
     assert len(asked) == 2
     page.get_by_role("button", name="Apply").click()
     expect(page).to_have_url(f"{console_gateway.url}/admin/traces?status=ok&workspace=&last=6h")
+    page.wait_for_load_state()  # the new page's script listens for keys once it has run
     assert len(asked) == 3
 
     # auto-refresh: on, in the URL, and the table is replaced without a reload
