@@ -24,33 +24,18 @@ from markupsafe import Markup
 
 from admin_ui.chart_colors import series_color
 from admin_ui.chart_parts import (
-    EMPTY_TEXT,
     Series,
     attr,
     coord,
     line_path,
     number_attr,
     runs,
-    svg_open,
 )
 from admin_ui.chart_plot import Line, Plot, lines_in_range, markers
-from admin_ui.chart_time import (
-    LEGEND_GAP,
-    LEGEND_ROW,
-    WIDTH,
-    _label,
-    _legend,
-    _legend_rows,
-    _legend_value,
-    _time_axis,
-    _value_axis,
-    value_plot,
-)
+from admin_ui.chart_time import WIDTH, _legend_value, checked_range, frame, value_plot
 from admin_ui.chart_units import (
-    check_unit,
     epoch_seconds,
     format_value,
-    utc,
 )
 
 SPAN_COLOUR: Final = "#dc2626"
@@ -154,12 +139,7 @@ def band_chart(
     width: int = WIDTH,
 ) -> Markup:
     """The lines, bands and spans between `start` and `end` (UTC) as an SVG chart."""
-    check_unit(unit)
-    if step_seconds <= 0:
-        raise ValueError("step_seconds must be positive")
-    start, end = utc(start), utc(end)
-    if end <= start:
-        raise ValueError("a time chart needs its end after its start")
+    start, end = checked_range(start, end, step_seconds, unit)
     first, last = epoch_seconds(start), epoch_seconds(end)
     drawn = [
         Line(found.name, wanted.colour or found.colour, found.values)
@@ -184,39 +164,26 @@ def band_chart(
     legend = [(line.name, line.colour, *_legend_value(line, unit)) for line in drawn]
     for band, (lower, upper) in zip(bands, ranges, strict=True):
         legend.append((band.name, lower.colour, *_band_legend(lower, upper, unit)))
-    legend_rows = _legend_rows(legend, plot.left, plot.right) if has_data else []
-    legend_top = height + LEGEND_GAP
-    total_height = legend_top + len(legend_rows) * LEGEND_ROW if legend_rows else height
-    parts = [
-        svg_open(
-            classes="chart time-chart band-chart chart-line",
-            chart_id=chart_id,
-            width=width,
-            height=total_height,
-            label=_label(title, start, end, legend, unit, has_data),
-            extra=(
-                *((("tabindex", "0"),) if has_data else ()),
-                ("data-start", number_attr(first)),
-                ("data-end", number_attr(last)),
-                ("data-step", str(step_seconds)),
-                ("data-unit", unit),
-                ("data-kind", "line"),
-                ("data-plot-left", coord(plot.left)),
-                ("data-plot-right", coord(plot.right)),
-                ("data-plot-top", coord(plot.top)),
-                ("data-plot-bottom", coord(plot.bottom)),
-            ),
-        ),
-        *_value_axis(plot, ticks, labels),
-        *_time_axis(plot, start, end, width),
-    ]
+    head, tail = frame(
+        classes="chart time-chart band-chart chart-line",
+        kind="line",
+        chart_id=chart_id,
+        title=title,
+        start=start,
+        end=end,
+        step_seconds=step_seconds,
+        unit=unit,
+        plot=plot,
+        ticks=ticks,
+        labels=labels,
+        legend=legend,
+        has_data=has_data,
+        height=height,
+        width=width,
+    )
     if not has_data:
-        parts.append(
-            f'<text class="chart-empty" x="{coord((plot.left + plot.right) / 2)}"'
-            f' y="{coord((plot.top + plot.bottom) / 2 + 4)}" text-anchor="middle"'
-            f' fill="currentColor">{attr(EMPTY_TEXT)}</text></svg>'
-        )
-        return Markup("".join(parts))
+        return Markup("".join(head))
+    parts = head
     parts.extend(_span_shape(span, plot) for span in spans)
     parts.extend(_band_shape(lower, upper, plot) for lower, upper in ranges)
     parts.extend(
@@ -230,14 +197,7 @@ def band_chart(
         '<g class="chart-points-dense">' if part == "<g>" else part
         for part in markers([*estimated, *(line for pair in ranges for line in pair)], plot, unit)
     )
-    parts.append(
-        f'<line class="chart-crosshair" x1="{coord(plot.left)}" x2="{coord(plot.left)}"'
-        f' y1="{coord(plot.top)}" y2="{coord(plot.bottom)}" stroke="currentColor"'
-        ' visibility="hidden"/>'
-    )
-    parts.extend(_legend(legend_rows, legend_top))
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return Markup("".join([*parts, *tail]))
 
 
 def _band_legend(lower: Line, upper: Line, unit: str) -> tuple[str, str]:

@@ -157,14 +157,9 @@ def time_chart(
     own width: the page scales it to its column, text with it, so a wide panel may ask for more.
     `title` names the chart for assistive technology (the page shows its own heading).
     """
-    check_unit(unit)
     if kind not in KINDS:
         raise ValueError(f"unknown chart kind {kind!r}: one of {', '.join(KINDS)}")
-    if step_seconds <= 0:
-        raise ValueError("step_seconds must be positive")
-    start, end = utc(start), utc(end)
-    if end <= start:
-        raise ValueError("a time chart needs its end after its start")
+    start, end = checked_range(start, end, step_seconds, unit)
     first, last = epoch_seconds(start), epoch_seconds(end)
     lines = lines_in_range(series, first, last)
     has_data = any(value is not None for line in lines for value in line.values.values())
@@ -185,21 +180,82 @@ def time_chart(
         step_seconds=step_seconds,
     )
     legend = [(line.name, line.colour, *_legend_value(line, unit)) for line in lines]
+    head, tail = frame(
+        classes=f"chart time-chart chart-{kind}",
+        kind=kind,
+        chart_id=chart_id,
+        title=title,
+        start=start,
+        end=end,
+        step_seconds=step_seconds,
+        unit=unit,
+        plot=plot,
+        ticks=ticks,
+        labels=labels,
+        legend=legend,
+        has_data=has_data,
+        height=height,
+        width=width,
+    )
+    if not has_data:
+        return Markup("".join(head))
+    parts = head
+    if stacked is not None:
+        parts.extend(stacked_shapes(lines, *stacked, plot))
+    else:
+        parts.extend(line_shapes(lines, plot, filled=kind == "area"))
+    parts.extend(markers(lines, plot, unit, stacked))
+    return Markup("".join([*parts, *tail]))
+
+
+def checked_range(
+    start: datetime, end: datetime, step_seconds: int, unit: str
+) -> tuple[datetime, datetime]:
+    """A time chart's range in UTC, once its unit, step and range are known to be drawable."""
+    check_unit(unit)
+    if step_seconds <= 0:
+        raise ValueError("step_seconds must be positive")
+    start, end = utc(start), utc(end)
+    if end <= start:
+        raise ValueError("a time chart needs its end after its start")
+    return start, end
+
+
+def frame(
+    *,
+    classes: str,
+    kind: str,
+    chart_id: str,
+    title: str,
+    start: datetime,
+    end: datetime,
+    step_seconds: int,
+    unit: str,
+    plot: Plot,
+    ticks: Sequence[float],
+    labels: Sequence[str],
+    legend: Sequence[LegendItem],
+    has_data: bool,
+    height: int,
+    width: int,
+) -> tuple[list[str], list[str]]:
+    """What every time chart draws around its shapes: the opening (the drawing with the data
+    the page's script reads, both axes) and the closing (the crosshair, the legend). Without
+    data the opening is the whole drawing, saying so, and the closing is empty."""
     legend_rows = _legend_rows(legend, plot.left, plot.right) if has_data else []
     legend_top = height + LEGEND_GAP
     total_height = legend_top + len(legend_rows) * LEGEND_ROW if legend_rows else height
-
-    parts = [
+    head = [
         svg_open(
-            classes=f"chart time-chart chart-{kind}",
+            classes=classes,
             chart_id=chart_id,
             width=width,
             height=total_height,
             label=_label(title, start, end, legend, unit, has_data),
             extra=(
                 *((("tabindex", "0"),) if has_data else ()),
-                ("data-start", number_attr(first)),
-                ("data-end", number_attr(last)),
+                ("data-start", number_attr(epoch_seconds(start))),
+                ("data-end", number_attr(epoch_seconds(end))),
                 ("data-step", str(step_seconds)),
                 ("data-unit", unit),
                 ("data-kind", kind),
@@ -213,26 +269,20 @@ def time_chart(
         *_time_axis(plot, start, end, width),
     ]
     if not has_data:
-        parts.append(
+        head.append(
             f'<text class="chart-empty" x="{coord((plot.left + plot.right) / 2)}"'
             f' y="{coord((plot.top + plot.bottom) / 2 + 4)}" text-anchor="middle"'
             f' fill="currentColor">{attr(EMPTY_TEXT)}</text></svg>'
         )
-        return Markup("".join(parts))
-
-    if stacked is not None:
-        parts.extend(stacked_shapes(lines, *stacked, plot))
-    else:
-        parts.extend(line_shapes(lines, plot, filled=kind == "area"))
-    parts.extend(markers(lines, plot, unit, stacked))
-    parts.append(
+        return head, []
+    tail = [
         f'<line class="chart-crosshair" x1="{coord(plot.left)}" x2="{coord(plot.left)}"'
         f' y1="{coord(plot.top)}" y2="{coord(plot.bottom)}" stroke="currentColor"'
-        ' visibility="hidden"/>'
-    )
-    parts.extend(_legend(legend_rows, legend_top))
-    parts.append("</svg>")
-    return Markup("".join(parts))
+        ' visibility="hidden"/>',
+        *_legend(legend_rows, legend_top),
+        "</svg>",
+    ]
+    return head, tail
 
 
 def _value_axis(plot: Plot, ticks: Sequence[float], labels: Sequence[str]) -> list[str]:
