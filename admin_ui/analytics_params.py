@@ -11,7 +11,7 @@ up to now. A filter is a dimension's name: `model=gpt-4o&model=gpt-4o-mini` keep
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -68,35 +68,49 @@ class AnalyticsRequest:
     """json or csv."""
 
 
-def _grouped(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+def grouped_parameters(
+    items: Iterable[tuple[str, str]],
+    *,
+    single: Sequence[str],
+    repeatable: Sequence[str],
+    filters: Sequence[str],
+    taker: str,
+) -> dict[str, list[str]]:
+    """The query's values by name; an unknown name, a `single` one given twice or too many
+    values of one name is a 400 (`taker` begins the list of what is known: "analytics take")."""
+    known = (*single, *repeatable, *filters)
     grouped: dict[str, list[str]] = {}
     for name, value in items:
-        if name not in _SINGLE and name not in _REPEATABLE and name not in FILTERS:
+        if name not in known:
             shown = name[:100]
             raise invalid_request(
-                f"Unknown parameter '{shown}'; analytics take "
-                + ", ".join((*_SINGLE, *_REPEATABLE, *FILTERS))
-                + ".",
+                f"Unknown parameter '{shown}'; {taker} " + ", ".join(known) + ".",
                 param=shown,
                 code="unknown_parameter",
             )
         grouped.setdefault(name, []).append(value)
     for name, values in grouped.items():
-        if len(values) > 1 and name in _SINGLE:
+        if len(values) > 1 and name in single:
             raise bad(name, "is given more than once")
         if len(values) > MAX_VALUES:
             raise bad(name, f"takes at most {MAX_VALUES} values")
     return grouped
 
 
-def _one(grouped: dict[str, list[str]], name: str) -> str | None:
+def _grouped(items: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    return grouped_parameters(
+        items, single=_SINGLE, repeatable=_REPEATABLE, filters=FILTERS, taker="analytics take"
+    )
+
+
+def first_value(grouped: dict[str, list[str]], name: str) -> str | None:
     values = grouped.get(name)
     return values[0] if values else None
 
 
 def read_range(grouped: dict[str, list[str]], now: datetime) -> tuple[datetime, datetime]:
     """(start, end) from `from`/`to` or `last`, 24 hours up to `now` by default."""
-    start_text, end_text, last = (_one(grouped, n) for n in ("from", "to", "last"))
+    start_text, end_text, last = (first_value(grouped, n) for n in ("from", "to", "last"))
     if last is not None:
         if start_text is not None or end_text is not None:
             raise bad("last", "cannot be combined with 'from' or 'to'")
@@ -181,7 +195,7 @@ def parse_analytics_request(
     `format` is not given."""
     grouped = _grouped(items)
     start, end = read_range(grouped, now)
-    raw_step = _one(grouped, "step")
+    raw_step = first_value(grouped, "step")
     step = long_range_step(start, end) if raw_step is None else read_step("step", raw_step)
     group_by = () if "group_by" not in grouped else read_group_by(metric, grouped["group_by"])
     allowed = dimensions_of(metric)
@@ -192,11 +206,11 @@ def parse_analytics_request(
         if name not in allowed:
             raise bad(name, f"is not a dimension of {metric.name}; it has: {', '.join(allowed)}")
         filters[name] = tuple(dict.fromkeys(read_filter(name, v) for v in grouped[name]))
-    raw_top = _one(grouped, "top")
+    raw_top = first_value(grouped, "top")
     top = None if raw_top is None else read_integer(1, MAX_TOP)("top", raw_top)
     if top is None and group_by:
         top = DEFAULT_TOP
-    workspace = _one(grouped, SCOPE_PARAMETER)
+    workspace = first_value(grouped, SCOPE_PARAMETER)
     if workspace is not None:
         read_text(SCOPE_PARAMETER, workspace)
     query = AnalyticsQuery(
@@ -210,7 +224,7 @@ def parse_analytics_request(
     )
     check_plan(query)
     return AnalyticsRequest(
-        query=query, workspace=workspace, format=read_format(_one(grouped, "format"), accept)
+        query=query, workspace=workspace, format=read_format(first_value(grouped, "format"), accept)
     )
 
 

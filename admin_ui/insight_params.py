@@ -23,10 +23,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from admin_ui.analytics_params import FILTERS, read_filter, read_format, read_range
+from admin_ui.analytics_params import (
+    FILTERS,
+    first_value,
+    grouped_parameters,
+    read_filter,
+    read_format,
+    read_range,
+)
 from admin_ui.openapi import JsonSchema, Query, text
 from admin_ui.search_params import MAX_TEXT, MAX_VALUES, bad, read_integer, read_text
-from gateway.errors import invalid_request
 from telemetry import analytics_anomalies, analytics_forecast
 from telemetry.analytics import ROLLUP_DIMENSIONS
 from telemetry.anomalies import DEFAULT_OPTIONS
@@ -65,28 +71,13 @@ class AnomalyRequest:
 def _grouped(
     items: Iterable[tuple[str, str]], single: tuple[str, ...], repeatable: tuple[str, ...]
 ) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = {}
-    known = (*single, *repeatable, *INSIGHT_FILTERS)
-    for name, value in items:
-        if name not in known:
-            shown = name[:100]
-            raise invalid_request(
-                f"Unknown parameter '{shown}'; this endpoint takes " + ", ".join(known) + ".",
-                param=shown,
-                code="unknown_parameter",
-            )
-        grouped.setdefault(name, []).append(value)
-    for name, values in grouped.items():
-        if len(values) > 1 and name in single:
-            raise bad(name, "is given more than once")
-        if len(values) > MAX_VALUES:
-            raise bad(name, f"takes at most {MAX_VALUES} values")
-    return grouped
-
-
-def _one(grouped: dict[str, list[str]], name: str) -> str | None:
-    values = grouped.get(name)
-    return values[0] if values else None
+    return grouped_parameters(
+        items,
+        single=single,
+        repeatable=repeatable,
+        filters=INSIGHT_FILTERS,
+        taker="this endpoint takes",
+    )
 
 
 def _names(grouped: dict[str, list[str]], name: str) -> tuple[str, ...]:
@@ -116,19 +107,19 @@ def _filters(
 
 
 def _workspace(grouped: dict[str, list[str]]) -> str | None:
-    workspace = _one(grouped, SCOPE)
+    workspace = first_value(grouped, SCOPE)
     if workspace is not None:
         read_text(SCOPE, workspace)
     return workspace
 
 
 def _top(grouped: dict[str, list[str]], default: int, most: int) -> int:
-    raw = _one(grouped, "top")
+    raw = first_value(grouped, "top")
     return default if raw is None else int(read_integer(1, most)("top", raw))
 
 
 def _threshold(grouped: dict[str, list[str]]) -> float:
-    raw = _one(grouped, "threshold")
+    raw = first_value(grouped, "threshold")
     if raw is None:
         return DEFAULT_OPTIONS.threshold
     try:
@@ -142,7 +133,7 @@ def _threshold(grouped: dict[str, list[str]]) -> float:
 
 def parse_forecast_request(items: Iterable[tuple[str, str]]) -> ForecastRequest:
     grouped = _grouped(items, ("group_by", "top", SCOPE), ())
-    dimension = _one(grouped, "group_by")
+    dimension = first_value(grouped, "group_by")
     if dimension is not None and dimension not in analytics_forecast.DIMENSIONS:
         raise bad("group_by", f"must be one of {', '.join(analytics_forecast.DIMENSIONS)}")
     return ForecastRequest(
@@ -192,12 +183,12 @@ def parse_score_request(
     items: Iterable[tuple[str, str]], *, now: datetime, accept: str | None
 ) -> AnomalyRequest:
     grouped = _grouped(items, (*_RANGE_AND_MORE, "kind", "group_by", "format"), ())
-    kind = _one(grouped, "kind")
+    kind = first_value(grouped, "kind")
     if kind is None:
         raise bad("kind", f"is needed: one of {', '.join(KINDS)}")
     if kind not in KINDS:
         raise bad("kind", f"must be one of {', '.join(KINDS)}")
-    dimension = _one(grouped, "group_by")
+    dimension = first_value(grouped, "group_by")
     if dimension is not None and dimension not in analytics_anomalies.GROUP_DIMENSIONS:
         raise bad("group_by", f"must be one of {', '.join(analytics_anomalies.GROUP_DIMENSIONS)}")
     start, end = _range(grouped, now)
@@ -210,7 +201,7 @@ def parse_score_request(
         threshold=_threshold(grouped),
         filters=_filters(grouped),
         workspace=_workspace(grouped),
-        format=read_format(_one(grouped, "format"), accept),
+        format=read_format(first_value(grouped, "format"), accept),
     )
 
 
