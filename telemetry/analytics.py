@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from telemetry.analytics_metrics import BREAKDOWN_METRICS, METRICS, Metric
+from telemetry.rollups import TOTAL_KINDS
 from telemetry.schema import Money, usage_breakdowns, usage_pending, usage_rollups
 
 ROLLUP_DIMENSIONS: Final = {
@@ -576,7 +577,7 @@ class _Reader:
         kept = ranked[:top]
         steps = self.fold(await self.rows(scope, only=kept), kept)
         other = {}
-        for row in await self.rows(scope, by_group=False) if self.query.other_points else ():
+        for row in await self.whole_per_step(scope) if self.query.other_points else ():
             _add(other.setdefault(int(row[0]), _zero(self.plan)), row[1:])
         for index, sums in other.items():
             for group in kept:
@@ -584,6 +585,16 @@ class _Reader:
                 if found is not None:
                     _add(sums, found, sign=-1)
         return self._with_other(steps, totals, kept, other)
+
+    async def whole_per_step(self, scope: str | None) -> Sequence[Sequence[Any]]:
+        """Every group's sums per step. By tag or end user, unless the query picks some by
+        name, from their kind's rows summed over every name (`rollups.TOTAL_KINDS`): a week
+        is a row per key and hour, not a row per end user and hour."""
+        total_kind = TOTAL_KINDS.get(self.plan.kind or "")
+        if total_kind is None or not set(self.query.filters) <= SHARED_BREAKDOWN_DIMENSIONS.keys():
+            return await self.rows(scope, by_group=False)
+        whole = replace(self.plan, kind=total_kind)
+        return await self.source.rows(whole, self.query, scope, by_group=False)
 
     def _with_other(
         self,

@@ -10,6 +10,9 @@ whole duration; time to first token the answering attempt's.
 Tags, end users, matched rules and guardrail findings go to `usage_breakdowns` at hour and day
 grain. Tags and end users are open-ended, so each workspace keeps the names of the first
 `NameCaps` limit of them per UTC day (per writer process) and counts the rest as `(other)`.
+Their sum over every name is kept too, per key and bucket, as one row of the kind's
+`TOTAL_KINDS` (name and detail empty): a top-N's `(other)` group per hour is that row less the
+kept names, read from a few rows instead of every end user's.
 
 Several workers write the same rows at once, so the upsert adds to what is stored and never
 overwrites it. Rows are sorted by key so concurrent transactions lock them in one order.
@@ -70,7 +73,12 @@ SUM_COLUMNS: Final = (
 )
 BREAKDOWN_KEY_COLUMNS: Final[tuple[str, ...]] = tuple(usage_breakdowns.primary_key.columns.keys())
 BREAKDOWN_SUM_COLUMNS: Final = ("events", "errors", "cost_usd", "tokens")
-BREAKDOWN_KINDS: Final = ("tag", "end_user", "rule", "guardrail", "entity")
+TOTAL_KINDS: Final = {"tag": "tag_total", "end_user": "end_user_total"}
+"""Per open-ended kind, the kind of its rows summed over every name."""
+BREAKDOWN_KINDS: Final = ("tag", "end_user", "rule", "guardrail", "entity", *TOTAL_KINDS.values())
+SHARED_KINDS: Final = frozenset({"tag", "end_user", "rule", *TOTAL_KINDS.values()})
+"""Kinds that count their requests' errors, cost and tokens (a guardrail finding counts events
+only)."""
 OTHER: Final = "(other)"
 """The name a tag or end user is counted under once its workspace's cap is reached."""
 NAME_LIMITS: Final = {"tag": 100, "end_user": 1000}
@@ -305,9 +313,11 @@ def _breakdowns(
     names: list[tuple[str, str, str, int]] = []
     for tag in dict.fromkeys(trace.tags):
         names.append(("tag", caps.name(workspace, "tag", tag, trace.started_at), "", 1))
+        names.append((TOTAL_KINDS["tag"], "", "", 1))
     if trace.end_user:
         end_user = caps.name(workspace, "end_user", trace.end_user, trace.started_at)
         names.append(("end_user", end_user, "", 1))
+        names.append((TOTAL_KINDS["end_user"], "", "", 1))
     for rule_id in summary[7]:
         names.append(("rule", rule_id[:NAME_LENGTH], "", 1))
     for violation in bundle.violations:
@@ -317,7 +327,7 @@ def _breakdowns(
             names.append(("entity", guardrail, entity[:DETAIL_LENGTH], count))
     for grain, start in buckets:
         for kind, name, detail, events in names:
-            shared = kind in ("tag", "end_user", "rule")
+            shared = kind in SHARED_KINDS
             into.add(
                 (grain, start, workspace, key, kind, name, detail),
                 events,

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from telemetry.db import create_engine
-from telemetry.rollups import SUM_COLUMNS, latency_bucket
+from telemetry.rollups import SUM_COLUMNS, TOTAL_KINDS, latency_bucket
 from telemetry.schema import (
     ROLLUP_BUCKET_COLUMNS,
     ROLLUP_TTFT_BUCKET_COLUMNS,
@@ -127,8 +127,35 @@ class Planted:
     spend: list[dict[str, Any]] = field(default_factory=list)
 
 
+def total_rows(breakdowns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of tags and end users summed over their names, as the recorder keeps them
+    (`rollups.TOTAL_KINDS`)."""
+    totals: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in breakdowns:
+        kind = TOTAL_KINDS.get(row["kind"])
+        if kind is None:
+            continue
+        key = (row["grain"], row["bucket_start"], row["workspace_id"], row["api_key_id"], kind)
+        total = totals.setdefault(
+            key,
+            dict(
+                zip(
+                    ("grain", "bucket_start", "workspace_id", "api_key_id", "kind"),
+                    key,
+                    strict=True,
+                )
+            )
+            | {"name": "", "detail": "", "events": 0, "errors": 0, "cost_usd": Decimal(0)}
+            | {"tokens": 0},
+        )
+        for column in ("events", "errors", "cost_usd", "tokens"):
+            total[column] += row[column]
+    return list(totals.values())
+
+
 def plant(database_url: str, rows: Planted) -> None:
-    """Write the rows (synchronously: call it off any running event loop)."""
+    """Write the rows (synchronously: call it off any running event loop), and the breakdowns'
+    totals."""
 
     async def write() -> None:
         engine = create_engine(database_url)
@@ -136,7 +163,7 @@ def plant(database_url: str, rows: Planted) -> None:
             async with engine.begin() as connection:
                 for table, found in (
                     (usage_rollups, rows.rollups),
-                    (usage_breakdowns, rows.breakdowns),
+                    (usage_breakdowns, [*rows.breakdowns, *total_rows(rows.breakdowns)]),
                     (budget_spend, rows.spend),
                 ):
                     if found:

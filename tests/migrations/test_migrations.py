@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,8 +15,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 import migrations
-from telemetry.db import create_engine
-from telemetry.schema import DEFAULT_WORKSPACE_ID, for_dialect, metadata
+from telemetry.db import as_utc, create_engine
+from telemetry.schema import DEFAULT_WORKSPACE_ID, for_dialect, metadata, usage_breakdowns
 
 TABLES = {
     "workspaces",
@@ -150,7 +151,7 @@ async def test_the_api_works_when_called_inside_a_running_event_loop(sqlite_url:
 def test_upgrading_twice_is_harmless_from_plain_code(sqlite_url: str) -> None:
     migrations.upgrade(sqlite_url)
     migrations.upgrade(sqlite_url)
-    assert migrations.current(sqlite_url) == "0012"
+    assert migrations.current(sqlite_url) == "0013"
 
 
 async def _insert_key(url: str) -> None:
@@ -330,3 +331,74 @@ async def test_the_analytics_migration_carries_minute_rollups_over_and_sums_hour
         database_url, "SELECT bucket_start FROM usage_rollups WHERE grain = 'hour' ORDER BY 1"
     )
     assert [str(hour[0])[:19] for hour in hours] == ["2026-03-01 10:00:00", "2026-03-02 00:00:00"]
+
+
+def _breakdown(hour: int, key: str, kind: str, name: str, events: int, cost: str) -> dict[str, Any]:
+    return {
+        "grain": "hour",
+        "bucket_start": datetime(2026, 12, 1, hour, tzinfo=UTC),
+        "workspace_id": DEFAULT_WORKSPACE_ID,
+        "api_key_id": key,
+        "kind": kind,
+        "name": name,
+        "detail": "",
+        "events": events,
+        "errors": 1,
+        "cost_usd": Decimal(cost),
+        "tokens": 10 * events,
+    }
+
+
+async def _breakdowns(url: str, rows: list[dict[str, Any]] | None = None) -> set[tuple[Any, ...]]:
+    """Write `rows` into usage_breakdowns, then read what it holds."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            if rows:
+                await connection.execute(usage_breakdowns.insert(), rows)
+            found = await connection.execute(
+                sa.select(
+                    usage_breakdowns.c.bucket_start,
+                    usage_breakdowns.c.api_key_id,
+                    usage_breakdowns.c.kind,
+                    usage_breakdowns.c.name,
+                    usage_breakdowns.c.events,
+                    usage_breakdowns.c.errors,
+                    usage_breakdowns.c.cost_usd,
+                    usage_breakdowns.c.tokens,
+                )
+            )
+            return {(as_utc(row[0]).hour, *row[1:]) for row in found.all()}
+    finally:
+        await engine.dispose()
+
+
+async def test_the_totals_migration_sums_the_stored_tags_and_end_users(database_url: str) -> None:
+    await asyncio.to_thread(migrations.upgrade, database_url, "0012")
+    named = [
+        _breakdown(9, "k1", "tag", "prod", 3, "0.0000000001"),
+        _breakdown(9, "k1", "tag", "search", 2, "0.25"),
+        _breakdown(9, "k2", "tag", "prod", 7, "1.5"),
+        _breakdown(10, "k1", "tag", "prod", 4, "0.5"),
+        _breakdown(9, "k1", "end_user", "alice", 5, "0.125"),
+        _breakdown(9, "k1", "end_user", "bob", 6, "0.375"),
+        _breakdown(9, "k1", "rule", "r1", 8, "0.75"),
+    ]
+    # A writer of this version began a total before the migration ran: it is made whole.
+    begun = _breakdown(10, "k1", "tag_total", "", 1, "0.125")
+    before = await _breakdowns(database_url, [*named, begun])
+    before.remove((10, "k1", "tag_total", "", 1, 1, Decimal("0.125"), 10))
+
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    after = await _breakdowns(database_url)
+    one = Decimal("0.0000000001")
+    assert after - before == {
+        (9, "k1", "tag_total", "", 5, 2, Decimal("0.25") + one, 50),
+        (9, "k2", "tag_total", "", 7, 1, Decimal("1.5"), 70),
+        (10, "k1", "tag_total", "", 4, 1, Decimal("0.5"), 40),
+        (9, "k1", "end_user_total", "", 11, 2, Decimal("0.5"), 110),
+    }
+    assert before <= after
+
+    await asyncio.to_thread(migrations.downgrade, database_url, "0012")
+    assert await _breakdowns(database_url) == before

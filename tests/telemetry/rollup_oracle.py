@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from telemetry.db import as_utc
+from telemetry.rollups import TOTAL_KINDS
 from telemetry.schema import (
     ROLLUP_BUCKET_COLUMNS,
     ROLLUP_LATENCY_BOUNDS_MS,
@@ -186,7 +187,7 @@ def expected_breakdowns(
     violations: Iterable[Row],
 ) -> dict[tuple[Any, ...], list[Any]]:
     """Per (grain, bucket start, workspace, key, kind, name, detail): [events, errors, cost,
-    tokens], every name kept (no cap applied)."""
+    tokens], every name kept (no cap applied), and the tags' and end users' totals."""
     attempts = by_trace(interactions)
     decided = by_trace(decisions)
     found = by_trace(violations)
@@ -208,6 +209,11 @@ def expected_breakdowns(
             *(("tag", tag, "", 1, shared) for tag in dict.fromkeys(trace["tags"])),
             *((("end_user", trace["end_user"], "", 1, shared),) if trace["end_user"] else ()),
             *(("rule", rule, "", 1, shared) for rule in rules),
+        ]
+        named += [
+            (TOTAL_KINDS[kind], "", "", 1, sums)
+            for kind, _, _, _, sums in named
+            if kind in TOTAL_KINDS
         ]
         for violation in found.get(trace["trace_id"], []):
             guardrail = violation["guardrail"]

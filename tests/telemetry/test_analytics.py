@@ -442,3 +442,69 @@ async def test_percentiles_of_one_histogram_on_one_page_read_its_sums_once(
     assert [s.total for s in p50.series] != [s.total for s in p95.series]
     await run_query(history.engine, _query("cost", group_by=("model",)), scope=None, memo=memo)
     assert len(memo) == 2
+
+
+@pytest.fixture
+async def named_history(database_url: str) -> AsyncIterator[History]:
+    """Requests of several end users and tags (some of none), in two workspaces."""
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    engine = create_engine(database_url)
+    draw = random.Random(11)
+    bundles = _bundles(seed=11)[:400]
+    for bundle in bundles:
+        bundle.trace.end_user = draw.choice([None, "ann", "bob", "bob", "cy", "dee", "eve", "eve"])
+        bundle.trace.tags = draw.sample(["t1", "t2", "t2", "t3", "t4"], k=draw.randint(0, 3))
+    writer = BatchWriter(engine)
+    for start in range(0, len(bundles), 150):
+        await writer.write(bundles[start : start + 150])
+    yield History(engine, bundles)
+    await engine.dispose()
+
+
+def _names(bundle: TraceBundle, dimension: str) -> list[str]:
+    if dimension == "end_user":
+        return [bundle.trace.end_user] if bundle.trace.end_user else []
+    return list(dict.fromkeys(bundle.trace.tags))
+
+
+@pytest.mark.parametrize(
+    ("dimension", "filters"),
+    [
+        ("end_user", {}),
+        ("end_user", {"key": ("key-a",)}),
+        ("end_user", {"end_user": ("bob", "cy", "eve")}),
+        ("tag", {}),
+        ("tag", {"key": ("key-b",)}),
+        ("tag", {"tag": ("t1", "t2", "t4")}),
+    ],
+)
+async def test_other_per_step_of_end_users_and_tags_is_the_rest_of_the_raw_requests(
+    named_history: History, dimension: str, filters: dict[str, tuple[str, ...]]
+) -> None:
+    """The `(other)` group's points (read from the totals over every name, or, when the query
+    picks names, from every name's rows) are the requests and cost of the names not kept."""
+    for scope in (None, DEFAULT_WORKSPACE_ID):
+        counts: dict[str, dict[int, int]] = {}
+        costs: dict[str, dict[int, Decimal]] = {}
+        for bundle in named_history.of(scope):
+            if bundle.trace.api_key_id not in filters.get("key", (bundle.trace.api_key_id,)):
+                continue
+            hour = int((bundle.trace.started_at - START.timestamp()) // 3600)
+            for name in _names(bundle, dimension):
+                if name not in filters.get(dimension, (name,)):
+                    continue
+                counts.setdefault(name, {}).setdefault(hour, 0)
+                counts[name][hour] += 1
+                costs.setdefault(name, {}).setdefault(hour, Decimal(0))
+                costs[name][hour] += _cost(bundle)
+        ranked = sorted(counts, key=lambda name: (-sum(counts[name].values()), name))
+        rest = ranked[2:]
+        assert rest, "the history leaves names out of a top 2"
+        for metric, sums in (("requests", counts), ("cost", costs)):
+            query = _query(metric, group_by=(dimension,), top=2, step=3600, filters=filters)
+            result = await run_query(named_history.engine, query, scope=scope)
+            other = next(s for s in result.series if s.group[dimension] == "(other)")
+            expected = [
+                sum((sums[name].get(hour, 0) for name in rest), Decimal(0)) for hour in range(HOURS)
+            ]
+            assert [value for _, value in other.points] == expected, (metric, scope)

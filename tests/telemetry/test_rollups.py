@@ -15,6 +15,7 @@ from telemetry.rollups import (
     KEY_COLUMNS,
     OTHER,
     SUM_COLUMNS,
+    TOTAL_KINDS,
     Aggregate,
     NameCaps,
     aggregate,
@@ -423,6 +424,8 @@ def test_breakdowns_by_tag_end_user_rule_guardrail_and_entity() -> None:
         ("guardrail", "injection", "log"): (1, 0, Decimal(0), 0),
         ("entity", "pii", "EMAIL"): (3, 0, Decimal(0), 0),
         ("entity", "pii", "PHONE"): (1, 0, Decimal(0), 0),
+        ("tag_total", "", ""): (3, 1, Decimal("0.50"), 30),
+        ("end_user_total", "", ""): (2, 1, *shared),
     }
     assert breakdowns(summed, "hour") == expected
     assert breakdowns(summed, "day") == expected
@@ -432,6 +435,11 @@ def test_breakdowns_by_tag_end_user_rule_guardrail_and_entity() -> None:
         (t(14), "key1"),
     }
     assert aggregate([plain]).breakdowns == []
+
+
+def named(summed: Aggregate) -> list[dict[str, Any]]:
+    """The breakdown rows of names (without the tags' and end users' totals)."""
+    return [row for row in summed.breakdowns if row["kind"] not in TOTAL_KINDS.values()]
 
 
 def test_name_caps_keep_the_first_names_of_a_workspace_and_day() -> None:
@@ -459,14 +467,18 @@ def test_name_caps_keep_the_first_names_of_a_workspace_and_day() -> None:
         (True, "end_user", OTHER): 1,
         (False, "tag", "c"): 1,  # another workspace keeps its own names
         (False, "end_user", "u3"): 1,
+        (True, "tag_total", ""): 5,  # every name, kept or not
+        (True, "end_user_total", ""): 3,
+        (False, "tag_total", ""): 1,
+        (False, "end_user_total", ""): 1,
     }
     later = aggregate([request(at=day + 60, tags=("b", "e"))], caps)  # the caps hold on
-    assert {(r["name"], r["events"]) for r in later.breakdowns if r["grain"] == "hour"} == {
+    assert {(r["name"], r["events"]) for r in named(later) if r["grain"] == "hour"} == {
         ("b", 1),
         (OTHER, 1),
     }
     next_day = aggregate([request(at=day + 86_400, tags=("e", "f", "g"))], caps)
-    assert {r["name"] for r in next_day.breakdowns} == {"e", "f", OTHER}
+    assert {r["name"] for r in named(next_day)} == {"e", "f", OTHER}
 
 
 def test_a_late_request_is_named_by_its_own_days_caps() -> None:
@@ -479,12 +491,12 @@ def test_a_late_request_is_named_by_its_own_days_caps() -> None:
     late = aggregate(
         [request(at=yesterday + 5, tags=("old",)), request(at=yesterday, tags=("x",))], caps
     )
-    assert {r["name"]: r["events"] for r in late.breakdowns if r["grain"] == "day"} == {
+    assert {r["name"]: r["events"] for r in named(late) if r["grain"] == "day"} == {
         "old": 1,
         OTHER: 1,
     }
     again = aggregate([request(at=today + 5, tags=("new", "x"))], caps)
-    assert {r["name"] for r in again.breakdowns} == {"new", OTHER}
+    assert {r["name"] for r in named(again)} == {"new", OTHER}
 
 
 def test_long_names_are_cut_to_their_columns() -> None:
@@ -493,7 +505,7 @@ def test_long_names_are_cut_to_their_columns() -> None:
     )
     row = grain(summed)[0]
     assert len(row["model"]) == 256 and len(row["error_type"]) == 64
-    assert {len(r["name"]) for r in summed.breakdowns} == {256}
+    assert {len(r["name"]) for r in named(summed)} == {256}
 
 
 def test_rows_come_sorted_by_key_whatever_the_order_of_the_batch() -> None:
