@@ -1,9 +1,15 @@
 """The email of a notification: a plain-text part and an HTML part, every value in the HTML
-escaped (a summary or label may hold `<script>`)."""
+escaped (a summary or label may hold `<script>`).
+
+Both parts are quoted-printable and non-ASCII headers are encoded words, so the message is 7-bit
+clean and any relay takes it, with or without 8BITMIME; `wire_bytes` gives it with CRLF line
+ends, as SMTP's DATA needs them.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from html import escape
@@ -73,6 +79,10 @@ def email_message(
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or None)
     message["X-Steerway-Fingerprint"] = notification.fingerprint
-    message.set_content(text_body(notification))
-    message.add_alternative(html_body(notification), subtype="html")
+    message.set_content(text_body(notification), cte="quoted-printable")
+    message.add_alternative(html_body(notification), subtype="html", cte="quoted-printable")
     return message
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    return message.as_bytes(policy=policy.SMTP)

@@ -26,7 +26,7 @@ from telemetry.alerts.attempts import (
     backoff_delay,
     wait_before_retry,
 )
-from telemetry.alerts.email_message import email_message
+from telemetry.alerts.email_message import email_message, wire_bytes
 from telemetry.alerts.kind import ChannelKind
 from telemetry.alerts.notification import Notification
 
@@ -95,7 +95,7 @@ def _transfer(
                 refused.append(f"{recipient} ({last[0]} {_reply_text(last[1])})")
         if len(refused) == len(settings.to):
             raise _Reply(last[0], f"every recipient refused: {'; '.join(refused)}")
-        code, text = client.data(message.as_bytes())
+        code, text = client.data(wire_bytes(message))
         if code != 250:
             raise _Reply(code, _reply_text(text))
         reply = f"{code} {_reply_text(text)}"
