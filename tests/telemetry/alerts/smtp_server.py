@@ -7,6 +7,7 @@ import datetime
 import ipaddress
 import socket
 import ssl
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -72,6 +73,8 @@ class Delivered:
     message: EmailMessage
     raw: bytes
     login: str | None
+    at: float
+    """`time.monotonic()` when the message was accepted."""
 
 
 @dataclass
@@ -90,7 +93,9 @@ class SmtpHandler:
         message = cast(EmailMessage, message_from_bytes(raw, policy=policy.default))
         login = session.auth_data.login.decode() if session.authenticated else None
         self.messages.append(
-            Delivered(envelope.mail_from, list(envelope.rcpt_tos), message, raw, login)
+            Delivered(
+                envelope.mail_from, list(envelope.rcpt_tos), message, raw, login, time.monotonic()
+            )
         )
         return "250 Message accepted for delivery"
 
