@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 from telemetry.alerts import ChannelConfig, deliver, test_message
 from telemetry.alerts.channel_config import seal_secrets
@@ -206,3 +207,23 @@ async def test_the_url_may_be_a_secret(receiver: Receiver) -> None:
     assert result.status == "sent"
     assert receiver.received[0].path == "/in/tok-5f2b9c0d1e"
     assert "tok-5f2b9c0d1e" not in repr(channel)
+
+
+def _documented_verifier():
+    """The verification example of docs/alerts.md, as printed there."""
+    text = (Path(__file__).parents[3] / "docs" / "alerts.md").read_text()
+    code = re.search(r"```python\n(import hashlib.*?def verify_steerway.*?)```", text, re.S)
+    assert code is not None
+    namespace: dict[str, object] = {}
+    exec(code[1], namespace)
+    return namespace["verify_steerway"]
+
+
+async def test_the_documented_verification_accepts_a_delivery(receiver: Receiver) -> None:
+    result = await send(webhook(receiver.url))
+    assert result.status == "sent"
+    [request] = receiver.received
+    verify_steerway = _documented_verifier()
+    assert verify_steerway(SECRET, request.headers, request.body) is True
+    assert verify_steerway("whsec-other", request.headers, request.body) is False
+    assert verify_steerway(SECRET, request.headers, request.body + b"\n") is False
