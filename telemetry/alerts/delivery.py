@@ -105,7 +105,7 @@ async def deliver_all(
     )
 
 
-def test_notification(*, workspace_id: str = "", console_url: str = "") -> Notification:
+def sample_notification(*, workspace_id: str = "", console_url: str = "") -> Notification:
     labels = {"source": "test"}
     return Notification(
         rule_id="test",
@@ -133,12 +133,8 @@ async def test_message(
     master_key: str | None = None,
 ) -> DeliveryResult:
     """The console's "send a test" action: a notification marked as a test (`test: true`)."""
-    notification = test_notification(workspace_id=workspace_id, console_url=console_url)
+    notification = sample_notification(workspace_id=workspace_id, console_url=console_url)
     return await deliver(channel, notification, environ=environ, master_key=master_key)
-
-
-test_message.__test__ = False  # type: ignore[attr-defined]
-test_notification.__test__ = False  # type: ignore[attr-defined]
 
 
 def _log(result: DeliveryResult) -> None:

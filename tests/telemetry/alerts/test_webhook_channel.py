@@ -6,7 +6,8 @@ import re
 import time
 from pathlib import Path
 
-from telemetry.alerts import ChannelConfig, deliver, test_message
+from telemetry.alerts import ChannelConfig, deliver
+from telemetry.alerts import test_message as send_test_message
 from telemetry.alerts.channel_config import seal_secrets
 from tests.telemetry.alerts.conftest import MASTER_KEY, alert
 from tests.telemetry.alerts.receivers import Receiver, Reply, webhook_check
@@ -179,7 +180,7 @@ async def test_connection_refused_is_retried_then_reported() -> None:
 
 async def test_the_test_action_sends_a_marked_test(receiver: Receiver) -> None:
     receiver.check = webhook_check(SECRET)
-    result = await test_message(
+    result = await send_test_message(
         webhook(receiver.url),
         workspace_id="ws-9",
         console_url="https://steerway.example/admin/channels",
