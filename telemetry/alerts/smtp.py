@@ -126,29 +126,35 @@ async def send(
         except smtplib.SMTPAuthenticationError as error:
             progress.smtp_reply = f"{error.smtp_code} {_reply_text(error.smtp_error)}"
             raise DeliveryFailed(f"authentication refused: {progress.smtp_reply}") from None
-        except smtplib.SMTPNotSupportedError as error:
-            raise DeliveryFailed(f"the server does not support it: {error}") from None
         except (_Reply, smtplib.SMTPResponseException) as error:
             code = error.code if isinstance(error, _Reply) else error.smtp_code
-            progress.smtp_reply = (
-                str(error)
-                if isinstance(error, _Reply)
-                else f"{error.smtp_code} {_reply_text(error.smtp_error)}"
-            )
+            text = str(error) if isinstance(error, _Reply) else _reply_text(error.smtp_error)
+            progress.smtp_reply = text if isinstance(error, _Reply) else f"{code} {text}"
             reason = f"SMTP reply {progress.smtp_reply}"
             if not 400 <= code < 500:
                 raise DeliveryFailed(f"{reason} (not retried)") from None
-        except (TimeoutError, smtplib.SMTPServerDisconnected, ssl.SSLError, OSError) as error:
+        except (TimeoutError, smtplib.SMTPServerDisconnected) as error:
             reason = (
                 f"no answer within {timeout:.3g} s"
                 if isinstance(error, TimeoutError)
-                else f"connection failed: {type(error).__name__}: {error}"
+                else f"connection failed: {_describe(error)}"
             )
+        except ssl.SSLCertVerificationError as error:
+            raise DeliveryFailed(f"the server's certificate: {_describe(error)}") from None
+        except smtplib.SMTPException as error:
+            # No STARTTLS or no usable login method offered: a setting to change, not a retry.
+            raise DeliveryFailed(f"SMTP: {_describe(error)}") from None
+        except OSError as error:
+            reason = f"connection failed: {_describe(error)}"
         if progress.attempts >= settings.max_attempts:
             raise DeliveryFailed(
                 f"{reason} (attempt {progress.attempts} of {settings.max_attempts})"
             )
         await wait_before_retry(progress, backoff_delay(settings, progress.attempts), reason)
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _check(settings: EmailSettings, secret_names: frozenset[str]) -> str | None:

@@ -157,12 +157,22 @@ async def test_an_untrusted_certificate_is_refused(
     starttls_server: tuple[SmtpHandler, int],
 ) -> None:
     _, port = starttls_server
-    channel = email(
-        port, security="starttls", max_attempts=1, username="alerts", secrets={"password": PASSWORD}
-    )
+    channel = email(port, security="starttls", username="alerts", secrets={"password": PASSWORD})
     result = await deliver(channel, alert(), master_key=MASTER_KEY)
     assert (result.status, result.attempts) == ("failed", 1)
-    assert "CERTIFICATE_VERIFY_FAILED" in (result.error or "")
+    assert (result.error or "").startswith(
+        "the server's certificate: SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED]"
+    )
+
+
+async def test_starttls_asked_of_a_server_without_it(plain_server: tuple[SmtpHandler, int]) -> None:
+    handler, port = plain_server
+    result = await deliver(email(port, security="starttls"), alert(), master_key=MASTER_KEY)
+    assert (result.status, result.attempts) == ("failed", 1)
+    assert result.error == (
+        "SMTP: SMTPNotSupportedError: STARTTLS extension not supported by server."
+    )
+    assert handler.messages == []
 
 
 async def test_implicit_tls(
