@@ -84,6 +84,16 @@ class SmtpHandler:
     replies: list[str] = field(default_factory=list)
     messages: list[Delivered] = field(default_factory=list)
     data_commands: int = 0
+    refused: set[str] = field(default_factory=set)
+    """Recipients answered `550` at RCPT."""
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.refused:
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.data_commands += 1

@@ -205,6 +205,30 @@ async def test_a_5xx_reply_is_final(plain_server: tuple[SmtpHandler, int]) -> No
     assert handler.data_commands == 1
 
 
+async def test_some_recipients_refused(plain_server: tuple[SmtpHandler, int]) -> None:
+    handler, port = plain_server
+    handler.refused = {"finance@example.com"}
+    result = await deliver(email(port), alert(), master_key=MASTER_KEY)
+    assert (result.status, result.attempts) == ("sent", 1)
+    assert result.smtp_reply == (
+        "250 Message accepted for delivery; refused: "
+        "Finance Team <finance@example.com> (550 5.1.1 No such user)"
+    )
+    assert handler.messages[0].rcpt_tos == ["oncall@example.com"]
+
+
+async def test_every_recipient_refused(plain_server: tuple[SmtpHandler, int]) -> None:
+    handler, port = plain_server
+    handler.refused = {"finance@example.com", "oncall@example.com"}
+    result = await deliver(email(port), alert(), master_key=MASTER_KEY)
+    assert (result.status, result.attempts) == ("failed", 1)
+    assert result.error == (
+        "SMTP reply 550 every recipient refused: oncall@example.com (550 5.1.1 No such user); "
+        "Finance Team <finance@example.com> (550 5.1.1 No such user) (not retried)"
+    )
+    assert handler.data_commands == 0
+
+
 async def test_no_server_listening() -> None:
     from tests.telemetry.alerts.smtp_server import free_port
 
