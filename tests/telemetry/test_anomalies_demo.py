@@ -36,10 +36,11 @@ import pytest
 import migrations
 from gateway.demo_data import DemoOptions, DemoReport, write_demo_data
 from gateway.demo_plants import COST_SPIKE, LATENCY_REGRESSION, Plant
-from telemetry.anomalies import Anomaly, find_anomalies
+from telemetry.anomalies import Anomaly, find_anomalies, score_series
 from telemetry.db import create_engine
 from telemetry.schema import money_from_sql
 from tests.e2e.conftest import Database, GatewayProcess
+from tests.telemetry import anomalies_reference
 
 SEED = 1
 DAYS = 21
@@ -205,6 +206,19 @@ def test_little_else_is_found(
                 others.append((kind, name, anomaly))
     assert len(explained) <= len(huge)
     assert len(others) <= OTHERS, others
+
+
+def test_the_demo_series_score_as_they_did_when_first_written(
+    history: tuple[Database, DemoReport],
+) -> None:
+    database, report = history
+    series = [("cost", points) for points in cost_by_workspace(database).values()]
+    series += [("latency", points) for points in latency_by_provider(database).values()]
+    for kind, points in series:
+        start, end = (report.start, report.end) if kind == "cost" else (None, None)
+        expected = anomalies_reference.score_series(points, kind, start=start, end=end)
+        found = score_series(points, kind, start=start, end=end)
+        assert [repr(hour) for hour in found] == [repr(hour) for hour in expected]
 
 
 # --- the anomalies API on the same history ---------------------------------------------------
