@@ -9,8 +9,9 @@ workspace and per model, each hour scored against its seasonal baseline
 The hours from `start` to `end` (whole hours; never the hour in progress, whose sums are not
 complete) are scored from series that begin `BASELINE` earlier, so even the range's first hour
 is compared with the same hour of four earlier weeks. To bound the cost, only the `top` groups
-of each dimension by requests over that whole span are read; each kind is one hourly query per
-dimension (`telemetry.analytics_hourly`).
+of each dimension by requests over that whole span are read, and the kinds' hourly series of a
+dimension are read in one statement per set of filters (`telemetry.analytics_hourly`): requests,
+cost and error rate together, latency (answered requests only) apart.
 
 A group's series starts at its first hour with a request: the hours before a key or model was
 first used are not "nothing happened", they are before its time, and a baseline of them would
@@ -191,7 +192,7 @@ def _kept(kind: str, points: Points, requests: Mapping[datetime, float]) -> Poin
 class _Reader:
     """Reads hourly series of the same groups over the same hours, each metric and filter
     set once however many kinds ask for it, and the metrics of one filter set (requests, cost,
-    error rate) in one scan."""
+    error rate) in one statement."""
 
     engine: AsyncEngine
     dimension: str | None
@@ -204,16 +205,20 @@ class _Reader:
     async def read_all(
         self, wanted: Sequence[tuple[str, Mapping[str, tuple[str, ...]]]]
     ) -> list[dict[str, Points]]:
-        unique = {_read_key(metric, filters): (metric, filters) for metric, filters in wanted}
-        keys = list(unique)
-        answers = await asyncio.gather(*(self.read(*unique[key]) for key in keys))
+        by_filters: dict[tuple[object, ...], tuple[Mapping[str, tuple[str, ...]], list[str]]] = {}
+        for metric, filters in wanted:
+            by_filters.setdefault(_filters_key(filters), (filters, []))[1].append(metric)
+        keys = list(by_filters)
+        answers = await asyncio.gather(*(self.read(*by_filters[key]) for key in keys))
         found = dict(zip(keys, answers, strict=True))
-        return [found[_read_key(metric, filters)] for metric, filters in wanted]
+        return [found[_filters_key(filters)][metric] for metric, filters in wanted]
 
-    async def read(self, metric: str, filters: Mapping[str, tuple[str, ...]]) -> dict[str, Points]:
+    async def read(
+        self, filters: Mapping[str, tuple[str, ...]], metrics: Sequence[str]
+    ) -> dict[str, dict[str, Points]]:
         return await hourly_series(
             self.engine,
-            metric,
+            metrics,
             self.start,
             self.end,
             dimension=self.dimension,
@@ -224,8 +229,8 @@ class _Reader:
         )
 
 
-def _read_key(metric: str, filters: Mapping[str, tuple[str, ...]]) -> tuple[object, ...]:
-    return (metric, tuple(sorted(filters.items())))
+def _filters_key(filters: Mapping[str, tuple[str, ...]]) -> tuple[object, ...]:
+    return tuple(sorted(filters.items()))
 
 
 def count_score(count: float, expected: float) -> float:
