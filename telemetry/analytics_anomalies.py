@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import NormalDist
 from typing import Final
@@ -256,6 +256,10 @@ def count_score(count: float, expected: float) -> float:
     return min(MAX_COUNT_SCORE, max(0.0, -_NORMAL.inv_cdf(min(tail, 0.5))))
 
 
+_Found = tuple[list[GroupAnomaly], list[GroupScores]]
+"""The anomalies and the scores of a dimension's series."""
+
+
 async def _dimension(
     engine: AsyncEngine,
     dimension: str | None,
@@ -267,8 +271,9 @@ async def _dimension(
     *,
     scope: str | None,
     options: Options,
-) -> tuple[list[GroupAnomaly], list[GroupScores]]:
-    """The anomalies and scores of each kind for the top groups of one dimension."""
+) -> Callable[[], _Found]:
+    """The hourly series of each kind for the top groups of one dimension, read, and how to
+    score them: the anomalies and scores."""
     read_from = first - BASELINE
     groups = [ALL]
     if dimension is not None:
@@ -276,7 +281,7 @@ async def _dimension(
             engine, "requests", dimension, read_from, last, top=top, filters=wanted, scope=scope
         )
     if first >= last or not groups:
-        return [], []
+        return lambda: ([], [])
     scans = SharedScans(engine, concurrency=SCAN_CONCURRENCY)
     reader = _Reader(engine, dimension, groups, read_from, last, scope, scans)
     plans: list[tuple[str, dict[str, tuple[str, ...]]]] = []
@@ -292,7 +297,7 @@ async def _dimension(
     everything = answers[0]
     inputs = [(kind, answers[1 + 2 * n], answers[2 + 2 * n]) for n, (kind, _) in enumerate(plans)]
 
-    def score() -> tuple[list[GroupAnomaly], list[GroupScores]]:
+    def score() -> _Found:
         anomalies: list[GroupAnomaly] = []
         series: list[GroupScores] = []
         for kind, values, counts in inputs:
@@ -313,7 +318,7 @@ async def _dimension(
                 series.append(GroupScores(kind, dimension, group, hours))
         return anomalies, series
 
-    return await asyncio.to_thread(score)
+    return score
 
 
 def _errors_limited(hours: list[HourScore], requests: Mapping[datetime, float]) -> list[HourScore]:
@@ -349,7 +354,9 @@ def _limited(
             limited.append(hour)
             continue
         most = worth(hour, hour.value, hour.expected)
-        limited.append(replace(hour, score=most) if most < score else hour)
+        if most < score:
+            hour = HourScore(hour.at, hour.value, hour.expected, hour.scale, most, hour.baseline)
+        limited.append(hour)
     return limited
 
 
@@ -374,7 +381,7 @@ async def detect_anomalies(
             raise ValueError(f"unknown anomaly kind {kind!r}; one of {', '.join(KIND_METRICS)}")
     first, last = shown_range(start, end, now)
     wanted = dict(filters or {})
-    found = await asyncio.gather(
+    scorers = await asyncio.gather(
         *(
             _dimension(
                 engine, dimension, kinds, first, last, top, wanted, scope=scope, options=options
@@ -382,6 +389,9 @@ async def detect_anomalies(
             for dimension in dimensions
         )
     )
+    # Scored once every series is read: a thread scoring while statements still hand over
+    # their rows makes each row wait for the interpreter (the scoring holds it).
+    found = await asyncio.to_thread(lambda: [score() for score in scorers])
     anomalies = [item for part, _ in found for item in part]
     series = [item for _, part in found for item in part]
     anomalies.sort(key=lambda found: (found.anomaly.start, abs(found.anomaly.score)), reverse=True)
