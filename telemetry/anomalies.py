@@ -355,6 +355,9 @@ class _NoisePool:
         self._added: deque[tuple[int, list[float], float]] = deque()
         self._lowest = 0
         self._highest = 0
+        self._binned = 0.0
+        self._bin_of = 0
+        """The last size put in a bin, and its bin (an hour's is asked for twice)."""
 
     def add(self, index: int, size: float, share: float) -> None:
         number = self._bin(size)
@@ -401,7 +404,9 @@ class _NoisePool:
         return max(MAD_TO_SIGMA * middle, tail / TAIL_TO_SIGMA)
 
     def _bin(self, size: float) -> int:
-        return math.floor(math.log(size) / self._LOG_RATIO)
+        if size != self._binned:
+            self._binned, self._bin_of = size, math.floor(math.log(size) / self._LOG_RATIO)
+        return self._bin_of
 
 
 class _Levels:
