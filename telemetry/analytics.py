@@ -398,7 +398,12 @@ def statement(
         conditions.append(_in(plan_, name, sorted({group[position] for group in only})))
     sums = [_sum(table, column).label(f"sum_{column}") for column in plan_.columns]
     select = sa.select(*grouped, *sums).where(*conditions)
-    return select.group_by(*grouped) if grouped else select
+    keys = list(grouped)
+    if by_step and plan_.step == GRAIN_SECONDS[plan_.grain] and not plan_.pending:
+        # A step is one bucket: grouped by the bucket's start, the step is worked out once a
+        # group rather than once a row, and SQLite need not sort the rows by a computed step.
+        keys[0] = table.c.bucket_start
+    return select.group_by(*keys) if keys else select
 
 
 def group_text(value: Any) -> str:
