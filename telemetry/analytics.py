@@ -399,10 +399,16 @@ def statement(
         conditions.append(_in(plan_, name, sorted({group[position] for group in only})))
     sums = [_sum(table, column).label(f"sum_{column}") for column in plan_.columns]
     select = sa.select(*grouped, *sums).where(*conditions)
-    return select.group_by(*grouped) if grouped else select
+    keys = list(grouped)
+    if by_step and plan_.step == GRAIN_SECONDS[plan_.grain] and not plan_.pending:
+        # A step is one bucket: grouped by the bucket's start, the step is worked out once a
+        # group rather than once a row, and SQLite need not sort the rows by a computed step.
+        keys[0] = table.c.bucket_start
+    return select.group_by(*keys) if keys else select
 
 
-def _group_text(value: Any) -> str:
+def group_text(value: Any) -> str:
+    """A group's value as the answer names it (a boolean as "true" or "false", NULL as "")."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
@@ -419,7 +425,8 @@ def _zero_template(table: str, columns: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(Decimal(0) if isinstance(found.c[c].type, Money) else 0 for c in columns)
 
 
-def _add(into: list[Any], values: Sequence[Any], sign: int = 1) -> None:
+def add_sums(into: list[Any], values: Sequence[Any], sign: int = 1) -> None:
+    """Add (or with `sign` -1, take away) partial sums of the same columns, in place."""
     for position, value in enumerate(values):
         if value:
             into[position] += value if sign > 0 else -value
@@ -512,7 +519,7 @@ class _Reader:
         return await self.source.rows(self.plan, self.query, scope, **shape)
 
     def group_of(self, row: Sequence[Any], first: int) -> tuple[str, ...]:
-        return tuple(_group_text(value) for value in row[first : first + self.width])
+        return tuple(group_text(value) for value in row[first : first + self.width])
 
     def ranked(self, totals: GroupSums) -> list[tuple[str, ...]]:
         """The groups, the most of the metric first (ties by name)."""
@@ -524,7 +531,7 @@ class _Reader:
         it summed into one `(other)` group."""
         totals: GroupSums = {}
         for row in await self.rows(scope, by_step=False):
-            _add(totals.setdefault(self.group_of(row, 0), _zero(self.plan)), row[self.width :])
+            add_sums(totals.setdefault(self.group_of(row, 0), _zero(self.plan)), row[self.width :])
         top = self.query.top if self.width else None
         if top is not None and len(totals) > top:
             ranked = self.ranked(totals)
@@ -543,7 +550,7 @@ class _Reader:
             by_step = steps.setdefault(group, {})
             index = int(row[0])
             if index in by_step:
-                _add(by_step[index], row[1 + self.width :])
+                add_sums(by_step[index], row[1 + self.width :])
             else:
                 by_step[index] = list(row[1 + self.width :])
         return steps
@@ -566,11 +573,11 @@ class _Reader:
             other: dict[int, list[Any]] = {}
             for group in ranked[top:] if self.query.other_points else ():
                 for index, sums in steps[group].items():
-                    _add(other.setdefault(index, _zero(self.plan)), sums)
+                    add_sums(other.setdefault(index, _zero(self.plan)), sums)
             return self._with_other(steps, totals, ranked[:top], other)
         totals = {}
         for row in await self.rows(scope, by_step=False):
-            _add(totals.setdefault(self.group_of(row, 0), _zero(self.plan)), row[self.width :])
+            add_sums(totals.setdefault(self.group_of(row, 0), _zero(self.plan)), row[self.width :])
         ranked = self.ranked(totals)
         if len(ranked) <= top:
             return self.fold(await self.rows(scope), ()), totals
@@ -578,12 +585,12 @@ class _Reader:
         steps = self.fold(await self.rows(scope, only=kept), kept)
         other = {}
         for row in await self.whole_per_step(scope) if self.query.other_points else ():
-            _add(other.setdefault(int(row[0]), _zero(self.plan)), row[1:])
+            add_sums(other.setdefault(int(row[0]), _zero(self.plan)), row[1:])
         for index, sums in other.items():
             for group in kept:
                 found = steps.get(group, {}).get(index)
                 if found is not None:
-                    _add(sums, found, sign=-1)
+                    add_sums(sums, found, sign=-1)
         return self._with_other(steps, totals, kept, other)
 
     async def whole_per_step(self, scope: str | None) -> Sequence[Sequence[Any]]:
@@ -616,7 +623,7 @@ class _Reader:
     def _sum_of(self, many: Any) -> list[Any]:
         total = _zero(self.plan)
         for sums in many:
-            _add(total, sums)
+            add_sums(total, sums)
         return total
 
 
@@ -637,7 +644,7 @@ def _result(
     ]
     overall = _zero(plan_)
     for sums in totals.values():
-        _add(overall, sums)
+        add_sums(overall, sums)
     empty = _zero(plan_)
     other_key = (OTHER,) * len(query.group_by)
     series = []

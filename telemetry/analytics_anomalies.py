@@ -9,8 +9,9 @@ workspace and per model, each hour scored against its seasonal baseline
 The hours from `start` to `end` (whole hours; never the hour in progress, whose sums are not
 complete) are scored from series that begin `BASELINE` earlier, so even the range's first hour
 is compared with the same hour of four earlier weeks. To bound the cost, only the `top` groups
-of each dimension by requests over that whole span are read; each kind is one hourly query per
-dimension (`telemetry.analytics_hourly`).
+of each dimension by requests over that whole span are read, and the kinds' hourly series of a
+dimension are read in one statement per set of filters (`telemetry.analytics_hourly`): requests,
+cost and error rate together, latency (answered requests only) apart.
 
 A group's series starts at its first hour with a request: the hours before a key or model was
 first used are not "nothing happened", they are before its time, and a baseline of them would
@@ -40,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import NormalDist
 from typing import Final
@@ -191,7 +192,7 @@ def _kept(kind: str, points: Points, requests: Mapping[datetime, float]) -> Poin
 class _Reader:
     """Reads hourly series of the same groups over the same hours, each metric and filter
     set once however many kinds ask for it, and the metrics of one filter set (requests, cost,
-    error rate) in one scan."""
+    error rate) in one statement."""
 
     engine: AsyncEngine
     dimension: str | None
@@ -204,16 +205,20 @@ class _Reader:
     async def read_all(
         self, wanted: Sequence[tuple[str, Mapping[str, tuple[str, ...]]]]
     ) -> list[dict[str, Points]]:
-        unique = {_read_key(metric, filters): (metric, filters) for metric, filters in wanted}
-        keys = list(unique)
-        answers = await asyncio.gather(*(self.read(*unique[key]) for key in keys))
+        by_filters: dict[tuple[object, ...], tuple[Mapping[str, tuple[str, ...]], list[str]]] = {}
+        for metric, filters in wanted:
+            by_filters.setdefault(_filters_key(filters), (filters, []))[1].append(metric)
+        keys = list(by_filters)
+        answers = await asyncio.gather(*(self.read(*by_filters[key]) for key in keys))
         found = dict(zip(keys, answers, strict=True))
-        return [found[_read_key(metric, filters)] for metric, filters in wanted]
+        return [found[_filters_key(filters)][metric] for metric, filters in wanted]
 
-    async def read(self, metric: str, filters: Mapping[str, tuple[str, ...]]) -> dict[str, Points]:
+    async def read(
+        self, filters: Mapping[str, tuple[str, ...]], metrics: Sequence[str]
+    ) -> dict[str, dict[str, Points]]:
         return await hourly_series(
             self.engine,
-            metric,
+            metrics,
             self.start,
             self.end,
             dimension=self.dimension,
@@ -224,8 +229,8 @@ class _Reader:
         )
 
 
-def _read_key(metric: str, filters: Mapping[str, tuple[str, ...]]) -> tuple[object, ...]:
-    return (metric, tuple(sorted(filters.items())))
+def _filters_key(filters: Mapping[str, tuple[str, ...]]) -> tuple[object, ...]:
+    return tuple(sorted(filters.items()))
 
 
 def count_score(count: float, expected: float) -> float:
@@ -251,6 +256,10 @@ def count_score(count: float, expected: float) -> float:
     return min(MAX_COUNT_SCORE, max(0.0, -_NORMAL.inv_cdf(min(tail, 0.5))))
 
 
+_Found = tuple[list[GroupAnomaly], list[GroupScores]]
+"""The anomalies and the scores of a dimension's series."""
+
+
 async def _dimension(
     engine: AsyncEngine,
     dimension: str | None,
@@ -262,8 +271,9 @@ async def _dimension(
     *,
     scope: str | None,
     options: Options,
-) -> tuple[list[GroupAnomaly], list[GroupScores]]:
-    """The anomalies and scores of each kind for the top groups of one dimension."""
+) -> Callable[[], _Found]:
+    """The hourly series of each kind for the top groups of one dimension, read, and how to
+    score them: the anomalies and scores."""
     read_from = first - BASELINE
     groups = [ALL]
     if dimension is not None:
@@ -271,7 +281,7 @@ async def _dimension(
             engine, "requests", dimension, read_from, last, top=top, filters=wanted, scope=scope
         )
     if first >= last or not groups:
-        return [], []
+        return lambda: ([], [])
     scans = SharedScans(engine, concurrency=SCAN_CONCURRENCY)
     reader = _Reader(engine, dimension, groups, read_from, last, scope, scans)
     plans: list[tuple[str, dict[str, tuple[str, ...]]]] = []
@@ -287,7 +297,7 @@ async def _dimension(
     everything = answers[0]
     inputs = [(kind, answers[1 + 2 * n], answers[2 + 2 * n]) for n, (kind, _) in enumerate(plans)]
 
-    def score() -> tuple[list[GroupAnomaly], list[GroupScores]]:
+    def score() -> _Found:
         anomalies: list[GroupAnomaly] = []
         series: list[GroupScores] = []
         for kind, values, counts in inputs:
@@ -308,7 +318,7 @@ async def _dimension(
                 series.append(GroupScores(kind, dimension, group, hours))
         return anomalies, series
 
-    return await asyncio.to_thread(score)
+    return score
 
 
 def _errors_limited(hours: list[HourScore], requests: Mapping[datetime, float]) -> list[HourScore]:
@@ -344,7 +354,9 @@ def _limited(
             limited.append(hour)
             continue
         most = worth(hour, hour.value, hour.expected)
-        limited.append(replace(hour, score=most) if most < score else hour)
+        if most < score:
+            hour = HourScore(hour.at, hour.value, hour.expected, hour.scale, most, hour.baseline)
+        limited.append(hour)
     return limited
 
 
@@ -369,7 +381,7 @@ async def detect_anomalies(
             raise ValueError(f"unknown anomaly kind {kind!r}; one of {', '.join(KIND_METRICS)}")
     first, last = shown_range(start, end, now)
     wanted = dict(filters or {})
-    found = await asyncio.gather(
+    scorers = await asyncio.gather(
         *(
             _dimension(
                 engine, dimension, kinds, first, last, top, wanted, scope=scope, options=options
@@ -377,6 +389,9 @@ async def detect_anomalies(
             for dimension in dimensions
         )
     )
+    # Scored once every series is read: a thread scoring while statements still hand over
+    # their rows makes each row wait for the interpreter (the scoring holds it).
+    found = await asyncio.to_thread(lambda: [score() for score in scorers])
     anomalies = [item for part, _ in found for item in part]
     series = [item for _, part in found for item in part]
     anomalies.sort(key=lambda found: (found.anomaly.start, abs(found.anomaly.score)), reverse=True)

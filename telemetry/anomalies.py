@@ -38,11 +38,13 @@ is a function of a series, for alerts to evaluate as they evaluate any metric.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from statistics import NormalDist, median
+from itertools import chain
+from statistics import NormalDist
 
 UP = "up"
 DOWN = "down"
@@ -130,31 +132,31 @@ def score_series(
     floor = series_kind.absolute_floor if options.absolute_floor is None else options.absolute_floor
     level_floor = series_kind.level_floor if options.level_floor is None else options.level_floor
     level_of = _Levels(values)
+    baselines = _baselines(values, first, options)
     pool = _NoisePool(max(options.weeks * _WEEK_HOURS, options.days * _DAY_HOURS))
+    relative_floor = options.relative_floor
     scores = []
+    at = datetime.fromtimestamp(first * 3600, UTC)
     for index, value in enumerate(values):
-        at = datetime.fromtimestamp((first + index) * 3600, UTC)
-        baseline = _baseline(values, index, first + index, options)
+        baseline = baselines[index]
         if baseline is None:
             scores.append(HourScore(at, value, None, None, None, None))
+            at += HOUR
             continue
-        level = level_of.mean(max(0, index - baseline.lookback), index)
-        size = max(abs(baseline.median), level_floor * level)
+        kind, lookback, middle, spread = baseline
+        level = level_of.mean(max(0, index - lookback), index)
+        size = max(abs(middle), level_floor * level)
         share = pool.share(index, size)
         if value is not None and size > 0:
-            pool.add(index, size, abs(value - baseline.median) / size)
+            pool.add(index, size, abs(value - middle) / size)
         if share is None:
-            scores.append(HourScore(at, value, baseline.median, None, None, baseline.kind))
+            scores.append(HourScore(at, value, middle, None, None, kind))
+            at += HOUR
             continue
-        scale = max(
-            baseline.spread,
-            share * size,
-            options.relative_floor * abs(baseline.median),
-            level_floor * level,
-            floor,
-        )
-        score = None if value is None or scale <= 0 else (value - baseline.median) / scale
-        scores.append(HourScore(at, value, baseline.median, scale, score, baseline.kind))
+        scale = max(spread, share * size, relative_floor * abs(middle), level_floor * level, floor)
+        score = None if value is None or scale <= 0 else (value - middle) / scale
+        scores.append(HourScore(at, value, middle, scale, score, kind))
+        at += HOUR
     return scores
 
 
@@ -247,53 +249,76 @@ def _by_hour(points: Iterable[tuple[datetime, float]]) -> dict[int, float]:
     return found
 
 
-def _weekend(hour: int) -> bool:
-    return (hour // _DAY_HOURS + _EPOCH_WEEKDAY) % 7 >= 5
+def _weekday_weekend(weekday: int) -> bool:
+    """Whether a weekday (Monday 0; any integer, taken modulo 7) is on the weekend."""
+    return weekday % 7 >= 5
 
 
-@dataclass(slots=True)
-class _Baseline:
-    kind: str  # "week" or "day"
-    lookback: int  # hours the baseline looks back
-    median: float
-    spread: float  # 1.4826 x MAD
+def _median(samples: list[float]) -> float:
+    """`statistics.median`, to the bit, without its checks (the lists here are short)."""
+    samples.sort()
+    half = len(samples) // 2
+    return samples[half] if len(samples) % 2 else (samples[half - 1] + samples[half]) / 2
 
 
-def _baseline(
-    values: Sequence[float | None], index: int, hour: int, options: Options
-) -> _Baseline | None:
-    """The hour's baseline: the same hour of the week in earlier weeks, joined by the same hour
+Baseline = tuple[str, int, float, float]
+"""An hour's baseline: its kind ("week", "day" or "week+day"), the hours it looks back, its
+median, and its spread (1.4826 x MAD)."""
+
+
+def _baselines(
+    values: Sequence[float | None], first: int, options: Options
+) -> list[Baseline | None]:
+    """Each hour's baseline: the same hour of the week in earlier weeks, joined by the same hour
     of earlier days of the same kind while fewer than `options.full_weeks` weeks are there;
-    None with too few samples."""
-    weekly = [
-        back
-        for back in range(
-            index - _WEEK_HOURS, index - _WEEK_HOURS * (options.weeks + 1), -_WEEK_HOURS
-        )
-        if back >= 0 and values[back] is not None
+    None with too few samples.
+
+    An earlier day a whole number of weeks back is one of the weeks (counted there when
+    observed, and left out when not), so the days looked at are those of the other weekdays; and
+    which of them are of the same kind as an hour's depends only on its weekday."""
+    week_backs = [weeks * _WEEK_HOURS for weeks in range(1, options.weeks + 1)]
+    day_backs = [
+        days * _DAY_HOURS
+        for days in range(1, options.days + 1)
+        if days * _DAY_HOURS not in week_backs
     ]
-    kind, indices, lookback = "week", weekly, options.weeks * _WEEK_HOURS
-    if len(weekly) < options.full_weeks:
-        weekend = _weekend(hour)
-        daily = [
+    same_kind = [
+        [
             back
-            for back in range(
-                index - _DAY_HOURS, index - _DAY_HOURS * (options.days + 1), -_DAY_HOURS
-            )
-            if back >= 0
-            and back not in weekly
-            and values[back] is not None
-            and _weekend(hour - (index - back)) == weekend
+            for back in day_backs
+            if _weekday_weekend(weekday - back // _DAY_HOURS) == _weekday_weekend(weekday)
         ]
-        kind = "week+day" if weekly else "day"
-        indices = weekly + daily
-        lookback = max(lookback if weekly else 0, options.days * _DAY_HOURS)
-    if len(indices) < max(2, options.min_samples):
-        return None
-    samples = [values[i] or 0.0 for i in indices]
-    middle = median(samples)
-    spread = MAD_TO_SIGMA * median(abs(s - middle) for s in samples)
-    return _Baseline(kind, lookback, middle, spread)
+        for weekday in range(7)
+    ]
+    full_weeks = options.full_weeks
+    least = max(2, options.min_samples)
+    week_lookback = options.weeks * _WEEK_HOURS
+    day_lookback = options.days * _DAY_HOURS
+    found: list[Baseline | None] = []
+    for index in range(len(values)):
+        samples = [
+            value or 0.0
+            for back in week_backs
+            if back <= index and (value := values[index - back]) is not None
+        ]
+        if len(samples) >= full_weeks:
+            kind, lookback = "week", week_lookback
+        else:
+            kind = "week+day" if samples else "day"
+            lookback = max(week_lookback if samples else 0, day_lookback)
+            weekday = ((first + index) // _DAY_HOURS + _EPOCH_WEEKDAY) % 7
+            samples += [
+                value or 0.0
+                for back in same_kind[weekday]
+                if back <= index and (value := values[index - back]) is not None
+            ]
+        if len(samples) < least:
+            found.append(None)
+            continue
+        middle = _median(samples)
+        spread = MAD_TO_SIGMA * _median([abs(sample - middle) for sample in samples])
+        found.append((kind, lookback, middle, spread))
+    return found
 
 
 TAIL_QUANTILE = 0.9
@@ -312,48 +337,76 @@ class _NoisePool:
     hours of the last `window` whose baselines are about as large: sizes are put in bins a
     factor `BIN_RATIO` wide, and the nearest bins are pooled until `enough` deviations are in.
     Deviations are shares of their hour's size (its median, or the level floor when larger).
+
+    Each bin's deviations are kept sorted as they come and go, so that asking is a few picks
+    from sorted lists (merged when several bins are pooled) rather than a sort of hundreds.
+    A bin stays known once made, empty or not: the nearest bins to a size of zero are those
+    nearest the smallest bin ever made.
     """
 
     BIN_RATIO = 1.5
+    _LOG_RATIO = math.log(BIN_RATIO)
 
     def __init__(self, window: int, enough: int = 40, least: int = 24) -> None:
         self._window = window
         self._enough = enough
         self._least = least
-        self._bins: dict[int, tuple[deque[int], deque[float]]] = {}
+        self._bins: dict[int, list[float]] = {}
+        self._added: deque[tuple[int, list[float], float]] = deque()
+        self._lowest = 0
+        self._highest = 0
+        self._binned = 0.0
+        self._bin_of = 0
+        """The last size put in a bin, and its bin (an hour's is asked for twice)."""
 
     def add(self, index: int, size: float, share: float) -> None:
-        indices, shares = self._bins.setdefault(self._bin(size), (deque(), deque()))
-        indices.append(index)
-        shares.append(share)
+        number = self._bin(size)
+        shares = self._bins.get(number)
+        if shares is None:
+            if not self._bins:
+                self._lowest = self._highest = number
+            self._lowest = min(self._lowest, number)
+            self._highest = max(self._highest, number)
+            shares = self._bins[number] = []
+        insort(shares, share)
+        self._added.append((index, shares, share))
 
     def share(self, index: int, size: float) -> float | None:
         """1.4826 x the median deviation, as a share of size, of hours of about `size` before
         `index` (or more, see `TAIL_QUANTILE`); None when fewer than `least` are known."""
         oldest = index - self._window
-        for indices, shares in self._bins.values():
-            while indices and indices[0] < oldest:
-                indices.popleft()
-                shares.popleft()
-        centre = self._bin(size) if size > 0 else min(self._bins, default=0)
-        widest = max((abs(b - centre) for b in self._bins), default=0)
-        found: list[float] = []
+        added = self._added
+        while added and added[0][0] < oldest:
+            _, shares, share = added.popleft()
+            del shares[bisect_left(shares, share)]
+        bins = self._bins
+        if bins:
+            centre = self._bin(size) if size > 0 else self._lowest
+            widest = max(centre - self._lowest, self._highest - centre)
+        else:
+            centre = self._bin(size) if size > 0 else 0
+            widest = 0
+        pooled: list[list[float]] = []
+        count = 0
         reach = 0
-        while len(found) < self._enough and reach <= widest:
-            for number in {centre - reach, centre + reach}:
-                if number in self._bins:
-                    found.extend(self._bins[number][1])
+        while count < self._enough and reach <= widest:
+            for number in (centre,) if reach == 0 else (centre - reach, centre + reach):
+                near = bins.get(number)
+                if near:
+                    pooled.append(near)
+                    count += len(near)
             reach += 1
-        count = len(found)
         if count < self._least:
             return None
-        found.sort()
+        found = pooled[0] if len(pooled) == 1 else sorted(chain.from_iterable(pooled))
         middle = found[count // 2] if count % 2 else (found[count // 2 - 1] + found[count // 2]) / 2
         tail = found[min(count - 1, int(TAIL_QUANTILE * count))]
         return max(MAD_TO_SIGMA * middle, tail / TAIL_TO_SIGMA)
 
     def _bin(self, size: float) -> int:
-        return math.floor(math.log(size) / math.log(self.BIN_RATIO))
+        if size != self._binned:
+            self._binned, self._bin_of = size, math.floor(math.log(size) / self._LOG_RATIO)
+        return self._bin_of
 
 
 class _Levels:

@@ -36,10 +36,13 @@ import pytest
 import migrations
 from gateway.demo_data import DemoOptions, DemoReport, write_demo_data
 from gateway.demo_plants import COST_SPIKE, LATENCY_REGRESSION, Plant
-from telemetry.anomalies import Anomaly, find_anomalies
+from telemetry.analytics import AnalyticsQuery, run_query
+from telemetry.analytics_hourly import ALL, HOUR, hourly_series
+from telemetry.anomalies import Anomaly, find_anomalies, score_series
 from telemetry.db import create_engine
 from telemetry.schema import money_from_sql
 from tests.e2e.conftest import Database, GatewayProcess
+from tests.telemetry import anomalies_reference
 
 SEED = 1
 DAYS = 21
@@ -205,6 +208,80 @@ def test_little_else_is_found(
                 others.append((kind, name, anomaly))
     assert len(explained) <= len(huge)
     assert len(others) <= OTHERS, others
+
+
+def test_the_demo_series_score_as_they_did_when_first_written(
+    history: tuple[Database, DemoReport],
+) -> None:
+    database, report = history
+    series = [("cost", points) for points in cost_by_workspace(database).values()]
+    series += [("latency", points) for points in latency_by_provider(database).values()]
+    for kind, points in series:
+        start, end = (report.start, report.end) if kind == "cost" else (None, None)
+        expected = anomalies_reference.score_series(points, kind, start=start, end=end)
+        found = score_series(points, kind, start=start, end=end)
+        assert [repr(hour) for hour in found] == [repr(hour) for hour in expected]
+
+
+def test_hourly_series_are_the_analytics_answers_hour_by_hour(
+    history: tuple[Database, DemoReport],
+) -> None:
+    """`hourly_series` reads several metrics in one statement, straight from its rows: the
+    same values as `run_query` gives each metric, but no point for an hour without rows (where
+    `run_query` gives a sum of nothing: zero requests, no error rate)."""
+    database, report = history
+    start, end = report.end - timedelta(days=9), report.end
+
+    async def compare() -> None:
+        engine = create_engine(database.url)
+        try:
+            for dimension, groups in ((None, [ALL]), ("model", ["gpt-4o", "claude-sonnet-4-5"])):
+                for metrics, filters in (
+                    (("requests", "cost", "error_rate"), {}),
+                    (("latency_mean", "requests"), {"status": ("ok",), "cache_hit": ("false",)}),
+                ):
+                    found = await hourly_series(
+                        engine,
+                        metrics,
+                        start,
+                        end,
+                        dimension=dimension,
+                        groups=[] if dimension is None else groups,
+                        filters=filters,
+                        scope=None,
+                    )
+                    for metric in metrics:
+                        asked: dict[str, tuple[str, ...]] = dict(filters)
+                        if dimension is not None:
+                            asked[dimension] = tuple(groups)
+                        answer = await run_query(
+                            engine,
+                            AnalyticsQuery(
+                                metric=metric,
+                                start=start,
+                                end=end,
+                                step=HOUR,
+                                group_by=(dimension,) if dimension else (),
+                                filters=asked,
+                            ),
+                            scope=None,
+                        )
+                        for each in answer.series:
+                            group = each.group.get(dimension, ALL) if dimension else ALL
+                            expected = {
+                                moment: float(value)
+                                for moment, value in each.points
+                                if value is not None
+                            }
+                            points = dict(found[metric][group])
+                            assert len(points) == len(found[metric][group])
+                            assert points == {m: v for m, v in expected.items() if m in points}
+                            assert all(v == 0 for m, v in expected.items() if m not in points)
+                            assert len(points) > 100
+        finally:
+            await engine.dispose()
+
+    asyncio.run(compare())
 
 
 # --- the anomalies API on the same history ---------------------------------------------------
