@@ -588,3 +588,157 @@ dashboards = sa.Table(
     sa.Index(None, "workspace_id", "dashboard_id"),
     sa.Index(None, "owner_user_id"),
 )
+
+# Alert rules (`telemetry.alerts.rule`): what to watch, when it breaches, whom to tell. Thresholds
+# are in the metric's unit as the analytics answer it (a rate is a ratio, 0.05 for 5 %); for
+# `change_pct`, in percent. `built_in` names a rule the gateway made (editable), NULL otherwise.
+alert_rules = sa.Table(
+    "alert_rules",
+    metadata,
+    sa.Column("rule_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column(
+        "workspace_id", sa.String(32), sa.ForeignKey("workspaces.workspace_id"), nullable=False
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("filters", JSONType, nullable=False),  # {"model": ["gpt-4o"], ...}
+    sa.Column("group_by", JSONType, nullable=False),  # ["model"]
+    sa.Column("window_s", sa.Integer, nullable=False),
+    sa.Column("condition", sa.String(16), nullable=False),  # above | below | change_pct
+    sa.Column("warning_threshold", sa.Float, nullable=True),
+    sa.Column("critical_threshold", sa.Float, nullable=True),
+    sa.Column("for_s", sa.Integer, nullable=False),
+    sa.Column("min_requests", sa.Integer, nullable=False),
+    sa.Column("no_data", sa.String(16), nullable=False),  # ok | alerting | keep
+    sa.Column("labels", JSONType, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("channel_ids", JSONType, nullable=False),
+    sa.Column("renotify_s", sa.Integer, nullable=False),  # 0: never again while firing
+    sa.Column("notify_on_resolve", sa.Boolean, nullable=False),
+    sa.Column("muted", sa.Boolean, nullable=False),
+    sa.Column("built_in", sa.String(64), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("workspace_id", "name"),
+    sa.UniqueConstraint("workspace_id", "built_in"),
+)
+
+# Where notifications go (`telemetry.alerts.channel_config`). `secrets` holds only ${ENV}
+# references and sealed values, never a secret in plain text.
+notification_channels = sa.Table(
+    "notification_channels",
+    metadata,
+    sa.Column("channel_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column(
+        "workspace_id", sa.String(32), sa.ForeignKey("workspaces.workspace_id"), nullable=False
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),  # webhook | slack | email | pagerduty
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("settings", JSONType, nullable=False),
+    sa.Column("secrets", JSONType, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
+
+ALERT_OPEN_STATES = "state IN ('pending', 'firing')"
+
+# One row per episode of a rule's group (fingerprint): from the condition first holding to its
+# end, so the rows are the alert's history. An episode is open while `pending` or `firing`; one
+# that ends is `resolved` (it fired) or `inactive` (it cleared while pending, never notified).
+# At most one open episode per rule and fingerprint (a partial unique index).
+alert_instances = sa.Table(
+    "alert_instances",
+    metadata,
+    sa.Column("instance_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column("rule_id", sa.String(32), sa.ForeignKey("alert_rules.rule_id"), nullable=False),
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("labels", JSONType, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | firing | resolved | inactive
+    sa.Column("severity", sa.String(16), nullable=False),  # warning | critical
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("threshold", sa.Float, nullable=True),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("fired_at", Timestamp, nullable=True),
+    sa.Column("resolved_at", Timestamp, nullable=True),
+    sa.Column("last_notified_at", Timestamp, nullable=True),
+    sa.Column("acknowledged_at", Timestamp, nullable=True),
+    sa.Column("acknowledged_by", sa.String(320), nullable=True),
+    sa.Column("last_evaluated_at", Timestamp, nullable=False),
+    sa.Index(
+        "uq_alert_instances_open_rule_id_fingerprint",
+        "rule_id",
+        "fingerprint",
+        unique=True,
+        postgresql_where=sa.text(ALERT_OPEN_STATES),
+        sqlite_where=sa.text(ALERT_OPEN_STATES),
+    ),
+    sa.Index(None, "workspace_id", "state", "instance_id"),
+    sa.Index(None, "rule_id", "fingerprint", "instance_id"),
+)
+
+# Every change of an instance's state (and of a firing one's severity), for its timeline.
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("event_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column(
+        "instance_id",
+        sa.String(32),
+        sa.ForeignKey("alert_instances.instance_id"),
+        nullable=False,
+    ),
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("from_state", sa.String(16), nullable=False),  # inactive for a new instance
+    sa.Column("to_state", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Index(None, "instance_id", "event_id"),
+    sa.Index(None, "workspace_id", "at"),
+)
+
+# The delivery log: one row per notification and channel, as `deliver` reported it.
+alert_deliveries = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column(
+        "instance_id",
+        sa.String(32),
+        sa.ForeignKey("alert_instances.instance_id"),
+        nullable=False,
+    ),
+    sa.Column("channel_id", sa.String(32), nullable=False),  # kept when the channel is deleted
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),  # firing | resolved
+    sa.Column("status", sa.String(16), nullable=False),  # sent | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("http_status", sa.Integer, nullable=True),
+    sa.Column("smtp_reply", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index(None, "instance_id", "delivery_id"),
+    sa.Index(None, "workspace_id", "at"),
+)
+
+# Silences: notifications of instances whose labels match every matcher are held back between
+# `starts_at` and `ends_at`. Kept here so the table exists; evaluation does not read it yet.
+silences = sa.Table(
+    "silences",
+    metadata,
+    sa.Column("silence_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column(
+        "workspace_id", sa.String(32), sa.ForeignKey("workspaces.workspace_id"), nullable=False
+    ),
+    sa.Column("matchers", JSONType, nullable=False),  # [{"label", "op", "value"}, ...]
+    sa.Column("starts_at", Timestamp, nullable=False),
+    sa.Column("ends_at", Timestamp, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(320), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "workspace_id", "ends_at"),
+)

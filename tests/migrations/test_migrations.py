@@ -38,9 +38,23 @@ TABLES = {
     "audit_log",
     "dashboards",
     "usage_pending",
+    "alert_rules",
+    "notification_channels",
+    "alert_instances",
+    "alert_events",
+    "alert_deliveries",
+    "silences",
+}
+ALERT_TABLES = {
+    "alert_rules",
+    "notification_channels",
+    "alert_instances",
+    "alert_events",
+    "alert_deliveries",
+    "silences",
 }
 CONSOLE_TABLES = {"users", "memberships", "console_sessions", "signin_links", "audit_log"}
-NEWER_TABLES = CONSOLE_TABLES | {"usage_breakdowns", "dashboards", "usage_pending"}
+NEWER_TABLES = CONSOLE_TABLES | {"usage_breakdowns", "dashboards", "usage_pending"} | ALERT_TABLES
 LIMIT_COLUMNS = {
     "allowed_models",
     "rpm_limit",
@@ -151,7 +165,7 @@ async def test_the_api_works_when_called_inside_a_running_event_loop(sqlite_url:
 def test_upgrading_twice_is_harmless_from_plain_code(sqlite_url: str) -> None:
     migrations.upgrade(sqlite_url)
     migrations.upgrade(sqlite_url)
-    assert migrations.current(sqlite_url) == "0013"
+    assert migrations.current(sqlite_url) == "0014"
 
 
 async def _insert_key(url: str) -> None:
@@ -252,12 +266,23 @@ async def test_downgrading_to_0009_drops_the_dashboards_and_the_pending_hours_on
     await asyncio.to_thread(migrations.upgrade, database_url)
     await asyncio.to_thread(migrations.downgrade, database_url, "0010")
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - {"usage_pending"}
+    assert shape["tables"] == TABLES - {"usage_pending"} - ALERT_TABLES
     await asyncio.to_thread(migrations.downgrade, database_url, "0009")
     assert await asyncio.to_thread(migrations.current, database_url) == "0009"
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - {"dashboards", "usage_pending"}
+    assert shape["tables"] == TABLES - {"dashboards", "usage_pending"} - ALERT_TABLES
     await asyncio.to_thread(migrations.upgrade, database_url)
+    assert await _with_connection(database_url, _differences) == []
+
+
+async def test_downgrading_to_0013_drops_the_alert_tables_only(database_url: str) -> None:
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    await asyncio.to_thread(migrations.downgrade, database_url, "0013")
+    shape = await _with_connection(database_url, _inspect)
+    assert shape["tables"] == TABLES - ALERT_TABLES
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    shape = await _with_connection(database_url, _inspect)
+    assert "uq_alert_instances_open_rule_id_fingerprint" in shape["indexes"]["alert_instances"]
     assert await _with_connection(database_url, _differences) == []
 
 
