@@ -1,0 +1,98 @@
+"""What a rule measures at a moment: its metric per group over the window, the requests behind
+each group, and for `change_pct` the metric over the window before.
+
+The window is read from the roll-ups in whole steps (`rule.window_step`). Read by the minute, it
+ends with the minute in progress, so an evaluation sees requests recorded seconds ago: at
+12:03:20 a 5-minute window is [11:59, 12:04). Read by the hour (metrics and dimensions kept per
+hour, and windows over 2,000 minutes), it covers the hours that are over: at 12:03:20 a 2-hour
+window is [10:00, 12:00).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from telemetry.alerts.rule import AlertRule, RuleError, requests_plan, window_step
+from telemetry.analytics import AnalyticsQuery, AnalyticsResult, run_query
+from telemetry.analytics_metrics import METRICS
+
+Group = tuple[tuple[str, str], ...]
+"""A group's labels as sorted (dimension, value) pairs; () without `group_by`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    value: float | None
+    """The metric over the window (None when it cannot be measured, such as a percentile of no
+    requests)."""
+    requests: int | None
+    """Requests of the group in the window; None when requests cannot be counted by the rule's
+    groups and filters (a guardrail's findings by guardrail)."""
+    previous: float | None = None
+    """For `change_pct`: the metric over the window before."""
+
+
+def window_of(rule: AlertRule, now: datetime) -> tuple[datetime, datetime]:
+    step = window_step(rule)
+    seconds = now.timestamp()
+    end = math.ceil(seconds / step) * step if step == 60 else math.floor(seconds / step) * step
+    end_at = datetime.fromtimestamp(end, UTC)
+    return end_at - timedelta(seconds=rule.window_s), end_at
+
+
+def counts_requests(rule: AlertRule) -> bool:
+    try:
+        requests_plan(rule)
+    except RuleError:
+        return False
+    return True
+
+
+async def measure(engine: AsyncEngine, rule: AlertRule, now: datetime) -> dict[Group, Measured]:
+    """Every group that had requests (or a value) in the window, measured; for `change_pct`,
+    also the groups that had some in the window before (a fall to nothing is a change)."""
+    start, end = window_of(rule, now)
+    values = await _totals(engine, rule, rule.metric, start, end)
+    requests: dict[Group, float | None] | None = None
+    if rule.metric == "requests":
+        requests = values
+    elif counts_requests(rule):
+        requests = await _totals(engine, rule, "requests", start, end)
+    previous: dict[Group, float | None] = {}
+    if rule.condition == "change_pct":
+        before = start - timedelta(seconds=rule.window_s)
+        previous = await _totals(engine, rule, rule.metric, before, start)
+    additive = METRICS[rule.metric].additive
+    found: dict[Group, Measured] = {}
+    for group in set(values) | set(requests or ()) | set(previous):
+        count = None if requests is None else int(requests.get(group) or 0)
+        if count == 0 and rule.group_by and not previous.get(group):
+            continue
+        value = values.get(group, 0.0 if additive else None)
+        found[group] = Measured(value, count, previous.get(group))
+    return found
+
+
+async def _totals(
+    engine: AsyncEngine, rule: AlertRule, metric: str, start: datetime, end: datetime
+) -> dict[Group, float | None]:
+    query = AnalyticsQuery(
+        metric=metric,
+        start=start,
+        end=end,
+        step=window_step(rule),
+        group_by=tuple(rule.group_by),
+        filters={name: tuple(values) for name, values in rule.filters.items()},
+        points=False,
+    )
+    result: AnalyticsResult = await run_query(engine, query, scope=rule.workspace_id)
+    return {tuple(sorted(series.group.items())): _number(series.total) for series in result.series}
+
+
+def _number(value: float | Decimal | None) -> float | None:
+    return None if value is None else float(value)
