@@ -1,0 +1,252 @@
+"""Evaluating one alert rule at a moment: measure each group, step each group's instance, record
+the changes, and notify the rule's channels.
+
+Each group of the window (or none, without `group_by`) is judged:
+
+- no requests in the window (or no value to compare): the rule's `no_data` policy — `ok`,
+  `alerting` (a breach at the rule's most severe threshold) or `keep` (nothing changes);
+- fewer requests than `min_requests`: ok;
+- else its value against the thresholds (`conditions.breach_of`).
+
+For `change_pct` the value is the change in percent from the window before; a group that had
+nothing in the window before has no change (ok), and one that had some but has nothing now has
+fallen by 100 % (for counts, money and tokens; a rate of no requests is no data).
+
+Groups with an open instance but absent from the window have no data. The state machine
+(`state_machine.next_step`) decides each group's next state and notifications; the changes and
+their events are written in one transaction before any notification is sent, and each
+notification's deliveries after it (so an evaluator that stops half way notifies at most once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from telemetry.alerts.conditions import Breach, breach_of, change_pct
+from telemetry.alerts.delivery import DeliveryResult, deliver_all
+from telemetry.alerts.instance_store import Change, apply, open_instances, record_deliveries
+from telemetry.alerts.notification import Notification, fingerprint_of, format_number
+from telemetry.alerts.rule import AlertRule
+from telemetry.alerts.rule_store import load_channels
+from telemetry.alerts.state_machine import OpenInstance, Verdict, next_step
+from telemetry.alerts.template import render
+from telemetry.alerts.window import Group, Measured, measure
+from telemetry.analytics_metrics import METRICS
+
+logger = logging.getLogger("steerway.telemetry.alerts.evaluation")
+
+UNITS = {"percent": "%", "usd": "USD", "ms": "ms", "tokens": "tokens", "count": ""}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One group's evaluation, for logs and tests."""
+
+    fingerprint: str
+    labels: dict[str, str]
+    state: str | None
+    value: float | None
+    notified: str | None = None
+    deliveries: list[DeliveryResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where notifications go, and how their links and secrets are made."""
+
+    console_url: str = ""
+    """The console's public base URL (`https://steerway.example.com`); empty: no links."""
+    environ: Mapping[str, str] | None = None
+    master_key: str | None = None
+
+
+def verdict_of(rule: AlertRule, measured: Measured | None) -> tuple[Verdict, float | None]:
+    """How the group stands, and the value compared (None when there is none)."""
+    if measured is None:
+        return _no_data(rule), None
+    if rule.condition == "change_pct" and measured.previous:
+        # Measured against a window that had some: even a fall to no requests is a change.
+        if measured.requests and measured.requests < rule.min_requests:
+            return "ok", None
+        value = change_pct(measured.value, measured.previous)
+        if value is None:
+            return _no_data(rule), None
+        return breach_of(rule, value) or "ok", value
+    if measured.requests == 0:
+        return _no_data(rule), None
+    if measured.requests is not None and measured.requests < rule.min_requests:
+        return "ok", measured.value
+    if rule.condition == "change_pct":
+        return "ok", None  # nothing in the window before to compare with
+    if measured.value is None:
+        return _no_data(rule), None
+    return breach_of(rule, measured.value) or "ok", measured.value
+
+
+def _no_data(rule: AlertRule) -> Verdict:
+    if rule.no_data == "alerting":
+        severity, threshold = rule.thresholds[0]
+        return Breach(severity, threshold)
+    return "keep" if rule.no_data == "keep" else "ok"
+
+
+def _group_labels(group: Group) -> dict[str, str]:
+    return dict(group)
+
+
+async def evaluate_rule(
+    engine: AsyncEngine, rule: AlertRule, now: datetime, delivery: Delivery | None = None
+) -> list[Outcome]:
+    """Evaluate `rule` at `now`: record what changed and send what is due."""
+    measured = await measure(engine, rule, now)
+    stored = await open_instances(engine, rule.id)
+    if not rule.group_by:
+        measured.setdefault((), Measured(None, 0))
+    changes: list[Change] = []
+    seen: set[str] = set()
+    for group, found in sorted(measured.items()):
+        group_labels = _group_labels(group)
+        fingerprint = fingerprint_of(rule.id, group_labels)
+        seen.add(fingerprint)
+        open_ = stored.get(fingerprint)
+        current = None if open_ is None else open_.instance
+        verdict, value = verdict_of(rule, found)
+        labels = rule.labels | group_labels
+        changes.append(_change(rule, fingerprint, labels, current, verdict, value, now))
+    for fingerprint, open_ in sorted(stored.items()):
+        if fingerprint not in seen:
+            verdict, _ = verdict_of(rule, None)
+            changes.append(
+                _change(rule, fingerprint, open_.labels, open_.instance, verdict, None, now)
+            )
+    recorded = [change for change in changes if change.step.state is not None]
+    ids = await apply(engine, rule.id, rule.workspace_id, recorded, now)
+    outcomes = await asyncio.gather(
+        *(_notify(engine, rule, change, ids, now, delivery or Delivery()) for change in changes)
+    )
+    return list(outcomes)
+
+
+def _change(
+    rule: AlertRule,
+    fingerprint: str,
+    labels: dict[str, str],
+    current: OpenInstance | None,
+    verdict: Verdict,
+    value: float | None,
+    now: datetime,
+) -> Change:
+    step = next_step(rule, current, verdict, now)
+    return Change(fingerprint, labels, current, step, value)
+
+
+async def _notify(
+    engine: AsyncEngine,
+    rule: AlertRule,
+    change: Change,
+    ids: Mapping[str, str],
+    now: datetime,
+    delivery: Delivery,
+) -> Outcome:
+    step = change.step
+    outcome = Outcome(change.fingerprint, change.labels, step.state, change.value)
+    if step.notify is None:
+        return outcome
+    instance_id = ids[change.fingerprint]
+    notification = notification_of(rule, change, instance_id, now, delivery.console_url)
+    channels = await load_channels(engine, rule.workspace_id, rule.channel_ids)
+    results = await deliver_all(
+        [channels[id_] for id_ in rule.channel_ids if id_ in channels],
+        notification,
+        environ=delivery.environ,
+        master_key=delivery.master_key,
+    )
+    results += [_missing(id_, notification, now) for id_ in rule.channel_ids if id_ not in channels]
+    await record_deliveries(engine, instance_id, rule.workspace_id, step.notify, results, now)
+    return Outcome(
+        change.fingerprint, change.labels, step.state, change.value, step.notify, results
+    )
+
+
+def _missing(channel_id: str, notification: Notification, now: datetime) -> DeliveryResult:
+    logger.warning(
+        "alert rule %r names channel %s, which does not exist", notification.rule_name, channel_id
+    )
+    return DeliveryResult(
+        channel_id=channel_id,
+        channel_name="",
+        kind="",
+        status="failed",
+        attempts=0,
+        started_at=now,
+        duration_ms=0.0,
+        fingerprint=notification.fingerprint,
+        error="no such channel in this workspace",
+    )
+
+
+def shown(rule: AlertRule, value: float | None) -> tuple[float | None, str]:
+    """A value of the rule as people read it, and its unit: rates in percent."""
+    if rule.condition == "change_pct":
+        return value, "%"
+    unit = METRICS[rule.metric].unit
+    if value is not None and unit == "percent":
+        value = round(value * 100, 9)
+    return value, UNITS.get(unit, unit)
+
+
+def span(seconds: int) -> str:
+    """A window as people say it: `90 s`, `5 min`, `2 h`, `1 d`."""
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def notification_of(
+    rule: AlertRule, change: Change, instance_id: str, now: datetime, console_url: str
+) -> Notification:
+    step = change.step
+    assert step.notify is not None
+    severity = step.severity or (change.current.severity if change.current else "warning")
+    value, unit = shown(rule, change.value)
+    threshold, _ = shown(rule, step.threshold)
+    group = {name: change.labels[name] for name in rule.group_by if name in change.labels}
+    summary = render(
+        rule.message,
+        {
+            "rule": rule.name,
+            "metric": METRICS[rule.metric].title,
+            "value": format_number(value, unit),
+            "threshold": format_number(threshold, unit),
+            "severity": severity,
+            "state": step.notify,
+            "window": span(rule.window_s),
+            "group": " (" + ", ".join(f"{k}={v}" for k, v in group.items()) + ")" if group else "",
+        },
+        change.labels,
+    )
+    started = change.current.started_at if change.current is not None else now
+    base = console_url.rstrip("/")
+    return Notification(
+        rule_id=rule.id,
+        rule_name=rule.name,
+        severity=severity,
+        state=step.notify,
+        fingerprint=change.fingerprint,
+        summary=summary,
+        started_at=started,
+        workspace_id=rule.workspace_id,
+        labels=change.labels,
+        value=value,
+        threshold=threshold,
+        unit=unit,
+        ended_at=now if step.notify == "resolved" else None,
+        console_url=f"{base}/admin/alerts/{instance_id}" if base else "",
+    )

@@ -1,0 +1,134 @@
+"""The alert evaluator: every `interval` seconds, every rule of every workspace evaluated once
+across the gateway's replicas.
+
+On Postgres a round runs under a transaction-level advisory lock (`LOCK_KEY`, not the roll-up
+folder's) held on a connection of its own: a replica that finds it taken skips the round, and
+the one holding it evaluates every rule and sends what is due. Instance states live in the
+database, so whichever replica evaluates next carries on from them; a notification sent in a
+round is recorded before the lock is let go, and no later round sends it again. On SQLite the
+gateway is one process, which evaluates in its own loop, a round at a time.
+
+A rule that fails (a query error, a broken channel row) is logged and skipped; the others are
+evaluated all the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from telemetry.alerts.evaluation import Delivery, Outcome, evaluate_rule
+from telemetry.alerts.rule import AlertRule
+from telemetry.alerts.rule_store import load_rules
+from telemetry.db_outage import is_unavailable
+
+logger = logging.getLogger("steerway.telemetry.alerts.evaluator")
+
+DEFAULT_INTERVAL: Final = 30.0
+CLOSE_TIMEOUT: Final = 5.0
+"""The longest a stopping gateway waits for a round in progress before cancelling it."""
+LOCK_KEY: Final = 0x5374_6657_0002
+"""The advisory lock the evaluating replica holds for a round."""
+CONCURRENT_RULES: Final = 4
+"""Rules evaluated at once, so that a channel slow to answer holds back few others."""
+
+
+async def evaluate_all(
+    engine: AsyncEngine, now: datetime | None = None, delivery: Delivery | None = None
+) -> dict[str, list[Outcome]] | None:
+    """One round: every rule evaluated at `now` (default: the current time); each rule's
+    outcomes by rule id (a rule that failed has none). None when another replica holds the
+    round's lock."""
+    at = now or datetime.now(UTC)
+    if engine.dialect.name != "postgresql":
+        return await _evaluate_rules(engine, at, delivery)
+    async with engine.connect() as holder, holder.begin():
+        locked = await holder.scalar(
+            sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY}
+        )
+        if not locked:
+            return None
+        return await _evaluate_rules(engine, at, delivery)
+
+
+async def _evaluate_rules(
+    engine: AsyncEngine, now: datetime, delivery: Delivery | None
+) -> dict[str, list[Outcome]]:
+    rules = await load_rules(engine)
+    gate = asyncio.Semaphore(CONCURRENT_RULES)
+    outcomes: dict[str, list[Outcome]] = {}
+
+    async def one(rule: AlertRule) -> None:
+        async with gate:
+            try:
+                outcomes[rule.id] = await evaluate_rule(engine, rule, now, delivery)
+            except Exception as error:
+                logger.warning(
+                    "alert rule %r (%s) not evaluated: %s: %s",
+                    rule.name,
+                    rule.id,
+                    type(error).__name__,
+                    error,
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )
+
+    await asyncio.gather(*(one(rule) for rule in rules))
+    return outcomes
+
+
+class AlertEvaluator:
+    """Runs `evaluate_all` every `interval` seconds while the gateway runs."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        interval: float = DEFAULT_INTERVAL,
+        delivery: Delivery | None = None,
+    ) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._delivery = delivery
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._stopping.clear()
+            self._task = asyncio.create_task(self._run_forever(), name="steerway-alert-evaluator")
+
+    async def close(self) -> None:
+        if self._task is None:
+            return
+        self._stopping.set()
+        task, self._task = self._task, None
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run_forever(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._stopping.wait()
+            if self._stopping.is_set():
+                return
+            try:
+                await evaluate_all(self._engine, delivery=self._delivery)
+            except Exception as error:
+                if not self._failing:
+                    reason = "unreachable" if is_unavailable(error) else type(error).__name__
+                    logger.warning("alert rules not evaluated: database %s", reason)
+                self._failing = True
+            else:
+                self._failing = False

@@ -1,0 +1,173 @@
+"""Alert instances, their events and their deliveries in the database.
+
+An instance is one episode of a rule's group (its fingerprint): a row from the condition first
+holding until it clears, kept afterwards as history. At most one per rule and fingerprint is
+open (`pending` or `firing`): a partial unique index guards it, so two evaluators that ever ran
+at once could not open the same alert twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from telemetry.alerts.delivery import DeliveryResult
+from telemetry.alerts.state_machine import OpenInstance, Step
+from telemetry.db import as_utc
+from telemetry.ids import uuid7_hex
+from telemetry.schema import alert_deliveries, alert_events, alert_instances
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An open instance and its labels."""
+
+    instance: OpenInstance
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one evaluation does to one group's instance."""
+
+    fingerprint: str
+    labels: dict[str, str]
+    current: OpenInstance | None
+    step: Step
+    value: float | None
+
+
+async def open_instances(engine: AsyncEngine, rule_id: str) -> dict[str, Stored]:
+    """The rule's open instances by fingerprint."""
+    table = alert_instances
+    select = sa.select(table).where(
+        table.c.rule_id == rule_id, table.c.state.in_(("pending", "firing"))
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select)).mappings().all()
+    return {
+        row["fingerprint"]: Stored(
+            OpenInstance(
+                instance_id=row["instance_id"],
+                state=row["state"],
+                severity=row["severity"],
+                started_at=_utc(row["started_at"]),
+                last_notified_at=as_utc(row["last_notified_at"]),
+            ),
+            dict(row["labels"]),
+        )
+        for row in rows
+    }
+
+
+def _utc(value: datetime) -> datetime:
+    found = as_utc(value)
+    assert found is not None
+    return found
+
+
+async def apply(
+    engine: AsyncEngine, rule_id: str, workspace_id: str, changes: Sequence[Change], now: datetime
+) -> dict[str, str]:
+    """Write the changes and their events in one transaction; the instance id of each change
+    by fingerprint."""
+    ids: dict[str, str] = {}
+    async with engine.begin() as connection:
+        for change in changes:
+            ids[change.fingerprint] = await _apply(connection, rule_id, workspace_id, change, now)
+    return ids
+
+
+async def _apply(
+    connection: AsyncConnection, rule_id: str, workspace_id: str, change: Change, now: datetime
+) -> str:
+    step, current = change.step, change.current
+    assert step.state is not None
+    values: dict[str, Any] = {"state": step.state, "last_evaluated_at": now}
+    if step.severity is not None:
+        values["severity"] = step.severity
+    if step.state in ("pending", "firing"):
+        values |= {"value": change.value, "threshold": step.threshold}
+    if step.state == "firing" and (current is None or current.state == "pending"):
+        values["fired_at"] = now
+    if step.state in ("resolved", "inactive"):
+        values["resolved_at"] = now
+    if current is None:
+        instance_id = uuid7_hex()
+        await connection.execute(
+            alert_instances.insert().values(
+                instance_id=instance_id,
+                rule_id=rule_id,
+                workspace_id=workspace_id,
+                fingerprint=change.fingerprint,
+                labels=change.labels,
+                started_at=now,
+                **values,
+            )
+        )
+    else:
+        instance_id = current.instance_id
+        await connection.execute(
+            alert_instances.update()
+            .where(alert_instances.c.instance_id == instance_id)
+            .values(**values)
+        )
+    if step.event is not None:
+        from_state, to_state, note = step.event
+        await connection.execute(
+            alert_events.insert().values(
+                event_id=uuid7_hex(),
+                instance_id=instance_id,
+                workspace_id=workspace_id,
+                at=now,
+                from_state=from_state,
+                to_state=to_state,
+                severity=step.severity,
+                value=change.value,
+                note=note,
+            )
+        )
+    return instance_id
+
+
+async def record_deliveries(
+    engine: AsyncEngine,
+    instance_id: str,
+    workspace_id: str,
+    event: str,
+    results: Sequence[DeliveryResult],
+    now: datetime,
+) -> None:
+    """The delivery log rows of one notification, and the instance marked notified at `now`."""
+    async with engine.begin() as connection:
+        if results:
+            await connection.execute(
+                alert_deliveries.insert(),
+                [
+                    {
+                        "delivery_id": uuid7_hex(),
+                        "instance_id": instance_id,
+                        "channel_id": result.channel_id,
+                        "workspace_id": workspace_id,
+                        "at": result.started_at,
+                        "event": event,
+                        "status": result.status,
+                        "attempts": result.attempts,
+                        "duration_ms": result.duration_ms,
+                        "http_status": result.http_status,
+                        "smtp_reply": result.smtp_reply,
+                        "error": result.error,
+                    }
+                    for result in results
+                ],
+            )
+        await connection.execute(
+            alert_instances.update()
+            .where(alert_instances.c.instance_id == instance_id)
+            .values(last_notified_at=now)
+        )

@@ -1,0 +1,160 @@
+"""Alert rules and notification channels in the database, per workspace.
+
+Rules are checked (`check_rule`) before they are written, and channels are `ChannelConfig`s,
+whose secrets are references or sealed values: what is stored can always be used as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from telemetry.alerts.channel_config import ChannelConfig
+from telemetry.alerts.rule import AlertRule, check_rule
+from telemetry.ids import uuid7_hex
+from telemetry.schema import alert_rules, notification_channels
+
+
+def _rule_row(rule: AlertRule) -> dict[str, Any]:
+    return {
+        "rule_id": rule.id,
+        "workspace_id": rule.workspace_id,
+        "name": rule.name,
+        "metric": rule.metric,
+        "filters": rule.filters,
+        "group_by": rule.group_by,
+        "window_s": rule.window_s,
+        "condition": rule.condition,
+        "warning_threshold": rule.warning,
+        "critical_threshold": rule.critical,
+        "for_s": rule.for_s,
+        "min_requests": rule.min_requests,
+        "no_data": rule.no_data,
+        "labels": rule.labels,
+        "message": rule.message,
+        "channel_ids": rule.channel_ids,
+        "renotify_s": rule.renotify_s,
+        "notify_on_resolve": rule.notify_on_resolve,
+        "muted": rule.muted,
+        "built_in": rule.built_in,
+    }
+
+
+def _rule_of(row: sa.RowMapping) -> AlertRule:
+    return AlertRule(
+        id=row["rule_id"],
+        workspace_id=row["workspace_id"],
+        name=row["name"],
+        metric=row["metric"],
+        filters={name: list(values) for name, values in row["filters"].items()},
+        group_by=list(row["group_by"]),
+        window_s=row["window_s"],
+        condition=row["condition"],
+        warning=row["warning_threshold"],
+        critical=row["critical_threshold"],
+        for_s=row["for_s"],
+        min_requests=row["min_requests"],
+        no_data=row["no_data"],
+        labels=dict(row["labels"]),
+        message=row["message"],
+        channel_ids=list(row["channel_ids"]),
+        renotify_s=row["renotify_s"],
+        notify_on_resolve=row["notify_on_resolve"],
+        muted=row["muted"],
+        built_in=row["built_in"],
+    )
+
+
+async def create_rule(
+    engine: AsyncEngine, rule: AlertRule, *, now: datetime | None = None
+) -> AlertRule:
+    """Store a new rule (checked first: `RuleError`); the stored rule, with its id."""
+    check_rule(rule)
+    stored = msgspec.structs.replace(rule, id=rule.id or uuid7_hex())
+    at = now or datetime.now(UTC)
+    async with engine.begin() as connection:
+        await connection.execute(
+            alert_rules.insert().values(**_rule_row(stored), created_at=at, updated_at=at)
+        )
+    return stored
+
+
+async def set_muted(engine: AsyncEngine, rule_id: str, muted: bool) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            alert_rules.update()
+            .where(alert_rules.c.rule_id == rule_id)
+            .values(muted=muted, updated_at=datetime.now(UTC))
+        )
+
+
+async def load_rules(engine: AsyncEngine, workspace_id: str | None = None) -> list[AlertRule]:
+    """Every rule (of one workspace, or of all), oldest first."""
+    select = sa.select(alert_rules).order_by(alert_rules.c.rule_id)
+    if workspace_id is not None:
+        select = select.where(alert_rules.c.workspace_id == workspace_id)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select)).mappings().all()
+    return [_rule_of(row) for row in rows]
+
+
+async def create_channel(
+    engine: AsyncEngine,
+    channel: ChannelConfig,
+    *,
+    workspace_id: str,
+    now: datetime | None = None,
+) -> ChannelConfig:
+    """Store a channel (already checked by `ChannelConfig`); the stored one, with its id."""
+    stored = ChannelConfig(
+        id=channel.id or uuid7_hex(),
+        kind=channel.kind,
+        name=channel.name,
+        settings=channel.settings,
+        secrets=channel.secrets,
+    )
+    at = now or datetime.now(UTC)
+    async with engine.begin() as connection:
+        await connection.execute(
+            notification_channels.insert().values(
+                channel_id=stored.id,
+                workspace_id=workspace_id,
+                kind=stored.kind,
+                name=stored.name,
+                settings=stored.settings,
+                secrets=stored.secrets,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+    return stored
+
+
+async def load_channels(
+    engine: AsyncEngine, workspace_id: str, channel_ids: Iterable[str]
+) -> dict[str, ChannelConfig]:
+    """The workspace's channels of these ids (another workspace's never)."""
+    wanted = sorted(set(channel_ids))
+    if not wanted:
+        return {}
+    table = notification_channels
+    select = sa.select(table).where(
+        table.c.workspace_id == workspace_id, table.c.channel_id.in_(wanted)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select)).mappings().all()
+    return {
+        row["channel_id"]: ChannelConfig(
+            id=row["channel_id"],
+            kind=row["kind"],
+            name=row["name"],
+            settings=dict(row["settings"]),
+            secrets=dict(row["secrets"]),
+        )
+        for row in rows
+    }
