@@ -53,6 +53,7 @@ from providers.openai import OpenAIAdapter
 from providers.upstream import UpstreamClient
 from rules.store import RuleStore
 from telemetry import metrics
+from telemetry.alerts import AlertEvaluator, Delivery
 from telemetry.db import create_engine, ping
 from telemetry.db_outage import DatabaseOutage, is_unavailable
 from telemetry.live import LiveHub
@@ -73,6 +74,7 @@ class Gateway:
         self.proxy: Proxy | None = None
         self.recorder: Recorder | None = None
         self.rollup_folder: RollupFolder | None = None
+        self.alert_evaluator: AlertEvaluator | None = None
         self.live: LiveHub | None = None
         self._live_relay: LiveRelay | None = None
         self.upstream = UpstreamClient()
@@ -113,6 +115,12 @@ class Gateway:
             self.engine, interval=telemetry_config.rollup_fold_interval_ms / 1000.0
         )
         await self.rollup_folder.start()
+        self.alert_evaluator = AlertEvaluator(
+            self.engine,
+            interval=config.alerts.interval,
+            delivery=Delivery(console_url=config.console.public_url or ""),
+        )
+        await self.alert_evaluator.start()
         await self.upstream.start()
         await self.health.start()
         adapters = {
@@ -268,6 +276,8 @@ class Gateway:
             await self.recorder.stop()
         if self.rollup_folder is not None:
             await self.rollup_folder.close()
+        if self.alert_evaluator is not None:
+            await self.alert_evaluator.close()
         await self.upstream.close()
         await self.health.close()
         if self._mock is not None:

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 import yaml
 
+from gateway.alerts_config import AlertsConfig, parse_alerts
 from gateway.console_config import ConsoleConfig, parse_console
 from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
 from gateway.limits_model import InvalidField, usd_to_micros
@@ -275,6 +276,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     console: ConsoleConfig = msgspec.field(default_factory=ConsoleConfig)
     live: LiveConfig = msgspec.field(default_factory=LiveConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     rules: tuple[dict[str, Any], ...] = ()
     """Steering rules from the file, normalised (see `rules.compiler.normalise_rule`)."""
 
@@ -750,6 +752,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             "server",
             "console",
             "live",
+            "alerts",
             "rules",
         ),
     )
@@ -794,6 +797,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
         server=parse_server(top.get("server"), "server", reader),
         console=parse_console(top.get("console"), "console", reader),
         live=parse_live(top.get("live"), "live", reader),
+        alerts=parse_alerts(top.get("alerts"), "alerts", reader),
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),
         auth=_parse_auth(top.get("auth"), "auth", reader),

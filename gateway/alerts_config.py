@@ -1,0 +1,48 @@
+"""The `alerts` section of the config: how often alert rules are evaluated.
+
+```yaml
+alerts:
+  interval: 30      # seconds between evaluations of every rule (1 to 3600)
+```
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Protocol
+
+import msgspec
+
+SECTION_FIELDS: Final = ("interval",)
+MIN_INTERVAL: Final = 1.0
+MAX_INTERVAL: Final = 3600.0
+
+
+class AlertsConfig(msgspec.Struct, frozen=True, kw_only=True):
+    interval: float = 30.0
+    """Seconds between two rounds of the alert evaluator (`telemetry.alerts.evaluator`): an
+    alert fires at most this long after its condition has held for its rule's `for`."""
+
+
+class Reader(Protocol):
+    """The config reader's typed reads (see `gateway.config`)."""
+
+    def fields(
+        self, value: Any, path: str, known: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> dict[str, Any]: ...
+
+    def positive_number(self, value: Any, path: str, *, default: float) -> float: ...
+
+    def report(self, path: str, message: str) -> None: ...
+
+
+def parse_alerts(value: Any, path: str, reader: Reader) -> AlertsConfig:
+    fields = reader.fields(value, path, SECTION_FIELDS)
+    defaults = AlertsConfig()
+    where = f"{path}.interval"
+    interval = reader.positive_number(fields.get("interval"), where, default=defaults.interval)
+    if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
+        reader.report(
+            where, f"expected seconds from {MIN_INTERVAL:g} to {MAX_INTERVAL:g}, got {interval:g}"
+        )
+        interval = defaults.interval
+    return AlertsConfig(interval=interval)
