@@ -1,12 +1,11 @@
 """The alert evaluator: every `interval` seconds, every rule of every workspace evaluated once
 across the gateway's replicas.
 
-On Postgres a round runs under a transaction-level advisory lock (`LOCK_KEY`, not the roll-up
-folder's) held on a connection of its own: a replica that finds it taken skips the round, and
-the one holding it evaluates every rule and sends what is due. Instance states live in the
-database, so whichever replica evaluates next carries on from them; a notification sent in a
-round is recorded before the lock is let go, and no later round sends it again. On SQLite the
-gateway is one process, which evaluates in its own loop, a round at a time.
+A round runs under `round_lock` (a Postgres advisory lock; on SQLite a file lock the workers of
+one `steerway serve` share): a process that finds it taken skips the round, and the one holding
+it evaluates every rule and sends what is due. Instance states live in the database, so
+whichever process evaluates next carries on from them; a notification sent in a round is
+recorded before the lock is let go, and no later round sends it again.
 
 A rule that fails (a query error, a broken channel row) is logged and skipped; the others are
 evaluated all the same.
@@ -20,10 +19,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Final
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.alerts.evaluation import Delivery, Outcome, evaluate_rule
+from telemetry.alerts.round_lock import round_lock
 from telemetry.alerts.rule import AlertRule
 from telemetry.alerts.rule_store import load_rules
 from telemetry.db_outage import is_unavailable
@@ -33,8 +32,6 @@ logger = logging.getLogger("steerway.telemetry.alerts.evaluator")
 DEFAULT_INTERVAL: Final = 30.0
 CLOSE_TIMEOUT: Final = 5.0
 """The longest a stopping gateway waits for a round in progress before cancelling it."""
-LOCK_KEY: Final = 0x5374_6657_0002
-"""The advisory lock the evaluating replica holds for a round."""
 CONCURRENT_RULES: Final = 4
 """Rules evaluated at once, so that a channel slow to answer holds back few others."""
 
@@ -46,12 +43,7 @@ async def evaluate_all(
     outcomes by rule id (a rule that failed has none). None when another replica holds the
     round's lock."""
     at = now or datetime.now(UTC)
-    if engine.dialect.name != "postgresql":
-        return await _evaluate_rules(engine, at, delivery)
-    async with engine.connect() as holder, holder.begin():
-        locked = await holder.scalar(
-            sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY}
-        )
+    async with round_lock(engine) as locked:
         if not locked:
             return None
         return await _evaluate_rules(engine, at, delivery)
