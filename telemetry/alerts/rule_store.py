@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.alerts.channel_config import ChannelConfig
-from telemetry.alerts.rule import AlertRule, check_rule
+from telemetry.alerts.rule import AlertRule, RuleError, check_rule
 from telemetry.ids import uuid7_hex
 from telemetry.schema import alert_rules, notification_channels
 
@@ -73,14 +73,22 @@ def _rule_of(row: sa.RowMapping) -> AlertRule:
 async def create_rule(
     engine: AsyncEngine, rule: AlertRule, *, now: datetime | None = None
 ) -> AlertRule:
-    """Store a new rule (checked first: `RuleError`); the stored rule, with its id."""
+    """Store a new rule; the stored rule, with its id. `RuleError` for a rule that fails its
+    checks, names a channel its workspace does not have, or takes a name already used there."""
     check_rule(rule)
+    known = await load_channels(engine, rule.workspace_id, rule.channel_ids)
+    missing = [channel for channel in rule.channel_ids if channel not in known]
+    if missing:
+        raise RuleError("channels", f"no channel {missing[0]} in this workspace")
     stored = msgspec.structs.replace(rule, id=rule.id or uuid7_hex())
     at = now or datetime.now(UTC)
-    async with engine.begin() as connection:
-        await connection.execute(
-            alert_rules.insert().values(**_rule_row(stored), created_at=at, updated_at=at)
-        )
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                alert_rules.insert().values(**_rule_row(stored), created_at=at, updated_at=at)
+            )
+    except sa.exc.IntegrityError:
+        raise RuleError("name", f"a rule named {rule.name!r} exists in this workspace") from None
     return stored
 
 

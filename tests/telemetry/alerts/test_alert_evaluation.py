@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
-from telemetry.alerts import AlertRule, evaluate_all, evaluate_rule, fingerprint_of
+from telemetry.alerts import AlertRule, RuleError, evaluate_all, evaluate_rule, fingerprint_of
 from telemetry.alerts.rule_store import create_rule
 from telemetry.db import create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID, alert_rules
@@ -291,7 +291,19 @@ async def test_a_channel_of_another_workspace_is_never_used(
 ) -> None:
     await add_workspace(engine)
     foreign = await webhook_channel(engine, f"{hook.url}/foreign", workspace_id=OTHER_WORKSPACE)
-    rule = await _rule(engine, hook, channel_ids=[foreign])
+    with pytest.raises(RuleError, match=f"channels: no channel {foreign} in this workspace"):
+        await _rule(engine, hook, channel_ids=[foreign])
+    rule = await _rule(engine, hook, channel_ids=[])
+    with pytest.raises(RuleError, match="name: a rule named 'Error rate' exists"):
+        await _rule(engine, hook, channel_ids=[])
+    # A row written some other way (an import, an older version) is still checked on sending.
+    async with engine.begin() as connection:
+        await connection.execute(
+            sa.update(alert_rules)
+            .where(alert_rules.c.rule_id == rule.id)
+            .values(channel_ids=[foreign])
+        )
+    rule = msgspec.structs.replace(rule, channel_ids=[foreign])
     await plant(engine, start=T0 - minutes(5), minutes_=5, per_minute=4, errors_per_minute=1)
     (outcome,) = await evaluate_rule(engine, rule, T0, DELIVERY)
     assert outcome.notified == "firing" and hook.received == []
