@@ -601,6 +601,7 @@ alert_rules = sa.Table(
     ),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("anomaly_kind", sa.String(16), nullable=True),  # of metric anomaly_score
     sa.Column("filters", JSONType, nullable=False),  # {"model": ["gpt-4o"], ...}
     sa.Column("group_by", JSONType, nullable=False),  # ["model"]
     sa.Column("window_s", sa.Integer, nullable=False),

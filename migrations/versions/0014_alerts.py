@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("workspace_id", sa.String(32), nullable=False),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("metric", sa.String(64), nullable=False),
+        sa.Column("anomaly_kind", sa.String(16), nullable=True),
         sa.Column("filters", JSON, nullable=False),
         sa.Column("group_by", JSON, nullable=False),
         sa.Column("window_s", sa.Integer, nullable=False),

@@ -32,11 +32,12 @@ from telemetry.alerts.conditions import Breach, breach_of, change_pct
 from telemetry.alerts.delivery import DeliveryResult, deliver_all
 from telemetry.alerts.instance_store import Change, apply, open_instances, record_deliveries
 from telemetry.alerts.notification import Notification, fingerprint_of, format_number
-from telemetry.alerts.rule import AlertRule
+from telemetry.alerts.rule import ANOMALY_SCORE, AlertRule
 from telemetry.alerts.rule_store import load_channels
 from telemetry.alerts.state_machine import OpenInstance, Verdict, next_step
 from telemetry.alerts.template import render
 from telemetry.alerts.window import Group, Measured, measure
+from telemetry.analytics_anomalies import KIND_TITLES
 from telemetry.analytics_metrics import METRICS
 
 logger = logging.getLogger("steerway.telemetry.alerts.evaluation")
@@ -195,10 +196,18 @@ def shown(rule: AlertRule, value: float | None) -> tuple[float | None, str]:
     """A value of the rule as people read it, and its unit: rates in percent."""
     if rule.condition == "change_pct":
         return value, "%"
+    if rule.metric == ANOMALY_SCORE:
+        return value, ""
     unit = METRICS[rule.metric].unit
     if value is not None and unit == "percent":
         value = round(value * 100, 9)
     return value, UNITS.get(unit, unit)
+
+
+def metric_title(rule: AlertRule) -> str:
+    if rule.metric == ANOMALY_SCORE and rule.anomaly_kind in KIND_TITLES:
+        return f"Anomaly score of {KIND_TITLES[rule.anomaly_kind].lower()}"
+    return METRICS[rule.metric].title
 
 
 def span(seconds: int) -> str:
@@ -222,7 +231,7 @@ def notification_of(
         rule.message,
         {
             "rule": rule.name,
-            "metric": METRICS[rule.metric].title,
+            "metric": metric_title(rule),
             "value": format_number(value, unit),
             "threshold": format_number(threshold, unit),
             "severity": severity,

@@ -16,6 +16,7 @@ import msgspec
 
 from telemetry.alerts.template import TemplateError, check_template
 from telemetry.analytics import MAX_POINTS, AnalyticsQuery, InvalidQuery, Plan, plan
+from telemetry.analytics_anomalies import GROUP_DIMENSIONS, KIND_METRICS
 from telemetry.schema import DEFAULT_WORKSPACE_ID, usage_rollups
 
 Condition = Literal["above", "below", "change_pct"]
@@ -27,6 +28,7 @@ MIN_WINDOW_S: Final = 60
 MAX_WINDOW_S: Final = 31 * 86400
 MAX_FOR_S: Final = 7 * 86400
 MAX_NAME: Final = 200
+ANOMALY_SCORE: Final = "anomaly_score"
 DEFAULT_MESSAGE: Final = "{rule}: {metric} {value} over {window}{group} (threshold {threshold})"
 _PLANNED_AT: Final = datetime(2026, 1, 1, tzinfo=UTC)
 """Any fixed time: `plan` only needs a range to check a query's shape."""
@@ -44,7 +46,10 @@ class RuleError(ValueError):
 class AlertRule(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     metric: str
-    """An analytics metric (`telemetry.analytics_metrics.METRICS`)."""
+    """An analytics metric (`telemetry.analytics_metrics.METRICS`), or `anomaly_score`."""
+    anomaly_kind: str | None = None
+    """With `anomaly_score`: which score (`cost`, `requests`, `error_rate`, `latency`; see
+    `telemetry.analytics_anomalies`)."""
     warning: float | None = None
     critical: float | None = None
     """Thresholds in the metric's unit as the analytics answer it (a rate is a ratio: 0.05 is
@@ -93,6 +98,10 @@ def check_rule(rule: AlertRule) -> None:
         raise RuleError("name", f"at most {MAX_NAME} characters")
     _check_numbers(rule)
     _check_thresholds(rule)
+    if rule.metric == ANOMALY_SCORE:
+        _check_anomaly(rule)
+    elif rule.anomaly_kind is not None:
+        raise RuleError("kind", f"only for the metric {ANOMALY_SCORE}")
     window_plan(rule)
     if rule.min_requests:
         requests_plan(rule)
@@ -149,6 +158,26 @@ def _check_thresholds(rule: AlertRule) -> None:
         raise RuleError("critical", "must be at most the warning threshold")
 
 
+def _check_anomaly(rule: AlertRule) -> None:
+    if rule.anomaly_kind not in KIND_METRICS:
+        raise RuleError("kind", f"{ANOMALY_SCORE} takes a kind: one of {', '.join(KIND_METRICS)}")
+    if rule.condition == "change_pct":
+        raise RuleError("condition", "an anomaly score is compared with thresholds: above, below")
+    if len(rule.group_by) > 1 or not set(rule.group_by) <= set(GROUP_DIMENSIONS):
+        raise RuleError(
+            "group_by", f"an anomaly score is by one of {', '.join(GROUP_DIMENSIONS)}, or none"
+        )
+    if rule.window_s != 3600:
+        raise RuleError("window", "an anomaly score is of one hour: 1h (the last that is over)")
+
+
+def measured_metric(rule: AlertRule) -> str:
+    """The analytics metric the rule's window is read with (an anomaly score: its kind's)."""
+    if rule.metric == ANOMALY_SCORE and rule.anomaly_kind in KIND_METRICS:
+        return KIND_METRICS[rule.anomaly_kind]
+    return rule.metric
+
+
 def _query(rule: AlertRule, metric: str, step: int) -> AnalyticsQuery:
     return AnalyticsQuery(
         metric=metric,
@@ -165,10 +194,11 @@ def window_step(rule: AlertRule, metric: str | None = None) -> int:
     """The step the rule's window is read in: a minute when the metric and its dimensions are
     kept per minute and the window is at most `MAX_POINTS` of them, else an hour."""
     try:
-        finest = plan(_query(rule, metric or rule.metric, 3600))
+        finest = plan(_query(rule, metric or measured_metric(rule), 3600))
     except InvalidQuery as error:
         raise _rule_error(error) from None
-    if finest.table is usage_rollups and rule.window_s // 60 <= MAX_POINTS:
+    hourly = rule.metric == ANOMALY_SCORE
+    if finest.table is usage_rollups and rule.window_s // 60 <= MAX_POINTS and not hourly:
         return 60
     return 3600
 
@@ -180,7 +210,7 @@ def window_plan(rule: AlertRule, metric: str | None = None) -> Plan:
         why = "the metric or a dimension is kept per hour" if step == 3600 else ""
         raise RuleError("window", f"whole hours ({why or f'longer than {MAX_POINTS} minutes'})")
     try:
-        return plan(_query(rule, metric or rule.metric, step))
+        return plan(_query(rule, metric or measured_metric(rule), step))
     except InvalidQuery as error:
         raise _rule_error(error) from None
 

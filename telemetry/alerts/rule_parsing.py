@@ -2,7 +2,7 @@
 
 ```yaml
 name: Error rate
-metric: error_rate
+metric: error_rate    # or anomaly_score, with kind: cost | requests | error_rate | latency
 group_by: [model]
 filters: {provider: [openai]}
 window: 5m            # seconds, or an amount and a unit: 90s, 5m, 1h, 1d
@@ -38,6 +38,7 @@ from telemetry.schema import DEFAULT_WORKSPACE_ID
 FIELDS: Final = {
     "name": "name",
     "metric": "metric",
+    "kind": "anomaly_kind",
     "filters": "filters",
     "group_by": "group_by",
     "window": "window_s",

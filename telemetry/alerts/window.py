@@ -5,7 +5,7 @@ The window is read from the roll-ups in whole steps (`rule.window_step`). Read b
 ends with the minute in progress, so an evaluation sees requests recorded seconds ago: at
 12:03:20 a 5-minute window is [11:59, 12:04). Read by the hour (metrics and dimensions kept per
 hour, and windows over 2,000 minutes), it covers the hours that are over: at 12:03:20 a 2-hour
-window is [10:00, 12:00).
+window is [10:00, 12:00). An anomaly score is of the last hour that is over.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from telemetry.alerts.rule import AlertRule, RuleError, requests_plan, window_step
+from telemetry.alerts.rule import ANOMALY_SCORE, AlertRule, RuleError, requests_plan, window_step
 from telemetry.analytics import AnalyticsQuery, AnalyticsResult, run_query
+from telemetry.analytics_anomalies import MAX_TOP
+from telemetry.analytics_anomaly_cache import cached_anomalies
 from telemetry.analytics_metrics import METRICS
 
 Group = tuple[tuple[str, str], ...]
@@ -57,7 +59,10 @@ async def measure(engine: AsyncEngine, rule: AlertRule, now: datetime) -> dict[G
     """Every group that had requests (or a value) in the window, measured; for `change_pct`,
     also the groups that had some in the window before (a fall to nothing is a change)."""
     start, end = window_of(rule, now)
-    values = await _totals(engine, rule, rule.metric, start, end)
+    if rule.metric == ANOMALY_SCORE:
+        values = await _scores(engine, rule, start, end, now)
+    else:
+        values = await _totals(engine, rule, rule.metric, start, end)
     requests: dict[Group, float | None] | None = None
     if rule.metric == "requests":
         requests = values
@@ -67,7 +72,7 @@ async def measure(engine: AsyncEngine, rule: AlertRule, now: datetime) -> dict[G
     if rule.condition == "change_pct":
         before = start - timedelta(seconds=rule.window_s)
         previous = await _totals(engine, rule, rule.metric, before, start)
-    additive = METRICS[rule.metric].additive
+    additive = rule.metric in METRICS and METRICS[rule.metric].additive
     found: dict[Group, Measured] = {}
     for group in set(values) | set(requests or ()) | set(previous):
         count = None if requests is None else int(requests.get(group) or 0)
@@ -92,6 +97,32 @@ async def _totals(
     )
     result: AnalyticsResult = await run_query(engine, query, scope=rule.workspace_id)
     return {tuple(sorted(series.group.items())): _number(series.total) for series in result.series}
+
+
+async def _scores(
+    engine: AsyncEngine, rule: AlertRule, start: datetime, end: datetime, now: datetime
+) -> dict[Group, float | None]:
+    """The anomaly score of the window's hour per group (the top groups by requests), from the
+    anomaly reports' cache: rules and pages asking about the same hours score them once."""
+    assert rule.anomaly_kind is not None
+    dimension = rule.group_by[0] if rule.group_by else None
+    report = await cached_anomalies(
+        engine,
+        start=start,
+        end=end,
+        now=now,
+        kinds=(rule.anomaly_kind,),
+        dimensions=(dimension,),
+        top=MAX_TOP,
+        filters={name: tuple(values) for name, values in rule.filters.items()},
+        scope=rule.workspace_id,
+    )
+    found: dict[Group, float | None] = {}
+    for series in report.series:
+        hours = series.between(start, end)
+        group: Group = ((dimension, series.group),) if dimension else ()
+        found[group] = hours[-1].score if hours else None
+    return found
 
 
 def _number(value: float | Decimal | None) -> float | None:
