@@ -15,7 +15,8 @@ fallen by 100 % (for counts, money and tokens; a rate of no requests is no data)
 Groups with an open instance but absent from the window have no data. The state machine
 (`state_machine.next_step`) decides each group's next state and notifications; the changes and
 their events are written in one transaction before any notification is sent, and each
-notification's deliveries after it (so an evaluator that stops half way notifies at most once).
+notification's deliveries after it, marking the instance notified: a firing whose sending was
+cut off is sent again at the next evaluation (`state_machine`: never notified).
 """
 
 from __future__ import annotations

@@ -14,7 +14,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
-from telemetry.alerts import AlertRule, RuleError, evaluate_all, evaluate_rule, fingerprint_of
+from telemetry.alerts import (
+    AlertRule,
+    Outcome,
+    RuleError,
+    evaluate_all,
+    evaluate_rule,
+    fingerprint_of,
+)
 from telemetry.alerts.rule_store import create_rule
 from telemetry.db import create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID, alert_rules
@@ -113,7 +120,7 @@ async def test_an_error_rate_rule_goes_pending_fires_after_for_renotifies_and_re
         ("resolved", "sent", 200),
     ]
     assert await evaluate_rule(engine, rule, T0 + minutes(21), DELIVERY) == [
-        outcome.__class__(fired["fingerprint"], {}, None, 0.0)
+        Outcome(fired["fingerprint"], {}, None, 0.0)
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.alerts import AlertEvaluator, AlertRule
+from telemetry.alerts import evaluator as evaluator_module
 from telemetry.alerts.rule_store import create_rule, set_muted
 from tests.telemetry.alerts.alert_history import (
     DELIVERY,
@@ -19,7 +21,7 @@ from tests.telemetry.alerts.alert_history import (
     plant,
     webhook_channel,
 )
-from tests.telemetry.alerts.receivers import Receiver, webhook_check
+from tests.telemetry.alerts.receivers import Receiver, Reply, webhook_check
 
 
 @pytest.fixture
@@ -63,3 +65,25 @@ async def test_the_evaluator_fires_a_rule_on_live_traffic_and_stops_when_closed(
     (alert,) = alerts_of(hook.received)
     assert (alert["state"], alert["value"], alert["threshold"]) == ("firing", 6, 2)
     await evaluator.close()  # twice is harmless
+
+
+async def test_closing_waits_briefly_for_a_round_held_up_by_a_channel(
+    engine: AsyncEngine, hook: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(evaluator_module, "CLOSE_TIMEOUT", 0.3)
+    hook.script.append(Reply(delay=30.0))
+    channel = await webhook_channel(engine, f"{hook.url}/hook")
+    await create_rule(
+        engine,
+        AlertRule(name="Errors", metric="errors", critical=0, window_s=300, channel_ids=[channel]),
+    )
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    await plant(engine, start=start, minutes_=1, per_minute=2, errors_per_minute=1)
+    evaluator = AlertEvaluator(engine, interval=0.05, delivery=DELIVERY)
+    await evaluator.start()
+    async with asyncio.timeout(10):
+        await hook.arrived.wait()  # the round now waits on the receiver's answer
+    began = time.monotonic()
+    await evaluator.close()
+    assert time.monotonic() - began < 3
+    assert [row["state"] for row in await instances(engine)] == ["firing"]
