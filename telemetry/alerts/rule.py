@@ -35,7 +35,8 @@ _PLANNED_AT: Final = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class RuleError(ValueError):
-    """A rule that cannot be used; `field` names what to change."""
+    """A rule that cannot be used; `field` names what to change, as the config file and the
+    API write it (`window`, `for`, `channels`, `filters.model`)."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -109,7 +110,7 @@ def check_rule(rule: AlertRule) -> None:
         if not name or not isinstance(value, str):
             raise RuleError("labels", "labels are names with text values")
     if len(set(rule.channel_ids)) != len(rule.channel_ids):
-        raise RuleError("channel_ids", "names a channel twice")
+        raise RuleError("channels", "names a channel twice")
     try:
         check_template(rule.message)
     except TemplateError as error:
@@ -225,8 +226,17 @@ def requests_plan(rule: AlertRule) -> Plan:
         ) from None
 
 
+_QUERY_FIELDS: Final = {
+    "metric": "metric",
+    "group_by": "group_by",
+    "step": "window",
+    "to": "window",
+    "from": "window",
+}
+
+
 def _rule_error(error: InvalidQuery) -> RuleError:
-    field = {"metric": "metric", "group_by": "group_by"}.get(error.parameter, "filters")
-    if field == "filters" and error.parameter not in ("step", "to", "top"):
-        return RuleError(f"filters.{error.parameter}", str(error))
+    """The analytics' complaint about the rule's query, named by the rule's field (a filter's
+    dimension as `filters.<name>`)."""
+    field = _QUERY_FIELDS.get(error.parameter, f"filters.{error.parameter}")
     return RuleError(field, str(error))

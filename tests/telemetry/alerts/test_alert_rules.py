@@ -65,7 +65,7 @@ def test_a_rule_from_the_config_file_shape() -> None:
         ({"min_requests": "many"}, "min_requests", "Expected `int`"),
         ({"min_requests": -1}, "min_requests", "negative"),
         ({"no_data": "panic"}, "no_data", "Invalid enum value"),
-        ({"channels": ["a", "a"]}, "channel_ids", "twice"),
+        ({"channels": ["a", "a"]}, "channels", "twice"),
         ({"message": "{rule.__class__}"}, "message", "unknown field {rule.__class__}"),
         ({"message": "{value"}, "message", "literal braces"),
         ({"colour": "red"}, "colour", "unknown field"),
