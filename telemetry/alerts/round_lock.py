@@ -34,8 +34,8 @@ async def round_lock(engine: AsyncEngine) -> AsyncIterator[bool]:
             yield bool(locked)
         return
     database = engine.url.database
-    if not database or database == ":memory:":
-        yield True
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield True  # in memory: this process's alone; a URI: no plain path to lock beside
         return
     with _file_lock(Path(f"{database}.alerts-lock")) as locked:
         yield locked
