@@ -37,7 +37,7 @@ from telemetry.alerts.rule import ANOMALY_SCORE, AlertRule
 from telemetry.alerts.rule_store import load_channels
 from telemetry.alerts.state_machine import OpenInstance, Verdict, next_step
 from telemetry.alerts.template import render
-from telemetry.alerts.window import Group, Measured, measure
+from telemetry.alerts.window import Measured, measure
 from telemetry.analytics_anomalies import KIND_TITLES
 from telemetry.analytics_metrics import METRICS
 
@@ -98,10 +98,6 @@ def _no_data(rule: AlertRule) -> Verdict:
     return "keep" if rule.no_data == "keep" else "ok"
 
 
-def _group_labels(group: Group) -> dict[str, str]:
-    return dict(group)
-
-
 async def evaluate_rule(
     engine: AsyncEngine, rule: AlertRule, now: datetime, delivery: Delivery | None = None
 ) -> list[Outcome]:
@@ -113,7 +109,7 @@ async def evaluate_rule(
     changes: list[Change] = []
     seen: set[str] = set()
     for group, found in sorted(measured.items()):
-        group_labels = _group_labels(group)
+        group_labels = dict(group)
         fingerprint = fingerprint_of(rule.id, group_labels)
         seen.add(fingerprint)
         open_ = stored.get(fingerprint)

@@ -91,8 +91,10 @@ async def _apply(
     values: dict[str, Any] = {"state": step.state, "last_evaluated_at": now}
     if step.severity is not None:
         values["severity"] = step.severity
-    if step.state in ("pending", "firing"):
-        values |= {"value": change.value, "threshold": step.threshold}
+    if change.value is not None:
+        values["value"] = change.value  # without data, the last value measured stays
+    if step.threshold is not None:
+        values["threshold"] = step.threshold
     if step.state == "firing" and (current is None or current.state == "pending"):
         values["fired_at"] = now
     if step.state in ("resolved", "inactive"):

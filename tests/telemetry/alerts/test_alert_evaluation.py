@@ -23,7 +23,7 @@ from telemetry.alerts import (
     fingerprint_of,
 )
 from telemetry.alerts.rule_store import create_rule
-from telemetry.db import create_engine
+from telemetry.db import as_utc, create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID, alert_rules
 from tests.telemetry.alerts.alert_history import (
     DELIVERY,
@@ -212,8 +212,15 @@ async def test_no_data_policies(engine: AsyncEngine, hook: Receiver) -> None:
     later = T0 + minutes(60)
     assert (await evaluate_rule(engine, keep, later, DELIVERY))[0].state == "firing"
     assert (await evaluate_rule(engine, resolving, later, DELIVERY))[0].state == "resolved"
-    by_rule = {row["rule_id"]: row["state"] for row in await instances(engine)}
-    assert by_rule == {alerting.id: "firing", keep.id: "firing", resolving.id: "resolved"}
+    by_rule = {row["rule_id"]: row for row in await instances(engine)}
+    assert {rule: row["state"] for rule, row in by_rule.items()} == {
+        alerting.id: "firing",
+        keep.id: "firing",
+        resolving.id: "resolved",
+    }
+    kept = by_rule[keep.id]  # as last measured
+    assert (kept["value"], kept["threshold"]) == (0.5, 0.05)
+    assert as_utc(kept["last_evaluated_at"]) == later
 
 
 async def test_change_pct_compares_with_the_window_before(
