@@ -103,6 +103,9 @@ def check_rule(rule: AlertRule) -> None:
         _check_anomaly(rule)
     elif rule.anomaly_kind is not None:
         raise RuleError("kind", f"only for the metric {ANOMALY_SCORE}")
+    for name, values in rule.filters.items():
+        if not values:
+            raise RuleError(f"filters.{name}", "keeps at least one value")
     window_plan(rule)
     if rule.min_requests:
         requests_plan(rule)
@@ -143,10 +146,10 @@ def _check_thresholds(rule: AlertRule) -> None:
         if value is not None and value != value:  # NaN
             raise RuleError(field, "must be a number")
     if rule.condition == "change_pct":
-        set_ = [value for _, value in rule.thresholds]
-        if any(value == 0 for value in set_):
+        given = [value for _, value in rule.thresholds]
+        if any(value == 0 for value in given):
             raise RuleError("thresholds", "a change of 0 % would always breach")
-        if len({value > 0 for value in set_}) > 1:
+        if len({value > 0 for value in given}) > 1:
             raise RuleError(
                 "thresholds", "warning and critical must both be rises (> 0) or both falls (< 0)"
             )

@@ -49,6 +49,7 @@ def test_a_rule_from_the_config_file_shape() -> None:
         ({"group_by": ["guardrail"]}, "group_by", "error_rate cannot be split by 'guardrail'"),
         ({"group_by": ["model", "key", "provider"]}, "group_by", "at most 2"),
         ({"filters": {"rule": ["r1"]}}, "filters.rule", "cannot be split by 'rule'"),
+        ({"filters": {"model": []}}, "filters.model", "at least one value"),
         ({"critical": None}, "thresholds", "set a warning or a critical threshold"),
         ({"warning": 0.1}, "critical", "at least the warning threshold"),
         ({"warning": 0.01, "condition": "below"}, "critical", "at most the warning threshold"),
