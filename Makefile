@@ -47,7 +47,7 @@ chromium:
 
 test: lint typecheck chromium
 	$(BIN)/python -m compileall -q gateway providers rules telemetry admin_ui migrations
-	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile --durations=25
 
 # The screenshots in docs/images/, taken by the console's browser tests.
 docs-images: install chromium

@@ -18,7 +18,6 @@ from argon2 import PasswordHasher
 from litestar import Request, get, post
 from litestar.testing import TestClient
 
-import migrations
 from admin_ui.console_auth import SESSION_COOKIE, principal, require_console_user
 from gateway.app import create_app
 from gateway.config import GatewayConfig, TelemetryConfig
@@ -44,9 +43,8 @@ def probe_form(request: Request[Any, Any, Any]) -> str:
 
 
 @pytest.fixture
-def migrated(database_url: str) -> str:
-    migrations.upgrade(database_url)
-    return database_url
+def migrated(migrated_database_url: str) -> str:
+    return migrated_database_url
 
 
 def serve(url: str, tmp_path: Path, **console: Any) -> TestClient[Any]:

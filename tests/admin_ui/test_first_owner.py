@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 
-import migrations
 from admin_ui.console_auth import SESSION_COOKIE
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config, mock_provider
 
@@ -32,10 +31,9 @@ def startup_lines(gateway: GatewayProcess) -> list[str]:
 
 
 def test_a_fresh_install_prints_one_link_that_works_once(
-    database_url: str, mock_provider: MockProcess, tmp_path: Path
+    migrated_database_url: str, mock_provider: MockProcess, tmp_path: Path
 ) -> None:
-    migrations.upgrade(database_url)
-    database = Database(database_url)
+    database = Database(migrated_database_url)
     gateway = GatewayProcess(
         database, mock_config(mock_provider), tmp_path, master_key="sk-master-first", workers=2
     )

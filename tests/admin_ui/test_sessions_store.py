@@ -14,7 +14,6 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-import migrations
 from admin_ui.audit import CLI_ACTOR
 from admin_ui.sessions import DatabaseSessions, RedisSessions, SessionPolicy, SessionStore
 from admin_ui.throttle import MemoryThrottle, RedisThrottle, SigninThrottle, ThrottleLimits
@@ -77,11 +76,12 @@ async def exercise_sessions(store: SessionStore, clock: Clock, user_id: str) -> 
     assert await store.find(other) is not None
 
 
-def test_database_sessions_expire_when_idle_or_old_and_end_at_sign_out(database_url: str) -> None:
-    migrations.upgrade(database_url)
+def test_database_sessions_expire_when_idle_or_old_and_end_at_sign_out(
+    migrated_database_url: str,
+) -> None:
 
     async def run() -> None:
-        engine = create_engine(database_url)
+        engine = create_engine(migrated_database_url)
         try:
             user = await UserStore(engine).create(
                 email="s@example.com", name="S", is_operator=True, actor=CLI_ACTOR

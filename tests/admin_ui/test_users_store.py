@@ -13,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
 from admin_ui.audit import CLI_ACTOR, Actor, AuditFilter, list_changes, record_change
 from admin_ui.signin_links import (
     FIRST_OWNER,
@@ -46,9 +45,8 @@ async def engine_of(url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def migrated(database_url: str) -> str:
-    migrations.upgrade(database_url)
-    return database_url
+def migrated(migrated_database_url: str) -> str:
+    return migrated_database_url
 
 
 def run(url: str, body: Callable[[AsyncEngine], Awaitable[T]]) -> T:

@@ -27,10 +27,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-import migrations
 from telemetry.db import create_engine
 from telemetry.rollup_folding import fold_pending
-from tests.conftest import POSTGRES_URL, service_missing
+from tests.conftest import POSTGRES_URL, Dropper, copy_sqlite, service_missing
 
 REPO = Path(__file__).resolve().parents[2]
 STEERWAY = str(Path(sys.executable).with_name("steerway"))
@@ -209,13 +208,15 @@ class GatewayProcess:
         return stop(self.process)
 
 
-def _create_postgres() -> str:
+def _create_postgres(template: str | None = None) -> str:
+    """A new database's URL: empty, or a copy of `template`."""
     name = f"steerway_e2e_{uuid.uuid4().hex[:12]}"
+    copy_of = f' TEMPLATE "{template}"' if template else ""
 
     async def create() -> None:
         conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
         finally:
             await conn.close()
 
@@ -243,18 +244,19 @@ def _drop_postgres(url: str) -> None:
 def backend_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Database]:
-    """A migrated database of each backend in turn, shared by one test module."""
+    """A migrated database of each backend in turn, shared by one test module: a copy of the
+    session's migrated template."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'steerway.db'}"
-        migrations.upgrade(url)
-        yield Database(url)
+        path = tmp_path_factory.mktemp("db") / "steerway.db"
+        copy_sqlite(request.getfixturevalue("sqlite_template"), path)
+        yield Database(f"sqlite:///{path}")
         return
-    url = _create_postgres()
+    dropper: Dropper = request.getfixturevalue("dropper")
+    url = _create_postgres(template=request.getfixturevalue("postgres_template"))
     try:
-        migrations.upgrade(url)
         yield Database(url)
     finally:
-        _drop_postgres(url)
+        dropper.drop(url.rpartition("/")[2])
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-import migrations
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
@@ -152,14 +151,13 @@ def test_revoked_key_is_rejected_within_the_cache_window(gateway: GatewayProcess
 
 
 def test_revocation_reaches_every_worker(
-    postgres_url: str,
+    migrated_postgres_url: str,
     mock_provider: MockProcess,
     start_gateway: Callable[..., GatewayProcess],
 ) -> None:
     """Several workers is the production set-up, so this runs on Postgres."""
-    migrations.upgrade(postgres_url)
     gateway = start_gateway(
-        Database(postgres_url),
+        Database(migrated_postgres_url),
         mock_config(mock_provider),
         master_key="sk-master-" + secrets.token_hex(8),
         workers=2,
@@ -222,9 +220,8 @@ def _read_banner(gateway: GatewayProcess) -> str:
 
 
 @pytest.fixture
-def fresh_database(database_url: str) -> Database:
-    migrations.upgrade(database_url)
-    return Database(database_url)
+def fresh_database(migrated_database_url: str) -> Database:
+    return Database(migrated_database_url)
 
 
 def test_generated_master_key_is_printed_once_and_stored_hashed(

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-import migrations
 from gateway.auth import Authenticator
 from gateway.errors import GatewayError
 from gateway.keys import KeyStore
@@ -68,9 +67,8 @@ class Outage:
 
 
 @pytest.fixture
-async def outage(database_url: str) -> AsyncIterator[Outage]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    outage = Outage(database_url)
+async def outage(migrated_database_url: str) -> AsyncIterator[Outage]:
+    outage = Outage(migrated_database_url)
     yield outage
     await outage.close()
 
@@ -193,11 +191,10 @@ async def test_errors_about_the_request_are_not_an_outage(outage: Outage) -> Non
 
 
 async def test_a_dropped_connection_in_the_pool_is_an_outage_not_a_crash(
-    postgres_url: str,
+    migrated_postgres_url: str,
 ) -> None:
     """Connections already in the pool when Postgres goes away fail mid-use."""
-    await asyncio.to_thread(migrations.upgrade, postgres_url)
-    outage = Outage(postgres_url)
+    outage = Outage(migrated_postgres_url)
     try:
         store = KeyStore(outage.engine)
         key = (await store.create("pooled")).plaintext
@@ -211,14 +208,13 @@ async def test_a_dropped_connection_in_the_pool_is_an_outage_not_a_crash(
 
 
 async def test_a_database_that_stops_answering_is_an_outage_after_the_lookup_deadline(
-    postgres_url: str,
+    migrated_postgres_url: str,
 ) -> None:
     """Postgres that stops answering without dropping a connection (a frozen host, a network
     partition) leaves a key lookup waiting on its pooled connection: without a deadline of its
     own it waits out the driver's 60 s command timeout, and every request behind it too. SQLite
     has no such state: its readers never wait (WAL), whoever holds the file."""
-    await asyncio.to_thread(migrations.upgrade, postgres_url)
-    outage = Outage(postgres_url)
+    outage = Outage(migrated_postgres_url)
     assert outage.forwarder is not None
     try:
         store = KeyStore(outage.engine)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import migrations
 from gateway.budget_spend import SPEND_SPILL_SUFFIX
 from gateway.budgets import create_budget_ledger
 from tests.gateway.test_auth_outage import Outage
@@ -22,9 +21,8 @@ __all__ = ["backend"]
 
 
 @pytest.fixture
-async def outage(database_url: str) -> AsyncIterator[Outage]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    outage = Outage(database_url)
+async def outage(migrated_database_url: str) -> AsyncIterator[Outage]:
+    outage = Outage(migrated_database_url)
     yield outage
     await outage.close()
 

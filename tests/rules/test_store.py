@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import migrations
 from rules.store import RuleConflict, RuleNotFound, RuleStore, document_diff
 from telemetry.db import create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID, rule_versions
@@ -33,9 +32,8 @@ def rule(rule_id: str = "premium", **changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[RuleStore]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
+async def store(migrated_database_url: str) -> AsyncIterator[RuleStore]:
+    engine = create_engine(migrated_database_url)
     try:
         yield RuleStore(engine)
     finally:
@@ -281,12 +279,12 @@ async def test_history_is_empty_for_an_unknown_rule(store: RuleStore) -> None:
 
 
 async def test_each_change_writes_exactly_one_version_row(
-    store: RuleStore, database_url: str
+    store: RuleStore, migrated_database_url: str
 ) -> None:
     await store.create(rule(), ALICE)
     await store.update("premium", rule(priority=2), ALICE)
     await store.delete("premium", ALICE)
-    engine = create_engine(database_url)
+    engine = create_engine(migrated_database_url)
     try:
         async with engine.connect() as conn:
             rows = (

@@ -15,7 +15,6 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
 from telemetry.analytics import AnalyticsQuery, InvalidQuery, plan, range_pieces, run_query
 from telemetry.analytics_metrics import percentile_of
 from telemetry.analytics_scans import SharedScans
@@ -66,9 +65,8 @@ def _bundles(seed: int = 7) -> list[TraceBundle]:
 
 
 @pytest.fixture
-async def history(database_url: str) -> AsyncIterator[History]:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
+async def history(migrated_database_url: str) -> AsyncIterator[History]:
+    engine = create_engine(migrated_database_url)
     bundles = _bundles()
     writer = BatchWriter(engine)
     for start in range(0, len(bundles), 250):  # several batches add into the same rows
@@ -445,10 +443,9 @@ async def test_percentiles_of_one_histogram_on_one_page_read_its_sums_once(
 
 
 @pytest.fixture
-async def named_history(database_url: str) -> AsyncIterator[History]:
+async def named_history(migrated_database_url: str) -> AsyncIterator[History]:
     """Requests of several end users and tags (some of none), in two workspaces."""
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
+    engine = create_engine(migrated_database_url)
     draw = random.Random(11)
     bundles = _bundles(seed=11)[:400]
     for bundle in bundles:

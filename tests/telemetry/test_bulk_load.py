@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import migrations
 from telemetry.bulk_load import BulkLoader, RowsConflict
 from telemetry.db import create_engine
 from telemetry.rollups import SUM_COLUMNS, Aggregate
@@ -65,9 +64,8 @@ def breakdown(name: str, events: int, cost: str) -> dict[str, Any]:
     }
 
 
-async def test_rows_and_rollups_land_in_one_transaction(database_url: str) -> None:
-    migrations.upgrade(database_url)
-    engine = create_engine(database_url)
+async def test_rows_and_rollups_land_in_one_transaction(migrated_database_url: str) -> None:
+    engine = create_engine(migrated_database_url)
     try:
         async with engine.begin() as connection:
             loader = BulkLoader(connection.dialect)
@@ -120,9 +118,8 @@ async def test_rows_and_rollups_land_in_one_transaction(database_url: str) -> No
         await engine.dispose()
 
 
-async def test_a_taken_key_is_refused_and_nothing_is_kept(database_url: str) -> None:
-    migrations.upgrade(database_url)
-    engine = create_engine(database_url)
+async def test_a_taken_key_is_refused_and_nothing_is_kept(migrated_database_url: str) -> None:
+    engine = create_engine(migrated_database_url)
     try:
         with pytest.raises(RowsConflict, match="spans"):
             async with engine.begin() as connection:
@@ -139,9 +136,8 @@ async def test_a_taken_key_is_refused_and_nothing_is_kept(database_url: str) -> 
         await engine.dispose()
 
 
-async def test_sqlite_gets_its_page_cache_back(sqlite_url: str) -> None:
-    migrations.upgrade(sqlite_url)
-    engine = create_engine(sqlite_url)
+async def test_sqlite_gets_its_page_cache_back(migrated_sqlite_url: str) -> None:
+    engine = create_engine(migrated_sqlite_url)
     try:
         async with engine.begin() as connection:
             before = (await connection.exec_driver_sql("PRAGMA cache_size")).scalar()

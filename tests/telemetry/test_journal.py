@@ -12,7 +12,6 @@ import msgspec
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
 from telemetry.db import create_engine
 from telemetry.recorder import Recorder
 from telemetry.records import TraceBundle
@@ -61,14 +60,6 @@ def on_disk(spill_dir: Path) -> list[TraceBundle]:
         for line in path.read_bytes().splitlines()
         if line
     ]
-
-
-@pytest.fixture
-async def engine(database_url: str) -> Any:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def test_bundles_are_on_disk_when_durable_returns(tmp_path: Path, sqlite_url: str) -> None:

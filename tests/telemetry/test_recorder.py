@@ -188,11 +188,11 @@ async def test_rollups_of_two_batches_in_one_minute_add_up(engine: AsyncEngine) 
 
 
 async def test_concurrent_recorders_add_into_the_same_rollup_rows(
-    database_url: str, engine: AsyncEngine
+    migrated_database_url: str, engine: AsyncEngine
 ) -> None:
     workers = 4
     per_worker = 60
-    engines = [create_engine(database_url) for _ in range(workers)]
+    engines = [create_engine(migrated_database_url) for _ in range(workers)]
     recorders = [Recorder(e, batch_size=7, flush_interval=0.001) for e in engines]
     for recorder in recorders:
         await recorder.start()

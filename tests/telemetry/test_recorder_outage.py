@@ -161,10 +161,9 @@ async def test_stop_spills_what_it_cannot_write_and_the_next_process_replays_it(
 
 
 async def test_replaying_bundles_already_stored_counts_nothing_twice(
-    database_url: str, tmp_path: Path
+    migrated_database_url: str, tmp_path: Path
 ) -> None:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
+    engine = create_engine(migrated_database_url)
     stored = [make_bundle() for _ in range(4)]
     writer = fast_retrying(engine, flush_interval=0.01)
     await writer.start()
@@ -224,14 +223,13 @@ async def test_without_a_spill_folder_batches_wait_in_memory_and_overflow_is_dro
 
 
 def test_a_writer_cancelled_at_loop_shutdown_spills_what_it_held(
-    sqlite_url: str, tmp_path: Path
+    migrated_sqlite_url: str, tmp_path: Path
 ) -> None:
-    migrations.upgrade(sqlite_url)
     spill_dir = tmp_path / "spill"
     bundles = [make_bundle() for _ in range(5)]
 
     async def serve_and_forget_to_stop() -> Recorder:
-        engine = create_engine(sqlite_url)
+        engine = create_engine(migrated_sqlite_url)
         recorder = fast_retrying(engine, spill_dir=spill_dir, flush_interval=60.0)
         await recorder.start()
         for bundle in bundles:
@@ -281,17 +279,16 @@ async def test_a_spill_folder_that_cannot_be_written_keeps_batches_in_memory_and
 
 
 async def test_a_database_that_stops_answering_is_spilled_to_after_the_write_deadline(
-    postgres_url: str, tmp_path: Path
+    migrated_postgres_url: str, tmp_path: Path
 ) -> None:
     """Postgres that stops answering without dropping a connection (a frozen host, a network
     partition): a batch write never fails on its own before the driver's 60 s command timeout,
     and meanwhile the queue grows until requests are held back. A write past its deadline is an
     outage: the batch spills at once and the writer goes on. SQLite has no such state: a writer
     locked out gets an error after its busy timeout."""
-    await asyncio.to_thread(migrations.upgrade, postgres_url)
-    forwarder = TcpForwarder.for_url(postgres_url).start()
+    forwarder = TcpForwarder.for_url(migrated_postgres_url).start()
     spill_dir = tmp_path / "spill"
-    engine = create_engine(forwarder.url(postgres_url))
+    engine = create_engine(forwarder.url(migrated_postgres_url))
     recorder = fast_retrying(engine, spill_dir=spill_dir, flush_interval=0.01, write_timeout=0.5)
     try:
         await recorder.start()
@@ -317,7 +314,7 @@ async def test_a_database_that_stops_answering_is_spilled_to_after_the_write_dea
     finally:
         await engine.dispose()
         forwarder.close()
-    check = create_engine(postgres_url)
+    check = create_engine(migrated_postgres_url)
     try:
         stored = [row.trace_id for row in await fetch_table(check, traces)]
     finally:

@@ -10,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
 import telemetry.rollup_folding as folding
 from telemetry.db import create_engine
 from telemetry.schema import usage_pending, usage_rollups
@@ -57,11 +56,10 @@ async def test_the_gateways_folder_sums_the_marked_hours_on_its_own(engine: Asyn
 
 
 async def test_a_fold_that_fails_keeps_every_mark(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    migrated_postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """(Postgres only: SQLite's writer keeps every grain itself and marks nothing.)"""
-    await asyncio.to_thread(migrations.upgrade, postgres_url)
-    engine = create_engine(postgres_url)
+    engine = create_engine(migrated_postgres_url)
     try:
         await _a_fold_fails_then_succeeds(engine, monkeypatch)
     finally:

@@ -12,8 +12,6 @@ import msgspec
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import migrations
-from telemetry.db import create_engine
 from telemetry.recorder import Recorder
 from telemetry.schema import traces
 from telemetry.spill import QUARANTINE_SUFFIX, SPILL_SUFFIX, SpillFile, spill_files
@@ -41,14 +39,6 @@ def line(bundle: Any) -> bytes:
 
 def messages(caplog: pytest.LogCaptureFixture, *, containing: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if containing in r.getMessage()]
-
-
-@pytest.fixture
-async def engine(database_url: str) -> Any:
-    await asyncio.to_thread(migrations.upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def test_an_invalid_utf8_line_is_quarantined_and_the_rest_replays(
