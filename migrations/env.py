@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.db import async_url, create_engine, redact_url
 from telemetry.schema import for_dialect, metadata
@@ -44,13 +47,37 @@ def _run_migrations(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         include_object=for_dialect(connection.dialect.name),
+        # SQLite's DDL is transactional once the driver leaves transactions to us
+        # (`_sqlite_atomically`); Alembic would otherwise commit after every revision.
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         context.run_migrations()
 
 
+def _sqlite_atomically(engine: AsyncEngine) -> None:
+    """Every migration of a run in one SQLite transaction, taken with the write lock.
+
+    Python's sqlite3 begins a transaction before data changes only, so `CREATE TABLE` and the
+    rest of a migration's DDL were each committed as they ran: a failed run left the schema
+    half-built, and a recorder writing meanwhile saw (and filled) tables a later step still
+    meant to fill. Here the driver's own transaction handling is off and the run begins with
+    `BEGIN IMMEDIATE`: other writers wait for its commit, and a failure leaves nothing."""
+
+    def without_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    def begin_immediate(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine.sync_engine, "connect", without_driver_transactions)
+    event.listen(engine.sync_engine, "begin", begin_immediate)
+
+
 async def _run_online(url: str) -> None:
     engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        _sqlite_atomically(engine)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_migrations)

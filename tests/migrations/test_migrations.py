@@ -427,3 +427,19 @@ async def test_the_totals_migration_sums_the_stored_tags_and_end_users(database_
 
     await asyncio.to_thread(migrations.downgrade, database_url, "0012")
     assert await _breakdowns(database_url) == before
+
+
+async def test_a_failed_run_leaves_the_database_as_it_was(database_url: str) -> None:
+    """Every migration of a run is one transaction, on SQLite too: a step that fails (here a
+    table of the last revision already exists) undoes the steps before it."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(sa.text("CREATE TABLE silences (id INTEGER)"))
+    finally:
+        await engine.dispose()
+    with pytest.raises(Exception, match="silences"):
+        await asyncio.to_thread(migrations.upgrade, database_url)
+    assert await asyncio.to_thread(migrations.current, database_url) is None
+    names = await _with_connection(database_url, lambda c: sa.inspect(c).get_table_names())
+    assert names == ["silences"]
