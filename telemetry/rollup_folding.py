@@ -29,7 +29,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from telemetry.db_outage import is_unavailable
+from telemetry.periodic import run_every
 from telemetry.rollups import (
     BREAKDOWN_KEY_COLUMNS,
     BREAKDOWN_SUM_COLUMNS,
@@ -116,7 +116,6 @@ class RollupFolder:
         self._interval = interval
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._failing = False
 
     async def start(self) -> None:
         if self._engine.dialect.name == "postgresql" and self._task is None:
@@ -135,19 +134,11 @@ class RollupFolder:
                 await fold_pending(self._engine)
 
     async def _fold_forever(self) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await self._stopping.wait()
-            if self._stopping.is_set():
-                return
-            try:
-                await fold_pending(self._engine)
-            except Exception as error:
-                # Marks stay until a fold succeeds; analytics read those hours from finer rows.
-                if not self._failing:
-                    reason = "unreachable" if is_unavailable(error) else type(error).__name__
-                    logger.warning("hour and day roll-ups not summed yet: database %s", reason)
-                self._failing = True
-            else:
-                self._failing = False
+        # Marks stay until a fold succeeds; analytics read those hours from finer rows.
+        await run_every(
+            self._interval,
+            self._stopping,
+            lambda: fold_pending(self._engine),
+            logger=logger,
+            failing="hour and day roll-ups not summed yet: database %s",
+        )

@@ -25,7 +25,7 @@ from telemetry.alerts.evaluation import Delivery, Outcome, evaluate_rule
 from telemetry.alerts.round_lock import round_lock
 from telemetry.alerts.rule import AlertRule
 from telemetry.alerts.rule_store import load_rules
-from telemetry.db_outage import is_unavailable
+from telemetry.periodic import run_every
 
 logger = logging.getLogger("steerway.telemetry.alerts.evaluator")
 
@@ -88,7 +88,6 @@ class AlertEvaluator:
         self._delivery = delivery
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._failing = False
 
     async def start(self) -> None:
         if self._task is None:
@@ -109,18 +108,10 @@ class AlertEvaluator:
                 await task
 
     async def _run_forever(self) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await self._stopping.wait()
-            if self._stopping.is_set():
-                return
-            try:
-                await evaluate_all(self._engine, delivery=self._delivery)
-            except Exception as error:
-                if not self._failing:
-                    reason = "unreachable" if is_unavailable(error) else type(error).__name__
-                    logger.warning("alert rules not evaluated: database %s", reason)
-                self._failing = True
-            else:
-                self._failing = False
+        await run_every(
+            self._interval,
+            self._stopping,
+            lambda: evaluate_all(self._engine, delivery=self._delivery),
+            logger=logger,
+            failing="alert rules not evaluated: database %s",
+        )
