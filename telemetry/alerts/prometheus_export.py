@@ -71,6 +71,8 @@ SERIES: Final[dict[str, _Series]] = {
     "cost_saved": _Series(
         "count", "steerway_cache_saved_usd_total", {"provider": "provider", "model": "model"}
     ),
+    "cache_hits": _Series("count", "steerway_cache_requests_total", {}, matchers='result="hit"'),
+    "retries": _Series("count", "steerway_retries_total", {"model": "model"}),
     "cache_hit_rate": _Series(
         "ratio",
         "steerway_cache_requests_total",
@@ -156,8 +158,6 @@ def _skip_reason(rule: AlertRule) -> str | None:
     for dimension in [*rule.filters, *rule.group_by]:
         if dimension not in spec.labels:
             return f"the exported series of {rule.metric} have no label for {dimension}"
-    if spec.kind == "ratio" and rule.metric == "cache_hit_rate" and (rule.filters or rule.group_by):
-        return "the exported cache outcomes have no label for the rule's filters or groups"
     if rule.min_requests:
         requests = SERIES["requests"].labels
         if any(dimension not in requests for dimension in [*rule.filters, *rule.group_by]):
