@@ -7,7 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
-from gateway.cli_users import _console_config
+from gateway.cli_users import console_config
 from gateway.keys import KeyStore, UnknownWorkspace
 from gateway.settings import Settings
 from telemetry.alerts.prometheus_export import Export, export_rules
@@ -29,7 +29,7 @@ async def _export(args: argparse.Namespace, database_url: str) -> Export:
         rules = await load_rules(engine, workspace_id)
     finally:
         await engine.dispose()
-    return export_rules(rules, slugs, console_url=_console_config().public_url)
+    return export_rules(rules, slugs, console_url=console_config().public_url)
 
 
 def _export_command(args: argparse.Namespace) -> int:
