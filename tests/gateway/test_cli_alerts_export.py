@@ -14,6 +14,7 @@ import pytest
 import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.keys import KeyStore
 from telemetry.alerts.rule import AlertRule
 from telemetry.alerts.rule_store import create_rule
 from tests.conftest import IN_CI
@@ -52,9 +53,11 @@ ERROR_RATE = (
 )
 
 
-def steerway(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def steerway(url: str, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "STEERWAY_DATABASE_URL": url}
     env.pop("STEERWAY_CONFIG", None)
+    if config is not None:
+        env["STEERWAY_CONFIG"] = str(config)
     return subprocess.run(
         [STEERWAY, *args], env=env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -210,3 +213,29 @@ def test_an_unknown_workspace_is_one_line_and_a_failure(stored: str) -> None:
     assert ran.returncode == 1
     assert ran.stdout == ""
     assert ran.stderr == "steerway: unknown workspace 'nowhere'\n"
+    without_format = steerway(stored, "alerts", "export")
+    assert without_format.returncode == 1
+    assert without_format.stderr == "steerway: say which format: --prometheus\n"
+
+
+@pytest.mark.parametrize("migrated_database_url", ["sqlite"], indirect=True)
+async def test_one_workspace_by_slug_with_links_to_the_console(
+    stored: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    acme = (await KeyStore(engine).create_workspace("acme")).workspace_id
+    rule = await create_rule(
+        engine, AlertRule(name="Acme spend", metric="cost", warning=5, workspace_id=acme)
+    )
+    config = tmp_path / "steerway.yaml"
+    config.write_text("console:\n  public_url: https://steerway.example.com/\n")
+    ran = steerway(stored, "alerts", "export", "--prometheus", "--workspace", "acme", config=config)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr == ""
+    [group] = yaml.safe_load(ran.stdout)["groups"]
+    assert group["name"] == "steerway-acme"
+    [alert] = group["rules"]
+    assert alert["expr"] == "sum(increase(steerway_cost_usd_total[5m])) > 5"
+    assert alert["labels"]["workspace"] == "acme"
+    assert alert["annotations"]["console"] == (
+        f"https://steerway.example.com/admin/alerts?rule={rule.id}"
+    )
