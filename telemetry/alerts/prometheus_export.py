@@ -9,6 +9,7 @@ rule's workspace is kept as a label of its alerts.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -149,7 +150,13 @@ def _value(spec: _Series, rule: AlertRule, offset: str = "") -> str:
     return f"histogram_quantile({spec.quantile:g}, {inner}){scale}"
 
 
+_LABEL_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
 def _skip_reason(rule: AlertRule) -> str | None:
+    for name in rule.labels:
+        if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+            return f"the label name {name!r} is not a Prometheus label name"
     if rule.metric == ANOMALY_SCORE:
         return "anomaly scores are computed from the roll-ups' history, not exported at /metrics"
     spec = SERIES.get(rule.metric)
@@ -193,9 +200,21 @@ class _LabelRefs:
         return f"{{{{ $labels.{self._labels.get(name, name)} }}}}"
 
 
+class _Summary(string.Formatter):
+    """Formats a rule's message, leaving Prometheus' `{{ ... }}` placeholders whole (a format
+    spec such as `{value:.3}` would cut one)."""
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        if isinstance(value, str) and value.startswith("{{"):
+            return value
+        return super().format_field(value, format_spec)
+
+
 def _summary(rule: AlertRule, spec: _Series, severity: str, threshold: float) -> str:
     """The rule's message with Prometheus' template for what only an alert knows."""
-    return rule.message.format_map(
+    return _Summary().vformat(
+        rule.message,
+        (),
         {
             "rule": rule.name.replace("{{", "{{`{{`}}"),
             "metric": rule.metric,
@@ -208,7 +227,7 @@ def _summary(rule: AlertRule, spec: _Series, severity: str, threshold: float) ->
                 f" ({name}={{{{ $labels.{spec.labels[name]} }}}})" for name in rule.group_by
             ),
             "labels": _LabelRefs(spec.labels),
-        }
+        },
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import yaml
+
 from telemetry.alerts.prometheus_export import duration, export_rules, expression
 from telemetry.alerts.rule import AlertRule
 
@@ -40,3 +42,25 @@ def test_retries_map_and_a_cache_rule_split_by_model_is_skipped_with_its_reason(
     [skipped] = export.skipped
     assert skipped.rule is cache
     assert skipped.reason == "the exported series of cache_hits have no label for model"
+
+
+def test_the_summary_keeps_prometheus_placeholders_whole_and_names_the_series_labels() -> None:
+    rule = AlertRule(
+        name="p99",
+        metric="latency_p99",
+        warning=900,
+        group_by=["model"],
+        message="{rule} at {value:.3} ms for {labels[model]}{group} ({threshold:>6})",
+    )
+    [group] = yaml.safe_load(export_rules([rule], {}).text)["groups"]
+    [alert] = group["rules"]
+    assert alert["annotations"]["summary"] == (
+        "p99 at {{ $value }} ms for {{ $labels.gen_ai_request_model }}"
+        " (model={{ $labels.gen_ai_request_model }}) (   900)"
+    )
+
+
+def test_a_label_prometheus_cannot_name_skips_the_rule() -> None:
+    rule = AlertRule(name="r", metric="requests", warning=1, labels={"on-call": "ml"})
+    [skipped] = export_rules([rule], {}).skipped
+    assert skipped.reason == "the label name 'on-call' is not a Prometheus label name"
