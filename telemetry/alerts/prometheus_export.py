@@ -37,7 +37,6 @@ class _Series:
     """Analytics dimension → the series' label."""
     matchers: str = ""
     denominator: str = ""
-    denominator_matchers: str = ""
     quantile: float = 0.0
     scale: float = 1.0
 
@@ -137,8 +136,7 @@ def _value(spec: _Series, rule: AlertRule, offset: str = "") -> str:
         return f"{sum_by}(increase({spec.series}{_matchers(spec, rule, spec.matchers)}{window}))"
     if spec.kind == "ratio":
         top = f"{sum_by}(rate({spec.series}{_matchers(spec, rule, spec.matchers)}{window}))"
-        bottom_spec = SERIES["requests"]
-        bottom = _matchers(bottom_spec, rule, spec.denominator_matchers)
+        bottom = _matchers(SERIES["requests"], rule, "")
         return f"{top} / {sum_by}(rate({spec.denominator}{bottom}{window}))"
     scale = f" * {spec.scale:g}" if spec.scale != 1 else ""
     if spec.kind == "mean":
