@@ -11,7 +11,7 @@ PORT ?= 8080
 # in one process, so a module's gateway is started once.
 TEST_PROCESSES ?= 3
 
-.PHONY: run test lint typecheck bench fuzz install clean chromium docs-images
+.PHONY: run test lint typecheck bench fuzz install clean chromium promtool docs-images
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -45,7 +45,16 @@ chromium:
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	fi
 
-test: lint typecheck chromium
+# `steerway alerts export --prometheus` is checked with Debian's promtool.
+promtool:
+	@if ! command -v promtool >/dev/null; then \
+		echo "installing Debian's prometheus (promtool) for the alert export's tests"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus; \
+	fi
+
+test: lint typecheck chromium promtool
 	$(BIN)/python -m compileall -q gateway providers rules telemetry admin_ui migrations
 	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile --durations=25
 

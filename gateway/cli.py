@@ -1,5 +1,5 @@
-"""The `steerway` command: serve, migrate, keys, workspaces, users, demo-data, mock-provider,
-check-config."""
+"""The `steerway` command: serve, migrate, keys, workspaces, users, alerts, demo-data,
+mock-provider, check-config."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any, cast
 import msgspec
 from msgspec import UNSET
 
+from gateway.cli_alerts import add_alerts_commands
 from gateway.cli_users import add_users_commands
 from gateway.config import ConfigError, check_config, load_config
 from gateway.console_config import ConsoleConfig
@@ -831,6 +832,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_keys_commands(commands)
     add_users_commands(commands)
+    add_alerts_commands(commands)
     _add_demo_data_command(commands)
 
     mock = commands.add_parser("mock-provider", help="run the mock OpenAI-compatible provider")

@@ -72,7 +72,8 @@ def _engine_command(
     return command
 
 
-def _console_config() -> ConsoleConfig:
+def console_config() -> ConsoleConfig:
+    """The `console` section of `STEERWAY_CONFIG`; the defaults without one or with a bad one."""
     path = Settings.from_env().config_path
     if not path:
         return ConsoleConfig()
@@ -123,7 +124,7 @@ def _describe(user: User) -> str:
 
 
 async def _print_link(engine: AsyncEngine, user: User, args: argparse.Namespace) -> None:
-    config = _console_config()
+    config = console_config()
     base = (args.url or config.public_url or DEFAULT_URL).rstrip("/")
     token, expires = await issue_password_link(
         engine, user.user_id, hours=config.reset_link_hours, actor=CLI_ACTOR
