@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import json
 import secrets
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.admin_ui.alert_fixtures import plant_instance, webhook_receiver
 from tests.admin_ui.conftest import error_of, workspace_keys
-from tests.admin_ui.console_fixtures import console_gateway
-from tests.e2e.conftest import GatewayProcess, backend_database, mock_provider
+from tests.admin_ui.console_fixtures import CONSOLE, console_gateway
+from tests.e2e.conftest import (
+    Database,
+    GatewayProcess,
+    MockProcess,
+    backend_database,
+    mock_config,
+    mock_provider,
+)
 
 __all__ = ["backend_database", "console_gateway", "mock_provider"]
 
@@ -320,3 +328,34 @@ def test_bad_input_is_a_4xx_naming_where(console_gateway: GatewayProcess) -> Non
             name = next(iter(params))
             assert error_of(http.get(f"{API}/instances", params=params), 400)["param"] == name
         error_of(http.put(f"{API}/rules/{'0' * 32}", json=rule()), 404)
+
+
+def test_a_secret_is_never_in_the_gateways_log(
+    backend_database: Database, mock_provider: MockProcess, tmp_path: Path
+) -> None:
+    secret = distinctive_secret()
+    gateway = GatewayProcess(
+        backend_database,
+        mock_config(mock_provider, console=CONSOLE),
+        tmp_path,
+        master_key="sk-master-" + secrets.token_hex(8),
+    )
+    try:
+        with gateway.http() as http:
+            refused = http.post(
+                f"{API}/channels", json=webhook(secret, secrets={"signing_sekret": secret})
+            )
+            assert secret not in error_of(refused, 400)["message"]
+            unreachable = webhook(
+                secret,
+                settings={"max_attempts": 1, "timeout_s": 2},
+                secrets={"signing_secret": secret, "url": f"http://127.0.0.1:9/{secret}"},
+            )
+            item = created(http, "channels", unreachable)
+            tested = http.post(f"{API}/channels/{item['id']}/test")
+            assert tested.json()["status"] == "failed"
+            assert secret not in tested.text
+    finally:
+        log = gateway.stop()
+    assert f"channel {item['name']!r} failed" in log  # the failure is logged, masked
+    assert secret not in log
