@@ -13,7 +13,8 @@ import httpx
 
 from tests.admin_ui.alert_fixtures import plant_instance, webhook_receiver
 from tests.admin_ui.conftest import error_of, workspace_keys
-from tests.admin_ui.console_fixtures import CONSOLE, console_gateway
+from tests.admin_ui.console_fixtures import CONSOLE, address, console_gateway
+from tests.console_users import create_user, sign_in
 from tests.e2e.conftest import (
     Database,
     GatewayProcess,
@@ -292,6 +293,32 @@ def test_another_workspace_sees_and_changes_nothing(console_gateway: GatewayProc
         assert made["id"] in {r["id"] for r in listed(http, "rules")}
         assert {r["id"] for r in listed(http, "rules", workspace=slug)} == {made["id"]}
         assert listed(http, "rules", workspace=other_slug) == []
+
+
+def test_a_viewer_reads_alerts_and_an_admin_of_the_workspace_changes_them(
+    console_gateway: GatewayProcess,
+) -> None:
+    slug, _, _ = workspace_keys(console_gateway, "roles")
+    url = console_gateway.database.url
+    viewer = sign_in(
+        console_gateway.url, create_user(url, role="viewer", workspace=slug), **address()
+    )
+    admin = sign_in(
+        console_gateway.url, create_user(url, role="admin", workspace=slug), **address()
+    )
+    with admin.client() as http:
+        made = created(http, "rules", rule())
+        channel = created(http, "channels", webhook(distinctive_secret()))
+    with viewer.client() as http:
+        assert http.get(f"{API}/rules/{made['id']}").json() == made
+        assert {c["id"] for c in listed(http, "channels")} == {channel["id"]}
+        assert error_of(http.post(f"{API}/rules/{made['id']}/mute"), 403)["code"] == (
+            "permission_denied"
+        )
+        error_of(http.delete(f"{API}/channels/{channel['id']}"), 403)
+        error_of(http.post(f"{API}/rules", json=rule()), 403)
+    with console_gateway.http() as http:  # the admin's rule went to the admin's workspace
+        assert [r["id"] for r in listed(http, "rules", workspace=slug)] == [made["id"]]
 
 
 def test_bad_input_is_a_4xx_naming_where(console_gateway: GatewayProcess) -> None:
