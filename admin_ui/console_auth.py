@@ -295,6 +295,7 @@ _DENIED: Final = {
     "users.read": "Your role in this workspace cannot see its users.",
     "users.write": "Only the workspace's owners can manage its users.",
     "audit.read": "Your role in this workspace cannot read its audit log.",
+    "alerts.write": "Your role in this workspace cannot change its alerts, rules or channels.",
     "users.operator": "Only operators can make or unmake operators.",
     "keys.operator": "Only operators can manage admin keys of the default workspace: such a "
     "key acts as an operator.",

@@ -10,6 +10,7 @@ Permissions are either about one workspace or gateway-wide:
 | `audit.read`, `users.read` | | yes | yes | `audit.read` | every workspace |
 | `users.write` (roles in the workspace, disabling, password links) | | | yes | | every workspace |
 | `dashboards.write` (dashboards shared with the workspace: share, change, delete) | | yes | yes | yes | every workspace |
+| `alerts.write` (alert rules, channels; acknowledging and resolving alerts) | | yes | yes | yes | every workspace |
 | `rules.read`, `rules.write`, `simulate`, `workspaces.create`, `users.operator` | | | | | yes |
 | `keys.operator` (admin keys of the default workspace, which act as operators) | | | | | yes |
 
@@ -41,6 +42,7 @@ WORKSPACE_PERMISSIONS: Final = frozenset(
         "users.read",
         "users.write",
         "dashboards.write",
+        "alerts.write",
     }
 )
 GLOBAL_PERMISSIONS: Final = frozenset(
@@ -60,12 +62,13 @@ _ADMIN: Final = _VIEWER | {
     "audit.read",
     "users.read",
     "dashboards.write",
+    "alerts.write",
 }
 GRANTS: Final[Mapping[str, frozenset[str]]] = {
     "viewer": _VIEWER,
     "admin": _ADMIN,
     "owner": _ADMIN | {"users.write"},
-    "key": _VIEWER | {"keys.write", "audit.read", "dashboards.write"},
+    "key": _VIEWER | {"keys.write", "audit.read", "dashboards.write", "alerts.write"},
 }
 """What each role grants in its workspace ("key": an admin key of one workspace)."""
 

@@ -17,7 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telemetry.alerts.channel_config import ChannelConfig
 from telemetry.alerts.rule import AlertRule, RuleError, check_rule
 from telemetry.ids import uuid7_hex
-from telemetry.schema import alert_rules, notification_channels
+from telemetry.schema import (
+    alert_deliveries,
+    alert_events,
+    alert_instances,
+    alert_rules,
+    notification_channels,
+)
+
+
+class RuleNameTaken(RuleError):
+    """Another rule of the workspace has this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__("name", f"a rule named {name!r} exists in this workspace")
 
 
 def _rule_row(rule: AlertRule) -> dict[str, Any]:
@@ -77,11 +90,7 @@ async def create_rule(
 ) -> AlertRule:
     """Store a new rule; the stored rule, with its id. `RuleError` for a rule that fails its
     checks, names a channel its workspace does not have, or takes a name already used there."""
-    check_rule(rule)
-    known = await load_channels(engine, rule.workspace_id, rule.channel_ids)
-    missing = [channel for channel in rule.channel_ids if channel not in known]
-    if missing:
-        raise RuleError("channels", f"no channel {missing[0]} in this workspace")
+    await _check_with_channels(engine, rule)
     stored = msgspec.structs.replace(rule, id=rule.id or uuid7_hex())
     at = now or datetime.now(UTC)
     try:
@@ -90,8 +99,56 @@ async def create_rule(
                 alert_rules.insert().values(**_rule_row(stored), created_at=at, updated_at=at)
             )
     except sa.exc.IntegrityError:
-        raise RuleError("name", f"a rule named {rule.name!r} exists in this workspace") from None
+        raise RuleNameTaken(rule.name) from None
     return stored
+
+
+async def _check_with_channels(engine: AsyncEngine, rule: AlertRule) -> None:
+    check_rule(rule)
+    known = await load_channels(engine, rule.workspace_id, rule.channel_ids)
+    missing = [channel for channel in rule.channel_ids if channel not in known]
+    if missing:
+        raise RuleError("channels", f"no channel {missing[0]} in this workspace")
+
+
+async def get_rule(engine: AsyncEngine, rule_id: str) -> AlertRule | None:
+    select = sa.select(alert_rules).where(alert_rules.c.rule_id == rule_id)
+    async with engine.connect() as connection:
+        row = (await connection.execute(select)).mappings().first()
+    return None if row is None else _rule_of(row)
+
+
+async def update_rule(
+    engine: AsyncEngine, rule: AlertRule, *, now: datetime | None = None
+) -> AlertRule:
+    """Replace the stored rule of `rule.id` (its workspace and `built_in` kept); the same
+    errors as `create_rule`."""
+    await _check_with_channels(engine, rule)
+    row = _rule_row(rule)
+    for kept in ("rule_id", "workspace_id", "built_in"):
+        del row[kept]
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                alert_rules.update()
+                .where(alert_rules.c.rule_id == rule.id)
+                .values(**row, updated_at=now or datetime.now(UTC))
+            )
+    except sa.exc.IntegrityError:
+        raise RuleNameTaken(rule.name) from None
+    return rule
+
+
+async def delete_rule(engine: AsyncEngine, rule_id: str) -> None:
+    """The rule and its alerts' history (instances, their events and deliveries)."""
+    instances = sa.select(alert_instances.c.instance_id).where(alert_instances.c.rule_id == rule_id)
+    async with engine.begin() as connection:
+        for table in (alert_events, alert_deliveries):
+            await connection.execute(table.delete().where(table.c.instance_id.in_(instances)))
+        await connection.execute(
+            alert_instances.delete().where(alert_instances.c.rule_id == rule_id)
+        )
+        await connection.execute(alert_rules.delete().where(alert_rules.c.rule_id == rule_id))
 
 
 async def set_muted(engine: AsyncEngine, rule_id: str, muted: bool) -> None:
@@ -103,11 +160,18 @@ async def set_muted(engine: AsyncEngine, rule_id: str, muted: bool) -> None:
         )
 
 
-async def load_rules(engine: AsyncEngine, workspace_id: str | None = None) -> list[AlertRule]:
-    """Every rule (of one workspace, or of all), oldest first."""
+async def load_rules(
+    engine: AsyncEngine,
+    workspace_id: str | None = None,
+    *,
+    workspace_ids: Iterable[str] | None = None,
+) -> list[AlertRule]:
+    """Every rule (of one workspace, of some, or of all), oldest first."""
     select = sa.select(alert_rules).order_by(alert_rules.c.rule_id)
     if workspace_id is not None:
         select = select.where(alert_rules.c.workspace_id == workspace_id)
+    if workspace_ids is not None:
+        select = select.where(alert_rules.c.workspace_id.in_(sorted(workspace_ids)))
     async with engine.connect() as connection:
         rows = (await connection.execute(select)).mappings().all()
     return [_rule_of(row) for row in rows]

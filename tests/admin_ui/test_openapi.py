@@ -15,6 +15,11 @@ DOCUMENT_ROUTES = {"/admin/api/openapi.json", "/admin/api/{path:str}"}
 """Where Litestar serves the document itself."""
 BODY_METHODS = {"post", "put", "patch"}
 NO_BODY = {
+    ("post", "/admin/api/alerts/channels/{channel_id}/test"),
+    ("post", "/admin/api/alerts/instances/{instance_id}/ack"),
+    ("post", "/admin/api/alerts/instances/{instance_id}/resolve"),
+    ("post", "/admin/api/alerts/rules/{rule_id}/mute"),
+    ("post", "/admin/api/alerts/rules/{rule_id}/unmute"),
     ("post", "/admin/api/keys/{key_id}/revoke"),
     ("post", "/admin/api/rules/{rule_id}/disable"),
     ("post", "/admin/api/rules/{rule_id}/enable"),
