@@ -11,6 +11,7 @@ from litestar import Controller, Request, get, post
 from admin_ui import alerts_access as access
 from admin_ui.console_auth import principal
 from admin_ui.openapi import Query, described, text
+from admin_ui.page_params import DEFAULT_PAGE, MAX_PAGE, page_limit, query_time
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of
 from telemetry.alerts.instance_history import (
@@ -60,9 +61,9 @@ async def _filter(request: AnyRequest) -> InstanceFilter:
         workspace_ids=await access.readable_workspaces(request),
         state=state,
         rule_id=access.query_id(request, "rule"),
-        since=access.query_time(request, "since"),
+        since=query_time(request, "since"),
         cursor=access.query_id(request, "cursor"),
-        limit=access.page_limit(request),
+        limit=page_limit(request),
     )
 
 
@@ -97,8 +98,8 @@ class AlertInstanceController(Controller):
                 Query("cursor", "The previous page's next_cursor.", text(32)),
                 Query(
                     "limit",
-                    f"Alerts per page, 1 to {access.MAX_PAGE} (default {access.DEFAULT_PAGE}).",
-                    {"type": "integer", "minimum": 1, "maximum": access.MAX_PAGE},
+                    f"Alerts per page, 1 to {MAX_PAGE} (default {DEFAULT_PAGE}).",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
                 ),
             )
         ),

@@ -5,7 +5,6 @@ each change. Another workspace's rule, channel or alert is a 404, as if it did n
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Final
 
 from litestar import Request
@@ -13,23 +12,17 @@ from litestar import Request
 from admin_ui.audit import record_change
 from admin_ui.auth import workspace_scope
 from admin_ui.console_auth import principal, require_permission
+from admin_ui.page_params import bad
 from admin_ui.rules import json_object
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import fields_of, visible_workspace
 from gateway.errors import GatewayError, clipped, invalid_request
-from telemetry import times
 from telemetry.escaping import UNSTORABLE_PROBLEM, find_unstorable
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
 AnyRequest = Request[Any, Any, Any]
 
-MAX_PAGE: Final = 200
-DEFAULT_PAGE: Final = 50
 _ID: Final = re.compile(r"^[0-9a-f]{32}$")
-
-
-def bad(param: str, problem: str, code: str = "invalid_value") -> GatewayError:
-    return invalid_request(f"'{param}' {problem}.", param=param, code=code)
 
 
 def not_found(what: str, given: str, param: str) -> GatewayError:
@@ -91,25 +84,6 @@ async def body_fields(
         where = where or "body"
         raise invalid_request(f"'{where}' {UNSTORABLE_PROBLEM}.", param=where, code="invalid_value")
     return body
-
-
-def page_limit(request: AnyRequest) -> int:
-    value = request.query_params.get("limit")
-    if value is None:
-        return DEFAULT_PAGE
-    if not value.isdigit() or not 1 <= int(value[:6]) <= MAX_PAGE:
-        raise bad("limit", f"must be a whole number from 1 to {MAX_PAGE}")
-    return int(value)
-
-
-def query_time(request: AnyRequest, name: str) -> datetime | None:
-    value = request.query_params.get(name)
-    if value is None:
-        return None
-    try:
-        return times.parse_iso_time(value)
-    except times.InvalidTime as error:
-        raise bad(name, f"is not a time: {error}") from None
 
 
 def query_id(request: AnyRequest, name: str) -> str | None:

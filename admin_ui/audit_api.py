@@ -13,18 +13,16 @@ from typing import Any, Final
 
 from litestar import Controller, Request, get
 
-from admin_ui.audit import MAX_PAGE, AuditFilter, Change, list_changes
+from admin_ui.audit import AuditFilter, Change, list_changes
 from admin_ui.console_auth import permission_denied, principal, require_permission
 from admin_ui.openapi import Query, described, text
+from admin_ui.page_params import DEFAULT_PAGE, MAX_PAGE, bad, page_limit, query_time
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import visible_workspace
-from gateway.errors import GatewayError, invalid_request
-from telemetry import times
 
 AnyRequest = Request[Any, Any, Any]
 
-DEFAULT_PAGE: Final = 50
 _CURSOR: Final = re.compile(r"^[0-9a-f]{32}$")
 _TEXT_FILTERS: Final = (
     ("actor", 'Changes made by this actor: an email, a key\'s name, "master" or "cli".'),
@@ -51,32 +49,10 @@ def audit_item(change: Change) -> dict[str, Any]:
     }
 
 
-def _bad(param: str, problem: str) -> GatewayError:
-    return invalid_request(f"'{param}' {problem}.", param=param, code="invalid_value")
-
-
-def _limit(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_PAGE
-    if not value.isdigit() or not 1 <= int(value[:6]) <= MAX_PAGE:
-        raise _bad("limit", f"must be a whole number from 1 to {MAX_PAGE}")
-    return int(value)
-
-
-def _time(request: AnyRequest, name: str) -> datetime | None:
-    value = request.query_params.get(name)
-    if value is None:
-        return None
-    try:
-        return times.parse_iso_time(value)
-    except times.InvalidTime as error:
-        raise _bad(name, f"is not a time: {error}") from None
-
-
 def _text(request: AnyRequest, name: str) -> str | None:
     value = request.query_params.get(name)
     if value is not None and len(value) > 320:
-        raise _bad(name, "is longer than 320 characters")
+        raise bad(name, "is longer than 320 characters")
     return value or None
 
 
@@ -96,7 +72,7 @@ async def audit_filter(
         raise permission_denied(who, "audit.read")
     cursor = request.query_params.get("cursor")
     if cursor is not None and not _CURSOR.match(cursor):
-        raise _bad("cursor", "must be a next_cursor from an earlier answer")
+        raise bad("cursor", "must be a next_cursor from an earlier answer")
     return AuditFilter(
         workspace_ids=readable,
         workspace_id=workspace_id,
@@ -107,7 +83,7 @@ async def audit_filter(
         since=since,
         until=until,
         cursor=cursor,
-        limit=_limit(request.query_params.get("limit")),
+        limit=page_limit(request),
     )
 
 
@@ -133,7 +109,7 @@ class AuditController(Controller):
     )
     async def list_audit(self, request: AnyRequest) -> dict[str, Any]:
         query = await audit_filter(
-            request, since=_time(request, "since"), until=_time(request, "until")
+            request, since=query_time(request, "since"), until=query_time(request, "until")
         )
         changes, more = await list_changes(gateway_of(request).engine, query)
         return {
