@@ -7,7 +7,8 @@ import pytest
 
 from telemetry.alerts import Notification, fingerprint_of
 from telemetry.alerts.http_client import close_shared_client
-from tests.telemetry.alerts.receivers import Receiver
+from tests.telemetry.alerts.alert_history import SECRET
+from tests.telemetry.alerts.receivers import Receiver, webhook_check
 
 MASTER_KEY = "test-master-key-for-channels"
 STARTED = datetime(2026, 12, 6, 21, 30, 5, tzinfo=UTC)
@@ -46,3 +47,11 @@ async def receiver() -> AsyncIterator[Receiver]:
 async def _close_client() -> AsyncIterator[None]:
     yield
     await close_shared_client()
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[Receiver]:
+    """A webhook receiver that checks the signature made with `alert_history.SECRET`."""
+    server = await Receiver(webhook_check(SECRET), problem_status=401).start()
+    yield server
+    await server.close()

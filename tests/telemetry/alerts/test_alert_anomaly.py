@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,18 +13,17 @@ from telemetry.alerts.rule_store import create_rule
 from telemetry.analytics_anomaly_cache import clear
 from telemetry.writers import BatchWriter
 from tests.telemetry import make_bundle
-from tests.telemetry.alerts.alert_history import DELIVERY, SECRET, alerts_of, webhook_channel
-from tests.telemetry.alerts.receivers import Receiver, webhook_check
+from tests.telemetry.alerts.alert_history import DELIVERY, alerts_of, webhook_channel
+from tests.telemetry.alerts.receivers import Receiver
 
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)
 SLOW_HOUR = MONDAY + timedelta(days=3, hours=12)  # Thursday 12:00
 
 
-@pytest.fixture
-async def hook() -> AsyncIterator[Receiver]:
-    server = await Receiver(webhook_check(SECRET), problem_status=401).start()
-    yield server
-    await server.close()
+@pytest.fixture(autouse=True)
+def fresh_reports() -> Iterator[None]:
+    """Anomaly reports are kept in the process; each test scores its own history."""
+    yield
     clear()
 
 

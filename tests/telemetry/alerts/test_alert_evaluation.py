@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
@@ -28,7 +27,6 @@ from telemetry.schema import DEFAULT_WORKSPACE_ID, alert_rules
 from tests.telemetry.alerts.alert_history import (
     DELIVERY,
     OTHER_WORKSPACE,
-    SECRET,
     T0,
     add_workspace,
     alerts_of,
@@ -39,14 +37,7 @@ from tests.telemetry.alerts.alert_history import (
     plant,
     webhook_channel,
 )
-from tests.telemetry.alerts.receivers import Receiver, webhook_check
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[Receiver]:
-    server = await Receiver(webhook_check(SECRET), problem_status=401).start()
-    yield server
-    await server.close()
+from tests.telemetry.alerts.receivers import Receiver
 
 
 async def _rule(engine: AsyncEngine, hook: Receiver, **fields: object) -> AlertRule:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,20 +14,12 @@ from telemetry.alerts import evaluator as evaluator_module
 from telemetry.alerts.rule_store import create_rule, set_muted
 from tests.telemetry.alerts.alert_history import (
     DELIVERY,
-    SECRET,
     alerts_of,
     instances,
     plant,
     webhook_channel,
 )
-from tests.telemetry.alerts.receivers import Receiver, Reply, webhook_check
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[Receiver]:
-    server = await Receiver(webhook_check(SECRET), problem_status=401).start()
-    yield server
-    await server.close()
+from tests.telemetry.alerts.receivers import Receiver, Reply
 
 
 async def test_the_evaluator_fires_a_rule_on_live_traffic_and_stops_when_closed(
