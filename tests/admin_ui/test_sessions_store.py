@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -21,6 +20,7 @@ from admin_ui.users import UserStore
 from gateway.errors import GatewayError
 from telemetry.db import create_engine
 from telemetry.schema import console_sessions
+from tests.ports import closed_port
 
 T = TypeVar("T")
 POLICY = SessionPolicy(idle=timedelta(minutes=30), lifetime=timedelta(hours=8))
@@ -185,9 +185,7 @@ def test_redis_throttle_counts_failures_per_account_and_address(redis_url: str) 
 
 
 def test_an_unreachable_redis_is_a_503_not_a_sign_in_let_through() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        nowhere = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"  # bound, never listening
+    nowhere = f"redis://127.0.0.1:{closed_port()}/0"
 
     async def run() -> list[int]:
         sessions = RedisSessions(nowhere, POLICY, timeout=0.2)

@@ -11,7 +11,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,15 +29,10 @@ import yaml
 from telemetry.db import create_engine
 from telemetry.rollup_folding import fold_pending
 from tests.conftest import POSTGRES_URL, Dropper, copy_sqlite, service_missing
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 STEERWAY = str(Path(sys.executable).with_name("steerway"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.budgets import BudgetLedger, BudgetPolicy, Charge, create_budget_ledger
 from telemetry.schema import budget_spend
 from tests.gateway.test_budgets import NOW, TEST_POLICY, WORKSPACE, charge, counter, state
+from tests.ports import closed_port
 
 PREFIX = TEST_POLICY.key_prefix
 
@@ -41,12 +41,6 @@ async def ledgers(redis_url: str) -> AsyncIterator[Callable[..., BudgetLedger]]:
     yield make
     for ledger in made:
         await ledger.close()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def spent_in_db(engine: AsyncEngine) -> int:

@@ -34,6 +34,7 @@ from gateway.cache import (
     resolve_policy,
 )
 from rules.actions import CachePolicy
+from tests.ports import closed_port
 
 WORKSPACE = "ws_alpha"
 MODEL = "gpt-4o-mini"
@@ -514,12 +515,6 @@ async def test_an_unreadable_redis_value_is_a_plain_miss(
         assert found.entry is None and not found.degraded
     finally:
         await cache.close()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

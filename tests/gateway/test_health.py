@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from gateway.health import (
     RedisHealth,
     create_health,
 )
+from tests.ports import closed_port
 
 POLICY = CooldownPolicy(failures=3, window=0.3, period=0.3)
 DEPLOYMENT = "openai/gpt-4o-mini#0"
@@ -42,12 +42,6 @@ class Breaker:
     health: DeploymentHealth
     clock: Callable[[], float]
     advance: Callable[[float], Awaitable[None]]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(params=["in-process", "redis", "redis-down"])

@@ -4,7 +4,6 @@ counts the error, and never hangs or raises into the request."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -18,6 +17,7 @@ from gateway.ratelimit import (
     RedisRateLimiter,
     rate_limit_error,
 )
+from tests.ports import closed_port
 
 T0 = 1_700_000_000.0
 HANG_GUARD = 10.0
@@ -27,12 +27,6 @@ SUBJECTS = [
     LimitSubject("key", "k1", rpm=1, tpm=10, max_parallel=1),
     LimitSubject("workspace", "w1", rpm=1),
 ]
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

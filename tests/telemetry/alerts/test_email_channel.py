@@ -230,7 +230,7 @@ async def test_every_recipient_refused(plain_server: tuple[SmtpHandler, int]) ->
 
 
 async def test_no_server_listening() -> None:
-    from tests.telemetry.alerts.smtp_server import free_port
+    from tests.ports import free_port
 
     result = await deliver(email(free_port(), max_attempts=2), alert(), master_key=MASTER_KEY)
     assert (result.status, result.attempts) == ("failed", 2)
