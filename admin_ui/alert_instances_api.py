@@ -84,6 +84,33 @@ async def _open_for_change(request: AnyRequest, instance_id: str) -> dict[str, A
     return current
 
 
+async def acknowledge_alert(request: AnyRequest, instance_id: str) -> None:
+    """Acknowledge an open alert as the request's principal, with its audit entry (the API and
+    the console's button alike); 409 when it has ended."""
+    current = await _open_for_change(request, instance_id)
+    await acknowledge(gateway_of(request).engine, current, principal(request).name)
+    await access.audit(
+        request, "alert.acknowledge", ("alert_instance", instance_id), current["workspace_id"]
+    )
+
+
+async def resolve_alert(request: AnyRequest, instance_id: str) -> None:
+    """Resolve an open alert by hand, with its audit entry; 409 when it has ended."""
+    current = await _open_for_change(request, instance_id)
+    try:
+        await resolve_by_hand(gateway_of(request).engine, current, principal(request).name)
+    except NotOpen:
+        raise access.conflict("The alert has already ended.") from None
+    await access.audit(
+        request,
+        "alert.resolve",
+        ("alert_instance", instance_id),
+        current["workspace_id"],
+        before={"state": current["state"]},
+        after={"state": "resolved"},
+    )
+
+
 class AlertInstanceController(Controller):
     path = "/alerts/instances"
 
@@ -130,13 +157,7 @@ class AlertInstanceController(Controller):
         self, request: AnyRequest, instance_id: str
     ) -> dict[str, Any]:
         """Acknowledge an open alert: someone is on it. 409 when it has ended."""
-        current = await _open_for_change(request, instance_id)
-        who = principal(request)
-        engine = gateway_of(request).engine
-        await acknowledge(engine, current, who.name)
-        await access.audit(
-            request, "alert.acknowledge", ("alert_instance", instance_id), current["workspace_id"]
-        )
+        await acknowledge_alert(request, instance_id)
         return await _detail(request, await visible_instance(request, instance_id))
 
     @post(
@@ -147,17 +168,5 @@ class AlertInstanceController(Controller):
     async def resolve_alert_instance(self, request: AnyRequest, instance_id: str) -> dict[str, Any]:
         """End an open alert as resolved by hand (its condition may open a new one at the next
         evaluation). 409 when it has ended."""
-        current = await _open_for_change(request, instance_id)
-        try:
-            await resolve_by_hand(gateway_of(request).engine, current, principal(request).name)
-        except NotOpen:
-            raise access.conflict("The alert has already ended.") from None
-        await access.audit(
-            request,
-            "alert.resolve",
-            ("alert_instance", instance_id),
-            current["workspace_id"],
-            before={"state": current["state"]},
-            after={"state": "resolved"},
-        )
+        await resolve_alert(request, instance_id)
         return await _detail(request, await visible_instance(request, instance_id))
