@@ -104,13 +104,6 @@ def _kind_form(kind: str) -> KindForm:
     return found
 
 
-def _writable(request: AnyRequest, workspace_id: str | None) -> bool:
-    who = principal(request)
-    if workspace_id is None:
-        return who.is_operator or any(who.can("alerts.write", ws) for ws in who.roles)
-    return who.can("alerts.write", workspace_id)
-
-
 def _place(form: FormState, error: GatewayError, kind_form: KindForm) -> None:
     where = field_of(error.param, kind_form)
     if error.param == "workspace":
@@ -156,7 +149,7 @@ class AlertChannelPages(Controller):
             rows=rows,
             kinds=list(KIND_FORMS.values()),
             workspace=workspace,
-            can_create=_writable(request, chosen),
+            can_create=access.can_write(request, chosen),
             show_workspace=len(labels) > 1 and not workspace,
             deleted=request.query_params.get("deleted", ""),
         )
@@ -168,7 +161,7 @@ class AlertChannelPages(Controller):
         workspace_id = (
             (await visible_workspace(request, workspace)).workspace_id if workspace else None
         )
-        if not _writable(request, workspace_id):
+        if not access.can_write(request, workspace_id):
             raise permission_denied(principal(request), "alerts.write")
         if not kind:
             return await page(
@@ -270,7 +263,11 @@ async def _new_page(
     choices: list[tuple[str, str]] = []
     if workspace_scope(request) is None or len(principal(request).roles) > 1:
         choices = workspace_choices(
-            [w for w in await visible_workspaces(request) if _writable(request, w.workspace_id)]
+            [
+                w
+                for w in await visible_workspaces(request)
+                if access.can_write(request, w.workspace_id)
+            ]
         )
     return await page(
         request,
@@ -319,7 +316,7 @@ async def _detail_page(
             if name not in {field.name for field in kind_form.settings}
         ),
         form=form,
-        can_write=_writable(request, current.workspace_id),
+        can_write=access.can_write(request, current.workspace_id),
         saved=request.query_params.get("saved", ""),
         test_result=test_result,
         test_started=_started(test_result),

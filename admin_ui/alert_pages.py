@@ -27,7 +27,6 @@ from admin_ui.alert_views import (
     event_entry,
     rule_facts,
 )
-from admin_ui.console_auth import principal
 from admin_ui.page_params import DEFAULT_PAGE
 from admin_ui.page_views import workspace_labels
 from admin_ui.pages import ADMIN_PATH, page, query_without, url_with
@@ -124,8 +123,9 @@ class AlertPages(Controller):
             for name, title in TABS
         ]
         filters = {"rule": query.rule_id or "", "severity": severity or ""}
-        writable = principal(request).is_operator or any(
-            principal(request).can("alerts.write", rule.workspace_id) for rule in rules
+        writable = access.can_write(
+            request,
+            next(iter(workspace_ids)) if workspace_ids and len(workspace_ids) == 1 else None,
         )
         return await page(
             request,
@@ -211,7 +211,7 @@ class AlertPages(Controller):
             window_start=start,
             window_end=end,
             silence_url=silence_url(alert.rule_name, group, alert.workspace),
-            can_write=principal(request).can("alerts.write", workspace_id),
+            can_write=access.can_write(request, workspace_id),
             notice=notice,
             ended_problem=problem,
         )
