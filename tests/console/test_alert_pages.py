@@ -203,6 +203,7 @@ def test_an_alert_fired_by_live_traffic_is_listed_shown_acknowledged_and_resolve
     box = page.locator("#firing-alerts")
     expect(box.locator(f"#firing-{alert['id']}")).to_contain_text(RULE_NAME)
     expect(box.locator("#firing-count")).to_contain_text("firing")
+    docs_screenshot(page, "alerts-overview", full_page=False)
 
     # its page: facts, chart with thresholds, links, timeline with the delivery
     box.locator(f"#firing-{alert['id']} a").click()
