@@ -28,6 +28,7 @@ from telemetry.alerts.instance_history import (
 
 AnyRequest = Request[Any, Any, Any]
 
+SEVERITIES: Final = ("critical", "warning")
 _ID_PATH: Final = (Query("instance_id", "The alert instance's id.", text(32)),)
 _HIDDEN: Final = frozenset({"instance_id", "event_id", "delivery_id"})
 
@@ -57,10 +58,14 @@ async def _filter(request: AnyRequest) -> InstanceFilter:
     state = request.query_params.get("state")
     if state is not None and state not in STATES:
         raise access.bad("state", f"must be one of {', '.join(STATES)}")
+    severity = request.query_params.get("severity")
+    if severity is not None and severity not in SEVERITIES:
+        raise access.bad("severity", f"must be one of {', '.join(SEVERITIES)}")
     return InstanceFilter(
         workspace_ids=await access.readable_workspaces(request),
         state=state,
         rule_id=access.query_id(request, "rule"),
+        severity=severity,
         since=query_time(request, "since"),
         cursor=access.query_id(request, "cursor"),
         limit=page_limit(request),
@@ -121,6 +126,7 @@ class AlertInstanceController(Controller):
                 Query("workspace", "Only this workspace's alerts (id or slug).", text()),
                 Query("state", "Only alerts in this state.", {"enum": list(STATES)}),
                 Query("rule", "Only this rule's alerts (its id).", text(32)),
+                Query("severity", "Only alerts of this severity.", {"enum": list(SEVERITIES)}),
                 Query("since", "Alerts started at or after this time (ISO 8601).", text()),
                 Query("cursor", "The previous page's next_cursor.", text(32)),
                 Query(

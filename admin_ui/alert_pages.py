@@ -19,7 +19,12 @@ from litestar.response import Redirect
 
 from admin_ui import alerts_access as access
 from admin_ui.alert_chart import alert_chart
-from admin_ui.alert_instances_api import acknowledge_alert, resolve_alert, visible_instance
+from admin_ui.alert_instances_api import (
+    SEVERITIES,
+    acknowledge_alert,
+    resolve_alert,
+    visible_instance,
+)
 from admin_ui.alert_links import chart_window, silence_url, trace_filters, traces_url
 from admin_ui.alert_views import (
     alert_row,
@@ -27,7 +32,7 @@ from admin_ui.alert_views import (
     event_entry,
     rule_facts,
 )
-from admin_ui.page_params import DEFAULT_PAGE
+from admin_ui.page_params import page_limit
 from admin_ui.page_views import workspace_labels
 from admin_ui.pages import ADMIN_PATH, page, query_without, url_with
 from admin_ui.state import gateway_of
@@ -49,7 +54,6 @@ TABS: Final = (
     ("all", "All"),
 )
 DEFAULT_TAB: Final = "firing"
-SEVERITIES: Final = ("critical", "warning")
 NOTICES: Final = {
     "acknowledged": "Acknowledged: the alert shows who is on it. It keeps firing until its "
     "condition clears or it is resolved.",
@@ -101,7 +105,7 @@ class AlertPages(Controller):
             rule_id=access.query_id(request, "rule"),
             severity=severity,
             cursor=access.query_id(request, "cursor"),
-            limit=DEFAULT_PAGE,
+            limit=page_limit(request),
         )
         engine = gateway_of(request).engine
         found, more = await list_instances(engine, query)
@@ -152,7 +156,7 @@ class AlertPages(Controller):
             newest_url=url_with(ALERTS_PATH, kept) if query.cursor else None,
             api_url=f"{ADMIN_PATH}/api/alerts/instances?"
             + urlencode(
-                [(n, v) for n, v in kept if n in ("workspace", "rule")]
+                [(n, v) for n, v in kept if n in ("workspace", "rule", "severity", "limit")]
                 + ([("state", tab)] if tab != "all" else [])
             ),
             rule_example=_rule_example(str(request.base_url).rstrip("/")),

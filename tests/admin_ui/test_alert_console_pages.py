@@ -10,7 +10,7 @@ import re
 import secrets
 
 from tests.admin_ui.alert_fixtures import plant_instance
-from tests.admin_ui.conftest import workspace_keys
+from tests.admin_ui.conftest import error_of, workspace_keys
 from tests.admin_ui.console_fixtures import console_gateway
 from tests.admin_ui.test_alerts_api import API, created, distinctive_secret, rule, webhook
 from tests.e2e.conftest import GatewayProcess, backend_database, mock_provider
@@ -38,6 +38,16 @@ def test_each_workspace_sees_its_own_alerts_and_channels(console_gateway: Gatewa
         both = http.get("/admin/alerts", params={"state": "all"}).text
         assert f"alert-row-{firing}" in both and f"alert-row-{pending}" in both
         assert "alert-row-" not in http.get("/admin/alerts", params={"severity": "warning"}).text
+        by_severity = http.get(f"{API}/instances", params={"severity": "critical"}).json()
+        assert {item["id"] for item in by_severity["data"]} == {firing, pending}
+        assert http.get(f"{API}/instances", params={"severity": "warning"}).json()["data"] == []
+        first = http.get("/admin/alerts", params={"state": "all", "limit": "1"}).text
+        assert f"alert-row-{pending}" in first and f"alert-row-{firing}" not in first
+        older = re.search(r'id="page-older" href="([^"]+)"', first)
+        assert older is not None
+        second = http.get(older.group(1).replace("&amp;", "&")).text
+        assert f"alert-row-{firing}" in second and f"alert-row-{pending}" not in second
+        assert 'id="page-older"' not in second and 'id="page-newest"' in second
         detail = http.get(f"/admin/alerts/{firing}")
         assert detail.status_code == 200 and rule_name in detail.text
         assert 'id="ack-alert"' in detail.text and 'id="alert-chart"' in detail.text
@@ -71,6 +81,8 @@ def test_bad_filters_are_a_400_naming_them(console_gateway: GatewayProcess) -> N
             assert page.status_code == 400, (params, page.status_code)
             assert f"&#39;{name}&#39;" in page.text or f"'{name}'" in page.text
         assert http.get("/admin/alerts/channels/new", params={"kind": "fax"}).status_code == 400
+        loud = http.get(f"{API}/instances", params={"severity": "loud"})
+        assert error_of(loud, 400)["param"] == "severity"
         assert http.get("/admin/alerts/" + "0" * 32).status_code == 404
 
 
@@ -155,6 +167,23 @@ def test_a_channel_is_made_edited_and_deleted_with_the_forms(
         deleted = http.post(f"/admin/alerts/channels/{channel_id}/delete")
         assert deleted.status_code == 303
         assert http.get(f"{API}/channels/{channel_id}").status_code == 404
+        for kind, secret_name, value in (
+            ("slack", "webhook_url", "https://hooks.slack.example/services/" + replaced),
+            ("pagerduty", "routing_key", replaced),
+        ):
+            made = http.post(
+                "/admin/alerts/channels/new",
+                data={"kind": kind, "name": f"{kind} {name}", f"secret_{secret_name}": value},
+            )
+            assert made.status_code == 303, made.text
+            made_id = made.headers["location"].split("/")[-1].split("?")[0]
+            shown = http.get(f"{API}/channels/{made_id}").json()
+            assert shown["kind"] == kind and shown["secrets"] == {secret_name: "(sealed)"}
+            assert replaced not in http.get(f"/admin/alerts/channels/{made_id}").text
+            missing = http.post(
+                "/admin/alerts/channels/new", data={"kind": kind, "name": f"{kind} without"}
+            )
+            assert missing.status_code == 400 and secret_name in missing.text
     actions = console_gateway.database.rows(
         "SELECT action FROM audit_log WHERE target_id = :id ORDER BY audit_id", id=channel_id
     )
