@@ -10,6 +10,7 @@ is a 404, as in the API.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -33,7 +34,7 @@ from admin_ui.alert_views import (
     rule_facts,
 )
 from admin_ui.page_params import page_limit
-from admin_ui.page_views import workspace_labels
+from admin_ui.page_views import WorkspaceLabel, workspace_labels
 from admin_ui.pages import ADMIN_PATH, page, query_without, url_with
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import visible_workspaces
@@ -90,6 +91,15 @@ def _rule_example(base_url: str) -> str:
     )
 
 
+def _rule_label(rule: AlertRule, labels: Mapping[str, WorkspaceLabel], with_workspace: bool) -> str:
+    """A rule as the filter offers it; with its workspace when several are listed (two
+    workspaces may each have a rule of the same name)."""
+    label = labels.get(rule.workspace_id)
+    if not with_workspace or label is None:
+        return rule.name
+    return f"{rule.name} ({label.slug})"
+
+
 class AlertPages(Controller):
     path = "/alerts"
     include_in_schema = False
@@ -116,6 +126,7 @@ class AlertPages(Controller):
         now = datetime.now(UTC)
         rows = [alert_row(row, by_id, labels, now) for row in found]
         kept = query_without(request, "cursor")
+        show_workspace = len(labels) > 1 and not request.query_params.get("workspace")
         tab_links = [
             (
                 name,
@@ -145,11 +156,11 @@ class AlertPages(Controller):
             clear_url=url_with(
                 ALERTS_PATH, [(n, v) for n, v in kept if n not in ("rule", "severity")]
             ),
-            rule_options=[(rule.id, rule.name) for rule in rules],
+            rule_options=[(rule.id, _rule_label(rule, labels, show_workspace)) for rule in rules],
             severities=SEVERITIES,
             has_rules=bool(rules),
             can_write=writable,
-            show_workspace=len(labels) > 1 and not request.query_params.get("workspace"),
+            show_workspace=show_workspace,
             older_url=url_with(ALERTS_PATH, [*kept, ("cursor", found[-1]["instance_id"])])
             if more and found
             else None,
