@@ -91,7 +91,7 @@ async def test_a_due_definition_is_made_exactly_once_by_two_schedulers(engine: A
     stored = await get_definition(engine, definition_id)
     assert stored is not None and stored.next_run_at == datetime(2026, 12, 1, 8, tzinfo=UTC)
     content = await read_file(engine, instance.id, "csv")
-    assert content is not None and content.content_type == "text/csv; charset=utf-8"
+    assert content is not None and content.content_type == "text/csv"
     lines = list(csv.reader(io.StringIO(content.content.decode())))
     assert lines[0] == ["section", "table", "row", "column", "value", "unit"]
     assert ["report", "meta", "title", "value", "Daily costs", ""] in lines
