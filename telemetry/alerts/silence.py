@@ -22,7 +22,7 @@ OPS: Final[tuple[Op, ...]] = ("=", "!=", "=~", "!~")
 MAX_MATCHERS: Final = 20
 MAX_VALUE: Final = 1000
 _LABEL: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,99}")
-_WRITTEN: Final = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(=~|!~|!=|=)\s*(.*?)\s*", re.S)
+_WRITTEN: Final = re.compile(r"\s*([^=!~\s]+)\s*(=~|!~|!=|=)\s*(.*?)\s*", re.S)
 EXAMPLE: Final = "name=value, name!=value, name=~regex or name!~regex"
 
 
