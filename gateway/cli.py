@@ -1,4 +1,4 @@
-"""The `steerway` command: serve, migrate, keys, workspaces, users, alerts, demo-data,
+"""The `steerway` command: serve, worker, migrate, keys, workspaces, users, alerts, demo-data,
 mock-provider, check-config."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from msgspec import UNSET
 
 from gateway.cli_alerts import add_alerts_commands
 from gateway.cli_users import add_users_commands
+from gateway.cli_worker import add_worker_command
 from gateway.config import ConfigError, check_config, load_config
 from gateway.console_config import ConsoleConfig
 from gateway.guardrail_config import unknown_names
@@ -821,6 +822,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.set_defaults(run=_serve)
+    add_worker_command(commands)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     migrate.add_argument("--database-url", help="default: STEERWAY_DATABASE_URL")
