@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import Any
 
-from gateway.config import ConfigError, GatewayConfig, load_config
+from gateway.config import GatewayConfig
 from gateway.settings import Settings
 from gateway.worker import run_worker
 from telemetry.db import redact_url
@@ -31,18 +31,15 @@ async def _until_signalled(database_url: str, config: GatewayConfig) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from gateway.cli import NotMigrated, _require_migrated
+    from gateway.cli import NotMigrated, _require_migrated, config_or_report
 
     settings = Settings.from_env()
     config = GatewayConfig()
     if settings.config_path:
-        try:
-            config = load_config(settings.config_path)
-        except ConfigError as error:
-            print(f"steerway: invalid configuration in {settings.config_path}:", file=sys.stderr)
-            for problem in error.problems:
-                print(f"  {problem}", file=sys.stderr)
+        loaded = config_or_report(settings.config_path)
+        if loaded is None:
             return 2
+        config = loaded
     try:
         asyncio.run(_require_migrated(settings.database_url))
     except NotMigrated as error:

@@ -10,6 +10,7 @@ on SQLite and Postgres, notifications to a webhook receiver that checks their si
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -159,3 +160,36 @@ def test_a_worker_evaluates_for_a_gateway_that_does_not(
     (fired,) = hook.alerts
     assert fired["rule_id"] == rule.id
     assert fired["console_url"].startswith("https://steerway.test/admin/alerts/")
+
+
+def test_the_worker_refuses_a_database_not_migrated_and_stops_on_sigint(tmp_path: Path) -> None:
+    environ = {
+        **os.environ,
+        "STEERWAY_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}",
+        "STEERWAY_CONFIG": "",
+    }
+    refused = subprocess.run(
+        [STEERWAY, "worker"], capture_output=True, text=True, env=environ, timeout=60
+    )
+    assert refused.returncode == 1
+    assert "run 'steerway migrate' first" in refused.stderr
+
+    migrated = subprocess.run(
+        [STEERWAY, "migrate"], capture_output=True, text=True, env=environ, timeout=60
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    worker = subprocess.Popen(
+        [STEERWAY, "worker", "--log-level", "info"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=environ,
+    )
+    assert worker.stdout is not None
+    first = worker.stdout.readline().decode()
+    assert "steerway worker started" in first
+    assert "evaluating alert rules every 30 s" in worker.stdout.readline().decode()
+    worker.send_signal(signal.SIGINT)
+    assert worker.wait(timeout=20) == 0
+    rest = worker.stdout.read().decode()
+    assert "stopping" in rest and rest.rstrip().endswith("stopped"), rest
+    assert "Traceback" not in rest
