@@ -144,10 +144,7 @@ def form_error(error: GatewayError, lines: list[int]) -> tuple[str, str]:
 async def _form_page(request: AnyRequest, form: FormState, status_code: int = 200) -> Response[Any]:
     choices: list[tuple[str, str]] = []
     if workspace_scope(request) is None:
-        choices = [
-            ("", "This workspace (the default)"),
-            *workspace_choices(await visible_workspaces(request)),
-        ]
+        choices = workspace_choices(await visible_workspaces(request))
     return await page(
         request,
         "alerts/silences_new.html",
