@@ -5,6 +5,7 @@ not sent; another workspace's silence and one that does not match change nothing
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.alerts import AlertRule, evaluate_all, evaluate_rule
@@ -122,3 +123,35 @@ async def test_a_silence_of_another_workspace_or_that_does_not_match_changes_not
     (outcome,) = (await evaluate_all(engine, T0, DELIVERY) or {})[rule.id]
     assert (outcome.state, outcome.notified, outcome.silenced_by) == ("firing", "firing", None)
     assert [alert["state"] for alert in alerts_of(hook.received)] == ["firing"]
+
+
+async def test_a_round_reads_the_silences_once_whatever_the_number_of_rules(
+    engine: AsyncEngine, hook: Receiver
+) -> None:
+    for name in ("Errors a", "Errors b", "Errors c"):
+        await create_rule(
+            engine,
+            AlertRule(
+                name=name,
+                metric="errors",
+                critical=1,
+                window_s=300,
+                channel_ids=[await webhook_channel(engine, f"{hook.url}/hook")],
+            ),
+        )
+    await plant(engine, start=T0 - minutes(5), minutes_=5, per_minute=4, errors_per_minute=2)
+    await _silence(engine, ["alertname=~Errors.*"])
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        rounds = await evaluate_all(engine, T0, DELIVERY)
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert rounds is not None and len(rounds) == 3
+    assert all(o.silenced_by and o.state == "firing" for found in rounds.values() for o in found)
+    assert hook.received == []
+    assert len([s for s in statements if "FROM silences" in s]) == 1
