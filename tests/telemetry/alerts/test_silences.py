@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.alerts.silence import (
     Matcher,
+    Silence,
     SilenceError,
     alert_labels,
     parse_matcher,
@@ -20,6 +21,7 @@ from telemetry.alerts.silence_parsing import parse_silence
 from telemetry.alerts.silence_store import (
     AlreadyExpired,
     SilenceFilter,
+    State,
     active_silences,
     create_silence,
     expire_silence,
@@ -86,7 +88,7 @@ def test_bad_matchers_name_the_field(given: object, field: str, problem: str) ->
     assert problem in raised.value.reason
 
 
-def _parsed(**fields: object) -> object:
+def _parsed(**fields: object) -> Silence:
     data: dict[str, object] = {"matchers": ["model=gpt-4o"], "duration": "2h", "comment": "deploy"}
     return parse_silence(
         data | fields, workspace_id=DEFAULT_WORKSPACE_ID, created_by="ana@example.com", now=T0
@@ -95,12 +97,12 @@ def _parsed(**fields: object) -> object:
 
 def test_a_new_silence_starts_now_and_ends_after_its_duration_or_at_its_end() -> None:
     silence = _parsed()
-    assert (silence.starts_at, silence.ends_at) == (T0, T0 + timedelta(hours=2))  # type: ignore[attr-defined]
+    assert (silence.starts_at, silence.ends_at) == (T0, T0 + timedelta(hours=2))
     later = _parsed(duration=None, starts_at="2026-03-03T00:00:00Z", ends_at="2026-03-04T06:00Z")
-    assert later.starts_at == T0 + timedelta(hours=12)  # type: ignore[attr-defined]
-    assert later.ends_at == T0 + timedelta(hours=42)  # type: ignore[attr-defined]
+    assert later.starts_at == T0 + timedelta(hours=12)
+    assert later.ends_at == T0 + timedelta(hours=42)
     past = _parsed(starts_at="2026-03-01T00:00:00Z")
-    assert past.starts_at == T0  # type: ignore[attr-defined]
+    assert past.starts_at == T0
 
 
 @pytest.mark.parametrize(
@@ -131,10 +133,10 @@ def test_the_silence_that_holds_an_alert_back_is_the_one_ending_last() -> None:
     long = _parsed(matchers=["alertname=Error rate", "severity=critical"], duration="3h")
     other = _parsed(matchers=["model=claude"], duration="9h")
     labels = alert_labels({"model": "gpt-4o"}, "Error rate", "critical")
-    assert silencing([short, long, other], labels) is long  # type: ignore[list-item]
+    assert silencing([short, long, other], labels) is long
     warning = alert_labels({"model": "gpt-4o"}, "Error rate", "warning")
-    assert silencing([short, long, other], warning) is short  # type: ignore[list-item]
-    assert silencing([other], labels) is None  # type: ignore[list-item]
+    assert silencing([short, long, other], warning) is short
+    assert silencing([other], labels) is None
 
 
 async def test_silences_are_stored_listed_by_state_paged_and_expired_early(
@@ -164,12 +166,8 @@ async def test_silences_are_stored_listed_by_state_paged_and_expired_early(
     await create_silence(engine, elsewhere)
     ours = frozenset({DEFAULT_WORKSPACE_ID})
 
-    async def ids(state: str | None, **fields: object) -> list[str]:
-        found, _ = await list_silences(
-            engine,
-            SilenceFilter(ours, state, **fields),
-            T0,  # type: ignore[arg-type]
-        )
+    async def ids(state: State | None, cursor: str | None = None) -> list[str]:
+        found, _ = await list_silences(engine, SilenceFilter(ours, state, cursor), T0)
         return [silence.silence_id for silence in found]
 
     assert await ids("expired") == [made[0].silence_id]
