@@ -1,8 +1,8 @@
 """The admin API under `/admin/api`: every route behind `require_console_user`, which accepts a
 bearer admin key as before or a console session (with its CSRF token on every change).
 
-Workspaces, keys, users, the audit log, saved dashboards, alerts (rules, channels, instances),
-reports (definitions, instances, files), traces, the lists of interactions,
+Workspaces, keys, users, the audit log, saved dashboards, alerts (rules, channels, instances,
+silences), reports (definitions, instances, files), traces, the lists of interactions,
 decisions and guardrail violations, and analytics answer within the caller's workspaces, and
 each change is checked against the caller's role there (see `admin_ui.principals`). Rules and
 their simulation act on the whole gateway (rules apply to every workspace, replay reads every
@@ -17,6 +17,7 @@ from litestar import Router
 from admin_ui.alert_channels_api import AlertChannelController
 from admin_ui.alert_instances_api import AlertInstanceController
 from admin_ui.alert_rules_api import AlertRuleController
+from admin_ui.alert_silences_api import AlertSilenceController
 from admin_ui.analytics_api import AnalyticsController
 from admin_ui.audit_api import AuditController
 from admin_ui.auth import require_global_admin
@@ -63,6 +64,7 @@ def admin_router() -> Router:
             AlertRuleController,
             AlertInstanceController,
             ReportController,
+            AlertSilenceController,
             operator_only,
         ],
     )

@@ -13,6 +13,7 @@ from litestar.types import ControllerRouterHandler
 
 from admin_ui.alert_channel_pages import AlertChannelPages
 from admin_ui.alert_pages import AlertPages
+from admin_ui.alert_silences_pages import AlertSilencePages
 from admin_ui.analytics_pages import AnalyticsPages
 from admin_ui.audit_page import AuditPage
 from admin_ui.console_auth import require_console_user
@@ -51,6 +52,7 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     DashboardPages,
     AlertChannelPages,
     AlertPages,
+    AlertSilencePages,
 ]
 
 

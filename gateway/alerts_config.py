@@ -1,8 +1,9 @@
-"""The `alerts` section of the config: how often alert rules are evaluated.
+"""The `alerts` section of the config: how often alert rules are evaluated, and where.
 
 ```yaml
 alerts:
-  interval: 30      # seconds between evaluations of every rule (1 to 3600)
+  interval: 30         # seconds between evaluations of every rule (1 to 3600)
+  run_in_serve: true   # false: `steerway serve` leaves evaluation to `steerway worker`
 ```
 """
 
@@ -12,7 +13,7 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-SECTION_FIELDS: Final = ("interval",)
+SECTION_FIELDS: Final = ("interval", "run_in_serve")
 MIN_INTERVAL: Final = 1.0
 MAX_INTERVAL: Final = 3600.0
 
@@ -21,6 +22,8 @@ class AlertsConfig(msgspec.Struct, frozen=True, kw_only=True):
     interval: float = 30.0
     """Seconds between two rounds of the alert evaluator (`telemetry.alerts.evaluator`): an
     alert fires at most this long after its condition has held for its rule's `for`."""
+    run_in_serve: bool = True
+    """Whether `steerway serve` evaluates alert rules; false where a `steerway worker` does."""
 
 
 class Reader(Protocol):
@@ -45,4 +48,9 @@ def parse_alerts(value: Any, path: str, reader: Reader) -> AlertsConfig:
             where, f"expected seconds from {MIN_INTERVAL:g} to {MAX_INTERVAL:g}, got {interval:g}"
         )
         interval = defaults.interval
-    return AlertsConfig(interval=interval)
+    run_in_serve = fields.get("run_in_serve", defaults.run_in_serve)
+    if not isinstance(run_in_serve, bool):
+        shown = repr(run_in_serve)[:40]
+        reader.report(f"{path}.run_in_serve", f"expected true or false, got {shown}")
+        run_in_serve = defaults.run_in_serve
+    return AlertsConfig(interval=interval, run_in_serve=run_in_serve)

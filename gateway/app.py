@@ -119,12 +119,13 @@ class Gateway:
             self.engine, interval=telemetry_config.rollup_fold_interval_ms / 1000.0
         )
         await self.rollup_folder.start()
-        self.alert_evaluator = AlertEvaluator(
-            self.engine,
-            interval=config.alerts.interval,
-            delivery=Delivery(console_url=config.console.public_url or ""),
-        )
-        await self.alert_evaluator.start()
+        if config.alerts.run_in_serve:
+            self.alert_evaluator = AlertEvaluator(
+                self.engine,
+                interval=config.alerts.interval,
+                delivery=Delivery(console_url=config.console.public_url or ""),
+            )
+            await self.alert_evaluator.start()
         self.report_scheduler = report_scheduler(self.engine)
         await self.report_scheduler.start()
         await self.upstream.start()

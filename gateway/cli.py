@@ -1,4 +1,4 @@
-"""The `steerway` command: serve, migrate, keys, workspaces, users, alerts, demo-data,
+"""The `steerway` command: serve, worker, migrate, keys, workspaces, users, alerts, demo-data,
 mock-provider, check-config."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from msgspec import UNSET
 
 from gateway.cli_alerts import add_alerts_commands
 from gateway.cli_users import add_users_commands
-from gateway.config import ConfigError, check_config, load_config
+from gateway.cli_worker import add_worker_command
+from gateway.config import ConfigError, GatewayConfig, check_config, load_config
 from gateway.console_config import ConsoleConfig
 from gateway.guardrail_config import unknown_names
 from gateway.keys import (
@@ -59,19 +60,26 @@ def _fail(message: str, code: int = 1) -> int:
 # --- serve ------------------------------------------------------------------------------------
 
 
+def config_or_report(path: str) -> GatewayConfig | None:
+    """The config file's settings; None after printing its problems to standard error."""
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        print(f"steerway: invalid configuration in {path}:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     server = ServerConfig()
     console = ConsoleConfig()
     if settings.config_path:
-        try:
-            config = load_config(settings.config_path)
-            server, console = config.server, config.console
-        except ConfigError as error:
-            print(f"steerway: invalid configuration in {settings.config_path}:", file=sys.stderr)
-            for problem in error.problems:
-                print(f"  {problem}", file=sys.stderr)
+        config = config_or_report(settings.config_path)
+        if config is None:
             return 2
+        server, console = config.server, config.console
     try:
         banner = asyncio.run(_prepare_master_key(settings))
         first_owner = asyncio.run(_first_owner_link(settings, console))
@@ -821,6 +829,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.set_defaults(run=_serve)
+    add_worker_command(commands)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     migrate.add_argument("--database-url", help="default: STEERWAY_DATABASE_URL")

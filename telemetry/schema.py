@@ -667,6 +667,8 @@ alert_instances = sa.Table(
     sa.Column("acknowledged_at", Timestamp, nullable=True),
     sa.Column("acknowledged_by", sa.String(320), nullable=True),
     sa.Column("last_evaluated_at", Timestamp, nullable=False),
+    # The silence that held the alert back at its last evaluation (migration 0016).
+    sa.Column("silenced_by", sa.String(32), nullable=True),
     sa.Index(
         "uq_alert_instances_open_rule_id_fingerprint",
         "rule_id",
@@ -727,7 +729,7 @@ alert_deliveries = sa.Table(
 )
 
 # Silences: notifications of instances whose labels match every matcher are held back between
-# `starts_at` and `ends_at`. Kept here so the table exists; evaluation does not read it yet.
+# `starts_at` and `ends_at` (`telemetry.alerts.silence`).
 silences = sa.Table(
     "silences",
     metadata,

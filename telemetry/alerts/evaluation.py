@@ -17,13 +17,20 @@ Groups with an open instance but absent from the window have no data. The state 
 their events are written in one transaction before any notification is sent, and each
 notification's deliveries after it, marking the instance notified: a firing whose sending was
 cut off is sent again at the next evaluation (`state_machine`: never notified).
+
+An alert whose labels, with `alertname` (the rule's name) and `severity`, match an active silence
+of its workspace is stepped and recorded all the same, but not notified: the instance keeps the
+silence's id (`silenced_by`) and its timeline notes when a silence begins and stops holding it
+back. A firing never notified is sent at the first evaluation after the silence ends; a resolve
+whose firing was never notified is not sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,6 +42,8 @@ from telemetry.alerts.instance_store import Change, apply, open_instances, recor
 from telemetry.alerts.notification import Notification, fingerprint_of, format_number
 from telemetry.alerts.rule import ANOMALY_SCORE, AlertRule
 from telemetry.alerts.rule_store import load_channels
+from telemetry.alerts.silence import Silence, alert_labels, silencing
+from telemetry.alerts.silence_store import active_silences
 from telemetry.alerts.state_machine import OpenInstance, Verdict, next_step
 from telemetry.alerts.template import render
 from telemetry.alerts.window import Measured, measure
@@ -56,6 +65,7 @@ class Outcome:
     value: float | None
     notified: str | None = None
     deliveries: list[DeliveryResult] = field(default_factory=list)
+    silenced_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +109,19 @@ def _no_data(rule: AlertRule) -> Verdict:
 
 
 async def evaluate_rule(
-    engine: AsyncEngine, rule: AlertRule, now: datetime, delivery: Delivery | None = None
+    engine: AsyncEngine,
+    rule: AlertRule,
+    now: datetime,
+    delivery: Delivery | None = None,
+    silences: Sequence[Silence] | None = None,
 ) -> list[Outcome]:
-    """Evaluate `rule` at `now`: record what changed and send what is due."""
+    """Evaluate `rule` at `now`: record what changed and send what is due. `silences`: the
+    active silences of the rule's workspace (a round reads them once for every rule); None
+    reads them."""
+    if silences is None:
+        silences = (await active_silences(engine, now, rule.workspace_id)).get(
+            rule.workspace_id, []
+        )
     measured = await measure(engine, rule, now)
     stored = await open_instances(engine, rule.id)
     if not rule.group_by:
@@ -116,12 +136,14 @@ async def evaluate_rule(
         current = None if open_ is None else open_.instance
         verdict, value = verdict_of(rule, found)
         labels = rule.labels | group_labels
-        changes.append(_change(rule, fingerprint, labels, current, verdict, value, now))
+        changes.append(_change(rule, fingerprint, labels, current, verdict, value, now, silences))
     for fingerprint, open_ in sorted(stored.items()):
         if fingerprint not in seen:
             verdict, _ = verdict_of(rule, None)
             changes.append(
-                _change(rule, fingerprint, open_.labels, open_.instance, verdict, None, now)
+                _change(
+                    rule, fingerprint, open_.labels, open_.instance, verdict, None, now, silences
+                )
             )
     recorded = [change for change in changes if change.step.state is not None]
     ids = await apply(engine, rule.id, rule.workspace_id, recorded, now)
@@ -139,9 +161,15 @@ def _change(
     verdict: Verdict,
     value: float | None,
     now: datetime,
+    silences: Sequence[Silence],
 ) -> Change:
     step = next_step(rule, current, verdict, now)
-    return Change(fingerprint, labels, current, step, value)
+    severity = step.severity or (current.severity if current is not None else None)
+    silence = silencing(silences, alert_labels(labels, rule.name, severity)) if silences else None
+    if silence is None:
+        return Change(fingerprint, labels, current, step, value)
+    held = dataclasses.replace(step, notify=None)
+    return Change(fingerprint, labels, current, held, value, silence.silence_id)
 
 
 async def _notify(
@@ -153,7 +181,9 @@ async def _notify(
     delivery: Delivery,
 ) -> Outcome:
     step = change.step
-    outcome = Outcome(change.fingerprint, change.labels, step.state, change.value)
+    outcome = Outcome(
+        change.fingerprint, change.labels, step.state, change.value, silenced_by=change.silenced_by
+    )
     if step.notify is None:
         return outcome
     instance_id = ids[change.fingerprint]

@@ -7,8 +7,9 @@ it evaluates every rule and sends what is due. Instance states live in the datab
 whichever process evaluates next carries on from them; a notification sent in a round is
 recorded before the lock is let go, and no later round sends it again.
 
-A rule that fails (a query error, a broken channel row) is logged and skipped; the others are
-evaluated all the same.
+A round reads the active silences of every workspace once, for all its rules. A rule that fails
+(a query error, a broken channel row) is logged and skipped; the others are evaluated all the
+same.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from telemetry.alerts.evaluation import Delivery, Outcome, evaluate_rule
 from telemetry.alerts.round_lock import round_lock
 from telemetry.alerts.rule import AlertRule
 from telemetry.alerts.rule_store import load_rules
+from telemetry.alerts.silence_store import active_silences
 from telemetry.periodic import PeriodicJob
 
 logger = logging.getLogger("steerway.telemetry.alerts.evaluator")
@@ -52,13 +54,16 @@ async def _evaluate_rules(
     engine: AsyncEngine, now: datetime, delivery: Delivery | None
 ) -> dict[str, list[Outcome]]:
     rules = await load_rules(engine)
+    silences = await active_silences(engine, now)
     gate = asyncio.Semaphore(CONCURRENT_RULES)
     outcomes: dict[str, list[Outcome]] = {}
 
     async def one(rule: AlertRule) -> None:
         async with gate:
             try:
-                outcomes[rule.id] = await evaluate_rule(engine, rule, now, delivery)
+                outcomes[rule.id] = await evaluate_rule(
+                    engine, rule, now, delivery, silences.get(rule.workspace_id, [])
+                )
             except Exception as error:
                 logger.warning(
                     "alert rule %r (%s) not evaluated: %s: %s",

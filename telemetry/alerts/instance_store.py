@@ -40,6 +40,8 @@ class Change:
     current: OpenInstance | None
     step: Step
     value: float | None
+    silenced_by: str | None = None
+    """The active silence matching the alert: its notifications are held back."""
 
 
 async def open_instances(engine: AsyncEngine, rule_id: str) -> dict[str, Stored]:
@@ -58,6 +60,7 @@ async def open_instances(engine: AsyncEngine, rule_id: str) -> dict[str, Stored]
                 severity=row["severity"],
                 started_at=_utc(row["started_at"]),
                 last_notified_at=as_utc(row["last_notified_at"]),
+                silenced_by=row["silenced_by"],
             ),
             dict(row["labels"]),
         )
@@ -88,7 +91,11 @@ async def _apply(
 ) -> str:
     step, current = change.step, change.current
     assert step.state is not None
-    values: dict[str, Any] = {"state": step.state, "last_evaluated_at": now}
+    values: dict[str, Any] = {
+        "state": step.state,
+        "last_evaluated_at": now,
+        "silenced_by": change.silenced_by,
+    }
     if step.severity is not None:
         values["severity"] = step.severity
     if change.value is not None:
@@ -119,8 +126,9 @@ async def _apply(
             .where(alert_instances.c.instance_id == instance_id)
             .values(**values)
         )
-    if step.event is not None:
-        from_state, to_state, note = step.event
+    event = _with_silence(step, current, change.silenced_by)
+    if event is not None:
+        from_state, to_state, note = event
         await connection.execute(
             alert_events.insert().values(
                 event_id=uuid7_hex(),
@@ -135,6 +143,25 @@ async def _apply(
             )
         )
     return instance_id
+
+
+def _with_silence(
+    step: Step, current: OpenInstance | None, silenced_by: str | None
+) -> tuple[str, str, str | None] | None:
+    """The step's event, with a note when a silence begins or stops holding the alert back (an
+    event of its own when the state stays)."""
+    before = None if current is None else current.silenced_by
+    if silenced_by == before:
+        return step.event
+    if silenced_by is not None:
+        note = f"silenced by {silenced_by}"
+    else:
+        note = f"no longer silenced by {before}"
+    if step.event is None:
+        assert step.state is not None and current is not None
+        return current.state, step.state, note
+    from_state, to_state, already = step.event
+    return from_state, to_state, f"{already}; {note}" if already else note
 
 
 async def record_deliveries(

@@ -7,8 +7,9 @@ given.
 
 `for` 0 goes from inactive to firing at once. A firing instance notifies when it fires, when its
 severity changes, every `renotify` while it keeps firing, when it was never notified (its rule
-was muted when it fired, and is no longer), and when it resolves if the rule says so and it was
-notified of firing. A muted rule goes through the same states and never notifies.
+was muted or silenced when it fired, and is no longer), and when it resolves if the rule says so
+and it was notified of firing. A muted rule goes through the same states and never notifies; so
+does a silenced alert (`evaluation` holds its notifications back).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class OpenInstance:
     severity: Severity
     started_at: datetime
     last_notified_at: datetime | None
+    silenced_by: str | None = None
+    """The silence that held it back at its last evaluation."""
 
 
 @dataclass(frozen=True, slots=True)

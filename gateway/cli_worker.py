@@ -1,0 +1,70 @@
+"""`steerway worker`: the background jobs alone, for deployments that keep them out of the
+serving processes (with `alerts.run_in_serve: false` in the gateways' config). Stops cleanly on
+SIGTERM and SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+from gateway.config import GatewayConfig
+from gateway.settings import Settings
+from gateway.worker import run_worker
+from telemetry.db import redact_url
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"steerway: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+async def _until_signalled(database_url: str, config: GatewayConfig) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await run_worker(database_url, config, stopping)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from gateway.cli import NotMigrated, _require_migrated, config_or_report
+
+    settings = Settings.from_env()
+    config = GatewayConfig()
+    if settings.config_path:
+        loaded = config_or_report(settings.config_path)
+        if loaded is None:
+            return 2
+        config = loaded
+    try:
+        asyncio.run(_require_migrated(settings.database_url))
+    except NotMigrated as error:
+        return _fail(f"{error}; run 'steerway migrate' first")
+    except Exception as error:
+        return _fail(
+            f"cannot use the database at {redact_url(settings.database_url)} "
+            f"({type(error).__name__}); run 'steerway migrate' first"
+        )
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("steerway.worker").info("steerway worker started")
+    asyncio.run(_until_signalled(settings.database_url, config))
+    return 0
+
+
+def add_worker_command(commands: Any) -> None:
+    worker = commands.add_parser(
+        "worker",
+        help="run the background jobs (alert evaluation, roll-up folding) without serving HTTP",
+    )
+    worker.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    worker.set_defaults(run=_worker)

@@ -1,0 +1,55 @@
+"""The background jobs of `steerway worker`, without the HTTP server: the alert evaluator, the
+report scheduler and, on Postgres, the roll-up folder. Each already runs once across processes
+(the evaluator's and the scheduler's locks, the folder's advisory lock), so a worker can run
+beside gateways that run them too."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gateway.app import report_scheduler
+from gateway.config import GatewayConfig
+from telemetry.alerts import AlertEvaluator, Delivery
+from telemetry.alerts.http_client import close_shared_client
+from telemetry.db import create_engine, redact_url
+from telemetry.rollup_folding import RollupFolder
+
+logger = logging.getLogger("steerway.worker")
+
+
+async def run_worker(database_url: str, config: GatewayConfig, stopping: asyncio.Event) -> None:
+    """Run the jobs until `stopping` is set, then let each finish (or cancel it after its own
+    close timeout) and let go of the database."""
+    engine = create_engine(database_url)
+    evaluator = AlertEvaluator(
+        engine,
+        interval=config.alerts.interval,
+        delivery=Delivery(console_url=config.console.public_url or ""),
+    )
+    reports = report_scheduler(engine)
+    folder = RollupFolder(engine, interval=config.telemetry.rollup_fold_interval_ms / 1000.0)
+    try:
+        await evaluator.start()
+        logger.info(
+            "evaluating alert rules every %g s on %s",
+            config.alerts.interval,
+            redact_url(database_url),
+        )
+        await reports.start()
+        logger.info("making scheduled reports when due")
+        await folder.start()
+        if engine.dialect.name == "postgresql":
+            logger.info(
+                "folding hour and day roll-ups every %g s",
+                config.telemetry.rollup_fold_interval_ms / 1000.0,
+            )
+        await stopping.wait()
+        logger.info("stopping: waiting for a round in progress")
+    finally:
+        await evaluator.close()
+        await reports.close()
+        await folder.close()
+        await close_shared_client()
+        await engine.dispose()
+    logger.info("stopped")
