@@ -11,6 +11,7 @@ window is [10:00, 12:00). An anomaly score is of the last hour that is over.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -72,6 +73,18 @@ async def measure(engine: AsyncEngine, rule: AlertRule, now: datetime) -> dict[G
     if rule.condition == "change_pct":
         before = start - timedelta(seconds=rule.window_s)
         previous = await _totals(engine, rule, rule.metric, before, start)
+    return measured_groups(rule, values, requests, previous)
+
+
+def measured_groups(
+    rule: AlertRule,
+    values: Mapping[Group, float | None],
+    requests: Mapping[Group, float | None] | None,
+    previous: Mapping[Group, float | None],
+) -> dict[Group, Measured]:
+    """The groups of a window from its metric, requests (None: not countable) and, for
+    `change_pct`, the metric of the window before, each per group that had rows. Pure: the live
+    evaluation and the preview (`telemetry.alerts.preview`) both measure through it."""
     additive = rule.metric in METRICS and METRICS[rule.metric].additive
     found: dict[Group, Measured] = {}
     for group in set(values) | set(requests or ()) | set(previous):
