@@ -1,10 +1,11 @@
 """`/admin/api/alerts/rules`: alert rules, listed, read, created, replaced, deleted, muted and
-unmuted. A body is the rule as the config file writes it (`telemetry.alerts.rule_parsing`):
+unmuted, and previewed over the last 7 days before they are saved. A body is the rule as the config file writes it (`telemetry.alerts.rule_parsing`):
 durations as seconds or `5m`, `channels` as channel ids of the rule's workspace. A rule that
 fails its checks is a 400 naming the field; a name already used in the workspace a 409."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
@@ -15,6 +16,8 @@ from admin_ui.openapi import Query, described, nullable, object_schema, strings,
 from admin_ui.state import gateway_of
 from gateway.errors import GatewayError, invalid_request
 from telemetry.alerts import AlertRule, RuleError, parse_rule
+from telemetry.alerts.preview import preview_rule
+from telemetry.alerts.preview_answer import preview_item
 from telemetry.alerts.rule import CONDITIONS, NO_DATA
 from telemetry.alerts.rule_parsing import FIELDS, rule_data
 from telemetry.alerts.rule_store import (
@@ -137,6 +140,20 @@ class AlertRuleController(Controller):
             request, "alert_rule.create", ("alert_rule", stored.id), workspace_id, after=item
         )
         return item
+
+    @post("/preview", status_code=200, operation_class=described(body=CREATE_SCHEMA))
+    async def preview_alert_rule(self, request: AnyRequest) -> dict[str, Any]:
+        """How the rule in the body (not saved) would have behaved over the last 7 days: its
+        metric per group at each evaluation step, the thresholds, the episodes it would have
+        produced (replaying the live evaluation) and their totals."""
+        body = await access.body_fields(request, (*RULE_FIELDS, "workspace"), READ_ONLY)
+        workspace_id = await access.target_workspace(request, body.pop("workspace", None))
+        rule = _parsed(body, workspace_id, "")
+        try:
+            preview = await preview_rule(gateway_of(request).engine, rule, datetime.now(UTC))
+        except RuleError as error:
+            raise _rule_error(error) from None
+        return preview_item(preview)
 
     @put(
         "/{rule_id:str}",

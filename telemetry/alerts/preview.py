@@ -262,8 +262,7 @@ class _Replay:
         assert rolling is not None and self.metric is not None
         metric = self.metric
         return {
-            group: _number(metric.value(sums))
-            for group, sums in self._present(rolling).items()
+            group: _number(metric.value(sums)) for group, sums in self._present(rolling).items()
         }
 
     def _answer(self, evaluations: int) -> Preview:
