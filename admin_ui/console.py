@@ -11,6 +11,7 @@ from litestar import Router, get
 from litestar.response import Redirect
 from litestar.types import ControllerRouterHandler
 
+from admin_ui.alert_rule_pages import AlertRulePages
 from admin_ui.analytics_pages import AnalyticsPages
 from admin_ui.audit_page import AuditPage
 from admin_ui.console_auth import require_console_user
@@ -47,6 +48,7 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     UserPages,
     AuditPage,
     DashboardPages,
+    AlertRulePages,
 ]
 
 
