@@ -18,6 +18,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect
 
+from admin_ui import alert_rule_operations as operations
 from admin_ui import alerts_access as access
 from admin_ui.alert_rule_form import (
     LIST_FIELDS,
@@ -29,7 +30,8 @@ from admin_ui.alert_rule_form import (
 )
 from admin_ui.alert_rule_list import list_rows, open_counts
 from admin_ui.alert_rule_preview_view import PreviewView, preview_view
-from admin_ui.alert_rules_api import rule_item, visible_rule
+from admin_ui.alert_rules_api import visible_rule
+from admin_ui.analytics_filters import FILTER_DIMENSIONS
 from admin_ui.auth import workspace_scope
 from admin_ui.form_fields import FormState, FormValues, read_form
 from admin_ui.page_views import workspace_choices, workspace_labels
@@ -41,14 +43,7 @@ from telemetry.alerts import AlertRule, RuleError, parse_rule
 from telemetry.alerts.channel_store import list_channels
 from telemetry.alerts.preview import preview_rule
 from telemetry.alerts.rule import ANOMALY_SCORE
-from telemetry.alerts.rule_store import (
-    create_rule,
-    delete_rule,
-    load_rules,
-    set_muted,
-    update_rule,
-)
-from telemetry.analytics import ROLLUP_DIMENSIONS
+from telemetry.alerts.rule_store import load_rules
 from telemetry.analytics_anomalies import KIND_METRICS, KIND_TITLES
 from telemetry.analytics_metrics import METRICS
 from telemetry.ids import uuid7_hex
@@ -66,15 +61,7 @@ UNIT_NAMES: Final = {
     "count": "count",
     "events": "count",
 }
-GROUP_DIMENSIONS: Final = (
-    *ROLLUP_DIMENSIONS,
-    "tag",
-    "end_user",
-    "rule",
-    "guardrail",
-    "action",
-    "entity_type",
-)
+GROUP_DIMENSIONS: Final = ("workspace", *FILTER_DIMENSIONS)
 CONDITION_CHOICES: Final = [
     ("above", "above a threshold"),
     ("below", "below a threshold"),
@@ -229,14 +216,10 @@ class AlertRulePages(Controller):
             preview = await _previewed(request, rule, form)
             return await _editor(request, form, workspace_id, preview=preview)
         try:
-            stored = await create_rule(gateway_of(request).engine, rule)
+            stored = await operations.create(request, rule)
         except RuleError as error:
             form.errors[field_of(error)] = _sentence(error.reason)
             return await _editor(request, form, workspace_id, status_code=400)
-        item = rule_item(stored)
-        await access.audit(
-            request, "alert_rule.create", ("alert_rule", stored.id), workspace_id, after=item
-        )
         return _back("created", stored.name)
 
     @get("/{rule_id:str}")
@@ -257,18 +240,10 @@ class AlertRulePages(Controller):
             preview = await _previewed(request, rule, form)
             return await _editor(request, form, current.workspace_id, rule=current, preview=preview)
         try:
-            stored = await update_rule(gateway_of(request).engine, rule)
+            stored = await operations.replace(request, current, rule)
         except RuleError as error:
             form.errors[field_of(error)] = _sentence(error.reason)
             return await _editor(request, form, current.workspace_id, rule=current, status_code=400)
-        await access.audit(
-            request,
-            "alert_rule.update",
-            ("alert_rule", rule_id),
-            current.workspace_id,
-            before=rule_item(current),
-            after=rule_item(stored),
-        )
         return _back("saved", stored.name)
 
     @get("/{rule_id:str}/delete")
@@ -288,14 +263,7 @@ class AlertRulePages(Controller):
     async def delete_alert_rule(self, request: AnyRequest, rule_id: str) -> Response[Any]:
         current = await visible_rule(request, rule_id)
         access.require_write(request, current.workspace_id)
-        await delete_rule(gateway_of(request).engine, current.id)
-        await access.audit(
-            request,
-            "alert_rule.delete",
-            ("alert_rule", rule_id),
-            current.workspace_id,
-            before=rule_item(current),
-        )
+        await operations.delete(request, current)
         return _back("deleted", current.name)
 
     @post("/{rule_id:str}/mute", status_code=303)
@@ -310,15 +278,7 @@ class AlertRulePages(Controller):
 async def _set_muted(request: AnyRequest, rule_id: str, muted: bool) -> Response[Any]:
     current = await visible_rule(request, rule_id)
     access.require_write(request, current.workspace_id)
-    await set_muted(gateway_of(request).engine, current.id, muted)
-    await access.audit(
-        request,
-        "alert_rule.mute" if muted else "alert_rule.unmute",
-        ("alert_rule", rule_id),
-        current.workspace_id,
-        before={"muted": current.muted},
-        after={"muted": muted},
-    )
+    await operations.mute(request, current, muted)
     return _back("muted" if muted else "unmuted", current.name)
 
 

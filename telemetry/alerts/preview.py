@@ -30,9 +30,13 @@ from telemetry.alerts.preview_rolling import Rolling
 from telemetry.alerts.preview_sums import read_step_sums
 from telemetry.alerts.rule import ANOMALY_SCORE, AlertRule, window_step
 from telemetry.alerts.state_machine import OpenInstance, Verdict, next_step
-from telemetry.alerts.window import Group, counts_requests, measured_groups, window_of
-from telemetry.analytics_anomalies import MAX_TOP
-from telemetry.analytics_anomaly_cache import cached_anomalies
+from telemetry.alerts.window import (
+    Group,
+    anomaly_report,
+    counts_requests,
+    measured_groups,
+    window_of,
+)
 from telemetry.analytics_metrics import Metric
 
 PREVIEW_S: Final = 7 * 86400
@@ -142,19 +146,7 @@ async def _scores(
     engine: AsyncEngine, rule: AlertRule, start: datetime, end: datetime, now: datetime
 ) -> dict[Group, dict[datetime, float | None]]:
     """Each hour's anomaly score per group over the week (one anomaly report)."""
-    assert rule.anomaly_kind is not None
-    dimension = rule.group_by[0] if rule.group_by else None
-    report = await cached_anomalies(
-        engine,
-        start=start,
-        end=end,
-        now=now,
-        kinds=(rule.anomaly_kind,),
-        dimensions=(dimension,),
-        top=MAX_TOP,
-        filters={name: tuple(values) for name, values in rule.filters.items()},
-        scope=rule.workspace_id,
-    )
+    dimension, report = await anomaly_report(engine, rule, start, end, now)
     found: dict[Group, dict[datetime, float | None]] = {}
     for series in report.series:
         group: Group = ((dimension, series.group),) if dimension else ()

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.alerts.rule import ANOMALY_SCORE, AlertRule, RuleError, requests_plan, window_step
 from telemetry.analytics import AnalyticsQuery, AnalyticsResult, run_query
-from telemetry.analytics_anomalies import MAX_TOP
+from telemetry.analytics_anomalies import MAX_TOP, AnomalyReport
 from telemetry.analytics_anomaly_cache import cached_anomalies
 from telemetry.analytics_metrics import METRICS
 
@@ -112,11 +112,12 @@ async def _totals(
     return {tuple(sorted(series.group.items())): _number(series.total) for series in result.series}
 
 
-async def _scores(
+async def anomaly_report(
     engine: AsyncEngine, rule: AlertRule, start: datetime, end: datetime, now: datetime
-) -> dict[Group, float | None]:
-    """The anomaly score of the window's hour per group (the top groups by requests), from the
-    anomaly reports' cache: rules and pages asking about the same hours score them once."""
+) -> tuple[str | None, AnomalyReport]:
+    """The rule's dimension (None without `group_by`) and the anomaly report scoring its kind
+    over [start, end) per group (the top groups by requests), from the anomaly reports' cache:
+    rules and pages asking about the same hours score them once."""
     assert rule.anomaly_kind is not None
     dimension = rule.group_by[0] if rule.group_by else None
     report = await cached_anomalies(
@@ -130,6 +131,14 @@ async def _scores(
         filters={name: tuple(values) for name, values in rule.filters.items()},
         scope=rule.workspace_id,
     )
+    return dimension, report
+
+
+async def _scores(
+    engine: AsyncEngine, rule: AlertRule, start: datetime, end: datetime, now: datetime
+) -> dict[Group, float | None]:
+    """The anomaly score of the window's hour per group."""
+    dimension, report = await anomaly_report(engine, rule, start, end, now)
     found: dict[Group, float | None] = {}
     for series in report.series:
         hours = series.between(start, end)

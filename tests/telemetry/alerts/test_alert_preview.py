@@ -24,36 +24,13 @@ from tests.telemetry.alerts.alert_history import (
     add_workspace,
     instances,
     minutes,
+    plant,
     rows,
 )
 
 NOW = T0 + timedelta(seconds=20)
 """Mid-minute, as the evaluator's clock usually is."""
 Row = tuple[dict[str, str], datetime, datetime | None, datetime | None, str | None]
-
-
-async def plant(
-    engine: AsyncEngine,
-    *,
-    start: datetime,
-    minutes_: int,
-    per_minute: int,
-    errors: int = 0,
-    model: str = "gpt-4o-mini",
-    latency_ms: float = 120.0,
-) -> None:
-    await BatchWriter(engine).write(
-        [
-            make_bundle(
-                started_at=(start + minutes(minute)).timestamp() + 1 + index * 0.5,
-                status="error" if index < errors else "ok",
-                model=model,
-                latency_ms=latency_ms,
-            )
-            for minute in range(minutes_)
-            for index in range(per_minute)
-        ]
-    )
 
 
 def episodes_of(preview: Preview) -> list[Row]:
@@ -115,15 +92,25 @@ async def test_error_rate_by_model_with_for_and_min_requests_matches_the_live_ev
     base = NOW - timedelta(hours=6)
     await plant(engine, start=base, minutes_=180, per_minute=6, model="alpha")
     await plant(
-        engine, start=base + minutes(30), minutes_=30, per_minute=4, errors=4, model="alpha"
+        engine,
+        start=base + minutes(30),
+        minutes_=30,
+        per_minute=4,
+        errors_per_minute=4,
+        model="alpha",
     )
     # A breach shorter than `for`: pending, then back to inactive without firing.
     await plant(
-        engine, start=base + minutes(100), minutes_=5, per_minute=6, errors=6, model="alpha"
+        engine,
+        start=base + minutes(100),
+        minutes_=5,
+        per_minute=6,
+        errors_per_minute=6,
+        model="alpha",
     )
-    await plant(engine, start=base, minutes_=120, per_minute=5, errors=1, model="beta")
+    await plant(engine, start=base, minutes_=120, per_minute=5, errors_per_minute=1, model="beta")
     # Too few requests to count, however many fail.
-    await plant(engine, start=base, minutes_=60, per_minute=1, errors=1, model="gamma")
+    await plant(engine, start=base, minutes_=60, per_minute=1, errors_per_minute=1, model="gamma")
 
     preview = await preview_rule(engine, rule, NOW)
     assert preview.step == 300 and preview.end - preview.start == timedelta(days=7)
