@@ -212,3 +212,30 @@ async def test_another_workspaces_traffic_and_quiet_weeks_preview_nothing(
         ]
     )
     assert _labels((await preview_rule(engine, rule, NOW)).groups) == []
+
+
+async def test_a_rule_read_by_the_hour_matches_the_live_evaluator(engine: AsyncEngine) -> None:
+    """A 2-day window is read from hour rows (on Postgres, the hours not folded yet from minute
+    rows), and the rule evaluated every hour."""
+    rule = AlertRule(
+        name="Errors over two days",
+        metric="errors",
+        window_s=2 * 86400,
+        warning=100.0,
+        critical=200.0,
+        for_s=3 * 3600,
+    )
+    base = NOW - timedelta(days=4)
+    for hour in range(0, 30, 3):  # 5 errors a minute for 10 minutes every 3 hours: 50 a burst
+        await plant(
+            engine,
+            start=base + timedelta(hours=hour),
+            minutes_=10,
+            per_minute=5,
+            errors_per_minute=5,
+        )
+    preview = await preview_rule(engine, rule, NOW)
+    assert preview.step == 3600 and len(preview.groups[0].points) == 168
+    expected = episodes_of(preview)
+    assert await live_episodes(engine, rule, base, NOW) == expected
+    assert [(row[4], row[2] is not None) for row in expected] == [("critical", True)]
