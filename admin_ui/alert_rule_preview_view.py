@@ -147,6 +147,12 @@ def _span(episode: Episode, end: datetime, name: str) -> Span | None:
     )
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{hours_text(seconds / 3600)} h"
+
+
 def _row(name: str, episode: Episode, end: datetime) -> EpisodeRow:
     return EpisodeRow(
         group=name,
@@ -154,5 +160,5 @@ def _row(name: str, episode: Episode, end: datetime) -> EpisodeRow:
         fired_at=episode.fired_at,
         ended_at=episode.ended_at,
         severity=episode.severity or "",
-        firing=f"{hours_text(episode.firing_s(end) / 3600)} h" if episode.fired_at else "—",
+        firing=_duration(episode.firing_s(end)) if episode.fired_at else "—",
     )

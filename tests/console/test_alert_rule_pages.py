@@ -86,6 +86,13 @@ def test_a_rule_is_previewed_saved_listed_muted_and_deleted(
     expect(page.locator("#preview-none")).to_be_visible()
 
     fill_rule(page)
+    # A problem found by Preview is shown beside its field, and nothing is previewed.
+    page.locator("#field-window").fill("soon")
+    page.evaluate("window.samePage = true")
+    page.locator("#preview-rule").click()
+    expect(page.locator("#error-window")).to_contain_text("duration")
+    expect(page.locator("#preview-blocked")).to_be_visible()
+    page.locator("#field-window").fill("10m")
     page.locator("#preview-rule").click()
     sentence = page.locator("#preview-sentence")
     expect(sentence).to_contain_text("Would have fired 2 times in the last 7 days (")
@@ -102,7 +109,9 @@ def test_a_rule_is_previewed_saved_listed_muted_and_deleted(
     expect(page.locator("#rule-preview .chart-line-dashed")).to_have_count(2)
     severities = page.locator("#preview-episodes tbody tr td:nth-child(2)").all_inner_texts()
     assert sorted(severities) == ["Critical", "Warning"]
-    # Nothing is saved by a preview, and the form keeps what was typed.
+    # The preview came without a reload (the page's own script), and nothing is saved by it;
+    # the form keeps what was typed.
+    assert page.evaluate("window.samePage") is True
     assert console_gateway.database.rows("SELECT 1 FROM alert_rules") == []
     expect(page.locator("#field-window")).to_have_value("10m")
     docs_screenshot(page, "alert-rule-editor")
@@ -170,6 +179,7 @@ def test_a_viewer_reads_rules_but_cannot_change_them(
     console_gateway: GatewayProcess,
     console: Page,
     open_context: Callable[..., BrowserContext],
+    sign_in: Callable[..., BrowserContext],
     page_watch: PageWatch,
 ) -> None:
     page_watch.expect_error(r"status of 403")
@@ -183,6 +193,18 @@ def test_a_viewer_reads_rules_but_cannot_change_them(
         "SELECT rule_id FROM alert_rules WHERE name = 'Spend watch'"
     )
     rule_id = stored["rule_id"]
+
+    # Without the page's script, Preview posts the form and the page comes back with it.
+    plain = sign_in(java_script_enabled=False).new_page()
+    plain.goto("/admin/alerts/rules/new")
+    plain.locator("#field-name").fill("Spend preview")
+    plain.locator("#field-metric").select_option("cost")
+    plain.locator("#field-critical").fill("5")
+    plain.locator("#preview-rule").click()
+    expect(plain.locator("#preview-sentence")).to_have_text(
+        "Would have fired 0 times in the last 7 days (0 hours firing)."
+    )
+    assert plain.url.endswith("/admin/alerts/rules/new#rule-preview")
 
     viewer = off_the_loop(lambda: create_user(console_gateway.database.url, role="viewer"))
     context = open_context()
