@@ -114,6 +114,7 @@ def preview_view(preview: Preview) -> PreviewView:
             chart_id=f"rule-preview-{number}",
             title=f"{name}: the last 7 days with the thresholds and the firing shaded",
             height=200,
+            windowed=True,
         )
         charts.append((name, chart))
     episodes = sorted(

@@ -137,8 +137,11 @@ def band_chart(
     title: str,
     height: int = 220,
     width: int = WIDTH,
+    windowed: bool = False,
 ) -> Markup:
-    """The lines, bands and spans between `start` and `end` (UTC) as an SVG chart."""
+    """The lines, bands and spans between `start` and `end` (UTC) as an SVG chart. `windowed`:
+    each value is of a window of its own (a rolling sum, a threshold), so the legend shows the
+    last one even for units that add up, never a total."""
     start, end = checked_range(start, end, step_seconds, unit)
     first, last = epoch_seconds(start), epoch_seconds(end)
     drawn = [
@@ -161,7 +164,8 @@ def band_chart(
         last=last,
         step_seconds=step_seconds,
     )
-    legend = [(line.name, line.colour, *_legend_value(line, unit)) for line in drawn]
+    legend_value = _last_value if windowed else _legend_value
+    legend = [(line.name, line.colour, *legend_value(line, unit)) for line in drawn]
     for band, (lower, upper) in zip(bands, ranges, strict=True):
         legend.append((band.name, lower.colour, *_band_legend(lower, upper, unit)))
     head, tail = frame(
@@ -198,6 +202,12 @@ def band_chart(
         for part in markers([*estimated, *(line for pair in ranges for line in pair)], plot, unit)
     )
     return Markup("".join([*parts, *tail]))
+
+
+def _last_value(line: Line, unit: str) -> tuple[str, str]:
+    known = [value for value in line.values.values() if value is not None]
+    text = format_value(known[-1] if known else None, unit)
+    return text, f"{line.name}: {text} last"
 
 
 def _band_legend(lower: Line, upper: Line, unit: str) -> tuple[str, str]:

@@ -220,6 +220,7 @@ def test_a_viewer_reads_rules_but_cannot_change_them(
     page.locator(f"#rule-row-{rule_id} a.rule-name").click()
     expect(page.locator("#read-only-note")).to_be_visible()
     expect(page.locator("#save-rule")).to_have_count(0)
+    expect(page.locator("#field-name")).to_be_disabled()
     for path in ("/admin/alerts/rules/new", f"/admin/alerts/rules/{rule_id}/delete"):
         answer = page.goto(path)
         assert answer is not None and answer.status == 403
