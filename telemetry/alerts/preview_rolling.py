@@ -26,9 +26,12 @@ class Rolling:
         self.sums: dict[Group, list[Any]] = {}
         self.rows: dict[Group, int] = {}
         self.end = 0
+        self.changed: set[Group] = set()
+        """The groups whose sums the last `advance_to` changed."""
 
     def advance_to(self, end: int) -> None:
         """Move the window to end before step `end` (one step at a time)."""
+        self.changed = set()
         while self.end < end:
             self._enter(self.by_step.get(self.end, ()))
             self._leave(self.by_step.get(self.end - self.size, ()))
@@ -38,10 +41,12 @@ class Rolling:
         for group, values in rows:
             add_sums(self.sums.setdefault(group, [0] * self.columns), values)
             self.rows[group] = self.rows.get(group, 0) + 1
+            self.changed.add(group)
 
     def _leave(self, rows: Sequence[tuple[Group, list[Any]]]) -> None:
         for group, values in rows:
             self.rows[group] -= 1
+            self.changed.add(group)
             if self.rows[group]:
                 add_sums(self.sums[group], values, sign=-1)
             else:  # nothing left: start again from zero, with no rounding carried over
