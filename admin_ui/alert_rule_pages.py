@@ -51,7 +51,7 @@ from telemetry.schema import DEFAULT_WORKSPACE_ID
 
 AnyRequest = Request[Any, Any, Any]
 
-NAV: Final = "alerts"
+NAV: Final = "alert-rules"
 BASE: Final = "/admin/alerts/rules"
 UNIT_NAMES: Final = {
     "percent": "%",

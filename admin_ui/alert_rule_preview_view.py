@@ -91,6 +91,7 @@ def preview_view(preview: Preview) -> PreviewView:
                     [(at, None if value is None else value * scale) for at, value in group.points],
                 ),
                 colour=METRIC_COLOUR,
+                level=True,
             )
         ]
         for severity, value in rule.thresholds:
@@ -101,6 +102,7 @@ def preview_view(preview: Preview) -> PreviewView:
                     Series(severity.capitalize(), [(at, level) for at in times]),
                     colour=colour,
                     dashed=True,
+                    level=True,
                 )
             )
         spans = [_span(episode, preview.end, name) for episode in group.episodes]
@@ -114,7 +116,6 @@ def preview_view(preview: Preview) -> PreviewView:
             chart_id=f"rule-preview-{number}",
             title=f"{name}: the last 7 days with the thresholds and the firing shaded",
             height=200,
-            windowed=True,
         )
         charts.append((name, chart))
     episodes = sorted(

@@ -44,12 +44,14 @@ BAND_OPACITY: Final = 0.16
 
 @dataclass(frozen=True, slots=True)
 class Drawn:
-    """A line of the chart: its series, its colour (default: the series name's) and whether it
-    is dashed (an estimate rather than a measurement)."""
+    """A line of the chart: its series, its colour (default: the series name's), whether it
+    is dashed (an estimate rather than a measurement), and whether it is a level (a threshold:
+    the legend shows its value, never a total)."""
 
     series: Series
     colour: str | None = None
     dashed: bool = False
+    level: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +139,8 @@ def band_chart(
     title: str,
     height: int = 220,
     width: int = WIDTH,
-    windowed: bool = False,
 ) -> Markup:
-    """The lines, bands and spans between `start` and `end` (UTC) as an SVG chart. `windowed`:
-    each value is of a window of its own (a rolling sum, a threshold), so the legend shows the
-    last one even for units that add up, never a total."""
+    """The lines, bands and spans between `start` and `end` (UTC) as an SVG chart."""
     start, end = checked_range(start, end, step_seconds, unit)
     first, last = epoch_seconds(start), epoch_seconds(end)
     drawn = [
@@ -164,8 +163,10 @@ def band_chart(
         last=last,
         step_seconds=step_seconds,
     )
-    legend_value = _last_value if windowed else _legend_value
-    legend = [(line.name, line.colour, *legend_value(line, unit)) for line in drawn]
+    legend = [
+        (line.name, line.colour, *(_level_legend if item.level else _legend_value)(line, unit))
+        for line, item in zip(drawn, lines, strict=True)
+    ]
     for band, (lower, upper) in zip(bands, ranges, strict=True):
         legend.append((band.name, lower.colour, *_band_legend(lower, upper, unit)))
     head, tail = frame(
@@ -204,10 +205,10 @@ def band_chart(
     return Markup("".join([*parts, *tail]))
 
 
-def _last_value(line: Line, unit: str) -> tuple[str, str]:
-    known = [value for value in line.values.values() if value is not None]
+def _level_legend(line: Line, unit: str) -> tuple[str, str]:
+    known = [v for v in line.values.values() if v is not None]
     text = format_value(known[-1] if known else None, unit)
-    return text, f"{line.name}: {text} last"
+    return text, f"{line.name}: {text}"
 
 
 def _band_legend(lower: Line, upper: Line, unit: str) -> tuple[str, str]:

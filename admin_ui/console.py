@@ -11,6 +11,8 @@ from litestar import Router, get
 from litestar.response import Redirect
 from litestar.types import ControllerRouterHandler
 
+from admin_ui.alert_channel_pages import AlertChannelPages
+from admin_ui.alert_pages import AlertPages
 from admin_ui.alert_rule_pages import AlertRulePages
 from admin_ui.analytics_pages import AnalyticsPages
 from admin_ui.audit_page import AuditPage
@@ -49,6 +51,8 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     AuditPage,
     DashboardPages,
     AlertRulePages,
+    AlertChannelPages,
+    AlertPages,
 ]
 
 
