@@ -1,31 +1,28 @@
 """`/admin/api/alerts/rules`: alert rules, listed, read, created, replaced, deleted, muted and
-unmuted. A body is the rule as the config file writes it (`telemetry.alerts.rule_parsing`):
+unmuted, and previewed over the last 7 days before they are saved. A body is the rule as the config file writes it (`telemetry.alerts.rule_parsing`):
 durations as seconds or `5m`, `channels` as channel ids of the rule's workspace. A rule that
 fails its checks is a 400 naming the field; a name already used in the workspace a 409."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 
+from admin_ui import alert_rule_operations as operations
 from admin_ui import alerts_access as access
+from admin_ui.alert_rule_operations import rule_item
 from admin_ui.openapi import Query, described, nullable, object_schema, strings, text
 from admin_ui.state import gateway_of
 from gateway.errors import GatewayError, invalid_request
 from telemetry.alerts import AlertRule, RuleError, parse_rule
+from telemetry.alerts.preview import preview_rule
+from telemetry.alerts.preview_answer import preview_item
 from telemetry.alerts.rule import CONDITIONS, NO_DATA
-from telemetry.alerts.rule_parsing import FIELDS, rule_data
-from telemetry.alerts.rule_store import (
-    RuleNameTaken,
-    create_rule,
-    delete_rule,
-    get_rule,
-    load_rules,
-    set_muted,
-    update_rule,
-)
+from telemetry.alerts.rule_parsing import FIELDS
+from telemetry.alerts.rule_store import RuleNameTaken, get_rule, load_rules
 from telemetry.ids import uuid7_hex
 
 AnyRequest = Request[Any, Any, Any]
@@ -63,16 +60,6 @@ CREATE_SCHEMA: Final = object_schema(
 )
 UPDATE_SCHEMA: Final = object_schema(_PROPERTIES, required=("name", "metric"))
 _ID_PATH: Final = (Query("rule_id", "The alert rule's id.", text(32)),)
-
-
-def rule_item(rule: AlertRule) -> dict[str, Any]:
-    return {
-        "object": "alert_rule",
-        "id": rule.id,
-        "workspace_id": rule.workspace_id,
-        "built_in": rule.built_in,
-        **rule_data(rule),
-    }
 
 
 async def visible_rule(request: AnyRequest, rule_id: str) -> AlertRule:
@@ -129,14 +116,24 @@ class AlertRuleController(Controller):
         workspace_id = await access.target_workspace(request, body.pop("workspace", None))
         rule = _parsed(body, workspace_id, uuid7_hex())
         try:
-            stored = await create_rule(gateway_of(request).engine, rule)
+            stored = await operations.create(request, rule)
         except RuleError as error:
             raise _rule_error(error) from None
-        item = rule_item(stored)
-        await access.audit(
-            request, "alert_rule.create", ("alert_rule", stored.id), workspace_id, after=item
-        )
-        return item
+        return rule_item(stored)
+
+    @post("/preview", status_code=200, operation_class=described(body=CREATE_SCHEMA))
+    async def preview_alert_rule(self, request: AnyRequest) -> dict[str, Any]:
+        """How the rule in the body (not saved) would have behaved over the last 7 days: its
+        metric per group at each evaluation step, the thresholds, the episodes it would have
+        produced (replaying the live evaluation) and their totals."""
+        body = await access.body_fields(request, (*RULE_FIELDS, "workspace"), READ_ONLY)
+        workspace_id = await access.target_workspace(request, body.pop("workspace", None))
+        rule = _parsed(body, workspace_id, "")
+        try:
+            preview = await preview_rule(gateway_of(request).engine, rule, datetime.now(UTC))
+        except RuleError as error:
+            raise _rule_error(error) from None
+        return preview_item(preview)
 
     @put(
         "/{rule_id:str}",
@@ -153,33 +150,17 @@ class AlertRuleController(Controller):
             _parsed(body, current.workspace_id, current.id), built_in=current.built_in
         )
         try:
-            stored = await update_rule(gateway_of(request).engine, rule)
+            stored = await operations.replace(request, current, rule)
         except RuleError as error:
             raise _rule_error(error) from None
-        item = rule_item(stored)
-        await access.audit(
-            request,
-            "alert_rule.update",
-            ("alert_rule", rule_id),
-            current.workspace_id,
-            before=rule_item(current),
-            after=item,
-        )
-        return item
+        return rule_item(stored)
 
     @delete("/{rule_id:str}", status_code=204, operation_class=described(path=_ID_PATH))
     async def delete_alert_rule(self, request: AnyRequest, rule_id: str) -> Response[None]:
         """Delete the rule and its alerts' history."""
         current = await visible_rule(request, rule_id)
         access.require_write(request, current.workspace_id)
-        await delete_rule(gateway_of(request).engine, current.id)
-        await access.audit(
-            request,
-            "alert_rule.delete",
-            ("alert_rule", rule_id),
-            current.workspace_id,
-            before=rule_item(current),
-        )
+        await operations.delete(request, current)
         return Response(None, status_code=204)
 
     @post("/{rule_id:str}/mute", status_code=200, operation_class=described(path=_ID_PATH))
@@ -196,14 +177,4 @@ class AlertRuleController(Controller):
 async def _set_muted(request: AnyRequest, rule_id: str, muted: bool) -> dict[str, Any]:
     current = await visible_rule(request, rule_id)
     access.require_write(request, current.workspace_id)
-    await set_muted(gateway_of(request).engine, current.id, muted)
-    action = "alert_rule.mute" if muted else "alert_rule.unmute"
-    await access.audit(
-        request,
-        action,
-        ("alert_rule", rule_id),
-        current.workspace_id,
-        before={"muted": current.muted},
-        after={"muted": muted},
-    )
-    return rule_item(msgspec.structs.replace(current, muted=muted))
+    return rule_item(await operations.mute(request, current, muted))

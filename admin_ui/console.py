@@ -13,6 +13,7 @@ from litestar.types import ControllerRouterHandler
 
 from admin_ui.alert_channel_pages import AlertChannelPages
 from admin_ui.alert_pages import AlertPages
+from admin_ui.alert_rule_pages import AlertRulePages
 from admin_ui.alert_silences_pages import AlertSilencePages
 from admin_ui.analytics_pages import AnalyticsPages
 from admin_ui.audit_page import AuditPage
@@ -50,6 +51,7 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     UserPages,
     AuditPage,
     DashboardPages,
+    AlertRulePages,
     AlertChannelPages,
     AlertPages,
     AlertSilencePages,

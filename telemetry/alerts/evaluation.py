@@ -46,7 +46,7 @@ from telemetry.alerts.silence import Silence, alert_labels, silencing
 from telemetry.alerts.silence_store import active_silences
 from telemetry.alerts.state_machine import OpenInstance, Verdict, next_step
 from telemetry.alerts.template import render
-from telemetry.alerts.window import Measured, measure
+from telemetry.alerts.window import Group, Measured, measure
 from telemetry.analytics_anomalies import KIND_TITLES
 from telemetry.analytics_metrics import METRICS
 
@@ -108,6 +108,40 @@ def _no_data(rule: AlertRule) -> Verdict:
     return "keep" if rule.no_data == "keep" else "ok"
 
 
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """How one group (or one open instance without data) stands in a round."""
+
+    fingerprint: str
+    labels: dict[str, str]
+    verdict: Verdict
+    value: float | None
+
+
+def judge_round(
+    rule: AlertRule, measured: Mapping[Group, Measured], open_labels: Mapping[str, dict[str, str]]
+) -> list[Judged]:
+    """Every group measured, and every open instance (fingerprint → its labels) absent from the
+    window, judged. Pure: the live evaluation and the preview (`telemetry.alerts.preview`)
+    judge through it."""
+    found = dict(measured)
+    if not rule.group_by:
+        found.setdefault((), Measured(None, 0))
+    judged: list[Judged] = []
+    seen: set[str] = set()
+    for group, one in sorted(found.items()):
+        group_labels = dict(group)
+        fingerprint = fingerprint_of(rule.id, group_labels)
+        seen.add(fingerprint)
+        verdict, value = verdict_of(rule, one)
+        judged.append(Judged(fingerprint, rule.labels | group_labels, verdict, value))
+    for fingerprint, labels in sorted(open_labels.items()):
+        if fingerprint not in seen:
+            verdict, _ = verdict_of(rule, None)
+            judged.append(Judged(fingerprint, labels, verdict, None))
+    return judged
+
+
 async def evaluate_rule(
     engine: AsyncEngine,
     rule: AlertRule,
@@ -124,27 +158,20 @@ async def evaluate_rule(
         )
     measured = await measure(engine, rule, now)
     stored = await open_instances(engine, rule.id)
-    if not rule.group_by:
-        measured.setdefault((), Measured(None, 0))
-    changes: list[Change] = []
-    seen: set[str] = set()
-    for group, found in sorted(measured.items()):
-        group_labels = dict(group)
-        fingerprint = fingerprint_of(rule.id, group_labels)
-        seen.add(fingerprint)
-        open_ = stored.get(fingerprint)
-        current = None if open_ is None else open_.instance
-        verdict, value = verdict_of(rule, found)
-        labels = rule.labels | group_labels
-        changes.append(_change(rule, fingerprint, labels, current, verdict, value, now, silences))
-    for fingerprint, open_ in sorted(stored.items()):
-        if fingerprint not in seen:
-            verdict, _ = verdict_of(rule, None)
-            changes.append(
-                _change(
-                    rule, fingerprint, open_.labels, open_.instance, verdict, None, now, silences
-                )
-            )
+    judged = judge_round(rule, measured, {fp: open_.labels for fp, open_ in stored.items()})
+    changes = [
+        _change(
+            rule,
+            one.fingerprint,
+            one.labels,
+            stored[one.fingerprint].instance if one.fingerprint in stored else None,
+            one.verdict,
+            one.value,
+            now,
+            silences,
+        )
+        for one in judged
+    ]
     recorded = [change for change in changes if change.step.state is not None]
     ids = await apply(engine, rule.id, rule.workspace_id, recorded, now)
     outcomes = await asyncio.gather(

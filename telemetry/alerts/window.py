@@ -11,6 +11,7 @@ window is [10:00, 12:00). An anomaly score is of the last hour that is over.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.alerts.rule import ANOMALY_SCORE, AlertRule, RuleError, requests_plan, window_step
 from telemetry.analytics import AnalyticsQuery, AnalyticsResult, run_query
-from telemetry.analytics_anomalies import MAX_TOP
+from telemetry.analytics_anomalies import MAX_TOP, AnomalyReport
 from telemetry.analytics_anomaly_cache import cached_anomalies
 from telemetry.analytics_metrics import METRICS
 
@@ -72,6 +73,18 @@ async def measure(engine: AsyncEngine, rule: AlertRule, now: datetime) -> dict[G
     if rule.condition == "change_pct":
         before = start - timedelta(seconds=rule.window_s)
         previous = await _totals(engine, rule, rule.metric, before, start)
+    return measured_groups(rule, values, requests, previous)
+
+
+def measured_groups(
+    rule: AlertRule,
+    values: Mapping[Group, float | None],
+    requests: Mapping[Group, float | None] | None,
+    previous: Mapping[Group, float | None],
+) -> dict[Group, Measured]:
+    """The groups of a window from its metric, requests (None: not countable) and, for
+    `change_pct`, the metric of the window before, each per group that had rows. Pure: the live
+    evaluation and the preview (`telemetry.alerts.preview`) both measure through it."""
     additive = rule.metric in METRICS and METRICS[rule.metric].additive
     found: dict[Group, Measured] = {}
     for group in set(values) | set(requests or ()) | set(previous):
@@ -99,11 +112,12 @@ async def _totals(
     return {tuple(sorted(series.group.items())): _number(series.total) for series in result.series}
 
 
-async def _scores(
+async def anomaly_report(
     engine: AsyncEngine, rule: AlertRule, start: datetime, end: datetime, now: datetime
-) -> dict[Group, float | None]:
-    """The anomaly score of the window's hour per group (the top groups by requests), from the
-    anomaly reports' cache: rules and pages asking about the same hours score them once."""
+) -> tuple[str | None, AnomalyReport]:
+    """The rule's dimension (None without `group_by`) and the anomaly report scoring its kind
+    over [start, end) per group (the top groups by requests), from the anomaly reports' cache:
+    rules and pages asking about the same hours score them once."""
     assert rule.anomaly_kind is not None
     dimension = rule.group_by[0] if rule.group_by else None
     report = await cached_anomalies(
@@ -117,6 +131,14 @@ async def _scores(
         filters={name: tuple(values) for name, values in rule.filters.items()},
         scope=rule.workspace_id,
     )
+    return dimension, report
+
+
+async def _scores(
+    engine: AsyncEngine, rule: AlertRule, start: datetime, end: datetime, now: datetime
+) -> dict[Group, float | None]:
+    """The anomaly score of the window's hour per group."""
+    dimension, report = await anomaly_report(engine, rule, start, end, now)
     found: dict[Group, float | None] = {}
     for series in report.series:
         hours = series.between(start, end)
