@@ -1,0 +1,98 @@
+"""A report's values written as the console writes them: money exact to the digit
+(`formatting.dollars`), durations, counts and rates through the console's own formatters, and
+the change of a headline figure as its stat tiles say it (`change_text`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from admin_ui import formatting
+from admin_ui.chart_tiles import change_text
+from admin_ui.chart_units import MINUS, MISSING, format_value
+from telemetry.reports.document import Figure, Unit, Value
+
+UNIT_SUFFIX: dict[str, str] = {
+    "USD": "USD",
+    "ms": "ms",
+    "ratio": "%",
+    "pct": "%",
+}
+"""What a table's column heading adds in brackets: "Cost (USD)", "p95 (ms)"; counts need
+no unit."""
+
+
+def is_number(value: Value) -> bool:
+    return isinstance(value, Decimal | float | int) and not isinstance(value, bool)
+
+
+def value_text(value: Value, unit: Unit) -> str:
+    """One value in its unit; text as given, "—" when missing."""
+    if value is None:
+        return MISSING
+    if isinstance(value, str):
+        return value
+    if unit == "USD":
+        return formatting.dollars(value if isinstance(value, Decimal) else Decimal(str(value)))
+    if unit == "ms":
+        return formatting.ms(value)
+    if unit == "ratio":
+        return format_value(float(value), "percent")
+    if unit == "pct":
+        return change_pct_text(float(value))
+    if unit in ("tokens", "requests"):
+        return formatting.count(value)
+    return formatting.number(value)
+
+
+def change_pct_text(change: float | None) -> str:
+    """The change in percent, signed ("+12.5 %", a true minus below zero); "—" when there is
+    nothing to compare."""
+    if change is None:
+        return MISSING
+    written = f"{abs(change):.1f}" if abs(change) < 99.95 else f"{abs(change):,.0f}"
+    if float(written.replace(",", "")) == 0:
+        return "0 %"
+    return f"{'+' if change > 0 else MINUS}{written} %"
+
+
+def figure_change(figure: Figure) -> str:
+    """The change against the previous period: in percentage points for a rate (as the
+    console's tiles), else the document's own percent."""
+    if figure.unit == "ratio" and is_number(figure.value) and is_number(figure.previous):
+        assert figure.value is not None and figure.previous is not None
+        text, _, _ = change_text(
+            float(figure.value), float(figure.previous), "percent", higher_is_better=True
+        )
+        return text
+    return change_pct_text(figure.change_pct)
+
+
+def previous_text(figure: Figure) -> str:
+    return value_text(figure.previous, figure.unit)
+
+
+def column_heading(title: str, unit: Unit) -> str:
+    suffix = UNIT_SUFFIX.get(unit)
+    return f"{title} ({suffix})" if suffix else title
+
+
+def local_time_text(moment: datetime, time_zone: str) -> str:
+    """`2026-12-07 09:00 CET` in the report's zone."""
+    local = moment.astimezone(ZoneInfo(time_zone))
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or time_zone}"
+
+
+def range_text(start: datetime, end: datetime, time_zone: str) -> str:
+    """The range in the report's zone, `end` excluded: whole days as "2026-11-30 to 2026-12-06"
+    (both days included), anything else with its times."""
+    zone = ZoneInfo(time_zone)
+    first, after = start.astimezone(zone), end.astimezone(zone)
+    midnight = all((t.hour, t.minute, t.second) == (0, 0, 0) for t in (first, after))
+    if midnight:
+        last = (after - timedelta(days=1)).date()
+        if last == first.date():
+            return f"{first:%Y-%m-%d} ({time_zone})"
+        return f"{first:%Y-%m-%d} to {last:%Y-%m-%d} ({time_zone})"
+    return f"{first:%Y-%m-%d %H:%M} to {after:%Y-%m-%d %H:%M} ({time_zone})"
