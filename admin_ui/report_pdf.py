@@ -27,12 +27,11 @@ from admin_ui.report_pdf_values import (
     column_heading,
     figure_change,
     is_number,
-    local_time_text,
     previous_text,
-    range_text,
     value_text,
 )
 from telemetry.reports.document import Chart, Figure, ReportDocument, Section, Table
+from telemetry.reports.period_text import local_time_text, range_text
 
 MARGIN: Final = 15.0
 PAGE_WIDTH: Final = 210.0

@@ -4,9 +4,7 @@ the change of a headline figure as its stat tiles say it (`change_text`)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from admin_ui import formatting
 from admin_ui.chart_tiles import change_text
@@ -76,23 +74,3 @@ def previous_text(figure: Figure) -> str:
 def column_heading(title: str, unit: Unit) -> str:
     suffix = UNIT_SUFFIX.get(unit)
     return f"{title} ({suffix})" if suffix else title
-
-
-def local_time_text(moment: datetime, time_zone: str) -> str:
-    """`2026-12-07 09:00 CET` in the report's zone."""
-    local = moment.astimezone(ZoneInfo(time_zone))
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or time_zone}"
-
-
-def range_text(start: datetime, end: datetime, time_zone: str) -> str:
-    """The range in the report's zone, `end` excluded: whole days as "2026-11-30 to 2026-12-06"
-    (both days included), anything else with its times."""
-    zone = ZoneInfo(time_zone)
-    first, after = start.astimezone(zone), end.astimezone(zone)
-    midnight = all((t.hour, t.minute, t.second) == (0, 0, 0) for t in (first, after))
-    if midnight:
-        last = (after - timedelta(days=1)).date()
-        if last == first.date():
-            return f"{first:%Y-%m-%d} ({time_zone})"
-        return f"{first:%Y-%m-%d} to {last:%Y-%m-%d} ({time_zone})"
-    return f"{first:%Y-%m-%d %H:%M} to {after:%Y-%m-%d %H:%M} ({time_zone})"

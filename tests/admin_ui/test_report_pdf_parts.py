@@ -10,12 +10,8 @@ from xml.etree import ElementTree
 from admin_ui.chart_svg import bar_chart
 from admin_ui.report_pdf_charts import chart_svg
 from admin_ui.report_pdf_svg import LIGHT, pdf_text, printable_svg
-from admin_ui.report_pdf_values import (
-    column_heading,
-    local_time_text,
-    range_text,
-    value_text,
-)
+from admin_ui.report_pdf_values import column_heading, value_text
+from telemetry.reports.period_text import local_time_text, range_text
 from tests.report_document_sample import END, START, sample_document
 
 SVG = "{http://www.w3.org/2000/svg}"
