@@ -13,7 +13,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from telemetry.alerts import ChannelConfig
+from telemetry.alerts import ChannelConfig, DeliveryResult
 from telemetry.reports.delivery_send import send_report
 from tests.report_document_sample import sample_document
 from tests.telemetry.alerts.receivers import Receiver, Reply, slack_check, webhook_check
@@ -35,7 +35,7 @@ from tests.telemetry.reports.report_recipients import (
 HANG_S = 2.0
 
 
-async def send(channels: list[ChannelConfig]) -> list:  # type: ignore[type-arg]
+async def send(channels: list[ChannelConfig]) -> list[DeliveryResult]:
     return await send_report(
         instance_id=INSTANCE_ID,
         document=sample_document(workspace_name=WORKSPACE),
