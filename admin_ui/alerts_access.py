@@ -55,9 +55,11 @@ async def readable_workspaces(request: AnyRequest) -> frozenset[str] | None:
     return principal(request).workspace_ids
 
 
-async def target_workspace(request: AnyRequest, given: Any) -> str:
-    """The workspace a new rule or channel goes to: the body's `workspace` (id or slug), else
-    the request's own."""
+async def target_workspace(
+    request: AnyRequest, given: Any, permission: str = "alerts.write"
+) -> str:
+    """The workspace a new rule or channel (or, with `reports.write`, report) goes to: the
+    body's `workspace` (id or slug), else the request's own."""
     if given is not None and (not isinstance(given, str) or not given.strip()):
         raise bad("workspace", "must be a workspace id or slug")
     if given:
@@ -66,7 +68,7 @@ async def target_workspace(request: AnyRequest, given: Any) -> str:
         workspace_id = workspace_scope(request) or DEFAULT_WORKSPACE_ID
         if not visible(request, workspace_id):
             raise bad("workspace", "is required: name the workspace (id or slug)")
-    require_write(request, workspace_id)
+    require_permission(request, permission, workspace_id)
     return workspace_id
 
 

@@ -1,7 +1,8 @@
 """The admin API under `/admin/api`: every route behind `require_console_user`, which accepts a
 bearer admin key as before or a console session (with its CSRF token on every change).
 
-Workspaces, keys, users, the audit log, saved dashboards, alerts (rules, channels, instances), traces, the lists of interactions,
+Workspaces, keys, users, the audit log, saved dashboards, alerts (rules, channels, instances),
+reports (definitions, instances, files), traces, the lists of interactions,
 decisions and guardrail violations, and analytics answer within the caller's workspaces, and
 each change is checked against the caller's role there (see `admin_ui.principals`). Rules and
 their simulation act on the whole gateway (rules apply to every workspace, replay reads every
@@ -25,6 +26,7 @@ from admin_ui.insights_api import InsightsController
 from admin_ui.keys import KeyController
 from admin_ui.live import LiveController
 from admin_ui.parameters import refuse_unstorable_parameters
+from admin_ui.reports_api import ReportController
 from admin_ui.rules import RuleController
 from admin_ui.search_api import DecisionController, InteractionController, ViolationController
 from admin_ui.session_api import SessionController
@@ -60,6 +62,7 @@ def admin_router() -> Router:
             AlertChannelController,
             AlertRuleController,
             AlertInstanceController,
+            ReportController,
             operator_only,
         ],
     )

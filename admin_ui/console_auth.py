@@ -296,6 +296,7 @@ _DENIED: Final = {
     "users.write": "Only the workspace's owners can manage its users.",
     "audit.read": "Your role in this workspace cannot read its audit log.",
     "alerts.write": "Your role in this workspace cannot change its alerts, rules or channels.",
+    "reports.write": "Your role in this workspace cannot change or run its reports.",
     "users.operator": "Only operators can make or unmake operators.",
     "keys.operator": "Only operators can manage admin keys of the default workspace: such a "
     "key acts as an operator.",

@@ -11,6 +11,7 @@ Permissions are either about one workspace or gateway-wide:
 | `users.write` (roles in the workspace, disabling, password links) | | | yes | | every workspace |
 | `dashboards.write` (dashboards shared with the workspace: share, change, delete) | | yes | yes | yes | every workspace |
 | `alerts.write` (alert rules, channels; acknowledging and resolving alerts) | | yes | yes | yes | every workspace |
+| `reports.write` (report definitions; running a report now) | | yes | yes | yes | every workspace |
 | `rules.read`, `rules.write`, `simulate`, `workspaces.create`, `users.operator` | | | | | yes |
 | `keys.operator` (admin keys of the default workspace, which act as operators) | | | | | yes |
 
@@ -43,6 +44,7 @@ WORKSPACE_PERMISSIONS: Final = frozenset(
         "users.write",
         "dashboards.write",
         "alerts.write",
+        "reports.write",
     }
 )
 GLOBAL_PERMISSIONS: Final = frozenset(
@@ -63,12 +65,14 @@ _ADMIN: Final = _VIEWER | {
     "users.read",
     "dashboards.write",
     "alerts.write",
+    "reports.write",
 }
 GRANTS: Final[Mapping[str, frozenset[str]]] = {
     "viewer": _VIEWER,
     "admin": _ADMIN,
     "owner": _ADMIN | {"users.write"},
-    "key": _VIEWER | {"keys.write", "audit.read", "dashboards.write", "alerts.write"},
+    "key": _VIEWER
+    | {"keys.write", "audit.read", "dashboards.write", "alerts.write", "reports.write"},
 }
 """What each role grants in its workspace ("key": an admin key of one workspace)."""
 

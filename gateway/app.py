@@ -19,6 +19,7 @@ from litestar import Litestar, MediaType, Request, Response, get
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_ui.api import admin_router
 from admin_ui.console import console_router
@@ -59,6 +60,8 @@ from telemetry.db_outage import DatabaseOutage, is_unavailable
 from telemetry.live import LiveHub
 from telemetry.live_relay import LiveRelay
 from telemetry.recorder import Recorder
+from telemetry.reports.runner import DEFAULT_RENDERERS, Deliver, Renderers
+from telemetry.reports.scheduler import ReportScheduler
 from telemetry.rollup_folding import RollupFolder
 
 logger = logging.getLogger("steerway")
@@ -75,6 +78,7 @@ class Gateway:
         self.recorder: Recorder | None = None
         self.rollup_folder: RollupFolder | None = None
         self.alert_evaluator: AlertEvaluator | None = None
+        self.report_scheduler: ReportScheduler | None = None
         self.live: LiveHub | None = None
         self._live_relay: LiveRelay | None = None
         self.upstream = UpstreamClient()
@@ -121,6 +125,8 @@ class Gateway:
             delivery=Delivery(console_url=config.console.public_url or ""),
         )
         await self.alert_evaluator.start()
+        self.report_scheduler = report_scheduler(self.engine)
+        await self.report_scheduler.start()
         await self.upstream.start()
         await self.health.start()
         adapters = {
@@ -278,6 +284,8 @@ class Gateway:
             await self.rollup_folder.close()
         if self.alert_evaluator is not None:
             await self.alert_evaluator.close()
+        if self.report_scheduler is not None:
+            await self.report_scheduler.close()
         await self.upstream.close()
         await self.health.close()
         if self._mock is not None:
@@ -295,6 +303,21 @@ class Gateway:
             return False
         self.database_outage.answered()
         return self.proxy is not None
+
+
+def report_renderers() -> Renderers:
+    """The formats this process writes reports in (`pdf` joins when its renderer is wired)."""
+    return DEFAULT_RENDERERS
+
+
+def report_delivery() -> Deliver | None:
+    """How a made report reaches its recipients; None: it is only stored."""
+    return None
+
+
+def report_scheduler(engine: AsyncEngine) -> ReportScheduler:
+    """The scheduled reports' job, as `steerway serve` and `steerway worker` run it."""
+    return ReportScheduler(engine, renderers=report_renderers(), deliver=report_delivery())
 
 
 def _policy(value: str) -> Literal["open", "closed"]:

@@ -743,3 +743,73 @@ silences = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Index(None, "workspace_id", "ends_at"),
 )
+
+# Report definitions (`telemetry.reports.definition`): what a report holds, over which range, on
+# which schedule (a 5-field cron expression in `time_zone`), in which formats, to whom
+# (`recipient_ids`: notification channels of the workspace). `built_in` names a definition the
+# gateway made for every workspace (the weekly summary), NULL otherwise.
+report_definitions = sa.Table(
+    "report_definitions",
+    metadata,
+    sa.Column("definition_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column(
+        "workspace_id", sa.String(32), sa.ForeignKey("workspaces.workspace_id"), nullable=False
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("sections", JSONType, nullable=False),  # ["summary", "cost", ...]
+    sa.Column("range", sa.String(32), nullable=False),  # previous_week | last_7d | ...
+    sa.Column("schedule", sa.String(200), nullable=False),  # "0 8 * * mon"
+    sa.Column("time_zone", sa.String(64), nullable=False),  # IANA, "Europe/Paris"
+    sa.Column("recipient_ids", JSONType, nullable=False),
+    sa.Column("formats", JSONType, nullable=False),  # ["pdf", "csv"]
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("built_in", sa.String(64), nullable=True),
+    sa.Column("next_run_at", Timestamp, nullable=True),  # NULL: not scheduled (disabled)
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("workspace_id", "name"),
+    sa.UniqueConstraint("workspace_id", "built_in"),
+    sa.Index(None, "enabled", "next_run_at"),
+)
+
+# One row per report made, scheduled or asked for; its files are in `report_files`, so that
+# listing instances never reads a file's bytes.
+report_instances = sa.Table(
+    "report_instances",
+    metadata,
+    sa.Column("instance_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column(
+        "definition_id",
+        sa.String(32),
+        sa.ForeignKey("report_definitions.definition_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("range_start", Timestamp, nullable=False),
+    sa.Column("range_end", Timestamp, nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),  # scheduled | manual
+    sa.Column("status", sa.String(16), nullable=False),  # done | failed
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("made_at", Timestamp, nullable=False),
+    sa.Column("files", JSONType, nullable=False),  # [{"format", "size", "sha256", ...}]
+    sa.Index(None, "definition_id", "instance_id"),
+    sa.Index(None, "workspace_id", "instance_id"),
+)
+
+# A report instance's file in one format: the bytes themselves.
+report_files = sa.Table(
+    "report_files",
+    metadata,
+    sa.Column(
+        "instance_id",
+        sa.String(32),
+        sa.ForeignKey("report_instances.instance_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("format", sa.String(8), primary_key=True),  # csv | json | pdf
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+)

@@ -1,23 +1,15 @@
-"""The lock that lets one process evaluate a round of alert rules at a time.
-
-On Postgres, a transaction-level advisory lock held on a connection of its own for the round:
-released when the round's transaction ends, or when a crashed process's connection closes. On
-SQLite, an exclusive `flock` of a file beside the database (`<database>.alerts-lock`), for
-`steerway serve --workers N`, whose workers share one file; the kernel releases it when the
-holder exits. Either way a process that finds it taken skips the round.
-"""
+"""The lock that lets one process evaluate a round of alert rules at a time
+(`telemetry.job_lock` with the evaluators' own key; on SQLite `<database>.alerts-lock`)."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Final
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from telemetry.job_lock import job_lock
 
 LOCK_KEY: Final = 0x5374_6657_0002
 """The evaluators' advisory lock (the roll-up folder's is another)."""
@@ -26,30 +18,5 @@ LOCK_KEY: Final = 0x5374_6657_0002
 @contextlib.asynccontextmanager
 async def round_lock(engine: AsyncEngine) -> AsyncIterator[bool]:
     """True while this process holds the round; False when another does."""
-    if engine.dialect.name == "postgresql":
-        async with engine.connect() as holder, holder.begin():
-            locked = await holder.scalar(
-                sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY}
-            )
-            yield bool(locked)
-        return
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        yield True  # in memory: this process's alone; a URI: no plain path to lock beside
-        return
-    with _file_lock(Path(f"{database}.alerts-lock")) as locked:
+    async with job_lock(engine, key=LOCK_KEY, name="alerts") as locked:
         yield locked
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[bool]:
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(descriptor)

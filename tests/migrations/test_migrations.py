@@ -44,6 +44,9 @@ TABLES = {
     "alert_events",
     "alert_deliveries",
     "silences",
+    "report_definitions",
+    "report_instances",
+    "report_files",
 }
 ALERT_TABLES = {
     "alert_rules",
@@ -53,8 +56,14 @@ ALERT_TABLES = {
     "alert_deliveries",
     "silences",
 }
+REPORT_TABLES = {"report_definitions", "report_instances", "report_files"}
 CONSOLE_TABLES = {"users", "memberships", "console_sessions", "signin_links", "audit_log"}
-NEWER_TABLES = CONSOLE_TABLES | {"usage_breakdowns", "dashboards", "usage_pending"} | ALERT_TABLES
+NEWER_TABLES = (
+    CONSOLE_TABLES
+    | {"usage_breakdowns", "dashboards", "usage_pending"}
+    | ALERT_TABLES
+    | REPORT_TABLES
+)
 LIMIT_COLUMNS = {
     "allowed_models",
     "rpm_limit",
@@ -165,7 +174,7 @@ async def test_the_api_works_when_called_inside_a_running_event_loop(sqlite_url:
 def test_upgrading_twice_is_harmless_from_plain_code(sqlite_url: str) -> None:
     migrations.upgrade(sqlite_url)
     migrations.upgrade(sqlite_url)
-    assert migrations.current(sqlite_url) == "0014"
+    assert migrations.current(sqlite_url) == "0015"
 
 
 async def _insert_key(url: str) -> None:
@@ -266,11 +275,13 @@ async def test_downgrading_to_0009_drops_the_dashboards_and_the_pending_hours_on
     await asyncio.to_thread(migrations.upgrade, database_url)
     await asyncio.to_thread(migrations.downgrade, database_url, "0010")
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - {"usage_pending"} - ALERT_TABLES
+    assert shape["tables"] == TABLES - {"usage_pending"} - ALERT_TABLES - REPORT_TABLES
     await asyncio.to_thread(migrations.downgrade, database_url, "0009")
     assert await asyncio.to_thread(migrations.current, database_url) == "0009"
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - {"dashboards", "usage_pending"} - ALERT_TABLES
+    assert shape["tables"] == (
+        TABLES - {"dashboards", "usage_pending"} - ALERT_TABLES - REPORT_TABLES
+    )
     await asyncio.to_thread(migrations.upgrade, database_url)
     assert await _with_connection(database_url, _differences) == []
 
@@ -279,10 +290,21 @@ async def test_downgrading_to_0013_drops_the_alert_tables_only(database_url: str
     await asyncio.to_thread(migrations.upgrade, database_url)
     await asyncio.to_thread(migrations.downgrade, database_url, "0013")
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - ALERT_TABLES
+    assert shape["tables"] == TABLES - ALERT_TABLES - REPORT_TABLES
     await asyncio.to_thread(migrations.upgrade, database_url)
     shape = await _with_connection(database_url, _inspect)
     assert "uq_alert_instances_open_rule_id_fingerprint" in shape["indexes"]["alert_instances"]
+    assert await _with_connection(database_url, _differences) == []
+
+
+async def test_downgrading_to_0014_drops_the_report_tables_only(database_url: str) -> None:
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    await asyncio.to_thread(migrations.downgrade, database_url, "0014")
+    shape = await _with_connection(database_url, _inspect)
+    assert shape["tables"] == TABLES - REPORT_TABLES
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    shape = await _with_connection(database_url, _inspect)
+    assert "ix_report_definitions_enabled_next_run_at" in shape["indexes"]["report_definitions"]
     assert await _with_connection(database_url, _differences) == []
 
 
