@@ -34,7 +34,7 @@ async def _instance(engine: AsyncEngine, name: str) -> ReportInstance:
             workspace_id=DEFAULT_WORKSPACE_ID,
             name=name,
             sections=("summary",),
-            range="last_week",
+            range="previous_week",
             schedule="0 7 * * 1",
             time_zone="Europe/Berlin",
         ),
