@@ -229,5 +229,7 @@ class ReportPages(Controller):
         instance = await run_now(request, definition_id)
         form = await request.form()
         workspace = str(form.get("workspace") or "")
-        query = urlencode({"workspace": workspace} if workspace else {} | {"ran": instance.id})
+        query = urlencode(
+            [*([("workspace", workspace)] if workspace else []), ("ran", instance.id)]
+        )
         return Redirect(f"/admin/reports?{query}#instance-{instance.id}", status_code=303)
