@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
 from html import escape
 from typing import Any, Final
 
 import msgspec
 
+from telemetry.alerts.email_message import addressed
 from telemetry.alerts.slack_message import escape as slack_escape
 from telemetry.reports.delivery_figures import (
     change_text,
@@ -128,15 +128,9 @@ def email_message(
     made: Made, *, sender: str, recipients: list[str], subject_prefix: str
 ) -> EmailMessage:
     """multipart/mixed: the summary as text and HTML alternatives, then one attachment per file."""
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = ", ".join(recipients)
-    subject = (
-        f"{subject_prefix} {made.document.title}: {made.document.workspace_name}, {made.period}"
-    )
-    message["Subject"] = " ".join(subject.split())
-    message["Date"] = format_datetime(made.document.made_at)
-    message["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or None)
+    d = made.document
+    subject = f"{subject_prefix} {d.title}: {d.workspace_name}, {made.period}"
+    message = addressed(sender, recipients, " ".join(subject.split()), d.made_at)
     message["X-Steerway-Report-Instance"] = made.instance_id
     message.set_content(email_text(made), cte="quoted-printable")
     message.add_alternative(email_html(made), subtype="html", cte="quoted-printable")

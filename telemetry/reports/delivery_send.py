@@ -14,12 +14,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
 from telemetry.alerts.attempts import Progress
 from telemetry.alerts.channel_config import ChannelConfig
 from telemetry.alerts.delivery import DeliveryResult, SendOne, deliver_with
-from telemetry.alerts.http_post import post
+from telemetry.alerts.slack import post_message
 from telemetry.alerts.smtp import EmailSettings, send_message
 from telemetry.alerts.webhook import WebhookSettings, post_signed
 from telemetry.ids import uuid7_hex
@@ -55,14 +53,7 @@ def _sender(channel: ChannelConfig, made: Made) -> SendOne:
         )
 
     async def slack(settings: Any, secrets: Mapping[str, str], progress: Progress) -> None:
-        body = msgspec.json.encode(slack_message(made))
-        await post(
-            secrets["webhook_url"],
-            body,
-            headers=lambda: {"Content-Type": "application/json"},
-            settings=settings,
-            progress=progress,
-        )
+        await post_message(settings, secrets, slack_message(made), progress)
 
     return {"email": email, "webhook": webhook, "slack": slack}[channel.kind]
 
