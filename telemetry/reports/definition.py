@@ -81,7 +81,7 @@ def weekly_summary(workspace_id: str, definition_id: str) -> ReportDefinition:
         range="previous_week",
         schedule="0 8 * * mon",
         time_zone="UTC",
-        formats=("pdf", "csv"),
+        formats=("csv", "pdf"),
         built_in=WEEKLY_SUMMARY,
     )
 

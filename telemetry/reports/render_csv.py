@@ -28,7 +28,8 @@ from typing import Final
 from telemetry.reports.document import ReportDocument, Section
 from telemetry.reports.values import time_text, value_text
 
-CONTENT_TYPE: Final = "text/csv; charset=utf-8"
+CONTENT_TYPE: Final = "text/csv"
+"""Always UTF-8 (the download says so in its `charset`)."""
 HEADER: Final = ("section", "table", "row", "column", "value", "unit")
 FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 

@@ -24,7 +24,7 @@ def _texts(value: Any) -> Any:
         return time_text(value)
     if isinstance(value, dict):
         return {key: _texts(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_texts(item) for item in value]
     return value
 

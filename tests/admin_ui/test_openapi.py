@@ -21,6 +21,7 @@ NO_BODY = {
     ("post", "/admin/api/alerts/rules/{rule_id}/mute"),
     ("post", "/admin/api/alerts/rules/{rule_id}/unmute"),
     ("post", "/admin/api/keys/{key_id}/revoke"),
+    ("post", "/admin/api/reports/{definition_id}/run"),
     ("post", "/admin/api/rules/{rule_id}/disable"),
     ("post", "/admin/api/rules/{rule_id}/enable"),
     ("post", "/admin/api/users/{user_id}/password-link"),
