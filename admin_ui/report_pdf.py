@@ -41,8 +41,10 @@ TILE_GAP: Final = 4.0
 TILE_HEIGHT: Final = 23.0
 CHART_PIXELS: Final = 720
 """The width the console draws a chart at; the PDF scales it to the page's text width."""
-TABLE_FONT: Final = 8.0
+TABLE_FONTS: Final = (8.0, 7.0, 6.0)
+"""A table too wide for its words at the first size is set in the next."""
 TABLE_LINE: Final = 4.4
+CELL_PADDING: Final = 1.6
 MIN_TABLE_START: Final = 30.0
 """A table starts on a new page when less than this (a title, header and two rows) is left."""
 
@@ -215,40 +217,84 @@ def _numeric_columns(table: Table) -> list[bool]:
     ]
 
 
-def _column_widths(table: Table) -> list[float]:
-    """Text columns twice as wide as number columns."""
-    weights = [1.0 if right else 2.0 for right in _numeric_columns(table)]
-    return [weight / sum(weights) * CONTENT for weight in weights]
+def _column_widths(
+    pdf: _ReportPDF, table: Table, cells: Sequence[Sequence[str]], size: float
+) -> tuple[list[float], bool]:
+    """Number columns as wide as their widest value (and heading, on one line when all fit);
+    text columns share the rest in proportion to their widest value, none narrower than its
+    longest word (so no word is broken) unless even that does not fit the page (the second
+    value: whether it did)."""
+    room = 2 * CELL_PADDING + 1
+
+    def longest_word(text: str) -> float:
+        return max((pdf.get_string_width(word) for word in text.split()), default=0.0)
+
+    pdf.set_font(FONT, style="B", size=size)
+    heading_word = [longest_word(text) + room for text in cells[0]]
+    heading_line = [pdf.get_string_width(text) + room for text in cells[0]]
+    pdf.set_font(FONT, size=size)
+    rows = cells[1:]
+    values = [
+        max([0.0, *(pdf.get_string_width(row[i]) + room for row in rows)])
+        for i in range(len(heading_word))
+    ]
+    words = [
+        max([heading_word[i], *(longest_word(row[i]) + room for row in rows)])
+        for i in range(len(heading_word))
+    ]
+    # a heading on one line when every column can have it so, else cut between its words
+    whole = sum(max(h, v) for h, v in zip(heading_line, values, strict=True)) <= CONTENT
+    heading = heading_line if whole else heading_word
+    widest = [max(h, v) for h, v in zip(heading, values, strict=True)]
+    least = [max(h, w) for h, w in zip(heading, words, strict=True)]
+    numeric = _numeric_columns(table)
+    fixed = sum(width for width, right in zip(widest, numeric, strict=True) if right)
+    flexible = sum(width for width, right in zip(widest, numeric, strict=True) if not right)
+    share = (CONTENT - fixed) / flexible if flexible else 1.0
+    widths = [
+        width if right else max(width * share, low)
+        for width, low, right in zip(widest, least, numeric, strict=True)
+    ]
+    return [width * CONTENT / sum(widths) for width in widths], sum(least) <= CONTENT
 
 
-def _table(pdf: _ReportPDF, table: Table) -> None:
+def _table(pdf: _ReportPDF, table: Table, time_zone: str) -> None:
     pdf.keep(MIN_TABLE_START)
     _sub_heading(pdf, table.title)
+    cells = [
+        [pdf_text(column_heading(column.title, column.unit)) for column in table.columns],
+        *(
+            [
+                pdf_text(value_text(value, column.unit, time_zone))
+                for column, value in zip(table.columns, row, strict=True)
+            ]
+            for row in table.rows
+        ),
+    ]
+    for size in TABLE_FONTS:
+        widths, fits = _column_widths(pdf, table, cells, size)
+        if fits:
+            break
     numeric = _numeric_columns(table)
-    pdf.set_font(FONT, size=TABLE_FONT)
+    pdf.set_font(FONT, size=size)
     pdf.set_draw_color(BORDER)
     pdf.set_line_width(0.2)
     pdf._colour(TEXT)
     with pdf.table(
-        col_widths=_column_widths(table),
+        col_widths=widths,
         width=CONTENT,
         align="LEFT",
         borders_layout="HORIZONTAL_LINES",
         headings_style=FontFace(emphasis="BOLD", color=LIGHT["text-2"], fill_color=SURFACE_2),
         line_height=TABLE_LINE,
-        padding=(0.5, 1.6),
+        padding=(0.5, CELL_PADDING),
         repeat_headings=1,
         first_row_as_headings=True,
     ) as drawn:
-        heading = drawn.row()
-        for column, right in zip(table.columns, numeric, strict=True):
-            heading.cell(
-                pdf_text(column_heading(column.title, column.unit)), align="R" if right else "L"
-            )
-        for values in table.rows:
+        for row_cells in cells:
             row = drawn.row()
-            for column, value, right in zip(table.columns, values, numeric, strict=True):
-                row.cell(pdf_text(value_text(value, column.unit)), align="R" if right else "L")
+            for text, right in zip(row_cells, numeric, strict=True):
+                row.cell(text, align="R" if right else "L")
     pdf.ln(4)
 
 
@@ -283,7 +329,7 @@ def render_pdf(document: ReportDocument) -> bytes:
         for drawing in drawings:
             _chart(pdf, drawing)
         for table in section.tables:
-            _table(pdf, table)
+            _table(pdf, table, document.time_zone)
         if section.notes:
             _notes(pdf, section.notes)
     return bytes(pdf.output())

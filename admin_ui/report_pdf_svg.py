@@ -4,7 +4,7 @@ The console colours its charts through `charts.css` (classes and CSS variables) 
 `currentColor`; a PDF library reads neither. `printable_svg` applies the light theme's rules of
 charts.css to the elements themselves, drops what only a screen uses (hover titles, the
 crosshair, the markers hidden on dense charts) and keeps the text a PDF's built-in fonts can
-write (`pdf_text`).
+write (`svg_text`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,19 @@ PDF_REPLACEMENTS: Final = {"\u2212": "-", "\u2009": " ", "\u202f": " ", "\u2011"
 
 _SVG = f"{{{SVG_NAMESPACE}}}"
 ElementTree.register_namespace("", SVG_NAMESPACE)
+
+
+SVG_REPLACEMENTS: Final = {"\u2014": "-", "\u2013": "-", "\u2026": "...", "\u2019": "'"}
+"""fpdf2 measures a drawing's text by Latin-1 alone: the dashes and ellipsis of Windows-1252
+are written as their ASCII kin there."""
+
+
+def svg_text(text: str) -> str:
+    """`text` for a chart's text: `pdf_text`, then within Latin-1."""
+    text = pdf_text(text)
+    for character, replacement in SVG_REPLACEMENTS.items():
+        text = text.replace(character, replacement)
+    return text.encode("latin-1", errors="replace").decode("latin-1")
 
 
 def pdf_text(text: str) -> str:
@@ -88,9 +101,9 @@ def _style(element: ElementTree.Element, colour: str) -> None:
         if element.get(name) == "currentColor":
             element.set(name, colour)
     if element.text:
-        element.text = pdf_text(element.text)
+        element.text = svg_text(element.text)
     if element.tail:
-        element.tail = pdf_text(element.tail)
+        element.tail = svg_text(element.tail)
     for child in element:
         _style(child, colour)
 

@@ -102,6 +102,8 @@ def test_charts_are_vector_drawings_with_their_legends_as_text(pdf_file: Path) -
     text = pdf_text(pdf_file)
     assert re.search(r"gpt-4o +\$504\.00 +claude-sonnet-4 +\$364\.00", text)
     assert re.search(r"gpt-4o +\$612\.44", text), "the bar chart's value"
+    assert re.search(r"accounts/fireworks/models\S*\.\.\. +\$0\.037\b", text), "a name cut to fit"
+    assert re.search(r"mock-gpt +- *$", text, re.MULTILINE), "a series without data"
     assert "Times on the axis in UTC" in text
     assert "No anomaly and no alert in this period." in text
 

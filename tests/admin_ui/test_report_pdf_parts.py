@@ -65,6 +65,29 @@ def test_values_read_as_the_console_writes_them() -> None:
     assert column_heading("Requests", "requests") == "Requests"
 
 
+def test_a_charts_text_keeps_to_what_the_drawing_can_measure() -> None:
+    """fpdf2 measures a drawing's text in Latin-1: a cut name's ellipsis and a missing value's
+    dash become ASCII there (a document with either failed to render before)."""
+    markup = str(bar_chart([("a" * 80, 0.0375)], unit="usd", chart_id="b", title="Cost"))
+    root = ElementTree.fromstring(printable_svg(markup))
+    label = next(e for e in root.iter(f"{SVG}text") if e.get("class") == "chart-bar-label")
+    assert label.text is not None and label.text.endswith("...")
+    assert all(
+        (e.text or "").isascii() or (e.text or "").encode("latin-1")
+        for e in root.iter(f"{SVG}text")
+    )
+
+
+def test_numbers_without_a_unit_and_times_in_tables() -> None:
+    assert value_text(3733.4, "") == "3,733"
+    assert value_text(3.5, "") == "3.50"
+    assert value_text(0.04123, "") == "0.0412"
+    assert value_text(12, "") == "12"
+    assert value_text("2026-12-04T22:00:00Z", "", "Europe/Berlin") == "2026-12-04 23:00"
+    assert value_text("2026-12-04T22:00:00Z", "") == "2026-12-04T22:00:00Z"
+    assert value_text("gpt-4o", "", "Europe/Berlin") == "gpt-4o"
+
+
 def test_range_and_times_are_in_the_reports_zone() -> None:
     assert range_text(START, END, "Europe/Berlin") == "2026-11-30 to 2026-12-06 (Europe/Berlin)"
     assert range_text(START, END, "UTC") == "2026-11-29 23:00 to 2026-12-06 23:00 (UTC)", (
