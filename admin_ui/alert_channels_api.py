@@ -76,6 +76,77 @@ def _taken(name: str) -> GatewayError:
     return access.conflict(f"A channel named '{name[:200]}' exists in this workspace.", "name")
 
 
+async def create_channel(request: AnyRequest, body: dict[str, Any]) -> dict[str, Any]:
+    """Store the channel `body` describes in its workspace, with its audit entry; the channel
+    as the API shows it. The API and the console's form alike."""
+    workspace_id = await access.target_workspace(request, body.get("workspace"))
+    channel = channel_of(body, channel_id=uuid7_hex())
+    try:
+        await add_channel(gateway_of(request).engine, channel, workspace_id)
+    except ChannelNameTaken:
+        raise _taken(channel.name) from None
+    item = channel_item(await visible_channel(request, channel.id))
+    await access.audit(
+        request, "alert_channel.create", ("alert_channel", channel.id), workspace_id, after=item
+    )
+    return item
+
+
+async def update_channel(
+    request: AnyRequest, current: StoredChannel, body: dict[str, Any]
+) -> dict[str, Any]:
+    access.require_write(request, current.workspace_id)
+    channel = channel_of(body, channel_id=current.channel.id, current=current.channel)
+    try:
+        await replace_channel(gateway_of(request).engine, channel)
+    except ChannelNameTaken:
+        raise _taken(channel.name) from None
+    item = channel_item(await visible_channel(request, channel.id))
+    await access.audit(
+        request,
+        "alert_channel.update",
+        ("alert_channel", channel.id),
+        current.workspace_id,
+        before=channel_item(current),
+        after=item,
+    )
+    return item
+
+
+async def remove_channel(request: AnyRequest, current: StoredChannel) -> None:
+    """Delete the channel, with its audit entry; 409 while a rule still notifies it."""
+    access.require_write(request, current.workspace_id)
+    try:
+        await delete_channel(gateway_of(request).engine, current)
+    except ChannelInUse as error:
+        raise access.conflict(
+            f"Rules still notify this channel: {error}; take it out of them first.",
+            "channel_id",
+        ) from None
+    await access.audit(
+        request,
+        "alert_channel.delete",
+        ("alert_channel", current.channel.id),
+        current.workspace_id,
+        before=channel_item(current),
+    )
+
+
+async def send_test(request: AnyRequest, current: StoredChannel) -> dict[str, Any]:
+    """Send the channel a test notification now, with its audit entry; the delivery result."""
+    access.require_write(request, current.workspace_id)
+    result = await test_message(current.channel, workspace_id=current.workspace_id)
+    shown: dict[str, Any] = msgspec.to_builtins(result)
+    await access.audit(
+        request,
+        "alert_channel.test",
+        ("alert_channel", current.channel.id),
+        current.workspace_id,
+        after={"status": result.status, "attempts": result.attempts},
+    )
+    return shown
+
+
 class AlertChannelController(Controller):
     path = "/alerts/channels"
 
@@ -102,22 +173,7 @@ class AlertChannelController(Controller):
         secret's name to a `${ENV_NAME}` reference or the secret itself, which is sealed
         before it is stored."""
         body = await access.body_fields(request, (*FIELDS, "workspace"), READ_ONLY)
-        workspace_id = await access.target_workspace(request, body.get("workspace"))
-        channel = channel_of(body, channel_id=uuid7_hex())
-        engine = gateway_of(request).engine
-        try:
-            await add_channel(engine, channel, workspace_id)
-        except ChannelNameTaken:
-            raise _taken(channel.name) from None
-        item = channel_item(await visible_channel(request, channel.id))
-        await access.audit(
-            request,
-            "alert_channel.create",
-            ("alert_channel", channel.id),
-            workspace_id,
-            after=item,
-        )
-        return item
+        return await create_channel(request, body)
 
     @put(
         "/{channel_id:str}",
@@ -130,22 +186,7 @@ class AlertChannelController(Controller):
         current = await visible_channel(request, channel_id)
         access.require_write(request, current.workspace_id)
         body = await access.body_fields(request, FIELDS, READ_ONLY)
-        channel = channel_of(body, channel_id=current.channel.id, current=current.channel)
-        engine = gateway_of(request).engine
-        try:
-            await replace_channel(engine, channel)
-        except ChannelNameTaken:
-            raise _taken(channel.name) from None
-        item = channel_item(await visible_channel(request, channel_id))
-        await access.audit(
-            request,
-            "alert_channel.update",
-            ("alert_channel", channel_id),
-            current.workspace_id,
-            before=channel_item(current),
-            after=item,
-        )
-        return item
+        return await update_channel(request, current, body)
 
     @delete(
         "/{channel_id:str}",
@@ -154,37 +195,12 @@ class AlertChannelController(Controller):
     )
     async def delete_alert_channel(self, request: AnyRequest, channel_id: str) -> Response[None]:
         """Delete the channel; 409 while a rule still notifies it."""
-        current = await visible_channel(request, channel_id)
-        access.require_write(request, current.workspace_id)
-        try:
-            await delete_channel(gateway_of(request).engine, current)
-        except ChannelInUse as error:
-            raise access.conflict(
-                f"Rules still notify this channel: {error}; take it out of them first.",
-                "channel_id",
-            ) from None
-        await access.audit(
-            request,
-            "alert_channel.delete",
-            ("alert_channel", channel_id),
-            current.workspace_id,
-            before=channel_item(current),
-        )
+        await remove_channel(request, await visible_channel(request, channel_id))
         return Response(None, status_code=204)
 
     @post("/{channel_id:str}/test", status_code=200, operation_class=described(path=_ID_PATH))
     async def test_alert_channel(self, request: AnyRequest, channel_id: str) -> dict[str, Any]:
         """Send the channel a test notification now; the delivery's result (`status` `sent` or
         `failed`, attempts, HTTP status or SMTP reply, the error with any secret masked)."""
-        current = await visible_channel(request, channel_id)
-        access.require_write(request, current.workspace_id)
-        result = await test_message(current.channel, workspace_id=current.workspace_id)
-        shown: dict[str, Any] = msgspec.to_builtins(result)
-        await access.audit(
-            request,
-            "alert_channel.test",
-            ("alert_channel", channel_id),
-            current.workspace_id,
-            after={"status": result.status, "attempts": result.attempts},
-        )
-        return {"object": "alert_delivery_result", **shown}
+        result = await send_test(request, await visible_channel(request, channel_id))
+        return {"object": "alert_delivery_result", **result}

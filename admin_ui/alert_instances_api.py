@@ -28,6 +28,7 @@ from telemetry.alerts.instance_history import (
 
 AnyRequest = Request[Any, Any, Any]
 
+SEVERITIES: Final = ("critical", "warning")
 _ID_PATH: Final = (Query("instance_id", "The alert instance's id.", text(32)),)
 _HIDDEN: Final = frozenset({"instance_id", "event_id", "delivery_id"})
 
@@ -57,10 +58,14 @@ async def _filter(request: AnyRequest) -> InstanceFilter:
     state = request.query_params.get("state")
     if state is not None and state not in STATES:
         raise access.bad("state", f"must be one of {', '.join(STATES)}")
+    severity = request.query_params.get("severity")
+    if severity is not None and severity not in SEVERITIES:
+        raise access.bad("severity", f"must be one of {', '.join(SEVERITIES)}")
     return InstanceFilter(
         workspace_ids=await access.readable_workspaces(request),
         state=state,
         rule_id=access.query_id(request, "rule"),
+        severity=severity,
         since=query_time(request, "since"),
         cursor=access.query_id(request, "cursor"),
         limit=page_limit(request),
@@ -84,6 +89,33 @@ async def _open_for_change(request: AnyRequest, instance_id: str) -> dict[str, A
     return current
 
 
+async def acknowledge_alert(request: AnyRequest, instance_id: str) -> None:
+    """Acknowledge an open alert as the request's principal, with its audit entry (the API and
+    the console's button alike); 409 when it has ended."""
+    current = await _open_for_change(request, instance_id)
+    await acknowledge(gateway_of(request).engine, current, principal(request).name)
+    await access.audit(
+        request, "alert.acknowledge", ("alert_instance", instance_id), current["workspace_id"]
+    )
+
+
+async def resolve_alert(request: AnyRequest, instance_id: str) -> None:
+    """Resolve an open alert by hand, with its audit entry; 409 when it has ended."""
+    current = await _open_for_change(request, instance_id)
+    try:
+        await resolve_by_hand(gateway_of(request).engine, current, principal(request).name)
+    except NotOpen:
+        raise access.conflict("The alert has already ended.") from None
+    await access.audit(
+        request,
+        "alert.resolve",
+        ("alert_instance", instance_id),
+        current["workspace_id"],
+        before={"state": current["state"]},
+        after={"state": "resolved"},
+    )
+
+
 class AlertInstanceController(Controller):
     path = "/alerts/instances"
 
@@ -94,6 +126,7 @@ class AlertInstanceController(Controller):
                 Query("workspace", "Only this workspace's alerts (id or slug).", text()),
                 Query("state", "Only alerts in this state.", {"enum": list(STATES)}),
                 Query("rule", "Only this rule's alerts (its id).", text(32)),
+                Query("severity", "Only alerts of this severity.", {"enum": list(SEVERITIES)}),
                 Query("since", "Alerts started at or after this time (ISO 8601).", text()),
                 Query("cursor", "The previous page's next_cursor.", text(32)),
                 Query(
@@ -130,13 +163,7 @@ class AlertInstanceController(Controller):
         self, request: AnyRequest, instance_id: str
     ) -> dict[str, Any]:
         """Acknowledge an open alert: someone is on it. 409 when it has ended."""
-        current = await _open_for_change(request, instance_id)
-        who = principal(request)
-        engine = gateway_of(request).engine
-        await acknowledge(engine, current, who.name)
-        await access.audit(
-            request, "alert.acknowledge", ("alert_instance", instance_id), current["workspace_id"]
-        )
+        await acknowledge_alert(request, instance_id)
         return await _detail(request, await visible_instance(request, instance_id))
 
     @post(
@@ -147,17 +174,5 @@ class AlertInstanceController(Controller):
     async def resolve_alert_instance(self, request: AnyRequest, instance_id: str) -> dict[str, Any]:
         """End an open alert as resolved by hand (its condition may open a new one at the next
         evaluation). 409 when it has ended."""
-        current = await _open_for_change(request, instance_id)
-        try:
-            await resolve_by_hand(gateway_of(request).engine, current, principal(request).name)
-        except NotOpen:
-            raise access.conflict("The alert has already ended.") from None
-        await access.audit(
-            request,
-            "alert.resolve",
-            ("alert_instance", instance_id),
-            current["workspace_id"],
-            before={"state": current["state"]},
-            after={"state": "resolved"},
-        )
+        await resolve_alert(request, instance_id)
         return await _detail(request, await visible_instance(request, instance_id))

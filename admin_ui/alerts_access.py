@@ -76,6 +76,15 @@ def require_write(request: AnyRequest, workspace_id: str) -> None:
     require_permission(request, "alerts.write", workspace_id)
 
 
+def can_write(request: AnyRequest, workspace_id: str | None) -> bool:
+    """Whether the request may change alerts of `workspace_id` (None: of some workspace), for
+    a page deciding what to offer; the change itself checks again."""
+    who = principal(request)
+    if workspace_id is None:
+        return who.is_operator or any(who.can("alerts.write", ws) for ws in who.roles)
+    return who.can("alerts.write", workspace_id)
+
+
 async def body_fields(
     request: AnyRequest, allowed: tuple[str, ...], read_only: tuple[str, ...]
 ) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from litestar import Controller, Request, get
 from litestar.response import Template
 from markupsafe import Markup
 
+from admin_ui.alert_box import firing_box
 from admin_ui.analytics_range import (
     InvalidRange,
     PageRange,
@@ -145,16 +146,13 @@ async def builtin_page(
     )
 
 
-def alerts_box(_: PageRange) -> Markup:
-    return _fragment("analytics/alerts_box.html")
-
-
 class AnalyticsPages(Controller):
     path = "/analytics"
 
     @get("/", name="console:analytics")
     async def overview(self, request: AnyRequest) -> Template:
-        return await builtin_page(request, "overview", before=alerts_box)
+        box = await firing_box(request)
+        return await builtin_page(request, "overview", before=lambda _: box)
 
     @get("/usage", name="console:analytics-usage")
     async def usage(self, request: AnyRequest) -> Template:

@@ -44,12 +44,14 @@ BAND_OPACITY: Final = 0.16
 
 @dataclass(frozen=True, slots=True)
 class Drawn:
-    """A line of the chart: its series, its colour (default: the series name's) and whether it
-    is dashed (an estimate rather than a measurement)."""
+    """A line of the chart: its series, its colour (default: the series name's), whether it
+    is dashed (an estimate rather than a measurement), and whether it is a level (a threshold:
+    the legend shows its value, never a total)."""
 
     series: Series
     colour: str | None = None
     dashed: bool = False
+    level: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +163,10 @@ def band_chart(
         last=last,
         step_seconds=step_seconds,
     )
-    legend = [(line.name, line.colour, *_legend_value(line, unit)) for line in drawn]
+    legend = [
+        (line.name, line.colour, *(_level_legend if item.level else _legend_value)(line, unit))
+        for line, item in zip(drawn, lines, strict=True)
+    ]
     for band, (lower, upper) in zip(bands, ranges, strict=True):
         legend.append((band.name, lower.colour, *_band_legend(lower, upper, unit)))
     head, tail = frame(
@@ -198,6 +203,12 @@ def band_chart(
         for part in markers([*estimated, *(line for pair in ranges for line in pair)], plot, unit)
     )
     return Markup("".join([*parts, *tail]))
+
+
+def _level_legend(line: Line, unit: str) -> tuple[str, str]:
+    known = [v for v in line.values.values() if v is not None]
+    text = format_value(known[-1] if known else None, unit)
+    return text, f"{line.name}: {text}"
 
 
 def _band_legend(lower: Line, upper: Line, unit: str) -> tuple[str, str]:

@@ -11,6 +11,8 @@ from litestar import Router, get
 from litestar.response import Redirect
 from litestar.types import ControllerRouterHandler
 
+from admin_ui.alert_channel_pages import AlertChannelPages
+from admin_ui.alert_pages import AlertPages
 from admin_ui.analytics_pages import AnalyticsPages
 from admin_ui.audit_page import AuditPage
 from admin_ui.console_auth import require_console_user
@@ -48,6 +50,8 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     UserPages,
     AuditPage,
     DashboardPages,
+    AlertChannelPages,
+    AlertPages,
     ReportPages,
 ]
 

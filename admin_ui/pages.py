@@ -75,6 +75,15 @@ NAVIGATION: tuple[NavSection, ...] = (
         ),
     ),
     NavSection(
+        "Alerts",
+        (
+            NavItem("alerts", "Alerts", f"{ADMIN_PATH}/alerts", "alert"),
+            NavItem("alert-rules", "Rules", f"{ADMIN_PATH}/alerts/rules", "alert-rules"),
+            NavItem("alert-channels", "Channels", f"{ADMIN_PATH}/alerts/channels", "channel"),
+            NavItem("alert-silences", "Silences", f"{ADMIN_PATH}/alerts/silences", "silence"),
+        ),
+    ),
+    NavSection(
         "Manage",
         (
             NavItem("keys", "Keys", f"{ADMIN_PATH}/keys", "key"),

@@ -15,11 +15,13 @@ its download links at once. The built-in weekly summary can be changed or disabl
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from admin_ui import alerts_access as access
 from admin_ui.console_auth import require_permission
@@ -55,6 +57,7 @@ from telemetry.reports.store import (
 )
 
 AnyRequest = Request[Any, Any, Any]
+Found = TypeVar("Found", ReportDefinition, ReportInstance)
 
 API: Final = "/admin/api/reports"
 PERMISSION: Final = "reports.write"
@@ -135,22 +138,26 @@ def instance_item(instance: ReportInstance) -> dict[str, Any]:
     }
 
 
-async def visible_definition(request: AnyRequest, definition_id: str) -> ReportDefinition:
-    found = None
-    if access.is_id(definition_id):
-        found = await get_definition(gateway_of(request).engine, definition_id)
+async def _visible(
+    request: AnyRequest,
+    given: str,
+    load: Callable[[AsyncEngine, str], Awaitable[Found | None]],
+    what: str,
+    param: str,
+) -> Found:
+    """What `load` finds for the id `given`, when the caller sees its workspace; else a 404."""
+    found = await load(gateway_of(request).engine, given) if access.is_id(given) else None
     if found is None or not access.visible(request, found.workspace_id):
-        raise not_found("report", definition_id, "definition_id")
+        raise not_found(what, given, param)
     return found
+
+
+async def visible_definition(request: AnyRequest, definition_id: str) -> ReportDefinition:
+    return await _visible(request, definition_id, get_definition, "report", "definition_id")
 
 
 async def visible_instance(request: AnyRequest, instance_id: str) -> ReportInstance:
-    found = None
-    if access.is_id(instance_id):
-        found = await get_instance(gateway_of(request).engine, instance_id)
-    if found is None or not access.visible(request, found.workspace_id):
-        raise not_found("report_instance", instance_id, "instance_id")
-    return found
+    return await _visible(request, instance_id, get_instance, "report_instance", "instance_id")
 
 
 def _definition_error(error: DefinitionError) -> GatewayError:

@@ -42,3 +42,54 @@ async def run_every(
             in_failure = True
         else:
             in_failure = False
+
+
+class PeriodicJob:
+    """A background job's task: `run_every` started with `start` and stopped with `close`,
+    which waits `close_timeout` seconds for a round in progress before cancelling it."""
+
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        work: Callable[[], Awaitable[object]],
+        *,
+        logger: logging.Logger,
+        failing: str,
+        close_timeout: float = 5.0,
+    ) -> None:
+        self._name = name
+        self._interval = interval
+        self._work = work
+        self._logger = logger
+        self._failing = failing
+        self._close_timeout = close_timeout
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._stopping.clear()
+            self._task = asyncio.create_task(
+                run_every(
+                    self._interval,
+                    self._stopping,
+                    self._work,
+                    logger=self._logger,
+                    failing=self._failing,
+                ),
+                name=self._name,
+            )
+
+    async def close(self) -> None:
+        if self._task is None:
+            return
+        self._stopping.set()
+        task, self._task = self._task, None
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -14,7 +14,6 @@ evaluated all the same.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Final
@@ -25,7 +24,7 @@ from telemetry.alerts.evaluation import Delivery, Outcome, evaluate_rule
 from telemetry.alerts.round_lock import round_lock
 from telemetry.alerts.rule import AlertRule
 from telemetry.alerts.rule_store import load_rules
-from telemetry.periodic import run_every
+from telemetry.periodic import PeriodicJob
 
 logger = logging.getLogger("steerway.telemetry.alerts.evaluator")
 
@@ -83,35 +82,17 @@ class AlertEvaluator:
         interval: float = DEFAULT_INTERVAL,
         delivery: Delivery | None = None,
     ) -> None:
-        self._engine = engine
-        self._interval = interval
-        self._delivery = delivery
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._stopping.clear()
-            self._task = asyncio.create_task(self._run_forever(), name="steerway-alert-evaluator")
-
-    async def close(self) -> None:
-        if self._task is None:
-            return
-        self._stopping.set()
-        task, self._task = self._task, None
-        try:
-            async with asyncio.timeout(CLOSE_TIMEOUT):
-                await asyncio.shield(task)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run_forever(self) -> None:
-        await run_every(
-            self._interval,
-            self._stopping,
-            lambda: evaluate_all(self._engine, delivery=self._delivery),
+        self._job = PeriodicJob(
+            "steerway-alert-evaluator",
+            interval,
+            lambda: evaluate_all(engine, delivery=delivery),
             logger=logger,
             failing="alert rules not evaluated: database %s",
+            close_timeout=CLOSE_TIMEOUT,
         )
+
+    async def start(self) -> None:
+        await self._job.start()
+
+    async def close(self) -> None:
+        await self._job.close()

@@ -29,6 +29,7 @@ class InstanceFilter:
     """None: every workspace."""
     state: str | None = None
     rule_id: str | None = None
+    severity: str | None = None
     since: datetime | None = None
     """Instances started at or after this time."""
     cursor: str | None = None
@@ -54,6 +55,8 @@ async def list_instances(
         select = select.where(table.c.state == query.state)
     if query.rule_id is not None:
         select = select.where(table.c.rule_id == query.rule_id)
+    if query.severity is not None:
+        select = select.where(table.c.severity == query.severity)
     if query.since is not None:
         select = select.where(table.c.started_at >= query.since)
     if query.cursor is not None:

@@ -16,8 +16,6 @@ renderers and delivery (see `gateway.app`).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Final
@@ -25,7 +23,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.job_lock import job_lock
-from telemetry.periodic import run_every
+from telemetry.periodic import PeriodicJob
 from telemetry.reports.definition import ReportDefinition
 from telemetry.reports.runner import DEFAULT_RENDERERS, Deliver, Renderers, run_definition
 from telemetry.reports.store import (
@@ -107,33 +105,17 @@ class ReportScheduler:
         self.engine = engine
         self.renderers = renderers
         self.deliver = deliver
-        self._interval = interval
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._stopping.clear()
-            self._task = asyncio.create_task(self._run_forever(), name="steerway-reports")
-
-    async def close(self) -> None:
-        if self._task is None:
-            return
-        self._stopping.set()
-        task, self._task = self._task, None
-        try:
-            async with asyncio.timeout(CLOSE_TIMEOUT):
-                await asyncio.shield(task)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run_forever(self) -> None:
-        await run_every(
-            self._interval,
-            self._stopping,
+        self._job = PeriodicJob(
+            "steerway-reports",
+            interval,
             lambda: run_due(self.engine, renderers=self.renderers, deliver=self.deliver),
             logger=logger,
             failing="scheduled reports not made: database %s",
+            close_timeout=CLOSE_TIMEOUT,
         )
+
+    async def start(self) -> None:
+        await self._job.start()
+
+    async def close(self) -> None:
+        await self._job.close()

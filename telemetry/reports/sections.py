@@ -20,6 +20,8 @@ from telemetry.reports.tables import Col, group_table, metric_col, ratio
 from telemetry.schema import alert_instances, alert_rules
 
 TOP: Final = 10
+KEYS_SHOWN: Final = 25
+"""Keys in the cost table; the rest are summed into `(other)`."""
 CHART_TOP: Final = 5
 SUMMARY_METRICS: Final = (
     "requests",
@@ -139,7 +141,7 @@ async def cost(reader: Reader) -> Section:
             dimension="key",
             dimension_title="Key",
             columns=columns,
-            top=None,
+            top=KEYS_SHOWN,
             labels=await reader.key_names(),
         )
     )

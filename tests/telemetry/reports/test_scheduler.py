@@ -18,7 +18,7 @@ from telemetry.ids import uuid7_hex
 from telemetry.reports.definition import WEEKLY_SUMMARY, parse_definition
 from telemetry.reports.document import ReportDocument
 from telemetry.reports.render_csv import render_csv
-from telemetry.reports.scheduler import run_due
+from telemetry.reports.scheduler import ReportScheduler, run_due
 from telemetry.reports.store import (
     ReportInstance,
     create_definition,
@@ -148,3 +148,39 @@ async def test_a_report_that_cannot_be_made_is_stored_as_failed(engine: AsyncEng
     assert [found.id for found in await list_instances(engine, definition_id)] == [instance.id]
     stored = await get_definition(engine, definition_id)
     assert stored is not None and stored.next_run_at == datetime(2026, 12, 1, 8, tzinfo=UTC)
+
+
+async def test_the_scheduler_runs_in_the_background_until_closed(engine: AsyncEngine) -> None:
+    definition = parse_definition(
+        {
+            "name": "Every minute",
+            "sections": ["summary"],
+            "range": "previous_day",
+            "schedule": "* * * * *",
+        },
+        definition_id=uuid7_hex(),
+        workspace_id=DEFAULT_WORKSPACE_ID,
+    )
+    await create_definition(engine, definition, now=datetime(2026, 11, 30, tzinfo=UTC))
+    delivered = asyncio.Event()
+
+    async def deliver(
+        instance: ReportInstance, document: ReportDocument, files: Mapping[str, bytes]
+    ) -> None:
+        delivered.set()
+
+    scheduler = ReportScheduler(engine, interval=0.05, deliver=deliver)
+    await scheduler.start()
+    try:
+        async with asyncio.timeout(30):
+            await delivered.wait()
+    finally:
+        await scheduler.close()
+    made = await list_instances(engine, definition.id)
+    assert [instance.trigger for instance in made] == ["scheduled"]
+    stored = await get_definition(engine, definition.id)
+    assert stored is not None and stored.next_run_at is not None
+    assert stored.next_run_at > datetime.now(UTC)
+    count = await _instance_count(engine)
+    await asyncio.sleep(0.2)  # closed: no more rounds
+    assert await _instance_count(engine) == count
