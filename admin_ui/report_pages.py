@@ -28,7 +28,7 @@ from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import visible_workspaces
 from telemetry.alerts.channel_store import list_channels
 from telemetry.reports.definition import ReportDefinition
-from telemetry.reports.delivery_record import RecipientOutcome, deliveries_of
+from telemetry.reports.delivery_record import RecipientOutcome
 from telemetry.reports.period_text import local_time_text, range_text
 from telemetry.reports.store import (
     ReportInstance,
@@ -112,11 +112,7 @@ def size_text(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MB"
 
 
-def instance_view(
-    instance: ReportInstance,
-    time_zone: str,
-    deliveries: Mapping[str, tuple[RecipientOutcome, ...] | None],
-) -> InstanceView:
+def instance_view(instance: ReportInstance, time_zone: str) -> InstanceView:
     return InstanceView(
         id=instance.id,
         made=local_time_text(instance.made_at, time_zone),
@@ -134,7 +130,7 @@ def instance_view(
             )
             for file in instance.files
         ),
-        deliveries=deliveries.get(instance.id),
+        deliveries=instance.deliveries,
     )
 
 
@@ -184,9 +180,6 @@ async def _views(
         definition.id: await list_instances(engine, definition.id, limit=INSTANCES_SHOWN)
         for definition in definitions
     }
-    deliveries = await deliveries_of(
-        engine, (instance.id for instances in found.values() for instance in instances)
-    )
     return [
         definition_view(
             definition,
@@ -195,8 +188,7 @@ async def _views(
             else definition.workspace_id,
             channels=channels,
             instances=[
-                instance_view(instance, definition.time_zone, deliveries)
-                for instance in found[definition.id]
+                instance_view(instance, definition.time_zone) for instance in found[definition.id]
             ],
             can_run=principal(request).can("reports.write", definition.workspace_id),
         )

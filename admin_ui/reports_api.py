@@ -39,6 +39,7 @@ from telemetry.reports.definition import (
     definition_data,
     parse_definition,
 )
+from telemetry.reports.delivery_record import as_json
 from telemetry.reports.document import SECTION_NAMES
 from telemetry.reports.ranges import RANGES
 from telemetry.reports.runner import DEFAULT_RENDERERS, run_definition
@@ -135,6 +136,7 @@ def instance_item(instance: ReportInstance) -> dict[str, Any]:
             }
             for file in instance.files
         ],
+        "deliveries": as_json(instance.deliveries),
     }
 
 

@@ -1,15 +1,15 @@
 """How a report's delivery went, kept on its instance (`report_instances.deliveries`): one entry
 per recipient with the channel, the status, the attempts, the time taken and the reason of a
-failure (secrets already masked by the delivery). None until a delivery was made."""
+failure (secrets already masked by the delivery). None until a delivery was made; the store
+reads it with the instance (`ReportInstance.deliveries`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.alerts.delivery import DeliveryResult
@@ -57,24 +57,12 @@ async def record_deliveries(
         )
 
 
-async def deliveries_of(
-    engine: AsyncEngine, instance_ids: Iterable[str]
-) -> dict[str, tuple[RecipientOutcome, ...] | None]:
-    """Each instance's recipients' outcomes; None for an instance not delivered (yet)."""
-    ids = sorted(set(instance_ids))
-    if not ids:
-        return {}
-    table = report_instances
-    select = sa.select(table.c.instance_id, table.c.deliveries).where(table.c.instance_id.in_(ids))
-    async with engine.connect() as connection:
-        rows = (await connection.execute(select)).all()
-    return {
-        instance_id: None
-        if stored is None
-        else msgspec.convert(stored, tuple[RecipientOutcome, ...], strict=False)
-        for instance_id, stored in rows
-    }
+def outcomes(stored: Any) -> tuple[RecipientOutcome, ...] | None:
+    """The outcomes as stored in `report_instances.deliveries` (None: not delivered)."""
+    if stored is None:
+        return None
+    return msgspec.convert(stored, tuple[RecipientOutcome, ...], strict=False)
 
 
-def as_json(outcomes: Sequence[RecipientOutcome] | None) -> list[dict[str, Any]] | None:
-    return None if outcomes is None else msgspec.to_builtins(list(outcomes))
+def as_json(found: Sequence[RecipientOutcome] | None) -> list[dict[str, Any]] | None:
+    return None if found is None else msgspec.to_builtins(list(found))

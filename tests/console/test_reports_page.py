@@ -152,7 +152,15 @@ def test_run_now_makes_delivers_and_lists_the_report(
     assert csv.ok and csv.body()
 
     with console_gateway.http() as http:
+        item = http.get(f"/admin/api/reports/instances/{instance_id}").json()
         audit = http.get("/admin/api/audit", params={"action": "report.run"}).json()["data"]
+    [outcome] = item["deliveries"]
+    assert (outcome["channel_name"], outcome["kind"], outcome["status"]) == (
+        "finance hook",
+        "webhook",
+        "sent",
+    )
+    assert outcome["http_status"] == 204 and SECRET not in str(item)
     assert [entry["target_id"] for entry in audit if entry["action"] == "report.run"] == [
         definition_id
     ]

@@ -11,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telemetry.ids import uuid7_hex
 from telemetry.reports.definition import ReportDefinition
 from telemetry.reports.delivery import deliver_report
-from telemetry.reports.delivery_record import deliveries_of
-from telemetry.reports.store import ReportInstance, add_instance, create_definition
+from telemetry.reports.store import ReportInstance, add_instance, create_definition, get_instance
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 from tests.report_document_sample import END, START, sample_document
 from tests.telemetry.alerts.receivers import Receiver, slack_check, webhook_check
@@ -79,9 +78,11 @@ async def test_each_recipients_outcome_is_kept_on_the_instance(engine: AsyncEngi
         for receiver in (hook, slack, refusing):
             await receiver.close()
     assert [r.status for r in results] == ["sent", "sent", "failed"]
-    stored = await deliveries_of(engine, [instance.id, untouched.id])
-    assert stored[untouched.id] is None, "never delivered"
-    outcomes = stored[instance.id]
+    never = await get_instance(engine, untouched.id)
+    assert never is not None and never.deliveries is None, "never delivered"
+    delivered = await get_instance(engine, instance.id)
+    assert delivered is not None
+    outcomes = delivered.deliveries
     assert outcomes is not None
     assert [(o.kind, o.channel_name, o.status) for o in outcomes] == [
         ("webhook", "finance hook", "sent"),
