@@ -39,6 +39,7 @@ from telemetry.reports.definition import (
     definition_data,
     parse_definition,
 )
+from telemetry.reports.delivery_record import as_json
 from telemetry.reports.document import SECTION_NAMES
 from telemetry.reports.ranges import RANGES
 from telemetry.reports.runner import DEFAULT_RENDERERS, run_definition
@@ -135,6 +136,7 @@ def instance_item(instance: ReportInstance) -> dict[str, Any]:
             }
             for file in instance.files
         ],
+        "deliveries": as_json(instance.deliveries),
     }
 
 
@@ -192,6 +194,33 @@ def file_name(definition: ReportDefinition | None, instance: ReportInstance, for
     """`weekly-summary-2026-11-30.csv`: the definition's name and the range's first day."""
     name = _FILE_NAME.sub("-", definition.name if definition else "report").strip("-").lower()
     return f"{name or 'report'}-{instance.range_start.date().isoformat()}.{format_}"
+
+
+async def run_now(request: AnyRequest, definition_id: str) -> ReportInstance:
+    """Make a definition's report now, over its range as of now, with this process's renderers
+    and delivery; audited. The API's run and the console's "Run now" button both call this."""
+    current = await visible_definition(request, definition_id)
+    _require_write(request, current.workspace_id)
+    gateway = gateway_of(request)
+    scheduler = gateway.report_scheduler
+    now = datetime.now(UTC)
+    instance = await run_definition(
+        gateway.engine,
+        current,
+        trigger="manual",
+        at=now,
+        now=now,
+        renderers=scheduler.renderers if scheduler else DEFAULT_RENDERERS,
+        deliver=scheduler.deliver if scheduler else None,
+    )
+    await access.audit(
+        request,
+        "report.run",
+        ("report_definition", current.id),
+        current.workspace_id,
+        after={"instance_id": instance.id, "status": instance.status},
+    )
+    return instance
 
 
 class ReportController(Controller):
@@ -291,29 +320,7 @@ class ReportController(Controller):
     async def run_report(self, request: AnyRequest, definition_id: str) -> dict[str, Any]:
         """Make the report now, over its range as of now, and answer the instance (with a
         `failed` status and the reason when it could not be made)."""
-        current = await visible_definition(request, definition_id)
-        _require_write(request, current.workspace_id)
-        gateway = gateway_of(request)
-        scheduler = gateway.report_scheduler
-        now = datetime.now(UTC)
-        instance = await run_definition(
-            gateway.engine,
-            current,
-            trigger="manual",
-            at=now,
-            now=now,
-            renderers=scheduler.renderers if scheduler else DEFAULT_RENDERERS,
-            deliver=scheduler.deliver if scheduler else None,
-        )
-        item = instance_item(instance)
-        await access.audit(
-            request,
-            "report.run",
-            ("report_definition", current.id),
-            current.workspace_id,
-            after={"instance_id": instance.id, "status": instance.status},
-        )
-        return item
+        return instance_item(await run_now(request, definition_id))
 
     @get(
         "/{definition_id:str}/instances",

@@ -60,6 +60,8 @@ from telemetry.db_outage import DatabaseOutage, is_unavailable
 from telemetry.live import LiveHub
 from telemetry.live_relay import LiveRelay
 from telemetry.recorder import Recorder
+from telemetry.reports.delivery import delivery_to_recipients
+from telemetry.reports.document import ReportDocument
 from telemetry.reports.runner import DEFAULT_RENDERERS, Deliver, Renderers
 from telemetry.reports.scheduler import ReportScheduler
 from telemetry.rollup_folding import RollupFolder
@@ -126,7 +128,9 @@ class Gateway:
                 delivery=Delivery(console_url=config.console.public_url or ""),
             )
             await self.alert_evaluator.start()
-        self.report_scheduler = report_scheduler(self.engine)
+        self.report_scheduler = report_scheduler(
+            self.engine, console_url=config.console.public_url or ""
+        )
         await self.report_scheduler.start()
         await self.upstream.start()
         await self.health.start()
@@ -307,18 +311,30 @@ class Gateway:
 
 
 def report_renderers() -> Renderers:
-    """The formats this process writes reports in (`pdf` joins when its renderer is wired)."""
-    return DEFAULT_RENDERERS
+    """The formats this process writes reports in: CSV and JSON, and the PDF drawn with the
+    console's charts."""
+    return {**DEFAULT_RENDERERS, "pdf": _render_pdf}
 
 
-def report_delivery() -> Deliver | None:
-    """How a made report reaches its recipients; None: it is only stored."""
-    return None
+def _render_pdf(document: ReportDocument) -> bytes:
+    """The PDF library takes seconds to import: only a process that makes a PDF pays for it
+    (in the runner's worker thread, off the event loop)."""
+    from admin_ui.report_pdf import render_pdf
+
+    return render_pdf(document)
 
 
-def report_scheduler(engine: AsyncEngine) -> ReportScheduler:
-    """The scheduled reports' job, as `steerway serve` and `steerway worker` run it."""
-    return ReportScheduler(engine, renderers=report_renderers(), deliver=report_delivery())
+def report_delivery(engine: AsyncEngine, console_url: str) -> Deliver:
+    """How a made report reaches its recipients: its definition's channels."""
+    return delivery_to_recipients(engine, console_url=console_url)
+
+
+def report_scheduler(engine: AsyncEngine, console_url: str = "") -> ReportScheduler:
+    """The scheduled reports' job, as `steerway serve` and `steerway worker` run it;
+    `console_url` is the base of the links its messages carry (`console.public_url`)."""
+    return ReportScheduler(
+        engine, renderers=report_renderers(), deliver=report_delivery(engine, console_url)
+    )
 
 
 def _policy(value: str) -> Literal["open", "closed"]:

@@ -27,7 +27,7 @@ async def run_worker(database_url: str, config: GatewayConfig, stopping: asyncio
         interval=config.alerts.interval,
         delivery=Delivery(console_url=config.console.public_url or ""),
     )
-    reports = report_scheduler(engine)
+    reports = report_scheduler(engine, console_url=config.console.public_url or "")
     folder = RollupFolder(engine, interval=config.telemetry.rollup_fold_interval_ms / 1000.0)
     try:
         await evaluator.start()

@@ -794,6 +794,8 @@ report_instances = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("made_at", Timestamp, nullable=False),
     sa.Column("files", JSONType, nullable=False),  # [{"format", "size", "sha256", ...}]
+    # [{"channel_id", "channel_name", "kind", "status", "attempts", ...}], after delivery
+    sa.Column("deliveries", JSONType, nullable=True),
     sa.Index(None, "definition_id", "instance_id"),
     sa.Index(None, "workspace_id", "instance_id"),
 )

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -46,6 +46,11 @@ class DeliveryResult(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
 
 
+SendOne = Callable[[Any, Mapping[str, str], Progress], Awaitable[None]]
+"""(the channel's parsed settings, its resolved secrets, progress) -> None: one message's
+sending, raising `DeliveryFailed` when the channel gave up."""
+
+
 async def deliver(
     channel: ChannelConfig,
     notification: Notification,
@@ -53,6 +58,28 @@ async def deliver(
     environ: Mapping[str, str] | None = None,
     master_key: str | None = None,
 ) -> DeliveryResult:
+    async def send(settings: Any, secrets: Mapping[str, str], progress: Progress) -> None:
+        await channel.kind_spec.send(settings, secrets, notification, progress)
+
+    return await deliver_with(
+        channel,
+        send,
+        fingerprint=notification.fingerprint,
+        environ=environ,
+        master_key=master_key,
+    )
+
+
+async def deliver_with(
+    channel: ChannelConfig,
+    send: SendOne,
+    *,
+    fingerprint: str,
+    environ: Mapping[str, str] | None = None,
+    master_key: str | None = None,
+) -> DeliveryResult:
+    """One message to one channel by `send`, bounded by the channel's deadline, its secrets
+    resolved for the sending and masked in what is reported (alerts and reports alike)."""
     started_at = datetime.now(UTC)
     start = time.monotonic()
     settings = channel.parsed_settings()
@@ -63,7 +90,7 @@ async def deliver(
         secrets = resolve_secrets(channel, environ=environ, master_key=master_key)
         scrub = Scrubber(secrets.values())
         async with asyncio.timeout(settings.deadline_s + DEADLINE_GRACE_S):
-            await channel.kind_spec.send(settings, secrets, notification, progress)
+            await send(settings, secrets, progress)
     except (DeliveryFailed, SecretError) as failure:
         error = str(failure)
     except TimeoutError:
@@ -78,7 +105,7 @@ async def deliver(
         attempts=progress.attempts,
         started_at=started_at,
         duration_ms=round((time.monotonic() - start) * 1000, 3),
-        fingerprint=notification.fingerprint,
+        fingerprint=fingerprint,
         http_status=progress.http_status,
         smtp_reply=None if progress.smtp_reply is None else scrub(progress.smtp_reply),
         error=None if error is None else scrub(error),

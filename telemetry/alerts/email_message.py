@@ -69,15 +69,24 @@ def html_body(n: Notification) -> str:
     )
 
 
-def email_message(
-    notification: Notification, *, sender: str, recipients: list[str], subject_prefix: str
+def addressed(
+    sender: str, recipients: list[str], subject_line: str, sent: datetime | None = None
 ) -> EmailMessage:
+    """A message with its envelope headers: from, to, subject, date (`sent`, default now) and a
+    Message-ID in the sender's domain; the caller adds the parts."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(recipients)
-    message["Subject"] = subject(notification, subject_prefix)
-    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Subject"] = subject_line
+    message["Date"] = format_datetime(sent or datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or None)
+    return message
+
+
+def email_message(
+    notification: Notification, *, sender: str, recipients: list[str], subject_prefix: str
+) -> EmailMessage:
+    message = addressed(sender, recipients, subject(notification, subject_prefix))
     message["X-Steerway-Fingerprint"] = notification.fingerprint
     message.set_content(text_body(notification), cte="quoted-printable")
     message.add_alternative(html_body(notification), subtype="html", cte="quoted-printable")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 
@@ -23,10 +24,19 @@ async def send(
     notification: Notification,
     progress: Progress,
 ) -> None:
-    body = msgspec.json.encode(slack_message(notification))
+    await post_message(settings, secrets, slack_message(notification), progress)
+
+
+async def post_message(
+    settings: DeliverySettings,
+    secrets: Mapping[str, str],
+    message: dict[str, Any],
+    progress: Progress,
+) -> None:
+    """Any Slack message to the channel's incoming webhook (a report's too)."""
     await post(
         secrets["webhook_url"],
-        body,
+        msgspec.json.encode(message),
         headers=lambda: {"Content-Type": "application/json"},
         settings=settings,
         progress=progress,

@@ -114,6 +114,16 @@ async def send(
         recipients=settings.to,
         subject_prefix=settings.subject_prefix,
     )
+    await send_message(settings, secrets, message, progress)
+
+
+async def send_message(
+    settings: EmailSettings,
+    secrets: Mapping[str, str],
+    message: EmailMessage,
+    progress: Progress,
+) -> None:
+    """Any message over the channel's relay, with its retries (a report's email too)."""
     while True:
         progress.attempts += 1
         timeout = attempt_timeout(settings, progress)

@@ -27,15 +27,31 @@ async def send(
     notification: Notification,
     progress: Progress,
 ) -> None:
-    secret = secrets["signing_secret"]
     delivery_id = uuid7_hex()
     body = webhook_payload(notification, delivery_id=delivery_id, sent_at=datetime.now(UTC))
+    await post_signed(
+        settings, secrets, body, event="alert", delivery_id=delivery_id, progress=progress
+    )
+
+
+async def post_signed(
+    settings: WebhookSettings,
+    secrets: Mapping[str, str],
+    body: bytes,
+    *,
+    event: str,
+    delivery_id: str,
+    progress: Progress,
+) -> None:
+    """POST a JSON body to the channel's URL, signed afresh on each attempt; `event` is the
+    `X-Steerway-Event` header (`alert`, `report`)."""
+    secret = secrets["signing_secret"]
 
     def headers() -> dict[str, str]:
         timestamp = str(int(time.time()))
         return {
             "Content-Type": "application/json",
-            "X-Steerway-Event": "alert",
+            "X-Steerway-Event": event,
             "X-Steerway-Payload-Version": PAYLOAD_VERSION,
             "X-Steerway-Delivery": delivery_id,
             TIMESTAMP_HEADER: timestamp,

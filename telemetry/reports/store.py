@@ -26,6 +26,7 @@ from telemetry.reports.definition import (
     ReportDefinition,
     weekly_summary,
 )
+from telemetry.reports.delivery_record import RecipientOutcome, outcomes
 from telemetry.schema import (
     notification_channels,
     report_definitions,
@@ -61,6 +62,8 @@ class ReportInstance(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None
     made_at: datetime
     files: tuple[ReportFile, ...] = ()
+    deliveries: tuple[RecipientOutcome, ...] | None = None
+    """How the delivery to each recipient went; None until the report was sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +316,7 @@ def _instance(row: sa.RowMapping) -> ReportInstance:
         error=row["error"],
         made_at=made,
         files=msgspec.convert(row["files"], tuple[ReportFile, ...]),
+        deliveries=outcomes(row["deliveries"]),
     )
 
 
