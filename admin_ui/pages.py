@@ -78,7 +78,7 @@ NAVIGATION: tuple[NavSection, ...] = (
         "Alerts",
         (
             NavItem("alerts", "Alerts", f"{ADMIN_PATH}/alerts", "alert"),
-            NavItem("alert-rules", "Rules", f"{ADMIN_PATH}/alerts/rules", "alert-rules"),
+            NavItem("alert-rules", "Alert rules", f"{ADMIN_PATH}/alerts/rules", "alert-rules"),
             NavItem("alert-channels", "Channels", f"{ADMIN_PATH}/alerts/channels", "channel"),
             NavItem("alert-silences", "Silences", f"{ADMIN_PATH}/alerts/silences", "silence"),
         ),
@@ -89,7 +89,7 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem("keys", "Keys", f"{ADMIN_PATH}/keys", "key"),
             NavItem("workspaces", "Workspaces", f"{ADMIN_PATH}/workspaces", "workspaces"),
             NavItem("users", "Users", f"{ADMIN_PATH}/users", "users"),
-            NavItem("rules", "Rules", f"{ADMIN_PATH}/rules", "rules"),
+            NavItem("rules", "Steering rules", f"{ADMIN_PATH}/rules", "rules"),
             NavItem("audit", "Audit log", f"{ADMIN_PATH}/audit", "audit"),
         ),
     ),
