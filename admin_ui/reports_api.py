@@ -14,7 +14,6 @@ its download links at once. The built-in weekly summary can be changed or disabl
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -41,6 +40,7 @@ from telemetry.reports.definition import (
 )
 from telemetry.reports.delivery_record import as_json
 from telemetry.reports.document import SECTION_NAMES
+from telemetry.reports.file_names import report_file_name
 from telemetry.reports.ranges import RANGES
 from telemetry.reports.runner import DEFAULT_RENDERERS, run_definition
 from telemetry.reports.store import (
@@ -90,7 +90,6 @@ _FILE_PATH: Final = (
     *_INSTANCE_PATH,
     Query("format", "The file's format.", {"enum": list(FORMATS)}),
 )
-_FILE_NAME: Final = re.compile(r"[^A-Za-z0-9]+")
 
 
 def not_found(what: str, given: str, param: str) -> GatewayError:
@@ -192,8 +191,9 @@ def _require_write(request: AnyRequest, workspace_id: str) -> None:
 
 def file_name(definition: ReportDefinition | None, instance: ReportInstance, format_: str) -> str:
     """`weekly-summary-2026-11-30.csv`: the definition's name and the range's first day."""
-    name = _FILE_NAME.sub("-", definition.name if definition else "report").strip("-").lower()
-    return f"{name or 'report'}-{instance.range_start.date().isoformat()}.{format_}"
+    if definition is None:
+        return report_file_name("report", instance.range_start, "UTC", format_)
+    return report_file_name(definition.name, instance.range_start, definition.time_zone, format_)
 
 
 async def run_now(request: AnyRequest, definition_id: str) -> ReportInstance:

@@ -7,7 +7,6 @@ in the email, mrkdwn in Slack.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +26,7 @@ from telemetry.reports.delivery_figures import (
     value_text,
 )
 from telemetry.reports.document import ReportDocument
+from telemetry.reports.file_names import report_file_name
 from telemetry.reports.period_text import local_time_text, range_text
 
 PAYLOAD_VERSION: Final = "1"
@@ -35,7 +35,6 @@ CONTENT_TYPES: Final = {
     "json": ("application", "json"),
     "pdf": ("application", "pdf"),
 }
-_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +64,8 @@ class Made:
 
     def file_name(self, format_: str) -> str:
         """`weekly-summary-2026-11-30.pdf`: the title and the range's first day (in its zone)."""
-        name = _NOT_IN_NAME.sub("-", self.document.title).strip("-").lower() or "report"
-        first = range_text(self.document.start, self.document.start, self.document.time_zone)
-        return f"{name}-{first[:10]}.{format_}"
+        d = self.document
+        return report_file_name(d.title, d.start, d.time_zone, format_)
 
     @property
     def heading(self) -> str:

@@ -265,7 +265,8 @@ def test_a_report_is_created_run_downloaded_replaced_and_deleted(
         csv_file = http.get(f"{API}/instances/{instance['id']}/files/csv")
         assert csv_file.status_code == 200
         assert csv_file.headers["content-type"] == "text/csv; charset=utf-8"
-        day = datetime.fromisoformat(instance["range"]["start"]).date().isoformat()
+        day = start.astimezone(PARIS).date().isoformat()
+        assert day != start.astimezone(UTC).date().isoformat()  # named by the Paris day
         assert csv_file.headers["content-disposition"] == (
             f'attachment; filename="finance-weekly-{day}.csv"'
         )
