@@ -1,8 +1,20 @@
-"""The `alerts` section of the config: how often alert rules are evaluated.
+"""The `alerts` section of the config: how often alert rules are evaluated, and the channels
+and rules kept in the file (applied at start by `telemetry.alerts.config_sync`).
 
 ```yaml
 alerts:
   interval: 30      # seconds between evaluations of every rule (1 to 3600)
+  channels:
+    - name: on-call
+      workspace: default          # a slug; default when left out
+      kind: pagerduty
+      secrets: {routing_key: ${PD_ROUTING_KEY}}
+  rules:
+    - name: Error rate by model
+      metric: error_rate
+      group_by: [model]
+      critical: 0.05
+      channels: [on-call]         # channel names of the rule's workspace
 ```
 """
 
@@ -12,7 +24,10 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-SECTION_FIELDS: Final = ("interval",)
+from gateway.alerts_config_items import parse_channels, parse_rules
+from telemetry.alerts.config_items import FileChannel, FileRule
+
+SECTION_FIELDS: Final = ("interval", "channels", "rules")
 MIN_INTERVAL: Final = 1.0
 MAX_INTERVAL: Final = 3600.0
 
@@ -21,6 +36,8 @@ class AlertsConfig(msgspec.Struct, frozen=True, kw_only=True):
     interval: float = 30.0
     """Seconds between two rounds of the alert evaluator (`telemetry.alerts.evaluator`): an
     alert fires at most this long after its condition has held for its rule's `for`."""
+    channels: tuple[FileChannel, ...] = ()
+    rules: tuple[FileRule, ...] = ()
 
 
 class Reader(Protocol):
@@ -31,6 +48,10 @@ class Reader(Protocol):
     ) -> dict[str, Any]: ...
 
     def positive_number(self, value: Any, path: str, *, default: float) -> float: ...
+
+    def string(self, value: Any, path: str, *, default: str = "") -> str: ...
+
+    def reference(self, value: Any, path: str) -> str | None: ...
 
     def report(self, path: str, message: str) -> None: ...
 
@@ -45,4 +66,6 @@ def parse_alerts(value: Any, path: str, reader: Reader) -> AlertsConfig:
             where, f"expected seconds from {MIN_INTERVAL:g} to {MAX_INTERVAL:g}, got {interval:g}"
         )
         interval = defaults.interval
-    return AlertsConfig(interval=interval)
+    channels = parse_channels(fields.get("channels"), f"{path}.channels", reader)
+    rules = parse_rules(fields.get("rules"), f"{path}.rules", reader)
+    return AlertsConfig(interval=interval, channels=channels, rules=rules)

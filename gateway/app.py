@@ -29,6 +29,8 @@ from admin_ui.openapi import openapi_config
 from admin_ui.signin import sign_in_redirect, signin_router
 from admin_ui.templating import template_config
 from gateway.admission import Admission, budget_limits
+from gateway.alert_sources import gauge_sources
+from gateway.alerts_setup import prepare_alerts
 from gateway.auth import Authenticator
 from gateway.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
 from gateway.cache import ResponseCache, create_cache
@@ -115,10 +117,14 @@ class Gateway:
             self.engine, interval=telemetry_config.rollup_fold_interval_ms / 1000.0
         )
         await self.rollup_folder.start()
+        await prepare_alerts(self.engine, config)
         self.alert_evaluator = AlertEvaluator(
             self.engine,
             interval=config.alerts.interval,
-            delivery=Delivery(console_url=config.console.public_url or ""),
+            delivery=Delivery(
+                console_url=config.console.public_url or "",
+                gauges=gauge_sources(self.engine, config, self.health),
+            ),
         )
         await self.alert_evaluator.start()
         await self.upstream.start()

@@ -44,6 +44,7 @@ TABLES = {
     "alert_events",
     "alert_deliveries",
     "silences",
+    "alert_builtin_installs",
 }
 ALERT_TABLES = {
     "alert_rules",
@@ -52,6 +53,7 @@ ALERT_TABLES = {
     "alert_events",
     "alert_deliveries",
     "silences",
+    "alert_builtin_installs",
 }
 CONSOLE_TABLES = {"users", "memberships", "console_sessions", "signin_links", "audit_log"}
 NEWER_TABLES = CONSOLE_TABLES | {"usage_breakdowns", "dashboards", "usage_pending"} | ALERT_TABLES
@@ -165,7 +167,7 @@ async def test_the_api_works_when_called_inside_a_running_event_loop(sqlite_url:
 def test_upgrading_twice_is_harmless_from_plain_code(sqlite_url: str) -> None:
     migrations.upgrade(sqlite_url)
     migrations.upgrade(sqlite_url)
-    assert migrations.current(sqlite_url) == "0014"
+    assert migrations.current(sqlite_url) == "0016"
 
 
 async def _insert_key(url: str) -> None:
