@@ -15,7 +15,7 @@ from admin_ui.openapi import Query, described, nullable, object_schema, strings,
 from admin_ui.state import gateway_of
 from gateway.errors import GatewayError, invalid_request
 from telemetry.alerts import AlertRule, RuleError, parse_rule
-from telemetry.alerts.rule import CONDITIONS, NO_DATA
+from telemetry.alerts.rule import COMPARISONS, CONDITIONS, NO_DATA
 from telemetry.alerts.rule_parsing import FIELDS, rule_data
 from telemetry.alerts.rule_store import (
     RuleNameTaken,
@@ -31,7 +31,7 @@ from telemetry.ids import uuid7_hex
 AnyRequest = Request[Any, Any, Any]
 
 RULE_FIELDS: Final = tuple(FIELDS)
-READ_ONLY: Final = ("object", "id", "workspace_id", "built_in")
+READ_ONLY: Final = ("object", "id", "workspace_id", "built_in", "managed_by")
 _DURATION: Final = {"type": ["integer", "string"]}
 _MAP_OF_STRINGS: Final = object_schema()
 _MAP_OF_STRINGS["additionalProperties"] = {"type": "string"}
@@ -46,6 +46,7 @@ _PROPERTIES: Final = {
     "group_by": strings(),
     "window": _DURATION,
     "condition": {"enum": list(CONDITIONS)},
+    "compare_to": {"enum": list(COMPARISONS)},
     "warning": _NUMBER,
     "critical": _NUMBER,
     "for": _DURATION,
@@ -71,6 +72,7 @@ def rule_item(rule: AlertRule) -> dict[str, Any]:
         "id": rule.id,
         "workspace_id": rule.workspace_id,
         "built_in": rule.built_in,
+        "managed_by": rule.managed_by,
         **rule_data(rule),
     }
 
@@ -146,6 +148,7 @@ class AlertRuleController(Controller):
         """Replace the rule with the body (`muted` kept when left out)."""
         current = await visible_rule(request, rule_id)
         access.require_write(request, current.workspace_id)
+        access.refuse_if_from_config("rule", current.managed_by)
         body = await access.body_fields(request, RULE_FIELDS, READ_ONLY)
         if body.get("muted") is None:
             body["muted"] = current.muted
@@ -169,9 +172,10 @@ class AlertRuleController(Controller):
 
     @delete("/{rule_id:str}", status_code=204, operation_class=described(path=_ID_PATH))
     async def delete_alert_rule(self, request: AnyRequest, rule_id: str) -> Response[None]:
-        """Delete the rule and its alerts' history."""
+        """Delete the rule and its alerts' history (a built-in rule is not made again)."""
         current = await visible_rule(request, rule_id)
         access.require_write(request, current.workspace_id)
+        access.refuse_if_from_config("rule", current.managed_by)
         await delete_rule(gateway_of(request).engine, current.id)
         await access.audit(
             request,
@@ -196,6 +200,7 @@ class AlertRuleController(Controller):
 async def _set_muted(request: AnyRequest, rule_id: str, muted: bool) -> dict[str, Any]:
     current = await visible_rule(request, rule_id)
     access.require_write(request, current.workspace_id)
+    access.refuse_if_from_config("rule", current.managed_by)
     await set_muted(gateway_of(request).engine, current.id, muted)
     action = "alert_rule.mute" if muted else "alert_rule.unmute"
     await access.audit(

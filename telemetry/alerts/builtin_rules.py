@@ -94,7 +94,7 @@ async def install_builtins(
     if workspace_ids is not None:
         wanted = wanted.where(workspaces.c.workspace_id.in_(sorted(set(workspace_ids))))
     async with engine.connect() as connection:
-        done = set((await connection.execute(given)).tuples())
+        done = {(row[0], row[1]) for row in await connection.execute(given)}
         targets = list((await connection.execute(wanted)).scalars())
     made = 0
     for workspace_id in targets:
