@@ -21,7 +21,7 @@ from gateway.keys import KeyStore
 from gateway.limits_model import BudgetLimit
 from telemetry.alerts import AlertRule, Outcome, evaluate_rule
 from telemetry.alerts.evaluation import Delivery
-from telemetry.alerts.rule_store import create_rule
+from telemetry.alerts.rule_store import create_rule, load_rules
 
 MOCK_URL = "http://127.0.0.1:9"
 
@@ -231,3 +231,20 @@ async def test_deployment_down_shared_through_redis(engine: AsyncEngine, redis_u
         _deployment("split", "mock/mock-gpt-large"): 0.0,
     }
     assert found[_deployment("mock-gpt", DOWN)].state == "firing"
+
+
+async def test_a_budget_past_its_soft_limit_fires_the_built_in_rule(engine: AsyncEngine) -> None:
+    workspace_id, _ = await _spend(engine, "acme", 8_500_000, "carol")  # $8.50 of $8 soft
+    (rule,) = [
+        rule
+        for rule in await load_rules(engine, workspace_id)
+        if rule.built_in == "budget_soft_limit"
+    ]
+    delivery = Delivery(gauges=gauge_sources(engine, BUDGET_CONFIG, InProcessHealth()))
+    outcomes = await evaluate_rule(engine, rule, datetime.now(UTC), delivery)
+    firing = {o.labels["subject"]: o for o in outcomes if o.state == "firing"}
+    assert sorted(firing) == ["acme"]
+    assert firing["acme"].labels == {"budget": "workspace", "subject": "acme", "window": "monthly"}
+    assert firing["acme"].value == pytest.approx(106.25)
+    # The bucket's soft limit is $50: at $8.50 it is not reached.
+    assert {o.labels["subject"]: o.state for o in outcomes} == {"acme": "firing", "premium": None}

@@ -44,6 +44,7 @@ async def plant(
     errors_per_minute: int = 0,
     model: str = "gpt-4o-mini",
     workspace_id: str = DEFAULT_WORKSPACE_ID,
+    latency_ms: float = 120.0,
 ) -> None:
     """`per_minute` requests in each of `minutes_` minutes from `start`, the first
     `errors_per_minute` of each minute errors."""
@@ -53,6 +54,7 @@ async def plant(
             status="error" if index < errors_per_minute else "ok",
             model=model,
             workspace_id=workspace_id,
+            latency_ms=latency_ms,
         )
         for minute in range(minutes_)
         for index in range(per_minute)
