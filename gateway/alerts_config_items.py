@@ -93,8 +93,8 @@ def parse_rules(value: Any, path: str, reader: Reader) -> tuple[FileRule, ...]:
     seen: set[tuple[str, str]] = set()
     for where, item in _entries(value, path, reader):
         fields = reader.fields(item, where, RULE_FIELDS, required=("name", "metric"))
-        if not fields:
-            continue
+        if fields.get("name") is None or fields.get("metric") is None:
+            continue  # reported as missing
         workspace = _workspace(fields, where, reader)
         named = fields.get("channels") or []
         if not isinstance(named, list) or not all(isinstance(n, str) and n for n in named):

@@ -4,15 +4,19 @@ Each is matched by name within its workspace: made when new, changed when it dif
 marked `managed_by: config`, so the admin API refuses to change or delete it (the file alone
 does). One the file no longer has is deleted (a rule with its alerts' history). A channel or
 rule of the same name made in the console is never taken over: that is an error naming the
-entry, as is an unknown workspace or channel. Runs once across processes on Postgres (an
-advisory lock); on SQLite two workers starting together are told apart by the tables' unique
-names, and the loser applies the file again and finds nothing to do.
+entry, as is an unknown workspace or channel. Processes starting together apply it one after
+the other (a Postgres advisory lock; on SQLite a file lock beside the database), so the later
+ones find it applied. Problems that would stop it (an unknown workspace or channel, a name the
+console already uses) are found before anything is changed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -31,7 +35,12 @@ from telemetry.alerts.channel_store import (
 )
 from telemetry.alerts.config_items import MANAGED_BY_CONFIG, FileChannel, FileRule
 from telemetry.alerts.rule import AlertRule, RuleError
-from telemetry.alerts.rule_store import create_rule, delete_rule, load_rules, update_rule
+from telemetry.alerts.rule_store import (
+    create_rule,
+    delete_rule,
+    load_rules,
+    update_rule,
+)
 from telemetry.ids import uuid7_hex
 from telemetry.schema import workspaces
 
@@ -64,17 +73,23 @@ async def sync_from_file(
 ) -> SyncReport:
     """Make the database's config-managed channels and rules what the file says."""
     async with _sync_lock(engine):
-        try:
-            return await _sync(engine, channels, rules)
-        except sa.exc.IntegrityError:
-            # Another process made the same names at the same moment: its work is ours.
-            return await _sync(engine, channels, rules)
+        return await _sync(engine, channels, rules)
 
 
 @contextlib.asynccontextmanager
 async def _sync_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """One process applies the file at a time; the next finds it applied."""
     if engine.dialect.name != "postgresql":
-        yield
+        database = engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            yield
+            return
+        descriptor = os.open(f"{database}.alerts-sync-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)
         return
     async with engine.connect() as holder:
         await holder.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SYNC_LOCK_KEY})
@@ -91,17 +106,13 @@ async def _sync(
     report = SyncReport()
     slugs = await _workspace_ids(engine)
     ids_by_slug = {slug: id_ for id_, slug in slugs.items()}
-    for path, workspace in [(i.path, i.workspace) for i in channels] + [
-        (i.path, i.workspace) for i in rules
-    ]:
-        if workspace not in ids_by_slug:
-            raise SyncError(f"{path}.workspace", f"no workspace '{workspace}'")
     stored = await list_channels(engine, None)
-    kept_channels = await _apply_channels(engine, channels, ids_by_slug, stored, slugs, report)
+    existing = {(rule.workspace_id, rule.name): rule for rule in await load_rules(engine)}
+    _check(channels, rules, ids_by_slug, stored, existing)
+    kept_channels = await _apply_channels(engine, channels, ids_by_slug, stored, report)
     stored = await list_channels(engine, None)
     by_name = {(s.workspace_id, s.channel.name): s.channel.id for s in stored}
     kept_rules: set[str] = set()
-    existing = {(rule.workspace_id, rule.name): rule for rule in await load_rules(engine)}
     for item in rules:
         workspace_id = ids_by_slug[item.workspace]
         wanted = _with_channels(item, workspace_id, by_name)
@@ -112,12 +123,6 @@ async def _sync(
             kept_rules.add((await _stored_rule(create_rule(engine, made), item)).id)
             report.created.append(f"rule {label}")
             continue
-        if current.managed_by != MANAGED_BY_CONFIG:
-            raise SyncError(
-                f"{item.path}.name",
-                f"a rule named '{item.rule.name}' made in the console or API exists in "
-                f"workspace '{item.workspace}'; rename one of them",
-            )
         kept_rules.add(current.id)
         wanted = msgspec.structs.replace(
             wanted, id=current.id, built_in=current.built_in, managed_by=MANAGED_BY_CONFIG
@@ -144,12 +149,54 @@ async def _sync(
     return report
 
 
+def _check(
+    channels: Sequence[FileChannel],
+    rules: Sequence[FileRule],
+    ids_by_slug: dict[str, str],
+    stored: Sequence[StoredChannel],
+    existing: dict[tuple[str, str], AlertRule],
+) -> None:
+    """Everything that would stop the file from being applied, found before anything is
+    changed: an unknown workspace, a name the console already uses, an unknown channel."""
+    entries = [(i.path, i.workspace) for i in channels] + [(i.path, i.workspace) for i in rules]
+    for path, workspace in entries:
+        if workspace not in ids_by_slug:
+            raise SyncError(f"{path}.workspace", f"no workspace '{workspace}'")
+    console_channels = {
+        (s.workspace_id, s.channel.name) for s in stored if s.managed_by != MANAGED_BY_CONFIG
+    }
+    for item in channels:
+        if (ids_by_slug[item.workspace], item.channel.name) in console_channels:
+            raise SyncError(
+                f"{item.path}.name",
+                f"a channel named '{item.channel.name}' made in the console or API exists in "
+                f"workspace '{item.workspace}'; rename one of them",
+            )
+    known = {(s.workspace_id, s.channel.name) for s in stored} | {
+        (ids_by_slug[i.workspace], i.channel.name) for i in channels
+    }
+    for rule in rules:
+        workspace_id = ids_by_slug[rule.workspace]
+        current = existing.get((workspace_id, rule.rule.name))
+        if current is not None and current.managed_by != MANAGED_BY_CONFIG:
+            raise SyncError(
+                f"{rule.path}.name",
+                f"a rule named '{rule.rule.name}' made in the console or API exists in "
+                f"workspace '{rule.workspace}'; rename one of them",
+            )
+        for index, name in enumerate(rule.channels):
+            if (workspace_id, name) not in known:
+                raise SyncError(
+                    f"{rule.path}.channels[{index}]",
+                    f"no channel named '{name}' in workspace '{rule.workspace}'",
+                )
+
+
 async def _apply_channels(
     engine: AsyncEngine,
     channels: Sequence[FileChannel],
     ids_by_slug: dict[str, str],
     stored: Sequence[StoredChannel],
-    slugs: dict[str, str],
     report: SyncReport,
 ) -> set[str]:
     """Make or change the file's channels; the ids of those it has."""
@@ -165,12 +212,6 @@ async def _apply_channels(
             kept.add(made.id)
             report.created.append(f"channel {label}")
             continue
-        if current.managed_by != MANAGED_BY_CONFIG:
-            raise SyncError(
-                f"{item.path}.name",
-                f"a channel named '{item.channel.name}' made in the console or API exists in "
-                f"workspace '{slugs[workspace_id]}'; rename one of them",
-            )
         kept.add(current.channel.id)
         wanted = msgspec.structs.replace(item.channel, id=current.channel.id)
         if wanted != current.channel:
