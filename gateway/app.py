@@ -97,6 +97,7 @@ class Gateway:
     async def start(self) -> None:
         config = self._given_config or await self._load_config()
         self.config = config
+        await prepare_alerts(self.engine, config)
         telemetry_config = config.telemetry
         if config.guardrails.definitions:
             self.guardrails = Guardrails(config.guardrails)
@@ -117,7 +118,6 @@ class Gateway:
             self.engine, interval=telemetry_config.rollup_fold_interval_ms / 1000.0
         )
         await self.rollup_folder.start()
-        await prepare_alerts(self.engine, config)
         self.alert_evaluator = AlertEvaluator(
             self.engine,
             interval=config.alerts.interval,
