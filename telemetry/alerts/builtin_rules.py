@@ -43,7 +43,7 @@ BUILTIN_RULES: Final = {
     "error_rate": AlertRule(
         name="Error rate above 5 %",
         metric="error_rate",
-        group_by=["provider", "model"],
+        group_by=["model"],
         window_s=300,
         condition="above",
         warning=0.05,
@@ -54,7 +54,7 @@ BUILTIN_RULES: Final = {
     "latency_last_week": AlertRule(
         name="p95 latency above the same hour last week",
         metric="latency_p95",
-        group_by=["provider", "model"],
+        group_by=["model"],
         window_s=3600,
         condition="change_pct",
         compare_to="last_week",

@@ -154,7 +154,7 @@ def test_an_error_burst_fires_the_built_in_error_rate_rule_and_recovery_resolves
     assert _wait(lambda: hook.states() == ["firing"], 30, lambda: time.sleep(0.2))
     (fired,) = hook.alerts
     assert (fired["rule_id"], fired["rule_name"]) == (rule["id"], "Error rate above 5 %")
-    assert fired["labels"] == {"provider": "mock", "model": "mock-gpt"}
+    assert fired["labels"] == {"model": "mock-gpt"}
     assert (fired["severity"], fired["value"], fired["unit"]) == ("critical", 100, "%")
 
     # Healthy traffic dilutes the 25 errors of the 5-minute window: under 25 % the alert is
