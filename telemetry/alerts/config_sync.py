@@ -59,13 +59,28 @@ class SyncError(Exception):
         self.reason = message
 
 
+@dataclass(frozen=True, slots=True)
+class SyncChange:
+    """One channel or rule the file made, changed or removed, for the log and the audit log."""
+
+    action: str
+    """As the admin API's audit entries name it: `alert_rule.create`, `alert_channel.delete`."""
+    target_id: str
+    workspace_id: str
+    label: str
+    """`<workspace slug>/<name>`."""
+
+    @property
+    def target_type(self) -> str:
+        return self.action.partition(".")[0]
+
+
 @dataclass(slots=True)
 class SyncReport:
-    """Names changed, as `<workspace slug>/<name>`."""
+    changes: list[SyncChange] = field(default_factory=list)
 
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
+    def add(self, action: str, target_id: str, workspace_id: str, label: str) -> None:
+        self.changes.append(SyncChange(action, target_id, workspace_id, label))
 
 
 async def sync_from_file(
@@ -121,7 +136,7 @@ async def _sync(
         if current is None:
             made = msgspec.structs.replace(wanted, id=uuid7_hex(), managed_by=MANAGED_BY_CONFIG)
             kept_rules.add((await _stored_rule(create_rule(engine, made), item)).id)
-            report.created.append(f"rule {label}")
+            report.add("alert_rule.create", made.id, workspace_id, label)
             continue
         kept_rules.add(current.id)
         wanted = msgspec.structs.replace(
@@ -129,11 +144,12 @@ async def _sync(
         )
         if wanted != current:
             await _stored_rule(update_rule(engine, wanted), item)
-            report.updated.append(f"rule {label}")
+            report.add("alert_rule.update", current.id, workspace_id, label)
     for (workspace_id, name), rule in sorted(existing.items()):
         if rule.managed_by == MANAGED_BY_CONFIG and rule.id not in kept_rules:
             await delete_rule(engine, rule.id)
-            report.removed.append(f"rule {slugs.get(workspace_id, workspace_id)}/{name}")
+            label = f"{slugs.get(workspace_id, workspace_id)}/{name}"
+            report.add("alert_rule.delete", rule.id, workspace_id, label)
     for found in await list_channels(engine, None):
         if found.managed_by == MANAGED_BY_CONFIG and found.channel.id not in kept_channels:
             try:
@@ -145,7 +161,7 @@ async def _sync(
                     f"still notify it: {error}",
                 ) from None
             label = f"{slugs.get(found.workspace_id, found.workspace_id)}/{found.channel.name}"
-            report.removed.append(f"channel {label}")
+            report.add("alert_channel.delete", found.channel.id, found.workspace_id, label)
     return report
 
 
@@ -210,13 +226,13 @@ async def _apply_channels(
             made = msgspec.structs.replace(item.channel, id=uuid7_hex())
             await add_channel(engine, made, workspace_id, managed_by=MANAGED_BY_CONFIG)
             kept.add(made.id)
-            report.created.append(f"channel {label}")
+            report.add("alert_channel.create", made.id, workspace_id, label)
             continue
         kept.add(current.channel.id)
         wanted = msgspec.structs.replace(item.channel, id=current.channel.id)
         if wanted != current.channel:
             await replace_channel(engine, wanted)
-            report.updated.append(f"channel {label}")
+            report.add("alert_channel.update", current.channel.id, workspace_id, label)
     return kept
 
 
@@ -250,10 +266,5 @@ async def _workspace_ids(engine: AsyncEngine) -> dict[str, str]:
 
 
 def log_report(report: SyncReport) -> None:
-    for verb, names in (
-        ("made", report.created),
-        ("changed", report.updated),
-        ("removed", report.removed),
-    ):
-        if names:
-            logger.info("alerts from the config file: %s %s", verb, ", ".join(names))
+    for change in report.changes:
+        logger.info("alerts from the config file: %s %s", change.action, change.label)

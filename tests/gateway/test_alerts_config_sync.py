@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.alerts_setup import prepare_alerts
@@ -16,7 +17,7 @@ from gateway.keys import KeyStore
 from telemetry.alerts import AlertRule, ChannelConfig
 from telemetry.alerts.channel_store import list_channels
 from telemetry.alerts.rule_store import create_channel, create_rule, load_rules
-from telemetry.schema import DEFAULT_WORKSPACE_ID
+from telemetry.schema import DEFAULT_WORKSPACE_ID, audit_log
 from tests.gateway.test_alerts_config import CHANNELS_AND_RULES, ENVIRON
 
 
@@ -72,6 +73,29 @@ async def test_made_changed_and_removed_by_name(engine: AsyncEngine, tmp_path: P
     assert after_rules["Error rate by model"].critical == 0.08
     assert after_channels["ops hook"].id == channels["ops hook"].id
     assert after_channels["ops hook"].settings["timeout_s"] == 7
+    assert await _audited(engine) == [
+        ("alert_channel.create", "default/ops hook"),
+        ("alert_channel.create", "team-a/on-call"),
+        ("alert_rule.create", "default/Error rate by model"),
+        ("alert_rule.create", "team-a/Deployments"),
+        ("alert_channel.update", "default/ops hook"),
+        ("alert_rule.update", "default/Error rate by model"),
+        ("alert_rule.delete", "team-a/Deployments"),
+        ("alert_channel.delete", "team-a/on-call"),
+    ]
+
+
+async def _audited(engine: AsyncEngine) -> list[tuple[str, str]]:
+    """The audit log's entries by the config file: action and `<workspace slug>/<name>`."""
+    slugs = {w.workspace_id: w.slug for w in await KeyStore(engine).list_workspaces()}
+    query = (
+        sa.select(audit_log.c.action, audit_log.c.workspace_id, audit_log.c.after)
+        .where(audit_log.c.actor == "config file")
+        .order_by(audit_log.c.audit_id)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return [(action, f"{slugs[workspace]}/{after['name']}") for action, workspace, after in rows]
 
 
 async def test_two_processes_starting_together_apply_it_once(
