@@ -92,6 +92,26 @@ def test_built_ins_and_rules_from_the_config_file(
         _refused(http.delete(channel_path))
         assert http.get(rule_path).json() == from_file
 
+        for wrong, param in (
+            ({"metric": "budget_used_pct", "window": "1h", "warning": 80}, "window"),
+            ({"metric": "budget_used_pct", "condition": "change_pct", "warning": 50}, "condition"),
+            ({"metric": "deployment_down", "group_by": ["key"], "warning": 0}, "group_by"),
+        ):
+            refused = http.post(f"{API}/rules", json={"name": "Wrong", **wrong})
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["error"]["param"] == param
+        budgets = http.post(
+            f"{API}/rules",
+            json={
+                "name": "Budgets",
+                "metric": "budget_used_pct",
+                "kind": "soft_limit",
+                "warning": 100,
+            },
+        )
+        assert budgets.status_code == 201, budgets.text
+        assert (budgets.json()["kind"], budgets.json()["window"]) == ("soft_limit", 300)
+
         made = http.post("/admin/api/workspaces", json={"slug": "team-new"})
         assert made.status_code == 201, made.text
         fresh = _rules(http, workspace="team-new")
