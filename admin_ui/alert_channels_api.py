@@ -32,7 +32,7 @@ from telemetry.ids import uuid7_hex
 AnyRequest = Request[Any, Any, Any]
 
 FIELDS: Final = ("kind", "name", "settings", "secrets")
-READ_ONLY: Final = ("object", "id", "workspace_id", "created_at", "updated_at")
+READ_ONLY: Final = ("object", "id", "workspace_id", "managed_by", "created_at", "updated_at")
 _SECRETS: Final = object_schema()
 _SECRETS["additionalProperties"] = {"type": ["string", "null"]}
 _PROPERTIES: Final = {
@@ -58,6 +58,7 @@ def channel_item(stored: StoredChannel) -> dict[str, Any]:
         "name": shown["name"],
         "settings": shown["settings"],
         "secrets": shown["secrets"],
+        "managed_by": stored.managed_by,
         "created_at": iso_time(stored.created_at),
         "updated_at": iso_time(stored.updated_at),
     }
@@ -96,6 +97,7 @@ async def update_channel(
     request: AnyRequest, current: StoredChannel, body: dict[str, Any]
 ) -> dict[str, Any]:
     access.require_write(request, current.workspace_id)
+    access.refuse_if_from_config("channel", current.managed_by)
     channel = channel_of(body, channel_id=current.channel.id, current=current.channel)
     try:
         await replace_channel(gateway_of(request).engine, channel)
@@ -114,8 +116,10 @@ async def update_channel(
 
 
 async def remove_channel(request: AnyRequest, current: StoredChannel) -> None:
-    """Delete the channel, with its audit entry; 409 while a rule still notifies it."""
+    """Delete the channel, with its audit entry; 409 while a rule still notifies it or the
+    config file keeps it."""
     access.require_write(request, current.workspace_id)
+    access.refuse_if_from_config("channel", current.managed_by)
     try:
         await delete_channel(gateway_of(request).engine, current)
     except ChannelInUse as error:

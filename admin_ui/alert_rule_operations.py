@@ -1,7 +1,8 @@
 """Changes to alert rules as the admin API and the console's rule pages make them: the store's
 change, then its audit entry (`alert_rule.create`, `.update`, `.delete`, `.mute`, `.unmute`),
 with the rule as the API shows it before and after. Callers check access first
-(`alerts_access.require_write`); a rule the store refuses raises `RuleError`."""
+(`alerts_access.require_write`); a rule the store refuses raises `RuleError`, and a change to
+a rule the config file keeps is refused with a 409 (`alerts_access.refuse_if_from_config`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def rule_item(rule: AlertRule) -> dict[str, Any]:
         "id": rule.id,
         "workspace_id": rule.workspace_id,
         "built_in": rule.built_in,
+        "managed_by": rule.managed_by,
         **rule_data(rule),
     }
 
@@ -42,6 +44,7 @@ async def create(request: AnyRequest, rule: AlertRule) -> AlertRule:
 
 
 async def replace(request: AnyRequest, current: AlertRule, rule: AlertRule) -> AlertRule:
+    access.refuse_if_from_config("rule", current.managed_by)
     stored = await update_rule(gateway_of(request).engine, rule)
     await access.audit(
         request,
@@ -55,6 +58,7 @@ async def replace(request: AnyRequest, current: AlertRule, rule: AlertRule) -> A
 
 
 async def delete(request: AnyRequest, current: AlertRule) -> None:
+    access.refuse_if_from_config("rule", current.managed_by)
     await delete_rule(gateway_of(request).engine, current.id)
     await access.audit(
         request,
@@ -66,6 +70,7 @@ async def delete(request: AnyRequest, current: AlertRule) -> None:
 
 
 async def mute(request: AnyRequest, current: AlertRule, muted: bool) -> AlertRule:
+    access.refuse_if_from_config("rule", current.managed_by)
     await set_muted(gateway_of(request).engine, current.id, muted)
     await access.audit(
         request,

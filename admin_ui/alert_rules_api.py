@@ -20,7 +20,7 @@ from gateway.errors import GatewayError, invalid_request
 from telemetry.alerts import AlertRule, RuleError, parse_rule
 from telemetry.alerts.preview import preview_rule
 from telemetry.alerts.preview_answer import preview_item
-from telemetry.alerts.rule import CONDITIONS, NO_DATA
+from telemetry.alerts.rule import COMPARISONS, CONDITIONS, NO_DATA
 from telemetry.alerts.rule_parsing import FIELDS
 from telemetry.alerts.rule_store import RuleNameTaken, get_rule, load_rules
 from telemetry.ids import uuid7_hex
@@ -28,7 +28,7 @@ from telemetry.ids import uuid7_hex
 AnyRequest = Request[Any, Any, Any]
 
 RULE_FIELDS: Final = tuple(FIELDS)
-READ_ONLY: Final = ("object", "id", "workspace_id", "built_in")
+READ_ONLY: Final = ("object", "id", "workspace_id", "built_in", "managed_by")
 _DURATION: Final = {"type": ["integer", "string"]}
 _MAP_OF_STRINGS: Final = object_schema()
 _MAP_OF_STRINGS["additionalProperties"] = {"type": "string"}
@@ -43,6 +43,7 @@ _PROPERTIES: Final = {
     "group_by": strings(),
     "window": _DURATION,
     "condition": {"enum": list(CONDITIONS)},
+    "compare_to": {"enum": list(COMPARISONS)},
     "warning": _NUMBER,
     "critical": _NUMBER,
     "for": _DURATION,
@@ -143,6 +144,7 @@ class AlertRuleController(Controller):
         """Replace the rule with the body (`muted` kept when left out)."""
         current = await visible_rule(request, rule_id)
         access.require_write(request, current.workspace_id)
+        access.refuse_if_from_config("rule", current.managed_by)
         body = await access.body_fields(request, RULE_FIELDS, READ_ONLY)
         if body.get("muted") is None:
             body["muted"] = current.muted
@@ -157,7 +159,7 @@ class AlertRuleController(Controller):
 
     @delete("/{rule_id:str}", status_code=204, operation_class=described(path=_ID_PATH))
     async def delete_alert_rule(self, request: AnyRequest, rule_id: str) -> Response[None]:
-        """Delete the rule and its alerts' history."""
+        """Delete the rule and its alerts' history (a built-in rule is not made again)."""
         current = await visible_rule(request, rule_id)
         access.require_write(request, current.workspace_id)
         await operations.delete(request, current)

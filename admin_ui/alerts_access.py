@@ -17,6 +17,7 @@ from admin_ui.rules import json_object
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import fields_of, visible_workspace
 from gateway.errors import GatewayError, clipped, invalid_request
+from telemetry.alerts.config_items import MANAGED_BY_CONFIG
 from telemetry.escaping import UNSTORABLE_PROBLEM, find_unstorable
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
@@ -36,6 +37,19 @@ def not_found(what: str, given: str, param: str) -> GatewayError:
 
 def conflict(message: str, param: str | None = None) -> GatewayError:
     return GatewayError(409, message, code="alert_conflict", param=param)
+
+
+def refuse_if_from_config(what: str, managed_by: str | None) -> None:
+    """A 409 for a change to a rule or channel that the config file declares: the file is
+    its only source, and the next start would undo the change."""
+    if managed_by == MANAGED_BY_CONFIG:
+        section = "alerts.rules" if what == "rule" else "alerts.channels"
+        raise GatewayError(
+            409,
+            f"This alert {what} comes from the config file ({section}): change it there; "
+            "the gateway applies the file when it starts.",
+            code="alert_managed_by_config",
+        )
 
 
 def is_id(value: str) -> bool:

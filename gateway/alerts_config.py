@@ -1,9 +1,21 @@
-"""The `alerts` section of the config: how often alert rules are evaluated, and where.
+"""The `alerts` section of the config: how often alert rules are evaluated and where, and the
+channels and rules kept in the file (applied at start by `telemetry.alerts.config_sync`).
 
 ```yaml
 alerts:
   interval: 30         # seconds between evaluations of every rule (1 to 3600)
   run_in_serve: true   # false: `steerway serve` leaves evaluation to `steerway worker`
+  channels:
+    - name: on-call
+      workspace: default          # a slug; default when left out
+      kind: pagerduty
+      secrets: {routing_key: ${PD_ROUTING_KEY}}
+  rules:
+    - name: Error rate by model
+      metric: error_rate
+      group_by: [model]
+      critical: 0.05
+      channels: [on-call]         # channel names of the rule's workspace
 ```
 """
 
@@ -13,7 +25,10 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-SECTION_FIELDS: Final = ("interval", "run_in_serve")
+from gateway.alerts_config_items import parse_channels, parse_rules
+from telemetry.alerts.config_items import FileChannel, FileRule
+
+SECTION_FIELDS: Final = ("interval", "run_in_serve", "channels", "rules")
 MIN_INTERVAL: Final = 1.0
 MAX_INTERVAL: Final = 3600.0
 
@@ -24,6 +39,8 @@ class AlertsConfig(msgspec.Struct, frozen=True, kw_only=True):
     alert fires at most this long after its condition has held for its rule's `for`."""
     run_in_serve: bool = True
     """Whether `steerway serve` evaluates alert rules; false where a `steerway worker` does."""
+    channels: tuple[FileChannel, ...] = ()
+    rules: tuple[FileRule, ...] = ()
 
 
 class Reader(Protocol):
@@ -34,6 +51,10 @@ class Reader(Protocol):
     ) -> dict[str, Any]: ...
 
     def positive_number(self, value: Any, path: str, *, default: float) -> float: ...
+
+    def string(self, value: Any, path: str, *, default: str = "") -> str: ...
+
+    def reference(self, value: Any, path: str) -> str | None: ...
 
     def report(self, path: str, message: str) -> None: ...
 
@@ -53,4 +74,8 @@ def parse_alerts(value: Any, path: str, reader: Reader) -> AlertsConfig:
         shown = repr(run_in_serve)[:40]
         reader.report(f"{path}.run_in_serve", f"expected true or false, got {shown}")
         run_in_serve = defaults.run_in_serve
-    return AlertsConfig(interval=interval, run_in_serve=run_in_serve)
+    channels = parse_channels(fields.get("channels"), f"{path}.channels", reader)
+    rules = parse_rules(fields.get("rules"), f"{path}.rules", reader)
+    return AlertsConfig(
+        interval=interval, run_in_serve=run_in_serve, channels=channels, rules=rules
+    )

@@ -30,6 +30,8 @@ from admin_ui.openapi import openapi_config
 from admin_ui.signin import sign_in_redirect, signin_router
 from admin_ui.templating import template_config
 from gateway.admission import Admission, budget_limits
+from gateway.alert_sources import gauge_sources
+from gateway.alerts_setup import prepare_alerts
 from gateway.auth import Authenticator
 from gateway.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
 from gateway.cache import ResponseCache, create_cache
@@ -101,6 +103,7 @@ class Gateway:
     async def start(self) -> None:
         config = self._given_config or await self._load_config()
         self.config = config
+        await prepare_alerts(self.engine, config)
         telemetry_config = config.telemetry
         if config.guardrails.definitions:
             self.guardrails = Guardrails(config.guardrails)
@@ -125,7 +128,10 @@ class Gateway:
             self.alert_evaluator = AlertEvaluator(
                 self.engine,
                 interval=config.alerts.interval,
-                delivery=Delivery(console_url=config.console.public_url or ""),
+                delivery=Delivery(
+                    console_url=config.console.public_url or "",
+                    gauges=gauge_sources(self.engine, config, self.health),
+                ),
             )
             await self.alert_evaluator.start()
         self.report_scheduler = report_scheduler(

@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import Any
 
-from gateway.config import GatewayConfig
+from gateway.config import ConfigError, GatewayConfig
 from gateway.settings import Settings
 from gateway.worker import run_worker
 from telemetry.db import redact_url
@@ -22,12 +22,12 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
-async def _until_signalled(database_url: str, config: GatewayConfig) -> None:
+async def _until_signalled(database_url: str, config: GatewayConfig, redis_url: str | None) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    await run_worker(database_url, config, stopping)
+    await run_worker(database_url, config, stopping, redis_url=redis_url)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -55,14 +55,20 @@ def _worker(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("steerway.worker").info("steerway worker started")
-    asyncio.run(_until_signalled(settings.database_url, config))
+    try:
+        asyncio.run(_until_signalled(settings.database_url, config, settings.redis_url))
+    except ConfigError as error:
+        return _fail(f"the config's alerts cannot be applied: {error}", 2)
     return 0
 
 
 def add_worker_command(commands: Any) -> None:
     worker = commands.add_parser(
         "worker",
-        help="run the background jobs (alert evaluation, roll-up folding) without serving HTTP",
+        help=(
+            "run the background jobs (alert evaluation, scheduled reports, roll-up folding)"
+            " without serving HTTP"
+        ),
     )
     worker.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]

@@ -44,6 +44,7 @@ DURABILITY_MODES: Final = ("memory", "spill-first")
 _TOP_LEVEL: Final = "(top level)"
 _PROVIDER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WHOLE_REFERENCE: Final = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 _USERINFO: Final = re.compile(r"//[^/?#]*@")
 _HEADER_NAME: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Headers the upstream client computes itself; a configured value would corrupt the request.
@@ -663,6 +664,17 @@ class _Reader:
             self.report(path, f"expected a string, got {_describe_type(value)}")
             return None
         return Secret(str.__str__(value)) if value else None
+
+    def reference(self, value: Any, path: str) -> str | None:
+        """A value that must be written as one `${ENV_NAME}` reference (a secret kept out of
+        the file and of the database): the reference as written, not its value."""
+        if value is None or value is _UNRESOLVED:
+            return None
+        template = value.template if isinstance(value, _FromEnv) else None
+        if template is None or not _WHOLE_REFERENCE.fullmatch(template):
+            self.report(path, "expected a ${ENV_NAME} reference: never the secret itself")
+            return None
+        return template
 
     def choice(self, value: Any, path: str, options: tuple[str, ...], *, default: str) -> str:
         if value is None or value is _UNRESOLVED:

@@ -37,6 +37,7 @@ from gateway.limits_model import (
 )
 from rules.patterns import PatternError, glob_pattern
 from telemetry import times
+from telemetry.alerts.builtin_rules import install_builtins
 from telemetry.db import as_utc
 from telemetry.escaping import UNSTORABLE_PROBLEM, find_unstorable, has_unstorable
 from telemetry.ids import uuid7_hex
@@ -369,6 +370,7 @@ class KeyStore:
                 )
         except sa_exc.IntegrityError:
             raise WorkspaceExists(f"a workspace with slug '{slug}' already exists") from None
+        await install_builtins(self._engine, [workspace_id])
         created = await self.get_workspace(workspace_id)
         assert created is not None
         return created

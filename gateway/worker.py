@@ -8,8 +8,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from gateway.alert_sources import gauge_sources
+from gateway.alerts_setup import prepare_alerts
 from gateway.app import report_scheduler
 from gateway.config import GatewayConfig
+from gateway.health import create_health
 from telemetry.alerts import AlertEvaluator, Delivery
 from telemetry.alerts.http_client import close_shared_client
 from telemetry.db import create_engine, redact_url
@@ -18,18 +21,35 @@ from telemetry.rollup_folding import RollupFolder
 logger = logging.getLogger("steerway.worker")
 
 
-async def run_worker(database_url: str, config: GatewayConfig, stopping: asyncio.Event) -> None:
+async def run_worker(
+    database_url: str,
+    config: GatewayConfig,
+    stopping: asyncio.Event,
+    *,
+    redis_url: str | None = None,
+) -> None:
     """Run the jobs until `stopping` is set, then let each finish (or cancel it after its own
-    close timeout) and let go of the database."""
+    close timeout) and let go of the database. With `redis_url`, `deployment_down` rules read
+    the cooldowns the gateways share; without, this process serves nothing and sees none."""
     engine = create_engine(database_url)
+    try:
+        await prepare_alerts(engine, config)
+    except BaseException:
+        await engine.dispose()
+        raise
+    health = create_health(redis_url)
     evaluator = AlertEvaluator(
         engine,
         interval=config.alerts.interval,
-        delivery=Delivery(console_url=config.console.public_url or ""),
+        delivery=Delivery(
+            console_url=config.console.public_url or "",
+            gauges=gauge_sources(engine, config, health),
+        ),
     )
     reports = report_scheduler(engine, console_url=config.console.public_url or "")
     folder = RollupFolder(engine, interval=config.telemetry.rollup_fold_interval_ms / 1000.0)
     try:
+        await health.start()
         await evaluator.start()
         logger.info(
             "evaluating alert rules every %g s on %s",
@@ -50,6 +70,7 @@ async def run_worker(database_url: str, config: GatewayConfig, stopping: asyncio
         await evaluator.close()
         await reports.close()
         await folder.close()
+        await health.close()
         await close_shared_client()
         await engine.dispose()
     logger.info("stopped")

@@ -620,8 +620,24 @@ alert_rules = sa.Table(
     sa.Column("built_in", sa.String(64), nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    # previous_window | last_week: what a change_pct rule compares its window with
+    sa.Column("compare_to", sa.String(16), nullable=False, server_default="previous_window"),
+    sa.Column("managed_by", sa.String(16), nullable=True),  # config: from the config file
     sa.UniqueConstraint("workspace_id", "name"),
     sa.UniqueConstraint("workspace_id", "built_in"),
+)
+
+# The built-in rules each workspace was given once (`telemetry.alerts.builtin_rules`), so a
+# built-in rule a user deleted is never made again.
+alert_builtin_installs = sa.Table(
+    "alert_builtin_installs",
+    metadata,
+    sa.Column(
+        "workspace_id", sa.String(32), sa.ForeignKey("workspaces.workspace_id"), nullable=False
+    ),
+    sa.Column("built_in", sa.String(64), nullable=False),
+    sa.Column("installed_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("workspace_id", "built_in"),
 )
 
 # Where notifications go (`telemetry.alerts.channel_config`). `secrets` holds only ${ENV}
@@ -639,6 +655,7 @@ notification_channels = sa.Table(
     sa.Column("secrets", JSONType, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("managed_by", sa.String(16), nullable=True),  # config: from the config file
     sa.UniqueConstraint("workspace_id", "name"),
 )
 

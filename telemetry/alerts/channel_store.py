@@ -31,6 +31,8 @@ class StoredChannel:
     channel: ChannelConfig
     created_at: datetime
     updated_at: datetime
+    managed_by: str | None = None
+    """`config`: the channel comes from the config file, which alone changes it."""
 
 
 def _stored(row: sa.RowMapping) -> StoredChannel:
@@ -47,6 +49,7 @@ def _stored(row: sa.RowMapping) -> StoredChannel:
         ),
         created_at=created,
         updated_at=updated,
+        managed_by=row["managed_by"],
     )
 
 
@@ -71,9 +74,15 @@ async def get_channel(engine: AsyncEngine, channel_id: str) -> StoredChannel | N
     return None if row is None else _stored(row)
 
 
-async def add_channel(engine: AsyncEngine, channel: ChannelConfig, workspace_id: str) -> None:
+async def add_channel(
+    engine: AsyncEngine,
+    channel: ChannelConfig,
+    workspace_id: str,
+    *,
+    managed_by: str | None = None,
+) -> None:
     try:
-        await create_channel(engine, channel, workspace_id=workspace_id)
+        await create_channel(engine, channel, workspace_id=workspace_id, managed_by=managed_by)
     except sa.exc.IntegrityError:
         raise ChannelNameTaken(channel.name) from None
 

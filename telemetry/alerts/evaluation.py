@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.alerts.conditions import Breach, breach_of, change_pct
 from telemetry.alerts.delivery import DeliveryResult, deliver_all
+from telemetry.alerts.gauge_metrics import GAUGES, GaugeSources
 from telemetry.alerts.instance_store import Change, apply, open_instances, record_deliveries
 from telemetry.alerts.notification import Notification, fingerprint_of, format_number
 from telemetry.alerts.rule import ANOMALY_SCORE, AlertRule
@@ -70,12 +71,16 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """Where notifications go, and how their links and secrets are made."""
+    """What an evaluation is given by the application: where notifications go and how their
+    links and secrets are made, and the gateway's state the gauge metrics read."""
 
     console_url: str = ""
     """The console's public base URL (`https://steerway.example.com`); empty: no links."""
     environ: Mapping[str, str] | None = None
     master_key: str | None = None
+    gauges: GaugeSources | None = None
+    """Budgets and deployment health (`budget_used_pct`, `deployment_down`); None: those
+    rules find no data."""
 
 
 def verdict_of(rule: AlertRule, measured: Measured | None) -> tuple[Verdict, float | None]:
@@ -86,6 +91,9 @@ def verdict_of(rule: AlertRule, measured: Measured | None) -> tuple[Verdict, flo
         # Measured against a window that had some: even a fall to no requests is a change.
         if measured.requests and measured.requests < rule.min_requests:
             return "ok", None
+        compared = measured.previous_requests
+        if compared is not None and compared < rule.min_requests:
+            return "ok", None  # too few requests then to compare with
         value = change_pct(measured.value, measured.previous)
         if value is None:
             return _no_data(rule), None
@@ -156,7 +164,7 @@ async def evaluate_rule(
         silences = (await active_silences(engine, now, rule.workspace_id)).get(
             rule.workspace_id, []
         )
-    measured = await measure(engine, rule, now)
+    measured = await measure(engine, rule, now, delivery.gauges if delivery else None)
     stored = await open_instances(engine, rule.id)
     judged = judge_round(rule, measured, {fp: open_.labels for fp, open_ in stored.items()})
     changes = [
@@ -252,6 +260,8 @@ def shown(rule: AlertRule, value: float | None) -> tuple[float | None, str]:
         return value, "%"
     if rule.metric == ANOMALY_SCORE:
         return value, ""
+    if rule.metric in GAUGES:
+        return value, GAUGES[rule.metric].unit
     unit = METRICS[rule.metric].unit
     if value is not None and unit == "percent":
         value = round(value * 100, 9)
@@ -261,6 +271,8 @@ def shown(rule: AlertRule, value: float | None) -> tuple[float | None, str]:
 def metric_title(rule: AlertRule) -> str:
     if rule.metric == ANOMALY_SCORE and rule.anomaly_kind in KIND_TITLES:
         return f"Anomaly score of {KIND_TITLES[rule.anomaly_kind].lower()}"
+    if rule.metric in GAUGES:
+        return GAUGES[rule.metric].title
     return METRICS[rule.metric].title
 
 

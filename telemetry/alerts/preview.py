@@ -25,10 +25,11 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.alerts.evaluation import judge_round
+from telemetry.alerts.gauge_metrics import is_gauge
 from telemetry.alerts.notification import Severity
 from telemetry.alerts.preview_rolling import Rolling
 from telemetry.alerts.preview_sums import read_step_sums
-from telemetry.alerts.rule import ANOMALY_SCORE, AlertRule, window_step
+from telemetry.alerts.rule import ANOMALY_SCORE, WEEK_S, AlertRule, RuleError, window_step
 from telemetry.alerts.state_machine import OpenInstance, Verdict, next_step
 from telemetry.alerts.window import (
     Group,
@@ -121,13 +122,21 @@ def preview_range(rule: AlertRule, now: datetime) -> tuple[datetime, datetime]:
 
 async def preview_rule(engine: AsyncEngine, rule: AlertRule, now: datetime) -> Preview:
     """The rule replayed over the 7 days before `now` (a checked rule, not necessarily
-    stored)."""
+    stored). A gauge (`budget_used_pct`, `deployment_down`) is read as it stands and has no
+    history to replay: a `RuleError` on `metric`."""
+    if is_gauge(rule.metric):
+        raise RuleError(
+            "metric",
+            f"{rule.metric} is read as it stands now and kept nowhere over time, so "
+            "there are no past days to replay",
+        )
     step = evaluation_step(rule)
     start, end = preview_range(rule, now)
     size = rule.window_s // step
-    lead = size * (2 if rule.condition == "change_pct" else 1)
+    lag = compared_lag(rule, step)
+    lead = size + lag
     read_from = start + timedelta(seconds=step * (1 - lead))
-    replay = _Replay(rule, step, start, end)
+    replay = _Replay(rule, step, start, end, lag)
     if rule.metric == ANOMALY_SCORE:
         replay.scores = await _scores(engine, rule, start, end, now)
     else:
@@ -139,7 +148,18 @@ async def preview_rule(engine: AsyncEngine, rule: AlertRule, now: datetime) -> P
     if rule.metric != "requests" and counts_requests(rule):
         _, requests = await read_step_sums(engine, rule, "requests", read_from, end, step)
         replay.requests = Rolling(requests, size, 1)
+        if rule.condition == "change_pct" and rule.min_requests:
+            replay.previous_requests = Rolling(requests, size, 1)
     return replay.run(lead)
+
+
+def compared_lag(rule: AlertRule, step: int) -> int:
+    """How many steps back a `change_pct` rule's compared window ends (`compare_to`: the
+    window before, or the same window a week earlier); 0 for other conditions."""
+    if rule.condition != "change_pct":
+        return 0
+    seconds = WEEK_S if rule.compare_to == "last_week" else rule.window_s
+    return seconds // step
 
 
 async def _scores(
@@ -157,15 +177,19 @@ async def _scores(
 class _Replay:
     """The evaluations of the week, one step after another."""
 
-    def __init__(self, rule: AlertRule, step: int, start: datetime, end: datetime) -> None:
+    def __init__(
+        self, rule: AlertRule, step: int, start: datetime, end: datetime, lag: int
+    ) -> None:
         self.rule = rule
         self.step = step
+        self.lag = lag
         self.start = start
         self.end = end
         self.metric: Metric | None = None
         self.current: Rolling | None = None
         self.previous: Rolling | None = None
         self.requests: Rolling | None = None
+        self.previous_requests: Rolling | None = None
         self.scores: dict[Group, dict[datetime, float | None]] | None = None
         self.open: dict[str, OpenInstance] = {}
         self.groups: dict[str, GroupPreview] = {}
@@ -176,10 +200,15 @@ class _Replay:
 
     def run(self, lead: int) -> Preview:
         evaluations = PREVIEW_S // self.step
-        size = self.rule.window_s // self.step
+        lagging = (
+            (self.current, 0),
+            (self.previous, self.lag),
+            (self.requests, 0),
+            (self.previous_requests, self.lag),
+        )
         for number in range(1, evaluations + 1):
             index = lead - 1 + number  # the window ends before this step of the rows read
-            for rolling, lag in ((self.current, 0), (self.previous, size), (self.requests, 0)):
+            for rolling, lag in lagging:
                 if rolling is not None:
                     rolling.advance_to(index - lag)
             self._evaluate(number, self.start + timedelta(seconds=number * self.step))
@@ -196,7 +225,16 @@ class _Replay:
             requests = {
                 group: float(sums[0]) for group, sums in self._present(self.requests).items()
             }
-        measured = measured_groups(rule, values, requests, previous)
+        previous_requests = None
+        if rule.condition == "change_pct" and rule.min_requests:
+            if rule.metric == "requests":
+                previous_requests = previous
+            elif self.previous_requests is not None:
+                previous_requests = {
+                    group: float(sums[0])
+                    for group, sums in self._present(self.previous_requests).items()
+                }
+        measured = measured_groups(rule, values, requests, previous, previous_requests)
         labels = {fingerprint: self.groups[fingerprint].labels for fingerprint in self.open}
         for judged in judge_round(rule, measured, labels):
             fingerprint = judged.fingerprint

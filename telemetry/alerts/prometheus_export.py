@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import yaml
 
-from telemetry.alerts.rule import ANOMALY_SCORE, AlertRule
+from telemetry.alerts.rule import ANOMALY_SCORE, WEEK_S, AlertRule
 
 _REQUESTS: Final = "steerway_requests_total"
 _ERRORS: Final = 'status_code=~"5.."'
@@ -173,7 +173,8 @@ def _skip_reason(rule: AlertRule) -> str | None:
 def _condition(rule: AlertRule, spec: _Series, threshold: float) -> str:
     current = _value(spec, rule)
     if rule.condition == "change_pct":
-        before = _value(spec, rule, f" offset {duration(rule.window_s)}")
+        back = WEEK_S if rule.compare_to == "last_week" else rule.window_s
+        before = _value(spec, rule, f" offset {duration(back)}")
         change = f"(({current}) - ({before})) / abs({before}) * 100"
         return f"{change} {'>' if threshold > 0 else '<'} {threshold:g}"
     return f"{current} {'>' if rule.condition == 'above' else '<'} {threshold:g}"

@@ -14,6 +14,13 @@ from typing import Final, Literal
 
 import msgspec
 
+from telemetry.alerts.gauge_metrics import (
+    BUDGET_KINDS,
+    BUDGET_USED_PCT,
+    GAUGE_WINDOW_S,
+    GAUGES,
+    is_gauge,
+)
 from telemetry.alerts.template import TemplateError, check_template
 from telemetry.analytics import MAX_POINTS, AnalyticsQuery, InvalidQuery, Plan, plan
 from telemetry.analytics_anomalies import GROUP_DIMENSIONS, KIND_METRICS
@@ -21,9 +28,12 @@ from telemetry.schema import DEFAULT_WORKSPACE_ID, usage_rollups
 
 Condition = Literal["above", "below", "change_pct"]
 NoData = Literal["ok", "alerting", "keep"]
+CompareTo = Literal["previous_window", "last_week"]
 
 CONDITIONS: Final = ("above", "below", "change_pct")
 NO_DATA: Final = ("ok", "alerting", "keep")
+COMPARISONS: Final = ("previous_window", "last_week")
+WEEK_S: Final = 7 * 86400
 MIN_WINDOW_S: Final = 60
 MAX_WINDOW_S: Final = 31 * 86400
 MAX_FOR_S: Final = 7 * 86400
@@ -47,16 +57,21 @@ class RuleError(ValueError):
 class AlertRule(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     metric: str
-    """An analytics metric (`telemetry.analytics_metrics.METRICS`), or `anomaly_score`."""
+    """An analytics metric (`telemetry.analytics_metrics.METRICS`), `anomaly_score`, or a gauge
+    (`telemetry.alerts.gauge_metrics.GAUGES`: `budget_used_pct`, `deployment_down`)."""
     anomaly_kind: str | None = None
-    """With `anomaly_score`: which score (`cost`, `requests`, `error_rate`, `latency`; see
-    `telemetry.analytics_anomalies`)."""
+    """The rule's `kind`. With `anomaly_score`: which score (`cost`, `requests`, `error_rate`,
+    `latency`; see `telemetry.analytics_anomalies`). With `budget_used_pct`: percent of the
+    `limit` (None too) or of the `soft_limit`."""
     warning: float | None = None
     critical: float | None = None
     """Thresholds in the metric's unit as the analytics answer it (a rate is a ratio: 0.05 is
     5 %); for `change_pct`, a change in percent (50 is a rise by half, -50 a fall by half).
     Either may be None, not both."""
     condition: Condition = "above"
+    compare_to: CompareTo = "previous_window"
+    """For `change_pct`: the window just before (`previous_window`) or the same window one week
+    earlier (`last_week`)."""
     window_s: int = 300
     for_s: int = 0
     """How long the condition must hold before the alert fires; 0 fires at once."""
@@ -77,6 +92,8 @@ class AlertRule(msgspec.Struct, frozen=True, kw_only=True):
     muted: bool = False
     """Evaluated and recorded, never notified."""
     built_in: str | None = None
+    managed_by: str | None = None
+    """`config`: the rule comes from the config file, which alone changes it."""
     id: str = ""
     workspace_id: str = DEFAULT_WORKSPACE_ID
 
@@ -101,14 +118,17 @@ def check_rule(rule: AlertRule) -> None:
     _check_thresholds(rule)
     if rule.metric == ANOMALY_SCORE:
         _check_anomaly(rule)
-    elif rule.anomaly_kind is not None:
-        raise RuleError("kind", f"only for the metric {ANOMALY_SCORE}")
+    elif rule.anomaly_kind is not None and rule.metric != BUDGET_USED_PCT:
+        raise RuleError("kind", f"only for the metrics {ANOMALY_SCORE} and {BUDGET_USED_PCT}")
     for name, values in rule.filters.items():
         if not values:
             raise RuleError(f"filters.{name}", "keeps at least one value")
-    window_plan(rule)
-    if rule.min_requests:
-        requests_plan(rule)
+    if is_gauge(rule.metric):
+        _check_gauge(rule)
+    else:
+        window_plan(rule)
+        if rule.min_requests:
+            requests_plan(rule)
     for name, value in rule.labels.items():
         if not name or not isinstance(value, str):
             raise RuleError("labels", "labels are names with text values")
@@ -123,6 +143,10 @@ def check_rule(rule: AlertRule) -> None:
 def _check_numbers(rule: AlertRule) -> None:
     if rule.condition not in CONDITIONS:
         raise RuleError("condition", f"one of {', '.join(CONDITIONS)}")
+    if rule.compare_to not in COMPARISONS:
+        raise RuleError("compare_to", f"one of {', '.join(COMPARISONS)}")
+    if rule.compare_to != "previous_window" and rule.condition != "change_pct":
+        raise RuleError("compare_to", "only with the condition change_pct")
     if rule.no_data not in NO_DATA:
         raise RuleError("no_data", f"one of {', '.join(NO_DATA)}")
     if not MIN_WINDOW_S <= rule.window_s <= MAX_WINDOW_S:
@@ -173,6 +197,36 @@ def _check_anomaly(rule: AlertRule) -> None:
         )
     if rule.window_s != 3600:
         raise RuleError("window", "an anomaly score is of one hour: 1h (the last that is over)")
+
+
+def _check_gauge(rule: AlertRule) -> None:
+    """A gauge is read as it stands at each evaluation, per budget or deployment."""
+    gauge = GAUGES[rule.metric]
+    if rule.condition == "change_pct":
+        raise RuleError("condition", f"{rule.metric} is compared with thresholds: above, below")
+    if rule.window_s != GAUGE_WINDOW_S:
+        raise RuleError(
+            "window",
+            f"{rule.metric} is read as it stands at each evaluation, not over a window: "
+            "leave window out",
+        )
+    if rule.min_requests:
+        raise RuleError("min_requests", f"{rule.metric} does not count requests: leave it out")
+    dimensions = ", ".join(gauge.dimensions)
+    for name in rule.group_by:
+        if name not in gauge.dimensions:
+            raise RuleError(
+                "group_by", f"{rule.metric} cannot be split by {name!r}; it can be by: {dimensions}"
+            )
+    if len(set(rule.group_by)) != len(rule.group_by):
+        raise RuleError("group_by", "names a dimension twice")
+    for name in rule.filters:
+        if name not in gauge.dimensions:
+            raise RuleError(
+                f"filters.{name}", f"{rule.metric} cannot be filtered by it; by: {dimensions}"
+            )
+    if rule.metric == BUDGET_USED_PCT and rule.anomaly_kind not in (None, *BUDGET_KINDS):
+        raise RuleError("kind", f"{BUDGET_USED_PCT} takes a kind: one of {', '.join(BUDGET_KINDS)}")
 
 
 def measured_metric(rule: AlertRule) -> str:

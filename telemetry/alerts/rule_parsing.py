@@ -2,11 +2,13 @@
 
 ```yaml
 name: Error rate
-metric: error_rate    # or anomaly_score, with kind: cost | requests | error_rate | latency
+metric: error_rate    # or anomaly_score, with kind: cost | requests | error_rate | latency;
+                      # or budget_used_pct (kind: limit | soft_limit), deployment_down
 group_by: [model]
 filters: {provider: [openai]}
 window: 5m            # seconds, or an amount and a unit: 90s, 5m, 1h, 1d
 condition: above      # above | below | change_pct
+compare_to: previous_window  # change_pct only: previous_window | last_week
 warning: 0.02
 critical: 0.05        # a rate is a ratio: 0.05 is 5 %
 for: 5m
@@ -43,6 +45,7 @@ FIELDS: Final = {
     "group_by": "group_by",
     "window": "window_s",
     "condition": "condition",
+    "compare_to": "compare_to",
     "warning": "warning",
     "critical": "critical",
     "for": "for_s",

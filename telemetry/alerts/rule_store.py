@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from telemetry.alerts.channel_config import ChannelConfig
 from telemetry.alerts.rule import AlertRule, RuleError, check_rule
@@ -56,6 +56,8 @@ def _rule_row(rule: AlertRule) -> dict[str, Any]:
         "notify_on_resolve": rule.notify_on_resolve,
         "muted": rule.muted,
         "built_in": rule.built_in,
+        "compare_to": rule.compare_to,
+        "managed_by": rule.managed_by,
     }
 
 
@@ -82,6 +84,8 @@ def _rule_of(row: sa.RowMapping) -> AlertRule:
         notify_on_resolve=row["notify_on_resolve"],
         muted=row["muted"],
         built_in=row["built_in"],
+        compare_to=row["compare_to"],
+        managed_by=row["managed_by"],
     )
 
 
@@ -92,15 +96,19 @@ async def create_rule(
     checks, names a channel its workspace does not have, or takes a name already used there."""
     await _check_with_channels(engine, rule)
     stored = msgspec.structs.replace(rule, id=rule.id or uuid7_hex())
-    at = now or datetime.now(UTC)
     try:
         async with engine.begin() as connection:
-            await connection.execute(
-                alert_rules.insert().values(**_rule_row(stored), created_at=at, updated_at=at)
-            )
+            await insert_rule(connection, stored, now or datetime.now(UTC))
     except sa.exc.IntegrityError:
         raise RuleNameTaken(rule.name) from None
     return stored
+
+
+async def insert_rule(connection: AsyncConnection, rule: AlertRule, at: datetime) -> None:
+    """Write a checked rule with its id, in the caller's transaction."""
+    await connection.execute(
+        alert_rules.insert().values(**_rule_row(rule), created_at=at, updated_at=at)
+    )
 
 
 async def _check_with_channels(engine: AsyncEngine, rule: AlertRule) -> None:
@@ -121,11 +129,11 @@ async def get_rule(engine: AsyncEngine, rule_id: str) -> AlertRule | None:
 async def update_rule(
     engine: AsyncEngine, rule: AlertRule, *, now: datetime | None = None
 ) -> AlertRule:
-    """Replace the stored rule of `rule.id` (its workspace and `built_in` kept); the same
-    errors as `create_rule`."""
+    """Replace the stored rule of `rule.id` (its workspace, `built_in` and `managed_by` kept);
+    the same errors as `create_rule`."""
     await _check_with_channels(engine, rule)
     row = _rule_row(rule)
-    for kept in ("rule_id", "workspace_id", "built_in"):
+    for kept in ("rule_id", "workspace_id", "built_in", "managed_by"):
         del row[kept]
     try:
         async with engine.begin() as connection:
@@ -183,6 +191,7 @@ async def create_channel(
     *,
     workspace_id: str,
     now: datetime | None = None,
+    managed_by: str | None = None,
 ) -> ChannelConfig:
     """Store a channel (already checked by `ChannelConfig`); the stored one, with its id."""
     stored = ChannelConfig(
@@ -204,6 +213,7 @@ async def create_channel(
                 secrets=stored.secrets,
                 created_at=at,
                 updated_at=at,
+                managed_by=managed_by,
             )
         )
     return stored

@@ -18,7 +18,16 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from telemetry.alerts.rule import ANOMALY_SCORE, AlertRule, RuleError, requests_plan, window_step
+from telemetry.alerts.gauge_metrics import GaugeSources, is_gauge
+from telemetry.alerts.gauge_values import gauge_values
+from telemetry.alerts.rule import (
+    ANOMALY_SCORE,
+    WEEK_S,
+    AlertRule,
+    RuleError,
+    requests_plan,
+    window_step,
+)
 from telemetry.analytics import AnalyticsQuery, AnalyticsResult, run_query
 from telemetry.analytics_anomalies import MAX_TOP, AnomalyReport
 from telemetry.analytics_anomaly_cache import cached_anomalies
@@ -37,7 +46,10 @@ class Measured:
     """Requests of the group in the window; None when requests cannot be counted by the rule's
     groups and filters (a guardrail's findings by guardrail)."""
     previous: float | None = None
-    """For `change_pct`: the metric over the window before."""
+    """For `change_pct`: the metric over the window compared with (the one before, or the same
+    window a week earlier)."""
+    previous_requests: int | None = None
+    """For `change_pct`: requests of the group in the window compared with."""
 
 
 def window_of(rule: AlertRule, now: datetime) -> tuple[datetime, datetime]:
@@ -56,9 +68,21 @@ def counts_requests(rule: AlertRule) -> bool:
     return True
 
 
-async def measure(engine: AsyncEngine, rule: AlertRule, now: datetime) -> dict[Group, Measured]:
+def compared_window(rule: AlertRule, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The window a `change_pct` rule compares `[start, end)` with."""
+    back = timedelta(seconds=WEEK_S if rule.compare_to == "last_week" else rule.window_s)
+    return start - back, end - back
+
+
+async def measure(
+    engine: AsyncEngine, rule: AlertRule, now: datetime, sources: GaugeSources | None = None
+) -> dict[Group, Measured]:
     """Every group that had requests (or a value) in the window, measured; for `change_pct`,
-    also the groups that had some in the window before (a fall to nothing is a change)."""
+    also the groups that had some in the window compared with (a fall to nothing is a change).
+    A gauge (`budget_used_pct`, `deployment_down`) is read from `sources` as it stands now."""
+    if is_gauge(rule.metric):
+        gauges = await gauge_values(engine, rule, now, sources)
+        return {group: Measured(value, None) for group, value in gauges.items()}
     start, end = window_of(rule, now)
     if rule.metric == ANOMALY_SCORE:
         values = await _scores(engine, rule, start, end, now)
@@ -70,10 +94,13 @@ async def measure(engine: AsyncEngine, rule: AlertRule, now: datetime) -> dict[G
     elif counts_requests(rule):
         requests = await _totals(engine, rule, "requests", start, end)
     previous: dict[Group, float | None] = {}
+    previous_requests: dict[Group, float | None] | None = None
     if rule.condition == "change_pct":
-        before = start - timedelta(seconds=rule.window_s)
-        previous = await _totals(engine, rule, rule.metric, before, start)
-    return measured_groups(rule, values, requests, previous)
+        before, before_end = compared_window(rule, start, end)
+        previous = await _totals(engine, rule, rule.metric, before, before_end)
+        if rule.min_requests and requests is not None:
+            previous_requests = await _totals(engine, rule, "requests", before, before_end)
+    return measured_groups(rule, values, requests, previous, previous_requests)
 
 
 def measured_groups(
@@ -81,10 +108,12 @@ def measured_groups(
     values: Mapping[Group, float | None],
     requests: Mapping[Group, float | None] | None,
     previous: Mapping[Group, float | None],
+    previous_requests: Mapping[Group, float | None] | None = None,
 ) -> dict[Group, Measured]:
     """The groups of a window from its metric, requests (None: not countable) and, for
-    `change_pct`, the metric of the window before, each per group that had rows. Pure: the live
-    evaluation and the preview (`telemetry.alerts.preview`) both measure through it."""
+    `change_pct`, the metric and requests (None: not asked) of the window compared with, each per
+    group that had rows. Pure: the live evaluation and the preview (`telemetry.alerts.preview`)
+    both measure through it."""
     additive = rule.metric in METRICS and METRICS[rule.metric].additive
     found: dict[Group, Measured] = {}
     for group in set(values) | set(requests or ()) | set(previous):
@@ -92,7 +121,8 @@ def measured_groups(
         if count == 0 and rule.group_by and not previous.get(group):
             continue
         value = values.get(group, 0.0 if additive else None)
-        found[group] = Measured(value, count, previous.get(group))
+        compared = None if previous_requests is None else int(previous_requests.get(group) or 0)
+        found[group] = Measured(value, count, previous.get(group), compared)
     return found
 
 

@@ -47,6 +47,7 @@ TABLES = {
     "report_definitions",
     "report_instances",
     "report_files",
+    "alert_builtin_installs",
 }
 ALERT_TABLES = {
     "alert_rules",
@@ -55,6 +56,7 @@ ALERT_TABLES = {
     "alert_events",
     "alert_deliveries",
     "silences",
+    "alert_builtin_installs",
 }
 REPORT_TABLES = {"report_definitions", "report_instances", "report_files"}
 CONSOLE_TABLES = {"users", "memberships", "console_sessions", "signin_links", "audit_log"}

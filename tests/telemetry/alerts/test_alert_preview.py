@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from telemetry.alerts import AlertRule, evaluate_rule
+from telemetry.alerts import AlertRule, RuleError, evaluate_rule
 from telemetry.alerts.preview import Preview, evaluation_step, preview_range, preview_rule
 from telemetry.alerts.rule_store import create_rule
 from telemetry.db import as_utc
@@ -169,6 +169,50 @@ async def test_change_pct_and_no_data_alerting(engine: AsyncEngine) -> None:
         ("critical", True),
         ("critical", True),
     ]
+
+
+async def test_change_pct_against_the_same_hour_last_week_matches_the_live_evaluator(
+    engine: AsyncEngine,
+) -> None:
+    rule = AlertRule(
+        name="Slower than last week",
+        metric="latency_p95",
+        group_by=["model"],
+        condition="change_pct",
+        compare_to="last_week",
+        window_s=3600,
+        min_requests=100,
+        warning=50.0,
+        critical=100.0,
+    )
+    base = NOW - timedelta(hours=4)
+    week = timedelta(days=7)
+    for model, per_minute in (("alpha", 4), ("beta", 1)):
+        await plant(engine, start=base - week, minutes_=180, per_minute=per_minute, model=model)
+        await plant(engine, start=base, minutes_=180, per_minute=per_minute, model=model)
+    # Alpha slower for 40 minutes; beta as slow and busy enough now, but last week's hour had
+    # too few requests to compare with.
+    for model, per_minute in (("alpha", 4), ("beta", 1)):
+        await plant(
+            engine,
+            start=base + minutes(60),
+            minutes_=40,
+            per_minute=per_minute,
+            latency_ms=300.0,
+            model=model,
+        )
+    preview = await preview_rule(engine, rule, NOW)
+    expected = episodes_of(preview)
+    assert await live_episodes(engine, rule, base, base + minutes(200)) == expected
+    assert {row[0]["model"] for row in expected} == {"alpha"}
+    assert [row[4] for row in expected] == ["critical"]
+
+
+async def test_a_gauge_has_no_past_to_preview(engine: AsyncEngine) -> None:
+    rule = AlertRule(name="Down", metric="deployment_down", group_by=["deployment"], warning=0.0)
+    with pytest.raises(RuleError) as caught:
+        await preview_rule(engine, rule, NOW)
+    assert caught.value.field == "metric"
 
 
 async def test_no_data_alerting_fires_from_the_first_step(engine: AsyncEngine) -> None:
