@@ -79,6 +79,15 @@ def test_a_rule_is_previewed_saved_listed_muted_and_deleted(
     page = console
     page.set_viewport_size(WIDE)
     page.goto("/admin/alerts/rules")
+    # Every workspace starts with the built-in rules; once deleted, they stay deleted.
+    built_in = page.locator("tr", has=page.locator(".badge", has_text="built-in"))
+    expect(built_in).to_have_count(4)
+    expect(built_in.first).to_be_visible()
+    with console_gateway.http() as http:
+        for rule in http.get("/admin/api/alerts/rules").json()["data"]:
+            assert rule["built_in"], rule
+            assert http.delete(f"/admin/api/alerts/rules/{rule['id']}").status_code == 204
+    page.reload()
     expect(page.locator("#alert-rules-empty")).to_contain_text("No alert rules yet.")
     expect(page.locator("#alert-rules-empty code")).to_contain_text("/admin/api/alerts/rules")
     page.locator("#new-rule-empty").click()

@@ -299,11 +299,15 @@ async def test_downgrading_to_0013_drops_the_alert_tables_only(database_url: str
     assert await _with_connection(database_url, _differences) == []
 
 
-async def test_downgrading_to_0014_drops_the_report_tables_only(database_url: str) -> None:
+async def test_downgrading_to_0014_drops_the_reports_and_built_in_installs_only(
+    database_url: str,
+) -> None:
     await asyncio.to_thread(migrations.upgrade, database_url)
     await asyncio.to_thread(migrations.downgrade, database_url, "0014")
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - REPORT_TABLES
+    assert shape["tables"] == TABLES - REPORT_TABLES - {"alert_builtin_installs"}
+    assert "silenced_by" not in shape["columns"]["alert_instances"]
+    assert "managed_by" not in shape["columns"]["alert_rules"]
     await asyncio.to_thread(migrations.upgrade, database_url)
     shape = await _with_connection(database_url, _inspect)
     assert "ix_report_definitions_enabled_next_run_at" in shape["indexes"]["report_definitions"]
