@@ -13,7 +13,6 @@ from typing import Any
 
 from gateway.config import ConfigError, GatewayConfig
 from gateway.settings import Settings
-from gateway.worker import run_worker
 from telemetry.db import redact_url
 
 
@@ -23,6 +22,8 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 async def _until_signalled(database_url: str, config: GatewayConfig, redis_url: str | None) -> None:
+    from gateway.worker import run_worker  # the whole application: only for this command
+
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
