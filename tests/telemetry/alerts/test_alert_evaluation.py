@@ -350,9 +350,9 @@ async def test_two_evaluators_sharing_one_database_send_one_notification(
             rounds = await asyncio.gather(
                 evaluate_all(first, now, DELIVERY), evaluate_all(second, now, DELIVERY)
             )
+            # One of them may skip its round (the lock taken) or both run one after the other
+            # (the first done before the second asks): either way the states carry over.
             assert any(found is not None for found in rounds)
-            if now == T0:
-                assert None in rounds  # at the same moment, one of them skipped its round
         assert len(hook.received) == 1
         assert alerts_of(hook.received)[0]["state"] == "firing"
         assert len(await instances(first)) == 1
