@@ -21,6 +21,7 @@ from telemetry.alerts import (
     evaluate_rule,
     fingerprint_of,
 )
+from telemetry.alerts.round_lock import round_lock
 from telemetry.alerts.rule_store import create_rule
 from telemetry.db import as_utc, create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID, alert_rules
@@ -357,6 +358,25 @@ async def test_two_evaluators_sharing_one_database_send_one_notification(
         assert alerts_of(hook.received)[0]["state"] == "firing"
         assert len(await instances(first)) == 1
         assert len(await deliveries(second)) == 1
+    finally:
+        await first.dispose()
+        await second.dispose()
+
+
+async def test_a_round_is_skipped_while_another_process_holds_the_lock(
+    database_url: str, hook: Receiver
+) -> None:
+    await asyncio.to_thread(migrations.upgrade, database_url)
+    first, second = create_engine(database_url), create_engine(database_url)
+    try:
+        await _rule(first, hook, for_s=0)
+        await plant(first, start=T0 - minutes(5), minutes_=10, per_minute=4, errors_per_minute=2)
+        async with round_lock(first) as locked:
+            assert locked
+            assert await evaluate_all(second, T0, DELIVERY) is None
+        assert hook.received == []
+        assert await evaluate_all(second, T0, DELIVERY) is not None
+        assert len(hook.received) == 1
     finally:
         await first.dispose()
         await second.dispose()
