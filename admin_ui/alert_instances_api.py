@@ -11,7 +11,7 @@ from litestar import Controller, Request, get, post
 from admin_ui import alerts_access as access
 from admin_ui.console_auth import principal
 from admin_ui.openapi import Query, described, text
-from admin_ui.page_params import DEFAULT_PAGE, MAX_PAGE, page_limit, query_time
+from admin_ui.page_params import DEFAULT_PAGE, MAX_PAGE, choice, page_limit, query_time
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of
 from telemetry.alerts.instance_history import (
@@ -55,12 +55,8 @@ async def visible_instance(request: AnyRequest, instance_id: str) -> dict[str, A
 
 
 async def _filter(request: AnyRequest) -> InstanceFilter:
-    state = request.query_params.get("state")
-    if state is not None and state not in STATES:
-        raise access.bad("state", f"must be one of {', '.join(STATES)}")
-    severity = request.query_params.get("severity")
-    if severity is not None and severity not in SEVERITIES:
-        raise access.bad("severity", f"must be one of {', '.join(SEVERITIES)}")
+    state = choice("state", request.query_params.get("state"), STATES)
+    severity = choice("severity", request.query_params.get("severity"), SEVERITIES)
     return InstanceFilter(
         workspace_ids=await access.readable_workspaces(request),
         state=state,

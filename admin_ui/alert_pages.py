@@ -33,7 +33,7 @@ from admin_ui.alert_views import (
     event_entry,
     rule_facts,
 )
-from admin_ui.page_params import page_limit
+from admin_ui.page_params import choice, page_limit
 from admin_ui.page_views import WorkspaceLabel, workspace_labels
 from admin_ui.pages import ADMIN_PATH, page, query_without, url_with
 from admin_ui.state import gateway_of
@@ -65,16 +65,11 @@ NOTICES: Final = {
 
 def _tab(request: AnyRequest) -> str:
     tab = request.query_params.get("state") or DEFAULT_TAB
-    if tab not in dict(TABS):
-        raise access.bad("state", f"must be one of {', '.join(name for name, _ in TABS)}")
-    return tab
+    return choice("state", tab, (name for name, _ in TABS)) or DEFAULT_TAB
 
 
 def _severity(request: AnyRequest) -> str | None:
-    severity = request.query_params.get("severity") or None
-    if severity is not None and severity not in SEVERITIES:
-        raise access.bad("severity", f"must be one of {', '.join(SEVERITIES)}")
-    return severity
+    return choice("severity", request.query_params.get("severity") or None, SEVERITIES)
 
 
 async def _rules_of(request: AnyRequest, workspace_ids: frozenset[str] | None) -> list[AlertRule]:

@@ -5,14 +5,14 @@ early. Each change is written to the audit log."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from litestar import Controller, Request, get, post
 
 from admin_ui import alerts_access as access
 from admin_ui.console_auth import principal
 from admin_ui.openapi import Query, described, object_schema, text
-from admin_ui.page_params import DEFAULT_PAGE, MAX_PAGE, page_limit
+from admin_ui.page_params import DEFAULT_PAGE, MAX_PAGE, choice, page_limit
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of
 from gateway.errors import GatewayError, invalid_request
@@ -22,6 +22,7 @@ from telemetry.alerts.silence_store import (
     STATES,
     AlreadyExpired,
     SilenceFilter,
+    State,
     create_silence,
     expire_silence,
     get_silence,
@@ -88,12 +89,10 @@ async def visible_silence(request: AnyRequest, silence_id: str) -> Silence:
 
 
 async def silence_filter(request: AnyRequest) -> SilenceFilter:
-    state = request.query_params.get("state")
-    if state is not None and state not in STATES:
-        raise access.bad("state", f"must be one of {', '.join(STATES)}")
+    state = choice("state", request.query_params.get("state"), STATES)
     return SilenceFilter(
         workspace_ids=await access.readable_workspaces(request),
-        state=state,
+        state=cast(State | None, state),
         cursor=access.query_id(request, "cursor"),
         limit=page_limit(request),
     )

@@ -1,8 +1,9 @@
 """Query parameters shared by the admin API's paged lists (audit log, alerts): the page size and
-times, each a 400 naming the parameter when it cannot be read."""
+times and a choice among names, each a 400 naming the parameter when it cannot be read."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
 
@@ -17,6 +18,14 @@ DEFAULT_PAGE: Final = 50
 
 def bad(param: str, problem: str, code: str = "invalid_value") -> GatewayError:
     return invalid_request(f"'{param}' {problem}.", param=param, code=code)
+
+
+def choice(param: str, value: str | None, choices: Iterable[str]) -> str | None:
+    """`value` when it is one of `choices` (None stays None), else a 400 naming `param`."""
+    allowed = tuple(choices)
+    if value is not None and value not in allowed:
+        raise bad(param, f"must be one of {', '.join(allowed)}")
+    return value
 
 
 def page_limit(request: Request[Any, Any, Any]) -> int:
