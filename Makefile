@@ -11,7 +11,7 @@ PORT ?= 8080
 # in one process, so a module's gateway is started once.
 TEST_PROCESSES ?= 3
 
-.PHONY: run test lint typecheck bench fuzz install clean chromium promtool poppler docs-images
+.PHONY: run test lint typecheck bench fuzz install clean chromium promtool haproxy poppler docs-images
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -54,6 +54,15 @@ promtool:
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus; \
 	fi
 
+# The load balancer's config of the Docker Compose stack is checked with Debian's haproxy.
+haproxy:
+	@if ! command -v haproxy >/dev/null; then \
+		echo "installing Debian's haproxy for the deployment's tests"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy; \
+	fi
+
 # The reports' PDFs are read back with Debian's poppler-utils (pdftotext, pdftoppm).
 poppler:
 	@if ! command -v pdftotext >/dev/null || ! command -v pdftoppm >/dev/null; then \
@@ -63,7 +72,7 @@ poppler:
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q poppler-utils; \
 	fi
 
-test: lint typecheck chromium promtool poppler
+test: lint typecheck chromium promtool haproxy poppler
 	$(BIN)/python -m compileall -q gateway providers rules telemetry admin_ui migrations
 	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile --durations=25
 
