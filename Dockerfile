@@ -7,7 +7,8 @@
 # docker-compose.yml at the root runs two replicas of it with Postgres, Redis, Prometheus and
 # Grafana (docs/deployment.md).
 
-ARG PYTHON_IMAGE=python:3.12.8-slim-bookworm
+# Python 3.11, the version the test suite runs on.
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 # The same uv as the Makefile's UV_VERSION, so the image resolves exactly what `make install` does.
@@ -36,14 +37,15 @@ RUN groupadd --system --gid 10001 steerway \
         --create-home --shell /usr/sbin/nologin steerway \
     && install --directory --owner=steerway --group=steerway /var/lib/steerway/spill
 COPY --from=builder /opt/steerway /opt/steerway
+# The health check asks this port: set it when serving on another one (`serve --port`).
 ENV PATH=/opt/steerway/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    STEERWAY_PORT=8080
+    STEERWAY_HEALTHCHECK_PORT=8080
 # Relative paths in the config (spill files, the default SQLite file) land in the user's home.
 WORKDIR /var/lib/steerway
 USER steerway
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, sys, urllib.request; url = 'http://127.0.0.1:%s/readyz' % os.environ.get('STEERWAY_PORT', '8080'); sys.exit(0 if urllib.request.urlopen(url, timeout=2).status == 200 else 1)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; url = 'http://127.0.0.1:%s/readyz' % os.environ.get('STEERWAY_HEALTHCHECK_PORT', '8080'); sys.exit(0 if urllib.request.urlopen(url, timeout=2).status == 200 else 1)"]
 ENTRYPOINT ["steerway"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]

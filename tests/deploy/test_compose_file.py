@@ -189,14 +189,14 @@ def test_the_healthcheck_command_exits_zero_on_a_ready_gateway_and_not_on_a_refu
     tmp_path: Path, sqlite_template: Path
 ) -> None:
     [check] = [rest for keyword, rest in dockerfile_instructions() if keyword == "HEALTHCHECK"]
-    command = yaml.safe_load(check[check.index("CMD [") + 4 :])
+    command = json.loads(check[check.index("CMD [") + 4 :])
     assert command[0] == "python"
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     environ.pop("STEERWAY_CONFIG", None)
     copy_sqlite(sqlite_template, tmp_path / "steerway.db")
     environ["STEERWAY_DATABASE_URL"] = f"sqlite:///{tmp_path / 'steerway.db'}"
-    probe_env = {**environ, "STEERWAY_PORT": str(port)}
+    probe_env = {**environ, "STEERWAY_HEALTHCHECK_PORT": str(port)}
     refused = subprocess.run(
         [sys.executable, *command[1:]], env=probe_env, capture_output=True, check=False
     )

@@ -1,0 +1,156 @@
+"""The Dockerfile's builder stage replayed without Docker: its COPY instructions copy the same
+files into a fresh folder, its `uv sync` commands run there with the Makefile's uv, and the
+environment they make serves from a folder outside the sources, as the runtime stage does: the
+schema migrates, `/readyz` answers, the console's templates and stylesheets are in the package,
+and no development dependency came along."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.deploy.stack_files import DOCKERFILE, REPO
+from tests.e2e.conftest import stop, wait_for
+from tests.ports import free_port
+
+UV = REPO / ".tools" / "bin" / "uv"
+
+
+def builder_stage() -> list[tuple[str, str]]:
+    """The instructions between the first `FROM` and the next, continuation lines joined."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    stage: list[tuple[str, str]] = []
+    started = False
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, rest = line.partition(" ")
+        if keyword.upper() == "FROM":
+            if started:
+                break
+            started = True
+            continue
+        if started:
+            stage.append((keyword.upper(), rest.strip()))
+    return stage
+
+
+def _environment(rest: str) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in shlex.split(rest))
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not UV.exists():
+        pytest.fail("the Makefile's uv is missing: run `make install`", pytrace=False)
+    root = tmp_path_factory.mktemp("image")
+    venv = root / "venv"
+    workdir = root
+    env = {**os.environ}
+    env.pop("VIRTUAL_ENV", None)
+    synced = 0
+    for keyword, rest in builder_stage():
+        if keyword == "ENV":
+            env.update(_environment(rest))
+        elif keyword == "WORKDIR":
+            workdir = root / rest.lstrip("/")
+            workdir.mkdir(parents=True, exist_ok=True)
+        elif keyword == "COPY":
+            *sources, target = shlex.split(rest)
+            for source in sources:
+                destination = (workdir / target).resolve()
+                if (REPO / source).is_dir():
+                    shutil.copytree(
+                        REPO / source,
+                        destination,
+                        ignore=shutil.ignore_patterns("__pycache__"),
+                        dirs_exist_ok=True,
+                    )
+                else:
+                    shutil.copy(
+                        REPO / source, destination / source if target.endswith("/") else destination
+                    )
+        elif keyword == "RUN" and rest.startswith("uv sync"):
+            env["UV_PROJECT_ENVIRONMENT"] = str(venv)
+            ran = subprocess.run(
+                [str(UV), *shlex.split(rest)[1:]],
+                cwd=workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+            assert ran.returncode == 0, ran.stderr
+            synced += 1
+    assert synced == 2
+    return venv
+
+
+def test_the_image_environment_holds_the_runtime_dependencies_only(installed: Path) -> None:
+    python = str(installed / "bin" / "python")
+    # Run from the environment's folder, so the sources beside the tests cannot be imported.
+    for module in ("litestar", "asyncpg", "redis", "presidio_analyzer", "gateway.cli"):
+        found = subprocess.run(
+            [python, "-c", f"import {module}"], cwd=installed, capture_output=True, check=False
+        )
+        assert found.returncode == 0, (module, found.stderr)
+    for module in ("pytest", "mypy", "openai", "playwright"):
+        found = subprocess.run(
+            [python, "-c", f"import {module}"], cwd=installed, capture_output=True, check=False
+        )
+        assert found.returncode != 0, f"{module} is a development dependency"
+    # Installed as a package, not as a link back to the sources.
+    located = subprocess.run(
+        [python, "-c", "import gateway; print(gateway.__file__)"],
+        cwd=installed,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert located.stdout.startswith(str(installed))
+
+
+def test_the_image_environment_migrates_and_serves_outside_the_sources(
+    installed: Path, tmp_path: Path
+) -> None:
+    steerway = str(installed / "bin" / "steerway")
+    environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    environ.pop("STEERWAY_CONFIG", None)
+    environ["STEERWAY_DATABASE_URL"] = f"sqlite:///{tmp_path / 'steerway.db'}"
+    migrated = subprocess.run(
+        [steerway, "migrate"],
+        env=environ,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert re.search(r"is at revision \d{4}", migrated.stdout)
+    port = free_port()
+    process = subprocess.Popen(
+        [steerway, "serve", "--port", str(port)],
+        env=environ,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/readyz", process)
+        setup = httpx.get(f"http://127.0.0.1:{port}/admin/setup")
+        assert setup.status_code == 200
+        [stylesheet] = re.findall(r'href="(/admin/static/console\.css[^"]*)"', setup.text)
+        css = httpx.get(f"http://127.0.0.1:{port}{stylesheet}")
+        assert css.status_code == 200
+        assert css.headers["content-type"].startswith("text/css")
+    finally:
+        stop(process)
