@@ -40,6 +40,25 @@ def compose() -> dict[str, Any]:
     return dict(yaml.safe_load(COMPOSE.read_text()))
 
 
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(KEYWORD, arguments) of every instruction, continuation lines joined, comments left out."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            found.append((keyword.upper(), rest.strip()))
+    return found
+
+
+def builder_stage() -> list[tuple[str, str]]:
+    """The instructions after the first `FROM`, up to the next."""
+    instructions = dockerfile_instructions()
+    starts = [index for index, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    return instructions[starts[0] + 1 : starts[1]]
+
+
 def env_example_names() -> set[str]:
     names = set()
     for line in ENV_EXAMPLE.read_text().splitlines():

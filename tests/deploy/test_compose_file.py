@@ -27,6 +27,7 @@ from tests.deploy.stack_files import (
     REPO,
     compose,
     dashboards,
+    dockerfile_instructions,
     env_example_names,
 )
 from tests.e2e.conftest import stop, wait_for
@@ -67,17 +68,6 @@ def bind_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
         if source.startswith("."):
             mounts.append((source, target))
     return mounts
-
-
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    text = DOCKERFILE.read_text().replace("\\\n", " ")
-    found = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            found.append((keyword.upper(), rest.strip()))
-    return found
 
 
 def test_every_service_has_a_pinned_image_or_the_dockerfile() -> None:

@@ -16,31 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.deploy.stack_files import DOCKERFILE, REPO
+from tests.deploy.stack_files import REPO, builder_stage
 from tests.e2e.conftest import stop, wait_for
 from tests.ports import free_port
 
 UV = REPO / ".tools" / "bin" / "uv"
-
-
-def builder_stage() -> list[tuple[str, str]]:
-    """The instructions between the first `FROM` and the next, continuation lines joined."""
-    text = DOCKERFILE.read_text().replace("\\\n", " ")
-    stage: list[tuple[str, str]] = []
-    started = False
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        keyword, _, rest = line.partition(" ")
-        if keyword.upper() == "FROM":
-            if started:
-                break
-            started = True
-            continue
-        if started:
-            stage.append((keyword.upper(), rest.strip()))
-    return stage
 
 
 def _environment(rest: str) -> dict[str, str]:
