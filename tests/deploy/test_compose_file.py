@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import copy_sqlite
+from tests.deploy.serving import sqlite_environment, start_serve
 from tests.deploy.stack_files import (
     COMPOSE,
     DASHBOARDS,
@@ -182,22 +183,14 @@ def test_the_healthcheck_command_exits_zero_on_a_ready_gateway_and_not_on_a_refu
     command = json.loads(check[check.index("CMD [") + 4 :])
     assert command[0] == "python"
     port = free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    environ.pop("STEERWAY_CONFIG", None)
     copy_sqlite(sqlite_template, tmp_path / "steerway.db")
-    environ["STEERWAY_DATABASE_URL"] = f"sqlite:///{tmp_path / 'steerway.db'}"
+    environ = sqlite_environment(tmp_path / "steerway.db")
     probe_env = {**environ, "STEERWAY_HEALTHCHECK_PORT": str(port)}
     refused = subprocess.run(
         [sys.executable, *command[1:]], env=probe_env, capture_output=True, check=False
     )
     assert refused.returncode != 0
-    process = subprocess.Popen(
-        [STEERWAY, "serve", "--port", str(port)],
-        env=environ,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_serve(STEERWAY, port, environ, tmp_path)
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", process)
         ready = subprocess.run(

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.deploy.serving import sqlite_environment, start_serve
 from tests.deploy.stack_files import REPO, builder_stage
 from tests.e2e.conftest import stop, wait_for
 from tests.ports import free_port
@@ -103,9 +104,7 @@ def test_the_image_environment_migrates_and_serves_outside_the_sources(
     installed: Path, tmp_path: Path
 ) -> None:
     steerway = str(installed / "bin" / "steerway")
-    environ = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    environ.pop("STEERWAY_CONFIG", None)
-    environ["STEERWAY_DATABASE_URL"] = f"sqlite:///{tmp_path / 'steerway.db'}"
+    environ = sqlite_environment(tmp_path / "steerway.db")
     migrated = subprocess.run(
         [steerway, "migrate"],
         env=environ,
@@ -117,13 +116,7 @@ def test_the_image_environment_migrates_and_serves_outside_the_sources(
     assert migrated.returncode == 0, migrated.stderr
     assert re.search(r"is at revision \d{4}", migrated.stdout)
     port = free_port()
-    process = subprocess.Popen(
-        [steerway, "serve", "--port", str(port)],
-        env=environ,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_serve(steerway, port, environ, tmp_path)
     try:
         wait_for(f"http://127.0.0.1:{port}/readyz", process)
         setup = httpx.get(f"http://127.0.0.1:{port}/admin/setup")
