@@ -256,3 +256,21 @@ def test_haproxy_accepts_its_config_and_balances_over_every_replica() -> None:
     assert any(target.endswith("/haproxy.cfg") for _, target in bind_mounts(balancer))
     for name in replicas():
         assert balancer["depends_on"][name]["condition"] == "service_healthy"
+
+
+def test_every_dashboard_panel_has_an_id_a_place_on_the_grid_and_a_query() -> None:
+    for name, board in dashboards().items():
+        panels = board["panels"]
+        ids = [panel["id"] for panel in panels]
+        assert len(ids) == len(set(ids)), f"{name}: panel ids repeat"
+        places = set()
+        for panel in panels:
+            grid = panel["gridPos"]
+            assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, f"{name}: {panel['title']}"
+            place = (grid["x"], grid["y"])
+            assert place not in places, f"{name}: two panels at {place}"
+            places.add(place)
+            if panel["type"] == "row":
+                continue
+            assert panel["description"] and panel["targets"], f"{name}: {panel['title']}"
+            assert panel["fieldConfig"]["defaults"]["unit"], f"{name}: {panel['title']}"

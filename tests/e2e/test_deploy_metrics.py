@@ -17,6 +17,7 @@ import openai
 import pytest
 import redis
 import yaml
+from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import REDIS_URL, Dropper, service_missing
@@ -32,7 +33,7 @@ from tests.deploy.stack_files import (
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, _create_postgres
 from tests.ports import free_port
 
-HELLO = [{"role": "user", "content": "hello"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
 
 
 @dataclass
@@ -85,13 +86,19 @@ def _send_traffic(gateway: GatewayProcess) -> tuple[dict[str, dict[str, str]], i
         ],
     )
     headers["injection"] = dict(answer.headers)
-    long_prompt = " ".join(["steer"] * 2500)
+    long_prompt: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": " ".join(["steer"] * 2500)}
+    ]
     answer = client.chat.completions.with_raw_response.create(
-        model="mock-gpt", messages=[{"role": "user", "content": long_prompt}]
+        model="mock-gpt", messages=long_prompt
     )
     headers["long-prompt"] = dict(answer.headers)
-    stream = client.chat.completions.create(model="mock-gpt", messages=HELLO, stream=True)
-    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    streamed = [
+        chunk.choices[0].delta.content or ""
+        for chunk in client.chat.completions.create(model="mock-gpt", messages=HELLO, stream=True)
+        if chunk.choices
+    ]
+    assert "".join(streamed).startswith("Echo: hello")
     client.embeddings.create(model="mock-embedding", input="hello")
     with pytest.raises(openai.APIStatusError) as failed:
         client.chat.completions.create(
