@@ -149,8 +149,9 @@ class IngestRun:
 
     @property
     def rows_match(self) -> bool:
-        return self.enqueued_rows == self.stored_rows and self.rollup_requests == (
-            self.enqueued_rows["traces"]
+        return (
+            self.enqueued_rows == self.stored_rows
+            and self.rollup_requests == (self.enqueued_rows["traces"])
         )
 
 
@@ -158,12 +159,16 @@ async def count_rows(engine: AsyncEngine) -> tuple[dict[str, int], int]:
     """Rows in each append-only table, and the requests the minute roll-ups count."""
     async with engine.connect() as connection:
         counts = {
-            table: int((await connection.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one())
+            table: int(
+                (await connection.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one()
+            )
             for table in TABLES
         }
         requests = (
             await connection.execute(
-                sa.text("SELECT coalesce(sum(requests), 0) FROM usage_rollups WHERE grain = 'minute'")
+                sa.text(
+                    "SELECT coalesce(sum(requests), 0) FROM usage_rollups WHERE grain = 'minute'"
+                )
             )
         ).scalar_one()
     return counts, int(requests)
@@ -317,10 +322,10 @@ def ramp_rates(start: float, factor: float, highest: float) -> list[float]:
     """start, start·factor, … up to `highest` (included when the steps miss it)."""
     if start <= 0 or factor <= 1:
         raise ValueError("the ramp needs a start above 0 and a factor above 1")
-    rates = []
+    rates: list[float] = []
     rate = start
     while rate < highest:
-        rates.append(round(rate))
+        rates.append(float(round(rate)))
         rate *= factor
-    rates.append(round(highest))
+    rates.append(float(round(highest)))
     return rates

@@ -40,6 +40,8 @@ class BundleMix:
 
     workspaces: int = 4
     keys: int = 24
+    """Each key belongs to one workspace."""
+    end_users_a_key: int = 20
     fallback_share: float = 0.5
     """Requests whose first attempt fails and a fallback answers: two interactions."""
     violation_share: float = 0.1
@@ -72,14 +74,17 @@ class BundleFactory:
     def make(self) -> TraceBundle:
         draw = self._draw
         now = time.time()
-        workspace = draw.choice(self._workspaces)
-        key = draw.choice(self._keys)
+        key_number = draw.randrange(len(self._keys))
+        key = self._keys[key_number]
+        workspace = self._workspaces[key_number % len(self._workspaces)]
         model = draw.choice(_MODELS)
         fallback = draw.random() < self.mix.fallback_share
         trace_id = uuid7_hex()
         root = span_id_hex()
 
-        def span(name: str, component: str, start: float, end: float, **extra: object) -> SpanRecord:
+        def span(
+            name: str, component: str, start: float, end: float, **extra: object
+        ) -> SpanRecord:
             return SpanRecord(
                 span_id=span_id_hex(),
                 trace_id=trace_id,
@@ -144,7 +149,7 @@ class BundleFactory:
                 workspace_id=workspace,
                 api_key_id=key,
                 request_id=f"req-{trace_id[-12:]}",
-                end_user=f"user-{draw.randrange(500)}",
+                end_user=f"user-{key_number}-{draw.randrange(self.mix.end_users_a_key)}",
                 route="/v1/chat/completions",
                 started_at=now,
                 ended_at=last.ended_at + 0.0004,
@@ -191,12 +196,14 @@ class BundleFactory:
             requested_model=model,
             provider_model=f"{model}-2024",
             deployment="primary" if call.attributes.get("attempt") is None else "fallback",
-            attempt=int(call.attributes.get("attempt", 1)),  # type: ignore[call-overload]
+            attempt=int(call.attributes.get("attempt", 1)),
             operation="chat",
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             total_tokens=prompt_tokens + completion_tokens,
-            cost_usd=None if fails else Decimal(prompt_tokens * 15 + completion_tokens * 60) / 10**8,
+            cost_usd=None
+            if fails
+            else Decimal(prompt_tokens * 15 + completion_tokens * 60) / 10**8,
             started_at=call.started_at,
             ended_at=call.ended_at,
             ttft_ms=None if fails else 42.0,

@@ -11,8 +11,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 _TICK_S = 1 / os.sysconf("SC_CLK_TCK")
-# Server processes that work for every database: the run's commits and pages go through them.
-_SHARED_BACKENDS = ("walwriter", "checkpointer", "background writer")
 
 
 def _process_cpu_s(pid: int) -> float | None:
@@ -24,9 +22,10 @@ def _process_cpu_s(pid: int) -> float | None:
 
 
 class ServerCpu:
-    """CPU seconds used by the database's backends and Postgres's WAL writer, checkpointer and
-    background writer, summed per process so a backend that comes later counts from zero.
-    Nothing on SQLite, or when the server runs elsewhere (its processes are not in /proc)."""
+    """CPU seconds used by the backends serving the database, summed per process so a backend
+    that comes later counts from zero. The WAL writer, checkpointer and background writer are
+    left out: they serve every database on the server, and on a shared machine other people's
+    work would be counted. Nothing on SQLite, or when the server runs elsewhere."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -38,11 +37,7 @@ class ServerCpu:
             return 0.0
         async with self._engine.connect() as connection:
             found = await connection.execute(
-                sa.text(
-                    "SELECT pid FROM pg_stat_activity "
-                    "WHERE datname = current_database() OR backend_type = ANY(:shared)"
-                ),
-                {"shared": list(_SHARED_BACKENDS)},
+                sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
             )
             pids = [int(pid) for (pid,) in found]
         first = self._seen is None

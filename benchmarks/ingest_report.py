@@ -76,9 +76,7 @@ def _depth_series(step: StepResult) -> str:
 def _rows_table(run: IngestRun) -> list[str]:
     lines = ["| table | rows enqueued | rows in the database |", "| --- | ---: | ---: |"]
     for table in TABLES:
-        lines.append(
-            f"| {table} | {run.enqueued_rows[table]:,} | {run.stored_rows[table]:,} |"
-        )
+        lines.append(f"| {table} | {run.enqueued_rows[table]:,} | {run.stored_rows[table]:,} |")
     lines.append(
         f"| usage_rollups (minute `requests`) | {run.enqueued_rows['traces']:,} "
         f"| {run.rollup_requests:,} |"
@@ -86,13 +84,15 @@ def _rows_table(run: IngestRun) -> list[str]:
     return lines
 
 
-def report(run: IngestRun, command: str, settings: RecorderSettings, load_at_start: str) -> list[str]:
+def report(
+    run: IngestRun, command: str, settings: RecorderSettings, load_at_start: str
+) -> list[str]:
     passed = [s for s in run.steps if s.kept_up]
     lines = [
         "# Recorder ingestion into Postgres",
         "",
-        f"{dt.date.today().isoformat()}, `{command}`: synthetic bundles (5–6 spans, 4–5 "
-        "decisions, 1–2 interactions, tags, metadata, prompt and answer of about 340 bytes each, "
+        f"{dt.date.today().isoformat()}, `{command}`: synthetic bundles (5 to 6 spans, 4 to 5 "
+        "decisions, 1 to 2 interactions, tags, metadata, prompt and answer of about 340 bytes each, "
         "a guardrail finding in one in ten) fed to a `Recorder` at a fixed rate (open loop), "
         f"queue {settings.queue_size:,}, batch {settings.batch_size}, flush interval "
         f"{settings.flush_interval * 1000:.0f} ms. CPU is per cent of one core (the machine "
@@ -128,7 +128,9 @@ def report(run: IngestRun, command: str, settings: RecorderSettings, load_at_sta
         f"{run.spilled}, failed writes {run.write_failures}.",
         "",
         "Machine: "
-        + "; ".join(f"{k}: {v}" for k, v in describe_machine(load_at_start) if k not in ("wrk", "Node.js")),
+        + "; ".join(
+            f"{k}: {v}" for k, v in describe_machine(load_at_start) if k not in ("wrk", "Node.js")
+        ),
         "",
     ]
     return lines
@@ -140,8 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--postgres-url", default=_DEFAULT_POSTGRES, help="server for a fresh database")
-    parser.add_argument("--database-url", help="an existing database instead (migrated, not dropped)")
+    parser.add_argument(
+        "--postgres-url", default=_DEFAULT_POSTGRES, help="server for a fresh database"
+    )
+    parser.add_argument(
+        "--database-url", help="an existing database instead (migrated, not dropped)"
+    )
     parser.add_argument("--rate", type=float, default=20_000, help="interactions a second (20000)")
     parser.add_argument("--seconds", type=float, default=60, help="seconds each rate is held (60)")
     parser.add_argument("--ramp", action="store_true", help="raise the rate until it saturates")
@@ -158,7 +164,9 @@ async def _run(url: str, args: argparse.Namespace, settings: RecorderSettings) -
     engine = create_engine(url)
     try:
         rates = (
-            ramp_rates(args.ramp_start, args.ramp_factor, args.ramp_max) if args.ramp else [args.rate]
+            ramp_rates(args.ramp_start, args.ramp_factor, args.ramp_max)
+            if args.ramp
+            else [args.rate]
         )
         return await run_ingest(
             engine,
