@@ -14,8 +14,12 @@ import argparse
 import asyncio
 import datetime as dt
 import shlex
+import statistics
 import sys
 from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
 from benchmarks.ingest import IngestRun, RecorderSettings, StepResult, ramp_rates, run_ingest
@@ -33,7 +37,8 @@ def step_line(step: StepResult) -> str:
     return (
         f"[ingest] {step.target_rate:>7,.0f}/s offered {step.offered_rate:>7,.0f} "
         f"written {step.written_rate:>7,.0f} interactions/s, {step.written_rows / step.seconds:>8,.0f} "
-        f"rows/s; queue max {step.max_depth:,} end {step.end_depth:,}; congested "
+        f"rows/s; queue max {step.max_depth:,} end {step.end_depth:,} growing "
+        f"{step.queue_growth:,.0f}/s; congested "
         f"{100 * step.congested_share:.0f}%; dropped {step.dropped}; batch p50 "
         f"{step.batch_percentile(50):.1f} p95 {step.batch_percentile(95):.1f} ms; CPU process "
         f"{100 * step.process_cpu_s / step.seconds:.0f}% (feeder "
@@ -46,20 +51,24 @@ def step_line(step: StepResult) -> str:
 def _steps_table(steps: list[StepResult]) -> list[str]:
     lines = [
         "| offered interactions/s | written interactions/s | rows/s written | queue max / at end "
+        "| queue growth bundles/s "
         "| past high-water | dropped | batch p50 / p95 ms | bundles a batch (median) "
-        "| CPU: process / feeder / Postgres / machine | longest loop stall ms | drain s "
-        "| bounded |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| CPU: process / feeder / Postgres / machine | CPU µs an interaction: recorder / "
+        "Postgres | longest loop stall ms | drain s | bounded |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | --- |",
     ]
     for s in steps:
         sizes = sorted(s.batch_bundles)
         lines.append(
             f"| {s.offered_rate:,.0f} | {s.written_rate:,.0f} | {s.written_rows / s.seconds:,.0f} "
-            f"| {s.max_depth:,} / {s.end_depth:,} | {100 * s.congested_share:.0f} % | {s.dropped:,} "
+            f"| {s.max_depth:,} / {s.end_depth:,} | {s.queue_growth:,.0f} "
+            f"| {100 * s.congested_share:.0f} % | {s.dropped:,} "
             f"| {s.batch_percentile(50):.1f} / {s.batch_percentile(95):.1f} "
             f"| {sizes[len(sizes) // 2] if sizes else 0} "
             f"| {100 * s.process_cpu_s / s.seconds:.0f} / {100 * s.feeder_s / s.seconds:.0f} / "
             f"{100 * s.server_cpu_s / s.seconds:.0f} / {200 * s.machine_busy:.0f} % "
+            f"| {s.cpu_us_per_interaction()[0]:.0f} / {s.cpu_us_per_interaction()[1]:.0f} "
             f"| {s.longest_stall_ms:.0f} | {s.drain_s:.1f} | {'yes' if s.kept_up else 'no'} |"
         )
     return lines
@@ -82,6 +91,24 @@ def _rows_table(run: IngestRun) -> list[str]:
         f"| {run.rollup_requests:,} |"
     )
     return lines
+
+
+def _ceiling(steps: list[StepResult]) -> str:
+    """What the CPU cost says about two cores with nothing else to do. The recorder runs on one
+    core (one event loop) and its one connection's backend on at most one more, so the rate is
+    between the two taking turns and the two never waiting for each other."""
+    costs = [s.cpu_us_per_interaction() for s in steps if s.written_interactions]
+    if not costs:
+        return "Nothing was written."
+    recorder = statistics.median(c[0] for c in costs)
+    server = statistics.median(c[1] for c in costs)
+    return (
+        f"CPU an interaction (median of the steps): recorder {recorder:.0f} µs, Postgres "
+        f"{server:.0f} µs. On two cores with nothing else running that allows "
+        f"{1e6 / (recorder + server):,.0f} interactions/s when the recorder and the server take "
+        f"turns, and at most {1e6 / max(recorder, server, 1e-9):,.0f}/s if they never waited "
+        "for each other."
+    )
 
 
 def report(
@@ -114,6 +141,7 @@ def report(
             f"Saturated at {first.offered_rate:,.0f} interactions/s offered: "
             f"{first.written_rate:,.0f} written."
         )
+    lines += ["", _ceiling(run.steps)]
     lines += [
         "",
         "Queue depth once a second, per step:",
@@ -156,13 +184,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ramp-max", type=float, default=40_000)
     parser.add_argument("--batch-size", type=int, default=RecorderSettings().batch_size)
     parser.add_argument("--queue-size", type=int, default=RecorderSettings().queue_size)
+    parser.add_argument(
+        "--bare-tables",
+        action="store_true",
+        help="drop the record tables' secondary indexes first (a fresh database only): shows "
+        "what keeping them costs the server",
+    )
     parser.add_argument("--no-save", action="store_true")
     return parser
+
+
+async def _drop_secondary_indexes(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        found = await connection.execute(
+            sa.text(
+                "SELECT i.indexrelid::regclass::text FROM pg_index i "
+                "JOIN pg_class t ON t.oid = i.indrelid "
+                "WHERE t.relname = ANY(:tables) AND NOT i.indisprimary"
+            ),
+            {"tables": list(TABLES)},
+        )
+        for (index,) in found.all():
+            await connection.execute(sa.text(f"DROP INDEX {index}"))
 
 
 async def _run(url: str, args: argparse.Namespace, settings: RecorderSettings) -> IngestRun:
     engine = create_engine(url)
     try:
+        if args.bare_tables:
+            await _drop_secondary_indexes(engine)
         rates = (
             ramp_rates(args.ramp_start, args.ramp_factor, args.ramp_max)
             if args.ramp
@@ -181,7 +231,10 @@ async def _run(url: str, args: argparse.Namespace, settings: RecorderSettings) -
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.bare_tables and args.database_url:
+        parser.error("--bare-tables drops indexes: only on the fresh database the run makes")
     settings = RecorderSettings(queue_size=args.queue_size, batch_size=args.batch_size)
     load_at_start = load_average()
     url = args.database_url or create_database(args.postgres_url)
@@ -196,7 +249,7 @@ def main(argv: list[str]) -> int:
     print("\n".join(lines))
     if not args.no_save:
         RESULTS_DIR.mkdir(exist_ok=True)
-        suffix = "-ramp" if args.ramp else ""
+        suffix = ("-ramp" if args.ramp else "") + ("-bare" if args.bare_tables else "")
         path = RESULTS_DIR / f"{dt.date.today().isoformat()}-ingest{suffix}.md"
         path.write_text("\n".join(lines))
         print(f"written to {path}")
