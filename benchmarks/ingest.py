@@ -87,8 +87,12 @@ class StepResult:
     """Interactions a second offered."""
     seconds: float
     offered_bundles: int = 0
+    offered_interactions: int = 0
+    """Those of every bundle offered, dropped or not."""
     enqueued_bundles: int = 0
     enqueued_interactions: int = 0
+    enqueued_rows: int = 0
+    """Rows of the five append-only tables the enqueued bundles hold."""
     dropped: int = 0
     written_bundles: int = 0
     """Written while the step's feed ran."""
@@ -108,7 +112,7 @@ class StepResult:
 
     @property
     def offered_rate(self) -> float:
-        return self.enqueued_interactions / self.seconds
+        return self.offered_interactions / self.seconds
 
     @property
     def written_rate(self) -> float:
@@ -221,6 +225,7 @@ class _Feed:
             began = time.process_time()
             for _ in range(due):
                 bundle = make()
+                step.offered_interactions += len(bundle.interactions)
                 if record(bundle):
                     step.enqueued_bundles += 1
                     for position, rows in enumerate(rows_of(bundle)):
@@ -235,6 +240,7 @@ class _Feed:
             await asyncio.sleep(FEED_TICK_S)
         step.offered_bundles = sent
         step.enqueued_interactions = totals[TABLES.index("ai_interactions")]
+        step.enqueued_rows = sum(totals)
         for table, rows in zip(TABLES, totals, strict=True):
             self.enqueued_rows[table] += rows
 

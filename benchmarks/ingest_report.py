@@ -130,10 +130,11 @@ def report(
         "",
     ]
     if passed:
-        best = max(passed, key=lambda s: s.written_rate)
+        best = max(passed, key=lambda s: s.offered_rate)
         lines.append(
-            f"Highest rate kept up with: {best.written_rate:,.0f} interactions/s "
-            f"({best.written_rows / best.seconds:,.0f} rows/s)."
+            f"Highest rate kept up with: {best.offered_rate:,.0f} interactions/s offered "
+            f"({best.enqueued_rows / best.seconds:,.0f} rows/s), the queue bounded at "
+            f"{best.max_depth:,} bundles."
         )
     if any(not s.kept_up for s in run.steps):
         first = next(s for s in run.steps if not s.kept_up)

@@ -20,6 +20,8 @@ async def test_a_short_run_writes_every_row_it_enqueued(engine: AsyncEngine) -> 
     step = run.steps[0]
     assert step.enqueued_bundles == step.offered_bundles == 300
     assert step.dropped == 0
+    assert step.offered_interactions == step.enqueued_interactions
+    assert step.enqueued_rows == sum(run.enqueued_rows.values())
     assert run.enqueued_rows["traces"] == 300
     assert run.enqueued_rows["ai_interactions"] > run.enqueued_rows["traces"]
     assert run.stored_rows == run.enqueued_rows
