@@ -30,6 +30,8 @@ from telemetry.db import create_engine
 
 RESULTS_DIR = Path(__file__).parent / "results"
 _DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+RAMP_MISSES = 2
+"""The ramp ends after this many steps in a row were not kept up with."""
 
 
 def step_line(step: StepResult) -> str:
@@ -136,11 +138,15 @@ def report(
             f"({best.enqueued_rows / best.seconds:,.0f} rows/s), the queue bounded at "
             f"{best.max_depth:,} bundles."
         )
-    if any(not s.kept_up for s in run.steps):
-        first = next(s for s in run.steps if not s.kept_up)
+    behind = [s for s in run.steps if not s.kept_up]
+    if behind:
         lines.append(
-            f"Saturated at {first.offered_rate:,.0f} interactions/s offered: "
-            f"{first.written_rate:,.0f} written."
+            "Not kept up with: "
+            + ", ".join(
+                f"{s.offered_rate:,.0f} interactions/s offered ({s.written_rate:,.0f} written)"
+                for s in behind
+            )
+            + "."
         )
     lines += ["", _ceiling(run.steps)]
     lines += [
@@ -179,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rate", type=float, default=20_000, help="interactions a second (20000)")
     parser.add_argument("--seconds", type=float, default=60, help="seconds each rate is held (60)")
-    parser.add_argument("--ramp", action="store_true", help="raise the rate until it saturates")
+    parser.add_argument("--ramp", action="store_true", help="raise the rate until two steps in a row are not kept up with")
     parser.add_argument("--ramp-start", type=float, default=2_000)
     parser.add_argument("--ramp-factor", type=float, default=1.25)
     parser.add_argument("--ramp-max", type=float, default=40_000)
@@ -224,7 +230,7 @@ async def _run(url: str, args: argparse.Namespace, settings: RecorderSettings) -
             rates,
             args.seconds,
             settings,
-            stop_when_behind=args.ramp,
+            stop_after_behind=RAMP_MISSES if args.ramp else 0,
             on_step=lambda step: print(step_line(step), flush=True),
         )
     finally:

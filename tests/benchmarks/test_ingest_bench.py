@@ -60,3 +60,19 @@ def test_the_ramp_climbs_by_its_factor_and_ends_at_the_highest_rate() -> None:
     assert ramp_rates(1000, 1.5, 2250) == [1000, 1500, 2250]
     with pytest.raises(ValueError):
         ramp_rates(1000, 1, 5000)
+
+
+async def test_a_ramp_ends_after_two_steps_it_could_not_keep_up_with(engine: AsyncEngine) -> None:
+    # Ten places in the queue and a hundred bundles due every tick: each step drops bundles.
+    run = await run_ingest(
+        engine,
+        [30_000.0, 30_000.0, 30_000.0],
+        0.1,
+        RecorderSettings(queue_size=10, batch_size=10),
+        stop_after_behind=2,
+    )
+    assert len(run.steps) == 2
+    assert all(step.dropped > 0 and not step.kept_up for step in run.steps)
+    assert all(s.offered_bundles == s.enqueued_bundles + s.dropped for s in run.steps)
+    assert run.stored_rows == run.enqueued_rows
+    assert run.rollup_requests == sum(s.enqueued_bundles for s in run.steps)
