@@ -24,6 +24,7 @@ from benchmarks.ingest_bundles import TABLES, BundleFactory, BundleStream, rows_
 from benchmarks.ingest_probes import MachineCpu, ServerCpu
 from benchmarks.stats import percentile
 from telemetry.recorder import Recorder
+from telemetry.writers import root_cause
 
 FEED_TICK_S = 0.005
 SAMPLE_EVERY_S = 0.25
@@ -48,7 +49,8 @@ class IngestObserver:
         self.batches: list[tuple[float, int]] = []  # (seconds, bundles)
         self.dropped_count = 0
         self.spilled_count = 0
-        self.failures = 0
+        self.failures: list[str] = []
+        """The type of each failed write's error (retried, or spilled)."""
 
     def enqueued(self, depth: int) -> None:
         pass
@@ -69,7 +71,7 @@ class IngestObserver:
         pass
 
     def write_failed(self, error: BaseException) -> None:
-        self.failures += 1
+        self.failures.append(type(root_cause(error)).__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +175,7 @@ class IngestRun:
     rollup_requests: int
     """Requests counted in the minute roll-ups: one per trace written."""
     spilled: int
-    write_failures: int
+    write_failures: list[str]
 
     @property
     def rows_match(self) -> bool:

@@ -160,7 +160,9 @@ def report(
         *_rows_table(run),
         "",
         f"Rows written equal rows enqueued: {'yes' if run.rows_match else 'NO'}; spilled "
-        f"{run.spilled}, failed writes {run.write_failures}.",
+        f"{run.spilled}; failed writes (retried) {len(run.write_failures)}"
+        + (f": {', '.join(sorted(set(run.write_failures)))}" if run.write_failures else "")
+        + ".",
         "",
         "Machine: "
         + "; ".join(
@@ -185,7 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rate", type=float, default=20_000, help="interactions a second (20000)")
     parser.add_argument("--seconds", type=float, default=60, help="seconds each rate is held (60)")
-    parser.add_argument("--ramp", action="store_true", help="raise the rate until two steps in a row are not kept up with")
+    parser.add_argument(
+        "--ramp",
+        action="store_true",
+        help="raise the rate until two steps in a row are not kept up with",
+    )
     parser.add_argument("--ramp-start", type=float, default=2_000)
     parser.add_argument("--ramp-factor", type=float, default=1.25)
     parser.add_argument("--ramp-max", type=float, default=40_000)
