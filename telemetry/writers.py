@@ -42,8 +42,8 @@ _JSON_COLUMNS = {
     for name in _ID_COLUMNS
 }
 _ID_LOOKUP_CHUNK = 500
-# Rows converted and sent per statement. The conversion runs on the event loop, so a batch is
-# cut into pieces the loop can serve requests between.
+# Rows converted at a time (and, on SQLite, sent per statement). The conversion runs on the
+# event loop, so a batch is cut into pieces the loop can serve requests between.
 CHUNK_ROWS = 128
 _json_encoder = msgspec.json.Encoder()
 
