@@ -1,7 +1,7 @@
 """`python -m benchmarks ingest`: the recorder's ingestion rate into Postgres, held or ramped.
 
     python -m benchmarks ingest --rate 20000 --seconds 60
-    python -m benchmarks ingest --ramp --ramp-start 2000 --ramp-factor 1.25 --seconds 10
+    python -m benchmarks ingest --ramp --ramp-start 1000 --ramp-factor 1.3 --seconds 30
 
 Without `--database-url` a fresh database is made on `--postgres-url`'s server, migrated, and
 dropped after the run. The report is printed and, unless `--no-save`, written to
@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
+from benchmarks.cli import positive_float, positive_int
 from benchmarks.ingest import IngestRun, RecorderSettings, StepResult, ramp_rates, run_ingest
 from benchmarks.ingest_bundles import TABLES
 from benchmarks.machine import describe_machine, load_average
@@ -185,18 +186,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--database-url", help="an existing database instead (migrated, not dropped)"
     )
-    parser.add_argument("--rate", type=float, default=20_000, help="interactions a second (20000)")
-    parser.add_argument("--seconds", type=float, default=60, help="seconds each rate is held (60)")
+    parser.add_argument(
+        "--rate", type=positive_float, default=20_000, help="interactions a second (20000)"
+    )
+    parser.add_argument(
+        "--seconds", type=positive_float, default=60, help="seconds each rate is held (60)"
+    )
     parser.add_argument(
         "--ramp",
         action="store_true",
         help="raise the rate until two steps in a row are not kept up with",
     )
-    parser.add_argument("--ramp-start", type=float, default=2_000)
-    parser.add_argument("--ramp-factor", type=float, default=1.25)
-    parser.add_argument("--ramp-max", type=float, default=40_000)
-    parser.add_argument("--batch-size", type=int, default=RecorderSettings().batch_size)
-    parser.add_argument("--queue-size", type=int, default=RecorderSettings().queue_size)
+    parser.add_argument("--ramp-start", type=positive_float, default=1_000)
+    parser.add_argument("--ramp-factor", type=positive_float, default=1.3, help="above 1 (1.3)")
+    parser.add_argument("--ramp-max", type=positive_float, default=40_000)
+    parser.add_argument("--batch-size", type=positive_int, default=RecorderSettings().batch_size)
+    parser.add_argument("--queue-size", type=positive_int, default=RecorderSettings().queue_size)
     parser.add_argument(
         "--bare-tables",
         action="store_true",
@@ -248,6 +253,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.bare_tables and args.database_url:
         parser.error("--bare-tables drops indexes: only on the fresh database the run makes")
+    if args.ramp and args.ramp_factor <= 1:
+        parser.error(f"--ramp-factor must be above 1, got {args.ramp_factor:g}")
     settings = RecorderSettings(queue_size=args.queue_size, batch_size=args.batch_size)
     load_at_start = load_average()
     url = args.database_url or create_database(args.postgres_url)

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from benchmarks.ingest import RecorderSettings, ramp_rates, run_ingest
 from benchmarks.ingest_bundles import TABLES, BundleFactory, BundleStream, rows_of
-from benchmarks.ingest_report import report
+from benchmarks.ingest_report import main, report
 
 
 async def test_a_short_run_writes_every_row_it_enqueued(engine: AsyncEngine) -> None:
@@ -76,3 +76,21 @@ async def test_a_ramp_ends_after_two_steps_it_could_not_keep_up_with(engine: Asy
     assert all(s.offered_bundles == s.enqueued_bundles + s.dropped for s in run.steps)
     assert run.stored_rows == run.enqueued_rows
     assert run.rollup_requests == sum(s.enqueued_bundles for s in run.steps)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--ramp", "--ramp-factor", "1"],
+        ["--seconds", "0"],
+        ["--rate", "-5"],
+        ["--database-url", "postgresql://127.0.0.1/x", "--bare-tables"],
+    ],
+)
+def test_options_that_cannot_run_are_refused_before_any_database_is_made(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "python -m benchmarks ingest: error:" in capsys.readouterr().err
