@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`python -m benchmarks profile --help` profiles Steerway under load; "
         "`python -m benchmarks protocol` times the connection guard per request; "
         "`python -m benchmarks writer --help` times the telemetry writer in process; "
+        "`python -m benchmarks ingest --help` feeds the recorder at a rate into Postgres; "
         "`python -m benchmarks live --help` times the live feed's cost per request; "
         "`python -m benchmarks lists --help` times the console's list pages on a large history; "
         "`python -m benchmarks console --help` times the traces list and a trace on demo data; "
@@ -331,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.rollup_grains import main as rollup_grains_main
 
         return rollup_grains_main(argv[1:])
+    if argv and argv[0] == "ingest":
+        from benchmarks.ingest_report import main as ingest_main
+
+        return ingest_main(argv[1:])
     if argv and argv[0] == "writer":
         from benchmarks.writer import main as writer_main
 
