@@ -47,10 +47,12 @@ async def clear_content_in_batches(engine: AsyncEngine, before: datetime, batch_
     each row kept; returns how many rows were cleared."""
     # ai_interactions is partitioned on Postgres, where a ctid names a row of one partition
     # only: its key names the row there.
-    key = "(trace_id, interaction_id)" if engine.dialect.name == "postgresql" else "rowid"
+    postgres = engine.dialect.name == "postgresql"
+    key = "(trace_id, interaction_id)" if postgres else "rowid"
+    picked = "trace_id, interaction_id" if postgres else "rowid"
     sql = (
         "UPDATE ai_interactions SET prompt = NULL, response = NULL "
-        f"WHERE {key} IN (SELECT {key} FROM ai_interactions WHERE started_at < :before "
+        f"WHERE {key} IN (SELECT {picked} FROM ai_interactions WHERE started_at < :before "
         "AND (prompt IS NOT NULL OR response IS NOT NULL) LIMIT :batch_size)"
     )
     return await _repeat(
