@@ -7,22 +7,20 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import msgspec
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.db import create_engine
-from telemetry.ids import uuid7_hex
 from telemetry.job_lock import job_lock
 from telemetry.queries import trace_detail
-from telemetry.records import GuardrailViolationRecord, TraceBundle
 from telemetry.retention.job import LOCK_KEY, LOCK_NAME, RetentionRound, run_retention
 from telemetry.retention.partitions import PARTITIONED_TABLES, id_bound
 from telemetry.retention.policy import RetentionConfig
 from telemetry.rollup_folding import fold_pending
 from telemetry.writers import BatchWriter
-from tests.telemetry import fetch, make_bundle
+from tests.telemetry import fetch
+from tests.telemetry.requests_at import id_at, request_at
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 AGES_DAYS = (1, 10, 40)
@@ -38,50 +36,8 @@ POLICY = RetentionConfig(
 TRACE_TABLES = ("traces", "spans", "decisions", "ai_interactions", "guardrail_violations")
 
 
-def _id_at(moment: datetime) -> str:
-    """A UUIDv7 minted at `moment`."""
-    millis = int(moment.timestamp() * 1000)
-    return f"{millis:012x}{uuid7_hex()[12:]}"
-
-
-def aged_request(age: timedelta) -> TraceBundle:
-    """One request of `age` before NOW: its trace, two spans, a decision, an interaction with
-    its prompt, a guardrail violation, every id minted at that time."""
-    at = NOW - age
-    bundle = make_bundle(started_at=at.timestamp())
-    trace_id = _id_at(at)
-    return TraceBundle(
-        trace=msgspec.structs.replace(bundle.trace, trace_id=trace_id),
-        spans=[msgspec.structs.replace(span, trace_id=trace_id) for span in bundle.spans],
-        decisions=[
-            msgspec.structs.replace(d, trace_id=trace_id, decision_id=_id_at(at))
-            for d in bundle.decisions
-        ],
-        interactions=[
-            msgspec.structs.replace(i, trace_id=trace_id, interaction_id=_id_at(at))
-            for i in bundle.interactions
-        ],
-        violations=[
-            GuardrailViolationRecord(
-                violation_id=_id_at(at),
-                trace_id=trace_id,
-                workspace_id=bundle.trace.workspace_id,
-                api_key_id=bundle.trace.api_key_id,
-                guardrail="pii",
-                kind="pii",
-                direction="input",
-                action="mask",
-                entities={"EMAIL_ADDRESS": 1},
-                score=1.0,
-                latency_us=10.0,
-                created_at=at.timestamp(),
-            )
-        ],
-    )
-
-
 async def _plant(engine: AsyncEngine) -> dict[int, str]:
-    bundles = {days: aged_request(timedelta(days=days)) for days in AGES_DAYS}
+    bundles = {days: request_at(NOW - timedelta(days=days)) for days in AGES_DAYS}
     await BatchWriter(engine).write(list(bundles.values()))
     await fold_pending(engine)
     return {days: bundle.trace.trace_id for days, bundle in bundles.items()}
@@ -247,7 +203,7 @@ async def test_postgres_rows_wait_in_the_default_partition_and_move_to_their_day
     assert await _rows_by_partition(engine, "traces") == {f"traces_p{day}": 1 for day in days}
 
     # The writer writes through the day partitions now there are some.
-    fresh = aged_request(timedelta(hours=2))
+    fresh = request_at(NOW - timedelta(hours=2))
     await BatchWriter(engine).write([fresh])
     assert (await _rows_by_partition(engine, "spans"))[f"spans_p{NOW:%Y%m%d}"] == 2
 
@@ -280,7 +236,7 @@ async def test_postgres_expired_rows_in_the_default_partition_are_deleted_not_mo
 def test_a_day_partition_holds_exactly_the_ids_minted_that_day() -> None:
     day = NOW.date()
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    assert id_bound(day) <= _id_at(start) < id_bound(day + timedelta(days=1))
-    assert _id_at(start - timedelta(milliseconds=1)) < id_bound(day)
+    assert id_bound(day) <= id_at(start) < id_bound(day + timedelta(days=1))
+    assert id_at(start - timedelta(milliseconds=1)) < id_bound(day)
     end = start + timedelta(days=1) - timedelta(milliseconds=1)
-    assert _id_at(end) < id_bound(day + timedelta(days=1))
+    assert id_at(end) < id_bound(day + timedelta(days=1))
