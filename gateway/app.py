@@ -61,12 +61,12 @@ from telemetry.db import create_engine, ping
 from telemetry.db_outage import DatabaseOutage, is_unavailable
 from telemetry.live import LiveHub
 from telemetry.live_relay import LiveRelay
+from telemetry.periodic import PeriodicJob
 from telemetry.recorder import Recorder
 from telemetry.reports.delivery import delivery_to_recipients
 from telemetry.reports.document import ReportDocument
 from telemetry.reports.runner import DEFAULT_RENDERERS, Deliver, Renderers
 from telemetry.reports.scheduler import ReportScheduler
-from telemetry.periodic import PeriodicJob
 from telemetry.retention.job import retention_job
 from telemetry.rollup_folding import RollupFolder
 
