@@ -114,8 +114,7 @@ async def run_retention(
             )
         await _expire_rollups(engine, retention, now, done)
     _count(done)
-    if done.removed or done.dropped or done.created or done.moved:
-        logger.info(done.summary())
+    logger.info(done.summary())
     return done
 
 
