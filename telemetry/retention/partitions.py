@@ -136,6 +136,11 @@ async def ensure_partition(connection: AsyncConnection, table: PartitionedTable,
             )
         )
         return 0
+    # Writers wait while the day's rows move, so none lands in the default partition between
+    # the move and the attach (which would refuse to attach, and the round would roll back).
+    await connection.execute(
+        sa.text(f"LOCK TABLE {table.default_partition} IN SHARE ROW EXCLUSIVE MODE")
+    )
     await connection.execute(
         sa.text(f"CREATE TABLE {name} (LIKE {table.name} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
     )
