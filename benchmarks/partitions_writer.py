@@ -12,11 +12,9 @@ import argparse
 import asyncio
 import statistics
 import time
-import uuid
-
-import asyncpg
 
 import migrations
+from benchmarks.stores import create_database, drop_database
 from benchmarks.writer import chat_bundles
 from telemetry.db import create_engine
 from telemetry.writers import BatchWriter
@@ -25,28 +23,9 @@ _DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCHEMAS = {"partitioned": "head", "plain (0018)": "0018"}
 
 
-async def _database(maintenance_url: str) -> str:
-    name = f"steerway_bench_partitions_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(maintenance_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return f"{maintenance_url.rpartition('/')[0]}/{name}"
-
-
-async def _drop(maintenance_url: str, url: str) -> None:
-    admin = await asyncpg.connect(maintenance_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def _rates(
-    maintenance_url: str, rounds: int, batches: int, size: int
+    urls: dict[str, str], rounds: int, batches: int, size: int
 ) -> dict[str, list[float]]:
-    urls = {name: await _database(maintenance_url) for name in SCHEMAS}
     engines = {}
     try:
         for name, revision in SCHEMAS.items():
@@ -66,8 +45,6 @@ async def _rates(
     finally:
         for engine in engines.values():
             await engine.dispose()
-        for url in urls.values():
-            await _drop(maintenance_url, url)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=256, help="bundles a batch (256)")
     parser.add_argument("--postgres-url", default=_DEFAULT_POSTGRES)
     args = parser.parse_args(argv)
-    rates = asyncio.run(_rates(args.postgres_url, args.rounds, args.batches, args.batch_size))
+    urls = {name: create_database(args.postgres_url) for name in SCHEMAS}
+    try:
+        rates = asyncio.run(_rates(urls, args.rounds, args.batches, args.batch_size))
+    finally:
+        for url in urls.values():
+            drop_database(args.postgres_url, url)
     medians = {name: statistics.median(values) for name, values in rates.items()}
     base = medians["plain (0018)"]
     for name, values in rates.items():

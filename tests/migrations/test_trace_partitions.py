@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 import migrations
 from telemetry.db import create_engine
 from telemetry.writers import BatchWriter
+from tests.migrations.test_migrations import _with_connection
 from tests.telemetry.requests_at import request_at
 
 TABLES = {
@@ -80,15 +81,6 @@ def _shape(connection: Connection) -> dict[str, Any]:
         )
         for table in TABLES
     }
-
-
-async def _with_connection(url: str, work: Any) -> Any:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(work)
-    finally:
-        await engine.dispose()
 
 
 async def _rows_by_partition(url: str, table: str) -> dict[str, int]:
