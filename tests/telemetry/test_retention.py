@@ -81,6 +81,13 @@ def _removed(kind: str) -> float:
     return REGISTRY.get_sample_value("steerway_retention_rows_removed_total", {"kind": kind}) or 0.0
 
 
+def _dropped(table: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "steerway_retention_partitions_dropped_total", {"table": table}
+    )
+    return value or 0.0
+
+
 async def test_each_kind_keeps_its_window_and_loses_what_is_older(
     engine: AsyncEngine, planted: dict[int, str]
 ) -> None:
@@ -209,7 +216,9 @@ async def test_postgres_rows_wait_in_the_default_partition_and_move_to_their_day
 
     # And expiry drops whole partitions: the 40-day-old day of every table, the 10-day-old
     # day of spans.
+    dropped_before = _dropped("spans")
     done = await run_retention(engine, POLICY, now=NOW)
+    assert _dropped("spans") - dropped_before == 2
     assert done is not None
     assert f"traces_p{days[2]}" not in await _partitions(engine, "traces")
     assert f"traces_p{days[1]}" in await _partitions(engine, "traces")
