@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`python -m benchmarks profile --help` profiles Steerway under load; "
         "`python -m benchmarks protocol` times the connection guard per request; "
         "`python -m benchmarks writer --help` times the telemetry writer in process; "
+        "`python -m benchmarks partitions --help` times it on day partitions and plain tables; "
         "`python -m benchmarks ingest --help` feeds the recorder at a rate into Postgres; "
         "`python -m benchmarks live --help` times the live feed's cost per request; "
         "`python -m benchmarks lists --help` times the console's list pages on a large history; "
@@ -340,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.writer import main as writer_main
 
         return writer_main(argv[1:])
+    if argv and argv[0] == "partitions":
+        from benchmarks.partitions_writer import main as partitions_main
+
+        return partitions_main(argv[1:])
     if argv and argv[0] == "demo_data":
         from benchmarks.demo_data import main as demo_data_main
 

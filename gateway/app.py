@@ -61,11 +61,13 @@ from telemetry.db import create_engine, ping
 from telemetry.db_outage import DatabaseOutage, is_unavailable
 from telemetry.live import LiveHub
 from telemetry.live_relay import LiveRelay
+from telemetry.periodic import PeriodicJob
 from telemetry.recorder import Recorder
 from telemetry.reports.delivery import delivery_to_recipients
 from telemetry.reports.document import ReportDocument
 from telemetry.reports.runner import DEFAULT_RENDERERS, Deliver, Renderers
 from telemetry.reports.scheduler import ReportScheduler
+from telemetry.retention.job import retention_job
 from telemetry.rollup_folding import RollupFolder
 
 logger = logging.getLogger("steerway")
@@ -83,6 +85,7 @@ class Gateway:
         self.rollup_folder: RollupFolder | None = None
         self.alert_evaluator: AlertEvaluator | None = None
         self.report_scheduler: ReportScheduler | None = None
+        self.retention: PeriodicJob | None = None
         self.live: LiveHub | None = None
         self._live_relay: LiveRelay | None = None
         self.upstream = UpstreamClient()
@@ -138,6 +141,9 @@ class Gateway:
             self.engine, console_url=config.console.public_url or ""
         )
         await self.report_scheduler.start()
+        self.retention = retention_job(self.engine, telemetry_config.retention)
+        if self.retention is not None:
+            await self.retention.start()
         await self.upstream.start()
         await self.health.start()
         adapters = {
@@ -297,6 +303,8 @@ class Gateway:
             await self.alert_evaluator.close()
         if self.report_scheduler is not None:
             await self.report_scheduler.close()
+        if self.retention is not None:
+            await self.retention.close()
         await self.upstream.close()
         await self.health.close()
         if self._mock is not None:

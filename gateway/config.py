@@ -28,9 +28,11 @@ from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
 from gateway.limits_model import InvalidField, usd_to_micros
 from gateway.live_config import LiveConfig, parse_live
 from gateway.metrics_config import MetricsConfig, parse_metrics
+from gateway.retention_config import parse_retention
 from gateway.server_config import ServerConfig, parse_server
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import RuleError, compile_rules, normalise_rule
+from telemetry.retention.policy import RetentionConfig
 
 PROVIDER_TYPES: Final = ("openai", "anthropic", "gemini", "azure")
 DEFAULT_BASE_URLS: Final = {
@@ -204,6 +206,7 @@ class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
     durability: Literal["memory", "spill-first"] = "memory"
     """`spill-first`: each request's records are fsynced to a journal in `spill_dir` before its
     answer ends, so a crash loses none of them; `memory` does not wait for the disk."""
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -706,6 +709,14 @@ class _Reader:
     def non_negative_integer(self, value: Any, path: str, *, default: int) -> int:
         return self._integer(value, path, default=default, allow_zero=True)
 
+    def optional_positive_integer(self, value: Any, path: str) -> int | None:
+        """A positive integer, or None when absent or null."""
+        if value is None or value is _UNRESOLVED:
+            return None
+        problems = len(self.problems)
+        number = self._integer(value, path, default=0, allow_zero=False)
+        return None if len(self.problems) > problems else number
+
     def _integer(self, value: Any, path: str, *, default: int, allow_zero: bool) -> int:
         if value is None or value is _UNRESOLVED:
             return default
@@ -1152,6 +1163,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             "spill_dir",
             "unauthenticated_traces_per_minute",
             "durability",
+            "retention",
         ),
     )
     defaults = TelemetryConfig()
@@ -1198,6 +1210,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             default=defaults.unauthenticated_traces_per_minute,
         ),
         durability="spill-first" if durability == "spill-first" else "memory",
+        retention=parse_retention(fields.get("retention"), _join(path, "retention"), reader),
     )
     if telemetry.batch_size > telemetry.queue_size:
         reader.report(

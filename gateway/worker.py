@@ -1,7 +1,7 @@
 """The background jobs of `steerway worker`, without the HTTP server: the alert evaluator, the
-report scheduler and, on Postgres, the roll-up folder. Each already runs once across processes
-(the evaluator's and the scheduler's locks, the folder's advisory lock), so a worker can run
-beside gateways that run them too."""
+report scheduler, the retention job and, on Postgres, the roll-up folder. Each already runs once
+across processes (the evaluator's, the scheduler's and retention's locks, the folder's advisory
+lock), so a worker can run beside gateways that run them too."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from gateway.health import create_health
 from telemetry.alerts import AlertEvaluator, Delivery
 from telemetry.alerts.http_client import close_shared_client
 from telemetry.db import create_engine, redact_url
+from telemetry.retention.job import retention_job
 from telemetry.rollup_folding import RollupFolder
 
 logger = logging.getLogger("steerway.worker")
@@ -48,6 +49,7 @@ async def run_worker(
     )
     reports = report_scheduler(engine, console_url=config.console.public_url or "")
     folder = RollupFolder(engine, interval=config.telemetry.rollup_fold_interval_ms / 1000.0)
+    retention = retention_job(engine, config.telemetry.retention)
     try:
         await health.start()
         await evaluator.start()
@@ -64,12 +66,17 @@ async def run_worker(
                 "folding hour and day roll-ups every %g s",
                 config.telemetry.rollup_fold_interval_ms / 1000.0,
             )
+        if retention is not None:
+            await retention.start()
+            logger.info("applying retention every %g s", config.telemetry.retention.interval_s)
         await stopping.wait()
         logger.info("stopping: waiting for a round in progress")
     finally:
         await evaluator.close()
         await reports.close()
         await folder.close()
+        if retention is not None:
+            await retention.close()
         await health.close()
         await close_shared_client()
         await engine.dispose()

@@ -239,6 +239,31 @@ telemetry_write_failures = Counter(
     "steerway_telemetry_write_failures_total", "Failed recorder batch writes (retried or spilled)."
 )
 
+retention_rows_removed = Counter(
+    "steerway_retention_rows_removed_total",
+    "Rows the retention job removed as expired, by kind (traces, spans, decisions, "
+    "interactions, violations, rollup_minute, rollup_hour, rollup_day; content: interactions "
+    "whose prompt and answer were cleared).",
+    ["kind"],
+)
+retention_partitions_dropped = Counter(
+    "steerway_retention_partitions_dropped_total",
+    "Postgres: day partitions the retention job dropped as expired, by table.",
+    ["table"],
+)
+retention_partitions_created = Counter(
+    "steerway_retention_partitions_created_total",
+    "Postgres: day partitions the retention job made (ahead of their day, or late with the "
+    "rows moved out of the default partition), by table.",
+    ["table"],
+)
+retention_rows_moved = Counter(
+    "steerway_retention_rows_moved_total",
+    "Postgres: rows moved out of a default partition into the day partition made late for "
+    "them, by table.",
+    ["table"],
+)
+
 
 class Labelled:
     """`metric.labels(...)` remembered per label tuple: label sets are bounded, lookups are hot."""

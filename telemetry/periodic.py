@@ -23,16 +23,21 @@ async def run_every(
     *,
     logger: logging.Logger,
     failing: str,
+    immediately: bool = False,
 ) -> None:
     """Wait `interval` seconds, run `work`, again until `stopping` is set. `failing` is the
-    warning's format, with one `%s` for the reason."""
+    warning's format, with one `%s` for the reason. `immediately`: the first round does not
+    wait (a job whose interval is longer than a process may live)."""
     in_failure = False
+    waits = not immediately
     while not stopping.is_set():
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(interval):
-                await stopping.wait()
-        if stopping.is_set():
-            return
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await stopping.wait()
+            if stopping.is_set():
+                return
+        waits = True
         try:
             await work()
         except Exception as error:
@@ -57,6 +62,7 @@ class PeriodicJob:
         logger: logging.Logger,
         failing: str,
         close_timeout: float = 5.0,
+        immediately: bool = False,
     ) -> None:
         self._name = name
         self._interval = interval
@@ -64,6 +70,7 @@ class PeriodicJob:
         self._logger = logger
         self._failing = failing
         self._close_timeout = close_timeout
+        self._immediately = immediately
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -77,6 +84,7 @@ class PeriodicJob:
                     self._work,
                     logger=self._logger,
                     failing=self._failing,
+                    immediately=self._immediately,
                 ),
                 name=self._name,
             )

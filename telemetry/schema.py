@@ -2,6 +2,10 @@
 
 Ids are strings: trace ids are 32 hex digits (W3C, time-ordered when we mint them), span ids 16,
 every other id a UUIDv7 in hex. Times are timezone-aware UTC timestamps.
+
+On Postgres the trace tables (`traces`, `spans`, `decisions`, `ai_interactions`,
+`guardrail_violations`) are partitioned by day over `trace_id`, and the children's primary keys
+there are (`trace_id`, own id): migration 0019 and `telemetry.retention.partitions`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+
+from telemetry.retention.partitions import is_partition_name
 
 metadata = sa.MetaData(
     naming_convention={
@@ -56,9 +62,13 @@ class Money(sa.TypeDecorator[Decimal]):
 
 def for_dialect(dialect_name: str) -> Callable[..., bool]:
     """An Alembic `include_object` hook: indexes made for another database only (`ddl_if`)
-    are left out when the schema is compared with a database of `dialect_name`."""
+    are left out when the schema is compared with a database of `dialect_name`, and so are the
+    day and default partitions of the trace tables on Postgres (migration 0019), which the
+    retention job makes and drops."""
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "table" and reflected and name is not None and is_partition_name(name):
+            return False
         if type_ != "index" or reflected:
             return True
         only = getattr(obj, "_ddl_if", None)

@@ -108,7 +108,7 @@ class BatchWriter:
         insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         self._insert_new = {
             name: insert(metadata.tables[name]).on_conflict_do_nothing(
-                index_elements=[_ID_COLUMNS[name]]
+                index_elements=_unique_key(name, self._dialect)
             )
             for name in _ID_COLUMNS
         }
@@ -261,6 +261,15 @@ class _DriverInsert:
                     values[position] = processor(value)
             converted.append(tuple(values))
         return converted
+
+
+def _unique_key(name: str, dialect: str) -> list[str]:
+    """The columns of a trace table's primary key. On Postgres the tables are partitioned by
+    trace id (migration 0019), and a partitioned table's key must hold its partition key."""
+    key = _ID_COLUMNS[name]
+    if dialect == "postgresql" and key != "trace_id":
+        return ["trace_id", key]
+    return [key]
 
 
 def _sqlite_timestamp(value: datetime) -> str:

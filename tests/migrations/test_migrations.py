@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 import migrations
 from telemetry.db import as_utc, create_engine
+from telemetry.retention.partitions import is_partition_name
 from telemetry.schema import DEFAULT_WORKSPACE_ID, for_dialect, metadata, usage_breakdowns
 
 TABLES = {
@@ -86,9 +87,11 @@ def _differences(connection: Connection) -> list[Any]:
 
 def _inspect(connection: Connection) -> dict[str, Any]:
     inspector = sa.inspect(connection)
-    tables = set(inspector.get_table_names()) - {"alembic_version"}
+    every = set(inspector.get_table_names()) - {"alembic_version"}
+    tables = {name for name in every if not is_partition_name(name)}
     return {
         "tables": tables,
+        "partitions": every - tables,
         "rollup_pk": inspector.get_pk_constraint("usage_rollups") if tables else None,
         "indexes": {
             table: {index["name"] for index in inspector.get_indexes(table)} for table in tables
@@ -131,6 +134,11 @@ async def test_upgrade_matches_the_schema_and_downgrade_undoes_it(database_url: 
     assert await _with_connection(database_url, _differences) == []
     shape = await _with_connection(database_url, _inspect)
     assert shape["tables"] == TABLES == set(metadata.tables)
+    if database_url.startswith("postgresql"):
+        assert "spans_default" in shape["partitions"]
+        assert len(shape["partitions"]) == 5 * (1 + 8)  # a default and today + 7 days ahead
+    else:
+        assert shape["partitions"] == set()
     assert shape["rollup_pk"]["constrained_columns"] == [
         "grain",
         "bucket_start",

@@ -110,7 +110,9 @@ async def test_an_id_stored_for_another_workspace_is_not_taken_as_already_stored
 ) -> None:
     """The careful path skips rows already stored (a replayed spill file); a row whose id is
     stored under another workspace is not one of them: its bundle is refused and counted, never
-    written in part."""
+    written in part. On Postgres a span's key is its trace and its id (the trace tables are
+    partitioned by trace, migration 0019), so the same span id under another trace is another
+    row: both are kept, each read only under its own trace and workspace."""
     theirs = make_bundle(workspace_id=THEIRS)
     await BatchWriter(engine).write([theirs])
     colliding = make_bundle(workspace_id=OURS)
@@ -126,6 +128,18 @@ async def test_an_id_stored_for_another_workspace_is_not_taken_as_already_stored
     recorder.record(fine)
     await recorder.stop()
 
+    if engine.dialect.name == "postgresql":
+        assert recorder.stats.dropped == 0
+        assert recorder.stats.written_bundles == 2
+        rows = await fetch(
+            engine,
+            "SELECT workspace_id, trace_id FROM spans WHERE span_id = :s ORDER BY workspace_id",
+            s=theirs.spans[0].span_id,
+        )
+        assert sorted((row.workspace_id, row.trace_id) for row in rows) == sorted(
+            [(THEIRS, theirs.trace.trace_id), (OURS, colliding.trace.trace_id)]
+        )
+        return
     assert recorder.stats.dropped == 1
     assert observer.dropped_counts == [1]
     assert recorder.stats.written_bundles == 1
