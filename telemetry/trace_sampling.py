@@ -39,8 +39,8 @@ class TraceSampling:
 
     ratio: float
     errors: bool = True
-    """Keep a trace that answered with HTTP status 400 or above, or whose status is `error`
-    (a stream that failed after its 200 header)."""
+    """Keep a trace that answered with HTTP status 400 or above (499: the client left), or
+    whose status is `error` (a stream that failed after its 200 header)."""
     slow_ms: float = 0.0
     """Keep a trace whose duration is over this many milliseconds; 0 keeps none for it."""
     guardrail_verdicts: bool = True

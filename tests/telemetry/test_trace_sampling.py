@@ -69,6 +69,9 @@ def test_an_error_status_or_http_status_of_400_and_above_is_kept() -> None:
     broken_stream = make_bundle()
     broken_stream.trace.status = "error"  # the stream failed after its 200 header
     assert sampling.keeps(broken_stream)
+    client_left = make_bundle()
+    client_left.trace.status, client_left.trace.http_status = "cancelled", 499
+    assert sampling.keeps(client_left)
     assert not sampling.keeps(make_bundle())
 
 
