@@ -26,7 +26,8 @@ should leave text it already redacted as it is.
 
 With `sampling` (`telemetry.trace_sampling`) the writer keeps only the figures of the traces the
 policy does not keep whole; the observer's optional `sampled_out(count)` hears how many, once
-they are written. Spill files and the journal hold whole bundles: a replay decides the same.
+they are written; with `redact` too, the content of those is left out before redaction rather
+than scanned for nothing. A replay of a spill file or the journal decides the same.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ class Recorder:
         if durability == "spill-first" and spill_dir is None:
             raise ValueError("spill-first durability needs a spill_dir")
         self._writer = BatchWriter(engine, sampling=sampling)
+        self._sampling = sampling
         self._queue: deque[TraceBundle] = deque()
         self._capacity = queue_size
         self._queue_size = queue_size
@@ -552,7 +554,11 @@ class Recorder:
     async def _redacted(self, batch: list[TraceBundle]) -> list[TraceBundle]:
         """The batch with its content redacted, off the event loop; unchanged without `redact`."""
         redact = self._redact
-        if redact is None or not has_content(batch):
+        if redact is None:
+            return batch
+        if self._sampling is not None:
+            batch = self._sampling.without_unkept_content(batch)
+        if not has_content(batch):
             return batch
         redacted, failures = await asyncio.to_thread(redact_bundles, batch, redact)
         if failures:

@@ -26,7 +26,7 @@ from telemetry.records import (
 )
 from telemetry.schema import metadata
 from telemetry.summary import SUMMARY_COLUMNS, decision_outcome, summarise
-from telemetry.trace_sampling import TraceSampling
+from telemetry.trace_sampling import TraceSampling, interaction_without_content
 
 Row = tuple[Any, ...]
 _R = TypeVar(
@@ -300,7 +300,9 @@ class BatchRecords:
             batch.violations.extend(bundle.violations)
             if sampling is not None and not sampling.keeps(bundle):
                 batch.sampled_out.add(bundle.trace.trace_id)
-                batch.interactions.extend(_without_content(i) for i in bundle.interactions)
+                batch.interactions.extend(
+                    interaction_without_content(i) for i in bundle.interactions
+                )
                 continue
             batch.spans.extend(bundle.spans)
             batch.decisions.extend(bundle.decisions)
@@ -379,12 +381,6 @@ class TableRecords:
     def rows(self, start: int = 0, stop: int | None = None) -> list[Row]:
         to_row = self.to_row
         return [to_row(record) for record in self.records[start:stop]]
-
-
-def _without_content(interaction: InteractionRecord) -> InteractionRecord:
-    if interaction.prompt is None and interaction.response is None:
-        return interaction
-    return msgspec.structs.replace(interaction, prompt=None, response=None)
 
 
 def as_dicts(columns: Sequence[str], rows: Sequence[Row]) -> list[dict[str, Any]]:

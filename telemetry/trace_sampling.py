@@ -13,10 +13,13 @@ larger one. The decision is made by the batch writer, off the request path.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from telemetry.records import TraceBundle
+import msgspec
+
+from telemetry.records import InteractionRecord, TraceBundle
 from telemetry.summary import decision_outcome
 
 _SHARE_BYTES: Final = 8
@@ -60,6 +63,11 @@ class TraceSampling:
         """Whether the bundle is written whole."""
         return self.always_kept(bundle) or ratio_share(bundle.trace.trace_id) < self.ratio
 
+    def without_unkept_content(self, bundles: Sequence[TraceBundle]) -> list[TraceBundle]:
+        """The bundles, those not kept whole without their content: what the writer will not
+        store need not be redacted first (the writer decides the same again)."""
+        return [bundle if self.keeps(bundle) else without_content(bundle) for bundle in bundles]
+
     def always_kept(self, bundle: TraceBundle) -> bool:
         trace = bundle.trace
         if self.errors and (trace.http_status >= 400 or trace.status == "error"):
@@ -71,6 +79,22 @@ class TraceSampling:
         if self.guardrail_verdicts and (bundle.violations or _guardrail_verdict(bundle)):
             return True
         return self.rule_denials and _rule_denied(bundle)
+
+
+def without_content(bundle: TraceBundle) -> TraceBundle:
+    """The bundle with its interactions' prompts and responses left out (the same bundle when
+    it holds none)."""
+    if not any(i.prompt is not None or i.response is not None for i in bundle.interactions):
+        return bundle
+    return msgspec.structs.replace(
+        bundle, interactions=[interaction_without_content(i) for i in bundle.interactions]
+    )
+
+
+def interaction_without_content(interaction: InteractionRecord) -> InteractionRecord:
+    if interaction.prompt is None and interaction.response is None:
+        return interaction
+    return msgspec.structs.replace(interaction, prompt=None, response=None)
 
 
 def _guardrail_verdict(bundle: TraceBundle) -> bool:

@@ -1,6 +1,6 @@
 """Trace sampling through the running gateway (`telemetry.sampling`, ratio 0, every "always
 keep" on): plain requests leave their trace rows and figures only, the requests sampling must
-keep are stored whole, and roll-ups, analytics and /metrics count every request."""
+keep are stored whole, and roll-ups, analytics, budgets and /metrics count every request."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config
+from tests.e2e.test_keys import create_key
 
 SLOW_MS = 300
 COUNTED = "counted"
@@ -55,7 +56,13 @@ def sampled(
             },
         ],
     )
-    config["models"][COUNTED] = [{"provider": "mock", "model": "mock-gpt"}]
+    config["models"][COUNTED] = [
+        {
+            "provider": "mock",
+            "model": "mock-gpt",
+            "price": {"input_per_million": 1000, "output_per_million": 1000},
+        }
+    ]
     process = GatewayProcess(
         backend_database, config, tmp, master_key="sk-master-" + secrets.token_hex(8)
     )
@@ -65,9 +72,15 @@ def sampled(
         process.stop()
 
 
-def _chat(gateway: GatewayProcess, text: str, model: str = "mock-gpt", **extra: Any) -> str:
+def _chat(
+    gateway: GatewayProcess,
+    text: str,
+    model: str = "mock-gpt",
+    api_key: str | None = None,
+    **extra: Any,
+) -> str:
     """Send one chat; the trace id, whatever the answer."""
-    raw = gateway.client().chat.completions.with_raw_response
+    raw = gateway.client(api_key).chat.completions.with_raw_response
     try:
         response = raw.create(model=model, messages=[{"role": "user", "content": text}], **extra)
         return str(response.headers["x-steerway-trace-id"])
@@ -115,7 +128,8 @@ def test_plain_requests_leave_their_figures_without_spans_decisions_or_content(
     database = sampled.database
     prompts = [f"plain prompt {uuid.uuid4().hex}" for _ in range(5)]
     sampled_before = _metric(sampled, "steerway_traces_sampled_out_total")
-    trace_ids = [_chat(sampled, prompt, model=COUNTED) for prompt in prompts]
+    key = create_key(sampled, f"sampled-{uuid.uuid4().hex[:6]}", "--budget", "100/total")
+    trace_ids = [_chat(sampled, prompt, model=COUNTED, api_key=key.plaintext) for prompt in prompts]
 
     for trace_id, prompt in zip(trace_ids, prompts, strict=True):
         stored = _stored(database, trace_id)
@@ -127,6 +141,22 @@ def test_plain_requests_leave_their_figures_without_spans_decisions_or_content(
         assert interaction["prompt"] is None and interaction["response"] is None
         assert interaction["prompt_tokens"] > 0 and interaction["completion_tokens"] > 0
         assert prompt not in json.dumps(stored, default=str)
+
+    # The budget is charged for every request: $1000 per million tokens is 1000 micro-dollars
+    # a token.
+    tokens = sum(
+        row["total_tokens"]
+        for row in database.rows(
+            "SELECT total_tokens FROM traces WHERE api_key_id = :k", k=key.key_id
+        )
+    )
+    assert tokens > 0
+    spent = database.wait_rows(
+        "SELECT spent_micros FROM budget_spend WHERE subject = :k AND spent_micros = :micros",
+        k=key.key_id,
+        micros=tokens * 1000,
+    )
+    assert [row["spent_micros"] for row in spent] == [tokens * 1000]
 
     assert _analytics_requests(sampled, COUNTED) == len(prompts)
     minute_rows = database.rows(

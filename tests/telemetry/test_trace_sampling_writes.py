@@ -165,3 +165,28 @@ async def test_the_recorder_reports_the_traces_it_sampled_out(
     stored = {row["trace_id"]: row["sampled_out"] for row in await fetch_table(engine, traces)}
     assert stored[marked.trace.trace_id] is False
     assert sum(stored.values()) == 3
+
+
+async def test_content_sampling_drops_is_not_redacted_first(engine: AsyncEngine) -> None:
+    scanned: list[str] = []
+
+    def shout(text: str) -> str:
+        scanned.append(text)
+        return text.upper()
+
+    dropped = _plain("a prompt sampling drops")
+    failed = make_bundle(status="error")
+    failed.interactions[0].prompt = [{"role": "user", "content": "a prompt kept whole"}]
+    recorder = Recorder(engine, flush_interval=0.01, redact=shout, sampling=SAMPLE_NONE)
+    await recorder.start()
+    try:
+        assert recorder.record(dropped) and recorder.record(failed)
+        await recorder.flush()
+    finally:
+        await recorder.stop()
+    assert "a prompt kept whole" in scanned
+    assert not any("sampling drops" in text or "an answer" in text for text in scanned)
+    (kept,) = await _interactions(engine, failed.trace.trace_id)
+    assert kept["prompt"] == [{"role": "user", "content": "A PROMPT KEPT WHOLE"}]
+    (stripped,) = await _interactions(engine, dropped.trace.trace_id)
+    assert stripped["prompt"] is None and stripped["response"] is None
