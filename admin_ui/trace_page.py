@@ -39,7 +39,9 @@ class Attempt:
 def attempts(detail: TraceDetail, store_content: str | None) -> list[Attempt]:
     shown = []
     for row in detail.interactions:
-        if store_content == "none":
+        if detail.trace.get("sampled_out"):
+            missing = "Not kept: the request was sampled (telemetry.sampling)."
+        elif store_content == "none":
             missing = "Not stored (telemetry.store_content: none)."
         elif row.get("cache_hit"):
             missing = "Answered from the cache; the answer is not stored again."

@@ -121,6 +121,7 @@ class Gateway:
             redact=_pii_redactor() if telemetry_config.store_content == "redacted" else None,
             durability=telemetry_config.durability,
             live=self.live,
+            sampling=telemetry_config.sampling.policy(),
         )
         await self.recorder.start()
         self.rollup_folder = RollupFolder(

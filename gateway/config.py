@@ -29,6 +29,7 @@ from gateway.limits_model import InvalidField, usd_to_micros
 from gateway.live_config import LiveConfig, parse_live
 from gateway.metrics_config import MetricsConfig, parse_metrics
 from gateway.retention_config import parse_retention
+from gateway.sampling_config import SamplingConfig, parse_sampling
 from gateway.server_config import ServerConfig, parse_server
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import RuleError, compile_rules, normalise_rule
@@ -207,6 +208,8 @@ class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
     """`spill-first`: each request's records are fsynced to a journal in `spill_dir` before its
     answer ends, so a crash loses none of them; `memory` does not wait for the disk."""
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    sampling: SamplingConfig = msgspec.field(default_factory=SamplingConfig)
+    """Which requests keep their spans, decisions and content (`gateway.sampling_config`)."""
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -1164,6 +1167,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             "unauthenticated_traces_per_minute",
             "durability",
             "retention",
+            "sampling",
         ),
     )
     defaults = TelemetryConfig()
@@ -1211,6 +1215,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
         ),
         durability="spill-first" if durability == "spill-first" else "memory",
         retention=parse_retention(fields.get("retention"), _join(path, "retention"), reader),
+        sampling=parse_sampling(fields.get("sampling"), _join(path, "sampling"), reader),
     )
     if telemetry.batch_size > telemetry.queue_size:
         reader.report(

@@ -112,6 +112,7 @@ def escape_bundle(bundle: TraceBundle) -> TraceBundle:
             decisions=_escape_records(bundle.decisions),
             interactions=_escape_records(bundle.interactions),
             violations=_escape_records(bundle.violations),
+            for_evaluation=bundle.for_evaluation,
         )
     except RecursionError:
         return bundle

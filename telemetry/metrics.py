@@ -205,6 +205,11 @@ telemetry_dropped = Counter(
     "steerway_telemetry_dropped_total",
     "Trace bundles dropped because the recorder's queue was full.",
 )
+traces_sampled_out = Counter(
+    "steerway_traces_sampled_out_total",
+    "Requests written as their trace row and figures only, without spans, decisions or "
+    "content (telemetry.sampling).",
+)
 telemetry_queue_depth = Gauge(
     "steerway_telemetry_queue_depth",
     "Trace bundles waiting in the recorder's queue.",
@@ -323,6 +328,9 @@ class PrometheusRecorderObserver:
 
     def queue_depth(self, depth: int) -> None:
         telemetry_queue_depth.set(depth)
+
+    def sampled_out(self, traces: int) -> None:
+        traces_sampled_out.inc(traces)
 
 
 # --- shared by the Redis-backed cache, budgets and rate limits ----------------------------------

@@ -23,6 +23,11 @@ responses are rewritten in a worker thread before they are written or spilled, s
 holds up the event loop. Bundles read back from spill files are redacted again, since a file may
 come from a process that stored content in full or was cancelled before redacting: `redact`
 should leave text it already redacted as it is.
+
+With `sampling` (`telemetry.trace_sampling`) the writer keeps only the figures of the traces the
+policy does not keep whole; the observer's optional `sampled_out(count)` hears how many, once
+they are written; with `redact` too, the content of those is left out before redaction rather
+than scanned for nothing. A replay of a spill file or the journal decides the same.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ from telemetry.records import TraceBundle
 from telemetry.redaction import Redact, has_content, redact_bundles
 from telemetry.rows import fit_to_columns
 from telemetry.spill import SpillFile, spill_files
-from telemetry.writers import BatchWriter, is_row_problem, root_cause
+from telemetry.trace_sampling import TraceSampling
+from telemetry.writers import SAMPLED_OUT, BatchWriter, is_row_problem, root_cause
 
 logger = logging.getLogger("steerway.telemetry.recorder")
 
@@ -128,12 +134,14 @@ class Recorder:
         durability: Literal["memory", "spill-first"] = "memory",
         write_timeout: float = WRITE_TIMEOUT,
         live: LiveFeed | None = None,
+        sampling: TraceSampling | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
         if durability == "spill-first" and spill_dir is None:
             raise ValueError("spill-first durability needs a spill_dir")
-        self._writer = BatchWriter(engine)
+        self._writer = BatchWriter(engine, sampling=sampling)
+        self._sampling = sampling
         self._queue: deque[TraceBundle] = deque()
         self._capacity = queue_size
         self._queue_size = queue_size
@@ -142,6 +150,9 @@ class Recorder:
         self._spill_dir = Path(spill_dir) if spill_dir is not None else None
         self._observer = observer
         self._report_depth: Callable[[int], None] | None = getattr(observer, "queue_depth", None)
+        self._report_sampled_out: Callable[[int], None] | None = getattr(
+            observer, "sampled_out", None
+        )
         self._retry_initial = retry_initial
         self._retry_max = retry_max
         self._retry_attempts = max(1, retry_attempts)
@@ -493,12 +504,15 @@ class Recorder:
             self._spill_failing = False  # a spill folder still broken is logged next outage
             self._outage_delay = self._retry_initial
             self._seal_spill_file()
+        sampled_out = counts.pop(SAMPLED_OUT, 0)
         if self._observer is not None:
             with contextlib.suppress(Exception):
                 for table, rows in counts.items():
                     if rows:
                         self._observer.written(table, rows)
                 self._observer.batch_written(elapsed, stored)
+                if sampled_out and self._report_sampled_out is not None:
+                    self._report_sampled_out(sampled_out)
         return True
 
     async def _write(self, batch: Sequence[TraceBundle]) -> tuple[dict[str, int], int]:
@@ -540,7 +554,11 @@ class Recorder:
     async def _redacted(self, batch: list[TraceBundle]) -> list[TraceBundle]:
         """The batch with its content redacted, off the event loop; unchanged without `redact`."""
         redact = self._redact
-        if redact is None or not has_content(batch):
+        if redact is None:
+            return batch
+        if self._sampling is not None:
+            batch = self._sampling.without_unkept_content(batch)
+        if not has_content(batch):
             return batch
         redacted, failures = await asyncio.to_thread(redact_bundles, batch, redact)
         if failures:

@@ -146,3 +146,6 @@ class TraceBundle(msgspec.Struct, kw_only=True, gc=False):
     interactions: list[InteractionRecord] = msgspec.field(default_factory=list)
     # Defaulted, so spill files written before violations were recorded still decode.
     violations: list[GuardrailViolationRecord] = msgspec.field(default_factory=list)
+    for_evaluation: bool = False
+    """Set by whatever picks requests for evaluation: the trace is then kept whole even when
+    `telemetry.sampling` would keep only its figures, so an evaluator finds its content."""

@@ -26,6 +26,7 @@ from telemetry.records import (
 )
 from telemetry.schema import metadata
 from telemetry.summary import SUMMARY_COLUMNS, decision_outcome, summarise
+from telemetry.trace_sampling import TraceSampling, interaction_without_content
 
 Row = tuple[Any, ...]
 _R = TypeVar(
@@ -59,6 +60,7 @@ TRACE_COLUMNS: tuple[str, ...] = (
     "parent_span_id",
     "escaped",
     "source",
+    "sampled_out",
     *SUMMARY_COLUMNS,
 )
 SPAN_COLUMNS: tuple[str, ...] = (
@@ -145,8 +147,9 @@ def utc(epoch_seconds: float) -> datetime:
     return datetime.fromtimestamp(epoch_seconds, UTC)
 
 
-def trace_row(bundle: TraceBundle) -> Row:
-    """The trace's row: its own fields, then the summary of what lies under it."""
+def trace_row(bundle: TraceBundle, *, sampled_out: bool = False) -> Row:
+    """The trace's row: its own fields, then the summary of what lies under it (worked out
+    from the whole bundle, also when sampling keeps only the trace's figures)."""
     t = bundle.trace
     status, summary = summarise(bundle)
     return (
@@ -176,6 +179,7 @@ def trace_row(bundle: TraceBundle) -> Row:
         t.parent_span_id,
         t.escaped,
         t.source,
+        sampled_out,
         *summary,
     )
 
@@ -280,16 +284,29 @@ class BatchRecords:
     decisions: list[DecisionRecord] = field(default_factory=list)
     interactions: list[InteractionRecord] = field(default_factory=list)
     violations: list[GuardrailViolationRecord] = field(default_factory=list)
+    sampled_out: set[str] = field(default_factory=set)
+    """Ids of the traces written without their spans, decisions and content."""
 
     @classmethod
-    def from_bundles(cls, bundles: Sequence[TraceBundle]) -> BatchRecords:
+    def from_bundles(
+        cls, bundles: Sequence[TraceBundle], sampling: TraceSampling | None = None
+    ) -> BatchRecords:
+        """The batch's records; with `sampling`, a bundle it does not keep whole leaves its
+        trace (summed up from everything), its interactions without their content and its
+        guardrail findings (counts, never text), and nothing else."""
         batch = cls()
         for bundle in bundles:
             batch.traces.append(bundle)
+            batch.violations.extend(bundle.violations)
+            if sampling is not None and not sampling.keeps(bundle):
+                batch.sampled_out.add(bundle.trace.trace_id)
+                batch.interactions.extend(
+                    interaction_without_content(i) for i in bundle.interactions
+                )
+                continue
             batch.spans.extend(bundle.spans)
             batch.decisions.extend(bundle.decisions)
             batch.interactions.extend(bundle.interactions)
-            batch.violations.extend(bundle.violations)
         return batch
 
     def without(self, existing: dict[str, set[str]]) -> BatchRecords:
@@ -310,6 +327,7 @@ class BatchRecords:
                 for v in self.violations
                 if v.violation_id not in existing.get("guardrail_violations", ())
             ],
+            sampled_out=self.sampled_out - existing.get("traces", set()),
         )
 
     def owners(self) -> dict[str, dict[str, tuple[str, str]]]:
@@ -331,7 +349,12 @@ class BatchRecords:
     def tables(self) -> list[TableRecords]:
         """Each append-only table's records and how to turn one into a row, in insert order."""
         return [
-            TableRecords("traces", TRACE_COLUMNS, self.traces, trace_row),
+            TableRecords(
+                "traces",
+                TRACE_COLUMNS,
+                self.traces,
+                self._sampled_trace_row if self.sampled_out else trace_row,
+            ),
             TableRecords("spans", SPAN_COLUMNS, self.spans, span_row),
             TableRecords("decisions", DECISION_COLUMNS, self.decisions, decision_row),
             TableRecords(
@@ -339,6 +362,9 @@ class BatchRecords:
             ),
             TableRecords("guardrail_violations", VIOLATION_COLUMNS, self.violations, violation_row),
         ]
+
+    def _sampled_trace_row(self, bundle: TraceBundle) -> Row:
+        return trace_row(bundle, sampled_out=bundle.trace.trace_id in self.sampled_out)
 
     def table_rows(self) -> list[tuple[str, tuple[str, ...], list[Row]]]:
         """(table, columns, rows) for each append-only table, in insert order."""
@@ -401,6 +427,7 @@ def fit_to_columns(bundle: TraceBundle) -> TraceBundle | None:
         decisions=[_fit(d) for d in bundle.decisions],
         interactions=[_fit(i) for i in bundle.interactions],
         violations=[_fit(v) for v in bundle.violations],
+        for_evaluation=bundle.for_evaluation,
     )
     unchanged = fitted.trace is bundle.trace and all(
         new is old

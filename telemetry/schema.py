@@ -187,6 +187,9 @@ traces = sa.Table(
     sa.Column("escaped", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     # How the trace reached us: proxy (a request the gateway served), otlp, evaluation.
     sa.Column("source", sa.String(16), nullable=False, default="proxy", server_default="proxy"),
+    # Sampling (`telemetry.sampling`) kept the trace's figures only: its spans, decisions and
+    # content were not written.
+    sa.Column("sampled_out", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     # A summary of what lies under the trace, written with it so lists and filters read one row:
     # the last attempt's deployment, tokens and cost summed over attempts, the first token's wait,
     # whether the cache answered, the rule ids that matched, and the strongest guardrail action

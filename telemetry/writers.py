@@ -27,6 +27,7 @@ from telemetry.escaping import escape_bundles
 from telemetry.records import TraceBundle
 from telemetry.rows import BatchRecords, Row, TableRecords, as_dicts
 from telemetry.schema import metadata
+from telemetry.trace_sampling import TraceSampling
 
 _ID_COLUMNS = {
     "traces": "trace_id",
@@ -46,6 +47,9 @@ _ID_LOOKUP_CHUNK = 500
 # event loop, so a batch is cut into pieces the loop can serve requests between.
 CHUNK_ROWS = 128
 _json_encoder = msgspec.json.Encoder()
+SAMPLED_OUT = "sampled_out"
+"""The key of `BatchWriter.write`'s counts that holds the traces written without their
+spans, decisions and content (present only when the writer samples)."""
 
 
 def root_cause(error: BaseException) -> BaseException:
@@ -97,10 +101,15 @@ def _json_text(value: Any) -> str | None:
 
 class BatchWriter:
     """Writes batches of bundles to one database. Between batches it holds only which tags and
-    end users keep their names in the roll-ups today (`telemetry.rollups.NameCaps`)."""
+    end users keep their names in the roll-ups today (`telemetry.rollups.NameCaps`).
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    With `sampling`, a bundle the policy does not keep whole is written as its trace row
+    (marked `sampled_out`), its interactions without content and its guardrail findings; the
+    roll-ups count it like any other."""
+
+    def __init__(self, engine: AsyncEngine, *, sampling: TraceSampling | None = None) -> None:
         self._engine = engine
+        self._sampling = sampling
         self._dialect = engine.dialect.name
         self._upsert = rollups.upsert_statement(self._dialect)
         self._upsert_breakdowns = rollups.breakdown_upsert_statement(self._dialect)
@@ -118,7 +127,8 @@ class BatchWriter:
         self, bundles: Sequence[TraceBundle], *, skip_existing: bool = False
     ) -> dict[str, int]:
         """Write the bundles; returns rows written per table (roll-ups: the rows the writer made;
-        on Postgres the finest only, the database sums the hour and day rows from them).
+        on Postgres the finest only, the database sums the hour and day rows from them), and
+        with sampling the traces sampled out under `SAMPLED_OUT`.
 
         Values Postgres cannot hold are stored escaped on both backends (`telemetry.escaping`).
         SQLite would store them as they are, so there every batch is escaped before it is
@@ -138,7 +148,7 @@ class BatchWriter:
         return await self._write(escaped, skip_existing)
 
     async def _write(self, bundles: Sequence[TraceBundle], skip_existing: bool) -> dict[str, int]:
-        records = BatchRecords.from_bundles(bundles)
+        records = BatchRecords.from_bundles(bundles, self._sampling)
         async with self._engine.begin() as connection:
             if skip_existing:
                 records = records.without(await self._stored_ids(connection, records))
@@ -162,6 +172,8 @@ class BatchWriter:
         counts = {table.name: len(table.records) for table in tables}
         counts["usage_rollups"] = len(summed.rollups)
         counts["usage_breakdowns"] = len(summed.breakdowns)
+        if self._sampling is not None:
+            counts[SAMPLED_OUT] = len(records.sampled_out)
         return counts
 
     async def _stored_ids(

@@ -102,7 +102,7 @@ async def test_postgres_rows_indexes_and_keys_survive_up_and_down(postgres_url: 
     shape_before = await _with_connection(postgres_url, _shape)
     assert len(before["traces"]) == 37 and len(before["spans"]) == 74
 
-    await asyncio.to_thread(migrations.upgrade, postgres_url)
+    await asyncio.to_thread(migrations.upgrade, postgres_url, "0019")
 
     assert await _snapshot(postgres_url) == before
     shape = await _with_connection(postgres_url, _shape)
@@ -128,7 +128,7 @@ async def test_sqlite_is_left_as_it_was(sqlite_url: str) -> None:
     before = await _snapshot(sqlite_url)
     shape_before = await _with_connection(sqlite_url, _shape)
 
-    await asyncio.to_thread(migrations.upgrade, sqlite_url)
+    await asyncio.to_thread(migrations.upgrade, sqlite_url, "0019")
     assert await _snapshot(sqlite_url) == before
     assert await _with_connection(sqlite_url, _shape) == shape_before
 
