@@ -31,7 +31,10 @@ NOT_TIME_ORDERED = "ab" * 16
 
 async def _fill(url: str) -> list[str]:
     """Requests over the last twelve days (several a day) and one whose trace id is not
-    time-ordered, written as the gateway writes them; returns the trace ids."""
+    time-ordered, written as the gateway writes them; returns the trace ids.
+
+    The writer writes today's schema, so a test fills the database at the head revision and
+    goes down to the revision it starts from."""
     now = datetime.now(UTC)
     bundles = [request_at(now - timedelta(days=n // 3, hours=n)) for n in range(36)]
     odd = request_at(now - timedelta(days=2))
@@ -96,8 +99,9 @@ async def _rows_by_partition(url: str, table: str) -> dict[str, int]:
 
 
 async def test_postgres_rows_indexes_and_keys_survive_up_and_down(postgres_url: str) -> None:
-    await asyncio.to_thread(migrations.upgrade, postgres_url, "0018")
+    await asyncio.to_thread(migrations.upgrade, postgres_url)
     trace_ids = await _fill(postgres_url)
+    await asyncio.to_thread(migrations.downgrade, postgres_url, "0018")
     before = await _snapshot(postgres_url)
     shape_before = await _with_connection(postgres_url, _shape)
     assert len(before["traces"]) == 37 and len(before["spans"]) == 74
@@ -123,8 +127,9 @@ async def test_postgres_rows_indexes_and_keys_survive_up_and_down(postgres_url: 
 
 
 async def test_sqlite_is_left_as_it_was(sqlite_url: str) -> None:
-    await asyncio.to_thread(migrations.upgrade, sqlite_url, "0018")
+    await asyncio.to_thread(migrations.upgrade, sqlite_url)
     await _fill(sqlite_url)
+    await asyncio.to_thread(migrations.downgrade, sqlite_url, "0018")
     before = await _snapshot(sqlite_url)
     shape_before = await _with_connection(sqlite_url, _shape)
 
