@@ -384,3 +384,82 @@ def test_a_key_writes_into_its_own_workspace_only(otlp_gateway: GatewayProcess) 
     )
     assert placed == [{"workspace_id": team_a.workspace_id, "api_key_id": team_a.key_id}] * 2
     assert interactions_of(otlp_gateway.database, team_b.workspace_id, 0) == []
+
+
+# --- content and telemetry.store_content -------------------------------------------------------
+
+
+def stored_text(database: Database, workspace_id: str) -> str:
+    """Every row the workspace's traces left, as text."""
+    rows = [
+        *database.rows("SELECT * FROM traces WHERE workspace_id = :w", w=workspace_id),
+        *database.rows("SELECT * FROM spans WHERE workspace_id = :w", w=workspace_id),
+        *database.rows("SELECT * FROM ai_interactions WHERE workspace_id = :w", w=workspace_id),
+    ]
+    return json.dumps(rows, default=str)
+
+
+def test_redacted_content_is_stored_with_personal_data_masked(
+    backend_database: Database,
+    mock_provider: MockProcess,
+    start_gateway: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gateway: GatewayProcess = start_gateway(
+        backend_database,
+        mock_config(mock_provider, telemetry={"store_content": "redacted"}),
+        master_key="sk-master-" + secrets.token_hex(8),
+    )
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+    key = new_key(gateway)
+    email = f"jane.{secrets.token_hex(4)}@example.com"
+    with instrumented_app(mock_provider.base_url, f"{gateway.url}/v1/traces", key.plaintext) as app:
+        app.client.chat.completions.create(
+            model="mock-gpt", messages=[{"role": "user", "content": f"Refund {email} please"}]
+        )
+        assert app.flush()
+    (row,) = interactions_of(gateway.database, key.workspace_id, 1)
+    (message,) = as_json(row["prompt"])
+    assert message["role"] == "user"
+    assert message["content"].startswith("Refund ") and message["content"].endswith(" please")
+    assert email not in stored_text(gateway.database, key.workspace_id)
+    assert row["prompt_tokens"] and row["cost_usd"] is not None
+
+
+def test_no_content_is_stored_when_store_content_is_none(
+    backend_database: Database, mock_provider: MockProcess, start_gateway: Any
+) -> None:
+    gateway: GatewayProcess = start_gateway(
+        backend_database,
+        mock_config(mock_provider, telemetry={"store_content": "none"}),
+        master_key="sk-master-" + secrets.token_hex(8),
+    )
+    key = new_key(gateway)
+    phrase = "private-" + secrets.token_hex(8)
+    messages = json.dumps([{"role": "user", "parts": [{"type": "text", "content": phrase}]}])
+    answer = json.dumps(
+        [
+            {
+                "role": "assistant",
+                "parts": [{"type": "text", "content": phrase}],
+                "finish_reason": "stop",
+            }
+        ]
+    )
+    spec = SpanSpec(
+        "chat mock-gpt",
+        genai_attributes(
+            "mock-gpt",
+            7,
+            9,
+            **{"gen_ai.input.messages": messages, "gen_ai.output.messages": answer},
+        ),
+        events=[("gen_ai.user.message", {"content": phrase})],
+    )
+    response = post(gateway, protobuf_request([spec]), key=key.plaintext)
+    assert response.status_code == 200
+    (row,) = interactions_of(gateway.database, key.workspace_id, 1)
+    assert row["prompt"] is None and row["response"] is None
+    assert (row["prompt_tokens"], row["completion_tokens"], row["finish_reason"]) == (7, 9, "stop")
+    assert as_decimal(row["cost_usd"]) == expected_cost("mock-gpt", 7, 9)
+    assert phrase not in stored_text(gateway.database, key.workspace_id)
