@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -463,3 +466,40 @@ def test_no_content_is_stored_when_store_content_is_none(
     assert (row["prompt_tokens"], row["completion_tokens"], row["finish_reason"]) == (7, 9, "stop")
     assert as_decimal(row["cost_usd"]) == expected_cost("mock-gpt", 7, 9)
     assert phrase not in stored_text(gateway.database, key.workspace_id)
+
+
+# --- the documentation's example --------------------------------------------------------------
+
+
+def documented_example() -> str:
+    """The Python block of docs/otlp-ingest.md's section on applications without OpenTelemetry."""
+    text = (Path(__file__).parents[2] / "docs" / "otlp-ingest.md").read_text()
+    section = text.split("## An application without OpenTelemetry", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_example_for_applications_without_opentelemetry_records_its_call(
+    otlp_gateway: GatewayProcess, mock_provider: MockProcess, tmp_path: Path
+) -> None:
+    key = new_key(otlp_gateway)
+    script = tmp_path / "ticket_sorter.py"
+    script.write_text(documented_example())
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("OTEL_")},
+        "ANTHROPIC_BASE_URL": mock_provider.url,
+        "ANTHROPIC_API_KEY": "sk-provider",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{otlp_gateway.url}/v1/traces",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": f"Authorization=Bearer%20{key.plaintext}",
+    }
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+
+    (row,) = interactions_of(otlp_gateway.database, key.workspace_id, 1)
+    assert (row["provider"], row["provider_model"]) == ("anthropic", "claude-3-5-haiku")
+    assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
+    expected = expected_cost("claude-3-5-haiku", row["prompt_tokens"], row["completion_tokens"])
+    assert as_decimal(row["cost_usd"]) == expected
+    assert as_json(row["trace_metadata"]) == {"service.name": "ticket-sorter"}
