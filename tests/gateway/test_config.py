@@ -824,7 +824,7 @@ def test_otlp_ingest_limits_have_defaults_values_and_problems(tmp_path: Path) ->
     assert problems_of(
         tmp_path, "otlp_ingest: {max_spans: 0, max_future_seconds: -1, spans: 3}\n"
     ) == [
-        "otlp_ingest: unknown key 'spans'",
+        "otlp_ingest: unknown field 'spans' (did you mean 'max_spans'?)",
         "otlp_ingest.max_spans: expected a positive integer, got 0",
         "otlp_ingest.max_future_seconds: expected a non-negative integer, got -1",
     ]
