@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
-from typing import Any, Final
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Protocol, TypeVar
 
 import msgspec
 from google.protobuf.message import DecodeError
@@ -95,6 +95,42 @@ def _shown(key: str) -> str:
     return repr(key if len(key) <= 100 else key[:100] + "…")
 
 
+class _Keyed(Protocol):
+    key: str
+
+
+class _Span(Protocol):
+    """What both encodings' spans offer before conversion."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def attributes(self) -> Iterable[_Keyed]: ...
+
+
+_S = TypeVar("_S", bound=_Span)
+
+
+def _collect(
+    groups: Iterable[tuple[str | None, list[_S]]],
+    convert: Callable[[_S, str | None, int], OtlpSpan],
+    max_attribute_length: int,
+) -> DecodedSpans:
+    """Each resource's spans, by service: the GenAI ones converted, the others counted."""
+    decoded = DecodedSpans()
+    for service, spans in groups:
+        for span in spans:
+            if not any(kv.key in GENAI_MARKERS for kv in span.attributes):
+                decoded.ignored += 1
+                continue
+            try:
+                decoded.candidates.append(convert(span, service, max_attribute_length))
+            except SpanRejected as rejected:
+                decoded.rejected.append(f"span {_shown(span.name)}: {rejected}")
+    return decoded
+
+
 # --- protobuf ---------------------------------------------------------------------------------
 
 
@@ -109,19 +145,14 @@ def decode_protobuf(body: bytes, *, max_spans: int, max_attribute_length: int) -
     count = sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
     if count > max_spans:
         raise TooManySpans(count, max_spans)
-    decoded = DecodedSpans()
-    for resource_spans in request.resource_spans:
-        service = _proto_service(resource_spans.resource.attributes)
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                if not any(kv.key in GENAI_MARKERS for kv in span.attributes):
-                    decoded.ignored += 1
-                    continue
-                try:
-                    decoded.candidates.append(_proto_span(span, service, max_attribute_length))
-                except SpanRejected as rejected:
-                    decoded.rejected.append(f"span {_shown(span.name)}: {rejected}")
-    return decoded
+    groups = (
+        (
+            _proto_service(resource_spans.resource.attributes),
+            [span for scope in resource_spans.scope_spans for span in scope.spans],
+        )
+        for resource_spans in request.resource_spans
+    )
+    return _collect(groups, _proto_span, max_attribute_length)
 
 
 def _proto_service(attributes: Iterable[KeyValue]) -> str | None:
@@ -272,20 +303,16 @@ def decode_json(body: bytes, *, max_spans: int, max_attribute_length: int) -> De
     count = sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
     if count > max_spans:
         raise TooManySpans(count, max_spans)
-    decoded = DecodedSpans()
-    for resource_spans in request.resource_spans:
-        resource = resource_spans.resource
-        service = _json_service(resource.attributes) if resource is not None else None
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                if not any(kv.key in GENAI_MARKERS for kv in span.attributes):
-                    decoded.ignored += 1
-                    continue
-                try:
-                    decoded.candidates.append(_json_span(span, service, max_attribute_length))
-                except SpanRejected as rejected:
-                    decoded.rejected.append(f"span {_shown(span.name)}: {rejected}")
-    return decoded
+    groups = (
+        (
+            _json_service(resource_spans.resource.attributes)
+            if resource_spans.resource is not None
+            else None,
+            [span for scope in resource_spans.scope_spans for span in scope.spans],
+        )
+        for resource_spans in request.resource_spans
+    )
+    return _collect(groups, _json_span, max_attribute_length)
 
 
 def _json_service(attributes: list[_JsonKeyValue]) -> str | None:

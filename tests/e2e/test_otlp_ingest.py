@@ -175,11 +175,23 @@ def test_calls_of_an_instrumented_application_are_recorded_with_model_tokens_and
             params={"last": "1h", "key": key.key_id, "group_by": "source"},
         ).json()
         listed = admin.get("/admin/api/traces", params={"limit": 100}).text
+        first = rows[0]["trace_id"]
+        detail = admin.get(f"/admin/api/traces/{first}").json()
+        page = admin.get(f"/admin/traces/{first}")
+        list_page = admin.get("/admin/traces")
     assert [series["group"] for series in cost["series"]] == [{"source": "otlp"}]
     assert Decimal(cost["total"]) == total
     assert Decimal(requests["total"]) == 3
     for row in rows:
         assert f'"{row["trace_id"]}"' in listed
+    (interaction,) = detail["interactions"]
+    assert (interaction["provider_model"], interaction["prompt_tokens"]) == (
+        "mock-gpt",
+        usages[0][1],
+    )
+    assert page.status_code == 200 and list_page.status_code == 200
+    assert question in page.text  # the stored prompt, on the trace's console page
+    assert f'href="/admin/traces/{first}"' in list_page.text
 
 
 # --- hand-built bodies ------------------------------------------------------------------------
