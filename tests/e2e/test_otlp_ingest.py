@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -70,6 +71,13 @@ def post(
     if key is not None:
         sent["Authorization"] = f"Bearer {key}"
     return httpx.post(f"{gateway.url}/v1/traces", content=body, headers=sent, timeout=30)
+
+
+def span_counts(gateway: GatewayProcess) -> dict[str, float]:
+    """`steerway_otlp_ingested_spans_total` by result, from the gateway's `/metrics`."""
+    text = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+    found = re.findall(r'^steerway_otlp_ingested_spans_total\{result="(\w+)"\} (\S+)$', text, re.M)
+    return {result: float(value) for result, value in found}
 
 
 def interactions_of(database: Database, workspace_id: str, count: int) -> list[dict[str, Any]]:
@@ -286,8 +294,13 @@ def test_spans_that_cannot_be_used_are_rejected_alone_with_the_reason(
     ancient = SpanSpec(
         "chat mock-gpt", genai_attributes("mock-gpt", 10, 20), ended=time.time() - 30 * 86_400
     )
-    body = json_request([good, future, ancient])
+    ordinary = SpanSpec("GET /health", {"http.request.method": "GET"})
+    before = span_counts(otlp_gateway)
+    body = json_request([good, future, ancient, ordinary])
     response = post(otlp_gateway, body, key=key.plaintext, content_type="application/json")
+    after = span_counts(otlp_gateway)
+    for result, added in (("accepted", 1), ("rejected", 2), ("ignored", 1)):
+        assert after[result] - before.get(result, 0.0) == added, (result, before, after)
     assert response.status_code == 200, response.text
     partial = response.json()["partialSuccess"]
     assert partial["rejectedSpans"] == 2
