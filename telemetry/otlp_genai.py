@@ -127,7 +127,7 @@ def to_bundle(span: OtlpSpan, context: IngestContext) -> TraceBundle | None:
         error_type = "error"
     error_message = span.status_message or None if failed else None
     http_status = _http_status(attributes, failed)
-    ttft_ms = _ttft_ms(span, started)
+    ttft_ms = _ttft_ms(span, started, ended)
     tokens_per_second = None
     if completion_tokens and ended > started:
         since = started + ttft_ms / 1000.0 if ttft_ms is not None else started
@@ -275,15 +275,19 @@ def _http_status(attributes: dict[str, Any], failed: bool) -> int | None:
     return None if failed else 200
 
 
-def _ttft_ms(span: OtlpSpan, started: float) -> float | None:
+def _ttft_ms(span: OtlpSpan, started: float, ended: float) -> float | None:
+    """Seconds to the first chunk, from an attribute or an event; a value that does not fit
+    inside the span (negative, past its end, not finite) is left out."""
+    duration = ended - started
     for key in _TTFT_ATTRIBUTES:
         value = span.attributes.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return float(value) * 1000.0
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else -1
+        if 0 <= number <= duration:
+            return float(number) * 1000.0
     for event in span.events:
         if event.name in _FIRST_TOKEN_EVENTS and event.time_ns:
             elapsed = event.time_ns / _NANOS - started
-            if elapsed >= 0:
+            if 0 <= elapsed <= duration:
                 return elapsed * 1000.0
     return None
 

@@ -185,3 +185,21 @@ def test_times_outside_the_window_are_refused_not_clamped() -> None:
         to_bundle(one(late), context())
     with pytest.raises(SpanRejected, match="ago, longer than the 3600 s accepted"):
         to_bundle(one(old), context())
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [(0.3, 300.0), (float("inf"), None), (float("nan"), None), (5.0, None), (-0.1, None)],
+)
+def test_time_to_first_token_is_kept_only_when_it_fits_inside_the_span(
+    given: float, kept: float | None
+) -> None:
+    spec = SpanSpec(
+        "chat",
+        genai_attributes("model-a", 1, 1, **{"gen_ai.response.time_to_first_chunk": given}),
+        duration=1.0,
+    )
+    bundle = to_bundle(one(spec), context())
+    assert bundle is not None
+    ttft = bundle.interactions[0].ttft_ms
+    assert ttft == (None if kept is None else pytest.approx(kept))
