@@ -27,7 +27,7 @@ from tests.e2e.otlp_payloads import SpanSpec, genai_attributes, json_request, pr
 from tests.e2e.test_keys import create_key
 
 PROTOBUF = "application/x-protobuf"
-MAX_BODY = 200_000
+MAX_BODY = 600_000
 MAX_SPANS = 50
 PRICES = json.loads((Path(__file__).parents[2] / "providers" / "prices.json").read_text())["models"]
 
@@ -311,6 +311,25 @@ def test_spans_that_cannot_be_used_are_rejected_alone_with_the_reason(
     rows = interactions_of(otlp_gateway.database, key.workspace_id, 1)
     assert len(rows) == 1
     assert rows[0]["parent_span_id"] == good.span_id
+
+
+def test_a_large_export_is_recorded_whole(
+    otlp_gateway: GatewayProcess,
+) -> None:
+    key = new_key(otlp_gateway)
+    long_text = "lorem ipsum " * 35_000  # 420 kB: past the size decoded in a worker thread
+    messages = json.dumps([{"role": "user", "parts": [{"type": "text", "content": long_text}]}])
+    spec = SpanSpec(
+        "chat mock-gpt",
+        genai_attributes("mock-gpt", 90_000, 10, **{"gen_ai.input.messages": messages}),
+    )
+    body = protobuf_request([spec])
+    assert 400_000 < len(body) < MAX_BODY
+    response = post(otlp_gateway, body, key=key.plaintext)
+    assert response.status_code == 200, response.content[:300]
+    (row,) = interactions_of(otlp_gateway.database, key.workspace_id, 1)
+    assert as_json(row["prompt"]) == [{"role": "user", "content": long_text}]
+    assert row["prompt_tokens"] == 90_000
 
 
 # --- refusals ---------------------------------------------------------------------------------
