@@ -456,6 +456,7 @@ def test_redacted_content_is_stored_with_personal_data_masked(
         backend_database,
         mock_config(mock_provider, telemetry={"store_content": "redacted"}),
         master_key="sk-master-" + secrets.token_hex(8),
+        ready_timeout=120.0,  # the PII scanner's language model loads at start
     )
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
     key = new_key(gateway)
