@@ -3,11 +3,11 @@
 An instrumented application's exporter sends its spans here with a virtual key; each GenAI model
 call among them is recorded as a trace of `source = otlp` in the key's workspace, through the same
 recorder as proxied requests, so lists, analytics and roll-ups count it beside them
-(`telemetry.otlp_genai` says what is kept).
+(`telemetry.otlp_ingest_genai` says what is kept).
 
 The order of checks: method, key, content type and encoding, body size (as sent, then after
 gunzip, read with a cap so a gzip bomb stops at the limit), decoding, spans per request. Each
-refusal answers in OTLP's own error shape (`gateway.otlp_answers`). Bodies past
+refusal answers in OTLP's own error shape (`gateway.otlp_ingest_answers`). Bodies past
 `_DECODE_IN_THREAD_BYTES` are decoded in a worker thread, so one large request does not hold the
 event loop for the whole of its decoding.
 """
@@ -23,18 +23,18 @@ from typing import Any, Final, Protocol
 
 from gateway.auth import Authenticator
 from gateway.errors import GatewayError
-from gateway.otlp_answers import (
+from gateway.otlp_ingest_answers import (
     CONTENT_TYPES,
     Encoding,
     IngestError,
     status_body,
     success_body,
 )
-from gateway.otlp_config import OtlpIngestConfig
+from gateway.otlp_ingest_config import OtlpIngestConfig
 from providers.pricing import PriceTable
 from telemetry import metrics
-from telemetry.otlp_genai import IngestContext, Window, to_bundle
-from telemetry.otlp_spans import (
+from telemetry.otlp_ingest_genai import IngestContext, Window, to_bundle
+from telemetry.otlp_ingest_spans import (
     DecodedSpans,
     OtlpDecodeError,
     SpanRejected,

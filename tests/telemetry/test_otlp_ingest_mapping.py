@@ -1,5 +1,5 @@
-"""OTLP export requests read into spans (`telemetry.otlp_spans`) and GenAI spans turned into
-trace bundles (`telemetry.otlp_genai`, `telemetry.otlp_content`), without a server."""
+"""OTLP export requests read into spans (`telemetry.otlp_ingest_spans`) and GenAI spans turned into
+trace bundles (`telemetry.otlp_ingest_genai`, `telemetry.otlp_ingest_content`), without a server."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 
 from providers.pricing import ModelPrice, PriceTable
-from telemetry.otlp_genai import IngestContext, Window, to_bundle
-from telemetry.otlp_spans import (
+from telemetry.otlp_ingest_genai import IngestContext, Window, to_bundle
+from telemetry.otlp_ingest_spans import (
     OtlpDecodeError,
     OtlpSpan,
     SpanRejected,

@@ -23,8 +23,8 @@ import msgspec
 
 from providers.pricing import PriceTable
 from telemetry.ids import span_id_hex, uuid7_hex
-from telemetry.otlp_content import prompt_and_response
-from telemetry.otlp_spans import STATUS_ERROR, OtlpSpan, SpanRejected
+from telemetry.otlp_ingest_content import prompt_and_response
+from telemetry.otlp_ingest_spans import STATUS_ERROR, OtlpSpan, SpanRejected
 from telemetry.records import InteractionRecord, SpanRecord, TraceBundle, TraceRecord
 
 ROUTE: Final = "/v1/traces"
