@@ -42,6 +42,8 @@ from gateway.guardrails import Guardrails
 from gateway.health import create_health
 from gateway.keys import KeyStore
 from gateway.metrics_endpoint import MetricsEndpoint, MetricsListener
+from gateway.otlp_ingest import PATH as OTLP_TRACES_PATH
+from gateway.otlp_ingest import OtlpIngest
 from gateway.proxy import Proxy
 from gateway.ratelimit import RateLimiter, RateLimitPolicy, create_rate_limiter
 from gateway.routing import Router
@@ -81,6 +83,7 @@ class Gateway:
         self._given_config = config
         self.config: GatewayConfig | None = None
         self.proxy: Proxy | None = None
+        self.otlp_ingest: OtlpIngest | None = None
         self.recorder: Recorder | None = None
         self.rollup_folder: RollupFolder | None = None
         self.alert_evaluator: AlertEvaluator | None = None
@@ -218,6 +221,14 @@ class Gateway:
             guardrails=self.guardrails,
             unauthenticated_traces_per_minute=telemetry_config.unauthenticated_traces_per_minute,
             durable=self.recorder.durable if telemetry_config.durability == "spill-first" else None,
+        )
+        self.otlp_ingest = OtlpIngest(
+            authenticator=self.proxy.authenticator,
+            record=self.recorder.record,
+            prices=config.price_table(),
+            store_content=telemetry_config.store_content != "none",
+            config=config.otlp_ingest,
+            congestion=self.recorder,
         )
         access = ConsoleAccess.create(self.engine, config.console, self.settings.redis_url)
         await access.start()
@@ -450,6 +461,13 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
             raise GatewayError(503, "The gateway is starting.", type="server_error")
         await proxy(scope, receive, send)  # type: ignore[arg-type]
 
+    @asgi(OTLP_TRACES_PATH, copy_scope=False, include_in_schema=False)
+    async def otlp_traces(scope: Scope, receive: Receive, send: Send) -> None:
+        ingest = gateway.otlp_ingest
+        if ingest is None:
+            raise GatewayError(503, "The gateway is starting.", type="server_error")
+        await ingest(scope, receive, send)  # type: ignore[arg-type]
+
     @get("/healthz", media_type=MediaType.JSON, sync_to_thread=False, include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -478,6 +496,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     app = Litestar(
         route_handlers=[
             v1,
+            otlp_traces,
             healthz,
             readyz,
             prometheus,
@@ -511,6 +530,9 @@ class SteerwayASGI:
             path: str = scope["path"]
             proxy = self.gateway.proxy
             if proxy is not None and path.startswith("/v1/"):
+                if path == OTLP_TRACES_PATH and self.gateway.otlp_ingest is not None:
+                    await self.gateway.otlp_ingest(scope, receive, send)  # type: ignore[arg-type]
+                    return
                 scope["path"] = path[3:]
                 await proxy(scope, receive, send)  # type: ignore[arg-type]
                 return

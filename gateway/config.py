@@ -28,6 +28,7 @@ from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
 from gateway.limits_model import InvalidField, usd_to_micros
 from gateway.live_config import LiveConfig, parse_live
 from gateway.metrics_config import MetricsConfig, parse_metrics
+from gateway.otlp_ingest_config import OtlpIngestConfig, parse_otlp_ingest
 from gateway.retention_config import parse_retention
 from gateway.sampling_config import SamplingConfig, parse_sampling
 from gateway.server_config import ServerConfig, parse_server
@@ -284,6 +285,7 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     console: ConsoleConfig = msgspec.field(default_factory=ConsoleConfig)
     live: LiveConfig = msgspec.field(default_factory=LiveConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
+    otlp_ingest: OtlpIngestConfig = msgspec.field(default_factory=OtlpIngestConfig)
     rules: tuple[dict[str, Any], ...] = ()
     """Steering rules from the file, normalised (see `rules.compiler.normalise_rule`)."""
 
@@ -779,6 +781,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             "console",
             "live",
             "alerts",
+            "otlp_ingest",
             "rules",
         ),
     )
@@ -824,6 +827,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
         console=parse_console(top.get("console"), "console", reader),
         live=parse_live(top.get("live"), "live", reader),
         alerts=parse_alerts(top.get("alerts"), "alerts", reader),
+        otlp_ingest=parse_otlp_ingest(top.get("otlp_ingest"), "otlp_ingest", reader),
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),
         auth=_parse_auth(top.get("auth"), "auth", reader),

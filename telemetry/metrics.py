@@ -198,6 +198,17 @@ guardrail_check_seconds = Histogram(
     ["guardrail", "direction"],
     buckets=(1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.25),
 )
+otlp_ingested_spans = Counter(
+    "steerway_otlp_ingested_spans_total",
+    "Spans received at POST /v1/traces: accepted (recorded as an interaction), ignored (not a "
+    "GenAI model call) or rejected (invalid, out of the time window, or too large).",
+    ["result"],
+)
+otlp_requests = Counter(
+    "steerway_otlp_requests_total",
+    "Requests to POST /v1/traces by HTTP status.",
+    ["status_code"],
+)
 telemetry_enqueued = Counter(
     "steerway_telemetry_enqueued_total", "Trace bundles accepted by the recorder's queue."
 )

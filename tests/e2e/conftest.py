@@ -138,6 +138,7 @@ class GatewayProcess:
         workers: int = 1,
         env: dict[str, str] | None = None,
         preexec_fn: Callable[[], None] | None = None,
+        ready_timeout: float = 30.0,
     ) -> None:
         self.database = database
         self.master_key = master_key
@@ -164,7 +165,7 @@ class GatewayProcess:
             cwd=tmp,
             preexec_fn=preexec_fn,
         )
-        wait_for(f"{self.url}/readyz", self.process)
+        wait_for(f"{self.url}/readyz", self.process, timeout=ready_timeout)
 
     def client(self, api_key: str | None = None, **kwargs: Any) -> openai.OpenAI:
         return openai.OpenAI(

@@ -798,3 +798,33 @@ def test_an_empty_metrics_token_is_refused_not_taken_as_none(tmp_path: Path) -> 
     assert problems_of(tmp_path, "metrics: {bearer_token: '${STEERWAY_METRICS_TOKEN}'}\n") == [
         "metrics.bearer_token: environment variable STEERWAY_METRICS_TOKEN is not set"
     ]
+
+
+def test_otlp_ingest_limits_have_defaults_values_and_problems(tmp_path: Path) -> None:
+    defaults = load_config(write(tmp_path, ""), ENV).otlp_ingest
+    assert (
+        defaults.max_body_bytes,
+        defaults.max_spans,
+        defaults.max_attribute_length,
+        defaults.max_span_age_seconds,
+        defaults.max_future_seconds,
+    ) == (8 * 1024 * 1024, 2000, 1024 * 1024, 7 * 24 * 3600, 300)
+    text = (
+        "otlp_ingest: {max_body_bytes: 1000, max_spans: 5, max_attribute_length: 50,"
+        " max_span_age_seconds: 60, max_future_seconds: 0}\n"
+    )
+    config = load_config(write(tmp_path, text), ENV).otlp_ingest
+    assert (
+        config.max_body_bytes,
+        config.max_spans,
+        config.max_attribute_length,
+        config.max_span_age_seconds,
+        config.max_future_seconds,
+    ) == (1000, 5, 50, 60, 0)
+    assert problems_of(
+        tmp_path, "otlp_ingest: {max_spans: 0, max_future_seconds: -1, spans: 3}\n"
+    ) == [
+        "otlp_ingest: unknown field 'spans' (did you mean 'max_spans'?)",
+        "otlp_ingest.max_spans: expected a positive integer, got 0",
+        "otlp_ingest.max_future_seconds: expected a non-negative integer, got -1",
+    ]
