@@ -13,7 +13,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.exceptions import HTTPException, NotFoundException
@@ -42,6 +42,7 @@ from gateway.guardrails import Guardrails
 from gateway.health import create_health
 from gateway.keys import KeyStore
 from gateway.metrics_endpoint import MetricsEndpoint, MetricsListener
+from gateway.otlp_setup import build_exporter
 from gateway.proxy import Proxy
 from gateway.ratelimit import RateLimiter, RateLimitPolicy, create_rate_limiter
 from gateway.routing import Router
@@ -68,6 +69,9 @@ from telemetry.reports.runner import DEFAULT_RENDERERS, Deliver, Renderers
 from telemetry.reports.scheduler import ReportScheduler
 from telemetry.rollup_folding import RollupFolder
 
+if TYPE_CHECKING:
+    from telemetry.otlp_export import OtlpExporter
+
 logger = logging.getLogger("steerway")
 
 
@@ -80,6 +84,7 @@ class Gateway:
         self.config: GatewayConfig | None = None
         self.proxy: Proxy | None = None
         self.recorder: Recorder | None = None
+        self.otlp_exporter: OtlpExporter | None = None
         self.rollup_folder: RollupFolder | None = None
         self.alert_evaluator: AlertEvaluator | None = None
         self.report_scheduler: ReportScheduler | None = None
@@ -108,6 +113,9 @@ class Gateway:
         if config.guardrails.definitions:
             self.guardrails = Guardrails(config.guardrails)
         await self._start_live_feed(config)
+        self.otlp_exporter = build_exporter(config)
+        if self.otlp_exporter is not None:
+            await self.otlp_exporter.start()
         self.recorder = Recorder(
             self.engine,
             queue_size=telemetry_config.queue_size,
@@ -118,6 +126,7 @@ class Gateway:
             redact=_pii_redactor() if telemetry_config.store_content == "redacted" else None,
             durability=telemetry_config.durability,
             live=self.live,
+            also_to=self.otlp_exporter,
         )
         await self.recorder.start()
         self.rollup_folder = RollupFolder(
@@ -291,6 +300,8 @@ class Gateway:
             await self.ledger.close()
         if self.recorder is not None:
             await self.recorder.stop()
+        if self.otlp_exporter is not None:
+            await self.otlp_exporter.stop()
         if self.rollup_folder is not None:
             await self.rollup_folder.close()
         if self.alert_evaluator is not None:

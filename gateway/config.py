@@ -28,6 +28,7 @@ from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
 from gateway.limits_model import InvalidField, usd_to_micros
 from gateway.live_config import LiveConfig, parse_live
 from gateway.metrics_config import MetricsConfig, parse_metrics
+from gateway.otlp_config import OtlpConfig, parse_otlp
 from gateway.server_config import ServerConfig, parse_server
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import RuleError, compile_rules, normalise_rule
@@ -204,6 +205,8 @@ class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
     durability: Literal["memory", "spill-first"] = "memory"
     """`spill-first`: each request's records are fsynced to a journal in `spill_dir` before its
     answer ends, so a crash loses none of them; `memory` does not wait for the disk."""
+    otlp: OtlpConfig | None = None
+    """Where the recorder's background path exports spans over OTLP/HTTP; None: nowhere."""
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -1152,6 +1155,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             "spill_dir",
             "unauthenticated_traces_per_minute",
             "durability",
+            "otlp",
         ),
     )
     defaults = TelemetryConfig()
@@ -1198,6 +1202,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             default=defaults.unauthenticated_traces_per_minute,
         ),
         durability="spill-first" if durability == "spill-first" else "memory",
+        otlp=parse_otlp(fields.get("otlp"), _join(path, "otlp"), reader),
     )
     if telemetry.batch_size > telemetry.queue_size:
         reader.report(

@@ -18,6 +18,10 @@ With `durability="spill-first"` each bundle is also appended to a journal file i
 before its answer ends survives a crash of the process, however far behind the writer is. The
 writer still writes from memory; journal files are deleted once what they hold is written.
 
+With `also_to` (the OTLP exporter), each batch the writer takes is also handed to it, from the
+writer task: the request path does not change, and the consumer keeps its own bounded queue so
+that it never holds the writer up.
+
 With a `redact` function (`telemetry.store_content: redacted`) each batch's prompts and
 responses are rewritten in a worker thread before they are written or spilled, so the scan never
 holds up the event loop. Bundles read back from spill files are redacted again, since a file may
@@ -69,6 +73,13 @@ class LiveFeed(Protocol):
     """Read on every request: while False, `publish` is not called."""
 
     def publish(self, bundle: TraceBundle) -> None: ...
+
+
+class BatchConsumer(Protocol):
+    """Another reader of the bundles the writer takes (`telemetry.otlp_export.OtlpExporter`):
+    called from the writer task with each batch, it must return at once and never raise."""
+
+    def offer(self, bundles: Sequence[TraceBundle]) -> None: ...
 
 
 class RecorderObserver(Protocol):
@@ -128,6 +139,7 @@ class Recorder:
         durability: Literal["memory", "spill-first"] = "memory",
         write_timeout: float = WRITE_TIMEOUT,
         live: LiveFeed | None = None,
+        also_to: BatchConsumer | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
@@ -149,6 +161,7 @@ class Recorder:
         self._write_timeout = write_timeout
         self._redact = redact
         self._live = live
+        self._also_to = also_to
 
         # Above the high-water mark the writer is far behind: `room()` then holds new requests
         # back until the queue is down to three quarters of it, so memory stays bounded and the
@@ -414,6 +427,9 @@ class Recorder:
         if self._report_depth is not None:
             with contextlib.suppress(Exception):
                 self._report_depth(len(queue))
+        if self._also_to is not None:
+            with contextlib.suppress(Exception):
+                self._also_to.offer(batch)
         return batch
 
     # -- delivering a live batch -----------------------------------------------------------

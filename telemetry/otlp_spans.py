@@ -1,0 +1,229 @@
+"""Trace bundles as OTLP spans (`ExportTraceServiceRequest`), following the OpenTelemetry
+semantic conventions for HTTP servers and GenAI clients.
+
+One OTLP span per recorded span, with the same span ids. A request that came with a caller's
+`traceparent` is exported in the caller's trace, its root span a child of the caller's span;
+otherwise in the gateway's own trace id. The root span (`gateway.request`) is a SERVER span named
+`<method> <route>` carrying the decisions (`telemetry.otlp_decisions`); each provider attempt is a
+CLIENT span named `<operation> <model>` with the `gen_ai.*` attributes taken from the attempt's
+interaction record; the other stages are INTERNAL spans under their own names.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import msgspec
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import (
+    SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK,
+    SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK,
+    ResourceSpans,
+    ScopeSpans,
+    Span,
+    Status,
+)
+
+from telemetry.otlp_decisions import decision_events, decision_summary
+from telemetry.otlp_values import attributes
+from telemetry.records import InteractionRecord, SpanRecord, TraceBundle, TraceRecord
+
+SCOPE_NAME: Final = "steerway"
+ROOT_SPAN: Final = "gateway.request"
+
+GEN_AI_PROVIDER_NAMES: Final = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+    "azure": "azure.ai.openai",
+}
+"""Provider types of the config as `gen_ai.provider.name` values."""
+
+_KEPT_NAMESPACES: Final = ("gen_ai.", "error.", "server.", "http.route", "steerway.")
+_RENAMED: Final = {"http.status_code": "http.response.status_code"}
+_SAMPLING_BITS: Final = 56
+
+
+class ProviderInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What the config says about a provider, for the attributes of calls made to it."""
+
+    gen_ai_name: str
+    address: str | None = None
+    port: int | None = None
+
+
+def export_trace_id(trace: TraceRecord) -> str:
+    """The trace the request's spans are exported in: the caller's when it sent one."""
+    return trace.parent_trace_id or trace.trace_id
+
+
+def sampled(trace_id: str, ratio: float) -> bool:
+    """Kept at `ratio`, decided by the trace id's rightmost 56 bits (random in W3C trace ids
+    and in the gateway's own UUIDv7 ids), so every span of a trace is kept or dropped together,
+    by every replica alike."""
+    if ratio >= 1.0:
+        return True
+    return int(trace_id[-_SAMPLING_BITS // 4 :], 16) < int(ratio * (1 << _SAMPLING_BITS))
+
+
+class SpanEncoder:
+    """Builds export requests for one process: its resource and scope are fixed at start."""
+
+    def __init__(
+        self, *, service_name: str, providers: Mapping[str, ProviderInfo] | None = None
+    ) -> None:
+        version = _version()
+        self._providers = dict(providers or {})
+        self._resource = Resource(
+            attributes=attributes(
+                {
+                    "service.name": service_name,
+                    "service.version": version,
+                    "service.instance.id": str(uuid.uuid4()),
+                }
+            )
+        )
+        self._scope = InstrumentationScope(name=SCOPE_NAME, version=version)
+
+    def request(self, bundles: Iterable[TraceBundle]) -> ExportTraceServiceRequest:
+        spans = [span for bundle in bundles for span in self.spans(bundle)]
+        return ExportTraceServiceRequest(
+            resource_spans=[
+                ResourceSpans(
+                    resource=self._resource,
+                    scope_spans=[ScopeSpans(scope=self._scope, spans=spans)],
+                )
+            ]
+        )
+
+    def spans(self, bundle: TraceBundle) -> list[Span]:
+        trace = bundle.trace
+        trace_id = bytes.fromhex(export_trace_id(trace))
+        attempts = {i.span_id: i for i in bundle.interactions if i.span_id is not None}
+        encoded = []
+        for record in bundle.spans:
+            if record.name == ROOT_SPAN and record.component == "gateway":
+                span = self._root(record, bundle)
+            elif record.span_id in attempts:
+                span = self._provider_call(record, attempts[record.span_id])
+            else:
+                span = _span(record, record.name, Span.SPAN_KIND_INTERNAL, _renamed(record))
+            span.trace_id = trace_id
+            encoded.append(span)
+        return encoded
+
+    def _root(self, record: SpanRecord, bundle: TraceBundle) -> Span:
+        trace = bundle.trace
+        pairs: dict[str, Any] = {
+            "http.request.method": trace.method,
+            "http.route": trace.route,
+            "http.response.status_code": trace.http_status,
+            "error.type": trace.error_type if trace.status == "error" else None,
+            "steerway.trace_id": trace.trace_id,
+            "steerway.request_id": trace.request_id,
+            "steerway.workspace.id": trace.workspace_id,
+            "steerway.api_key.id": trace.api_key_id,
+            "steerway.model.requested": trace.requested_model,
+            "steerway.provider": trace.provider,
+            "steerway.stream": trace.stream,
+            "steerway.overhead_ms": trace.overhead_ms,
+            "steerway.tags": trace.tags or None,
+            **decision_summary(bundle.decisions),
+        }
+        span = _span(record, f"{trace.method} {trace.route}", Span.SPAN_KIND_SERVER, pairs)
+        span.events.extend(decision_events(bundle.decisions))
+        if trace.parent_span_id is not None:
+            span.flags = SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK | SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
+        return span
+
+    def _provider_call(self, record: SpanRecord, attempt: InteractionRecord) -> Span:
+        provider = self._providers.get(attempt.provider)
+        answered = attempt.status == "ok"
+        pairs: dict[str, Any] = {
+            "gen_ai.operation.name": attempt.operation,
+            "gen_ai.provider.name": provider.gen_ai_name if provider else attempt.provider,
+            "gen_ai.request.model": attempt.provider_model,
+            "gen_ai.response.model": attempt.provider_model if answered else None,
+            "gen_ai.usage.input_tokens": attempt.prompt_tokens,
+            "gen_ai.usage.output_tokens": attempt.completion_tokens,
+            "gen_ai.response.finish_reasons": (
+                [attempt.finish_reason] if attempt.finish_reason else None
+            ),
+            "server.address": provider.address if provider else None,
+            "server.port": provider.port if provider else None,
+            "error.type": attempt.error_type,
+            "http.response.status_code": attempt.http_status,
+            "steerway.provider": attempt.provider,
+            "steerway.deployment": attempt.deployment,
+            "steerway.model.requested": attempt.requested_model,
+            "steerway.attempt": attempt.attempt,
+            "steerway.stream": attempt.stream,
+            "steerway.usage.cached_tokens": attempt.cached_tokens,
+            "steerway.usage.estimated": attempt.usage_estimated or None,
+            "steerway.cost_usd": attempt.cost_usd,
+            "steerway.ttft_ms": attempt.ttft_ms,
+        }
+        name = f"{attempt.operation} {attempt.provider_model}"
+        return _span(record, name, Span.SPAN_KIND_CLIENT, pairs)
+
+
+def _span(record: SpanRecord, name: str, kind: Any, pairs: Mapping[str, Any]) -> Span:
+    if record.status == "cancelled":
+        pairs = {**pairs, "steerway.cancelled": True}
+    span = Span(
+        span_id=bytes.fromhex(record.span_id),
+        parent_span_id=bytes.fromhex(record.parent_span_id) if record.parent_span_id else b"",
+        name=name,
+        kind=kind,
+        start_time_unix_nano=int(record.started_at * 1e9),
+        end_time_unix_nano=int(record.ended_at * 1e9),
+        attributes=attributes(pairs),
+    )
+    if record.status == "error":
+        span.status.code = Status.STATUS_CODE_ERROR
+        error_type = pairs.get("error.type")
+        if isinstance(error_type, str):
+            span.status.message = error_type
+    span.events.extend(_events(record))
+    return span
+
+
+def _renamed(record: SpanRecord) -> dict[str, Any]:
+    """A stage's own attributes, names outside the conventions put under `steerway.`."""
+    renamed: dict[str, Any] = {}
+    for key, value in record.attributes.items():
+        if key in _RENAMED:
+            key = _RENAMED[key]
+        elif not key.startswith(_KEPT_NAMESPACES):
+            key = f"steerway.{key}"
+        renamed[key] = value
+    return renamed
+
+
+def _events(record: SpanRecord) -> list[Span.Event]:
+    events = []
+    for event in record.events:
+        fields = dict(event)
+        name = str(fields.pop("name", "event"))
+        at = fields.pop("time", None)
+        when = at if isinstance(at, int | float) and not isinstance(at, bool) else None
+        events.append(
+            Span.Event(
+                time_unix_nano=int((when or record.started_at) * 1e9),
+                name=name,
+                attributes=attributes(fields),
+            )
+        )
+    return events
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("steerway")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
