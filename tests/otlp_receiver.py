@@ -106,15 +106,14 @@ class OtlpReceiver:
             for span in scope_spans.spans
         ]
 
-    def wait_spans(
-        self, count: int, *, trace_id: bytes | None = None, timeout: float = 15.0
-    ) -> list[Span]:
-        """Poll until `count` spans (of one trace, when given) have arrived."""
+    def wait_spans(self, span_ids: set[str], *, timeout: float = 15.0) -> dict[str, Span]:
+        """Poll until the spans with these ids (hex) have arrived; those that did, by id."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [s for _, s in self.spans() if trace_id is None or s.trace_id == trace_id]
-            if len(found) >= count or time.monotonic() >= deadline:
+            found = {s.span_id.hex(): s for _, s in self.spans() if s.span_id.hex() in span_ids}
+            if len(found) == len(span_ids) or time.monotonic() >= deadline:
                 return found
+
             time.sleep(0.05)
 
     def wait_requests(self, count: int, timeout: float = 15.0) -> list[Received]:
