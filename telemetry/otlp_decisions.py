@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from telemetry.otlp_values import attributes, json_text
+from telemetry.otlp_values import json_text, put_attributes
 from telemetry.records import DecisionRecord
 
 
@@ -48,27 +49,27 @@ def decision_summary(decisions: Sequence[DecisionRecord]) -> dict[str, Any]:
     return summary
 
 
-def decision_events(decisions: Iterable[DecisionRecord]) -> list[Span.Event]:
+def add_decision_events(
+    target: RepeatedCompositeFieldContainer[Span.Event], decisions: Iterable[DecisionRecord]
+) -> None:
     """One event per decision, named `steerway.decision.<type>`, in the order they were taken."""
-    return [
-        Span.Event(
-            time_unix_nano=int(decision.created_at * 1e9),
-            name=f"steerway.decision.{decision.type}",
-            attributes=attributes(
-                {
-                    "steerway.decision.sequence": decision.sequence,
-                    "steerway.decision.component": decision.component,
-                    "steerway.rule.id": decision.rule_id,
-                    "steerway.rule.name": decision.rule_name,
-                    "steerway.decision.reasoning": decision.reasoning or None,
-                    "steerway.decision.input": json_text(decision.input),
-                    "steerway.decision.output": json_text(decision.output),
-                    "steerway.decision.evaluation_us": decision.evaluation_us,
-                }
-            ),
+    for decision in decisions:
+        event = target.add()
+        event.time_unix_nano = int(decision.created_at * 1e9)
+        event.name = f"steerway.decision.{decision.type}"
+        put_attributes(
+            event.attributes,
+            {
+                "steerway.decision.sequence": decision.sequence,
+                "steerway.decision.component": decision.component,
+                "steerway.rule.id": decision.rule_id,
+                "steerway.rule.name": decision.rule_name,
+                "steerway.decision.reasoning": decision.reasoning or None,
+                "steerway.decision.input": json_text(decision.input),
+                "steerway.decision.output": json_text(decision.output),
+                "steerway.decision.evaluation_us": decision.evaluation_us,
+            },
         )
-        for decision in decisions
-    ]
 
 
 def _verdict(decision: DecisionRecord) -> str:

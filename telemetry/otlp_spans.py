@@ -17,20 +17,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import msgspec
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import (
     SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK,
     SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK,
-    ResourceSpans,
     ScopeSpans,
     Span,
     Status,
 )
 
-from telemetry.otlp_decisions import decision_events, decision_summary
-from telemetry.otlp_values import attributes
+from telemetry.otlp_decisions import add_decision_events, decision_summary
+from telemetry.otlp_values import put_attributes
 from telemetry.records import InteractionRecord, SpanRecord, TraceBundle, TraceRecord
 
 SCOPE_NAME: Final = "steerway"
@@ -79,45 +79,47 @@ class SpanEncoder:
     ) -> None:
         version = _version()
         self._providers = dict(providers or {})
-        self._resource = Resource(
-            attributes=attributes(
-                {
-                    "service.name": service_name,
-                    "service.version": version,
-                    "service.instance.id": str(uuid.uuid4()),
-                }
-            )
+        self._resource = Resource()
+        put_attributes(
+            self._resource.attributes,
+            {
+                "service.name": service_name,
+                "service.version": version,
+                "service.instance.id": str(uuid.uuid4()),
+            },
         )
         self._scope = InstrumentationScope(name=SCOPE_NAME, version=version)
 
     def request(self, bundles: Iterable[TraceBundle]) -> ExportTraceServiceRequest:
-        spans = [span for bundle in bundles for span in self.spans(bundle)]
-        return ExportTraceServiceRequest(
-            resource_spans=[
-                ResourceSpans(
-                    resource=self._resource,
-                    scope_spans=[ScopeSpans(scope=self._scope, spans=spans)],
-                )
-            ]
-        )
+        request = ExportTraceServiceRequest()
+        resource_spans = request.resource_spans.add()
+        resource_spans.resource.CopyFrom(self._resource)
+        scope_spans = resource_spans.scope_spans.add()
+        scope_spans.scope.CopyFrom(self._scope)
+        for bundle in bundles:
+            self.add_spans(scope_spans.spans, bundle)
+        return request
 
     def spans(self, bundle: TraceBundle) -> list[Span]:
+        scope_spans = ScopeSpans()
+        self.add_spans(scope_spans.spans, bundle)
+        return list(scope_spans.spans)
+
+    def add_spans(self, target: RepeatedCompositeFieldContainer[Span], bundle: TraceBundle) -> None:
         trace = bundle.trace
         trace_id = bytes.fromhex(export_trace_id(trace))
         attempts = {i.span_id: i for i in bundle.interactions if i.span_id is not None}
-        encoded = []
         for record in bundle.spans:
-            if record.name == ROOT_SPAN and record.component == "gateway":
-                span = self._root(record, bundle)
-            elif record.span_id in attempts:
-                span = self._provider_call(record, attempts[record.span_id])
-            else:
-                span = _span(record, record.name, Span.SPAN_KIND_INTERNAL, _renamed(record))
+            span = target.add()
             span.trace_id = trace_id
-            encoded.append(span)
-        return encoded
+            if record.name == ROOT_SPAN and record.component == "gateway":
+                self._root(span, record, bundle)
+            elif record.span_id in attempts:
+                self._provider_call(span, record, attempts[record.span_id])
+            else:
+                _fill(span, record, record.name, Span.SPAN_KIND_INTERNAL, _renamed(record))
 
-    def _root(self, record: SpanRecord, bundle: TraceBundle) -> Span:
+    def _root(self, span: Span, record: SpanRecord, bundle: TraceBundle) -> None:
         trace = bundle.trace
         pairs: dict[str, Any] = {
             "http.request.method": trace.method,
@@ -135,13 +137,12 @@ class SpanEncoder:
             "steerway.tags": trace.tags or None,
             **decision_summary(bundle.decisions),
         }
-        span = _span(record, f"{trace.method} {trace.route}", Span.SPAN_KIND_SERVER, pairs)
-        span.events.extend(decision_events(bundle.decisions))
+        _fill(span, record, f"{trace.method} {trace.route}", Span.SPAN_KIND_SERVER, pairs)
+        add_decision_events(span.events, bundle.decisions)
         if trace.parent_span_id is not None:
             span.flags = SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK | SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
-        return span
 
-    def _provider_call(self, record: SpanRecord, attempt: InteractionRecord) -> Span:
+    def _provider_call(self, span: Span, record: SpanRecord, attempt: InteractionRecord) -> None:
         provider = self._providers.get(attempt.provider)
         answered = attempt.status == "ok"
         pairs: dict[str, Any] = {
@@ -169,28 +170,27 @@ class SpanEncoder:
             "steerway.ttft_ms": attempt.ttft_ms,
         }
         name = f"{attempt.operation} {attempt.provider_model}"
-        return _span(record, name, Span.SPAN_KIND_CLIENT, pairs)
+        _fill(span, record, name, Span.SPAN_KIND_CLIENT, pairs)
 
 
-def _span(record: SpanRecord, name: str, kind: Any, pairs: Mapping[str, Any]) -> Span:
+def _fill(span: Span, record: SpanRecord, name: str, kind: Any, pairs: dict[str, Any]) -> None:
+    span.span_id = bytes.fromhex(record.span_id)
+    if record.parent_span_id:
+        span.parent_span_id = bytes.fromhex(record.parent_span_id)
+    span.name = name
+    span.kind = kind
+    span.start_time_unix_nano = int(record.started_at * 1e9)
+    span.end_time_unix_nano = int(record.ended_at * 1e9)
     if record.status == "cancelled":
-        pairs = {**pairs, "steerway.cancelled": True}
-    span = Span(
-        span_id=bytes.fromhex(record.span_id),
-        parent_span_id=bytes.fromhex(record.parent_span_id) if record.parent_span_id else b"",
-        name=name,
-        kind=kind,
-        start_time_unix_nano=int(record.started_at * 1e9),
-        end_time_unix_nano=int(record.ended_at * 1e9),
-        attributes=attributes(pairs),
-    )
+        pairs["steerway.cancelled"] = True
+    put_attributes(span.attributes, pairs)
     if record.status == "error":
         span.status.code = Status.STATUS_CODE_ERROR
         error_type = pairs.get("error.type")
         if isinstance(error_type, str):
             span.status.message = error_type
-    span.events.extend(_events(record))
-    return span
+    if record.events:
+        _add_events(span, record)
 
 
 def _renamed(record: SpanRecord) -> dict[str, Any]:
@@ -205,21 +205,15 @@ def _renamed(record: SpanRecord) -> dict[str, Any]:
     return renamed
 
 
-def _events(record: SpanRecord) -> list[Span.Event]:
-    events = []
-    for event in record.events:
-        fields = dict(event)
-        name = str(fields.pop("name", "event"))
+def _add_events(span: Span, record: SpanRecord) -> None:
+    for recorded in record.events:
+        fields = dict(recorded)
+        event = span.events.add()
+        event.name = str(fields.pop("name", "event"))
         at = fields.pop("time", None)
         when = at if isinstance(at, int | float) and not isinstance(at, bool) else None
-        events.append(
-            Span.Event(
-                time_unix_nano=int((when or record.started_at) * 1e9),
-                name=name,
-                attributes=attributes(fields),
-            )
-        )
-    return events
+        event.time_unix_nano = int((when or record.started_at) * 1e9)
+        put_attributes(event.attributes, fields)
 
 
 def _version() -> str:
