@@ -30,6 +30,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from telemetry.alerts.attempts import parse_retry_after
+from telemetry.batch_waits import SettledWaiters, wait_to_fill
 from telemetry.otlp_spans import SpanEncoder, export_trace_id, sampled
 from telemetry.records import TraceBundle
 
@@ -129,7 +130,7 @@ class OtlpExporter:
         self._exported = 0
         self._dropped: dict[str, int] = {}
         self._failed_attempts = 0
-        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._flush_waiters = SettledWaiters()
 
     # -- the recorder's writer task ------------------------------------------------------------
 
@@ -174,8 +175,7 @@ class OtlpExporter:
             return
         if self._task is None or self._task.done():
             raise RuntimeError("the exporter is not running: call start() first")
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._flush_waiters.append((target, waiter))
+        waiter = self._flush_waiters.until(target)
         self._urgent += 1
         self._wake.set()
         try:
@@ -202,7 +202,7 @@ class OtlpExporter:
         if left:
             self._drop("shutdown", sum(len(b.spans) for b in left))
             self._settle(len(left))
-        self._settle_waiters(everything=True)
+        self._flush_waiters.settled(self._settled, everything=True)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -241,15 +241,10 @@ class OtlpExporter:
 
     async def _collect(self) -> None:
         """Give the batch up to `flush_interval` to fill, unless someone waits for it."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._flush_interval
-        while len(self._queue) < self._batch_size and not self._urgent and not self._stopping:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), remaining)
+        await wait_to_fill(self._wake, self._batch_ready, self._flush_interval)
+
+    def _batch_ready(self) -> bool:
+        return len(self._queue) >= self._batch_size or bool(self._urgent) or self._stopping
 
     async def _export(self, batch: list[TraceBundle]) -> None:
         spans = sum(len(b.spans) for b in batch)
@@ -334,17 +329,7 @@ class OtlpExporter:
 
     def _settle(self, traces: int) -> None:
         self._settled += traces
-        self._settle_waiters()
-
-    def _settle_waiters(self, *, everything: bool = False) -> None:
-        waiting = []
-        for target, waiter in self._flush_waiters:
-            if everything or self._settled >= target:
-                if not waiter.done():
-                    waiter.set_result(None)
-            else:
-                waiting.append((target, waiter))
-        self._flush_waiters = waiting
+        self._flush_waiters.settled(self._settled)
 
 
 def _rejected_spans(content: bytes) -> int:

@@ -44,6 +44,7 @@ from typing import Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from telemetry.batch_waits import SettledWaiters, wait_to_fill
 from telemetry.journal import Journal
 from telemetry.records import TraceBundle
 from telemetry.redaction import Redact, has_content, redact_bundles
@@ -188,7 +189,7 @@ class Recorder:
         self._failing = False  # the last write failed: its retries are not logged again
         self._spill_failing = False  # the last spill failed: logged once until one succeeds
         self._unanswered = False  # the last write failed for want of an answer in time
-        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._flush_waiters = SettledWaiters()
         self._in_flight: list[TraceBundle] = []
 
         self._outage = False
@@ -279,8 +280,7 @@ class Recorder:
             return
         if self._task is None or self._task.done():
             raise RuntimeError("the recorder is not running: call start() first")
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._flush_waiters.append((target, waiter))
+        waiter = self._flush_waiters.until(target)
         self._urgent += 1
         self._wake.set()
         try:
@@ -331,7 +331,7 @@ class Recorder:
             self._capacity = 0
             self._spill_leftovers()
             self._release_spill_files()
-            self._settle_waiters(everything=True)
+            self._flush_waiters.settled(self._done, everything=True)
 
     def _spill_leftovers(self) -> None:
         """If the task is cancelled rather than stopped, keep what it held on disk if it can."""
@@ -404,17 +404,10 @@ class Recorder:
 
     async def _collect(self) -> None:
         """Give the batch up to `flush_interval` to fill, unless someone is waiting for it."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._flush_interval
-        while len(self._queue) < self._batch_size and not self._urgent and not self._stopping:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), remaining)
-            except TimeoutError:
-                return
+        await wait_to_fill(self._wake, self._batch_ready, self._flush_interval)
+
+    def _batch_ready(self) -> bool:
+        return len(self._queue) >= self._batch_size or bool(self._urgent) or self._stopping
 
     def _take(self) -> list[TraceBundle]:
         queue = self._queue
@@ -742,7 +735,7 @@ class Recorder:
 
     def _finish(self, bundles: int) -> None:
         self._done += bundles
-        self._settle_waiters()
+        self._flush_waiters.settled(self._done)
         if self._journal is not None:
             self._journal.settled(self._done)
 
@@ -750,16 +743,6 @@ class Recorder:
         """A journal file holds bundles the queue could not take: replay it like a spill file."""
         self._replay_pending = True
         self._wake.set()
-
-    def _settle_waiters(self, *, everything: bool = False) -> None:
-        waiting = []
-        for target, waiter in self._flush_waiters:
-            if everything or self._done >= target:
-                if not waiter.done():
-                    waiter.set_result(None)
-            else:
-                waiting.append((target, waiter))
-        self._flush_waiters = waiting
 
     async def _pause(self, seconds: float) -> None:
         """Sleep; a stop() arriving meanwhile cuts the first such sleep short."""
