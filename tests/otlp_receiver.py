@@ -7,7 +7,6 @@ with (then 200), so tests can make a collector that throttles, fails or refuses.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import threading
 import time
@@ -23,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.ports import free_port
+from tests.threaded_server import ThreadedServer
 
 
 @dataclass
@@ -62,37 +61,18 @@ def attributes_of(pairs: Any) -> dict[str, Any]:
     return found
 
 
-class OtlpReceiver:
+class OtlpReceiver(ThreadedServer):
+    client_max_size = 64 * 1024**2
+    auto_decompress = False  # bodies are read as sent, so a test sees they really were gzipped
+
     def __init__(self, answers: list[Answer] | None = None) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
+        super().__init__()
         self._answers: deque[Answer] = deque(answers or [])
         self._lock = threading.Lock()
-        self.port = free_port()
         self.received: list[Received] = []
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> OtlpReceiver:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        return self
-
-    def close(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
-
-    def __enter__(self) -> OtlpReceiver:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    def route(self, app: web.Application) -> None:
+        app.router.add_route("POST", "/{tail:.*}", self._handle)
 
     def spans(self) -> list[tuple[dict[str, Any], Span]]:
         """Every span accepted so far, with its resource's attributes."""
@@ -124,14 +104,6 @@ class OtlpReceiver:
             if len(received) >= count or time.monotonic() >= deadline:
                 return received
             time.sleep(0.05)
-
-    async def _start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("POST", "/{tail:.*}", self._handle)
-        # Bodies are read as sent, so a test sees that they really were gzipped.
-        self._runner = web.AppRunner(app, access_log=None, auto_decompress=False)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
