@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from telemetry.ids import uuid7_hex
 from telemetry.otlp_export import OtlpExporter
 from telemetry.otlp_spans import ProviderInfo, SpanEncoder, sampled
 from telemetry.recorder import Recorder
@@ -182,10 +183,13 @@ async def test_sampling_ratio_zero_sends_nothing_and_one_sends_everything() -> N
 
 
 async def test_a_ratio_keeps_or_drops_whole_traces_by_their_id() -> None:
-    kept_id = "4bf92f3577b34da6a30000000000000f"  # rightmost 56 bits: tiny
-    dropped_id = "4bf92f3577b34da6a3fffffffffffff0"
+    kept_id = "4bf92f3577b34da6a3fffffffffffff0"  # rightmost 56 bits: near the top
+    dropped_id = "4bf92f3577b34da6a30000000000000f"
     assert sampled(kept_id, 0.5) and not sampled(dropped_id, 0.5)
     assert sampled(dropped_id, 1.0) and not sampled(kept_id, 0.0)
+    at_threshold = "4bf92f3577b34da6a3" + "80000000000000"  # (1 - 0.5) x 2^56
+    below = "4bf92f3577b34da6a3" + "7fffffffffffff"
+    assert sampled(at_threshold, 0.5) and not sampled(below, 0.5)
     kept = proxied(traceparent=f"00-{kept_id}-{CALLER_SPAN}-01")
     dropped = proxied(traceparent=f"00-{dropped_id}-{CALLER_SPAN}-01")
     with OtlpReceiver() as receiver:
@@ -244,3 +248,10 @@ async def test_stop_drops_what_a_dead_collector_still_holds() -> None:
     assert exporter.stats.exported_spans == 0
     assert sum(exporter.stats.dropped_spans.values()) == _spans(bundles)
     assert exporter.stats.queue_depth == 0
+
+
+def test_a_ratio_keeps_about_that_share_of_the_gateways_own_trace_ids() -> None:
+    ids = [uuid7_hex() for _ in range(20_000)]
+    kept = sum(sampled(trace_id, 0.25) for trace_id in ids)
+    # 25 % of 20,000 with a standard deviation of 61: 14 deviations either side
+    assert 4_150 < kept < 5_850
