@@ -64,7 +64,7 @@ def export_trace_id(trace: TraceRecord) -> str:
 
 def sampled(trace_id: str, ratio: float) -> bool:
     """Kept at `ratio`: when the trace id's rightmost 56 bits (random in W3C trace ids and in the
-    gateway's own UUIDv7 ids) are at least `(1 - ratio) × 2^56`, the threshold rule of
+    gateway's own UUIDv7 ids) are at least `(1 - ratio) * 2**56`, the threshold rule of
     OpenTelemetry's consistent probability sampling. Decided by the id alone, so every span of a
     trace is kept or dropped together, by every replica alike."""
     if ratio >= 1.0:
