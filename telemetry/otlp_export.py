@@ -29,20 +29,20 @@ import httpx
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from telemetry.alerts.attempts import parse_retry_after
 from telemetry.batch_waits import SettledWaiters, wait_to_fill
+from telemetry.otlp_http import (
+    ExportFailure,
+    describe,
+    host_of,
+    new_client,
+    post,
+    request_headers,
+)
 from telemetry.otlp_spans import SpanEncoder, export_trace_id, sampled
 from telemetry.records import TraceBundle
 
 logger = logging.getLogger("steerway.telemetry.otlp")
 
-USER_AGENT: Final = "Steerway-OTLP-Exporter/1"
-_RETRIED_STATUSES: Final = {
-    429: "throttled",
-    502: "unavailable",
-    503: "unavailable",
-    504: "unavailable",
-}
 _INGESTED: Final = "otlp"
 
 
@@ -62,14 +62,6 @@ class ExportStats:
     dropped_spans: dict[str, int]
     failed_attempts: int
     queue_depth: int
-
-
-class _Failure(Exception):
-    def __init__(self, reason: str, *, retry: bool, delay: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry = retry
-        self.delay = delay
 
 
 class OtlpExporter:
@@ -97,14 +89,8 @@ class OtlpExporter:
             raise ValueError("queue_size, batch_size and max_attempts must be at least 1")
         self._encoder = encoder
         self._url = url
-        self._headers = {
-            **dict(headers or {}),
-            "content-type": "application/x-protobuf",
-            "user-agent": USER_AGENT,
-        }
-        if compression == "gzip":
-            self._headers["content-encoding"] = "gzip"
         self._gzip = compression == "gzip"
+        self._headers = request_headers(headers or {}, gzip=self._gzip)
         self._ratio = sampling_ratio
         self._timeout = timeout
         self._capacity = queue_size
@@ -159,11 +145,7 @@ class OtlpExporter:
     async def start(self) -> None:
         if self._task is not None:
             return
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(self._timeout),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
-        )
+        self._client = new_client(self._timeout)
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="steerway-otlp-exporter"
         )
@@ -255,8 +237,8 @@ class OtlpExporter:
         for attempt in range(1, self._max_attempts + 1):
             try:
                 rejected = await self._post(body)
-            except _Failure as failure:
-                self._note_failure(failure.reason)
+            except ExportFailure as failure:
+                self._note_failure(failure)
                 if not failure.retry or attempt == self._max_attempts:
                     break
                 delay = failure.delay
@@ -268,7 +250,7 @@ class OtlpExporter:
                 await asyncio.sleep(delay)
                 continue
             if self._failing:
-                logger.warning("OTLP export to %s works again", _host(self._url))
+                logger.warning("OTLP export to %s works again", host_of(self._url))
                 self._failing = False
             accepted = max(0, spans - rejected)
             self._exported += accepted
@@ -287,32 +269,18 @@ class OtlpExporter:
     async def _post(self, body: bytes) -> int:
         """Send one request; the number of spans the collector rejected in a partial success."""
         assert self._client is not None
-        try:
-            response = await self._client.post(self._url, content=body, headers=self._headers)
-        except httpx.TimeoutException:
-            raise _Failure("timeout", retry=True) from None
-        except httpx.TransportError:
-            raise _Failure("connection", retry=True) from None
-        status = response.status_code
-        if 200 <= status < 300:
-            return _rejected_spans(response.content)
-        if status in _RETRIED_STATUSES:
-            delay = parse_retry_after(response.headers.get("retry-after"))
-            raise _Failure(_RETRIED_STATUSES[status], retry=True, delay=delay)
-        raise _Failure(f"refused:{status}", retry=False)
+        return _rejected_spans(await post(self._client, self._url, body, self._headers))
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
-    def _note_failure(self, reason: str) -> None:
+    def _note_failure(self, failure: ExportFailure) -> None:
         self._failed_attempts += 1
-        label = "refused" if reason.startswith("refused:") else reason
         if not self._failing:
-            shown = f"status {reason.partition(':')[2]}" if label == "refused" else reason
-            logger.warning("OTLP export to %s failed (%s)", _host(self._url), shown)
+            logger.warning("OTLP export to %s failed (%s)", host_of(self._url), describe(failure))
             self._failing = True
         if self._observer is not None:
             with contextlib.suppress(Exception):
-                self._observer.failed(label)
+                self._observer.failed(failure.reason)
 
     def _drop(self, reason: str, spans: int) -> None:
         if spans <= 0:
@@ -340,10 +308,3 @@ def _rejected_spans(content: bytes) -> int:
     except DecodeError:
         return 0  # a collector answering 2xx with something else still took the spans
     return int(answer.partial_success.rejected_spans)
-
-
-def _host(url: str) -> str:
-    """The URL's scheme, host and port only: its path or user info could hold a credential."""
-    parsed = httpx.URL(url)
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"{parsed.scheme}://{parsed.host}{port}"
