@@ -42,7 +42,7 @@ from gateway.guardrails import Guardrails
 from gateway.health import create_health
 from gateway.keys import KeyStore
 from gateway.metrics_endpoint import MetricsEndpoint, MetricsListener
-from gateway.otlp_setup import build_exporter
+from gateway.otlp_setup import build_exporters
 from gateway.proxy import Proxy
 from gateway.ratelimit import RateLimiter, RateLimitPolicy, create_rate_limiter
 from gateway.routing import Router
@@ -71,6 +71,7 @@ from telemetry.rollup_folding import RollupFolder
 
 if TYPE_CHECKING:
     from telemetry.otlp_export import OtlpExporter
+    from telemetry.otlp_metric_export import MetricExporter
 
 logger = logging.getLogger("steerway")
 
@@ -85,6 +86,7 @@ class Gateway:
         self.proxy: Proxy | None = None
         self.recorder: Recorder | None = None
         self.otlp_exporter: OtlpExporter | None = None
+        self.otlp_metrics: MetricExporter | None = None
         self.rollup_folder: RollupFolder | None = None
         self.alert_evaluator: AlertEvaluator | None = None
         self.report_scheduler: ReportScheduler | None = None
@@ -113,9 +115,11 @@ class Gateway:
         if config.guardrails.definitions:
             self.guardrails = Guardrails(config.guardrails)
         await self._start_live_feed(config)
-        self.otlp_exporter = build_exporter(config)
+        self.otlp_exporter, self.otlp_metrics = build_exporters(config)
         if self.otlp_exporter is not None:
             await self.otlp_exporter.start()
+        if self.otlp_metrics is not None:
+            await self.otlp_metrics.start()
         self.recorder = Recorder(
             self.engine,
             queue_size=telemetry_config.queue_size,
@@ -302,6 +306,8 @@ class Gateway:
             await self.recorder.stop()
         if self.otlp_exporter is not None:
             await self.otlp_exporter.stop()
+        if self.otlp_metrics is not None:
+            await self.otlp_metrics.stop()
         if self.rollup_folder is not None:
             await self.rollup_folder.close()
         if self.alert_evaluator is not None:

@@ -14,6 +14,7 @@ telemetry:
     batch_size: 512                                # traces per export request
     max_attempts: 5                                # per request, on 429/502/503/504 or no answer
     max_backoff_seconds: 30                        # longest wait between attempts (Retry-After too)
+    metrics_interval_seconds: 60                   # also send the metrics this often (0: never)
 ```
 
 Without the section nothing is exported and the recorder does exactly what it did before.
@@ -39,9 +40,11 @@ SECTION_FIELDS: Final = (
     "batch_size",
     "max_attempts",
     "max_backoff_seconds",
+    "metrics_interval_seconds",
 )
 COMPRESSIONS: Final = ("gzip", "none")
 TRACES_PATH: Final = "/v1/traces"
+METRICS_PATH: Final = "/v1/metrics"
 _HEADER_NAME: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _SET_BY_THE_EXPORTER: Final = frozenset(
     {"content-type", "content-encoding", "content-length", "host", "transfer-encoding"}
@@ -67,6 +70,10 @@ class OtlpConfig(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int = 512
     max_attempts: int = 5
     max_backoff_seconds: float = 30.0
+    metrics_url: str = ""
+    """Where metrics are POSTed: the endpoint with `/v1/metrics` in place of `/v1/traces`."""
+    metrics_interval_seconds: float = 0.0
+    """How often this worker's metrics are sent; 0: they are not."""
 
     def __repr__(self) -> str:
         return (
@@ -113,6 +120,14 @@ def traces_url(endpoint: str) -> str:
     return urlunsplit(parts._replace(path=path))
 
 
+def metrics_url(endpoint: str) -> str:
+    """`endpoint` as a metrics URL: its `/v1/traces` replaced by `/v1/metrics`, or
+    `/v1/metrics` appended to its path."""
+    parts = urlsplit(endpoint)
+    path = parts.path.rstrip("/").removesuffix(TRACES_PATH) + METRICS_PATH
+    return urlunsplit(parts._replace(path=path))
+
+
 def parse_otlp(value: Any, path: str, reader: Reader) -> OtlpConfig | None:
     if value is None:
         return None
@@ -126,6 +141,7 @@ def parse_otlp(value: Any, path: str, reader: Reader) -> OtlpConfig | None:
         reader.report(f"{path}.sampling_ratio", f"expected a number from 0 to 1, got {ratio:g}")
     return OtlpConfig(
         traces_url=traces_url(endpoint) if endpoint else "",
+        metrics_url=metrics_url(endpoint) if endpoint else "",
         headers=_headers(fields.get("headers"), f"{path}.headers", reader),
         sampling_ratio=min(ratio, 1.0),
         service_name=reader.string(
@@ -155,6 +171,11 @@ def parse_otlp(value: Any, path: str, reader: Reader) -> OtlpConfig | None:
             fields.get("max_backoff_seconds"),
             f"{path}.max_backoff_seconds",
             default=defaults.max_backoff_seconds,
+        ),
+        metrics_interval_seconds=reader.non_negative_number(
+            fields.get("metrics_interval_seconds"),
+            f"{path}.metrics_interval_seconds",
+            default=defaults.metrics_interval_seconds,
         ),
     )
 

@@ -1,4 +1,4 @@
-"""Builds the OTLP span exporter from the config (`telemetry.otlp`), or nothing without it.
+"""Builds the OTLP exporters from the config (`telemetry.otlp`), or nothing without it.
 
 The exporter's modules (opentelemetry-proto, the `steerway_otlp_*` metrics) are imported only
 when the section is there, so a gateway that does not export pays nothing for them.
@@ -14,21 +14,27 @@ from gateway.config import GatewayConfig, ProviderConfig
 
 if TYPE_CHECKING:
     from telemetry.otlp_export import OtlpExporter
+    from telemetry.otlp_metric_export import MetricExporter
     from telemetry.otlp_spans import ProviderInfo
 
 
-def build_exporter(config: GatewayConfig) -> OtlpExporter | None:
+def build_exporters(config: GatewayConfig) -> tuple[OtlpExporter | None, MetricExporter | None]:
+    """The span exporter and, when `metrics_interval_seconds` is set, the metric exporter."""
     otlp = config.telemetry.otlp
     if otlp is None:
-        return None
+        return None, None
     from telemetry.otlp_export import OtlpExporter
+    from telemetry.otlp_metric_export import MetricExporter
     from telemetry.otlp_metrics import PrometheusExportObserver
     from telemetry.otlp_spans import SpanEncoder
 
-    return OtlpExporter(
-        SpanEncoder(service_name=otlp.service_name, providers=provider_info(config.providers)),
+    encoder = SpanEncoder(service_name=otlp.service_name, providers=provider_info(config.providers))
+    headers = {name: value.reveal() for name, value in otlp.headers.items()}
+    observer = PrometheusExportObserver()
+    spans = OtlpExporter(
+        encoder,
         url=otlp.traces_url,
-        headers={name: value.reveal() for name, value in otlp.headers.items()},
+        headers=headers,
         sampling_ratio=otlp.sampling_ratio,
         compression=otlp.compression,
         timeout=otlp.timeout_seconds,
@@ -36,8 +42,21 @@ def build_exporter(config: GatewayConfig) -> OtlpExporter | None:
         batch_size=otlp.batch_size,
         max_attempts=otlp.max_attempts,
         max_backoff=otlp.max_backoff_seconds,
-        observer=PrometheusExportObserver(),
+        observer=observer,
     )
+    if not otlp.metrics_interval_seconds:
+        return spans, None
+    metrics = MetricExporter(
+        url=otlp.metrics_url,
+        resource=encoder.resource,
+        scope=encoder.scope,
+        interval=otlp.metrics_interval_seconds,
+        headers=headers,
+        compression=otlp.compression,
+        timeout=otlp.timeout_seconds,
+        observer=observer,
+    )
+    return spans, metrics
 
 
 def provider_info(providers: Mapping[str, ProviderConfig]) -> dict[str, ProviderInfo]:

@@ -92,6 +92,15 @@ class SpanEncoder:
         )
         self._scope = InstrumentationScope(name=SCOPE_NAME, version=version)
 
+    @property
+    def resource(self) -> Resource:
+        """This process: `service.name`, `service.version`, `service.instance.id`."""
+        return self._resource
+
+    @property
+    def scope(self) -> InstrumentationScope:
+        return self._scope
+
     def request(self, bundles: Iterable[TraceBundle]) -> ExportTraceServiceRequest:
         request = ExportTraceServiceRequest()
         resource_spans = request.resource_spans.add()

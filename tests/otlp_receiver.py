@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -34,6 +37,7 @@ class Received:
     body_bytes: int
     request: ExportTraceServiceRequest | None
     status: int
+    metrics: ExportMetricsServiceRequest | None = None
 
 
 @dataclass
@@ -96,6 +100,10 @@ class OtlpReceiver(ThreadedServer):
 
             time.sleep(0.05)
 
+    def metric_exports(self) -> list[ExportMetricsServiceRequest]:
+        with self._lock:
+            return [r.metrics for r in self.received if r.metrics is not None]
+
     def wait_requests(self, count: int, timeout: float = 15.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         while True:
@@ -110,7 +118,12 @@ class OtlpReceiver(ThreadedServer):
         body = gzip.decompress(raw) if request.headers.get("content-encoding") == "gzip" else raw
         answer = self._answers.popleft() if self._answers else Answer()
         decoded: ExportTraceServiceRequest | None = None
-        if request.headers.get("content-type") == "application/x-protobuf":
+        metrics: ExportMetricsServiceRequest | None = None
+        if request.headers.get("content-type") != "application/x-protobuf":
+            pass
+        elif request.path.endswith("/v1/metrics"):
+            metrics = ExportMetricsServiceRequest.FromString(body)
+        else:
             decoded = ExportTraceServiceRequest.FromString(body)
         with self._lock:
             self.received.append(
@@ -120,6 +133,7 @@ class OtlpReceiver(ThreadedServer):
                     body_bytes=len(raw),
                     request=decoded,
                     status=answer.status,
+                    metrics=metrics,
                 )
             )
         reply = ExportTraceServiceResponse()

@@ -5,6 +5,7 @@ spans whose structure, trace ids and GenAI attributes match what the gateway sto
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +56,7 @@ def exporting(
                 "endpoint": receiver.url,
                 "headers": {"Authorization": "Bearer ${OTLP_TOKEN}"},
                 "service_name": "steerway-e2e",
+                "metrics_interval_seconds": 0.5,
             },
         },
     )
@@ -238,3 +240,31 @@ def test_a_rule_match_and_a_cache_hit_are_steerway_attributes(
         assert "steerway.decision.cache_decision" in events
     assert len(_clients(missed)) == 1
     assert _clients(hit) == []
+
+
+def test_metrics_are_sent_with_the_values_of_metrics(
+    exporting: GatewayProcess, receiver: OtlpReceiver, token: str
+) -> None:
+    for _ in range(2):
+        chat(exporting)
+    expected = metric(exporting, "steerway_requests_total", route="/v1/chat/completions")
+    assert expected >= 2
+    deadline = time.monotonic() + 15
+    sent = 0.0
+    while sent != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        exports = receiver.metric_exports()
+        if not exports:
+            continue
+        (scope_metrics,) = exports[-1].resource_metrics[0].scope_metrics
+        requests = {m.name: m for m in scope_metrics.metrics}["steerway_requests"]
+        sent = sum(
+            point.as_double
+            for point in requests.sum.data_points
+            if attributes_of(point.attributes).get("route") == "/v1/chat/completions"
+        )
+    assert sent == expected
+    resource = attributes_of(receiver.metric_exports()[-1].resource_metrics[0].resource.attributes)
+    assert resource["service.name"] == "steerway-e2e"
+    metric_requests = [r for r in receiver.received if r.path == "/v1/metrics"]
+    assert {r.headers.get("authorization") for r in metric_requests} == {f"Bearer {token}"}

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import check_config, load_config
-from gateway.otlp_config import OtlpConfig, traces_url
+from gateway.otlp_config import OtlpConfig, metrics_url, traces_url
 
 TOKEN = "otlp-token-6d1f0c9a2b"
 
@@ -23,7 +23,11 @@ def test_without_the_section_nothing_is_exported(tmp_path: Path) -> None:
 def test_defaults_and_values(tmp_path: Path) -> None:
     minimal = "telemetry:\n  otlp:\n    endpoint: http://collector:4318\n"
     config = load_config(_write(tmp_path, minimal), {}).telemetry.otlp
-    assert config == OtlpConfig(traces_url="http://collector:4318/v1/traces")
+    assert config == OtlpConfig(
+        traces_url="http://collector:4318/v1/traces",
+        metrics_url="http://collector:4318/v1/metrics",
+    )
+    assert config.metrics_interval_seconds == 0
     assert (config.sampling_ratio, config.compression, config.service_name) == (
         1.0,
         "gzip",
@@ -42,6 +46,7 @@ def test_defaults_and_values(tmp_path: Path) -> None:
         "    batch_size: 5\n"
         "    max_attempts: 2\n"
         "    max_backoff_seconds: 4\n"
+        "    metrics_interval_seconds: 15\n"
     )
     config = load_config(_write(tmp_path, text), {"OTLP_TOKEN": TOKEN}).telemetry.otlp
     assert config is not None
@@ -57,6 +62,8 @@ def test_defaults_and_values(tmp_path: Path) -> None:
     )
     assert (config.timeout_seconds, config.queue_size, config.batch_size) == (2.5, 50, 5)
     assert (config.max_attempts, config.max_backoff_seconds) == (2, 4.0)
+    assert config.metrics_url == "https://otlp.example.com/v1/metrics"
+    assert config.metrics_interval_seconds == 15
 
 
 @pytest.mark.parametrize(
@@ -72,6 +79,7 @@ def test_defaults_and_values(tmp_path: Path) -> None:
 )
 def test_the_traces_path_is_appended_unless_present(endpoint: str, expected: str) -> None:
     assert traces_url(endpoint) == expected
+    assert metrics_url(endpoint) == expected.replace("/v1/traces", "/v1/metrics")
 
 
 def test_every_problem_is_reported(tmp_path: Path) -> None:
@@ -86,6 +94,7 @@ def test_every_problem_is_reported(tmp_path: Path) -> None:
         "    queue_size: -3\n"
         "    batch_size: lots\n"
         "    max_attempts: 0\n"
+        "    metrics_interval_seconds: -1\n"
         "    samplingratio: 1\n"
     )
     assert check_config(_write(tmp_path, text), {}) == [
@@ -100,6 +109,7 @@ def test_every_problem_is_reported(tmp_path: Path) -> None:
         "telemetry.otlp.queue_size: expected a positive integer, got -3",
         "telemetry.otlp.batch_size: expected a positive integer, got 'lots'",
         "telemetry.otlp.max_attempts: expected a positive integer, got 0",
+        "telemetry.otlp.metrics_interval_seconds: expected a non-negative number, got -1",
     ]
 
 
