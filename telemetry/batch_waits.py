@@ -30,10 +30,17 @@ class SettledWaiters:
     def __init__(self) -> None:
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []
 
-    def until(self, target: int) -> asyncio.Future[None]:
+    @property
+    def waiting(self) -> bool:
+        """Someone waits: the batcher should not hold a batch back to fill it."""
+        return any(not waiter.done() for _, waiter in self._waiting)
+
+    async def wait(self, target: int, wake: asyncio.Event) -> None:
+        """Wait until `target` items are settled, waking the batcher to get on with it."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((target, waiter))
-        return waiter
+        wake.set()
+        await waiter
 
     def settled(self, count: int, *, everything: bool = False) -> None:
         """Resolve the waiters whose target `count` reaches (all of them with `everything`)."""

@@ -106,7 +106,6 @@ class OtlpExporter:
         self._in_flight: list[TraceBundle] = []
         self._wake = asyncio.Event()
         self._stopping = False
-        self._urgent = 0
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._failing = False
@@ -157,13 +156,7 @@ class OtlpExporter:
             return
         if self._task is None or self._task.done():
             raise RuntimeError("the exporter is not running: call start() first")
-        waiter = self._flush_waiters.until(target)
-        self._urgent += 1
-        self._wake.set()
-        try:
-            await waiter
-        finally:
-            self._urgent -= 1
+        await self._flush_waiters.wait(target, self._wake)
 
     async def stop(self) -> None:
         """Export what is queued (within `stop_timeout`; the rest is dropped and counted)."""
@@ -226,7 +219,7 @@ class OtlpExporter:
         await wait_to_fill(self._wake, self._batch_ready, self._flush_interval)
 
     def _batch_ready(self) -> bool:
-        return len(self._queue) >= self._batch_size or bool(self._urgent) or self._stopping
+        return len(self._queue) >= self._batch_size or self._flush_waiters.waiting or self._stopping
 
     async def _export(self, batch: list[TraceBundle]) -> None:
         spans = sum(len(b.spans) for b in batch)

@@ -174,7 +174,6 @@ class Recorder:
         self._wake = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._idle = True
-        self._urgent = 0
         self._stopping = False
         self._stop_deadline = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -280,13 +279,7 @@ class Recorder:
             return
         if self._task is None or self._task.done():
             raise RuntimeError("the recorder is not running: call start() first")
-        waiter = self._flush_waiters.until(target)
-        self._urgent += 1
-        self._wake.set()
-        try:
-            await waiter
-        finally:
-            self._urgent -= 1
+        await self._flush_waiters.wait(target, self._wake)
 
     async def stop(self) -> None:
         """Write everything accepted (spilling what the database will not take), then stop.
@@ -407,7 +400,7 @@ class Recorder:
         await wait_to_fill(self._wake, self._batch_ready, self._flush_interval)
 
     def _batch_ready(self) -> bool:
-        return len(self._queue) >= self._batch_size or bool(self._urgent) or self._stopping
+        return len(self._queue) >= self._batch_size or self._flush_waiters.waiting or self._stopping
 
     def _take(self) -> list[TraceBundle]:
         queue = self._queue
