@@ -77,7 +77,7 @@ def test_each_worker_exports_its_own_spans_and_metrics(
             workers=2,
         )
         trace_ids = {chat(gateway) for _ in range(6)}
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         instances: set[str] = set()
         while time.monotonic() < deadline and len(instances) < 2:
             time.sleep(0.2)
@@ -90,7 +90,7 @@ def test_each_worker_exports_its_own_spans_and_metrics(
                 for export in receiver.metric_exports()
             }
         assert len(instances) == 2
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         exported: set[str] = set()
         while time.monotonic() < deadline and exported != trace_ids:
             time.sleep(0.2)
