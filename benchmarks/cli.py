@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`python -m benchmarks writer --help` times the telemetry writer in process; "
         "`python -m benchmarks partitions --help` times it on day partitions and plain tables; "
         "`python -m benchmarks ingest --help` feeds the recorder at a rate into Postgres; "
+        "`python -m benchmarks otlp --help` times what the OTLP span export costs; "
         "`python -m benchmarks live --help` times the live feed's cost per request; "
         "`python -m benchmarks lists --help` times the console's list pages on a large history; "
         "`python -m benchmarks console --help` times the traces list and a trace on demo data; "
@@ -345,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.partitions_writer import main as partitions_main
 
         return partitions_main(argv[1:])
+    if argv and argv[0] == "otlp":
+        from benchmarks.otlp_export import main as otlp_main
+
+        return otlp_main(argv[1:])
     if argv and argv[0] == "demo_data":
         from benchmarks.demo_data import main as demo_data_main
 

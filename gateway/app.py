@@ -13,7 +13,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.exceptions import HTTPException, NotFoundException
@@ -44,6 +44,7 @@ from gateway.keys import KeyStore
 from gateway.metrics_endpoint import MetricsEndpoint, MetricsListener
 from gateway.otlp_ingest import PATH as OTLP_TRACES_PATH
 from gateway.otlp_ingest import OtlpIngest
+from gateway.otlp_setup import build_exporters
 from gateway.proxy import Proxy
 from gateway.ratelimit import RateLimiter, RateLimitPolicy, create_rate_limiter
 from gateway.routing import Router
@@ -72,6 +73,10 @@ from telemetry.reports.scheduler import ReportScheduler
 from telemetry.retention.job import retention_job
 from telemetry.rollup_folding import RollupFolder
 
+if TYPE_CHECKING:
+    from telemetry.otlp_export import OtlpExporter
+    from telemetry.otlp_metric_export import MetricExporter
+
 logger = logging.getLogger("steerway")
 
 
@@ -85,6 +90,8 @@ class Gateway:
         self.proxy: Proxy | None = None
         self.otlp_ingest: OtlpIngest | None = None
         self.recorder: Recorder | None = None
+        self.otlp_exporter: OtlpExporter | None = None
+        self.otlp_metrics: MetricExporter | None = None
         self.rollup_folder: RollupFolder | None = None
         self.alert_evaluator: AlertEvaluator | None = None
         self.report_scheduler: ReportScheduler | None = None
@@ -114,6 +121,11 @@ class Gateway:
         if config.guardrails.definitions:
             self.guardrails = Guardrails(config.guardrails)
         await self._start_live_feed(config)
+        self.otlp_exporter, self.otlp_metrics = build_exporters(config)
+        if self.otlp_exporter is not None:
+            await self.otlp_exporter.start()
+        if self.otlp_metrics is not None:
+            await self.otlp_metrics.start()
         self.recorder = Recorder(
             self.engine,
             queue_size=telemetry_config.queue_size,
@@ -125,6 +137,7 @@ class Gateway:
             durability=telemetry_config.durability,
             live=self.live,
             sampling=telemetry_config.sampling.policy(),
+            also_to=self.otlp_exporter,
         )
         await self.recorder.start()
         self.rollup_folder = RollupFolder(
@@ -309,6 +322,10 @@ class Gateway:
             await self.ledger.close()
         if self.recorder is not None:
             await self.recorder.stop()
+        if self.otlp_exporter is not None:
+            await self.otlp_exporter.stop()
+        if self.otlp_metrics is not None:
+            await self.otlp_metrics.stop()
         if self.rollup_folder is not None:
             await self.rollup_folder.close()
         if self.alert_evaluator is not None:

@@ -31,6 +31,7 @@ from gateway.metrics_config import MetricsConfig, parse_metrics
 from gateway.otlp_ingest_config import OtlpIngestConfig, parse_otlp_ingest
 from gateway.retention_config import parse_retention
 from gateway.sampling_config import SamplingConfig, parse_sampling
+from gateway.otlp_config import OtlpConfig, parse_otlp
 from gateway.server_config import ServerConfig, parse_server
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import RuleError, compile_rules, normalise_rule
@@ -211,6 +212,8 @@ class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     sampling: SamplingConfig = msgspec.field(default_factory=SamplingConfig)
     """Which requests keep their spans, decisions and content (`gateway.sampling_config`)."""
+    otlp: OtlpConfig | None = None
+    """Where the recorder's background path exports spans over OTLP/HTTP; None: nowhere."""
 
 
 class LimitsConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -1172,6 +1175,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             "durability",
             "retention",
             "sampling",
+            "otlp",
         ),
     )
     defaults = TelemetryConfig()
@@ -1220,6 +1224,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
         durability="spill-first" if durability == "spill-first" else "memory",
         retention=parse_retention(fields.get("retention"), _join(path, "retention"), reader),
         sampling=parse_sampling(fields.get("sampling"), _join(path, "sampling"), reader),
+        otlp=parse_otlp(fields.get("otlp"), _join(path, "otlp"), reader),
     )
     if telemetry.batch_size > telemetry.queue_size:
         reader.report(

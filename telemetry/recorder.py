@@ -18,6 +18,10 @@ With `durability="spill-first"` each bundle is also appended to a journal file i
 before its answer ends survives a crash of the process, however far behind the writer is. The
 writer still writes from memory; journal files are deleted once what they hold is written.
 
+With `also_to` (the OTLP exporter), each batch the writer takes is also handed to it, from the
+writer task: the request path does not change, and the consumer keeps its own bounded queue so
+that it never holds the writer up.
+
 With a `redact` function (`telemetry.store_content: redacted`) each batch's prompts and
 responses are rewritten in a worker thread before they are written or spilled, so the scan never
 holds up the event loop. Bundles read back from spill files are redacted again, since a file may
@@ -45,6 +49,7 @@ from typing import Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from telemetry.batch_waits import SettledWaiters, wait_to_fill
 from telemetry.journal import Journal
 from telemetry.records import TraceBundle
 from telemetry.redaction import Redact, has_content, redact_bundles
@@ -75,6 +80,13 @@ class LiveFeed(Protocol):
     """Read on every request: while False, `publish` is not called."""
 
     def publish(self, bundle: TraceBundle) -> None: ...
+
+
+class BatchConsumer(Protocol):
+    """Another reader of the bundles the writer takes (`telemetry.otlp_export.OtlpExporter`):
+    called from the writer task with each batch, it must return at once and never raise."""
+
+    def offer(self, bundles: Sequence[TraceBundle]) -> None: ...
 
 
 class RecorderObserver(Protocol):
@@ -135,6 +147,7 @@ class Recorder:
         write_timeout: float = WRITE_TIMEOUT,
         live: LiveFeed | None = None,
         sampling: TraceSampling | None = None,
+        also_to: BatchConsumer | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
@@ -160,6 +173,7 @@ class Recorder:
         self._write_timeout = write_timeout
         self._redact = redact
         self._live = live
+        self._also_to = also_to
 
         # Above the high-water mark the writer is far behind: `room()` then holds new requests
         # back until the queue is down to three quarters of it, so memory stays bounded and the
@@ -171,7 +185,6 @@ class Recorder:
         self._wake = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._idle = True
-        self._urgent = 0
         self._stopping = False
         self._stop_deadline = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -186,7 +199,7 @@ class Recorder:
         self._failing = False  # the last write failed: its retries are not logged again
         self._spill_failing = False  # the last spill failed: logged once until one succeeds
         self._unanswered = False  # the last write failed for want of an answer in time
-        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._flush_waiters = SettledWaiters()
         self._in_flight: list[TraceBundle] = []
 
         self._outage = False
@@ -277,14 +290,7 @@ class Recorder:
             return
         if self._task is None or self._task.done():
             raise RuntimeError("the recorder is not running: call start() first")
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._flush_waiters.append((target, waiter))
-        self._urgent += 1
-        self._wake.set()
-        try:
-            await waiter
-        finally:
-            self._urgent -= 1
+        await self._flush_waiters.wait(target, self._wake)
 
     async def stop(self) -> None:
         """Write everything accepted (spilling what the database will not take), then stop.
@@ -329,7 +335,7 @@ class Recorder:
             self._capacity = 0
             self._spill_leftovers()
             self._release_spill_files()
-            self._settle_waiters(everything=True)
+            self._flush_waiters.settled(self._done, everything=True)
 
     def _spill_leftovers(self) -> None:
         """If the task is cancelled rather than stopped, keep what it held on disk if it can."""
@@ -402,17 +408,10 @@ class Recorder:
 
     async def _collect(self) -> None:
         """Give the batch up to `flush_interval` to fill, unless someone is waiting for it."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._flush_interval
-        while len(self._queue) < self._batch_size and not self._urgent and not self._stopping:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), remaining)
-            except TimeoutError:
-                return
+        await wait_to_fill(self._wake, self._batch_ready, self._flush_interval)
+
+    def _batch_ready(self) -> bool:
+        return len(self._queue) >= self._batch_size or self._flush_waiters.waiting or self._stopping
 
     def _take(self) -> list[TraceBundle]:
         queue = self._queue
@@ -425,6 +424,9 @@ class Recorder:
         if self._report_depth is not None:
             with contextlib.suppress(Exception):
                 self._report_depth(len(queue))
+        if self._also_to is not None:
+            with contextlib.suppress(Exception):
+                self._also_to.offer(batch)
         return batch
 
     # -- delivering a live batch -----------------------------------------------------------
@@ -744,7 +746,7 @@ class Recorder:
 
     def _finish(self, bundles: int) -> None:
         self._done += bundles
-        self._settle_waiters()
+        self._flush_waiters.settled(self._done)
         if self._journal is not None:
             self._journal.settled(self._done)
 
@@ -752,16 +754,6 @@ class Recorder:
         """A journal file holds bundles the queue could not take: replay it like a spill file."""
         self._replay_pending = True
         self._wake.set()
-
-    def _settle_waiters(self, *, everything: bool = False) -> None:
-        waiting = []
-        for target, waiter in self._flush_waiters:
-            if everything or self._done >= target:
-                if not waiter.done():
-                    waiter.set_result(None)
-            else:
-                waiting.append((target, waiter))
-        self._flush_waiters = waiting
 
     async def _pause(self, seconds: float) -> None:
         """Sleep; a stop() arriving meanwhile cuts the first such sleep short."""

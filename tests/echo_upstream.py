@@ -9,54 +9,23 @@ a 200. It runs its own event loop in a thread, for synchronous and async tests a
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from tests.threaded_server import ThreadedServer
+
 HEADERS_NOT_ECHOED = frozenset({"content-length", "content-type", "host"})
 
 
-class EchoUpstream:
+class EchoUpstream(ThreadedServer):
     def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+        super().__init__()
         self.calls = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> EchoUpstream:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        return self
-
-    def close(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
-
-    def __enter__(self) -> EchoUpstream:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    async def _start(self) -> None:
-        app = web.Application()
+    def route(self, app: web.Application) -> None:
         app.router.add_route("POST", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.calls += 1
