@@ -28,10 +28,10 @@ from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
 from gateway.limits_model import InvalidField, usd_to_micros
 from gateway.live_config import LiveConfig, parse_live
 from gateway.metrics_config import MetricsConfig, parse_metrics
+from gateway.otlp_config import OtlpConfig, parse_otlp
 from gateway.otlp_ingest_config import OtlpIngestConfig, parse_otlp_ingest
 from gateway.retention_config import parse_retention
 from gateway.sampling_config import SamplingConfig, parse_sampling
-from gateway.otlp_config import OtlpConfig, parse_otlp
 from gateway.server_config import ServerConfig, parse_server
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import RuleError, compile_rules, normalise_rule
