@@ -23,14 +23,17 @@ expired default rows one batch at a time by their own time column.
 
 The existing rows are carried over: each table is renamed, the partitioned table is made in its
 place with the same columns, defaults and indexes, a partition is made for every day that has
-rows (and for today and the seven days ahead), the rows are copied, and the old table dropped.
+rows, the rows are copied, and the old table dropped. Today's partition and those ahead are made
+by the retention job, which runs as soon as a gateway or worker starts: a new database holds
+only the default partitions (a fifth of the relations), so making one, or copying one, stays
+cheap.
 This rewrites the five tables under an exclusive lock; on a large database run it while the
 gateway is stopped (docs/operations.md). Downgrade does the reverse: plain tables with the
 keys they had. SQLite has no partitions; there this migration does nothing.
 
 Revision ID: 0019
 Revises: 0018
-Create Date: 2026-12-16
+Create Date: 2026-12-07
 """
 
 from __future__ import annotations
@@ -115,8 +118,7 @@ def _partition(table: str) -> None:
     op.execute(f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT")
     today = datetime.now(UTC).date()
     last = today + timedelta(days=DAYS_AHEAD)
-    days = {today + timedelta(days=ahead) for ahead in range(DAYS_AHEAD + 1)}
-    days |= {day for day in _days_with_rows(old) if EARLIEST_DAY <= day <= last}
+    days = {day for day in _days_with_rows(old) if EARLIEST_DAY <= day <= last}
     for day in sorted(days):
         op.execute(
             f"CREATE TABLE {table}_p{day:%Y%m%d} PARTITION OF {table} "

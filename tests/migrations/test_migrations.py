@@ -135,8 +135,11 @@ async def test_upgrade_matches_the_schema_and_downgrade_undoes_it(database_url: 
     shape = await _with_connection(database_url, _inspect)
     assert shape["tables"] == TABLES == set(metadata.tables)
     if database_url.startswith("postgresql"):
-        assert "spans_default" in shape["partitions"]
-        assert len(shape["partitions"]) == 5 * (1 + 8)  # a default and today + 7 days ahead
+        # Only the default partitions: the retention job makes the days when a gateway starts.
+        assert shape["partitions"] == {
+            f"{table}_default"
+            for table in ("traces", "spans", "decisions", "ai_interactions", "guardrail_violations")
+        }
     else:
         assert shape["partitions"] == set()
     assert shape["rollup_pk"]["constrained_columns"] == [
