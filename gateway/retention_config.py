@@ -10,7 +10,7 @@ telemetry:
     interactions: 90
     rollups: {minute: 14, hour: 400, day: null}
     interval_s: 3600
-    partitions_ahead: 7
+    partitions_ahead: 2
     batch_size: 5000
 ```
 

@@ -22,7 +22,7 @@ class RetentionConfig(msgspec.Struct, frozen=True, kw_only=True):
     rollup_day: int | None = None
     interval_s: float = 3600.0
     """How often the job runs: it drops expired partitions and creates the ones ahead."""
-    partitions_ahead: int = 7
+    partitions_ahead: int = 2
     """Postgres: days of partitions kept ready ahead of today."""
     batch_size: int = 5000
     """Rows removed per statement where rows are deleted one by one (SQLite, content, roll-ups,

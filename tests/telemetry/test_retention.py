@@ -192,7 +192,7 @@ async def test_postgres_rows_wait_in_the_default_partition_and_move_to_their_day
 ) -> None:
     engine = postgres
     await _plant(engine)
-    # The template's partitions are for the day it was made: NOW's days have none yet.
+    # A new database has only its default partitions: the rows wait there.
     assert await _rows_by_partition(engine, "traces") == {"traces_default": 3}
 
     done = await run_retention(engine, RetentionConfig(), now=NOW)
@@ -203,7 +203,10 @@ async def test_postgres_rows_wait_in_the_default_partition_and_move_to_their_day
     for table in PARTITIONED_TABLES:
         partitions = await _partitions(engine, table.name)
         assert {f"{table.name}_p{day}" for day in days} <= partitions
-        ahead = {f"{table.name}_p{(NOW + timedelta(days=n)):%Y%m%d}" for n in range(8)}
+        ahead = {
+            f"{table.name}_p{(NOW + timedelta(days=n)):%Y%m%d}"
+            for n in range(RetentionConfig().partitions_ahead + 1)
+        }
         assert ahead <= partitions
         by_partition = await _rows_by_partition(engine, table.name)
         assert f"{table.name}_default" not in by_partition
