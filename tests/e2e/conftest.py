@@ -35,7 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 STEERWAY = str(Path(sys.executable).with_name("steerway"))
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Until `url` answers 200. A process that never does is stopped here: the caller has no
+    handle on it yet, and one left running would weigh on every test after."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -47,7 +49,8 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) 
         except httpx.HTTPError:
             pass
         time.sleep(0.05)
-    raise RuntimeError(f"{url} did not become ready in {timeout} s")
+    output = stop(process)
+    raise RuntimeError(f"{url} did not become ready in {timeout} s:\n{output}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> str:
