@@ -28,6 +28,7 @@ import yaml
 
 from telemetry.db import create_engine
 from telemetry.rollup_folding import fold_pending
+from tests.cli_in_process import run_cli
 from tests.conftest import POSTGRES_URL, Dropper, copy_sqlite, service_missing
 from tests.ports import free_port
 
@@ -196,10 +197,8 @@ class GatewayProcess:
             return str(response.headers["x-steerway-trace-id"])
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "STEERWAY_DATABASE_URL": self.database.url}
-        return subprocess.run(
-            [STEERWAY, *args], capture_output=True, text=True, env=env, timeout=60
-        )
+        """`steerway ARGS` against this gateway's database, run in the test's process."""
+        return run_cli(*args, env={"STEERWAY_DATABASE_URL": self.database.url})
 
     def stop(self) -> str:
         return stop(self.process)
