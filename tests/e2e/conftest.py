@@ -45,7 +45,7 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) 
             output = process.stdout.read().decode() if process.stdout else ""
             raise RuntimeError(f"process exited with {process.returncode}:\n{output}")
         try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
+            if httpx.get(url, timeout=5.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
