@@ -252,9 +252,12 @@ def redis_url() -> Iterator[str]:
 # to start are short ones and the processes finish together. Tests within a file keep their order.
 LONGEST_FILES = (
     "tests/e2e/test_limits.py",
+    "tests/fuzz/test_fuzz_admin.py",
+    "tests/e2e/test_alerts.py",
+    "tests/e2e/test_silences_and_worker.py",
     "tests/fuzz/test_fuzz.py",
-    "tests/e2e/test_workspaces_cli.py",
     "tests/admin_ui/test_console_signin.py",
+    "tests/e2e/test_workspaces_cli.py",
     "tests/e2e/test_faults.py",
     "tests/e2e/test_guardrails.py",
     "tests/e2e/test_database_outage.py",
