@@ -4,9 +4,7 @@ nothing, throttling and recovery, CSRF and origin checks, sign-out, and the user
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import time
 from typing import Any
 
@@ -21,8 +19,9 @@ from tests.admin_ui.console_fixtures import (
     address,
     console_gateway,
 )
+from tests.cli_in_process import run_cli
 from tests.console_users import PASSWORD, ConsoleUser, SignedIn, create_user, sign_in
-from tests.e2e.conftest import STEERWAY, GatewayProcess, backend_database, mock_provider
+from tests.e2e.conftest import GatewayProcess, backend_database, mock_provider
 
 __all__ = ["backend_database", "console_gateway", "mock_provider"]
 
@@ -320,11 +319,8 @@ def test_signing_out_needs_the_token_and_ends_the_session(
 
 
 def steerway(gateway: GatewayProcess, *args: str, stdin: str | None = None) -> Any:
-    env = {**os.environ, "STEERWAY_DATABASE_URL": gateway.database.url}
-    env.pop("STEERWAY_CONFIG", None)
-    return subprocess.run(
-        [STEERWAY, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60
-    )
+    env = {"STEERWAY_DATABASE_URL": gateway.database.url, "STEERWAY_CONFIG": None}
+    return run_cli(*args, env=env, stdin=stdin)
 
 
 def test_the_users_command_creates_lists_disables_and_resets(

@@ -28,6 +28,7 @@ import yaml
 
 from telemetry.db import create_engine
 from telemetry.rollup_folding import fold_pending
+from tests.cli_in_process import run_cli
 from tests.conftest import POSTGRES_URL, Dropper, copy_sqlite, service_missing
 from tests.ports import free_port
 
@@ -35,19 +36,22 @@ REPO = Path(__file__).resolve().parents[2]
 STEERWAY = str(Path(sys.executable).with_name("steerway"))
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Until `url` answers 200. A process that never does is stopped here: the caller has no
+    handle on it yet, and one left running would weigh on every test after."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             output = process.stdout.read().decode() if process.stdout else ""
             raise RuntimeError(f"process exited with {process.returncode}:\n{output}")
         try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
+            if httpx.get(url, timeout=5.0).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.05)
-    raise RuntimeError(f"{url} did not become ready in {timeout} s")
+    output = stop(process)
+    raise RuntimeError(f"{url} did not become ready in {timeout} s:\n{output}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> str:
@@ -194,10 +198,8 @@ class GatewayProcess:
             return str(response.headers["x-steerway-trace-id"])
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "STEERWAY_DATABASE_URL": self.database.url}
-        return subprocess.run(
-            [STEERWAY, *args], capture_output=True, text=True, env=env, timeout=60
-        )
+        """`steerway ARGS` against this gateway's database, run in the test's process."""
+        return run_cli(*args, env={"STEERWAY_DATABASE_URL": self.database.url})
 
     def stop(self) -> str:
         return stop(self.process)

@@ -79,7 +79,11 @@ def hook() -> Iterator[Hook]:
     server.server_close()
 
 
-def _add_rule(database: Database, hook_url: str) -> AlertRule:
+def _add_rule(database: Database, hook_url: str, *, window_s: int = 60) -> AlertRule:
+    """An error-rate rule notifying the hook. A minute's window is the minute in progress
+    (`telemetry.alerts.window`); two minutes keep a burst in the window for at least a minute
+    after it, wherever in its minute it fell."""
+
     async def add() -> AlertRule:
         engine = create_engine(database.url)
         try:
@@ -99,7 +103,7 @@ def _add_rule(database: Database, hook_url: str) -> AlertRule:
                     name=f"Error burst {secrets.token_hex(4)}",
                     metric="error_rate",
                     critical=0.2,
-                    window_s=60,
+                    window_s=window_s,
                     for_s=2,
                     min_requests=10,
                     channel_ids=[channel.id],

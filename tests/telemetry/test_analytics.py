@@ -22,7 +22,10 @@ from telemetry.db import create_engine
 from telemetry.records import TraceBundle
 from telemetry.schema import DEFAULT_WORKSPACE_ID, ROLLUP_LATENCY_BOUNDS_MS
 from telemetry.writers import BatchWriter
+from tests.e2e.conftest import Database, backend_database
 from tests.telemetry import make_bundle
+
+__all__ = ["backend_database"]
 
 START = datetime(2025, 2, 3, 0, 0, tzinfo=UTC)
 HOURS = 50
@@ -64,9 +67,10 @@ def _bundles(seed: int = 7) -> list[TraceBundle]:
     return found
 
 
-@pytest.fixture
-async def history(migrated_database_url: str) -> AsyncIterator[History]:
-    engine = create_engine(migrated_database_url)
+@pytest.fixture(scope="module")
+async def history(backend_database: Database) -> AsyncIterator[History]:
+    """The requests, recorded once per backend for the module: its tests only read them."""
+    engine = create_engine(backend_database.url)
     bundles = _bundles()
     writer = BatchWriter(engine)
     for start in range(0, len(bundles), 250):  # several batches add into the same rows

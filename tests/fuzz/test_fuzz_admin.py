@@ -1,0 +1,36 @@
+"""A small fuzz run of the admin API from its OpenAPI document on every `make test`, on SQLite
+and Postgres. `python -m tests.fuzz` runs a large one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.conftest import Database
+from tests.fuzz.admin import fuzz_admin_api
+from tests.fuzz.harness import FuzzGateway
+from tests.fuzz.test_fuzz import SEED
+
+ADMIN_EXAMPLES = 5
+
+
+def test_admin_api_fuzzed_from_its_openapi_document(
+    backend_database: Database, start_fuzz_gateway: Callable[..., FuzzGateway], tmp_path: Path
+) -> None:
+    gateway = start_fuzz_gateway(backend_database)
+    document = httpx.get(f"{gateway.url}/admin/api/openapi.json", timeout=10).json()
+    operations = sum(
+        method in ("get", "post", "put", "patch", "delete")
+        for item in document["paths"].values()
+        for method in item
+    )
+    result = fuzz_admin_api(
+        gateway.url, gateway.master_key, examples=ADMIN_EXAMPLES, seed=SEED, report_dir=tmp_path
+    )
+    log = gateway.stop()
+    assert "Traceback" not in log, log[-4000:]
+    assert result.returncode == 0, result.output[-6000:]
+    # every operation of the document was exercised
+    assert f"Tested: {operations}\n" in result.output, result.output[-2000:]
