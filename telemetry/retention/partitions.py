@@ -122,6 +122,12 @@ async def ensure_partition(connection: AsyncConnection, table: PartitionedTable,
     name = table.partition(day)
     low, high = id_bound(day), id_bound(day + PARTITION_SPAN)
     bounds = f"FROM ('{low}') TO ('{high}')"
+    # Writers wait until the partition is there (a few milliseconds when it is made ahead, as
+    # long as the move when rows wait in the default partition). The lock is on the parent: a
+    # writer routes its rows when it locks the parent, so one that waited only on the default
+    # partition would still send the day's rows there once the day had its own partition, and
+    # the default partition's new bound would refuse them.
+    await connection.execute(sa.text(f"LOCK TABLE {table.name} IN SHARE ROW EXCLUSIVE MODE"))
     in_default = await connection.scalar(
         sa.text(
             f"SELECT count(*) FROM {table.default_partition} "
@@ -136,11 +142,6 @@ async def ensure_partition(connection: AsyncConnection, table: PartitionedTable,
             )
         )
         return 0
-    # Writers wait while the day's rows move, so none lands in the default partition between
-    # the move and the attach (which would refuse to attach, and the round would roll back).
-    await connection.execute(
-        sa.text(f"LOCK TABLE {table.default_partition} IN SHARE ROW EXCLUSIVE MODE")
-    )
     await connection.execute(
         sa.text(f"CREATE TABLE {name} (LIKE {table.name} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
     )

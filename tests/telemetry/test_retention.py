@@ -252,3 +252,37 @@ def test_a_day_partition_holds_exactly_the_ids_minted_that_day() -> None:
     assert id_at(start - timedelta(milliseconds=1)) < id_bound(day)
     end = start + timedelta(days=1) - timedelta(milliseconds=1)
     assert id_at(end) < id_bound(day + timedelta(days=1))
+
+
+async def test_postgres_writes_during_a_move_out_of_the_default_partition_all_land(
+    postgres: AsyncEngine,
+) -> None:
+    """A writer that keeps writing a day's requests while the job makes that day's partition
+    and moves its rows there: every batch is written (none is refused by the default
+    partition's new bound) and every row is in the day's partition afterwards."""
+    engine = postgres
+    day = NOW - timedelta(days=1)
+    await BatchWriter(engine).write([request_at(day + timedelta(seconds=n)) for n in range(200)])
+    writing = asyncio.Event()
+    written = 200
+
+    async def keep_writing() -> None:
+        nonlocal written
+        writer = BatchWriter(engine)
+        for round_number in range(60):
+            batch = [
+                request_at(day + timedelta(minutes=5, seconds=round_number * 20 + n))
+                for n in range(20)
+            ]
+            await writer.write(batch)
+            written += len(batch)
+            writing.set()
+
+    writer_task = asyncio.create_task(keep_writing())
+    await writing.wait()
+    rounds = [await run_retention(engine, RetentionConfig(), now=NOW) for _ in range(3)]
+    await writer_task
+
+    assert sum(done.moved["traces"] for done in rounds if done is not None) >= 200
+    by_partition = await _rows_by_partition(engine, "traces")
+    assert by_partition == {f"traces_p{day:%Y%m%d}": written}
