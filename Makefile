@@ -7,10 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
-# Test processes: most tests wait on gateways and databases, not on the CPU (with 3 the suite kept
-# 2 cores about 80 % busy). A file's tests stay in one process, so a module's gateway is started
-# once.
-TEST_PROCESSES ?= 4
+# Test processes: most tests wait on gateways and databases, not on the CPU. A file's tests stay
+# in one process, so a module's gateway is started once.
+TEST_PROCESSES ?= 3
 
 .PHONY: run test lint typecheck bench fuzz install clean chromium promtool haproxy poppler docs-images
 
