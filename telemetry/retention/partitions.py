@@ -126,8 +126,11 @@ async def ensure_partition(connection: AsyncConnection, table: PartitionedTable,
     # long as the move when rows wait in the default partition). The lock is on the parent: a
     # writer routes its rows when it locks the parent, so one that waited only on the default
     # partition would still send the day's rows there once the day had its own partition, and
-    # the default partition's new bound would refuse them.
-    await connection.execute(sa.text(f"LOCK TABLE {table.name} IN SHARE ROW EXCLUSIVE MODE"))
+    # the default partition's new bound would refuse them. It is the strongest lock the round
+    # needs (making or attaching a partition takes it), taken at once: taking a weaker one
+    # first and then this one deadlocks with a writer that has read the table in its
+    # transaction and waits to write it.
+    await connection.execute(sa.text(f"LOCK TABLE {table.name} IN ACCESS EXCLUSIVE MODE"))
     in_default = await connection.scalar(
         sa.text(
             f"SELECT count(*) FROM {table.default_partition} "
