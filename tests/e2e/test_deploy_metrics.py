@@ -112,9 +112,11 @@ def _send_traffic(gateway: GatewayProcess) -> tuple[dict[str, dict[str, str]], i
 
 
 def _wait_for_the_recorder(metrics_url: str, timeout: float = 30.0) -> None:
-    """The recorder writes off the request path; its series appear with its first batch."""
+    """The recorder writes off the request path; its series appear with its first batch (the
+    batch's time and its rows are counted one after the other, so both are waited for)."""
     deadline = time.monotonic() + timeout
-    while "steerway_telemetry_batch_seconds_count" not in scrape(metrics_url).labels:
+    series = ("steerway_telemetry_batch_seconds_count", "steerway_telemetry_rows_written_total")
+    while not all(name in scrape(metrics_url).labels for name in series):
         if time.monotonic() > deadline:
             raise AssertionError(f"no recorder batch within {timeout} s")
         time.sleep(0.2)
