@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from abc import ABC, abstractmethod
 from typing import Self
 
 from aiohttp import web
@@ -12,7 +13,7 @@ from aiohttp import web
 from tests.ports import free_port
 
 
-class ThreadedServer:
+class ThreadedServer(ABC):
     client_max_size = 1024**2
     auto_decompress = True
 
@@ -26,8 +27,9 @@ class ThreadedServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @abstractmethod
     def route(self, app: web.Application) -> None:
-        raise NotImplementedError
+        """Add the server's handlers to `app`."""
 
     def start(self) -> Self:
         self._thread.start()
