@@ -189,11 +189,15 @@ def test_a_failing_deployment_cools_down_and_is_probed_back(
 ) -> None:
     broken = {"mock": {"fail_models": {"mock-a": 503}}}
     client = gateway.client()
-    for _ in range(12):
+    tried_a = mock_provider.stats()["requests_by_model"].get("mock-a", 0)
+    # Weighted random picks mock-a about half the time; send until it has failed twice.
+    for _ in range(60):
         raw = client.chat.completions.with_raw_response.create(
             model="pair", messages=HELLO, extra_body=broken
         )
         assert raw.headers["x-steerway-model"] == "mock-b"  # retried there when mock-a failed
+        if mock_provider.stats()["requests_by_model"].get("mock-a", 0) - tried_a >= 2:
+            break
     cooldowns = gateway.database.wait_rows(
         "SELECT * FROM decisions WHERE type = 'cooldown'", count=1
     )
