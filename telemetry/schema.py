@@ -324,6 +324,11 @@ ai_interactions = sa.Table(
     sa.Column("cache_hit", sa.Boolean, nullable=False),
     sa.Column("prompt", JSONType, nullable=True),
     sa.Column("response", JSONType, nullable=True),
+    # Why the call was made: `request` (a client's), `evaluation` (a judge's, left out of the
+    # users' analytics by default), `moderation` (a moderation guardrail's check).
+    sa.Column(
+        "purpose", sa.String(16), nullable=False, default="request", server_default="request"
+    ),
     sa.Index(None, "trace_id"),
     sa.Index(None, "started_at"),
     sa.Index(None, "workspace_id", "started_at"),
@@ -846,4 +851,83 @@ report_files = sa.Table(
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("content", sa.LargeBinary, nullable=False),
+)
+
+# An evaluator: which interactions a judge model scores, on which criteria, at what rate and
+# for how much a day (telemetry.evaluation). `origin` is `config` for those the YAML defines
+# (one row per workspace, rewritten at start) or `api` for those made in the console or API.
+evaluators = sa.Table(
+    "evaluators",
+    metadata,
+    sa.Column("evaluator_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column(
+        "workspace_id", sa.String(32), sa.ForeignKey("workspaces.workspace_id"), nullable=False
+    ),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),  # config | api
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    # {"condition", "sampling_rate", "judge", "criteria", "daily_cap_usd", ...}
+    sa.Column("definition", JSONType, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
+
+# The durable queue between the recorder, which picks interactions as it writes them, and the
+# judge's workers: a row is claimed with a lease (`claimed_until`), so a worker that dies lets
+# another take it, and retried after `next_attempt_at` until `attempts` reaches the limit.
+evaluation_queue = sa.Table(
+    "evaluation_queue",
+    metadata,
+    sa.Column("queue_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("evaluator_id", sa.String(32), nullable=False),
+    sa.Column("trace_id", sa.String(32), nullable=False),
+    sa.Column("interaction_id", sa.String(32), nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),  # sampled | on_demand
+    sa.Column("status", sa.String(16), nullable=False),  # pending | running | done | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("next_attempt_at", Timestamp, nullable=False),
+    sa.Column("claimed_until", Timestamp, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("evaluator_id", "interaction_id"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "workspace_id", "created_at"),
+)
+
+# One judge's verdict on one interaction: scores 0-100 per criterion, the mean of them, the
+# judge's rationale and flags, and what the judge's call cost. The judged interaction's model
+# is copied here so dashboards group scores by model without a join. `status`: ok | failed |
+# no_content (the interaction's content was not stored) | over_cap (the daily cap was spent).
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    sa.Column("evaluation_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("evaluator_id", sa.String(32), nullable=False),
+    sa.Column("evaluator_name", sa.String(200), nullable=False),
+    sa.Column("trace_id", sa.String(32), nullable=False),
+    sa.Column("interaction_id", sa.String(32), nullable=False),
+    sa.Column("requested_model", sa.String(256), nullable=True),
+    sa.Column("provider_model", sa.String(256), nullable=True),
+    sa.Column("judge_model", sa.String(256), nullable=False),
+    # The trace that recorded the judge's own call (`traces.source = 'evaluation'`), if any.
+    sa.Column("judge_trace_id", sa.String(32), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("scores", JSONType, nullable=False),  # {"accuracy": 90, ...}
+    sa.Column("score", sa.Float, nullable=True),  # the mean of `scores`; NULL unless ok
+    sa.Column("rationale", sa.Text, nullable=True),
+    sa.Column("flags", JSONType, nullable=False),  # ["hallucination", ...]
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=True),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=True),
+    sa.Column("cost_usd", Money(), nullable=True),
+    sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "workspace_id", "created_at"),
+    sa.Index(None, "evaluator_id", "created_at"),
+    sa.Index(None, "trace_id"),
+    sa.Index(None, "interaction_id"),
 )

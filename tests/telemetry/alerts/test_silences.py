@@ -3,6 +3,7 @@ both backends (listed by state newest first, paged, expired early, active ones b
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -157,6 +158,7 @@ async def test_silences_are_stored_listed_by_state_paged_and_expired_early(
             now=T0 + minutes(start),
         )
         made.append(await create_silence(engine, silence))
+        await asyncio.sleep(0.002)  # ids order by their millisecond, randomly within one
     elsewhere = parse_silence(
         {"matchers": ["model=m0"], "duration": "1h", "comment": "other workspace"},
         workspace_id=OTHER_WORKSPACE,
