@@ -50,6 +50,7 @@ from typing import Literal, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.batch_waits import SettledWaiters, wait_to_fill
+from telemetry.evaluation.picking import EvaluationPicker
 from telemetry.journal import Journal
 from telemetry.records import TraceBundle
 from telemetry.redaction import Redact, has_content, redact_bundles
@@ -148,12 +149,13 @@ class Recorder:
         live: LiveFeed | None = None,
         sampling: TraceSampling | None = None,
         also_to: BatchConsumer | None = None,
+        picker: EvaluationPicker | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
         if durability == "spill-first" and spill_dir is None:
             raise ValueError("spill-first durability needs a spill_dir")
-        self._writer = BatchWriter(engine, sampling=sampling)
+        self._writer = BatchWriter(engine, sampling=sampling, picker=picker)
         self._sampling = sampling
         self._queue: deque[TraceBundle] = deque()
         self._capacity = queue_size
@@ -559,7 +561,9 @@ class Recorder:
         if redact is None:
             return batch
         if self._sampling is not None:
-            batch = self._sampling.without_unkept_content(batch)
+            batch = self._sampling.without_unkept_content(
+                await self._writer.mark_for_evaluation(batch)
+            )
         if not has_content(batch):
             return batch
         redacted, failures = await asyncio.to_thread(redact_bundles, batch, redact)

@@ -81,6 +81,7 @@ class InteractionRecord(msgspec.Struct, kw_only=True, gc=False):
     cache_hit: bool = False
     prompt: Any = None  # stored only as telemetry.store_content allows
     response: Any = None
+    purpose: str = "request"  # request | evaluation (a judge's call) | moderation
 
     @property
     def latency_ms(self) -> float:

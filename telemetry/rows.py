@@ -126,6 +126,7 @@ INTERACTION_COLUMNS: tuple[str, ...] = (
     "cache_hit",
     "prompt",
     "response",
+    "purpose",
 )
 VIOLATION_COLUMNS: tuple[str, ...] = (
     "violation_id",
@@ -254,6 +255,7 @@ def interaction_row(i: InteractionRecord) -> Row:
         i.cache_hit,
         i.prompt,
         i.response,
+        i.purpose,
     )
 
 

@@ -24,7 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from telemetry import rollups
 from telemetry.escaping import escape_bundles
-from telemetry.records import TraceBundle
+from telemetry.evaluation.picking import EvaluationPicker, Pick
+from telemetry.evaluation.queue import enqueue_picks
+from telemetry.records import InteractionRecord, TraceBundle
 from telemetry.rows import BatchRecords, Row, TableRecords, as_dicts
 from telemetry.schema import metadata
 from telemetry.trace_sampling import TraceSampling
@@ -107,9 +109,16 @@ class BatchWriter:
     (marked `sampled_out`), its interactions without content and its guardrail findings; the
     roll-ups count it like any other."""
 
-    def __init__(self, engine: AsyncEngine, *, sampling: TraceSampling | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        sampling: TraceSampling | None = None,
+        picker: EvaluationPicker | None = None,
+    ) -> None:
         self._engine = engine
         self._sampling = sampling
+        self._picker = picker
         self._dialect = engine.dialect.name
         self._upsert = rollups.upsert_statement(self._dialect)
         self._upsert_breakdowns = rollups.breakdown_upsert_statement(self._dialect)
@@ -147,12 +156,26 @@ class BatchWriter:
                 raise
         return await self._write(escaped, skip_existing)
 
+    async def mark_for_evaluation(self, bundles: Sequence[TraceBundle]) -> list[TraceBundle]:
+        """The bundles, those an evaluator picks marked so sampling keeps their content (the
+        recorder calls this before sampling drops content ahead of redaction)."""
+        if self._picker is None:
+            return list(bundles)
+        await self._picker.refresh_if_due()
+        return self._picker.mark(bundles)
+
     async def _write(self, bundles: Sequence[TraceBundle], skip_existing: bool) -> dict[str, int]:
+        picked: dict[str, int] = {}
+        if self._picker is not None:
+            await self._picker.refresh_if_due()
+            bundles = self._picker.mark(bundles)
         records = BatchRecords.from_bundles(bundles, self._sampling)
         async with self._engine.begin() as connection:
             if skip_existing:
                 records = records.without(await self._stored_ids(connection, records))
             tables = records.tables()
+            if self._picker is not None:
+                picked = await self._enqueue_evaluations(connection, records)
             if skip_existing:
                 await self._insert_ignoring_duplicates(connection, tables)
             elif self._dialect == "postgresql":
@@ -160,7 +183,9 @@ class BatchWriter:
             else:
                 await self._insert(connection, tables)
             postgres = self._dialect == "postgresql"
-            summed = rollups.aggregate(records.traces, self._name_caps, fold=not postgres)
+            # A judge's own calls (source `evaluation`) stay out of the users' usage figures.
+            counted = [b for b in records.traces if b.trace.source != "evaluation"]
+            summed = rollups.aggregate(counted, self._name_caps, fold=not postgres)
             if postgres:
                 raw = (await connection.get_raw_connection()).driver_connection
                 await rollups.add_on_postgres(raw, summed)
@@ -172,9 +197,28 @@ class BatchWriter:
         counts = {table.name: len(table.records) for table in tables}
         counts["usage_rollups"] = len(summed.rollups)
         counts["usage_breakdowns"] = len(summed.breakdowns)
+        for table, rows in picked.items():
+            counts[table] = counts.get(table, 0) + rows
         if self._sampling is not None:
             counts[SAMPLED_OUT] = len(records.sampled_out)
         return counts
+
+    async def _enqueue_evaluations(
+        self, connection: AsyncConnection, records: BatchRecords
+    ) -> dict[str, int]:
+        """Queue rows (or `no_content` evaluations) for the interactions this batch writes
+        that an evaluator picks, in the batch's transaction; picked from the records as
+        written, so content sampling or redaction left out counts as no content."""
+        assert self._picker is not None
+        writing = {i.interaction_id: i for i in records.interactions}
+        picks = [
+            _with_interaction(pick, writing[pick.interaction.interaction_id])
+            for pick in self._picker.pick(records.traces)
+            if pick.interaction.interaction_id in writing
+        ]
+        if not picks:
+            return {}
+        return await enqueue_picks(connection, picks)
 
     async def _stored_ids(
         self, connection: AsyncConnection, records: BatchRecords
@@ -240,6 +284,10 @@ class BatchWriter:
                 await connection.execute(
                     self._insert_new[table.name], _parameters(table.name, table.columns, rows)
                 )
+
+
+def _with_interaction(pick: Pick, interaction: InteractionRecord) -> Pick:
+    return Pick(pick.evaluator, pick.trace_id, interaction)
 
 
 class _DriverInsert:
