@@ -38,6 +38,7 @@ from gateway.cache import ResponseCache, create_cache
 from gateway.config import DEFAULT_ANTHROPIC_VERSION, GatewayConfig, ProviderConfig, load_config
 from gateway.defaults import default_config, wants_mock
 from gateway.errors import GatewayError, database_unavailable, error_body
+from gateway.evaluation_setup import JudgeWorkers, evaluation_picker, prepare_evaluators
 from gateway.guardrails import Guardrails
 from gateway.health import create_health
 from gateway.keys import KeyStore
@@ -95,6 +96,7 @@ class Gateway:
         self.rollup_folder: RollupFolder | None = None
         self.alert_evaluator: AlertEvaluator | None = None
         self.report_scheduler: ReportScheduler | None = None
+        self.judges: JudgeWorkers | None = None
         self.retention: PeriodicJob | None = None
         self.live: LiveHub | None = None
         self._live_relay: LiveRelay | None = None
@@ -117,6 +119,7 @@ class Gateway:
         config = self._given_config or await self._load_config()
         self.config = config
         await prepare_alerts(self.engine, config)
+        await prepare_evaluators(self.engine, config)
         telemetry_config = config.telemetry
         if config.guardrails.definitions:
             self.guardrails = Guardrails(config.guardrails)
@@ -138,6 +141,7 @@ class Gateway:
             live=self.live,
             sampling=telemetry_config.sampling.policy(),
             also_to=self.otlp_exporter,
+            picker=evaluation_picker(self.engine, config),
         )
         await self.recorder.start()
         self.rollup_folder = RollupFolder(
@@ -163,11 +167,11 @@ class Gateway:
             await self.retention.start()
         await self.upstream.start()
         await self.health.start()
-        adapters = {
-            name: _adapter(name, provider, self.upstream)
-            for name, provider in config.providers.items()
-        }
+        adapters = provider_adapters(config, self.upstream)
         router = Router.from_config(config, adapters, config.price_table())
+        if config.evaluation.run_in_serve:
+            self.judges = JudgeWorkers(self.engine, config, adapters, self.recorder.record)
+            await self.judges.start()
         self.rulebook = Rulebook(
             config_rules=config.rules,
             store=RuleStore(self.engine),
@@ -320,6 +324,8 @@ class Gateway:
             await self.limiter.close()
         if self.ledger is not None:
             await self.ledger.close()
+        if self.judges is not None:
+            await self.judges.close()
         if self.recorder is not None:
             await self.recorder.stop()
         if self.otlp_exporter is not None:
@@ -392,6 +398,13 @@ def _pii_redactor() -> Callable[[str], str]:
 
     scanner = PiiScanner()
     return lambda text: redact(text, scanner)
+
+
+def provider_adapters(
+    config: GatewayConfig, upstream: UpstreamClient
+) -> dict[str, ProviderAdapter]:
+    """One adapter per configured provider, sharing the upstream client."""
+    return {name: _adapter(name, provider, upstream) for name, provider in config.providers.items()}
 
 
 def _adapter(name: str, provider: ProviderConfig, upstream: UpstreamClient) -> ProviderAdapter:

@@ -24,6 +24,7 @@ import yaml
 
 from gateway.alerts_config import AlertsConfig, parse_alerts
 from gateway.console_config import ConsoleConfig, parse_console
+from gateway.evaluators_config import EvaluationConfig, parse_evaluation
 from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
 from gateway.limits_model import InvalidField, usd_to_micros
 from gateway.live_config import LiveConfig, parse_live
@@ -289,6 +290,8 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     live: LiveConfig = msgspec.field(default_factory=LiveConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     otlp_ingest: OtlpIngestConfig = msgspec.field(default_factory=OtlpIngestConfig)
+    evaluation: EvaluationConfig = msgspec.field(default_factory=EvaluationConfig)
+    """The judge workers' settings and the evaluators the file declares (`evaluators`)."""
     rules: tuple[dict[str, Any], ...] = ()
     """Steering rules from the file, normalised (see `rules.compiler.normalise_rule`)."""
 
@@ -785,6 +788,8 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             "live",
             "alerts",
             "otlp_ingest",
+            "evaluation",
+            "evaluators",
             "rules",
         ),
     )
@@ -831,6 +836,9 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
         live=parse_live(top.get("live"), "live", reader),
         alerts=parse_alerts(top.get("alerts"), "alerts", reader),
         otlp_ingest=parse_otlp_ingest(top.get("otlp_ingest"), "otlp_ingest", reader),
+        evaluation=parse_evaluation(
+            top.get("evaluation"), top.get("evaluators"), list(models), reader
+        ),
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),
         auth=_parse_auth(top.get("auth"), "auth", reader),

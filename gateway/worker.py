@@ -10,12 +10,15 @@ import logging
 
 from gateway.alert_sources import gauge_sources
 from gateway.alerts_setup import prepare_alerts
-from gateway.app import report_scheduler
+from gateway.app import provider_adapters, report_scheduler
 from gateway.config import GatewayConfig
+from gateway.evaluation_setup import JudgeWorkers, prepare_evaluators
 from gateway.health import create_health
+from providers.upstream import UpstreamClient
 from telemetry.alerts import AlertEvaluator, Delivery
 from telemetry.alerts.http_client import close_shared_client
 from telemetry.db import create_engine, redact_url
+from telemetry.recorder import Recorder
 from telemetry.retention.job import retention_job
 from telemetry.rollup_folding import RollupFolder
 
@@ -35,6 +38,7 @@ async def run_worker(
     engine = create_engine(database_url)
     try:
         await prepare_alerts(engine, config)
+        await prepare_evaluators(engine, config)
     except BaseException:
         await engine.dispose()
         raise
@@ -50,6 +54,10 @@ async def run_worker(
     reports = report_scheduler(engine, console_url=config.console.public_url or "")
     folder = RollupFolder(engine, interval=config.telemetry.rollup_fold_interval_ms / 1000.0)
     retention = retention_job(engine, config.telemetry.retention)
+    # The judge's calls are recorded like the gateway's: through a recorder of this process.
+    recorder = Recorder(engine, observer=None)
+    upstream = UpstreamClient()
+    judges = JudgeWorkers(engine, config, provider_adapters(config, upstream), recorder.record)
     try:
         await health.start()
         await evaluator.start()
@@ -69,9 +77,16 @@ async def run_worker(
         if retention is not None:
             await retention.start()
             logger.info("applying retention every %g s", config.telemetry.retention.interval_s)
+        await recorder.start()
+        await upstream.start()
+        await judges.start()
+        logger.info("judging evaluations with %d workers", config.evaluation.concurrency)
         await stopping.wait()
         logger.info("stopping: waiting for a round in progress")
     finally:
+        await judges.close()
+        await recorder.stop()
+        await upstream.close()
         await evaluator.close()
         await reports.close()
         await folder.close()
