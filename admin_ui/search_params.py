@@ -261,6 +261,13 @@ TRACE_PARAMS: Final = (
     _texts("rule", "rules", "This steering rule (by id) matched (repeatable)."),
     _texts("request_id", "request_ids", "The request id (`x-request-id`; repeatable)."),
     _flag("stream", "stream", "Streamed, or not."),
+    _choices(
+        "source",
+        "sources",
+        "How the trace reached the gateway: proxy, otlp or evaluation (a judge's call; left "
+        "out unless asked for). Repeatable.",
+        ("proxy", "otlp", "evaluation"),
+    ),
 )
 INTERACTION_PARAMS: Final = (
     *_TRACE_LEVEL,

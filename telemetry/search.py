@@ -133,6 +133,8 @@ class TraceFilter(CommonFilter):
     """Requests any of these rules (by id) matched."""
     request_ids: tuple[str, ...] = ()
     stream: bool | None = None
+    sources: tuple[str, ...] = ()
+    """proxy, otlp, evaluation; left empty, every source but `evaluation` (a judge's calls)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -486,6 +488,10 @@ def trace_conditions(f: TraceFilter, scope: str | None, dialect: str) -> list[Co
     found += _between(t.cost_usd, f.min_cost_usd, f.max_cost_usd)
     found += _flag(t.cache_hit, f.cache_hit)
     found += _flag(t.stream, f.stream)
+    if f.sources:
+        found += _any_of(t.source, f.sources)
+    else:
+        found.append(t.source != "evaluation")
     if f.guardrail_triggered is not None:
         found.append(
             t.guardrail_action.is_not(None)

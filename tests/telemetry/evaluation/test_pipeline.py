@@ -20,6 +20,7 @@ from telemetry.evaluation.store import Evaluator, create_evaluator, delete_evalu
 from telemetry.evaluation.worker import EvaluationWorkers, PoolSettings
 from telemetry.records import TraceBundle
 from telemetry.schema import DEFAULT_WORKSPACE_ID, evaluations
+from telemetry.search import TraceFilter, search_traces
 from telemetry.trace_sampling import TraceSampling
 from telemetry.writers import BatchWriter
 from tests.fake_gemini import FakeGemini
@@ -239,3 +240,14 @@ async def test_a_deleted_evaluator_ends_its_rows(
     await judged.drain()
     assert await rows(engine, "SELECT queue_id FROM evaluation_queue") == []
     assert gemini.received == []
+
+
+async def test_the_traces_explorer_leaves_judge_calls_out_unless_asked(
+    engine: AsyncEngine, judged: Judged
+) -> None:
+    user, judge_call = chat(), chat(source="evaluation")
+    await judged.write(user, judge_call)
+    listed = await search_traces(engine, TraceFilter(), scope=None)
+    assert [r.trace_id for r in listed.rows] == [user.trace.trace_id]
+    asked = await search_traces(engine, TraceFilter(sources=("evaluation",)), scope=None)
+    assert [r.trace_id for r in asked.rows] == [judge_call.trace.trace_id]
