@@ -31,7 +31,7 @@ class EvaluatorState:
                 status: self.today.get(status, 0)
                 for status in ("ok", "failed", "no_content", "over_cap")
             },
-            "spent_today_usd": str(self.spent_today_usd),
+            "spent_today_usd": _money(self.spent_today_usd),
         }
 
 
@@ -73,3 +73,8 @@ async def evaluator_states(
             state.today[status] = int(count)
             state.spent_today_usd += Decimal(str(cost))
     return states
+
+
+def _money(value: Decimal) -> str:
+    """Dollars as exact text without trailing zeros (`0.000136`, `0`)."""
+    return format(value.normalize(), "f") if value else "0"
