@@ -122,7 +122,8 @@ def _parsed(request: AnyRequest, body: dict[str, Any]) -> tuple[str, bool, Evalu
     return name, enabled, definition
 
 
-async def _visible(request: AnyRequest, evaluator_id: str) -> Evaluator:
+async def visible_evaluator(request: AnyRequest, evaluator_id: str) -> Evaluator:
+    """The evaluator if the caller sees its workspace, else a 404 (as if it did not exist)."""
     found = None
     if access.is_id(evaluator_id):
         found = await get_evaluator(gateway_of(request).engine, evaluator_id)
@@ -155,7 +156,7 @@ class EvaluatorController(Controller):
 
     @get("/{evaluator_id:str}", operation_class=described(path=_ID_PATH))
     async def get_evaluator(self, request: AnyRequest, evaluator_id: str) -> dict[str, Any]:
-        found = await _visible(request, evaluator_id)
+        found = await visible_evaluator(request, evaluator_id)
         states = await evaluator_states(
             gateway_of(request).engine, [found.id], [found.workspace_id]
         )
@@ -190,7 +191,7 @@ class EvaluatorController(Controller):
     )
     async def replace_evaluator(self, request: AnyRequest, evaluator_id: str) -> dict[str, Any]:
         """Replace the evaluator with the body (`enabled` true when left out)."""
-        current = await _visible(request, evaluator_id)
+        current = await visible_evaluator(request, evaluator_id)
         require_permission(request, PERMISSION, current.workspace_id)
         _refuse_if_from_config(current)
         body = await access.body_fields(request, BODY_FIELDS, READ_ONLY)
@@ -218,7 +219,7 @@ class EvaluatorController(Controller):
     @delete("/{evaluator_id:str}", status_code=204, operation_class=described(path=_ID_PATH))
     async def delete_evaluator(self, request: AnyRequest, evaluator_id: str) -> Response[None]:
         """Delete the evaluator and its waiting queue rows; its evaluations stay."""
-        current = await _visible(request, evaluator_id)
+        current = await visible_evaluator(request, evaluator_id)
         require_permission(request, PERMISSION, current.workspace_id)
         _refuse_if_from_config(current)
         await delete_evaluator(gateway_of(request).engine, current)

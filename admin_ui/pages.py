@@ -75,6 +75,14 @@ NAVIGATION: tuple[NavSection, ...] = (
         ),
     ),
     NavSection(
+        "Quality",
+        (
+            NavItem(
+                "quality-evaluators", "Evaluators", f"{ADMIN_PATH}/quality/evaluators", "safety"
+            ),
+        ),
+    ),
+    NavSection(
         "Alerts",
         (
             NavItem("alerts", "Alerts", f"{ADMIN_PATH}/alerts", "alert"),
