@@ -5,14 +5,19 @@ SQLite and Postgres; and the evaluators' admin API."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
-from collections.abc import Iterator
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config
+from tests.conftest import copy_sqlite
+from tests.e2e.conftest import STEERWAY, Database, GatewayProcess, MockProcess, mock_config, stop
 from tests.fake_gemini import FakeGemini
 
 HELLO = [{"role": "user", "content": "Name a prime number."}]
@@ -283,3 +288,58 @@ def test_the_evaluators_api(judged: GatewayProcess) -> None:
         assert error_of(admin.get("/admin/api/evaluators/not-an-id"), 404)
         spec = admin.get("/admin/api/openapi.json").json()
         assert "/admin/api/evaluators" in spec["paths"]
+
+
+def test_a_worker_judges_for_a_gateway_that_does_not(
+    mock_provider: MockProcess,
+    gemini: FakeGemini,
+    sqlite_template: Path,
+    tmp_path: Path,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    path = tmp_path / "worker.db"
+    copy_sqlite(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    config = mock_config(mock_provider)
+    config["providers"]["google"] = {
+        "type": "gemini",
+        "base_url": gemini.base_url,
+        "api_key": "gk-e2e-secret",
+    }
+    config["models"]["judge"] = [{"provider": "google", "model": "gemini-2.5-flash"}]
+    config["evaluators"] = EVALUATORS
+    config["evaluation"] = {"run_in_serve": False, "poll_interval": 0.1, "refresh_interval": 0.2}
+    gateway = start_gateway(database, config, master_key="sk-master-" + secrets.token_hex(8))
+    trace_id = ask(gateway, "good")
+    queued = database.wait_rows(
+        "SELECT status FROM evaluation_queue WHERE trace_id = :t", t=trace_id
+    )
+    time.sleep(1.0)  # ten of the pool's polls, had the gateway one
+    assert database.rows("SELECT status FROM evaluation_queue") == queued == [{"status": "pending"}]
+
+    environ = {
+        **{k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+        "STEERWAY_DATABASE_URL": database.url,
+        "STEERWAY_CONFIG": str(tmp_path / f"steerway-{gateway.port}.yaml"),  # the gateway's
+    }
+    worker = subprocess.Popen(
+        [STEERWAY, "worker", "--log-level", "info"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=environ,
+    )
+    try:
+        [row] = database.wait_rows(
+            "SELECT status, judge_trace_id FROM evaluations WHERE trace_id = :t",
+            t=trace_id,
+            timeout=30.0,
+        )
+    finally:
+        output = stop(worker)
+    assert row["status"] == "ok", output
+    assert "judging evaluations with 2 workers" in output
+    assert "gk-e2e-secret" not in output
+    # The worker's own recorder wrote the judge's call before it stopped.
+    assert database.rows(
+        "SELECT source FROM traces WHERE trace_id = :t", t=row["judge_trace_id"]
+    ) == [{"source": "evaluation"}]
