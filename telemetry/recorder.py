@@ -32,6 +32,9 @@ With `sampling` (`telemetry.trace_sampling`) the writer keeps only the figures o
 policy does not keep whole; the observer's optional `sampled_out(count)` hears how many, once
 they are written; with `redact` too, the content of those is left out before redaction rather
 than scanned for nothing. A replay of a spill file or the journal decides the same.
+
+With `picker` (`telemetry.evaluation.picking`) the writer queues the interactions evaluators
+pick, in the batch's transaction, and marks their bundles so sampling keeps them whole.
 """
 
 from __future__ import annotations

@@ -79,6 +79,7 @@ class EvaluationPicker:
         self._refresh_interval = refresh_interval
         self._evaluators: list[PickingEvaluator] = []
         self._refreshed_at = float("-inf")
+        self._failing = False
 
     @property
     def evaluators(self) -> list[PickingEvaluator]:
@@ -95,8 +96,14 @@ class EvaluationPicker:
         try:
             found = await load_evaluators(self._engine, enabled_only=True)
         except Exception as error:
-            logger.warning("evaluation: could not read evaluators (%s)", type(error).__name__)
+            if not self._failing:
+                logger.warning(
+                    "evaluation: could not read the evaluators (%s); picking with the last list",
+                    type(error).__name__,
+                )
+            self._failing = True
             return
+        self._failing = False
         picking: list[PickingEvaluator] = []
         for evaluator in found:
             try:
