@@ -4,7 +4,7 @@ The batch writer asks `EvaluationPicker.pick` which of the batch's interactions 
 evaluators want: a chat interaction that answered (`ok`), of a proxy trace (never a judge's own
 call), whose trace passes the evaluator's condition (the rules' condition language over the
 trace's recorded features, as `rules.replay` rebuilds them) and whose trace id falls inside the
-evaluator's sampling rate. The draw hashes (evaluator, trace), so the same batch picks the same
+evaluator's sampling rate (cache hits are left out: their answer was made once). The draw hashes (evaluator, trace), so the same batch picks the same
 interactions however often it is written (a retry, a spill file replayed).
 
 The list of evaluators is read from the table at most every `refresh_interval` seconds, by the
@@ -60,10 +60,13 @@ class Pick:
 
 
 def judgeable(interaction: InteractionRecord) -> bool:
+    """A chat a provider answered for a client. A cache hit repeats an answer already judged
+    (or passed over) when it was first made, so it is not judged again."""
     return (
         interaction.operation == "chat"
         and interaction.status == "ok"
-        and getattr(interaction, "purpose", "request") == "request"
+        and not interaction.cache_hit
+        and interaction.purpose == "request"
     )
 
 
