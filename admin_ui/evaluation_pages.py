@@ -119,6 +119,8 @@ class TraceBox:
     action: str
     choices: list[tuple[str, str]]
     outcome: Outcome | None
+    chosen: str = ""
+    """The evaluator just queued for, chosen again."""
     docs: str = DOCS
 
 
@@ -128,7 +130,9 @@ async def trace_box(request: AnyRequest, trace: dict[str, Any]) -> TraceBox:
     if not can_queue(request, workspace_id):
         return TraceBox(False, action, [], None)
     evaluators = await offered_evaluators(request, workspace_id)
-    return TraceBox(True, action, choices(evaluators, {}), outcome_of(request, evaluators))
+    outcome = outcome_of(request, evaluators)
+    chosen = request.query_params.get("evaluator", "") if outcome else ""
+    return TraceBox(True, action, choices(evaluators, {}), outcome, chosen)
 
 
 # --- the set page ---------------------------------------------------------------------------------

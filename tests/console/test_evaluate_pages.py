@@ -14,6 +14,8 @@ from playwright.sync_api import BrowserContext, expect
 from tests.admin_ui.evaluation_seed import evaluator, on_database, stored
 from tests.console.conftest import off_the_loop
 from tests.console.views import keyboard_to, look_at
+from tests.console_users import create_user
+from tests.console_users import sign_in as sign_in_as
 from tests.e2e.conftest import GatewayProcess
 from tests.telemetry.evaluation.on_demand_rows import add_workspace, answered
 
@@ -109,7 +111,8 @@ def test_the_explorer_evaluates_its_traces_only_after_the_confirmation(
     assert sorted(r["trace_id"] for r in rows) == sorted(asked)
     docs_screenshot(page, "evaluate-traces-queued")
 
-    page.locator("#cancel-queue").click()
+    expect(page.locator("#confirm-form")).to_have_count(0)  # queued: no second button
+    page.locator("#back-to-traces").click()
     assert f"tag={tag}" in page.url and "/admin/traces?" in page.url
 
 
@@ -134,3 +137,25 @@ def test_a_workspace_without_evaluators_says_how_to_make_one(
     expect(page.get_by_text("No evaluators yet.")).to_be_visible()
     expect(page.locator("#confirm-form")).to_have_count(0)
     docs_screenshot(page, "evaluate-traces-empty")
+
+
+def test_a_viewer_is_offered_no_evaluation(
+    console_gateway: GatewayProcess, open_context: Callable[..., BrowserContext]
+) -> None:
+    an_evaluator(console_gateway)
+    trace_id = chat(console_gateway, "viewed", "Who may evaluate?")
+    viewer = off_the_loop(lambda: create_user(console_gateway.database.url, role="viewer"))
+    session = off_the_loop(lambda: sign_in_as(console_gateway.url, viewer))
+    context = open_context(viewport=WIDE)
+    context.add_cookies([session.browser_cookie()])
+    page = context.new_page()
+
+    page.goto("/admin/traces?tag=viewed")
+    expect(page.locator("#traces-table")).to_be_visible()
+    expect(page.locator("#evaluate-these")).to_have_count(0)
+    page.goto(f"/admin/traces/{trace_id}")
+    expect(page.get_by_role("heading", name="Interactions")).to_be_visible()
+    expect(page.locator("#evaluate")).to_have_count(0)
+    page.goto("/admin/traces/evaluate?tag=viewed")
+    expect(page.locator("#cannot-queue")).to_be_visible()
+    expect(page.locator("#confirm-form")).to_have_count(0)
