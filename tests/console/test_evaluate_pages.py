@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import BrowserContext, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.admin_ui.evaluation_seed import evaluator, on_database, stored
-from tests.console.conftest import off_the_loop
+from tests.console.conftest import PageWatch, off_the_loop
 from tests.console.views import keyboard_to, look_at
 from tests.console_users import create_user
 from tests.console_users import sign_in as sign_in_as
@@ -159,3 +159,16 @@ def test_a_viewer_is_offered_no_evaluation(
     page.goto("/admin/traces/evaluate?tag=viewed")
     expect(page.locator("#cannot-queue")).to_be_visible()
     expect(page.locator("#confirm-form")).to_have_count(0)
+
+
+def test_a_filter_the_explorer_refuses_is_shown_with_the_way_back(
+    console_gateway: GatewayProcess, console: Page, page_watch: PageWatch
+) -> None:
+    an_evaluator(console_gateway)
+    page_watch.expect_error("status of 400")
+    response = console.goto("/admin/traces/evaluate?status=sideways&model=mock-gpt")
+    assert response is not None and response.status == 400
+    expect(console.locator("#set-error")).to_contain_text("status")
+    expect(console.locator("#confirm-form")).to_have_count(0)
+    console.locator("#change-filters").click()
+    assert "/admin/traces?" in console.url and "status=sideways" in console.url
