@@ -89,6 +89,7 @@ def test_the_explorer_evaluates_its_traces_only_after_the_confirmation(
     page = sign_in(viewport=WIDE).new_page()
     page.goto(f"/admin/traces?tag={tag}")
     expect(page.locator("#traces-table tbody tr")).to_have_count(4)
+    docs_screenshot(page, "traces-evaluate-these", full_page=False)
 
     keyboard_to(page, "#evaluate-these")
     page.keyboard.press("Enter")
