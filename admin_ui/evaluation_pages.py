@@ -225,7 +225,7 @@ class EvaluationPages(Controller):
         )
         query = await read_set_query(request, items)
         selection = await set_selection(request, evaluator, query.filters)
-        outcome = await queue(request, evaluator, selection, {"filter": dict(query.items)})
+        outcome = await queue(request, evaluator, selection, {"filter": query.as_json()})
         target = [*items, ("evaluator", evaluator.evaluator_id), *outcome_items(outcome)]
         return Redirect(url_with(SET_PATH, target), status_code=303)
 

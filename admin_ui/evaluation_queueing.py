@@ -26,6 +26,7 @@ from admin_ui.state import gateway_of
 from gateway.config import GatewayConfig
 from gateway.errors import GatewayError, clipped
 from providers.pricing import ModelPrice, PriceTable
+from telemetry.escaping import UNSTORABLE_PROBLEM, has_unstorable
 from telemetry.evaluation.on_demand import (
     MAX_TRACES,
     EvaluatorChoice,
@@ -147,12 +148,21 @@ class SetQuery:
     items: list[tuple[str, str]]
     """The filters as the explorer's URL spells them."""
 
+    def as_json(self) -> dict[str, str | list[str]]:
+        """The filters for the audit log: a repeated parameter as a list."""
+        found: dict[str, list[str]] = {}
+        for name, value in self.items:
+            found.setdefault(name, []).append(value)
+        return {name: values[0] if len(values) == 1 else values for name, values in found.items()}
+
 
 async def read_set_query(request: AnyRequest, items: Iterable[tuple[str, str]]) -> SetQuery:
     """`items` (the explorer's parameters) read as the traces list reads them; a 400 for one it
     would refuse, or for a page's cursor."""
     kept = []
     for name, value in items:
+        if has_unstorable(name) or has_unstorable(value):
+            raise bad(name if not has_unstorable(name) else "filter", UNSTORABLE_PROBLEM)
         if name in NOT_A_FILTER:
             raise bad(name, "does not apply: a set is every matching trace, newest first")
         if name not in PAGE_ONLY:

@@ -36,6 +36,7 @@ from admin_ui.rules import json_object
 from admin_ui.search_params import bad
 from admin_ui.workspace_operations import fields_of
 from gateway.errors import invalid_request
+from telemetry.escaping import UNSTORABLE_PROBLEM, find_unstorable
 from telemetry.evaluation.on_demand import MAX_TRACES, EvaluatorChoice, QueueOutcome, Selection
 
 AnyRequest = Request[Any, Any, Any]
@@ -135,6 +136,9 @@ class EvaluationQueueController(Controller):
         """Queue evaluations of one trace or a filtered set (the set first answers its
         estimate; `confirm: true` queues it)."""
         body = fields_of(await json_object(request), FIELDS, ())
+        where = find_unstorable(body, "")
+        if where is not None:
+            raise bad(where or "body", UNSTORABLE_PROBLEM)
         if "evaluator_id" not in body:
             raise invalid_request("'evaluator_id' is required.", param="evaluator_id")
         evaluator = await visible_evaluator(request, read_id(body["evaluator_id"], "evaluator_id"))
@@ -161,5 +165,5 @@ class EvaluationQueueController(Controller):
         selection = await set_selection(request, evaluator, query.filters)
         if not confirm:
             return Response(answer(evaluator, selection, request, None), status_code=200)
-        outcome = await queue(request, evaluator, selection, {"filter": dict(query.items)})
+        outcome = await queue(request, evaluator, selection, {"filter": query.as_json()})
         return Response(answer(evaluator, selection, request, outcome), status_code=202)

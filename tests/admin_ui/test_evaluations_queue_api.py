@@ -232,6 +232,8 @@ def test_workspaces_and_roles_are_kept_apart(judged_gateway: GatewayProcess) -> 
         ({"evaluator_id": "ID", "filter": {"cursor": "abc"}}, "cursor"),
         ({"evaluator_id": "ID", "filter": {"model": {"a": 1}}}, "filter.model"),
         ({"evaluator_id": "ID", "filter": {}, "sampling": 1}, "sampling"),
+        ({"evaluator_id": "ID", "filter": {"model": "a\u0000b"}}, "filter.model"),
+        ({"evaluator_id": "ID", "trace_id": "\u0000"}, "trace_id"),
     ],
 )
 def test_a_bad_body_is_a_400_naming_its_field(
