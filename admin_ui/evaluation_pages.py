@@ -74,7 +74,7 @@ async def workspace_labels(request: AnyRequest) -> dict[str, str]:
 
 
 def _count(value: str | None) -> int | None:
-    if value is None or not value.isdigit() or len(value) > 9:
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 9:
         return None
     return int(value)
 

@@ -173,3 +173,6 @@ def test_a_filter_the_explorer_refuses_is_shown_with_the_way_back(
     expect(console.locator("#confirm-form")).to_have_count(0)
     console.locator("#change-filters").click()
     assert "/admin/traces?" in console.url and "status=sideways" in console.url
+    odd = console.goto("/admin/traces/evaluate?queued=%C2%B2&running=0&skipped=0")
+    assert odd is not None and odd.status == 200
+    expect(console.locator("#evaluate-notice")).to_have_count(0)
