@@ -93,6 +93,8 @@ class EndpointModerator:
                 raw = await response.read()
                 if response.status >= 400:
                     raise ModerationFailed(f"the moderation endpoint answered {response.status}")
+        except TimeoutError:
+            raise  # a timeout of its own: reported as one by `Moderation.rate`
         except (aiohttp.ClientError, OSError) as error:
             raise ModerationFailed(
                 f"cannot reach the moderation endpoint ({type(error).__name__})"
@@ -137,6 +139,8 @@ class JudgeModerator:
             raw = await adapter.read_body(response)
             result = adapter.parse_chat(raw, target.public_model)
         except UpstreamFailure as failure:
+            if failure.kind == "timeout":
+                raise TimeoutError from None
             raise ModerationFailed(f"the moderation judge failed ({failure.kind})") from None
         message = result.messages[0] if result.messages else None
         content = message.get("content") if isinstance(message, dict) else None
