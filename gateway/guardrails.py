@@ -9,7 +9,9 @@ the masked text. Output checks run over the answer before the client sees it (st
 `gateway.guardrail_stream`); `unmask` then puts masked values back.
 
 A request without guardrails costs one empty-tuple check. Inputs longer than `offload_chars` are
-checked in a worker thread so the event loop keeps serving other requests meanwhile.
+checked in a worker thread so the event loop keeps serving other requests meanwhile. Moderation
+guardrails call a model, so they run as coroutines after the local checks, over the texts those
+left (`gateway.guardrail_moderation`); on an answer they run first, on the provider's own text.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterable, MutableMapping, MutableSequence, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, MutableSequence, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -46,6 +48,11 @@ from gateway.guardrail_moderation import (
 )
 from telemetry import metrics
 from telemetry.trace import RequestTrace
+
+if TYPE_CHECKING:
+    from gateway.config import ProviderConfig
+    from gateway.routing import Router
+    from providers.upstream import UpstreamClient
 
 logger = logging.getLogger("steerway.guardrails")
 
@@ -175,7 +182,13 @@ class Guardrails:
         self.secret = secret.reveal().encode() if secret is not None else os.urandom(32)
         self._executor: ThreadPoolExecutor | None = None
 
-    def connect_moderation(self, *, providers: Any, router: Any, upstream: Any) -> None:
+    def connect_moderation(
+        self,
+        *,
+        providers: Mapping[str, ProviderConfig],
+        router: Router,
+        upstream: UpstreamClient,
+    ) -> None:
         """Give the moderation guardrails their models, once the providers and the router are
         built. Until then (or for a model that cannot be reached) their checks fail."""
         for guardrail in self.by_name.values():
