@@ -18,6 +18,7 @@ import pytest
 
 from providers.mock_server import reply_text
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config
+from tests.e2e.test_keys import create_key
 
 SLOW = "[[moderation-delay-ms:1500]]"
 ENDPOINT = {"kind": "moderation", "provider": "mock", "model": "omni-moderation-latest"}
@@ -31,11 +32,18 @@ GUARDRAILS = {
         "mod-out-mask": {**ENDPOINT, "action": "mask", "direction": "output", "stream_chars": 20},
         "mod-closed": {**ENDPOINT, "action": "block", "timeout_ms": 300},
         "mod-open": {**ENDPOINT, "action": "log", "timeout_ms": 300},
+        "pii-mask": {"kind": "pii", "action": "mask"},
     }
 }
 RULES = [
     {"id": f"guard-{name}", "when": {"tags": name}, "then": {"guardrails": [name]}}
     for name in GUARDRAILS["definitions"]
+] + [
+    {
+        "id": "pii-then-moderation",
+        "when": {"tags": "pii-and-mod"},
+        "then": {"guardrails": ["mod-block", "pii-mask"]},
+    }
 ]
 TABLES = ("traces", "spans", "decisions", "ai_interactions", "guardrail_violations")
 
@@ -262,3 +270,41 @@ def test_a_timeout_fails_open_under_log(moderated: GatewayProcess) -> None:
     answer, headers = _chat(moderated, "mod-open", f"hello {SLOW}")
     assert answer.choices[0].finish_reason == "stop"
     assert headers["x-steerway-guardrails"] == "mod-open=error"
+
+
+def test_a_keys_moderation_applies_and_its_violation_is_the_keys(
+    moderated: GatewayProcess,
+) -> None:
+    key = create_key(
+        moderated, "--name", "mod-" + uuid.uuid4().hex[:6], "--guardrails", "mod-block"
+    )
+    client = moderated.client(api_key=key.plaintext)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="mock-gpt", messages=[{"role": "user", "content": "vermin"}]
+        )
+    trace_id = caught.value.response.headers["x-steerway-trace-id"]
+    violation = moderated.database.wait_rows(
+        "SELECT * FROM guardrail_violations WHERE trace_id = :t", 1, t=trace_id
+    )[0]
+    assert (violation["api_key_id"], violation["workspace_id"]) == (key.key_id, key.workspace_id)
+    assert _json(violation["entities"]) == {"hate": 1}
+
+
+def test_embedding_inputs_are_moderated(moderated: GatewayProcess) -> None:
+    with pytest.raises(openai.BadRequestError):
+        moderated.client().embeddings.create(
+            model="mock-embedding",
+            input=["lovely", "gore"],
+            extra_headers={"x-steerway-tags": "mod-block"},
+        )
+
+
+def test_the_moderation_model_reads_text_other_guardrails_masked(
+    moderated: GatewayProcess, mock_provider: MockProcess
+) -> None:
+    with pytest.raises(openai.BadRequestError):
+        _chat(moderated, "pii-and-mod", "idiot, write to jane.doe@example.com")
+    sent = mock_provider.last_request()  # refused: the last call was the moderation's
+    assert sent["path"] == "/v1/moderations"
+    assert sent["body"]["input"] == ["idiot, write to <EMAIL_ADDRESS>"]
