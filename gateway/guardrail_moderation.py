@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import aiohttp
@@ -39,7 +40,9 @@ from gateway.guardrail_moderation_model import (
 if TYPE_CHECKING:
     from gateway.config import ProviderConfig
     from gateway.routing import Router
+    from providers.pricing import ModelPrice
     from providers.upstream import UpstreamClient
+    from providers.usage import Usage
     from telemetry.trace import RequestTrace
 
 logger = logging.getLogger("steerway.guardrails")
@@ -60,14 +63,40 @@ class ModerationCall(msgspec.Struct, kw_only=True, gc=False):
     texts: int
     status: str = "ok"  # ok | timeout | error
     error: str | None = None
+    spend: Spend | None = None
+    """What a judge's chat calls used (an endpoint reports nothing)."""
+
+
+class Spend(msgspec.Struct, kw_only=True, gc=False):
+    """Tokens and cost of a judge's calls for one check, for the trace."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: Decimal | None = None
+    priced: bool = True
+    """False once a call's cost is unknown (the model has no price): `cost_usd` is then a
+    lower bound and is not shown."""
+
+    def add(self, usage: Usage, price: ModelPrice | None) -> None:
+        self.prompt_tokens += usage.prompt_tokens or 0
+        self.completion_tokens += usage.completion_tokens or 0
+        cost = None
+        if price is not None and usage.prompt_tokens is not None:
+            cost = price.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+        if cost is None:
+            self.priced = False
+        else:
+            self.cost_usd = (self.cost_usd or Decimal(0)) + cost
 
 
 class Moderator(Protocol):
-    """Scores texts by category (families, 0..1), one mapping per text, in order."""
+    """Scores texts by category (families, 0..1), one mapping per text, in order; a judge adds
+    what its calls used to `spend`."""
 
     source: str
+    spends: bool
 
-    async def score(self, texts: Sequence[str]) -> list[dict[str, float]]: ...
+    async def score(self, texts: Sequence[str], spend: Spend) -> list[dict[str, float]]: ...
 
 
 class EndpointModerator:
@@ -75,6 +104,7 @@ class EndpointModerator:
 
     def __init__(self, spec: ModerationSpec, provider: ProviderConfig, upstream: UpstreamClient):
         self.source = spec.source
+        self.spends = False
         self._model = spec.model
         self._upstream = upstream
         self._url = URL(provider.base_url.rstrip("/") + "/moderations")
@@ -84,7 +114,7 @@ class EndpointModerator:
         self._headers = headers
         self._timeout = aiohttp.ClientTimeout(total=spec.timeout_ms / 1000.0)
 
-    async def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
+    async def score(self, texts: Sequence[str], spend: Spend) -> list[dict[str, float]]:
         body = msgspec.json.encode({"model": self._model, "input": list(texts)})
         try:
             async with self._upstream.session.post(
@@ -107,20 +137,21 @@ class JudgeModerator:
 
     def __init__(self, spec: ModerationSpec, router: Router) -> None:
         self.source = spec.source
+        self.spends = True
         self._spec = spec
         self._route = router.resolve(spec.judge_model or "")
         self._timeout = aiohttp.ClientTimeout(total=spec.timeout_ms / 1000.0)
 
-    async def score(self, texts: Sequence[str]) -> list[dict[str, float]]:
+    async def score(self, texts: Sequence[str], spend: Spend) -> list[dict[str, float]]:
         gate = asyncio.Semaphore(JUDGE_CONCURRENCY)
 
         async def one(text: str) -> dict[str, float]:
             async with gate:
-                return await self._ask(text)
+                return await self._ask(text, spend)
 
         return list(await asyncio.gather(*(one(text) for text in texts)))
 
-    async def _ask(self, text: str) -> dict[str, float]:
+    async def _ask(self, text: str, spend: Spend) -> dict[str, float]:
         from providers.errors import UpstreamFailure
 
         target = self._route.targets[0]
@@ -142,6 +173,7 @@ class JudgeModerator:
             if failure.kind == "timeout":
                 raise TimeoutError from None
             raise ModerationFailed(f"the moderation judge failed ({failure.kind})") from None
+        spend.add(result.usage, target.price)
         message = result.messages[0] if result.messages else None
         content = message.get("content") if isinstance(message, dict) else None
         return parse_judge_answer(content)
@@ -191,8 +223,10 @@ class Moderation:
             if not texts:
                 return []
             try:
+                if self.moderator.spends:
+                    call.spend = Spend()
                 async with asyncio.timeout(self.spec.timeout_ms / 1000.0):
-                    scores = await self.moderator.score(texts)
+                    scores = await self.moderator.score(texts, call.spend or Spend())
             except TimeoutError:
                 call.status = "timeout"
                 raise ModerationFailed(
@@ -351,6 +385,12 @@ def record_calls(trace: RequestTrace, calls: Sequence[ModerationCall]) -> None:
         }
         if call.error is not None:
             attributes["error"] = call.error
+        spend = call.spend
+        if spend is not None:
+            attributes["gen_ai.usage.input_tokens"] = spend.prompt_tokens
+            attributes["gen_ai.usage.output_tokens"] = spend.completion_tokens
+            if spend.priced and spend.cost_usd is not None:
+                attributes["cost_usd"] = str(spend.cost_usd)
         trace.add_span(
             "guardrails.moderation",
             "guardrails",

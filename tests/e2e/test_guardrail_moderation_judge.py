@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -87,6 +88,7 @@ def judged(
     )
     config["providers"]["judge"] = {"type": "openai", "base_url": f"{judge.url}/v1"}
     config["models"]["moderator"] = [{"provider": "judge", "model": "rubric-judge-1"}]
+    config["prices"] = {"rubric-judge-1": {"input_per_million": 1.0, "output_per_million": 2.0}}
     process = GatewayProcess(
         backend_database,
         config,
@@ -122,6 +124,9 @@ def test_the_judge_blocks_by_its_scores(judged: GatewayProcess, judge: RubricJud
     attributes = span["attributes"]
     attributes = json.loads(attributes) if isinstance(attributes, str) else attributes
     assert attributes["moderation.model"] == "judge:moderator"
+    assert attributes["gen_ai.usage.input_tokens"] == 50  # what the judge reported
+    assert attributes["gen_ai.usage.output_tokens"] == 20
+    assert Decimal(attributes["cost_usd"]) == Decimal("0.00009")  # 50 at $1/M + 20 at $2/M
 
 
 def test_a_category_threshold_applies_to_the_judge(judged: GatewayProcess) -> None:
