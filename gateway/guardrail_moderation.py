@@ -149,7 +149,15 @@ class JudgeModerator:
             async with gate:
                 return await self._ask(text, spend)
 
-        return list(await asyncio.gather(*(one(text) for text in texts)))
+        try:
+            async with asyncio.TaskGroup() as group:  # one failure cancels the other calls
+                tasks = [group.create_task(one(text)) for text in texts]
+        except ExceptionGroup as failures:
+            first = failures.exceptions[0]
+            if isinstance(first, ModerationFailed | TimeoutError):
+                raise first from None
+            raise
+        return [task.result() for task in tasks]
 
     async def _ask(self, text: str, spend: Spend) -> dict[str, float]:
         from providers.errors import UpstreamFailure
@@ -206,7 +214,9 @@ class Moderation:
         self, texts: Sequence[str], direction: str, calls: list[ModerationCall]
     ) -> list[Rating]:
         """Each text's rating. Raises ModerationFailed (timeouts included); the call is noted
-        in `calls` either way."""
+        in `calls` either way (no texts: no call)."""
+        if not texts:
+            return []
         started = time.perf_counter()
         call = ModerationCall(
             guardrail=self.guardrail.name,
@@ -220,8 +230,6 @@ class Moderation:
         try:
             if self.moderator is None:
                 raise ModerationFailed("the moderation model is not connected")
-            if not texts:
-                return []
             try:
                 if self.moderator.spends:
                     call.spend = Spend()
