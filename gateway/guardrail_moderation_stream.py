@@ -1,7 +1,7 @@
 """Moderation guardrails over a streamed answer.
 
 - `log`: the stream passes unchanged; each choice's texts are moderated once, whole, when the
-  stream ends (after the client's `[DONE]`), and the verdict is recorded.
+  stream ends (the proxy asks once the response has ended), and the verdict is recorded.
 - `block` and `mask`: each text of each choice is held back until `stream_chars` new
   characters have arrived (or the choice finishes); that segment is then moderated, together
   with up to `window_chars` of the text already sent before it (so a sentence cut by the segment

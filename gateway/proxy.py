@@ -1304,10 +1304,6 @@ class Proxy:
             state.accumulator = None  # an answer cut short is not one to keep
         if guard is not None:
             self._note_verdicts(exchange, guard.verdicts(), ended, "output")
-        if moderation is not None:
-            moderated = await moderation.verdicts()
-            self._note_verdicts(exchange, moderated, ended, "output")
-            record_moderation_calls(exchange.trace, moderation.calls)
         usage = state.usage or UNKNOWN_USAGE
         cut_short = blocked or state.client_gone or failure is not None
         usage_estimated = cut_short and state.usage is None and state.first_output is not None
@@ -1348,16 +1344,30 @@ class Proxy:
             exchange.error_type = "client_disconnected"
             exchange.error_message = "the client disconnected mid-stream; upstream cancelled"
             _streams_cancelled(target.public_model).inc()
+            await self._moderated_stream(exchange, moderation, ended)
             return None
         if failure is not None:
             await self._fail(exchange, send, _client_error(target, failure))
+            await self._moderated_stream(exchange, moderation, ended)
             return None
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await self._moderated_stream(exchange, moderation, ended)
         if state.accumulator is not None:
             complete = state.accumulator.result()
             if complete is not None:
                 await self._store_in_cache(exchange, target, complete, usage)
         return (ended - started) * 1000.0
+
+    async def _moderated_stream(
+        self, exchange: Exchange, moderation: ModerationStream | None, ended: float
+    ) -> None:
+        """The moderation verdicts of a stream, once the client has all of it: `log` ones
+        call their model only now, so the response is not held open for them."""
+        if moderation is None:
+            return
+        moderated = await moderation.verdicts()
+        self._note_verdicts(exchange, moderated, ended, "output")
+        record_moderation_calls(exchange.trace, moderation.calls)
 
     async def _forward(
         self,
