@@ -373,3 +373,36 @@ async def test_a_held_back_stream_releases_moderated_segments(
     (verdict,) = await stream.verdicts()
     assert (verdict.outcome, verdict.entities) == ("masked", {"violence": 1})
     assert [c.texts for c in stream.calls] == [1, 1, 1]
+
+
+async def test_a_held_back_stream_fails_closed(mock: MockServer, upstream: UpstreamClient) -> None:
+    guardrails = _guardrails(
+        mock, upstream, block={"action": "block", "direction": "output", "stream_chars": 10}
+    )
+    selection = guardrails.select(key=["block"])
+    assert selection is not None
+    stream = ModerationStream(selection.remote_output)
+    out, blocked = await stream.process(_events(["fine so far, ", "[[moderation-error:502]]"]))
+    assert blocked
+    assert _text(out) == "fine so far, "  # the segment before the failure was moderated clean
+    finish = msgspec.json.decode(out[-2].removeprefix(b"data: "))["choices"][0]["finish_reason"]
+    assert (finish, out[-1]) == ("content_filter", b"data: [DONE]")
+    (verdict,) = await stream.verdicts()
+    assert verdict.outcome == "error" and "answered 502" in verdict.reason
+    assert [call.status for call in stream.calls] == ["ok", "error"]
+
+
+async def test_a_log_only_stream_passes_its_bytes_and_asks_at_the_end(
+    mock: MockServer, upstream: UpstreamClient
+) -> None:
+    guardrails = _guardrails(mock, upstream, log={"action": "log", "direction": "output"})
+    selection = guardrails.select(key=["log"])
+    assert selection is not None
+    stream = ModerationStream(selection.remote_output)
+    events = _events(["you ", "idiot"])
+    out, blocked = await stream.process(events)
+    assert out == events and not blocked
+    assert stream.calls == []
+    (verdict,) = await stream.verdicts()
+    assert (verdict.outcome, verdict.entities) == ("flagged", {"harassment": 1})
+    assert len(stream.calls) == 1
