@@ -23,6 +23,7 @@ from admin_ui.audit_api import AuditController
 from admin_ui.auth import require_global_admin
 from admin_ui.console_auth import require_console_user
 from admin_ui.dashboards_api import DashboardController
+from admin_ui.evaluations_api import EvaluationQueueController
 from admin_ui.evaluators_api import EvaluatorController
 from admin_ui.insights_api import InsightsController
 from admin_ui.keys import KeyController
@@ -67,6 +68,7 @@ def admin_router() -> Router:
             ReportController,
             AlertSilenceController,
             EvaluatorController,
+            EvaluationQueueController,
             operator_only,
         ],
     )

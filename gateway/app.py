@@ -172,6 +172,10 @@ class Gateway:
         if config.evaluation.run_in_serve:
             self.judges = JudgeWorkers(self.engine, config, adapters, self.recorder.record)
             await self.judges.start()
+        if self.guardrails is not None:
+            self.guardrails.connect_moderation(
+                providers=config.providers, router=router, upstream=self.upstream
+            )
         self.rulebook = Rulebook(
             config_rules=config.rules,
             store=RuleStore(self.engine),

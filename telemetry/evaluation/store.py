@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from telemetry.evaluation.definition import DefinitionError, EvaluatorDefinition, parse_definition
 from telemetry.ids import uuid7_hex
@@ -110,7 +110,7 @@ async def get_evaluator(engine: AsyncEngine, evaluator_id: str) -> Evaluator | N
 
 
 async def _name_taken(
-    connection: Any, workspace_id: str, name: str, except_id: str | None = None
+    connection: AsyncConnection, workspace_id: str, name: str, except_id: str | None = None
 ) -> bool:
     query = sa.select(evaluators.c.evaluator_id).where(
         evaluators.c.workspace_id == workspace_id, evaluators.c.name == name

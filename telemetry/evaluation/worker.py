@@ -51,9 +51,11 @@ class PoolSettings:
 
 
 class _Failure(Exception):
+    """A failed attempt: its message is stored, so it never holds a provider's text."""
+
     def __init__(
         self, message: str, answer: JudgeAnswer | None = None, trace_id: str | None = None
-    ):
+    ) -> None:
         super().__init__(message)
         self.answer = answer
         self.trace_id = trace_id or (answer.trace_id if answer else None)
