@@ -343,3 +343,25 @@ def test_a_worker_judges_for_a_gateway_that_does_not(
     assert database.rows(
         "SELECT source FROM traces WHERE trace_id = :t", t=row["judge_trace_id"]
     ) == [{"source": "evaluation"}]
+
+
+def test_an_on_demand_evaluation_is_judged_by_the_pool(judged: GatewayProcess) -> None:
+    trace_id = ask(judged, "neither")  # no evaluator picks it
+    judged.database.wait_rows("SELECT trace_id FROM traces WHERE trace_id = :t", t=trace_id)
+    with judged.http() as admin:
+        listed = admin.get("/admin/api/evaluators").json()["data"]
+        answers = next(e for e in listed if e["name"] == "answers")
+        queued = admin.post(
+            "/admin/api/evaluations/queue",
+            json={"evaluator_id": answers["id"], "trace_id": trace_id},
+        )
+        assert queued.status_code == 202, queued.text
+    [row] = judged.database.wait_rows(
+        "SELECT status, evaluator_name FROM evaluations WHERE trace_id = :t",
+        t=trace_id,
+        timeout=30.0,
+    )
+    assert row == {"status": "ok", "evaluator_name": "answers"}
+    assert judged.database.rows(
+        "SELECT reason, status FROM evaluation_queue WHERE trace_id = :t", t=trace_id
+    ) == [{"reason": "on_demand", "status": "done"}]
