@@ -3,7 +3,11 @@ file declares (`origin = config`, written at start by `sync_config_evaluators`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -215,17 +219,49 @@ class SyncError(ValueError):
         self.reason = reason
 
 
+SYNC_LOCK_KEY: Final = 0x5374_6657_0021
+"""The advisory lock of the evaluators' config sync: the workers of `steerway serve` and a
+`steerway worker` all apply the file at start, one at a time."""
+
+
+@contextlib.asynccontextmanager
+async def _sync_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Held while one process applies the file; the next then finds it applied. SQLite: a
+    file lock beside the database."""
+    if engine.dialect.name != "postgresql":
+        database = engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            yield
+            return
+        descriptor = os.open(f"{database}.evaluators-sync-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)
+        return
+    async with engine.connect() as holder:
+        await holder.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SYNC_LOCK_KEY})
+        try:
+            yield
+        finally:
+            await holder.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SYNC_LOCK_KEY})
+            await holder.commit()
+
+
 async def sync_config_evaluators(engine: AsyncEngine, declared: Sequence[FileEvaluator]) -> None:
     """Make the table's `origin = config` evaluators what the file declares: each is created or
     updated by (workspace, name), and those the file no longer declares are deleted. A name
     the API already uses in that workspace is an error naming the file's entry."""
+    async with _sync_lock(engine):
+        await _sync(engine, declared)
+
+
+async def _sync(engine: AsyncEngine, declared: Sequence[FileEvaluator]) -> None:
     now = datetime.now(UTC)
     async with engine.begin() as connection:
-        slugs = dict(
-            (await connection.execute(sa.select(workspaces.c.slug, workspaces.c.workspace_id)))
-            .tuples()
-            .all()
-        )
+        found = await connection.execute(sa.select(workspaces.c.slug, workspaces.c.workspace_id))
+        slugs = {slug: workspace_id for slug, workspace_id in found}
         stored = (await connection.execute(sa.select(evaluators))).all()
         by_key = {(row.workspace_id, row.name): row for row in stored}
         wanted: set[str] = set()
