@@ -365,3 +365,27 @@ def test_an_on_demand_evaluation_is_judged_by_the_pool(judged: GatewayProcess) -
     assert judged.database.rows(
         "SELECT reason, status FROM evaluation_queue WHERE trace_id = :t", t=trace_id
     ) == [{"reason": "on_demand", "status": "done"}]
+
+
+def test_two_serving_workers_apply_the_file_once(
+    mock_provider: MockProcess,
+    gemini: FakeGemini,
+    sqlite_template: Path,
+    tmp_path: Path,
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    path = tmp_path / "two.db"
+    copy_sqlite(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    config = mock_config(mock_provider)
+    config["providers"]["google"] = {"type": "gemini", "base_url": gemini.base_url}
+    config["models"]["judge"] = [{"provider": "google", "model": "gemini-2.5-flash"}]
+    config["evaluators"] = EVALUATORS
+    gateway = start_gateway(database, config, workers=2)
+    assert gateway.process.poll() is None
+    stored = database.rows("SELECT name, origin FROM evaluators ORDER BY name")
+    assert stored == [
+        {"name": "answers", "origin": "config"},
+        {"name": "capped", "origin": "config"},
+        {"name": "strict", "origin": "config"},
+    ]
