@@ -136,7 +136,7 @@ class Gateway:
             flush_interval=telemetry_config.flush_interval_ms / 1000.0,
             spill_dir=Path(telemetry_config.spill_dir),
             observer=metrics.PrometheusRecorderObserver(),
-            redact=_pii_redactor() if telemetry_config.store_content == "redacted" else None,
+            redact=content_redactor(config),
             durability=telemetry_config.durability,
             live=self.live,
             sampling=telemetry_config.sampling.policy(),
@@ -392,6 +392,11 @@ def report_scheduler(engine: AsyncEngine, console_url: str = "") -> ReportSchedu
 
 def _policy(value: str) -> Literal["open", "closed"]:
     return "closed" if value == "closed" else "open"
+
+
+def content_redactor(config: GatewayConfig) -> Callable[[str], str] | None:
+    """What the recorder rewrites stored text with, as `telemetry.store_content` asks."""
+    return _pii_redactor() if config.telemetry.store_content == "redacted" else None
 
 
 def _pii_redactor() -> Callable[[str], str]:

@@ -1,7 +1,9 @@
 """The background jobs of `steerway worker`, without the HTTP server: the alert evaluator, the
-report scheduler, the retention job and, on Postgres, the roll-up folder. Each already runs once
+report scheduler, the retention job, the judges of evaluations (their calls recorded by a
+recorder of this process) and, on Postgres, the roll-up folder. Each already runs once
 across processes (the evaluator's, the scheduler's and retention's locks, the folder's advisory
-lock), so a worker can run beside gateways that run them too."""
+lock) and judges claim queue rows with a lease, so a worker can run beside gateways that run
+them too."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import logging
 
 from gateway.alert_sources import gauge_sources
 from gateway.alerts_setup import prepare_alerts
-from gateway.app import provider_adapters, report_scheduler
+from gateway.app import content_redactor, provider_adapters, report_scheduler
 from gateway.config import GatewayConfig
 from gateway.evaluation_setup import JudgeWorkers, prepare_evaluators
 from gateway.health import create_health
@@ -55,7 +57,7 @@ async def run_worker(
     folder = RollupFolder(engine, interval=config.telemetry.rollup_fold_interval_ms / 1000.0)
     retention = retention_job(engine, config.telemetry.retention)
     # The judge's calls are recorded like the gateway's: through a recorder of this process.
-    recorder = Recorder(engine, observer=None)
+    recorder = Recorder(engine, redact=content_redactor(config))
     upstream = UpstreamClient()
     judges = JudgeWorkers(engine, config, provider_adapters(config, upstream), recorder.record)
     try:
