@@ -38,6 +38,7 @@ from admin_ui.pages import page
 from admin_ui.principals import principal
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import visible_workspace, visible_workspaces
+from rules.recorded import condition_problem
 from telemetry.evaluation.criteria import BUILT_IN
 from telemetry.evaluation.definition import (
     FIELDS,
@@ -156,6 +157,7 @@ def _parse(request: AnyRequest, form: FormState) -> tuple[str, bool, EvaluatorDe
         definition = parse_definition(
             {key: value for key, value in body.items() if key in FIELDS},
             models=config.model_names() if config is not None else None,
+            check_condition=condition_problem,
         )
     except DefinitionError as error:
         form.errors[field_of(error)] = problem_text(error)

@@ -15,6 +15,7 @@ from admin_ui.console_auth import require_permission
 from admin_ui.openapi import Query, described, nullable, object_schema, text
 from admin_ui.state import gateway_of
 from gateway.errors import GatewayError, clipped, invalid_request
+from rules.recorded import condition_problem
 from telemetry.evaluation.definition import (
     FIELDS,
     DefinitionError,
@@ -115,7 +116,9 @@ def _parsed(request: AnyRequest, body: dict[str, Any]) -> tuple[str, bool, Evalu
             raise DefinitionError("enabled", "must be true or false")
         name = check_name(body.get("name"))
         definition = parse_definition(
-            {key: value for key, value in body.items() if key in FIELDS}, models=models
+            {key: value for key, value in body.items() if key in FIELDS},
+            models=models,
+            check_condition=condition_problem,
         )
     except DefinitionError as error:
         raise _invalid(error) from None

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.config import ConfigError, GatewayConfig
 from gateway.model_calls import ModelCaller
 from providers.base import ProviderAdapter
+from rules.recorded import recorded_test
 from telemetry.db_outage import is_unavailable
 from telemetry.evaluation.picking import EvaluationPicker
 from telemetry.evaluation.store import SyncError, sync_config_evaluators
@@ -34,7 +35,11 @@ async def prepare_evaluators(engine: AsyncEngine, config: GatewayConfig) -> None
 
 
 def evaluation_picker(engine: AsyncEngine, config: GatewayConfig) -> EvaluationPicker:
-    return EvaluationPicker(engine, refresh_interval=config.evaluation.refresh_interval)
+    return EvaluationPicker(
+        engine,
+        compile_condition=recorded_test,
+        refresh_interval=config.evaluation.refresh_interval,
+    )
 
 
 class JudgeWorkers:

@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
+from rules.recorded import condition_problem
 from telemetry.alerts.config_items import DEFAULT_WORKSPACE_SLUG
 from telemetry.evaluation.definition import FIELDS, DefinitionError, check_name, parse_definition
 from telemetry.evaluation.store import FileEvaluator
@@ -126,7 +127,9 @@ def _parse_evaluators(
         try:
             name = check_name(fields.get("name"))
             definition = parse_definition(
-                {k: v for k, v in fields.items() if k in FIELDS}, models=models
+                {k: v for k, v in fields.items() if k in FIELDS},
+                models=models,
+                check_condition=condition_problem,
             )
         except DefinitionError as error:
             reader.report(f"{path}.{error.field}", error.reason)

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 import msgspec
 
-from rules.conditions import Condition, Problems, compile_condition, too_deep
 from telemetry.evaluation.criteria import BUILT_IN
 
 FIELDS: Final = (
@@ -43,6 +42,10 @@ DEFAULT_TIMEOUT_S: Final = 30.0
 DEFAULT_MAX_ATTEMPTS: Final = 3
 _CRITERION_NAME: Final = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_NAME: Final = 200
+
+ConditionCheck = Callable[[Any], "tuple[str, str] | None"]
+"""The first problem of a condition in the rules' language as (field path, reason), or None
+(`rules.recorded.condition_problem`; injected: telemetry does not import the rules)."""
 
 
 class DefinitionError(ValueError):
@@ -90,13 +93,6 @@ class EvaluatorDefinition(msgspec.Struct, frozen=True, kw_only=True):
             "max_attempts": self.max_attempts,
         }
 
-    def compiled_condition(self) -> Condition:
-        problems = Problems()
-        compiled = compile_condition(self.condition, "condition", problems)
-        if problems.items:
-            raise DefinitionError("condition", problems.items[0])
-        return compiled
-
 
 def check_name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
@@ -107,16 +103,22 @@ def check_name(value: Any) -> str:
 
 
 def parse_definition(
-    value: Any, *, models: Collection[str] | None = None, stored: bool = False
+    value: Any,
+    *,
+    models: Collection[str] | None = None,
+    check_condition: ConditionCheck | None = None,
+    stored: bool = False,
 ) -> EvaluatorDefinition:
     """The definition in `value`. With `models`, the judge must be one of them (public model
-    names). `stored`: read back from the table, so built-in rubrics are taken as stored."""
+    names); with `check_condition`, the condition must pass it (without, only its being an
+    object is checked: a stored definition was checked when it was written). `stored`: read
+    back from the table, so built-in rubrics are taken as stored."""
     if not isinstance(value, Mapping):
         raise DefinitionError("definition", "must be an object")
     unknown = [key for key in value if key not in FIELDS]
     if unknown:
         raise DefinitionError(str(unknown[0]), "unknown field")
-    condition = _condition(value.get("condition"))
+    condition = _condition(value.get("condition"), check_condition)
     return EvaluatorDefinition(
         condition=condition,
         sampling_rate=_rate(value.get("sampling_rate")),
@@ -127,19 +129,14 @@ def parse_definition(
     )
 
 
-def _condition(value: Any) -> dict[str, Any] | None:
+def _condition(value: Any, check: ConditionCheck | None) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
         raise DefinitionError("condition", "must be an object in the rules' condition language")
-    deep = too_deep(value, "condition")
-    if deep is not None:
-        raise DefinitionError(deep, "nested too deeply")
-    problems = Problems()
-    compile_condition(value, "condition", problems)
-    if problems.items:
-        field, _, reason = problems.items[0].partition(": ")
-        raise DefinitionError(field, reason)
+    problem = check(value) if check is not None else None
+    if problem is not None:
+        raise DefinitionError(*problem)
     return dict(value)
 
 

@@ -3,7 +3,7 @@
 The batch writer asks `EvaluationPicker.pick` which of the batch's interactions the enabled
 evaluators want: a chat interaction that answered (`ok`), of a proxy trace (never a judge's own
 call), whose trace passes the evaluator's condition (the rules' condition language over the
-trace's recorded features, as `rules.replay` rebuilds them) and whose trace id falls inside the
+trace's recorded features, as `rules.replay` rebuilds them; the compiler is injected) and whose trace id falls inside the
 evaluator's sampling rate (cache hits are left out: their answer was made once). The draw hashes (evaluator, trace), so the same batch picks the same
 interactions however often it is written (a retry, a spill file replayed).
 
@@ -17,22 +17,25 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rules.conditions import Condition
-from rules.replay import replay_context
-from telemetry.evaluation.definition import DefinitionError
 from telemetry.evaluation.store import load_evaluators
 from telemetry.records import InteractionRecord, TraceBundle
 
 logger = logging.getLogger("steerway.evaluation.picking")
 
 DEFAULT_REFRESH_INTERVAL = 5.0
+
+RecordedTest = Callable[[Mapping[str, Any]], bool]
+"""A condition's test of a trace as recorded (see `recorded_row`)."""
+ConditionCompiler = Callable[[Any], RecordedTest]
+"""Compiles a condition in the rules' language (`rules.recorded.recorded_test`; injected, as
+telemetry does not import the rules); raises ValueError for one it cannot compile."""
 _SHARE_SPAN = float(1 << 64)
 
 
@@ -49,7 +52,8 @@ class PickingEvaluator:
     name: str
     judge_model: str
     sampling_rate: float
-    condition: Condition
+    matches: RecordedTest | None
+    """None: every request (no condition)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +80,14 @@ def has_content(interaction: InteractionRecord) -> bool:
 
 class EvaluationPicker:
     def __init__(
-        self, engine: AsyncEngine, *, refresh_interval: float = DEFAULT_REFRESH_INTERVAL
+        self,
+        engine: AsyncEngine,
+        *,
+        compile_condition: ConditionCompiler,
+        refresh_interval: float = DEFAULT_REFRESH_INTERVAL,
     ) -> None:
         self._engine = engine
+        self._compile = compile_condition
         self._refresh_interval = refresh_interval
         self._evaluators: list[PickingEvaluator] = []
         self._refreshed_at = float("-inf")
@@ -109,9 +118,10 @@ class EvaluationPicker:
         self._failing = False
         picking: list[PickingEvaluator] = []
         for evaluator in found:
+            condition = evaluator.definition.condition
             try:
-                condition = evaluator.definition.compiled_condition()
-            except DefinitionError:
+                matches = self._compile(condition) if condition else None
+            except ValueError:
                 continue
             if evaluator.definition.sampling_rate <= 0:
                 continue
@@ -122,7 +132,7 @@ class EvaluationPicker:
                     name=evaluator.name,
                     judge_model=evaluator.definition.judge.model,
                     sampling_rate=evaluator.definition.sampling_rate,
-                    condition=condition,
+                    matches=matches,
                 )
             )
         self._evaluators = picking
@@ -143,7 +153,9 @@ class EvaluationPicker:
                     continue
                 if share(evaluator.evaluator_id, trace.trace_id) >= evaluator.sampling_rate:
                     continue
-                if not _matches(evaluator.condition, bundle, candidates[-1]):
+                if evaluator.matches is not None and not evaluator.matches(
+                    recorded_row(bundle, candidates[-1])
+                ):
                     continue
                 picks.extend(Pick(evaluator, trace.trace_id, i) for i in candidates)
         return picks
@@ -161,9 +173,10 @@ class EvaluationPicker:
         ]
 
 
-def _matches(condition: Condition, bundle: TraceBundle, interaction: InteractionRecord) -> bool:
+def recorded_row(bundle: TraceBundle, interaction: InteractionRecord) -> dict[str, Any]:
+    """The trace as its row records it, the way a condition over history reads it."""
     trace = bundle.trace
-    row: dict[str, Any] = {
+    return {
         "features": trace.features,
         "requested_model": trace.requested_model,
         "end_user": trace.end_user,
@@ -175,7 +188,3 @@ def _matches(condition: Condition, bundle: TraceBundle, interaction: Interaction
         "workspace_id": trace.workspace_id,
         "started_at": trace.started_at,
     }
-    try:
-        return bool(condition.test(replay_context(row)))
-    except Exception:
-        return False

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.model_calls import ModelCaller
+from rules.recorded import condition_problem, recorded_test
 from telemetry.evaluation.definition import parse_definition
 from telemetry.evaluation.picking import EvaluationPicker
 from telemetry.evaluation.store import Evaluator, create_evaluator, delete_evaluator
@@ -43,7 +44,9 @@ class Judged:
         self.pool = EvaluationWorkers(
             engine, self.caller, PoolSettings(concurrency=2, backoff_s=0.0)
         )
-        self.picker = EvaluationPicker(engine, refresh_interval=0.0)
+        self.picker = EvaluationPicker(
+            engine, compile_condition=recorded_test, refresh_interval=0.0
+        )
         self.writer = BatchWriter(engine, sampling=TraceSampling(ratio=0.0), picker=self.picker)
 
     async def write(self, *bundles: TraceBundle) -> dict[str, int]:
@@ -83,7 +86,7 @@ async def evaluator(engine: AsyncEngine, **definition: Any) -> Evaluator:
         engine,
         workspace_id=DEFAULT_WORKSPACE_ID,
         name=f"answers-{len(definition)}",
-        definition=parse_definition(body, models=["judge"]),
+        definition=parse_definition(body, models=["judge"], check_condition=condition_problem),
     )
 
 

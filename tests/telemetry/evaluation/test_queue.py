@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from rules.recorded import recorded_test
 from telemetry.evaluation.definition import parse_definition
 from telemetry.evaluation.picking import EvaluationPicker
 from telemetry.evaluation.queue import claim, retry_later
@@ -96,7 +97,7 @@ async def test_the_recorder_keeps_a_picked_request_whole(
         flush_interval=0.01,
         sampling=TraceSampling(ratio=0.0),
         redact=(lambda text: text.replace("France", "[COUNTRY]")) if redacted else None,
-        picker=EvaluationPicker(engine, refresh_interval=60.0),
+        picker=EvaluationPicker(engine, compile_condition=recorded_test, refresh_interval=60.0),
     )
     await recorder.start()
     picked, other = chat(), chat("gpt-other")

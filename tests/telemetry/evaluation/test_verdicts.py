@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from rules.recorded import condition_problem
 from telemetry.evaluation.criteria import BUILT_IN
 from telemetry.evaluation.definition import DefinitionError, parse_definition
 from telemetry.evaluation.parsing import VerdictError, parse_verdict
@@ -126,5 +127,5 @@ def test_a_definition_round_trips_through_its_stored_form() -> None:
 )
 def test_a_bad_definition_names_its_field(body: object, field: str) -> None:
     with pytest.raises(DefinitionError) as refused:
-        parse_definition(body, models=["judge"])
+        parse_definition(body, models=["judge"], check_condition=condition_problem)
     assert refused.value.field == field
