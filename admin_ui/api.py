@@ -27,6 +27,7 @@ from admin_ui.insights_api import InsightsController
 from admin_ui.keys import KeyController
 from admin_ui.live import LiveController
 from admin_ui.parameters import refuse_unstorable_parameters
+from admin_ui.quality_api import QualityController
 from admin_ui.reports_api import ReportController
 from admin_ui.rules import RuleController
 from admin_ui.search_api import DecisionController, InteractionController, ViolationController
@@ -65,6 +66,7 @@ def admin_router() -> Router:
             AlertInstanceController,
             ReportController,
             AlertSilenceController,
+            QualityController,
             operator_only,
         ],
     )

@@ -26,6 +26,7 @@ from admin_ui.keys_pages import KeyPages
 from admin_ui.live_page import LivePage
 from admin_ui.pages import ADMIN_PATH
 from admin_ui.parameters import refuse_unstorable_parameters
+from admin_ui.quality_pages import QualityPages
 from admin_ui.report_pages import ReportPages
 from admin_ui.rules_pages import rules_pages_router
 from admin_ui.static_files import static_router
@@ -57,6 +58,7 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     AlertPages,
     AlertSilencePages,
     ReportPages,
+    QualityPages,
 ]
 
 
