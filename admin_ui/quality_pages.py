@@ -64,13 +64,13 @@ def _render(
         start=page_range.start,
         end=page_range.end,
         step_seconds=page_range.step,
-        unit="count",
+        unit="score",
         chart_id="quality-scores-chart",
         title=f"Mean score per step by {filters.by}",
     )
     bars = bar_chart(
         [(rank.model, rank.mean_score) for rank in data.ranking],
-        unit="count",
+        unit="score",
         chart_id="quality-ranking-chart",
         title="Mean score by model",
     )

@@ -270,7 +270,8 @@ class ModelRank:
 
     `cost_per_request_usd` is the mean provider cost of the interactions that were judged (the
     same sample as the scores, so the two agree). `cost_per_point_usd` is the cost of 1,000 such
-    requests divided by the mean score: what each point of quality costs per thousand requests.
+    requests divided by the mean score (to a millionth of a dollar): what each point of quality
+    costs per thousand requests.
     Lower is cheaper for the quality; it says nothing unless the models did comparable work.
     """
 
@@ -320,7 +321,7 @@ async def model_ranking(
         per_request = _decimal(cost_sum) / cost_samples if cost_samples else None
         mean = float(mean)
         per_point = (
-            (per_request * 1000 / Decimal(str(mean))).quantize(Decimal("1e-10"))
+            (per_request * 1000 / Decimal(str(mean))).quantize(Decimal("1e-6"))
             if per_request is not None and mean > 0
             else None
         )

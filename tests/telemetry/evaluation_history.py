@@ -50,7 +50,7 @@ class Judged:
         return sum(self.scores.values()) / len(self.scores)
 
 
-def _bundle(judged: Judged) -> TraceBundle:
+def request_bundle(judged: Judged) -> TraceBundle:
     started = judged.at.timestamp() - 2.0
     ended = started + 1.0
     root = span_id_hex()
@@ -154,7 +154,7 @@ def evaluation_row(judged: Judged) -> dict[str, Any]:
 async def plant(engine: Any, history: list[Judged], *, with_requests: bool = True) -> None:
     """Write the requests (unless `with_requests` is false) and their evaluations."""
     if with_requests:
-        await BatchWriter(engine).write([_bundle(judged) for judged in history])
+        await BatchWriter(engine).write([request_bundle(judged) for judged in history])
     async with engine.begin() as connection:
         await connection.execute(sa.insert(evaluations), [evaluation_row(j) for j in history])
 

@@ -187,7 +187,7 @@ async def test_models_ranked_by_score_with_cost_per_point(planted: Planted) -> N
     assert big.samples == 20 and big.mean_score == pytest.approx(big_mean)
     assert big.cost_per_request_usd == Decimal("0.004")
     assert big.cost_per_point_usd == pytest.approx(
-        Decimal("4") / Decimal(str(big_mean)), rel=Decimal("1e-6")
+        Decimal("4") / Decimal(str(big_mean)), abs=Decimal("1e-6")
     )
     assert small.cost_per_request_usd == Decimal("0.001")
     assert small.cost_per_point_usd is not None and big.cost_per_point_usd is not None
