@@ -14,6 +14,7 @@ Only evaluations with `status = 'ok'` carry a score; the others are counted by s
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -41,6 +42,7 @@ __all__ = [
     "compare",
     "evaluation_names",
     "mean_score",
+    "mean_score_groups",
     "model_ranking",
     "score_series",
     "sides_of",
@@ -567,6 +569,45 @@ async def mean_score(
     )
     count, mean = (await connection.execute(query)).one()
     return int(count), float(mean) if mean is not None else None
+
+
+GROUP_COLUMNS: Final = {"evaluator": e.evaluator_name, "model": e.requested_model}
+
+
+async def mean_score_groups(
+    connection: AsyncConnection,
+    *,
+    scope: str | None,
+    since: datetime,
+    until: datetime,
+    evaluators: Sequence[str],
+    models: Sequence[str] = (),
+    criterion: str | None = None,
+    group_by: tuple[str, ...] = (),
+) -> dict[tuple[str, ...], tuple[int, float | None]]:
+    """(count, mean) of the scores in the range per group of `group_by` (evaluator, model),
+    for the alert rules on scores; at most `RANK_LIMIT` groups, the most scored first."""
+    if any(name not in GROUP_COLUMNS for name in group_by):
+        raise InvalidScoreQuery("group_by", "scores are grouped by evaluator or model")
+    value, filters = _filters(None, None, criterion)
+    if evaluators:
+        filters.append(e.evaluator_name.in_(list(evaluators)))
+    if models:
+        filters.append(e.requested_model.in_(list(models)))
+    keys = [GROUP_COLUMNS[name] for name in group_by]
+    query = (
+        sa.select(*keys, sa.func.count(), sa.func.avg(value))
+        .where(*_window(scope, since, until), *filters)
+        .group_by(*keys)
+        .order_by(sa.func.count().desc())
+        .limit(RANK_LIMIT)
+    )
+    found: dict[tuple[str, ...], tuple[int, float | None]] = {}
+    for row in (await connection.execute(query)).all():
+        group = tuple("" if v is None else str(v) for v in row[: len(keys)])
+        count, mean = row[len(keys)], row[len(keys) + 1]
+        found[group] = (int(count), float(mean) if mean is not None else None)
+    return found
 
 
 async def evaluation_names(
