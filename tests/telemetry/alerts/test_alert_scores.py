@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.alerts import AlertEvaluator, RuleError, evaluate_rule, parse_rule
@@ -125,3 +127,15 @@ async def test_the_evaluator_sends_a_score_alert(engine: AsyncEngine, hook: Rece
     (alert,) = alerts_of(hook.received)
     assert (alert["state"], alert["severity"], alert["value"]) == ("firing", "warning", 50)
     assert "Evaluation score" in alert["summary"]
+
+
+def test_the_docs_example_is_a_valid_rule() -> None:
+    text = (Path(__file__).parents[3] / "docs" / "alerts.md").read_text()
+    section = text.split("### Evaluation scores", 1)[1].split("\n## ", 1)[0]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    rule = parse_rule(yaml.safe_load(example))
+    assert (rule.metric, rule.filters["criterion"], rule.min_requests) == (
+        "eval_score",
+        ["accuracy"],
+        20,
+    )
