@@ -14,6 +14,7 @@ Only evaluations with `status = 'ok'` carry a score; the others are counted by s
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,6 +61,8 @@ MIN_SAMPLES: Final = 10
 TRACE_LIMIT: Final = 200
 RANK_LIMIT: Final = 50
 MAX_CRITERION_LENGTH: Final = 64
+CRITERION_NAME: Final = re.compile(rf"[\w .:/+-]{{1,{MAX_CRITERION_LENGTH}}}")
+"""What a criterion may be called here: it becomes a JSON path, which quotes must not break."""
 
 Condition = sa.ColumnElement[bool]
 e = evaluations.c
@@ -93,8 +96,11 @@ def _scored(criterion: str | None) -> sa.ColumnElement[Any]:
     """The score a query averages: the evaluation's mean, or one criterion's score."""
     if criterion is None:
         return e.score
-    if not criterion or len(criterion) > MAX_CRITERION_LENGTH:
-        raise InvalidScoreQuery("criterion", f"a criterion name of 1 to {MAX_CRITERION_LENGTH}")
+    if not CRITERION_NAME.fullmatch(criterion):
+        raise InvalidScoreQuery(
+            "criterion",
+            f"a criterion's name: 1 to {MAX_CRITERION_LENGTH} letters, digits, spaces or _ . : / + -",
+        )
     return e.scores[criterion].as_float()
 
 

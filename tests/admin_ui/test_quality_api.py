@@ -156,6 +156,11 @@ def test_scores_over_time_and_a_comparison(planted: Planted, http: httpx.Client)
     assert error["param"] == "by"
     error = error_of(http.get("/admin/api/quality/models", params={"last": "2y"}), 400)
     assert error["param"] == "last"
+    quoted = {**MINE, "criterion": 'acc"uracy'}
+    error = error_of(http.get("/admin/api/quality/scores", params=quoted), 400)
+    assert error["param"] == "criterion"
+    accuracy = http.get("/admin/api/quality/models", params={**MINE, "criterion": "accuracy"})
+    assert accuracy.status_code == 200 and accuracy.json()["models"]
 
 
 def test_a_workspace_sees_its_own_scores_only(
