@@ -55,6 +55,14 @@ def _kept(parameters: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(n, v) for n, v in parameters if n in (*RANGE_PARAMETERS, "workspace")]
 
 
+_EXPLORER_NAMES: Final = {"last": "last", "from": "since", "to": "until", "workspace": "workspace"}
+
+
+def _explorer_range(parameters: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The page's range as the traces explorer's parameters, for links to judged requests."""
+    return [(_EXPLORER_NAMES[n], v) for n, v in parameters if n in _EXPLORER_NAMES]
+
+
 def _render(
     request: AnyRequest, page_range: PageRange, filters: QualityFilters, data: QualityData
 ) -> Markup:
@@ -84,6 +92,13 @@ def _render(
             kept=_kept(parameters),
             tone=tone,
             api_query=urlencode(parameters),
+            explore_query=urlencode(
+                [
+                    *_explorer_range(parameters),
+                    *([("evaluator", filters.evaluator)] if filters.evaluator else []),
+                    ("evaluated", "true"),
+                ]
+            ),
         )
     )
 

@@ -74,8 +74,8 @@ FIELDS: Final = (
     flag("stream", "Streamed", more=True),
     flag("evaluated", "Evaluated", more=True),
     Field("evaluator", "Evaluator", more=True, size=12, hint="Judged by this evaluator"),
-    Field("min_score", "Score ≥", kind="number", unit="/100", more=True, placeholder="", size=5),
-    Field("max_score", "Score ≤", kind="number", unit="/100", more=True, placeholder="", size=5),
+    Field("min_score", "Score ≥", kind="number", unit="0-100", more=True, placeholder="", size=5),
+    Field("max_score", "Score ≤", kind="number", unit="0-100", more=True, placeholder="", size=5),
     Field("eval_flag", "Judge flag", more=True, size=12, placeholder="e.g. hallucination"),
     Field("limit", "Rows", kind="choice", more=True, choices=PAGE_SIZES),
 )

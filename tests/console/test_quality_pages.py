@@ -109,6 +109,13 @@ def test_the_dashboard_shows_the_planted_scores(
     difference = statistics.fmean(large) - statistics.fmean(small)
     expect(page.locator("#quality-difference")).to_have_text(f"{difference:+.1f}")
     expect(page.locator("#quality-status-table tr[data-evaluator]")).to_have_count(1)
+    # a model's name opens its judged requests in the traces explorer
+    rows.nth(1).get_by_role("link", name="mock-gpt").click()
+    page.wait_for_url("**/admin/traces?**")
+    asked = parse_qs(urlsplit(page.url).query)
+    assert asked == {"last": ["24h"], "evaluated": ["true"], "model": ["mock-gpt"]}
+    expect(page.locator("tr[id^=trace-row-]")).to_have_count(len(small) + 2)
+    page.go_back()
     docs_screenshot(page, "quality")
     look_at_phone_width(page)
 
@@ -154,3 +161,19 @@ def test_the_trace_page_shows_each_judges_scores(planted: list[Judged], console:
     evaluation.get_by_role("link", name="the judge's trace").click()
     page.wait_for_url(f"**/admin/traces/{shown.judge_trace_id}")
     expect(page.locator("#scores .empty")).to_contain_text("No evaluator has scored this request.")
+
+
+def test_the_traces_explorer_filters_on_scores(planted: list[Judged], console: Page) -> None:
+    page = console
+    flagged = {j.trace_id for j in planted if "hallucination" in j.flags}
+    page.goto("/admin/traces?last=24h&eval_flag=hallucination&limit=100")
+    rows = page.locator("tr[id^=trace-row-]")
+    expect(rows).to_have_count(len(flagged))
+    shown = {
+        (rows.nth(n).get_attribute("id") or "")[len("trace-row-") :] for n in range(len(flagged))
+    }
+    assert shown == flagged
+    low = {j.trace_id for j in planted if j.mean is not None and j.mean <= 65}
+    page.goto("/admin/traces?last=24h&max_score=65&limit=100")
+    expect(rows).to_have_count(len(low))
+    expect(page.locator("#filter-max_score")).to_have_value("65")
