@@ -48,6 +48,11 @@ SCORES_QUERY = (
     Query("by", "model (default) or evaluator: one series per each.", _TEXT),
     Query("model", "Only this judged model's scores.", _TEXT),
 )
+MODELS_QUERY = (
+    *RANGE_QUERY,
+    *FILTER_QUERY,
+    Query("rank", "score (default: best first) or cost_per_point (cheapest first).", _TEXT),
+)
 COMPARE_QUERY = (
     *RANGE_QUERY,
     *FILTER_QUERY,
@@ -180,7 +185,7 @@ class QualityController(Controller):
             ],
         }
 
-    @get("/models", operation_class=described(query=(*RANGE_QUERY, *FILTER_QUERY)))
+    @get("/models", operation_class=described(query=MODELS_QUERY))
     async def models(self, request: AnyRequest) -> dict[str, Any]:
         """Judged models by mean score, with the mean cost of a judged request and the cost of
         1,000 such requests per point of mean score (`cost_per_point_usd`)."""
@@ -191,10 +196,12 @@ class QualityController(Controller):
                 **asked.window,
                 evaluator=asked.filters.evaluator,
                 criterion=asked.filters.criterion,
+                order=asked.filters.rank,
             )
         )
         return {
             **asked.head("quality.models"),
+            "rank": asked.filters.rank,
             "models": [_plain(asdict(rank)) for rank in ranked],
         }
 

@@ -80,6 +80,7 @@ async def read_quality(
         until=until,
         evaluator=filters.evaluator,
         criterion=filters.criterion,
+        order=filters.rank,
     )
     sides = filters.sides()
     comparison = (

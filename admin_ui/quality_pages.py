@@ -63,6 +63,12 @@ def _explorer_range(parameters: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(_EXPLORER_NAMES[n], v) for n, v in parameters if n in _EXPLORER_NAMES]
 
 
+def _with(parameters: list[tuple[str, str]], name: str, value: str) -> str:
+    """This page's URL with `name` set to `value`."""
+    kept = [(n, v) for n, v in parameters if n != name]
+    return f"{QUALITY_PATH}?{urlencode([*kept, (name, value)])}"
+
+
 def _render(
     request: AnyRequest, page_range: PageRange, filters: QualityFilters, data: QualityData
 ) -> Markup:
@@ -92,6 +98,10 @@ def _render(
             kept=_kept(parameters),
             tone=tone,
             api_query=urlencode(parameters),
+            rank_links=[
+                (label, _with(parameters, "rank", value), value == filters.rank)
+                for value, label in (("score", "score"), ("cost_per_point", "cost per point"))
+            ],
             explore_query=urlencode(
                 [
                     *_explorer_range(parameters),

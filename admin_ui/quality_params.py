@@ -4,6 +4,7 @@ two sides of an A/B comparison.
 
     evaluator=helpfulness   model=gpt-4o   criterion=accuracy   by=model|evaluator
     compare=model&a=gpt-4o&b=gpt-4o-mini     two models
+    rank=score|cost_per_point                 how the models are ranked
     compare=tag&a=prompt-v1&b=prompt-v2      two tag values (a system prompt's version, say)
     compare=rule&a=cheap-route               a rule's traces against the rest (b: a second rule)
 """
@@ -20,7 +21,8 @@ from telemetry.evaluation.scores import InvalidScoreQuery, Variant, sides_of
 MAX_VALUE_LENGTH: Final = 256
 BY_CHOICES: Final = ("model", "evaluator")
 COMPARE_CHOICES: Final = ("model", "tag", "rule")
-NAMES: Final = ("evaluator", "model", "criterion", "by", "compare", "a", "b")
+NAMES: Final = ("evaluator", "model", "criterion", "by", "rank", "compare", "a", "b")
+RANK_CHOICES: Final = ("score", "cost_per_point")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,8 @@ class QualityFilters:
     model: str | None = None
     criterion: str | None = None
     by: Literal["model", "evaluator"] = "model"
+    rank: str = "score"
+    """Models ranked by `score` (best first) or `cost_per_point` (cheapest first)."""
     compare: str | None = None
     a: str | None = None
     b: str | None = None
@@ -59,6 +63,9 @@ def read_quality_filters(parameters: Sequence[tuple[str, str]]) -> QualityFilter
     by = _value(values, "by") or "model"
     if by not in BY_CHOICES:
         raise InvalidScoreQuery("by", "by is model or evaluator")
+    rank = _value(values, "rank") or "score"
+    if rank not in RANK_CHOICES:
+        raise InvalidScoreQuery("rank", "rank is score or cost_per_point")
     compare = _value(values, "compare")
     if compare is not None and compare not in COMPARE_CHOICES:
         raise InvalidScoreQuery("compare", "compare is model, tag or rule")
@@ -67,6 +74,7 @@ def read_quality_filters(parameters: Sequence[tuple[str, str]]) -> QualityFilter
         model=_value(values, "model"),
         criterion=_value(values, "criterion"),
         by="evaluator" if by == "evaluator" else "model",
+        rank=rank,
         compare=compare,
         a=_value(values, "a"),
         b=_value(values, "b"),

@@ -60,6 +60,7 @@ MIN_SAMPLES: Final = 10
 """Scores each side of a comparison needs before the comparison says anything."""
 TRACE_LIMIT: Final = 200
 RANK_LIMIT: Final = 50
+RANK_ORDERS: Final = ("score", "cost_per_point")
 MAX_CRITERION_LENGTH: Final = 64
 CRITERION_NAME: Final = re.compile(rf"[\w .:/+-]{{1,{MAX_CRITERION_LENGTH}}}")
 """What a criterion may be called here: it becomes a JSON path, which quotes must not break."""
@@ -299,9 +300,13 @@ async def model_ranking(
     until: datetime,
     evaluator: str | None = None,
     criterion: str | None = None,
+    order: str = "score",
     limit: int = RANK_LIMIT,
 ) -> list[ModelRank]:
-    """Models by mean score, best first (ties: more samples first)."""
+    """The `limit` most judged models, by mean score, best first (`order="score"`), or by cost
+    per point, cheapest first (`order="cost_per_point"`; models without a known cost last)."""
+    if order not in RANK_ORDERS:
+        raise InvalidScoreQuery("rank", "rank is score or cost_per_point")
     value, filters = _filters(evaluator, None, criterion)
     i = ai_interactions.c
     joined = evaluations.outerjoin(
@@ -319,7 +324,7 @@ async def model_ranking(
         .select_from(joined)
         .where(*_window(scope, since, until), *filters, e.requested_model.is_not(None))
         .group_by(e.requested_model)
-        .order_by(sa.func.avg(value).desc(), sa.func.count().desc(), e.requested_model)
+        .order_by(sa.func.count().desc(), e.requested_model)
         .limit(max(1, min(limit, RANK_LIMIT)))
     )
     async with engine.connect() as connection:
@@ -345,6 +350,12 @@ async def model_ranking(
                 cost_per_point_usd=per_point,
             )
         )
+    if order == "cost_per_point":
+        ranked.sort(
+            key=lambda r: (r.cost_per_point_usd is None, r.cost_per_point_usd or 0, -r.samples)
+        )
+    else:
+        ranked.sort(key=lambda r: (-r.mean_score, -r.samples, r.model))
     return ranked
 
 

@@ -76,13 +76,16 @@ def planted(console_gateway: GatewayProcess) -> list[Judged]:
     return history
 
 
-def test_an_empty_range_says_how_to_set_up_an_evaluator(console: Page) -> None:
+def test_an_empty_range_says_how_to_set_up_an_evaluator(
+    console: Page, docs_screenshot: Callable[..., Path]
+) -> None:
     page = console
     page.goto("/admin/quality?from=2021-01-01T00:00&to=2021-01-02T00:00")
     expect(page.locator("nav.sidebar a[aria-current=page]")).to_have_text("Quality")
     empty = page.locator(".empty")
     expect(empty).to_contain_text("No evaluations in this range.")
     expect(empty).to_contain_text("docs/quality.md")
+    docs_screenshot(page, "quality-empty", full_page=False)
 
 
 def test_the_dashboard_shows_the_planted_scores(
@@ -116,6 +119,11 @@ def test_the_dashboard_shows_the_planted_scores(
     assert asked == {"last": ["24h"], "evaluated": ["true"], "model": ["mock-gpt"]}
     expect(page.locator("tr[id^=trace-row-]")).to_have_count(len(small) + 2)
     page.go_back()
+    # ranked by cost per point, the cheaper model comes first
+    page.locator("#quality-rank").get_by_role("link", name="cost per point").click()
+    page.wait_for_url("**rank=cost_per_point**")
+    expect(rows.nth(0)).to_have_attribute("data-model", "mock-gpt")
+    expect(page.locator("#quality-verdict")).to_contain_text("A scores higher than B by")
     docs_screenshot(page, "quality")
     look_at_phone_width(page)
 

@@ -192,6 +192,15 @@ async def test_models_ranked_by_score_with_cost_per_point(planted: Planted) -> N
     assert small.cost_per_request_usd == Decimal("0.001")
     assert small.cost_per_point_usd is not None and big.cost_per_point_usd is not None
     assert small.cost_per_point_usd < big.cost_per_point_usd
+    cheapest = await scores.model_ranking(
+        planted.engine,
+        scope=DEFAULT_WORKSPACE_ID,
+        since=START,
+        until=END,
+        evaluator="helpfulness-check",
+        order="cost_per_point",
+    )
+    assert [r.model for r in cheapest] == ["small", "tiny", "big"]  # $1/67, $2/50, $4/87
 
 
 def test_t_quantiles_match_the_tables() -> None:
