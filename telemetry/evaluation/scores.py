@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from telemetry.db import as_utc
-from telemetry.schema import ai_interactions, evaluations, traces
+from telemetry.schema import ai_interactions, evaluations, traces, workspaces
 from telemetry.search_json import array_holds
 
 __all__ = [
@@ -84,13 +84,31 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _window(scope: str | None, since: datetime, until: datetime) -> list[Condition]:
+Scope = str | tuple[str, ...] | None
+
+
+def _window(scope: Scope, since: datetime, until: datetime) -> list[Condition]:
     if until <= since:
         raise InvalidScoreQuery("until", "the range must end after it starts")
     found: list[Condition] = [e.created_at >= _utc(since), e.created_at < _utc(until)]
-    if scope is not None:
+    if isinstance(scope, str):
         found.insert(0, e.workspace_id == scope)
+    elif scope is not None:
+        found.insert(0, e.workspace_id.in_(scope))
     return found
+
+
+async def _every_workspace(bind: AsyncEngine | AsyncConnection, scope: str | None) -> Scope:
+    """The scope as the queries read it: every workspace is named one by one, so the
+    (workspace_id, created_at) index serves the range per workspace, where "any workspace"
+    would read the whole table."""
+    if scope is not None:
+        return scope
+    query = sa.select(workspaces.c.workspace_id)
+    if isinstance(bind, AsyncConnection):
+        return tuple((await bind.execute(query)).scalars())
+    async with bind.connect() as connection:
+        return tuple((await connection.execute(query)).scalars())
 
 
 def _scored(criterion: str | None) -> sa.ColumnElement[Any]:
@@ -225,12 +243,13 @@ async def score_series(
 ) -> tuple[list[datetime], list[ScoreSeries]]:
     """The step starts, and one series per model (or evaluator): the `MAX_GROUPS` with the most
     scores in the range, most first."""
+    within = await _every_workspace(engine, scope)
     key = {"model": e.requested_model, "evaluator": e.evaluator_name}.get(by)
     if key is None:
         raise InvalidScoreQuery("by", "by is model or evaluator")
     starts = _steps(since, until, step)
     value, filters = _filters(evaluator, model, criterion)
-    where = [*_window(scope, since, until), *filters]
+    where = [*_window(within, since, until), *filters]
     top = (
         sa.select(key, sa.func.count())
         .where(*where)
@@ -305,6 +324,7 @@ async def model_ranking(
 ) -> list[ModelRank]:
     """The `limit` most judged models, by mean score, best first (`order="score"`), or by cost
     per point, cheapest first (`order="cost_per_point"`; models without a known cost last)."""
+    within = await _every_workspace(engine, scope)
     if order not in RANK_ORDERS:
         raise InvalidScoreQuery("rank", "rank is score or cost_per_point")
     value, filters = _filters(evaluator, None, criterion)
@@ -322,7 +342,7 @@ async def model_ranking(
             sa.func.sum(i.cost_usd),
         )
         .select_from(joined)
-        .where(*_window(scope, since, until), *filters, e.requested_model.is_not(None))
+        .where(*_window(within, since, until), *filters, e.requested_model.is_not(None))
         .group_by(e.requested_model)
         .order_by(sa.func.count().desc(), e.requested_model)
         .limit(max(1, min(limit, RANK_LIMIT)))
@@ -485,8 +505,9 @@ async def compare(
     criterion: str | None = None,
 ) -> Comparison:
     """The scores of side A against side B within the range: counts, means, the difference."""
+    within = await _every_workspace(engine, scope)
     value, filters = _filters(evaluator, None, criterion)
-    where = [*_window(scope, since, until), *filters]
+    where = [*_window(within, since, until), *filters]
     sides = []
     async with engine.connect() as connection:
         dialect = _dialect(connection)
@@ -526,7 +547,8 @@ async def status_summary(
     evaluator: str | None = None,
 ) -> list[StatusSummary]:
     """One summary per evaluator (most evaluations first), at most `RANK_LIMIT`."""
-    where = _window(scope, since, until)
+    within = await _every_workspace(engine, scope)
+    where = _window(within, since, until)
     if evaluator:
         where.append(e.evaluator_name == evaluator)
     query = (
@@ -580,9 +602,10 @@ async def mean_score(
     criterion: str | None = None,
 ) -> tuple[int, float | None]:
     """How many scores the evaluator gave in the range, and their mean (None when none)."""
+    within = await _every_workspace(connection, scope)
     value, filters = _filters(evaluator, model, criterion)
     query = sa.select(sa.func.count(), sa.func.avg(value)).where(
-        *_window(scope, since, until), *filters
+        *_window(within, since, until), *filters
     )
     count, mean = (await connection.execute(query)).one()
     return int(count), float(mean) if mean is not None else None
@@ -604,6 +627,7 @@ async def mean_score_groups(
 ) -> dict[tuple[str, ...], tuple[int, float | None]]:
     """(count, mean) of the scores in the range per group of `group_by` (evaluator, model),
     for the alert rules on scores; at most `RANK_LIMIT` groups, the most scored first."""
+    within = await _every_workspace(connection, scope)
     if any(name not in GROUP_COLUMNS for name in group_by):
         raise InvalidScoreQuery("group_by", "scores are grouped by evaluator or model")
     value, filters = _filters(None, None, criterion)
@@ -614,7 +638,7 @@ async def mean_score_groups(
     keys = [GROUP_COLUMNS[name] for name in group_by]
     query = (
         sa.select(*keys, sa.func.count(), sa.func.avg(value))
-        .where(*_window(scope, since, until), *filters)
+        .where(*_window(within, since, until), *filters)
         .group_by(*keys)
         .order_by(sa.func.count().desc())
         .limit(RANK_LIMIT)
@@ -631,7 +655,8 @@ async def evaluation_names(
     engine: AsyncEngine, *, scope: str | None, since: datetime, until: datetime
 ) -> tuple[list[str], list[str]]:
     """The evaluators and judged models with evaluations in the range, for the page's pickers."""
-    where = _window(scope, since, until)
+    within = await _every_workspace(engine, scope)
+    where = _window(within, since, until)
     async with engine.connect() as connection:
         evaluators = (
             await connection.execute(
