@@ -109,7 +109,7 @@ class TracePages(Controller):
             attempts=attempts(detail, store_content),
             content_note=CONTENT_NOTES.get(store_content or ""),
             violations=detail.violations,
-            evaluations=await trace_scores(gateway.engine, trace),
+            trace_score_views=await trace_scores(gateway.engine, trace),
             workspace=workspace,
             key_label=key.name if key else "deleted key",
             curl=reproduce.curl_command(str(request.base_url), recorded),
