@@ -87,7 +87,7 @@ class CheaperModels:
         return tuple(sorted(found, key=lambda pair: -(pair[1].monthly_saving or 0)))
 
 
-async def _scores(scope: InsightScope) -> list[sa.Row[Any]]:
+async def _scores(scope: InsightScope) -> list[tuple[Any, ...]]:
     e = evaluations.c
     where = [
         e.created_at >= scope.start,
@@ -115,7 +115,7 @@ async def _scores(scope: InsightScope) -> list[sa.Row[Any]]:
         .limit(MAX_GROUPS)
     )
     async with scope.engine.connect() as connection:
-        return list((await connection.execute(select)).all())
+        return [tuple(row) for row in (await connection.execute(select)).all()]
 
 
 @dataclass(frozen=True, slots=True)
