@@ -70,6 +70,7 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem(
                 "analytics-anomalies", "Anomalies", f"{ADMIN_PATH}/analytics/anomalies", "anomalies"
             ),
+            NavItem("insights", "Insights", f"{ADMIN_PATH}/insights", "insights"),
             NavItem("dashboards", "Saved dashboards", f"{ADMIN_PATH}/dashboards", "dashboards"),
             NavItem("reports", "Reports", f"{ADMIN_PATH}/reports", "report"),
         ),
