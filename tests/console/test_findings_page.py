@@ -86,7 +86,10 @@ def test_without_a_range_the_page_reads_the_last_week(console: Page) -> None:
 
 
 def test_a_workspace_with_nothing_says_what_fills_each_section(
-    planted: Planted, console: Page, console_gateway: GatewayProcess, docs_screenshot: Callable[..., Path]
+    planted: Planted,
+    console: Page,
+    console_gateway: GatewayProcess,
+    docs_screenshot: Callable[..., Path],
 ) -> None:
     with console_gateway.http() as http:
         made = http.post("/admin/api/workspaces", json={"slug": "quiet", "name": "Quiet"})
