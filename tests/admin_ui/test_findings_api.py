@@ -15,6 +15,7 @@ import pytest
 
 from telemetry.db import create_engine
 from tests.admin_ui.conftest import error_of, workspace_keys
+from tests.admin_ui.html_page import Page
 from tests.e2e.conftest import GatewayProcess
 from tests.telemetry.insights_history import END, START, Planted, plant_insights
 
@@ -202,3 +203,28 @@ def test_the_api_reference_describes_the_endpoints(gateway: GatewayProcess) -> N
     paths = body_of(get(gateway, "/admin/api/openapi.json"))["paths"]
     for part in ("", "/cheaper_models", "/repeats", "/max_tokens", "/errors"):
         assert f"{API}{part}" in paths or f"{API}{part}/" in paths, part
+
+
+# --- the page, on both backends (the browser test runs on SQLite) ------------------------------
+
+
+def test_the_page_shows_the_workspaces_insights_only(gateway: GatewayProcess, world: World) -> None:
+    response = get(gateway, "/admin/insights", world.alpha_admin, **RANGE)
+    assert response.status_code == 200, response.text
+    page = Page(response.text)
+    assert page.element("cheaper-suggestions").tag == "table"
+    assert "gpt-4o-mini" in response.text and "$3.86" in response.text
+    assert world.alpha.faq_traces[0] in response.text or world.alpha.faq_traces[-1] in response.text
+    assert not any(trace in response.text for trace in world.bravo.rate_limit_traces)
+
+
+def test_the_page_refuses_a_range_too_long_to_read(gateway: GatewayProcess, world: World) -> None:
+    response = get(
+        gateway,
+        "/admin/insights",
+        world.alpha_admin,
+        **{"from": "2024-01-01T00:00:00Z", "to": "2024-06-01T00:00:00Z"},
+    )
+    assert response.status_code == 400
+    problem = Page(response.text).element("range-problem")
+    assert "at most 92 days" in problem.text
