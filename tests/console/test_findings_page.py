@@ -74,6 +74,9 @@ def test_the_insights_page_shows_each_insight_with_its_evidence(
     trace_id = link.get_attribute("title")
     assert trace_id in planted.rate_limit_traces
     docs_screenshot(page, "insights")
+    page.emulate_media(color_scheme="dark")
+    docs_screenshot(page, "insights-dark", full_page=False)
+    page.emulate_media(color_scheme="light")
     link.click()
     expect(page).to_have_url(f"{page.url.split('/admin/')[0]}/admin/traces/{trace_id}")
     look_at_phone_width(page)
