@@ -154,6 +154,7 @@ def max_tokens_answer(found: MaxTokens, keys: Mapping[str, str]) -> dict[str, An
         "ratio": found.ratio,
         "min_requests": found.min_requests,
         "without_max_tokens": found.without_max_tokens,
+        "cut": found.cut,
         "groups": [_max_tokens(g, keys) for g in found.groups],
         "notes": max_tokens_notes(found),
     }

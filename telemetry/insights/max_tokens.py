@@ -18,10 +18,12 @@ so a needlessly large value can add latency.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy import Row
 
 from telemetry.insights.scope import InsightScope
 from telemetry.schema import traces
@@ -30,6 +32,8 @@ RATIO: Final = 4.0
 MIN_REQUESTS: Final = 20
 """Requests with `max_tokens` a group needs before it is judged."""
 MAX_GROUPS: Final = 200
+HISTOGRAM_ROWS: Final = 20_000
+ASKED_ROWS: Final = 20_000
 BOUNDS: Final = tuple(sorted({2**k for k in range(0, 18)} | {3 * 2**k for k in range(3, 17)}))
 """Upper bounds of the completion-token buckets: 1, 2, 4, 8, 16, 24, 32, 48 ... 196608."""
 
@@ -67,6 +71,8 @@ class MaxTokens:
     """Answered requests that set no `max_tokens` (reserved at the gateway's default)."""
     ratio: float = RATIO
     min_requests: int = MIN_REQUESTS
+    cut: bool = False
+    """More models and keys set max_tokens than were read: those past the limit are left out."""
 
     @property
     def flagged(self) -> tuple[MaxTokensGroup, ...]:
@@ -106,6 +112,16 @@ def _bucket() -> sa.ColumnElement[int]:
     return sa.case(*((tokens <= bound, bound) for bound in BOUNDS), else_=BOUNDS[-1] * 2)
 
 
+def _complete(rows: Sequence[Row[Any]], limit: int) -> tuple[list[tuple[Any, ...]], bool]:
+    """Rows ordered by group, less the last group's when `limit` cut it short (a histogram
+    missing some of its buckets would give wrong percentiles), and whether any were cut."""
+    found = [tuple(row) for row in rows]
+    if len(found) < limit:
+        return found, False
+    last = found[-1][:2]
+    return [row for row in found if row[:2] != last], True
+
+
 def _quantile(histogram: dict[int, int], share: float) -> int:
     total = sum(histogram.values())
     seen = 0
@@ -131,18 +147,20 @@ async def find_max_tokens(scope: InsightScope) -> MaxTokens:
         )
         .where(*base, asked.is_not(None), t.requested_model.is_not(None))
         .group_by(*group, sa.literal_column("bucket"))
-        .limit(MAX_GROUPS * (len(BOUNDS) + 1))
+        .order_by(*group)
+        .limit(HISTOGRAM_ROWS)
     )
     maxima = (
         sa.select(*group, asked, sa.func.count())
         .where(*base, asked.is_not(None), t.requested_model.is_not(None))
         .group_by(*group, sa.literal_column("max_tokens"))
-        .limit(MAX_GROUPS * 50)
+        .order_by(*group)
+        .limit(ASKED_ROWS)
     )
     unset = sa.select(sa.func.count()).where(*base, asked.is_(None))
     async with scope.engine.connect() as connection:
-        buckets = (await connection.execute(histogram)).all()
-        asks = (await connection.execute(maxima)).all()
+        buckets, cut = _complete((await connection.execute(histogram)).all(), HISTOGRAM_ROWS)
+        asks, cut_too = _complete((await connection.execute(maxima)).all(), ASKED_ROWS)
         without = int((await connection.execute(unset)).scalar_one())
     completions: dict[tuple[str, str | None], dict[int, int]] = defaultdict(dict)
     longest: dict[tuple[str, str | None], int] = defaultdict(int)
@@ -174,4 +192,8 @@ async def find_max_tokens(scope: InsightScope) -> MaxTokens:
             )
         )
     groups.sort(key=lambda g: (not g.flagged, -g.ratio, -g.requests, g.requested_model))
-    return MaxTokens(groups=tuple(groups[:MAX_GROUPS]), without_max_tokens=without)
+    return MaxTokens(
+        groups=tuple(groups[:MAX_GROUPS]),
+        without_max_tokens=without,
+        cut=cut or cut_too or len(groups) > MAX_GROUPS,
+    )

@@ -49,6 +49,11 @@ def max_tokens_notes(found: MaxTokens) -> list[str]:
             f"No max_tokens is {found.ratio:g} times or more above the 99th percentile of the "
             "answers."
         )
+    if found.cut:
+        notes.append(
+            "More models and keys set max_tokens than are read at once: some are left out; "
+            "narrow the range or choose a workspace."
+        )
     if found.without_max_tokens:
         notes.append(
             f"{found.without_max_tokens:,} answered requests set no max_tokens: budgets "

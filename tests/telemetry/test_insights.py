@@ -158,3 +158,17 @@ async def test_every_workspace_reads_both_and_another_workspace_reads_its_own(
     nobody = await read_insights(scope_of(engine, "ws-nobody"), PriceTable.shipped())
     assert nobody.errors.groups == () and nobody.repeats.groups == ()
     assert nobody.max_tokens.groups == () and nobody.cheaper_models.workloads == ()
+
+
+async def test_a_group_cut_short_by_the_row_limit_is_left_out_not_misread(
+    engine: AsyncEngine, planted: Planted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from telemetry.insights import max_tokens
+
+    # summariser's answers fill five buckets; three rows read would give a wrong percentile
+    monkeypatch.setattr(max_tokens, "HISTOGRAM_ROWS", 3)
+    found = await find_max_tokens(scope_of(engine))
+    assert found.groups == () and found.cut
+    monkeypatch.setattr(max_tokens, "HISTOGRAM_ROWS", 6)
+    found = await find_max_tokens(scope_of(engine))
+    assert [g.requested_model for g in found.groups] == ["summariser"] and found.cut
