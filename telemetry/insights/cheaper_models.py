@@ -12,7 +12,6 @@ answered the same kind of request; a model judged on another workload says nothi
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -323,7 +322,3 @@ async def find_cheaper_models(
         )
     )
     return CheaperModels(margin, min_samples, tuple(workloads))
-
-
-def finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None

@@ -101,7 +101,8 @@ def call(
     return msgspec.structs.replace(bundle, trace=trace, interactions=interactions)
 
 
-def _scores(evaluator: str, model: str, served: str, low: float, count: int) -> list[float]:
+def _scores(low: float, count: int) -> list[float]:
+    """`count` scores alternating `low` and `low + 4`: mean `low + 2`, spread 2."""
     return [low if n % 2 == 0 else low + 4 for n in range(count)]
 
 
@@ -209,9 +210,9 @@ def history(workspace_id: str, start: datetime = START) -> tuple[Planted, list[d
     scored["tiny"] = (80.0, 5)
     moment = start + timedelta(days=2)
     for served, (low, count) in scored.items():
-        for score in _scores("helpfulness", "assistant", served, low, count):
+        for score in _scores(low, count):
             rows.append(_evaluation(workspace_id, "assistant", served, score, moment))
-    for score in _scores("helpfulness", "solo", "solo", 70.0, 30):
+    for score in _scores(70.0, 30):
         rows.append(_evaluation(workspace_id, "solo", "solo", score, moment))
     rows.append(_evaluation(workspace_id, "assistant", "gpt-4o-mini", None, moment, "failed"))
     return planted, rows
