@@ -23,6 +23,8 @@ from admin_ui.audit_api import AuditController
 from admin_ui.auth import require_global_admin
 from admin_ui.console_auth import require_console_user
 from admin_ui.dashboards_api import DashboardController
+from admin_ui.evaluations_api import EvaluationQueueController
+from admin_ui.findings_api import FindingsController
 from admin_ui.insights_api import InsightsController
 from admin_ui.keys import KeyController
 from admin_ui.live import LiveController
@@ -61,12 +63,14 @@ def admin_router() -> Router:
             LiveController,
             AnalyticsController,
             InsightsController,
+            FindingsController,
             AlertChannelController,
             AlertRuleController,
             AlertInstanceController,
             ReportController,
             AlertSilenceController,
             QualityController,
+            EvaluationQueueController,
             operator_only,
         ],
     )

@@ -20,6 +20,8 @@ from admin_ui.audit_page import AuditPage
 from admin_ui.console_auth import require_console_user
 from admin_ui.dashboards_pages import DashboardPages
 from admin_ui.decisions_page import DecisionListPage
+from admin_ui.evaluation_pages import EvaluationPages
+from admin_ui.findings_page import FindingsPage
 from admin_ui.insight_pages import InsightPages
 from admin_ui.interactions_page import InteractionListPage
 from admin_ui.keys_pages import KeyPages
@@ -40,6 +42,7 @@ HOME = f"{ADMIN_PATH}/traces"
 
 PAGE_HANDLERS: list[ControllerRouterHandler] = [
     TraceListPage,
+    EvaluationPages,
     TracePages,
     InteractionListPage,
     DecisionListPage,
@@ -50,6 +53,7 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     LivePage,
     AnalyticsPages,
     InsightPages,
+    FindingsPage,
     UserPages,
     AuditPage,
     DashboardPages,

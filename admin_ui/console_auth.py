@@ -297,6 +297,7 @@ _DENIED: Final = {
     "audit.read": "Your role in this workspace cannot read its audit log.",
     "alerts.write": "Your role in this workspace cannot change its alerts, rules or channels.",
     "reports.write": "Your role in this workspace cannot change or run its reports.",
+    "evaluations.write": "Your role in this workspace cannot queue evaluations.",
     "users.operator": "Only operators can make or unmake operators.",
     "keys.operator": "Only operators can manage admin keys of the default workspace: such a "
     "key acts as an operator.",

@@ -71,6 +71,7 @@ NAVIGATION: tuple[NavSection, ...] = (
                 "analytics-anomalies", "Anomalies", f"{ADMIN_PATH}/analytics/anomalies", "anomalies"
             ),
             NavItem("quality", "Quality", f"{ADMIN_PATH}/quality", "quality"),
+            NavItem("insights", "Insights", f"{ADMIN_PATH}/insights", "insights"),
             NavItem("dashboards", "Saved dashboards", f"{ADMIN_PATH}/dashboards", "dashboards"),
             NavItem("reports", "Reports", f"{ADMIN_PATH}/reports", "report"),
         ),

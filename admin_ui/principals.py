@@ -12,6 +12,7 @@ Permissions are either about one workspace or gateway-wide:
 | `dashboards.write` (dashboards shared with the workspace: share, change, delete) | | yes | yes | yes | every workspace |
 | `alerts.write` (alert rules, channels; acknowledging and resolving alerts) | | yes | yes | yes | every workspace |
 | `reports.write` (report definitions; running a report now) | | yes | yes | yes | every workspace |
+| `evaluations.write` (queuing evaluations of recorded answers on demand) | | yes | yes | yes | every workspace |
 | `rules.read`, `rules.write`, `simulate`, `workspaces.create`, `users.operator` | | | | | yes |
 | `keys.operator` (admin keys of the default workspace, which act as operators) | | | | | yes |
 
@@ -45,6 +46,7 @@ WORKSPACE_PERMISSIONS: Final = frozenset(
         "dashboards.write",
         "alerts.write",
         "reports.write",
+        "evaluations.write",
     }
 )
 GLOBAL_PERMISSIONS: Final = frozenset(
@@ -66,13 +68,21 @@ _ADMIN: Final = _VIEWER | {
     "dashboards.write",
     "alerts.write",
     "reports.write",
+    "evaluations.write",
 }
 GRANTS: Final[Mapping[str, frozenset[str]]] = {
     "viewer": _VIEWER,
     "admin": _ADMIN,
     "owner": _ADMIN | {"users.write"},
     "key": _VIEWER
-    | {"keys.write", "audit.read", "dashboards.write", "alerts.write", "reports.write"},
+    | {
+        "keys.write",
+        "audit.read",
+        "dashboards.write",
+        "alerts.write",
+        "reports.write",
+        "evaluations.write",
+    },
 }
 """What each role grants in its workspace ("key": an admin key of one workspace)."""
 

@@ -13,6 +13,7 @@ from litestar import Controller, Request, get
 from litestar.response import Template
 
 from admin_ui import reproduce, trace_view, waterfall
+from admin_ui.evaluation_pages import trace_box
 from admin_ui.pages import page
 from admin_ui.quality_trace import trace_scores
 from admin_ui.state import gateway_of
@@ -116,4 +117,5 @@ class TracePages(Controller):
             curl_exact=recorded.exact,
             simulator_url=reproduce.simulator_url(recorded, trace, key.name if key else None),
             api_url=f"/admin/api/traces/{trace['trace_id']}",
+            evaluate=await trace_box(request, trace),
         )

@@ -15,6 +15,7 @@ from litestar import Controller, Request, get
 from litestar.response import Template
 
 from admin_ui.auth import workspace_scope
+from admin_ui.evaluation_pages import evaluate_these_url
 from admin_ui.list_pages import (
     KEY_FIELD,
     PAGE_SIZES,
@@ -119,5 +120,6 @@ class TraceListPage(Controller):
             no_traces_at_all=first_ever and not await any_trace(request),
             gateway_url=str(request.base_url).rstrip("/"),
             example_model=example_model(request),
+            evaluate_url=evaluate_these_url(request),
             **context,
         )

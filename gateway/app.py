@@ -168,6 +168,10 @@ class Gateway:
             for name, provider in config.providers.items()
         }
         router = Router.from_config(config, adapters, config.price_table())
+        if self.guardrails is not None:
+            self.guardrails.connect_moderation(
+                providers=config.providers, router=router, upstream=self.upstream
+            )
         self.rulebook = Rulebook(
             config_rules=config.rules,
             store=RuleStore(self.engine),

@@ -25,6 +25,7 @@ import yaml
 from gateway.alerts_config import AlertsConfig, parse_alerts
 from gateway.console_config import ConsoleConfig, parse_console
 from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
+from gateway.guardrail_moderation_config import check_references as check_moderation_references
 from gateway.limits_model import InvalidField, usd_to_micros
 from gateway.live_config import LiveConfig, parse_live
 from gateway.metrics_config import MetricsConfig, parse_metrics
@@ -812,6 +813,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
     }
     budgets = _parse_budgets(top.get("budgets"), "budgets", reader)
     guardrails = parse_guardrails(top.get("guardrails"), "guardrails", reader)
+    check_moderation_references(guardrails, providers, list(models), reader)
     return GatewayConfig(
         providers=providers,
         models=models,

@@ -131,6 +131,16 @@ def _custom(spec: GuardrailSpec) -> Check:
     return check.scan
 
 
+def _moderation(spec: GuardrailSpec) -> Check:
+    """Moderation calls a model: it runs as a coroutine (`gateway.guardrail_moderation`), so
+    this synchronous check is never called; calling it is a failure of the check."""
+
+    def not_here(text: str, context: CheckContext) -> CheckResult:
+        raise RuntimeError("a moderation guardrail is not a synchronous check")
+
+    return not_here
+
+
 _BUILDERS: Final[dict[str, Callable[[GuardrailSpec], Check]]] = {
     "pii": _pii,
     "prompt_injection": _injection,
@@ -140,4 +150,5 @@ _BUILDERS: Final[dict[str, Callable[[GuardrailSpec], Check]]] = {
     "allowed_models": _allowed_models,
     "json_schema": _json_schema,
     "custom": _custom,
+    "moderation": _moderation,
 }

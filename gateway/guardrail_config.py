@@ -35,6 +35,8 @@ from gateway.guardrail_model import (
     OUTPUT_ONLY_KINDS,
     GuardrailSpec,
 )
+from gateway.guardrail_moderation_config import FIELDS as MODERATION_FIELDS
+from gateway.guardrail_moderation_config import parse_moderation
 
 if TYPE_CHECKING:
     from gateway.config import Secret
@@ -57,6 +59,7 @@ KIND_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     "allowed_models": ("models",),
     "json_schema": (),
     "custom": ("callable", "mask_style"),
+    "moderation": MODERATION_FIELDS,
 }
 DEFAULT_THRESHOLDS: Final[Mapping[str, float]] = {"pii": 0.4}
 DEFAULT_THRESHOLD: Final = 0.5
@@ -211,6 +214,7 @@ def _parse_spec(name: str, value: Any, path: str, reader: Reader) -> GuardrailSp
         phone_regions=tuple(_strings(fields["phone_regions"], f"{path}.phone_regions", reader))
         if "phone_regions" in fields
         else None,
+        moderation=parse_moderation(fields, path, reader) if kind == "moderation" else None,
         **_entities(fields, path, reader),
     )
     if kind == "deny_list" and not (spec.words or spec.patterns):

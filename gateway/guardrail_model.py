@@ -17,6 +17,8 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
+from gateway.guardrail_moderation_model import ModerationSpec
+
 KINDS: Final = (
     "pii",
     "prompt_injection",
@@ -26,6 +28,7 @@ KINDS: Final = (
     "allowed_models",
     "json_schema",
     "custom",
+    "moderation",
 )
 ACTIONS: Final = ("block", "mask", "log")
 DIRECTIONS: Final = ("input", "output", "both")
@@ -33,8 +36,10 @@ MASK_STYLES: Final = ("type", "hash")
 
 TEXT_KINDS: Final = frozenset({"pii", "prompt_injection", "deny_list", "custom"})
 """Kinds whose check reads each text of the request or answer."""
-MASKABLE_KINDS: Final = frozenset({"pii", "deny_list", "custom"})
-"""Kinds whose findings are spans that `mask` can replace."""
+MASKABLE_KINDS: Final = frozenset({"pii", "deny_list", "custom", "moderation"})
+"""Kinds whose findings `mask` can replace (spans; for moderation, the flagged text)."""
+REMOTE_KINDS: Final = frozenset({"moderation"})
+"""Kinds whose check is a call to a model: run as a coroutine, never in the checks' thread."""
 INPUT_ONLY_KINDS: Final = frozenset(
     {"max_input_tokens", "required_metadata", "allowed_models", "prompt_injection"}
 )
@@ -142,6 +147,8 @@ class GuardrailSpec(msgspec.Struct, frozen=True, kw_only=True):
     models: tuple[str, ...] = ()
     # custom
     callable: str | None = None
+    # moderation
+    moderation: ModerationSpec | None = None
 
     def applies_to(self, direction: str) -> bool:
         return self.direction == direction or self.direction == "both"

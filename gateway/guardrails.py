@@ -9,7 +9,9 @@ the masked text. Output checks run over the answer before the client sees it (st
 `gateway.guardrail_stream`); `unmask` then puts masked values back.
 
 A request without guardrails costs one empty-tuple check. Inputs longer than `offload_chars` are
-checked in a worker thread so the event loop keeps serving other requests meanwhile.
+checked in a worker thread so the event loop keeps serving other requests meanwhile. Moderation
+guardrails call a model, so they run as coroutines after the local checks, over the texts those
+left (`gateway.guardrail_moderation`); on an answer they run first, on the provider's own text.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterable, MutableMapping, MutableSequence, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, MutableSequence, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -29,6 +31,7 @@ from gateway.guardrail_arguments import ToolArguments, tool_arguments
 from gateway.guardrail_checks import TEXT_CHECK_KINDS, Check, build_check
 from gateway.guardrail_config import GuardrailsConfig
 from gateway.guardrail_model import (
+    REMOTE_KINDS,
     CheckContext,
     CheckResult,
     Finding,
@@ -36,8 +39,20 @@ from gateway.guardrail_model import (
     Verdict,
     count_kinds,
 )
+from gateway.guardrail_moderation import (
+    Moderation,
+    ModerationCall,
+    build_moderator,
+    moderate_answer,
+    moderate_input,
+)
 from telemetry import metrics
 from telemetry.trace import RequestTrace
+
+if TYPE_CHECKING:
+    from gateway.config import ProviderConfig
+    from gateway.routing import Router
+    from providers.upstream import UpstreamClient
 
 logger = logging.getLogger("steerway.guardrails")
 
@@ -104,12 +119,15 @@ servers return, and a refusal. The text checks read them; `json_schema` reads `c
 class Guardrail:
     """A declared guardrail with its check built."""
 
-    __slots__ = ("check", "reads_text", "spec")
+    __slots__ = ("check", "moderation", "reads_text", "remote", "spec")
 
     def __init__(self, spec: GuardrailSpec, check: Check) -> None:
         self.spec = spec
         self.check = sliced(check) if spec.kind in SLICED_KINDS else check
         self.reads_text = spec.kind in TEXT_CHECK_KINDS
+        self.remote = spec.kind in REMOTE_KINDS
+        """The check calls a model (moderation): it runs on the event loop, after the others."""
+        self.moderation = Moderation(spec, None) if spec.moderation is not None else None
 
     @property
     def name(self) -> str:
@@ -119,24 +137,29 @@ class Guardrail:
 class Selection:
     """The guardrails in force for one request, by direction."""
 
-    __slots__ = ("input", "output")
+    __slots__ = ("input", "local_input", "local_output", "output", "remote_input", "remote_output")
 
     def __init__(self, guardrails: Sequence[Guardrail]) -> None:
         ordered = sorted(guardrails, key=_order)
         self.input = tuple(g for g in ordered if g.spec.applies_to("input"))
         self.output = tuple(g for g in ordered if g.spec.applies_to("output"))
+        self.local_input = tuple(g for g in self.input if not g.remote)
+        self.local_output = tuple(g for g in self.output if not g.remote)
+        self.remote_input = tuple(g for g in self.input if g.remote)
+        self.remote_output = tuple(g for g in self.output if g.remote)
 
 
 class InputOutcome:
     """What the input checks decided. `maskers` hold the values masked, for `unmask`."""
 
-    __slots__ = ("blocked", "maskers", "unmask", "verdicts")
+    __slots__ = ("blocked", "maskers", "moderation_calls", "unmask", "verdicts")
 
     def __init__(self) -> None:
         self.verdicts: list[Verdict] = []
         self.blocked: Verdict | None = None
         self.maskers: dict[str, Any] = {}
         self.unmask = False
+        self.moderation_calls: list[ModerationCall] = []
 
     @property
     def unmasker(self) -> Any | None:
@@ -158,6 +181,22 @@ class Guardrails:
         secret = config.mask_secret
         self.secret = secret.reveal().encode() if secret is not None else os.urandom(32)
         self._executor: ThreadPoolExecutor | None = None
+
+    def connect_moderation(
+        self,
+        *,
+        providers: Mapping[str, ProviderConfig],
+        router: Router,
+        upstream: UpstreamClient,
+    ) -> None:
+        """Give the moderation guardrails their models, once the providers and the router are
+        built. Until then (or for a model that cannot be reached) their checks fail."""
+        for guardrail in self.by_name.values():
+            moderation = guardrail.moderation
+            if moderation is not None:
+                moderation.moderator = build_moderator(
+                    moderation.spec, providers=providers, router=router, upstream=upstream
+                )
 
     def select(
         self,
@@ -201,12 +240,30 @@ class Guardrails:
         if size > self.offload_chars:
             loop = asyncio.get_running_loop()
             outcome = await loop.run_in_executor(
-                self._pool(), self._run_input, selection.input, slots, context
+                self._pool(), self._run_input, selection.local_input, slots, context
             )
         else:
-            outcome = self._run_input(selection.input, slots, context)
+            outcome = self._run_input(selection.local_input, slots, context)
+        if selection.remote_input and outcome.blocked is None:
+            await self._moderate_input(selection.remote_input, texts, outcome)
         texts.commit()
         return outcome
+
+    async def _moderate_input(
+        self, guardrails: Sequence[Guardrail], texts: RequestTexts, outcome: InputOutcome
+    ) -> None:
+        """After the local checks (so the moderation model reads masked text): block, mask or
+        log; a failure refuses the request unless the action is log."""
+        arguments = {(id(c), k) for a in texts.arguments for c, k in a.places}
+        slots = [slot for slot in texts.slots if (id(slot[0]), slot[1]) not in arguments]
+        for guardrail in guardrails:
+            assert guardrail.moderation is not None
+            verdict = await moderate_input(guardrail.moderation, slots, outcome.moderation_calls)
+            outcome.verdicts.append(verdict)
+            action = guardrail.spec.action
+            if (verdict.failed and action != "log") or (verdict.triggered and action == "block"):
+                outcome.blocked = verdict
+                return
 
     def _run_input(
         self, guardrails: Sequence[Guardrail], slots: list[Slot], context: CheckContext
@@ -276,15 +333,42 @@ class Guardrails:
         outcome: InputOutcome | None,
         body: bytes,
         context: CheckContext,
+        calls: list[ModerationCall] | None = None,
     ) -> tuple[bytes, list[Verdict]]:
         """`check_answer`, in a worker thread when the answer is longer than `offload_chars`
-        (in bytes), as long inputs are."""
+        (in bytes), as long inputs are; moderation first, on the provider's own answer (the
+        calls it makes go to `calls`)."""
+        moderated: list[Verdict] = []
+        if selection is not None and selection.remote_output:
+            body, moderated = await self._moderate_answer(
+                selection.remote_output, body, [] if calls is None else calls
+            )
         if len(body) <= self.offload_chars:
-            return self.check_answer(selection, outcome, body, context)
+            body, verdicts = self.check_answer(selection, outcome, body, context)
+            return body, moderated + verdicts
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
+        body, verdicts = await loop.run_in_executor(
             self._pool(), self.check_answer, selection, outcome, body, context
         )
+        return body, moderated + verdicts
+
+    async def _moderate_answer(
+        self, guardrails: Sequence[Guardrail], body: bytes, calls: list[ModerationCall]
+    ) -> tuple[bytes, list[Verdict]]:
+        try:
+            document = msgspec.json.decode(body)
+            choices = document["choices"]
+        except (msgspec.DecodeError, KeyError, TypeError):
+            return body, []
+        if not isinstance(choices, list):
+            return body, []
+        verdicts = []
+        for guardrail in guardrails:
+            assert guardrail.moderation is not None
+            verdicts.append(await moderate_answer(guardrail.moderation, choices, calls))
+        if all(v.action == "log" or not (v.triggered or v.failed) for v in verdicts):
+            return body, verdicts  # nothing changed: the provider's bytes go on as they were
+        return msgspec.json.encode(document), verdicts
 
     def check_answer(
         self,
@@ -295,7 +379,7 @@ class Guardrails:
     ) -> tuple[bytes, list[Verdict]]:
         """The answer the client gets and the output verdicts: violating choices end with a
         `content_filter` finish (block) or have their findings masked; unmasking comes last."""
-        guardrails = selection.output if selection is not None else ()
+        guardrails = selection.local_output if selection is not None else ()
         unmasker = outcome.unmasker if outcome is not None else None
         if not guardrails and unmasker is None:
             return body, []

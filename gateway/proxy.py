@@ -36,6 +36,9 @@ from gateway.errors import (
     upstream_timeout,
 )
 from gateway.guardrail_model import CheckContext, Verdict
+from gateway.guardrail_moderation import ModerationCall
+from gateway.guardrail_moderation import record_calls as record_moderation_calls
+from gateway.guardrail_moderation_stream import ModerationStream
 from gateway.guardrail_stream import StreamGuard
 from gateway.guardrails import Guardrails, InputOutcome, Selection
 from gateway.health import DeploymentHealth, InProcessHealth
@@ -650,6 +653,7 @@ class Proxy:
         outcome = await guardrails.check_input(selection, payload, operation, context)
         exchange.guard_input = outcome
         self._note_verdicts(exchange, outcome.verdicts, started, "input")
+        record_moderation_calls(exchange.trace, outcome.moderation_calls)
         if outcome.blocked is not None:
             raise guards.blocked_error(outcome.blocked)
 
@@ -678,14 +682,17 @@ class Proxy:
         if guardrails is None or context is None:
             return body
         started = time.perf_counter()
+        calls: list[ModerationCall] = []
         body, verdicts = await guardrails.check_output(
             exchange.guarded,
             exchange.guard_input,
             body,
             msgspec.structs.replace(context, direction="output"),
+            calls,
         )
         if verdicts:
             self._note_verdicts(exchange, verdicts, started, "output")
+        record_moderation_calls(exchange.trace, calls)
         return body
 
     def _stream_guard(self, exchange: Exchange) -> StreamGuard | None:
@@ -696,11 +703,11 @@ class Proxy:
             return None
         outcome = exchange.guard_input
         unmasker = outcome.unmasker if outcome is not None else None
-        if not selection.output and unmasker is None:
+        if not selection.local_output and unmasker is None:
             return None
-        masking = [g for g in selection.output if g.spec.action == "mask"]
+        masking = [g for g in selection.local_output if g.spec.action == "mask"]
         guard = StreamGuard(
-            selection.output,
+            selection.local_output,
             msgspec.structs.replace(context, direction="output"),
             unmasker=unmasker,
             masker=guardrails.masker(masking[0].spec.mask_style) if masking else None,
@@ -709,6 +716,14 @@ class Proxy:
         )
         exchange.guard_pending = tuple(g.name for g in selection.output)
         return guard
+
+    def _moderation_stream(self, exchange: Exchange) -> ModerationStream | None:
+        guardrails = self.guardrails
+        selection = exchange.guarded
+        if guardrails is None or selection is None or not selection.remote_output:
+            return None
+        exchange.guard_pending = tuple(g.name for g in selection.output)
+        return ModerationStream(selection.remote_output, window_chars=guardrails.window_chars)
 
     # --- cache ------------------------------------------------------------------------------
 
@@ -1258,15 +1273,18 @@ class Proxy:
         exchange.upstream_seconds = time.perf_counter() - started
         state = StreamState(StreamAccumulator() if exchange.cache_key is not None else None)
         guard = self._stream_guard(exchange)
+        moderation = self._moderation_stream(exchange)
         watch = DisconnectWatch(receive)
         failure: UpstreamFailure | None = None
         blocked = False
         try:
             await self._start(exchange, send, 200, _SSE, provider_headers=True)
-            blocked = await self._forward(first, state, send, client_wants_usage, guard)
+            blocked = await self._forward(first, state, send, client_wants_usage, guard, moderation)
             if not blocked:
                 async for batch in events:
-                    if await self._forward(batch, state, send, client_wants_usage, guard):
+                    if await self._forward(
+                        batch, state, send, client_wants_usage, guard, moderation
+                    ):
                         blocked = True
                         break
         except asyncio.CancelledError:
@@ -1281,10 +1299,10 @@ class Proxy:
                 response.close()  # abandoned midway: drop the connection, the provider stops
         state.client_gone = watch.gone
         ended = time.perf_counter()
+        if blocked:
+            state.finish_reason = guards.CONTENT_FILTER
+            state.accumulator = None  # an answer cut short is not one to keep
         if guard is not None:
-            if blocked:
-                state.finish_reason = guards.CONTENT_FILTER
-                state.accumulator = None  # an answer cut short is not one to keep
             self._note_verdicts(exchange, guard.verdicts(), ended, "output")
         usage = state.usage or UNKNOWN_USAGE
         cut_short = blocked or state.client_gone or failure is not None
@@ -1326,16 +1344,30 @@ class Proxy:
             exchange.error_type = "client_disconnected"
             exchange.error_message = "the client disconnected mid-stream; upstream cancelled"
             _streams_cancelled(target.public_model).inc()
+            await self._moderated_stream(exchange, moderation, ended)
             return None
         if failure is not None:
             await self._fail(exchange, send, _client_error(target, failure))
+            await self._moderated_stream(exchange, moderation, ended)
             return None
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await self._moderated_stream(exchange, moderation, ended)
         if state.accumulator is not None:
             complete = state.accumulator.result()
             if complete is not None:
                 await self._store_in_cache(exchange, target, complete, usage)
         return (ended - started) * 1000.0
+
+    async def _moderated_stream(
+        self, exchange: Exchange, moderation: ModerationStream | None, ended: float
+    ) -> None:
+        """The moderation verdicts of a stream, once the client has all of it: `log` ones
+        call their model only now, so the response is not held open for them."""
+        if moderation is None:
+            return
+        moderated = await moderation.verdicts()
+        self._note_verdicts(exchange, moderated, ended, "output")
+        record_moderation_calls(exchange.trace, moderation.calls)
 
     async def _forward(
         self,
@@ -1344,6 +1376,7 @@ class Proxy:
         send: Send,
         client_wants_usage: bool,
         guard: StreamGuard | None = None,
+        moderation: ModerationStream | None = None,
     ) -> bool:
         """Pass the provider's events on, reading usage and finish reasons as they go by (and
         through the output guardrails, when any). True when a guardrail ended the stream."""
@@ -1352,7 +1385,9 @@ class Proxy:
             event for event in events if _inspect_event(event, state, client_wants_usage, keep_text)
         ]
         blocked = False
-        if guard is not None:
+        if moderation is not None:
+            kept, blocked = await moderation.process(kept)
+        if guard is not None and not blocked:
             kept, blocked = guard.process(kept)
         if kept:
             out = b"".join(event + b"\n\n" for event in kept)

@@ -17,6 +17,7 @@ from providers.mock.embeddings import embeddings_body
 from providers.mock.errors import MockRequestError, error_response, injected_error_response
 from providers.mock.faults import FaultGates
 from providers.mock.gemini import GEMINI_PATH, GeminiModels
+from providers.mock.moderations import plan_moderation
 from providers.mock.settings import (
     Behaviour,
     MockControl,
@@ -29,6 +30,7 @@ from providers.mock.stats import MockStats, RecordedRequest
 CHAT_PATH = "/v1/chat/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
 MODELS_PATH = "/v1/models"
+MODERATIONS_PATH = "/v1/moderations"
 MODEL_IDS = ("mock-gpt", "mock-gpt-large", "mock-embedding")
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _MODELS_CREATED = 1_700_000_000
@@ -125,6 +127,24 @@ class MockProvider:
         if behaviour.malformed:
             return web.Response(body=MALFORMED_BODY, content_type="application/json")
         return web.Response(body=payload, content_type="application/json")
+
+    async def moderations(self, request: web.Request) -> web.StreamResponse:
+        """Scores from the words of each input (see `providers.mock.moderations`)."""
+        self.stats.requests[MODERATIONS_PATH] += 1
+        try:
+            body = await self._read_body(request)
+            self.count_model(body.get("model"))
+            plan = plan_moderation(body)
+        except MockRequestError as error:
+            return error.to_response()
+        try:
+            await _sleep_ms(plan.delay_ms)
+        except asyncio.CancelledError:
+            self.stats.requests_cancelled += 1
+            raise
+        if plan.error_status is not None:
+            return error_response(plan.error_status)
+        return web.Response(body=plan.body, content_type="application/json")
 
     async def list_models(self, request: web.Request) -> web.StreamResponse:
         self.stats.requests[MODELS_PATH] += 1
@@ -246,6 +266,7 @@ def create_mock_app(settings: MockSettings | None = None) -> web.Application:
     app[PROVIDER_KEY] = provider
     app.router.add_post(CHAT_PATH, provider.chat_completions)
     app.router.add_post(EMBEDDINGS_PATH, provider.embeddings)
+    app.router.add_post(MODERATIONS_PATH, provider.moderations)
     app.router.add_post(MESSAGES_PATH, AnthropicMessages(provider).handle)
     app.router.add_post(GEMINI_PATH, GeminiModels(provider).handle)
     add_azure_routes(app, provider)
