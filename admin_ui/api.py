@@ -25,10 +25,12 @@ from admin_ui.console_auth import require_console_user
 from admin_ui.dashboards_api import DashboardController
 from admin_ui.evaluations_api import EvaluationQueueController
 from admin_ui.evaluators_api import EvaluatorController
+from admin_ui.findings_api import FindingsController
 from admin_ui.insights_api import InsightsController
 from admin_ui.keys import KeyController
 from admin_ui.live import LiveController
 from admin_ui.parameters import refuse_unstorable_parameters
+from admin_ui.quality_api import QualityController
 from admin_ui.reports_api import ReportController
 from admin_ui.rules import RuleController
 from admin_ui.search_api import DecisionController, InteractionController, ViolationController
@@ -62,12 +64,14 @@ def admin_router() -> Router:
             LiveController,
             AnalyticsController,
             InsightsController,
+            FindingsController,
             AlertChannelController,
             AlertRuleController,
             AlertInstanceController,
             ReportController,
             AlertSilenceController,
             EvaluatorController,
+            QualityController,
             EvaluationQueueController,
             operator_only,
         ],

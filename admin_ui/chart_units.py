@@ -3,7 +3,7 @@ round boundaries, and their labels.
 
 Units: `count` and `tokens` (1,234 / 12.3k / 4.5M), `usd` ($0.0012, $12.34, $1.2k; never in
 scientific notation however small), `ms` (850 ms, 1.25 s), `percent` (a ratio, 0.125 reads
-"12.5 %") and `per_second` (12.5/s). A negative value takes a true minus sign (U+2212), as the
+"12.5 %"), `per_second` (12.5/s) and `score` (an evaluation's 0-100 score: 87.5). A negative value takes a true minus sign (U+2212), as the
 stat tiles' changes do; a missing value reads "—" as everywhere in the console. Times are UTC.
 """
 
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Final, Literal, cast, get_args
 
-Unit = Literal["count", "usd", "ms", "tokens", "percent", "per_second"]
+Unit = Literal["count", "usd", "ms", "tokens", "percent", "per_second", "score"]
 UNITS: Final = frozenset(get_args(Unit))
 ADDITIVE_UNITS: Final = frozenset({"count", "usd", "tokens"})
 """Units whose values add up over time, so a legend shows their total rather than the last."""
@@ -115,6 +115,10 @@ def _per_second(magnitude: float) -> str:
     return f"{_count(magnitude)}/s"
 
 
+def _score(magnitude: float) -> str:
+    return _strip(f"{magnitude:.1f}")
+
+
 _FORMATS: Final = {
     "count": _count,
     "tokens": _count,
@@ -122,6 +126,7 @@ _FORMATS: Final = {
     "ms": _ms,
     "percent": _percent,
     "per_second": _per_second,
+    "score": _score,
 }
 
 

@@ -22,12 +22,14 @@ from admin_ui.dashboards_pages import DashboardPages
 from admin_ui.decisions_page import DecisionListPage
 from admin_ui.evaluation_pages import EvaluationPages
 from admin_ui.evaluator_pages import EvaluatorPages
+from admin_ui.findings_page import FindingsPage
 from admin_ui.insight_pages import InsightPages
 from admin_ui.interactions_page import InteractionListPage
 from admin_ui.keys_pages import KeyPages
 from admin_ui.live_page import LivePage
 from admin_ui.pages import ADMIN_PATH
 from admin_ui.parameters import refuse_unstorable_parameters
+from admin_ui.quality_pages import QualityPages
 from admin_ui.report_pages import ReportPages
 from admin_ui.rules_pages import rules_pages_router
 from admin_ui.static_files import static_router
@@ -52,6 +54,7 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     LivePage,
     AnalyticsPages,
     InsightPages,
+    FindingsPage,
     UserPages,
     AuditPage,
     DashboardPages,
@@ -61,6 +64,7 @@ PAGE_HANDLERS: list[ControllerRouterHandler] = [
     AlertSilencePages,
     ReportPages,
     EvaluatorPages,
+    QualityPages,
 ]
 
 

@@ -70,16 +70,13 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem(
                 "analytics-anomalies", "Anomalies", f"{ADMIN_PATH}/analytics/anomalies", "anomalies"
             ),
-            NavItem("dashboards", "Saved dashboards", f"{ADMIN_PATH}/dashboards", "dashboards"),
-            NavItem("reports", "Reports", f"{ADMIN_PATH}/reports", "report"),
-        ),
-    ),
-    NavSection(
-        "Quality",
-        (
+            NavItem("quality", "Quality", f"{ADMIN_PATH}/quality", "quality"),
             NavItem(
                 "quality-evaluators", "Evaluators", f"{ADMIN_PATH}/quality/evaluators", "safety"
             ),
+            NavItem("insights", "Insights", f"{ADMIN_PATH}/insights", "insights"),
+            NavItem("dashboards", "Saved dashboards", f"{ADMIN_PATH}/dashboards", "dashboards"),
+            NavItem("reports", "Reports", f"{ADMIN_PATH}/reports", "report"),
         ),
     ),
     NavSection(

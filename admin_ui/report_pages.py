@@ -51,6 +51,7 @@ SECTION_TITLES: Final = {
     "guardrails": "Guardrails",
     "anomalies_alerts": "Anomalies and alerts",
     "forecast": "Forecast",
+    "insights": "Insights",
 }
 RANGE_TITLES: Final = {
     "previous_day": "The previous day",

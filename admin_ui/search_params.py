@@ -102,6 +102,16 @@ def read_money(param: str, raw: str) -> Decimal:
     return value
 
 
+def read_score(param: str, raw: str) -> float:
+    try:
+        value = float(raw) if raw.isascii() and len(raw) <= 16 else math.nan
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= 100):
+        raise bad(param, "must be a score from 0 to 100")
+    return value
+
+
 def read_boolean(param: str, raw: str) -> bool:
     value = raw.lower()
     if value in _TRUE:
@@ -189,6 +199,8 @@ def _flag(name: str, field: str, description: str) -> Param:
 
 def _bound(name: str, field: str, description: str, reader: Reader) -> Param:
     schema: JsonSchema = {"type": "number", "minimum": 0}
+    if reader is read_score:
+        schema = {"type": "number", "minimum": 0, "maximum": 100}
     if reader is read_money:
         schema = text(32, pattern=r"^[0-9]+(\.[0-9]+)?$")
     return Param(name, field, reader, description, schema)
@@ -241,6 +253,18 @@ _TIMING_AND_COST = (
     _bound("min_cost", "min_cost_usd", "Cost at least this many US dollars.", read_money),
     _bound("max_cost", "max_cost_usd", "Cost at most this many US dollars.", read_money),
 )
+_EVALUATION = (
+    _flag("evaluated", "evaluated", "An evaluator judged the request (any status), or none did."),
+    _texts("evaluator", "evaluators", "Judged by this evaluator (by name; repeatable)."),
+    _bound(
+        "min_score", "min_score", "An evaluation's mean score at least this (0-100).", read_score
+    ),
+    _bound(
+        "max_score", "max_score", "An evaluation's mean score at most this (0-100).", read_score
+    ),
+    _texts("eval_flag", "eval_flags", "A judge flagged it so, e.g. hallucination (repeatable)."),
+)
+"""Filters on evaluations, which hold of one and the same evaluation of the request."""
 
 TRACE_PARAMS: Final = (
     *_TRACE_LEVEL,
@@ -268,6 +292,7 @@ TRACE_PARAMS: Final = (
         "out unless asked for). Repeatable.",
         ("proxy", "otlp", "evaluation"),
     ),
+    *_EVALUATION,
 )
 INTERACTION_PARAMS: Final = (
     *_TRACE_LEVEL,
@@ -502,6 +527,7 @@ def parse_list_query(
         ("min_duration_ms", "max_duration_ms"),
         ("min_cost_usd", "max_cost_usd"),
         ("min_ttft_ms", "max_ttft_ms"),
+        ("min_score", "max_score"),
     ):
         if (
             values.get(low) is not None

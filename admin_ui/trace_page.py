@@ -15,6 +15,7 @@ from litestar.response import Template
 from admin_ui import reproduce, trace_view, waterfall
 from admin_ui.evaluation_pages import trace_box
 from admin_ui.pages import page
+from admin_ui.quality_trace import trace_scores
 from admin_ui.state import gateway_of
 from admin_ui.traces import visible_trace
 from gateway.auth import MASTER_KEY_INFO
@@ -109,6 +110,7 @@ class TracePages(Controller):
             attempts=attempts(detail, store_content),
             content_note=CONTENT_NOTES.get(store_content or ""),
             violations=detail.violations,
+            trace_score_views=await trace_scores(gateway.engine, trace),
             workspace=workspace,
             key_label=key.name if key else "deleted key",
             curl=reproduce.curl_command(str(request.base_url), recorded),

@@ -73,6 +73,11 @@ FIELDS: Final = (
     ),
     Field("request_id", "Request id", more=True, size=16, placeholder="x-request-id"),
     flag("stream", "Streamed", more=True),
+    flag("evaluated", "Evaluated", more=True),
+    Field("evaluator", "Evaluator", more=True, size=12, hint="Judged by this evaluator"),
+    Field("min_score", "Score ≥", kind="number", unit="0-100", more=True, placeholder="", size=5),
+    Field("max_score", "Score ≤", kind="number", unit="0-100", more=True, placeholder="", size=5),
+    Field("eval_flag", "Judge flag", more=True, size=12, placeholder="e.g. hallucination"),
     Field("limit", "Rows", kind="choice", more=True, choices=PAGE_SIZES),
 )
 

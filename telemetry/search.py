@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from telemetry.db import as_utc
+from telemetry.evaluation.score_filters import evaluation_conditions
 from telemetry.schema import ai_interactions, api_keys, decisions, guardrail_violations, traces
 from telemetry.search_cursor import Cursor, InvalidCursor, digest_of
 from telemetry.search_json import (
@@ -135,6 +136,13 @@ class TraceFilter(CommonFilter):
     stream: bool | None = None
     sources: tuple[str, ...] = ()
     """proxy, otlp, evaluation; left empty, every source but `evaluation` (a judge's calls)."""
+    evaluated: bool | None = None
+    """An evaluator judged the request (whatever the evaluation's status), or none did."""
+    evaluators: tuple[str, ...] = ()
+    min_score: float | None = None
+    max_score: float | None = None
+    eval_flags: tuple[str, ...] = ()
+    """The evaluation filters hold of one evaluation (telemetry.evaluation.score_filters)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -502,6 +510,14 @@ def trace_conditions(f: TraceFilter, scope: str | None, dialect: str) -> list[Co
         found.append(array_holds_any(t.guardrails_triggered, f.guardrails, dialect))
     if f.rules:
         found.append(array_holds_any(t.rules_matched, f.rules, dialect))
+    found += evaluation_conditions(
+        evaluated=f.evaluated,
+        evaluators=f.evaluators,
+        min_score=f.min_score,
+        max_score=f.max_score,
+        flags=f.eval_flags,
+        dialect=dialect,
+    )
     return found
 
 

@@ -43,6 +43,8 @@ from telemetry.alerts.instance_store import Change, apply, open_instances, recor
 from telemetry.alerts.notification import Notification, fingerprint_of, format_number
 from telemetry.alerts.rule import ANOMALY_SCORE, AlertRule
 from telemetry.alerts.rule_store import load_channels
+from telemetry.alerts.score_rules import EVAL_SCORE
+from telemetry.alerts.score_rules import TITLE as SCORE_TITLE
 from telemetry.alerts.silence import Silence, alert_labels, silencing
 from telemetry.alerts.silence_store import active_silences
 from telemetry.alerts.state_machine import OpenInstance, Verdict, next_step
@@ -258,7 +260,7 @@ def shown(rule: AlertRule, value: float | None) -> tuple[float | None, str]:
     """A value of the rule as people read it, and its unit: rates in percent."""
     if rule.condition == "change_pct":
         return value, "%"
-    if rule.metric == ANOMALY_SCORE:
+    if rule.metric in (ANOMALY_SCORE, EVAL_SCORE):
         return value, ""
     if rule.metric in GAUGES:
         return value, GAUGES[rule.metric].unit
@@ -273,6 +275,9 @@ def metric_title(rule: AlertRule) -> str:
         return f"Anomaly score of {KIND_TITLES[rule.anomaly_kind].lower()}"
     if rule.metric in GAUGES:
         return GAUGES[rule.metric].title
+    if rule.metric == EVAL_SCORE:
+        criteria = rule.filters.get("criterion")
+        return f"{SCORE_TITLE} ({criteria[0]})" if criteria else SCORE_TITLE
     return METRICS[rule.metric].title
 
 

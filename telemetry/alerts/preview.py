@@ -30,6 +30,7 @@ from telemetry.alerts.notification import Severity
 from telemetry.alerts.preview_rolling import Rolling
 from telemetry.alerts.preview_sums import read_step_sums
 from telemetry.alerts.rule import ANOMALY_SCORE, WEEK_S, AlertRule, RuleError, window_step
+from telemetry.alerts.score_rules import EVAL_SCORE
 from telemetry.alerts.state_machine import OpenInstance, Verdict, next_step
 from telemetry.alerts.window import (
     Group,
@@ -124,6 +125,10 @@ async def preview_rule(engine: AsyncEngine, rule: AlertRule, now: datetime) -> P
     """The rule replayed over the 7 days before `now` (a checked rule, not necessarily
     stored). A gauge (`budget_used_pct`, `deployment_down`) is read as it stands and has no
     history to replay: a `RuleError` on `metric`."""
+    if rule.metric == EVAL_SCORE:
+        raise RuleError(
+            "metric", f"{EVAL_SCORE} is not replayed yet: the Quality page shows past scores"
+        )
     if is_gauge(rule.metric):
         raise RuleError(
             "metric",

@@ -21,6 +21,7 @@ from telemetry.alerts.gauge_metrics import (
     GAUGES,
     is_gauge,
 )
+from telemetry.alerts.score_rules import EVAL_SCORE, ScoreRuleError, check_score_rule
 from telemetry.alerts.template import TemplateError, check_template
 from telemetry.analytics import MAX_POINTS, AnalyticsQuery, InvalidQuery, Plan, plan
 from telemetry.analytics_anomalies import GROUP_DIMENSIONS, KIND_METRICS
@@ -57,8 +58,9 @@ class RuleError(ValueError):
 class AlertRule(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     metric: str
-    """An analytics metric (`telemetry.analytics_metrics.METRICS`), `anomaly_score`, or a gauge
-    (`telemetry.alerts.gauge_metrics.GAUGES`: `budget_used_pct`, `deployment_down`)."""
+    """An analytics metric (`telemetry.analytics_metrics.METRICS`), `anomaly_score`, a gauge
+    (`telemetry.alerts.gauge_metrics.GAUGES`: `budget_used_pct`, `deployment_down`), or
+    `eval_score` (`telemetry.alerts.score_rules`)."""
     anomaly_kind: str | None = None
     """The rule's `kind`. With `anomaly_score`: which score (`cost`, `requests`, `error_rate`,
     `latency`; see `telemetry.analytics_anomalies`). With `budget_used_pct`: percent of the
@@ -116,7 +118,12 @@ def check_rule(rule: AlertRule) -> None:
         raise RuleError("name", f"at most {MAX_NAME} characters")
     _check_numbers(rule)
     _check_thresholds(rule)
-    if rule.metric == ANOMALY_SCORE:
+    if rule.metric == EVAL_SCORE:
+        try:
+            check_score_rule(rule)
+        except ScoreRuleError as error:
+            raise RuleError(error.field, str(error)) from None
+    elif rule.metric == ANOMALY_SCORE:
         _check_anomaly(rule)
     elif rule.anomaly_kind is not None and rule.metric != BUDGET_USED_PCT:
         raise RuleError("kind", f"only for the metrics {ANOMALY_SCORE} and {BUDGET_USED_PCT}")
@@ -125,7 +132,7 @@ def check_rule(rule: AlertRule) -> None:
             raise RuleError(f"filters.{name}", "keeps at least one value")
     if is_gauge(rule.metric):
         _check_gauge(rule)
-    else:
+    elif rule.metric != EVAL_SCORE:
         window_plan(rule)
         if rule.min_requests:
             requests_plan(rule)

@@ -28,6 +28,7 @@ from telemetry.alerts.rule import (
     requests_plan,
     window_step,
 )
+from telemetry.alerts.score_rules import EVAL_SCORE, measure_scores
 from telemetry.analytics import AnalyticsQuery, AnalyticsResult, run_query
 from telemetry.analytics_anomalies import MAX_TOP, AnomalyReport
 from telemetry.analytics_anomaly_cache import cached_anomalies
@@ -83,6 +84,9 @@ async def measure(
     if is_gauge(rule.metric):
         gauges = await gauge_values(engine, rule, now, sources)
         return {group: Measured(value, None) for group, value in gauges.items()}
+    if rule.metric == EVAL_SCORE:
+        found = await measure_scores(engine, rule, now)
+        return {group: Measured(mean, count) for group, (mean, count) in found.items()}
     start, end = window_of(rule, now)
     if rule.metric == ANOMALY_SCORE:
         values = await _scores(engine, rule, start, end, now)

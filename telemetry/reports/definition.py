@@ -77,6 +77,7 @@ def weekly_summary(workspace_id: str, definition_id: str) -> ReportDefinition:
             "cache_roi",
             "guardrails",
             "anomalies_alerts",
+            "insights",
         ),
         range="previous_week",
         schedule="0 8 * * mon",

@@ -102,8 +102,10 @@ SECTION_NAMES: tuple[str, ...] = (
     "guardrails",
     "anomalies_alerts",
     "forecast",
+    "insights",
 )
 """Every section a report definition may list, in the order a report shows them: the summary
 with the change against the previous period; cost by workspace, model and key; the top keys and
 end users; latency and errors; cache ROI; guardrail activity; the anomalies and alerts of the
-period; the forecast."""
+period; the forecast; the insights (cheaper models of equal quality, uncached repeats, max_tokens
+far above answers, errors grouped by message)."""

@@ -16,6 +16,7 @@ from telemetry.analytics_forecast import forecast_spend
 from telemetry.analytics_metrics import METRICS
 from telemetry.reports.document import Chart, Column, Figure, Point, Section, Series, Table, Value
 from telemetry.reports.queries import Number, Reader, change_pct, unit_of
+from telemetry.reports.section_insights import insights
 from telemetry.reports.tables import Col, group_table, metric_col, ratio
 from telemetry.schema import alert_instances, alert_rules
 
@@ -612,5 +613,6 @@ SECTIONS: Final[Mapping[str, SectionMaker]] = {
     "guardrails": _plain(guardrails),
     "anomalies_alerts": anomalies_alerts,
     "forecast": forecast,
+    "insights": _plain(insights),
 }
 """How each of `document.SECTION_NAMES` is made."""
