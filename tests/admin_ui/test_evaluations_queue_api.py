@@ -40,6 +40,8 @@ def judged_gateway(
     """The mock provider's models plus `judge`, priced by the config's `prices`."""
     config = mock_config(mock_provider, prices={"mock-judge": JUDGE_PRICE})
     config["models"]["judge"] = [{"provider": "mock", "model": "mock-judge"}]
+    # The queue is looked at as queued: no judge of this gateway takes its rows meanwhile.
+    config["evaluation"] = {"run_in_serve": False}
     process = GatewayProcess(
         backend_database,
         config,

@@ -155,6 +155,9 @@ def console_config(mock: MockProcess) -> dict[str, Any]:
             }
         ],
         "cache": {"enabled": False},
+        # Pages that queue evaluations see their rows as queued: no judge takes them meanwhile
+        # (the evaluators' page test runs a gateway that judges).
+        "evaluation": {"run_in_serve": False},
     }
 
 

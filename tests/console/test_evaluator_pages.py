@@ -4,15 +4,37 @@ queue and today's counts in the list, then disabled and deleted."""
 
 from __future__ import annotations
 
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import openai
+import pytest
 from playwright.sync_api import Page, expect
 
-from tests.console.conftest import PageWatch
-from tests.e2e.conftest import GatewayProcess
+import migrations
+from tests.console.conftest import BrowserTestDatabase, PageWatch, console_config, off_the_loop
+from tests.e2e.conftest import GatewayProcess, MockProcess
+
+
+@pytest.fixture(scope="module")
+def console_gateway(
+    mock_provider: MockProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    """The console's gateway, judging in `steerway serve` (the shared one leaves the queue be)."""
+    tmp = tmp_path_factory.mktemp("console-evaluators")
+    url = f"sqlite:///{tmp / 'steerway.db'}"
+    off_the_loop(lambda: migrations.upgrade(url))
+    config = console_config(mock_provider)
+    config["evaluation"] = {"run_in_serve": True, "poll_interval": 0.2, "refresh_interval": 0.5}
+    process = GatewayProcess(
+        BrowserTestDatabase(url), config, tmp, master_key="sk-console-" + secrets.token_hex(8)
+    )
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 def ask(gateway: GatewayProcess, count: int) -> None:
