@@ -68,9 +68,26 @@ def limits_gateway(
 ) -> Iterator[GatewayProcess]:
     """A gateway per database and backend with the module's plain config, shared by the tests
     that need nothing else of it: each makes keys of its own."""
-    process = GatewayProcess(
-        backend_database, _config(mock_provider), tmp_path_factory.mktemp("limits"), env=backend
-    )
+    yield from _shared_gateway(backend_database, mock_provider, tmp_path_factory, backend)
+
+
+@pytest.fixture(scope="module")
+def in_process_gateway(
+    backend_database: Database,
+    mock_provider: MockProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayProcess]:
+    """As `limits_gateway`, with the in-process backend only, for tests run on that alone."""
+    yield from _shared_gateway(backend_database, mock_provider, tmp_path_factory, {})
+
+
+def _shared_gateway(
+    database: Database,
+    mock: MockProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+    env: dict[str, str],
+) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(database, _config(mock), tmp_path_factory.mktemp("limits"), env=env)
     try:
         yield process
     finally:
@@ -84,11 +101,9 @@ def _chat(gateway: GatewayProcess, key: str, model: str = "mock-gpt", **params: 
 
 
 def test_a_key_may_use_only_its_models_and_adds_its_tags(
-    backend_database: Database,
-    mock_provider: MockProcess,
-    start_gateway: Callable[..., GatewayProcess],
+    in_process_gateway: GatewayProcess,
 ) -> None:
-    gateway = start_gateway(backend_database, _config(mock_provider))
+    gateway = in_process_gateway
     tag = uuid.uuid4().hex[:6]
     key = create_key(
         gateway, f"narrow-{tag}", "--models", "mock-*", "--tag", "team-a", "--tag", "batch"
@@ -394,11 +409,9 @@ def test_crossing_a_soft_limit_is_recorded(limits_gateway: GatewayProcess) -> No
 
 
 def test_a_request_refused_by_a_budget_uses_no_rate_limit(
-    backend_database: Database,
-    mock_provider: MockProcess,
-    start_gateway: Callable[..., GatewayProcess],
+    in_process_gateway: GatewayProcess,
 ) -> None:
-    gateway = start_gateway(backend_database, _config(mock_provider))
+    gateway = in_process_gateway
     key = create_key(
         gateway,
         f"both-{uuid.uuid4().hex[:6]}",
@@ -418,12 +431,8 @@ def test_a_request_refused_by_a_budget_uses_no_rate_limit(
     )
 
 
-def test_every_choice_is_reserved(
-    backend_database: Database,
-    mock_provider: MockProcess,
-    start_gateway: Callable[..., GatewayProcess],
-) -> None:
-    gateway = start_gateway(backend_database, _config(mock_provider))
+def test_every_choice_is_reserved(in_process_gateway: GatewayProcess) -> None:
+    gateway = in_process_gateway
     key = create_key(gateway, f"n-{uuid.uuid4().hex[:6]}", "--budget", f"{REQUEST_COST * 2}/total")
     with pytest.raises(openai.RateLimitError):
         _chat(gateway, key.plaintext, model="metered", max_tokens=5, n=3)
