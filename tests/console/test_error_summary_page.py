@@ -11,12 +11,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 import migrations
 from telemetry.db import create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 from tests.console.conftest import BrowserTestDatabase, console_config, off_the_loop
+from tests.console.views import WIDE
+from tests.console_users import create_user
+from tests.console_users import sign_in as sign_in_as
 from tests.e2e.conftest import GatewayProcess, MockProcess
 from tests.telemetry.insights_history import END, START, plant_insights
 
@@ -107,3 +110,31 @@ def test_a_post_without_the_csrf_token_is_refused(
     )
     assert answer.status == 403, answer.text()
     assert "CSRF token" in answer.text()
+
+
+def test_a_viewer_has_no_button_and_is_refused(
+    console_gateway: GatewayProcess, sign_in: Callable[..., BrowserContext]
+) -> None:
+    viewer = off_the_loop(
+        lambda: create_user(
+            console_gateway.database.url, email="summary-viewer@example.com", role="viewer"
+        )
+    )
+    session = off_the_loop(lambda: sign_in_as(console_gateway.url, viewer))
+    context = sign_in(viewport=WIDE)
+    context.clear_cookies()
+    context.add_cookies([session.browser_cookie()])
+    page = context.new_page()
+    page.goto(f"/admin/insights?workspace=default&{RANGE}")
+    rows = page.locator("#error-groups tbody tr")
+    expect(rows).to_have_count(2)
+    expect(page.locator("form.error-summarise")).to_have_count(0)
+    fingerprint = rows.first.get_attribute("data-fingerprint")
+    calls = len(console_gateway.database.rows(SUMMARY_CALLS))
+    with session.client() as http:
+        refused = http.post(
+            f"/admin/insights/errors/{fingerprint}/summary?workspace=default&{RANGE}"
+        )
+    assert refused.status_code == 403
+    assert "cannot queue evaluations" in refused.text  # the role, not a missing token
+    assert len(console_gateway.database.rows(SUMMARY_CALLS)) == calls
