@@ -30,6 +30,7 @@ from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import visible_workspace
 from providers.pricing import PriceTable
 from telemetry.insights.cheaper_models import find_cheaper_models
+from telemetry.insights.error_summaries import SUMMARIES
 from telemetry.insights.errors import find_errors
 from telemetry.insights.findings import read_insights
 from telemetry.insights.max_tokens import find_max_tokens
@@ -161,6 +162,7 @@ class FindingsController(Controller):
             prices_of(request),
             margin=asked.margin,
             min_samples=asked.min_samples,
+            summarise_errors=SUMMARIES.summariser(scope.workspace_id),
         )
         return insights_answer(found, await _visible_keys(request, scope.workspace_id))
 
@@ -204,4 +206,10 @@ class FindingsController(Controller):
         """Failed provider calls grouped by provider, error type and message fingerprint, with
         counts, first and last seen and example traces."""
         scope = await insight_scope(request, _asked(request))
-        return _framed(scope, "errors", errors_answer(await find_errors(scope)))
+        return _framed(
+            scope,
+            "errors",
+            errors_answer(
+                await find_errors(scope, summarise=SUMMARIES.summariser(scope.workspace_id))
+            ),
+        )

@@ -9,21 +9,29 @@ from decimal import Decimal
 from typing import Any, Final
 
 from jinja2 import Environment
-from litestar import Controller, Request, get
+from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from admin_ui.analytics_api import _visible_keys
 from admin_ui.analytics_pages import analytics_page
-from admin_ui.analytics_range import PageRange
+from admin_ui.analytics_range import InvalidRange, PageRange, read_page_range
 from admin_ui.analytics_state import analytics_state
 from admin_ui.findings_api import prices_of
 from admin_ui.findings_params import MAX_RANGE
 from admin_ui.formatting import dollars
-from admin_ui.pages import ADMIN_PATH, url_with
+from admin_ui.insight_summaries import (
+    SUMMARY_PROBLEM,
+    can_summarise,
+    summarise_group,
+    summary_model,
+)
+from admin_ui.pages import ADMIN_PATH, csrf_token, url_with
 from admin_ui.state import gateway_of
 from admin_ui.templating import console_environment
+from gateway.errors import GatewayError
 from telemetry.analytics import InvalidQuery
+from telemetry.insights.error_summaries import SUMMARIES
 from telemetry.insights.findings import read_insights
 from telemetry.insights.max_tokens import RATIO
 from telemetry.insights.notes import (
@@ -84,7 +92,11 @@ class FindingsPage(Controller):
 
         async def body(page_range: PageRange) -> Markup:
             scope = await _scope(request, page_range)
-            found = await read_insights(scope, prices_of(request))
+            found = await read_insights(
+                scope,
+                prices_of(request),
+                summarise_errors=SUMMARIES.summariser(scope.workspace_id),
+            )
             keys = await _visible_keys(request, scope.workspace_id)
             template = _environment().get_template("insights/body.html")
             return Markup(
@@ -93,6 +105,14 @@ class FindingsPage(Controller):
                     keys=keys,
                     verdicts=VERDICTS,
                     ratio=RATIO,
+                    csrf_token=csrf_token(request),
+                    summaries={
+                        "on": summary_model(request) is not None,
+                        "allowed": can_summarise(request, scope.workspace_id),
+                        "query": str(request.url.query or ""),
+                        "problem": request.query_params.get(SUMMARY_PROBLEM),
+                        "failed": request.query_params.get("summary_of"),
+                    },
                     notes={
                         "cheaper": cheaper_model_notes(found.cheaper_models),
                         "repeats": repeat_notes(found.repeats),
@@ -110,3 +130,18 @@ class FindingsPage(Controller):
             body=body,
             template="insights/page.html",
         )
+
+    @post("/errors/{fingerprint:str}/summary", name="console:insights-error-summary")
+    async def summarise_error(self, request: AnyRequest, fingerprint: str) -> Redirect:
+        """Asks the summary model about one error group of the page's range and workspace, then
+        shows the page again (the summary, or why there is none)."""
+        parameters = [(n, str(v)) for n, v in request.query_params.multi_items()]
+        try:
+            scope = await _scope(request, read_page_range(parameters))
+        except (InvalidRange, InvalidQuery) as error:
+            raise GatewayError(400, f"{error.parameter}: {error}", param=error.parameter) from None
+        problem = await summarise_group(request, scope, fingerprint)
+        kept = [(n, v) for n, v in parameters if n not in (SUMMARY_PROBLEM, "summary_of")]
+        if problem is not None:
+            kept += [(SUMMARY_PROBLEM, problem), ("summary_of", fingerprint[:32])]
+        return Redirect(url_with(PATH, kept) + "#insight-errors", status_code=303)

@@ -288,9 +288,10 @@ TRACE_PARAMS: Final = (
     _choices(
         "source",
         "sources",
-        "How the trace reached the gateway: proxy, otlp or evaluation (a judge's call; left "
-        "out unless asked for). Repeatable.",
-        ("proxy", "otlp", "evaluation"),
+        "How the trace reached the gateway: proxy, otlp, evaluation (a judge's call) or "
+        "moderation (a moderation judge's calls); the last two are left out unless asked for. "
+        "Repeatable.",
+        ("proxy", "otlp", "evaluation", "moderation"),
     ),
     *_EVALUATION,
 )

@@ -36,11 +36,17 @@ from gateway.cache import ResponseCache, create_cache
 from gateway.config import DEFAULT_ANTHROPIC_VERSION, GatewayConfig, ProviderConfig, load_config
 from gateway.defaults import default_config, wants_mock
 from gateway.errors import GatewayError, database_unavailable, error_body
-from gateway.evaluation_setup import JudgeWorkers, evaluation_picker, prepare_evaluators
+from gateway.evaluation_setup import (
+    JudgeWorkers,
+    error_summary_caller,
+    evaluation_picker,
+    prepare_evaluators,
+)
 from gateway.guardrails import Guardrails
 from gateway.health import create_health
 from gateway.keys import KeyStore
 from gateway.metrics_endpoint import MetricsEndpoint, MetricsListener
+from gateway.model_calls import ModelCaller
 from gateway.otlp_ingest import PATH as OTLP_TRACES_PATH
 from gateway.otlp_ingest import OtlpIngest
 from gateway.otlp_setup import build_exporters
@@ -95,6 +101,7 @@ class Gateway:
         self.alert_evaluator: AlertEvaluator | None = None
         self.report_scheduler: ReportScheduler | None = None
         self.judges: JudgeWorkers | None = None
+        self.summary_caller: ModelCaller | None = None
         self.retention: PeriodicJob | None = None
         self.live: LiveHub | None = None
         self._live_relay: LiveRelay | None = None
@@ -170,6 +177,8 @@ class Gateway:
         if config.evaluation.run_in_serve:
             self.judges = JudgeWorkers(self.engine, config, adapters, self.recorder.record)
             await self.judges.start()
+        if config.evaluation.error_summary_model is not None:
+            self.summary_caller = error_summary_caller(config, adapters, self.recorder.record)
         if self.guardrails is not None:
             self.guardrails.connect_moderation(
                 providers=config.providers, router=router, upstream=self.upstream
@@ -328,6 +337,8 @@ class Gateway:
             await self.ledger.close()
         if self.judges is not None:
             await self.judges.close()
+        if self.summary_caller is not None:
+            await self.summary_caller.close()
         if self.recorder is not None:
             await self.recorder.stop()
         if self.otlp_exporter is not None:

@@ -42,6 +42,17 @@ def evaluation_picker(engine: AsyncEngine, config: GatewayConfig) -> EvaluationP
     )
 
 
+def error_summary_caller(
+    config: GatewayConfig,
+    adapters: Mapping[str, ProviderAdapter],
+    record: Callable[[TraceBundle], bool],
+) -> ModelCaller:
+    """The caller of `evaluation.error_summary_model`: its calls are recorded like a judge's."""
+    return ModelCaller(
+        config, adapters, record, store_content=config.telemetry.store_content != "none"
+    )
+
+
 class JudgeWorkers:
     """The pool and the caller it uses, started and closed together."""
 

@@ -10,6 +10,7 @@ evaluation:
   lease: 120             # seconds a claimed row is held before another worker may take it
   backoff: 5             # seconds before the first retry of a failed attempt (doubling)
   refresh_interval: 5    # seconds between the recorder's reads of the evaluator list
+  error_summary_model: null  # a public model that writes Insights' error summaries on demand
 
 evaluators:
   - name: answers
@@ -43,6 +44,7 @@ SECTION_FIELDS: Final = (
     "lease",
     "backoff",
     "refresh_interval",
+    "error_summary_model",
 )
 EVALUATOR_FIELDS: Final = ("name", "workspace", "enabled", *FIELDS)
 MAX_CONCURRENCY: Final = 64
@@ -55,6 +57,8 @@ class EvaluationConfig(msgspec.Struct, frozen=True, kw_only=True):
     lease: float = 120.0
     backoff: float = 5.0
     refresh_interval: float = 5.0
+    error_summary_model: str | None = None
+    """A public model asked for an error group's summary on the Insights page; None: off."""
     evaluators: tuple[FileEvaluator, ...] = ()
 
 
@@ -91,8 +95,17 @@ def parse_evaluation(
     def seconds(name: str, default: float) -> float:
         return reader.positive_number(fields.get(name), f"evaluation.{name}", default=default)
 
+    summary_model = fields.get("error_summary_model")
+    if summary_model is not None and (
+        not isinstance(summary_model, str) or summary_model not in models
+    ):
+        reader.report(
+            "evaluation.error_summary_model", "must name a public model of the config's `models`"
+        )
+        summary_model = None
     return EvaluationConfig(
         run_in_serve=run_in_serve,
+        error_summary_model=summary_model,
         concurrency=concurrency,
         poll_interval=seconds("poll_interval", defaults.poll_interval),
         lease=seconds("lease", defaults.lease),

@@ -67,6 +67,24 @@ class ModerationCall(msgspec.Struct, kw_only=True, gc=False):
     """What a judge's chat calls used (an endpoint reports nothing)."""
 
 
+class JudgeCall(msgspec.Struct, kw_only=True, gc=False):
+    """One chat call of a moderation judge, recorded as an interaction (`purpose =
+    moderation`) of the request's moderation trace."""
+
+    public_model: str
+    provider: str
+    provider_model: str
+    deployment: str
+    started: float
+    """Wall-clock seconds."""
+    ended: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: Decimal | None = None
+    status: str = "ok"  # ok | error
+    error_type: str | None = None
+
+
 class Spend(msgspec.Struct, kw_only=True, gc=False):
     """Tokens and cost of a judge's calls for one check, for the trace."""
 
@@ -76,6 +94,8 @@ class Spend(msgspec.Struct, kw_only=True, gc=False):
     priced: bool = True
     """False once a call's cost is unknown (the model has no price): `cost_usd` is then a
     lower bound and is not shown."""
+    calls: list[JudgeCall] = msgspec.field(default_factory=list)
+    """Each call, for the moderation trace (`guardrail_moderation_record`)."""
 
     def add(self, usage: Usage, price: ModelPrice | None) -> None:
         self.prompt_tokens += usage.prompt_tokens or 0
@@ -171,6 +191,14 @@ class JudgeModerator:
             "response_format": {"type": "json_object"},
         }
         body = adapter.encode_chat(payload, target.provider_model, stream=False)
+        call = JudgeCall(
+            public_model=target.public_model,
+            provider=target.provider,
+            provider_model=target.provider_model,
+            deployment=target.id,
+            started=time.time(),
+        )
+        spend.calls.append(call)
         try:
             response = await adapter.send(
                 "chat", body, provider_model=target.provider_model, timeouts=self._timeout
@@ -178,9 +206,23 @@ class JudgeModerator:
             raw = await adapter.read_body(response)
             result = adapter.parse_chat(raw, target.public_model)
         except UpstreamFailure as failure:
+            call.status, call.error_type = "error", failure.kind
             if failure.kind == "timeout":
                 raise TimeoutError from None
             raise ModerationFailed(f"the moderation judge failed ({failure.kind})") from None
+        except BaseException:
+            call.status, call.error_type = "error", "cancelled"
+            raise
+        finally:
+            call.ended = time.time()
+        call.prompt_tokens = result.usage.prompt_tokens
+        call.completion_tokens = result.usage.completion_tokens
+        if target.price is not None and result.usage.prompt_tokens is not None:
+            call.cost_usd = target.price.cost(
+                result.usage.prompt_tokens,
+                result.usage.completion_tokens,
+                result.usage.cached_tokens,
+            )
         spend.add(result.usage, target.price)
         message = result.messages[0] if result.messages else None
         content = message.get("content") if isinstance(message, dict) else None

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -131,11 +131,9 @@ class ModelCaller:
             raise JudgeCallFailed(reason or "failed", trace_id=trace_id)
         return JudgeAnswer(
             text=last.text,
-            prompt_tokens=last.prompt_tokens,
-            completion_tokens=last.completion_tokens,
-            cost_usd=sum((a.cost_usd for a in attempts if a.cost_usd is not None), Decimal(0))
-            if any(a.cost_usd is not None for a in attempts)
-            else None,
+            prompt_tokens=_total(a.prompt_tokens for a in attempts),
+            completion_tokens=_total(a.completion_tokens for a in attempts),
+            cost_usd=_total(a.cost_usd for a in attempts),
             latency_ms=(last.ended - started) * 1000.0,
             trace_id=trace_id,
             refused=last.refused,
@@ -297,6 +295,15 @@ class ModelCaller:
             source="evaluation",
         )
         self._record(TraceBundle(trace=trace, interactions=interactions))
+
+
+N = TypeVar("N", int, Decimal)
+
+
+def _total(values: Iterable[N | None]) -> N | None:
+    """The sum over the deployments tried (each may have been paid); None when none said."""
+    known = [v for v in values if v is not None]
+    return sum(known[1:], known[0]) if known else None
 
 
 def _first_message(body: bytes) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from gateway.errors import (
 from gateway.guardrail_model import CheckContext, Verdict
 from gateway.guardrail_moderation import ModerationCall
 from gateway.guardrail_moderation import record_calls as record_moderation_calls
+from gateway.guardrail_moderation_record import moderation_bundle
 from gateway.guardrail_moderation_stream import ModerationStream
 from gateway.guardrail_stream import StreamGuard
 from gateway.guardrails import Guardrails, InputOutcome, Selection
@@ -653,9 +654,25 @@ class Proxy:
         outcome = await guardrails.check_input(selection, payload, operation, context)
         exchange.guard_input = outcome
         self._note_verdicts(exchange, outcome.verdicts, started, "input")
-        record_moderation_calls(exchange.trace, outcome.moderation_calls)
+        self._moderation_calls(exchange, outcome.moderation_calls)
         if outcome.blocked is not None:
             raise guards.blocked_error(outcome.blocked)
+
+    def _moderation_calls(self, exchange: Exchange, calls: list[ModerationCall]) -> None:
+        """Each moderation call as a span of the request; a judge's chat calls also as their
+        own trace (`source = moderation`), handed to the recorder (one enqueue)."""
+        record_moderation_calls(exchange.trace, calls)
+        key = exchange.key
+        bundle = moderation_bundle(
+            calls,
+            workspace_id=key.workspace_id if key is not None else DEFAULT_WORKSPACE_ID,
+            request_trace_id=exchange.trace.trace_id,
+        )
+        if bundle is not None:
+            try:
+                self.record(bundle)
+            except Exception:
+                logger.exception("could not hand a moderation trace to the recorder")
 
     def _note_verdicts(
         self,
@@ -692,7 +709,7 @@ class Proxy:
         )
         if verdicts:
             self._note_verdicts(exchange, verdicts, started, "output")
-        record_moderation_calls(exchange.trace, calls)
+        self._moderation_calls(exchange, calls)
         return body
 
     def _stream_guard(self, exchange: Exchange) -> StreamGuard | None:
@@ -1367,7 +1384,7 @@ class Proxy:
             return
         moderated = await moderation.verdicts()
         self._note_verdicts(exchange, moderated, ended, "output")
-        record_moderation_calls(exchange.trace, moderation.calls)
+        self._moderation_calls(exchange, moderation.calls)
 
     async def _forward(
         self,

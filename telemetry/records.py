@@ -10,9 +10,13 @@ path. Money is a `Decimal` in US dollars, or `None` when the price is unknown (n
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import msgspec
+
+OWN_CALL_SOURCES: Final = ("evaluation", "moderation")
+"""Trace sources of the gateway's own model calls (a quality judge's, a moderation judge's):
+left out of the users' usage roll-ups and of the traces explorer unless asked for."""
 
 
 class SpanRecord(msgspec.Struct, kw_only=True, gc=False):
@@ -114,7 +118,7 @@ class TraceRecord(msgspec.Struct, kw_only=True, gc=False):
     parent_trace_id: str | None = None
     parent_span_id: str | None = None
     escaped: bool = False
-    source: str = "proxy"  # proxy | otlp | evaluation: how the trace reached the gateway
+    source: str = "proxy"  # proxy | otlp | evaluation | moderation: how the trace was made
 
     @property
     def duration_ms(self) -> float:

@@ -891,6 +891,11 @@ evaluation_queue = sa.Table(
     sa.Column("claimed_until", Timestamp, nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
+    # What the judge's failed attempts of this row spent so far (each attempt is a call that
+    # may be paid); the evaluation written at the end carries it plus its last attempt's.
+    sa.Column("spent_usd", Money(), nullable=True),
+    sa.Column("spent_prompt_tokens", sa.BigInteger, nullable=True),
+    sa.Column("spent_completion_tokens", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("evaluator_id", "interaction_id"),
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "workspace_id", "created_at"),

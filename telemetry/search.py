@@ -30,6 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from telemetry.db import as_utc
 from telemetry.evaluation.score_filters import evaluation_conditions
+from telemetry.records import OWN_CALL_SOURCES
 from telemetry.schema import ai_interactions, api_keys, decisions, guardrail_violations, traces
 from telemetry.search_cursor import Cursor, InvalidCursor, digest_of
 from telemetry.search_json import (
@@ -499,7 +500,7 @@ def trace_conditions(f: TraceFilter, scope: str | None, dialect: str) -> list[Co
     if f.sources:
         found += _any_of(t.source, f.sources)
     else:
-        found.append(t.source != "evaluation")
+        found.append(t.source.not_in(OWN_CALL_SOURCES))
     if f.guardrail_triggered is not None:
         found.append(
             t.guardrail_action.is_not(None)

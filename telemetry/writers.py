@@ -26,7 +26,7 @@ from telemetry import rollups
 from telemetry.escaping import escape_bundles
 from telemetry.evaluation.picking import EvaluationPicker, Pick
 from telemetry.evaluation.queue import enqueue_picks
-from telemetry.records import InteractionRecord, TraceBundle
+from telemetry.records import OWN_CALL_SOURCES, InteractionRecord, TraceBundle
 from telemetry.rows import BatchRecords, Row, TableRecords, as_dicts
 from telemetry.schema import metadata
 from telemetry.trace_sampling import TraceSampling
@@ -183,8 +183,9 @@ class BatchWriter:
             else:
                 await self._insert(connection, tables)
             postgres = self._dialect == "postgresql"
-            # A judge's own calls (source `evaluation`) stay out of the users' usage figures.
-            counted = [b for b in records.traces if b.trace.source != "evaluation"]
+            # The gateway's own calls (a judge's, `evaluation`; a moderation judge's,
+            # `moderation`) stay out of the users' usage figures.
+            counted = [b for b in records.traces if b.trace.source not in OWN_CALL_SOURCES]
             summed = rollups.aggregate(counted, self._name_caps, fold=not postgres)
             if postgres:
                 raw = (await connection.get_raw_connection()).driver_connection

@@ -233,6 +233,9 @@ def _upsert(dialect: str, rows: list[dict[str, Any]]) -> sa.Insert:
             "next_attempt_at": statement.excluded.next_attempt_at,
             "claimed_until": None,
             "last_error": None,
+            "spent_usd": None,
+            "spent_prompt_tokens": None,
+            "spent_completion_tokens": None,
         },
         where=evaluation_queue.c.status != "running",
     )

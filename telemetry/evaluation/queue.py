@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,6 +39,39 @@ class Claim:
     interaction_id: str
     reason: str
     attempts: int
+    spent_usd: Decimal | None = None
+    """What the row's earlier, failed judge attempts cost (None: nothing priced)."""
+    spent_prompt_tokens: int | None = None
+    spent_completion_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """What one judge attempt used: added to its row when the attempt failed."""
+
+    cost_usd: Decimal | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    def plus(self, other: Spend) -> Spend:
+        return Spend(
+            _add(self.cost_usd, other.cost_usd),
+            _add(self.prompt_tokens, other.prompt_tokens),
+            _add(self.completion_tokens, other.completion_tokens),
+        )
+
+
+N = TypeVar("N", int, Decimal)
+
+
+def _add(first: N | None, second: N | None) -> N | None:
+    if first is None:
+        return second
+    return first if second is None else first + second
+
+
+def spent_before(item: Claim) -> Spend:
+    return Spend(item.spent_usd, item.spent_prompt_tokens, item.spent_completion_tokens)
 
 
 def _insert(dialect: str, table: sa.Table, key: list[str]) -> Any:
@@ -121,6 +155,9 @@ async def claim(engine: AsyncEngine, *, limit: int, lease_s: float) -> list[Clai
         q.interaction_id,
         q.reason,
         q.attempts,
+        q.spent_usd,
+        q.spent_prompt_tokens,
+        q.spent_completion_tokens,
     )
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
@@ -176,7 +213,16 @@ async def finish(
     )
 
 
-async def retry_later(engine: AsyncEngine, item: Claim, error: str, delay_s: float) -> None:
+def _grown(column: sa.Column[Any], by: int | Decimal | None) -> Any:
+    return column if by is None else sa.func.coalesce(column, 0) + by
+
+
+async def retry_later(
+    engine: AsyncEngine, item: Claim, error: str, delay_s: float, spent: Spend | None = None
+) -> None:
+    """Back to pending after `delay_s`; what the failed attempt `spent` is added to the row."""
+    q = evaluation_queue.c
+    spent = spent or Spend()
     async with engine.begin() as connection:
         await connection.execute(
             evaluation_queue.update()
@@ -189,5 +235,8 @@ async def retry_later(engine: AsyncEngine, item: Claim, error: str, delay_s: flo
                 claimed_until=None,
                 last_error=error,
                 next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay_s),
+                spent_usd=_grown(q.spent_usd, spent.cost_usd),
+                spent_prompt_tokens=_grown(q.spent_prompt_tokens, spent.prompt_tokens),
+                spent_completion_tokens=_grown(q.spent_completion_tokens, spent.completion_tokens),
             )
         )

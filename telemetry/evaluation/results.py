@@ -11,9 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from telemetry.evaluation.queue import Claim
+from telemetry.evaluation.queue import PENDING, RUNNING, Claim
 from telemetry.ids import uuid7_hex
-from telemetry.schema import ai_interactions, evaluations
+from telemetry.schema import ai_interactions, evaluation_queue, evaluations
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +62,12 @@ def start_of_day(now: datetime | None = None) -> datetime:
 
 
 async def spent_today(engine: AsyncEngine, workspace_id: str, evaluator_id: str) -> Decimal:
+    """The evaluator's ended evaluations' cost today (every attempt of each), plus what the
+    failed attempts of its rows still queued have spent."""
     e = evaluations.c
+    q = evaluation_queue.c
     async with engine.connect() as connection:
-        total = (
+        ended = (
             await connection.execute(
                 sa.select(sa.func.coalesce(sa.func.sum(e.cost_usd), 0)).where(
                     e.workspace_id == workspace_id,
@@ -73,7 +76,17 @@ async def spent_today(engine: AsyncEngine, workspace_id: str, evaluator_id: str)
                 )
             )
         ).scalar_one()
-    return Decimal(str(total))
+        queued = (
+            await connection.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(q.spent_usd), 0)).where(
+                    q.workspace_id == workspace_id,
+                    q.evaluator_id == evaluator_id,
+                    q.status.in_((PENDING, RUNNING)),
+                    q.spent_usd.is_not(None),
+                )
+            )
+        ).scalar_one()
+    return Decimal(str(ended)) + Decimal(str(queued))
 
 
 async def write_outcome(

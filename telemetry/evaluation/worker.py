@@ -6,8 +6,11 @@ A failed attempt (the call failed or timed out, the answer is not the expected J
 refused) is retried after `backoff_s * 2^(attempt-1)` seconds until the evaluator's
 `max_attempts`, then ends as a `failed` evaluation. Nothing a judge answers stops the pool.
 
+Every attempt may be paid: a failed attempt's tokens and cost are added to its queue row, and
+the evaluation written at the end carries the sum over all of the row's attempts.
+
 The daily cap: before calling the judge, the evaluator's spend today (UTC; the sum of its
-evaluations' `cost_usd`) is compared with its `daily_cap_usd`; at or over it the row ends at
+evaluations' `cost_usd`, plus what the failed attempts of its unfinished rows spent) is compared with its `daily_cap_usd`; at or over it the row ends at
 once as an `over_cap` evaluation (no call, no cost), so the queue never grows while the cap
 holds and the console can count what was skipped. The check is made per row before its call,
 so the calls in flight when the cap is reached may pass it by their own cost.
@@ -19,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,7 +30,16 @@ from telemetry.evaluation import metrics
 from telemetry.evaluation.judge import JudgeAnswer, JudgeCaller, JudgeCallFailed, JudgeRequest
 from telemetry.evaluation.parsing import VerdictError, parse_verdict
 from telemetry.evaluation.prompt import build_messages, response_schema
-from telemetry.evaluation.queue import DONE, FAILED, Claim, claim, finish, retry_later
+from telemetry.evaluation.queue import (
+    DONE,
+    FAILED,
+    Claim,
+    Spend,
+    claim,
+    finish,
+    retry_later,
+    spent_before,
+)
 from telemetry.evaluation.results import (
     JudgedInteraction,
     Outcome,
@@ -59,6 +72,23 @@ class _Failure(Exception):
         super().__init__(message)
         self.answer = answer
         self.trace_id = trace_id or (answer.trace_id if answer else None)
+
+
+def _spend_of(answer: JudgeAnswer | None) -> Spend:
+    if answer is None:
+        return Spend()
+    return Spend(answer.cost_usd, answer.prompt_tokens, answer.completion_tokens)
+
+
+def _every_attempt(item: Claim, answer: JudgeAnswer | None) -> dict[str, Any]:
+    """The evaluation's tokens and cost: its row's earlier attempts' and this one's, so the
+    daily cap counts every paid call, not the last one only."""
+    total = spent_before(item).plus(_spend_of(answer))
+    return {
+        "cost_usd": total.cost_usd,
+        "prompt_tokens": total.prompt_tokens,
+        "completion_tokens": total.completion_tokens,
+    }
 
 
 class EvaluationWorkers:
@@ -164,6 +194,7 @@ class EvaluationWorkers:
                     status="no_content",
                     scores={},
                     error="the interaction's prompt and answer were not stored",
+                    **_every_attempt(item, None),
                 ),
             )
             return
@@ -176,7 +207,12 @@ class EvaluationWorkers:
                 item,
                 evaluator,
                 judged,
-                Outcome(status="over_cap", scores={}, error=f"the daily cap of ${cap} is spent"),
+                Outcome(
+                    status="over_cap",
+                    scores={},
+                    error=f"the daily cap of ${cap} is spent",
+                    **_every_attempt(item, None),
+                ),
             )
             return
         try:
@@ -198,9 +234,7 @@ class EvaluationWorkers:
                 score=verdict.score,
                 rationale=verdict.rationale,
                 flags=tuple(verdict.flags),
-                prompt_tokens=answer.prompt_tokens,
-                completion_tokens=answer.completion_tokens,
-                cost_usd=answer.cost_usd,
+                **_every_attempt(item, answer),
                 latency_ms=answer.latency_ms,
                 judge_trace_id=answer.trace_id,
             ),
@@ -237,10 +271,10 @@ class EvaluationWorkers:
         failure: _Failure,
     ) -> None:
         message = str(failure)[:MAX_ERROR]
-        if item.attempts < evaluator.definition.max_attempts:
-            await retry_later(self._engine, item, message, self._delay(item))
-            return
         answer = failure.answer
+        if item.attempts < evaluator.definition.max_attempts:
+            await retry_later(self._engine, item, message, self._delay(item), _spend_of(answer))
+            return
         await self._end(
             item,
             evaluator,
@@ -249,9 +283,7 @@ class EvaluationWorkers:
                 status="failed",
                 scores={},
                 error=message,
-                prompt_tokens=answer.prompt_tokens if answer else None,
-                completion_tokens=answer.completion_tokens if answer else None,
-                cost_usd=answer.cost_usd if answer else None,
+                **_every_attempt(item, answer),
                 latency_ms=answer.latency_ms if answer else None,
                 judge_trace_id=failure.trace_id,
             ),

@@ -6,9 +6,9 @@ and last time and two of its traces; messages are then reduced to templates
 frequent distinct messages are read, so a flood of unique messages cannot make the read slow;
 the answer says when more were left out.
 
-A group may carry a `summary`: nothing here writes one. `summarise` is the place for a reader
-that writes it (the judge model, say): it is given the groups shown and answers them with
-their summaries.
+A group may carry a `summary`, filled by `summarise`: it is given the groups shown and answers
+them with their summaries (`error_summaries.ErrorSummaryCache.summariser` fills the summaries a
+model wrote on demand).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ class ErrorGroup:
     last_seen: datetime
     example_traces: tuple[str, ...]
     """The latest traces of the group, newest first (at most `EXAMPLES`)."""
+    example_messages: tuple[str, ...] = ()
+    """Up to `EXAMPLES` distinct messages of the group as stored, the most frequent first."""
     summary: str | None = None
     """A reader's summary of the group; None until one is written (`ErrorSummariser`)."""
 
@@ -68,12 +70,22 @@ class _Merging:
     def __init__(self, provider: str, error_type: str, template: str, message: str) -> None:
         self.provider, self.error_type, self.template = provider, error_type, template
         self.message = message
+        self.messages: list[str] = []
         self.count = 0
         self.first: datetime | None = None
         self.last: datetime | None = None
         self.traces: list[tuple[datetime, str]] = []
 
-    def add(self, count: int, first: datetime, last: datetime, trace_ids: Sequence[str]) -> None:
+    def add(
+        self,
+        message: str,
+        count: int,
+        first: datetime,
+        last: datetime,
+        trace_ids: Sequence[str],
+    ) -> None:
+        if len(self.messages) < EXAMPLES and message not in self.messages:
+            self.messages.append(message[:MAX_EXAMPLE_MESSAGE])
         self.count += count
         self.first = first if self.first is None else min(self.first, first)
         self.last = last if self.last is None else max(self.last, last)
@@ -92,6 +104,7 @@ class _Merging:
             first_seen=self.first,
             last_seen=self.last,
             example_traces=tuple(dict.fromkeys(t for _, t in newest))[:EXAMPLES],
+            example_messages=tuple(self.messages),
         )
 
 
@@ -136,7 +149,7 @@ async def find_errors(
         name = (provider, error_type, template)
         if name not in merged:
             merged[name] = _Merging(provider, error_type, template, message)
-        merged[name].add(int(n), _aware(first), _aware(last), (high, low))
+        merged[name].add(message, int(n), _aware(first), _aware(last), (high, low))
     ordered = sorted(merged.values(), key=lambda m: (-m.count, m.provider, m.error_type))
     groups: Sequence[ErrorGroup] = [m.group() for m in ordered[:top]]
     if summarise is not None and groups:

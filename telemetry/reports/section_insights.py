@@ -11,6 +11,7 @@ from typing import Final
 
 from providers.pricing import PriceTable
 from telemetry.insights.cheaper_models import CheaperModels
+from telemetry.insights.error_summaries import SUMMARIES
 from telemetry.insights.errors import Errors
 from telemetry.insights.findings import read_insights
 from telemetry.insights.max_tokens import MaxTokens
@@ -154,6 +155,9 @@ def _max_tokens(found: MaxTokens, keys: dict[str, str]) -> Table:
 
 
 def _errors(found: Errors) -> Table:
+    shown = found.groups[:ROWS]
+    # A summary column only when one was written (on the Insights page, kept for some hours).
+    summary = (Column(name="summary", title="Summary"),) if any(g.summary for g in shown) else ()
     return Table(
         name="errors",
         title="Errors by provider, type and message",
@@ -165,6 +169,7 @@ def _errors(found: Errors) -> Table:
             Column(name="first_seen", title="First seen"),
             Column(name="last_seen", title="Last seen"),
             Column(name="example_trace", title="Example trace"),
+            *summary,
         ),
         rows=tuple(
             (
@@ -175,15 +180,18 @@ def _errors(found: Errors) -> Table:
                 _iso(g.first_seen),
                 _iso(g.last_seen),
                 g.example_traces[0] if g.example_traces else None,
+                *((g.summary,) if summary else ()),
             )
-            for g in found.groups[:ROWS]
+            for g in shown
         ),
     )
 
 
 async def insights(reader: Reader) -> Section:
     scope = InsightScope(reader.engine, reader.scope, reader.start, reader.end)
-    found = await read_insights(scope, PriceTable.shipped())
+    found = await read_insights(
+        scope, PriceTable.shipped(), summarise_errors=SUMMARIES.summariser(reader.scope)
+    )
     cheaper = found.cheaper_models
     saving = sum((c.monthly_saving or Decimal(0) for _, c in cheaper.suggestions), Decimal(0))
     keys = await reader.key_names()

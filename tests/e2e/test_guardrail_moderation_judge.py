@@ -144,3 +144,44 @@ def test_a_judge_that_does_not_answer_json_fails_closed(judged: GatewayProcess) 
         "SELECT * FROM decisions WHERE trace_id = :t AND type = 'guardrail'", 1, t=trace_id
     )[0]
     assert "did not answer JSON" in decision["reasoning"]
+
+
+def test_the_judges_calls_are_a_trace_of_their_own_left_out_of_usage(
+    judged: GatewayProcess,
+) -> None:
+    """Each moderation-judge call is an interaction (`purpose = moderation`) of a trace with
+    `source = moderation` in the request's workspace, priced as on the span; the usage roll-ups
+    and the traces list leave it out."""
+    raw = _ask(judged, "hello there, how are you")
+    request_trace = raw.headers["x-steerway-trace-id"]
+    [trace] = judged.database.wait_rows(
+        "SELECT * FROM traces WHERE request_id = :r", 1, r=f"moderation-{request_trace}"
+    )
+    assert (trace["source"], trace["route"], trace["status"]) == ("moderation", "moderation", "ok")
+    [own] = judged.database.rows(
+        "SELECT workspace_id FROM traces WHERE trace_id = :t", t=request_trace
+    )
+    assert trace["workspace_id"] == own["workspace_id"]
+    [call] = judged.database.wait_rows(
+        "SELECT * FROM ai_interactions WHERE trace_id = :t", 1, t=trace["trace_id"]
+    )
+    assert (call["purpose"], call["requested_model"], call["provider_model"]) == (
+        "moderation",
+        "moderator",
+        "rubric-judge-1",
+    )
+    assert (call["prompt_tokens"], call["completion_tokens"]) == (50, 20)
+    assert call["prompt"] is None and call["response"] is None  # the texts are never kept
+    # Once the request's own trace is rolled up, the moderation trace is not.
+    judged.database.wait_rows(
+        "SELECT * FROM usage_rollups WHERE model = 'mock-gpt' AND source = 'proxy'", 1
+    )
+    assert judged.database.rows("SELECT * FROM usage_rollups WHERE model = 'moderator'") == []
+    with judged.http() as http:
+        found = http.get("/admin/api/traces", params={"request_id": trace["request_id"]})
+        asked = http.get(
+            "/admin/api/traces",
+            params={"request_id": trace["request_id"], "source": "moderation"},
+        )
+    assert found.status_code == 200 and found.json()["data"] == []
+    assert [t["trace_id"] for t in asked.json()["data"]] == [trace["trace_id"]]
