@@ -35,6 +35,7 @@ from gateway.alerts_setup import prepare_alerts
 from gateway.auth import Authenticator
 from gateway.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
 from gateway.cache import ResponseCache, create_cache
+from gateway.comparison_setup import Comparisons
 from gateway.config import DEFAULT_ANTHROPIC_VERSION, GatewayConfig, ProviderConfig, load_config
 from gateway.defaults import default_config, wants_mock
 from gateway.errors import GatewayError, database_unavailable, error_body
@@ -97,6 +98,7 @@ class Gateway:
         self.alert_evaluator: AlertEvaluator | None = None
         self.report_scheduler: ReportScheduler | None = None
         self.judges: JudgeWorkers | None = None
+        self.comparisons: Comparisons | None = None
         self.retention: PeriodicJob | None = None
         self.live: LiveHub | None = None
         self._live_relay: LiveRelay | None = None
@@ -172,6 +174,7 @@ class Gateway:
         if config.evaluation.run_in_serve:
             self.judges = JudgeWorkers(self.engine, config, adapters, self.recorder.record)
             await self.judges.start()
+        self.comparisons = Comparisons(self.engine, config, adapters, self.recorder.record)
         if self.guardrails is not None:
             self.guardrails.connect_moderation(
                 providers=config.providers, router=router, upstream=self.upstream
@@ -330,6 +333,8 @@ class Gateway:
             await self.ledger.close()
         if self.judges is not None:
             await self.judges.close()
+        if self.comparisons is not None:
+            await self.comparisons.close()
         if self.recorder is not None:
             await self.recorder.stop()
         if self.otlp_exporter is not None:
