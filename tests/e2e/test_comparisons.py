@@ -130,6 +130,7 @@ def test_the_estimate_follows_the_prices_and_runs_nothing(
     comparing: GatewayProcess, recorded: list[str], evaluator_id: str, mock_provider: MockProcess
 ) -> None:
     before = mock_provider.stats()["requests_by_model"]
+    stored = comparing.database.rows("SELECT comparison_id FROM comparisons")
     with comparing.http() as admin:
         answer = admin.post("/admin/api/comparisons", json=body(evaluator_id))
     assert answer.status_code == 200, answer.text
@@ -170,7 +171,7 @@ def test_the_estimate_follows_the_prices_and_runs_nothing(
     assert Decimal(estimate["total_cost_usd"]) == total
     # Nothing ran, nothing was stored.
     assert mock_provider.stats()["requests_by_model"] == before
-    assert comparing.database.rows("SELECT comparison_id FROM comparisons") == []
+    assert comparing.database.rows("SELECT comparison_id FROM comparisons") == stored
 
 
 def test_a_confirmed_comparison_replays_judges_and_summarises(
