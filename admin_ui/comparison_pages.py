@@ -76,6 +76,7 @@ async def _list_page(
     found = await list_comparisons(engine, workspace_ids=principal(request).workspace_ids)
     evaluators = await offered_evaluators(request, workspace_scope(request))
     config = gateway_of(request).config
+    models = config.model_names() if config is not None else []
     return await page(
         request,
         "quality/comparisons.html",
@@ -84,7 +85,8 @@ async def _list_page(
         rows=[comparison_json(c, results=False) for c in found],
         labels=await workspace_labels(request),
         evaluators=choices(evaluators, await workspace_labels(request)),
-        models=config.model_names() if config is not None else [],
+        models=models,
+        defaults={"a": models[0] if models else "", "b": models[-1] if models else ""},
         form=form,
         error=error,
         can_create=can_queue(request, workspace_scope(request)),
