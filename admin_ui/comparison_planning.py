@@ -159,6 +159,8 @@ async def create_and_start(request: AnyRequest, found: Plan) -> str:
         raise nothing_to_compare()
     who = require_permission(request, PERMISSION, found.evaluator.workspace_id)
     gateway = gateway_of(request)
+    if gateway.comparisons is None:
+        raise GatewayError(503, "The gateway is starting.", code="starting")
     estimate = found.estimate(request)
     definition = {
         "filter": found.query.as_json(),
@@ -204,8 +206,6 @@ async def create_and_start(request: AnyRequest, found: Plan) -> str:
         },
         address=who.address,
     )
-    if gateway.comparisons is None:
-        raise GatewayError(503, "The gateway is starting.", code="starting")
     gateway.comparisons.runner.start(comparison_id)
     return comparison_id
 

@@ -30,6 +30,7 @@ from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import fields_of
 from gateway.errors import GatewayError, clipped, invalid_request
 from telemetry.comparison.store import (
+    LIST_LIMIT,
     StoredComparison,
     cancel_comparison,
     get_comparison,
@@ -140,8 +141,13 @@ class ComparisonController(Controller):
         ),
     )
     async def list_comparisons(self, request: AnyRequest) -> dict[str, Any]:
+        given = request.query_params.get("limit", str(LIST_LIMIT))
+        if not given.isascii() or not given.isdigit() or not 1 <= int(given) <= LIST_LIMIT:
+            raise bad("limit", f"must be a whole number from 1 to {LIST_LIMIT}")
         found = await list_comparisons(
-            gateway_of(request).engine, workspace_ids=principal(request).workspace_ids
+            gateway_of(request).engine,
+            workspace_ids=principal(request).workspace_ids,
+            limit=int(given),
         )
         return {"object": "list", "data": [comparison_json(c, results=False) for c in found]}
 

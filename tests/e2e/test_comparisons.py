@@ -273,6 +273,7 @@ def test_bad_input_is_a_400(comparing: GatewayProcess, evaluator_id: str) -> Non
             ), wrong
         assert error_of(admin.post("/admin/api/comparisons", content=b"[1"), 400)
         assert error_of(admin.get("/admin/api/comparisons/not-an-id"), 400)
+        assert error_of(admin.get("/admin/api/comparisons?limit=0"), 400)["param"] == "limit"
         missing = admin.get("/admin/api/comparisons/" + "0" * 32)
         assert error_of(missing, 404)["code"] == "comparison_not_found"
 
