@@ -18,16 +18,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.handlers import asgi
-from litestar.types import Receive, Scope, Send
+from litestar.types import ControllerRouterHandler, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from admin_ui.api import admin_router
-from admin_ui.console import console_router
 from admin_ui.console_access import ConsoleAccess
 from admin_ui.console_auth import SignInRequired
 from admin_ui.error_pages import console_error, is_console_page
 from admin_ui.openapi import openapi_config
-from admin_ui.signin import sign_in_redirect, signin_router
+from admin_ui.signin import sign_in_redirect
 from admin_ui.templating import template_config
 from gateway.admission import Admission, budget_limits
 from gateway.alert_sources import gauge_sources
@@ -488,15 +486,13 @@ def _version() -> str:
 
 
 def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> Litestar:
+    """The whole app in one: the gateway's own routes, the admin API and the console."""
     gateway = Gateway(settings or Settings.from_env(), config)
+    return _litestar(gateway, [*_gateway_routes(gateway), *_console_routes()], lifespan=True)
 
-    @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await gateway.start()
-        try:
-            yield
-        finally:
-            await gateway.stop()
+
+def _gateway_routes(gateway: Gateway) -> list[ControllerRouterHandler]:
+    """The proxy, OTLP ingest, health, readiness and metrics: what a gateway serves from start."""
 
     @asgi("/v1", is_mount=True, copy_scope=False, include_in_schema=False)
     async def v1(scope: Scope, receive: Receive, send: Send) -> None:
@@ -537,21 +533,51 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
             headers=answer.headers,
         )
 
+    return [v1, otlp_traces, healthz, readyz, prometheus]
+
+
+GATEWAY_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Served by `_gateway_routes`, with `/v1` and everything under it."""
+
+
+def _is_gateway_path(path: str) -> bool:
+    return path == "/v1" or path.startswith("/v1/") or path.rstrip("/") in GATEWAY_PATHS
+
+
+def _console_routes() -> list[ControllerRouterHandler]:
+    """The admin API, sign-in and the console's pages. Their modules are imported here: a third
+    of a gateway's start, which a process that never serves the console need not pay."""
+    from admin_ui.api import admin_router
+    from admin_ui.console import console_router
+    from admin_ui.signin import signin_router
+
+    return [admin_router(), signin_router(), console_router()]
+
+
+def _litestar(
+    gateway: Gateway,
+    route_handlers: list[ControllerRouterHandler],
+    *,
+    lifespan: bool = False,
+    console: bool = True,
+) -> Litestar:
+    """A Litestar app on `gateway`; with `lifespan`, the one that starts and stops it. With
+    `console`, it renders pages and serves the admin API's OpenAPI document."""
+
+    @asynccontextmanager
+    async def run_gateway(_: Litestar) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
     app = Litestar(
-        route_handlers=[
-            v1,
-            otlp_traces,
-            healthz,
-            readyz,
-            prometheus,
-            admin_router(),
-            signin_router(),
-            console_router(),
-        ],
-        lifespan=[lifespan],
+        route_handlers=route_handlers,
+        lifespan=[run_gateway] if lifespan else [],
         exception_handlers={Exception: _error, SignInRequired: sign_in_redirect},
-        template_config=template_config(),
-        openapi_config=openapi_config(_version()),
+        template_config=template_config() if console else None,
+        openapi_config=openapi_config(_version()) if console else None,
         logging_config=None,
     )
     app.state.gateway = gateway
@@ -559,15 +585,19 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
 
 
 class SteerwayASGI:
-    """The served ASGI app: `/v1/*` goes straight to the proxy, the rest (and lifespan) to Litestar.
+    """The served ASGI app: `/v1/*` goes straight to the proxy, the gateway's other routes (and
+    lifespan) to a Litestar app of their own, everything else to the console's.
 
     The proxy routes are the hot path; skipping the framework's router and middleware for them
-    saves a measurable share of each request. Litestar still owns startup and shutdown.
+    saves a measurable share of each request. The console's app is built on the first request it
+    gets, so a gateway is ready as soon as the proxy is.
     """
 
-    def __init__(self, app: Litestar) -> None:
+    def __init__(self, app: Litestar, console: Callable[[], Litestar]) -> None:
         self.app = app
         self.gateway: Gateway = app.state.gateway
+        self._build_console = console
+        self._console: Litestar | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -580,9 +610,21 @@ class SteerwayASGI:
                 scope["path"] = path[3:]
                 await proxy(scope, receive, send)  # type: ignore[arg-type]
                 return
+            if not _is_gateway_path(path):
+                await self._console_app()(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+    def _console_app(self) -> Litestar:
+        if self._console is None:
+            self._console = self._build_console()
+        return self._console
 
 
 def create_app_from_env() -> SteerwayASGI:
     """The uvicorn factory entry point (`steerway serve`)."""
-    return SteerwayASGI(create_app(Settings.from_env()))
+    gateway = Gateway(Settings.from_env())
+    return SteerwayASGI(
+        _litestar(gateway, _gateway_routes(gateway), lifespan=True, console=False),
+        console=lambda: _litestar(gateway, _console_routes()),
+    )

@@ -43,6 +43,7 @@ from gateway.limits_model import (
 )
 from gateway.server_config import ServerConfig
 from gateway.settings import SERVE_WORKERS_VARIABLE, Settings
+from providers.mock.cli import add_arguments as add_mock_arguments
 from telemetry import times
 from telemetry.db import create_engine, redact_url
 from telemetry.schema import DEFAULT_WORKSPACE_ID
@@ -845,9 +846,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_data_command(commands)
 
     mock = commands.add_parser("mock-provider", help="run the mock OpenAI-compatible provider")
-    from providers.mock_server import add_arguments
-
-    add_arguments(mock)
+    add_mock_arguments(mock)
     mock.set_defaults(run=_mock_provider)
     return parser
 

@@ -10,6 +10,9 @@ as an interaction with `purpose = 'evaluation'`, so users' usage figures leave t
 
 Errors name the provider and what went wrong (an HTTP status, a timeout), never a credential
 or the provider's own error text.
+
+The SDK takes most of a second to import: it is imported on the first call to a `gemini`
+deployment, not by every process that starts a gateway.
 """
 
 from __future__ import annotations
@@ -19,13 +22,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
-from google import genai
-from google.genai import errors as genai_errors
-from google.genai import types as genai_types
 
 from gateway.config import Deployment, GatewayConfig, ProviderConfig
 from providers.base import ProviderAdapter
@@ -34,6 +34,10 @@ from providers.pricing import PriceTable
 from telemetry.evaluation.judge import JudgeAnswer, JudgeCallFailed, JudgeRequest
 from telemetry.ids import uuid7_hex
 from telemetry.records import InteractionRecord, TraceBundle, TraceRecord
+
+if TYPE_CHECKING:
+    from google import genai
+    from google.genai import types as genai_types
 
 ROUTE: Final = "evaluation"
 _GEMINI_API_VERSIONS: Final = ("v1beta", "v1alpha", "v1")
@@ -58,6 +62,8 @@ class _Attempt:
 def gemini_http_options(provider: ProviderConfig, timeout_s: float) -> genai_types.HttpOptions:
     """The SDK's HTTP options for a `gemini` provider: its `base_url` split into the root and
     the API version the SDK appends itself (`.../v1beta` → root + `v1beta`)."""
+    from google.genai import types as genai_types
+
     parts = urlsplit(provider.base_url)
     path = parts.path.rstrip("/")
     version = "v1beta"
@@ -145,9 +151,6 @@ class ModelCaller:
                     await self._call_adapter(attempt, request, timeout_s)
         except TimeoutError:
             attempt.error = f"{name}: timeout after {timeout_s:.3g} s"
-        except genai_errors.APIError as error:
-            attempt.http_status = error.code
-            attempt.error = f"{name}: HTTP {error.code}"
         except UpstreamFailure as failure:
             attempt.http_status = failure.status
             detail = f"HTTP {failure.status}" if failure.status else failure.kind
@@ -163,6 +166,8 @@ class ModelCaller:
         key = (provider.name, max(1, int(timeout_s)))
         client = self._gemini.get(key)
         if client is None:
+            from google import genai
+
             secret = provider.api_key.reveal() if provider.api_key is not None else "none"
             client = self._gemini[key] = genai.Client(
                 api_key=secret, http_options=gemini_http_options(provider, timeout_s)
@@ -172,18 +177,26 @@ class ModelCaller:
     async def _call_gemini(
         self, attempt: _Attempt, request: JudgeRequest, timeout_s: float
     ) -> None:
+        from google.genai import errors as genai_errors
+        from google.genai import types as genai_types
+
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
         user = "\n\n".join(m["content"] for m in request.messages if m["role"] != "system")
-        response = await self._client(attempt.provider, timeout_s).aio.models.generate_content(
-            model=attempt.deployment.model,
-            contents=user,
-            config=genai_types.GenerateContentConfig(
-                system_instruction=system or None,
-                temperature=request.temperature,
-                response_mime_type="application/json",
-                response_json_schema=request.schema,
-            ),
-        )
+        try:
+            response = await self._client(attempt.provider, timeout_s).aio.models.generate_content(
+                model=attempt.deployment.model,
+                contents=user,
+                config=genai_types.GenerateContentConfig(
+                    system_instruction=system or None,
+                    temperature=request.temperature,
+                    response_mime_type="application/json",
+                    response_json_schema=request.schema,
+                ),
+            )
+        except genai_errors.APIError as error:
+            attempt.http_status = error.code
+            attempt.error = f"{attempt.provider.name}: HTTP {error.code}"
+            return
         usage = response.usage_metadata
         if usage is not None:
             attempt.prompt_tokens = usage.prompt_token_count

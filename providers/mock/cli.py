@@ -1,5 +1,8 @@
 """Command-line options of the mock provider, shared by `steerway mock-provider` and
 `python -m providers.mock_server`.
+
+Only `main` needs the server: every `steerway` command builds these options, so the server
+(aiohttp and the mock's routes) is imported when the mock is run, not here.
 """
 
 from __future__ import annotations
@@ -7,7 +10,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from providers.mock.server import run_mock_provider
 from providers.mock.settings import MockSettings
 
 DEFAULT_HOST = "127.0.0.1"
@@ -109,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     add_arguments(parser)
     ns = parser.parse_args(argv)
+    from providers.mock.server import run_mock_provider
+
     try:
         run_mock_provider(ns.host, ns.port, settings_from_args(ns), workers=ns.workers)
     except OSError as error:

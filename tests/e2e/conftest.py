@@ -256,13 +256,27 @@ def backend_database(
         dropper.drop(url.rpartition("/")[2])
 
 
+_PROCESS_MOCK = pytest.StashKey[MockProcess]()
+
+
 @pytest.fixture(scope="session")
-def mock_provider() -> Iterator[MockProcess]:
-    mock = MockProcess()
-    try:
-        yield mock
-    finally:
-        stop(mock.process)
+def mock_provider(request: pytest.FixtureRequest) -> MockProcess:
+    """The test process's one mock provider, started on first use, stopped after the session.
+
+    Packages and modules outside tests/e2e import this fixture, and pytest keeps a definition
+    (and a session value) per importer: all of them share this process. Its counters and
+    scenario counts are the process's, so tests compare them before and after, or `reset()`.
+    """
+    mock = request.config.stash.get(_PROCESS_MOCK, None)
+    if mock is None:
+        mock = request.config.stash[_PROCESS_MOCK] = MockProcess()
+        process = mock.process
+
+        def stop_mock() -> None:
+            stop(process)
+
+        request.config.add_cleanup(stop_mock)
+    return mock
 
 
 def mock_config(mock: MockProcess, **extra: Any) -> dict[str, Any]:

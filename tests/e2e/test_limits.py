@@ -8,7 +8,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -44,8 +44,10 @@ def _config(mock: MockProcess, **extra: Any) -> dict[str, Any]:
     return config
 
 
-@pytest.fixture(params=["in-process", "redis"])
+@pytest.fixture(scope="module", params=["in-process", "redis"])
 def backend(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The limits' backend as the gateway's environment; Redis starts empty. Tests keep apart
+    with keys of their own, whose limits and spend Redis holds under the key's id."""
     if request.param == "in-process":
         return {}
     try:
@@ -57,6 +59,41 @@ def backend(request: pytest.FixtureRequest) -> dict[str, str]:
     return {"STEERWAY_REDIS_URL": REDIS_URL}
 
 
+@pytest.fixture(scope="module")
+def limits_gateway(
+    backend: dict[str, str],
+    backend_database: Database,
+    mock_provider: MockProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayProcess]:
+    """A gateway per database and backend with the module's plain config, shared by the tests
+    that need nothing else of it: each makes keys of its own."""
+    yield from _shared_gateway(backend_database, mock_provider, tmp_path_factory, backend)
+
+
+@pytest.fixture(scope="module")
+def in_process_gateway(
+    backend_database: Database,
+    mock_provider: MockProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayProcess]:
+    """As `limits_gateway`, with the in-process backend only, for tests run on that alone."""
+    yield from _shared_gateway(backend_database, mock_provider, tmp_path_factory, {})
+
+
+def _shared_gateway(
+    database: Database,
+    mock: MockProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+    env: dict[str, str],
+) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(database, _config(mock), tmp_path_factory.mktemp("limits"), env=env)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
 def _chat(gateway: GatewayProcess, key: str, model: str = "mock-gpt", **params: Any) -> Any:
     return gateway.client(key).chat.completions.with_raw_response.create(
         model=model, messages=[{"role": "user", "content": "hello there"}], **params
@@ -64,11 +101,9 @@ def _chat(gateway: GatewayProcess, key: str, model: str = "mock-gpt", **params: 
 
 
 def test_a_key_may_use_only_its_models_and_adds_its_tags(
-    backend_database: Database,
-    mock_provider: MockProcess,
-    start_gateway: Callable[..., GatewayProcess],
+    in_process_gateway: GatewayProcess,
 ) -> None:
-    gateway = start_gateway(backend_database, _config(mock_provider))
+    gateway = in_process_gateway
     tag = uuid.uuid4().hex[:6]
     key = create_key(
         gateway, f"narrow-{tag}", "--models", "mock-*", "--tag", "team-a", "--tag", "batch"
@@ -91,12 +126,9 @@ def test_a_key_may_use_only_its_models_and_adds_its_tags(
 
 
 def test_requests_per_minute_are_limited_with_openai_headers(
-    backend: dict[str, str],
-    backend_database: Database,
-    mock_provider: MockProcess,
-    start_gateway: Callable[..., GatewayProcess],
+    limits_gateway: GatewayProcess,
 ) -> None:
-    gateway = start_gateway(backend_database, _config(mock_provider), env=backend)
+    gateway = limits_gateway
     key = create_key(gateway, f"rpm-{uuid.uuid4().hex[:6]}", "--rpm", "3", "--tpm", "100000")
     first = _chat(gateway, key.plaintext)
     assert first.headers["x-ratelimit-limit-requests"] == "3"
@@ -161,13 +193,8 @@ def test_a_rate_limit_holds_across_two_workers_sharing_redis(
     assert statuses.count(429) == 60 - served
 
 
-def test_a_budget_admits_exactly_what_it_can_pay_for(
-    backend: dict[str, str],
-    backend_database: Database,
-    mock_provider: MockProcess,
-    start_gateway: Callable[..., GatewayProcess],
-) -> None:
-    gateway = start_gateway(backend_database, _config(mock_provider), env=backend)
+def test_a_budget_admits_exactly_what_it_can_pay_for(limits_gateway: GatewayProcess) -> None:
+    gateway = limits_gateway
     admitted = 37
     budget = REQUEST_COST * admitted
     key = create_key(gateway, f"budget-{uuid.uuid4().hex[:6]}", "--budget", f"{budget}/total")
@@ -305,13 +332,8 @@ def test_redis_down_follows_each_concerns_policy(
         assert outputs["cache_decision"]["degraded"] is True
 
 
-def test_parallel_requests_are_limited_and_slots_come_back(
-    backend: dict[str, str],
-    backend_database: Database,
-    mock_provider: MockProcess,
-    start_gateway: Callable[..., GatewayProcess],
-) -> None:
-    gateway = start_gateway(backend_database, _config(mock_provider), env=backend)
+def test_parallel_requests_are_limited_and_slots_come_back(limits_gateway: GatewayProcess) -> None:
+    gateway = limits_gateway
     key = create_key(gateway, f"parallel-{uuid.uuid4().hex[:6]}", "--max-parallel", "1")
 
     async def two_at_once() -> list[httpx.Response]:
@@ -370,13 +392,8 @@ def test_rules_see_how_much_of_the_budget_is_spent(
     assert "budget.key_percent gte 50 (value 50" in str(evidence)
 
 
-def test_crossing_a_soft_limit_is_recorded(
-    backend: dict[str, str],
-    backend_database: Database,
-    mock_provider: MockProcess,
-    start_gateway: Callable[..., GatewayProcess],
-) -> None:
-    gateway = start_gateway(backend_database, _config(mock_provider), env=backend)
+def test_crossing_a_soft_limit_is_recorded(limits_gateway: GatewayProcess) -> None:
+    gateway = limits_gateway
     key = create_key(
         gateway, f"soft-{uuid.uuid4().hex[:6]}", "--budget", f"{REQUEST_COST * 2}/weekly@50"
     )
@@ -392,11 +409,9 @@ def test_crossing_a_soft_limit_is_recorded(
 
 
 def test_a_request_refused_by_a_budget_uses_no_rate_limit(
-    backend_database: Database,
-    mock_provider: MockProcess,
-    start_gateway: Callable[..., GatewayProcess],
+    in_process_gateway: GatewayProcess,
 ) -> None:
-    gateway = start_gateway(backend_database, _config(mock_provider))
+    gateway = in_process_gateway
     key = create_key(
         gateway,
         f"both-{uuid.uuid4().hex[:6]}",
@@ -416,12 +431,8 @@ def test_a_request_refused_by_a_budget_uses_no_rate_limit(
     )
 
 
-def test_every_choice_is_reserved(
-    backend_database: Database,
-    mock_provider: MockProcess,
-    start_gateway: Callable[..., GatewayProcess],
-) -> None:
-    gateway = start_gateway(backend_database, _config(mock_provider))
+def test_every_choice_is_reserved(in_process_gateway: GatewayProcess) -> None:
+    gateway = in_process_gateway
     key = create_key(gateway, f"n-{uuid.uuid4().hex[:6]}", "--budget", f"{REQUEST_COST * 2}/total")
     with pytest.raises(openai.RateLimitError):
         _chat(gateway, key.plaintext, model="metered", max_tokens=5, n=3)
@@ -431,13 +442,8 @@ def test_every_choice_is_reserved(
     )
 
 
-def test_a_disconnected_client_gives_its_reservation_back(
-    backend: dict[str, str],
-    backend_database: Database,
-    mock_provider: MockProcess,
-    start_gateway: Callable[..., GatewayProcess],
-) -> None:
-    gateway = start_gateway(backend_database, _config(mock_provider), env=backend)
+def test_a_disconnected_client_gives_its_reservation_back(limits_gateway: GatewayProcess) -> None:
+    gateway = limits_gateway
     key = create_key(gateway, f"gone-{uuid.uuid4().hex[:6]}", "--budget", f"{REQUEST_COST}/total")
     with (
         httpx.Client(base_url=gateway.url, timeout=0.5) as http,
@@ -467,12 +473,9 @@ def test_a_disconnected_client_gives_its_reservation_back(
 
 
 def test_a_stream_the_client_leaves_is_charged_what_it_streamed(
-    backend: dict[str, str],
-    backend_database: Database,
-    mock_provider: MockProcess,
-    start_gateway: Callable[..., GatewayProcess],
+    limits_gateway: GatewayProcess,
 ) -> None:
-    gateway = start_gateway(backend_database, _config(mock_provider), env=backend)
+    gateway = limits_gateway
     key = create_key(gateway, f"left-{uuid.uuid4().hex[:6]}", "--budget", "1/total")
     body = {
         "model": "metered",
