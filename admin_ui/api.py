@@ -21,6 +21,7 @@ from admin_ui.alert_silences_api import AlertSilenceController
 from admin_ui.analytics_api import AnalyticsController
 from admin_ui.audit_api import AuditController
 from admin_ui.auth import require_global_admin
+from admin_ui.comparisons_api import ComparisonController
 from admin_ui.console_auth import require_console_user
 from admin_ui.dashboards_api import DashboardController
 from admin_ui.evaluations_api import EvaluationQueueController
@@ -73,6 +74,7 @@ def admin_router() -> Router:
             EvaluatorController,
             QualityController,
             EvaluationQueueController,
+            ComparisonController,
             operator_only,
         ],
     )

@@ -17,6 +17,7 @@ from admin_ui.alert_rule_pages import AlertRulePages
 from admin_ui.alert_silences_pages import AlertSilencePages
 from admin_ui.analytics_pages import AnalyticsPages
 from admin_ui.audit_page import AuditPage
+from admin_ui.comparison_pages import ComparisonPages
 from admin_ui.console_auth import require_console_user
 from admin_ui.dashboards_pages import DashboardPages
 from admin_ui.decisions_page import DecisionListPage
@@ -44,6 +45,7 @@ HOME = f"{ADMIN_PATH}/traces"
 PAGE_HANDLERS: list[ControllerRouterHandler] = [
     TraceListPage,
     EvaluationPages,
+    ComparisonPages,
     TracePages,
     InteractionListPage,
     DecisionListPage,

@@ -74,6 +74,12 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem(
                 "quality-evaluators", "Evaluators", f"{ADMIN_PATH}/quality/evaluators", "safety"
             ),
+            NavItem(
+                "quality-comparisons",
+                "Comparisons",
+                f"{ADMIN_PATH}/quality/comparisons",
+                "quality",
+            ),
             NavItem("insights", "Insights", f"{ADMIN_PATH}/insights", "insights"),
             NavItem("dashboards", "Saved dashboards", f"{ADMIN_PATH}/dashboards", "dashboards"),
             NavItem("reports", "Reports", f"{ADMIN_PATH}/reports", "report"),

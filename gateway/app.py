@@ -33,6 +33,7 @@ from gateway.alerts_setup import prepare_alerts
 from gateway.auth import Authenticator
 from gateway.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
 from gateway.cache import ResponseCache, create_cache
+from gateway.comparison_setup import Comparisons
 from gateway.config import DEFAULT_ANTHROPIC_VERSION, GatewayConfig, ProviderConfig, load_config
 from gateway.defaults import default_config, wants_mock
 from gateway.errors import GatewayError, database_unavailable, error_body
@@ -102,6 +103,7 @@ class Gateway:
         self.report_scheduler: ReportScheduler | None = None
         self.judges: JudgeWorkers | None = None
         self.summary_caller: ModelCaller | None = None
+        self.comparisons: Comparisons | None = None
         self.retention: PeriodicJob | None = None
         self.live: LiveHub | None = None
         self._live_relay: LiveRelay | None = None
@@ -179,6 +181,7 @@ class Gateway:
             await self.judges.start()
         if config.evaluation.error_summary_model is not None:
             self.summary_caller = error_summary_caller(config, adapters, self.recorder.record)
+        self.comparisons = Comparisons(self.engine, config, adapters, self.recorder.record)
         if self.guardrails is not None:
             self.guardrails.connect_moderation(
                 providers=config.providers, router=router, upstream=self.upstream
@@ -339,6 +342,8 @@ class Gateway:
             await self.judges.close()
         if self.summary_caller is not None:
             await self.summary_caller.close()
+        if self.comparisons is not None:
+            await self.comparisons.close()
         if self.recorder is not None:
             await self.recorder.stop()
         if self.otlp_exporter is not None:

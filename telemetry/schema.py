@@ -936,3 +936,29 @@ evaluations = sa.Table(
     sa.Index(None, "trace_id"),
     sa.Index(None, "interaction_id"),
 )
+
+# A comparison of two variants (a public model, optionally with a system prompt of its own) on a
+# set of recorded requests, each replayed to both and judged (telemetry.comparison). `status`:
+# pending | running | done | failed | cancelled; `results` holds one entry per request with both
+# variants' replay traces, tokens, cost, latency and scores.
+comparisons = sa.Table(
+    "comparisons",
+    metadata,
+    sa.Column("comparison_id", sa.String(32), primary_key=True),  # time-ordered
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("definition", JSONType, nullable=False),  # {"filter", "variants", "evaluator"}
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("estimate", JSONType, nullable=False),
+    sa.Column("actual_cost_usd", Money(), nullable=True),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("completed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("results", JSONType, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(200), nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("started_at", Timestamp, nullable=True),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Index(None, "workspace_id", "created_at"),
+)

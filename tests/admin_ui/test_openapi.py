@@ -21,6 +21,7 @@ NO_BODY = {
     ("post", "/admin/api/alerts/rules/{rule_id}/mute"),
     ("post", "/admin/api/alerts/rules/{rule_id}/unmute"),
     ("post", "/admin/api/alerts/silences/{silence_id}/expire"),
+    ("post", "/admin/api/comparisons/{comparison_id}/cancel"),
     ("post", "/admin/api/keys/{key_id}/revoke"),
     ("post", "/admin/api/reports/{definition_id}/run"),
     ("post", "/admin/api/rules/{rule_id}/disable"),

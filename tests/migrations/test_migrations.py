@@ -52,6 +52,7 @@ TABLES = {
     "evaluators",
     "evaluation_queue",
     "evaluations",
+    "comparisons",
 }
 ALERT_TABLES = {
     "alert_rules",
@@ -63,7 +64,7 @@ ALERT_TABLES = {
     "alert_builtin_installs",
 }
 REPORT_TABLES = {"report_definitions", "report_instances", "report_files"}
-QUALITY_TABLES = {"evaluators", "evaluation_queue", "evaluations"}
+QUALITY_TABLES = {"evaluators", "evaluation_queue", "evaluations", "comparisons"}
 CONSOLE_TABLES = {"users", "memberships", "console_sessions", "signin_links", "audit_log"}
 NEWER_TABLES = (
     CONSOLE_TABLES

@@ -1,0 +1,37 @@
+"""The comparison runner of the serving process: replays through `ReplayCalls`, judged through
+a `ModelCaller` of its own, at most `evaluation.concurrency` requests at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.config import GatewayConfig
+from gateway.model_calls import ModelCaller
+from gateway.replay_calls import ReplayCalls
+from providers.base import ProviderAdapter
+from telemetry.comparison.runner import ComparisonRunner, RunnerSettings
+from telemetry.records import TraceBundle
+
+
+class Comparisons:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        config: GatewayConfig,
+        adapters: Mapping[str, ProviderAdapter],
+        record: Callable[[TraceBundle], bool],
+    ) -> None:
+        store_content = config.telemetry.store_content != "none"
+        self.judge = ModelCaller(config, adapters, record, store_content=store_content)
+        self.runner = ComparisonRunner(
+            engine,
+            ReplayCalls(config, adapters, record, store_content=store_content),
+            self.judge,
+            RunnerSettings(concurrency=config.evaluation.concurrency),
+        )
+
+    async def close(self) -> None:
+        await self.runner.close()
+        await self.judge.close()
