@@ -19,6 +19,7 @@ import msgspec
 
 from gateway import cache as response_cache
 from gateway import guardrails as guards
+from gateway import inbound_routes
 from gateway.admission import Admission, Admitted
 from gateway.answer_hold import FinalMessageHold
 from gateway.auth import Authenticator
@@ -42,6 +43,7 @@ from gateway.guardrail_moderation_stream import ModerationStream
 from gateway.guardrail_stream import StreamGuard
 from gateway.guardrails import Guardrails, InputOutcome, Selection
 from gateway.health import DeploymentHealth, InProcessHealth
+from gateway.inbound import InboundApi, InboundSend, decoded_body
 from gateway.keys import KeyInfo
 from gateway.reliability import (
     AttemptFailed,
@@ -94,6 +96,8 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Handler = tuple[str, Callable[..., Awaitable[None]], str, "InboundApi | None"]
+"""A route's method, run, recorded route and inbound API (None: answered in OpenAI's shapes)."""
 
 MAX_TAGS = 32
 MAX_TAG_LENGTH = 64
@@ -145,6 +149,7 @@ class Exchange:
         "http_status",
         "key",
         "metadata",
+        "operation",
         "overhead_ms",
         "provider",
         "provider_model",
@@ -170,6 +175,8 @@ class Exchange:
         self.trace = RequestTrace(headers.get("traceparent"))
         self.request_id = _request_id(headers.get("x-request-id"))
         self.key: KeyInfo | None = None
+        self.operation = "chat"
+        """The API the client called, as recorded and as rules' `operation` reads it."""
         self.attempts = 0
         self.requested_model: str | None = None
         self.provider: str | None = None
@@ -307,10 +314,11 @@ class Proxy:
             if unauthenticated_traces_per_minute > 0
             else None
         )
-        self._handlers: dict[str, tuple[str, Callable[..., Awaitable[None]], str]] = {
-            "/chat/completions": ("POST", self._chat, "/v1/chat/completions"),
-            "/embeddings": ("POST", self._embeddings, "/v1/embeddings"),
-            "/models": ("GET", self._models, "/v1/models"),
+        self._handlers: dict[str, Handler] = {
+            "/chat/completions": ("POST", self._chat, "/v1/chat/completions", None),
+            "/embeddings": ("POST", self._embeddings, "/v1/embeddings", None),
+            "/models": ("GET", self._models, "/v1/models", None),
+            **inbound_routes.handlers(self),
         }
         self._models_body = msgspec.json.encode(
             {
@@ -326,7 +334,7 @@ class Proxy:
         if scope["type"] != "http":
             return
         path = scope["path"].rstrip("/") or "/"
-        handler = self._handlers.get(path)
+        handler = self._handlers.get(path) or inbound_routes.by_prefix(self, path)
         # The route is a metric label and a stored column: never the client's own path.
         route = handler[2] if handler is not None else metrics.UNMATCHED_ROUTE
         exchange = Exchange(route, _decode_headers(scope["headers"]))
@@ -334,10 +342,12 @@ class Proxy:
         if self.durable is not None:
             hold = FinalMessageHold(send)
             send = hold.send
+        if handler is not None and handler[3] is not None:
+            send = InboundSend(handler[3], send)
         try:
             if handler is None:
                 raise not_found(scope["method"], "/v1" + path)
-            method, run, _ = handler
+            method, run, _, _ = handler
             if scope["method"] != method:
                 raise method_not_allowed(scope["method"], route)
             pressure = self.backpressure
@@ -371,6 +381,7 @@ class Proxy:
         await self._pipeline(exchange, receive, send, "chat", validate_chat)
 
     async def _embeddings(self, exchange: Exchange, receive: Receive, send: Send) -> None:
+        exchange.operation = "embeddings"
         await self._pipeline(exchange, receive, send, "embeddings", validate_embeddings)
 
     async def _pipeline(
@@ -380,12 +391,14 @@ class Proxy:
         send: Send,
         operation: str,
         validate: Callable[[dict[str, Any]], str],
+        inbound: InboundSend | None = None,
     ) -> None:
         """auth → body → rules → admission → input guardrails → cache → provider (→ output
-        guardrails), and settle whatever happened."""
+        guardrails), and settle whatever happened. An inbound API's body is first turned into
+        the chat request (see `gateway.inbound`)."""
         await self._authenticate(exchange)
         body = await self._read_body(exchange, receive)
-        payload = decode_object(body)
+        payload = decoded_body(decode_object(body), inbound)
         model = validate(payload)
         self._note_request(exchange, payload, model, len(body))
         route, fallbacks = await self._steer(exchange, payload, model)
@@ -459,6 +472,8 @@ class Proxy:
         user = payload.get("user")
         exchange.end_user = user if isinstance(user, str) else None
         exchange.features = routing_features(payload, model, body_size)
+        if exchange.operation != "chat":
+            exchange.features["operation"] = exchange.operation
 
     async def _steer(
         self, exchange: Exchange, payload: dict[str, Any], model: str
@@ -478,6 +493,7 @@ class Proxy:
             workspace=key.workspace_id if key is not None else None,
             now=exchange.trace.start_wall,
             messages=payload.get("messages"),
+            operation=exchange.operation,
         )
         if ruleset.reads_budget and self.admission is not None:
             context.budget = await self.admission.budget_percent(
@@ -849,7 +865,7 @@ class Proxy:
                 provider_model=entry.provider_model,
                 deployment="cache",
                 attempt=1,
-                operation=operation,
+                operation=exchange.operation,
                 stream=exchange.stream,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
@@ -1525,7 +1541,7 @@ class Proxy:
                 provider_model=target.provider_model,
                 deployment=target.deployment.id,
                 attempt=attempt,
-                operation=operation,
+                operation=exchange.operation,
                 stream=exchange.stream,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
@@ -1621,7 +1637,7 @@ class Proxy:
             request_id=exchange.request_id,
             end_user=exchange.end_user,
             route=exchange.route,
-            method="GET" if exchange.route == "/v1/models" else "POST",
+            method="GET" if exchange.route.startswith("/v1/models") else "POST",
             started_at=exchange.trace.start_wall,
             ended_at=exchange.trace.wall(ended),
             status=exchange.status,

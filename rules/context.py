@@ -36,6 +36,7 @@ class RequestContext:
         "metadata",
         "model",
         "now",
+        "operation",
         "stream",
         "tags",
         "temperature",
@@ -66,8 +67,10 @@ class RequestContext:
         budget: Mapping[str, float | None] | None = None,
         messages: Any = None,
         prompt: str | None = _MISSING,
+        operation: str = "chat",
     ) -> None:
         self.model = model
+        self.operation = operation
         self.estimated_input_tokens = estimated_input_tokens
         self.message_count = message_count
         self.has_tools = has_tools
@@ -104,8 +107,10 @@ class RequestContext:
         budget: Mapping[str, float | None] | None = None,
         messages: Any = None,
         prompt: str | None = _MISSING,
+        operation: str | None = None,
     ) -> RequestContext:
-        """From the routing features the proxy records with every trace."""
+        """From the routing features the proxy records with every trace (which name the
+        operation when it is not chat)."""
         max_tokens = features.get("max_completion_tokens", features.get("max_tokens"))
         return cls(
             model=str(features.get("model", "")),
@@ -128,6 +133,7 @@ class RequestContext:
             budget=budget,
             messages=messages,
             prompt=prompt,
+            operation=operation or str(features.get("operation") or "chat"),
         )
 
     @classmethod

@@ -70,6 +70,7 @@ def _clock(zone: ZoneInfo | None) -> Getter:
 
 FIELDS: Final[Mapping[str, Field]] = {
     "model": _plain("string", "model"),
+    "operation": _plain("string", "operation"),
     "estimated_input_tokens": _plain("number", "estimated_input_tokens"),
     "message_count": _plain("number", "message_count"),
     "has_tools": _plain("boolean", "has_tools"),

@@ -231,6 +231,7 @@ def simulate(
         now=at if at is not None else datetime.now(UTC).timestamp(),
         budget=budget,
         messages=payload.get("messages"),
+        operation=operation,
     )
     evaluation = ruleset.evaluate(context)
     denial = None

@@ -566,7 +566,7 @@ def test_rules_are_checked_against_the_models_and_providers_of_the_file(tmp_path
     )
     assert problems_of(tmp_path, text) == [
         "rules[1].when.tagz: unknown field 'tagz' (did you mean 'tags'?); fields are "
-        "model, estimated_input_tokens, message_count, has_tools, has_images, "
+        "model, operation, estimated_input_tokens, message_count, has_tools, has_images, "
         "has_response_format, stream, max_tokens, temperature, user, key, key_name, "
         "workspace, tags, prompt, time.hour, time.weekday, time.time, budget.key_percent, "
         "budget.workspace_percent, metadata.<name>, headers.<name>",
