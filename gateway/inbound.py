@@ -11,14 +11,20 @@ operation name it records.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
 from gateway.errors import invalid_request
 
+if TYPE_CHECKING:
+    from gateway.keys import KeyInfo
+
 Message = dict[str, Any]
 Send = Callable[[Message], Awaitable[None]]
+Prepare = Callable[[dict[str, Any], "KeyInfo | None"], Awaitable[None]]
+"""An async step on the decoded body, after authentication and before translation: what a
+route needs from storage to translate (the Responses API's `previous_response_id`)."""
 
 _SSE = b"text/event-stream"
 _SSE_FRAME = b"\n\n"
@@ -38,6 +44,14 @@ class AnswerEncoder(Protocol):
     def done(self) -> bytes:
         """The events that close the stream (on `[DONE]` or the end of the body)."""
         ...
+
+
+@runtime_checkable
+class StreamErrors(Protocol):
+    """An encoder that writes a stream's error event itself (numbered in its stream, say),
+    instead of its API's `error_event`."""
+
+    def error_event(self, error: dict[str, Any]) -> bytes: ...
 
 
 class InboundApi(Protocol):
@@ -67,10 +81,12 @@ class InboundSend:
     whole answer or a stream), because a whole body changes length when it is translated.
     """
 
-    __slots__ = ("_encoder", "_pending", "_send", "_streaming", "_tail", "api")
+    __slots__ = ("_encoder", "_pending", "_send", "_streaming", "_tail", "api", "prepare")
 
     def __init__(self, api: InboundApi, send: Send) -> None:
         self.api = api
+        """The API's format; a route may replace it with one made for its request."""
+        self.prepare: Prepare | None = None
         self._send = send
         self._encoder: AnswerEncoder | None = None
         self._pending: Message | None = None
@@ -151,6 +167,8 @@ class InboundSend:
             return b""
         error = event.get("error")
         if isinstance(error, dict):
+            if isinstance(encoder, StreamErrors):
+                return encoder.error_event(error)
             return self.api.error_event(error)
         return encoder.chunk(event)
 

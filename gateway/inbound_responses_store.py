@@ -82,8 +82,11 @@ def stored(
 class ResponseStore:
     """One worker's view of the stored responses (see the module's docstring)."""
 
-    def __init__(self, engine: AsyncEngine, *, queue_size: int = 10_000) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, retention_days: int = 30, queue_size: int = 10_000
+    ) -> None:
         self.engine = engine
+        self.retention_days = retention_days
         self._pending: dict[str, StoredResponse] = {}
         self._queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self._writing = asyncio.Lock()

@@ -297,8 +297,7 @@ async def test_downgrading_to_0009_drops_the_dashboards_and_the_pending_hours_on
     await asyncio.to_thread(migrations.downgrade, database_url, "0010")
     shape = await _with_connection(database_url, _inspect)
     assert (
-        shape["tables"]
-        == TABLES - {"usage_pending"} - ALERT_TABLES - REPORT_TABLES - SINCE_QUALITY
+        shape["tables"] == TABLES - {"usage_pending"} - ALERT_TABLES - REPORT_TABLES - SINCE_QUALITY
     )
     await asyncio.to_thread(migrations.downgrade, database_url, "0009")
     assert await asyncio.to_thread(migrations.current, database_url) == "0009"
