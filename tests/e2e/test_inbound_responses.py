@@ -416,3 +416,43 @@ def test_rules_cache_limits_and_guardrails_apply(gateway: GatewayProcess) -> Non
     with pytest.raises(openai.RateLimitError) as limit:
         limited_client.responses.create(model="mock-gpt", input="two")
     assert limit.value.response.headers["x-ratelimit-limit-requests"] == "1"
+
+
+def test_a_stream_broken_upstream_ends_with_an_error_event(gateway: GatewayProcess) -> None:
+    events = list(
+        gateway.client().responses.create(
+            model="mock-gpt",
+            input="break this stream",
+            stream=True,
+            extra_body={"mock": {"drop_after_chunks": 2, "chunks": 6}},
+        )
+    )
+    kinds = [event.type for event in events]
+    assert kinds[0] == "response.created" and "response.output_text.delta" in kinds
+    assert kinds[-1] == "error" and "response.completed" not in kinds
+    assert events[-1].code == "upstream_error"  # type: ignore[union-attr]
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    created = events[0].response  # type: ignore[union-attr]
+    with pytest.raises(openai.NotFoundError):
+        gateway.client().responses.retrieve(created.id)
+
+
+def test_a_get_right_after_a_post_finds_it_on_any_worker(
+    backend_database: Database, mock_provider: MockProcess, start_gateway: Any
+) -> None:
+    config = {
+        "providers": {"mock": {"type": "openai", "base_url": mock_provider.base_url}},
+        "models": {"mock-gpt": [{"provider": "mock", "model": "mock-gpt"}]},
+    }
+    key = "sk-master-" + secrets.token_hex(8)
+    two = start_gateway(backend_database, config, master_key=key, workers=2)
+    headers = {"Authorization": f"Bearer {key}", "Connection": "close"}
+    with httpx.Client(base_url=two.base_url, timeout=30) as http:
+        for turn in range(8):
+            made = http.post(
+                "/responses", json={"model": "mock-gpt", "input": f"turn {turn}"}, headers=headers
+            )
+            assert made.status_code == 200, made.text
+            found = http.get(f"/responses/{made.json()['id']}", headers=headers)
+            assert found.status_code == 200, found.text
+            assert found.json()["output"] == made.json()["output"]
