@@ -26,6 +26,7 @@ from telemetry.search import (
     INTERACTION_SORTS,
     INTERACTION_STATUSES,
     MAX_PAGE_SIZE,
+    OPERATION_ROUTES,
     PAGE_SIZE,
     TRACE_ID_LENGTH,
     TRACE_SORTS,
@@ -286,6 +287,12 @@ TRACE_PARAMS: Final = (
     _texts("request_id", "request_ids", "The request id (`x-request-id`; repeatable)."),
     _flag("stream", "stream", "Streamed, or not."),
     _choices(
+        "operation",
+        "operations",
+        "The API called: chat, embeddings, messages, completions or responses (repeatable).",
+        tuple(OPERATION_ROUTES),
+    ),
+    _choices(
         "source",
         "sources",
         "How the trace reached the gateway: proxy, otlp or evaluation (a judge's call; left "
@@ -305,7 +312,11 @@ INTERACTION_PARAMS: Final = (
     _bound("max_ttft_ms", "max_ttft_ms", "Time to first token at most (ms).", read_milliseconds),
     _flag("cache_hit", "cache_hit", "Answered from the cache, or not."),
     _flag("stream", "stream", "Streamed, or not."),
-    _texts("operation", "operations", "chat or embeddings (repeatable)."),
+    _texts(
+        "operation",
+        "operations",
+        "The API called: chat, embeddings, messages, completions, responses (repeatable).",
+    ),
     _texts("finish_reason", "finish_reasons", "The finish reason (repeatable)."),
     Param(
         "attempt",

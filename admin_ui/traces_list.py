@@ -31,7 +31,7 @@ from admin_ui.pages import ADMIN_PATH, page, url_with
 from admin_ui.search_params import TRACES
 from admin_ui.state import gateway_of
 from telemetry.schema import traces
-from telemetry.search import TRACE_STATUSES, search_traces
+from telemetry.search import OPERATION_ROUTES, TRACE_STATUSES, search_traces
 from telemetry.summary import GUARDRAIL_ACTIONS
 
 AnyRequest = Request[Any, Any, Any]
@@ -73,6 +73,14 @@ FIELDS: Final = (
     ),
     Field("request_id", "Request id", more=True, size=16, placeholder="x-request-id"),
     flag("stream", "Streamed", more=True),
+    Field(
+        "operation",
+        "API",
+        kind="checks",
+        more=True,
+        choices=tuple((o, o) for o in OPERATION_ROUTES),
+        hint="The API the client called",
+    ),
     flag("evaluated", "Evaluated", more=True),
     Field("evaluator", "Evaluator", more=True, size=12, hint="Judged by this evaluator"),
     Field("min_score", "Score ≥", kind="number", unit="0-100", more=True, placeholder="", size=5),

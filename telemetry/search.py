@@ -79,6 +79,14 @@ INTERACTION_SORTS: Final = ("newest", "duration", "cost")
 DECISION_SORTS: Final = ("newest",)
 VIOLATION_SORTS: Final = ("newest",)
 INTERACTION_STATUSES: Final = ("ok", "error", "cancelled")
+OPERATION_ROUTES: Final = {
+    "chat": "/v1/chat/completions",
+    "embeddings": "/v1/embeddings",
+    "messages": "/v1/messages",
+    "completions": "/v1/completions",
+    "responses": "/v1/responses",
+}
+"""The API a request called, as interactions name it, and the route its trace records."""
 TRACE_ID_LENGTH: Final = 32
 
 Condition = ColumnElement[bool]
@@ -134,6 +142,8 @@ class TraceFilter(CommonFilter):
     """Requests any of these rules (by id) matched."""
     request_ids: tuple[str, ...] = ()
     stream: bool | None = None
+    operations: tuple[str, ...] = ()
+    """The API called (of `OPERATION_ROUTES`), read from the trace's route."""
     sources: tuple[str, ...] = ()
     """proxy, otlp, evaluation; left empty, every source but `evaluation` (a judge's calls)."""
     evaluated: bool | None = None
@@ -496,6 +506,7 @@ def trace_conditions(f: TraceFilter, scope: str | None, dialect: str) -> list[Co
     found += _between(t.cost_usd, f.min_cost_usd, f.max_cost_usd)
     found += _flag(t.cache_hit, f.cache_hit)
     found += _flag(t.stream, f.stream)
+    found += _any_of(t.route, tuple(OPERATION_ROUTES[o] for o in f.operations))
     if f.sources:
         found += _any_of(t.source, f.sources)
     else:
