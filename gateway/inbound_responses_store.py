@@ -7,7 +7,8 @@ database is away). Reads look at the pending map first, so a worker always finds
 just answered. Another worker finds it once the batch is written, normally within milliseconds;
 a read that misses an id younger than `RECENT_SECONDS` (its time is in the id) looks again for a
 moment before answering 404, so a `GET` right after a `POST` finds the response on any worker
-unless the database is unreachable. Reads and deletes are database I/O on their own routes and,
+unless the database is unreachable (then a read that needs it is a 503 with `retry-after`).
+Reads and deletes are database I/O on their own routes and,
 for `previous_response_id`, once before the pipeline starts: the only reads the Responses API
 adds to a request.
 """
@@ -25,6 +26,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.errors import database_unavailable
+from telemetry.db_outage import is_unavailable
 from telemetry.schema import stored_responses
 
 logger = logging.getLogger("steerway.responses")
@@ -34,6 +37,7 @@ RECENT_SECONDS: Final = 2.0
 _LOOK_AGAIN: Final = (0.05, 0.1, 0.2, 0.4, 0.8)
 _BATCH: Final = 200
 _RETRY_DELAYS: Final = (0.1, 0.5, 1.0, 2.0, 5.0)
+_RETRY_AFTER: Final = "5"
 
 
 class StoredResponse(msgspec.Struct, kw_only=True):
@@ -145,21 +149,33 @@ class ResponseStore:
             return False
         async with self._writing:
             self._pending.pop(response_id, None)
-            async with self.engine.begin() as connection:
-                await connection.execute(
-                    sa.delete(stored_responses).where(
-                        stored_responses.c.response_id == response_id,
-                        stored_responses.c.workspace_id == workspace_id,
+            try:
+                async with self.engine.begin() as connection:
+                    await connection.execute(
+                        sa.delete(stored_responses).where(
+                            stored_responses.c.response_id == response_id,
+                            stored_responses.c.workspace_id == workspace_id,
+                        )
                     )
-                )
+            except Exception as error:
+                if is_unavailable(error):
+                    raise database_unavailable(_RETRY_AFTER) from None
+                raise
         return True
 
     async def _select(self, response_id: str) -> StoredResponse | None:
         table = stored_responses
-        async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(sa.select(table).where(table.c.response_id == response_id))
-            ).first()
+        try:
+            async with self.engine.connect() as connection:
+                row = (
+                    await connection.execute(
+                        sa.select(table).where(table.c.response_id == response_id)
+                    )
+                ).first()
+        except Exception as error:
+            if is_unavailable(error):
+                raise database_unavailable(_RETRY_AFTER) from None
+            raise
         if row is None:
             return None
         return StoredResponse(

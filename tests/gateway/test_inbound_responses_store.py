@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.errors import GatewayError
 from gateway.inbound_responses_answer import response_id
 from gateway.inbound_responses_store import ResponseStore, StoredResponse, stored
 from telemetry.db import create_engine
 from telemetry.retention.job import run_retention
 from telemetry.retention.policy import RetentionConfig
+from tests.ports import free_port
 from tests.telemetry import count
 
 
@@ -130,4 +133,18 @@ async def test_a_full_queue_refuses_rather_than_blocks(migrated_database_url: st
         assert await count(engine, "stored_responses") == 1
     finally:
         await store.close()
+        await engine.dispose()
+
+
+async def test_an_unreachable_database_is_a_503_except_for_this_workers_own_responses() -> None:
+    engine = create_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    store = ResponseStore(engine)
+    try:
+        mine = _response()
+        store.save(mine)
+        assert await store.load("ws-a", mine.response_id) is mine
+        with pytest.raises(GatewayError) as away:
+            await store.load("ws-a", "resp_" + "0" * 32)
+        assert away.value.status == 503 and away.value.headers["retry-after"]
+    finally:
         await engine.dispose()
