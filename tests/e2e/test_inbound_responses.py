@@ -52,8 +52,18 @@ def gateway(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayProcess]:
     config = {
-        "providers": {"mock": {"type": "openai", "base_url": mock_provider.base_url}},
-        "models": {"mock-gpt": [{"provider": "mock", "model": "mock-gpt"}]},
+        "providers": {
+            "mock": {"type": "openai", "base_url": mock_provider.base_url},
+            "claude": {
+                "type": "anthropic",
+                "base_url": mock_provider.base_url,
+                "api_key": "sk-ant-test-key-000000",
+            },
+        },
+        "models": {
+            "mock-gpt": [{"provider": "mock", "model": "mock-gpt"}],
+            "sonnet": [{"provider": "claude", "model": "claude-sonnet-4-5-20250929"}],
+        },
         "guardrails": {
             "definitions": {
                 "no-falcon": {"kind": "deny_list", "words": ["project falcon"], "action": "block"}
@@ -456,3 +466,32 @@ def test_a_get_right_after_a_post_finds_it_on_any_worker(
             found = http.get(f"/responses/{made.json()['id']}", headers=headers)
             assert found.status_code == 200, found.text
             assert found.json()["output"] == made.json()["output"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_anthropic_deployment_answers_text_and_tool_calls(
+    gateway: GatewayProcess, mock_provider: MockProcess, stream: bool
+) -> None:
+    client = gateway.client()
+    if stream:
+        events = list(client.responses.create(model="sonnet", input="hello claude", stream=True))
+        assert events[-1].type == "response.completed"
+        text = events[-1].response  # type: ignore[union-attr]
+    else:
+        text = client.responses.create(model="sonnet", input="hello claude")
+    assert "hello claude" in text.output_text and text.model == "sonnet"
+    assert text.usage is not None and text.usage.output_tokens > 0
+    assert mock_provider.last_request()["path"].endswith("/messages")
+    called = client.responses.create(
+        model="sonnet", input="weather in Oslo?", tools=[WEATHER], tool_choice="required"
+    )
+    (call,) = called.output
+    assert call.type == "function_call" and call.name == "get_weather"
+    client.responses.create(
+        model="sonnet",
+        previous_response_id=called.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "cold"}],
+    )
+    sent = mock_provider.last_request()["body"]["messages"]
+    assert sent[-1]["content"][0]["type"] == "tool_result"
+    assert sent[-1]["content"][0]["tool_use_id"] == call.call_id
