@@ -81,7 +81,16 @@ class InboundSend:
     whole answer or a stream), because a whole body changes length when it is translated.
     """
 
-    __slots__ = ("_encoder", "_pending", "_send", "_streaming", "_tail", "api", "prepare")
+    __slots__ = (
+        "_encoder",
+        "_failed",
+        "_pending",
+        "_send",
+        "_streaming",
+        "_tail",
+        "api",
+        "prepare",
+    )
 
     def __init__(self, api: InboundApi, send: Send) -> None:
         self.api = api
@@ -91,6 +100,7 @@ class InboundSend:
         self._encoder: AnswerEncoder | None = None
         self._pending: Message | None = None
         self._streaming = False
+        self._failed = False
         self._tail = b""
 
     def to_chat(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +160,8 @@ class InboundSend:
             if self._tail.strip():
                 out.append(self._translate_event(self._tail, encoder))
                 self._tail = b""
-            out.append(encoder.done())
+            if not self._failed:
+                out.append(encoder.done())  # a stream that ended in an error event ends there
         await self._send({"type": "http.response.body", "body": b"".join(out), "more_body": more})
 
     def _translate_event(self, frame: bytes, encoder: AnswerEncoder) -> bytes:
@@ -167,6 +178,7 @@ class InboundSend:
             return b""
         error = event.get("error")
         if isinstance(error, dict):
+            self._failed = True
             if isinstance(encoder, StreamErrors):
                 return encoder.error_event(error)
             return self.api.error_event(error)

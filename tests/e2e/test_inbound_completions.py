@@ -69,7 +69,9 @@ def test_a_text_completion_is_answered_and_recorded(gateway: GatewayProcess, mod
     )
     assert row["operation"] == "completions"
     assert row["completion_tokens"] == completion.usage.completion_tokens
-    (trace,) = gateway.database.wait_rows("SELECT route FROM traces WHERE trace_id = :t", t=trace_id)
+    (trace,) = gateway.database.wait_rows(
+        "SELECT route FROM traces WHERE trace_id = :t", t=trace_id
+    )
     assert trace["route"] == "/v1/completions"
 
 

@@ -24,6 +24,7 @@ from telemetry.records import (
     TraceRecord,
 )
 from telemetry.schema import DEFAULT_WORKSPACE_ID
+from telemetry.search import OPERATION_ROUTES
 from telemetry.writers import BatchWriter
 
 START = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -44,6 +45,9 @@ TAGS = ("prod", "beta", "eu")
 RULES = ("r-premium", "r-eu")
 USERS = ("alice", "bob", None)
 TEAMS = ("search", "ads")
+
+OPERATIONS = ("chat", "chat", "messages", "completions")
+"""Cycled through by request number, so the random draws stay those of the seed."""
 
 
 @dataclass
@@ -67,6 +71,7 @@ class Spec:
     cost: Decimal | None
     rules: list[str]
     violations: list[tuple[str, str]]  # (guardrail, action)
+    operation: str = "chat"
     interactions: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
 
@@ -133,7 +138,7 @@ def _build(spec: Spec) -> TraceBundle:
             api_key_id=spec.key_id,
             request_id=spec.request_id,
             end_user=spec.end_user,
-            route="/v1/chat/completions",
+            route=OPERATION_ROUTES[spec.operation],
             started_at=started,
             ended_at=ended,
             status="error" if spec.status == "denied" else spec.status,
@@ -212,7 +217,7 @@ def _build(spec: Spec) -> TraceBundle:
                     provider_model=f"{spec.model}-2024",
                     deployment=f"{PROVIDERS[spec.model]}-east",
                     attempt=number,
-                    operation="chat",
+                    operation=spec.operation,
                     stream=spec.stream,
                     prompt_tokens=10 if served else None,
                     completion_tokens=20 if served else None,
@@ -287,6 +292,7 @@ async def make_corpus(engine: Any, *, count: int = 120, seed: int = 7) -> Corpus
                     "beta": chooser.random() < 0.5,
                 },
                 stream=chooser.random() < 0.4,
+                operation=OPERATIONS[n % len(OPERATIONS)],
                 cache_hit=status == "ok" and chooser.random() < 0.2,
                 retried=status != "denied" and chooser.random() < 0.25,
                 cost=cost,

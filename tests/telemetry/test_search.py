@@ -126,6 +126,8 @@ TRACE_FILTERS: list[tuple[str, dict[str, Any], Callable[[Spec], bool]]] = [
     ("rules", {"rules": ("r-eu", "r-premium")}, lambda s: bool(s.rules)),
     ("streamed", {"stream": True}, lambda s: s.stream),
     ("not streamed", {"stream": False}, lambda s: not s.stream),
+    ("operation", {"operations": ("messages",)}, lambda s: s.operation == "messages"),
+    ("operations", {"operations": ("chat", "completions")}, lambda s: s.operation != "messages"),
 ]  # fmt: skip
 
 
