@@ -201,12 +201,18 @@ class ResponseStore:
             await self._write_until_done(batch)
 
     async def _write_until_done(self, ids: list[str]) -> None:
+        """Write a batch, waiting out the database's absence; a batch the database refuses
+        for what is in it (a row too big for a column, say) is written row by row instead,
+        and the rows it still refuses are dropped, so one bad row never stops the writer."""
         attempt = 0
         while True:
             try:
                 await self._write(ids)
                 return
             except Exception as error:
+                if not is_unavailable(error):
+                    await self._write_one_by_one(ids)
+                    return
                 delay = _RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)]
                 attempt += 1
                 logger.warning(
@@ -216,6 +222,19 @@ class ResponseStore:
                     delay,
                 )
                 await asyncio.sleep(delay)
+
+    async def _write_one_by_one(self, ids: list[str]) -> None:
+        for response_id in ids:
+            try:
+                await self._write([response_id])
+            except Exception as error:
+                self._pending.pop(response_id, None)
+                self.dropped += 1
+                logger.warning(
+                    "stored response %s could not be written (%s): not kept",
+                    response_id,
+                    type(error).__name__,
+                )
 
     async def _write(self, ids: list[str]) -> None:
         async with self._writing:

@@ -148,3 +148,26 @@ async def test_an_unreachable_database_is_a_503_except_for_this_workers_own_resp
         assert away.value.status == 503 and away.value.headers["retry-after"]
     finally:
         await engine.dispose()
+
+
+async def test_a_row_the_database_refuses_is_dropped_and_the_rest_written(
+    migrated_database_url: str,
+) -> None:
+    engine = create_engine(migrated_database_url)
+    store = ResponseStore(engine)
+    await store.start()
+    try:
+        first = _response()
+        store.save(first)
+        await _written(store, engine, 1)
+        again = _response()
+        again.response_id = first.response_id  # a second row with the same key
+        store.save(again)
+        after = _response()
+        store.save(after)
+        await _written(store, engine, 2)
+        assert await store.load("ws-a", after.response_id) is not None
+        assert store.dropped == 1
+    finally:
+        await store.close()
+        await engine.dispose()
