@@ -1,5 +1,6 @@
-"""The routes of the Responses API: `POST /v1/responses` on the chat pipeline, and `GET` and
-`DELETE /v1/responses/{id}` on the workspace's stored responses.
+"""The routes of the Responses API: `POST /v1/responses` on the chat pipeline; `GET` and
+`DELETE /v1/responses/{id}` and `GET /v1/responses/{id}/input_items` on the workspace's stored
+responses.
 
 A stored response of another workspace is answered exactly like one that never existed (404),
 so ids say nothing across workspaces.
@@ -13,6 +14,7 @@ import msgspec
 
 from gateway.inbound import InboundSend
 from gateway.inbound_responses import OPERATION, ResponsesCall, response_not_found
+from gateway.inbound_responses_items import Page, input_items_page
 from gateway.validation import validate_chat
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 ROUTE: Final = "/v1/responses"
 ITEM_ROUTE: Final = "/v1/responses/{id}"
+ITEMS_ROUTE: Final = "/v1/responses/{id}/input_items"
+_ITEMS: Final = "input_items"
 FORMAT: Final = ResponsesCall(None)
 """The format errors take before a request has its own (a refused method, say)."""
 _PREFIX: Final = "/responses/"
@@ -38,13 +42,28 @@ def create_handler(proxy: Proxy) -> Handler:
     return ("POST", create, ROUTE, FORMAT)
 
 
-def item_handler(proxy: Proxy, path: str, method: str) -> Handler | None:
-    """`GET` or `DELETE /v1/responses/{id}`; None for a path that is not one."""
+def item_handler(proxy: Proxy, path: str, method: str, query: bytes) -> Handler | None:
+    """`GET` or `DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`; None for a
+    path that is none of them."""
     if not path.startswith(_PREFIX):
         return None
-    response_id = path[len(_PREFIX) :]
-    if not response_id or "/" in response_id:
+    response_id, _, rest = path[len(_PREFIX) :].partition("/")
+    if not response_id or rest not in ("", _ITEMS):
         return None
+
+    async def input_items(exchange: Exchange, receive: Any, send: Any) -> None:
+        await proxy._authenticate(exchange)
+        page = Page(query)
+        store = proxy.responses
+        found = await store.load(_workspace(exchange), response_id) if store else None
+        if found is None:
+            raise response_not_found(response_id)
+        exchange.requested_model = found.model
+        listing = input_items_page(response_id, found.input_items, page)
+        await proxy._respond(exchange, send, 200, msgspec.json.encode(listing))
+
+    if rest:
+        return ("GET", input_items, ITEMS_ROUTE, FORMAT)
 
     async def retrieve(exchange: Exchange, receive: Any, send: Any) -> None:
         await proxy._authenticate(exchange)

@@ -60,10 +60,11 @@ def handlers(proxy: Proxy) -> dict[str, Handler]:
     }
 
 
-def by_prefix(proxy: Proxy, path: str, method: str) -> Handler | None:
-    """Paths with an id in them: `GET /v1/models/{id}`, `GET`/`DELETE /v1/responses/{id}`."""
+def by_prefix(proxy: Proxy, path: str, scope: dict[str, Any]) -> Handler | None:
+    """Paths with an id in them: `GET /v1/models/{id}`, `GET`/`DELETE /v1/responses/{id}` and
+    `GET /v1/responses/{id}/input_items`."""
     if not path.startswith(_MODEL_PREFIX):
-        return item_handler(proxy, path, method)
+        return item_handler(proxy, path, scope["method"], scope.get("query_string", b""))
     model = path[len(_MODEL_PREFIX) :]
 
     async def retrieve_model(exchange: Exchange, receive: Any, send: Any) -> None:

@@ -340,7 +340,7 @@ class Proxy:
         if scope["type"] != "http":
             return
         path = scope["path"].rstrip("/") or "/"
-        handler = self._handlers.get(path) or inbound_routes.by_prefix(self, path, scope["method"])
+        handler = self._handlers.get(path) or inbound_routes.by_prefix(self, path, scope)
         # The route is a metric label and a stored column: never the client's own path.
         route = handler[2] if handler is not None else metrics.UNMATCHED_ROUTE
         exchange = Exchange(route, _decode_headers(scope["headers"]), scope["method"])

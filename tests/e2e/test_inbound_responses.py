@@ -495,3 +495,28 @@ def test_an_anthropic_deployment_answers_text_and_tool_calls(
     sent = mock_provider.last_request()["body"]["messages"]
     assert sent[-1]["content"][0]["type"] == "tool_result"
     assert sent[-1]["content"][0]["tool_use_id"] == call.call_id
+
+
+def test_input_items_list_the_conversation_a_response_was_given(gateway: GatewayProcess) -> None:
+    client = gateway.client()
+    first = client.responses.create(model="mock-gpt", input="first question")
+    second = client.responses.create(
+        model="mock-gpt",
+        previous_response_id=first.id,
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "second question"}]}],
+    )
+    newest_first = list(client.responses.input_items.list(second.id))
+    assert [item.type for item in newest_first] == ["message", "message", "message"]
+    texts = [item.content[0].text for item in newest_first]  # type: ignore[union-attr]
+    assert texts == ["second question", first.output_text, "first question"]
+    paged = list(client.responses.input_items.list(second.id, order="asc", limit=1))
+    assert [item.id for item in paged] == [item.id for item in reversed(newest_first)]
+    assert paged[1].id == first.output[0].id
+    with gateway.http() as http:
+        page = http.get(f"/v1/responses/{second.id}/input_items", params={"limit": 2}).json()
+        assert page["has_more"] is True and page["last_id"] == page["data"][1]["id"]
+        bad = http.get(f"/v1/responses/{second.id}/input_items", params={"limit": 0})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "limit"
+    other = create_key(gateway, f"ws-c-{uuid.uuid4().hex[:6]}", "--workspace", "resp-c")
+    with pytest.raises(openai.NotFoundError):
+        list(gateway.client(other.plaintext).responses.input_items.list(second.id))
