@@ -22,6 +22,7 @@ SIMULATOR_PATH = "/admin/rules/simulate"
 REPLAYED_PARAMETERS = ("stream", "max_tokens", "max_completion_tokens", "temperature", "n")
 PLACEHOLDER_MESSAGES = [{"role": "user", "content": "(content was not stored)"}]
 EMBEDDINGS_ROUTE = "/v1/embeddings"
+CHAT_ROUTE = "/v1/chat/completions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,9 @@ def recorded_request(
     key_default_tags: Iterable[str] = (),
 ) -> RecordedRequest:
     features = trace.get("features") or {}
-    route = str(trace.get("route") or "/v1/chat/completions")
+    # Requests of the other inbound APIs (/v1/messages, /v1/completions ...) are recorded as the
+    # chat request they were translated into: they are sent again as that.
+    route = EMBEDDINGS_ROUTE if trace.get("route") == EMBEDDINGS_ROUTE else CHAT_ROUTE
     model = features.get("model") or trace.get("requested_model") or ""
     body: dict[str, Any] = {"model": model}
     prompt = next((row["prompt"] for row in interactions if row.get("prompt") is not None), None)

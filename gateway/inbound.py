@@ -6,6 +6,10 @@ rules, limits, guardrails, cache, providers, recording). What the pipeline sends
 streamed, passes through `InboundSend`, which turns the chat answer and any error into the
 inbound API's own shapes. The pipeline itself never learns which API it serves beyond the
 operation name it records.
+
+Adding an API: a class with the `InboundApi` members (its `decode` returns the chat request and
+an `AnswerEncoder` for that request's answer), and an entry in `gateway.inbound_routes.handlers`
+whose run sets `exchange.operation` and calls the proxy's `_pipeline(..., inbound=send)`.
 """
 
 from __future__ import annotations

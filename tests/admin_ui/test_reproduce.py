@@ -115,3 +115,9 @@ def test_the_simulator_link_carries_the_simulation_fields() -> None:
     assert query["workspace"] == ["0" * 32]
     assert query["user"] == ["customer-4821"]
     assert query["time"] == ["2026-12-06T13:55:06.339Z"]
+
+
+def test_a_request_of_another_api_is_sent_again_as_its_chat_request() -> None:
+    request = recorded(route="/v1/messages")
+    assert request.route == "/v1/chat/completions"
+    assert request.body["messages"] == MESSAGES

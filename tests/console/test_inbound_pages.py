@@ -46,6 +46,8 @@ def test_a_messages_trace_names_its_api_and_the_explorer_filters_by_it(
     expect(page.locator("h1.route-title")).to_contain_text("/v1/messages")
     expect(page.get_by_text("messages", exact=False).first).to_be_visible()
     expect(page.locator("body")).to_contain_text("messages · finish: ")
+    # Sent again as the chat request it was translated into, the body being chat's.
+    expect(page.locator("pre", has_text="curl")).to_contain_text("/v1/chat/completions")
     docs_screenshot(page, "trace-messages")
 
     page.goto("/admin/traces")
