@@ -419,6 +419,13 @@ def test_rules_cache_limits_and_guardrails_apply(gateway: GatewayProcess) -> Non
     assert client.responses.retrieve(hit.id).output_text == hit.output_text
     row = _interaction(gateway, second.headers["x-steerway-trace-id"])
     assert row["cache_hit"] and row["operation"] == "responses"
+    with client.responses.with_streaming_response.create(
+        model="mock-gpt", input=question, temperature=0, stream=True
+    ) as replayed:
+        assert replayed.headers["x-steerway-cache"] == "HIT"
+        events = list(replayed.parse())
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == hit.output_text  # type: ignore[union-attr]
 
     limited = create_key(gateway, f"rpm-{uuid.uuid4().hex[:6]}", "--rpm", "1")
     limited_client = gateway.client(limited.plaintext)
