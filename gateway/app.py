@@ -45,6 +45,7 @@ from gateway.evaluation_setup import (
 )
 from gateway.guardrails import Guardrails
 from gateway.health import create_health
+from gateway.inbound_responses_store import ResponseStore
 from gateway.keys import KeyStore
 from gateway.metrics_endpoint import MetricsEndpoint, MetricsListener
 from gateway.model_calls import ModelCaller
@@ -96,6 +97,7 @@ class Gateway:
         self.proxy: Proxy | None = None
         self.otlp_ingest: OtlpIngest | None = None
         self.recorder: Recorder | None = None
+        self.responses: ResponseStore | None = None
         self.otlp_exporter: OtlpExporter | None = None
         self.otlp_metrics: MetricExporter | None = None
         self.rollup_folder: RollupFolder | None = None
@@ -230,6 +232,12 @@ class Gateway:
             end_user_budgets=budget_limits(config.budgets.end_user),
             buckets={name: budget_limits(specs) for name, specs in config.budgets.buckets.items()},
         )
+        self.responses = ResponseStore(
+            self.engine,
+            retention_days=config.responses.retention_days,
+            queue_size=config.responses.write_queue,
+        )
+        await self.responses.start()
         self.proxy = Proxy(
             router=router,
             authenticator=Authenticator(
@@ -252,6 +260,7 @@ class Gateway:
             guardrails=self.guardrails,
             unauthenticated_traces_per_minute=telemetry_config.unauthenticated_traces_per_minute,
             durable=self.recorder.durable if telemetry_config.durability == "spill-first" else None,
+            responses=self.responses,
         )
         self.otlp_ingest = OtlpIngest(
             authenticator=self.proxy.authenticator,
@@ -346,6 +355,8 @@ class Gateway:
             await self.comparisons.close()
         if self.recorder is not None:
             await self.recorder.stop()
+        if self.responses is not None:
+            await self.responses.close()
         if self.otlp_exporter is not None:
             await self.otlp_exporter.stop()
         if self.otlp_metrics is not None:

@@ -27,6 +27,7 @@ from gateway.console_config import ConsoleConfig, parse_console
 from gateway.evaluators_config import EvaluationConfig, parse_evaluation
 from gateway.guardrail_config import GuardrailsConfig, parse_guardrails
 from gateway.guardrail_moderation_config import check_references as check_moderation_references
+from gateway.inbound_responses_config import ResponsesConfig, parse_responses
 from gateway.limits_model import InvalidField, usd_to_micros
 from gateway.live_config import LiveConfig, parse_live
 from gateway.metrics_config import MetricsConfig, parse_metrics
@@ -293,6 +294,8 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     otlp_ingest: OtlpIngestConfig = msgspec.field(default_factory=OtlpIngestConfig)
     evaluation: EvaluationConfig = msgspec.field(default_factory=EvaluationConfig)
     """The judge workers' settings and the evaluators the file declares (`evaluators`)."""
+    responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
+    """What `POST /v1/responses` stores and for how long."""
     rules: tuple[dict[str, Any], ...] = ()
     """Steering rules from the file, normalised (see `rules.compiler.normalise_rule`)."""
 
@@ -791,6 +794,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
             "otlp_ingest",
             "evaluation",
             "evaluators",
+            "responses",
             "rules",
         ),
     )
@@ -841,6 +845,7 @@ def _parse_gateway(data: Any, reader: _Reader) -> GatewayConfig:
         evaluation=parse_evaluation(
             top.get("evaluation"), top.get("evaluators"), list(models), reader
         ),
+        responses=parse_responses(top.get("responses"), "responses", reader),
         telemetry=_parse_telemetry(top.get("telemetry"), "telemetry", reader),
         limits=_parse_limits(top.get("limits"), "limits", reader),
         auth=_parse_auth(top.get("auth"), "auth", reader),

@@ -15,14 +15,20 @@ whose run sets `exchange.operation` and calls the proxy's `_pipeline(..., inboun
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
 from gateway.errors import invalid_request
 
+if TYPE_CHECKING:
+    from gateway.keys import KeyInfo
+
 Message = dict[str, Any]
 Send = Callable[[Message], Awaitable[None]]
+Prepare = Callable[[dict[str, Any], "KeyInfo | None"], Awaitable[None]]
+"""An async step on the decoded body, after authentication and before translation: what a
+route needs from storage to translate (the Responses API's `previous_response_id`)."""
 
 _SSE = b"text/event-stream"
 _SSE_FRAME = b"\n\n"
@@ -42,6 +48,14 @@ class AnswerEncoder(Protocol):
     def done(self) -> bytes:
         """The events that close the stream (on `[DONE]` or the end of the body)."""
         ...
+
+
+@runtime_checkable
+class StreamErrors(Protocol):
+    """An encoder that writes a stream's error event itself (numbered in its stream, say),
+    instead of its API's `error_event`."""
+
+    def error_event(self, error: dict[str, Any]) -> bytes: ...
 
 
 class InboundApi(Protocol):
@@ -71,10 +85,21 @@ class InboundSend:
     whole answer or a stream), because a whole body changes length when it is translated.
     """
 
-    __slots__ = ("_encoder", "_failed", "_pending", "_send", "_streaming", "_tail", "api")
+    __slots__ = (
+        "_encoder",
+        "_failed",
+        "_pending",
+        "_send",
+        "_streaming",
+        "_tail",
+        "api",
+        "prepare",
+    )
 
     def __init__(self, api: InboundApi, send: Send) -> None:
         self.api = api
+        """The API's format; a route may replace it with one made for its request."""
+        self.prepare: Prepare | None = None
         self._send = send
         self._encoder: AnswerEncoder | None = None
         self._pending: Message | None = None
@@ -158,6 +183,8 @@ class InboundSend:
         error = event.get("error")
         if isinstance(error, dict):
             self._failed = True
+            if isinstance(encoder, StreamErrors):
+                return encoder.error_event(error)
             return self.api.error_event(error)
         return encoder.chunk(event)
 

@@ -15,6 +15,7 @@ from gateway.errors import model_not_found
 from gateway.inbound import InboundApi, InboundSend
 from gateway.inbound_completions import CompletionsApi
 from gateway.inbound_messages import MessagesApi, estimated_input_tokens
+from gateway.inbound_responses_routes import create_handler, item_handler
 from gateway.validation import decode_object, validate_chat
 
 if TYPE_CHECKING:
@@ -55,13 +56,15 @@ def handlers(proxy: Proxy) -> dict[str, Handler]:
         "/messages": ("POST", messages, "/v1/messages", MESSAGES),
         "/messages/count_tokens": ("POST", count_tokens, "/v1/messages/count_tokens", MESSAGES),
         "/completions": ("POST", completions, "/v1/completions", COMPLETIONS),
+        "/responses": create_handler(proxy),
     }
 
 
-def by_prefix(proxy: Proxy, path: str) -> Handler | None:
-    """Paths with an id in them: `GET /v1/models/{id}`."""
+def by_prefix(proxy: Proxy, path: str, scope: dict[str, Any]) -> Handler | None:
+    """Paths with an id in them: `GET /v1/models/{id}`, `GET`/`DELETE /v1/responses/{id}` and
+    `GET /v1/responses/{id}/input_items`."""
     if not path.startswith(_MODEL_PREFIX):
-        return None
+        return item_handler(proxy, path, scope["method"], scope.get("query_string", b""))
     model = path[len(_MODEL_PREFIX) :]
 
     async def retrieve_model(exchange: Exchange, receive: Any, send: Any) -> None:

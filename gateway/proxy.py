@@ -45,6 +45,7 @@ from gateway.guardrail_stream import StreamGuard
 from gateway.guardrails import Guardrails, InputOutcome, Selection
 from gateway.health import DeploymentHealth, InProcessHealth
 from gateway.inbound import InboundApi, InboundSend, decoded_body
+from gateway.inbound_responses_store import ResponseStore
 from gateway.keys import KeyInfo
 from gateway.reliability import (
     AttemptFailed,
@@ -150,6 +151,7 @@ class Exchange:
         "http_status",
         "key",
         "metadata",
+        "method",
         "operation",
         "overhead_ms",
         "provider",
@@ -170,8 +172,9 @@ class Exchange:
         "upstream_seconds",
     )
 
-    def __init__(self, route: str, headers: dict[str, str]) -> None:
+    def __init__(self, route: str, headers: dict[str, str], method: str = "POST") -> None:
         self.route = route
+        self.method = method[:10]  # the width of traces.method
         self.headers = headers
         self.trace = RequestTrace(headers.get("traceparent"))
         self.request_id = _request_id(headers.get("x-request-id"))
@@ -295,8 +298,11 @@ class Proxy:
         guardrails: Guardrails | None = None,
         unauthenticated_traces_per_minute: int = 0,
         durable: Callable[[], Awaitable[None]] | None = None,
+        responses: ResponseStore | None = None,
     ) -> None:
         self.admission = admission
+        self.responses = responses
+        """The Responses API's stored responses (None: nothing is stored or found)."""
         self.durable = durable
         self.guardrails = guardrails
         self.router = router
@@ -335,10 +341,10 @@ class Proxy:
         if scope["type"] != "http":
             return
         path = scope["path"].rstrip("/") or "/"
-        handler = self._handlers.get(path) or inbound_routes.by_prefix(self, path)
+        handler = self._handlers.get(path) or inbound_routes.by_prefix(self, path, scope)
         # The route is a metric label and a stored column: never the client's own path.
         route = handler[2] if handler is not None else metrics.UNMATCHED_ROUTE
-        exchange = Exchange(route, _decode_headers(scope["headers"]))
+        exchange = Exchange(route, _decode_headers(scope["headers"]), scope["method"])
         hold = None
         if self.durable is not None:
             hold = FinalMessageHold(send)
@@ -399,7 +405,10 @@ class Proxy:
         the chat request (see `gateway.inbound`)."""
         await self._authenticate(exchange)
         body = await self._read_body(exchange, receive)
-        payload = decoded_body(decode_object(body), inbound)
+        payload = decode_object(body)
+        if inbound is not None and inbound.prepare is not None:
+            await inbound.prepare(payload, exchange.key)
+        payload = decoded_body(payload, inbound)
         model = validate(payload)
         self._note_request(exchange, payload, model, len(body))
         route, fallbacks = await self._steer(exchange, payload, model)
@@ -1654,7 +1663,7 @@ class Proxy:
             request_id=exchange.request_id,
             end_user=exchange.end_user,
             route=exchange.route,
-            method="GET" if exchange.route.startswith("/v1/models") else "POST",
+            method=exchange.method,
             started_at=exchange.trace.start_wall,
             ended_at=exchange.trace.wall(ended),
             status=exchange.status,

@@ -962,3 +962,24 @@ comparisons = sa.Table(
     sa.Column("finished_at", Timestamp, nullable=True),
     sa.Index(None, "workspace_id", "created_at"),
 )
+
+# A response of `POST /v1/responses` kept so that `previous_response_id` can continue from it
+# and `GET /v1/responses/{id}` can return it (gateway.inbound_responses_store). `input_items`
+# is the whole conversation the response was given (the items of the responses it continued
+# included), `output` its output items, `response` the rest of the response object. Rows expire
+# at `expires_at` (the retention job removes them; reads never return them after).
+stored_responses = sa.Table(
+    "stored_responses",
+    metadata,
+    sa.Column("response_id", sa.String(64), primary_key=True),  # resp_ + time-ordered hex
+    sa.Column("workspace_id", sa.String(32), nullable=False),
+    sa.Column("api_key_id", sa.String(32), nullable=True),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("input_items", JSONType, nullable=False),
+    sa.Column("output", JSONType, nullable=False),
+    sa.Column("response", JSONType, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Index(None, "workspace_id", "created_at"),
+    sa.Index(None, "expires_at"),
+)

@@ -113,6 +113,15 @@ async def run_retention(
                 engine, before, retention.batch_size
             )
         await _expire_rollups(engine, retention, now, done)
+        expired = await delete_in_batches(
+            engine,
+            "stored_responses",
+            "expires_at < :now",
+            {"now": moment(engine, now)},
+            retention.batch_size,
+        )
+        if expired:
+            done.removed["stored_responses"] += expired
     _count(done)
     logger.info(done.summary())
     return done
@@ -197,10 +206,9 @@ def _count(done: RetentionRound) -> None:
 
 def retention_job(engine: AsyncEngine, retention: RetentionConfig) -> PeriodicJob | None:
     """The job as `steerway serve` and `steerway worker` run it: a round when started and
-    every `interval_s` after. None on SQLite when nothing is set to expire; on Postgres it
-    always runs, since it also makes the partitions ahead."""
-    if engine.dialect.name != "postgresql" and not retention.enabled():
-        return None
+    every `interval_s` after. It always runs: stored responses of the Responses API expire
+    whatever `telemetry.retention` says (at their own `expires_at`), and on Postgres it also
+    makes the partitions ahead."""
     return PeriodicJob(
         "steerway-retention",
         retention.interval_s,

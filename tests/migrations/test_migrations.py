@@ -53,6 +53,7 @@ TABLES = {
     "evaluation_queue",
     "evaluations",
     "comparisons",
+    "stored_responses",
 }
 ALERT_TABLES = {
     "alert_rules",
@@ -65,13 +66,15 @@ ALERT_TABLES = {
 }
 REPORT_TABLES = {"report_definitions", "report_instances", "report_files"}
 QUALITY_TABLES = {"evaluators", "evaluation_queue", "evaluations", "comparisons"}
+RESPONSES_TABLES = {"stored_responses"}
+SINCE_QUALITY = QUALITY_TABLES | RESPONSES_TABLES
 CONSOLE_TABLES = {"users", "memberships", "console_sessions", "signin_links", "audit_log"}
 NEWER_TABLES = (
     CONSOLE_TABLES
     | {"usage_breakdowns", "dashboards", "usage_pending"}
     | ALERT_TABLES
     | REPORT_TABLES
-    | QUALITY_TABLES
+    | SINCE_QUALITY
 )
 LIMIT_COLUMNS = {
     "allowed_models",
@@ -295,14 +298,13 @@ async def test_downgrading_to_0009_drops_the_dashboards_and_the_pending_hours_on
     await asyncio.to_thread(migrations.downgrade, database_url, "0010")
     shape = await _with_connection(database_url, _inspect)
     assert (
-        shape["tables"]
-        == TABLES - {"usage_pending"} - ALERT_TABLES - REPORT_TABLES - QUALITY_TABLES
+        shape["tables"] == TABLES - {"usage_pending"} - ALERT_TABLES - REPORT_TABLES - SINCE_QUALITY
     )
     await asyncio.to_thread(migrations.downgrade, database_url, "0009")
     assert await asyncio.to_thread(migrations.current, database_url) == "0009"
     shape = await _with_connection(database_url, _inspect)
     assert shape["tables"] == (
-        TABLES - {"dashboards", "usage_pending"} - ALERT_TABLES - REPORT_TABLES - QUALITY_TABLES
+        TABLES - {"dashboards", "usage_pending"} - ALERT_TABLES - REPORT_TABLES - SINCE_QUALITY
     )
     await asyncio.to_thread(migrations.upgrade, database_url)
     assert await _with_connection(database_url, _differences) == []
@@ -312,7 +314,7 @@ async def test_downgrading_to_0013_drops_the_alert_tables_only(database_url: str
     await asyncio.to_thread(migrations.upgrade, database_url)
     await asyncio.to_thread(migrations.downgrade, database_url, "0013")
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - ALERT_TABLES - REPORT_TABLES - QUALITY_TABLES
+    assert shape["tables"] == TABLES - ALERT_TABLES - REPORT_TABLES - SINCE_QUALITY
     await asyncio.to_thread(migrations.upgrade, database_url)
     shape = await _with_connection(database_url, _inspect)
     assert "uq_alert_instances_open_rule_id_fingerprint" in shape["indexes"]["alert_instances"]
@@ -325,7 +327,7 @@ async def test_downgrading_to_0014_drops_the_reports_and_built_in_installs_only(
     await asyncio.to_thread(migrations.upgrade, database_url)
     await asyncio.to_thread(migrations.downgrade, database_url, "0014")
     shape = await _with_connection(database_url, _inspect)
-    assert shape["tables"] == TABLES - REPORT_TABLES - {"alert_builtin_installs"} - QUALITY_TABLES
+    assert shape["tables"] == TABLES - REPORT_TABLES - {"alert_builtin_installs"} - SINCE_QUALITY
     assert "silenced_by" not in shape["columns"]["alert_instances"]
     assert "managed_by" not in shape["columns"]["alert_rules"]
     await asyncio.to_thread(migrations.upgrade, database_url)
