@@ -1,6 +1,7 @@
 /* Steerway console: small enhancements on pages that work without this file.
    Times in the viewer's zone, copy buttons, keyboard moves through lists, and the auto-refresh
-   of lists and of pages about work in progress. Nothing here talks to anything but the page's own origin. */
+   of lists and of pages about work in progress. Nothing here talks to anything but the page's
+   own origin. */
 (function () {
   "use strict";
 
