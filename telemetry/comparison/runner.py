@@ -200,8 +200,7 @@ class ComparisonRunner:
         requests: list[dict[str, Any]] = definition["requests"]
         progress = _Progress(requests, found)
         slots = asyncio.Semaphore(max(1, self._settings.concurrency))
-        stopped = asyncio.Event()
-        """Cancelled by a user, or the lease lost to another runner."""
+        stopped = asyncio.Event()  # cancelled by a user, or the lease lost to another runner
 
         async def one(index: int, recorded: dict[str, Any]) -> None:
             async with slots:
