@@ -9,7 +9,7 @@ and replay traces. Everything goes through `admin_ui.comparison_planning`, the f
 from __future__ import annotations
 
 from typing import Any, Final
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect
@@ -34,6 +34,17 @@ PATH: Final = f"{ADMIN_PATH}/quality/comparisons"
 DOCS: Final = "docs/quality.md"
 FORM_FIELDS: Final = ("name", "evaluator", "a_model", "a_system", "b_model", "b_system", "filters")
 MAX_FILTERS_TEXT: Final = 2000
+REFRESH_WHILE_RUNNING_S: Final = 2
+"""How often a running comparison's page refreshes its content, until the comparison ends."""
+
+
+def compare_these_url(request: AnyRequest) -> str | None:
+    """The traces explorer's link to a new comparison of the requests it shows: the form, with
+    the explorer's filters filled in; None for those who may not start one."""
+    if not can_queue(request, workspace_scope(request)):
+        return None
+    filters = urlencode(filter_items(request.query_params.multi_items()))
+    return url_with(PATH, [("filters", filters)]) + "#comparison-form"
 
 
 def _form(values: Any) -> dict[str, str]:
@@ -147,8 +158,10 @@ class ComparisonPages(Controller):
             request,
             "quality/comparison.html",
             nav_active="quality-comparisons",
-            auto_refresh=found.status in ("pending", "running"),
             c=shown,
+            refresh_while_running=REFRESH_WHILE_RUNNING_S
+            if found.status in ("pending", "running")
+            else None,
             can_cancel=found.status in ("pending", "running")
             and principal(request).can(PERMISSION, found.workspace_id),
             docs=DOCS,

@@ -15,6 +15,7 @@ from litestar import Controller, Request, get
 from litestar.response import Template
 
 from admin_ui.auth import workspace_scope
+from admin_ui.comparison_pages import compare_these_url
 from admin_ui.evaluation_pages import evaluate_these_url
 from admin_ui.list_pages import (
     KEY_FIELD,
@@ -129,5 +130,6 @@ class TraceListPage(Controller):
             gateway_url=str(request.base_url).rstrip("/"),
             example_model=example_model(request),
             evaluate_url=evaluate_these_url(request),
+            compare_url=compare_these_url(request),
             **context,
         )

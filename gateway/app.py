@@ -184,6 +184,7 @@ class Gateway:
         if config.evaluation.error_summary_model is not None:
             self.summary_caller = error_summary_caller(config, adapters, self.recorder.record)
         self.comparisons = Comparisons(self.engine, config, adapters, self.recorder.record)
+        self.comparisons.start()
         if self.guardrails is not None:
             self.guardrails.connect_moderation(
                 providers=config.providers, router=router, upstream=self.upstream

@@ -1,5 +1,7 @@
-"""The comparison runner of the serving process: replays through `ReplayCalls`, judged through
-a `ModelCaller` of its own, at most `evaluation.concurrency` requests at once."""
+"""The comparison runner of a process (`steerway serve` or `steerway worker`): replays through
+`ReplayCalls`, judged through a `ModelCaller` of its own, at most `evaluation.concurrency`
+requests at once. Running comparisons are leased for `evaluation.lease` seconds, and every
+quarter of that the runner looks for comparisons whose process died to resume them."""
 
 from __future__ import annotations
 
@@ -29,8 +31,15 @@ class Comparisons:
             engine,
             ReplayCalls(config, adapters, record, store_content=store_content),
             self.judge,
-            RunnerSettings(concurrency=config.evaluation.concurrency),
+            RunnerSettings(
+                concurrency=config.evaluation.concurrency,
+                lease_s=config.evaluation.lease,
+                resume_interval_s=config.evaluation.lease / 4,
+            ),
         )
+
+    def start(self) -> None:
+        self.runner.start_resuming()
 
     async def close(self) -> None:
         await self.runner.close()

@@ -1,9 +1,9 @@
 """The background jobs of `steerway worker`, without the HTTP server: the alert evaluator, the
 report scheduler, the retention job, the judges of evaluations (their calls recorded by a
-recorder of this process) and, on Postgres, the roll-up folder. Each already runs once
-across processes (the evaluator's, the scheduler's and retention's locks, the folder's advisory
-lock) and judges claim queue rows with a lease, so a worker can run beside gateways that run
-them too."""
+recorder of this process), the resumption of comparisons whose process died and, on Postgres,
+the roll-up folder. Each already runs once across processes (the evaluator's, the scheduler's
+and retention's locks, the folder's advisory lock) and judges and comparisons are claimed with
+a lease, so a worker can run beside gateways that run them too."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import logging
 from gateway.alert_sources import gauge_sources
 from gateway.alerts_setup import prepare_alerts
 from gateway.app import content_redactor, provider_adapters, report_scheduler
+from gateway.comparison_setup import Comparisons
 from gateway.config import GatewayConfig
 from gateway.evaluation_setup import JudgeWorkers, prepare_evaluators
 from gateway.health import create_health
@@ -59,7 +60,9 @@ async def run_worker(
     # The judge's calls are recorded like the gateway's: through a recorder of this process.
     recorder = Recorder(engine, redact=content_redactor(config))
     upstream = UpstreamClient()
-    judges = JudgeWorkers(engine, config, provider_adapters(config, upstream), recorder.record)
+    adapters = provider_adapters(config, upstream)
+    judges = JudgeWorkers(engine, config, adapters, recorder.record)
+    comparisons = Comparisons(engine, config, adapters, recorder.record)
     try:
         await health.start()
         await evaluator.start()
@@ -83,9 +86,12 @@ async def run_worker(
         await upstream.start()
         await judges.start()
         logger.info("judging evaluations with %d workers", config.evaluation.concurrency)
+        comparisons.start()
+        logger.info("resuming comparisons whose process stopped")
         await stopping.wait()
         logger.info("stopping: waiting for a round in progress")
     finally:
+        await comparisons.close()
         await judges.close()
         await recorder.stop()
         await upstream.close()

@@ -940,7 +940,9 @@ evaluations = sa.Table(
 # A comparison of two variants (a public model, optionally with a system prompt of its own) on a
 # set of recorded requests, each replayed to both and judged (telemetry.comparison). `status`:
 # pending | running | done | failed | cancelled; `results` holds one entry per request with both
-# variants' replay traces, tokens, cost, latency and scores.
+# variants' replay traces, tokens, cost, latency and scores. A running comparison is leased:
+# `claimed_by` (the runner's id) renews `claimed_until` as it goes; once that has passed, another
+# runner takes it over and resumes it from the requests without a result.
 comparisons = sa.Table(
     "comparisons",
     metadata,
@@ -960,6 +962,8 @@ comparisons = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("started_at", Timestamp, nullable=True),
     sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Column("claimed_by", sa.String(32), nullable=True),
+    sa.Column("claimed_until", Timestamp, nullable=True),
     sa.Index(None, "workspace_id", "created_at"),
 )
 

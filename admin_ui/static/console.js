@@ -1,6 +1,7 @@
 /* Steerway console: small enhancements on pages that work without this file.
    Times in the viewer's zone, copy buttons, keyboard moves through lists, and the auto-refresh
-   of lists. Nothing here talks to anything but the page's own origin. */
+   of lists and of pages about work in progress. Nothing here talks to anything but the page's
+   own origin. */
 (function () {
   "use strict";
 
@@ -268,6 +269,7 @@
           if (again) selectRow(again);
         }
         region.setAttribute("data-refreshed", String(Date.now()));
+        followProgress();
       })
       .catch(function () { /* the next tick tries again */ })
       .then(function () { autoRefresh.busy = false; });
@@ -289,6 +291,22 @@
       var label = toggle.querySelector(".label");
       if (label) label.textContent = on ? "Auto-refresh · " + autoRefresh.seconds + " s" : "Auto-refresh";
     }
+  }
+
+  // A page about work in progress (a running comparison) carries data-refresh-while="<seconds>"
+  // in its content: the content is refreshed at that pace, whatever the toggle says, until a
+  // refresh comes back without the mark (the work ended).
+  var progressTimer = null;
+
+  function followProgress() {
+    var mark = document.querySelector("[data-refresh-region] [data-refresh-while]");
+    if (!mark) {
+      if (progressTimer) { clearInterval(progressTimer); progressTimer = null; }
+      return;
+    }
+    if (progressTimer) return;
+    var seconds = parseInt(mark.getAttribute("data-refresh-while"), 10);
+    progressTimer = setInterval(refreshRegion, (seconds > 0 ? seconds : 5) * 1000);
   }
 
   function toggleOff(url) {
@@ -329,6 +347,7 @@
         setAutoRefresh(true, toggle);
       }
     }
+    followProgress();
     setInterval(function () { localiseTimes(document); }, 30000);
   }
 

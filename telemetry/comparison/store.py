@@ -3,13 +3,18 @@
 Every read is bounded to the caller's workspaces. Moving a comparison from `pending` to
 `running` is a conditional update, so a comparison asked to start twice (two clicks, two
 processes) is run once.
+
+A running comparison is leased to one runner (`claimed_by`, until `claimed_until`). The runner
+renews the lease as it goes and writes progress only while the lease is its own; a lease that
+ran out (the runner's process died) lets another runner take the comparison over, once, by a
+conditional update, and resume it from the requests that have no saved result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -142,15 +147,103 @@ async def list_comparisons(
     return [_stored(row) for row in rows]
 
 
-async def claim_for_run(engine: AsyncEngine, comparison_id: str) -> bool:
-    """`pending` → `running`; False when another caller already moved it."""
+async def claim_for_run(
+    engine: AsyncEngine, comparison_id: str, *, runner_id: str, lease_s: float
+) -> bool:
+    """`pending` → `running`, leased to `runner_id`; False when another caller already moved
+    it."""
+    now = datetime.now(UTC)
     async with engine.begin() as conn:
         result = await conn.execute(
             comparisons.update()
             .where(comparisons.c.comparison_id == comparison_id, comparisons.c.status == PENDING)
-            .values(status=RUNNING, started_at=datetime.now(UTC))
+            .values(
+                status=RUNNING,
+                started_at=now,
+                claimed_by=runner_id,
+                claimed_until=now + timedelta(seconds=lease_s),
+            )
         )
     return result.rowcount == 1
+
+
+def _abandoned(now: datetime, lease_s: float) -> sa.ColumnElement[bool]:
+    """Running with a lease that ran out, or pending for longer than a lease (accepted, but its
+    process died before starting it)."""
+    return sa.or_(
+        sa.and_(
+            comparisons.c.status == RUNNING,
+            sa.or_(comparisons.c.claimed_until.is_(None), comparisons.c.claimed_until < now),
+        ),
+        sa.and_(
+            comparisons.c.status == PENDING,
+            comparisons.c.created_at < now - timedelta(seconds=lease_s),
+        ),
+    )
+
+
+async def take_over_expired(
+    engine: AsyncEngine, *, runner_id: str, lease_s: float, limit: int = 10
+) -> list[str]:
+    """Lease to `runner_id` the comparisons another runner abandoned (at most `limit`); the ids
+    it got. Each is a conditional update, so of two runners asking at once one gets it."""
+    now = datetime.now(UTC)
+    async with engine.connect() as conn:
+        expired = (
+            await conn.execute(
+                sa.select(comparisons.c.comparison_id, comparisons.c.started_at)
+                .where(_abandoned(now, lease_s))
+                .order_by(comparisons.c.comparison_id)
+                .limit(limit)
+            )
+        ).all()
+    taken: list[str] = []
+    for comparison_id, started_at in expired:
+        async with engine.begin() as conn:
+            result = await conn.execute(
+                comparisons.update()
+                .where(comparisons.c.comparison_id == comparison_id, _abandoned(now, lease_s))
+                .values(
+                    status=RUNNING,
+                    started_at=started_at or now,
+                    claimed_by=runner_id,
+                    claimed_until=now + timedelta(seconds=lease_s),
+                )
+            )
+        if result.rowcount == 1:
+            taken.append(comparison_id)
+    return taken
+
+
+async def renew_lease(
+    engine: AsyncEngine, comparison_id: str, *, runner_id: str, lease_s: float
+) -> bool:
+    """Extend the runner's lease; False when the comparison is no longer running under it."""
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            comparisons.update()
+            .where(
+                comparisons.c.comparison_id == comparison_id,
+                comparisons.c.status == RUNNING,
+                comparisons.c.claimed_by == runner_id,
+            )
+            .values(claimed_until=datetime.now(UTC) + timedelta(seconds=lease_s))
+        )
+    return result.rowcount == 1
+
+
+async def release_lease(engine: AsyncEngine, comparison_id: str, *, runner_id: str) -> None:
+    """Let another runner resume the comparison at once (this process is stopping)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            comparisons.update()
+            .where(
+                comparisons.c.comparison_id == comparison_id,
+                comparisons.c.status == RUNNING,
+                comparisons.c.claimed_by == runner_id,
+            )
+            .values(claimed_until=None)
+        )
 
 
 async def read_status(engine: AsyncEngine, comparison_id: str) -> str | None:
@@ -167,15 +260,21 @@ async def save_progress(
     engine: AsyncEngine,
     comparison_id: str,
     *,
+    runner_id: str,
     results: list[dict[str, Any]],
     completed: int,
     failed: int,
     actual_cost_usd: Decimal | None,
-) -> None:
+) -> bool:
+    """Write the results so far while the lease is the runner's (a cancelled comparison still
+    keeps the answers already paid for); False when another runner has taken it over."""
     async with engine.begin() as conn:
-        await conn.execute(
+        result = await conn.execute(
             comparisons.update()
-            .where(comparisons.c.comparison_id == comparison_id)
+            .where(
+                comparisons.c.comparison_id == comparison_id,
+                comparisons.c.claimed_by == runner_id,
+            )
             .values(
                 results=results,
                 completed=completed,
@@ -183,20 +282,27 @@ async def save_progress(
                 actual_cost_usd=actual_cost_usd,
             )
         )
+    return result.rowcount == 1
 
 
 async def finish_comparison(
-    engine: AsyncEngine, comparison_id: str, status: str, error: str | None = None
+    engine: AsyncEngine,
+    comparison_id: str,
+    status: str,
+    error: str | None = None,
+    *,
+    runner_id: str,
 ) -> None:
-    """End a running comparison (a cancelled one keeps its status)."""
+    """End a running comparison leased to the runner (a cancelled one keeps its status)."""
     async with engine.begin() as conn:
         await conn.execute(
             comparisons.update()
             .where(
                 comparisons.c.comparison_id == comparison_id,
                 comparisons.c.status == RUNNING,
+                comparisons.c.claimed_by == runner_id,
             )
-            .values(status=status, error=error, finished_at=datetime.now(UTC))
+            .values(status=status, error=error, finished_at=datetime.now(UTC), claimed_until=None)
         )
 
 

@@ -154,6 +154,7 @@ def test_a_viewer_is_offered_no_evaluation(
     page.goto("/admin/traces?tag=viewed")
     expect(page.locator("#traces-table")).to_be_visible()
     expect(page.locator("#evaluate-these")).to_have_count(0)
+    expect(page.locator("#compare-these")).to_have_count(0)
     page.goto(f"/admin/traces/{trace_id}")
     expect(page.get_by_role("heading", name="Interactions")).to_be_visible()
     expect(page.locator("#evaluate")).to_have_count(0)
