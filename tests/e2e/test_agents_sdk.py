@@ -31,11 +31,17 @@ from agents import (
     RunHooks,
     Runner,
     Tool,
+    TResponseInputItem,
     function_tool,
 )
-from agents.items import MessageOutputItem, ToolCallItem, ToolCallOutputItem
-from openai import AsyncOpenAI
-from openai.types.responses import ResponseTextDeltaEvent
+from agents.items import HandoffOutputItem, MessageOutputItem, ToolCallItem, ToolCallOutputItem
+from agents.models.openai_provider import OpenAIProvider
+from openai import AsyncOpenAI, NotFoundError
+from openai.types.responses import (
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseTextDeltaEvent,
+)
+from pydantic import BaseModel
 
 from providers.mock_server import reply_text
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config
@@ -242,6 +248,7 @@ async def test_an_agent_calls_a_function_tool_and_answers_with_its_output(
     kinds = [type(item) for item in result.new_items]
     assert kinds == [ToolCallItem, ToolCallOutputItem, MessageOutputItem]
     call, output, message = result.new_items
+    assert isinstance(call, ToolCallItem) and getattr(call.raw_item, "name", None) == "get_weather"
     assert isinstance(output, ToolCallOutputItem)
     assert output.output == f"sunny in Paris ({station.reading})"
     assert isinstance(message, MessageOutputItem)
@@ -297,3 +304,152 @@ async def test_a_streamed_run_yields_text_deltas(
     assert row["route"] == "/v1/responses" and row["completion_tokens"] == 8
     stored = await _stored(gateway, response.response_id)
     assert stored["workspace_id"] == key.workspace_id
+
+
+async def test_a_streamed_run_with_a_tool_through_the_default_model_provider(
+    gateway: GatewayProcess, mock_provider: MockProcess, client: AsyncOpenAI, key: NewKey
+) -> None:
+    """The SDK's own provider (a model given by name) speaks the Responses API by default."""
+    station = WeatherStation()
+    agent = Agent(
+        name="Forecaster",
+        instructions="Use the tool, then answer.",
+        model="mock-gpt",
+        tools=[station.tool()],
+    )
+    final = "Oslo looks sunny today."
+    config = dataclasses.replace(NO_TRACING, model_provider=OpenAIProvider(openai_client=client))
+    result = Runner.run_streamed(
+        agent, "Weather in Oslo?", hooks=AnswerOnceToolsRan(final), run_config=config
+    )
+    raw = [
+        event.data async for event in result.stream_events() if event.type == "raw_response_event"
+    ]
+
+    assert station.cities == ["Paris"]
+    arguments = "".join(
+        e.delta for e in raw if isinstance(e, ResponseFunctionCallArgumentsDeltaEvent)
+    )
+    assert json.loads(arguments) == {"city": "Paris"}
+    text = "".join(e.delta for e in raw if isinstance(e, ResponseTextDeltaEvent))
+    assert text == final == result.final_output
+    assert [e.type for e in raw].count("response.completed") == 2
+    messages = mock_provider.last_request()["body"]["messages"]
+    assert messages[-1]["role"] == "tool"
+    assert messages[-1]["content"] == f"sunny in Paris ({station.reading})"
+
+    turns = await _interactions(gateway, key, 2)
+    assert [(row["operation"], bool(row["stream"])) for row in turns] == [("responses", True)] * 2
+
+
+async def test_a_handoff_passes_the_conversation_to_another_agent(
+    mock_provider: MockProcess, client: AsyncOpenAI, gateway: GatewayProcess, key: NewKey
+) -> None:
+    specialist = Agent(
+        name="Specialist", instructions="You are the specialist.", model=_model(client)
+    )
+    triage = Agent(
+        name="Triage",
+        instructions="Hand every question on.",
+        model=_model(client),
+        handoffs=[specialist],
+    )
+    result = await Runner.run(triage, "a question for the specialist", run_config=NO_TRACING)
+
+    assert result.last_agent is specialist
+    assert any(isinstance(item, HandoffOutputItem) for item in result.new_items)
+    assert result.final_output == reply_text("a question for the specialist", 8)
+    messages = mock_provider.last_request()["body"]["messages"]
+    assert messages[0] == {"role": "system", "content": "You are the specialist."}
+    assert messages[1] == {"role": "user", "content": "a question for the specialist"}
+    assert messages[2]["tool_calls"][0]["function"]["name"] == "transfer_to_specialist"
+    assert (
+        messages[3]["role"] == "tool"
+        and messages[3]["tool_call_id"] == (messages[2]["tool_calls"][0]["id"])
+    )
+    assert "tools" not in mock_provider.last_request()["body"]
+    assert len(await _interactions(gateway, key, 2)) == 2
+
+
+class Forecast(BaseModel):
+    city: Literal["Paris", "Oslo"]
+    celsius: int
+
+
+async def test_a_structured_output_type_comes_back_parsed(
+    mock_provider: MockProcess, client: AsyncOpenAI
+) -> None:
+    agent = Agent(name="Reporter", model=_model(client), output_type=Forecast)
+    result = await Runner.run(agent, "forecast please", run_config=NO_TRACING)
+
+    assert result.final_output == Forecast(city="Paris", celsius=0)
+    response_format = mock_provider.last_request()["body"]["response_format"]
+    assert response_format["type"] == "json_schema"
+    assert response_format["json_schema"]["schema"]["required"] == ["city", "celsius"]
+
+
+def test_the_guard_keeps_the_test_process_on_loopback(loopback_only: list[str]) -> None:
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("api.openai.com", 443), timeout=1)
+    with pytest.raises(ConnectionRefusedError), socket.socket() as sock:
+        sock.connect(("192.0.2.1", 443))
+    assert loopback_only == ["api.openai.com", "192.0.2.1"]
+    loopback_only.clear()
+
+
+@pytest.mark.parametrize("carried_by", ["previous_response_id", "to_input_list"])
+async def test_a_second_run_continues_the_first(
+    mock_provider: MockProcess, client: AsyncOpenAI, carried_by: str
+) -> None:
+    agent = Agent(name="Memory", instructions="Remember.", model=_model(client))
+    first = await Runner.run(agent, "my name is Ada", run_config=NO_TRACING)
+    if carried_by == "previous_response_id":
+        second = await Runner.run(
+            agent,
+            "what is my name",
+            previous_response_id=first.last_response_id,
+            run_config=NO_TRACING,
+        )
+    else:
+        question: TResponseInputItem = {"role": "user", "content": "what is my name"}
+        turn = [*first.to_input_list(), question]
+        second = await Runner.run(agent, turn, run_config=NO_TRACING)
+
+    assert second.final_output == reply_text("what is my name", 8)
+    assert mock_provider.last_request()["body"]["messages"] == [
+        {"role": "system", "content": "Remember."},
+        {"role": "user", "content": "my name is Ada"},
+        {"role": "assistant", "content": first.final_output},
+        {"role": "user", "content": "what is my name"},
+    ]
+
+
+async def test_model_settings_reach_the_provider(
+    gateway: GatewayProcess, mock_provider: MockProcess, client: AsyncOpenAI, key: NewKey
+) -> None:
+    settings = ModelSettings(
+        temperature=0.3,
+        top_p=0.9,
+        max_tokens=64,
+        truncation="auto",
+        metadata={"team": "agents"},
+        store=False,
+        extra_headers={"x-steerway-tags": "agents-sdk"},
+    )
+    agent = Agent(name="Tuned", model=_model(client), model_settings=settings)
+    result = await Runner.run(agent, "settings check please", run_config=NO_TRACING)
+
+    assert result.final_output == reply_text("settings check please", 8)
+    sent = mock_provider.last_request()["body"]
+    assert (sent["temperature"], sent["top_p"], sent["max_completion_tokens"]) == (0.3, 0.9, 64)
+    assert "metadata" not in sent and "truncation" not in sent and "store" not in sent
+    (response,) = result.raw_responses
+    assert response.response_id is not None
+    with pytest.raises(NotFoundError):
+        await client.responses.retrieve(response.response_id)
+    (tags,) = await asyncio.to_thread(
+        _rows, gateway, "SELECT tags FROM traces WHERE api_key_id = :k", 1, k=key.key_id
+    )
+    assert "agents-sdk" in tags["tags"]
+    (row,) = await _interactions(gateway, key, 1)
+    assert row["operation"] == "responses"
