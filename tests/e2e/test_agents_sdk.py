@@ -254,8 +254,12 @@ async def test_an_agent_calls_a_function_tool_and_answers_with_its_output(
     assert isinstance(message, MessageOutputItem)
     assert ItemHelpers.text_message_output(message) == final
 
-    # What reached the model on the second turn: the call and the tool's output, as chat.
-    messages = mock_provider.last_request()["body"]["messages"]
+    # What reached the model on the second turn: a plain chat request with the call and the
+    # tool's output, none of the Responses fields the SDK sent (`include`, ...).
+    body = mock_provider.last_request()["body"]
+    assert set(body) == {"model", "messages", "stream", "tools", "mock"}
+    assert body["tools"][0]["function"]["strict"] is True
+    messages = body["messages"]
     assert messages[0] == {"role": "system", "content": "Use the tool, then answer."}
     assert messages[1] == {"role": "user", "content": "What is the weather in Paris?"}
     (tool_call,) = messages[2]["tool_calls"]
@@ -334,7 +338,9 @@ async def test_a_streamed_run_with_a_tool_through_the_default_model_provider(
     text = "".join(e.delta for e in raw if isinstance(e, ResponseTextDeltaEvent))
     assert text == final == result.final_output
     assert [e.type for e in raw].count("response.completed") == 2
-    messages = mock_provider.last_request()["body"]["messages"]
+    body = mock_provider.last_request()["body"]
+    assert set(body) == {"model", "messages", "stream", "stream_options", "tools", "mock"}
+    messages = body["messages"]
     assert messages[-1]["role"] == "tool"
     assert messages[-1]["content"] == f"sunny in Paris ({station.reading})"
 
