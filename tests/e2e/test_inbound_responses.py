@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess
+from tests.e2e.inbound_gateway import inbound_gateway
 from tests.e2e.test_keys import create_key
 
 WEATHER = {
@@ -51,36 +52,17 @@ def gateway(
     mock_provider: MockProcess,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayProcess]:
-    config = {
-        "providers": {
-            "mock": {"type": "openai", "base_url": mock_provider.base_url},
-            "claude": {
-                "type": "anthropic",
-                "base_url": mock_provider.base_url,
-                "api_key": "sk-ant-test-key-000000",
-            },
-        },
-        "models": {
-            "mock-gpt": [{"provider": "mock", "model": "mock-gpt"}],
-            "sonnet": [{"provider": "claude", "model": "claude-sonnet-4-5-20250929"}],
-        },
-        "guardrails": {
+    yield from inbound_gateway(
+        backend_database,
+        mock_provider,
+        tmp_path_factory.mktemp("responses"),
+        guardrails={
             "definitions": {
                 "no-falcon": {"kind": "deny_list", "words": ["project falcon"], "action": "block"}
             }
         },
-        "rules": RULES,
-    }
-    process = GatewayProcess(
-        backend_database,
-        config,
-        tmp_path_factory.mktemp("responses"),
-        master_key="sk-master-" + secrets.token_hex(8),
+        rules=RULES,
     )
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def _interaction(gateway: GatewayProcess, trace_id: str) -> dict[str, Any]:
