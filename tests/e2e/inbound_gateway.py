@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess
 
 
@@ -38,3 +40,19 @@ def inbound_gateway(
         yield process
     finally:
         process.stop()
+
+
+def inbound_gateway_fixture(name: str, **extra: Any) -> Any:
+    """The module's `gateway` fixture: one `inbound_gateway` for the module's tests."""
+
+    @pytest.fixture(scope="module")
+    def gateway(
+        backend_database: Database,
+        mock_provider: MockProcess,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> Iterator[GatewayProcess]:
+        yield from inbound_gateway(
+            backend_database, mock_provider, tmp_path_factory.mktemp(name), **extra
+        )
+
+    return gateway

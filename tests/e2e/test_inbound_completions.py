@@ -3,34 +3,23 @@ Postgres, against the mock provider through an OpenAI-type and an Anthropic-type
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import Database, GatewayProcess, MockProcess
-from tests.e2e.inbound_gateway import inbound_gateway
+from tests.e2e.conftest import GatewayProcess, MockProcess
+from tests.e2e.inbound_gateway import inbound_gateway_fixture
 
-
-@pytest.fixture(scope="module")
-def gateway(
-    backend_database: Database,
-    mock_provider: MockProcess,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    yield from inbound_gateway(
-        backend_database,
-        mock_provider,
-        tmp_path_factory.mktemp("completions"),
-        rules=[
-            {
-                "id": "no-legacy-for-sonnet",
-                "when": {"all": [{"operation": "completions"}, {"model": "sonnet"}]},
-                "then": {"cap": {"max_tokens": 3}},
-            }
-        ],
-    )
+gateway = inbound_gateway_fixture(
+    "completions",
+    rules=[
+        {
+            "id": "no-legacy-for-sonnet",
+            "when": {"all": [{"operation": "completions"}, {"model": "sonnet"}]},
+            "then": {"cap": {"max_tokens": 3}},
+        }
+    ],
+)
 
 
 @pytest.mark.parametrize("model", ["mock-gpt", "sonnet"])

@@ -6,15 +6,14 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
 
-from tests.e2e.conftest import Database, GatewayProcess, MockProcess
-from tests.e2e.inbound_gateway import inbound_gateway
+from tests.e2e.conftest import GatewayProcess, MockProcess
+from tests.e2e.inbound_gateway import inbound_gateway_fixture
 from tests.e2e.test_keys import create_key
 
 WEATHER_TOOL = {
@@ -43,19 +42,11 @@ RULES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def gateway(
-    backend_database: Database,
-    mock_provider: MockProcess,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    yield from inbound_gateway(
-        backend_database,
-        mock_provider,
-        tmp_path_factory.mktemp("messages"),
-        guardrails={"definitions": {"pii-block": {"kind": "pii", "action": "block"}}},
-        rules=RULES,
-    )
+gateway = inbound_gateway_fixture(
+    "messages",
+    guardrails={"definitions": {"pii-block": {"kind": "pii", "action": "block"}}},
+    rules=RULES,
+)
 
 
 def _client(gateway: GatewayProcess, key: str | None = None) -> anthropic.Anthropic:

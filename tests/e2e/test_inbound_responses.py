@@ -8,7 +8,6 @@ import base64
 import json
 import secrets
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess
-from tests.e2e.inbound_gateway import inbound_gateway
+from tests.e2e.inbound_gateway import inbound_gateway_fixture
 from tests.e2e.test_keys import create_key
 
 WEATHER = {
@@ -46,23 +45,15 @@ RULES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def gateway(
-    backend_database: Database,
-    mock_provider: MockProcess,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    yield from inbound_gateway(
-        backend_database,
-        mock_provider,
-        tmp_path_factory.mktemp("responses"),
-        guardrails={
-            "definitions": {
-                "no-falcon": {"kind": "deny_list", "words": ["project falcon"], "action": "block"}
-            }
-        },
-        rules=RULES,
-    )
+gateway = inbound_gateway_fixture(
+    "responses",
+    guardrails={
+        "definitions": {
+            "no-falcon": {"kind": "deny_list", "words": ["project falcon"], "action": "block"}
+        }
+    },
+    rules=RULES,
+)
 
 
 def _interaction(gateway: GatewayProcess, trace_id: str) -> dict[str, Any]:
