@@ -82,15 +82,13 @@ class ModerationStream:
                 out.extend(flushed)
                 out.append(event)
                 continue
-            try:
-                chunk = msgspec.json.decode(data)
-                choices = chunk["choices"]
-            except (msgspec.DecodeError, KeyError, TypeError):
+            read = self._chunks.read(data)
+            if read is None:
                 out.append(event)
                 continue
-            self._chunks.saw(chunk)
+            chunk, choices = read
             changed = False
-            for choice in choices if isinstance(choices, list) else ():
+            for choice in choices:
                 delta = choice.get("delta") if isinstance(choice, dict) else None
                 if not isinstance(delta, dict):
                     continue

@@ -149,14 +149,12 @@ class StreamGuard:
                 out.extend(flushed)
                 out.append(event)
                 continue
-            try:
-                chunk = msgspec.json.decode(data)
-                choices = chunk["choices"]
-            except (msgspec.DecodeError, KeyError, TypeError):
+            read = self._chunks.read(data)
+            if read is None:
                 out.append(event)
                 continue
-            self._chunks.saw(chunk)
-            for choice in choices if isinstance(choices, list) else ():
+            chunk, choices = read
+            for choice in choices:
                 if not isinstance(choice, dict):
                     continue
                 index = choice.get("index", 0)

@@ -36,8 +36,16 @@ class ChunkWriter:
     def __init__(self) -> None:
         self._meta: dict[str, Any] = {}
 
-    def saw(self, chunk: dict[str, Any]) -> None:
+    def read(self, data: bytes) -> tuple[dict[str, Any], list[Any]] | None:
+        """An event's chunk and its choices, noted as the stream's last; None when the data is
+        no chunk with choices (the event then passes as it is)."""
+        try:
+            chunk = msgspec.json.decode(data)
+            choices = chunk["choices"]
+        except (msgspec.DecodeError, KeyError, TypeError):
+            return None
         self._meta = {k: chunk[k] for k in ("id", "created", "model") if k in chunk}
+        return chunk, choices if isinstance(choices, list) else []
 
     def delta_event(self, index: int, delta: dict[str, Any]) -> bytes:
         return self._event([{"index": index, "delta": delta}])
