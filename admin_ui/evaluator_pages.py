@@ -18,6 +18,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect
 
 from admin_ui import alerts_access as access
+from admin_ui import evaluator_changes as changes
 from admin_ui.auth import workspace_scope
 from admin_ui.console_auth import require_permission
 from admin_ui.evaluator_form import (
@@ -38,23 +39,16 @@ from admin_ui.pages import page
 from admin_ui.principals import principal
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import visible_workspace, visible_workspaces
-from rules.recorded import condition_problem
 from telemetry.evaluation.criteria import BUILT_IN
 from telemetry.evaluation.definition import (
-    FIELDS,
     DefinitionError,
     EvaluatorDefinition,
     check_name,
-    parse_definition,
 )
-from telemetry.evaluation.state import EvaluatorState, evaluator_states
+from telemetry.evaluation.state import EvaluatorState
 from telemetry.evaluation.store import (
     ORIGIN_CONFIG,
     Evaluator,
-    create_evaluator,
-    delete_evaluator,
-    load_evaluators,
-    update_evaluator,
 )
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
@@ -150,15 +144,10 @@ async def _editor(
 
 
 def _parse(request: AnyRequest, form: FormState) -> tuple[str, bool, EvaluatorDefinition] | None:
-    config = gateway_of(request).config
     try:
         body = evaluator_body(form.values)
         name = check_name(body["name"])
-        definition = parse_definition(
-            {key: value for key, value in body.items() if key in FIELDS},
-            models=config.model_names() if config is not None else None,
-            check_condition=condition_problem,
-        )
+        definition = changes.definition_of(request, body)
     except DefinitionError as error:
         form.errors[field_of(error)] = problem_text(error)
         return None
@@ -175,11 +164,7 @@ class EvaluatorPages(Controller):
 
     @get("/")
     async def list_evaluators_page(self, request: AnyRequest) -> Response[Any]:
-        engine = gateway_of(request).engine
-        readable = await access.readable_workspaces(request)
-        found = await load_evaluators(engine, workspace_ids=readable)
-        scope = readable if readable is not None else {e.workspace_id for e in found}
-        states = await evaluator_states(engine, [e.id for e in found], scope)
+        found, states = await changes.visible_evaluators(request)
         workspaces = await visible_workspaces(request)
         labels = workspace_labels(workspaces)
         rows = [
@@ -229,19 +214,10 @@ class EvaluatorPages(Controller):
             return await _editor(request, form, workspace_id, status_code=400)
         name, enabled, definition = parsed
         try:
-            made = await create_evaluator(
-                gateway_of(request).engine,
-                workspace_id=workspace_id,
-                name=name,
-                definition=definition,
-                enabled=enabled,
-            )
+            made = await changes.create(request, workspace_id, name, definition, enabled=enabled)
         except DefinitionError as error:
             form.errors[field_of(error)] = problem_text(error)
             return await _editor(request, form, workspace_id, status_code=400)
-        await access.audit(
-            request, "evaluator.create", ("evaluator", made.id), workspace_id, after=made.to_json()
-        )
         return _back("created", made.name)
 
     @get("/{evaluator_id:str}")
@@ -268,26 +244,12 @@ class EvaluatorPages(Controller):
             )
         name, enabled, definition = parsed
         try:
-            stored = await update_evaluator(
-                gateway_of(request).engine,
-                current,
-                name=name,
-                definition=definition,
-                enabled=enabled,
-            )
+            stored = await changes.replace(request, current, name, definition, enabled=enabled)
         except DefinitionError as error:
             form.errors[field_of(error)] = problem_text(error)
             return await _editor(
                 request, form, current.workspace_id, evaluator=current, status_code=400
             )
-        await access.audit(
-            request,
-            "evaluator.update",
-            ("evaluator", current.id),
-            current.workspace_id,
-            before=current.to_json(),
-            after=stored.to_json(),
-        )
         return _back("saved", stored.name)
 
     @get("/{evaluator_id:str}/delete")
@@ -306,14 +268,7 @@ class EvaluatorPages(Controller):
         require_permission(request, PERMISSION, current.workspace_id)
         if current.origin == ORIGIN_CONFIG:
             return _back("from_config", current.name)
-        await delete_evaluator(gateway_of(request).engine, current)
-        await access.audit(
-            request,
-            "evaluator.delete",
-            ("evaluator", current.id),
-            current.workspace_id,
-            before=current.to_json(),
-        )
+        await changes.remove(request, current)
         return _back("deleted", current.name)
 
 

@@ -11,28 +11,23 @@ from typing import Any, Final
 from litestar import Controller, Request, Response, delete, get, post, put
 
 from admin_ui import alerts_access as access
+from admin_ui import evaluator_changes as changes
 from admin_ui.console_auth import require_permission
 from admin_ui.openapi import Query, described, nullable, object_schema, text
 from admin_ui.state import gateway_of
 from gateway.errors import GatewayError, clipped, invalid_request
-from rules.recorded import condition_problem
 from telemetry.evaluation.definition import (
     FIELDS,
     DefinitionError,
     EvaluatorDefinition,
     check_name,
-    parse_definition,
 )
 from telemetry.evaluation.state import evaluator_states
 from telemetry.evaluation.store import (
     ORIGIN_CONFIG,
     Evaluator,
     EvaluatorNameTaken,
-    create_evaluator,
-    delete_evaluator,
     get_evaluator,
-    load_evaluators,
-    update_evaluator,
 )
 
 AnyRequest = Request[Any, Any, Any]
@@ -108,18 +103,12 @@ def _refuse_if_from_config(found: Evaluator) -> None:
 
 
 def _parsed(request: AnyRequest, body: dict[str, Any]) -> tuple[str, bool, EvaluatorDefinition]:
-    config = gateway_of(request).config
-    models = config.model_names() if config is not None else None
     enabled = body.get("enabled", True)
     try:
         if not isinstance(enabled, bool):
             raise DefinitionError("enabled", "must be true or false")
         name = check_name(body.get("name"))
-        definition = parse_definition(
-            {key: value for key, value in body.items() if key in FIELDS},
-            models=models,
-            check_condition=condition_problem,
-        )
+        definition = changes.definition_of(request, body)
     except DefinitionError as error:
         raise _invalid(error) from None
     return name, enabled, definition
@@ -147,11 +136,7 @@ class EvaluatorController(Controller):
     async def list_evaluators(self, request: AnyRequest) -> dict[str, Any]:
         """The evaluators of the caller's workspaces, oldest first, each with `state`: its
         queue (pending, running, failed), what ended today by status, and spend today."""
-        engine = gateway_of(request).engine
-        workspace_ids = await access.readable_workspaces(request)
-        found = await load_evaluators(engine, workspace_ids=workspace_ids)
-        scope = workspace_ids if workspace_ids is not None else {e.workspace_id for e in found}
-        states = await evaluator_states(engine, [e.id for e in found], scope)
+        found, states = await changes.visible_evaluators(request)
         return {
             "object": "list",
             "data": [{**e.to_json(), "state": states[e.id].to_json()} for e in found],
@@ -174,18 +159,9 @@ class EvaluatorController(Controller):
         )
         name, enabled, definition = _parsed(request, body)
         try:
-            made = await create_evaluator(
-                gateway_of(request).engine,
-                workspace_id=workspace_id,
-                name=name,
-                definition=definition,
-                enabled=enabled,
-            )
+            made = await changes.create(request, workspace_id, name, definition, enabled=enabled)
         except DefinitionError as error:
             raise _invalid(error) from None
-        await access.audit(
-            request, "evaluator.create", ("evaluator", made.id), workspace_id, after=made.to_json()
-        )
         return made.to_json()
 
     @put(
@@ -200,23 +176,9 @@ class EvaluatorController(Controller):
         body = await access.body_fields(request, BODY_FIELDS, READ_ONLY)
         name, enabled, definition = _parsed(request, body)
         try:
-            stored = await update_evaluator(
-                gateway_of(request).engine,
-                current,
-                name=name,
-                definition=definition,
-                enabled=enabled,
-            )
+            stored = await changes.replace(request, current, name, definition, enabled=enabled)
         except DefinitionError as error:
             raise _invalid(error) from None
-        await access.audit(
-            request,
-            "evaluator.update",
-            ("evaluator", current.id),
-            current.workspace_id,
-            before=current.to_json(),
-            after=stored.to_json(),
-        )
         return stored.to_json()
 
     @delete("/{evaluator_id:str}", status_code=204, operation_class=described(path=_ID_PATH))
@@ -225,13 +187,5 @@ class EvaluatorController(Controller):
         current = await visible_evaluator(request, evaluator_id)
         require_permission(request, PERMISSION, current.workspace_id)
         _refuse_if_from_config(current)
-        await delete_evaluator(gateway_of(request).engine, current)
-        await access.audit(
-            request,
-            "evaluator.delete",
-            ("evaluator", current.id),
-            current.workspace_id,
-            before=current.to_json(),
-        )
-
+        await changes.remove(request, current)
         return Response(None, status_code=204)

@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 
 from gateway.guardrail_model import Verdict
 from gateway.guardrail_moderation import Moderation, ModerationCall
 from gateway.guardrail_moderation_model import ModerationFailed, Rating, placeholder
-from gateway.guardrails import CONTENT_FILTER, Guardrail
+from gateway.guardrail_stream_events import DONE, TEXT_FIELDS, ChunkWriter, blocked_output
+from gateway.guardrails import Guardrail
 from providers.openai_format import event_data
-
-TEXT_FIELDS: Final = ("content", "reasoning_content", "refusal")
-_DONE: Final = b"data: [DONE]"
 
 
 class _Text:
@@ -66,7 +64,7 @@ class ModerationStream:
         self._texts: dict[tuple[int, str], _Text] = {}
         self._whole: dict[tuple[int, str], list[str]] = {}
         self._tallies = {m.guardrail.name: _Tally() for m in self.holding}
-        self._meta: dict[str, Any] = {}
+        self._chunks = ChunkWriter()
 
     async def process(self, events: list[bytes]) -> tuple[list[bytes], bool]:
         """The events to send for one batch, and whether the stream ends here (blocked)."""
@@ -79,20 +77,18 @@ class ModerationStream:
             if data == b"[DONE]":
                 flushed = await self._flush_all()
                 if flushed is None:
-                    out.extend((self._filter_event(), _DONE))
+                    out.extend((self._chunks.filter_event(self._indices()), DONE))
                     return out, True
                 out.extend(flushed)
                 out.append(event)
                 continue
-            try:
-                chunk = msgspec.json.decode(data)
-                choices = chunk["choices"]
-            except (msgspec.DecodeError, KeyError, TypeError):
+            read = self._chunks.read(data)
+            if read is None:
                 out.append(event)
                 continue
-            self._meta = {k: chunk[k] for k in ("id", "created", "model") if k in chunk}
+            chunk, choices = read
             changed = False
-            for choice in choices if isinstance(choices, list) else ():
+            for choice in choices:
                 delta = choice.get("delta") if isinstance(choice, dict) else None
                 if not isinstance(delta, dict):
                     continue
@@ -106,7 +102,7 @@ class ModerationStream:
                     continue
                 changed = True
                 if not await self._hold(index, delta, finishing):
-                    out.extend((self._filter_event(), _DONE))
+                    out.extend((self._chunks.filter_event(self._indices()), DONE))
                     return out, True
             out.append(b"data: " + msgspec.json.encode(chunk) if changed else event)
         return out, False
@@ -163,14 +159,7 @@ class ModerationStream:
 
     def _block(self, moderation: Moderation, score: float) -> None:
         spec = moderation.guardrail
-        self.blocked = Verdict(
-            guardrail=spec.name,
-            kind=spec.kind,
-            direction="output",
-            action="block",
-            triggered=True,
-            score=round(score, 4),
-        )
+        self.blocked = blocked_output(spec.name, spec.kind, score)
 
     async def _flush_all(self) -> list[bytes] | None:
         out = []
@@ -179,7 +168,7 @@ class ModerationStream:
             if piece is None:
                 return None
             if piece:
-                out.append(self._delta_event(key[0], {key[1]: piece}))
+                out.append(self._chunks.delta_event(key[0], {key[1]: piece}))
         return out
 
     async def verdicts(self) -> list[Verdict]:
@@ -210,19 +199,3 @@ class ModerationStream:
 
     def _indices(self) -> list[int]:
         return sorted({index for index, _ in self._texts} | {index for index, _ in self._whole})
-
-    def _delta_event(self, index: int, delta: dict[str, Any]) -> bytes:
-        chunk = {
-            **self._meta,
-            "object": "chat.completion.chunk",
-            "choices": [{"index": index, "delta": delta}],
-        }
-        return b"data: " + msgspec.json.encode(chunk)
-
-    def _filter_event(self) -> bytes:
-        choices = [
-            {"index": index, "delta": {}, "finish_reason": CONTENT_FILTER}
-            for index in self._indices() or [0]
-        ]
-        chunk = {**self._meta, "object": "chat.completion.chunk", "choices": choices}
-        return b"data: " + msgspec.json.encode(chunk)

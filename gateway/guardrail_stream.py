@@ -35,15 +35,13 @@ import msgspec
 
 from gateway.guardrail_arguments import ToolArguments
 from gateway.guardrail_model import CheckContext, CheckResult, Finding, Verdict, count_kinds
-from gateway.guardrails import CONTENT_FILTER, Guardrail
+from gateway.guardrail_stream_events import DONE, TEXT_FIELDS, ChunkWriter, blocked_output
+from gateway.guardrails import Guardrail
 from providers.openai_format import event_data
 
 logger = logging.getLogger("steerway.guardrails")
 
 HOLD_CHARS: Final = 64
-TEXT_FIELDS: Final = ("content", "reasoning_content", "refusal")
-"""The fields of a streamed delta that carry text the model wrote."""
-_DONE: Final = b"data: [DONE]"
 
 
 class _ChoiceText:
@@ -128,7 +126,7 @@ class StreamGuard:
         self._calls: dict[tuple[int, int], _CallArguments] = {}
         """Each tool call's arguments so far, by (choice index, tool-call index)."""
         self._tallies = {g.name: _Tally() for g in self.text_checks}
-        self._meta: dict[str, Any] = {}
+        self._chunks = ChunkWriter()
 
     @property
     def active(self) -> bool:
@@ -145,20 +143,18 @@ class StreamGuard:
             if data == b"[DONE]":
                 flushed = self._flush_all()
                 if flushed is None:
-                    out.append(self._filter_event())
-                    out.append(_DONE)
+                    out.append(self._chunks.filter_event(self._indices()))
+                    out.append(DONE)
                     return out, True
                 out.extend(flushed)
                 out.append(event)
                 continue
-            try:
-                chunk = msgspec.json.decode(data)
-                choices = chunk["choices"]
-            except (msgspec.DecodeError, KeyError, TypeError):
+            read = self._chunks.read(data)
+            if read is None:
                 out.append(event)
                 continue
-            self._meta = {k: chunk[k] for k in ("id", "created", "model") if k in chunk}
-            for choice in choices if isinstance(choices, list) else ():
+            chunk, choices = read
+            for choice in choices:
                 if not isinstance(choice, dict):
                     continue
                 index = choice.get("index", 0)
@@ -174,10 +170,10 @@ class StreamGuard:
                     if calls is None:
                         passed = False
                     elif calls:
-                        out.append(self._delta_event(index, {"tool_calls": calls}))
+                        out.append(self._chunks.delta_event(index, {"tool_calls": calls}))
                 if not passed:
-                    out.append(self._filter_event())
-                    out.append(_DONE)
+                    out.append(self._chunks.filter_event(self._indices()))
+                    out.append(DONE)
                     return out, True
             out.append(b"data: " + msgspec.json.encode(chunk))
         return out, False
@@ -404,14 +400,7 @@ class StreamGuard:
         return True
 
     def _block(self, name: str, kind: str, score: float) -> None:
-        self.blocked = Verdict(
-            guardrail=name,
-            kind=kind,
-            direction="output",
-            action="block",
-            triggered=True,
-            score=round(score, 4),
-        )
+        self.blocked = blocked_output(name, kind, score)
 
     def _flush_all(self) -> list[bytes] | None:
         """What is still held when the provider ends without a finish reason on every choice;
@@ -422,30 +411,14 @@ class StreamGuard:
             if piece is None:
                 return None
             if piece:
-                out.append(self._delta_event(key[0], {key[1]: piece}))
+                out.append(self._chunks.delta_event(key[0], {key[1]: piece}))
         for index in self._indices():
             calls = self._release_calls(index)
             if calls is None:
                 return None
             if calls:
-                out.append(self._delta_event(index, {"tool_calls": calls}))
+                out.append(self._chunks.delta_event(index, {"tool_calls": calls}))
         return out
 
     def _indices(self) -> list[int]:
         return sorted({index for index, _ in self._choices} | {index for index, _ in self._calls})
-
-    def _delta_event(self, index: int, delta: dict[str, Any]) -> bytes:
-        chunk = {
-            **self._meta,
-            "object": "chat.completion.chunk",
-            "choices": [{"index": index, "delta": delta}],
-        }
-        return b"data: " + msgspec.json.encode(chunk)
-
-    def _filter_event(self) -> bytes:
-        choices = [
-            {"index": index, "delta": {}, "finish_reason": CONTENT_FILTER}
-            for index in self._indices() or [0]
-        ]
-        chunk = {**self._meta, "object": "chat.completion.chunk", "choices": choices}
-        return b"data: " + msgspec.json.encode(chunk)

@@ -18,7 +18,8 @@ from typing import Any, Final
 
 import msgspec
 
-from gateway.errors import GatewayError, invalid_request
+from gateway.errors import invalid_request
+from gateway.validation import type_error, type_name
 from providers.usage import MAX_OUTPUT_TOKENS
 
 RESPONSES_ONLY: Final = frozenset(
@@ -73,7 +74,7 @@ def previous_response_id(payload: dict[str, Any]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise _type_error("previous_response_id", "a non-empty string", value)
+        raise type_error("previous_response_id", "a non-empty string", value)
     return value
 
 
@@ -86,14 +87,14 @@ def translate_request(payload: dict[str, Any], history: list[Any]) -> ResponsesR
     if model is None:
         raise invalid_request("Missing required parameter: 'model'.", param="model")
     if not isinstance(model, str) or not model:
-        raise _type_error("model", "a non-empty string", model)
+        raise type_error("model", "a non-empty string", model)
     items = _input_items(payload.get("input"))
     conversation = [*history, *items]
     messages: list[dict[str, Any]] = []
     instructions = payload.get("instructions")
     if instructions is not None:
         if not isinstance(instructions, str):
-            raise _type_error("instructions", "a string", instructions)
+            raise type_error("instructions", "a string", instructions)
         messages.append({"role": "system", "content": instructions})
     messages.extend(items_to_messages(history, "previous_response_id"))
     messages.extend(items_to_messages(items, "input"))
@@ -120,7 +121,7 @@ def translate_request(payload: dict[str, Any], history: list[Any]) -> ResponsesR
         chat["max_completion_tokens"] = limit
     user = payload.get("user")
     if user is not None and not isinstance(user, str):
-        raise _type_error("user", "a string", user)
+        raise type_error("user", "a string", user)
     tools = _tools(payload.get("tools"))
     if tools:
         chat["tools"] = tools
@@ -173,7 +174,7 @@ def items_to_messages(items: list[Any], param: str) -> list[dict[str, Any]]:
     for index, item in enumerate(items):
         where = f"{param}[{index}]"
         if not isinstance(item, dict):
-            raise _type_error(where, "an object", item)
+            raise type_error(where, "an object", item)
         kind = item.get("type", "message")
         if kind == "message":
             messages.append(_message(item, where))
@@ -200,7 +201,7 @@ def _input_items(value: Any) -> list[Any]:
     if isinstance(value, str):
         return [{"type": "message", "role": "user", "content": value}]
     if not isinstance(value, list):
-        raise _type_error("input", "a string or an array", value)
+        raise type_error("input", "a string or an array", value)
     return value
 
 
@@ -217,7 +218,7 @@ def _message(item: dict[str, Any], where: str) -> dict[str, Any]:
     if isinstance(content, str):
         return {"role": role, "content": content}
     if not isinstance(content, list):
-        raise _type_error(f"{where}.content", "a string or an array", content)
+        raise type_error(f"{where}.content", "a string or an array", content)
     if role == "assistant":
         return {"role": role, "content": _assistant_text(content, f"{where}.content")}
     return {
@@ -231,7 +232,7 @@ def _assistant_text(parts: list[Any], where: str) -> str:
     texts = []
     for index, part in enumerate(parts):
         if not isinstance(part, dict):
-            raise _type_error(f"{where}[{index}]", "an object", part)
+            raise type_error(f"{where}[{index}]", "an object", part)
         kind = part.get("type")
         text = part.get("refusal") if kind == "refusal" else part.get("text")
         if kind not in ("output_text", "input_text", "refusal") or not isinstance(text, str):
@@ -247,12 +248,12 @@ def _assistant_text(parts: list[Any], where: str) -> str:
 
 def _part(part: Any, where: str) -> dict[str, Any]:
     if not isinstance(part, dict):
-        raise _type_error(where, "an object", part)
+        raise type_error(where, "an object", part)
     kind = part.get("type")
     if kind in ("input_text", "output_text"):
         text = part.get("text")
         if not isinstance(text, str):
-            raise _type_error(f"{where}.text", "a string", text)
+            raise type_error(f"{where}.text", "a string", text)
         return {"type": "text", "text": text}
     if kind == "input_image":
         url = part.get("image_url")
@@ -283,7 +284,7 @@ def _function_call(item: dict[str, Any], where: str, messages: list[dict[str, An
     name = _string(item, "name", where)
     arguments = item.get("arguments", "")
     if not isinstance(arguments, str):
-        raise _type_error(f"{where}.arguments", "a string", arguments)
+        raise type_error(f"{where}.arguments", "a string", arguments)
     call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
     last = messages[-1] if messages else None
     if last is not None and last["role"] == "assistant" and isinstance(last["content"], str | None):
@@ -309,7 +310,7 @@ def _function_call_output(item: dict[str, Any], where: str) -> dict[str, Any]:
             texts.append(converted["text"])
         output = "".join(texts)
     if not isinstance(output, str):
-        raise _type_error(f"{where}.output", "a string or an array", output)
+        raise type_error(f"{where}.output", "a string or an array", output)
     return {"role": "tool", "tool_call_id": call_id, "content": output}
 
 
@@ -317,12 +318,12 @@ def _tools(value: Any) -> list[dict[str, Any]]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise _type_error("tools", "an array", value)
+        raise type_error("tools", "an array", value)
     tools = []
     for index, tool in enumerate(value):
         where = f"tools[{index}]"
         if not isinstance(tool, dict):
-            raise _type_error(where, "an object", tool)
+            raise type_error(where, "an object", tool)
         kind = tool.get("type")
         if kind != "function":
             raise invalid_request(
@@ -358,12 +359,12 @@ def _response_format(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _type_error("text", "an object", value)
+        raise type_error("text", "an object", value)
     form = value.get("format")
     if form is None:
         return None
     if not isinstance(form, dict):
-        raise _type_error("text.format", "an object", form)
+        raise type_error("text.format", "an object", form)
     kind = form.get("type")
     if kind == "text":
         return None
@@ -372,7 +373,7 @@ def _response_format(value: Any) -> dict[str, Any] | None:
     if kind == "json_schema":
         schema = form.get("schema")
         if not isinstance(schema, dict):
-            raise _type_error("text.format.schema", "an object", schema)
+            raise type_error("text.format.schema", "an object", schema)
         spec: dict[str, Any] = {"name": _string(form, "name", "text.format"), "schema": schema}
         for name in ("description", "strict"):
             if form.get(name) is not None:
@@ -389,10 +390,10 @@ def _reasoning_effort(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _type_error("reasoning", "an object", value)
+        raise type_error("reasoning", "an object", value)
     effort = value.get("effort")
     if effort is not None and not isinstance(effort, str):
-        raise _type_error("reasoning.effort", "a string", effort)
+        raise type_error("reasoning.effort", "a string", effort)
     return effort
 
 
@@ -400,7 +401,7 @@ def _metadata(value: Any) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _type_error("metadata", "an object", value)
+        raise type_error("metadata", "an object", value)
     if len(value) > 16 or not all(
         isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in value.items()
     ):
@@ -418,7 +419,7 @@ def _max_output_tokens(payload: dict[str, Any]) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _type_error("max_output_tokens", "an integer", value)
+        raise type_error("max_output_tokens", "an integer", value)
     if not 1 <= value <= MAX_OUTPUT_TOKENS:
         raise invalid_request(
             f"Invalid 'max_output_tokens': expected an integer from 1 to {MAX_OUTPUT_TOKENS}.",
@@ -433,7 +434,7 @@ def _copy_number(payload: dict[str, Any], chat: dict[str, Any], name: str) -> No
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _type_error(name, "a number", value)
+        raise type_error(name, "a number", value)
     chat[name] = value
 
 
@@ -442,7 +443,7 @@ def _flag(payload: dict[str, Any], name: str, *, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise _type_error(name, "a boolean", value)
+        raise type_error(name, "a boolean", value)
     return value
 
 
@@ -457,25 +458,5 @@ def _string(item: dict[str, Any], name: str, where: str) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = value if isinstance(value, str) else _json_type(value)
+    text = value if isinstance(value, str) else type_name(value)
     return text if len(text) <= 40 else text[:40] + "…"
-
-
-def _type_error(param: str, expected: str, value: Any) -> GatewayError:
-    return invalid_request(
-        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)}.",
-        param=param,
-        code="invalid_type",
-    )
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"

@@ -4,12 +4,9 @@ outside the proxy's request path, each recorded as a trace of its own.
 A public model's deployments are tried in order until one answers. A deployment on a `gemini`
 provider is called through the `google-genai` SDK (its HTTP options pointed at the provider's
 `base_url`), asking for JSON that follows the response schema; any other through the provider's
-adapter, with a `json_schema` response format. The call is priced with the gateway's price
-table and recorded through the recorder: the trace with `source = 'evaluation'`, each attempt
-as an interaction with `purpose = 'evaluation'`, so users' usage figures leave them out.
-
-Errors name the provider and what went wrong (an HTTP status, a timeout), never a credential
-or the provider's own error text.
+adapter, with a `json_schema` response format. Pricing and recording are
+`gateway.public_model_calls`': the trace with `source = 'evaluation'`, each attempt as an
+interaction with `purpose = 'evaluation'`, so users' usage figures leave them out.
 
 The SDK takes most of a second to import: it is imported on the first call to a `gemini`
 deployment, not by every process that starts a gateway.
@@ -17,46 +14,27 @@ deployment, not by every process that starts a gateway.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
-import msgspec
-
-from gateway.config import Deployment, GatewayConfig, ProviderConfig
-from providers.base import ProviderAdapter
-from providers.errors import UpstreamFailure
-from providers.pricing import PriceTable
+from gateway.config import ProviderConfig
+from gateway.public_model_calls import Attempt, CallLabels, PublicModelCalls, total
 from telemetry.evaluation.judge import JudgeAnswer, JudgeCallFailed, JudgeRequest
-from telemetry.ids import uuid7_hex
-from telemetry.records import InteractionRecord, TraceBundle, TraceRecord
 
 if TYPE_CHECKING:
     from google import genai
     from google.genai import types as genai_types
 
-ROUTE: Final = "evaluation"
+LABELS: Final = CallLabels(
+    source="evaluation",
+    route="evaluation",
+    purpose="evaluation",
+    request_prefix="eval",
+    error_type="judge_call_failed",
+)
 _GEMINI_API_VERSIONS: Final = ("v1beta", "v1alpha", "v1")
 _REFUSED_FINISH: Final = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII"})
-
-
-@dataclass(slots=True)
-class _Attempt:
-    deployment: Deployment
-    provider: ProviderConfig
-    started: float
-    ended: float = 0.0
-    text: str | None = None
-    refused: bool = False
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cost_usd: Decimal | None = None
-    error: str | None = None
-    http_status: int | None = None
 
 
 def gemini_http_options(provider: ProviderConfig, timeout_s: float) -> genai_types.HttpOptions:
@@ -80,27 +58,19 @@ def gemini_http_options(provider: ProviderConfig, timeout_s: float) -> genai_typ
     )
 
 
-class ModelCaller:
+class ModelCaller(PublicModelCalls):
     """`telemetry.evaluation.judge.JudgeCaller` over the gateway's config."""
 
-    def __init__(
-        self,
-        config: GatewayConfig,
-        adapters: Mapping[str, ProviderAdapter],
-        record: Callable[[TraceBundle], bool],
-        *,
-        store_content: bool = True,
-        prices: PriceTable | None = None,
-    ) -> None:
-        self._config = config
-        self._adapters = adapters
-        self._record = record
-        self._store_content = store_content
-        self._prices = prices if prices is not None else config.price_table()
-        self._gemini: dict[tuple[str, int], genai.Client] = {}
+    labels = LABELS
+
+    @cached_property
+    def _gemini(self) -> dict[tuple[str, int], genai.Client]:
+        """The SDK's clients, one per provider and timeout, made on first use."""
+        return {}
 
     async def close(self) -> None:
-        clients, self._gemini = list(self._gemini.values()), {}
+        clients = list(self._gemini.values())
+        self._gemini.clear()
         for client in clients:
             try:
                 await client.aio.aclose()
@@ -108,57 +78,29 @@ class ModelCaller:
                 continue
 
     async def judge(self, request: JudgeRequest) -> JudgeAnswer:
-        deployments = self._config.deployments(request.model)
-        if not deployments:
+        if not self.serves(request.model):
             raise JudgeCallFailed(f"no public model '{request.model[:100]}' in the config")
-        trace_id = uuid7_hex()
-        started = time.time()
-        attempts: list[_Attempt] = []
-        deadline = time.monotonic() + request.timeout_s
-        for deployment in deployments:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            attempt = _Attempt(deployment, self._config.provider(deployment.provider), time.time())
-            attempts.append(attempt)
-            await self._attempt(attempt, request, left)
-            if attempt.error is None:
-                break
-        self._record_trace(trace_id, request, started, attempts)
-        last = attempts[-1] if attempts else None
+
+        async def send(attempt: Attempt, timeout_s: float) -> None:
+            if attempt.provider.type == "gemini":
+                await self._call_gemini(attempt, request, timeout_s)
+            else:
+                await self._call_adapter(attempt, request, timeout_s)
+
+        outcome = await self.call(request, send)
+        attempts, last = outcome.attempts, outcome.last
         if last is None or last.error is not None:
             reason = last.error if last is not None else "timeout"
-            raise JudgeCallFailed(reason or "failed", trace_id=trace_id)
+            raise JudgeCallFailed(reason or "failed", trace_id=outcome.trace_id)
         return JudgeAnswer(
             text=last.text,
-            prompt_tokens=_total(a.prompt_tokens for a in attempts),
-            completion_tokens=_total(a.completion_tokens for a in attempts),
-            cost_usd=_total(a.cost_usd for a in attempts),
-            latency_ms=(last.ended - started) * 1000.0,
-            trace_id=trace_id,
+            prompt_tokens=total(a.prompt_tokens for a in attempts),
+            completion_tokens=total(a.completion_tokens for a in attempts),
+            cost_usd=total(a.cost_usd for a in attempts),
+            latency_ms=(last.ended - outcome.started) * 1000.0,
+            trace_id=outcome.trace_id,
             refused=last.refused,
         )
-
-    async def _attempt(self, attempt: _Attempt, request: JudgeRequest, timeout_s: float) -> None:
-        name = attempt.provider.name
-        try:
-            async with asyncio.timeout(timeout_s):
-                if attempt.provider.type == "gemini":
-                    await self._call_gemini(attempt, request, timeout_s)
-                else:
-                    await self._call_adapter(attempt, request, timeout_s)
-        except TimeoutError:
-            attempt.error = f"{name}: timeout after {timeout_s:.3g} s"
-        except UpstreamFailure as failure:
-            attempt.http_status = failure.status
-            detail = f"HTTP {failure.status}" if failure.status else failure.kind
-            attempt.error = f"{name}: {detail}"
-        except Exception as error:
-            attempt.error = f"{name}: {type(error).__name__}"
-        attempt.ended = time.time()
-        price = attempt.deployment.price_in(self._prices)
-        if price is not None:
-            attempt.cost_usd = price.cost(attempt.prompt_tokens, attempt.completion_tokens)
 
     def _client(self, provider: ProviderConfig, timeout_s: float) -> genai.Client:
         key = (provider.name, max(1, int(timeout_s)))
@@ -172,9 +114,7 @@ class ModelCaller:
             )
         return client
 
-    async def _call_gemini(
-        self, attempt: _Attempt, request: JudgeRequest, timeout_s: float
-    ) -> None:
+    async def _call_gemini(self, attempt: Attempt, request: JudgeRequest, timeout_s: float) -> None:
         from google.genai import errors as genai_errors
         from google.genai import types as genai_types
 
@@ -209,12 +149,9 @@ class ModelCaller:
         attempt.http_status = 200
 
     async def _call_adapter(
-        self, attempt: _Attempt, request: JudgeRequest, timeout_s: float
+        self, attempt: Attempt, request: JudgeRequest, timeout_s: float
     ) -> None:
-        adapter = self._adapters[attempt.provider.name]
-        model = attempt.deployment.model
         payload: dict[str, Any] = {
-            "model": model,
             "messages": request.messages,
             "temperature": request.temperature,
             "response_format": {
@@ -222,94 +159,8 @@ class ModelCaller:
                 "json_schema": {"name": "verdict", "schema": request.schema},
             },
         }
-        body = adapter.encode_chat(payload, model, stream=False)
-        response = await adapter.send(
-            "chat", body, provider_model=model, timeouts=adapter.timeout(total=timeout_s)
-        )
-        raw = await adapter.read_body(response)
-        result = adapter.parse_chat(raw, request.model)
-        attempt.prompt_tokens = result.usage.prompt_tokens
-        attempt.completion_tokens = result.usage.completion_tokens
-        attempt.http_status = 200
-        message = _first_message(result.body)
+        message = await self.call_adapter(attempt, payload, request.model, timeout_s)
         refusal = message.get("refusal")
         attempt.refused = isinstance(refusal, str) and bool(refusal)
         content = message.get("content")
         attempt.text = content if isinstance(content, str) else None
-
-    def _record_trace(
-        self,
-        trace_id: str,
-        request: JudgeRequest,
-        started: float,
-        attempts: list[_Attempt],
-    ) -> None:
-        ended = attempts[-1].ended if attempts else time.time()
-        last = attempts[-1] if attempts else None
-        ok = last is not None and last.error is None
-        interactions = [
-            InteractionRecord(
-                interaction_id=uuid7_hex(),
-                trace_id=trace_id,
-                workspace_id=request.workspace_id,
-                provider=a.provider.name,
-                requested_model=request.model,
-                provider_model=a.deployment.model,
-                deployment=a.deployment.id,
-                attempt=number,
-                operation="chat",
-                prompt_tokens=a.prompt_tokens,
-                completion_tokens=a.completion_tokens,
-                total_tokens=(a.prompt_tokens or 0) + (a.completion_tokens or 0)
-                if a.prompt_tokens is not None and a.completion_tokens is not None
-                else None,
-                cost_usd=a.cost_usd,
-                started_at=a.started,
-                ended_at=a.ended,
-                status="ok" if a.error is None else "error",
-                http_status=a.http_status,
-                error_type=None if a.error is None else "judge_call_failed",
-                error_message=a.error,
-                prompt=request.messages if self._store_content else None,
-                response=[{"index": 0, "content": a.text}]
-                if self._store_content and a.text is not None
-                else None,
-                purpose="evaluation",
-            )
-            for number, a in enumerate(attempts, start=1)
-        ]
-        trace = TraceRecord(
-            trace_id=trace_id,
-            workspace_id=request.workspace_id,
-            request_id=f"eval-{trace_id}",
-            route=ROUTE,
-            started_at=started,
-            ended_at=max(ended, started),
-            status="ok" if ok else "error",
-            http_status=200 if ok else 502,
-            requested_model=request.model,
-            provider=last.provider.name if last else None,
-            provider_model=last.deployment.model if last else None,
-            error_type=None if ok else "judge_call_failed",
-            error_message=None if ok or last is None else last.error,
-            source="evaluation",
-        )
-        self._record(TraceBundle(trace=trace, interactions=interactions))
-
-
-N = TypeVar("N", int, Decimal)
-
-
-def _total(values: Iterable[N | None]) -> N | None:
-    """The sum over the deployments tried (each may have been paid); None when none said."""
-    known = [v for v in values if v is not None]
-    return sum(known[1:], known[0]) if known else None
-
-
-def _first_message(body: bytes) -> dict[str, Any]:
-    try:
-        document = msgspec.json.decode(body)
-        message = document["choices"][0]["message"]
-    except (msgspec.DecodeError, KeyError, IndexError, TypeError):
-        return {}
-    return message if isinstance(message, dict) else {}

@@ -22,15 +22,16 @@ def decode_object(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def _type_error(param: str, expected: str, value: Any) -> GatewayError:
+def type_error(param: str, expected: str, value: Any) -> GatewayError:
+    """The 400 for a parameter of the wrong JSON type, naming what was sent."""
     return invalid_request(
-        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)}.",
+        f"Invalid type for '{param}': expected {expected}, but got {type_name(value)}.",
         param=param,
         code="invalid_type",
     )
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -49,7 +50,7 @@ def _model(payload: dict[str, Any]) -> str:
     if model is None:
         raise invalid_request("You must provide a model parameter.", param="model")
     if not isinstance(model, str) or not model:
-        raise _type_error("model", "a non-empty string", model)
+        raise type_error("model", "a non-empty string", model)
     return model
 
 
@@ -60,9 +61,9 @@ def _optional(
     if value is None:
         return
     if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise _type_error(name, expected, value)
+        raise type_error(name, expected, value)
     if not isinstance(value, types):
-        raise _type_error(name, expected, value)
+        raise type_error(name, expected, value)
 
 
 def _counted(payload: dict[str, Any], name: str, most: int) -> None:
@@ -71,7 +72,7 @@ def _counted(payload: dict[str, Any], name: str, most: int) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _type_error(name, "an integer", value)
+        raise type_error(name, "an integer", value)
     if not 1 <= value <= most:
         shown = str(value) if -(10**12) < value < 10**12 else f"{str(value)[:12]}..."
         raise invalid_request(
@@ -88,7 +89,7 @@ def validate_chat(payload: dict[str, Any]) -> str:
     if messages is None:
         raise invalid_request("Missing required parameter: 'messages'.", param="messages")
     if not isinstance(messages, list):
-        raise _type_error("messages", "an array", messages)
+        raise type_error("messages", "an array", messages)
     if not messages:
         raise invalid_request(
             "Invalid 'messages': empty array. Expected an array with minimum length 1.",
@@ -97,7 +98,7 @@ def validate_chat(payload: dict[str, Any]) -> str:
         )
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
-            raise _type_error(f"messages[{index}]", "an object", message)
+            raise type_error(f"messages[{index}]", "an object", message)
         role = message.get("role")
         if role is None:
             raise invalid_request(
@@ -113,7 +114,7 @@ def validate_chat(payload: dict[str, Any]) -> str:
             )
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
-            raise _type_error(f"messages[{index}].content", "a string or an array", content)
+            raise type_error(f"messages[{index}].content", "a string or an array", content)
     _optional(payload, "stream", bool, "a boolean")
     for name, most in COUNTED_PARAMETERS.items():
         _counted(payload, name, most)
@@ -138,7 +139,7 @@ def validate_embeddings(payload: dict[str, Any]) -> str:
     if value is None:
         raise invalid_request("Missing required parameter: 'input'.", param="input")
     if not isinstance(value, str | list):
-        raise _type_error("input", "a string or an array", value)
+        raise type_error("input", "a string or an array", value)
     if isinstance(value, list) and not value:
         raise invalid_request(
             "Invalid 'input': empty array. Expected an array with minimum length 1.",

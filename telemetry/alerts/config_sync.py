@@ -12,12 +12,8 @@ console already uses) are found before anything is changed.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import fcntl
 import logging
-import os
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -43,6 +39,7 @@ from telemetry.alerts.rule_store import (
 )
 from telemetry.ids import uuid7_hex
 from telemetry.schema import workspaces
+from telemetry.sync_lock import config_sync_lock
 
 logger = logging.getLogger("steerway.telemetry.alerts.config_sync")
 
@@ -87,32 +84,8 @@ async def sync_from_file(
     engine: AsyncEngine, channels: Sequence[FileChannel], rules: Sequence[FileRule]
 ) -> SyncReport:
     """Make the database's config-managed channels and rules what the file says."""
-    async with _sync_lock(engine):
+    async with config_sync_lock(engine, "alerts", SYNC_LOCK_KEY):
         return await _sync(engine, channels, rules)
-
-
-@contextlib.asynccontextmanager
-async def _sync_lock(engine: AsyncEngine) -> AsyncIterator[None]:
-    """One process applies the file at a time; the next finds it applied."""
-    if engine.dialect.name != "postgresql":
-        database = engine.url.database
-        if not database or database == ":memory:" or database.startswith("file:"):
-            yield
-            return
-        descriptor = os.open(f"{database}.alerts-sync-lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            await asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)
-        return
-    async with engine.connect() as holder:
-        await holder.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SYNC_LOCK_KEY})
-        try:
-            yield
-        finally:
-            await holder.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SYNC_LOCK_KEY})
-            await holder.commit()
 
 
 async def _sync(

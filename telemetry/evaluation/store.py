@@ -3,11 +3,7 @@ file declares (`origin = config`, written at start by `sync_config_evaluators`).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import fcntl
-import os
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -18,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from telemetry.evaluation.definition import DefinitionError, EvaluatorDefinition, parse_definition
 from telemetry.ids import uuid7_hex
 from telemetry.schema import evaluation_queue, evaluators, workspaces
+from telemetry.sync_lock import config_sync_lock
 
 ORIGIN_API: Final = "api"
 ORIGIN_CONFIG: Final = "config"
@@ -224,36 +221,11 @@ SYNC_LOCK_KEY: Final = 0x5374_6657_0021
 `steerway worker` all apply the file at start, one at a time."""
 
 
-@contextlib.asynccontextmanager
-async def _sync_lock(engine: AsyncEngine) -> AsyncIterator[None]:
-    """Held while one process applies the file; the next then finds it applied. SQLite: a
-    file lock beside the database."""
-    if engine.dialect.name != "postgresql":
-        database = engine.url.database
-        if not database or database == ":memory:" or database.startswith("file:"):
-            yield
-            return
-        descriptor = os.open(f"{database}.evaluators-sync-lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            await asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)
-        return
-    async with engine.connect() as holder:
-        await holder.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SYNC_LOCK_KEY})
-        try:
-            yield
-        finally:
-            await holder.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SYNC_LOCK_KEY})
-            await holder.commit()
-
-
 async def sync_config_evaluators(engine: AsyncEngine, declared: Sequence[FileEvaluator]) -> None:
     """Make the table's `origin = config` evaluators what the file declares: each is created or
     updated by (workspace, name), and those the file no longer declares are deleted. A name
     the API already uses in that workspace is an error naming the file's entry."""
-    async with _sync_lock(engine):
+    async with config_sync_lock(engine, "evaluators", SYNC_LOCK_KEY):
         await _sync(engine, declared)
 
 

@@ -3,53 +3,23 @@ Postgres, against the mock provider through an OpenAI-type and an Anthropic-type
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-
 import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import Database, GatewayProcess, MockProcess
+from tests.e2e.conftest import GatewayProcess, MockProcess
+from tests.e2e.inbound_gateway import inbound_gateway_fixture
 
-
-@pytest.fixture(scope="module")
-def gateway(
-    backend_database: Database,
-    mock_provider: MockProcess,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    config = {
-        "providers": {
-            "mock": {"type": "openai", "base_url": mock_provider.base_url},
-            "claude": {
-                "type": "anthropic",
-                "base_url": mock_provider.base_url,
-                "api_key": "sk-ant-test-key-000000",
-            },
-        },
-        "models": {
-            "mock-gpt": [{"provider": "mock", "model": "mock-gpt"}],
-            "sonnet": [{"provider": "claude", "model": "claude-sonnet-4-5-20250929"}],
-        },
-        "rules": [
-            {
-                "id": "no-legacy-for-sonnet",
-                "when": {"all": [{"operation": "completions"}, {"model": "sonnet"}]},
-                "then": {"cap": {"max_tokens": 3}},
-            }
-        ],
-    }
-    process = GatewayProcess(
-        backend_database,
-        config,
-        tmp_path_factory.mktemp("completions"),
-        master_key="sk-master-" + secrets.token_hex(8),
-    )
-    try:
-        yield process
-    finally:
-        process.stop()
+gateway = inbound_gateway_fixture(
+    "completions",
+    rules=[
+        {
+            "id": "no-legacy-for-sonnet",
+            "when": {"all": [{"operation": "completions"}, {"model": "sonnet"}]},
+            "then": {"cap": {"max_tokens": 3}},
+        }
+    ],
+)
 
 
 @pytest.mark.parametrize("model", ["mock-gpt", "sonnet"])

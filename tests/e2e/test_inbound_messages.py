@@ -4,17 +4,16 @@ Postgres: answered by an OpenAI-type and an Anthropic-type deployment of the moc
 from __future__ import annotations
 
 import base64
-import secrets
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
 
-from tests.e2e.conftest import Database, GatewayProcess, MockProcess
+from tests.e2e.conftest import GatewayProcess, MockProcess
+from tests.e2e.inbound_gateway import inbound_gateway_fixture
 from tests.e2e.test_keys import create_key
 
 WEATHER_TOOL = {
@@ -43,38 +42,11 @@ RULES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def gateway(
-    backend_database: Database,
-    mock_provider: MockProcess,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    config = {
-        "providers": {
-            "mock": {"type": "openai", "base_url": mock_provider.base_url},
-            "claude": {
-                "type": "anthropic",
-                "base_url": mock_provider.base_url,
-                "api_key": "sk-ant-test-key-000000",
-            },
-        },
-        "models": {
-            "mock-gpt": [{"provider": "mock", "model": "mock-gpt"}],
-            "sonnet": [{"provider": "claude", "model": "claude-sonnet-4-5-20250929"}],
-        },
-        "guardrails": {"definitions": {"pii-block": {"kind": "pii", "action": "block"}}},
-        "rules": RULES,
-    }
-    process = GatewayProcess(
-        backend_database,
-        config,
-        tmp_path_factory.mktemp("messages"),
-        master_key="sk-master-" + secrets.token_hex(8),
-    )
-    try:
-        yield process
-    finally:
-        process.stop()
+gateway = inbound_gateway_fixture(
+    "messages",
+    guardrails={"definitions": {"pii-block": {"kind": "pii", "action": "block"}}},
+    rules=RULES,
+)
 
 
 def _client(gateway: GatewayProcess, key: str | None = None) -> anthropic.Anthropic:

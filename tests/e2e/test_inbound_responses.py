@@ -8,7 +8,6 @@ import base64
 import json
 import secrets
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,6 +15,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess
+from tests.e2e.inbound_gateway import inbound_gateway_fixture
 from tests.e2e.test_keys import create_key
 
 WEATHER = {
@@ -45,42 +45,15 @@ RULES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def gateway(
-    backend_database: Database,
-    mock_provider: MockProcess,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayProcess]:
-    config = {
-        "providers": {
-            "mock": {"type": "openai", "base_url": mock_provider.base_url},
-            "claude": {
-                "type": "anthropic",
-                "base_url": mock_provider.base_url,
-                "api_key": "sk-ant-test-key-000000",
-            },
-        },
-        "models": {
-            "mock-gpt": [{"provider": "mock", "model": "mock-gpt"}],
-            "sonnet": [{"provider": "claude", "model": "claude-sonnet-4-5-20250929"}],
-        },
-        "guardrails": {
-            "definitions": {
-                "no-falcon": {"kind": "deny_list", "words": ["project falcon"], "action": "block"}
-            }
-        },
-        "rules": RULES,
-    }
-    process = GatewayProcess(
-        backend_database,
-        config,
-        tmp_path_factory.mktemp("responses"),
-        master_key="sk-master-" + secrets.token_hex(8),
-    )
-    try:
-        yield process
-    finally:
-        process.stop()
+gateway = inbound_gateway_fixture(
+    "responses",
+    guardrails={
+        "definitions": {
+            "no-falcon": {"kind": "deny_list", "words": ["project falcon"], "action": "block"}
+        }
+    },
+    rules=RULES,
+)
 
 
 def _interaction(gateway: GatewayProcess, trace_id: str) -> dict[str, Any]:
