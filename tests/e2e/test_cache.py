@@ -83,6 +83,17 @@ def _let_it_store(headers: Any) -> None:
         time.sleep(0.2)
 
 
+def _wait_until_stored(gateway: GatewayProcess, question: str, timeout: float = 10.0) -> None:
+    """A streamed miss is stored once the stream has ended, off the request; ask the same
+    question without letting the probe store anything until the cache answers it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        probe = _ask(gateway, question, temperature=0, headers={"x-steerway-cache": "no-store"})
+        if probe.headers["x-steerway-cache"] == "HIT" or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
 def _unique() -> str:
     return f"question {uuid.uuid4().hex}"
 
@@ -180,7 +191,8 @@ def _stream_text(gateway: GatewayProcess, question: str, **params: Any) -> tuple
     ) as response:
         status = response.headers["x-steerway-cache"]
         chunks = list(response.parse())
-    _let_it_store(response.headers)
+    if status == "MISS":
+        _wait_until_stored(gateway, question)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     usage = next((c.usage for c in chunks if c.usage is not None), None)
     return status, text, usage
