@@ -64,6 +64,11 @@ FIELDS: Final = (
     Field("end_user", "End user", more=True, size=12),
     Field("tag", "Tag", more=True, size=10),
     Field("metadata", "Metadata", more=True, size=14, placeholder="key=value"),
+    flag("evaluated", "Evaluated", more=True),
+    Field("evaluator", "Evaluator", more=True, size=12, hint="Judged this attempt"),
+    Field("min_score", "Score ≥", kind="number", unit="0-100", more=True, placeholder="", size=5),
+    Field("max_score", "Score ≤", kind="number", unit="0-100", more=True, placeholder="", size=5),
+    Field("eval_flag", "Judge flag", more=True, size=12, placeholder="e.g. hallucination"),
     Field("limit", "Rows", kind="choice", more=True, choices=PAGE_SIZES),
 )
 

@@ -254,18 +254,28 @@ _TIMING_AND_COST = (
     _bound("min_cost", "min_cost_usd", "Cost at least this many US dollars.", read_money),
     _bound("max_cost", "max_cost_usd", "Cost at most this many US dollars.", read_money),
 )
-_EVALUATION = (
-    _flag("evaluated", "evaluated", "An evaluator judged the request (any status), or none did."),
-    _texts("evaluator", "evaluators", "Judged by this evaluator (by name; repeatable)."),
-    _bound(
-        "min_score", "min_score", "An evaluation's mean score at least this (0-100).", read_score
-    ),
-    _bound(
-        "max_score", "max_score", "An evaluation's mean score at most this (0-100).", read_score
-    ),
-    _texts("eval_flag", "eval_flags", "A judge flagged it so, e.g. hallucination (repeatable)."),
-)
-"""Filters on evaluations, which hold of one and the same evaluation of the request."""
+
+
+def _evaluation(judged: str) -> tuple[Param, ...]:
+    """Filters on evaluations of `judged` (the request, the attempt), which hold of one and the
+    same evaluation (telemetry.evaluation.score_filters)."""
+    return (
+        _flag("evaluated", "evaluated", f"An evaluator judged {judged} (any status), or none did."),
+        _texts("evaluator", "evaluators", "Judged by this evaluator (by name; repeatable)."),
+        _bound(
+            "min_score",
+            "min_score",
+            "An evaluation's mean score at least this (0-100).",
+            read_score,
+        ),
+        _bound(
+            "max_score", "max_score", "An evaluation's mean score at most this (0-100).", read_score
+        ),
+        _texts(
+            "eval_flag", "eval_flags", "A judge flagged it so, e.g. hallucination (repeatable)."
+        ),
+    )
+
 
 TRACE_PARAMS: Final = (
     *_TRACE_LEVEL,
@@ -300,7 +310,7 @@ TRACE_PARAMS: Final = (
         "Repeatable.",
         ("proxy", "otlp", "evaluation", "moderation"),
     ),
-    *_EVALUATION,
+    *_evaluation("the request"),
 )
 INTERACTION_PARAMS: Final = (
     *_TRACE_LEVEL,
@@ -328,6 +338,7 @@ INTERACTION_PARAMS: Final = (
         many=True,
     ),
     _flag("usage_estimated", "usage_estimated", "Tokens estimated by the gateway, or not."),
+    *_evaluation("this attempt"),
 )
 DECISION_PARAMS: Final = (
     _texts("type", "types", "rule_evaluation, model_selection, rate_limit... (repeatable)."),

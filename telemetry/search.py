@@ -184,6 +184,13 @@ class InteractionFilter(CommonFilter):
     finish_reasons: tuple[str, ...] = ()
     attempts: tuple[int, ...] = ()
     usage_estimated: bool | None = None
+    evaluated: bool | None = None
+    """An evaluator judged this attempt (whatever the evaluation's status), or none did."""
+    evaluators: tuple[str, ...] = ()
+    min_score: float | None = None
+    max_score: float | None = None
+    eval_flags: tuple[str, ...] = ()
+    """As the traces' evaluation filters, on the evaluations of this interaction."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -467,6 +474,20 @@ def _through_trace(child: sa.Table, conditions: list[Condition]) -> list[Conditi
     ]
 
 
+def _evaluated(
+    subject: sa.Column[Any], f: TraceFilter | InteractionFilter, dialect: str
+) -> list[Condition]:
+    return evaluation_conditions(
+        subject,
+        evaluated=f.evaluated,
+        evaluators=f.evaluators,
+        min_score=f.min_score,
+        max_score=f.max_score,
+        flags=f.eval_flags,
+        dialect=dialect,
+    )
+
+
 def _common(listing: _Listing, f: CommonFilter, scope: str | None) -> list[Condition]:
     table = listing.table
     found: list[Condition] = []
@@ -522,14 +543,7 @@ def trace_conditions(f: TraceFilter, scope: str | None, dialect: str) -> list[Co
         found.append(array_holds_any(t.guardrails_triggered, f.guardrails, dialect))
     if f.rules:
         found.append(array_holds_any(t.rules_matched, f.rules, dialect))
-    found += evaluation_conditions(
-        evaluated=f.evaluated,
-        evaluators=f.evaluators,
-        min_score=f.min_score,
-        max_score=f.max_score,
-        flags=f.eval_flags,
-        dialect=dialect,
-    )
+    found += _evaluated(t.trace_id, f, dialect)
     return found
 
 
@@ -562,6 +576,7 @@ def interaction_conditions(
     found += _flag(i.cache_hit, f.cache_hit)
     found += _flag(i.stream, f.stream)
     found += _flag(i.usage_estimated, f.usage_estimated)
+    found += _evaluated(i.interaction_id, f, dialect)
     return found
 
 

@@ -1,8 +1,11 @@
-"""The traces explorer's filters on evaluations: one EXISTS subquery on `evaluations` by the
-trace's id and workspace (the trace_id index), so a list of traces stays one query.
+"""The explorers' filters on evaluations: one EXISTS subquery on `evaluations` by the judged row's
+id and workspace, so a list stays one query. The traces list correlates on the trace's id (the
+evaluations' trace_id index), the interactions list on the interaction's id (its interaction_id
+index): an evaluation judges one interaction of one request, so of a request's attempts only
+the judged one matches.
 
 The conditions given hold of one and the same evaluation: `evaluator=tone&max_score=40` finds
-traces that the tone evaluator scored 40 or less, not traces some evaluator scored low and the
+rows that the tone evaluator scored 40 or less, not rows some evaluator scored low and the
 tone evaluator judged. A score bound reads each evaluation's mean (only evaluations that ended
 ok have one); `evaluated` alone asks whether any evaluation, whatever its status, exists.
 """
@@ -14,13 +17,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from telemetry.schema import evaluations, traces
+from telemetry.schema import evaluations
 from telemetry.search_json import array_holds_any
 
 Condition = sa.ColumnElement[bool]
 
 
 def evaluation_conditions(
+    subject: sa.Column[Any],
     *,
     evaluated: bool | None,
     evaluators: Sequence[str],
@@ -29,6 +33,9 @@ def evaluation_conditions(
     flags: Sequence[str],
     dialect: str,
 ) -> list[Condition]:
+    """Conditions on the rows of `subject`'s table, judged by evaluations whose column of the
+    same name equals `subject` (`traces.c.trace_id` or `ai_interactions.c.interaction_id`) in
+    the same workspace."""
     e = evaluations.c
     inside: list[Condition] = []
     if evaluators:
@@ -42,7 +49,9 @@ def evaluation_conditions(
     if not inside and evaluated is None:
         return []
     found: Any = sa.exists().where(
-        e.trace_id == traces.c.trace_id, e.workspace_id == traces.c.workspace_id, *inside
+        e[subject.key] == subject,
+        e.workspace_id == subject.table.c.workspace_id,
+        *inside,
     )
     if evaluated is False:
         if inside:

@@ -116,6 +116,50 @@ def test_the_traces_api_filters_on_evaluations(planted: Planted, http: httpx.Cli
     assert error["param"] == "max_score"
 
 
+def _interaction_ids(http: httpx.Client, **params: Any) -> set[str]:
+    params = {"workspace": DEFAULT_WORKSPACE_ID, **params}
+    answer = http.get("/admin/api/interactions", params={**TRACE_RANGE, "limit": 200, **params})
+    assert answer.status_code == 200, answer.text
+    return {row["interaction_id"] for row in answer.json()["data"]}
+
+
+def test_the_interactions_api_filters_on_evaluations(
+    planted: Planted, http: httpx.Client, gateway: GatewayProcess
+) -> None:
+    mine = _mine(planted)
+    low = {j.interaction_id for j in mine if j.mean is not None and j.mean <= 62}
+    assert low and _interaction_ids(http, max_score="62") == low
+    high_tone = {
+        j.interaction_id
+        for j in mine
+        if j.evaluator == "tone" and j.mean is not None and j.mean >= 80
+    }
+    assert high_tone and _interaction_ids(http, evaluator="tone", min_score="80") == high_tone
+    flagged = {j.interaction_id for j in mine if "hallucination" in j.flags}
+    assert len(flagged) == 4 and _interaction_ids(http, eval_flag="hallucination") == flagged
+    assert _interaction_ids(http, evaluated="true") == {j.interaction_id for j in mine}
+    assert _interaction_ids(http, evaluated="false") & {j.interaction_id for j in mine} == set()
+    theirs = planted.history[-1]
+    with gateway.http(planted.other_admin) as other:
+        assert _interaction_ids(other, max_score="50", workspace=planted.other_slug) == {
+            theirs.interaction_id
+        }
+        assert _interaction_ids(other, evaluated="true", workspace=planted.other_slug) == {
+            theirs.interaction_id
+        }
+    assert theirs.interaction_id not in _interaction_ids(http, max_score="50")
+    for params, named in (
+        ({"min_score": "-1"}, "min_score"),
+        ({"max_score": "high"}, "max_score"),
+        ({"min_score": "70", "max_score": "60"}, "max_score"),
+        ({"evaluated": "perhaps"}, "evaluated"),
+        ({"eval_flag": ""}, "eval_flag"),
+        ({"evaluator": "x" * 300}, "evaluator"),
+    ):
+        error = error_of(http.get("/admin/api/interactions", params=params), 400)
+        assert error["param"] == named, (params, error)
+
+
 def test_summary_and_models(planted: Planted, http: httpx.Client) -> None:
     summary = http.get("/admin/api/quality/summary", params=RANGE)
     assert summary.status_code == 200, summary.text

@@ -179,6 +179,7 @@ BAD_PARAMETERS = [
     ("/admin/api/traces", {"colour": "red"}, "colour"),
     ("/admin/api/traces", {"model": "\x00"}, "model"),
     ("/admin/api/interactions", {"attempt": "-1"}, "attempt"),
+    ("/admin/api/interactions", {"min_score": "101"}, "min_score"),
     ("/admin/api/decisions", {"sort": "cost"}, "sort"),
     ("/admin/api/violations", {"direction": "sideways"}, "direction"),
 ]
@@ -267,7 +268,11 @@ def test_the_document_lists_each_lists_parameters(gateway: GatewayProcess) -> No
     paths = httpx.get(f"{gateway.url}/admin/api/openapi.json", timeout=10).json()["paths"]
     for path, own in (
         ("/admin/api/traces", {"status", "tag", "tag_match", "metadata", "min_cost", "rule"}),
-        ("/admin/api/interactions", {"attempt", "operation", "finish_reason"}),
+        (
+            "/admin/api/interactions",
+            {"attempt", "operation", "finish_reason", "evaluated", "evaluator", "min_score"}
+            | {"max_score", "eval_flag"},
+        ),
         ("/admin/api/decisions", {"type", "outcome", "rule", "component"}),
         ("/admin/api/violations", {"guardrail", "kind", "entity_type", "action"}),
     ):

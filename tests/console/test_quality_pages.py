@@ -185,3 +185,37 @@ def test_the_traces_explorer_filters_on_scores(planted: list[Judged], console: P
     page.goto("/admin/traces?last=24h&max_score=65&limit=100")
     expect(rows).to_have_count(len(low))
     expect(page.locator("#filter-max_score")).to_have_value("65")
+
+
+def test_the_interactions_explorer_filters_on_scores(
+    planted: list[Judged], console: Page, page_watch: PageWatch
+) -> None:
+    page = console
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    page.goto("/admin/interactions?last=24h")
+    expect(page.locator("details.more-filters")).not_to_have_attribute("open", "")
+    page.locator("details.more-filters > summary").click()
+    page.fill("#filter-eval_flag", "hallucination")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/admin/interactions?**eval_flag=hallucination**")
+    flagged = {j.interaction_id for j in planted if "hallucination" in j.flags}
+    rows = page.locator("tr[id^=interaction-row-]")
+    expect(rows).to_have_count(len(flagged))
+    shown = {
+        (rows.nth(n).get_attribute("id") or "")[len("interaction-row-") :]
+        for n in range(len(flagged))
+    }
+    assert shown == flagged
+    expect(page.locator("details.more-filters")).to_have_attribute("open", "")
+    expect(page.locator("#filter-eval_flag")).to_have_value("hallucination")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "console-interactions-scores.png"), animations="disabled")
+    low = {j.interaction_id for j in planted if j.mean is not None and j.mean <= 65}
+    page.goto("/admin/interactions?last=24h&max_score=65&limit=100")
+    expect(rows).to_have_count(len(low))
+    expect(page.locator("#filter-max_score")).to_have_value("65")
+    # a bad score is the page's 400, the field marked and the reason given
+    page_watch.expect_error(r"status of 400")
+    response = page.goto("/admin/interactions?last=24h&min_score=140")
+    assert response is not None and response.status == 400
+    expect(page.locator("#filters-error")).to_contain_text("min_score")
