@@ -144,9 +144,13 @@ async def send_message(
             if not 400 <= code < 500:
                 raise DeliveryFailed(f"{reason} (not retried)") from None
         except (TimeoutError, smtplib.SMTPServerDisconnected) as error:
+            # smtplib reports its own socket timeout as a disconnection caused by the timeout.
+            timed_out = isinstance(error, TimeoutError) or isinstance(
+                error.__context__, TimeoutError
+            )
             reason = (
                 f"no answer within {timeout:.3g} s"
-                if isinstance(error, TimeoutError)
+                if timed_out
                 else f"connection failed: {_describe(error)}"
             )
         except ssl.SSLCertVerificationError as error:

@@ -4,6 +4,7 @@ within the channel's workspace; each channel's newest delivery; alerts of one se
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -74,6 +75,7 @@ async def test_a_channels_log_pages_newest_first_within_its_workspace(engine: As
             [_result(hook, minute, status, code)],
             T0 + minutes(minute),
         )
+        await asyncio.sleep(0.002)  # delivery ids order by their millisecond, randomly within one
     other = await _instance(engine, other_rule.id, OTHER_WORKSPACE, "critical")
     await record_deliveries(
         engine, other, OTHER_WORKSPACE, "firing", [_result(elsewhere, 1, "sent", 204)], T0
