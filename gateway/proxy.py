@@ -260,6 +260,7 @@ class StreamState:
     __slots__ = (
         "accumulator",
         "client_gone",
+        "done_sent",
         "finish_reason",
         "first_output",
         "output_chars",
@@ -270,6 +271,8 @@ class StreamState:
     def __init__(self, accumulator: StreamAccumulator | None = None) -> None:
         self.accumulator = accumulator
         self.client_gone = False
+        self.done_sent = False
+        """The provider's `[DONE]` went out to the client: a disconnect after it cuts nothing."""
         self.first_output: float | None = None
         self.output_chars = 0
         self.finish_reason: str | None = None
@@ -1339,7 +1342,7 @@ class Proxy:
                 response.release()  # read to the end: the connection goes back to the pool
             else:
                 response.close()  # abandoned midway: drop the connection, the provider stops
-        state.client_gone = watch.gone
+        state.client_gone = watch.gone and not state.done_sent
         ended = time.perf_counter()
         if blocked:
             state.finish_reason = guards.CONTENT_FILTER
@@ -1434,6 +1437,8 @@ class Proxy:
         if kept:
             out = b"".join(event + b"\n\n" for event in kept)
             await send({"type": "http.response.body", "body": out, "more_body": True})
+            if not blocked and kept[-1].endswith(b"[DONE]"):
+                state.done_sent = True
         return blocked
 
     # --- answers ----------------------------------------------------------------------------
