@@ -689,6 +689,8 @@ class Proxy:
     def _moderation_calls(self, exchange: Exchange, calls: list[ModerationCall]) -> None:
         """Each moderation call as a span of the request; a judge's chat calls also as their
         own trace (`source = moderation`), handed to the recorder (one enqueue)."""
+        if not calls:
+            return
         record_moderation_calls(exchange.trace, calls)
         key = exchange.key
         bundle = moderation_bundle(
