@@ -23,6 +23,7 @@ WORKDIR /src
 COPY pyproject.toml uv.lock ./
 RUN uv sync --locked --no-dev --no-install-project
 COPY README.md ./
+COPY server ./server
 COPY gateway ./gateway
 COPY providers ./providers
 COPY rules ./rules

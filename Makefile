@@ -34,7 +34,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy gateway providers rules telemetry admin_ui migrations benchmarks
+	$(BIN)/mypy server gateway providers rules telemetry admin_ui migrations benchmarks
 
 # The console's browser tests drive Debian's Chromium (never a browser Playwright downloads).
 chromium:
@@ -73,7 +73,7 @@ poppler:
 	fi
 
 test: lint typecheck chromium promtool haproxy poppler
-	$(BIN)/python -m compileall -q gateway providers rules telemetry admin_ui migrations
+	$(BIN)/python -m compileall -q server gateway providers rules telemetry admin_ui migrations
 	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile --durations=25
 
 # The screenshots in docs/images/, taken by the console's browser tests.

@@ -24,8 +24,8 @@ from admin_ui.auth import workspace_scope
 from admin_ui.openapi import JsonSchema, Query, described, object_schema, strings
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import key_store_of, visible_workspace, visible_workspaces
-from gateway.auth import MASTER_KEY_INFO
-from gateway.errors import GatewayError
+from gateway.entry.auth import MASTER_KEY_INFO
+from gateway.entry.errors import GatewayError
 from telemetry.analytics import AnalyticsQuery, run_query
 from telemetry.analytics_dimensions import (
     DIMENSIONS,

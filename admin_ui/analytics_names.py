@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from admin_ui.formatting import short_id
-from gateway.auth import MASTER_KEY_INFO
-from gateway.keys import KeyInfo, KeyStore, Workspace
+from gateway.entry.auth import MASTER_KEY_INFO
+from gateway.entry.keys import KeyInfo, KeyStore, Workspace
 from telemetry.analytics import OTHER
 
 NONE_LABEL: Final = "(none)"

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from admin_ui.sessions import DatabaseSessions, RedisSessions, SessionPolicy, SessionStore
 from admin_ui.throttle import MemoryThrottle, RedisThrottle, SigninThrottle, ThrottleLimits
 from admin_ui.users import UserStore
-from gateway.console_config import ConsoleConfig
+from gateway.config.console import ConsoleConfig
 
 
 @dataclass

@@ -29,12 +29,12 @@ from litestar.handlers.base import BaseRouteHandler
 from admin_ui.auth import admin_key_principal, operator_required
 from admin_ui.principals import STATE_KEY, Principal, principal, user_principal
 from admin_ui.state import gateway_of, starting
-from gateway.errors import GatewayError, missing_key
+from gateway.entry.errors import GatewayError, missing_key
 
 if TYPE_CHECKING:
     from admin_ui.console_access import ConsoleAccess
     from admin_ui.users import User
-    from gateway.console_config import ConsoleConfig
+    from gateway.config.console import ConsoleConfig
 
 __all__ = [
     "CSRF_FIELD",

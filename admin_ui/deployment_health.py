@@ -1,7 +1,7 @@
 """The deployments' circuit breakers as the Performance page shows them: each configured
 deployment, in rotation or cooling down and until when.
 
-The breaker lives in memory (`gateway.health`): without Redis each worker process keeps its own,
+The breaker lives in memory (`gateway.upstream.health`): without Redis each worker process keeps its own,
 so the page shows the breaker of the worker that answered it, which another worker's may
 differ from; with Redis every worker mirrors the shared cooldowns within about half a second.
 """
@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gateway.config import GatewayConfig
-from gateway.health import DeploymentHealth, RedisHealth
+from gateway.config.file import GatewayConfig
+from gateway.upstream.health import DeploymentHealth, RedisHealth
 
 
 @dataclass(frozen=True, slots=True)

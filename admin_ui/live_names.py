@@ -14,8 +14,8 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.auth import MASTER_KEY_INFO
-from gateway.keys import KeyStore
+from gateway.entry.auth import MASTER_KEY_INFO
+from gateway.entry.keys import KeyStore
 
 CACHE_SIZE: Final = 4096
 TTL_SECONDS: Final = 300.0

@@ -14,8 +14,8 @@ from litestar.connection import ASGIConnection
 
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of
-from gateway.keys import KeyCounts, KeyInfo, Workspace
-from gateway.limits_model import BudgetLimit, WorkspaceLimits
+from gateway.entry.keys import KeyCounts, KeyInfo, Workspace
+from gateway.limits.model import BudgetLimit, WorkspaceLimits
 
 AnyConnection = ASGIConnection[Any, Any, Any, Any]
 

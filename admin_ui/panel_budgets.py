@@ -41,13 +41,13 @@ from admin_ui.budget_projection import (
     forecast_window,
     histories,
 )
-from gateway.admission import budget_limits
-from gateway.budget_ledger import BudgetLedger
-from gateway.budget_ledger_memory import InProcessBudgetLedger
-from gateway.budget_model import AccountKey, Charge, stored_subject
-from gateway.budget_windows import window_bounds
-from gateway.config import GatewayConfig
-from gateway.limits_model import BudgetLimit
+from gateway.config.file import GatewayConfig
+from gateway.limits.admission import budget_limits
+from gateway.limits.budget_ledger import BudgetLedger
+from gateway.limits.budget_ledger_memory import InProcessBudgetLedger
+from gateway.limits.budget_model import AccountKey, Charge, stored_subject
+from gateway.limits.budget_windows import window_bounds
+from gateway.limits.model import BudgetLimit
 from telemetry.schema import budget_spend
 
 MAX_END_USERS: Final = 10

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Final
 
 from admin_ui.panel_providers import deployment_prices, price_of
-from gateway.config import GatewayConfig
+from gateway.config.file import GatewayConfig
 from providers.pricing import ModelPrice, PriceTable
 from telemetry.analytics import AnalyticsQuery, AnalyticsResult
 

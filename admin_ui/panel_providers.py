@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
-from gateway.config import GatewayConfig
+from gateway.config.file import GatewayConfig
 from providers.pricing import ModelPrice, PriceTable
 from telemetry.analytics import AnalyticsQuery, AnalyticsResult
 

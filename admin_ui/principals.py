@@ -32,8 +32,8 @@ from litestar.connection import ASGIConnection
 
 from admin_ui.audit import Actor
 from admin_ui.users import Membership, User
-from gateway.auth import MASTER_KEY_INFO
-from gateway.keys import KeyInfo
+from gateway.entry.auth import MASTER_KEY_INFO
+from gateway.entry.keys import KeyInfo
 
 WORKSPACE_PERMISSIONS: Final = frozenset(
     {

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from redis.exceptions import RedisError
 
-from gateway.errors import GatewayError
+from gateway.entry.errors import GatewayError
 
 
 def store_unavailable() -> GatewayError:

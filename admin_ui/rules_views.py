@@ -16,7 +16,7 @@ from admin_ui.rule_diff import rule_changes
 from admin_ui.rule_text import line_of, rule_as_text, split_problem
 from admin_ui.rules import READ_ONLY_KEYS
 from admin_ui.rules_chart import count_text, mix_chart
-from gateway.rulebook import Rulebook
+from gateway.steering.rulebook import Rulebook
 
 BASE: Final = "/admin/rules"
 STATES: Final = {

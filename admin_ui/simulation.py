@@ -23,10 +23,10 @@ from admin_ui.openapi import JsonSchema, described, nullable, object_schema, str
 from admin_ui.rules import RULE_SCHEMA, invalid_rule, json_object, rule_document
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of, rulebook_of, starting
-from gateway.auth import MASTER_KEY_INFO
-from gateway.errors import GatewayError, invalid_request
+from gateway.entry.auth import MASTER_KEY_INFO
+from gateway.entry.errors import GatewayError, invalid_request
+from gateway.entry.validation import validate_chat, validate_embeddings
 from gateway.proxy import MAX_TAG_LENGTH, MAX_TAGS
-from gateway.validation import validate_chat, validate_embeddings
 from rules.compiler import RuleError
 from rules.engine import RuleSet
 from rules.replay import Replayer, reads_prompt
@@ -42,8 +42,8 @@ from telemetry.escaping import UNSTORABLE_PROBLEM, has_unstorable
 from telemetry.queries import REPLAY_DEFAULT_REQUESTS, REPLAY_MAX_REQUESTS, replay_history
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
-    from gateway.rulebook import Rulebook
+    from admin_ui.state import Gateway
+    from gateway.steering.rulebook import Rulebook
 
 AnyRequest = Request[Any, Any, Any]
 

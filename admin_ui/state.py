@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from litestar.connection import ASGIConnection
 
-from gateway.errors import GatewayError
-from gateway.guardrail_config import unknown_names
-from gateway.limits_model import InvalidField, parse_guardrail_names
+from gateway.entry.errors import GatewayError
+from gateway.guardrails.config import unknown_names
+from gateway.limits.model import InvalidField, parse_guardrail_names
 from rules.store import RuleStore
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
-    from gateway.rulebook import Rulebook
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from admin_ui.console_access import ConsoleAccess
+    from gateway.config.file import GatewayConfig
+    from gateway.jobs.comparisons import Comparisons
+    from gateway.limits.budgets import BudgetLedger
+    from gateway.proxy import Proxy
+    from gateway.steering.rulebook import Rulebook
+    from gateway.upstream.health import DeploymentHealth
+    from gateway.upstream.model_calls import ModelCaller
+    from telemetry.db_outage import DatabaseOutage
+    from telemetry.live import LiveHub
+    from telemetry.reports.scheduler import ReportScheduler
+
+
+class Gateway(Protocol):
+    """What the console reads of one worker's running parts. `server.app.Gateway` builds them;
+    the app factory above both packages mounts the console, so the console names them by shape."""
+
+    engine: AsyncEngine
+    config: GatewayConfig | None
+    database_outage: DatabaseOutage
+    health: DeploymentHealth
+    proxy: Proxy | None
+    rulebook: Rulebook | None
+    ledger: BudgetLedger | None
+    live: LiveHub | None
+    console_access: ConsoleAccess | None
+    summary_caller: ModelCaller | None
+    comparisons: Comparisons | None
+    report_scheduler: ReportScheduler | None
 
 
 def starting() -> GatewayError:

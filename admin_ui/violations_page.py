@@ -30,7 +30,7 @@ from admin_ui.list_pages import (
 from admin_ui.pages import ADMIN_PATH, page, url_with
 from admin_ui.search_params import VIOLATIONS
 from admin_ui.state import gateway_of
-from gateway.guardrail_model import KINDS
+from gateway.guardrails.model import KINDS
 from telemetry.list_counts import violation_counts
 from telemetry.search import search_violations
 from telemetry.summary import GUARDRAIL_ACTIONS

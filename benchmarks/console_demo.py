@@ -30,7 +30,7 @@ from benchmarks.console_lists import STEERWAY, Timing, figures, http_times, row,
 from benchmarks.machine import describe_machine, load_average
 from benchmarks.processes import base_environment, free_port, spawn, wait_until_ready
 from benchmarks.stores import create_database, drop_database
-from gateway.demo_data import DemoOptions, default_end, write_demo_data
+from gateway.demo.data import DemoOptions, default_end, write_demo_data
 from telemetry.db import create_engine
 
 RESULTS_DIR = Path(__file__).parent / "results"

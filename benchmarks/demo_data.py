@@ -1,7 +1,7 @@
 """`python -m benchmarks demo_data`: how fast `steerway demo-data` writes a history.
 
 Writes `--requests` traces over `--days` into a fresh, migrated Postgres database and a fresh
-SQLite file (each dropped afterwards) with `gateway.demo_data.write_demo_data`, the code behind
+SQLite file (each dropped afterwards) with `gateway.demo.data.write_demo_data`, the code behind
 the command, and prints traces and rows per second, this process's CPU time per trace, and how
 the wall time divides between waiting for rows to be made and sending them.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 
 import migrations
-from gateway.demo_data import DemoOptions, DemoReport, write_demo_data
+from gateway.demo.data import DemoOptions, DemoReport, write_demo_data
 from telemetry.db import create_engine
 
 _DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -133,8 +133,8 @@ def kib(text: str) -> str:
 
 def build_cases() -> list[Case]:
     """Every case, in report order; building them loads presidio (about 1.5 s)."""
-    from gateway.guardrail_content import DenyList
-    from gateway.guardrail_pii import PiiScanner
+    from gateway.guardrails.content import DenyList
+    from gateway.guardrails.pii import PiiScanner
 
     scan = PiiScanner().scan
     words = deny_words()
@@ -187,9 +187,9 @@ def _injection_detector() -> tuple[Any | None, str | None]:
 def input_stage_case() -> Case:
     """`Guardrails.check_input` with the gateway's `pii` mask guardrail, checked once first: a
     stage that does not mask (its check failed) is reported, not timed."""
-    from gateway.config import parse_config
-    from gateway.guardrail_model import CheckContext
-    from gateway.guardrails import Guardrails
+    from gateway.config.file import parse_config
+    from gateway.guardrails.engine import Guardrails
+    from gateway.guardrails.model import CheckContext
 
     label = "input stage: pii mask, chat 1 KB"
     encoded = msgspec.json.encode(STAGE_PAYLOAD)

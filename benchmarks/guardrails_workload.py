@@ -148,7 +148,7 @@ def deny_words(count: int = 100) -> tuple[str, ...]:
 
 PII: Final = "pii"
 INJECTION: Final = "injection"
-INJECTION_MODULE: Final = "gateway.guardrail_injection"
+INJECTION_MODULE: Final = "gateway.guardrails.injection"
 
 
 def injection_available() -> bool:

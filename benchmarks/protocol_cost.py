@@ -1,6 +1,6 @@
 """`python -m benchmarks protocol`: what the connection guard adds to each request.
 
-uvicorn's httptools protocol and `gateway.server_connections.GuardedProtocol` take the same
+uvicorn's httptools protocol and `gateway.entry.server_connections.GuardedProtocol` take the same
 keep-alive requests, one at a time, into an ASGI app that answers at once; the transport is a
 sink, so the protocol and the event loop are all that is timed. The two alternate round by
 round in one process and each round is timed in CPU time (`time.process_time`), so a busy
@@ -22,8 +22,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from gateway.server_config import ServerConfig
-from gateway.server_connections import ConnectionGuard
+from gateway.config.server import ServerConfig
+from gateway.entry.server_connections import ConnectionGuard
 
 REQUEST = (
     b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n"

@@ -17,15 +17,11 @@ from typing import Any, Protocol
 import aiohttp
 import msgspec
 
-from gateway import cache as response_cache
-from gateway import guardrails as guards
-from gateway import inbound_routes
-from gateway.admission import Admission, Admitted
-from gateway.answer_hold import FinalMessageHold
-from gateway.auth import Authenticator
-from gateway.cache import CacheDecision, CachedResponse, ResponseCache
-from gateway.cache_stream import StreamAccumulator, replay_events
-from gateway.errors import (
+from gateway.cache import response_cache
+from gateway.cache.response_cache import CacheDecision, CachedResponse, ResponseCache
+from gateway.cache.stream import StreamAccumulator, replay_events
+from gateway.entry.auth import Authenticator
+from gateway.entry.errors import (
     GatewayError,
     body_too_large,
     internal_error,
@@ -36,18 +32,23 @@ from gateway.errors import (
     upstream_error,
     upstream_timeout,
 )
-from gateway.guardrail_model import CheckContext, Verdict
-from gateway.guardrail_moderation import ModerationCall
-from gateway.guardrail_moderation import record_calls as record_moderation_calls
-from gateway.guardrail_moderation_record import moderation_bundle
-from gateway.guardrail_moderation_stream import ModerationStream
-from gateway.guardrail_stream import StreamGuard
-from gateway.guardrails import Guardrails, InputOutcome, Selection
-from gateway.health import DeploymentHealth, InProcessHealth
-from gateway.inbound import InboundApi, InboundSend, decoded_body
-from gateway.inbound_responses_store import ResponseStore
-from gateway.keys import KeyInfo
-from gateway.reliability import (
+from gateway.entry.keys import KeyInfo
+from gateway.entry.validation import decode_object, validate_chat, validate_embeddings
+from gateway.guardrails import engine as guards
+from gateway.guardrails.engine import Guardrails, InputOutcome, Selection
+from gateway.guardrails.model import CheckContext, Verdict
+from gateway.guardrails.moderation import ModerationCall
+from gateway.guardrails.moderation import record_calls as record_moderation_calls
+from gateway.guardrails.moderation_record import moderation_bundle
+from gateway.guardrails.moderation_stream import ModerationStream
+from gateway.guardrails.stream import StreamGuard
+from gateway.inbound import routes as inbound_routes
+from gateway.inbound.api import InboundApi, InboundSend, decoded_body
+from gateway.inbound.responses_store import ResponseStore
+from gateway.limits.admission import Admission, Admitted
+from gateway.upstream.answer_hold import FinalMessageHold
+from gateway.upstream.health import DeploymentHealth, InProcessHealth
+from gateway.upstream.reliability import (
     AttemptFailed,
     classify,
     cooldown_policy,
@@ -55,8 +56,7 @@ from gateway.reliability import (
     fallback_trigger,
     retry_delay,
 )
-from gateway.routing import Route, Router, Target
-from gateway.validation import decode_object, validate_chat, validate_embeddings
+from gateway.upstream.routing import Route, Router, Target
 from providers.base import ChatResult, EmbeddingResult, ProviderStream
 from providers.errors import UpstreamFailure
 from providers.openai_format import event_data, read_chunk
@@ -110,7 +110,7 @@ _PASS_STATUSES = frozenset({400, 404, 409, 413, 422, 429})
 
 
 class RuleSource(Protocol):
-    """Where the steering rules in force come from (see `gateway.rulebook.Rulebook`)."""
+    """Where the steering rules in force come from (see `gateway.steering.rulebook.Rulebook`)."""
 
     @property
     def current(self) -> RuleSet: ...
@@ -405,7 +405,7 @@ class Proxy:
     ) -> None:
         """auth → body → rules → admission → input guardrails → cache → provider (→ output
         guardrails), and settle whatever happened. An inbound API's body is first turned into
-        the chat request (see `gateway.inbound`)."""
+        the chat request (see `gateway.inbound.api`)."""
         await self._authenticate(exchange)
         body = await self._read_body(exchange, receive)
         payload = decode_object(body)

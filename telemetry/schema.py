@@ -141,7 +141,7 @@ api_keys = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("revoked_at", Timestamp, nullable=True),
     sa.Column("expires_at", Timestamp, nullable=True),
-    # Limits (gateway.limits_model). allowed_models: fnmatch patterns, NULL = every model.
+    # Limits (gateway.limits.model). allowed_models: fnmatch patterns, NULL = every model.
     sa.Column("allowed_models", JSONType, nullable=True),
     sa.Column("rpm_limit", sa.Integer, nullable=True),
     sa.Column("tpm_limit", sa.Integer, nullable=True),
@@ -968,7 +968,7 @@ comparisons = sa.Table(
 )
 
 # A response of `POST /v1/responses` kept so that `previous_response_id` can continue from it
-# and `GET /v1/responses/{id}` can return it (gateway.inbound_responses_store). `input_items`
+# and `GET /v1/responses/{id}` can return it (gateway.inbound.responses_store). `input_items`
 # is the whole conversation the response was given (the items of the responses it continued
 # included), `output` its output items, `response` the rest of the response object. Rows expire
 # at `expires_at` (the retention job removes them; reads never return them after).

@@ -16,7 +16,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Mapping
 
-from gateway.cli import main
+from server.cli import main
 
 # Warnings an interpreter started as `steerway` prints (its default filters hide these).
 _HIDDEN_BY_DEFAULT = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)

@@ -1,6 +1,6 @@
 """`deployment_down`: 1 for each deployment in cooldown, 0 for the others.
 
-The circuit breakers live in the gateway (`gateway.health`): with Redis every process mirrors
+The circuit breakers live in the gateway (`gateway.upstream.health`): with Redis every process mirrors
 the shared cooldowns, without it each process knows only what its own requests saw. The
 application hands the evaluator a `DeploymentStates` that reads them.
 """

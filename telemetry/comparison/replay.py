@@ -1,4 +1,4 @@
-"""What the runner needs from whoever replays a request (`gateway.replay_calls` provides it:
+"""What the runner needs from whoever replays a request (`gateway.upstream.replay_calls` provides it:
 telemetry does not import the gateway), and how a variant rewrites the recorded prompt."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What the workers need from whoever calls the judge model (`gateway.model_calls` provides
+"""What the workers need from whoever calls the judge model (`gateway.upstream.model_calls` provides
 it): telemetry does not import the gateway, so the call is injected through this protocol."""
 
 from __future__ import annotations

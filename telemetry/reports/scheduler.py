@@ -11,7 +11,7 @@ twice; a gateway that was down for several scheduled times makes one report (the
 not one per missed time.
 
 `steerway serve` starts one `ReportScheduler`; so does `steerway worker`, with the same
-renderers and delivery (see `gateway.app`).
+renderers and delivery (see `server.app`).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ MORE_MODELS = [
     "qwen2.5-7b-instruct",
     "text-embedding-3-large",
 ]
-DEMO_MODELS = [  # gateway/demo_cast.py
+DEMO_MODELS = [  # gateway/demo/cast.py
     "gpt-4o-mini",
     "gpt-4o",
     "gpt-4.1",

@@ -171,7 +171,7 @@ def test_static_files_have_their_types_and_long_caches_for_versioned_urls(
         assert stale.headers["cache-control"] == "no-cache"
         for path in (
             "/admin/static/nothing.css",
-            "/admin/static/../../gateway/app.py",
+            "/admin/static/../../gateway/proxy.py",
             "/admin/static/%2e%2e/console.py",
         ):
             missing = http.get(path)

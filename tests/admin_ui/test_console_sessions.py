@@ -19,10 +19,10 @@ from litestar import Request, get, post
 from litestar.testing import TestClient
 
 from admin_ui.console_auth import SESSION_COOKIE, principal, require_console_user
-from gateway.app import create_app
-from gateway.config import GatewayConfig, TelemetryConfig
-from gateway.console_config import ConsoleConfig
-from gateway.settings import Settings
+from gateway.config.console import ConsoleConfig
+from gateway.config.file import GatewayConfig, TelemetryConfig
+from gateway.config.settings import Settings
+from server.app import create_app
 from telemetry.db import create_engine
 from telemetry.schema import users
 from tests.admin_ui.conftest import error_of

@@ -9,7 +9,7 @@ from litestar.testing import TestClient
 
 from admin_ui.error_pages import is_console_page
 from admin_ui.templating import template_config
-from gateway.app import _error
+from server.app import _error
 
 SECRET = "sk-this-must-not-show"
 

@@ -19,8 +19,8 @@ from admin_ui.form_fields import (
     read_form,
     text_list,
 )
-from gateway.errors import GatewayError, invalid_request
-from gateway.limits_model import BudgetLimit
+from gateway.entry.errors import GatewayError, invalid_request
+from gateway.limits.model import BudgetLimit
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 from litestar import Litestar
 
-from gateway.app import create_app
-from gateway.settings import Settings
+from gateway.config.settings import Settings
+from server.app import create_app
 from tests.e2e.conftest import GatewayProcess
 
 DOCUMENT_ROUTES = {"/admin/api/openapi.json", "/admin/api/{path:str}"}

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from gateway.demo_data import DemoOptions, write_demo_data
+from gateway.demo.data import DemoOptions, write_demo_data
 from telemetry.db import create_engine
 from tests.admin_ui.conftest import error_of, workspace_keys
 from tests.e2e.conftest import (

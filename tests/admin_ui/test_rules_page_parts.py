@@ -31,7 +31,7 @@ from admin_ui.rules_forms import (
     simulate_values,
 )
 from admin_ui.rules_views import STATES, example_rule
-from gateway.rulebook import Rulebook
+from gateway.steering.rulebook import Rulebook
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "admin_ui" / "templates"
 

@@ -25,8 +25,8 @@ from admin_ui.signin_links import (
     use_password_link,
 )
 from admin_ui.users import UserExists, UserStore
-from gateway.keys import KeyStore, UnknownWorkspace
-from gateway.limits_model import InvalidField
+from gateway.entry.keys import KeyStore, UnknownWorkspace
+from gateway.limits.model import InvalidField
 from telemetry.db import create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID, audit_log, signin_links, users
 

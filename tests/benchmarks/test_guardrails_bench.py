@@ -70,9 +70,9 @@ from benchmarks.limits_scenario import add_paired
 from benchmarks.results import Cell, ScenarioResult
 from benchmarks.targets import BenchKey, Route, Target
 from benchmarks.wrk import SCRIPT, WrkResult
-from gateway.cli import build_parser
-from gateway.config import parse_config
-from gateway.guardrail_pii import PiiScanner
+from gateway.config.file import parse_config
+from gateway.guardrails.pii import PiiScanner
+from server.cli import build_parser
 from telemetry.schema import decisions, metadata, traces
 
 

@@ -58,9 +58,9 @@ from benchmarks.targets import (
     steerway_config,
 )
 from benchmarks.wrk import SCRIPT, WrkResult
-from gateway import cache as response_cache
-from gateway.cli import build_parser
-from gateway.limits_model import BudgetLimit
+from gateway.cache import response_cache
+from gateway.limits.model import BudgetLimit
+from server.cli import build_parser
 from telemetry.schema import budget_spend, decisions, metadata, traces
 
 CREATED = """\

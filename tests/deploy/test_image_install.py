@@ -79,7 +79,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_image_environment_holds_the_runtime_dependencies_only(installed: Path) -> None:
     python = str(installed / "bin" / "python")
     # Run from the environment's folder, so the sources beside the tests cannot be imported.
-    for module in ("litestar", "asyncpg", "redis", "presidio_analyzer", "gateway.cli"):
+    for module in ("litestar", "asyncpg", "redis", "presidio_analyzer", "server.cli"):
         found = subprocess.run(
             [python, "-c", f"import {module}"], cwd=installed, capture_output=True, check=False
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import migrations
-from gateway.defaults import MOCK_MODELS
+from gateway.config.defaults import MOCK_MODELS
 from tests.e2e.conftest import STEERWAY, Database, GatewayProcess
 
 BAD_CONFIG = """

@@ -24,7 +24,7 @@ import pytest
 import redis
 
 import migrations
-from gateway.rulebook import CHANNEL as RULES_CHANNEL
+from gateway.steering.rulebook import CHANNEL as RULES_CHANNEL
 from tests.conftest import POSTGRES_URL
 from tests.e2e.conftest import (
     Database,

@@ -16,7 +16,7 @@ import openai
 import pytest
 from aiohttp import web
 
-from gateway.guardrail_moderation_model import fold_scores
+from gateway.guardrails.moderation_model import fold_scores
 from providers.mock.moderations import score_text
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config
 from tests.threaded_server import ThreadedServer

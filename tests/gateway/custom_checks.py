@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.guardrail_model import CheckContext, CheckResult, Finding
+from gateway.guardrails.model import CheckContext, CheckResult, Finding
 
 _SHOUTED_WORD = re.compile(r"\b[A-Z]{3,}\b")
 

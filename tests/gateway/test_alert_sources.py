@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.admission import Admission, budget_limits
-from gateway.alert_sources import gauge_sources
-from gateway.budgets import create_budget_ledger
-from gateway.config import GatewayConfig, parse_config
-from gateway.health import CooldownPolicy, DeploymentHealth, InProcessHealth, RedisHealth
-from gateway.keys import KeyStore
-from gateway.limits_model import BudgetLimit
+from gateway.config.file import GatewayConfig, parse_config
+from gateway.entry.keys import KeyStore
+from gateway.jobs.alert_sources import gauge_sources
+from gateway.limits.admission import Admission, budget_limits
+from gateway.limits.budgets import create_budget_ledger
+from gateway.limits.model import BudgetLimit
+from gateway.upstream.health import CooldownPolicy, DeploymentHealth, InProcessHealth, RedisHealth
 from telemetry.alerts import AlertRule, Outcome, evaluate_rule
 from telemetry.alerts.evaluation import Delivery
 from telemetry.alerts.rule_store import create_rule, load_rules

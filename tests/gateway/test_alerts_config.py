@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from gateway.alerts_config import AlertsConfig
-from gateway.config import check_config, load_config
+from gateway.config.alerts import AlertsConfig
+from gateway.config.file import check_config, load_config
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.alerts_setup import prepare_alerts
-from gateway.config import ConfigError, GatewayConfig, load_config
-from gateway.keys import KeyStore
+from gateway.config.file import ConfigError, GatewayConfig, load_config
+from gateway.entry.keys import KeyStore
+from server.alerts_setup import prepare_alerts
 from telemetry.alerts import AlertRule, ChannelConfig
 from telemetry.alerts.channel_store import list_channels
 from telemetry.alerts.rule_store import create_channel, create_rule, load_rules

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.answer_hold import FinalMessageHold
+from gateway.upstream.answer_hold import FinalMessageHold
 
 START = {"type": "http.response.start", "status": 200, "headers": []}
 

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.auth import MASTER_KEY_INFO, Authenticator
-from gateway.errors import GatewayError
-from gateway.keys import KeyStore
+from gateway.entry.auth import MASTER_KEY_INFO, Authenticator
+from gateway.entry.errors import GatewayError
+from gateway.entry.keys import KeyStore
 from telemetry.schema import DEFAULT_WORKSPACE_ID, api_keys
 
 MASTER = "sk-master-unit-test-0123456789"

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from gateway.auth import Authenticator
-from gateway.errors import GatewayError
-from gateway.keys import KeyStore
+from gateway.entry.auth import Authenticator
+from gateway.entry.errors import GatewayError
+from gateway.entry.keys import KeyStore
 from telemetry.db import create_engine
 from telemetry.db_outage import DatabaseOutage, is_unavailable
 from tests.forwarder import TcpForwarder

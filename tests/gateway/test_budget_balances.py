@@ -3,8 +3,8 @@ on the in-process backend and through a real Redis (`make_ledger` runs both)."""
 
 from __future__ import annotations
 
-from gateway.budget_model import AccountKey, Charge, stored_subject
-from gateway.budget_windows import window_bounds
+from gateway.limits.budget_model import AccountKey, Charge, stored_subject
+from gateway.limits.budget_windows import window_bounds
 from tests.gateway.test_budgets import NOW, MakeLedger, charge, make_ledger
 
 __all__ = ["make_ledger"]

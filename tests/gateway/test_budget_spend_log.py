@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.budget_spend import SpendStore
+from gateway.limits.budget_spend import SpendStore
 
 END_USER = "end-user-marker-" + secrets.token_hex(8)
 WORKSPACE = "workspace-marker-" + secrets.token_hex(8)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.budget_spend import SPEND_SPILL_SUFFIX
-from gateway.budgets import create_budget_ledger
+from gateway.limits.budget_spend import SPEND_SPILL_SUFFIX
+from gateway.limits.budgets import create_budget_ledger
 from tests.gateway.test_auth_outage import Outage
 from tests.gateway.test_budgets import NOW, TEST_POLICY, WORKSPACE, charge, state
 from tests.gateway.test_budgets_persistence import Backend, backend, rows

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.budgets import (
+from gateway.limits.budgets import (
     BudgetLedger,
     BudgetLimit,
     BudgetPolicy,

@@ -13,7 +13,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
+from gateway.limits.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
 from telemetry.schema import budget_spend
 from tests.gateway.test_budgets import NOW, TEST_POLICY, WORKSPACE, charge, state
 

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.budgets import BudgetLedger, BudgetPolicy, Charge, create_budget_ledger
+from gateway.limits.budgets import BudgetLedger, BudgetPolicy, Charge, create_budget_ledger
 from telemetry.schema import budget_spend
 from tests.gateway.test_budgets import NOW, TEST_POLICY, WORKSPACE, charge, counter, state
 from tests.ports import closed_port

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.budget_spend import SpendStore
+from gateway.limits.budget_spend import SpendStore
 from tests.gateway.test_budgets import NOW, TEST_POLICY, WORKSPACE, charge, state
 from tests.gateway.test_budgets_persistence import Backend, backend, rows
 

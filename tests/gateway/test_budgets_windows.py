@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gateway.budget_windows import Windows, window_bounds
+from gateway.limits.budget_windows import Windows, window_bounds
 
 
 def at(text: str, tz: str = "UTC") -> float:

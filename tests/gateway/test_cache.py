@@ -16,7 +16,7 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from gateway.cache import (
+from gateway.cache.response_cache import (
     BYPASS,
     IGNORED_FIELDS,
     MAX_TTL_SECONDS,

@@ -17,8 +17,8 @@ from openai.types.chat import (
     ChatCompletionMessageFunctionToolCall,
 )
 
-from gateway.cache import CachedResponse
-from gateway.cache_stream import PIECE_CHARS, StreamAccumulator, replay_events, split_text
+from gateway.cache.response_cache import CachedResponse
+from gateway.cache.stream import PIECE_CHARS, StreamAccumulator, replay_events, split_text
 
 LONG_TEXT = (
     "The capital of France is Paris. It sits on the Seine, has about two million people, "

@@ -5,7 +5,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from gateway.config import (
+from gateway.config.file import (
     ConfigError,
     Deployment,
     GatewayConfig,
@@ -14,7 +14,7 @@ from gateway.config import (
     load_config,
     parse_config,
 )
-from gateway.limits_model import MAX_LIMIT_USD
+from gateway.limits.model import MAX_LIMIT_USD
 from providers.pricing import ModelPrice, PriceTable
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "steerway.yaml"

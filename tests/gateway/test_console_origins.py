@@ -3,8 +3,8 @@ with its path."""
 
 from __future__ import annotations
 
-from gateway.config import _Reader
-from gateway.console_config import parse_console
+from gateway.config.console import parse_console
+from gateway.config.file import _Reader
 
 
 def test_only_bare_origins_are_allowed() -> None:

@@ -21,10 +21,10 @@ import pytest
 import sqlalchemy as sa
 
 import migrations
-from gateway.budget_model import settle_micros
-from gateway.cli import build_parser
-from gateway.demo_cast import WORKSPACE_SLUGS
+from gateway.demo.cast import WORKSPACE_SLUGS
+from gateway.limits.budget_model import settle_micros
 from providers.pricing import PriceTable
+from server.cli import build_parser
 from telemetry.db import as_utc, create_engine
 from telemetry.records import TraceBundle, TraceRecord
 from telemetry.rollups import BREAKDOWN_KEY_COLUMNS, KEY_COLUMNS, NAME_LIMITS, OTHER

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.demo_cast import build_cast, burst_plan
-from gateway.demo_plants import (
+from gateway.demo.cast import build_cast, burst_plan
+from gateway.demo.plants import (
     COST_SPIKE,
     LATENCY_REGRESSION,
     SLOW_PROVIDER,
@@ -16,7 +16,7 @@ from gateway.demo_plants import (
     Plant,
     plan_plants,
 )
-from gateway.demo_rhythm import Rhythm
+from gateway.demo.rhythm import Rhythm
 
 END = datetime(2026, 11, 29, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from gateway.config import parse_config
-from gateway.guardrail_model import CheckContext, CheckResult
+from gateway.config.file import parse_config
+from gateway.guardrails.model import CheckContext, CheckResult
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "guardrails.md").read_text()
 BLOCKS = re.compile(r"```(yaml|python)\n(.*?)```", re.S)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.config import GatewayConfig, parse_config
+from gateway.config.file import GatewayConfig, parse_config
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "limits.md"
 FENCE = re.compile(r"^```yaml\n(.*?)^```", re.DOTALL | re.MULTILINE)

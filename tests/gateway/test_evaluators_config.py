@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config import ConfigError, parse_config
+from gateway.config.file import ConfigError, parse_config
 
 BASE: dict[str, Any] = {
     "providers": {"mock": {"type": "openai", "base_url": "http://127.0.0.1:9/v1"}},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from gateway.guardrail_arguments import ToolArguments, tool_arguments
+from gateway.guardrails.arguments import ToolArguments, tool_arguments
 
 
 def _texts(arguments: ToolArguments) -> list[str]:

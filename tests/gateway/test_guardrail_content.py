@@ -9,7 +9,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.guardrail_content import (
+from gateway.entry.keys import KeyInfo
+from gateway.guardrails.content import (
     DENIED_PATTERN,
     DENIED_TERM,
     INVALID_JSON,
@@ -26,9 +27,8 @@ from gateway.guardrail_content import (
     MaxInputTokens,
     RequiredMetadata,
 )
-from gateway.guardrail_model import CheckContext, CheckResult, RequestCheck, TextCheck
-from gateway.keys import KeyInfo
-from gateway.limits_model import InvalidField
+from gateway.guardrails.model import CheckContext, CheckResult, RequestCheck, TextCheck
+from gateway.limits.model import InvalidField
 
 SECRET = "hunter2-topsecret"
 

@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from gateway import guardrail_injection
-from gateway.guardrail_injection import (
+from gateway.guardrails import injection as guardrail_injection
+from gateway.guardrails.injection import (
     DELIMITER_INJECTION,
     ENCODED_INSTRUCTIONS,
     FAMILIES,
@@ -26,7 +26,7 @@ from gateway.guardrail_injection import (
     SYSTEM_PROMPT_EXTRACTION,
     InjectionDetector,
 )
-from gateway.guardrail_model import CLEAN, CheckResult, TextCheck
+from gateway.guardrails.model import CLEAN, CheckResult, TextCheck
 
 CORPUS = Path(__file__).parent / "corpus" / "injection.jsonl"
 THRESHOLD = 0.5

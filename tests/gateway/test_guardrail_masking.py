@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from gateway.guardrail_masking import Masker, redact
-from gateway.guardrail_model import Finding
-from gateway.guardrail_pii import PiiScanner
+from gateway.guardrails.masking import Masker, redact
+from gateway.guardrails.model import Finding
+from gateway.guardrails.pii import PiiScanner
 
 SECRET = b"test-secret"
 TEXT = "Mail jane@example.com or bob@example.org, then jane@example.com again."

@@ -10,10 +10,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.config import ConfigError, parse_config
-from gateway.guardrail_model import CheckContext
-from gateway.guardrail_moderation import ModerationCall
-from gateway.guardrail_moderation_model import (
+from gateway.config.file import ConfigError, parse_config
+from gateway.guardrails.engine import Guardrails
+from gateway.guardrails.model import CheckContext
+from gateway.guardrails.moderation import ModerationCall
+from gateway.guardrails.moderation_model import (
     CATEGORIES,
     ModerationFailed,
     ModerationSpec,
@@ -23,9 +24,8 @@ from gateway.guardrail_moderation_model import (
     placeholder,
     rate,
 )
-from gateway.guardrail_moderation_stream import ModerationStream
-from gateway.guardrails import Guardrails
-from gateway.routing import Router
+from gateway.guardrails.moderation_stream import ModerationStream
+from gateway.upstream.routing import Router
 from providers.mock.moderations import plan_moderation, score_text
 from providers.mock_server import MockServer, start_mock_server
 from providers.upstream import UpstreamClient

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from gateway import guardrail_pii
-from gateway.guardrail_model import DEFAULT_PII_ENTITIES, Finding
-from gateway.guardrail_pii import PiiScanner, available_entities, resolve_overlaps
+from gateway.guardrails import pii as guardrail_pii
+from gateway.guardrails.model import DEFAULT_PII_ENTITIES, Finding
+from gateway.guardrails.pii import PiiScanner, available_entities, resolve_overlaps
 
 CORPUS = Path(__file__).parent / "corpus" / "pii.jsonl"
 RECALL_FLOOR = 0.9
@@ -303,7 +303,7 @@ def test_construction_does_not_log_presidio_warnings(caplog: pytest.LogCaptureFi
 
 def test_importing_the_module_does_not_import_presidio() -> None:
     code = (
-        "import sys, gateway.guardrail_pii, gateway.guardrail_masking; "
+        "import sys, gateway.guardrails.pii, gateway.guardrails.masking; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'presidio_analyzer', 'presidio_anonymizer', 'spacy', 'tldextract', 'phonenumbers'}))"
     )

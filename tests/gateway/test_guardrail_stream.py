@@ -7,11 +7,11 @@ from typing import Any
 
 import msgspec
 
-from gateway.guardrail_checks import build_check
-from gateway.guardrail_masking import Masker
-from gateway.guardrail_model import CheckContext, CheckResult, Finding, GuardrailSpec
-from gateway.guardrail_stream import HOLD_CHARS, StreamGuard
-from gateway.guardrails import Guardrail
+from gateway.guardrails.checks import build_check
+from gateway.guardrails.engine import Guardrail
+from gateway.guardrails.masking import Masker
+from gateway.guardrails.model import CheckContext, CheckResult, Finding, GuardrailSpec
+from gateway.guardrails.stream import HOLD_CHARS, StreamGuard
 
 CONTEXT = CheckContext(direction="output")
 _CODE = re.compile(r"\bcode-\d{4}\b")

@@ -11,10 +11,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.config import ConfigError, parse_config
-from gateway.errors import GatewayError
-from gateway.guardrail_model import CheckContext, CheckResult, Finding
-from gateway.guardrails import (
+from gateway.config.file import ConfigError, parse_config
+from gateway.entry.errors import GatewayError
+from gateway.guardrails.engine import (
     SLICE_CHARS,
     Guardrails,
     header_value,
@@ -22,6 +21,7 @@ from gateway.guardrails import (
     request_texts,
     sliced,
 )
+from gateway.guardrails.model import CheckContext, CheckResult, Finding
 from telemetry.trace import RequestTrace
 
 CONTEXT = CheckContext(direction="input", model="m", metadata={"team": "a"})

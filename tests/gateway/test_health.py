@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 import redis
 
-from gateway.health import (
+from gateway.upstream.health import (
     CooldownPolicy,
     DeploymentHealth,
     InProcessHealth,

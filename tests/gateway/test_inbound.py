@@ -8,10 +8,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.errors import GatewayError, invalid_key
-from gateway.inbound import InboundSend
-from gateway.inbound_completions import CompletionsApi
-from gateway.inbound_messages import MessagesApi, estimated_input_tokens
+from gateway.entry.errors import GatewayError, invalid_key
+from gateway.inbound.api import InboundSend
+from gateway.inbound.completions import CompletionsApi
+from gateway.inbound.messages import MessagesApi, estimated_input_tokens
 from rules.compiler import compile_rules
 from rules.context import RequestContext
 

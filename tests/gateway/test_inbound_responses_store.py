@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.errors import GatewayError
-from gateway.inbound_responses_answer import response_id
-from gateway.inbound_responses_store import ResponseStore, StoredResponse, stored
+from gateway.entry.errors import GatewayError
+from gateway.inbound.responses_answer import response_id
+from gateway.inbound.responses_store import ResponseStore, StoredResponse, stored
 from telemetry.db import create_engine
 from telemetry.retention.job import run_retention
 from telemetry.retention.policy import RetentionConfig

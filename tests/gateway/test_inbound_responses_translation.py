@@ -7,10 +7,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.errors import GatewayError
-from gateway.inbound_responses_answer import answer_to_response
-from gateway.inbound_responses_request import translate_request
-from gateway.inbound_responses_stream import ResponsesStream
+from gateway.entry.errors import GatewayError
+from gateway.inbound.responses_answer import answer_to_response
+from gateway.inbound.responses_request import translate_request
+from gateway.inbound.responses_stream import ResponsesStream
 
 
 def _refused(payload: dict[str, Any], param: str) -> GatewayError:

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.auth import MASTER_KEY_INFO, Authenticator
-from gateway.keys import (
+from gateway.entry.auth import MASTER_KEY_INFO, Authenticator
+from gateway.entry.keys import (
     KeyCounts,
     KeyInfo,
     KeyStore,
@@ -17,7 +17,7 @@ from gateway.keys import (
     WorkspaceExists,
     hash_key,
 )
-from gateway.limits_model import NO_LIMITS, BudgetLimit, InvalidField, WorkspaceLimits
+from gateway.limits.model import NO_LIMITS, BudgetLimit, InvalidField, WorkspaceLimits
 from telemetry.schema import DEFAULT_WORKSPACE_ID, api_keys, workspaces
 
 MONTHLY = BudgetLimit(limit_micros=10_000_000, window="monthly", soft_percent=80.0)

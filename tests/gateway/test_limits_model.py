@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.limits_model import (
+from gateway.limits.model import (
     NO_LIMITS,
     BudgetLimit,
     InvalidField,

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from gateway.config import check_config, load_config
-from gateway.live_config import LiveConfig
+from gateway.config.file import check_config, load_config
+from gateway.config.live import LiveConfig
 
 
 def _write(tmp_path: Path, text: str) -> Path:

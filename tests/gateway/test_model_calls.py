@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Iterator
 import msgspec
 import pytest
 
-from gateway.app import provider_adapters
-from gateway.config import parse_config
-from gateway.model_calls import ModelCaller, gemini_http_options
+from gateway.config.file import parse_config
+from gateway.upstream.model_calls import ModelCaller, gemini_http_options
 from providers.mock_server import MockServer, MockSettings, start_mock_server
 from providers.upstream import UpstreamClient
+from server.app import provider_adapters
 from telemetry.evaluation.definition import parse_definition
 from telemetry.evaluation.judge import JudgeCallFailed, JudgeRequest
 from telemetry.evaluation.parsing import parse_verdict

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import check_config, load_config
-from gateway.otlp_config import OtlpConfig, metrics_url, traces_url
+from gateway.config.file import check_config, load_config
+from gateway.config.otlp import OtlpConfig, metrics_url, traces_url
 
 TOKEN = "otlp-token-6d1f0c9a2b"
 

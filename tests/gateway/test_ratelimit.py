@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.ratelimit import (
+from gateway.limits.ratelimit import (
     InProcessRateLimiter,
     LimitSubject,
     RateDecision,

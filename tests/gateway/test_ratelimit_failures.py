@@ -11,7 +11,7 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from gateway.ratelimit import (
+from gateway.limits.ratelimit import (
     LimitSubject,
     RateLimitPolicy,
     RedisRateLimiter,

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from gateway.config import check_config, load_config
+from gateway.config.file import check_config, load_config
 from telemetry.retention.policy import RetentionConfig
 
 

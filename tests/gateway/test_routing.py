@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from gateway.config import parse_config
-from gateway.health import InProcessHealth
-from gateway.routing import Route, Router
+from gateway.config.file import parse_config
+from gateway.upstream.health import InProcessHealth
+from gateway.upstream.routing import Route, Router
 from providers.openai import OpenAIAdapter
 from providers.pricing import PriceTable
 from providers.upstream import UpstreamClient
@@ -69,7 +69,7 @@ def test_least_busy_prefers_fewest_in_flight() -> None:
 
 
 async def test_cooling_deployments_are_skipped_and_the_reason_says_so() -> None:
-    from gateway.health import CooldownPolicy
+    from gateway.upstream.health import CooldownPolicy
 
     route = _route()
     health = InProcessHealth()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import check_config, parse_config
+from gateway.config.file import check_config, parse_config
 from telemetry.trace_sampling import TraceSampling
 
 

@@ -18,8 +18,8 @@ from typing import Any, cast
 import pytest
 import uvicorn
 
-from gateway.server_config import ServerConfig
-from gateway.server_connections import MIN_CONNECTIONS, ConnectionGuard, connection_cap
+from gateway.config.server import ServerConfig
+from gateway.entry.server_connections import MIN_CONNECTIONS, ConnectionGuard, connection_cap
 
 PATIENCE = 10.0
 QUICK = ServerConfig(

@@ -7,8 +7,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.errors import GatewayError
-from gateway.validation import MESSAGE_ROLES, decode_object, validate_chat, validate_embeddings
+from gateway.entry.errors import GatewayError
+from gateway.entry.validation import (
+    MESSAGE_ROLES,
+    decode_object,
+    validate_chat,
+    validate_embeddings,
+)
 
 HELLO = [{"role": "user", "content": "hello"}]
 

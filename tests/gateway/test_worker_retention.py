@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from gateway.config import GatewayConfig, TelemetryConfig
-from gateway.worker import run_worker
+from gateway.config.file import GatewayConfig, TelemetryConfig
+from server.worker import run_worker
 from telemetry.db import create_engine
 from telemetry.retention.policy import RetentionConfig
 from telemetry.writers import BatchWriter

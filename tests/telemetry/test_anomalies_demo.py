@@ -34,8 +34,8 @@ from typing import Any
 import pytest
 
 import migrations
-from gateway.demo_data import DemoOptions, DemoReport, write_demo_data
-from gateway.demo_plants import COST_SPIKE, LATENCY_REGRESSION, Plant
+from gateway.demo.data import DemoOptions, DemoReport, write_demo_data
+from gateway.demo.plants import COST_SPIKE, LATENCY_REGRESSION, Plant
 from telemetry.analytics import AnalyticsQuery, run_query
 from telemetry.analytics_hourly import ALL, HOUR, hourly_series
 from telemetry.anomalies import Anomaly, find_anomalies, score_series

@@ -13,8 +13,8 @@ import msgspec
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config import ConfigError, parse_config
-from gateway.model_calls import ModelCaller
+from gateway.config.file import ConfigError, parse_config
+from gateway.upstream.model_calls import ModelCaller
 from providers.pricing import PriceTable
 from telemetry.insights.error_summaries import (
     ErrorSummaryCache,

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from gateway.settings import SERVE_WORKERS_VARIABLE, serve_workers
+from gateway.config.settings import SERVE_WORKERS_VARIABLE, serve_workers
 from telemetry import metrics
 from telemetry.db import create_engine
 from telemetry.ids import uuid7_hex

@@ -13,8 +13,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import (
     Status,
 )
 
-from gateway.config import parse_config
-from gateway.otlp_setup import provider_info
+from gateway.config.file import parse_config
+from server.otlp_setup import provider_info
 from telemetry.otlp_spans import ProviderInfo, SpanEncoder
 from telemetry.otlp_values import any_value
 from tests.otlp_receiver import attributes_of, value_of

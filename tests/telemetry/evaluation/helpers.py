@@ -10,7 +10,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config import GatewayConfig, parse_config
+from gateway.config.file import GatewayConfig, parse_config
 from telemetry.records import TraceBundle
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 from tests.fake_gemini import FakeGemini

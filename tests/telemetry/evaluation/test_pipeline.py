@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.model_calls import ModelCaller
+from gateway.upstream.model_calls import ModelCaller
 from rules.recorded import condition_problem, recorded_test
 from telemetry.evaluation.definition import parse_definition
 from telemetry.evaluation.picking import EvaluationPicker

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.demo_data import DemoOptions, write_demo_data
+from gateway.demo.data import DemoOptions, write_demo_data
 from telemetry.analytics import AnalyticsQuery, run_query
 from telemetry.ids import uuid7_hex
 from telemetry.reports.build import EVERY_WORKSPACE, build_report

@@ -1,0 +1,1 @@
+"""The exact-match response cache, and cached answers replayed as streams."""

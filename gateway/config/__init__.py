@@ -1,0 +1,1 @@
+"""The configuration: the config file and its sections, the defaults, process settings."""

@@ -1,0 +1,1 @@
+"""Guardrails: the checks, and running them over the input and the answer."""

@@ -1,0 +1,1 @@
+"""The gateway's parts that background jobs (alerts, evaluations, comparisons) are built from."""

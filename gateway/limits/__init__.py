@@ -1,0 +1,1 @@
+"""Limits: admission of a steered request through budgets and rate limits."""

@@ -1,0 +1,1 @@
+"""Steering: the rules in force in this worker, and the pipeline's glue to `rules/`."""
