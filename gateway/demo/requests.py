@@ -721,7 +721,7 @@ class Request:
         failure: UpstreamFailure | None = None,
         cancelled: bool = False,
     ) -> None:
-        """The attempt's interaction and span (`gateway.proxy.Proxy._attempt`)."""
+        """The attempt's interaction and span (`gateway.upstream.attempts.record_attempt`)."""
         ended = self.clock
         status = "cancelled" if cancelled else ("error" if failure is not None else "ok")
         error_type = None if failure is None else failure_type(failure)

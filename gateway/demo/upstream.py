@@ -3,7 +3,7 @@
 Failures come in runs: a provider that just failed a request fails its next attempt `AGAIN` of
 the time, the same way, so some requests outlast their retries. During an incident a provider
 times out or is overloaded far more often. The messages are the providers' own; what the
-client sees is what `gateway.proxy._client_error` makes of them.
+client sees is what `gateway.upstream.attempts.client_error` makes of them.
 """
 
 from __future__ import annotations
@@ -64,12 +64,12 @@ class ClientError:
 
 
 def failure_type(failure: UpstreamFailure) -> str:
-    """The attempt's `error_type` (`gateway.proxy._failure_type`)."""
+    """The attempt's `error_type` (`gateway.upstream.attempts.failure_type`)."""
     return f"http_{failure.status}" if failure.kind == "http" else failure.kind
 
 
 def client_error(provider: str, failure: UpstreamFailure) -> ClientError:
-    """What the client sees for a failed attempt (`gateway.proxy._client_error`)."""
+    """What the client sees for a failed attempt (`gateway.upstream.attempts.client_error`)."""
     if failure.kind == "timeout":
         return ClientError(
             504,

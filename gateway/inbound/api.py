@@ -9,7 +9,8 @@ operation name it records.
 
 Adding an API: a class with the `InboundApi` members (its `decode` returns the chat request and
 an `AnswerEncoder` for that request's answer), and an entry in `gateway.inbound.routes.handlers`
-whose run sets `exchange.operation` and calls the proxy's `_pipeline(..., inbound=send)`.
+whose run sets `exchange.operation` and runs the proxy's pipeline
+(`proxy.pipeline.run(..., inbound=send)`).
 """
 
 from __future__ import annotations

@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from gateway.entry.validation import validate_chat
+from gateway.entry.answers import respond
 from gateway.inbound.api import InboundSend
 from gateway.inbound.responses import OPERATION, ResponsesCall, response_not_found
 from gateway.inbound.responses_items import Page, input_items_page
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
 if TYPE_CHECKING:
+    from gateway.exchange import Exchange
     from gateway.inbound.routes import Handler
-    from gateway.proxy import Exchange, Proxy
+    from gateway.proxy import Proxy
 
 ROUTE: Final = "/v1/responses"
 ITEM_ROUTE: Final = "/v1/responses/{id}"
@@ -37,7 +38,7 @@ def create_handler(proxy: Proxy) -> Handler:
         call = ResponsesCall(proxy.responses)
         send.api = call
         send.prepare = call.prepare
-        await proxy._pipeline(exchange, receive, send, "chat", validate_chat, inbound=send)
+        await proxy.pipeline.run(exchange, receive, send, "chat", inbound=send)
 
     return ("POST", create, ROUTE, FORMAT)
 
@@ -52,7 +53,7 @@ def item_handler(proxy: Proxy, path: str, method: str, query: bytes) -> Handler 
         return None
 
     async def input_items(exchange: Exchange, receive: Any, send: Any) -> None:
-        await proxy._authenticate(exchange)
+        await proxy.entry.authenticate(exchange)
         page = Page(query)
         store = proxy.responses
         found = await store.load(_workspace(exchange), response_id) if store else None
@@ -60,27 +61,27 @@ def item_handler(proxy: Proxy, path: str, method: str, query: bytes) -> Handler 
             raise response_not_found(response_id)
         exchange.requested_model = found.model
         listing = input_items_page(response_id, found.input_items, page)
-        await proxy._respond(exchange, send, 200, msgspec.json.encode(listing))
+        await respond(exchange, send, 200, msgspec.json.encode(listing))
 
     if rest:
         return ("GET", input_items, ITEMS_ROUTE, FORMAT)
 
     async def retrieve(exchange: Exchange, receive: Any, send: Any) -> None:
-        await proxy._authenticate(exchange)
+        await proxy.entry.authenticate(exchange)
         store = proxy.responses
         found = await store.load(_workspace(exchange), response_id) if store else None
         if found is None:
             raise response_not_found(response_id)
         exchange.requested_model = found.model
-        await proxy._respond(exchange, send, 200, msgspec.json.encode(found.as_response()))
+        await respond(exchange, send, 200, msgspec.json.encode(found.as_response()))
 
     async def delete(exchange: Exchange, receive: Any, send: Any) -> None:
-        await proxy._authenticate(exchange)
+        await proxy.entry.authenticate(exchange)
         store = proxy.responses
         if store is None or not await store.delete(_workspace(exchange), response_id):
             raise response_not_found(response_id)
         body = {"id": response_id, "object": "response.deleted", "deleted": True}
-        await proxy._respond(exchange, send, 200, msgspec.json.encode(body))
+        await respond(exchange, send, 200, msgspec.json.encode(body))
 
     if method == "DELETE":
         return ("DELETE", delete, ITEM_ROUTE, FORMAT)

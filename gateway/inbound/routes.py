@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from gateway.entry.answers import respond
 from gateway.entry.errors import model_not_found
 from gateway.entry.validation import decode_object, validate_chat
 from gateway.inbound.api import InboundApi, InboundSend
@@ -19,7 +20,8 @@ from gateway.inbound.messages import MessagesApi, estimated_input_tokens
 from gateway.inbound.responses_routes import create_handler, item_handler
 
 if TYPE_CHECKING:
-    from gateway.proxy import Exchange, Proxy
+    from gateway.exchange import Exchange
+    from gateway.proxy import Proxy
 
 Run = Callable[..., Awaitable[None]]
 Handler = tuple[str, Run, str, InboundApi | None]
@@ -36,21 +38,21 @@ def handlers(proxy: Proxy) -> dict[str, Handler]:
     async def messages(exchange: Exchange, receive: Any, send: InboundSend) -> None:
         exchange.operation = MESSAGES.operation
         _accept_x_api_key(exchange)
-        await proxy._pipeline(exchange, receive, send, "chat", validate_chat, inbound=send)
+        await proxy.pipeline.run(exchange, receive, send, "chat", inbound=send)
 
     async def count_tokens(exchange: Exchange, receive: Any, send: InboundSend) -> None:
         exchange.operation = MESSAGES.operation
         _accept_x_api_key(exchange)
-        await proxy._authenticate(exchange)
-        body = await proxy._read_body(exchange, receive)
+        await proxy.entry.authenticate(exchange)
+        body = await proxy.entry.read_body(exchange, receive)
         chat, _ = MESSAGES.decode(decode_object(body), counting=True)
         exchange.requested_model = validate_chat(chat)
         answer = {"input_tokens": estimated_input_tokens(chat)}
-        await proxy._respond(exchange, send, 200, msgspec.json.encode(answer))
+        await respond(exchange, send, 200, msgspec.json.encode(answer))
 
     async def completions(exchange: Exchange, receive: Any, send: InboundSend) -> None:
         exchange.operation = COMPLETIONS.operation
-        await proxy._pipeline(exchange, receive, send, "chat", validate_chat, inbound=send)
+        await proxy.pipeline.run(exchange, receive, send, "chat", inbound=send)
 
     return {
         "/messages": ("POST", messages, "/v1/messages", MESSAGES),
@@ -68,12 +70,12 @@ def by_prefix(proxy: Proxy, path: str, scope: dict[str, Any]) -> Handler | None:
     model = path[len(_MODEL_PREFIX) :]
 
     async def retrieve_model(exchange: Exchange, receive: Any, send: Any) -> None:
-        await proxy._authenticate(exchange)
+        await proxy.entry.authenticate(exchange)
         if not model or model not in proxy.router:
             raise model_not_found(model)
         exchange.requested_model = model
         body = {"id": model, "object": "model", "created": 0, "owned_by": "steerway"}
-        await proxy._respond(exchange, send, 200, msgspec.json.encode(body))
+        await respond(exchange, send, 200, msgspec.json.encode(body))
 
     return ("GET", retrieve_model, MODEL_ROUTE, None)
 
