@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+from gateway import inbound_passthrough
 from gateway.inbound import InboundSend
 from gateway.inbound_responses import OPERATION, ResponsesCall, response_not_found
 from gateway.inbound_responses_items import Page, input_items_page
@@ -37,6 +38,7 @@ def create_handler(proxy: Proxy) -> Handler:
         call = ResponsesCall(proxy.responses)
         send.api = call
         send.prepare = call.prepare
+        inbound_passthrough.offer(exchange, send, OPERATION)
         await proxy._pipeline(exchange, receive, send, "chat", validate_chat, inbound=send)
 
     return ("POST", create, ROUTE, FORMAT)

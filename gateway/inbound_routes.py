@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from gateway import inbound_passthrough
 from gateway.errors import model_not_found
 from gateway.inbound import InboundApi, InboundSend
 from gateway.inbound_completions import CompletionsApi
@@ -36,6 +37,7 @@ def handlers(proxy: Proxy) -> dict[str, Handler]:
     async def messages(exchange: Exchange, receive: Any, send: InboundSend) -> None:
         exchange.operation = MESSAGES.operation
         _accept_x_api_key(exchange)
+        inbound_passthrough.offer(exchange, send, MESSAGES.operation)
         await proxy._pipeline(exchange, receive, send, "chat", validate_chat, inbound=send)
 
     async def count_tokens(exchange: Exchange, receive: Any, send: InboundSend) -> None:

@@ -19,7 +19,7 @@ import msgspec
 
 from gateway import cache as response_cache
 from gateway import guardrails as guards
-from gateway import inbound_routes
+from gateway import inbound_passthrough, inbound_routes
 from gateway.admission import Admission, Admitted
 from gateway.answer_hold import FinalMessageHold
 from gateway.auth import Authenticator
@@ -152,6 +152,7 @@ class Exchange:
         "key",
         "metadata",
         "method",
+        "native",
         "operation",
         "overhead_ms",
         "provider",
@@ -181,6 +182,8 @@ class Exchange:
         self.key: KeyInfo | None = None
         self.operation = "chat"
         """The API the client called, as recorded and as rules' `operation` reads it."""
+        self.native: inbound_passthrough.NativeRequest | None = None
+        """An inbound request that may pass through untranslated (`gateway.inbound_passthrough`)."""
         self.attempts = 0
         self.requested_model: str | None = None
         self.provider: str | None = None
@@ -1131,7 +1134,11 @@ class Proxy:
         target.load.started(tokens, int(time.time() // 60))
         latency_ms = None
         try:
-            if exchange.stream and operation == "chat":
+            if exchange.native is not None:
+                latency_ms = await inbound_passthrough.attempt(
+                    self, exchange, target, payload, receive, send
+                )
+            elif exchange.stream and operation == "chat":
                 latency_ms = await self._chat_stream(exchange, target, payload, receive, send)
             else:
                 latency_ms = await self._answer_once(
