@@ -322,3 +322,55 @@ def test_a_response_to_an_anthropic_deployment_is_translated(
     assert mock_provider.last_request()["body"]["messages"][0]["role"] == "user"
     (span,) = _spans(gateway, raw.headers["x-steerway-trace-id"])
     assert span["attributes"]["steerway.inbound.mode"] == "translated"
+
+
+def test_a_passed_through_stream_that_breaks_ends_in_anthropics_shape(
+    gateway: GatewayProcess,
+) -> None:
+    def stream(control: dict[str, Any]) -> httpx.Response:
+        body = {
+            "model": "sonnet",
+            "max_tokens": 64,
+            "stream": True,
+            "messages": [{"role": "user", "content": "break this stream somewhere"}],
+            "mock": {"chunks": 6, "ttft_ms": 20, "chunk_interval_ms": 20, **control},
+        }
+        return _post(gateway.url, "/v1/messages", body, gateway.master_key)
+
+    told = stream({"drop_after_chunks": 2, "error": 529})
+    kinds = [line[7:] for line in told.text.splitlines() if line.startswith("event: ")]
+    assert kinds[-1] == "error" and "message_stop" not in kinds
+    assert '"type":"overloaded_error"' in told.text  # the provider's own event, as it sent it
+    assert told.text.count("event: error") == 1
+
+    dropped = stream({"drop_after_chunks": 2})
+    kinds = [line[7:] for line in dropped.text.splitlines() if line.startswith("event: ")]
+    assert kinds[0] == "message_start" and "content_block_delta" in kinds
+    assert kinds[-1] == "error" and "message_stop" not in kinds
+    error = json.loads(dropped.text.rsplit("data: ", 1)[1])
+    assert error["type"] == "error" and error["error"]["type"] == "api_error"
+    (row,) = _interactions(gateway, dropped.headers["x-steerway-trace-id"])
+    assert row["status"] == "error" and row["error_type"] == "disconnected"
+
+
+def test_a_cache_hit_answers_in_the_inbound_format(gateway: GatewayProcess) -> None:
+    client = anthropic.Anthropic(base_url=gateway.url, api_key=gateway.master_key, max_retries=0)
+    question = f"cache me {uuid.uuid4().hex[:8]}"
+    arguments: dict[str, Any] = {
+        "model": "sonnet",
+        "max_tokens": 32,
+        "messages": [{"role": "user", "content": question}],
+        "extra_body": {"temperature": 0},
+    }
+    first = client.messages.with_raw_response.create(**arguments)
+    second = client.messages.with_raw_response.create(**arguments)
+    assert first.headers["x-steerway-cache"] == "MISS"
+    assert second.headers["x-steerway-cache"] == "HIT"
+    hit = second.parse()
+    assert hit.type == "message" and hit.model == "sonnet"
+    assert hit.content[0].text == first.parse().content[0].text  # type: ignore[union-attr]
+    with client.messages.stream(**arguments) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert final.content[0].text == hit.content[0].text  # type: ignore[union-attr]
