@@ -33,7 +33,9 @@ import msgspec
 
 from gateway import proxy as pipeline
 from gateway.cache_stream import StreamAccumulator
+from gateway.errors import GatewayError
 from gateway.inbound import InboundApi, InboundSend
+from gateway.inbound_passthrough_reading import readable_copy
 from gateway.inbound_responses import ResponsesAnswer
 from gateway.reliability import AttemptFailed
 from providers.anthropic_native import MessagesNative
@@ -63,13 +65,16 @@ class NativeRequest:
     """An inbound request that may pass through: the client's body as it came, and the
     encoder the translated path would answer with."""
 
-    __slots__ = ("body", "encoder", "format", "send")
+    __slots__ = ("body", "encoder", "format", "refusal", "send")
 
     def __init__(self, native: NativeFormat, send: InboundSend) -> None:
         self.format = native
         self.send = send
         self.body: dict[str, Any] | None = None
         self.encoder: AnswerEncoder | None = None
+        self.refusal: GatewayError | None = None
+        """What the chat translation refused in the body, read without it (see
+        `inbound_passthrough_reading`): the request's answer wherever it is not passed through."""
 
 
 class _Capture:
@@ -81,7 +86,17 @@ class _Capture:
         self.operation = api.operation
 
     def decode(self, payload: dict[str, Any]) -> tuple[dict[str, Any], AnswerEncoder]:
-        chat, encoder = self.api.decode(payload)
+        try:
+            chat, encoder = self.api.decode(payload)
+        except GatewayError as refused:
+            readable = readable_copy(self.native.format.api, payload)
+            if readable is None:
+                raise
+            try:
+                chat, encoder = self.api.decode(readable)
+            except GatewayError:
+                raise refused from None
+            self.native.refusal = refused
         self.native.body = payload
         self.native.encoder = encoder
         return chat, encoder
@@ -138,6 +153,8 @@ async def attempt(
     marked = [PASSTHROUGH if passes_through(exchange, native, target) else TRANSLATED]
     try:
         if marked[0] == TRANSLATED:
+            if native.refusal is not None:
+                raise native.refusal
             if exchange.stream:
                 return await proxy._chat_stream(exchange, target, payload, receive, send)
             return await proxy._answer_once(exchange, target, payload, "chat", receive, send)

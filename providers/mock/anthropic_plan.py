@@ -129,7 +129,7 @@ def _plan_answer(body: dict[str, Any], behaviour: Behaviour, cache: PromptCache)
     tool_names = _tool_names(body.get("tools"))
     calls = _tool_calls(body.get("tool_choice"), tool_names, last_user_text)
     if calls and behaviour.content is None:
-        schemas = {tool["name"]: tool.get("input_schema", {}) for tool in body["tools"]}
+        schemas = {tool.get("name"): tool.get("input_schema", {}) for tool in body["tools"]}
         blocks = [
             PlannedBlock(
                 "tool_use", split_evenly(_arguments(schemas[name]), behaviour.word_count), name
@@ -272,6 +272,8 @@ def _tool_names(tools: Any) -> list[str]:
         raise AnthropicRequestError("tools: Input should be a valid list")
     names = []
     for index, tool in enumerate(tools):
+        if isinstance(tool, dict) and tool.get("type") not in (None, "custom"):
+            continue  # a server tool (web search, ...): accepted, never called by the mock
         name = tool.get("name") if isinstance(tool, dict) else None
         if not isinstance(name, str) or not name:
             raise AnthropicRequestError(f"tools.{index}.name: Field required")

@@ -13,6 +13,7 @@ from typing import Any
 
 import anthropic
 import httpx
+import openai
 import pytest
 
 from telemetry.schema import money_from_sql
@@ -374,3 +375,42 @@ def test_a_cache_hit_answers_in_the_inbound_format(gateway: GatewayProcess) -> N
         final = stream.get_final_message()
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
     assert final.content[0].text == hit.content[0].text  # type: ignore[union-attr]
+
+
+def test_what_chat_cannot_carry_passes_through_and_is_refused_when_translated(
+    gateway: GatewayProcess, mock_provider: MockProcess
+) -> None:
+    body = {
+        "model": "sonnet",
+        "max_tokens": 32,
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "document",
+                        "source": {"type": "text", "media_type": "text/plain", "data": "A memo."},
+                        "citations": {"enabled": True},
+                    },
+                    {"type": "text", "text": "summarise the memo"},
+                ],
+            }
+        ],
+    }
+    through = _post(gateway.url, "/v1/messages", body, gateway.master_key)
+    assert through.status_code == 200, through.text
+    assert mock_provider.last_request()["body"] == {**body, "model": CLAUDE}
+    assert "summarise the memo" in through.json()["content"][0]["text"]
+    refused = _post(gateway.url, "/v1/messages", {**body, "model": "mock-gpt"}, gateway.master_key)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["type"] == "invalid_request_error"
+
+    client = gateway.client()
+    hosted = {"input": "search for me", "tools": [{"type": "web_search"}]}
+    answer = client.responses.create(model="gpt-native", **hosted)  # type: ignore[call-overload]
+    assert mock_provider.last_request()["body"] == {"model": "mock-gpt", **hosted}
+    assert "search for me" in answer.output_text
+    with pytest.raises(openai.BadRequestError) as unsupported:
+        client.responses.create(model="mock-gpt", **hosted)  # type: ignore[call-overload]
+    assert unsupported.value.body["code"] == "unsupported_tool"  # type: ignore[index]
