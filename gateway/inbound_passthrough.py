@@ -24,6 +24,7 @@ A whole answer an output guardrail changed reaches the client translated (and is
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
@@ -58,6 +59,9 @@ FORMATS: Final[dict[str, NativeFormat]] = {
     MESSAGES: MessagesNative(),
     RESPONSES: ResponsesNative(),
 }
+UNREAD_FIELD: Final = "steerway_unread_parts"
+"""Set on the chat reading of a body that had parts left out of it (never sent anywhere: such a
+request is only ever passed through)."""
 _SSE: Final = b"text/event-stream"
 
 
@@ -97,6 +101,9 @@ class _Capture:
             except GatewayError:
                 raise refused from None
             self.native.refusal = refused
+            # The cache key is the chat request's: keep two bodies that differ only in what
+            # was left out from sharing one answer.
+            chat[UNREAD_FIELD] = hashlib.sha256(msgspec.json.encode(payload)).hexdigest()
         self.native.body = payload
         self.native.encoder = encoder
         return chat, encoder
