@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from gateway.guardrails.engine import InputOutcome, Selection
     from gateway.guardrails.model import CheckContext, Verdict
     from gateway.inbound.api import InboundSend
+    from gateway.inbound.passthrough import NativeRequest
     from gateway.limits.admission import Admitted
     from gateway.upstream.routing import Route
     from rules.engine import Evaluation
@@ -55,6 +56,7 @@ class Exchange:
         "key",
         "metadata",
         "method",
+        "native",
         "operation",
         "overhead_ms",
         "payload",
@@ -86,6 +88,8 @@ class Exchange:
         self.key: KeyInfo | None = None
         self.operation = "chat"
         """The API the client called, as recorded and as rules' `operation` reads it."""
+        self.native: NativeRequest | None = None
+        """An inbound request that may pass through untranslated (`gateway.inbound.passthrough`)."""
         self.attempts = 0
         self.requested_model: str | None = None
         self.provider: str | None = None

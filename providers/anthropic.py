@@ -70,6 +70,7 @@ class AnthropicAdapter(HTTPAdapter):
         if api_key:
             self._headers["x-api-key"] = api_key
         self._url = URL(base_url.rstrip("/") + "/messages")
+        self.native_url = self._url
         self._forward_fields = tuple(forward_fields)
 
     def url(self, operation: str) -> str:

@@ -61,6 +61,8 @@ class ProviderStream:
 class ProviderAdapter(Protocol):
     name: str
     type: str
+    native_api: str | None
+    """The inbound API the provider answers itself (see `providers.native`), or None."""
 
     def encode_chat(self, payload: dict[str, Any], provider_model: str, *, stream: bool) -> bytes:
         """The provider's request body for an OpenAI chat request (usage always asked for)."""
@@ -79,6 +81,17 @@ class ProviderAdapter(Protocol):
         timeouts: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
         """POST to the provider; an error status or transport error raises UpstreamFailure."""
+        ...
+
+    async def send_native(
+        self,
+        body: bytes,
+        *,
+        headers: dict[str, str],
+        traceparent: str | None = None,
+        timeouts: aiohttp.ClientTimeout | None = None,
+    ) -> aiohttp.ClientResponse:
+        """POST a client's own body to the provider's endpoint for `native_api`."""
         ...
 
     async def read_body(self, response: aiohttp.ClientResponse) -> bytes: ...

@@ -22,6 +22,7 @@ from providers.upstream import UpstreamClient
 from providers.usage import UNKNOWN_USAGE, OpenAIUsage
 
 OPERATION_PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings"}
+RESPONSES_PATH = "/responses"
 
 
 class _Choice(msgspec.Struct):
@@ -43,6 +44,10 @@ class HTTPAdapter:
     """What adapters over HTTP share: the client, timeouts, headers, errors and body reading."""
 
     type = "http"
+    native_api: str | None = None
+    """The inbound API this provider answers itself (`providers.native`), set from its config."""
+    native_url: URL | None = None
+    """Where requests in `native_api` go."""
 
     def __init__(
         self,
@@ -106,6 +111,24 @@ class HTTPAdapter:
         if response.status >= 400:
             await self._raise_for_status(response)
         return response
+
+    async def send_native(
+        self,
+        body: bytes,
+        *,
+        headers: dict[str, str],
+        traceparent: str | None = None,
+        timeouts: aiohttp.ClientTimeout | None = None,
+    ) -> aiohttp.ClientResponse:
+        """POST a client's body to the provider's own endpoint for `native_api`, with the
+        client's API headers (see `NativeFormat.forwarded_headers`) added to the provider's."""
+        if self.native_url is None:
+            raise UpstreamFailure("connect", f"{self.name} has no native endpoint")
+        sent = self._headers
+        if headers:
+            sent = sent.copy()
+            sent.update(headers)
+        return await self.post(self.native_url, body, sent, traceparent, timeouts)
 
     async def read_body(self, response: aiohttp.ClientResponse) -> bytes:
         try:
@@ -184,6 +207,7 @@ class OpenAIAdapter(HTTPAdapter):
             self._headers["Authorization"] = f"Bearer {api_key}"
         base = base_url.rstrip("/")
         self._urls = {op: URL(base + path) for op, path in OPERATION_PATHS.items()}
+        self.native_url = URL(base + RESPONSES_PATH)
 
     def url(self, operation: str) -> str:
         return str(self._urls[operation])

@@ -65,6 +65,7 @@ from providers.anthropic import AnthropicAdapter
 from providers.azure import AzureOpenAIAdapter
 from providers.base import ProviderAdapter
 from providers.gemini import GeminiAdapter
+from providers.native import native_api
 from providers.openai import OpenAIAdapter
 from providers.upstream import UpstreamClient
 from rules.store import RuleStore
@@ -453,6 +454,14 @@ def provider_adapters(
 
 
 def _adapter(name: str, provider: ProviderConfig, upstream: UpstreamClient) -> ProviderAdapter:
+    adapter = _typed_adapter(name, provider, upstream)
+    adapter.native_api = native_api(provider.type, provider.base_url, provider.passthrough)
+    return adapter
+
+
+def _typed_adapter(
+    name: str, provider: ProviderConfig, upstream: UpstreamClient
+) -> ProviderAdapter:
     common: dict[str, Any] = {
         "base_url": provider.base_url,
         "api_key": provider.api_key.reveal() if provider.api_key is not None else None,

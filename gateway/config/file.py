@@ -111,6 +111,9 @@ class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True):
     `anthropic-version` header (default 2023-06-01)."""
     forward_fields: tuple[str, ...] = ()
     """`anthropic`: request fields passed through untranslated (Anthropic rejects unknown ones)."""
+    passthrough: bool | None = None
+    """`openai`/`anthropic`: whether requests in the provider's own API (Responses, Messages)
+    pass through untranslated; None: the default of `providers.native.native_api`."""
 
     def _safe_fields(self) -> Iterator[tuple[str, Any]]:
         """Field values fit to show: header values may carry credentials, URLs a password."""
@@ -910,7 +913,16 @@ def _parse_provider(name: str, value: Any, path: str, reader: _Reader) -> Provid
     fields = reader.fields(
         value,
         path,
-        ("type", "base_url", "api_key", "headers", "timeouts", "api_version", "forward_fields"),
+        (
+            "type",
+            "base_url",
+            "api_key",
+            "headers",
+            "timeouts",
+            "api_version",
+            "forward_fields",
+            "passthrough",
+        ),
         required=tuple(required),
     )
     provider_type = reader.string(fields.get("type"), _join(path, "type"))
@@ -939,6 +951,13 @@ def _parse_provider(name: str, value: Any, path: str, reader: _Reader) -> Provid
             reader.report(forward_path, "expected a list of field names")
         else:
             forward_fields = [str.__str__(item) for item in raw_forward]
+    passthrough = fields.get("passthrough")
+    if passthrough is not None:
+        if provider_type not in ("openai", "anthropic"):
+            reader.report(_join(path, "passthrough"), "only openai and anthropic providers take it")
+        elif not isinstance(passthrough, bool):
+            reader.report(_join(path, "passthrough"), "expected true or false")
+        passthrough = passthrough if isinstance(passthrough, bool) else None
     base_url = fields.get("base_url")
     if base_url is None and provider_type in DEFAULT_BASE_URLS:
         base_url = DEFAULT_BASE_URLS[provider_type]
@@ -951,6 +970,7 @@ def _parse_provider(name: str, value: Any, path: str, reader: _Reader) -> Provid
         timeouts=_parse_timeouts(fields.get("timeouts"), _join(path, "timeouts"), reader),
         api_version=api_version,
         forward_fields=tuple(forward_fields),
+        passthrough=passthrough,
     )
     sends_authorization = (provider.type == "openai" and provider.api_key is not None) or any(
         header.lower() == "authorization" for header in provider.headers

@@ -95,12 +95,16 @@ class InboundSend:
         "_tail",
         "api",
         "prepare",
+        "verbatim",
     )
 
     def __init__(self, api: InboundApi, send: Send) -> None:
         self.api = api
         """The API's format; a route may replace it with one made for its request."""
         self.prepare: Prepare | None = None
+        self.verbatim = False
+        """Set when the answer passed through (`gateway.inbound_passthrough`): from then on
+        every message goes to the client as it is."""
         self._send = send
         self._encoder: AnswerEncoder | None = None
         self._pending: Message | None = None
@@ -114,6 +118,9 @@ class InboundSend:
         return chat
 
     async def __call__(self, message: Message) -> None:
+        if self.verbatim:
+            await self._send(message)
+            return
         if message["type"] == "http.response.start":
             self._pending = message
             return

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from gateway.entry.answers import respond
+from gateway.inbound import passthrough
 from gateway.inbound.api import InboundSend
 from gateway.inbound.responses import OPERATION, ResponsesCall, response_not_found
 from gateway.inbound.responses_items import Page, input_items_page
@@ -38,6 +39,7 @@ def create_handler(proxy: Proxy) -> Handler:
         call = ResponsesCall(proxy.responses)
         send.api = call
         send.prepare = call.prepare
+        passthrough.offer(exchange, send, OPERATION)
         await proxy.pipeline.run(exchange, receive, send, "chat", inbound=send)
 
     return ("POST", create, ROUTE, FORMAT)

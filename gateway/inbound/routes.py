@@ -14,6 +14,7 @@ import msgspec
 from gateway.entry.answers import respond
 from gateway.entry.errors import model_not_found
 from gateway.entry.validation import decode_object, validate_chat
+from gateway.inbound import passthrough
 from gateway.inbound.api import InboundApi, InboundSend
 from gateway.inbound.completions import CompletionsApi
 from gateway.inbound.messages import MessagesApi, estimated_input_tokens
@@ -38,6 +39,7 @@ def handlers(proxy: Proxy) -> dict[str, Handler]:
     async def messages(exchange: Exchange, receive: Any, send: InboundSend) -> None:
         exchange.operation = MESSAGES.operation
         _accept_x_api_key(exchange)
+        passthrough.offer(exchange, send, MESSAGES.operation)
         await proxy.pipeline.run(exchange, receive, send, "chat", inbound=send)
 
     async def count_tokens(exchange: Exchange, receive: Any, send: InboundSend) -> None:

@@ -18,6 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from providers.mock.anthropic_plan import (
+    THINKING_SIGNATURE,
     AnthropicRequestError,
     MessagesPlan,
     PlannedBlock,
@@ -236,6 +237,8 @@ def _message_document(plan: MessagesPlan, content: list[dict[str, Any]]) -> dict
 def _block_document(block: PlannedBlock) -> dict[str, Any]:
     if block.type == "text":
         return {"type": "text", "text": block.text}
+    if block.type == "thinking":
+        return {"type": "thinking", "thinking": block.text, "signature": THINKING_SIGNATURE}
     return {
         "type": "tool_use",
         "id": new_id("toolu_"),
@@ -293,6 +296,9 @@ class MessagesStream(SSEWriter):
                 text = "".join(block.pieces[begin : begin + size])
                 self._event("content_block_delta", {"index": index, "delta": _delta(block, text)})
                 sent += 1
+            if block.type == "thinking":
+                signature = {"type": "signature_delta", "signature": THINKING_SIGNATURE}
+                self._event("content_block_delta", {"index": index, "delta": signature})
             self._event("content_block_stop", {"index": index})
         if behaviour.drop_after_chunks is not None:
             return await self._cut()
@@ -332,12 +338,16 @@ class MessagesStream(SSEWriter):
 def _opening(block: PlannedBlock) -> dict[str, Any]:
     if block.type == "text":
         return {"type": "text", "text": ""}
+    if block.type == "thinking":
+        return {"type": "thinking", "thinking": "", "signature": ""}
     return {"type": "tool_use", "id": new_id("toolu_"), "name": block.name, "input": {}}
 
 
 def _delta(block: PlannedBlock, text: str) -> dict[str, Any]:
     if block.type == "text":
         return {"type": "text_delta", "text": text}
+    if block.type == "thinking":
+        return {"type": "thinking_delta", "thinking": text}
     return {"type": "input_json_delta", "partial_json": text}
 
 

@@ -5,7 +5,8 @@ The reply follows the same rules as the OpenAI route (`Echo: <last user text>` c
 blocks whose input is built from each tool's `input_schema`. Prompt caching is simulated: the
 prompt up to the last `cache_control` breakpoint is written to the cache the first time a
 request carries it (`cache_creation_input_tokens`) and read from it afterwards
-(`cache_read_input_tokens`).
+(`cache_read_input_tokens`). A request with `thinking` enabled gets a `thinking` block (with a
+signature) before its answer.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ KNOWN_FIELDS = frozenset(
 )
 _BLOCK_TYPES = frozenset({"text", "image", "tool_use", "tool_result", "document", "thinking"})
 _MAX_CACHE_KEYS = 10_000
+THINKING_TEXT = "Considering what was asked."
+THINKING_SIGNATURE = "mock-signature-0001"
 
 
 class AnthropicRequestError(Exception):
@@ -56,7 +59,7 @@ class AnthropicRequestError(Exception):
 
 
 class PlannedBlock(msgspec.Struct):
-    type: str  # "text" or "tool_use"
+    type: str  # "text", "tool_use" or "thinking"
     pieces: list[str]
     name: str | None = None
 
@@ -97,6 +100,14 @@ class PromptCache:
 
 
 def plan_messages(body: dict[str, Any], behaviour: Behaviour, cache: PromptCache) -> MessagesPlan:
+    plan = _plan_answer(body, behaviour, cache)
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        plan.blocks.insert(0, PlannedBlock("thinking", split_words(THINKING_TEXT)))
+    return plan
+
+
+def _plan_answer(body: dict[str, Any], behaviour: Behaviour, cache: PromptCache) -> MessagesPlan:
     for name in body:
         if name not in KNOWN_FIELDS:
             raise AnthropicRequestError(f"{name}: Extra inputs are not permitted")
@@ -118,7 +129,7 @@ def plan_messages(body: dict[str, Any], behaviour: Behaviour, cache: PromptCache
     tool_names = _tool_names(body.get("tools"))
     calls = _tool_calls(body.get("tool_choice"), tool_names, last_user_text)
     if calls and behaviour.content is None:
-        schemas = {tool["name"]: tool.get("input_schema", {}) for tool in body["tools"]}
+        schemas = {tool.get("name"): tool.get("input_schema", {}) for tool in body["tools"]}
         blocks = [
             PlannedBlock(
                 "tool_use", split_evenly(_arguments(schemas[name]), behaviour.word_count), name
@@ -261,6 +272,8 @@ def _tool_names(tools: Any) -> list[str]:
         raise AnthropicRequestError("tools: Input should be a valid list")
     names = []
     for index, tool in enumerate(tools):
+        if isinstance(tool, dict) and tool.get("type") not in (None, "custom"):
+            continue  # a server tool (web search, ...): accepted, never called by the mock
         name = tool.get("name") if isinstance(tool, dict) else None
         if not isinstance(name, str) or not name:
             raise AnthropicRequestError(f"tools.{index}.name: Field required")

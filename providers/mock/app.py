@@ -18,6 +18,7 @@ from providers.mock.errors import MockRequestError, error_response, injected_err
 from providers.mock.faults import FaultGates
 from providers.mock.gemini import GEMINI_PATH, GeminiModels
 from providers.mock.moderations import plan_moderation
+from providers.mock.responses import RESPONSES_PATH, MockResponses
 from providers.mock.settings import (
     Behaviour,
     MockControl,
@@ -268,6 +269,7 @@ def create_mock_app(settings: MockSettings | None = None) -> web.Application:
     app.router.add_post(EMBEDDINGS_PATH, provider.embeddings)
     app.router.add_post(MODERATIONS_PATH, provider.moderations)
     app.router.add_post(MESSAGES_PATH, AnthropicMessages(provider).handle)
+    app.router.add_post(RESPONSES_PATH, MockResponses(provider).handle)
     app.router.add_post(GEMINI_PATH, GeminiModels(provider).handle)
     add_azure_routes(app, provider)
     app.router.add_get(MODELS_PATH, provider.list_models)

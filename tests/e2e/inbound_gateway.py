@@ -17,19 +17,25 @@ from tests.e2e.conftest import Database, GatewayProcess, MockProcess
 def inbound_gateway(
     database: Database, mock: MockProcess, directory: Path, **extra: Any
 ) -> Iterator[GatewayProcess]:
-    """A started gateway, stopped when the generator is closed; `extra` adds config keys."""
-    config = {
-        "providers": {
-            "mock": {"type": "openai", "base_url": mock.base_url},
-            "claude": {
-                "type": "anthropic",
-                "base_url": mock.base_url,
-                "api_key": "sk-ant-test-key-000000",
-            },
+    """A started gateway, stopped when the generator is closed; `extra` adds config keys, and
+    `extra_providers`/`extra_models` add to those (a provider's `base_url` of `{mock}` is the
+    mock's)."""
+    providers = {
+        "mock": {"type": "openai", "base_url": mock.base_url},
+        "claude": {
+            "type": "anthropic",
+            "base_url": mock.base_url,
+            "api_key": "sk-ant-test-key-000000",
         },
+    }
+    for name, provider in extra.pop("extra_providers", {}).items():
+        providers[name] = {**provider, "base_url": provider["base_url"].format(mock=mock.base_url)}
+    config = {
+        "providers": providers,
         "models": {
             "mock-gpt": [{"provider": "mock", "model": "mock-gpt"}],
             "sonnet": [{"provider": "claude", "model": "claude-sonnet-4-5-20250929"}],
+            **extra.pop("extra_models", {}),
         },
         **extra,
     }
