@@ -40,6 +40,12 @@ def durability(harness: Harness) -> list[ScenarioResult]:
     return run_durability(harness)
 
 
+def recorder(harness: Harness) -> list[ScenarioResult]:
+    from benchmarks.recorder_scenario import run_recorder
+
+    return run_recorder(harness)
+
+
 def faults(harness: Harness) -> list[ScenarioResult]:
     from benchmarks.faults_scenario import run_faults
 
@@ -50,6 +56,7 @@ ALL_SCENARIOS: dict[str, Scenario] = {
     **SCENARIOS,
     "guardrails": guardrails,
     "durability": durability,
+    "recorder": recorder,
     "faults": faults,
 }
 """Every scenario, in the order a full run takes them."""
@@ -190,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--baseline-source",
         metavar="PATH",
-        help="`durability` also runs Steerway from this checkout (e.g. a `git worktree` of the "
+        help="`durability` and `recorder` also run Steerway from this checkout (e.g. a `git worktree` of the "
         "commit before a change), for a before/after of the default mode in the same run",
     )
     parser.add_argument(
