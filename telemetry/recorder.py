@@ -250,9 +250,11 @@ class Recorder:
         self._also_to = also_to
 
         # Above the high-water mark the writer is far behind: `room()` then holds new requests
-        # back until the queue is down to three quarters of it, so memory stays bounded and the
-        # request rate settles at what the database takes, instead of the queue growing until
-        # it drops records.
+        # back until the writer's next take brings the queue under it again, so memory stays
+        # bounded and the request rate settles at what the database takes, instead of the
+        # queue growing until it drops records. A take removes a whole batch, so the requests
+        # it lets through cannot fill the queue past the mark at once; a band below the mark
+        # to wait for would hold every request for as long as the writer takes to drain it.
         self._high_water = min(queue_size, max(batch_size * 8, queue_size // 20))
         self._room = asyncio.Event()
         self._room.set()
@@ -586,7 +588,7 @@ class Recorder:
         if len(queue) > self._high_water // 2:
             size *= 4  # behind: fewer, larger transactions write more per second
         batch = [queue.popleft() for _ in range(min(size, len(queue)))]
-        if len(queue) <= self._high_water * 3 // 4 and not self._room.is_set():
+        if len(queue) <= self._high_water and not self._room.is_set():
             self._on_main_loop(self._room_again)
         if self._report_depth is not None:
             with contextlib.suppress(Exception):
