@@ -1,8 +1,8 @@
 """Loaded by Python at start-up when this folder is on `PYTHONPATH` (the `recorder` scenario puts
 it there for the gateways it measures; see `benchmarks.loop_lag`). With `STEERWAY_BENCH_LAG_LOG`
-set, every uvloop event loop the process makes runs a probe task that sleeps 5 ms over and over
-and appends `<unix time> <lag ms>` (how much later than asked it woke up) to that file, flushed
-twice a second. Without the variable nothing happens. Self-contained: the measured process may
+set, the first uvloop event loop the process makes (uvicorn's) runs a probe task that sleeps
+5 ms over and over and appends `<unix time> <lag ms>` (how much later than asked it woke up) to
+that file, flushed twice a second. Without the variable nothing happens. Self-contained: the measured process may
 run another checkout's code, whose `benchmarks` package has no probe."""
 
 from __future__ import annotations
@@ -35,13 +35,16 @@ def _install(path: str) -> None:
 
     make_loop = uvloop.new_event_loop
     tasks: list[asyncio.Task[None]] = []
+    probed: list[Any] = []
 
     def start(loop: Any) -> None:
         tasks.append(loop.create_task(_probe(path), name="bench-loop-lag-probe"))
 
     def new_event_loop() -> Any:
         loop = make_loop()
-        loop.call_soon(start, loop)
+        if not probed:  # the first loop is uvicorn's; later ones (the recorder's writer) are not
+            probed.append(loop)
+            loop.call_soon(start, loop)
         return loop
 
     uvloop.new_event_loop = new_event_loop
