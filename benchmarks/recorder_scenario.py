@@ -21,6 +21,7 @@ from benchmarks.targets import PLAIN_MODEL, SteerwayOptions, Target
 
 AFTER = "steerway"
 BEFORE = "steerway-before"
+SWITCH_1MS = "steerway-switch-1ms"
 
 
 def run_recorder(harness: Harness) -> list[ScenarioResult]:
@@ -33,7 +34,13 @@ def run_recorder(harness: Harness) -> list[ScenarioResult]:
         description="One worker, telemetry on; each Steerway runs an event-loop probe (a task "
         "sleeping 5 ms, logging how late it woke). lag worst/p99: over the load's window. "
         + (f"`{BEFORE}` rows run the code of {source}. " if source else "")
-        + "`-pg` rows store in Postgres, the others in SQLite.",
+        + "`-pg` rows store in Postgres, the others in SQLite"
+        + (
+            f"; `{SWITCH_1MS}` is `{AFTER}` with the interpreter's thread switch interval at "
+            "1 ms (5 ms by default)."
+            if options.switch_interval_variant
+            else "."
+        ),
         metrics=[
             Metric("rps", "req/s", 0),
             Metric("p50", "p50 ms", 2),
@@ -72,6 +79,14 @@ def run_recorder(harness: Harness) -> list[ScenarioResult]:
                     if target is not None:
                         targets.append(target)
                         logs[name] = LagLog(log)
+            if options.switch_interval_variant:
+                log = harness.workspace.root / f"{SWITCH_1MS}-lag.log"
+                target = variants.start(
+                    result, SteerwayOptions(name=SWITCH_1MS, lag_log=log, switch_interval=0.001)
+                )
+                if target is not None:
+                    targets.append(target)
+                    logs[SWITCH_1MS] = LagLog(log)
             warm_up(harness, targets, connections, PLAIN_MODEL)
 
             def measure(target: Target) -> dict[str, float]:

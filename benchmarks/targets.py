@@ -229,6 +229,8 @@ class SteerwayOptions:
     """Run the code of this checkout (first on `PYTHONPATH`) instead of the installed one."""
     lag_log: Path | None = None
     """Run the event-loop lag probe (`benchmarks.loop_lag`), logging to this file."""
+    switch_interval: float | None = None
+    """With `lag_log`: the interpreter's thread switch interval (`sys.setswitchinterval`)."""
 
 
 def steerway_config(mocks: Mocks, options: SteerwayOptions | None = None) -> dict[str, object]:
@@ -321,6 +323,8 @@ def start_steerway(workspace: Workspace, mocks: Mocks, options: SteerwayOptions)
         argv += ["--workers", str(options.workers)]
     if options.lag_log is not None:
         env["STEERWAY_BENCH_LAG_LOG"] = str(options.lag_log)
+    if options.switch_interval is not None:
+        env["STEERWAY_BENCH_SWITCH_INTERVAL"] = str(options.switch_interval)
     process = workspace.spawn(options.name, argv, env, cwd=home)
     base = f"http://127.0.0.1:{port}"
     wait_until_ready(process, f"{base}/readyz", timeout=60)

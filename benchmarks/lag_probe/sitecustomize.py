@@ -2,7 +2,8 @@
 it there for the gateways it measures; see `benchmarks.loop_lag`). With `STEERWAY_BENCH_LAG_LOG`
 set, the first uvloop event loop the process makes (uvicorn's) runs a probe task that sleeps
 5 ms over and over and appends `<unix time> <lag ms>` (how much later than asked it woke up) to
-that file, flushed twice a second. Without the variable nothing happens. Self-contained: the measured process may
+that file, flushed twice a second; `STEERWAY_BENCH_SWITCH_INTERVAL` sets the interpreter's thread switch interval
+(seconds). Without the variables nothing happens. Self-contained: the measured process may
 run another checkout's code, whose `benchmarks` package has no probe."""
 
 from __future__ import annotations
@@ -52,3 +53,7 @@ def _install(path: str) -> None:
 
 if os.environ.get("STEERWAY_BENCH_LAG_LOG"):
     _install(os.environ["STEERWAY_BENCH_LAG_LOG"])
+    if os.environ.get("STEERWAY_BENCH_SWITCH_INTERVAL"):
+        import sys
+
+        sys.setswitchinterval(float(os.environ["STEERWAY_BENCH_SWITCH_INTERVAL"]))
