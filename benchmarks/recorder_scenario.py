@@ -22,6 +22,7 @@ from benchmarks.targets import PLAIN_MODEL, SteerwayOptions, Target
 AFTER = "steerway"
 BEFORE = "steerway-before"
 SWITCH_1MS = "steerway-switch-1ms"
+ON_LOOP = "steerway-on-loop"
 
 
 def run_recorder(harness: Harness) -> list[ScenarioResult]:
@@ -34,7 +35,8 @@ def run_recorder(harness: Harness) -> list[ScenarioResult]:
         description="One worker, telemetry on; each Steerway runs an event-loop probe (a task "
         "sleeping 5 ms, logging how late it woke). lag worst/p99: over the load's window. "
         + (f"`{BEFORE}` rows run the code of {source}. " if source else "")
-        + "`-pg` rows store in Postgres, the others in SQLite"
+        + f"`{ON_LOOP}` is `{AFTER}` with its recorder's writer on the serving loop "
+        "(`telemetry.writer_thread: false`). `-pg` rows store in Postgres, the others in SQLite"
         + (
             f"; `{SWITCH_1MS}` is `{AFTER}` with the interpreter's thread switch interval at "
             "1 ms (5 ms by default)."
@@ -79,6 +81,16 @@ def run_recorder(harness: Harness) -> list[ScenarioResult]:
                     if target is not None:
                         targets.append(target)
                         logs[name] = LagLog(log)
+            log = harness.workspace.root / f"{ON_LOOP}-lag.log"
+            on_loop = variants.start(
+                result,
+                SteerwayOptions(
+                    name=ON_LOOP, lag_log=log, config={"telemetry": {"writer_thread": False}}
+                ),
+            )
+            if on_loop is not None:
+                targets.append(on_loop)
+                logs[ON_LOOP] = LagLog(log)
             if options.switch_interval_variant:
                 log = harness.workspace.root / f"{SWITCH_1MS}-lag.log"
                 target = variants.start(
