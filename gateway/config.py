@@ -1190,6 +1190,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             "rollup_fold_interval_ms",
             "spill_dir",
             "unauthenticated_traces_per_minute",
+            "writer_thread",
             "durability",
             "retention",
             "sampling",
@@ -1209,6 +1210,12 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
         DURABILITY_MODES,
         default=defaults.durability,
     )
+    writer_thread = fields.get("writer_thread", defaults.writer_thread)
+    if not isinstance(writer_thread, bool):
+        reader.report(
+            _join(path, "writer_thread"), f"expected true or false, got {_show(writer_thread)}"
+        )
+        writer_thread = defaults.writer_thread
     telemetry = TelemetryConfig(
         store_content="none"
         if store_content == "none"
@@ -1239,6 +1246,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             _join(path, "unauthenticated_traces_per_minute"),
             default=defaults.unauthenticated_traces_per_minute,
         ),
+        writer_thread=writer_thread,
         durability="spill-first" if durability == "spill-first" else "memory",
         retention=parse_retention(fields.get("retention"), _join(path, "retention"), reader),
         sampling=parse_sampling(fields.get("sampling"), _join(path, "sampling"), reader),
