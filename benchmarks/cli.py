@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--switch-interval-variant",
         action="store_true",
-        help="`recorder` also runs a Steerway with a 1 ms thread switch interval",
+        help="`recorder` also runs the writer-thread Steerway with a 1 ms thread switch interval",
     )
     parser.add_argument(
         "--fault-duration",

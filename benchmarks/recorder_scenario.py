@@ -22,7 +22,7 @@ from benchmarks.targets import PLAIN_MODEL, SteerwayOptions, Target
 AFTER = "steerway"
 BEFORE = "steerway-before"
 SWITCH_1MS = "steerway-switch-1ms"
-ON_LOOP = "steerway-on-loop"
+THREAD = "steerway-thread"
 
 
 def run_recorder(harness: Harness) -> list[ScenarioResult]:
@@ -35,10 +35,10 @@ def run_recorder(harness: Harness) -> list[ScenarioResult]:
         description="One worker, telemetry on; each Steerway runs an event-loop probe (a task "
         "sleeping 5 ms, logging how late it woke). lag worst/p99: over the load's window. "
         + (f"`{BEFORE}` rows run the code of {source}. " if source else "")
-        + f"`{ON_LOOP}` is `{AFTER}` with its recorder's writer on the serving loop "
-        "(`telemetry.writer_thread: false`). `-pg` rows store in Postgres, the others in SQLite"
+        + f"`{THREAD}` is `{AFTER}` with its recorder's writer in a thread of its own "
+        "(`telemetry.writer_thread: true`). `-pg` rows store in Postgres, the others in SQLite"
         + (
-            f"; `{SWITCH_1MS}` is `{AFTER}` with the interpreter's thread switch interval at "
+            f"; `{SWITCH_1MS}` is `{THREAD}` with the interpreter's thread switch interval at "
             "1 ms (5 ms by default)."
             if options.switch_interval_variant
             else "."
@@ -81,20 +81,26 @@ def run_recorder(harness: Harness) -> list[ScenarioResult]:
                     if target is not None:
                         targets.append(target)
                         logs[name] = LagLog(log)
-            log = harness.workspace.root / f"{ON_LOOP}-lag.log"
-            on_loop = variants.start(
+            log = harness.workspace.root / f"{THREAD}-lag.log"
+            threaded = variants.start(
                 result,
                 SteerwayOptions(
-                    name=ON_LOOP, lag_log=log, config={"telemetry": {"writer_thread": False}}
+                    name=THREAD, lag_log=log, config={"telemetry": {"writer_thread": True}}
                 ),
             )
-            if on_loop is not None:
-                targets.append(on_loop)
-                logs[ON_LOOP] = LagLog(log)
+            if threaded is not None:
+                targets.append(threaded)
+                logs[THREAD] = LagLog(log)
             if options.switch_interval_variant:
                 log = harness.workspace.root / f"{SWITCH_1MS}-lag.log"
                 target = variants.start(
-                    result, SteerwayOptions(name=SWITCH_1MS, lag_log=log, switch_interval=0.001)
+                    result,
+                    SteerwayOptions(
+                        name=SWITCH_1MS,
+                        lag_log=log,
+                        switch_interval=0.001,
+                        config={"telemetry": {"writer_thread": True}},
+                    ),
                 )
                 if target is not None:
                     targets.append(target)

@@ -209,9 +209,11 @@ class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
     """How often (Postgres) the hour and day roll-ups are summed from the minute rows the
     recorder writes (`telemetry.rollup_folding`); analytics read the hours not summed yet from
     the minute rows, so this changes the database's work, not what the console shows."""
-    writer_thread: bool = True
-    """The recorder's writer in a thread of its own (`telemetry.recorder`); False: on the
-    serving event loop, between requests."""
+    writer_thread: bool = False
+    """The recorder's writer in a thread of its own (`telemetry.recorder`) rather than on the
+    serving event loop between requests. Off by default: on the busy 2-core reference machine
+    the GIL hand-overs cost more throughput than the thread saved the loop
+    (`benchmarks/results/2026-12-07-recorder-off-loop.md`)."""
     durability: Literal["memory", "spill-first"] = "memory"
     """`spill-first`: each request's records are fsynced to a journal in `spill_dir` before its
     answer ends, so a crash loses none of them; `memory` does not wait for the disk."""

@@ -36,10 +36,12 @@ than scanned for nothing. A replay of a spill file or the journal decides the sa
 With `picker` (`telemetry.evaluation.picking`) the writer queues the interactions evaluators
 pick, in the batch's transaction, and marks their bundles so sampling keeps them whole.
 
-The writer task runs in a thread of its own, on its own event loop, with its own engine on the
-same database (`writer_thread`, on unless the database lives in the engine's memory): turning
-bundles into rows and handing them to the driver then never holds up the caller's event loop
-for longer than the interpreter's switch interval. Everything the caller's loop owns (the
+With `writer_thread` the writer task runs in a thread of its own, on its own event loop, with
+its own engine on the same database (unless the database lives in the engine's memory, where a
+second engine would see another database): turning bundles into rows and handing them to the
+driver then never holds up the caller's event loop for longer than the interpreter's switch
+interval. The GIL still lets one of the two run at a time, and each hand-over between them
+waits for the switch interval or the OS: on a busy machine that costs throughput. Everything the caller's loop owns (the
 backpressure event, flush waiters, the journal, the `also_to` consumer) is reached from the
 writer with `call_soon_threadsafe`; `record()` stays one append, and wakes the writer with a
 thread-safe call only when it sleeps and no wake-up is on its way yet. Observer callbacks come
@@ -224,7 +226,7 @@ class Recorder:
         sampling: TraceSampling | None = None,
         also_to: BatchConsumer | None = None,
         picker: EvaluationPicker | None = None,
-        writer_thread: bool = True,
+        writer_thread: bool = False,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")

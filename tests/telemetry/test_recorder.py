@@ -371,7 +371,7 @@ class ThreadNotingObserver(RecordingObserver):
 
 
 @pytest.mark.parametrize("writer_thread", [True, False])
-async def test_batches_are_written_on_a_thread_of_their_own_unless_told_otherwise(
+async def test_batches_are_written_on_a_thread_of_their_own_when_asked(
     engine: AsyncEngine, writer_thread: bool
 ) -> None:
     observer = ThreadNotingObserver()
@@ -393,7 +393,7 @@ async def test_a_database_in_memory_is_written_from_the_callers_loop() -> None:
     async with engine.begin() as connection:
         await connection.run_sync(metadata.create_all)
     observer = ThreadNotingObserver()
-    recorder = Recorder(engine, observer=observer, flush_interval=0.01)
+    recorder = Recorder(engine, observer=observer, flush_interval=0.01, writer_thread=True)
     await recorder.start()
     for _ in range(3):
         assert recorder.record(make_bundle())
