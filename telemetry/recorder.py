@@ -86,6 +86,9 @@ _URL_PASSWORD = re.compile(r"(\w://[^:/@\s]*:)[^@\s/]*@")
 
 
 ROOM_WAIT_LIMIT = 5.0
+ROOM_AGAIN_AT = 1.0
+"""Held requests go on once a take brings the queue down to this share of the high-water mark
+(it was 0.75: every hold then lasted as long as the writer took to drain a quarter of the mark)."""
 WRITER_CANCEL_WAIT = 5.0
 """How long a cancelled recorder waits for its writer thread to spill what it holds."""
 WRITE_TIMEOUT = 10.0
@@ -599,7 +602,7 @@ class Recorder:
         if len(queue) > self._high_water // 2:
             size *= 4  # behind: fewer, larger transactions write more per second
         batch = [queue.popleft() for _ in range(min(size, len(queue)))]
-        if len(queue) <= self._high_water and not self._room.is_set():
+        if len(queue) <= self._high_water * ROOM_AGAIN_AT and not self._room.is_set():
             self._on_main_loop(self._room_again)
         if self._report_depth is not None:
             with contextlib.suppress(Exception):
@@ -611,7 +614,7 @@ class Recorder:
     def _room_again(self) -> None:
         """On the caller's loop: end the hold on requests, unless the queue is past the
         high-water mark again by now."""
-        if len(self._queue) <= self._high_water:
+        if len(self._queue) <= self._high_water * ROOM_AGAIN_AT:
             self._room.set()
 
     def _offer(self, batch: list[TraceBundle]) -> None:
