@@ -41,11 +41,12 @@ its own engine on the same database (unless the database lives in the engine's m
 second engine would see another database): turning bundles into rows and handing them to the
 driver then never holds up the caller's event loop for longer than the interpreter's switch
 interval. The GIL still lets one of the two run at a time, and each hand-over between them
-waits for the switch interval or the OS: on a busy machine that costs throughput. Everything the caller's loop owns (the
-backpressure event, flush waiters, the journal, the `also_to` consumer) is reached from the
-writer with `call_soon_threadsafe`; `record()` stays one append, and wakes the writer with a
-thread-safe call only when it sleeps and no wake-up is on its way yet. Observer callbacks come
-from the writer thread (Prometheus' metrics are thread-safe).
+waits for the switch interval or the OS: on a busy machine that costs throughput, so it is off
+by default. Everything the caller's loop owns (the backpressure event, flush waiters, the
+journal, the `also_to` consumer) is reached from the writer with `call_soon_threadsafe`;
+`record()` stays one append, and wakes the writer with a thread-safe call only when it sleeps
+and no wake-up is on its way yet. Observer callbacks come from the writer thread (Prometheus'
+metrics are thread-safe).
 """
 
 from __future__ import annotations
