@@ -40,6 +40,12 @@ def durability(harness: Harness) -> list[ScenarioResult]:
     return run_durability(harness)
 
 
+def recorder(harness: Harness) -> list[ScenarioResult]:
+    from benchmarks.recorder_scenario import run_recorder
+
+    return run_recorder(harness)
+
+
 def faults(harness: Harness) -> list[ScenarioResult]:
     from benchmarks.faults_scenario import run_faults
 
@@ -50,6 +56,7 @@ ALL_SCENARIOS: dict[str, Scenario] = {
     **SCENARIOS,
     "guardrails": guardrails,
     "durability": durability,
+    "recorder": recorder,
     "faults": faults,
 }
 """Every scenario, in the order a full run takes them."""
@@ -190,8 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--baseline-source",
         metavar="PATH",
-        help="`durability` also runs Steerway from this checkout (e.g. a `git worktree` of the "
+        help="`durability` and `recorder` also run Steerway from this checkout (e.g. a `git worktree` of the "
         "commit before a change), for a before/after of the default mode in the same run",
+    )
+    parser.add_argument(
+        "--switch-interval-variant",
+        action="store_true",
+        help="`recorder` also runs the writer-thread Steerway with a 1 ms thread switch interval",
     )
     parser.add_argument(
         "--fault-duration",
@@ -382,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         redis_url=args.redis_url,
         targets=args.targets,
         baseline_source=args.baseline_source,
+        switch_interval_variant=args.switch_interval_variant,
         fault_s=args.fault_duration,
         outage_s=args.outage_duration,
         fault_rate=args.fault_rate,

@@ -28,7 +28,7 @@ import os
 import random
 import statistics
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -71,13 +71,17 @@ def _batch(draw: random.Random, offset: float) -> list[TraceBundle]:
 @contextmanager
 def _mode(mode: str) -> Iterator[None]:
     """Make the writer keep the roll-ups the way `mode` names."""
-    aggregate = rollups.aggregate
+    aggregate = rollups.aggregate_yielding
     add_on_postgres = rollups.add_on_postgres
 
-    def folded_by_the_writer(
-        bundles: Iterable[TraceBundle], caps: rollups.NameCaps | None = None, *, fold: bool = True
+    async def folded_by_the_writer(
+        bundles: list[TraceBundle],
+        caps: rollups.NameCaps | None = None,
+        *,
+        fold: bool = True,
+        chunk: int = 128,
     ) -> rollups.Aggregate:
-        return aggregate(bundles, caps, fold=True)
+        return await aggregate(bundles, caps, fold=True, chunk=chunk)
 
     async def unmarked(connection: Any, summed: rollups.Aggregate, *, mark: bool = True) -> None:
         await add_on_postgres(connection, summed, mark=False)
@@ -85,11 +89,11 @@ def _mode(mode: str) -> Iterator[None]:
     if mode != "folded every 10 s":
         rollups.add_on_postgres = unmarked
     if mode == "summed by the writer":
-        rollups.aggregate = folded_by_the_writer
+        rollups.aggregate_yielding = folded_by_the_writer
     try:
         yield
     finally:
-        rollups.aggregate = aggregate
+        rollups.aggregate_yielding = aggregate
         rollups.add_on_postgres = add_on_postgres
 
 

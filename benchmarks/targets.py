@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import time
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from benchmarks import peers
+from benchmarks.loop_lag import PROBE_FOLDER
 from benchmarks.processes import (
     ManagedProcess,
     StartupError,
@@ -225,6 +227,10 @@ class SteerwayOptions:
     (e.g. `("--rpm", "600")`)."""
     source: Path | None = None
     """Run the code of this checkout (first on `PYTHONPATH`) instead of the installed one."""
+    lag_log: Path | None = None
+    """Run the event-loop lag probe (`benchmarks.loop_lag`), logging to this file."""
+    switch_interval: float | None = None
+    """With `lag_log`: the interpreter's thread switch interval (`sys.setswitchinterval`)."""
 
 
 def steerway_config(mocks: Mocks, options: SteerwayOptions | None = None) -> dict[str, object]:
@@ -303,8 +309,11 @@ def start_steerway(workspace: Workspace, mocks: Mocks, options: SteerwayOptions)
     }
     if options.redis_url:
         env["STEERWAY_REDIS_URL"] = options.redis_url
-    if options.source is not None:
-        env["PYTHONPATH"] = str(options.source.resolve())
+    paths = [] if options.source is None else [str(options.source.resolve())]
+    if options.lag_log is not None:
+        paths.append(str(PROBE_FOLDER))
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join(paths)
     executable = str(peers.steerway_executable())
     run_checked([executable, "migrate"], env=env, timeout=120, what="steerway migrate")
     keys = create_keys(executable, env, options.keys)
@@ -312,6 +321,10 @@ def start_steerway(workspace: Workspace, mocks: Mocks, options: SteerwayOptions)
     argv = [executable, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if options.workers != 1:
         argv += ["--workers", str(options.workers)]
+    if options.lag_log is not None:
+        env["STEERWAY_BENCH_LAG_LOG"] = str(options.lag_log)
+    if options.switch_interval is not None:
+        env["STEERWAY_BENCH_SWITCH_INTERVAL"] = str(options.switch_interval)
     process = workspace.spawn(options.name, argv, env, cwd=home)
     base = f"http://127.0.0.1:{port}"
     wait_until_ready(process, f"{base}/readyz", timeout=60)

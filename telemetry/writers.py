@@ -186,7 +186,9 @@ class BatchWriter:
             # The gateway's own calls (a judge's, `evaluation`; a moderation judge's,
             # `moderation`) stay out of the users' usage figures.
             counted = [b for b in records.traces if b.trace.source not in OWN_CALL_SOURCES]
-            summed = rollups.aggregate(counted, self._name_caps, fold=not postgres)
+            summed = await rollups.aggregate_yielding(
+                counted, self._name_caps, fold=not postgres, chunk=CHUNK_ROWS
+            )
             if postgres:
                 raw = (await connection.get_raw_connection()).driver_connection
                 await rollups.add_on_postgres(raw, summed)

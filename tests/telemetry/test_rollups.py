@@ -19,6 +19,7 @@ from telemetry.rollups import (
     Aggregate,
     NameCaps,
     aggregate,
+    aggregate_yielding,
     latency_bucket,
 )
 from telemetry.schema import (
@@ -532,3 +533,23 @@ def test_rows_come_sorted_by_key_whatever_the_order_of_the_batch() -> None:
         shuffled = bundles[:]
         random.Random(seed).shuffle(shuffled)
         assert aggregate(shuffled) == summed
+
+
+@pytest.mark.parametrize("fold", [True, False])
+async def test_aggregating_in_chunks_sums_what_aggregating_at_once_does(fold: bool) -> None:
+    draw = random.Random(20)
+    bundles = [
+        request(
+            at=MINUTE + draw.uniform(0, 7200),
+            model=draw.choice(["gpt-4o-mini", "fast"]),
+            status=draw.choice(["ok", "ok", "error"]),
+            tags=draw.choice([(), ("prod",), ("prod", "eu")]),
+            end_user=draw.choice([None, "u1", "u2"]),
+            duration_ms=draw.uniform(10, 3000),
+        )
+        for _ in range(300)
+    ]
+    at_once = aggregate(bundles, NameCaps(), fold=fold)
+    in_chunks = await aggregate_yielding(bundles, NameCaps(), fold=fold, chunk=7)
+    assert in_chunks == at_once
+    assert at_once.rollups and at_once.breakdowns
