@@ -40,6 +40,12 @@ def durability(harness: Harness) -> list[ScenarioResult]:
     return run_durability(harness)
 
 
+def tail(harness: Harness) -> ScenarioResult:
+    from benchmarks.tail_scenario import run_tail
+
+    return run_tail(harness)
+
+
 def faults(harness: Harness) -> list[ScenarioResult]:
     from benchmarks.faults_scenario import run_faults
 
@@ -51,6 +57,7 @@ ALL_SCENARIOS: dict[str, Scenario] = {
     "guardrails": guardrails,
     "durability": durability,
     "faults": faults,
+    "tail": tail,
 }
 """Every scenario, in the order a full run takes them."""
 
