@@ -7,7 +7,9 @@ round each target gets, one after the other:
 1. a serial load (wrk, 1 connection) once the recorder has written what earlier loads left;
 2. a saturating load (`--connections`), with the worker's `/metrics` read just before and after,
    so the lag histogram's increase is the event-loop lag of that load alone;
-3. the RSS of its process tree; and for Steerway and `direct`, the time to the first byte of
+3. the CPU time its process tree used per request during that load (what the target would serve
+   on a core of its own: 1000 ÷ CPU ms/req; on a shared machine req/s falls with the share of
+   the cores it gets, this does much less), the RSS of the tree; and for Steerway and `direct`, the time to the first byte of
    `--stream-samples` streams (one at a time).
 
 Ratios to the peers and overheads over `direct` are taken within a round, then the median.
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from typing import Final
 
 from benchmarks.harness import Harness
-from benchmarks.memory import tree_memory
+from benchmarks.memory import tree_cpu_seconds, tree_memory
 from benchmarks.results import Check, Metric, ScenarioResult, at_least, at_most
 from benchmarks.scenarios import Variants, mark_unavailable, run_rounds
 from benchmarks.soak import scrape, wait_for_drain
@@ -60,6 +62,7 @@ METRICS: Final = [
     Metric("tail_ratio", "p99 ÷ p50", 1),
     Metric("lag_ms", "loop lag max ms (≤)", 0),
     Metric("lag_over_20", "lag wake-ups > 20 ms", 0),
+    Metric("cpu_ms", "CPU ms/req", 3),
     Metric("rss", "RSS MiB", 1),
     Metric("serial_p50", "serial p50 ms", 3),
     Metric("vs_portkey", "req/s ÷ Portkey", 2),
@@ -125,8 +128,9 @@ def description(harness: Harness) -> str:
         f"{options.duration_s:g} s), then wrk at {options.connections} connections "
         f"({options.duration_s:g} s, {options.wrk_threads} threads): req/s (2xx), p50/p90/p99; "
         "the event-loop lag of that load from the worker's `steerway_event_loop_lag_seconds` "
-        "(the bucket bound every wake-up stayed under, and the wake-ups over 20 ms); RSS of the "
-        f"process tree after it; TTFB of {options.stream_samples} streams, one at a time "
+        "(the bucket bound every wake-up stayed under, and the wake-ups over 20 ms); CPU time "
+        "of the process tree per request during it (for direct, the two mock workers); RSS of "
+        f"the process tree after it; TTFB of {options.stream_samples} streams, one at a time "
         "(Steerway and direct). Peers get the same plain loads with their own configs."
     )
 
@@ -175,7 +179,13 @@ def measure(harness: Harness, target: Target) -> dict[str, float]:
         wait_for_drain(target)
     serial = plain_load(harness, target, 1)
     before = scrape(target)
+    cpu_before = tree_cpu_seconds(target.process.pid) if target.process is not None else None
     loaded = plain_load(harness, target, options.connections)
+    cpu_used = (
+        tree_cpu_seconds(target.process.pid) - cpu_before
+        if target.process is not None and cpu_before is not None
+        else None
+    )
     after = scrape(target)
     values = {
         "rps": loaded.requests_per_s,
@@ -188,6 +198,8 @@ def measure(harness: Harness, target: Target) -> dict[str, float]:
         "non_2xx": float(loaded.non_2xx + serial.non_2xx),
         "socket_errors": float(loaded.socket_errors + serial.socket_errors),
     }
+    if cpu_used is not None and loaded.ok_requests:
+        values["cpu_ms"] = cpu_used * 1000 / loaded.ok_requests
     window = lag_window(lag_histogram(before), lag_histogram(after))
     if window is not None:
         values |= {"lag_ms": window.worst_upper_ms, "lag_over_20": window.over_20ms}

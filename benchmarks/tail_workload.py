@@ -11,12 +11,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from benchmarks.guardrails_workload import guardrails_section, injection_available
 from benchmarks.histograms import Histogram, read_histogram
 from benchmarks.limits_workload import BUDGET_OPTIONS, RATE_OPTIONS, RPM, probe
-from benchmarks.rules_workload import GATEWAY_HEADERS, REQUESTED_MODEL, RULE_MODELS, load_fixture
+from benchmarks.rules_workload import (
+    GATEWAY_HEADERS,
+    REQUESTED_MODEL,
+    RULE_MODELS,
+    fixture_references,
+    load_fixture,
+)
 from benchmarks.stores import sum_samples
 from benchmarks.targets import PLAIN_MODEL, STREAM_MODEL, Route, SteerwayOptions, Target
 
@@ -25,18 +30,6 @@ KEY_OPTIONS: Final = (*RATE_OPTIONS, *BUDGET_OPTIONS)
 LAG_HISTOGRAM: Final = "steerway_event_loop_lag_seconds"
 LAG_WORST: Final = "steerway_event_loop_lag_max_seconds"
 SERVERS: Final = ("uvicorn", "granian")
-
-
-def fixture_references() -> dict[str, Any]:
-    """Guardrails (none selected by the key) and budget buckets that the fixture's rules name;
-    the rules naming them do not match the load, and the buckets' limits are never reached."""
-    guardrails = guardrails_section(with_injection=injection_available())
-    guardrails["definitions"]["toxicity"] = {"kind": "deny_list", "words": ["bench-deny-word"]}
-    bucket = [{"limit_usd": 1_000_000, "window": "monthly"}]
-    return {"guardrails": guardrails, "budgets": {"buckets": {"acme": bucket, "globex": bucket}}}
-
-
-FIXTURE_REFERENCES: Final = fixture_references()
 
 
 @dataclass(frozen=True)
@@ -56,7 +49,7 @@ def tail_options(store: Store, server: str) -> SteerwayOptions:
         database_url=store.database_url,
         models=RULE_MODELS,
         rules=tuple(load_fixture()),
-        config=FIXTURE_REFERENCES,
+        config=fixture_references(),
         keys={KEY: KEY_OPTIONS},
         server=server,
     )
