@@ -13,6 +13,9 @@ round each target gets, one after the other:
    `--stream-samples` streams (one at a time).
 
 Ratios to the peers and overheads over `direct` are taken within a round, then the median.
+"per core ÷ peer" is the peer's CPU time per request over the row's: how many times the row's
+requests per CPU second the peer's, the comparison that least depends on what else the machine
+runs (req/s itself follows the share of the cores each target happens to get).
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ METRICS: Final = [
     Metric("vs_portkey", "req/s ÷ Portkey", 2),
     Metric("vs_litellm", "req/s ÷ LiteLLM", 1),
     Metric("p99_vs_portkey", "p99 ÷ Portkey p99", 2),
+    Metric("core_vs_portkey", "per core ÷ Portkey", 2),
+    Metric("core_vs_litellm", "per core ÷ LiteLLM", 1),
 ]
 OVERHEADS: Final = [
     Metric("serial_p50", "serial overhead p50 ms", 3),
@@ -235,14 +240,18 @@ def add_peer_ratios(result: ScenarioResult) -> None:
             ("vs_portkey", "portkey", "rps"),
             ("vs_litellm", "litellm", "rps"),
             ("p99_vs_portkey", "portkey", "p99"),
+            ("core_vs_portkey", "portkey", "cpu_ms"),
+            ("core_vs_litellm", "litellm", "cpu_ms"),
         ):
             other = result.measured(peer)
             if other is None:
                 continue
             for run, theirs in zip(cell.runs, other.runs, strict=False):
                 mine, base = run.get(metric), theirs.get(metric)
-                if mine is not None and base:
-                    run[key] = mine / base
+                if not mine or not base:
+                    continue
+                # Requests per CPU second compare inversely to CPU time per request.
+                run[key] = base / mine if metric == "cpu_ms" else mine / base
 
 
 def steerway_rows(result: ScenarioResult) -> list[str]:

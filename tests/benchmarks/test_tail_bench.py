@@ -118,10 +118,10 @@ def test_ratios_are_per_round_and_checks_name_each_steerway() -> None:
     result = result_with(
         {
             "direct": [{"rps": 9000, "serial_p50": 0.1, "ttfb_p50": 21.0}] * 2,
-            "portkey": [{"rps": 300, "p99": 200.0}, {"rps": 600, "p99": 100.0}],
+            "portkey": [{"rps": 300, "p99": 200.0, "cpu_ms": 2.0}, {"rps": 600, "p99": 100.0}],
             "litellm": [{"rps": 50, "p99": 900.0}, {"rps": 50, "p99": 900.0}],
             "steerway-sqlite": [
-                {"rps": 1500, "p99": 60.0, "tail_ratio": 3.0, "lag_ms": 10.0},
+                {"rps": 1500, "p99": 60.0, "tail_ratio": 3.0, "lag_ms": 10.0, "cpu_ms": 0.5},
                 {"rps": 1500, "p99": 60.0, "tail_ratio": 3.5, "lag_ms": 50.0},
             ],
         }
@@ -132,6 +132,7 @@ def test_ratios_are_per_round_and_checks_name_each_steerway() -> None:
     runs = result.cells["steerway-sqlite"].runs
     assert [run["vs_portkey"] for run in runs] == [5.0, 2.5]
     assert [run["p99_vs_portkey"] for run in runs] == [0.3, 0.6]
+    assert runs[0]["core_vs_portkey"] == 4.0 and "core_vs_portkey" not in runs[1]
     verdicts = {check.name.split(": ", 1)[1]: check.passed for check in checks(result)}
     assert verdicts == {
         "p99 <= 4x its p50": True,
