@@ -9,8 +9,9 @@ round each target gets, one after the other:
    so the lag histogram's increase is the event-loop lag of that load alone;
 3. the CPU time its process tree used per request during that load (what the target would serve
    on a core of its own: 1000 ÷ CPU ms/req; on a shared machine req/s falls with the share of
-   the cores it gets, this does much less), the RSS of the tree; and for Steerway and `direct`, the time to the first byte of
-   `--stream-samples` streams (one at a time).
+   the cores it gets, this much less), and the RSS of the tree;
+4. for Steerway and `direct`, once the recorder has written the saturating load's backlog, the
+   time to the first byte of `--stream-samples` streams, one at a time.
 
 Ratios to the peers and overheads over `direct` are taken within a round, then the median.
 "per core ÷ peer" is the peer's CPU time per request over the row's: how many times the row's
@@ -135,8 +136,9 @@ def description(harness: Harness) -> str:
         "the event-loop lag of that load from the worker's `steerway_event_loop_lag_seconds` "
         "(the bucket bound every wake-up stayed under, and the wake-ups over 20 ms); CPU time "
         "of the process tree per request during it (for direct, the two mock workers); RSS of "
-        f"the process tree after it; TTFB of {options.stream_samples} streams, one at a time "
-        "(Steerway and direct). Peers get the same plain loads with their own configs."
+        f"the process tree after it; TTFB of {options.stream_samples} streams, one at a time, "
+        "once the recorder has drained (Steerway and direct). Peers get the same plain loads "
+        "with their own configs."
     )
 
 
@@ -214,6 +216,8 @@ def measure(harness: Harness, target: Target) -> dict[str, float]:
     if target.process is not None:
         values["rss"] = tree_memory(target.process.pid).rss_mib
     if target.name == "direct" or target.name.startswith("steerway"):
+        if target.metrics_url is not None:
+            wait_for_drain(target)
         route = target.route(STREAM_MODEL)
         streams = asyncio.run(
             measure_streams(
