@@ -46,6 +46,12 @@ def recorder(harness: Harness) -> list[ScenarioResult]:
     return run_recorder(harness)
 
 
+def tail(harness: Harness) -> ScenarioResult:
+    from benchmarks.tail_scenario import run_tail
+
+    return run_tail(harness)
+
+
 def faults(harness: Harness) -> list[ScenarioResult]:
     from benchmarks.faults_scenario import run_faults
 
@@ -58,6 +64,7 @@ ALL_SCENARIOS: dict[str, Scenario] = {
     "durability": durability,
     "recorder": recorder,
     "faults": faults,
+    "tail": tail,
 }
 """Every scenario, in the order a full run takes them."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,23 @@ def descendants(root: int) -> list[int]:
         found.append(pid)
         pending.extend(children.get(pid, []))
     return found
+
+
+def parse_stat_cpu_ticks(stat_line: str) -> int:
+    """utime + stime, in clock ticks, from a /proc/<pid>/stat line."""
+    fields = stat_line[stat_line.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) used so far by `root` and its live descendants."""
+    ticks = 0
+    for pid in descendants(root):
+        try:
+            ticks += parse_stat_cpu_ticks((PROC / str(pid) / "stat").read_text())
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def tree_memory(root: int) -> MemoryUsage:

@@ -8,6 +8,7 @@ reads the format) or as a flamegraph SVG, and the hottest functions are printed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -20,7 +21,8 @@ from benchmarks.harness import Harness, Options
 from benchmarks.peers import BENCH_DIR, REPO, PeerUnavailable, ensure_py_spy
 from benchmarks.processes import StartupError
 from benchmarks.scenarios import load
-from benchmarks.targets import PLAIN_MODEL, STREAM_MODEL, SteerwayOptions, Workspace
+from benchmarks.tail_workload import Store, keyed_target, load_model, tail_options
+from benchmarks.targets import STREAM_MODEL, SteerwayOptions, Workspace
 from benchmarks.wrk import INSTALL_HINT, WrkError, wrk_path
 
 
@@ -39,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--gil", action="store_true", help="sample only the thread holding the GIL (py-spy --gil)"
     )
     parser.add_argument("--native", action="store_true", help="include C frames (py-spy --native)")
+    parser.add_argument(
+        "--tail",
+        action="store_true",
+        help="profile the tail scenario's Steerway (50 rules, a limited key, guardrails defined)",
+    )
     return parser
 
 
@@ -91,9 +98,15 @@ def main(argv: list[str]) -> int:
     harness = Harness(Options(connections=args.connections, duration_s=args.seconds), workspace)
     recorder: subprocess.Popen[bytes] | None = None
     try:
-        target = harness.start_variant(SteerwayOptions(workers=args.workers))
+        if args.tail:
+            options = dataclasses.replace(
+                tail_options(Store("sqlite", None), "uvicorn"), workers=args.workers
+            )
+            target = keyed_target(harness.start_variant(options))
+        else:
+            target = harness.start_variant(SteerwayOptions(workers=args.workers))
         assert target.process is not None
-        model = STREAM_MODEL if args.stream else PLAIN_MODEL
+        model = STREAM_MODEL if args.stream else load_model(target)
         load(harness, target, connections=args.connections, model=model, duration_s=2)
         recorder = subprocess.Popen(
             [

@@ -26,6 +26,7 @@ from benchmarks.rules_workload import (
     RULE_MODELS,
     RULE_PROVIDERS,
     build_context,
+    fixture_references,
     gateway_sample,
     load_fixture,
     rule_documents,
@@ -233,6 +234,7 @@ def gateway_result(harness: Harness) -> ScenarioResult:
     options = harness.options
     connections = options.connections
     fixture = tuple(load_fixture())
+    references = fixture_references()
     expected = compile_rules(
         fixture, models=(*RULE_MODELS, PLAIN_MODEL, STREAM_MODEL), providers=RULE_PROVIDERS
     ).evaluate(build_context(gateway_sample()))
@@ -258,8 +260,8 @@ def gateway_result(harness: Harness) -> ScenarioResult:
     with Variants(harness, []) as variants:
         targets: list[Target] = []
         for variant in (
-            SteerwayOptions(name=WITHOUT_RULES, models=RULE_MODELS),
-            SteerwayOptions(name=WITH_RULES, models=RULE_MODELS, rules=fixture),
+            SteerwayOptions(name=WITHOUT_RULES, models=RULE_MODELS, config=references),
+            SteerwayOptions(name=WITH_RULES, models=RULE_MODELS, rules=fixture, config=references),
         ):
             target = variants.start(result, variant)
             if target is None:

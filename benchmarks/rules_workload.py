@@ -17,6 +17,7 @@ from typing import Any, Final
 import msgspec
 import yaml
 
+from benchmarks.guardrails_workload import guardrails_section, injection_available
 from rules.context import RequestContext, routing_features
 
 FIXTURE: Final = Path(__file__).parent / "rules_fixture.yaml"
@@ -43,6 +44,16 @@ REFERENCE_TIME: Final = 1_795_012_200.0
 """Wednesday 2026-11-18 14:30 UTC: contexts carry fixed times, so every run takes the same
 branches of the time-of-day rules."""
 DEFAULT_WORKSPACE: Final = "00000000000000000000000000000000"
+
+
+def fixture_references() -> dict[str, Any]:
+    """The config sections that define what the fixture's rules name: the guardrails `pii` and
+    `toxicity` (a key selects none) and the budget buckets `acme` and `globex` (limits never
+    reached). A config with the rules but without them is refused at start."""
+    guardrails = guardrails_section(with_injection=injection_available())
+    guardrails["definitions"]["toxicity"] = {"kind": "deny_list", "words": ["bench-deny-word"]}
+    bucket = [{"limit_usd": 1_000_000, "window": "monthly"}]
+    return {"guardrails": guardrails, "budgets": {"buckets": {"acme": bucket, "globex": bucket}}}
 
 
 def load_fixture(path: Path = FIXTURE) -> list[dict[str, Any]]:

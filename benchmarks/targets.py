@@ -231,6 +231,9 @@ class SteerwayOptions:
     """Run the event-loop lag probe (`benchmarks.loop_lag`), logging to this file."""
     switch_interval: float | None = None
     """With `lag_log`: the interpreter's thread switch interval (`sys.setswitchinterval`)."""
+    server: str = "uvicorn"
+    """`uvicorn`: `steerway serve`. `granian`: the same app factory under granian (ASGI, uvloop),
+    for a comparison of the two servers; one worker only."""
 
 
 def steerway_config(mocks: Mocks, options: SteerwayOptions | None = None) -> dict[str, object]:
@@ -295,6 +298,40 @@ def steerway_version() -> str:
         return "unknown"
 
 
+APP_FACTORY = "server.app:create_app_from_env"
+"""What `steerway serve` hands to uvicorn; granian is given the same factory."""
+
+
+def granian_argv(port: int, workers: int) -> list[str]:
+    """granian serving Steerway's app as `steerway serve` builds it: ASGI, uvloop, HTTP/1.1 (as
+    uvicorn with httptools speaks), no websockets, no access log. `steerway serve` prepares the
+    master key and checks migrations first; the harness has migrated and sets the key."""
+    if workers != 1:
+        raise ValueError(
+            "granian runs are single-worker (multi-process metrics need steerway serve)"
+        )
+    return [
+        str(peers.steerway_executable().with_name("granian")),
+        "--interface",
+        "asgi",
+        "--loop",
+        "uvloop",
+        "--http",
+        "1",
+        "--no-ws",
+        "--workers",
+        "1",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        APP_FACTORY,
+    ]
+
+
 def start_steerway(workspace: Workspace, mocks: Mocks, options: SteerwayOptions) -> Target:
     home = workspace.root / options.name
     home.mkdir(parents=True, exist_ok=True)
@@ -318,9 +355,12 @@ def start_steerway(workspace: Workspace, mocks: Mocks, options: SteerwayOptions)
     run_checked([executable, "migrate"], env=env, timeout=120, what="steerway migrate")
     keys = create_keys(executable, env, options.keys)
     port = free_port()
-    argv = [executable, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    if options.workers != 1:
-        argv += ["--workers", str(options.workers)]
+    if options.server == "granian":
+        argv = granian_argv(port, options.workers)
+    else:
+        argv = [executable, "serve", "--host", "127.0.0.1", "--port", str(port)]
+        if options.workers != 1:
+            argv += ["--workers", str(options.workers)]
     if options.lag_log is not None:
         env["STEERWAY_BENCH_LAG_LOG"] = str(options.lag_log)
     if options.switch_interval is not None:

@@ -77,6 +77,7 @@ from telemetry.db import create_engine, ping
 from telemetry.db_outage import DatabaseOutage, is_unavailable
 from telemetry.live import LiveHub
 from telemetry.live_relay import LiveRelay
+from telemetry.loop_lag import loop_lag_probe
 from telemetry.periodic import PeriodicJob
 from telemetry.recorder import Recorder
 from telemetry.reports.delivery import delivery_to_recipients
@@ -617,7 +618,7 @@ def _litestar(
 
     app = Litestar(
         route_handlers=route_handlers,
-        lifespan=[run_gateway] if lifespan else [],
+        lifespan=[run_gateway, loop_lag_probe] if lifespan else [],
         exception_handlers={Exception: _error, SignInRequired: sign_in_redirect},
         template_config=template_config() if console else None,
         openapi_config=openapi_config(_version()) if console else None,

@@ -226,6 +226,17 @@ telemetry_queue_depth = Gauge(
     "Trace bundles waiting in the recorder's queue.",
     multiprocess_mode="livesum",
 )
+event_loop_lag = Histogram(
+    "steerway_event_loop_lag_seconds",
+    "How late the event loop's lag probe woke from a 10 ms sleep: time the loop was held by "
+    "other work.",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0),
+)
+event_loop_lag_max = Gauge(
+    "steerway_event_loop_lag_max_seconds",
+    "The worst event-loop lag seen since the worker started (the highest of any worker).",
+    multiprocess_mode="max",
+)
 telemetry_rows_written = Counter(
     "steerway_telemetry_rows_written_total", "Rows written by the recorder, by table.", ["table"]
 )

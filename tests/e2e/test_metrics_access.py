@@ -39,6 +39,18 @@ def served_requests(text: str) -> float:
     return total
 
 
+def loop_lag_wakeups(text: str) -> float:
+    """Wake-ups of the event-loop lag probe, with its worst-lag gauge present beside them."""
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("steerway_event_loop_lag")
+    }
+    assert samples["steerway_event_loop_lag_max_seconds"] >= 0.0
+    return samples["steerway_event_loop_lag_seconds_count"]
+
+
 def chat(gateway: GatewayProcess, count: int = 1) -> None:
     for _ in range(count):
         # A new connection each time, so that with several workers each gets some.
@@ -59,6 +71,7 @@ def test_by_default_metrics_are_on_the_serving_port(
     response = httpx.get(f"{gateway.url}/metrics")
     assert response.status_code == 200
     assert served_requests(response.text) == 1
+    assert loop_lag_wakeups(response.text) > 0
 
 
 def test_a_bearer_token_guards_metrics(
@@ -123,6 +136,7 @@ def test_a_separate_listener_serves_only_metrics(
         assert scraped.status_code == 200
         assert scraped.headers["content-type"].startswith("text/plain")
         assert served_requests(scraped.text) == requests
+        assert loop_lag_wakeups(scraped.text) > 0
     head = httpx.head(f"{listener}/metrics")
     assert head.status_code == 200 and head.content == b""
     assert error_of(httpx.get(f"{listener}/v1/models"), 404)["code"] == "unknown_url"
