@@ -45,7 +45,7 @@ from admin_ui.page_views import TimeView, time_view, workspace_choices, workspac
 from admin_ui.pages import ADMIN_PATH, page
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import visible_workspace, visible_workspaces
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.alerts.channel_store import StoredChannel, list_channels
 from telemetry.alerts.delivery_log import channel_deliveries, last_deliveries
 

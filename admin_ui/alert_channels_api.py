@@ -14,7 +14,7 @@ from admin_ui.alert_channels_body import channel_of
 from admin_ui.openapi import Query, described, object_schema, text
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.alerts import test_message
 from telemetry.alerts.channel_store import (
     ChannelInUse,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Final, cast
 
 from admin_ui.alerts_access import bad
-from gateway.entry.errors import GatewayError, invalid_request
+from gateway.errors import GatewayError, invalid_request
 from telemetry.alerts import ChannelConfig, seal_secrets
 from telemetry.alerts.channel_config import SEALED_SHOWN
 from telemetry.alerts.kinds import KINDS, KindName

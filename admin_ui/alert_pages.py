@@ -38,7 +38,7 @@ from admin_ui.page_views import WorkspaceLabel, workspace_labels
 from admin_ui.pages import ADMIN_PATH, page, query_without, url_with
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import visible_workspaces
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.alerts.channel_store import list_channels
 from telemetry.alerts.instance_history import InstanceFilter, history_of, list_instances
 from telemetry.alerts.rule import AlertRule

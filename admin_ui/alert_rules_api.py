@@ -16,7 +16,7 @@ from admin_ui import alerts_access as access
 from admin_ui.alert_rule_operations import rule_item
 from admin_ui.openapi import Query, described, nullable, object_schema, strings, text
 from admin_ui.state import gateway_of
-from gateway.entry.errors import GatewayError, invalid_request
+from gateway.errors import GatewayError, invalid_request
 from telemetry.alerts import AlertRule, RuleError, parse_rule
 from telemetry.alerts.preview import preview_rule
 from telemetry.alerts.preview_answer import preview_item

@@ -15,7 +15,7 @@ from admin_ui.openapi import Query, described, object_schema, text
 from admin_ui.page_params import DEFAULT_PAGE, MAX_PAGE, choice, page_limit
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of
-from gateway.entry.errors import GatewayError, invalid_request
+from gateway.errors import GatewayError, invalid_request
 from telemetry.alerts.silence import OPS, Silence, SilenceError
 from telemetry.alerts.silence_parsing import FIELDS, parse_silence
 from telemetry.alerts.silence_store import (

@@ -25,7 +25,7 @@ from admin_ui.page_views import workspace_choices, workspace_labels
 from admin_ui.pages import page
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import visible_workspaces
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.alerts.silence import Silence
 from telemetry.alerts.silence_store import SilenceFilter, list_silences
 

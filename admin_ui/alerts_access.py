@@ -16,7 +16,7 @@ from admin_ui.page_params import bad
 from admin_ui.rules import json_object
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import fields_of, visible_workspace
-from gateway.entry.errors import GatewayError, clipped, invalid_request
+from gateway.errors import GatewayError, clipped, invalid_request
 from telemetry.alerts.config_items import MANAGED_BY_CONFIG
 from telemetry.escaping import UNSTORABLE_PROBLEM, find_unstorable
 from telemetry.schema import DEFAULT_WORKSPACE_ID

@@ -25,7 +25,7 @@ from admin_ui.openapi import JsonSchema, Query, described, object_schema, string
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import key_store_of, visible_workspace, visible_workspaces
 from gateway.entry.auth import MASTER_KEY_INFO
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.analytics import AnalyticsQuery, run_query
 from telemetry.analytics_dimensions import (
     DIMENSIONS,

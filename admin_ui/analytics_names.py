@@ -11,7 +11,7 @@ from typing import Final
 
 from admin_ui.formatting import short_id
 from gateway.entry.auth import MASTER_KEY_INFO
-from gateway.entry.keys import KeyInfo, KeyStore, Workspace
+from gateway.keys.store import KeyInfo, KeyStore, Workspace
 from telemetry.analytics import OTHER
 
 NONE_LABEL: Final = "(none)"

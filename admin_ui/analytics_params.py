@@ -29,7 +29,7 @@ from admin_ui.search_params import (
     read_time,
     relative_start,
 )
-from gateway.entry.errors import invalid_request
+from gateway.errors import invalid_request
 from telemetry import times
 from telemetry.analytics import (
     MAX_GROUP_BY,

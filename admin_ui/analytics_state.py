@@ -23,7 +23,7 @@ from admin_ui.auth import workspace_scope
 from admin_ui.principals import principal
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import visible_workspace
-from gateway.entry.keys import KeyStore, Workspace
+from gateway.keys.store import KeyStore, Workspace
 
 AnyRequest = Request[Any, Any, Any]
 

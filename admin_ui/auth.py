@@ -20,8 +20,8 @@ from litestar.handlers.base import BaseRouteHandler
 from admin_ui.principals import STATE_KEY, Principal, key_principal, principal
 from admin_ui.state import gateway_of, starting
 from gateway.entry.auth import MASTER_KEY_INFO
-from gateway.entry.errors import GatewayError
-from gateway.entry.keys import KeyInfo
+from gateway.errors import GatewayError
+from gateway.keys.store import KeyInfo
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
 ADMIN_ROLE = "master"

@@ -24,7 +24,7 @@ from admin_ui.evaluation_queueing import PERMISSION, can_queue, offered_evaluato
 from admin_ui.pages import ADMIN_PATH, page, url_with
 from admin_ui.principals import principal
 from admin_ui.state import gateway_of
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.comparison.requests import MAX_REQUESTS
 from telemetry.comparison.store import cancel_comparison, list_comparisons
 

@@ -27,7 +27,7 @@ from admin_ui.evaluation_queueing import (
 )
 from admin_ui.search_params import bad
 from admin_ui.state import gateway_of
-from gateway.entry.errors import GatewayError, invalid_request
+from gateway.errors import GatewayError, invalid_request
 from telemetry.comparison.estimate import judging_estimate, total_cost, variant_estimate
 from telemetry.comparison.requests import MAX_REQUESTS, RequestSet, select_requests
 from telemetry.comparison.store import create_comparison

@@ -28,7 +28,7 @@ from admin_ui.rules import json_object
 from admin_ui.search_params import bad
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import fields_of
-from gateway.entry.errors import GatewayError, clipped, invalid_request
+from gateway.errors import GatewayError, clipped, invalid_request
 from telemetry.comparison.store import (
     LIST_LIMIT,
     StoredComparison,

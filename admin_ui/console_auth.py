@@ -29,7 +29,7 @@ from litestar.handlers.base import BaseRouteHandler
 from admin_ui.auth import admin_key_principal, operator_required
 from admin_ui.principals import STATE_KEY, Principal, principal, user_principal
 from admin_ui.state import gateway_of, starting
-from gateway.entry.errors import GatewayError, missing_key
+from gateway.errors import GatewayError, missing_key
 
 if TYPE_CHECKING:
     from admin_ui.console_access import ConsoleAccess

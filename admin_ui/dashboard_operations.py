@@ -41,7 +41,7 @@ from admin_ui.rules import MAX_VERSION
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of
 from admin_ui.workspace_operations import fields_of, visible_workspace
-from gateway.entry.errors import GatewayError, clipped, invalid_request
+from gateway.errors import GatewayError, clipped, invalid_request
 from telemetry.escaping import UNSTORABLE_PROBLEM, find_unstorable
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 

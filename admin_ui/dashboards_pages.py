@@ -49,8 +49,8 @@ from admin_ui.page_views import time_view, workspace_choices
 from admin_ui.pages import ADMIN_PATH, page
 from admin_ui.principals import Principal
 from admin_ui.state import gateway_of
-from gateway.entry.errors import GatewayError
-from gateway.entry.keys import KeyStore, Workspace
+from gateway.errors import GatewayError
+from gateway.keys.store import KeyStore, Workspace
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
 AnyRequest = Request[Any, Any, Any]

@@ -15,7 +15,7 @@ from litestar.response import Template
 
 from admin_ui.pages import ADMIN_PATH, PAGE_HEADERS, shell_context
 from admin_ui.static_files import STATIC_PATH
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.db_outage import is_unavailable
 
 logger = logging.getLogger("steerway")

@@ -35,8 +35,8 @@ from admin_ui.list_pages import RANGE_PARAMETERS
 from admin_ui.pages import ADMIN_PATH, DEFAULT_RANGE, page, url_with
 from admin_ui.state import gateway_of
 from admin_ui.traces import visible_trace
-from gateway.entry.errors import GatewayError
-from gateway.entry.keys import KeyStore
+from gateway.errors import GatewayError
+from gateway.keys.store import KeyStore
 from telemetry.evaluation.on_demand import MAX_TRACES, EvaluatorChoice, QueueOutcome, Selection
 from telemetry.evaluation.on_demand_cost import JudgeEstimate
 

@@ -24,7 +24,7 @@ from admin_ui.search_api import read_list_query
 from admin_ui.search_params import TRACES, bad
 from admin_ui.state import gateway_of
 from gateway.config.file import GatewayConfig
-from gateway.entry.errors import GatewayError, clipped
+from gateway.errors import GatewayError, clipped
 from providers.pricing import ModelPrice, PriceTable
 from telemetry.escaping import UNSTORABLE_PROBLEM, has_unstorable
 from telemetry.evaluation.on_demand import (

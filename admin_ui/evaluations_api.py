@@ -35,7 +35,7 @@ from admin_ui.openapi import described
 from admin_ui.rules import json_object
 from admin_ui.search_params import bad
 from admin_ui.workspace_operations import fields_of
-from gateway.entry.errors import invalid_request
+from gateway.errors import invalid_request
 from telemetry.escaping import UNSTORABLE_PROBLEM, find_unstorable
 from telemetry.evaluation.on_demand import MAX_TRACES, EvaluatorChoice, QueueOutcome, Selection
 

@@ -15,7 +15,7 @@ from admin_ui import evaluator_changes as changes
 from admin_ui.console_auth import require_permission
 from admin_ui.openapi import Query, described, nullable, object_schema, text
 from admin_ui.state import gateway_of
-from gateway.entry.errors import GatewayError, clipped, invalid_request
+from gateway.errors import GatewayError, clipped, invalid_request
 from telemetry.evaluation.definition import (
     FIELDS,
     DefinitionError,

@@ -29,7 +29,7 @@ from admin_ui.insight_summaries import (
 from admin_ui.pages import ADMIN_PATH, csrf_token, url_with
 from admin_ui.state import gateway_of
 from admin_ui.templating import console_environment
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.analytics import InvalidQuery
 from telemetry.insights.error_summaries import SUMMARIES
 from telemetry.insights.findings import read_insights

@@ -19,8 +19,8 @@ from typing import Any
 
 from litestar.datastructures import FormMultiDict
 
-from gateway.entry.errors import GatewayError
-from gateway.limits.model import LIMIT_FIELDS, WINDOWS, BudgetLimit, micros_to_usd
+from gateway.errors import GatewayError
+from gateway.keys.limits import LIMIT_FIELDS, WINDOWS, BudgetLimit, micros_to_usd
 
 FormValues = dict[str, Any]
 """A form's values as typed: text for text fields, lists of text for checkbox groups."""

@@ -14,7 +14,7 @@ from litestar import Request
 from admin_ui.console_auth import require_permission
 from admin_ui.principals import principal
 from admin_ui.state import gateway_of
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.insights.error_summaries import SummaryFailed, write_summary
 from telemetry.insights.errors import find_errors
 from telemetry.insights.scope import InsightScope

@@ -2,7 +2,7 @@
 revoke. Both call these functions, so the two never disagree on what is visible, allowed or
 valid, and both leave the same audit entries.
 
-Bodies are JSON objects with the fields of `gateway.entry.keys.KeyInfo` as the API takes them; every
+Bodies are JSON objects with the fields of `gateway.keys.store.KeyInfo` as the API takes them; every
 refusal is a `GatewayError` whose `param` is the path of the field (`budgets[1].window`). An
 admin of one workspace sees and manages that workspace's keys only: another workspace's key is a
 404, and the keys it creates land in its own workspace. Changing keys takes the `keys.write`
@@ -28,9 +28,9 @@ from admin_ui.workspace_operations import (
     key_store_of,
     visible_workspace,
 )
-from gateway.entry.errors import GatewayError, invalid_request
-from gateway.entry.keys import CreatedKey, KeyInfo, UnknownWorkspace
-from gateway.limits.model import InvalidField, parse_budgets
+from gateway.errors import GatewayError, invalid_request
+from gateway.keys.limits import InvalidField, parse_budgets
+from gateway.keys.store import CreatedKey, KeyInfo, UnknownWorkspace
 from telemetry import times
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 

@@ -1,6 +1,6 @@
 """`/admin/api/keys`: list, read, create (the plaintext shown once), update, revoke.
 
-A key's fields in JSON are those of `gateway.entry.keys.KeyInfo`: `allowed_models` (patterns, null for
+A key's fields in JSON are those of `gateway.keys.store.KeyInfo`: `allowed_models` (patterns, null for
 all), `rpm_limit`, `tpm_limit`, `max_parallel`, `budgets` (`[{"limit_usd": "10.00", "window":
 "monthly", "soft_percent": 80}]`), `default_tags`, `guardrails` (names of the config's
 guardrails run on every request of the key), `metadata`, `expires_at`, `role`. An update changes
@@ -19,9 +19,9 @@ from admin_ui import key_operations as operations
 from admin_ui.key_operations import key_item
 from admin_ui.openapi import Query, described, nullable, object_schema, strings, text
 from admin_ui.rules import json_object
-from gateway.entry.errors import invalid_request
-from gateway.entry.keys import ROLES
-from gateway.limits.model import WINDOWS
+from gateway.errors import invalid_request
+from gateway.keys.limits import WINDOWS
+from gateway.keys.store import ROLES
 
 AnyRequest = Request[Any, Any, Any]
 

@@ -42,9 +42,9 @@ from admin_ui.page_views import (
 )
 from admin_ui.pages import NO_STORE, page
 from admin_ui.workspace_operations import invalid_field, visible_workspace, visible_workspaces
-from gateway.entry.errors import GatewayError, invalid_request
-from gateway.entry.keys import KeyInfo
-from gateway.limits.model import WINDOWS, InvalidField
+from gateway.errors import GatewayError, invalid_request
+from gateway.keys.limits import WINDOWS, InvalidField
+from gateway.keys.store import KeyInfo
 
 AnyRequest = Request[Any, Any, Any]
 

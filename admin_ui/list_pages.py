@@ -25,8 +25,8 @@ from admin_ui.search_api import read_list_query
 from admin_ui.search_params import ListQuery, ListSpec, bad
 from admin_ui.state import gateway_of
 from gateway.entry.auth import MASTER_KEY_INFO
-from gateway.entry.errors import GatewayError
-from gateway.entry.keys import KeyInfo, KeyStore, Workspace
+from gateway.errors import GatewayError
+from gateway.keys.store import KeyInfo, KeyStore, Workspace
 from telemetry.search import InvalidCursor, Page
 
 AnyRequest = Request[Any, Any, Any]

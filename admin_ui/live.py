@@ -33,8 +33,8 @@ from admin_ui.openapi import described
 from admin_ui.state import gateway_of, starting
 from admin_ui.workspace_operations import key_store_of, visible_workspace
 from gateway.entry.auth import MASTER_KEY_INFO
-from gateway.entry.errors import GatewayError, invalid_request
 from gateway.entry.server_connections import limit_send_buffer
+from gateway.errors import GatewayError, invalid_request
 from telemetry.live import LiveHub, TooManyViewers
 from telemetry.live_filter import LiveFilter
 from telemetry.live_summary import LiveTrace

@@ -15,7 +15,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.entry.auth import MASTER_KEY_INFO
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 
 CACHE_SIZE: Final = 4096
 TTL_SECONDS: Final = 300.0

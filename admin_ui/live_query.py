@@ -12,7 +12,7 @@ from typing import Any, Final
 from litestar import Request
 
 from admin_ui.openapi import Query, text
-from gateway.entry.errors import GatewayError, invalid_request
+from gateway.errors import GatewayError, invalid_request
 from telemetry.live_filter import STATUSES
 
 MAX_TEXT: Final = 256

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from litestar import Request
 
-from gateway.entry.errors import GatewayError, invalid_request
+from gateway.errors import GatewayError, invalid_request
 from telemetry import times
 
 MAX_PAGE: Final = 200

@@ -14,8 +14,8 @@ from litestar.connection import ASGIConnection
 
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of
-from gateway.entry.keys import KeyCounts, KeyInfo, Workspace
-from gateway.limits.model import BudgetLimit, WorkspaceLimits
+from gateway.keys.limits import BudgetLimit, WorkspaceLimits
+from gateway.keys.store import KeyCounts, KeyInfo, Workspace
 
 AnyConnection = ASGIConnection[Any, Any, Any, Any]
 

@@ -18,7 +18,7 @@ from litestar.response import Template
 
 from admin_ui.principals import STATE_KEY, Principal
 from admin_ui.state import gateway_of
-from gateway.entry.keys import KeyStore, Workspace
+from gateway.keys.store import KeyStore, Workspace
 
 ADMIN_PATH = "/admin"
 

@@ -42,12 +42,12 @@ from admin_ui.budget_projection import (
     histories,
 )
 from gateway.config.file import GatewayConfig
+from gateway.keys.limits import BudgetLimit
 from gateway.limits.admission import budget_limits
 from gateway.limits.budget_ledger import BudgetLedger
 from gateway.limits.budget_ledger_memory import InProcessBudgetLedger
 from gateway.limits.budget_model import AccountKey, Charge, stored_subject
 from gateway.limits.budget_windows import window_bounds
-from gateway.limits.model import BudgetLimit
 from telemetry.schema import budget_spend
 
 MAX_END_USERS: Final = 10

@@ -12,7 +12,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from gateway.entry.errors import invalid_request
+from gateway.errors import invalid_request
 from telemetry.escaping import UNSTORABLE_PROBLEM, has_unstorable
 
 

@@ -33,7 +33,7 @@ from litestar.connection import ASGIConnection
 from admin_ui.audit import Actor
 from admin_ui.users import Membership, User
 from gateway.entry.auth import MASTER_KEY_INFO
-from gateway.entry.keys import KeyInfo
+from gateway.keys.store import KeyInfo
 
 WORKSPACE_PERMISSIONS: Final = frozenset(
     {

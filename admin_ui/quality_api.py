@@ -34,7 +34,7 @@ from admin_ui.quality_params import (
 from admin_ui.state import gateway_of
 from admin_ui.traces import visible_trace
 from admin_ui.workspace_operations import visible_workspace
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.evaluation import scores
 from telemetry.evaluation.scores import InvalidScoreQuery
 

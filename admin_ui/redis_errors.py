@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from redis.exceptions import RedisError
 
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 
 
 def store_unavailable() -> GatewayError:

@@ -28,7 +28,7 @@ from admin_ui.openapi import Query, described, object_schema, strings, text
 from admin_ui.page_params import bad, page_limit
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of
-from gateway.entry.errors import GatewayError, clipped, invalid_request
+from gateway.errors import GatewayError, clipped, invalid_request
 from telemetry.ids import uuid7_hex
 from telemetry.reports.definition import (
     FIELDS,

@@ -26,8 +26,8 @@ from admin_ui.openapi import described, object_schema, text
 from admin_ui.principals import principal
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of, rule_store_of, rulebook_of
-from gateway.entry.errors import GatewayError, clipped, invalid_request
 from gateway.entry.json_body import BODY_PARAM, decode_json_body
+from gateway.errors import GatewayError, clipped, invalid_request
 from rules.compiler import normalise_rule
 from rules.store import RuleConflict, RuleNotFound, RuleVersion, StoredRule
 

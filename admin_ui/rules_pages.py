@@ -70,8 +70,8 @@ from admin_ui.rules_views import (
 )
 from admin_ui.simulation import replay_answer, simulation_answer
 from admin_ui.state import gateway_of, rulebook_of
-from gateway.entry.errors import GatewayError
-from gateway.entry.keys import KeyStore
+from gateway.errors import GatewayError
+from gateway.keys.store import KeyStore
 from telemetry.queries import REPLAY_DEFAULT_REQUESTS, REPLAY_MAX_REQUESTS
 
 AnyRequest = Request[Any, Any, Any]

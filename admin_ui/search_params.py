@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Generic, TypeVar
 
 from admin_ui.openapi import JsonSchema, Query, text
-from gateway.entry.errors import GatewayError, invalid_request
+from gateway.errors import GatewayError, invalid_request
 from telemetry import times
 from telemetry.search import (
     DECISION_SORTS,

@@ -53,10 +53,10 @@ from admin_ui.signin_links import (
 from admin_ui.signin_templates import SECURITY_HEADERS, render
 from admin_ui.state import gateway_of
 from admin_ui.users import User, parse_email
-from gateway.entry.errors import GatewayError, error_body
 from gateway.entry.json_body import decode_json_body
-from gateway.entry.keys import parse_name
-from gateway.limits.model import InvalidField
+from gateway.errors import GatewayError, error_body
+from gateway.keys.limits import InvalidField
+from gateway.keys.store import parse_name
 
 AnyRequest = Request[Any, Any, Any]
 

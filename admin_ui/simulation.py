@@ -24,9 +24,9 @@ from admin_ui.rules import RULE_SCHEMA, invalid_rule, json_object, rule_document
 from admin_ui.serialise import iso_time
 from admin_ui.state import gateway_of, rulebook_of, starting
 from gateway.entry.auth import MASTER_KEY_INFO
-from gateway.entry.errors import GatewayError, invalid_request
 from gateway.entry.stage import MAX_TAG_LENGTH, MAX_TAGS
 from gateway.entry.validation import validate_chat, validate_embeddings
+from gateway.errors import GatewayError, invalid_request
 from rules.compiler import RuleError
 from rules.engine import RuleSet
 from rules.replay import Replayer, reads_prompt

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from litestar.connection import ASGIConnection
 
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from gateway.guardrails.config import unknown_names
-from gateway.limits.model import InvalidField, parse_guardrail_names
+from gateway.keys.limits import InvalidField, parse_guardrail_names
 from rules.store import RuleStore
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from admin_ui.quality_trace import trace_scores
 from admin_ui.state import gateway_of
 from admin_ui.traces import visible_trace
 from gateway.entry.auth import MASTER_KEY_INFO
-from gateway.entry.keys import KeyInfo, KeyStore, Workspace
+from gateway.keys.store import KeyInfo, KeyStore, Workspace
 from telemetry.queries import TraceDetail
 
 CONTENT_NOTES = {

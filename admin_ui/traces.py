@@ -18,7 +18,7 @@ from admin_ui.search_api import list_traces_answer
 from admin_ui.search_params import TRACES
 from admin_ui.serialise import plain
 from admin_ui.state import gateway_of
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.queries import TraceDetail, trace_detail
 
 

@@ -25,8 +25,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from admin_ui.audit import Actor, record_change
-from gateway.entry.keys import UnknownWorkspace, parse_name
-from gateway.limits.model import InvalidField
+from gateway.keys.limits import InvalidField
+from gateway.keys.store import UnknownWorkspace, parse_name
 from telemetry.db import as_utc
 from telemetry.escaping import has_unstorable
 from telemetry.ids import uuid7_hex

@@ -28,9 +28,9 @@ from admin_ui.serialise import iso_time
 from admin_ui.signin_links import RESET_PATH, issue_password_link
 from admin_ui.users import ROLES, User, UserExists, parse_email
 from admin_ui.workspace_operations import fields_of, invalid_field, visible_workspace
-from gateway.entry.errors import GatewayError, invalid_request
-from gateway.entry.keys import UnknownWorkspace
-from gateway.limits.model import InvalidField
+from gateway.errors import GatewayError, invalid_request
+from gateway.keys.limits import InvalidField
+from gateway.keys.store import UnknownWorkspace
 
 AnyRequest = Request[Any, Any, Any]
 

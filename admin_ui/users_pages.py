@@ -25,7 +25,7 @@ from admin_ui.pages import NO_STORE, page
 from admin_ui.principals import Principal
 from admin_ui.users import ROLES, User
 from admin_ui.workspace_operations import visible_workspaces
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 
 AnyRequest = Request[Any, Any, Any]
 

@@ -19,9 +19,9 @@ from admin_ui.auth import operator_required
 from admin_ui.console_auth import principal, require_permission
 from admin_ui.serialise import iso_time
 from admin_ui.state import check_guardrail_names, gateway_of
-from gateway.entry.errors import GatewayError, invalid_request
-from gateway.entry.keys import KeyStore, Workspace, WorkspaceExists
-from gateway.limits.model import InvalidField
+from gateway.errors import GatewayError, invalid_request
+from gateway.keys.limits import InvalidField
+from gateway.keys.store import KeyStore, Workspace, WorkspaceExists
 
 AnyRequest = Request[Any, Any, Any]
 

@@ -29,9 +29,9 @@ from admin_ui.form_fields import (
 from admin_ui.page_access import can, ensure_can
 from admin_ui.page_views import budget_timezone, guardrail_choices, workspace_row
 from admin_ui.pages import page
-from gateway.entry.errors import GatewayError
-from gateway.entry.keys import Workspace
-from gateway.limits.model import WINDOWS
+from gateway.errors import GatewayError
+from gateway.keys.limits import WINDOWS
+from gateway.keys.store import Workspace
 
 AnyRequest = Request[Any, Any, Any]
 

@@ -42,7 +42,7 @@ from admin_ui.search_params import TRACES, parse_list_query
 from benchmarks.machine import describe_machine, load_average
 from benchmarks.processes import base_environment, free_port, spawn, wait_until_ready
 from benchmarks.stores import create_database, drop_database
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from telemetry.db import create_engine
 from telemetry.search import search_traces
 

@@ -141,7 +141,7 @@ class SampleRequest:
 
 
 def build_context(sample: SampleRequest, body_size: int | None = None) -> RequestContext:
-    """As `EntryStage.run` and `SteeringStage.steer` do it; pass `body_size` (the length of the
+    """As `EntryStage.run` and `SteeringStage.run` do it; pass `body_size` (the length of the
     body as received) to keep encoding it out of a timing."""
     model = sample.payload["model"]
     size = sample.body_size if body_size is None else body_size

@@ -11,11 +11,11 @@ from telemetry.ids import uuid7_hex
 from telemetry.trace import RequestTrace
 
 if TYPE_CHECKING:
-    from gateway.entry.keys import KeyInfo
     from gateway.guardrails.engine import InputOutcome, Selection
     from gateway.guardrails.model import CheckContext, Verdict
     from gateway.inbound.api import InboundSend
     from gateway.inbound.passthrough import NativeRequest
+    from gateway.keys.store import KeyInfo
     from gateway.limits.admission import Admitted
     from gateway.upstream.routing import Route
     from rules.engine import Evaluation

@@ -18,8 +18,8 @@ from gateway.cache.response_cache import ResponseCache
 from gateway.cache.stage import CacheStage
 from gateway.entry.answers import fail, respond
 from gateway.entry.auth import Authenticator
-from gateway.entry.errors import GatewayError, internal_error, method_not_allowed, not_found
 from gateway.entry.stage import EntryStage
+from gateway.errors import GatewayError, internal_error, method_not_allowed, not_found
 from gateway.exchange import ClientGone, Exchange, Receive, Scope, Send, decode_headers
 from gateway.guardrails.engine import Guardrails
 from gateway.guardrails.stage import GuardrailStage

@@ -37,10 +37,9 @@ from gateway.config.file import (
 )
 from gateway.config.settings import Settings, serve_workers
 from gateway.entry.auth import Authenticator
-from gateway.entry.errors import GatewayError, database_unavailable, error_body
-from gateway.entry.keys import KeyStore
 from gateway.entry.metrics_endpoint import MetricsEndpoint, MetricsListener
 from gateway.entry.server_connections import when_shutting_down
+from gateway.errors import GatewayError, database_unavailable, error_body
 from gateway.guardrails.engine import Guardrails
 from gateway.inbound.responses_store import ResponseStore
 from gateway.ingest.otlp import PATH as OTLP_TRACES_PATH
@@ -53,6 +52,7 @@ from gateway.jobs.evaluation import (
     evaluation_picker,
     prepare_evaluators,
 )
+from gateway.keys.store import KeyStore
 from gateway.limits.admission import Admission, budget_limits
 from gateway.limits.budgets import BudgetLedger, BudgetPolicy, create_budget_ledger
 from gateway.limits.ratelimit import RateLimiter, RateLimitPolicy, create_rate_limiter

@@ -21,7 +21,16 @@ from gateway.config.console import ConsoleConfig
 from gateway.config.file import ConfigError, GatewayConfig, check_config, load_config
 from gateway.config.server import ServerConfig
 from gateway.config.settings import SERVE_WORKERS_VARIABLE, Settings
-from gateway.entry.keys import (
+from gateway.guardrails.config import unknown_names
+from gateway.keys.limits import (
+    BudgetLimit,
+    InvalidField,
+    WorkspaceLimits,
+    parse_budgets,
+    parse_count,
+    parse_guardrail_names,
+)
+from gateway.keys.store import (
     ROLES,
     KeyInfo,
     KeyStore,
@@ -30,15 +39,6 @@ from gateway.entry.keys import (
     parse_allowed_models,
     parse_metadata,
     parse_tags,
-)
-from gateway.guardrails.config import unknown_names
-from gateway.limits.model import (
-    BudgetLimit,
-    InvalidField,
-    WorkspaceLimits,
-    parse_budgets,
-    parse_count,
-    parse_guardrail_names,
 )
 from providers.mock.cli import add_arguments as add_mock_arguments
 from server.cli_alerts import add_alerts_commands

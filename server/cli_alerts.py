@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from gateway.config.settings import Settings
-from gateway.entry.keys import KeyStore, UnknownWorkspace
+from gateway.keys.store import KeyStore, UnknownWorkspace
 from server.cli_users import console_config
 from telemetry.alerts.prometheus_export import Export, export_rules
 from telemetry.alerts.rule_store import load_rules

@@ -25,8 +25,8 @@ from admin_ui.users import ROLES, User, UserExists, UserStore, parse_email
 from gateway.config.console import ConsoleConfig
 from gateway.config.file import ConfigError, load_config
 from gateway.config.settings import Settings
-from gateway.entry.keys import UnknownWorkspace
-from gateway.limits.model import InvalidField
+from gateway.keys.limits import InvalidField
+from gateway.keys.store import UnknownWorkspace
 from telemetry.db import create_engine, redact_url
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
@@ -160,7 +160,7 @@ def _when(value: datetime | None) -> str:
 
 
 async def _list(args: argparse.Namespace, engine: AsyncEngine) -> int:
-    from gateway.entry.keys import KeyStore
+    from gateway.keys.store import KeyStore
     from server.cli import _print_table
 
     scope = None

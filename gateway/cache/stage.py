@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -14,14 +14,16 @@ from gateway.cache import response_cache
 from gateway.cache.response_cache import CacheDecision, CachedResponse, ResponseCache
 from gateway.cache.stream import replay_events
 from gateway.entry.answers import SSE, respond, start
-from gateway.entry.errors import GatewayError, invalid_request
+from gateway.errors import GatewayError, invalid_request
 from gateway.exchange import Exchange, Receive, Send
 from gateway.guardrails.stage import GuardrailStage
-from gateway.upstream.routing import Route, Target
 from providers.usage import Usage
 from telemetry.ids import uuid7_hex
 from telemetry.records import InteractionRecord
 from telemetry.schema import DEFAULT_WORKSPACE_ID
+
+if TYPE_CHECKING:
+    from gateway.upstream.routing import Route, Target
 
 
 class CacheStage:

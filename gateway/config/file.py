@@ -35,7 +35,7 @@ from gateway.guardrails.config import GuardrailsConfig, parse_guardrails
 from gateway.guardrails.moderation_config import check_references as check_moderation_references
 from gateway.inbound.responses_config import ResponsesConfig, parse_responses
 from gateway.ingest.config import OtlpIngestConfig, parse_otlp_ingest
-from gateway.limits.model import InvalidField, usd_to_micros
+from gateway.keys.limits import InvalidField, usd_to_micros
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import RuleError, compile_rules, normalise_rule
 from telemetry.retention.policy import RetentionConfig

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from gateway.demo.cast import Key
+from gateway.keys.limits import BudgetLimit
 from gateway.limits.budget_model import BudgetState, reserve_micros, settle_micros
-from gateway.limits.model import BudgetLimit
 from gateway.limits.ratelimit_model import RateRefusal
 
 

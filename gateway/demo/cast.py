@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.demo.ids import DemoIds
-from gateway.limits.model import BudgetLimit
+from gateway.keys.limits import BudgetLimit
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import compile_rules
 from rules.engine import RuleSet

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.demo.cast import DEMO_MARKER, WORKSPACE_SLUGS, Cast
-from gateway.limits.model import WorkspaceLimits
+from gateway.keys.limits import WorkspaceLimits
 from telemetry.schema import api_keys, budget_spend, traces, workspaces
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from gateway.exchange import Exchange, Send
 from gateway.guardrails import engine as guards
 

@@ -24,9 +24,9 @@ import hmac
 import time
 from datetime import UTC, datetime
 
-from gateway.entry.errors import database_unavailable, invalid_key, missing_key
-from gateway.entry.keys import KeyInfo, KeyStore
-from gateway.limits.model import NO_LIMITS
+from gateway.errors import database_unavailable, invalid_key, missing_key
+from gateway.keys.limits import NO_LIMITS
+from gateway.keys.store import KeyInfo, KeyStore
 from telemetry.db_outage import DatabaseOutage, is_unavailable
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 

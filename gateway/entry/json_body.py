@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.entry.errors import GatewayError, invalid_request
+from gateway.errors import GatewayError, invalid_request
 
 BODY_PARAM = "body"
 """The `param` of an error about the body as a whole (it has no field to name)."""

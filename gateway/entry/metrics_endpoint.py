@@ -21,7 +21,7 @@ from typing import Final
 
 import httptools
 
-from gateway.entry.errors import error_body
+from gateway.errors import error_body
 from telemetry import metrics
 
 logger = logging.getLogger("steerway.metrics")

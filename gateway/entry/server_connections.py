@@ -38,7 +38,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from gateway.config.server import ServerConfig
-from gateway.entry.errors import error_body
+from gateway.errors import error_body
 from telemetry import metrics
 
 logger = logging.getLogger("steerway.server")

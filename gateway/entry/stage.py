@@ -8,10 +8,9 @@ import time
 import msgspec
 
 from gateway.entry.auth import Authenticator
-from gateway.entry.errors import GatewayError, body_too_large, invalid_request
 from gateway.entry.validation import decode_object, validate_chat, validate_embeddings
+from gateway.errors import GatewayError, body_too_large, invalid_request
 from gateway.exchange import ClientGone, Exchange, Receive, Send
-from gateway.inbound.api import decoded_body
 from rules.context import routing_features
 
 MAX_TAGS = 32
@@ -33,9 +32,10 @@ class EntryStage:
         body = await self.read_body(exchange, receive)
         payload = decode_object(body)
         inbound = exchange.inbound
-        if inbound is not None and inbound.prepare is not None:
-            await inbound.prepare(payload, exchange.key)
-        payload = decoded_body(payload, inbound)
+        if inbound is not None:
+            if inbound.prepare is not None:
+                await inbound.prepare(payload, exchange.key)
+            payload = inbound.to_chat(payload)
         model = (validate_embeddings if exchange.call == "embeddings" else validate_chat)(payload)
         exchange.payload = payload
         exchange.requested_model = model

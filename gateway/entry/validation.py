@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.entry.errors import GatewayError, invalid_request
 from gateway.entry.json_body import decode_json_body, unparseable
+from gateway.errors import GatewayError, invalid_request
 from providers.usage import COUNTED_PARAMETERS
 
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})

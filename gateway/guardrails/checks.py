@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from gateway.guardrails.model import CheckContext, CheckResult, GuardrailSpec
-from gateway.limits.model import InvalidField
+from gateway.keys.limits import InvalidField
 
 Check = Callable[[str, CheckContext], CheckResult]
 

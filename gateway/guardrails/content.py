@@ -29,9 +29,9 @@ import jsonschema
 import msgspec
 from referencing.exceptions import Unresolvable
 
-from gateway.entry.keys import model_matcher
 from gateway.guardrails.model import CLEAN, CheckContext, CheckResult, Finding
-from gateway.limits.model import InvalidField
+from gateway.keys.limits import InvalidField
+from gateway.keys.store import model_matcher
 from rules.patterns import Pattern, PatternError, compile_pattern
 
 DENIED_TERM: Final = "DENIED_TERM"

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from gateway.guardrails.arguments import ToolArguments, tool_arguments
 from gateway.guardrails.checks import TEXT_CHECK_KINDS, Check, build_check
 from gateway.guardrails.config import GuardrailsConfig

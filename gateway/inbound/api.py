@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
-from gateway.entry.errors import invalid_request
+from gateway.errors import invalid_request
 
 if TYPE_CHECKING:
-    from gateway.entry.keys import KeyInfo
+    from gateway.keys.store import KeyInfo
 
 Message = dict[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -195,11 +195,6 @@ class InboundSend:
                 return encoder.error_event(error)
             return self.api.error_event(error)
         return encoder.chunk(event)
-
-
-def decoded_body(payload: dict[str, Any], inbound: InboundSend | None) -> dict[str, Any]:
-    """The pipeline's chat request: the body itself, or its translation by the inbound API."""
-    return payload if inbound is None else inbound.to_chat(payload)
 
 
 def sse(event: str, data: Any) -> bytes:

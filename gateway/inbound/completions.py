@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.entry.errors import error_body, invalid_request
+from gateway.errors import error_body, invalid_request
 from gateway.inbound.api import AnswerEncoder
 from telemetry.ids import uuid7_hex
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.entry.errors import invalid_request
+from gateway.errors import invalid_request
 from gateway.inbound.api import AnswerEncoder, json_arguments, sse
 from providers.usage import estimated_prompt_tokens
 from telemetry.ids import uuid7_hex

@@ -34,7 +34,7 @@ import msgspec
 
 from gateway.cache.stream import StreamAccumulator
 from gateway.entry.answers import respond, start
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from gateway.exchange import ClientGone, DisconnectWatch
 from gateway.inbound.api import InboundApi, InboundSend
 from gateway.inbound.passthrough_reading import readable_copy

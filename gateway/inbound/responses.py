@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from gateway.inbound.api import sse
 from gateway.inbound.responses_answer import answer_to_response, response_id
 from gateway.inbound.responses_request import (
@@ -27,7 +27,7 @@ from gateway.inbound.responses_stream import ResponsesStream
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 
 if TYPE_CHECKING:
-    from gateway.entry.keys import KeyInfo
+    from gateway.keys.store import KeyInfo
 
 OPERATION: Final = "responses"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Final
 from urllib.parse import parse_qs
 
-from gateway.entry.errors import invalid_request
+from gateway.errors import invalid_request
 
 DEFAULT_LIMIT: Final = 20
 MOST: Final = 100

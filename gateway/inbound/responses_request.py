@@ -18,8 +18,8 @@ from typing import Any, Final
 
 import msgspec
 
-from gateway.entry.errors import invalid_request
 from gateway.entry.validation import type_error, type_name
+from gateway.errors import invalid_request
 from providers.usage import MAX_OUTPUT_TOKENS
 
 RESPONSES_ONLY: Final = frozenset(

@@ -26,7 +26,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.entry.errors import database_unavailable
+from gateway.errors import database_unavailable
 from telemetry.db_outage import is_unavailable
 from telemetry.schema import stored_responses
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from gateway.entry.answers import respond
-from gateway.entry.errors import model_not_found
 from gateway.entry.validation import decode_object, validate_chat
+from gateway.errors import model_not_found
 from gateway.inbound import passthrough
 from gateway.inbound.api import InboundApi, InboundSend
 from gateway.inbound.completions import CompletionsApi

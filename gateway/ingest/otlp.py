@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
 
 from gateway.entry.auth import Authenticator
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from gateway.ingest.answers import (
     CONTENT_TYPES,
     Encoding,

@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config.file import GatewayConfig
-from gateway.entry.keys import KeyStore
+from gateway.keys.limits import BudgetLimit
+from gateway.keys.store import KeyStore
 from gateway.limits.admission import budget_limits
 from gateway.limits.budget_model import Charge, stored_subject
 from gateway.limits.budget_windows import window_bounds
-from gateway.limits.model import BudgetLimit
 from gateway.upstream.health import DeploymentHealth
 from telemetry.alerts.budget_usage import DefinedBudget
 from telemetry.alerts.deployment_states import DeploymentState

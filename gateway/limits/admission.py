@@ -17,10 +17,10 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.config.file import BudgetSpec
-from gateway.entry.errors import GatewayError
-from gateway.entry.keys import KeyInfo
+from gateway.errors import GatewayError
+from gateway.keys.limits import BudgetLimit
+from gateway.keys.store import KeyInfo
 from gateway.limits.budgets import BudgetLedger, Charge, Reservation, reserve_micros, settle_micros
-from gateway.limits.model import BudgetLimit
 from gateway.limits.ratelimit import LimitSubject, RateDecision, RateLimiter, rate_limit_error
 from gateway.upstream.routing import Route, Router
 from telemetry.trace import RequestTrace

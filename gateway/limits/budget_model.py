@@ -16,7 +16,7 @@ from typing import Literal, NamedTuple
 
 import msgspec
 
-from gateway.limits.model import BudgetLimit, micros_to_usd
+from gateway.keys.limits import BudgetLimit, micros_to_usd
 from telemetry.escaping import escape_text
 
 SCOPES: tuple[str, ...] = ("key", "workspace", "end_user", "bucket")

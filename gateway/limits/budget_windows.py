@@ -11,7 +11,7 @@ import functools
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.limits.model import WINDOWS
+from gateway.keys.limits import WINDOWS
 
 TOTAL_START = 0
 # Longest a calendar window can last (a 31-day month plus a daylight-saving hour): what the

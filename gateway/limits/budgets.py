@@ -33,6 +33,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.keys.limits import BudgetLimit
 from gateway.limits.budget_ledger import BudgetLedger, Clock
 from gateway.limits.budget_ledger_memory import InProcessBudgetLedger
 from gateway.limits.budget_ledger_redis import RedisBudgetLedger
@@ -48,7 +49,6 @@ from gateway.limits.budget_model import (
 )
 from gateway.limits.budget_spend import SpendStore
 from gateway.limits.budget_windows import window_bounds
-from gateway.limits.model import BudgetLimit
 
 __all__ = [
     "SCOPES",

@@ -14,7 +14,7 @@ from typing import Literal
 
 import msgspec
 
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry import metrics
 
 Scope = Literal["key", "workspace"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from gateway.exchange import Exchange, Receive, Send
-from gateway.upstream.routing import Route, Router
+from gateway.upstream.routing import Router
 from rules.context import RequestContext
 from rules.engine import Evaluation, RuleSet, apply_parameters
 from telemetry import metrics
@@ -41,18 +41,13 @@ class SteeringStage:
         """Read for the budget a rule's condition may ask about."""
 
     async def run(self, exchange: Exchange, receive: Receive, send: Send) -> bool:
-        exchange.steered, exchange.fallbacks = await self.steer(
-            exchange, exchange.payload, exchange.requested_model or ""
-        )
-        return False
-
-    async def steer(
-        self, exchange: Exchange, payload: dict[str, Any], model: str
-    ) -> tuple[Route, tuple[str, ...] | None]:
         """Run the steering rules: deny, change parameters, tag, and pick the route."""
+        model = exchange.requested_model or ""
         ruleset = self.rules.current if self.rules is not None else None
         if ruleset is None or not ruleset.active:
-            return self.router.resolve(model), None
+            exchange.steered = self.router.resolve(model)
+            return False
+        payload = exchange.payload
         key = exchange.key
         context = RequestContext.from_features(
             exchange.features,
@@ -89,11 +84,15 @@ class SteeringStage:
             )
         target = evaluation.route
         if target is None:
-            return self.router.resolve(model), evaluation.fallbacks
-        exchange.routed_by = evaluation.route_rule
-        if target.provider is not None:
-            return self.router.direct(target.provider, target.model), evaluation.fallbacks
-        return self.router.resolve(target.model), evaluation.fallbacks
+            exchange.steered = self.router.resolve(model)
+        else:
+            exchange.routed_by = evaluation.route_rule
+            if target.provider is not None:
+                exchange.steered = self.router.direct(target.provider, target.model)
+            else:
+                exchange.steered = self.router.resolve(target.model)
+        exchange.fallbacks = evaluation.fallbacks
+        return False
 
 
 def record_rules(

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from gateway.cache.stream import StreamAccumulator
-from gateway.entry.errors import GatewayError, upstream_error, upstream_timeout
+from gateway.errors import GatewayError, upstream_error, upstream_timeout
 from gateway.exchange import Exchange
 from gateway.upstream.routing import Target
 from providers.errors import UpstreamFailure

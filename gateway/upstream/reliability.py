@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from gateway.config.file import CooldownConfig, RetryPolicy
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from gateway.upstream.health import CooldownPolicy
 from providers.errors import UpstreamFailure
 

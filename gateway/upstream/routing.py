@@ -16,7 +16,7 @@ import aiohttp
 import msgspec
 
 from gateway.config.file import Deployment, GatewayConfig, ModelRoute
-from gateway.entry.errors import model_not_found
+from gateway.errors import model_not_found
 from providers.base import ProviderAdapter
 from providers.pricing import ModelPrice, PriceTable
 

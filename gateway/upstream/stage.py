@@ -13,7 +13,7 @@ import aiohttp
 from gateway.cache.stage import CacheStage
 from gateway.cache.stream import StreamAccumulator
 from gateway.entry.answers import SSE, fail, respond, start
-from gateway.entry.errors import GatewayError, no_deployment
+from gateway.errors import GatewayError, no_deployment
 from gateway.exchange import ClientGone, DisconnectWatch, Exchange, Receive, Send
 from gateway.guardrails import engine as guards
 from gateway.guardrails.moderation_stream import ModerationStream

@@ -1,7 +1,7 @@
 """The built-in alert rules every workspace is given once: on by default, editable, notifying
 no channel until a user picks some.
 
-A workspace gets them when it is made (`gateway.entry.keys.KeyStore.create_workspace`) and, for the
+A workspace gets them when it is made (`gateway.keys.store.KeyStore.create_workspace`) and, for the
 workspaces that existed before, when a gateway or worker starts (`install_builtins`). Each one
 given is recorded in `alert_builtin_installs`, so a built-in rule a user deleted is never made
 again; muting one keeps it evaluated and recorded without notifying.

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from telemetry.db import create_engine
 from tests.e2e.conftest import (  # the fixtures, for this package too
     Database,

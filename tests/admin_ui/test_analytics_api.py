@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from telemetry.analytics_dimensions import DIMENSIONS, dimensions_of
 from telemetry.analytics_metrics import METRICS
 from telemetry.db import create_engine

@@ -14,7 +14,7 @@ import pytest
 
 from admin_ui.analytics_answer import csv_cell, csv_chunks, csv_filename, json_chunks, value_of
 from admin_ui.analytics_params import AnalyticsRequest, parse_analytics_request
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.analytics import TARGET_POINTS, AnalyticsResult, Series
 from telemetry.analytics_metrics import METRICS
 

@@ -19,8 +19,8 @@ from admin_ui.form_fields import (
     read_form,
     text_list,
 )
-from gateway.entry.errors import GatewayError, invalid_request
-from gateway.limits.model import BudgetLimit
+from gateway.errors import GatewayError, invalid_request
+from gateway.keys.limits import BudgetLimit
 
 
 @pytest.mark.parametrize(

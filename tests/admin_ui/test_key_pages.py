@@ -22,7 +22,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from gateway.entry.keys import KEY_PREFIX
+from gateway.keys.store import KEY_PREFIX
 from tests.admin_ui.html_page import Page
 from tests.e2e.conftest import Database, GatewayProcess, MockProcess, mock_config
 from tests.e2e.logwatch import LogWatch, assert_no_traceback, watched_gateway

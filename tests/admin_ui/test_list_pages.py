@@ -22,7 +22,7 @@ import pytest
 
 from admin_ui.formatting import dollars
 from admin_ui.path_flow import steps_of
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from telemetry.db import create_engine
 from telemetry.decision_paths import RequestPath
 from tests.admin_ui.html_page import Page

@@ -17,7 +17,7 @@ from admin_ui.passwords import (
     verify_password,
     verify_password_async,
 )
-from gateway.limits.model import InvalidField
+from gateway.keys.limits import InvalidField
 
 
 def test_a_hash_is_argon2id_salted_and_verifies_only_its_password() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from telemetry.db import create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID
 from tests.admin_ui.conftest import error_of

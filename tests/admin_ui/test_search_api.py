@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from telemetry.db import create_engine
 from tests.admin_ui.conftest import error_of
 from tests.e2e.conftest import GatewayProcess

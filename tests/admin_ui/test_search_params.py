@@ -17,7 +17,7 @@ from admin_ui.search_params import (
     ListSpec,
     parse_list_query,
 )
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.search import Cursor, TraceFilter
 
 NOW = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)

@@ -17,7 +17,7 @@ from admin_ui.audit import CLI_ACTOR
 from admin_ui.sessions import DatabaseSessions, RedisSessions, SessionPolicy, SessionStore
 from admin_ui.throttle import MemoryThrottle, RedisThrottle, SigninThrottle, ThrottleLimits
 from admin_ui.users import UserStore
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from telemetry.db import create_engine
 from telemetry.schema import console_sessions
 from tests.ports import closed_port

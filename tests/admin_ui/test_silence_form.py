@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from admin_ui.alert_silences_pages import form_error, silence_body, span_text
-from gateway.entry.errors import invalid_request
+from gateway.errors import invalid_request
 
 
 def _values(**changes: str) -> dict[str, str | list[str]]:

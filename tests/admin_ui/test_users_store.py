@@ -25,8 +25,8 @@ from admin_ui.signin_links import (
     use_password_link,
 )
 from admin_ui.users import UserExists, UserStore
-from gateway.entry.keys import KeyStore, UnknownWorkspace
-from gateway.limits.model import InvalidField
+from gateway.keys.limits import InvalidField
+from gateway.keys.store import KeyStore, UnknownWorkspace
 from telemetry.db import create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID, audit_log, signin_links, users
 

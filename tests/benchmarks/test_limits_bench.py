@@ -59,7 +59,7 @@ from benchmarks.targets import (
 )
 from benchmarks.wrk import SCRIPT, WrkResult
 from gateway.cache import response_cache
-from gateway.limits.model import BudgetLimit
+from gateway.keys.limits import BudgetLimit
 from server.cli import build_parser
 from telemetry.schema import budget_spend, decisions, metadata, traces
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from tests.gateway.test_cli_alerts_export import promtool, steerway
 
 

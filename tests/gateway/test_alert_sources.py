@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config.file import GatewayConfig, parse_config
-from gateway.entry.keys import KeyStore
 from gateway.jobs.alert_sources import gauge_sources
+from gateway.keys.limits import BudgetLimit
+from gateway.keys.store import KeyStore
 from gateway.limits.admission import Admission, budget_limits
 from gateway.limits.budgets import create_budget_ledger
-from gateway.limits.model import BudgetLimit
 from gateway.upstream.health import CooldownPolicy, DeploymentHealth, InProcessHealth, RedisHealth
 from telemetry.alerts import AlertRule, Outcome, evaluate_rule
 from telemetry.alerts.evaluation import Delivery

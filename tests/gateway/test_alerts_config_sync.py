@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config.file import ConfigError, GatewayConfig, load_config
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from server.alerts_setup import prepare_alerts
 from telemetry.alerts import AlertRule, ChannelConfig
 from telemetry.alerts.channel_store import list_channels

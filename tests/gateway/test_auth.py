@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.entry.auth import MASTER_KEY_INFO, Authenticator
-from gateway.entry.errors import GatewayError
-from gateway.entry.keys import KeyStore
+from gateway.errors import GatewayError
+from gateway.keys.store import KeyStore
 from telemetry.schema import DEFAULT_WORKSPACE_ID, api_keys
 
 MASTER = "sk-master-unit-test-0123456789"

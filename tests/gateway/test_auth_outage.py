@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import event
 
 from gateway.entry.auth import Authenticator
-from gateway.entry.errors import GatewayError
-from gateway.entry.keys import KeyStore
+from gateway.errors import GatewayError
+from gateway.keys.store import KeyStore
 from telemetry.db import create_engine
 from telemetry.db_outage import DatabaseOutage, is_unavailable
 from tests.forwarder import TcpForwarder

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from telemetry.alerts.rule import AlertRule
 from telemetry.alerts.rule_store import create_rule
 

@@ -14,7 +14,7 @@ from gateway.config.file import (
     load_config,
     parse_config,
 )
-from gateway.limits.model import MAX_LIMIT_USD
+from gateway.keys.limits import MAX_LIMIT_USD
 from providers.pricing import ModelPrice, PriceTable
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "steerway.yaml"

@@ -9,7 +9,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.entry.keys import KeyInfo
 from gateway.guardrails.content import (
     DENIED_PATTERN,
     DENIED_TERM,
@@ -28,7 +27,8 @@ from gateway.guardrails.content import (
     RequiredMetadata,
 )
 from gateway.guardrails.model import CheckContext, CheckResult, RequestCheck, TextCheck
-from gateway.limits.model import InvalidField
+from gateway.keys.limits import InvalidField
+from gateway.keys.store import KeyInfo
 
 SECRET = "hunter2-topsecret"
 

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from gateway.config.file import ConfigError, parse_config
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from gateway.guardrails.engine import (
     SLICE_CHARS,
     Guardrails,

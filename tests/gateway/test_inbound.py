@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.entry.errors import GatewayError, invalid_key
+from gateway.errors import GatewayError, invalid_key
 from gateway.inbound.api import InboundSend
 from gateway.inbound.completions import CompletionsApi
 from gateway.inbound.messages import MessagesApi, estimated_input_tokens

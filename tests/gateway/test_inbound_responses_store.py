@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from gateway.inbound.responses_answer import response_id
 from gateway.inbound.responses_store import ResponseStore, StoredResponse, stored
 from telemetry.db import create_engine

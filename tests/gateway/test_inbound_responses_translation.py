@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.entry.errors import GatewayError
+from gateway.errors import GatewayError
 from gateway.inbound.responses_answer import answer_to_response
 from gateway.inbound.responses_request import translate_request
 from gateway.inbound.responses_stream import ResponsesStream

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.entry.auth import MASTER_KEY_INFO, Authenticator
-from gateway.entry.keys import (
+from gateway.keys.limits import NO_LIMITS, BudgetLimit, InvalidField, WorkspaceLimits
+from gateway.keys.store import (
     KeyCounts,
     KeyInfo,
     KeyStore,
@@ -17,7 +18,6 @@ from gateway.entry.keys import (
     WorkspaceExists,
     hash_key,
 )
-from gateway.limits.model import NO_LIMITS, BudgetLimit, InvalidField, WorkspaceLimits
 from telemetry.schema import DEFAULT_WORKSPACE_ID, api_keys, workspaces
 
 MONTHLY = BudgetLimit(limit_micros=10_000_000, window="monthly", soft_percent=80.0)

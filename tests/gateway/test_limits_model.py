@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.limits.model import (
+from gateway.keys.limits import (
     NO_LIMITS,
     BudgetLimit,
     InvalidField,

@@ -7,13 +7,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.entry.errors import GatewayError
 from gateway.entry.validation import (
     MESSAGE_ROLES,
     decode_object,
     validate_chat,
     validate_embeddings,
 )
+from gateway.errors import GatewayError
 
 HELLO = [{"role": "user", "content": "hello"}]
 

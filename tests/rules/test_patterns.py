@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.entry.keys import model_matcher, parse_allowed_models
+from gateway.keys.store import model_matcher, parse_allowed_models
 from rules.compiler import RuleError, compile_rules
 from rules.context import RequestContext
 from rules.patterns import PatternError, compile_pattern, glob_pattern

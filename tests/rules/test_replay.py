@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from providers.pricing import ModelPrice, PriceTable
 from rules.compiler import compile_rules
 from rules.conditions import fields_read

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from telemetry.ids import span_id_hex, uuid7_hex
 from telemetry.records import (
     DecisionRecord,

@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from telemetry.db import create_engine
 from telemetry.evaluation import scores
 from telemetry.evaluation.scores import InvalidScoreQuery, Variant

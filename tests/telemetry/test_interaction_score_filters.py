@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from telemetry.db import create_engine
 from telemetry.ids import uuid7_hex
 from telemetry.schema import DEFAULT_WORKSPACE_ID, evaluations

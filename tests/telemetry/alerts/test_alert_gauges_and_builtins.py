@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.entry.keys import KeyStore
+from gateway.keys.store import KeyStore
 from telemetry.alerts import RuleError, evaluate_rule, parse_rule
 from telemetry.alerts.builtin_rules import BUILTIN_RULES, install_builtins
 from telemetry.alerts.rule_parsing import rule_data

@@ -25,7 +25,7 @@ from msgspec import UNSET, UnsetType
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.limits.model import (
+from gateway.keys.limits import (
     NO_LIMITS,
     WORKSPACE_SETTINGS,
     BudgetLimit,
