@@ -85,6 +85,19 @@ class NativeRequest:
         """What the chat translation refused in the body, read without it (see
         `inbound_passthrough_reading`): the request's answer wherever it is not passed through."""
 
+    async def attempt(
+        self,
+        upstream: UpstreamStage,
+        exchange: Exchange,
+        target: Target,
+        payload: dict[str, Any],
+        receive: Receive,
+        send: Any,
+    ) -> float | None:
+        """The upstream stage's attempt for this request (it knows the request only as
+        `Exchange.native`, so the upstream stage never imports the inbound APIs)."""
+        return await attempt(upstream, exchange, target, payload, receive, send)
+
 
 class _Capture:
     """The route's inbound API, keeping the client's body and the encoder as it decodes."""

@@ -19,7 +19,6 @@ from gateway.guardrails import engine as guards
 from gateway.guardrails.moderation_stream import ModerationStream
 from gateway.guardrails.stage import GuardrailStage
 from gateway.guardrails.stream import StreamGuard
-from gateway.inbound import passthrough
 from gateway.upstream.attempts import (
     StreamState,
     capacity_tokens,
@@ -261,10 +260,9 @@ class UpstreamStage:
         target.load.started(tokens, int(time.time() // 60))
         latency_ms = None
         try:
-            if exchange.native is not None:
-                latency_ms = await passthrough.attempt(
-                    self, exchange, target, payload, receive, send
-                )
+            native = exchange.native
+            if native is not None:
+                latency_ms = await native.attempt(self, exchange, target, payload, receive, send)
             elif exchange.stream and operation == "chat":
                 latency_ms = await self._chat_stream(exchange, target, payload, receive, send)
             else:
