@@ -1,2 +1,2 @@
-"""The proxy's HTTP side: authentication and keys, errors in OpenAI's shape, body reading and
-validation, client connections, `/metrics`."""
+"""The proxy's HTTP side: authentication, reading and validating the body, answers and their
+headers, client connections, `/metrics`."""
