@@ -95,7 +95,7 @@ class FaultStack:
             self.gateway_database_url = self.database_url
         env = self.environment(self.database_url)
         run_checked([self.executable, "migrate"], env=env, timeout=120, what="steerway migrate")
-        created = create_keys(self.executable, env, keys)
+        created = create_keys([self.executable], env, keys)
         self.keys: dict[str, str] = {name: key.plaintext for name, key in created.items()}
         self.keys[MASTER] = self.master_key
 

@@ -9,7 +9,7 @@ import secrets
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,14 +273,25 @@ def parse_created_key(output: str) -> BenchKey:
     return BenchKey(key_id=key_id, plaintext=plaintext)
 
 
+def steerway_command(source: Path | None) -> list[str]:
+    """The `steerway` command; for an older checkout, its own CLI module (the installed script
+    names the current one, which moved from `gateway.cli` to `server.cli`)."""
+    executable = peers.steerway_executable()
+    if source is None:
+        return [str(executable)]
+    package = "server" if (source / "server" / "cli.py").exists() else "gateway"
+    python = executable.with_name("python")
+    return [str(python), "-c", f"import sys; from {package}.cli import main; sys.exit(main())"]
+
+
 def create_keys(
-    executable: str, env: Mapping[str, str], keys: Mapping[str, tuple[str, ...]]
+    command: Sequence[str], env: Mapping[str, str], keys: Mapping[str, tuple[str, ...]]
 ) -> dict[str, BenchKey]:
     """Create each key with `steerway keys create` in the database `env` points at."""
     created: dict[str, BenchKey] = {}
     for name, arguments in keys.items():
         output = run_checked(
-            [executable, "keys", "create", name, *arguments],
+            [*command, "keys", "create", name, *arguments],
             env=env,
             timeout=60,
             what=f"steerway keys create {name}",
@@ -351,14 +362,14 @@ def start_steerway(workspace: Workspace, mocks: Mocks, options: SteerwayOptions)
         paths.append(str(PROBE_FOLDER))
     if paths:
         env["PYTHONPATH"] = os.pathsep.join(paths)
-    executable = str(peers.steerway_executable())
-    run_checked([executable, "migrate"], env=env, timeout=120, what="steerway migrate")
-    keys = create_keys(executable, env, options.keys)
+    command = steerway_command(options.source)
+    run_checked([*command, "migrate"], env=env, timeout=120, what="steerway migrate")
+    keys = create_keys(command, env, options.keys)
     port = free_port()
     if options.server == "granian":
         argv = granian_argv(port, options.workers)
     else:
-        argv = [executable, "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [*command, "serve", "--host", "127.0.0.1", "--port", str(port)]
         if options.workers != 1:
             argv += ["--workers", str(options.workers)]
     if options.lag_log is not None:
