@@ -275,13 +275,19 @@ def parse_created_key(output: str) -> BenchKey:
 
 def steerway_command(source: Path | None) -> list[str]:
     """The `steerway` command; for an older checkout, its own CLI module (the installed script
-    names the current one, which moved from `gateway.cli` to `server.cli`)."""
+    names the current one, which moved from `gateway.cli` to `server.cli`; `-P`: the working
+    directory, which may hold the current checkout, is not put before it)."""
     executable = peers.steerway_executable()
     if source is None:
         return [str(executable)]
     package = "server" if (source / "server" / "cli.py").exists() else "gateway"
     python = executable.with_name("python")
-    return [str(python), "-c", f"import sys; from {package}.cli import main; sys.exit(main())"]
+    return [
+        str(python),
+        "-P",
+        "-c",
+        f"import sys; from {package}.cli import main; sys.exit(main())",
+    ]
 
 
 def create_keys(
