@@ -103,7 +103,7 @@ class InboundSend:
         """The API's format; a route may replace it with one made for its request."""
         self.prepare: Prepare | None = None
         self.verbatim = False
-        """Set when the answer passed through (`gateway.inbound_passthrough`): from then on
+        """Set when the answer passed through (`gateway.inbound.passthrough`): from then on
         every message goes to the client as it is."""
         self._send = send
         self._encoder: AnswerEncoder | None = None

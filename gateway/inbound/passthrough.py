@@ -83,7 +83,7 @@ class NativeRequest:
         self.encoder: AnswerEncoder | None = None
         self.refusal: GatewayError | None = None
         """What the chat translation refused in the body, read without it (see
-        `inbound_passthrough_reading`): the request's answer wherever it is not passed through."""
+        `gateway.inbound.passthrough_reading`): the request's answer wherever it is not passed through."""
 
     async def attempt(
         self,
@@ -169,7 +169,7 @@ async def attempt(
     receive: Receive,
     send: Any,
 ) -> float | None:
-    """One attempt of an inbound request that may pass through (the proxy's `_call` for
+    """One attempt of an inbound request that may pass through (the upstream stage's `_call` for
     these); the provider's latency in ms, or None for a stream that did not end well."""
     native = exchange.native
     assert native is not None
