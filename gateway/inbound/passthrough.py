@@ -35,12 +35,16 @@ import msgspec
 from gateway.cache.stream import StreamAccumulator
 from gateway.entry.answers import respond, start
 from gateway.errors import GatewayError
-from gateway.exchange import ClientGone, DisconnectWatch
+from gateway.exchange import DisconnectWatch
 from gateway.inbound.api import InboundApi, InboundSend
 from gateway.inbound.passthrough_reading import readable_copy
 from gateway.inbound.responses import ResponsesAnswer
-from gateway.upstream.attempts import client_error, record_attempt
-from gateway.upstream.reliability import AttemptFailed
+from gateway.upstream.attempts import (
+    abandoned_attempt,
+    client_error,
+    failed_attempt,
+    record_attempt,
+)
 from providers.anthropic_native import MessagesNative
 from providers.errors import UpstreamFailure, connection_reason
 from providers.native import MESSAGES, RESPONSES, NativeFormat, NativeStreamReader
@@ -211,28 +215,20 @@ async def _whole(
         raw = await target.adapter.read_body(response)
         result = native.format.read_whole(raw, target.public_model)
     except UpstreamFailure as failure:
-        record_attempt(
+        raise failed_attempt(
             exchange,
             target,
             "chat",
             span_id,
             started,
+            failure,
             store_content=upstream.store_content,
-            failure=failure,
-        )
-        raise AttemptFailed(failure, client_error(target, failure)) from None
+        ) from None
     except asyncio.CancelledError:
         watch.absorb()
-        record_attempt(
-            exchange,
-            target,
-            "chat",
-            span_id,
-            started,
-            store_content=upstream.store_content,
-            cancelled=True,
-        )
-        raise ClientGone() from None
+        raise abandoned_attempt(
+            exchange, target, "chat", span_id, started, store_content=upstream.store_content
+        ) from None
     finally:
         watch.close()
     ended = time.perf_counter()
@@ -464,30 +460,22 @@ async def _open(
     except UpstreamFailure as failure:
         if response is not None:
             response.close()
-        record_attempt(
+        raise failed_attempt(
             exchange,
             target,
             "chat",
             span_id,
             started,
+            failure,
             store_content=upstream.store_content,
-            failure=failure,
-        )
-        raise AttemptFailed(failure, client_error(target, failure)) from None
+        ) from None
     except asyncio.CancelledError:
         if response is not None:
             response.close()
         watch.absorb()
-        record_attempt(
-            exchange,
-            target,
-            "chat",
-            span_id,
-            started,
-            store_content=upstream.store_content,
-            cancelled=True,
-        )
-        raise ClientGone() from None
+        raise abandoned_attempt(
+            exchange, target, "chat", span_id, started, store_content=upstream.store_content
+        ) from None
     finally:
         watch.close()
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from gateway.cache.stream import StreamAccumulator
 from gateway.errors import GatewayError, upstream_error, upstream_timeout
-from gateway.exchange import Exchange
+from gateway.exchange import ClientGone, Exchange
+from gateway.upstream.reliability import AttemptFailed
 from gateway.upstream.routing import Target
 from providers.errors import UpstreamFailure
 from providers.openai_format import event_data, read_chunk
@@ -151,6 +152,39 @@ def record_attempt(
         _cost_total(target.provider, target.public_model).inc(float(cost))
     if error_type is not None:
         _upstream_errors(target.provider, error_type).inc()
+
+
+def failed_attempt(
+    exchange: Exchange,
+    target: Target,
+    operation: str,
+    span_id: str,
+    started: float,
+    failure: UpstreamFailure,
+    *,
+    store_content: bool,
+) -> AttemptFailed:
+    """Record an attempt that failed before its answer started; the error to raise for it."""
+    record_attempt(
+        exchange, target, operation, span_id, started, store_content=store_content, failure=failure
+    )
+    return AttemptFailed(failure, client_error(target, failure))
+
+
+def abandoned_attempt(
+    exchange: Exchange,
+    target: Target,
+    operation: str,
+    span_id: str,
+    started: float,
+    *,
+    store_content: bool,
+) -> ClientGone:
+    """Record an attempt the client left before its answer started; the error to raise."""
+    record_attempt(
+        exchange, target, operation, span_id, started, store_content=store_content, cancelled=True
+    )
+    return ClientGone()
 
 
 def capacity_tokens(exchange: Exchange, payload: dict[str, Any]) -> int:

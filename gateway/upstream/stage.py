@@ -21,8 +21,10 @@ from gateway.guardrails.stage import GuardrailStage
 from gateway.guardrails.stream import StreamGuard
 from gateway.upstream.attempts import (
     StreamState,
+    abandoned_attempt,
     capacity_tokens,
     client_error,
+    failed_attempt,
     failure_type,
     inspect_event,
     record_attempt,
@@ -290,16 +292,15 @@ class UpstreamStage:
                 return adapter.encode_embeddings(payload, target.provider_model)
             return adapter.encode_chat(payload, target.provider_model, stream=stream)
         except UpstreamFailure as failure:
-            record_attempt(
+            raise failed_attempt(
                 exchange,
                 target,
                 operation,
                 span_id,
                 started,
+                failure,
                 store_content=self.store_content,
-                failure=failure,
-            )
-            raise AttemptFailed(failure, client_error(target, failure)) from None
+            ) from None
 
     async def _fetch(
         self,
@@ -324,28 +325,20 @@ class UpstreamStage:
             )
             return await adapter.read_body(response)
         except UpstreamFailure as failure:
-            record_attempt(
+            raise failed_attempt(
                 exchange,
                 target,
                 operation,
                 span_id,
                 started,
+                failure,
                 store_content=self.store_content,
-                failure=failure,
-            )
-            raise AttemptFailed(failure, client_error(target, failure)) from None
+            ) from None
         except asyncio.CancelledError:
             watch.absorb()
-            record_attempt(
-                exchange,
-                target,
-                operation,
-                span_id,
-                started,
-                store_content=self.store_content,
-                cancelled=True,
-            )
-            raise ClientGone() from None
+            raise abandoned_attempt(
+                exchange, target, operation, span_id, started, store_content=self.store_content
+            ) from None
         finally:
             watch.close()
 
@@ -373,16 +366,15 @@ class UpstreamStage:
             else:
                 result = adapter.parse_chat(raw, target.public_model)
         except UpstreamFailure as failure:
-            record_attempt(
+            raise failed_attempt(
                 exchange,
                 target,
                 operation,
                 span_id,
                 started,
+                failure,
                 store_content=self.store_content,
-                failure=failure,
-            )
-            raise AttemptFailed(failure, client_error(target, failure)) from None
+            ) from None
         ended = time.perf_counter()
         exchange.upstream_seconds = ended - started
         if isinstance(result, ChatResult):
@@ -454,30 +446,22 @@ class UpstreamStage:
         except UpstreamFailure as failure:
             if response is not None:
                 response.close()
-            record_attempt(
+            raise failed_attempt(
                 exchange,
                 target,
                 "chat",
                 span_id,
                 started,
+                failure,
                 store_content=self.store_content,
-                failure=failure,
-            )
-            raise AttemptFailed(failure, client_error(target, failure)) from None
+            ) from None
         except asyncio.CancelledError:
             if response is not None:
                 response.close()
             watch.absorb()
-            record_attempt(
-                exchange,
-                target,
-                "chat",
-                span_id,
-                started,
-                store_content=self.store_content,
-                cancelled=True,
-            )
-            raise ClientGone() from None
+            raise abandoned_attempt(
+                exchange, target, "chat", span_id, started, store_content=self.store_content
+            ) from None
         finally:
             watch.close()
 
