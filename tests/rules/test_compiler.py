@@ -790,13 +790,28 @@ def test_yaml_rules_compile() -> None:
         and refund.actions.deny.message == "Refunds go through support."
     )
 
+    sunday_noon_utc = datetime(2026, 12, 6, 12, 0, tzinfo=UTC).timestamp()
     premium = RequestContext(
-        model="gpt-4o-mini", tags=["premium"], metadata={"tier": "gold"}, estimated_input_tokens=10
+        model="gpt-4o-mini",
+        tags=["premium"],
+        metadata={"tier": "gold"},
+        estimated_input_tokens=10,
+        now=sunday_noon_utc,
     )
     evaluation = ruleset.evaluate(premium)
     assert evaluation.rule_ids == ["premium-to-gpt4o"]
     assert evaluation.route is not None and evaluation.route.model == "gpt-4o"
     assert evaluation.cache is not None and evaluation.cache.mode == "on"
+
+    monday_ten_in_new_york = datetime(2026, 12, 7, 15, 0, tzinfo=UTC).timestamp()
+    office_hours = RequestContext(
+        model="gpt-4o-mini",
+        tags=["premium"],
+        metadata={"tier": "gold"},
+        estimated_input_tokens=10,
+        now=monday_ten_in_new_york,
+    )
+    assert ruleset.evaluate(office_hours).rule_ids == ["premium-to-gpt4o", "office-hours-split"]
 
 
 def test_yaml_rules_normalise_and_compile_again() -> None:
