@@ -2,9 +2,9 @@
 
 In process, without HTTP: the recorder fed chat-sized bundles (`benchmarks.writer.chat_bundle`,
 built before the round) at `--rate` a second in 2 ms ticks, as requests would, for `--seconds`,
-with its writer in its own thread (`thread`), on the caller's loop (`on loop`) and not
-running at all (`no writer`, the feed's and the probe's own cost), taking turns
-round by round on a fresh SQLite file and a fresh Postgres database. Meanwhile a probe task on
+with its writer running on the caller's loop (`on loop`) and not running at all (`no writer`,
+the feed's and the probe's own cost), taking turns round by round on a fresh SQLite file and a
+fresh Postgres database. Meanwhile a probe task on
 the same loop sleeps 5 ms over and over and notes how late it wakes. Per round: the worst and
 the 99th-percentile lag, the CPU time of the loop's thread and of the whole process per bundle
 (CPU time, unlike lag, hardly moves with other work on a shared machine), and how long the
@@ -33,8 +33,8 @@ from telemetry.recorder import Recorder
 _DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 _TICK_S = 0.002
 _PROBE_S = 0.005
-MODES: dict[str, bool | None] = {"thread": True, "on loop": False, "no writer": None}
-"""The writer's place; `no writer` feeds a recorder that is never started: the floor, what
+MODES: dict[str, bool] = {"on loop": True, "no writer": False}
+"""Whether the writer runs; `no writer` feeds a recorder that is never started: the floor, what
 the feed and the probe cost the loop by themselves."""
 
 
@@ -55,12 +55,12 @@ async def _probe(lags: list[float]) -> None:
         lags.append((time.perf_counter() - started - _PROBE_S) * 1000.0)
 
 
-async def _round(url: str, threaded: bool | None, rate: int, seconds: float) -> Round:
+async def _round(url: str, writing: bool, rate: int, seconds: float) -> Round:
     total = int(rate * seconds)
     bundles = chat_bundles(total)
     engine = create_engine(url)
-    recorder = Recorder(engine, queue_size=total + 1, writer_thread=bool(threaded))
-    if threaded is not None:
+    recorder = Recorder(engine, queue_size=total + 1)
+    if writing:
         await recorder.start()
     lags: list[float] = []
     probe = asyncio.create_task(_probe(lags))
@@ -74,12 +74,12 @@ async def _round(url: str, threaded: bool | None, rate: int, seconds: float) -> 
             sent += 1
         await asyncio.sleep(_TICK_S)
     fed = time.perf_counter()
-    if threaded is not None:
+    if writing:
         await recorder.flush()
     drained = time.perf_counter()
     loop_cpu, process_cpu = time.thread_time() - loop_cpu, time.process_time() - process_cpu
     probe.cancel()
-    if threaded is not None:
+    if writing:
         await recorder.stop()
     await engine.dispose()
     lags.sort()

@@ -159,7 +159,6 @@ class Gateway:
             sampling=telemetry_config.sampling.policy(),
             also_to=self.otlp_exporter,
             picker=evaluation_picker(self.engine, config),
-            writer_thread=telemetry_config.writer_thread,
         )
         await self.recorder.start()
         self.rollup_folder = RollupFolder(

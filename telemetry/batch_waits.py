@@ -5,18 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
 
 
-class Wake(Protocol):
-    """What a batcher waits on: an `asyncio.Event`, or anything with its three methods."""
-
-    def set(self) -> None: ...
-    def clear(self) -> None: ...
-    async def wait(self) -> object: ...
-
-
-async def wait_to_fill(wake: Wake, filled: Callable[[], bool], interval: float) -> None:
+async def wait_to_fill(wake: asyncio.Event, filled: Callable[[], bool], interval: float) -> None:
     """Return once `filled()` holds, checked each time `wake` is set, or after `interval`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + interval
@@ -44,7 +35,7 @@ class SettledWaiters:
         """Someone waits: the batcher should not hold a batch back to fill it."""
         return any(not waiter.done() for _, waiter in self._waiting)
 
-    async def wait(self, target: int, wake: Wake) -> None:
+    async def wait(self, target: int, wake: asyncio.Event) -> None:
         """Wait until `target` items are settled, waking the batcher to get on with it."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((target, waiter))

@@ -35,29 +35,14 @@ than scanned for nothing. A replay of a spill file or the journal decides the sa
 
 With `picker` (`telemetry.evaluation.picking`) the writer queues the interactions evaluators
 pick, in the batch's transaction, and marks their bundles so sampling keeps them whole.
-
-With `writer_thread` the writer task runs in a thread of its own, on its own event loop, with
-its own engine on the same database (unless the database lives in the engine's memory, where a
-second engine would see another database): turning bundles into rows and handing them to the
-driver then never holds up the caller's event loop for longer than the interpreter's switch
-interval. The GIL still lets one of the two run at a time, and each hand-over between them
-waits for the switch interval or the OS: on a busy machine that costs throughput, so it is off
-by default. Everything the caller's loop owns (the backpressure event, flush waiters, the
-journal, the `also_to` consumer) is reached from the writer with `call_soon_threadsafe`;
-`record()` stays one append, and wakes the writer with a thread-safe call only when it sleeps
-and no wake-up is on its way yet. Observer callbacks come from the writer thread (Prometheus'
-metrics are thread-safe).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import functools
 import logging
 import re
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -68,7 +53,6 @@ from typing import Literal, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from telemetry.batch_waits import SettledWaiters, wait_to_fill
-from telemetry.db import create_engine
 from telemetry.evaluation.picking import EvaluationPicker
 from telemetry.journal import Journal
 from telemetry.records import TraceBundle
@@ -90,8 +74,6 @@ ROOM_WAIT_LIMIT = 5.0
 ROOM_AGAIN_AT = 1.0
 """Held requests go on once a take brings the queue down to this share of the high-water mark
 (it was 0.75: every hold then lasted as long as the writer took to drain a quarter of the mark)."""
-WRITER_CANCEL_WAIT = 5.0
-"""How long a cancelled recorder waits for its writer thread to spill what it holds."""
 WRITE_TIMEOUT = 10.0
 """A batch write with no answer by then has failed, and the database counts as unavailable at
 once: one that stopped answering without dropping its connections would otherwise hold the
@@ -137,62 +119,6 @@ class RecorderStats:
     last_error: str | None  # the exception's type name only: messages can carry data
 
 
-class _WriterWake:
-    """The writer task's wake-up call, an `asyncio.Event` of the writer's loop. With the writer
-    in its own thread (`loop` set), `set` may come from any thread: it posts the event's `set`
-    to the writer's loop once, and costs a flag test while that post is on its way."""
-
-    __slots__ = ("_event", "_pending", "loop")
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self._pending = False
-        self.loop: asyncio.AbstractEventLoop | None = None
-
-    def set(self) -> None:
-        loop = self.loop
-        if loop is None:
-            self._event.set()
-            return
-        if self._pending:
-            return
-        self._pending = True
-        with contextlib.suppress(RuntimeError):  # the writer's loop is closed: nothing to wake
-            loop.call_soon_threadsafe(self._event.set)
-
-    def clear(self) -> None:
-        """On the writer's loop. The flag goes first: a `set` racing with it posts again."""
-        self._pending = False
-        self._event.clear()
-
-    async def wait(self) -> bool:
-        return await self._event.wait()
-
-
-def _new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's where it is installed (asyncpg and aiosqlite's hand-overs run faster on it)."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def _has_own_file(engine: AsyncEngine) -> bool:
-    """Whether a second engine on the same URL reaches the same database (not so for SQLite
-    in memory, where every connection has a database of its own)."""
-    url = engine.url
-    if url.get_backend_name() != "sqlite":
-        return True
-    database = url.database or ""
-    return database not in ("", ":memory:") and "mode=memory" not in str(url)
-
-
 def describe_error(error: BaseException) -> str:
     """A log-safe description: the driver's error type and, unless the error is about the rows
     themselves (whose messages can quote values such as prompts), its message."""
@@ -230,19 +156,12 @@ class Recorder:
         sampling: TraceSampling | None = None,
         also_to: BatchConsumer | None = None,
         picker: EvaluationPicker | None = None,
-        writer_thread: bool = False,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
         if durability == "spill-first" and spill_dir is None:
             raise ValueError("spill-first durability needs a spill_dir")
-        self._engine = engine
-        self._picker = picker
         self._writer = BatchWriter(engine, sampling=sampling, picker=picker)
-        self._threaded = writer_thread and _has_own_file(engine)
-        self._main_loop: asyncio.AbstractEventLoop | None = None
-        self._writer_loop: asyncio.AbstractEventLoop | None = None
-        self._writer_task: asyncio.Task[None] | None = None
         self._sampling = sampling
         self._queue: deque[TraceBundle] = deque()
         self._capacity = queue_size
@@ -273,7 +192,7 @@ class Recorder:
         self._high_water = min(queue_size, max(batch_size * 8, queue_size // 20))
         self._room = asyncio.Event()
         self._room.set()
-        self._wake = _WriterWake()
+        self._wake = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._idle = True
         self._stopping = False
@@ -281,8 +200,7 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
 
         self._enqueued = 0
-        self._refused = 0  # dropped by record(), on the caller's thread
-        self._dropped = 0  # dropped by the writer
+        self._dropped = 0
         self._written = 0
         self._spilled = 0
         self._replayed = 0
@@ -326,7 +244,7 @@ class Recorder:
             if journal is not None and journal.accepting:
                 journal.append(bundle, settles_at=None)
                 return True
-            self._refused += 1
+            self._dropped += 1
             if self._observer is not None:
                 with contextlib.suppress(Exception):
                     self._observer.dropped(1)
@@ -371,22 +289,8 @@ class Recorder:
             return
         if self._journal is not None:
             self._journal.start()
-        loop = self._main_loop = asyncio.get_running_loop()
-        if not self._threaded:
-            self._task = loop.create_task(self._run(), name="steerway-telemetry-recorder")
-            return
-        writer_loop = self._writer_loop = _new_event_loop()
-        self._wake.loop = writer_loop
-        finished: asyncio.Future[None] = loop.create_future()
-        thread = threading.Thread(
-            target=self._run_thread,
-            args=(writer_loop, finished),
-            name="steerway-telemetry-writer",
-            daemon=True,
-        )
-        thread.start()
-        self._task = loop.create_task(
-            self._watch_thread(thread, finished), name="steerway-telemetry-recorder"
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name="steerway-telemetry-recorder"
         )
 
     async def flush(self) -> None:
@@ -412,7 +316,7 @@ class Recorder:
         assert self._task is not None
         self._stopping = True
         self._stop_deadline = time.monotonic() + self._stop_timeout
-        self._on_writer_loop(self._stop_requested.set)
+        self._stop_requested.set()
         self._wake.set()
         await asyncio.shield(self._task)
         if self._journal is not None:
@@ -423,93 +327,13 @@ class Recorder:
     def stats(self) -> RecorderStats:
         return RecorderStats(
             enqueued=self._enqueued,
-            dropped=self._refused + self._dropped,
+            dropped=self._dropped,
             written_bundles=self._written,
             spilled_bundles=self._spilled,
             replayed_bundles=self._replayed,
             queue_depth=len(self._queue),
             last_error=self._last_error,
         )
-
-    # -- the writer thread -----------------------------------------------------------------
-
-    def _run_thread(
-        self, writer_loop: asyncio.AbstractEventLoop, finished: asyncio.Future[None]
-    ) -> None:
-        try:
-            with asyncio.Runner(loop_factory=lambda: writer_loop) as runner:
-                runner.run(self._run_on_own_engine())
-        except BaseException:
-            logger.exception("telemetry: the writer thread failed")
-        finally:
-            self._on_main_loop(_resolve, finished)
-
-    async def _run_on_own_engine(self) -> None:
-        """The writer task, on the writer thread's loop, through an engine of its own (an
-        engine's pooled connections belong to the loop that opened them)."""
-        self._writer_task = asyncio.current_task()
-        engine = create_engine(self._engine.url.render_as_string(hide_password=False))
-        if self._picker is not None:
-            self._picker.use_engine(engine)
-        self._writer = BatchWriter(engine, sampling=self._sampling, picker=self._picker)
-        try:
-            await self._run()
-        finally:
-            await engine.dispose()
-
-    async def _watch_thread(self, thread: threading.Thread, finished: asyncio.Future[None]) -> None:
-        """Stands for the writer on the caller's loop: done when the writer thread is. Cancelled
-        (the loop is closing without `stop()`), it cancels the writer, which spills what it
-        holds, and gives it a moment to do so."""
-        try:
-            await asyncio.shield(finished)
-        except asyncio.CancelledError:
-            writer_task = self._writer_task
-            if writer_task is not None:
-                self._on_writer_loop(writer_task.cancel)
-            thread.join(WRITER_CANCEL_WAIT)
-            raise
-
-    def _on_main_loop(self, callback: Callable[..., object], *arguments: object) -> None:
-        """Run `callback` on the caller's loop: at once unthreaded, else posted to it."""
-        loop = self._main_loop
-        if not self._threaded or loop is None:
-            callback(*arguments)
-            return
-        with contextlib.suppress(RuntimeError):  # the caller's loop is closed
-            loop.call_soon_threadsafe(callback, *arguments)
-
-    def _on_writer_loop(self, callback: Callable[[], object]) -> None:
-        loop = self._writer_loop
-        if not self._threaded or loop is None:
-            callback()
-            return
-        with contextlib.suppress(RuntimeError):  # the writer's loop is closed
-            loop.call_soon_threadsafe(callback)
-
-    async def _close_if_empty(self) -> bool:
-        """Stopping with nothing seen in the queue: refuse further bundles, decided where
-        `record()` runs so that none slips in between; False when one already had."""
-        if not self._threaded or self._main_loop is None:
-            self._capacity = 0
-            return True
-        decided: concurrent.futures.Future[bool] = concurrent.futures.Future()
-
-        def close() -> None:
-            if not decided.set_running_or_notify_cancel():
-                return
-            if self._queue:
-                decided.set_result(False)
-            else:
-                self._capacity = 0
-                decided.set_result(True)
-
-        try:
-            self._main_loop.call_soon_threadsafe(close)
-        except RuntimeError:  # the caller's loop is closed: nobody can record any more
-            self._capacity = 0
-            return True
-        return await asyncio.wrap_future(decided)
 
     # -- the writer task -------------------------------------------------------------------
 
@@ -521,7 +345,7 @@ class Recorder:
             self._capacity = 0
             self._spill_leftovers()
             self._release_spill_files()
-            self._on_main_loop(functools.partial(self._settle, self._done, everything=True))
+            self._settle(everything=True)
 
     def _spill_leftovers(self) -> None:
         """If the task is cancelled rather than stopped, keep what it held on disk if it can."""
@@ -573,7 +397,9 @@ class Recorder:
         if worked:
             return True
         if self._stopping:
-            return not await self._close_if_empty()
+            # Decided with no await since the queue was seen empty: nothing can slip in unseen.
+            self._capacity = 0
+            return False
         await self._wait_for_work()
         return True
 
@@ -603,25 +429,15 @@ class Recorder:
         if len(queue) > self._high_water // 2:
             size *= 4  # behind: fewer, larger transactions write more per second
         batch = [queue.popleft() for _ in range(min(size, len(queue)))]
-        if len(queue) <= self._high_water * ROOM_AGAIN_AT and not self._room.is_set():
-            self._on_main_loop(self._room_again)
+        if len(queue) <= self._high_water * ROOM_AGAIN_AT:
+            self._room.set()
         if self._report_depth is not None:
             with contextlib.suppress(Exception):
                 self._report_depth(len(queue))
         if self._also_to is not None:
-            self._on_main_loop(self._offer, batch)
+            with contextlib.suppress(Exception):
+                self._also_to.offer(batch)
         return batch
-
-    def _room_again(self) -> None:
-        """On the caller's loop: end the hold on requests, unless the queue is past the
-        high-water mark again by now."""
-        if len(self._queue) <= self._high_water * ROOM_AGAIN_AT:
-            self._room.set()
-
-    def _offer(self, batch: list[TraceBundle]) -> None:
-        assert self._also_to is not None
-        with contextlib.suppress(Exception):
-            self._also_to.offer(batch)
 
     # -- delivering a live batch -----------------------------------------------------------
 
@@ -942,13 +758,14 @@ class Recorder:
 
     def _finish(self, bundles: int) -> None:
         self._done += bundles
-        self._on_main_loop(self._settle, self._done)
+        self._settle()
 
-    def _settle(self, done: int, *, everything: bool = False) -> None:
-        """On the caller's loop: `done` bundles are written, spilled or given up on."""
-        self._flush_waiters.settled(done, everything=everything)
+    def _settle(self, *, everything: bool = False) -> None:
+        """Tell flush waiters and the journal how many bundles are written, spilled or given
+        up on."""
+        self._flush_waiters.settled(self._done, everything=everything)
         if self._journal is not None:
-            self._journal.settled(done)
+            self._journal.settled(self._done)
 
     def _replay_later(self) -> None:
         """A journal file holds bundles the queue could not take: replay it like a spill file."""

@@ -212,11 +212,6 @@ class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
     """How often (Postgres) the hour and day roll-ups are summed from the minute rows the
     recorder writes (`telemetry.rollup_folding`); analytics read the hours not summed yet from
     the minute rows, so this changes the database's work, not what the console shows."""
-    writer_thread: bool = False
-    """The recorder's writer in a thread of its own (`telemetry.recorder`) rather than on the
-    serving event loop between requests. Off by default: on the busy 2-core reference machine
-    the GIL hand-overs cost more throughput than the thread saved the loop
-    (`benchmarks/results/2026-12-07-recorder-off-loop.md`)."""
     durability: Literal["memory", "spill-first"] = "memory"
     """`spill-first`: each request's records are fsynced to a journal in `spill_dir` before its
     answer ends, so a crash loses none of them; `memory` does not wait for the disk."""
@@ -1212,7 +1207,6 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             "rollup_fold_interval_ms",
             "spill_dir",
             "unauthenticated_traces_per_minute",
-            "writer_thread",
             "durability",
             "retention",
             "sampling",
@@ -1232,12 +1226,6 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
         DURABILITY_MODES,
         default=defaults.durability,
     )
-    writer_thread = fields.get("writer_thread", defaults.writer_thread)
-    if not isinstance(writer_thread, bool):
-        reader.report(
-            _join(path, "writer_thread"), f"expected true or false, got {_show(writer_thread)}"
-        )
-        writer_thread = defaults.writer_thread
     telemetry = TelemetryConfig(
         store_content="none"
         if store_content == "none"
@@ -1268,7 +1256,6 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             _join(path, "unauthenticated_traces_per_minute"),
             default=defaults.unauthenticated_traces_per_minute,
         ),
-        writer_thread=writer_thread,
         durability="spill-first" if durability == "spill-first" else "memory",
         retention=parse_retention(fields.get("retention"), _join(path, "retention"), reader),
         sampling=parse_sampling(fields.get("sampling"), _join(path, "sampling"), reader),

@@ -93,11 +93,6 @@ class EvaluationPicker:
         self._refreshed_at = float("-inf")
         self._failing = False
 
-    def use_engine(self, engine: AsyncEngine) -> None:
-        """Read the evaluators through this engine from now on (the recorder's writer thread
-        gives the picker its own engine, bound to the writer's event loop)."""
-        self._engine = engine
-
     @property
     def evaluators(self) -> list[PickingEvaluator]:
         return self._evaluators

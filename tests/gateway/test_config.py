@@ -70,7 +70,6 @@ def test_example_file_loads() -> None:
     assert fast[1].price == ModelPrice(Decimal("0.15"), Decimal("0.6"))
     assert config.telemetry.store_content == "full"
     assert config.telemetry.durability == "memory"
-    assert config.telemetry.writer_thread is False
     assert config.limits.max_body_bytes == 20 * 1024 * 1024
     assert config.auth.key_cache_ttl_seconds == 1.0
     assert config.auth.stale_key_ttl_seconds == 0.0
@@ -152,17 +151,12 @@ def test_parse_config_builds_a_config_in_code() -> None:
         {
             "providers": {"mock": {"type": "openai", "base_url": "http://127.0.0.1:8001/v1"}},
             "models": {"mock-gpt": [{"provider": "mock"}]},
-            "telemetry": {
-                "store_content": "none",
-                "durability": "spill-first",
-                "writer_thread": True,
-            },
+            "telemetry": {"store_content": "none", "durability": "spill-first"},
         }
     )
     assert config.deployments("mock-gpt")[0].id == "mock/mock-gpt"
     assert config.telemetry.store_content == "none"
     assert config.telemetry.durability == "spill-first"
-    assert config.telemetry.writer_thread is True
 
 
 # --- prices --------------------------------------------------------------------------------
@@ -243,8 +237,8 @@ prices:
             "telemetry.durability: expected one of memory, spill-first; got 'disk'",
         ),
         (
-            "telemetry:\n  writer_thread: 'yes'\n",
-            "telemetry.writer_thread: expected true or false, got 'yes'",
+            "telemetry:\n  sampling:\n    evaluation: 'yes'\n",
+            "telemetry.sampling.evaluation: expected true or false, got 'yes'",
         ),
         (
             PROVIDERS + "models:\n  gpt-4o-mini:\n    deployment: [{provider: openai}]\n",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,7 +19,6 @@ from telemetry.schema import (
     ROLLUP_BUCKET_COLUMNS,
     ai_interactions,
     decisions,
-    metadata,
     spans,
     traces,
 )
@@ -356,51 +354,6 @@ async def test_a_recorder_far_behind_holds_requests_back_until_it_catches_up(
     assert not recorder.congested
     await recorder.stop()
     assert recorder.stats.written_bundles == high_water + 1
-
-
-class ThreadNotingObserver(RecordingObserver):
-    """Also notes the threads batches are reported from (the writer's)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writer_threads: set[int] = set()
-
-    def batch_written(self, seconds: float, bundles: int) -> None:
-        self.writer_threads.add(threading.get_ident())
-        super().batch_written(seconds, bundles)
-
-
-@pytest.mark.parametrize("writer_thread", [True, False])
-async def test_batches_are_written_on_a_thread_of_their_own_when_asked(
-    engine: AsyncEngine, writer_thread: bool
-) -> None:
-    observer = ThreadNotingObserver()
-    recorder = Recorder(engine, observer=observer, flush_interval=0.01, writer_thread=writer_thread)
-    await recorder.start()
-    for _ in range(5):
-        assert recorder.record(make_bundle())
-    await recorder.flush()
-    assert await count(engine, "traces") == 5
-    await recorder.stop()
-    assert observer.writer_threads
-    assert (threading.get_ident() in observer.writer_threads) is not writer_thread
-    assert recorder.stats.written_bundles == 5
-
-
-async def test_a_database_in_memory_is_written_from_the_callers_loop() -> None:
-    """A second engine would open a second, empty database: the writer stays on this loop."""
-    engine = create_engine("sqlite://")
-    async with engine.begin() as connection:
-        await connection.run_sync(metadata.create_all)
-    observer = ThreadNotingObserver()
-    recorder = Recorder(engine, observer=observer, flush_interval=0.01, writer_thread=True)
-    await recorder.start()
-    for _ in range(3):
-        assert recorder.record(make_bundle())
-    await recorder.stop()
-    assert observer.writer_threads == {threading.get_ident()}
-    assert await count(engine, "traces") == 3
-    await engine.dispose()
 
 
 async def test_records_arriving_while_it_stops_are_written_or_refused_never_lost(
