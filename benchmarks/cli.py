@@ -208,11 +208,6 @@ def build_parser() -> argparse.ArgumentParser:
         "commit before a change), for a before/after of the default mode in the same run",
     )
     parser.add_argument(
-        "--switch-interval-variant",
-        action="store_true",
-        help="`recorder` also runs the writer-thread Steerway with a 1 ms thread switch interval",
-    )
-    parser.add_argument(
         "--fault-duration",
         type=positive_float,
         default=defaults.fault_s,
@@ -401,7 +396,6 @@ def main(argv: list[str] | None = None) -> int:
         redis_url=args.redis_url,
         targets=args.targets,
         baseline_source=args.baseline_source,
-        switch_interval_variant=args.switch_interval_variant,
         fault_s=args.fault_duration,
         outage_s=args.outage_duration,
         fault_rate=args.fault_rate,

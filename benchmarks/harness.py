@@ -39,8 +39,6 @@ class Options:
     redis_url: str = "redis://127.0.0.1:6379/14"
     targets: tuple[str, ...] = COMPARED_TARGETS
     baseline_source: str | None = None
-    switch_interval_variant: bool = False
-    """`recorder` also runs the writer-thread Steerway with a 1 ms thread switch interval."""
     """Another checkout whose code `durability` also runs, for a before/after in one run."""
     fault_s: float = 20.0
     outage_s: float = 60.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import time
@@ -17,7 +16,6 @@ from typing import Any
 import yaml
 
 from benchmarks import peers
-from benchmarks.loop_lag import PROBE_FOLDER
 from benchmarks.processes import (
     ManagedProcess,
     StartupError,
@@ -227,10 +225,6 @@ class SteerwayOptions:
     (e.g. `("--rpm", "600")`)."""
     source: Path | None = None
     """Run the code of this checkout (first on `PYTHONPATH`) instead of the installed one."""
-    lag_log: Path | None = None
-    """Run the event-loop lag probe (`benchmarks.loop_lag`), logging to this file."""
-    switch_interval: float | None = None
-    """With `lag_log`: the interpreter's thread switch interval (`sys.setswitchinterval`)."""
     server: str = "uvicorn"
     """`uvicorn`: `steerway serve`. `granian`: the same app factory under granian (ASGI, uvloop),
     for a comparison of the two servers; one worker only."""
@@ -363,11 +357,8 @@ def start_steerway(workspace: Workspace, mocks: Mocks, options: SteerwayOptions)
     }
     if options.redis_url:
         env["STEERWAY_REDIS_URL"] = options.redis_url
-    paths = [] if options.source is None else [str(options.source.resolve())]
-    if options.lag_log is not None:
-        paths.append(str(PROBE_FOLDER))
-    if paths:
-        env["PYTHONPATH"] = os.pathsep.join(paths)
+    if options.source is not None:
+        env["PYTHONPATH"] = str(options.source.resolve())
     command = steerway_command(options.source)
     run_checked([*command, "migrate"], env=env, timeout=120, what="steerway migrate")
     keys = create_keys(command, env, options.keys)
@@ -378,10 +369,6 @@ def start_steerway(workspace: Workspace, mocks: Mocks, options: SteerwayOptions)
         argv = [*command, "serve", "--host", "127.0.0.1", "--port", str(port)]
         if options.workers != 1:
             argv += ["--workers", str(options.workers)]
-    if options.lag_log is not None:
-        env["STEERWAY_BENCH_LAG_LOG"] = str(options.lag_log)
-    if options.switch_interval is not None:
-        env["STEERWAY_BENCH_SWITCH_INTERVAL"] = str(options.switch_interval)
     process = workspace.spawn(options.name, argv, env, cwd=home)
     base = f"http://127.0.0.1:{port}"
     wait_until_ready(process, f"{base}/readyz", timeout=60)
