@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection
 from typing import Any, NoReturn
 
-import aiohttp
 import msgspec
-from yarl import URL
 
 from providers.anthropic_request import messages_request
 from providers.anthropic_response import (
@@ -23,6 +21,7 @@ from providers.anthropic_response import (
 )
 from providers.base import ChatResult, EmbeddingResult, ProviderStream
 from providers.errors import UpstreamFailure
+from providers.http_client import Timeouts, UpstreamResponse, endpoint
 from providers.openai import HTTPAdapter
 from providers.openai_format import SSESplitter, event_data
 from providers.upstream import UpstreamClient
@@ -66,10 +65,11 @@ class AnthropicAdapter(HTTPAdapter):
             first_byte_timeout=first_byte_timeout,
             total_timeout=total_timeout,
         )
-        self._headers.setdefault("anthropic-version", anthropic_version)
+        self._configured_headers.setdefault("anthropic-version", anthropic_version)
         if api_key:
-            self._headers["x-api-key"] = api_key
-        self._url = URL(base_url.rstrip("/") + "/messages")
+            self._configured_headers["x-api-key"] = api_key
+        self._set_headers()
+        self._url = endpoint(base_url.rstrip("/") + "/messages")
         self.native_url = self._url
         self._forward_fields = tuple(forward_fields)
 
@@ -96,8 +96,8 @@ class AnthropicAdapter(HTTPAdapter):
         provider_model: str,
         stream: bool = False,
         traceparent: str | None = None,
-        timeouts: aiohttp.ClientTimeout | None = None,
-    ) -> aiohttp.ClientResponse:
+        timeouts: Timeouts | None = None,
+    ) -> UpstreamResponse:
         if operation != "chat":
             self._no_embeddings()
         return await self.post(self._url, body, self._headers, traceparent, timeouts)
@@ -119,14 +119,14 @@ class AnthropicAdapter(HTTPAdapter):
     ) -> EmbeddingResult:
         self._no_embeddings()
 
-    def stream_events(self, response: aiohttp.ClientResponse, public_model: str) -> ProviderStream:
+    def stream_events(self, response: UpstreamResponse, public_model: str) -> ProviderStream:
         translator = StreamTranslator(public_model)
         return ProviderStream(
             self._events(response, translator), lambda: translator.usage.normalise()
         )
 
     async def _events(
-        self, response: aiohttp.ClientResponse, translator: StreamTranslator
+        self, response: UpstreamResponse, translator: StreamTranslator
     ) -> AsyncIterator[list[bytes]]:
         splitter = SSESplitter()
         try:

@@ -7,11 +7,9 @@ header. Bodies, answers and streams are OpenAI's and handled by `OpenAIAdapter`.
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import aiohttp
-from yarl import URL
-
+from providers.http_client import Endpoint, Timeouts, UpstreamResponse, endpoint
 from providers.openai import OPERATION_PATHS, OpenAIAdapter
 from providers.secret_scrubber import scrubber_for
 from providers.upstream import UpstreamClient
@@ -48,21 +46,21 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         self._api_key = api_key
         self.scrub = scrubber_for(api_key=api_key, headers=headers or {}, base_url=base_url)
         if api_key:
-            self._headers["api-key"] = api_key
+            self._set_headers(**{"api-key": api_key})
         self.api_version = api_version
         self._base = base_url.rstrip("/")
-        self._deployment_urls: dict[tuple[str, str], URL] = {}
+        self._deployment_urls: dict[tuple[str, str], Endpoint] = {}
 
-    def deployment_url(self, operation: str, deployment: str) -> URL:
+    def deployment_url(self, operation: str, deployment: str) -> Endpoint:
         """The endpoint of one call, built once per (deployment, operation)."""
         key = (deployment, operation)
         url = self._deployment_urls.get(key)
         if url is None:
             path = OPERATION_PATHS[operation]
-            url = URL(
-                f"{self._base}/openai/deployments/{quote(deployment, safe='')}{path}",
-                encoded=True,
-            ).with_query({"api-version": self.api_version})
+            query = urlencode({"api-version": self.api_version})
+            url = endpoint(
+                f"{self._base}/openai/deployments/{quote(deployment, safe='')}{path}?{query}"
+            )
             self._deployment_urls[key] = url
         return url
 
@@ -77,7 +75,7 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         provider_model: str,
         stream: bool = False,
         traceparent: str | None = None,
-        timeouts: aiohttp.ClientTimeout | None = None,
-    ) -> aiohttp.ClientResponse:
+        timeouts: Timeouts | None = None,
+    ) -> UpstreamResponse:
         url = self.deployment_url(operation, provider_model)
         return await self.post(url, body, self._headers, traceparent, timeouts)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-import aiohttp
 import msgspec
 
+from providers.http_client import Timeouts, UpstreamResponse
 from providers.usage import UNKNOWN_USAGE, Usage
 
 
@@ -78,8 +78,8 @@ class ProviderAdapter(Protocol):
         provider_model: str,
         stream: bool = False,
         traceparent: str | None = None,
-        timeouts: aiohttp.ClientTimeout | None = None,
-    ) -> aiohttp.ClientResponse:
+        timeouts: Timeouts | None = None,
+    ) -> UpstreamResponse:
         """POST to the provider; an error status or transport error raises UpstreamFailure."""
         ...
 
@@ -89,12 +89,12 @@ class ProviderAdapter(Protocol):
         *,
         headers: dict[str, str],
         traceparent: str | None = None,
-        timeouts: aiohttp.ClientTimeout | None = None,
-    ) -> aiohttp.ClientResponse:
+        timeouts: Timeouts | None = None,
+    ) -> UpstreamResponse:
         """POST a client's own body to the provider's endpoint for `native_api`."""
         ...
 
-    async def read_body(self, response: aiohttp.ClientResponse) -> bytes: ...
+    async def read_body(self, response: UpstreamResponse) -> bytes: ...
 
     def timeout(
         self,
@@ -102,7 +102,7 @@ class ProviderAdapter(Protocol):
         connect: float | None = None,
         first_byte: float | None = None,
         total: float | None = None,
-    ) -> aiohttp.ClientTimeout:
+    ) -> Timeouts:
         """The provider's timeouts with the given ones replaced."""
         ...
 
@@ -115,7 +115,7 @@ class ProviderAdapter(Protocol):
         in another form."""
         ...
 
-    def stream_events(self, response: aiohttp.ClientResponse, public_model: str) -> ProviderStream:
+    def stream_events(self, response: UpstreamResponse, public_model: str) -> ProviderStream:
         """OpenAI chat-completion-chunk SSE events (`data: {...}` or `data: [DONE]`, no
         trailing blank line), in groups as they arrive from the provider."""
         ...

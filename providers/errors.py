@@ -6,8 +6,9 @@ import errno
 import socket
 import ssl
 
-import aiohttp
 import msgspec
+
+from providers.http_client import InvalidRequest, MalformedResponse, ServerDisconnected
 
 _REASON_BY_ERRNO = {
     errno.ECONNREFUSED: "connection refused",
@@ -57,22 +58,21 @@ def connection_reason(error: BaseException) -> str:
 
     Never the library's message: those name the host, port or URL the provider is reached at,
     which are the operator's business, not the client's."""
-    if isinstance(error, aiohttp.ClientConnectorDNSError | socket.gaierror):
+    if isinstance(error, socket.gaierror):
         return "host name not found"
-    if isinstance(error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch | ssl.SSLError):
+    if isinstance(error, ssl.SSLError | ssl.CertificateError):
         return "TLS error"
-    if isinstance(error, aiohttp.ServerDisconnectedError):
+    if isinstance(error, ServerDisconnected):
         return "the provider closed the connection"
-    if isinstance(error, aiohttp.ClientPayloadError):
+    if isinstance(error, MalformedResponse):
         return "the response was cut short"
-    if isinstance(error, aiohttp.InvalidURL):
-        return "invalid URL"
+    if isinstance(error, InvalidRequest):
+        return "invalid URL" if str(error) == "invalid URL" else "invalid header"
     if isinstance(error, TimeoutError):
         return "timed out"
-    cause = error.os_error if isinstance(error, aiohttp.ClientConnectorError) else error
-    if isinstance(cause, OSError) and cause.errno in _REASON_BY_ERRNO:
-        return _REASON_BY_ERRNO[cause.errno]
-    if isinstance(cause, ConnectionResetError):
+    if isinstance(error, OSError) and error.errno in _REASON_BY_ERRNO:
+        return _REASON_BY_ERRNO[error.errno]
+    if isinstance(error, ConnectionResetError):
         return "connection reset"
     return "connection failed"
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import msgspec
-from yarl import URL
 
 from providers import gemini_response
 from providers.base import ChatResult, EmbeddingResult, ProviderStream
 from providers.errors import UpstreamFailure, parse_error_body
 from providers.gemini_request import chat_body, embeddings_body, model_path
+from providers.http_client import Endpoint, Timeouts, UpstreamResponse, endpoint
 from providers.openai import HTTPAdapter
 from providers.openai_format import SSESplitter, event_data
 from providers.upstream import UpstreamClient
@@ -76,11 +75,11 @@ class GeminiAdapter(HTTPAdapter):
             total_timeout=total_timeout,
         )
         if api_key:
-            self._headers["x-goog-api-key"] = api_key
+            self._set_headers(**{"x-goog-api-key": api_key})
         self._base = base_url.rstrip("/")
-        self._urls: dict[tuple[str, str], URL] = {}
+        self._urls: dict[tuple[str, str], Endpoint] = {}
 
-    def url(self, operation: str, provider_model: str, *, stream: bool = False) -> URL:
+    def url(self, operation: str, provider_model: str, *, stream: bool = False) -> Endpoint:
         """The endpoint of one call, built once per (model, method)."""
         if operation == "embeddings":
             method = "batchEmbedContents"
@@ -91,9 +90,9 @@ class GeminiAdapter(HTTPAdapter):
         key = (provider_model, method)
         url = self._urls.get(key)
         if url is None:
-            url = URL(f"{self._base}/{model_path(provider_model)}:{method}")
-            if stream:
-                url = url.with_query(alt="sse")
+            url = endpoint(
+                f"{self._base}/{model_path(provider_model)}:{method}{'?alt=sse' if stream else ''}"
+            )
             self._urls[key] = url
         return url
 
@@ -111,8 +110,8 @@ class GeminiAdapter(HTTPAdapter):
         provider_model: str,
         stream: bool = False,
         traceparent: str | None = None,
-        timeouts: aiohttp.ClientTimeout | None = None,
-    ) -> aiohttp.ClientResponse:
+        timeouts: Timeouts | None = None,
+    ) -> UpstreamResponse:
         url = self.url(operation, provider_model, stream=stream)
         return await self.post(url, body, self._headers, traceparent, timeouts)
 
@@ -125,12 +124,12 @@ class GeminiAdapter(HTTPAdapter):
         body = gemini_response.parse_embeddings(raw, public_model, encoding_format or "float")
         return EmbeddingResult(body=body, usage=UNKNOWN_USAGE)
 
-    def stream_events(self, response: aiohttp.ClientResponse, public_model: str) -> ProviderStream:
+    def stream_events(self, response: UpstreamResponse, public_model: str) -> ProviderStream:
         translator = gemini_response.StreamTranslator(public_model)
         return ProviderStream(self._events(response, translator), lambda: translator.usage)
 
     async def _events(
-        self, response: aiohttp.ClientResponse, translator: gemini_response.StreamTranslator
+        self, response: UpstreamResponse, translator: gemini_response.StreamTranslator
     ) -> AsyncIterator[list[bytes]]:
         splitter = SSESplitter()
         try:
@@ -151,11 +150,11 @@ class GeminiAdapter(HTTPAdapter):
             raise self.scrubbed(failure) from None
         yield events + translator.finish()
 
-    async def _raise_for_status(self, response: aiohttp.ClientResponse) -> None:
+    async def _raise_for_status(self, response: UpstreamResponse) -> None:
         """Gemini's `{"error": {"code", "message", "status"}}`; the status names the code."""
         try:
             raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError):
+        except OSError:
             raw = b""
         finally:
             response.release()

@@ -9,13 +9,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import msgspec
-from multidict import CIMultiDict
-from yarl import URL
 
 from providers.base import ChatResult, EmbeddingResult, ProviderStream
 from providers.errors import UpstreamFailure, connection_reason, parse_error_body
+from providers.http_client import (
+    Endpoint,
+    InvalidRequest,
+    RequestHeaders,
+    Timeouts,
+    UpstreamResponse,
+    endpoint,
+    header_line,
+)
 from providers.openai_format import SSESplitter
 from providers.secret_scrubber import scrubber_for
 from providers.upstream import UpstreamClient
@@ -46,7 +52,7 @@ class HTTPAdapter:
     type = "http"
     native_api: str | None = None
     """The inbound API this provider answers itself (`providers.native`), set from its config."""
-    native_url: URL | None = None
+    native_url: Endpoint | None = None
     """Where requests in `native_api` go."""
 
     def __init__(
@@ -66,11 +72,17 @@ class HTTPAdapter:
         self._api_key = api_key
         self.scrub = scrubber_for(api_key=api_key, headers=headers, base_url=base_url)
         """Applied to every message a provider's failure carries (see `secret_scrubber`)."""
-        # Built once: aiohttp takes a ready CIMultiDict and a parsed URL without converting them.
-        self._headers = CIMultiDict({"Content-Type": "application/json", **headers})
-        self._timeout = aiohttp.ClientTimeout(
-            total=total_timeout, sock_connect=connect_timeout, sock_read=first_byte_timeout
+        self._configured_headers = {"Content-Type": "application/json", **headers}
+        self._headers = RequestHeaders(self._configured_headers)
+        """Encoded once; an adapter adds its authentication with `_set_headers`."""
+        self._timeout = Timeouts(
+            total=total_timeout, connect=connect_timeout, read=first_byte_timeout
         )
+
+    def _set_headers(self, **headers: str) -> None:
+        """Add headers sent with every request (authentication), encoded once."""
+        self._configured_headers.update(headers)
+        self._headers = RequestHeaders(self._configured_headers)
 
     def timeout(
         self,
@@ -78,33 +90,24 @@ class HTTPAdapter:
         connect: float | None = None,
         first_byte: float | None = None,
         total: float | None = None,
-    ) -> aiohttp.ClientTimeout:
+    ) -> Timeouts:
         """This provider's timeouts with some replaced (a model's own overrides)."""
-        base = self._timeout
-        return aiohttp.ClientTimeout(
-            total=total if total is not None else base.total,
-            sock_connect=connect if connect is not None else base.sock_connect,
-            sock_read=first_byte if first_byte is not None else base.sock_read,
-        )
+        return self._timeout.replace(total=total, connect=connect, read=first_byte)
 
     async def post(
         self,
-        url: URL,
+        url: Endpoint,
         body: bytes,
-        headers: CIMultiDict[str],
+        headers: RequestHeaders,
         traceparent: str | None,
-        timeouts: aiohttp.ClientTimeout | None = None,
-    ) -> aiohttp.ClientResponse:
-        if traceparent:
-            headers = headers.copy()
-            headers["traceparent"] = traceparent
+        timeouts: Timeouts | None = None,
+    ) -> UpstreamResponse:
         try:
-            response = await self._client.session.post(
-                url, data=body, headers=headers, timeout=timeouts or self._timeout
-            )
+            extra = header_line("traceparent", traceparent) if traceparent else b""
+            response = await self._client.post(url, body, headers, timeouts or self._timeout, extra)
         except TimeoutError as error:
             raise UpstreamFailure("timeout", "no response in time") from error
-        except (aiohttp.ClientError, OSError) as error:
+        except (OSError, InvalidRequest) as error:
             raise UpstreamFailure(
                 "connect", f"cannot connect ({connection_reason(error)})"
             ) from error
@@ -118,38 +121,40 @@ class HTTPAdapter:
         *,
         headers: dict[str, str],
         traceparent: str | None = None,
-        timeouts: aiohttp.ClientTimeout | None = None,
-    ) -> aiohttp.ClientResponse:
+        timeouts: Timeouts | None = None,
+    ) -> UpstreamResponse:
         """POST a client's body to the provider's own endpoint for `native_api`, with the
         client's API headers (see `NativeFormat.forwarded_headers`) added to the provider's."""
         if self.native_url is None:
             raise UpstreamFailure("connect", f"{self.name} has no native endpoint")
-        sent = self._headers
-        if headers:
-            sent = sent.copy()
-            sent.update(headers)
+        try:
+            sent = self._headers.with_headers(headers) if headers else self._headers
+        except InvalidRequest as error:
+            raise UpstreamFailure(
+                "connect", f"cannot connect ({connection_reason(error)})"
+            ) from error
         return await self.post(self.native_url, body, sent, traceparent, timeouts)
 
-    async def read_body(self, response: aiohttp.ClientResponse) -> bytes:
+    async def read_body(self, response: UpstreamResponse) -> bytes:
         try:
             return await response.read()
         except TimeoutError as error:
             raise UpstreamFailure("timeout", "the response body did not arrive in time") from error
-        except (aiohttp.ClientError, OSError) as error:
+        except OSError as error:
             raise UpstreamFailure(
                 "disconnected", f"the answer was cut short ({connection_reason(error)})"
             ) from error
         finally:
             response.release()
 
-    async def pieces(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def pieces(self, response: UpstreamResponse) -> AsyncIterator[bytes]:
         """The raw bytes of a streamed answer as they arrive."""
         try:
-            async for piece in response.content.iter_any():
+            async for piece in response.iter_any():
                 yield piece
         except TimeoutError as error:
             raise UpstreamFailure("timeout", "the stream stalled") from error
-        except (aiohttp.ClientError, OSError) as error:
+        except OSError as error:
             raise UpstreamFailure("disconnected", "the provider closed the stream early") from error
 
     def scrubbed(self, failure: UpstreamFailure) -> UpstreamFailure:
@@ -158,10 +163,10 @@ class HTTPAdapter:
         failure.args = (failure.message,)
         return failure
 
-    async def _raise_for_status(self, response: aiohttp.ClientResponse) -> None:
+    async def _raise_for_status(self, response: UpstreamResponse) -> None:
         try:
             raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError):
+        except OSError:
             raw = b""
         finally:
             response.release()
@@ -204,10 +209,10 @@ class OpenAIAdapter(HTTPAdapter):
             total_timeout=total_timeout,
         )
         if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+            self._set_headers(Authorization=f"Bearer {api_key}")
         base = base_url.rstrip("/")
-        self._urls = {op: URL(base + path) for op, path in OPERATION_PATHS.items()}
-        self.native_url = URL(base + RESPONSES_PATH)
+        self._urls = {op: endpoint(base + path) for op, path in OPERATION_PATHS.items()}
+        self.native_url = endpoint(base + RESPONSES_PATH)
 
     def url(self, operation: str) -> str:
         return str(self._urls[operation])
@@ -238,8 +243,8 @@ class OpenAIAdapter(HTTPAdapter):
         provider_model: str,
         stream: bool = False,
         traceparent: str | None = None,
-        timeouts: aiohttp.ClientTimeout | None = None,
-    ) -> aiohttp.ClientResponse:
+        timeouts: Timeouts | None = None,
+    ) -> UpstreamResponse:
         return await self.post(self._urls[operation], body, self._headers, traceparent, timeouts)
 
     def parse_chat(self, raw: bytes, public_model: str) -> ChatResult:
@@ -270,11 +275,11 @@ class OpenAIAdapter(HTTPAdapter):
             body=raw, usage=decoded.usage.normalise() if decoded.usage else UNKNOWN_USAGE
         )
 
-    def stream_events(self, response: aiohttp.ClientResponse, public_model: str) -> ProviderStream:
+    def stream_events(self, response: UpstreamResponse, public_model: str) -> ProviderStream:
         """OpenAI reports usage in its last chunk only, where the gateway reads it."""
         return ProviderStream(self._events(response))
 
-    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[list[bytes]]:
+    async def _events(self, response: UpstreamResponse) -> AsyncIterator[list[bytes]]:
         splitter = SSESplitter()
         async for piece in self.pieces(response):
             events = splitter.feed(piece)

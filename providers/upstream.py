@@ -1,40 +1,47 @@
-"""The shared upstream HTTP client: one pooled, keep-alive aiohttp session per worker."""
+"""The shared upstream HTTP client: one pool of keep-alive connections per worker."""
 
 from __future__ import annotations
 
-import aiohttp
+from providers.http_client import (
+    ConnectionPool,
+    Endpoint,
+    RequestHeaders,
+    Timeouts,
+    UpstreamConnectionError,
+    UpstreamResponse,
+)
 
 
 class UpstreamClient:
-    """Owns the worker's `aiohttp.ClientSession`; adapters borrow it for every provider call."""
+    """Owns the worker's connection pool (`providers.http_client`); adapters borrow it for every
+    provider call."""
 
-    def __init__(self, *, limit: int = 1000, limit_per_host: int = 0, keepalive: float = 30.0):
+    def __init__(self, *, limit: int = 1000, keepalive: float = 30.0) -> None:
         self._limit = limit
-        self._limit_per_host = limit_per_host
         self._keepalive = keepalive
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self._limit,
-            limit_per_host=self._limit_per_host,
-            keepalive_timeout=self._keepalive,
-            ttl_dns_cache=300,
-            enable_cleanup_closed=True,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            # Ask for identity encoding: pass-through streaming stays byte-for-byte and cheap.
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        )
+        self._pool = ConnectionPool(limit=self._limit, keepalive=self._keepalive)
+
+    async def post(
+        self,
+        url: Endpoint,
+        body: bytes,
+        headers: RequestHeaders,
+        timeouts: Timeouts,
+        extra: bytes = b"",
+    ) -> UpstreamResponse:
+        """POST `body`; the response once its status and headers have arrived."""
+        if self._pool is None:
+            raise UpstreamConnectionError("the upstream client is not started")
+        return await self._pool.post(url, body, headers, timeouts, extra)
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("the upstream client is not started")
-        return self._session
+    def open_connections(self) -> int:
+        return 0 if self._pool is None else self._pool.open_connections
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

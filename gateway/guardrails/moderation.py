@@ -21,9 +21,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import aiohttp
 import msgspec
-from yarl import URL
 
 from gateway.guardrails.model import GuardrailSpec, Verdict
 from gateway.guardrails.moderation_model import (
@@ -36,6 +34,7 @@ from gateway.guardrails.moderation_model import (
     placeholder,
     rate,
 )
+from providers.http_client import RequestHeaders, Timeouts, endpoint
 
 if TYPE_CHECKING:
     from gateway.config.file import ProviderConfig
@@ -127,25 +126,26 @@ class EndpointModerator:
         self.spends = False
         self._model = spec.model
         self._upstream = upstream
-        self._url = URL(provider.base_url.rstrip("/") + "/moderations")
+        self._url = endpoint(provider.base_url.rstrip("/") + "/moderations")
         headers = {"Content-Type": "application/json", **provider.headers}
         if provider.api_key is not None:
             headers["Authorization"] = f"Bearer {provider.api_key.reveal()}"
-        self._headers = headers
-        self._timeout = aiohttp.ClientTimeout(total=spec.timeout_ms / 1000.0)
+        self._headers = RequestHeaders(headers)
+        self._timeout = Timeouts(total=spec.timeout_ms / 1000.0)
 
     async def score(self, texts: Sequence[str], spend: Spend) -> list[dict[str, float]]:
         body = msgspec.json.encode({"model": self._model, "input": list(texts)})
         try:
-            async with self._upstream.session.post(
-                self._url, data=body, headers=self._headers, timeout=self._timeout
-            ) as response:
+            response = await self._upstream.post(self._url, body, self._headers, self._timeout)
+            try:
                 raw = await response.read()
-                if response.status >= 400:
-                    raise ModerationFailed(f"the moderation endpoint answered {response.status}")
+            finally:
+                response.release()
+            if response.status >= 400:
+                raise ModerationFailed(f"the moderation endpoint answered {response.status}")
         except TimeoutError:
             raise  # a timeout of its own: reported as one by `Moderation.rate`
-        except (aiohttp.ClientError, OSError) as error:
+        except OSError as error:
             raise ModerationFailed(
                 f"cannot reach the moderation endpoint ({type(error).__name__})"
             ) from None
@@ -160,7 +160,7 @@ class JudgeModerator:
         self.spends = True
         self._spec = spec
         self._route = router.resolve(spec.judge_model or "")
-        self._timeout = aiohttp.ClientTimeout(total=spec.timeout_ms / 1000.0)
+        self._timeout = Timeouts(total=spec.timeout_ms / 1000.0)
 
     async def score(self, texts: Sequence[str], spend: Spend) -> list[dict[str, float]]:
         gate = asyncio.Semaphore(JUDGE_CONCURRENCY)

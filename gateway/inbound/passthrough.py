@@ -29,7 +29,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
-import aiohttp
 import msgspec
 
 from gateway.cache.stream import StreamAccumulator
@@ -47,6 +46,7 @@ from gateway.upstream.attempts import (
 )
 from providers.anthropic_native import MessagesNative
 from providers.errors import UpstreamFailure, connection_reason
+from providers.http_client import UpstreamResponse
 from providers.native import MESSAGES, RESPONSES, NativeFormat, NativeStreamReader
 from providers.openai_format import SSESplitter, event_data, read_chunk
 from providers.openai_responses_native import ResponsesNative
@@ -365,7 +365,7 @@ async def _stream(
         failure = broken
     finally:
         watch.close()
-        if failure is None and not watch.gone and response.content.at_eof():
+        if failure is None and not watch.gone and response.at_eof():
             response.release()
         else:
             response.close()
@@ -436,7 +436,7 @@ async def _open(
     span_id: str,
     started: float,
     receive: Receive,
-) -> tuple[aiohttp.ClientResponse, AsyncIterator[bytes], bytes]:
+) -> tuple[UpstreamResponse, AsyncIterator[bytes], bytes]:
     """Send the request and read until its first whole event (within the first-token
     timeout); nothing has reached the client yet, so a failure here may be retried."""
     watch = DisconnectWatch(receive)
@@ -482,7 +482,7 @@ async def _open(
 
 async def _send(
     exchange: Exchange, target: Target, native: NativeRequest, body: bytes, span_id: str
-) -> aiohttp.ClientResponse:
+) -> UpstreamResponse:
     return await target.adapter.send_native(
         body,
         headers=native.format.forwarded_headers(exchange.headers),
@@ -491,13 +491,13 @@ async def _send(
     )
 
 
-async def _pieces(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+async def _pieces(response: UpstreamResponse) -> AsyncIterator[bytes]:
     try:
-        async for piece in response.content.iter_any():
+        async for piece in response.iter_any():
             yield piece
     except TimeoutError as error:
         raise UpstreamFailure("timeout", "the stream stalled") from error
-    except (aiohttp.ClientError, OSError) as error:
+    except OSError as error:
         raise UpstreamFailure(
             "disconnected", f"the provider closed the stream early ({connection_reason(error)})"
         ) from error

@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
-import aiohttp
 import msgspec
 
 from gateway.config.file import Deployment, GatewayConfig, ModelRoute
 from gateway.errors import model_not_found
 from providers.base import ProviderAdapter
+from providers.http_client import Timeouts
 from providers.pricing import ModelPrice, PriceTable
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     deployment: Deployment
     adapter: ProviderAdapter
     price: ModelPrice | None
-    timeout: aiohttp.ClientTimeout
+    timeout: Timeouts
     first_token_timeout: float
     load: DeploymentLoad
 

@@ -8,8 +8,6 @@ import asyncio
 import time
 from typing import Any
 
-import aiohttp
-
 from gateway.cache.stage import CacheStage
 from gateway.cache.stream import StreamAccumulator
 from gateway.entry.answers import SSE, fail, respond, start
@@ -41,6 +39,7 @@ from gateway.upstream.reliability import (
 from gateway.upstream.routing import Route, Router, Target
 from providers.base import ChatResult, EmbeddingResult, ProviderStream
 from providers.errors import UpstreamFailure
+from providers.http_client import UpstreamResponse
 from providers.usage import UNKNOWN_USAGE, estimated_prompt_tokens, estimated_usage
 from telemetry import metrics
 from telemetry.ids import span_id_hex
@@ -419,7 +418,7 @@ class UpstreamStage:
         span_id: str,
         started: float,
         receive: Receive,
-    ) -> tuple[aiohttp.ClientResponse, ProviderStream, list[bytes]]:
+    ) -> tuple[UpstreamResponse, ProviderStream, list[bytes]]:
         """Send a streaming request and wait for its first events (within the first-token
         timeout). Nothing has reached the client yet, so a failure here may be retried."""
         adapter = target.adapter
@@ -506,7 +505,7 @@ class UpstreamStage:
             failure = broken
         finally:
             watch.close()
-            if failure is None and not watch.gone and response.content.at_eof():
+            if failure is None and not watch.gone and response.at_eof():
                 response.release()  # read to the end: the connection goes back to the pool
             else:
                 response.close()  # abandoned midway: drop the connection, the provider stops
