@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--baseline-source",
         metavar="PATH",
-        help="`durability` and `recorder` also run Steerway from this checkout (e.g. a `git worktree` of the "
+        help="`durability`, `recorder` and `tail` also run Steerway from this checkout (e.g. a `git worktree` of the "
         "commit before a change), for a before/after of the default mode in the same run",
     )
     parser.add_argument(

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
 from benchmarks.harness import Harness
@@ -57,6 +59,8 @@ LITELLM_FACTOR: Final = 30.0
 SERIAL_BUDGET_MS: Final = 0.3
 TTFB_BUDGET_MS: Final = 0.5
 PEERS: Final = ("portkey", "litellm")
+BEFORE: Final = "-before"
+"""Suffix of the rows that run `--baseline-source` (uvicorn only), for a before/after."""
 
 METRICS: Final = [
     Metric("rps", "req/s", 0),
@@ -107,6 +111,8 @@ def run_tail(harness: Harness) -> ScenarioResult:
     try:
         with Variants(harness, []) as variants:
             steerways = start_variants(variants, result, stores)
+            if options.baseline_source is not None:
+                steerways += start_baselines(variants, result, stores, options.baseline_source)
             direct = [t for t in peers if t.name == "direct"]
             others = [t for t in peers if t.name != "direct"]
             targets = [*direct, *steerways, *others]
@@ -119,6 +125,7 @@ def run_tail(harness: Harness) -> ScenarioResult:
     add_peer_ratios(result)
     result.checks += checks(result)
     result.notes += server_notes(result, stores)
+    result.notes += before_after_notes(result, stores)
     return result
 
 
@@ -139,6 +146,12 @@ def description(harness: Harness) -> str:
         f"the process tree after it; TTFB of {options.stream_samples} streams, one at a time, "
         "once the recorder has drained (Steerway and direct). Peers get the same plain loads "
         "with their own configs."
+        + (
+            f" `-before` rows run the code of {options.baseline_source} (uvicorn) with the same "
+            "configuration, for a before/after in the same rounds."
+            if options.baseline_source
+            else ""
+        )
     )
 
 
@@ -157,6 +170,47 @@ def start_variants(variants: Variants, result: ScenarioResult, stores: list[Stor
                 continue
             started.append(keyed)
     return started
+
+
+def start_baselines(
+    variants: Variants, result: ScenarioResult, stores: list[Store], source: str
+) -> list[Target]:
+    """The same configuration run from the checkout at `source`, under uvicorn."""
+    started: list[Target] = []
+    for store in stores:
+        options = tail_options(store, "uvicorn")
+        options = dataclasses.replace(options, name=options.name + BEFORE, source=Path(source))
+        target = variants.start(result, options)
+        if target is None:
+            continue
+        keyed = keyed_target(target)
+        problem = check_configured(keyed)
+        if problem is not None:
+            result.cell(options.name).unavailable = problem
+            continue
+        started.append(keyed)
+    return started
+
+
+def before_after_notes(result: ScenarioResult, stores: list[Store]) -> list[str]:
+    """This checkout against `--baseline-source`, same store and server, paired by round."""
+    notes: list[str] = []
+    for store in stores:
+        after = variant_name(store, "uvicorn")
+        before = after + BEFORE
+        a, b = result.measured(after), result.measured(before)
+        if a is None or b is None:
+            continue
+        parts = [
+            f"{label} {result.ratio(after, before, key) or math.nan:.2f}x"
+            for key, label in (("rps", "req/s"), ("p99", "p99"), ("cpu_ms", "CPU/req"))
+        ]
+        for key, label in (("serial_p50", "serial p50"), ("ttfb_p50", "TTFB p50")):
+            difference = paired_difference(a.values(key), b.values(key))
+            if difference is not None:
+                parts.append(f"{label} {difference:+.3f} ms")
+        notes.append(f"{store.label}: after ÷ before " + ", ".join(parts) + " (paired medians)")
+    return notes
 
 
 def plain_load(
@@ -259,7 +313,9 @@ def add_peer_ratios(result: ScenarioResult) -> None:
 
 
 def steerway_rows(result: ScenarioResult) -> list[str]:
-    return [name for name in result.cells if name.startswith("steerway")]
+    return [
+        name for name in result.cells if name.startswith("steerway") and not name.endswith(BEFORE)
+    ]
 
 
 def worst_over_rounds(result: ScenarioResult, name: str, key: str) -> float | None:

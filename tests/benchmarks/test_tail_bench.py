@@ -13,7 +13,13 @@ from benchmarks.histograms import read_histogram
 from benchmarks.memory import parse_stat_cpu_ticks, tree_cpu_seconds
 from benchmarks.processes import ManagedProcess
 from benchmarks.results import ScenarioResult
-from benchmarks.tail_scenario import METRICS, OVERHEADS, add_peer_ratios, checks
+from benchmarks.tail_scenario import (
+    METRICS,
+    OVERHEADS,
+    add_peer_ratios,
+    before_after_notes,
+    checks,
+)
 from benchmarks.tail_workload import (
     KEY,
     LAG_HISTOGRAM,
@@ -149,3 +155,25 @@ def test_cpu_ticks_are_user_plus_system_even_with_spaces_in_the_name() -> None:
     line = "4242 (steer way) R 1 4242 4242 0 -1 4194304 130 0 0 0 700 55 0 0 20 0 1 0 127952"
     assert parse_stat_cpu_ticks(line) == 755
     assert tree_cpu_seconds(os.getpid()) > 0.0
+
+
+def test_a_baseline_row_is_compared_round_by_round_and_not_checked() -> None:
+    result = result_with(
+        {
+            "direct": [{"rps": 9000, "serial_p50": 0.1, "ttfb_p50": 21.0}] * 2,
+            "steerway-sqlite": [
+                {"rps": 1200, "p99": 50.0, "cpu_ms": 0.5, "serial_p50": 0.40, "ttfb_p50": 21.5},
+                {"rps": 1500, "p99": 40.0, "cpu_ms": 0.4, "serial_p50": 0.42, "ttfb_p50": 21.6},
+            ],
+            "steerway-sqlite-before": [
+                {"rps": 1000, "p99": 100.0, "cpu_ms": 1.0, "serial_p50": 0.50, "ttfb_p50": 22.0},
+                {"rps": 1000, "p99": 80.0, "cpu_ms": 0.5, "serial_p50": 0.54, "ttfb_p50": 22.0},
+            ],
+        }
+    )
+    notes = before_after_notes(result, [Store("sqlite", None), Store("postgres", None)])
+    assert notes == [
+        "sqlite: after ÷ before req/s 1.35x, p99 0.50x, CPU/req 0.65x, serial p50 -0.110 ms, "
+        "TTFB p50 -0.450 ms (paired medians)"
+    ]
+    assert all("before" not in check.name for check in checks(result))
