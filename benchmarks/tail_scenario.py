@@ -49,7 +49,7 @@ from benchmarks.tail_workload import (
     variant_name,
     worst_lag_ms,
 )
-from benchmarks.targets import STREAM_MODEL, Target
+from benchmarks.targets import STREAM_MODEL, SteerwayOptions, Target
 from benchmarks.wrk import WrkError, WrkResult, run_wrk
 
 TAIL_FACTOR: Final = 4.0
@@ -156,30 +156,25 @@ def description(harness: Harness) -> str:
 
 
 def start_variants(variants: Variants, result: ScenarioResult, stores: list[Store]) -> list[Target]:
-    started: list[Target] = []
-    for store in stores:
-        for server in SERVERS:
-            options = tail_options(store, server)
-            target = variants.start(result, options)
-            if target is None:
-                continue
-            keyed = keyed_target(target)
-            problem = check_configured(keyed)
-            if problem is not None:
-                result.cell(options.name).unavailable = problem
-                continue
-            started.append(keyed)
-    return started
+    options = [tail_options(store, server) for store in stores for server in SERVERS]
+    return start_checked(variants, result, options)
 
 
 def start_baselines(
     variants: Variants, result: ScenarioResult, stores: list[Store], source: str
 ) -> list[Target]:
     """The same configuration run from the checkout at `source`, under uvicorn."""
+    options = [tail_options(store, "uvicorn") for store in stores]
+    before = [dataclasses.replace(o, name=o.name + BEFORE, source=Path(source)) for o in options]
+    return start_checked(variants, result, before)
+
+
+def start_checked(
+    variants: Variants, result: ScenarioResult, all_options: list[SteerwayOptions]
+) -> list[Target]:
+    """The Steerways that started and, probed, run what the scenario claims."""
     started: list[Target] = []
-    for store in stores:
-        options = tail_options(store, "uvicorn")
-        options = dataclasses.replace(options, name=options.name + BEFORE, source=Path(source))
+    for options in all_options:
         target = variants.start(result, options)
         if target is None:
             continue
