@@ -38,6 +38,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from gateway.config.server import ServerConfig
+from gateway.entry.response_writes import HeadWithBody
 from gateway.errors import error_body
 from telemetry import metrics
 
@@ -337,6 +338,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         HttpToolsProtocol.on_headers_complete(self)
+        if self.cycle is not None:
+            self.cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
         self.waiting.pop(self, None)
         self.header_bytes = 0
         self.header_tail = b""
