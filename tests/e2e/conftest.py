@@ -84,13 +84,13 @@ class MockProcess:
         wait_for(f"{self.url}/_mock/stats", self.process)
 
     def stats(self) -> dict[str, Any]:
-        return dict(httpx.get(f"{self.url}/_mock/stats").json())
+        return dict(httpx.get(f"{self.url}/_mock/stats", verify=TLS).json())
 
     def last_request(self) -> dict[str, Any]:
-        return dict(httpx.get(f"{self.url}/_mock/last-request").json())
+        return dict(httpx.get(f"{self.url}/_mock/last-request", verify=TLS).json())
 
     def reset(self) -> None:
-        httpx.post(f"{self.url}/_mock/reset")
+        httpx.post(f"{self.url}/_mock/reset", verify=TLS)
 
 
 class Database:
