@@ -23,6 +23,7 @@ from admin_ui.passwords import hash_password
 from admin_ui.users import UserStore
 from telemetry.db import create_engine
 from telemetry.schema import DEFAULT_WORKSPACE_ID
+from tests.loopback import TLS
 
 PASSWORD = "correct horse battery staple"
 
@@ -44,6 +45,7 @@ class SignedIn:
 
     def client(self, **kwargs: Any) -> httpx.Client:
         """An httpx client of this session: its cookie, and its CSRF token on every request."""
+        kwargs.setdefault("verify", TLS)
         client = httpx.Client(
             base_url=self.base_url,
             headers={"x-csrf-token": self.csrf_token},
@@ -108,6 +110,7 @@ def sign_in(base_url: str, user: ConsoleUser, **headers: str) -> SignedIn:
         json={"email": user.email, "password": user.password},
         headers=headers,
         timeout=30,
+        verify=TLS,
     )
     assert response.status_code == 200, response.text
     body = response.json()

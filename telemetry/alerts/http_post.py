@@ -4,14 +4,17 @@ Retried: connection errors, timeouts, 429 and 5xx (waiting `Retry-After` when th
 sends one, if within `retry_after_max_s`). Not retried: any other status, since the same request
 would be refused again. Each attempt's headers are made afresh, so a signature's timestamp is
 the attempt's.
+
+httpx (with the client of `telemetry.alerts.http_client`) is imported at the first notification:
+every process that can notify imports this module, and httpx with its command line's
+dependencies is a tenth of a gateway's start, for a feature most processes never use.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-
-import httpx
+from typing import TYPE_CHECKING
 
 from telemetry.alerts.attempts import (
     DeliveryFailed,
@@ -22,7 +25,9 @@ from telemetry.alerts.attempts import (
     parse_retry_after,
     wait_before_retry,
 )
-from telemetry.alerts.http_client import shared_client
+
+if TYPE_CHECKING:
+    import httpx
 
 REPLY_QUOTED = 300
 """How much of a refusal's body the error quotes (Slack says `invalid_payload` there)."""
@@ -41,6 +46,10 @@ async def post(
     settings: DeliverySettings,
     progress: Progress,
 ) -> None:
+    import httpx
+
+    from telemetry.alerts.http_client import shared_client
+
     client = shared_client()
     while True:
         progress.attempts += 1

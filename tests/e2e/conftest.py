@@ -8,6 +8,7 @@ straight from the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -30,6 +31,7 @@ from telemetry.db import create_engine
 from telemetry.rollup_folding import fold_pending
 from tests.cli_in_process import run_cli
 from tests.conftest import POSTGRES_URL, Dropper, copy_sqlite, service_missing
+from tests.loopback import TLS
 from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,18 +40,21 @@ STEERWAY = str(Path(sys.executable).with_name("steerway"))
 
 def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     """Until `url` answers 200. A process that never does is stopped here: the caller has no
-    handle on it yet, and one left running would weigh on every test after."""
+    handle on it yet, and one left running would weigh on every test after.
+
+    One client for every poll, not one a poll (`tests.loopback`)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            raise RuntimeError(f"process exited with {process.returncode}:\n{output}")
-        try:
-            if httpx.get(url, timeout=5.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
+    with httpx.Client(timeout=5.0, verify=TLS) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise RuntimeError(f"process exited with {process.returncode}:\n{output}")
+            try:
+                if http.get(url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
     output = stop(process)
     raise RuntimeError(f"{url} did not become ready in {timeout} s:\n{output}")
 
@@ -79,13 +84,13 @@ class MockProcess:
         wait_for(f"{self.url}/_mock/stats", self.process)
 
     def stats(self) -> dict[str, Any]:
-        return dict(httpx.get(f"{self.url}/_mock/stats").json())
+        return dict(httpx.get(f"{self.url}/_mock/stats", verify=TLS).json())
 
     def last_request(self) -> dict[str, Any]:
-        return dict(httpx.get(f"{self.url}/_mock/last-request").json())
+        return dict(httpx.get(f"{self.url}/_mock/last-request", verify=TLS).json())
 
     def reset(self) -> None:
-        httpx.post(f"{self.url}/_mock/reset")
+        httpx.post(f"{self.url}/_mock/reset", verify=TLS)
 
 
 class Database:
@@ -131,6 +136,14 @@ class Database:
         return rows
 
 
+class _SdkHttpClient(openai.DefaultHttpxClient):
+    """The SDK's default HTTP client, closed when dropped as the one it makes itself is."""
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
 class GatewayProcess:
     def __init__(
         self,
@@ -172,6 +185,7 @@ class GatewayProcess:
         wait_for(f"{self.url}/readyz", self.process, timeout=ready_timeout)
 
     def client(self, api_key: str | None = None, **kwargs: Any) -> openai.OpenAI:
+        kwargs.setdefault("http_client", _SdkHttpClient(verify=TLS))
         return openai.OpenAI(
             base_url=self.base_url, api_key=api_key or self.master_key, max_retries=0, **kwargs
         )
@@ -179,7 +193,7 @@ class GatewayProcess:
     def http(self, api_key: str | None = None) -> httpx.Client:
         key = api_key or self.master_key
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, verify=TLS)
 
     def stream_and_leave(
         self, body: dict[str, Any], *, api_key: str | None = None, events: int = 3

@@ -27,7 +27,7 @@ MODELS = ("mock-gpt", "mock-gpt-large")
 @pytest.fixture(scope="module")
 def slow_mock() -> Iterator[MockProcess]:
     """A mock provider of its own, slow enough for the gateway to die between two requests."""
-    mock = MockProcess("--latency-ms", "250")
+    mock = MockProcess("--latency-ms", "150")
     try:
         yield mock
     finally:

@@ -704,7 +704,7 @@ def _wait_for_a_fresh_minute() -> None:
     """Deployment capacity is counted per wall-clock minute: start well inside one, so the
     checks below cannot straddle a reset."""
     left = 60 - time.time() % 60
-    if left < 20:
+    if left < 10:
         time.sleep(left + 0.5)
 
 

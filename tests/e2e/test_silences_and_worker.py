@@ -128,7 +128,7 @@ def test_a_worker_evaluates_for_a_gateway_that_does_not(
     rule = _add_rule(backend_database, hook.url, window_s=WINDOW_S)
     gateway = _start(start_gateway, backend_database, mock_provider, run_in_serve=False)
     _burst(gateway)
-    time.sleep(5)  # five of the gateway's intervals: it evaluates nothing
+    time.sleep(3)  # three of the gateway's intervals: it evaluates nothing
     assert hook.states() == []
     assert (
         backend_database.rows(

@@ -13,7 +13,10 @@ from tests.fuzz.admin import fuzz_admin_api
 from tests.fuzz.harness import FuzzGateway
 from tests.fuzz.test_fuzz import SEED
 
-ADMIN_EXAMPLES = 5
+ADMIN_EXAMPLES = 3
+"""Random examples per operation in the fuzzing phase. Most of the run is the coverage phase
+(some 7,500 cases of each parameter's boundaries and wrong types, whatever this number); each
+random example costs several of those."""
 
 
 def test_admin_api_fuzzed_from_its_openapi_document(
