@@ -18,7 +18,7 @@ from benchmarks.results import Check, Metric, ScenarioResult, at_most
 from benchmarks.scenarios import Variants, load, run_rounds, warm_up, wrk_values
 from benchmarks.soak import scrape
 from benchmarks.stores import StoreUnavailable, create_database, drop_database
-from benchmarks.tail_workload import lag_histogram, lag_window, worst_lag_ms
+from benchmarks.tail_workload import lag_values
 from benchmarks.targets import PLAIN_MODEL, SteerwayOptions, Target
 
 AFTER = "steerway"
@@ -83,12 +83,7 @@ def run_recorder(harness: Harness) -> list[ScenarioResult]:
                 after = scrape(target)
                 values = wrk_values(loaded)
                 values["tail"] = loaded.p99_ms / loaded.p50_ms if loaded.p50_ms else 0.0
-                window = lag_window(lag_histogram(before), lag_histogram(after))
-                if window is not None:
-                    values |= {"lag_ms": window.worst_upper_ms, "lag_over_20": window.over_20ms}
-                worst = worst_lag_ms(after)
-                if worst is not None:
-                    values["lag_worst_since_start_ms"] = worst
+                values |= lag_values(before, after)
                 return values
 
             run_rounds(harness, result, targets, measure)

@@ -42,12 +42,10 @@ from benchmarks.tail_workload import (
     Store,
     check_configured,
     keyed_target,
-    lag_histogram,
-    lag_window,
+    lag_values,
     load_model,
     tail_options,
     variant_name,
-    worst_lag_ms,
 )
 from benchmarks.targets import STREAM_MODEL, SteerwayOptions, Target
 from benchmarks.wrk import WrkError, WrkResult, run_wrk
@@ -256,12 +254,7 @@ def measure(harness: Harness, target: Target) -> dict[str, float]:
     }
     if cpu_used is not None and loaded.ok_requests:
         values["cpu_ms"] = cpu_used * 1000 / loaded.ok_requests
-    window = lag_window(lag_histogram(before), lag_histogram(after))
-    if window is not None:
-        values |= {"lag_ms": window.worst_upper_ms, "lag_over_20": window.over_20ms}
-    worst = worst_lag_ms(after)
-    if worst is not None:
-        values["lag_worst_since_start_ms"] = worst
+    values |= lag_values(before, after)
     if target.process is not None:
         values["rss"] = tree_memory(target.process.pid).rss_mib
     if target.name == "direct" or target.name.startswith("steerway"):

@@ -123,3 +123,16 @@ def lag_window(before: Histogram | None, after: Histogram | None) -> LagWindow |
 def worst_lag_ms(exposition: str | None) -> float | None:
     value = None if exposition is None else sum_samples(exposition, LAG_WORST)
     return None if value is None else value * 1000
+
+
+def lag_values(before: str | None, after: str | None) -> dict[str, float]:
+    """A load's lag figures from `/metrics` read just before and just after it: the bucket
+    bound of its worst wake-up, its wake-ups over 20 ms, and the worst since the worker began."""
+    values: dict[str, float] = {}
+    window = lag_window(lag_histogram(before), lag_histogram(after))
+    if window is not None:
+        values |= {"lag_ms": window.worst_upper_ms, "lag_over_20": window.over_20ms}
+    worst = worst_lag_ms(after)
+    if worst is not None:
+        values["lag_worst_since_start_ms"] = worst
+    return values

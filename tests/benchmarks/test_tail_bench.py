@@ -24,6 +24,7 @@ from benchmarks.tail_workload import (
     KEY,
     LAG_HISTOGRAM,
     Store,
+    lag_values,
     lag_window,
     tail_options,
     variant_name,
@@ -177,3 +178,13 @@ def test_a_baseline_row_is_compared_round_by_round_and_not_checked() -> None:
         "TTFB p50 -0.450 ms (paired medians)"
     ]
     assert all("before" not in check.name for check in checks(result))
+
+
+def test_a_loads_lag_values_come_from_the_two_scrapes() -> None:
+    after = {"0.005": 150.0, "0.01": 180.0, "0.02": 195.0, "0.05": 199.0, "+Inf": 199.0}
+    assert lag_values(exposition(BEFORE), exposition(after, worst=0.045)) == {
+        "lag_ms": 50.0,
+        "lag_over_20": 3.0,
+        "lag_worst_since_start_ms": pytest.approx(45.0),
+    }
+    assert lag_values(None, "nothing here 1\n") == {}
