@@ -166,9 +166,16 @@ class DisconnectWatch:
 
     def absorb(self) -> None:
         """Called in `except CancelledError`: re-raises unless the cancel was ours."""
-        if not self.gone:
+        if not self.take_cancel():
             raise
+
+    def take_cancel(self) -> bool:
+        """Whether the task's cancel was this watch's (the client left); if so it is taken
+        back, and the task goes on."""
+        if not self.gone:
+            return False
         self._task.uncancel()
+        return True
 
     def close(self) -> None:
         self._closed = True

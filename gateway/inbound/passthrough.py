@@ -39,9 +39,8 @@ from gateway.inbound.api import InboundApi, InboundSend
 from gateway.inbound.passthrough_reading import readable_copy
 from gateway.inbound.responses import ResponsesAnswer
 from gateway.upstream.attempts import (
-    abandoned_attempt,
+    Opening,
     client_error,
-    failed_attempt,
     record_attempt,
 )
 from providers.anthropic_native import MessagesNative
@@ -209,28 +208,10 @@ async def _whole(
     span_id = span_id_hex()
     started = time.perf_counter()
     body = native.format.upstream_body(native.body, target.provider_model)
-    watch = DisconnectWatch(receive)
-    try:
+    with _opening(upstream, exchange, target, span_id, started, receive):
         response = await _send(exchange, target, native, body, span_id)
         raw = await target.adapter.read_body(response)
         result = native.format.read_whole(raw, target.public_model)
-    except UpstreamFailure as failure:
-        raise failed_attempt(
-            exchange,
-            target,
-            "chat",
-            span_id,
-            started,
-            failure,
-            store_content=upstream.store_content,
-        ) from None
-    except asyncio.CancelledError:
-        watch.absorb()
-        raise abandoned_attempt(
-            exchange, target, "chat", span_id, started, store_content=upstream.store_content
-        ) from None
-    finally:
-        watch.close()
     ended = time.perf_counter()
     exchange.upstream_seconds = ended - started
     record_attempt(
@@ -439,10 +420,8 @@ async def _open(
 ) -> tuple[UpstreamResponse, AsyncIterator[bytes], bytes]:
     """Send the request and read until its first whole event (within the first-token
     timeout); nothing has reached the client yet, so a failure here may be retried."""
-    watch = DisconnectWatch(receive)
-    response = None
-    try:
-        response = await _send(exchange, target, native, body, span_id)
+    with _opening(upstream, exchange, target, span_id, started, receive) as opening:
+        response = opening.response = await _send(exchange, target, native, body, span_id)
         pieces = _pieces(response)
         first: list[bytes] = []
         try:
@@ -457,27 +436,19 @@ async def _open(
         if not first:
             raise UpstreamFailure("malformed", "the provider sent an empty stream")
         return response, pieces, b"".join(first)
-    except UpstreamFailure as failure:
-        if response is not None:
-            response.close()
-        raise failed_attempt(
-            exchange,
-            target,
-            "chat",
-            span_id,
-            started,
-            failure,
-            store_content=upstream.store_content,
-        ) from None
-    except asyncio.CancelledError:
-        if response is not None:
-            response.close()
-        watch.absorb()
-        raise abandoned_attempt(
-            exchange, target, "chat", span_id, started, store_content=upstream.store_content
-        ) from None
-    finally:
-        watch.close()
+
+
+def _opening(
+    upstream: UpstreamStage,
+    exchange: Exchange,
+    target: Target,
+    span_id: str,
+    started: float,
+    receive: Receive,
+) -> Opening:
+    return Opening(
+        exchange, target, "chat", span_id, started, receive, store_content=upstream.store_content
+    )
 
 
 async def _send(

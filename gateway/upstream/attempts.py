@@ -3,15 +3,18 @@ metrics; the error a client sees when it fails; what a streamed attempt has read
 
 from __future__ import annotations
 
+import asyncio
 import time
+from types import TracebackType
 from typing import Any
 
 from gateway.cache.stream import StreamAccumulator
 from gateway.errors import GatewayError, upstream_error, upstream_timeout
-from gateway.exchange import ClientGone, Exchange
+from gateway.exchange import ClientGone, DisconnectWatch, Exchange, Receive
 from gateway.upstream.reliability import AttemptFailed
 from gateway.upstream.routing import Target
 from providers.errors import UpstreamFailure
+from providers.http_client import UpstreamResponse
 from providers.openai_format import event_data, read_chunk
 from providers.usage import UNKNOWN_USAGE, Usage, requested_output
 from telemetry import metrics
@@ -185,6 +188,66 @@ def abandoned_attempt(
         exchange, target, operation, span_id, started, store_content=store_content, cancelled=True
     )
     return ClientGone()
+
+
+class Opening:
+    """An attempt until its answer starts, as a `with` block: the client leaving cancels the
+    block, and a failure or the client's leaving is recorded and raised in the client's terms
+    (`failed_attempt`, `abandoned_attempt`). A `response` the block sets is dropped when the
+    block fails: nothing of it has reached the client, so the attempt may be retried."""
+
+    __slots__ = (
+        "_receive",
+        "_watch",
+        "exchange",
+        "operation",
+        "response",
+        "span_id",
+        "started",
+        "store_content",
+        "target",
+    )
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        target: Target,
+        operation: str,
+        span_id: str,
+        started: float,
+        receive: Receive,
+        *,
+        store_content: bool,
+    ) -> None:
+        self.exchange = exchange
+        self.target = target
+        self.operation = operation
+        self.span_id = span_id
+        self.started = started
+        self.store_content = store_content
+        self.response: UpstreamResponse | None = None
+        self._receive = receive
+
+    def __enter__(self) -> Opening:
+        self._watch = DisconnectWatch(self._receive)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._watch.close()
+        if error is None:
+            return
+        if self.response is not None:
+            self.response.close()
+        arguments = (self.exchange, self.target, self.operation, self.span_id, self.started)
+        if isinstance(error, UpstreamFailure):
+            raise failed_attempt(*arguments, error, store_content=self.store_content) from None
+        if isinstance(error, asyncio.CancelledError) and self._watch.take_cancel():
+            raise abandoned_attempt(*arguments, store_content=self.store_content) from None
 
 
 def capacity_tokens(exchange: Exchange, payload: dict[str, Any]) -> int:

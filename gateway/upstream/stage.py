@@ -18,8 +18,8 @@ from gateway.guardrails.moderation_stream import ModerationStream
 from gateway.guardrails.stage import GuardrailStage
 from gateway.guardrails.stream import StreamGuard
 from gateway.upstream.attempts import (
+    Opening,
     StreamState,
-    abandoned_attempt,
     capacity_tokens,
     client_error,
     failed_attempt,
@@ -273,6 +273,19 @@ class UpstreamStage:
         finally:
             target.load.finished(latency_ms)
 
+    def _opening(
+        self,
+        exchange: Exchange,
+        target: Target,
+        operation: str,
+        span_id: str,
+        started: float,
+        receive: Receive,
+    ) -> Opening:
+        return Opening(
+            exchange, target, operation, span_id, started, receive, store_content=self.store_content
+        )
+
     def _encode(
         self,
         exchange: Exchange,
@@ -313,8 +326,7 @@ class UpstreamStage:
     ) -> bytes:
         """One non-streaming provider attempt, abandoned if the client disconnects meanwhile."""
         adapter = target.adapter
-        watch = DisconnectWatch(receive)
-        try:
+        with self._opening(exchange, target, operation, span_id, started, receive):
             response = await adapter.send(
                 operation,
                 request,
@@ -323,23 +335,6 @@ class UpstreamStage:
                 timeouts=target.timeout,
             )
             return await adapter.read_body(response)
-        except UpstreamFailure as failure:
-            raise failed_attempt(
-                exchange,
-                target,
-                operation,
-                span_id,
-                started,
-                failure,
-                store_content=self.store_content,
-            ) from None
-        except asyncio.CancelledError:
-            watch.absorb()
-            raise abandoned_attempt(
-                exchange, target, operation, span_id, started, store_content=self.store_content
-            ) from None
-        finally:
-            watch.close()
 
     async def _answer_once(
         self,
@@ -422,10 +417,8 @@ class UpstreamStage:
         """Send a streaming request and wait for its first events (within the first-token
         timeout). Nothing has reached the client yet, so a failure here may be retried."""
         adapter = target.adapter
-        watch = DisconnectWatch(receive)
-        response = None
-        try:
-            response = await adapter.send(
+        with self._opening(exchange, target, "chat", span_id, started, receive) as opening:
+            response = opening.response = await adapter.send(
                 "chat",
                 request,
                 provider_model=target.provider_model,
@@ -442,27 +435,6 @@ class UpstreamStage:
             except StopAsyncIteration:
                 raise UpstreamFailure("malformed", "the provider sent an empty stream") from None
             return response, events, first
-        except UpstreamFailure as failure:
-            if response is not None:
-                response.close()
-            raise failed_attempt(
-                exchange,
-                target,
-                "chat",
-                span_id,
-                started,
-                failure,
-                store_content=self.store_content,
-            ) from None
-        except asyncio.CancelledError:
-            if response is not None:
-                response.close()
-            watch.absorb()
-            raise abandoned_attempt(
-                exchange, target, "chat", span_id, started, store_content=self.store_content
-            ) from None
-        finally:
-            watch.close()
 
     async def _chat_stream(
         self,
