@@ -8,7 +8,7 @@ import ssl
 
 import msgspec
 
-from providers.http_client import InvalidRequest, MalformedResponse, ServerDisconnected
+from providers.http_client import InvalidHeader, InvalidURL, MalformedResponse, ServerDisconnected
 
 _REASON_BY_ERRNO = {
     errno.ECONNREFUSED: "connection refused",
@@ -66,8 +66,10 @@ def connection_reason(error: BaseException) -> str:
         return "the provider closed the connection"
     if isinstance(error, MalformedResponse):
         return "the response was cut short"
-    if isinstance(error, InvalidRequest):
-        return "invalid URL" if str(error) == "invalid URL" else "invalid header"
+    if isinstance(error, InvalidURL):
+        return "invalid URL"
+    if isinstance(error, InvalidHeader):
+        return "invalid header"
     if isinstance(error, TimeoutError):
         return "timed out"
     if isinstance(error, OSError) and error.errno in _REASON_BY_ERRNO:

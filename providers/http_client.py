@@ -45,8 +45,16 @@ class MalformedResponse(UpstreamConnectionError):
     """The server's bytes are not an HTTP/1.1 response (or its body is not what it says)."""
 
 
-class InvalidRequest(ValueError):
-    """A URL or a header the client cannot send (not http(s), or a line break in a value)."""
+class UnsendableRequest(ValueError):
+    """A request the client cannot send."""
+
+
+class InvalidURL(UnsendableRequest):
+    """Not an absolute http(s) URL."""
+
+
+class InvalidHeader(UnsendableRequest):
+    """A header whose name or value holds a line break (or a NUL)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +104,14 @@ class Endpoint:
 
 @lru_cache(maxsize=4096)
 def endpoint(url: str) -> Endpoint:
-    """`url` parsed; raises InvalidRequest for anything but an absolute http(s) URL."""
+    """`url` parsed; raises InvalidURL for anything but an absolute http(s) URL."""
     try:
         parsed = httptools.parse_url(url.encode())
     except (httptools.HttpParserInvalidURLError, UnicodeEncodeError) as error:
-        raise InvalidRequest("invalid URL") from error
+        raise InvalidURL("invalid URL") from error
     scheme = (parsed.schema or b"").decode().lower()
     if scheme not in ("http", "https") or not parsed.host:
-        raise InvalidRequest("invalid URL")
+        raise InvalidURL("invalid URL")
     host = parsed.host.decode("ascii", "replace")
     port = parsed.port or (443 if scheme == "https" else 80)
     target = (parsed.path or b"/") + (b"?" + parsed.query if parsed.query else b"")
@@ -115,7 +123,7 @@ def endpoint(url: str) -> Endpoint:
 
 def _header_line(name: str, value: str) -> bytes:
     if any(c in value for c in "\r\n\x00") or any(c in name for c in "\r\n\x00: "):
-        raise InvalidRequest(f"the header {name!r} cannot be sent")
+        raise InvalidHeader(f"the header {name!r} cannot be sent")
     return f"{name}: {value}\r\n".encode("latin-1", "strict")
 
 

@@ -15,9 +15,9 @@ from providers.base import ChatResult, EmbeddingResult, ProviderStream
 from providers.errors import UpstreamFailure, connection_reason, parse_error_body
 from providers.http_client import (
     Endpoint,
-    InvalidRequest,
     RequestHeaders,
     Timeouts,
+    UnsendableRequest,
     UpstreamResponse,
     endpoint,
     header_line,
@@ -107,7 +107,7 @@ class HTTPAdapter:
             response = await self._client.post(url, body, headers, timeouts or self._timeout, extra)
         except TimeoutError as error:
             raise UpstreamFailure("timeout", "no response in time") from error
-        except (OSError, InvalidRequest) as error:
+        except (OSError, UnsendableRequest) as error:
             raise UpstreamFailure(
                 "connect", f"cannot connect ({connection_reason(error)})"
             ) from error
@@ -129,7 +129,7 @@ class HTTPAdapter:
             raise UpstreamFailure("connect", f"{self.name} has no native endpoint")
         try:
             sent = self._headers.with_headers(headers) if headers else self._headers
-        except InvalidRequest as error:
+        except UnsendableRequest as error:
             raise UpstreamFailure(
                 "connect", f"cannot connect ({connection_reason(error)})"
             ) from error

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from providers.errors import connection_reason
-from providers.http_client import InvalidRequest, RequestHeaders, endpoint
+from providers.http_client import InvalidHeader, InvalidURL, RequestHeaders, endpoint
 
 HEADERS = RequestHeaders({"Content-Type": "application/json"})
 
@@ -15,13 +15,14 @@ HEADERS = RequestHeaders({"Content-Type": "application/json"})
     [{"X-Evil": "a\r\nInjected: yes"}, {"X-Evil": "a\nb"}, {"Bad Name": "v"}, {"X\r\nY": "v"}],
 )
 def test_a_header_with_a_line_break_is_refused(headers: dict[str, str]) -> None:
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidHeader) as caught:
         HEADERS.with_headers(headers)
+    assert connection_reason(caught.value) == "invalid header"
 
 
 @pytest.mark.parametrize("address", ["ftp://example.com/x", "not a url", "http:///path"])
 def test_only_http_urls_are_endpoints(address: str) -> None:
-    with pytest.raises(InvalidRequest) as caught:
+    with pytest.raises(InvalidURL) as caught:
         endpoint(address)
     assert connection_reason(caught.value) == "invalid URL"
 
