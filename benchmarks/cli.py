@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 from benchmarks.faults_catalog import FAULT_NAMES
-from benchmarks.harness import COMPARED_TARGETS, Harness, Options
+from benchmarks.harness import COMPARED_TARGETS, OPTIONAL_TARGETS, Harness, Options
 from benchmarks.machine import describe_machine, load_average
 from benchmarks.peers import BENCH_DIR
 from benchmarks.processes import StartupError
@@ -131,9 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--targets",
-        type=name_list(COMPARED_TARGETS),
+        type=name_list(COMPARED_TARGETS + OPTIONAL_TARGETS),
         default=defaults.targets,
-        help="comma-separated head-to-head targets (default: all four)",
+        help="comma-separated head-to-head targets (default: the first four); `floor` is a "
+        "minimal proxy on Steerway's server and upstream client (benchmarks/floor_proxy.py)",
     )
     parser.add_argument(
         "--runs",
@@ -280,6 +281,8 @@ def settings_lines(
         "litellm": "1 worker, no database, env "
         + ", ".join(f"{k}={v}" for k, v in LITELLM_ENVIRONMENT.items()),
         "portkey": "one Node.js process, `--headless`, NODE_ENV=production, bound to 127.0.0.1",
+        "floor": "benchmarks/floor_proxy.py: forwards to the mock through providers.http_client "
+        "under uvicorn (httptools, uvloop), nothing else",
     }
     for name in options.targets:
         if name == "direct":

@@ -19,6 +19,8 @@ from benchmarks.targets import (
 )
 
 COMPARED_TARGETS = ("direct", "steerway", "litellm", "portkey")
+OPTIONAL_TARGETS = ("floor",)
+"""Run only when `--targets` names them: `floor` is `benchmarks/floor_proxy.py`."""
 
 
 @dataclass(frozen=True)

@@ -257,7 +257,7 @@ def measure(harness: Harness, target: Target) -> dict[str, float]:
     values |= lag_values(before, after)
     if target.process is not None:
         values["rss"] = tree_memory(target.process.pid).rss_mib
-    if target.name == "direct" or target.name.startswith("steerway"):
+    if target.name in ("direct", "floor") or target.name.startswith("steerway"):
         if target.metrics_url is not None:
             wait_for_drain(target)
         route = target.route(STREAM_MODEL)

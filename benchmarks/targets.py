@@ -480,7 +480,51 @@ def start_portkey(workspace: Workspace, mocks: Mocks) -> Target:
     return verify_routes(target)
 
 
+def start_floor(workspace: Workspace, mocks: Mocks) -> Target:
+    """`benchmarks/floor_proxy.py` under uvicorn with the options `steerway serve` uses."""
+    home = workspace.root / "floor"
+    home.mkdir(parents=True, exist_ok=True)
+    env = base_environment(home) | {
+        "FLOOR_PLAIN_UPSTREAM": mocks.plain.base_url,
+        "FLOOR_STREAM_UPSTREAM": mocks.stream.base_url,
+        "PYTHONPATH": str(peers.REPO),
+    }
+    port = free_port()
+    argv = [
+        str(peers.steerway_executable().with_name("python")),
+        "-m",
+        "uvicorn",
+        "benchmarks.floor_proxy:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--ws",
+        "none",
+        "--no-access-log",
+        "--no-proxy-headers",
+        "--log-level",
+        "warning",
+    ]
+    process = workspace.spawn("floor", argv, env, cwd=peers.REPO)
+    base = f"http://127.0.0.1:{port}"
+    wait_until_ready(process, f"{base}/readyz", timeout=60)
+    routes = {
+        PLAIN_MODEL: Route(f"{base}/plain/v1/chat/completions", {}),
+        STREAM_MODEL: Route(f"{base}/stream/v1/chat/completions", {}),
+    }
+    target = Target(
+        name="floor", version="uvicorn + providers.http_client", routes=routes, process=process
+    )
+    return verify_routes(target)
+
+
 PEER_LAUNCHERS: dict[str, Callable[[Workspace, Mocks], Target]] = {
     "litellm": start_litellm,
     "portkey": start_portkey,
+    "floor": start_floor,
 }
