@@ -72,6 +72,7 @@ from rules.store import RuleStore
 from server.alerts_setup import prepare_alerts
 from server.gc_tuning import serving_gc
 from server.otlp_setup import build_exporters
+from server.telemetry_writer import recorder_writer
 from telemetry import metrics
 from telemetry.alerts import AlertEvaluator, Delivery
 from telemetry.db import create_engine, ping
@@ -87,6 +88,7 @@ from telemetry.reports.runner import DEFAULT_RENDERERS, Deliver, Renderers
 from telemetry.reports.scheduler import ReportScheduler
 from telemetry.retention.job import retention_job
 from telemetry.rollup_folding import RollupFolder
+from telemetry.writer_process import ProcessWriter
 
 if TYPE_CHECKING:
     from admin_ui.state import Gateway as ConsoleView
@@ -106,6 +108,7 @@ class Gateway:
         self.proxy: Proxy | None = None
         self.otlp_ingest: OtlpIngest | None = None
         self.recorder: Recorder | None = None
+        self.telemetry_writer: ProcessWriter | None = None
         self.responses: ResponseStore | None = None
         self.otlp_exporter: OtlpExporter | None = None
         self.otlp_metrics: MetricExporter | None = None
@@ -147,6 +150,9 @@ class Gateway:
             await self.otlp_exporter.start()
         if self.otlp_metrics is not None:
             await self.otlp_metrics.start()
+        self.telemetry_writer = recorder_writer(self.engine, self.settings.database_url, config)
+        if self.telemetry_writer is not None:
+            await self.telemetry_writer.start()
         self.recorder = Recorder(
             self.engine,
             queue_size=telemetry_config.queue_size,
@@ -160,6 +166,7 @@ class Gateway:
             sampling=telemetry_config.sampling.policy(),
             also_to=self.otlp_exporter,
             picker=evaluation_picker(self.engine, config),
+            writer=self.telemetry_writer,
         )
         await self.recorder.start()
         self.rollup_folder = RollupFolder(
@@ -365,6 +372,8 @@ class Gateway:
             await self.comparisons.close()
         if self.recorder is not None:
             await self.recorder.stop()
+        if self.telemetry_writer is not None:
+            await self.telemetry_writer.close()
         if self.responses is not None:
             await self.responses.close()
         if self.otlp_exporter is not None:

@@ -108,6 +108,16 @@ class RecorderObserver(Protocol):
     def write_failed(self, error: BaseException) -> None: ...
 
 
+class BundleWriter(Protocol):
+    """What the recorder writes batches with: `telemetry.writers.BatchWriter` or a stand-in."""
+
+    async def write(
+        self, bundles: Sequence[TraceBundle], *, skip_existing: bool = False
+    ) -> dict[str, int]: ...
+
+    async def mark_for_evaluation(self, bundles: Sequence[TraceBundle]) -> list[TraceBundle]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RecorderStats:
     enqueued: int
@@ -156,12 +166,15 @@ class Recorder:
         sampling: TraceSampling | None = None,
         also_to: BatchConsumer | None = None,
         picker: EvaluationPicker | None = None,
+        writer: BundleWriter | None = None,
     ) -> None:
+        """`writer`: where batches go (default: a `BatchWriter` on `engine` with `sampling` and
+        `picker`; `telemetry.writer_process.ProcessWriter` writes from a child process)."""
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
         if durability == "spill-first" and spill_dir is None:
             raise ValueError("spill-first durability needs a spill_dir")
-        self._writer = BatchWriter(engine, sampling=sampling, picker=picker)
+        self._writer: BundleWriter = writer or BatchWriter(engine, sampling=sampling, picker=picker)
         self._sampling = sampling
         self._queue: deque[TraceBundle] = deque()
         self._capacity = queue_size

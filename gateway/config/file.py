@@ -48,6 +48,7 @@ DEFAULT_BASE_URLS: Final = {
 DEFAULT_ANTHROPIC_VERSION: Final = "2023-06-01"
 STORE_CONTENT_MODES: Final = ("full", "redacted", "none")
 DURABILITY_MODES: Final = ("memory", "spill-first")
+WRITER_MODES: Final = ("inline", "process")
 
 _TOP_LEVEL: Final = "(top level)"
 _PROVIDER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -215,6 +216,9 @@ class TelemetryConfig(msgspec.Struct, frozen=True, kw_only=True):
     durability: Literal["memory", "spill-first"] = "memory"
     """`spill-first`: each request's records are fsynced to a journal in `spill_dir` before its
     answer ends, so a crash loses none of them; `memory` does not wait for the disk."""
+    writer: Literal["inline", "process"] = "inline"
+    """`process`: batches are turned into rows and written by a child process of each worker
+    (`telemetry.writer_process`), off the serving process's event loop and GIL."""
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     sampling: SamplingConfig = msgspec.field(default_factory=SamplingConfig)
     """Which requests keep their spans, decisions and content (`gateway.config.sampling`)."""
@@ -1208,6 +1212,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             "spill_dir",
             "unauthenticated_traces_per_minute",
             "durability",
+            "writer",
             "retention",
             "sampling",
             "otlp",
@@ -1225,6 +1230,9 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
         _join(path, "durability"),
         DURABILITY_MODES,
         default=defaults.durability,
+    )
+    writer = reader.choice(
+        fields.get("writer"), _join(path, "writer"), WRITER_MODES, default=defaults.writer
     )
     telemetry = TelemetryConfig(
         store_content="none"
@@ -1257,6 +1265,7 @@ def _parse_telemetry(value: Any, path: str, reader: _Reader) -> TelemetryConfig:
             default=defaults.unauthenticated_traces_per_minute,
         ),
         durability="spill-first" if durability == "spill-first" else "memory",
+        writer="process" if writer == "process" else "inline",
         retention=parse_retention(fields.get("retention"), _join(path, "retention"), reader),
         sampling=parse_sampling(fields.get("sampling"), _join(path, "sampling"), reader),
         otlp=parse_otlp(fields.get("otlp"), _join(path, "otlp"), reader),

@@ -70,6 +70,7 @@ def test_example_file_loads() -> None:
     assert fast[1].price == ModelPrice(Decimal("0.15"), Decimal("0.6"))
     assert config.telemetry.store_content == "full"
     assert config.telemetry.durability == "memory"
+    assert config.telemetry.writer == "inline"
     assert config.limits.max_body_bytes == 20 * 1024 * 1024
     assert config.auth.key_cache_ttl_seconds == 1.0
     assert config.auth.stale_key_ttl_seconds == 0.0
@@ -151,12 +152,17 @@ def test_parse_config_builds_a_config_in_code() -> None:
         {
             "providers": {"mock": {"type": "openai", "base_url": "http://127.0.0.1:8001/v1"}},
             "models": {"mock-gpt": [{"provider": "mock"}]},
-            "telemetry": {"store_content": "none", "durability": "spill-first"},
+            "telemetry": {
+                "store_content": "none",
+                "durability": "spill-first",
+                "writer": "process",
+            },
         }
     )
     assert config.deployments("mock-gpt")[0].id == "mock/mock-gpt"
     assert config.telemetry.store_content == "none"
     assert config.telemetry.durability == "spill-first"
+    assert config.telemetry.writer == "process"
 
 
 # --- prices --------------------------------------------------------------------------------
@@ -235,6 +241,10 @@ prices:
         (
             "telemetry:\n  durability: disk\n",
             "telemetry.durability: expected one of memory, spill-first; got 'disk'",
+        ),
+        (
+            "telemetry:\n  writer: thread\n",
+            "telemetry.writer: expected one of inline, process; got 'thread'",
         ),
         (
             "telemetry:\n  sampling:\n    evaluation: 'yes'\n",

@@ -1,0 +1,42 @@
+"""The recorder's writer as `telemetry.writer` asks: in the serving process (None: the recorder
+builds its own `BatchWriter`) or in a child process of each worker."""
+
+from __future__ import annotations
+
+import functools
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.config.file import GatewayConfig
+from gateway.jobs.evaluation import evaluation_picker
+from rules.recorded import recorded_test
+from telemetry.evaluation.picking import EvaluationPicker
+from telemetry.trace_sampling import TraceSampling
+from telemetry.writer_process import ProcessWriter, WriterSpec
+from telemetry.writers import BatchWriter
+
+
+def recorder_writer(
+    engine: AsyncEngine, database_url: str, config: GatewayConfig
+) -> ProcessWriter | None:
+    if config.telemetry.writer != "process":
+        return None
+    make_writer = functools.partial(
+        child_batch_writer,
+        sampling=config.telemetry.sampling.policy(),
+        refresh_interval=config.evaluation.refresh_interval,
+    )
+    return ProcessWriter(
+        WriterSpec(database_url, make_writer), picker=evaluation_picker(engine, config)
+    )
+
+
+def child_batch_writer(
+    engine: AsyncEngine, *, sampling: TraceSampling | None, refresh_interval: float
+) -> BatchWriter:
+    """The writer process's `BatchWriter`, on the child's own engine, as the recorder would
+    build it in the serving process."""
+    picker = EvaluationPicker(
+        engine, compile_condition=recorded_test, refresh_interval=refresh_interval
+    )
+    return BatchWriter(engine, sampling=sampling, picker=picker)
