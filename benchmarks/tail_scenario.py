@@ -1,7 +1,8 @@
 """The tail scenario (issue 20): tail latency and event-loop lag at saturation, against the peers.
 
 Steerways configured as in production (`tail_workload`), on SQLite and on Postgres, each under
-`steerway serve` (uvicorn) and under granian, run beside `direct`, Portkey and LiteLLM. In every
+`steerway serve` (uvicorn), under granian, and under `steerway serve` with the recorder writing
+from a child process, run beside `direct`, Portkey and LiteLLM. In every
 round each target gets, one after the other:
 
 1. a serial load (wrk, 1 connection) once the recorder has written what earlier loads left;
@@ -38,7 +39,7 @@ from benchmarks.stats import paired_difference
 from benchmarks.stores import StoreUnavailable, create_database, drop_database
 from benchmarks.streaming import measure_streams
 from benchmarks.tail_workload import (
-    SERVERS,
+    VARIANTS,
     Store,
     check_configured,
     keyed_target,
@@ -104,8 +105,9 @@ def run_tail(harness: Harness) -> ScenarioResult:
         postgres_url = create_database(options.postgres_url)
         stores.append(Store("postgres", postgres_url))
     except StoreUnavailable as error:
-        for server in SERVERS:
-            result.cell(variant_name(Store("postgres", None), server)).unavailable = str(error)
+        for server, writer in VARIANTS:
+            missing = variant_name(Store("postgres", None), server, writer)
+            result.cell(missing).unavailable = str(error)
     try:
         with Variants(harness, []) as variants:
             steerways = start_variants(variants, result, stores)
@@ -134,8 +136,9 @@ def description(harness: Harness) -> str:
         "`gpt-4o` with the rules scenario's tags and metadata, so three rules match), a key with "
         "an in-process rate limit and budget that never trip, guardrails defined and not "
         "selected, telemetry on; `steerway-<store>` is `steerway serve` (uvicorn, httptools, "
-        "uvloop), `-granian` the same app factory under granian (ASGI, uvloop, HTTP/1.1); one "
-        f"worker each. Per round and target: serial load (wrk, 1 connection, "
+        "uvloop), `-granian` the same app factory under granian (ASGI, uvloop, HTTP/1.1), "
+        "`-process` `steerway serve` with `telemetry.writer: process` (the recorder's rows "
+        f"built and written by a child process of the worker); one worker each. Per round and target: serial load (wrk, 1 connection, "
         f"{options.duration_s:g} s), then wrk at {options.connections} connections "
         f"({options.duration_s:g} s, {options.wrk_threads} threads): req/s (2xx), p50/p90/p99; "
         "the event-loop lag of that load from the worker's `steerway_event_loop_lag_seconds` "
@@ -154,7 +157,9 @@ def description(harness: Harness) -> str:
 
 
 def start_variants(variants: Variants, result: ScenarioResult, stores: list[Store]) -> list[Target]:
-    options = [tail_options(store, server) for store in stores for server in SERVERS]
+    options = [
+        tail_options(store, server, writer) for store in stores for server, writer in VARIANTS
+    ]
     return start_checked(variants, result, options)
 
 
@@ -300,6 +305,22 @@ def add_peer_ratios(result: ScenarioResult) -> None:
                 run[key] = base / mine if metric == "cpu_ms" else mine / base
 
 
+def paired_note(result: ScenarioResult, row: str, base: str) -> str | None:
+    a, b = result.measured(row), result.measured(base)
+    if a is None or b is None:
+        return None
+    rps = result.ratio(row, base, "rps")
+    p99 = result.ratio(row, base, "p99")
+    cpu = result.ratio(row, base, "cpu_ms")
+    serial = paired_difference(a.values("serial_p50"), b.values("serial_p50"))
+    ttfb = paired_difference(a.values("ttfb_p50"), b.values("ttfb_p50"))
+    return (
+        f"req/s {rps or math.nan:.2f}x, p99 {p99 or math.nan:.2f}x, CPU/req "
+        f"{cpu or math.nan:.2f}x, serial p50 {serial or math.nan:+.3f} ms, TTFB p50 "
+        f"{ttfb or math.nan:+.3f} ms (paired medians)"
+    )
+
+
 def steerway_rows(result: ScenarioResult) -> list[str]:
     return [
         name for name in result.cells if name.startswith("steerway") and not name.endswith(BEFORE)
@@ -375,21 +396,18 @@ def checks(result: ScenarioResult) -> list[Check]:
 
 
 def server_notes(result: ScenarioResult, stores: list[Store]) -> list[str]:
-    """granian against uvicorn on the same store, round by round."""
+    """granian against uvicorn, and the writer process against the recorder in process, on the
+    same store, round by round."""
     notes: list[str] = []
     for store in stores:
-        uvicorn, granian = (variant_name(store, server) for server in SERVERS)
-        if result.measured(uvicorn) is None or result.measured(granian) is None:
-            continue
-        rps = result.ratio(granian, uvicorn, "rps")
-        p99 = result.ratio(granian, uvicorn, "p99")
-        a, b = result.measured(granian), result.measured(uvicorn)
-        assert a is not None and b is not None
-        serial = paired_difference(a.values("serial_p50"), b.values("serial_p50"))
-        notes.append(
-            f"{store.label}: granian ÷ uvicorn req/s {rps or math.nan:.2f}x, p99 "
-            f"{p99 or math.nan:.2f}x, serial p50 {serial or math.nan:+.3f} ms (paired medians)"
-        )
+        plain = variant_name(store, "uvicorn")
+        for other, label in (
+            (variant_name(store, "granian"), "granian ÷ uvicorn"),
+            (variant_name(store, "uvicorn", "process"), "writer process ÷ in process"),
+        ):
+            line = paired_note(result, other, plain)
+            if line is not None:
+                notes.append(f"{store.label}: {label} {line}")
     for name in steerway_rows(result):
         cell = result.measured(name)
         if cell is None:

@@ -2,8 +2,9 @@
 
 Each Steerway has the 50-rule fixture, a virtual key with an in-process rate limit and budget far
 above the load (every request is checked, none refused), guardrails defined but not selected by
-the key, and telemetry on; one per store (SQLite, Postgres) and per server (`steerway serve`,
-i.e. uvicorn with httptools and uvloop, and granian on the same app factory).
+the key, and telemetry on; per store (SQLite, Postgres): `steerway serve` (uvicorn with
+httptools and uvloop), granian on the same app factory, and `steerway serve` with the recorder
+writing from a child process (`telemetry.writer: process`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ KEY_OPTIONS: Final = (*RATE_OPTIONS, *BUDGET_OPTIONS)
 LAG_HISTOGRAM: Final = "steerway_event_loop_lag_seconds"
 LAG_WORST: Final = "steerway_event_loop_lag_max_seconds"
 SERVERS: Final = ("uvicorn", "granian")
+VARIANTS: Final = (("uvicorn", "inline"), ("granian", "inline"), ("uvicorn", "process"))
+"""(server, `telemetry.writer`) of each Steerway the scenario runs per store."""
 
 
 @dataclass(frozen=True)
@@ -39,17 +42,24 @@ class Store:
     """None: a fresh SQLite file of the instance."""
 
 
-def variant_name(store: Store, server: str) -> str:
-    return f"steerway-{store.label}" + ("" if server == "uvicorn" else f"-{server}")
+def variant_name(store: Store, server: str, writer: str = "inline") -> str:
+    return (
+        f"steerway-{store.label}"
+        + ("" if server == "uvicorn" else f"-{server}")
+        + ("" if writer == "inline" else f"-{writer}")
+    )
 
 
-def tail_options(store: Store, server: str) -> SteerwayOptions:
+def tail_options(store: Store, server: str, writer: str = "inline") -> SteerwayOptions:
+    config = fixture_references()
+    if writer != "inline":
+        config["telemetry"] = {"writer": writer}
     return SteerwayOptions(
-        name=variant_name(store, server),
+        name=variant_name(store, server, writer),
         database_url=store.database_url,
         models=RULE_MODELS,
         rules=tuple(load_fixture()),
-        config=fixture_references(),
+        config=config,
         keys={KEY: KEY_OPTIONS},
         server=server,
     )

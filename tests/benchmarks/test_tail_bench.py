@@ -96,6 +96,24 @@ def test_a_tail_steerway_has_the_fixture_a_limited_key_and_loads_as_a_valid_conf
     path.write_text(yaml.safe_dump(steerway_config(mocks, options), sort_keys=False))
     config = load_config(str(path))
     assert {"pii", "toxicity"} <= set(config.guardrails.names)
+    assert config.telemetry.writer == "inline"
+
+
+def test_the_process_variant_configures_the_writer_process(tmp_path: Path) -> None:
+    store = Store("postgres", "postgresql://127.0.0.1/x")
+    options = tail_options(store, "uvicorn", "process")
+    assert options.name == "steerway-postgres-process"
+    assert options.server == "uvicorn"
+
+    def mock(name: str, port: int) -> RunningMock:
+        return RunningMock(MockProfile(name, 1), port, cast(ManagedProcess, None))
+
+    path = tmp_path / "steerway.yaml"
+    mocks = Mocks(plain=mock("plain", 1), stream=mock("stream", 2))
+    path.write_text(yaml.safe_dump(steerway_config(mocks, options), sort_keys=False))
+    config = load_config(str(path))
+    assert config.telemetry.writer == "process"
+    assert {"pii", "toxicity"} <= set(config.guardrails.names)
 
 
 def test_granian_serves_the_app_factory_of_steerway_serve_on_loopback() -> None:
