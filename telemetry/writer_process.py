@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import pickle
 import socket
 import struct
@@ -118,6 +119,11 @@ class ProcessWriter:
             # escape it (`telemetry.escaping`), the rest of the batch unchanged.
             request = self._encoder.encode(_Request(skip_existing, escape_bundles(bundles)))
         async with self._lock:
+            if self._process is not None and self._process.returncode is not None:
+                logger.warning(
+                    "telemetry: the writer process ended (exit status %s); starting another",
+                    self._process.returncode,
+                )
             if self._process is None or self._process.returncode is not None:
                 await self._end_child()
                 await self._spawn()
@@ -158,10 +164,9 @@ class ProcessWriter:
         descriptor and the spec (the database URL among it) over the socket, never in its
         command line, which other users of the machine can read."""
         ours, theirs = socket.socketpair()
-        code = (
-            f"import sys; sys.path[:0] = {sys.path!r}; "
-            f"from telemetry.writer_process import child_main; child_main({theirs.fileno()})"
-        )
+        code = f"from telemetry.writer_process import child_main; child_main({theirs.fileno()})"
+        # The child imports what this process imports, from where it imports it.
+        path = os.pathsep.join(entry for entry in sys.path if entry)
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -169,6 +174,7 @@ class ProcessWriter:
                 code,
                 stdin=asyncio.subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),),
+                env={**os.environ, "PYTHONPATH": path},
             )
         except OSError:
             ours.close()

@@ -152,7 +152,7 @@ async def test_a_refused_batch_is_a_row_problem_and_the_recorder_stores_the_rest
 
 
 async def test_a_child_that_dies_is_replaced(
-    process_writer: ProcessWriter, migrated_database_url: str
+    process_writer: ProcessWriter, migrated_database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     first = process_writer.pid
     assert first is not None
@@ -162,6 +162,7 @@ async def test_a_child_that_dies_is_replaced(
     await process_writer.write([make_bundle()])
     assert process_writer.started == 2
     assert process_writer.pid not in (None, first)
+    assert f"the writer process ended (exit status {-signal.SIGKILL})" in caplog.text
 
     engine = create_engine(migrated_database_url)
     try:
