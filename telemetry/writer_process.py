@@ -97,6 +97,7 @@ class ProcessWriter:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._lock = asyncio.Lock()
+        self._starting = False
         self.started = 0
         """Children started so far (the first at `start`, one more after each that ended)."""
 
@@ -106,8 +107,14 @@ class ProcessWriter:
 
     async def start(self) -> None:
         """Start the child now, so that its imports are done before the first batch."""
-        if self._process is None:
-            await self._spawn()
+        async with self._lock:
+            if self._process is not None:
+                return
+            try:
+                await self._spawn()
+            except (WriterUnavailable, OSError) as error:
+                logger.warning("telemetry: the writer process did not start (%s)", error)
+                await self._end_child(kill=True)
 
     async def write(
         self, bundles: Sequence[TraceBundle], *, skip_existing: bool = False
@@ -119,26 +126,33 @@ class ProcessWriter:
             # escape it (`telemetry.escaping`), the rest of the batch unchanged.
             request = self._encoder.encode(_Request(skip_existing, escape_bundles(bundles)))
         async with self._lock:
-            if self._process is not None and self._process.returncode is not None:
+            process = self._process
+            if process is not None and process.returncode is not None:
                 logger.warning(
                     "telemetry: the writer process ended (exit status %s); starting another",
-                    self._process.returncode,
+                    process.returncode,
                 )
-            if self._process is None or self._process.returncode is not None:
                 await self._end_child()
-                await self._spawn()
-            assert self._reader is not None and self._writer is not None
             try:
+                if self._process is None:
+                    await self._spawn()
+                if self._starting:
+                    await self._wait_until_ready()
+                assert self._reader is not None and self._writer is not None
                 await _send_frame(self._writer, request)
                 reply = self._decoder.decode(await _read_frame(self._reader))
+            except WriterUnavailable:
+                await self._end_child(kill=True)
+                raise
             except (OSError, asyncio.IncompleteReadError) as error:
                 await self._end_child(kill=True)
                 raise WriterUnavailable(
                     f"the writer process ended ({type(error).__name__})"
                 ) from None
             except BaseException:
-                # Given up on mid-write (the recorder's timeout, a shutdown): the child may be
-                # stuck, and its answer would be read as the next batch's.
+                # Given up on mid-write (the recorder's timeout, a shutdown), or a child that
+                # did not start: it may be stuck, and an answer it still sends would be read
+                # as the next batch's.
                 await self._end_child(kill=True)
                 raise
         if reply.counts is not None:
@@ -162,7 +176,8 @@ class ProcessWriter:
     async def _spawn(self) -> None:
         """Start a child on this interpreter and path. It gets its end of a socket pair by file
         descriptor and the spec (the database URL among it) over the socket, never in its
-        command line, which other users of the machine can read."""
+        command line, which other users of the machine can read. Its readiness is awaited by
+        the first write, so a worker's start does not wait for the child's imports."""
         ours, theirs = socket.socketpair()
         code = f"from telemetry.writer_process import child_main; child_main({theirs.fileno()})"
         # The child imports what this process imports, from where it imports it.
@@ -182,23 +197,27 @@ class ProcessWriter:
         finally:
             theirs.close()
         self._process = process
+        self._starting = True
         self.started += 1
         self._reader, self._writer = await asyncio.open_connection(sock=ours)
+        await _send_frame(self._writer, pickle.dumps(self._spec))
+
+    async def _wait_until_ready(self) -> None:
+        assert self._reader is not None
         try:
-            await _send_frame(self._writer, pickle.dumps(self._spec))
             async with asyncio.timeout(START_TIMEOUT):
                 ready = self._decoder.decode(await _read_frame(self._reader))
-        except (TimeoutError, OSError, asyncio.IncompleteReadError):
-            await self._end_child(kill=True)
+        except (TimeoutError, asyncio.IncompleteReadError):
             raise WriterUnavailable("the writer process did not start") from None
         if ready.counts is None:
-            await self._end_child(kill=True)
             raise WriterUnavailable(ready.description or "the writer process did not start")
+        self._starting = False
 
     async def _end_child(self, *, kill: bool = False) -> None:
         """Close the socket (a healthy child then exits) and wait for the child; `kill`: stop
         it at once, its open transaction rolled back by the database."""
         process, self._process = self._process, None
+        self._starting = False
         writer, self._writer = self._writer, None
         self._reader = None
         if writer is not None:

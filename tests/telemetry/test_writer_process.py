@@ -40,6 +40,10 @@ def plain_writer(engine: AsyncEngine) -> BatchWriter:
     return BatchWriter(engine)
 
 
+def broken_writer(engine: AsyncEngine) -> BatchWriter:
+    raise RuntimeError("no writer here")
+
+
 def writer_for(url: str) -> ProcessWriter:
     return ProcessWriter(WriterSpec(url, plain_writer))
 
@@ -256,3 +260,18 @@ async def test_the_configured_child_writer_samples_as_configured(migrated_sqlite
         await writer.close()
     assert counts["traces"] == 2
     assert counts.get("spans", 0) == 0
+
+
+async def test_a_child_that_cannot_start_is_a_failed_write_then_tried_again(
+    migrated_sqlite_url: str,
+) -> None:
+    writer = ProcessWriter(WriterSpec(migrated_sqlite_url, broken_writer))
+    await writer.start()
+    try:
+        for attempt in (1, 2):
+            with pytest.raises(WriterUnavailable, match="did not start"):
+                await writer.write([make_bundle()])
+            assert writer.started == attempt
+            assert writer.pid is None
+    finally:
+        await writer.close()
