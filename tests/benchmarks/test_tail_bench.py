@@ -35,10 +35,11 @@ from benchmarks.targets import (
     MockProfile,
     Mocks,
     RunningMock,
+    SteerwayOptions,
     granian_argv,
     steerway_config,
 )
-from gateway.config.file import load_config
+from gateway.config.file import GatewayConfig, load_config
 
 
 def exposition(counts: dict[str, float], worst: float = 0.03) -> str:
@@ -78,6 +79,18 @@ def test_no_lag_window_without_both_scrapes_or_without_wakeups() -> None:
     assert worst_lag_ms("nothing here 1\n") is None
 
 
+def loaded_config(options: SteerwayOptions, tmp_path: Path) -> GatewayConfig:
+    """The config the harness would write for `options`, loaded as `steerway serve` loads it."""
+
+    def mock(name: str, port: int) -> RunningMock:
+        return RunningMock(MockProfile(name, 1), port, cast(ManagedProcess, None))
+
+    path = tmp_path / "steerway.yaml"
+    mocks = Mocks(plain=mock("plain", 1), stream=mock("stream", 2))
+    path.write_text(yaml.safe_dump(steerway_config(mocks, options), sort_keys=False))
+    return load_config(str(path))
+
+
 def test_a_tail_steerway_has_the_fixture_a_limited_key_and_loads_as_a_valid_config(
     tmp_path: Path,
 ) -> None:
@@ -87,14 +100,7 @@ def test_a_tail_steerway_has_the_fixture_a_limited_key_and_loads_as_a_valid_conf
     )
     assert len(options.rules) == 50 and "--rpm" in options.keys[KEY]
     assert "--budget" in options.keys[KEY]
-
-    def mock(name: str, port: int) -> RunningMock:
-        return RunningMock(MockProfile(name, 1), port, cast(ManagedProcess, None))
-
-    path = tmp_path / "steerway.yaml"
-    mocks = Mocks(plain=mock("plain", 1), stream=mock("stream", 2))
-    path.write_text(yaml.safe_dump(steerway_config(mocks, options), sort_keys=False))
-    config = load_config(str(path))
+    config = loaded_config(options, tmp_path)
     assert {"pii", "toxicity"} <= set(config.guardrails.names)
     assert config.telemetry.writer == "inline"
 
@@ -104,14 +110,7 @@ def test_the_process_variant_configures_the_writer_process(tmp_path: Path) -> No
     options = tail_options(store, "uvicorn", "process")
     assert options.name == "steerway-postgres-process"
     assert options.server == "uvicorn"
-
-    def mock(name: str, port: int) -> RunningMock:
-        return RunningMock(MockProfile(name, 1), port, cast(ManagedProcess, None))
-
-    path = tmp_path / "steerway.yaml"
-    mocks = Mocks(plain=mock("plain", 1), stream=mock("stream", 2))
-    path.write_text(yaml.safe_dump(steerway_config(mocks, options), sort_keys=False))
-    config = load_config(str(path))
+    config = loaded_config(options, tmp_path)
     assert config.telemetry.writer == "process"
     assert {"pii", "toxicity"} <= set(config.guardrails.names)
 
