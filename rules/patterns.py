@@ -108,6 +108,8 @@ class Pattern:
     def finditer(self, text: str) -> Iterator[Found]:
         """Every non-overlapping match from left to right, as `re.finditer` finds them (an empty
         match moves the search one character on)."""
+        if not may_match(self._required, text):
+            return
         data = _encode(text)
         size = len(data)
         ascii_only = size == len(text)
