@@ -23,6 +23,8 @@ from typing import Final, NamedTuple
 import re2
 from re2 import _re2
 
+from rules.literals import Required, may_match, required_literals
+
 MAX_PROGRAM_BYTES: Final = 1 << 20
 """The memory RE2 may use for one pattern, its compiled program and its search cache. A pattern
 that needs more is refused (`[\\pL\\pN]{100}` does: a hundred copies of every letter and digit
@@ -77,28 +79,37 @@ class Pattern:
     """A compiled user pattern. `search` is the request path's call; `finditer` serves checks
     that need where each match is."""
 
-    __slots__ = ("_match", "groups", "source")
+    __slots__ = ("_match", "_required", "groups", "source")
 
-    def __init__(self, source: str, regexp: _re2.RE2) -> None:
+    def __init__(self, source: str, regexp: _re2.RE2, required: Required = ()) -> None:
         self.source = source
         self.groups: int = regexp.NumberOfCapturingGroups()
         self._match = regexp.Match
+        self._required = required
+        """Literals a matching text contains (`rules.literals`): a text without them is not
+        searched, which spares handing the GIL back and forth."""
 
     def __repr__(self) -> str:
         return f"Pattern({self.source!r})"
 
     def search(self, text: str) -> bool:
         """Whether the pattern occurs anywhere in `text` (Python's `re.search`)."""
+        if not may_match(self._required, text):
+            return False
         data = _encode(text)
         return self._match(_UNANCHORED, data, 0, len(data))[0][0] != _NO_SPAN
 
     def fullmatch(self, text: str) -> bool:
+        if not may_match(self._required, text):
+            return False
         data = _encode(text)
         return self._match(_ANCHOR_BOTH, data, 0, len(data))[0][0] != _NO_SPAN
 
     def finditer(self, text: str) -> Iterator[Found]:
         """Every non-overlapping match from left to right, as `re.finditer` finds them (an empty
         match moves the search one character on)."""
+        if not may_match(self._required, text):
+            return
         data = _encode(text)
         size = len(data)
         ascii_only = size == len(text)
@@ -150,7 +161,7 @@ def compile_pattern(source: str, *, ignore_case: bool = False) -> Pattern:
     regexp = _re2.RE2(_encode(source), _IGNORE_CASE if ignore_case else _CASE_SENSITIVE)
     if not regexp.ok():
         raise PatternError(_refusal(regexp.error(), source))
-    return Pattern(source, regexp)
+    return Pattern(source, regexp, () if ignore_case else required_literals(source))
 
 
 def _refusal(error: str | bytes, source: str) -> str:

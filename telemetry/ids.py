@@ -58,7 +58,8 @@ def uuid7_hex() -> str:
     """A UUIDv7 as 32 lowercase hex digits: 48 bits of Unix milliseconds, then 74 random bits."""
     millis = time.time_ns() // 1_000_000
     rand = ((random_word() << 64) | random_word()) & _RANDOM_BITS
-    return f"{((millis & 0xFFFF_FFFF_FFFF) << 80) | _VERSION_AND_VARIANT | rand:032x}"
+    value = ((millis & 0xFFFF_FFFF_FFFF) << 80) | _VERSION_AND_VARIANT | rand
+    return value.to_bytes(16).hex()
 
 
 def span_id_hex() -> str:
@@ -66,4 +67,4 @@ def span_id_hex() -> str:
     while True:
         value = random_word()
         if value:
-            return f"{value:016x}"
+            return value.to_bytes(8).hex()

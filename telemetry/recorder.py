@@ -271,8 +271,10 @@ class Recorder:
         if self._idle or len(queue) >= self._batch_size:
             self._wake.set()
         if self._observer is not None:
-            with contextlib.suppress(Exception):
+            try:  # noqa: SIM105 - suppress() builds a context manager: 0.3 us a request
                 self._observer.enqueued(len(queue))
+            except Exception:
+                pass
         return True
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -95,7 +95,7 @@ class Authenticator:
             info = None
         else:
             info = await self._look_up(key_hash, cached, now)
-        if info is None or not info.active(datetime.now(UTC)):
+        if info is None or not _in_force(info):
             raise invalid_key()
         return info
 
@@ -151,3 +151,10 @@ class Authenticator:
             del self._cache[key]
         if len(self._cache) >= self._max_entries:
             self._cache.clear()
+
+
+def _in_force(info: KeyInfo) -> bool:
+    """`info.active(now)`, with the clock read only for a key that can expire."""
+    if info.expires_at is None:
+        return info.revoked_at is None
+    return info.active(datetime.now(UTC))

@@ -54,23 +54,35 @@ def _model(payload: dict[str, Any]) -> str:
     return model
 
 
-def _optional(
-    payload: dict[str, Any], name: str, types: type | tuple[type, ...], expected: str
-) -> None:
+_Types = type | tuple[type, ...]
+
+_CHAT_TYPED: tuple[tuple[str, _Types, str], ...] = (
+    ("temperature", (int, float), "a number"),
+    ("top_p", (int, float), "a number"),
+    ("tools", list, "an array"),
+    ("response_format", dict, "an object"),
+    ("stream_options", dict, "an object"),
+    ("user", str, "a string"),
+)
+"""Optional chat parameters the gateway reads, checked in this order after `stream` and the
+counted ones (the first wrong one is the one reported)."""
+
+
+def _optional(payload: dict[str, Any], name: str, types: _Types, expected: str) -> None:
     value = payload.get(name)
-    if value is None:
-        return
+    if value is not None:
+        _typed(name, value, types, expected)
+
+
+def _typed(name: str, value: Any, types: _Types, expected: str) -> None:
     if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
         raise type_error(name, expected, value)
     if not isinstance(value, types):
         raise type_error(name, expected, value)
 
 
-def _counted(payload: dict[str, Any], name: str, most: int) -> None:
-    """A count the gateway reserves capacity by: a whole number from 1 to `most`, or absent."""
-    value = payload.get(name)
-    if value is None:
-        return
+def _counted(name: str, value: Any, most: int) -> None:
+    """A count the gateway reserves capacity by: a whole number from 1 to `most` (when present)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise type_error(name, "an integer", value)
     if not 1 <= value <= most:
@@ -113,17 +125,17 @@ def validate_chat(payload: dict[str, Any]) -> str:
                 code="invalid_value",
             )
         content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
+        if content is not None and not isinstance(content, (str, list)):
             raise type_error(f"messages[{index}].content", "a string or an array", content)
     _optional(payload, "stream", bool, "a boolean")
     for name, most in COUNTED_PARAMETERS.items():
-        _counted(payload, name, most)
-    _optional(payload, "temperature", (int, float), "a number")
-    _optional(payload, "top_p", (int, float), "a number")
-    _optional(payload, "tools", list, "an array")
-    _optional(payload, "response_format", dict, "an object")
-    _optional(payload, "stream_options", dict, "an object")
-    _optional(payload, "user", str, "a string")
+        value = payload.get(name)
+        if value is not None:
+            _counted(name, value, most)
+    for name, types, expected in _CHAT_TYPED:
+        value = payload.get(name)
+        if value is not None:
+            _typed(name, value, types, expected)
     if payload.get("stream_options") is not None and not payload.get("stream"):
         raise invalid_request(
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.",

@@ -131,10 +131,38 @@ def model_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     """Whether a model name matches one of a key's patterns (shell-style, `fnmatch`'s syntax):
     one RE2 regex for them all, so a single linear match per request."""
     try:
-        return glob_pattern(patterns).fullmatch
+        return remembered(glob_pattern(patterns).fullmatch)
     except PatternError:  # too large together (a hundred long `*a*a…`): one regex each
         each = tuple(glob_pattern((pattern,)).fullmatch for pattern in patterns)
-        return lambda model: any(match(model) for match in each)
+        return remembered(lambda model: any(match(model) for match in each))
+
+
+_REMEMBERED_NAMES = 1024
+_REMEMBERED_LENGTH = 256
+
+
+def remembered(
+    match: Callable[[str], bool],
+    names: int = _REMEMBERED_NAMES,
+    length: int = _REMEMBERED_LENGTH,
+) -> Callable[[str], bool]:
+    """`match` with its answers for up to `names` model names of up to `length` characters
+    remembered: a request asks about the same few names again and again, and an RE2 search
+    gives up the GIL (see `rules.literals`). The memo forgets everything when full, so a
+    client sending ever new names cannot grow it."""
+    answers: dict[str, bool] = {}
+
+    def allows(model: str) -> bool:
+        answer = answers.get(model)
+        if answer is None:
+            answer = match(model)
+            if len(model) <= length:
+                if len(answers) >= names:
+                    answers.clear()
+                answers[model] = answer
+        return answer
+
+    return allows
 
 
 def hash_key(plaintext: str) -> str:

@@ -20,8 +20,10 @@ from gateway.config.file import BudgetSpec
 from gateway.errors import GatewayError
 from gateway.keys.limits import BudgetLimit
 from gateway.keys.store import KeyInfo
+from gateway.limits.budget_ledger_memory import InProcessBudgetLedger
 from gateway.limits.budgets import BudgetLedger, Charge, Reservation, reserve_micros, settle_micros
 from gateway.limits.ratelimit import LimitSubject, RateDecision, RateLimiter, rate_limit_error
+from gateway.limits.ratelimit_local import InProcessRateLimiter
 from gateway.upstream.routing import Route, Router
 from telemetry.trace import RequestTrace
 
@@ -77,6 +79,11 @@ class Admission:
         self.timezone = timezone
         self.end_user_budgets = end_user_budgets
         self.buckets = dict(buckets or {})
+        self.finishes_in_place = type(limiter) in (InProcessRateLimiter, type(None)) and type(
+            ledger
+        ) in (InProcessBudgetLedger, type(None))
+        """Whether `finish` runs to its end without waiting on anything (limits and budgets held
+        in this worker): nothing can cancel it halfway, so it needs no shield."""
 
     def charges(self, key: KeyInfo, end_user: str | None, bucket: str | None) -> list[Charge]:
         workspace = key.workspace_id

@@ -63,10 +63,14 @@ class LimitsStage:
                 cost += interaction.cost_usd
             elif interaction.prompt_tokens is not None:
                 cost = None  # tokens were used at a price we do not know
-        try:
-            crossed = await asyncio.shield(self.admission.finish(admitted, cost, tokens))
-        except asyncio.CancelledError:
-            return
+        finishing = self.admission.finish(admitted, cost, tokens)
+        if self.admission.finishes_in_place:
+            crossed = await finishing
+        else:
+            try:
+                crossed = await asyncio.shield(finishing)
+            except asyncio.CancelledError:
+                return
         for soft in crossed:
             exchange.trace.add_decision(
                 "budget_check",

@@ -102,7 +102,7 @@ def record_attempt(
             provider=target.provider,
             requested_model=target.public_model,
             provider_model=target.provider_model,
-            deployment=target.deployment.id,
+            deployment=target.id,
             attempt=attempt,
             operation=exchange.operation,
             stream=exchange.stream,

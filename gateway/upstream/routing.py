@@ -75,6 +75,8 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
 
     public_model: str
     deployment: Deployment
+    id: str
+    """`deployment.id`, spelled once: it is read several times a request."""
     adapter: ProviderAdapter
     price: ModelPrice | None
     timeout: Timeouts
@@ -88,10 +90,6 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def provider_model(self) -> str:
         return self.deployment.model
-
-    @property
-    def id(self) -> str:
-        return self.deployment.id
 
 
 class Selection(msgspec.Struct, frozen=True):
@@ -135,7 +133,7 @@ class Route:
                 usable.append(target)
         if not usable:
             return None
-        fresh = [t for t in usable if t.id not in avoid] or usable
+        fresh = ([t for t in usable if t.id not in avoid] or usable) if avoid else usable
         if self._single or len(fresh) == 1:
             target = fresh[0]
             reason = (
@@ -188,6 +186,7 @@ class Router:
             return Target(
                 public_model=name,
                 deployment=deployment,
+                id=deployment.id,
                 adapter=adapter,
                 price=deployment.price_in(prices),
                 timeout=adapter.timeout(

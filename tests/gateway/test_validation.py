@@ -216,6 +216,39 @@ def test_type_errors_name_what_was_received() -> None:
     assert "got an object" in rejection(validate_chat, chat(tools={})).message
 
 
+def test_the_first_wrong_parameter_in_checking_order_is_the_one_reported() -> None:
+    wrong = {
+        "stream": "yes",
+        "max_tokens": 0,
+        "max_completion_tokens": "many",
+        "n": -1,
+        "temperature": "hot",
+        "top_p": True,
+        "tools": {},
+        "response_format": [],
+        "stream_options": 1,
+        "user": 7,
+    }
+    reported = []
+    while wrong:
+        param = rejection(validate_chat, chat(**wrong)).param
+        assert param is not None
+        reported.append(param)
+        del wrong[param]
+    assert reported == [
+        "stream",
+        "max_tokens",
+        "max_completion_tokens",
+        "n",
+        "temperature",
+        "top_p",
+        "tools",
+        "response_format",
+        "stream_options",
+        "user",
+    ]
+
+
 def test_null_optional_fields_are_absent_fields() -> None:
     payload = chat(stream=None, n=None, temperature=None, tools=None, stream_options=None)
     assert validate_chat(payload) == "gpt-4o-mini"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.keys.store import model_matcher, parse_allowed_models
+from gateway.keys.store import model_matcher, parse_allowed_models, remembered
 from rules.compiler import RuleError, compile_rules
 from rules.context import RequestContext
 from rules.patterns import PatternError, compile_pattern, glob_pattern
@@ -162,6 +162,23 @@ def test_model_patterns_too_large_for_one_regex_are_matched_one_by_one() -> None
     matches = model_matcher(globs)
     assert matches("a" * 125 + "42")
     assert not matches("a" * 124 + "42")
+
+
+def test_model_answers_are_remembered_within_bounds() -> None:
+    asked: list[str] = []
+
+    def match(model: str) -> bool:
+        asked.append(model)
+        return model.startswith("gpt")
+
+    allows = remembered(match, names=2, length=8)
+    assert [allows("gpt-4o"), allows("gpt-4o"), allows("claude")] == [True, True, False]
+    assert asked == ["gpt-4o", "claude"]
+    assert allows("llama") is False  # a third name: the memo starts over
+    assert allows("gpt-4o") is True
+    assert asked == ["gpt-4o", "claude", "llama", "gpt-4o"]
+    assert [allows("gpt-4o-long-name"), allows("gpt-4o-long-name")] == [True, True]
+    assert asked[-2:] == ["gpt-4o-long-name", "gpt-4o-long-name"]  # too long to keep
 
 
 # --- rules ------------------------------------------------------------------------------------

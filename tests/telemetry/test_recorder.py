@@ -246,6 +246,24 @@ async def test_full_queue_drops_and_says_so(engine: AsyncEngine) -> None:
     assert await count(engine, "traces") == 3
 
 
+class _FailingOnEnqueue(RecordingObserver):
+    def enqueued(self, depth: int) -> None:
+        super().enqueued(depth)
+        raise RuntimeError("observer broke")
+
+
+async def test_an_observer_that_fails_on_enqueue_does_not_refuse_the_bundle(
+    engine: AsyncEngine,
+) -> None:
+    observer = _FailingOnEnqueue()
+    recorder = Recorder(engine, observer=observer)
+    assert [recorder.record(make_bundle()) for _ in range(2)] == [True, True]
+    assert observer.enqueued_depths == [1, 2]
+    await recorder.start()
+    await recorder.stop()
+    assert await count(engine, "traces") == 2
+
+
 def _deeply_nested(depth: int) -> dict[str, object]:
     root: dict[str, object] = {}
     node = root

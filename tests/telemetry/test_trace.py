@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from telemetry import ids
 from telemetry.ids import span_id_hex, uuid7_hex
 from telemetry.records import TraceRecord
 from telemetry.trace import RequestTrace, parse_traceparent
@@ -80,6 +81,14 @@ def test_span_ids() -> None:
     ids = {span_id_hex() for _ in range(2_000)}
     assert len(ids) == 2_000
     assert all(HEX16.fullmatch(i) and i != "0" * 16 for i in ids)
+
+
+def test_ids_spell_the_drawn_words_in_big_endian_hex(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ids, "_pool", iter([0, 0xAB, 0x0123_4567_89AB_CDEF]))
+    assert span_id_hex() == "00000000000000ab"  # a zero word is skipped, the next one padded
+    assert span_id_hex() == "0123456789abcdef"
+    monkeypatch.setattr(ids, "_pool", iter([0xFFFF_FFFF_FFFF_FFFF, 0x0000_0000_0000_0001]))
+    assert uuid7_hex()[12:] == "7fff8000000000000001"
 
 
 def _random_part(uuid7: str) -> int:
