@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.config.file import GatewayConfig
 from gateway.jobs.evaluation import evaluation_picker
 from rules.recorded import recorded_test
+from server.gc_tuning import tune_for_serving
 from telemetry.evaluation.picking import EvaluationPicker
 from telemetry.trace_sampling import TraceSampling
 from telemetry.writer_process import ProcessWriter, WriterSpec
@@ -35,7 +36,9 @@ def child_batch_writer(
     engine: AsyncEngine, *, sampling: TraceSampling | None, refresh_interval: float
 ) -> BatchWriter:
     """The writer process's `BatchWriter`, on the child's own engine, as the recorder would
-    build it in the serving process."""
+    build it in the serving process. The child's collector is set as a served worker's
+    (`server.gc_tuning`): each batch it decodes is thousands of short-lived objects."""
+    tune_for_serving()
     picker = EvaluationPicker(
         engine, compile_condition=recorded_test, refresh_interval=refresh_interval
     )
