@@ -20,10 +20,8 @@ from gateway.config.file import BudgetSpec
 from gateway.errors import GatewayError
 from gateway.keys.limits import BudgetLimit
 from gateway.keys.store import KeyInfo
-from gateway.limits.budget_ledger_memory import InProcessBudgetLedger
 from gateway.limits.budgets import BudgetLedger, Charge, Reservation, reserve_micros, settle_micros
 from gateway.limits.ratelimit import LimitSubject, RateDecision, RateLimiter, rate_limit_error
-from gateway.limits.ratelimit_local import InProcessRateLimiter
 from gateway.upstream.routing import Route, Router
 from telemetry.trace import RequestTrace
 
@@ -79,9 +77,9 @@ class Admission:
         self.timezone = timezone
         self.end_user_budgets = end_user_budgets
         self.buckets = dict(buckets or {})
-        self.finishes_in_place = type(limiter) in (InProcessRateLimiter, type(None)) and type(
-            ledger
-        ) in (InProcessBudgetLedger, type(None))
+        self.finishes_in_place = (limiter is None or limiter.releases_in_place) and (
+            ledger is None or ledger.settles_in_place
+        )
         """Whether `finish` runs to its end without waiting on anything (limits and budgets held
         in this worker): nothing can cancel it halfway, so it needs no shield."""
 

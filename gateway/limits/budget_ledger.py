@@ -37,6 +37,9 @@ _redis_errors = metrics.redis_errors_total.labels("budgets")
 
 
 class BudgetLedger(Protocol):
+    settles_in_place: bool
+    """Whether settling a reservation finishes without waiting on anything outside this worker."""
+
     async def start(self) -> None:
         """Load persisted spend (or make sure Redis holds it) and start the write-behind task."""
         ...
@@ -76,6 +79,8 @@ def refused(used: int, amount: int, limit: int) -> bool:
 
 
 class LedgerBase:
+    settles_in_place = False
+
     def __init__(self, store: SpendStore, policy: BudgetPolicy, clock: Clock = time.time) -> None:
         self._store = store
         self._policy = policy

@@ -42,6 +42,8 @@ class _Account:
 
 
 class InProcessBudgetLedger(LedgerBase):
+    settles_in_place = True
+
     def __init__(
         self,
         store: SpendStore,

@@ -62,6 +62,10 @@ __all__ = [
 
 
 class RateLimiter(Protocol):
+    releases_in_place: bool
+    """Whether `release` finishes without waiting on anything outside this worker (nothing can
+    cancel it halfway, so it needs no shield from the request's cancellation)."""
+
     async def acquire(
         self, subjects: Sequence[LimitSubject], tokens: int, now: float | None = None
     ) -> RateDecision:

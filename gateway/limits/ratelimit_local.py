@@ -78,6 +78,8 @@ class LeaseIds:
 class InProcessRateLimiter:
     """Limits for one worker: exact within the worker, blind to every other worker."""
 
+    releases_in_place = True
+
     def __init__(self, policy: RateLimitPolicy | None = None, *, clock: Clock = time.time) -> None:
         self._policy = policy or RateLimitPolicy()
         self._lease_ttl_ms = max(1, round(self._policy.lease_ttl * 1000))

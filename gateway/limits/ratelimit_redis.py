@@ -198,6 +198,8 @@ _REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 class RedisRateLimiter:
     """Limits shared by every worker through one Redis, exact across all of them."""
 
+    releases_in_place = False
+
     def __init__(
         self, url: str, policy: RateLimitPolicy | None = None, *, clock: Clock = time.time
     ) -> None:

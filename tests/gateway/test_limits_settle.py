@@ -39,6 +39,8 @@ async def test_in_process_limits_are_given_back_without_waiting_on_the_loop() ->
 class _SlowLimiter:
     """A limiter whose release waits on I/O, like Redis's."""
 
+    releases_in_place = False
+
     def __init__(self) -> None:
         self.released = asyncio.Event()
 
