@@ -150,7 +150,8 @@ class Gateway:
             await self.otlp_exporter.start()
         if self.otlp_metrics is not None:
             await self.otlp_metrics.start()
-        self.telemetry_writer = recorder_writer(self.engine, self.settings.database_url, config)
+        picker = evaluation_picker(self.engine, config)
+        self.telemetry_writer = recorder_writer(self.settings.database_url, config, picker)
         if self.telemetry_writer is not None:
             await self.telemetry_writer.start()
         self.recorder = Recorder(
@@ -165,7 +166,7 @@ class Gateway:
             live=self.live,
             sampling=telemetry_config.sampling.policy(),
             also_to=self.otlp_exporter,
-            picker=evaluation_picker(self.engine, config),
+            picker=picker,
             writer=self.telemetry_writer,
         )
         await self.recorder.start()

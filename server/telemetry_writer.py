@@ -8,8 +8,7 @@ import functools
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config.file import GatewayConfig
-from gateway.jobs.evaluation import evaluation_picker
-from rules.recorded import recorded_test
+from gateway.jobs.evaluation import recorded_evaluation_picker
 from server.gc_tuning import tune_for_serving
 from telemetry.evaluation.picking import EvaluationPicker
 from telemetry.trace_sampling import TraceSampling
@@ -18,8 +17,9 @@ from telemetry.writers import BatchWriter
 
 
 def recorder_writer(
-    engine: AsyncEngine, database_url: str, config: GatewayConfig
+    database_url: str, config: GatewayConfig, picker: EvaluationPicker
 ) -> ProcessWriter | None:
+    """`picker`: the serving process's, for the recorder's marking before redaction."""
     if config.telemetry.writer != "process":
         return None
     make_writer = functools.partial(
@@ -27,9 +27,7 @@ def recorder_writer(
         sampling=config.telemetry.sampling.policy(),
         refresh_interval=config.evaluation.refresh_interval,
     )
-    return ProcessWriter(
-        WriterSpec(database_url, make_writer), picker=evaluation_picker(engine, config)
-    )
+    return ProcessWriter(WriterSpec(database_url, make_writer), picker=picker)
 
 
 def child_batch_writer(
@@ -39,7 +37,5 @@ def child_batch_writer(
     build it in the serving process. The child's collector is set as a served worker's
     (`server.gc_tuning`): each batch it decodes is thousands of short-lived objects."""
     tune_for_serving()
-    picker = EvaluationPicker(
-        engine, compile_condition=recorded_test, refresh_interval=refresh_interval
-    )
+    picker = recorded_evaluation_picker(engine, refresh_interval)
     return BatchWriter(engine, sampling=sampling, picker=picker)

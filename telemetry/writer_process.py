@@ -59,7 +59,7 @@ class _Request(msgspec.Struct, array_like=True):
 class _Reply(msgspec.Struct, array_like=True):
     counts: dict[str, int] | None = None
     problem: str | None = None
-    """`rows` (the content was refused), `unavailable` or `error`."""
+    """`rows` (the content was refused) or `unavailable`."""
     description: str = ""
 
 

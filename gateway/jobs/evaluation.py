@@ -35,10 +35,14 @@ async def prepare_evaluators(engine: AsyncEngine, config: GatewayConfig) -> None
 
 
 def evaluation_picker(engine: AsyncEngine, config: GatewayConfig) -> EvaluationPicker:
+    return recorded_evaluation_picker(engine, config.evaluation.refresh_interval)
+
+
+def recorded_evaluation_picker(engine: AsyncEngine, refresh_interval: float) -> EvaluationPicker:
+    """The picker of evaluators whose conditions read recorded traces (`rules.recorded`); the
+    writer process builds its own with it."""
     return EvaluationPicker(
-        engine,
-        compile_condition=recorded_test,
-        refresh_interval=config.evaluation.refresh_interval,
+        engine, compile_condition=recorded_test, refresh_interval=refresh_interval
     )
 
 
