@@ -9,6 +9,13 @@ Keys that exist and hashes that match no key are remembered apart: anyone can se
 as many as they like, so those are held in a small map of their own that forgets the oldest
 first, and a flood of them can neither grow memory nor push real keys out of the cache.
 
+Under load, an entry must not simply run out: every request in flight at that moment would look
+the key up at once, and on a busy database each would wait behind the others (on SQLite behind
+the telemetry writer too: 150 ms, once a second, for every request then in flight). So the first
+request in the last quarter of an entry's TTL looks the key up again in the background while the
+entry still answers, and requests that find no fresh entry share the lookup already under way.
+Neither lengthens the TTL: an answer is served only while it is younger than the TTL.
+
 When the database is away, a key that is not in the cache is answered 503 with `retry-after`;
 so is one whose lookup takes longer than `lookup_timeout` (a database that stopped answering).
 With a stale TTL, a key verified within that time keeps being served from the cache meanwhile
@@ -19,6 +26,7 @@ outage may not have been seen yet: the stale TTL bounds that window).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import time
@@ -44,6 +52,9 @@ KEY_LOOKUP_TIMEOUT_SECONDS = 5.0
 without dropping its connections would otherwise hold the request for the driver's command
 timeout (60 s), and every request queued behind it for a connection."""
 
+REFRESH_AHEAD = 0.25
+"""The share of an entry's TTL left when the first request to see it starts the next lookup."""
+
 _NEVER = (0.0, 0.0)
 _Entry = tuple[float, float, KeyInfo | None]  # fresh until, usable during an outage until, key
 
@@ -64,6 +75,7 @@ class Authenticator:
         self._store = store
         self._master_hash = hashlib.sha256(master_key.encode()).digest() if master_key else None
         self._ttl = ttl
+        self._refresh_within = ttl * REFRESH_AHEAD
         self._stale_ttl = max(ttl, stale_ttl)
         self._max_entries = max_entries
         self._max_unknown = max_unknown
@@ -73,6 +85,8 @@ class Authenticator:
         answer them as wrong; oldest first."""
         self.outage = outage or DatabaseOutage()
         self._lookup_timeout = lookup_timeout
+        self._lookups: dict[str, asyncio.Task[KeyInfo | None]] = {}
+        """Lookups under way, by key hash: whoever needs the same key meanwhile waits for it."""
 
     async def authenticate(self, authorization: str | None) -> KeyInfo:
         """The key behind an `Authorization` header value, or a 401 GatewayError (503 when the
@@ -91,13 +105,46 @@ class Authenticator:
         cached = self._cache.get(key_hash)
         if cached is not None and cached[0] > now:
             info = cached[2]
+            if (
+                cached[0] - now < self._refresh_within
+                and key_hash not in self._lookups
+                and self.outage.may_try()
+            ):
+                self._start_look_up(key_hash, now)
         elif self._unknown.get(key_hash, _NEVER)[0] > now:
             info = None
         else:
-            info = await self._look_up(key_hash, cached, now)
+            info = await self._answer(key_hash, cached, now)
         if info is None or not _in_force(info):
             raise invalid_key()
         return info
+
+    async def _answer(self, key_hash: str, cached: _Entry | None, now: float) -> KeyInfo | None:
+        """The database's answer for a key with no fresh entry; during an outage, the stale one
+        or a 503, except for the one request at a time that probes the database."""
+        lookup = self._lookups.get(key_hash)
+        if lookup is None or self.outage.down:
+            if not self.outage.may_try():
+                return self._during_outage(key_hash, cached, now)
+            lookup = self._start_look_up(key_hash, now)
+        try:
+            # Shielded: a request that goes away does not end the lookup others wait for.
+            return await asyncio.shield(lookup)
+        except _Unavailable:
+            return self._during_outage(key_hash, cached, time.monotonic())
+
+    def _start_look_up(self, key_hash: str, now: float) -> asyncio.Task[KeyInfo | None]:
+        """Look the key up; the caller has the outage's leave (`may_try`)."""
+        lookup = asyncio.get_running_loop().create_task(self._look_up(key_hash, now))
+        self._lookups[key_hash] = lookup
+        lookup.add_done_callback(functools.partial(self._looked_up, key_hash))
+        return lookup
+
+    def _looked_up(self, key_hash: str, lookup: asyncio.Task[KeyInfo | None]) -> None:
+        if self._lookups.get(key_hash) is lookup:
+            del self._lookups[key_hash]
+        if not lookup.cancelled():
+            lookup.exception()  # a refresh nobody awaited fails quietly; the next request sees
 
     def _remember_unknown(self, key_hash: str, now: float) -> None:
         if self._stale_ttl <= 0 or self._max_unknown <= 0:
@@ -108,10 +155,9 @@ class Authenticator:
             del unknown[next(iter(unknown))]
         unknown[key_hash] = (now + self._ttl, now + self._stale_ttl)
 
-    async def _look_up(self, key_hash: str, cached: _Entry | None, now: float) -> KeyInfo | None:
+    async def _look_up(self, key_hash: str, now: float) -> KeyInfo | None:
+        """The key from the database, cached; `_Unavailable` when the database is away."""
         outage = self.outage
-        if not outage.may_try():
-            return self._during_outage(key_hash, cached, now)
         try:
             async with asyncio.timeout(self._lookup_timeout):
                 info = await self._store.find_by_hash(key_hash)
@@ -120,7 +166,7 @@ class Authenticator:
                 outage.abandoned()
                 raise
             outage.failed(error, "a key lookup")
-            return self._during_outage(key_hash, cached, time.monotonic())
+            raise _Unavailable from None
         except BaseException:
             outage.abandoned()
             raise
@@ -151,6 +197,11 @@ class Authenticator:
             del self._cache[key]
         if len(self._cache) >= self._max_entries:
             self._cache.clear()
+
+
+class _Unavailable(Exception):
+    """A lookup found the database away: each request waiting for it answers as an outage
+    allows (a background refresh just ends)."""
 
 
 def _in_force(info: KeyInfo) -> bool:
