@@ -52,6 +52,7 @@ from typing import Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from telemetry.backpressure import Backpressure, BatchProgress
 from telemetry.batch_waits import SettledWaiters, wait_to_fill
 from telemetry.evaluation.picking import EvaluationPicker
 from telemetry.journal import Journal
@@ -60,7 +61,7 @@ from telemetry.redaction import Redact, has_content, redact_bundles
 from telemetry.rows import fit_to_columns
 from telemetry.spill import SpillFile, spill_files
 from telemetry.trace_sampling import TraceSampling
-from telemetry.writers import SAMPLED_OUT, BatchWriter, is_row_problem, root_cause
+from telemetry.writers import SAMPLED_OUT, BatchWriter, Progress, is_row_problem, root_cause
 
 logger = logging.getLogger("steerway.telemetry.recorder")
 
@@ -112,8 +113,15 @@ class BundleWriter(Protocol):
     """What the recorder writes batches with: `telemetry.writers.BatchWriter` or a stand-in."""
 
     async def write(
-        self, bundles: Sequence[TraceBundle], *, skip_existing: bool = False
-    ) -> dict[str, int]: ...
+        self,
+        bundles: Sequence[TraceBundle],
+        *,
+        skip_existing: bool = False,
+        progress: Progress | None = None,
+    ) -> dict[str, int]:
+        """`progress` is told, as the batch goes, the share of this process's work on it
+        that is done (`telemetry.backpressure.BatchProgress`)."""
+        ...
 
     async def mark_for_evaluation(self, bundles: Sequence[TraceBundle]) -> list[TraceBundle]: ...
 
@@ -197,14 +205,13 @@ class Recorder:
         self._also_to = also_to
 
         # Above the high-water mark the writer is far behind: `room()` then holds new requests
-        # back until the writer's next take brings the queue under it again, so memory stays
-        # bounded and the request rate settles at what the database takes, instead of the
-        # queue growing until it drops records. A take removes a whole batch, so the requests
-        # it lets through cannot fill the queue past the mark at once; a band below the mark
-        # to wait for would hold every request for as long as the writer takes to drain it.
+        # back and lets them go as the writer writes (`telemetry.backpressure`), so memory
+        # stays bounded and the request rate settles at what the database takes, instead of
+        # the queue growing until it drops records.
         self._high_water = min(queue_size, max(batch_size * 8, queue_size // 20))
-        self._room = asyncio.Event()
-        self._room.set()
+        self._backpressure = Backpressure(
+            self._high_water, self._queue, open_again_at=ROOM_AGAIN_AT
+        )
         self._wake = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._idle = True
@@ -266,8 +273,7 @@ class Recorder:
         self._enqueued += 1
         if journal is not None:
             journal.append(bundle, settles_at=self._enqueued)
-        if len(queue) > self._high_water:
-            self._room.clear()
+        self._backpressure.filled()
         if self._idle or len(queue) >= self._batch_size:
             self._wake.set()
         if self._observer is not None:
@@ -281,16 +287,14 @@ class Recorder:
 
     @property
     def congested(self) -> bool:
-        """True while the queue is past its high-water mark."""
-        return not self._room.is_set()
+        """True while the queue and the batch being written are past the high-water mark."""
+        return self._backpressure.congested
 
     async def room(self) -> None:
-        """Wait until the writer has caught up (at most `ROOM_WAIT_LIMIT` seconds, so a stuck
-        writer cannot stall requests for good); at once when it has."""
-        if self._room.is_set():
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._room.wait(), ROOM_WAIT_LIMIT)
+        """While congested, wait for a turn: held requests go in arrival order, one for each
+        bundle the writer writes (at most `ROOM_WAIT_LIMIT` seconds, so a stuck writer cannot
+        stall requests for good); at once otherwise."""
+        await self._backpressure.room(ROOM_WAIT_LIMIT)
 
     async def durable(self) -> None:
         """Wait until every bundle recorded so far is on disk (spill-first durability); at once
@@ -358,6 +362,7 @@ class Recorder:
                 pass
         finally:
             self._capacity = 0
+            self._backpressure.open()
             self._spill_leftovers()
             self._release_spill_files()
             self._settle(everything=True)
@@ -444,8 +449,7 @@ class Recorder:
         if len(queue) > self._high_water // 2:
             size *= 4  # behind: fewer, larger transactions write more per second
         batch = [queue.popleft() for _ in range(min(size, len(queue)))]
-        if len(queue) <= self._high_water * ROOM_AGAIN_AT:
-            self._room.set()
+        self._backpressure.taken(len(batch))
         if self._report_depth is not None:
             with contextlib.suppress(Exception):
                 self._report_depth(len(queue))
@@ -459,9 +463,10 @@ class Recorder:
     async def _deliver(self, batch: list[TraceBundle]) -> None:
         """Write the batch, retrying; spill it when the database stays down. Always settles it."""
         self._in_flight = batch
+        progress = BatchProgress(self._backpressure, len(batch))
         try:
             batch = self._in_flight = await self._redacted(batch)
-            await self._deliver_until_settled(batch)
+            await self._deliver_until_settled(batch, progress)
         except Exception as error:
             logger.error(
                 "telemetry: %d bundles lost to an unexpected error: %s",
@@ -469,20 +474,24 @@ class Recorder:
                 describe_error(error),
             )
             self._count_dropped(len(batch))
+        finally:
+            progress.finish()
         self._in_flight = []  # left set on cancellation, for _spill_leftovers
         self._finish(len(batch))
 
-    async def _deliver_until_settled(self, batch: list[TraceBundle]) -> None:
+    async def _deliver_until_settled(
+        self, batch: list[TraceBundle], progress: BatchProgress
+    ) -> None:
         attempt = 0
         while True:
             if self._outage and self._spill_dir is not None:
                 if self._may_attempt():
-                    if await self._try_write(batch, replay=False):
+                    if await self._try_write(batch, replay=False, progress=progress):
                         break
                     self._postpone_next_attempt()
                 if self._spill(batch):
                     break
-            elif await self._try_write(batch, replay=False):
+            elif await self._try_write(batch, replay=False, progress=progress):
                 break
             attempt += 1
             delay = min(self._retry_initial * 2 ** (attempt - 1), self._retry_max)
@@ -507,16 +516,22 @@ class Recorder:
             or len(self._queue) >= self._queue_size * _SPILL_WHEN_QUEUE_FULLER_THAN
         )
 
-    async def _try_write(self, batch: Sequence[TraceBundle], *, replay: bool) -> bool:
-        """Write the batch; False (error noted) when the database is unavailable."""
+    async def _try_write(
+        self, batch: Sequence[TraceBundle], *, replay: bool, progress: BatchProgress | None = None
+    ) -> bool:
+        """Write the batch; False (error noted) when the database is unavailable. `progress`:
+        the live batch's share of the backlog, let go as it is written."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._write_timeout):
-                counts, rejected = await self._write(batch)
+                counts, rejected = await self._write(batch, progress)
         except Exception as error:
             self._unanswered = isinstance(error, TimeoutError)
             self._note_failure(error)
             return False
+        finally:
+            if progress is not None:
+                progress.finish()  # a retry after a pause must not hold requests meanwhile
         elapsed = time.perf_counter() - started
         self._failing = False
         self._unanswered = False
@@ -542,10 +557,12 @@ class Recorder:
                     self._report_sampled_out(sampled_out)
         return True
 
-    async def _write(self, batch: Sequence[TraceBundle]) -> tuple[dict[str, int], int]:
+    async def _write(
+        self, batch: Sequence[TraceBundle], progress: Progress | None
+    ) -> tuple[dict[str, int], int]:
         """Rows written per table and the number of bundles rejected as unwritable."""
         try:
-            return await self._writer.write(batch), 0
+            return await self._writer.write(batch, progress=progress), 0
         except Exception as error:
             if not is_row_problem(error):
                 raise

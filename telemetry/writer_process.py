@@ -27,13 +27,16 @@ import struct
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from telemetry.escaping import escape_bundles
 from telemetry.evaluation.picking import EvaluationPicker
 from telemetry.records import TraceBundle
+
+if TYPE_CHECKING:
+    from telemetry.writers import Progress
 
 logger = logging.getLogger("steerway.telemetry")
 
@@ -117,7 +120,11 @@ class ProcessWriter:
                 await self._end_child(kill=True)
 
     async def write(
-        self, bundles: Sequence[TraceBundle], *, skip_existing: bool = False
+        self,
+        bundles: Sequence[TraceBundle],
+        *,
+        skip_existing: bool = False,
+        progress: Progress | None = None,
     ) -> dict[str, int]:
         try:
             request = self._encoder.encode(_Request(skip_existing, list(bundles)))
@@ -140,6 +147,8 @@ class ProcessWriter:
                     await self._wait_until_ready()
                 assert self._reader is not None and self._writer is not None
                 await _send_frame(self._writer, request)
+                if progress is not None:
+                    progress(1.0)  # this process's part is done; the child's runs beside it
                 reply = self._decoder.decode(await _read_frame(self._reader))
             except WriterUnavailable:
                 await self._end_child(kill=True)

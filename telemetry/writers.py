@@ -50,6 +50,8 @@ _ID_LOOKUP_CHUNK = 500
 CHUNK_ROWS = 128
 _json_encoder = msgspec.json.Encoder()
 SAMPLED_OUT = "sampled_out"
+Progress = Callable[[float], None]
+"""Told, as a batch is written, the share of its rows (0 to 1) that are sent to the database."""
 """The key of `BatchWriter.write`'s counts that holds the traces written without their
 spans, decisions and content (present only when the writer samples)."""
 
@@ -133,11 +135,16 @@ class BatchWriter:
         self._driver_inserts: dict[str, _DriverInsert] = {}
 
     async def write(
-        self, bundles: Sequence[TraceBundle], *, skip_existing: bool = False
+        self,
+        bundles: Sequence[TraceBundle],
+        *,
+        skip_existing: bool = False,
+        progress: Progress | None = None,
     ) -> dict[str, int]:
         """Write the bundles; returns rows written per table (roll-ups: the rows the writer made;
         on Postgres the finest only, the database sums the hour and day rows from them), and
-        with sampling the traces sampled out under `SAMPLED_OUT`.
+        with sampling the traces sampled out under `SAMPLED_OUT`. `progress` hears of each
+        chunk of rows sent (not of the careful `skip_existing` writes).
 
         Values Postgres cannot hold are stored escaped on both backends (`telemetry.escaping`).
         SQLite would store them as they are, so there every batch is escaped before it is
@@ -145,16 +152,16 @@ class BatchWriter:
         its content, and batches without any cost nothing extra.
         """
         if self._dialect != "postgresql":
-            return await self._write(await _escaped(bundles), skip_existing)
+            return await self._write(await _escaped(bundles), skip_existing, progress)
         try:
-            return await self._write(bundles, skip_existing)
+            return await self._write(bundles, skip_existing, progress)
         except Exception as error:
             if not is_row_problem(error):
                 raise
             escaped = await _escaped(bundles)
             if all(new is old for new, old in zip(escaped, bundles, strict=True)):
                 raise
-        return await self._write(escaped, skip_existing)
+        return await self._write(escaped, skip_existing, progress)
 
     async def mark_for_evaluation(self, bundles: Sequence[TraceBundle]) -> list[TraceBundle]:
         """The bundles, those an evaluator picks marked so sampling keeps their content (the
@@ -164,7 +171,9 @@ class BatchWriter:
         await self._picker.refresh_if_due()
         return self._picker.mark(bundles)
 
-    async def _write(self, bundles: Sequence[TraceBundle], skip_existing: bool) -> dict[str, int]:
+    async def _write(
+        self, bundles: Sequence[TraceBundle], skip_existing: bool, progress: Progress | None
+    ) -> dict[str, int]:
         picked: dict[str, int] = {}
         if self._picker is not None:
             await self._picker.refresh_if_due()
@@ -179,9 +188,9 @@ class BatchWriter:
             if skip_existing:
                 await self._insert_ignoring_duplicates(connection, tables)
             elif self._dialect == "postgresql":
-                await self._copy(connection, tables)
+                await self._copy(connection, tables, _RowTally(tables, progress))
             else:
-                await self._insert(connection, tables)
+                await self._insert(connection, tables, _RowTally(tables, progress))
             postgres = self._dialect == "postgresql"
             # The gateway's own calls (a judge's, `evaluation`; a moderation judge's,
             # `moderation`) stay out of the users' usage figures.
@@ -252,7 +261,9 @@ class BatchWriter:
             stored[name] = found
         return stored
 
-    async def _copy(self, connection: AsyncConnection, tables: list[TableRecords]) -> None:
+    async def _copy(
+        self, connection: AsyncConnection, tables: list[TableRecords], tally: _RowTally
+    ) -> None:
         # asyncpg only starts the transaction on the first statement SQLAlchemy sends; COPY goes
         # around SQLAlchemy, so send one first to make sure COPY runs inside the transaction.
         await connection.exec_driver_sql("SELECT 1")
@@ -262,10 +273,12 @@ class BatchWriter:
         for table in tables:
             if table.records:
                 await raw.copy_records_to_table(
-                    table.name, records=_copy_rows(table), columns=list(table.columns)
+                    table.name, records=_copy_rows(table, tally), columns=list(table.columns)
                 )
 
-    async def _insert(self, connection: AsyncConnection, tables: list[TableRecords]) -> None:
+    async def _insert(
+        self, connection: AsyncConnection, tables: list[TableRecords], tally: _RowTally
+    ) -> None:
         for table in tables:
             if not table.records:
                 continue
@@ -277,6 +290,7 @@ class BatchWriter:
             for start in range(0, len(table.records), CHUNK_ROWS):
                 rows = table.rows(start, start + CHUNK_ROWS)
                 await connection.exec_driver_sql(insert.sql, insert.parameters(rows))
+                tally.sent(len(rows))
 
     async def _insert_ignoring_duplicates(
         self, connection: AsyncConnection, tables: list[TableRecords]
@@ -352,7 +366,7 @@ def _fast_sqlite_processor(column_type: sa.types.TypeEngine[Any]) -> Callable[[A
     return None
 
 
-async def _copy_rows(table: TableRecords) -> AsyncIterator[Row]:
+async def _copy_rows(table: TableRecords, tally: _RowTally) -> AsyncIterator[Row]:
     """The table's rows for one COPY, converted `CHUNK_ROWS` at a time with the event loop
     served in between: a COPY per table rather than per chunk spares the round trips and the
     statement set-up of the others, which cost more than the rows themselves."""
@@ -365,6 +379,23 @@ async def _copy_rows(table: TableRecords) -> AsyncIterator[Row]:
             rows = [_encode_json(row, json_positions) for row in rows]
         for row in rows:
             yield row
+        tally.sent(len(rows))
+
+
+class _RowTally:
+    """A batch's rows sent so far, as a share told to its `Progress`."""
+
+    __slots__ = ("_progress", "_sent", "_total")
+
+    def __init__(self, tables: Sequence[TableRecords], progress: Progress | None) -> None:
+        self._progress = progress
+        self._total = sum(len(table.records) for table in tables)
+        self._sent = 0
+
+    def sent(self, rows: int) -> None:
+        if self._progress is not None and self._total:
+            self._sent += rows
+            self._progress(self._sent / self._total)
 
 
 def _encode_json(row: Row, positions: list[int]) -> Row:

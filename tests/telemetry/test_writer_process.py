@@ -127,6 +127,15 @@ async def test_rows_equal_those_the_serving_process_writes(
         await via_process.dispose()
 
 
+async def test_the_serving_process_is_done_with_a_batch_once_it_is_sent(
+    process_writer: ProcessWriter,
+) -> None:
+    shares: list[float] = []
+    counts = await process_writer.write([make_bundle(), make_bundle()], progress=shares.append)
+    assert counts["traces"] == 2
+    assert shares == [1.0]
+
+
 async def test_a_refused_batch_is_a_row_problem_and_the_recorder_stores_the_rest(
     process_writer: ProcessWriter, migrated_database_url: str
 ) -> None:
