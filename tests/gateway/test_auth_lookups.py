@@ -54,7 +54,17 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-async def until_settled(store: GatedStore, auth: Authenticator) -> None:
+async def cached_key(store: GatedStore, name: str) -> tuple[Authenticator, str, str]:
+    """A new key and an authenticator (TTL 4 s) that has just looked it up: the authenticator,
+    the key's header and its id."""
+    created = await store.create(name)
+    header = f"Bearer {created.plaintext}"
+    auth = Authenticator(store, ttl=4.0)
+    await auth.authenticate(header)
+    return auth, header, created.info.key_id
+
+
+async def until_settled(auth: Authenticator) -> None:
     for _ in range(200):
         if not auth._lookups:
             return
@@ -97,10 +107,7 @@ async def test_a_request_that_goes_away_leaves_the_lookup_to_the_others(
 async def test_an_entry_is_looked_up_again_before_it_runs_out(
     store: GatedStore, clock: Clock
 ) -> None:
-    created = await store.create("refreshed")
-    header = f"Bearer {created.plaintext}"
-    auth = Authenticator(store, ttl=4.0)
-    await auth.authenticate(header)
+    auth, header, key_id = await cached_key(store, "refreshed")
     assert store.lookups == 1
 
     clock.now += 2.9  # more than a quarter of the TTL left: the entry simply answers
@@ -109,34 +116,31 @@ async def test_an_entry_is_looked_up_again_before_it_runs_out(
 
     store.gate.clear()
     clock.now += 0.2  # 0.9 s of 4 left: this request starts the next lookup, and does not wait
-    assert (await auth.authenticate(header)).key_id == created.info.key_id
+    assert (await auth.authenticate(header)).key_id == key_id
     await asyncio.sleep(0.05)
     assert store.lookups == 2
-    assert (await auth.authenticate(header)).key_id == created.info.key_id
+    assert (await auth.authenticate(header)).key_id == key_id
     await asyncio.sleep(0.05)
     assert store.lookups == 2  # one lookup ahead at a time
     store.gate.set()
-    await until_settled(store, auth)
+    await until_settled(auth)
 
     clock.now += 1.0  # past the first entry's end: the refreshed one answers
-    assert (await auth.authenticate(header)).key_id == created.info.key_id
+    assert (await auth.authenticate(header)).key_id == key_id
     assert store.lookups == 2
 
 
 async def test_a_revocation_is_seen_within_the_ttl_with_lookups_ahead(
     store: GatedStore, clock: Clock
 ) -> None:
-    created = await store.create("revoked-ahead")
-    header = f"Bearer {created.plaintext}"
-    auth = Authenticator(store, ttl=4.0)
-    await auth.authenticate(header)
-    await store.revoke(created.info.key_id)
+    auth, header, key_id = await cached_key(store, "revoked-ahead")
+    await store.revoke(key_id)
 
     store.gate.clear()
     clock.now += 3.5  # the lookup ahead starts; the entry, still fresh, answers
-    assert (await auth.authenticate(header)).key_id == created.info.key_id
+    assert (await auth.authenticate(header)).key_id == key_id
     store.gate.set()
-    await until_settled(store, auth)
+    await until_settled(auth)
 
     with pytest.raises(GatewayError) as refused:
         await auth.authenticate(header)  # still within the first TTL: the new answer stands
@@ -148,10 +152,7 @@ async def test_an_entry_past_its_ttl_waits_for_the_lookup_under_way(
 ) -> None:
     """A lookup ahead that has not answered by the end of the TTL: the entry is not served
     stale; the request waits for that lookup instead of starting one more."""
-    created = await store.create("slow-lookup")
-    header = f"Bearer {created.plaintext}"
-    auth = Authenticator(store, ttl=4.0)
-    await auth.authenticate(header)
+    auth, header, key_id = await cached_key(store, "slow-lookup")
     store.gate.clear()
     clock.now += 3.5
     await auth.authenticate(header)
@@ -160,23 +161,20 @@ async def test_an_entry_past_its_ttl_waits_for_the_lookup_under_way(
     await asyncio.sleep(0.05)
     assert not late.done()
     store.gate.set()
-    assert (await late).key_id == created.info.key_id
+    assert (await late).key_id == key_id
     assert store.lookups == 2
 
 
 async def test_a_lookup_ahead_that_finds_the_database_away_refuses_and_serves_nobody(
     store: GatedStore, clock: Clock
 ) -> None:
-    created = await store.create("refresh-outage")
-    header = f"Bearer {created.plaintext}"
-    auth = Authenticator(store, ttl=4.0)
-    await auth.authenticate(header)
+    auth, header, key_id = await cached_key(store, "refresh-outage")
     store.unavailable = True
     clock.now += 3.5
-    assert (await auth.authenticate(header)).key_id == created.info.key_id  # fresh: answered
-    await until_settled(store, auth)
+    assert (await auth.authenticate(header)).key_id == key_id  # fresh: answered
+    await until_settled(auth)
     assert auth.outage.down
     assert (auth.outage.refusals, auth.outage.served_stale) == (0, 0)
     # Still within its TTL, the entry answers; no lookup is tried outside the outage's probes.
-    assert (await auth.authenticate(header)).key_id == created.info.key_id
+    assert (await auth.authenticate(header)).key_id == key_id
     assert store.lookups == 2
