@@ -3,10 +3,11 @@
 In process, without HTTP: `--clients` tasks each loop over `congested`/`await room()` (what the
 proxy does before a request), one `record()`, and a `--think-ms` sleep, offering far more
 bundles a second than the writer takes into a fresh SQLite file; the writer runs on the same
-loop. Rounds take turns between held requests going on once a take brings the queue under
-the high-water mark (`ROOM_AGAIN_AT` 1.0, now) and once it is down to three quarters of it
-(0.75, before). Per round: bundles recorded a second, and the wait before each record (p50,
-p99, worst).
+loop. Rounds take turns between everyone held going on once the backlog (the queue and the
+batch being written) is back under the high-water mark (`ROOM_AGAIN_AT` 1.0, now) and once it
+is down to three quarters of it (0.75); in between, held requests go at the writer's pace
+(`telemetry.backpressure`). Per round: bundles recorded a second, and the wait before each
+record (p50, p99, worst).
 """
 
 from __future__ import annotations
