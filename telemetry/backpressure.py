@@ -125,9 +125,9 @@ class Backpressure:
             reports.popleft()
         if not reports:
             return 0.0
-        since, written_then = reports[0]
-        elapsed = max(now - since, RATE_WINDOW)
-        return (self._written - written_then) / elapsed
+        # The first report kept is the last one at or before the window's start (if any): the
+        # bundles written since then were written within the window.
+        return (self._written - reports[0][1]) / RATE_WINDOW
 
     def _pace(self) -> None:
         self._pacer = None

@@ -145,6 +145,18 @@ async def test_the_rate_is_the_last_half_second_of_writing() -> None:
     assert backpressure.writing_rate(clock.now) == pytest.approx(0, abs=250)
 
 
+async def test_a_writer_back_from_a_long_idle_spell_is_measured_by_its_last_half_second() -> None:
+    clock, queue = Clock(), Queue(MARK + 1)
+    backpressure = Backpressure(MARK, queue, clock=clock)
+    backpressure.taken(10_000)
+    backpressure.retired(100)
+    clock.now += 600  # ten minutes without a batch
+    backpressure.retired(500)
+    clock.now += 0.1
+    backpressure.retired(500)
+    assert backpressure.writing_rate(clock.now) == pytest.approx(2000)
+
+
 def test_a_batch_counts_against_the_mark_until_its_progress_is_reported() -> None:
     queue = Queue(0)
     backpressure = Backpressure(MARK, queue)
