@@ -291,9 +291,9 @@ class Recorder:
         return self._backpressure.congested
 
     async def room(self) -> None:
-        """While congested, wait for a turn: held requests go in arrival order, one for each
-        bundle the writer writes (at most `ROOM_WAIT_LIMIT` seconds, so a stuck writer cannot
-        stall requests for good); at once otherwise."""
+        """While congested, wait for a turn: held requests go in arrival order at the pace the
+        writer writes (at most `ROOM_WAIT_LIMIT` seconds, so a stuck writer cannot stall
+        requests for good); at once otherwise."""
         await self._backpressure.room(ROOM_WAIT_LIMIT)
 
     async def durable(self) -> None:
