@@ -218,6 +218,9 @@ async def _notify(
     delivery: Delivery,
 ) -> Outcome:
     step = change.step
+    if step.state is not None and change.fingerprint not in ids:
+        # Ended by hand between this round's reading and its writing: nothing changed.
+        return Outcome(change.fingerprint, change.labels, None, change.value)
     outcome = Outcome(
         change.fingerprint, change.labels, step.state, change.value, silenced_by=change.silenced_by
     )

@@ -78,17 +78,21 @@ async def apply(
     engine: AsyncEngine, rule_id: str, workspace_id: str, changes: Sequence[Change], now: datetime
 ) -> dict[str, str]:
     """Write the changes and their events in one transaction; the instance id of each change
-    by fingerprint."""
+    by fingerprint. A change to an instance that left the state the round read (resolved by
+    hand meanwhile) is not written and has no id: the round must not reopen it, and the next
+    one opens a new instance if the condition still holds."""
     ids: dict[str, str] = {}
     async with engine.begin() as connection:
         for change in changes:
-            ids[change.fingerprint] = await _apply(connection, rule_id, workspace_id, change, now)
+            instance_id = await _apply(connection, rule_id, workspace_id, change, now)
+            if instance_id is not None:
+                ids[change.fingerprint] = instance_id
     return ids
 
 
 async def _apply(
     connection: AsyncConnection, rule_id: str, workspace_id: str, change: Change, now: datetime
-) -> str:
+) -> str | None:
     step, current = change.step, change.current
     assert step.state is not None
     values: dict[str, Any] = {
@@ -121,11 +125,14 @@ async def _apply(
         )
     else:
         instance_id = current.instance_id
-        await connection.execute(
-            alert_instances.update()
-            .where(alert_instances.c.instance_id == instance_id)
+        table = alert_instances
+        changed = await connection.execute(
+            table.update()
+            .where(table.c.instance_id == instance_id, table.c.state == current.state)
             .values(**values)
         )
+        if changed.rowcount != 1:
+            return None
     event = _with_silence(step, current, change.silenced_by)
     if event is not None:
         from_state, to_state, note = event

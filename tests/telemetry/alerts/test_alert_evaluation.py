@@ -19,8 +19,11 @@ from telemetry.alerts import (
     RuleError,
     evaluate_all,
     evaluate_rule,
+    evaluation,
     fingerprint_of,
 )
+from telemetry.alerts.instance_history import resolve_by_hand
+from telemetry.alerts.instance_store import Stored
 from telemetry.alerts.round_lock import round_lock
 from telemetry.alerts.rule_store import create_rule
 from telemetry.db import as_utc, create_engine
@@ -114,6 +117,36 @@ async def test_an_error_rate_rule_goes_pending_fires_after_for_renotifies_and_re
     assert await evaluate_rule(engine, rule, T0 + minutes(21), DELIVERY) == [
         Outcome(fired["fingerprint"], {}, None, 0.0)
     ]
+
+
+async def test_an_alert_resolved_by_hand_during_a_round_is_not_reopened_by_it(
+    engine: AsyncEngine, hook: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rule = await _rule(engine, hook, min_requests=20, critical=0.2)
+    await plant(engine, start=T0 - minutes(5), minutes_=20, per_minute=10, errors_per_minute=3)
+    (outcome,) = await evaluate_rule(engine, rule, T0, DELIVERY)
+    assert (outcome.state, outcome.notified) == ("firing", "firing")
+    (fired,) = await instances(engine)
+
+    read = evaluation.open_instances
+
+    async def read_then_resolved_by_hand(engine: AsyncEngine, rule_id: str) -> dict[str, Stored]:
+        stored = await read(engine, rule_id)
+        await resolve_by_hand(engine, fired, "operator@example.com")
+        return stored
+
+    monkeypatch.setattr(evaluation, "open_instances", read_then_resolved_by_hand)
+    (outcome,) = await evaluate_rule(engine, rule, T0 + minutes(1), DELIVERY)
+    assert (outcome.state, outcome.notified) == (None, None)
+    (instance,) = await instances(engine)
+    assert instance["state"] == "resolved"
+    assert await events(engine) == [("inactive", "firing"), ("firing", "resolved")]
+    assert len(hook.received) == 1
+
+    monkeypatch.setattr(evaluation, "open_instances", read)
+    (outcome,) = await evaluate_rule(engine, rule, T0 + minutes(2), DELIVERY)
+    assert (outcome.state, outcome.notified) == ("firing", "firing")  # a new instance
+    assert sorted(row["state"] for row in await instances(engine)) == ["firing", "resolved"]
 
 
 async def test_a_condition_that_clears_while_pending_goes_back_without_a_notification(
