@@ -61,6 +61,7 @@ from telemetry.redaction import Redact, has_content, redact_bundles
 from telemetry.rows import fit_to_columns
 from telemetry.spill import SpillFile, spill_files
 from telemetry.trace_sampling import TraceSampling
+from telemetry.untracking import release_bundle
 from telemetry.writers import SAMPLED_OUT, BatchWriter, Progress, is_row_problem, root_cause
 
 logger = logging.getLogger("steerway.telemetry.recorder")
@@ -269,6 +270,7 @@ class Recorder:
                 with contextlib.suppress(Exception):
                     self._observer.dropped(1)
             return False
+        release_bundle(bundle)
         queue.append(bundle)
         self._enqueued += 1
         if journal is not None:
