@@ -361,7 +361,10 @@ def _unique_key(name: str, dialect: str) -> list[str]:
 
 
 def _sqlite_timestamp(value: datetime) -> str:
-    """The text SQLAlchemy's SQLite DATETIME stores (naive UTC, microseconds), made in C."""
+    """The text SQLAlchemy's SQLite DATETIME stores (naive UTC, microseconds), made in C. The
+    records' times are UTC already: their text without the offset skips two conversions."""
+    if value.tzinfo is UTC:
+        return value.isoformat(" ", "microseconds")[:-6]
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")
