@@ -6,6 +6,7 @@ import pytest
 
 from benchmarks.report import scenario_table
 from benchmarks.soak import (
+    EARLY_WARMUP,
     SCRIPT,
     SoakSettings,
     flat_memory_check,
@@ -22,6 +23,18 @@ def test_requests_split_into_equal_slices_that_add_up() -> None:
     assert split_requests(100_000, 10) == [10_000] * 10
     assert split_requests(10, 3) == [4, 3, 3]
     assert sum(split_requests(99_999, 7)) == 99_999
+
+
+@pytest.mark.parametrize(
+    ("requests", "samples", "warmup"),
+    [(100_000, 10, 10_000), (1_000_000, 10, 100_000), (20_000, 10, EARLY_WARMUP)],
+)
+def test_the_warm_up_is_a_slices_worth_and_never_less_than_the_early_sample(
+    requests: int, samples: int, warmup: int
+) -> None:
+    """The recorder's queue fills to its mark only after tens of thousands of requests at
+    saturation: a warm-up that ends earlier would count that fill as growth."""
+    assert SoakSettings(requests=requests, samples=samples).warmup_requests == warmup
 
 
 @pytest.mark.parametrize(("total", "slices"), [(0, 1), (5, 0), (3, 4)])
