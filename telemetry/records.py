@@ -9,6 +9,7 @@ path. Money is a `Decimal` in US dollars, or `None` when the price is unknown (n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Final
 
@@ -30,7 +31,9 @@ class SpanRecord(msgspec.Struct, kw_only=True, gc=False):
     ended_at: float
     status: str = "ok"  # ok | error | cancelled
     attributes: dict[str, Any] = msgspec.field(default_factory=dict)
-    events: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    events: Sequence[dict[str, Any]] = msgspec.field(default_factory=list)
+    """The gateway's own spans carry `()` when they have none: an empty list per span would be
+    one more container for the cyclic collector to watch while the span waits to be written."""
 
     @property
     def duration_ms(self) -> float:

@@ -112,7 +112,7 @@ class RequestTrace:
                 ended_at=self.wall(ended),
                 status=status,
                 attributes=attributes or {},
-                events=events or [],
+                events=tuple(events) if events else (),
             )
         )
         return span_id
@@ -202,6 +202,7 @@ class RequestTrace:
             ended_at=self.wall(ended),
             status=trace.status,
             attributes={"http.route": trace.route, "http.status_code": trace.http_status},
+            events=(),
         )
         return TraceBundle(
             trace=trace,
