@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import time
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from telemetry.records import (
     TraceBundle,
     TraceRecord,
 )
+from telemetry.trace import RequestTrace
 from telemetry.untracking import MAX_DEPTH, release, release_bundle
 from tests.telemetry import count, make_bundle
 
@@ -210,3 +212,25 @@ async def test_the_recorder_queues_released_bundles_and_writes_them_whole(
     assert await count(engine, "traces") == 20
     assert await count(engine, "spans") == 40
     assert await count(engine, "decisions") == 20
+
+
+def test_a_requests_spans_without_events_hold_no_container_with_events_a_released_one() -> None:
+    trace = RequestTrace(None)
+    started = time.perf_counter()
+    trace.add_span("auth", "gateway", started, started + 0.001)
+    trace.add_span("stream", "gateway", started, started + 0.002, events=[{"name": "first"}])
+    record = TraceRecord(
+        trace_id=trace.trace_id,
+        workspace_id="w",
+        request_id="r",
+        route="/v1/chat/completions",
+        started_at=trace.start_wall,
+        ended_at=trace.start_wall + 0.003,
+    )
+    bundle = trace.bundle(record, started + 0.003)
+    root, plain, streamed = bundle.spans
+    assert root.events == () and plain.events == ()
+    assert not gc.is_tracked(root.events) and not gc.is_tracked(plain.events)
+    assert streamed.events == ({"name": "first"},)
+    release_bundle(bundle)
+    assert still_tracked(bundle) == []
