@@ -4,10 +4,10 @@ A fresh Steerway (one worker, SQLite store, telemetry on) first serves a warm-up
 connection pools and the recorder's queue reach their working size; its memory then is the
 baseline. At saturation the queue fills to its high-water mark only after tens of thousands of
 requests, so the warm-up is one slice's worth (at least `EARLY_WARMUP` requests); the memory
-after the first `EARLY_WARMUP` is reported beside it. The requests that follow are sent in equal slices, each ending on a request count
-(`lua/soak.lua`), and after every slice the harness waits for the recorder to drain and reads
-RSS and PSS of the Steerway process tree. The check asks every sample to stay within ±10% of
-the baseline.
+after the first `EARLY_WARMUP` is reported beside it. The requests that follow are sent in
+equal slices, each ending on a request count (`lua/soak.lua`), and after every slice the
+harness waits for the recorder to drain and reads RSS and PSS of the Steerway process tree.
+The check asks every sample to stay within ±10% of the baseline.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ SLOWEST_RATE = 50.0
 
 
 EARLY_WARMUP = 5_000
+"""The shortest warm-up, and the point where memory is read before the rest of it."""
 
 
 @dataclass(frozen=True)
