@@ -241,10 +241,13 @@ traces = sa.Table(
     ),
 )
 
+# Keyed by trace first (migration 0026; on Postgres since 0019): a trace id is time-ordered, so
+# new spans land at the end of the key's index, where random span ids alone would scatter them.
+# The key's index serves reads by trace: no index on `trace_id` alone.
 spans = sa.Table(
     "spans",
     metadata,
-    sa.Column("span_id", sa.String(16), primary_key=True),
+    sa.Column("span_id", sa.String(16), nullable=False),
     sa.Column("trace_id", sa.String(32), nullable=False),
     sa.Column("workspace_id", sa.String(32), nullable=False),
     sa.Column("parent_span_id", sa.String(16), nullable=True),
@@ -256,7 +259,7 @@ spans = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attributes", JSONType, nullable=False),
     sa.Column("events", JSONType, nullable=False),
-    sa.Index(None, "trace_id"),
+    sa.PrimaryKeyConstraint("trace_id", "span_id"),
     sa.Index(None, "started_at"),
 )
 

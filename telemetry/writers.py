@@ -243,11 +243,15 @@ class BatchWriter:
         """Per table, the ids of the batch already stored as these very rows: same id, same
         workspace, same trace. An id stored for another workspace or trace is not "already
         stored" (skipping it would drop a request silently, or tie it to a row that is not
-        its own); it raises `IdTaken`, so the bundle is refused and counted."""
+        its own); it raises `IdTaken`, so the bundle is refused and counted. Where the table's
+        key holds the trace id (spans; on Postgres every child table), the same id under
+        another trace is another row, and is written."""
         stored: dict[str, set[str]] = {}
         for name, owners in records.owners().items():
             table = metadata.tables[name]
             column = table.c[_ID_COLUMNS[name]]
+            # Keyed by trace and id, the same id under another trace is another row.
+            by_trace = name != "traces" and _unique_key(name, self._dialect)[0] == "trace_id"
             ids = list(owners)
             found: set[str] = set()
             for start in range(0, len(ids), _ID_LOOKUP_CHUNK):
@@ -258,7 +262,10 @@ class BatchWriter:
                     )
                 )
                 for row_id, workspace_id, trace_id in result.all():
-                    if owners[row_id] != (workspace_id, trace_id):
+                    owner = owners[row_id]
+                    if by_trace and owner[1] != trace_id:
+                        continue
+                    if owner != (workspace_id, trace_id):
                         raise IdTaken(
                             f"{name} id {row_id} is stored for another workspace or trace"
                         )
@@ -353,9 +360,10 @@ class _DriverInsert:
 
 def _unique_key(name: str, dialect: str) -> list[str]:
     """The columns of a trace table's primary key. On Postgres the tables are partitioned by
-    trace id (migration 0019), and a partitioned table's key must hold its partition key."""
+    trace id (migration 0019), and a partitioned table's key must hold its partition key;
+    spans are keyed by their trace first everywhere (migration 0026)."""
     key = _ID_COLUMNS[name]
-    if dialect == "postgresql" and key != "trace_id":
+    if key != "trace_id" and (dialect == "postgresql" or name == "spans"):
         return ["trace_id", key]
     return [key]
 

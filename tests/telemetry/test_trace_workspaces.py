@@ -105,20 +105,70 @@ async def test_replay_history_joins_only_rows_of_the_traces_workspace(engine: As
         assert marker not in repr(history.rows)
 
 
-async def test_an_id_stored_for_another_workspace_is_not_taken_as_already_stored(
-    engine: AsyncEngine,
-) -> None:
-    """The careful path skips rows already stored (a replayed spill file); a row whose id is
-    stored under another workspace is not one of them: its bundle is refused and counted, never
-    written in part. On Postgres a span's key is its trace and its id (the trace tables are
-    partitioned by trace, migration 0019), so the same span id under another trace is another
-    row: both are kept, each read only under its own trace and workspace."""
+async def test_the_same_span_id_under_another_trace_is_another_span(engine: AsyncEngine) -> None:
+    """A span's key is its trace and its id on both backends (on Postgres the trace tables are
+    partitioned by trace, migration 0019; on SQLite since migration 0026), so the same span id
+    under another trace is another row: both are kept, each read only under its own trace and
+    workspace."""
     theirs = make_bundle(workspace_id=THEIRS)
     await BatchWriter(engine).write([theirs])
     colliding = make_bundle(workspace_id=OURS)
     colliding.spans[0] = msgspec.structs.replace(
         colliding.spans[0], span_id=theirs.spans[0].span_id
     )
+
+    recorder = Recorder(engine, flush_interval=0.01)
+    await recorder.start()
+    recorder.record(colliding)
+    await recorder.stop()
+
+    assert recorder.stats.dropped == 0
+    assert recorder.stats.written_bundles == 1
+    rows = await fetch(
+        engine,
+        "SELECT workspace_id, trace_id FROM spans WHERE span_id = :s",
+        s=theirs.spans[0].span_id,
+    )
+    assert sorted((row.workspace_id, row.trace_id) for row in rows) == sorted(
+        [(THEIRS, theirs.trace.trace_id), (OURS, colliding.trace.trace_id)]
+    )
+
+
+async def test_a_replay_writes_a_span_whose_id_another_trace_holds(engine: AsyncEngine) -> None:
+    """The careful path (a replayed spill file) keys spans as the table does: trace and id."""
+    theirs = make_bundle(workspace_id=THEIRS)
+    writer = BatchWriter(engine)
+    await writer.write([theirs])
+    colliding = make_bundle(workspace_id=OURS)
+    colliding.spans[0] = msgspec.structs.replace(
+        colliding.spans[0], span_id=theirs.spans[0].span_id
+    )
+    counts = await writer.write([colliding], skip_existing=True)
+    assert (counts["traces"], counts["spans"]) == (1, len(colliding.spans))
+    again = await writer.write([colliding], skip_existing=True)
+    assert (again["traces"], again["spans"]) == (0, 0)
+    rows = await fetch(
+        engine,
+        "SELECT workspace_id, trace_id FROM spans WHERE span_id = :s",
+        s=theirs.spans[0].span_id,
+    )
+    assert sorted((row.workspace_id, row.trace_id) for row in rows) == sorted(
+        [(THEIRS, theirs.trace.trace_id), (OURS, colliding.trace.trace_id)]
+    )
+
+
+async def test_an_id_stored_for_another_workspace_is_not_taken_as_already_stored(
+    engine: AsyncEngine,
+) -> None:
+    """The careful path skips rows already stored (a replayed spill file); a row whose id is
+    stored under another workspace is not one of them: its bundle is refused and counted, never
+    written in part. On Postgres a decision's key is its trace and its id (migration 0019), so
+    the same decision id under another trace is another row there: both are kept."""
+    theirs = make_bundle(workspace_id=THEIRS)
+    await BatchWriter(engine).write([theirs])
+    shared = theirs.decisions[0].decision_id
+    colliding = make_bundle(workspace_id=OURS)
+    colliding.decisions[0] = msgspec.structs.replace(colliding.decisions[0], decision_id=shared)
     fine = make_bundle(workspace_id=OURS)
 
     observer = RecordingObserver()
@@ -132,9 +182,7 @@ async def test_an_id_stored_for_another_workspace_is_not_taken_as_already_stored
         assert recorder.stats.dropped == 0
         assert recorder.stats.written_bundles == 2
         rows = await fetch(
-            engine,
-            "SELECT workspace_id, trace_id FROM spans WHERE span_id = :s ORDER BY workspace_id",
-            s=theirs.spans[0].span_id,
+            engine, "SELECT workspace_id, trace_id FROM decisions WHERE decision_id = :d", d=shared
         )
         assert sorted((row.workspace_id, row.trace_id) for row in rows) == sorted(
             [(THEIRS, theirs.trace.trace_id), (OURS, colliding.trace.trace_id)]
@@ -150,12 +198,10 @@ async def test_an_id_stored_for_another_workspace_is_not_taken_as_already_stored
             engine, f"SELECT 1 FROM {table} WHERE trace_id = :t", t=colliding.trace.trace_id
         )
         assert rows == [], table
-    (span,) = await fetch(
-        engine,
-        "SELECT workspace_id, trace_id FROM spans WHERE span_id = :s",
-        s=theirs.spans[0].span_id,
+    (decision,) = await fetch(
+        engine, "SELECT workspace_id, trace_id FROM decisions WHERE decision_id = :d", d=shared
     )
-    assert (span.workspace_id, span.trace_id) == (THEIRS, theirs.trace.trace_id)
+    assert (decision.workspace_id, decision.trace_id) == (THEIRS, theirs.trace.trace_id)
 
 
 async def test_rows_already_stored_for_the_same_trace_are_still_skipped(
