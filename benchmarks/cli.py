@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`python -m benchmarks profile --help` profiles Steerway under load; "
         "`python -m benchmarks protocol` times the connection guard per request; "
         "`python -m benchmarks writer --help` times the telemetry writer in process; "
+        "`python -m benchmarks writer_growth --help` times SQLite's writer as its file grows; "
         "`python -m benchmarks partitions --help` times it on day partitions and plain tables; "
         "`python -m benchmarks ingest --help` feeds the recorder at a rate into Postgres; "
         "`python -m benchmarks otlp --help` times what the OTLP span export costs; "
@@ -359,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.writer import main as writer_main
 
         return writer_main(argv[1:])
+    if argv and argv[0] == "writer_growth":
+        from benchmarks.writer_growth import main as writer_growth_main
+
+        return writer_growth_main(argv[1:])
     if argv and argv[0] == "partitions":
         from benchmarks.partitions_writer import main as partitions_main
 

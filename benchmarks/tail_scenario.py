@@ -108,20 +108,26 @@ def run_tail(harness: Harness) -> ScenarioResult:
         for server, writer in VARIANTS:
             missing = variant_name(Store("postgres", None), server, writer)
             result.cell(missing).unavailable = str(error)
+    baseline_url: str | None = None
     try:
         with Variants(harness, []) as variants:
             steerways = start_variants(variants, result, stores)
             if options.baseline_source is not None:
-                steerways += start_baselines(variants, result, stores, options.baseline_source)
+                if postgres_url is not None:
+                    # The other checkout migrates a database of its own: its schema may differ.
+                    baseline_url = create_database(options.postgres_url)
+                before = baseline_stores(stores, baseline_url)
+                steerways += start_baselines(variants, result, before, options.baseline_source)
             direct = [t for t in peers if t.name == "direct"]
             others = [t for t in peers if t.name != "direct"]
             targets = [*direct, *steerways, *others]
             warm_up(harness, targets)
             run_rounds(harness, result, targets, lambda t: measure(harness, t))
     finally:
-        if postgres_url is not None:
-            with contextlib.suppress(StoreUnavailable, OSError):
-                drop_database(options.postgres_url, postgres_url)
+        for url in (postgres_url, baseline_url):
+            if url is not None:
+                with contextlib.suppress(StoreUnavailable, OSError):
+                    drop_database(options.postgres_url, url)
     add_peer_ratios(result)
     result.checks += checks(result)
     result.notes += server_notes(result, stores)
@@ -161,6 +167,16 @@ def start_variants(variants: Variants, result: ScenarioResult, stores: list[Stor
         tail_options(store, server, writer) for store in stores for server, writer in VARIANTS
     ]
     return start_checked(variants, result, options)
+
+
+def baseline_stores(stores: list[Store], baseline_url: str | None) -> list[Store]:
+    """The stores of the `-before` rows: the same SQLite kind (each instance has its own file),
+    and a Postgres database apart from the one the checkout under test migrated."""
+    return [
+        Store(store.label, baseline_url if store.database_url is not None else None)
+        for store in stores
+        if store.database_url is None or baseline_url is not None
+    ]
 
 
 def start_baselines(

@@ -17,6 +17,7 @@ from benchmarks.tail_scenario import (
     METRICS,
     OVERHEADS,
     add_peer_ratios,
+    baseline_stores,
     before_after_notes,
     checks,
 )
@@ -205,3 +206,13 @@ def test_a_loads_lag_values_come_from_the_two_scrapes() -> None:
         "lag_worst_since_start_ms": pytest.approx(45.0),
     }
     assert lag_values(None, "nothing here 1\n") == {}
+
+
+def test_the_baseline_rows_get_a_postgres_database_of_their_own() -> None:
+    """The other checkout's migrations may be older than this one's: it cannot share a schema."""
+    stores = [Store("sqlite", None), Store("postgres", "postgresql://h/under_test")]
+    assert baseline_stores(stores, "postgresql://h/baseline") == [
+        Store("sqlite", None),
+        Store("postgres", "postgresql://h/baseline"),
+    ]
+    assert baseline_stores(stores, None) == [Store("sqlite", None)]
