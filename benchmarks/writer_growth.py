@@ -114,7 +114,8 @@ async def grow(
     return steps
 
 
-def positive_ints(text: str) -> list[int]:
+def cache_sizes(text: str) -> list[int]:
+    """KiB per size, comma-separated; 0 is SQLite's default."""
     return [int(part) for part in text.split(",") if part.strip()]
 
 
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", type=int, default=50_000, help="bundles per timed step")
     parser.add_argument("--batch-size", type=int, default=1024, help="bundles a write (1024)")
     parser.add_argument(
-        "--cache-kib", type=positive_ints, default=[0], help="page cache sizes, comma-separated"
+        "--cache-kib", type=cache_sizes, default=[0], help="page cache sizes, comma-separated"
     )
     parser.add_argument(
         "--span-ids", default="random", help="random, ordered or both: random,ordered"

@@ -251,7 +251,7 @@ class BatchWriter:
             table = metadata.tables[name]
             column = table.c[_ID_COLUMNS[name]]
             # Keyed by trace and id, the same id under another trace is another row.
-            by_trace = name != "traces" and _unique_key(name, self._dialect)[0] == "trace_id"
+            by_trace = len(_unique_key(name, self._dialect)) > 1
             ids = list(owners)
             found: set[str] = set()
             for start in range(0, len(ids), _ID_LOOKUP_CHUNK):
@@ -359,13 +359,13 @@ class _DriverInsert:
 
 
 def _unique_key(name: str, dialect: str) -> list[str]:
-    """The columns of a trace table's primary key. On Postgres the tables are partitioned by
-    trace id (migration 0019), and a partitioned table's key must hold its partition key;
-    spans are keyed by their trace first everywhere (migration 0026)."""
-    key = _ID_COLUMNS[name]
-    if key != "trace_id" and (dialect == "postgresql" or name == "spans"):
-        return ["trace_id", key]
-    return [key]
+    """The columns of a trace table's primary key, as `telemetry.schema` declares it. On
+    Postgres the tables are partitioned by trace id (migration 0019), and a partitioned table's
+    key must hold its partition key: there every key starts with the trace id."""
+    key = [column.name for column in metadata.tables[name].primary_key.columns]
+    if dialect == "postgresql" and key[0] != "trace_id":
+        return ["trace_id", *key]
+    return key
 
 
 def _sqlite_timestamp(value: datetime) -> str:

@@ -324,24 +324,6 @@ async def test_a_duplicate_batch_writes_nothing_twice(engine: AsyncEngine) -> No
     assert recorder.stats.dropped == 0
 
 
-async def test_two_traces_may_hold_the_same_span_id(engine: AsyncEngine) -> None:
-    """A span id is unique within its trace (spans from other tracers promise no more)."""
-    recorder = Recorder(engine, flush_interval=0.01)
-    await recorder.start()
-    first, second = make_bundle(), make_bundle()
-    shared = first.spans[0].span_id
-    second.spans[0] = msgspec.structs.replace(second.spans[0], span_id=shared)
-    recorder.record(first)
-    recorder.record(second)
-    await recorder.stop()
-    rows = await fetch_table(engine, spans)
-    assert sorted((row.trace_id, row.span_id) for row in rows if row.span_id == shared) == sorted(
-        [(first.trace.trace_id, shared), (second.trace.trace_id, shared)]
-    )
-    assert await count(engine, "traces") == 2
-    assert recorder.stats.dropped == 0
-
-
 async def test_flush_before_start_is_an_error(engine: AsyncEngine) -> None:
     recorder = Recorder(engine)
     recorder.record(make_bundle())

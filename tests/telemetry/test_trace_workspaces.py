@@ -105,6 +105,22 @@ async def test_replay_history_joins_only_rows_of_the_traces_workspace(engine: As
         assert marker not in repr(history.rows)
 
 
+def _with_span_id_of(theirs: TraceBundle) -> TraceBundle:
+    """A bundle of workspace OURS whose first span has the id of `theirs`'s first span."""
+    colliding = make_bundle(workspace_id=OURS)
+    colliding.spans[0] = msgspec.structs.replace(
+        colliding.spans[0], span_id=theirs.spans[0].span_id
+    )
+    return colliding
+
+
+async def _span_owners(engine: AsyncEngine, span_id: str) -> list[tuple[str, str]]:
+    rows = await fetch(
+        engine, "SELECT workspace_id, trace_id FROM spans WHERE span_id = :s", s=span_id
+    )
+    return sorted((row.workspace_id, row.trace_id) for row in rows)
+
+
 async def test_the_same_span_id_under_another_trace_is_another_span(engine: AsyncEngine) -> None:
     """A span's key is its trace and its id on both backends (on Postgres the trace tables are
     partitioned by trace, migration 0019; on SQLite since migration 0026), so the same span id
@@ -112,10 +128,7 @@ async def test_the_same_span_id_under_another_trace_is_another_span(engine: Asyn
     workspace."""
     theirs = make_bundle(workspace_id=THEIRS)
     await BatchWriter(engine).write([theirs])
-    colliding = make_bundle(workspace_id=OURS)
-    colliding.spans[0] = msgspec.structs.replace(
-        colliding.spans[0], span_id=theirs.spans[0].span_id
-    )
+    colliding = _with_span_id_of(theirs)
 
     recorder = Recorder(engine, flush_interval=0.01)
     await recorder.start()
@@ -124,12 +137,8 @@ async def test_the_same_span_id_under_another_trace_is_another_span(engine: Asyn
 
     assert recorder.stats.dropped == 0
     assert recorder.stats.written_bundles == 1
-    rows = await fetch(
-        engine,
-        "SELECT workspace_id, trace_id FROM spans WHERE span_id = :s",
-        s=theirs.spans[0].span_id,
-    )
-    assert sorted((row.workspace_id, row.trace_id) for row in rows) == sorted(
+    assert await count(engine, "traces") == 2
+    assert await _span_owners(engine, theirs.spans[0].span_id) == sorted(
         [(THEIRS, theirs.trace.trace_id), (OURS, colliding.trace.trace_id)]
     )
 
@@ -139,20 +148,12 @@ async def test_a_replay_writes_a_span_whose_id_another_trace_holds(engine: Async
     theirs = make_bundle(workspace_id=THEIRS)
     writer = BatchWriter(engine)
     await writer.write([theirs])
-    colliding = make_bundle(workspace_id=OURS)
-    colliding.spans[0] = msgspec.structs.replace(
-        colliding.spans[0], span_id=theirs.spans[0].span_id
-    )
+    colliding = _with_span_id_of(theirs)
     counts = await writer.write([colliding], skip_existing=True)
     assert (counts["traces"], counts["spans"]) == (1, len(colliding.spans))
     again = await writer.write([colliding], skip_existing=True)
     assert (again["traces"], again["spans"]) == (0, 0)
-    rows = await fetch(
-        engine,
-        "SELECT workspace_id, trace_id FROM spans WHERE span_id = :s",
-        s=theirs.spans[0].span_id,
-    )
-    assert sorted((row.workspace_id, row.trace_id) for row in rows) == sorted(
+    assert await _span_owners(engine, theirs.spans[0].span_id) == sorted(
         [(THEIRS, theirs.trace.trace_id), (OURS, colliding.trace.trace_id)]
     )
 
