@@ -89,6 +89,8 @@ class Dropper:
     """
 
     AT_ONCE = 8
+    THREAD = "steerway-dropper"
+    """The name of the thread that drops: the suite's own work, not the code under test's."""
 
     def __init__(self) -> None:
         self._names: queue.Queue[str | None] = queue.Queue()
@@ -97,7 +99,7 @@ class Dropper:
 
     def drop(self, name: str) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="steerway-dropper")
+            self._thread = threading.Thread(target=self._run, name=self.THREAD)
             self._thread.start()
         self._names.put(name)
 

@@ -11,6 +11,7 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from gateway.guardrails import pii as guardrail_pii
 from gateway.guardrails.model import DEFAULT_PII_ENTITIES, Finding
 from gateway.guardrails.pii import PiiScanner, available_entities, resolve_overlaps
+from tests.conftest import Dropper
 
 CORPUS = Path(__file__).parent / "corpus" / "pii.jsonl"
 RECALL_FLOOR = 0.9
@@ -369,16 +371,45 @@ def test_ner_mode_rejects_a_model_of_another_language(tiny_model: str) -> None:
 
 @pytest.fixture
 def network_attempts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Every connection attempt from any thread, refused and recorded; but for the session's
+    database dropper, which may be dropping the last tests' databases meanwhile."""
     attempts: list[Any] = []
 
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        attempts.append(args[1:] or kwargs)
-        raise OSError("network access in a test")
+    def refusing(original: Any) -> Any:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread().name == Dropper.THREAD:
+                return original(*args, **kwargs)
+            attempts.append(args[1:] or kwargs)
+            raise OSError("network access in a test")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+        return refuse
+
+    for owner, name in (
+        (socket.socket, "connect"),
+        (socket.socket, "connect_ex"),
+        (socket, "getaddrinfo"),
+    ):
+        monkeypatch.setattr(owner, name, refusing(getattr(owner, name)))
     yield attempts
+
+
+def test_the_guard_lets_only_the_database_dropper_through(network_attempts: list[Any]) -> None:
+    results: dict[str, object] = {}
+
+    def connect_to_postgres() -> None:
+        with socket.socket() as sock:
+            try:
+                results[threading.current_thread().name] = sock.connect_ex(("127.0.0.1", 5432))
+            except OSError as error:
+                results[threading.current_thread().name] = error
+
+    for name in (Dropper.THREAD, "scanner-helper"):
+        thread = threading.Thread(target=connect_to_postgres, name=name)
+        thread.start()
+        thread.join()
+    assert results[Dropper.THREAD] == 0
+    assert isinstance(results["scanner-helper"], OSError)
+    assert network_attempts == [(("127.0.0.1", 5432),)]
 
 
 def test_the_guard_notices_a_download(network_attempts: list[Any]) -> None:
